@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the wheel from dist/ into a brand-new venv and import it: proves the wheel stands alone.
+set -euo pipefail
+python=${1:-python3}
+wheel=$(ls -t dist/privastead-*.whl | head -n 1)
+tag=$(basename "$wheel")
+case "$tag" in
+    *abi3-manylinux_2_28*|*abi3-manylinux_2_17*|*abi3-manylinux2014*) ;;
+    *) echo "check-wheel: $tag is not an abi3 manylinux wheel for glibc <= 2.35" >&2; exit 1 ;;
+esac
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$python" -m venv "$tmp/venv"
+"$tmp/venv/bin/pip" install --quiet "$wheel"
+cd "$tmp"   # make sure the import does not pick up the source tree
+"$tmp/venv/bin/python" - <<'PY'
+import privastead, privastead._native as native
+print(f"check-wheel: privastead {privastead.__version__}, core {native.core_version()} imports from {native.__file__}")
+PY

@@ -1,0 +1,3 @@
+"""Type stubs for the Rust extension ``privastead._native`` (checked by mypy.stubtest)."""
+
+def core_version() -> str: ...

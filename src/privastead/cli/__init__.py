@@ -1,0 +1,1 @@
+"""Command-line programs. Each program is a package; each subcommand is one module."""

@@ -1,0 +1,1 @@
+"""The client: pairs with hubs, receives and decrypts events, clips and livestreams."""

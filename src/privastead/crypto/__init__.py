@@ -1,0 +1,1 @@
+"""End-to-end encryption: a typed facade over the MLS core in ``privastead._native``."""

@@ -1,0 +1,147 @@
+"""The one exception tree of Privastead.
+
+Catch ``PrivasteadError`` to catch everything this package raises on purpose::
+
+    PrivasteadError
+    ├── ConfigError (ValueError)        bad config file or option; names the file and line
+    ├── StorageError (OSError)          state file missing, corrupt, locked, or disk failure
+    │   └── StateLockedError            another process holds the state file
+    ├── CryptoError                     anything from the MLS core
+    │   ├── DecodeError (ValueError)    bytes that are not a well-formed message, or too large
+    │   ├── DecryptionError             cannot decrypt or authenticate; deliberately uninformative
+    │   ├── WrongEpochError             handshake or data for another epoch (buffer or drop)
+    │   ├── StaleMessageError           too old: its keys are gone (forward secrecy)
+    │   ├── DuplicateMessageError       already decrypted once; safe to drop
+    │   ├── PolicyError                 well-formed and authentic, but not allowed by our rules
+    │   ├── GroupStateError             unknown group, removed from group, pending commit ...
+    │   └── JoinError                   a Welcome that cannot be joined (wrong PSK, no key package)
+    ├── RelayError                      talking to the relay
+    │   ├── RelayUnavailableError       network error, timeout, 5xx: retry later
+    │   └── RelayRejectedError          a 4xx: the request is wrong and retrying will not help
+    └── MediaError                      cameras, decoding, recording
+        ├── CameraUnavailableError      cannot connect, stalled, or the stream ended
+        └── CorruptMediaError           undecodable or malformed video
+
+Security-relevant calls raise and never return ``False``. Every failure to decrypt or
+authenticate a message surfaces as the same ``DecryptionError`` with the same text, so that
+callers (and logs) learn nothing about which check failed.
+"""
+
+from __future__ import annotations
+
+
+class PrivasteadError(Exception):
+    """Base of every error Privastead raises on purpose."""
+
+
+class ConfigError(PrivasteadError, ValueError):
+    """A config file or option is invalid. The message names the file, line and key."""
+
+
+class StorageError(PrivasteadError, OSError):
+    """Persistent state could not be read or written, or is corrupt."""
+
+
+class StateLockedError(StorageError):
+    """The state file is in use by another process."""
+
+
+class CryptoError(PrivasteadError):
+    """An operation of the MLS core failed."""
+
+
+class DecodeError(CryptoError, ValueError):
+    """The input is not a well-formed message of the expected kind, or exceeds the size limit."""
+
+
+class DecryptionError(CryptoError):
+    """The message cannot be decrypted or authenticated.
+
+    Deliberately carries no detail: a wrong key, a tampered byte, a forged signature and an
+    unknown sender all look the same.
+    """
+
+    def __init__(self, message: str = "message could not be decrypted or authenticated") -> None:
+        super().__init__(message)
+
+
+class WrongEpochError(CryptoError):
+    """The message belongs to another epoch than the group's current one."""
+
+    def __init__(self, message: str, message_epoch: int = -1, group_epoch: int = -1) -> None:
+        super().__init__(message)
+        self.message_epoch = message_epoch
+        self.group_epoch = group_epoch
+
+
+class StaleMessageError(CryptoError):
+    """The message is too old: the keys needed to read it were deleted (forward secrecy)."""
+
+
+class DuplicateMessageError(CryptoError):
+    """The message was already decrypted once. Relays may duplicate; drop it."""
+
+
+class PolicyError(CryptoError):
+    """The message or operation is authentic but not allowed by Privastead's group policy."""
+
+
+class GroupStateError(CryptoError):
+    """The group is unknown, inactive (we were removed), or in a state that forbids the call."""
+
+
+class JoinError(CryptoError):
+    """A Welcome could not be joined: wrong pre-shared key, no matching key package, or the
+    inviter or membership is not what was expected."""
+
+
+class RelayError(PrivasteadError):
+    """Talking to the relay failed."""
+
+
+class RelayUnavailableError(RelayError):
+    """The relay could not be reached or failed on its side; retrying later may help."""
+
+
+class RelayRejectedError(RelayError):
+    """The relay refused the request (4xx). Retrying the same request will not help."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "bad_request") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class MediaError(PrivasteadError):
+    """A camera stream, decoder or recorder failed."""
+
+
+class CameraUnavailableError(MediaError):
+    """The camera cannot be reached, stalled, or ended its stream."""
+
+
+class CorruptMediaError(MediaError):
+    """Video data is malformed or cannot be decoded."""
+
+
+__all__ = [
+    "CameraUnavailableError",
+    "ConfigError",
+    "CorruptMediaError",
+    "CryptoError",
+    "DecodeError",
+    "DecryptionError",
+    "DuplicateMessageError",
+    "GroupStateError",
+    "JoinError",
+    "MediaError",
+    "PolicyError",
+    "PrivasteadError",
+    "RelayError",
+    "RelayRejectedError",
+    "RelayUnavailableError",
+    "StaleMessageError",
+    "StateLockedError",
+    "StorageError",
+    "WrongEpochError",
+]

@@ -1,0 +1,1 @@
+"""The hub: runs cameras, detects events, records, encrypts and delivers to clients."""

@@ -1,0 +1,1 @@
+"""Video: RTSP ingest, decoding, motion kernels, event detection and stream-copy recording."""

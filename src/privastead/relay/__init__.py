@@ -1,0 +1,1 @@
+"""The relay: untrusted store-and-forward of ciphertext (server) and its HTTP client."""
