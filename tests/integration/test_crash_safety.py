@@ -38,7 +38,9 @@ def _run(hub_path: Path, log_path: Path, gid: bytes, phone: Identity, hub: Ident
     rng = random.Random(2026)
     consumed, last_number, commits, messages = 1, -1, 0, 0
     for _ in range(ROUNDS):
-        worker = subprocess.Popen([sys.executable, str(WORKER), str(hub_path), str(log_path), gid.hex()])
+        worker = subprocess.Popen(
+            [sys.executable, str(WORKER), str(hub_path), str(log_path), gid.hex()]
+        )
         time.sleep(rng.uniform(0.05, 0.6))
         worker.send_signal(signal.SIGKILL)
         assert worker.wait(timeout=30) == -signal.SIGKILL, "the worker died on its own"

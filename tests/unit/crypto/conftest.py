@@ -26,7 +26,9 @@ def make_identity(tmp_path: Path) -> Iterator[Callable[[bytes], Identity]]:
 
 
 @pytest.fixture
-def make_group(make_identity: Callable[[bytes], Identity], tmp_path: Path) -> Callable[[int], Group]:
+def make_group(
+    make_identity: Callable[[bytes], Identity], tmp_path: Path
+) -> Callable[[int], Group]:
     def make(n: int) -> Group:
         hub = make_identity(b"hub")
         gid = hub.create_group()

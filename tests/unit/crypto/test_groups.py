@@ -33,7 +33,11 @@ def test_two_and_three_member_groups_talk_and_agree_on_the_safety_code(
     for c in g.clients:
         r = c.process(g.gid, ct)
         assert (r.kind, r.data, r.aad, r.sender, r.sender_index) == (
-            "application", b"motion at the door", b"cam1", b"hub", 0
+            "application",
+            b"motion at the door",
+            b"cam1",
+            b"hub",
+            0,
         )
         assert c.safety_code(g.gid) == g.hub.safety_code(g.gid)
         assert c.epoch(g.gid) == g.hub.epoch(g.gid) == n
@@ -230,7 +234,9 @@ def test_post_compromise_security_victims_update_locks_out_a_stolen_copy(
 
 def test_chacha_suite_and_suite_mismatch(tmp_path: Path) -> None:
     with (
-        Identity.create(tmp_path / "h", b"hub", ciphersuite=Ciphersuite.X25519_CHACHA20POLY1305) as hub,
+        Identity.create(
+            tmp_path / "h", b"hub", ciphersuite=Ciphersuite.X25519_CHACHA20POLY1305
+        ) as hub,
         Identity.create(tmp_path / "p", b"p", ciphersuite=Ciphersuite.X25519_CHACHA20POLY1305) as p,
         Identity.create(tmp_path / "q", b"q") as q,
     ):

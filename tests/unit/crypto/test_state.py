@@ -35,7 +35,10 @@ def test_state_file_is_0600_and_no_tmp_or_old_copies_remain(
     for name in ("hub", "client0"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "client0", "client0.lock", "hub", "hub.lock"
+        "client0",
+        "client0.lock",
+        "hub",
+        "hub.lock",
     ]
 
 
