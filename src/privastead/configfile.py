@@ -26,7 +26,9 @@ T = TypeVar("T")
 KeyPath = tuple[str | int, ...]
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
-_ASSIGN = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
+_ASSIGN = re.compile(
+    r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
+)
 
 
 def load(path: Path, model: type[T]) -> T:
@@ -49,8 +51,9 @@ def parse(text: str, model: type[T], *, source: str = "<config>") -> T:
     return from_mapping(data, model, source=source, text=text)
 
 
-def from_mapping(data: dict[str, Any], model: type[T], *, source: str = "<config>",
-                 text: str = "") -> T:
+def from_mapping(
+    data: dict[str, Any], model: type[T], *, source: str = "<config>", text: str = ""
+) -> T:
     """Build ``model`` from an already parsed mapping (TOML, JSON or defaults)."""
     return typing.cast("T", _Builder(source, text).build(model, data, ()))
 
@@ -74,18 +77,19 @@ class _Builder:
             args = typing.get_args(tp)
             if value is None and type(None) in args:
                 return None
-            errors = []
+            errors: list[ConfigError] = []
             for arg in (a for a in args if a is not type(None)):
                 try:
                     return self.build(arg, value, path)
                 except ConfigError as exc:
-                    errors.append(str(exc))
+                    errors.append(exc)
             raise errors[0] if len(errors) == 1 else self.fail(path, f"unexpected value {value!r}")
         if origin is Literal:
             choices = typing.get_args(tp)
             if value not in choices:
-                raise self.fail(path, f"must be one of {', '.join(map(repr, choices))}, "
-                                      f"not {value!r}")
+                raise self.fail(
+                    path, f"must be one of {', '.join(map(repr, choices))}, not {value!r}"
+                )
             return value
         if origin in (list, tuple):
             if not isinstance(value, list):
@@ -94,7 +98,7 @@ class _Builder:
             items = [self.build(item_tp, v, (*path, i)) for i, v in enumerate(value)]
             return items if origin is list else tuple(items)
         if origin is dict:
-            key_tp, item_tp = typing.get_args(tp)
+            _key_tp, item_tp = typing.get_args(tp)
             if not isinstance(value, dict):
                 raise self.fail(path, f"expected a table, got {_kind(value)}")
             return {k: self.build(item_tp, v, (*path, k)) for k, v in value.items()}
@@ -138,8 +142,10 @@ class _Builder:
         for name, field in fields.items():
             if name in value:
                 kwargs[name] = self.build(hints[name], value[name], (*path, name))
-            elif (field.default is dataclasses.MISSING
-                  and field.default_factory is dataclasses.MISSING):
+            elif (
+                field.default is dataclasses.MISSING
+                and field.default_factory is dataclasses.MISSING
+            ):
                 raise self.fail(path, f"missing required key '{name}'")
         try:
             obj = model(**kwargs)
@@ -179,7 +185,10 @@ def locate(lines: list[str], path: KeyPath) -> int | None:
 
 
 def _split_key(key: str) -> list[str]:
-    return [part.strip().strip("\"'") for part in re.split(r"\.(?=(?:[^\"']|\"[^\"]*\"|'[^']*')*$)", key)]
+    return [
+        part.strip().strip("\"'")
+        for part in re.split(r"\.(?=(?:[^\"']|\"[^\"]*\"|'[^']*')*$)", key)
+    ]
 
 
 def _strip_indexes(path: KeyPath | list[str | int]) -> tuple[str, ...]:
@@ -194,8 +203,14 @@ def _dotted(path: KeyPath) -> str:
 
 
 def _kind(value: Any) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-             list: "a list", dict: "a table"}
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }
     return names.get(type(value), type(value).__name__)
 
 

@@ -35,8 +35,9 @@ def setup(level: str | int = "INFO", fmt: LogFormat = "text") -> None:
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
     else:
-        formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-                                      "%H:%M:%S")
+        formatter = logging.Formatter(
+            "%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"
+        )
         formatter.converter = time.localtime
         handler.setFormatter(formatter)
     root = logging.getLogger()

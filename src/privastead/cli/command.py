@@ -34,25 +34,35 @@ class Command:
     description: str = ""
 
 
-def build_parser(prog: str, description: str, commands: Sequence[Command]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(
+    prog: str, description: str, commands: Sequence[Command]
+) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--log-level", default="INFO",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="how much to log on stderr (default: INFO)")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log on stderr (default: INFO)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in commands:
-        child = sub.add_parser(command.name, help=command.help,
-                               description=command.description or command.help,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        child = sub.add_parser(
+            command.name,
+            help=command.help,
+            description=command.description or command.help,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         child.set_defaults(_module=command.module)
         # Arguments are added lazily in main() for the chosen command only.
     return parser
 
 
-def main(prog: str, description: str, commands: Sequence[Command],
-         argv: Sequence[str] | None = None) -> int:
+def main(
+    prog: str, description: str, commands: Sequence[Command], argv: Sequence[str] | None = None
+) -> int:
     """Parse ``argv``, run the chosen subcommand, turn our errors into messages and exit codes.
 
     Exit codes: 0 success, 1 failure, 2 usage or config error, 130 interrupted.
@@ -64,7 +74,7 @@ def main(prog: str, description: str, commands: Sequence[Command],
     chosen = next((a for a in argv if a in names), None)
     module: SubcommandModule | None = None
     if chosen is not None:
-        module = importlib.import_module(names[chosen].module)  # type: ignore[assignment]
+        module = importlib.import_module(names[chosen].module)
         subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         assert module is not None
         module.add_arguments(subparsers.choices[chosen])

@@ -1,4 +1,4 @@
-"""`privastead-app`: The Privastead client: pair with a hub, receive encrypted events, clips and livestreams."""
+"""`privastead-app`: the app program and its subcommands."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from privastead.cli.command import Command
 from privastead.cli.command import main as run_program
 
-DESCRIPTION = "The Privastead client: pair with a hub, receive encrypted events, clips and livestreams."
+DESCRIPTION = (
+    "The Privastead client: pair with a hub, receive encrypted events, clips and livestreams."
+)
 
 # One row per subcommand; each module has add_arguments(parser) and run(args) -> int.
 COMMANDS: list[Command] = []

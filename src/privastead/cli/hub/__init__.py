@@ -1,4 +1,4 @@
-"""`privastead-hub`: The Privastead hub: reads cameras, detects motion, records and encrypts events for your clients."""
+"""`privastead-hub`: the hub program and its subcommands."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from privastead.cli.command import Command
 from privastead.cli.command import main as run_program
 
-DESCRIPTION = "The Privastead hub: reads cameras, detects motion, records and encrypts events for your clients."
+DESCRIPTION = (
+    "The Privastead hub: reads cameras, detects motion, records and encrypts events "
+    "for your clients."
+)
 
 # One row per subcommand; each module has add_arguments(parser) and run(args) -> int.
 COMMANDS: list[Command] = []
