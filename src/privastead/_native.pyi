@@ -4,6 +4,7 @@ Private: import ``privastead.crypto`` instead.
 """
 
 from os import PathLike
+from typing import final
 
 _Received = tuple[
     str,
@@ -15,12 +16,13 @@ _Received = tuple[
     tuple[list[bytes], list[bytes], list[bytes], bool] | None,
 ]
 
-__all__ = ["core_version"]
+__all__ = ["NativeClient", "core_version", "openmls_version", "peek"]
 
 def core_version() -> str: ...
 def openmls_version() -> str: ...
 def peek(message: bytes, max_message_size: int) -> tuple[bytes, int, str]: ...
 
+@final
 class NativeClient:
     @staticmethod
     def create(

@@ -10,7 +10,10 @@ pub enum Error {
     /// Cannot decrypt or authenticate. Deliberately uninformative: every cause looks alike.
     Decryption,
     /// The message is for another epoch than the group's current one.
-    WrongEpoch { message_epoch: u64, group_epoch: u64 },
+    WrongEpoch {
+        message_epoch: u64,
+        group_epoch: u64,
+    },
     /// Too old: its keys were deleted (forward secrecy).
     Stale(String),
     /// Already processed once (a relay retry, a replay); safe to drop.

@@ -3,8 +3,8 @@
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 
-use openmls_traits::storage::StorageProvider as _;
 use openmls::schedule::{ExternalPsk, PreSharedKeyId, Psk};
+use openmls_traits::storage::StorageProvider as _;
 use sha2::{Digest, Sha256};
 
 use crate::client::{guard, Client, Group};
@@ -66,15 +66,15 @@ impl Client {
     }
 
     pub(crate) fn group(&self, gid: &[u8]) -> Result<&Group> {
-        self.groups
-            .get(gid)
-            .ok_or_else(|| Error::GroupState("unknown group (never joined, deleted, or removed)".into()))
+        self.groups.get(gid).ok_or_else(|| {
+            Error::GroupState("unknown group (never joined, deleted, or removed)".into())
+        })
     }
 
     pub(crate) fn group_mut(&mut self, gid: &[u8]) -> Result<&mut Group> {
-        self.groups
-            .get_mut(gid)
-            .ok_or_else(|| Error::GroupState("unknown group (never joined, deleted, or removed)".into()))
+        self.groups.get_mut(gid).ok_or_else(|| {
+            Error::GroupState("unknown group (never joined, deleted, or removed)".into())
+        })
     }
 
     fn committer_group(&mut self, gid: &[u8]) -> Result<&mut Group> {
@@ -113,7 +113,11 @@ impl Client {
     /// A new group with a random 16-byte id; this client is its only committer.
     pub fn create_group(&mut self, app_data: Option<&[u8]>) -> Result<Vec<u8>> {
         self.transact(app_data, |c| {
-            let gid = c.provider.rand().random_vec(GROUP_ID_LEN).map_err(internal)?;
+            let gid = c
+                .provider
+                .rand()
+                .random_vec(GROUP_ID_LEN)
+                .map_err(internal)?;
             let cfg = MlsGroupCreateConfig::builder()
                 .ciphersuite(c.suite)
                 .use_ratchet_tree_extension(true)
@@ -263,17 +267,17 @@ impl Client {
             let cfg = c.join_config();
             let builder = StagedWelcome::build_from_welcome(&c.provider, &cfg, w)
                 .map_err(|e| Error::Join(format!("{e:?}")))?;
-            let carries_psk = builder.processed_welcome().psks().iter().any(|id| {
-                matches!(id.psk(), Psk::External(e) if e.psk_id() == PAIRING_PSK_ID)
-            });
+            let carries_psk = builder
+                .processed_welcome()
+                .psks()
+                .iter()
+                .any(|id| matches!(id.psk(), Psk::External(e) if e.psk_id() == PAIRING_PSK_ID));
             if psk.is_some() && !carries_psk {
                 return Err(Error::Join(
                     "the Welcome is not bound to a pairing secret".into(),
                 ));
             }
-            let staged = builder
-                .build()
-                .map_err(|e| Error::Join(format!("{e:?}")))?;
+            let staged = builder.build().map_err(|e| Error::Join(format!("{e:?}")))?;
             if staged.group_context().ciphersuite() != c.suite {
                 return Err(Error::Join("the group uses another ciphersuite".into()));
             }

@@ -6,8 +6,8 @@
 //! holds, and nothing else (no GroupContextExtensions, ReInit, ExternalInit, SelfRemove or
 //! custom proposals).
 
-use openmls::prelude::*;
 use openmls::framing::errors::{MessageDecryptionError, SecretTreeError};
+use openmls::prelude::*;
 use openmls_rust_crypto::MemoryStorageError;
 
 use crate::client::{guard, Client};
@@ -92,15 +92,14 @@ fn processing_error(e: ProcessMessageError<MemoryStorageError>) -> Error {
             ValidationError::WrongEpoch | ValidationError::NoPastEpochData => {
                 Error::Stale("its epoch's keys are gone".into())
             }
-            ValidationError::UnableToDecrypt(MessageDecryptionError::SecretTreeError(s)) => {
-                match s {
-                    SecretTreeError::SecretReuseError => Error::Duplicate,
-                    SecretTreeError::TooDistantInThePast => {
-                        Error::Stale("too far behind in its epoch".into())
-                    }
-                    _ => Error::Decryption,
+            ValidationError::UnableToDecrypt(MessageDecryptionError::SecretTreeError(s)) => match s
+            {
+                SecretTreeError::SecretReuseError => Error::Duplicate,
+                SecretTreeError::TooDistantInThePast => {
+                    Error::Stale("too far behind in its epoch".into())
                 }
-            }
+                _ => Error::Decryption,
+            },
             ValidationError::LibraryError(e) => internal(e),
             _ => Error::Decryption,
         },
@@ -123,7 +122,9 @@ fn check_commit(sc: &StagedCommit, committer: u32) -> Result<()> {
             Proposal::Add(_) | Proposal::PreSharedKey(_) => {}
             Proposal::Remove(r) => {
                 if r.removed().u32() == committer {
-                    return Err(Error::Policy("a commit may not remove the committer".into()));
+                    return Err(Error::Policy(
+                        "a commit may not remove the committer".into(),
+                    ));
                 }
             }
             Proposal::Update(_) => {
@@ -212,7 +213,9 @@ impl Client {
             ProcessedMessageContent::ProposalMessage(q) => {
                 r.kind = Kind::Proposal;
                 if idx.u32() == committer {
-                    return Err(Error::Policy("the committer does not send proposals".into()));
+                    return Err(Error::Policy(
+                        "the committer does not send proposals".into(),
+                    ));
                 }
                 if !matches!(q.proposal(), Proposal::Update(_)) {
                     return Err(Error::Policy(
@@ -227,7 +230,9 @@ impl Client {
             ProcessedMessageContent::StagedCommitMessage(sc) => {
                 r.kind = Kind::Commit;
                 if idx.u32() != committer {
-                    return Err(Error::Policy("only the group's committer may commit".into()));
+                    return Err(Error::Policy(
+                        "only the group's committer may commit".into(),
+                    ));
                 }
                 check_commit(&sc, committer)?;
                 let name_at = |i: LeafNodeIndex| {

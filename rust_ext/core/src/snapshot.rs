@@ -53,7 +53,11 @@ impl Snapshot {
             + self.signer_public.len()
             + self.name.len()
             + self.app_data.len()
-            + self.last_handshake.iter().map(|m| m.len() + 4).sum::<usize>()
+            + self
+                .last_handshake
+                .iter()
+                .map(|m| m.len() + 4)
+                .sum::<usize>()
             + self.groups.iter().map(|(g, _)| g.len() + 8).sum::<usize>()
             + self
                 .entries
@@ -187,7 +191,10 @@ mod tests {
             seq: 7,
             last_handshake: vec![b"commit".to_vec()],
             groups: vec![(vec![9; 16], 0)],
-            entries: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())],
+            entries: vec![
+                (b"a".to_vec(), b"1".to_vec()),
+                (b"b".to_vec(), b"2".to_vec()),
+            ],
         }
     }
 
@@ -210,8 +217,14 @@ mod tests {
         for i in 0..bytes.len() {
             let mut b = bytes.to_vec();
             b[i] ^= 0x01;
-            assert!(matches!(Snapshot::decode(&b), Err(Error::Storage(_))), "flip {i}");
-            assert!(matches!(Snapshot::decode(&bytes[..i]), Err(Error::Storage(_))));
+            assert!(
+                matches!(Snapshot::decode(&b), Err(Error::Storage(_))),
+                "flip {i}"
+            );
+            assert!(matches!(
+                Snapshot::decode(&bytes[..i]),
+                Err(Error::Storage(_))
+            ));
         }
     }
 }

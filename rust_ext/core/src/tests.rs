@@ -77,9 +77,15 @@ fn two_and_three_member_groups_exchange_messages_both_ways() {
         let ct = hub.encrypt(&gid, b"motion", b"aad", None).expect("enc");
         for c in clients.iter_mut() {
             let r = c.process(&gid, &ct, None).expect("dec");
-            assert_eq!((r.kind, &r.data[..], &r.aad[..]), (Kind::Application, &b"motion"[..], &b"aad"[..]));
+            assert_eq!(
+                (r.kind, &r.data[..], &r.aad[..]),
+                (Kind::Application, &b"motion"[..], &b"aad"[..])
+            );
             assert_eq!(r.sender, b"hub");
-            assert_eq!(c.safety_code(&gid).expect("code"), hub.safety_code(&gid).expect("code"));
+            assert_eq!(
+                c.safety_code(&gid).expect("code"),
+                hub.safety_code(&gid).expect("code")
+            );
         }
         let back = clients[0].encrypt(&gid, b"ack", b"", None).expect("enc");
         let r = hub.process(&gid, &back, None).expect("dec");
@@ -91,17 +97,29 @@ fn two_and_three_member_groups_exchange_messages_both_ways() {
 #[test]
 fn only_the_committer_commits_and_client_updates_are_folded() {
     let (mut hub, mut clients, gid, _) = group(2);
-    assert!(matches!(clients[0].self_update(&gid, None), Err(Error::Policy(_))));
+    assert!(matches!(
+        clients[0].self_update(&gid, None),
+        Err(Error::Policy(_))
+    ));
     let before = clients[0].members(&gid).expect("m")[1].clone();
     let proposal = clients[0].propose_update(&gid, None).expect("propose");
-    assert_eq!(hub.process(&gid, &proposal, None).expect("p").kind, Kind::Proposal);
-    assert_eq!(clients[1].process(&gid, &proposal, None).expect("p").kind, Kind::Proposal);
+    assert_eq!(
+        hub.process(&gid, &proposal, None).expect("p").kind,
+        Kind::Proposal
+    );
+    assert_eq!(
+        clients[1].process(&gid, &proposal, None).expect("p").kind,
+        Kind::Proposal
+    );
     let commit = hub.self_update(&gid, None).expect("commit");
     for c in clients.iter_mut() {
         let r = c.process(&gid, &commit, None).expect("commit");
         assert_eq!(r.commit.expect("info").updated, vec![b"client0".to_vec()]);
     }
-    assert_eq!(hub.epoch(&gid).expect("e"), clients[0].epoch(&gid).expect("e"));
+    assert_eq!(
+        hub.epoch(&gid).expect("e"),
+        clients[0].epoch(&gid).expect("e")
+    );
     let after = hub.members(&gid).expect("m")[1].clone();
     assert_eq!(before.identity, after.identity);
     // A client may send again once the commit cleared its proposal.
@@ -131,17 +149,35 @@ fn tampered_truncated_replayed_and_wrong_group_messages_are_rejected() {
     let mut tampered = ct.clone();
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
-    assert_eq!(c.process(&gid, &tampered, None).unwrap_err(), Error::Decryption);
-    assert!(matches!(c.process(&gid, &ct[..ct.len() / 2], None), Err(Error::Decode(_))));
-    assert!(matches!(c.process(&other, &ct, None), Err(Error::Policy(_))));
+    assert_eq!(
+        c.process(&gid, &tampered, None).expect_err("must fail"),
+        Error::Decryption
+    );
+    assert!(matches!(
+        c.process(&gid, &ct[..ct.len() / 2], None),
+        Err(Error::Decode(_))
+    ));
+    assert!(matches!(
+        c.process(&other, &ct, None),
+        Err(Error::Policy(_))
+    ));
     let mut wrong = ct.clone();
     // The group id sits in the clear header; point it at another group.
-    let pos = ct.windows(gid.len()).position(|w| w == gid.as_slice()).expect("gid");
+    let pos = ct
+        .windows(gid.len())
+        .position(|w| w == gid.as_slice())
+        .expect("gid");
     wrong[pos..pos + gid.len()].copy_from_slice(&other);
-    assert!(matches!(c.process(&gid, &wrong, None), Err(Error::Policy(_))));
+    assert!(matches!(
+        c.process(&gid, &wrong, None),
+        Err(Error::Policy(_))
+    ));
     // The genuine message still decrypts after all those failures: they left no trace.
     assert_eq!(c.process(&gid, &ct, None).expect("dec").data, b"secret");
-    assert_eq!(c.process(&gid, &ct, None).unwrap_err(), Error::Duplicate);
+    assert_eq!(
+        c.process(&gid, &ct, None).expect_err("must fail"),
+        Error::Duplicate
+    );
 }
 
 #[test]
@@ -154,20 +190,41 @@ fn wrong_or_missing_psk_fails_the_join_and_leaves_the_joiner_unchanged() {
         .add_members(&gid, &[&kp], Some(b"pairing secret"), None)
         .expect("add");
     let before = mem.bytes();
-    let wrong = phone.join(&out.welcome, Some(b"hub"), None, Some(b"wrong secret"), None);
+    let wrong = phone.join(
+        &out.welcome,
+        Some(b"hub"),
+        None,
+        Some(b"wrong secret"),
+        None,
+    );
     assert!(matches!(wrong, Err(Error::Join(_))), "{wrong:?}");
     let missing = phone.join(&out.welcome, Some(b"hub"), None, None, None);
     assert!(matches!(missing, Err(Error::Join(_))), "{missing:?}");
-    let imposter = phone.join(&out.welcome, Some(b"evil"), None, Some(b"pairing secret"), None);
+    let imposter = phone.join(
+        &out.welcome,
+        Some(b"evil"),
+        None,
+        Some(b"pairing secret"),
+        None,
+    );
     assert!(matches!(imposter, Err(Error::Join(_))), "{imposter:?}");
     assert_eq!(mem.bytes(), before, "nothing was persisted");
     assert_eq!(phone.checkpoint(), &before[..]);
     // The key package was not consumed by the failures: the right secret still joins.
     let gid2 = phone
-        .join(&out.welcome, None, Some(&hub.signature_key()), Some(b"pairing secret"), None)
+        .join(
+            &out.welcome,
+            None,
+            Some(&hub.signature_key()),
+            Some(b"pairing secret"),
+            None,
+        )
         .expect("join");
     assert_eq!(gid2, gid);
-    assert_eq!(phone.safety_code(&gid).expect("c"), hub.safety_code(&gid).expect("c"));
+    assert_eq!(
+        phone.safety_code(&gid).expect("c"),
+        hub.safety_code(&gid).expect("c")
+    );
 }
 
 #[test]
@@ -181,8 +238,14 @@ fn a_removed_member_decrypts_nothing_new() {
     let r = clients[1].process(&gid, &commit, None).expect("commit");
     assert!(r.commit.expect("info").removed_self);
     let ct = hub.encrypt(&gid, b"after", b"", None).expect("enc");
-    assert_eq!(clients[0].process(&gid, &ct, None).expect("dec").data, b"after");
-    assert!(matches!(clients[1].process(&gid, &ct, None), Err(Error::GroupState(_))));
+    assert_eq!(
+        clients[0].process(&gid, &ct, None).expect("dec").data,
+        b"after"
+    );
+    assert!(matches!(
+        clients[1].process(&gid, &ct, None),
+        Err(Error::GroupState(_))
+    ));
     assert!(matches!(
         hub.remove_members(&gid, &[Target::Index(0)], None),
         Err(Error::Policy(_))
@@ -194,7 +257,10 @@ fn a_failed_persist_rolls_everything_back() {
     let (mut hub, mut clients, gid, mems) = group(1);
     let ct = hub.encrypt(&gid, b"m", b"", None).expect("enc");
     mems[0].set_fail(true);
-    assert!(matches!(clients[0].process(&gid, &ct, None), Err(Error::Storage(_))));
+    assert!(matches!(
+        clients[0].process(&gid, &ct, None),
+        Err(Error::Storage(_))
+    ));
     mems[0].set_fail(false);
     // The decryption was undone, so the message can be processed again.
     assert_eq!(clients[0].process(&gid, &ct, None).expect("dec").data, b"m");
@@ -203,15 +269,25 @@ fn a_failed_persist_rolls_everything_back() {
 #[test]
 fn state_survives_reopen_and_app_data_rides_in_the_same_snapshot() {
     let (mut hub, mut clients, gid, mems) = group(1);
-    let ct = hub.encrypt(&gid, b"one", b"", Some(b"outbox:1")).expect("enc");
+    let ct = hub
+        .encrypt(&gid, b"one", b"", Some(b"outbox:1"))
+        .expect("enc");
     assert_eq!(hub.app_data(), b"outbox:1");
-    let _ = clients[0].process(&gid, &ct, Some(b"cursor:1")).expect("dec");
+    let _ = clients[0]
+        .process(&gid, &ct, Some(b"cursor:1"))
+        .expect("dec");
     let mut reopened = reopen(&mems[0]);
     assert_eq!(reopened.app_data(), b"cursor:1");
     assert_eq!(reopened.groups(), vec![gid.clone()]);
     let ct2 = hub.encrypt(&gid, b"two", b"", None).expect("enc");
-    assert_eq!(reopened.process(&gid, &ct2, None).expect("dec").data, b"two");
-    assert_eq!(reopened.process(&gid, &ct, None).unwrap_err(), Error::Duplicate);
+    assert_eq!(
+        reopened.process(&gid, &ct2, None).expect("dec").data,
+        b"two"
+    );
+    assert_eq!(
+        reopened.process(&gid, &ct, None).expect_err("must fail"),
+        Error::Duplicate
+    );
 }
 
 #[test]
@@ -226,11 +302,19 @@ fn forward_secrecy_a_later_state_copy_cannot_read_earlier_messages() {
     }
     let never_read = hub.encrypt(&gid, b"fresh", b"", None).expect("enc");
     let mut stolen = reopen(&mems[0]);
-    assert!(matches!(stolen.process(&gid, &old, None), Err(Error::Stale(_))));
+    assert!(matches!(
+        stolen.process(&gid, &old, None),
+        Err(Error::Stale(_))
+    ));
     // Decrypting a message deletes its key: a copy taken after reading cannot read it again.
     let _ = clients[0].process(&gid, &never_read, None).expect("dec");
     let mut after = reopen(&mems[0]);
-    assert_eq!(after.process(&gid, &never_read, None).unwrap_err(), Error::Duplicate);
+    assert_eq!(
+        after
+            .process(&gid, &never_read, None)
+            .expect_err("must fail"),
+        Error::Duplicate
+    );
 }
 
 #[test]
@@ -245,7 +329,10 @@ fn post_compromise_security_a_stolen_state_is_locked_out_by_the_victims_update()
     // The attacker's copy cannot follow the commit: the path secret went to the new leaf key.
     assert!(stolen.process(&gid, &commit, None).is_err());
     let ct = hub.encrypt(&gid, b"after heal", b"", None).expect("enc");
-    assert_eq!(clients[0].process(&gid, &ct, None).expect("dec").data, b"after heal");
+    assert_eq!(
+        clients[0].process(&gid, &ct, None).expect("dec").data,
+        b"after heal"
+    );
     assert!(stolen.process(&gid, &ct, None).is_err());
 }
 
@@ -257,17 +344,34 @@ fn stragglers_from_the_previous_epoch_still_decrypt_and_future_epochs_report_bot
     let future = hub.encrypt(&gid, b"next", b"", None).expect("enc");
     let e = clients[0].epoch(&gid).expect("e");
     assert_eq!(
-        clients[0].process(&gid, &future, None).unwrap_err(),
-        Error::WrongEpoch { message_epoch: e + 1, group_epoch: e }
+        clients[0]
+            .process(&gid, &future, None)
+            .expect_err("must fail"),
+        Error::WrongEpoch {
+            message_epoch: e + 1,
+            group_epoch: e
+        }
     );
     let _ = clients[0].process(&gid, &commit, None).expect("commit");
-    assert_eq!(clients[0].process(&gid, &straggler, None).expect("dec").data, b"late");
-    assert_eq!(clients[0].process(&gid, &future, None).expect("dec").data, b"next");
+    assert_eq!(
+        clients[0]
+            .process(&gid, &straggler, None)
+            .expect("dec")
+            .data,
+        b"late"
+    );
+    assert_eq!(
+        clients[0].process(&gid, &future, None).expect("dec").data,
+        b"next"
+    );
     // The creator decrypts a client's straggler too.
     let client_old = clients[0].encrypt(&gid, b"c-late", b"", None).expect("enc");
     let commit = hub.self_update(&gid, None).expect("commit");
     let _ = clients[0].process(&gid, &commit, None).expect("commit");
-    assert_eq!(hub.process(&gid, &client_old, None).expect("dec").data, b"c-late");
+    assert_eq!(
+        hub.process(&gid, &client_old, None).expect("dec").data,
+        b"c-late"
+    );
 }
 
 #[test]
@@ -291,7 +395,10 @@ fn peek_reads_routing_facts_and_garbage_is_a_clean_error() {
     let (mut hub, _clients, gid, _) = group(1);
     let ct = hub.encrypt(&gid, b"x", b"", None).expect("enc");
     let p = peek(&ct, 1 << 20).expect("peek");
-    assert_eq!((p.group_id, p.epoch, p.kind), (gid.clone(), 1, Kind::Application));
+    assert_eq!(
+        (p.group_id, p.epoch, p.kind),
+        (gid.clone(), 1, Kind::Application)
+    );
     assert!(matches!(peek(&ct, 10), Err(Error::Decode(_))));
     let mut seed = 0x1234_5678u32;
     for len in 0..300 {
@@ -313,24 +420,46 @@ fn peek_reads_routing_facts_and_garbage_is_a_clean_error() {
 fn export_secret_agrees_and_checks_length() {
     let (hub, clients, gid, _) = group(1);
     let a = hub.export_secret(&gid, "clip", b"ctx", 32).expect("exp");
-    assert_eq!(a, clients[0].export_secret(&gid, "clip", b"ctx", 32).expect("exp"));
-    assert!(matches!(hub.export_secret(&gid, "clip", b"", 70000), Err(Error::InvalidArgument(_))));
+    assert_eq!(
+        a,
+        clients[0]
+            .export_secret(&gid, "clip", b"ctx", 32)
+            .expect("exp")
+    );
+    assert!(matches!(
+        hub.export_secret(&gid, "clip", b"", 70000),
+        Err(Error::InvalidArgument(_))
+    ));
 }
 
 #[test]
 fn chacha_suite_works_and_mismatched_suites_are_refused() {
     let mem = Mem::default();
-    let mut hub = Client::create(b"hub", X25519_CHACHA20POLY1305, Config::default(), Box::new(mem))
-        .expect("create");
+    let mut hub = Client::create(
+        b"hub",
+        X25519_CHACHA20POLY1305,
+        Config::default(),
+        Box::new(mem),
+    )
+    .expect("create");
     let gid = hub.create_group(None).expect("g");
     let (mut aes, _) = client("aes-phone");
     let kp = aes.key_package(None).expect("kp");
-    assert!(matches!(hub.add_members(&gid, &[&kp], None, None), Err(Error::Policy(_))));
-    let mut cha = Client::create(b"p", X25519_CHACHA20POLY1305, Config::default(), Box::new(Mem::default()))
-        .expect("create");
+    assert!(matches!(
+        hub.add_members(&gid, &[&kp], None, None),
+        Err(Error::Policy(_))
+    ));
+    let mut cha = Client::create(
+        b"p",
+        X25519_CHACHA20POLY1305,
+        Config::default(),
+        Box::new(Mem::default()),
+    )
+    .expect("create");
     let kp = cha.key_package(None).expect("kp");
     let out = hub.add_members(&gid, &[&kp], None, None).expect("add");
-    cha.join(&out.welcome, Some(b"hub"), None, None, None).expect("join");
+    cha.join(&out.welcome, Some(b"hub"), None, None, None)
+        .expect("join");
     let ct = hub.encrypt(&gid, b"chacha", b"", None).expect("enc");
     assert_eq!(cha.process(&gid, &ct, None).expect("dec").data, b"chacha");
 }

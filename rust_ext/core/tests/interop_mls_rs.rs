@@ -33,8 +33,13 @@ fn mls_rs_joins_our_group_and_messages_flow_both_ways() {
         .signing_identity(identity, secret, suite)
         .build();
 
-    let mut hub = Client::create(b"hub", X25519_AES128GCM, Config::default(), Box::new(Discard))
-        .expect("hub");
+    let mut hub = Client::create(
+        b"hub",
+        X25519_AES128GCM,
+        Config::default(),
+        Box::new(Discard),
+    )
+    .expect("hub");
     let gid = hub.create_group(None).expect("group");
 
     let kp = phone
@@ -49,7 +54,9 @@ fn mls_rs_joins_our_group_and_messages_flow_both_ways() {
     assert_eq!(group.current_epoch(), hub.epoch(&gid).expect("epoch"));
 
     // Our core -> mls-rs.
-    let ct = hub.encrypt(&gid, b"hello from openmls", b"", None).expect("enc");
+    let ct = hub
+        .encrypt(&gid, b"hello from openmls", b"", None)
+        .expect("enc");
     let got = group
         .process_incoming_message(MlsMessage::from_bytes(&ct).expect("decode"))
         .expect("process");
@@ -67,7 +74,10 @@ fn mls_rs_joins_our_group_and_messages_flow_both_ways() {
         .to_bytes()
         .expect("encode");
     let r = hub.process(&gid, &back, None).expect("process");
-    assert_eq!((r.kind, &r.data[..]), (Kind::Application, &b"hello from mls-rs"[..]));
+    assert_eq!(
+        (r.kind, &r.data[..]),
+        (Kind::Application, &b"hello from mls-rs"[..])
+    );
     assert_eq!(r.sender, b"mls-rs phone");
 
     // A key rotation by our committer is understood by mls-rs, and traffic continues.
@@ -76,7 +86,9 @@ fn mls_rs_joins_our_group_and_messages_flow_both_ways() {
         .process_incoming_message(MlsMessage::from_bytes(&commit).expect("decode"))
         .expect("commit");
     assert_eq!(group.current_epoch(), hub.epoch(&gid).expect("epoch"));
-    let ct = hub.encrypt(&gid, b"after rotation", b"", None).expect("enc");
+    let ct = hub
+        .encrypt(&gid, b"after rotation", b"", None)
+        .expect("enc");
     match group
         .process_incoming_message(MlsMessage::from_bytes(&ct).expect("decode"))
         .expect("process")
@@ -88,7 +100,8 @@ fn mls_rs_joins_our_group_and_messages_flow_both_ways() {
     }
     // Both implementations agree on the epoch authenticator, hence on the safety code.
     let auth = group.epoch_authenticator().expect("auth");
-    let d = <sha2::Sha256 as sha2::Digest>::digest([&b"privastead safety code v1"[..], &auth].concat());
+    let d =
+        <sha2::Sha256 as sha2::Digest>::digest([&b"privastead safety code v1"[..], &auth].concat());
     let n = u64::from_be_bytes(d[..8].try_into().expect("8 bytes")) % 1_000_000_000_000;
     let s = format!("{n:012}");
     let code = format!("{} {} {}", &s[0..4], &s[4..8], &s[8..12]);

@@ -87,6 +87,9 @@ type Received = (
     Option<(Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>, bool)>,
 );
 
+/// (leaf index, identity, signature key)
+type MemberRow = (u32, Vec<u8>, Vec<u8>);
+
 fn kind_name(k: core::Kind) -> &'static str {
     match k {
         core::Kind::Application => "application",
@@ -266,7 +269,13 @@ impl NativeClient {
         app_data: Option<&[u8]>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let v = self.with(py, |c| {
-            c.join(welcome, inviter_identity, inviter_signature_key, psk, app_data)
+            c.join(
+                welcome,
+                inviter_identity,
+                inviter_signature_key,
+                psk,
+                app_data,
+            )
         })?;
         Ok(bytes_out(py, &v))
     }
@@ -378,7 +387,7 @@ impl NativeClient {
         self.with(py, |c| c.committer(group_id))
     }
 
-    fn members(&self, py: Python<'_>, group_id: &[u8]) -> PyResult<Vec<(u32, Vec<u8>, Vec<u8>)>> {
+    fn members(&self, py: Python<'_>, group_id: &[u8]) -> PyResult<Vec<MemberRow>> {
         let m = self.with(py, |c| c.members(group_id))?;
         Ok(m.into_iter()
             .map(|m| (m.index, m.identity, m.signature_key))
@@ -425,7 +434,11 @@ mod _native {
 
     /// Group id, epoch and content type of a message, readable without keys.
     #[pyfunction]
-    fn peek(py: Python<'_>, message: &[u8], max_message_size: usize) -> PyResult<(Vec<u8>, u64, String)> {
+    fn peek(
+        py: Python<'_>,
+        message: &[u8],
+        max_message_size: usize,
+    ) -> PyResult<(Vec<u8>, u64, String)> {
         let p = py
             .detach(|| privastead_mls::peek(message, max_message_size))
             .map_err(core_err)?;

@@ -4,6 +4,7 @@ change the state."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,10 +75,8 @@ def inputs(world: World) -> st.SearchStrategy[bytes]:
 
 
 def _clean(call: object, *args: object, **kwargs: object) -> None:
-    try:
+    with contextlib.suppress(PrivasteadError, ValueError):
         call(*args, **kwargs)  # type: ignore[operator]
-    except (PrivasteadError, ValueError):
-        pass
 
 
 def test_process_peek_join_and_key_packages_fail_cleanly(world: World) -> None:

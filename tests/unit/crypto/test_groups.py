@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from crypto_helpers import PSK, Group
 
 from privastead.crypto import Ciphersuite, Identity, peek
 from privastead.errors import (
@@ -20,8 +21,6 @@ from privastead.errors import (
     StaleMessageError,
     WrongEpochError,
 )
-
-from crypto_helpers import PSK, Group
 
 
 @pytest.mark.parametrize("n", [1, 2])
@@ -205,9 +204,8 @@ def test_forward_secrecy_state_copies_cannot_reread(
         with pytest.raises(StaleMessageError):
             stolen.process(g.gid, early)  # earlier epochs' keys are gone
     # A copy from before the hub's self-update that never saw the commit cannot read after it.
-    with Identity.open(before_update) as stale_copy:
-        with pytest.raises(WrongEpochError):
-            stale_copy.process(g.gid, late)
+    with Identity.open(before_update) as stale_copy, pytest.raises(WrongEpochError):
+        stale_copy.process(g.gid, late)
 
 
 def test_post_compromise_security_victims_update_locks_out_a_stolen_copy(

@@ -139,7 +139,7 @@ def test_concurrent_threads_are_serialised(make_group: Callable[[int], Group]) -
         try:
             for i in range(per_thread):
                 outputs[k].append(g.hub.encrypt(g.gid, f"{k}:{i}".encode()))
-        except BaseException as e:  # noqa: BLE001 - reported below
+        except BaseException as e:
             errors.append(e)
 
     workers = [threading.Thread(target=send, args=(k,)) for k in range(threads)]
