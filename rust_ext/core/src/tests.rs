@@ -127,17 +127,91 @@ fn only_the_committer_commits_and_client_updates_are_folded() {
     assert_eq!(hub.process(&gid, &ct, None).expect("dec").data, b"x");
 }
 
+/// Craft a message with OpenMLS directly, bypassing our API's own checks, as a rogue or
+/// buggy member could.
+fn rogue<T>(
+    c: &mut Client,
+    gid: &[u8],
+    f: impl FnOnce(
+        &mut openmls::prelude::MlsGroup,
+        &crate::provider::Provider,
+        &openmls_basic_credential::SignatureKeyPair,
+    ) -> T,
+) -> T {
+    let Client {
+        provider,
+        signer,
+        groups,
+        ..
+    } = c;
+    let g = groups.get_mut(gid).expect("group");
+    f(&mut g.mls, provider, signer)
+}
+
 #[test]
-fn a_client_commit_is_refused_by_policy_and_leaves_no_trace() {
-    // A client that is somehow able to commit (here: it created its own group and invites the
-    // hub) is the committer of *that* group only. In the hub's group, the client cannot.
-    let (mut hub, mut clients, gid, _) = group(1);
+fn commits_from_clients_and_forbidden_proposals_are_refused_and_leave_no_trace() {
+    use openmls::prelude::{LeafNodeIndex, LeafNodeParameters};
+    let (mut hub, mut clients, gid, _) = group(2);
     let epoch = hub.epoch(&gid).expect("e");
-    let proposal = clients[0].propose_update(&gid, None).expect("p");
-    let bad = clients[0].process(&gid, &proposal, None);
-    assert!(bad.is_err(), "own proposal echoed must not be accepted");
-    let _ = hub.process(&gid, &proposal, None).expect("p");
-    assert_eq!(hub.epoch(&gid).expect("e"), epoch);
+    let code = hub.safety_code(&gid).expect("code");
+    // A client commits a self-update: refused by the hub and by the other client.
+    let commit = rogue(&mut clients[0], &gid, |g, p, s| {
+        g.self_update(p, s, LeafNodeParameters::default())
+            .expect("rogue commit")
+            .into_commit()
+    });
+    let commit = crate::ops::to_bytes(&commit).expect("bytes");
+    assert!(matches!(
+        hub.process(&gid, &commit, None),
+        Err(Error::Policy(_))
+    ));
+    assert!(matches!(
+        clients[1].process(&gid, &commit, None),
+        Err(Error::Policy(_))
+    ));
+    assert_eq!(
+        (
+            hub.epoch(&gid).expect("e"),
+            hub.safety_code(&gid).expect("c")
+        ),
+        (epoch, code)
+    );
+    // A client proposes removing the other client: refused.
+    let (prop, _) = rogue(&mut clients[1], &gid, |g, p, s| {
+        g.propose_remove_member(p, s, LeafNodeIndex::new(1))
+            .expect("rogue proposal")
+    });
+    let prop = crate::ops::to_bytes(&prop).expect("bytes");
+    assert!(matches!(
+        hub.process(&gid, &prop, None),
+        Err(Error::Policy(_))
+    ));
+    // The refused messages left nothing behind: the hub can still send and commit.
+    let ct = hub.encrypt(&gid, b"still fine", b"", None).expect("enc");
+    assert_eq!(
+        clients[1].process(&gid, &ct, None).expect("dec").data,
+        b"still fine"
+    );
+    let _ = hub.self_update(&gid, None).expect("commit");
+}
+
+#[test]
+fn a_commit_by_the_committer_with_forbidden_content_is_refused() {
+    use openmls::prelude::Extensions;
+    let (mut hub, mut clients, gid, _) = group(1);
+    // Group context extensions: never legitimate in Privastead.
+    let (commit, _, _) = rogue(&mut hub, &gid, |g, p, s| {
+        g.update_group_context_extensions(p, Extensions::empty(), s)
+            .expect("gce")
+    });
+    let commit = crate::ops::to_bytes(&commit).expect("bytes");
+    assert!(
+        matches!(
+            clients[0].process(&gid, &commit, None),
+            Err(Error::Policy(_))
+        ),
+        "GCE"
+    );
 }
 
 #[test]
