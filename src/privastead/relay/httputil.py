@@ -1,0 +1,87 @@
+"""Small HTTP helpers shared by the handlers: JSON errors, bounded JSON bodies, id checks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from privastead.errors import RelayRejectedError
+from privastead.relay.api import is_mailbox_id
+
+MAX_JSON_BODY = 64 * 1024
+
+
+def error_response(status: int, code: str, message: str,
+                   headers: dict[str, str] | None = None) -> web.Response:
+    """The one error shape of the API: ``{"error": {"code": ..., "message": ...}}``."""
+    return web.json_response({"error": {"code": code, "message": message}}, status=status,
+                             headers=headers)
+
+
+def reject(status: int, code: str, message: str) -> RelayRejectedError:
+    return RelayRejectedError(message, status, code)
+
+
+def mailbox_param(request: web.Request, name: str = "mailbox") -> str:
+    value = request.match_info[name]
+    if not is_mailbox_id(value):
+        raise reject(400, "bad_mailbox_id", "ids are 32 lowercase hex characters (128 bits)")
+    return value
+
+
+def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise reject(400, "bad_query", f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise reject(400, "bad_query", f"{name} must be between {low} and {high}")
+    return value
+
+
+async def read_json(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
+    """A JSON object body of at most 64 KiB (400 / 413 / 415 otherwise)."""
+    length = request.content_length
+    if length is not None and length > MAX_JSON_BODY:
+        raise reject(413, "body_too_large", f"JSON bodies are limited to {MAX_JSON_BODY} bytes")
+    raw = await request.content.read(MAX_JSON_BODY + 1)
+    if len(raw) > MAX_JSON_BODY:
+        raise reject(413, "body_too_large", f"JSON bodies are limited to {MAX_JSON_BODY} bytes")
+    if not raw.strip():
+        if optional:
+            return {}
+        raise reject(400, "bad_json", "a JSON object body is required")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise reject(400, "bad_json", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise reject(400, "bad_json", "the body must be a JSON object")
+    return data
+
+
+def field_int(data: dict[str, Any], name: str, low: int, high: int,
+              default: int | None = None) -> int:
+    value = data.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise reject(400, "bad_field", f"{name} must be an integer between {low} and {high}")
+    return value
+
+
+def field_str(data: dict[str, Any], name: str, max_len: int,
+              default: str | None = None) -> str | None:
+    value = data.get(name, default)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > max_len:
+        raise reject(400, "bad_field", f"{name} must be a string of at most {max_len} chars")
+    return value
+
+
+__all__ = ["error_response", "field_int", "field_str", "int_query", "mailbox_param",
+           "read_json", "reject"]
