@@ -119,11 +119,16 @@ class Database:
             _log.error("database commit failed: %s", exc)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            error = StorageError(f"storage failure: {exc}")
-            outcomes = [(False, error)] * len(batch)
+            outcomes = [(False, _storage_error(exc)) for _ in batch]
         # One wake-up of the event loop per batch, not per operation.
         pairs = [(future, outcome) for (_, future), outcome in zip(batch, outcomes, strict=True)]
         batch[0][1].get_loop().call_soon_threadsafe(_resolve_all, pairs)
+
+
+def _storage_error(cause: BaseException) -> StorageError:
+    error = StorageError(f"storage failure: {cause}")
+    error.__cause__ = cause  # the middleware tells a full disk (507) from other failures
+    return error
 
 
 def _resolve_all(pairs: list[tuple[asyncio.Future[Any], tuple[bool, Any]]]) -> None:
