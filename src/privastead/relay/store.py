@@ -225,13 +225,13 @@ def collect_for_device(conn: sqlite3.Connection, account: str, device_id: str) -
     return blobs
 
 
-def expire(conn: sqlite3.Connection, now: float, batch: int = 1000) -> list[str]:
-    """Delete messages and receipts past their TTL; returns blobs to unlink."""
+def expire(conn: sqlite3.Connection, now: float, batch: int = 1000) -> tuple[int, list[str]]:
+    """Delete messages and receipts past their TTL; returns (messages, blobs to unlink)."""
     rows = conn.execute("SELECT rowid, blob FROM messages WHERE expires_at <= ? LIMIT ?",
                         (now, batch)).fetchall()
     conn.executemany("DELETE FROM messages WHERE rowid = ?", [(r[0],) for r in rows])
     conn.execute("DELETE FROM receipts WHERE expires_at <= ?", (now,))
-    return [r[1] for r in rows if r[1]]
+    return len(rows), [r[1] for r in rows if r[1]]
 
 
 def owned(conn: sqlite3.Connection, account: str, mailboxes: list[str]) -> set[str]:
