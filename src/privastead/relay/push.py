@@ -66,7 +66,7 @@ class FcmSender:
     def _send(self, token: str, payload: bytes) -> None:
         m = self._messaging
         data = {"body": base64.b64encode(payload).decode("ascii")} if payload else {}
-        message = m.Message(token=token, data=data,
+        message = m.Message(fid=token, data=data,
                             android=m.AndroidConfig(priority="high"))
         try:
             m.send(message, app=self._app)
@@ -106,7 +106,8 @@ class Pusher:
         if self._session is not None:
             await self._session.close()
         if self._fcm is not None:
-            self._fcm.close()
+            # firebase-admin's clean-up runs its own event loop: keep it off ours.
+            await asyncio.to_thread(self._fcm.close)
 
     def submit(self, job: PushJob) -> None:
         """Queue a push without waiting; a full queue drops it (counted)."""
@@ -138,6 +139,7 @@ class Pusher:
                 _log.info("%s push for device %s rejected: %s", channel, job.device_id, exc)
                 return
             except Exception as exc:  # noqa: BLE001 - network and service errors: retry
+                _log.debug("%s push attempt failed", channel, exc_info=True)
                 if attempt == self._config.retries:
                     self._metrics.inc("relay_push_total", channel=channel, outcome="failed")
                     _log.warning("%s push for device %s failed: %s", channel, job.device_id,
