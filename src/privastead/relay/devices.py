@@ -11,7 +11,7 @@ from aiohttp import web
 from privastead.relay import accounts, store
 from privastead.relay.api import DEVICE_ID, is_mailbox_id
 from privastead.relay.auth import PRINCIPAL, require_owner
-from privastead.relay.httputil import field_int, field_str, read_json, reject
+from privastead.relay.httputil import field_int, field_str, only_keys, read_json, reject
 from privastead.relay.state import state_of
 
 MAX_RESTRICTED_TTL = 7 * 24 * 3600
@@ -32,6 +32,7 @@ async def create_device(request: web.Request) -> web.Response:
     p = request[PRINCIPAL]
     require_owner(p)
     data = await read_json(request, optional=True)
+    only_keys(data, "name")
     name = field_str(data, "name", 100, "") or ""
     st = state_of(request)
     issued = await st.db.run(partial(accounts.issue_token, account=p.account, kind="device",
@@ -71,8 +72,9 @@ async def set_push(request: web.Request) -> web.Response:
     p = request[PRINCIPAL]
     st = state_of(request)
     data = await read_json(request)
-    fcm = field_str(data, "fcm_token", 4096)
-    url = field_str(data, "webhook_url", 2048)
+    only_keys(data, "fcm_token", "webhook_url")
+    fcm = field_str(data, "fcm_token", 4096, nullable=True)
+    url = field_str(data, "webhook_url", 2048, nullable=True)
     if url is not None:
         parts = urlsplit(url)
         allowed = {"https", "http"} if st.config.push.webhook_allow_http else {"https"}
@@ -89,6 +91,7 @@ async def create_restricted(request: web.Request) -> web.Response:
     p = request[PRINCIPAL]
     require_owner(p)
     data = await read_json(request)
+    only_keys(data, "mailboxes", "ttl_seconds", "label")
     mailboxes = data.get("mailboxes")
     if (not isinstance(mailboxes, list) or not 1 <= len(mailboxes) <= MAX_RESTRICTED_MAILBOXES
             or not all(isinstance(m, str) and is_mailbox_id(m) for m in mailboxes)):

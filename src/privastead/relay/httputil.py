@@ -73,8 +73,17 @@ def field_int(data: dict[str, Any], name: str, low: int, high: int,
     return value
 
 
-def field_str(data: dict[str, Any], name: str, max_len: int,
-              default: str | None = None) -> str | None:
+def only_keys(data: dict[str, Any], *allowed: str) -> None:
+    """Unknown keys are errors, not silently ignored (a typo must not look accepted)."""
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise reject(400, "unknown_field", f"unknown field(s): {', '.join(unknown)[:200]}")
+
+
+def field_str(data: dict[str, Any], name: str, max_len: int, default: str | None = None, *,
+              nullable: bool = False) -> str | None:
+    if name in data and data[name] is None and not nullable:
+        raise reject(400, "bad_field", f"{name} must be a string, not null")
     value = data.get(name, default)
     if value is None:
         return None
@@ -84,4 +93,4 @@ def field_str(data: dict[str, Any], name: str, max_len: int,
 
 
 __all__ = ["error_response", "field_int", "field_str", "int_query", "mailbox_param",
-           "read_json", "reject"]
+           "only_keys", "read_json", "reject"]

@@ -24,6 +24,7 @@ from privastead.relay.httputil import (
     field_int,
     int_query,
     mailbox_param,
+    only_keys,
     read_json,
     reject,
 )
@@ -46,6 +47,7 @@ async def create_mailbox(request: web.Request) -> web.Response:
     """PUT /v1/mailboxes/{mailbox}: create (201) or confirm (200) a mailbox of my account."""
     st, mailbox = _mailbox(request)
     data = await read_json(request, optional=True)
+    only_keys(data, "ttl_seconds")
     ttl = None
     if "ttl_seconds" in data:
         ttl = field_int(data, "ttl_seconds", 1, st.config.limits.default_ttl_seconds)
@@ -290,6 +292,7 @@ async def ack(request: web.Request) -> web.Response:
     st, mailbox = _mailbox(request)
     p = request[PRINCIPAL]
     data = await read_json(request)
+    only_keys(data, "seq")
     seq = field_int(data, "seq", 0, 2**62)
     cursor, blobs = await st.db.run(partial(store.ack, account=p.account, mailbox=mailbox,
                                             device_id=p.device_id, seq=seq))
