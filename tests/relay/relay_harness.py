@@ -35,9 +35,13 @@ def free_port() -> int:
 
 
 def run_cli(*args: str, data_dir: Path) -> str:
-    out = subprocess.run([sys.executable, "-m", "privastead.cli.server", *args,
-                          "--data-dir", str(data_dir)], env=_env(), capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(  # noqa: PLW1510 - the return code is checked below
+        [sys.executable, "-m", "privastead.cli.server", *args, "--data-dir", str(data_dir)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"privastead-server {' '.join(args)} failed: {out.stderr}")
     return out.stdout
@@ -70,9 +74,24 @@ class RelayProcess:
         log = self.data_dir.parent / "relay.log"
         with log.open("ab") as out:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "privastead.cli.server", "--log-level", "WARNING",
-                 "serve", "--config", str(cfg), "--data-dir", str(self.data_dir),
-                 "--port", str(self.port)], env=_env(), stdout=out, stderr=out)
+                [
+                    sys.executable,
+                    "-m",
+                    "privastead.cli.server",
+                    "--log-level",
+                    "WARNING",
+                    "serve",
+                    "--config",
+                    str(cfg),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    str(self.port),
+                ],
+                env=_env(),
+                stdout=out,
+                stderr=out,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -141,8 +160,9 @@ class InProcess:
         return RelayClient(self.url, token or self.owner_token)
 
 
-async def start_inprocess(tmp_path: Path, clock: FakeClock,
-                          cfg: config.RelayConfig | None = None) -> InProcess:
+async def start_inprocess(
+    tmp_path: Path, clock: FakeClock, cfg: config.RelayConfig | None = None
+) -> InProcess:
     data = tmp_path / "data"
     data.mkdir(parents=True, exist_ok=True)
     cfg = cfg or config.RelayConfig()
@@ -173,8 +193,8 @@ def mailbox_id() -> str:
     return os.urandom(16).hex()
 
 
-async def wait_until(predicate: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_until(predicate: object, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
     while not predicate():  # type: ignore[operator]
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")

@@ -17,8 +17,8 @@ import pytest
 from relay_harness import (
     InProcess,
     RelayProcess,
-    make_process,
     mailbox_id,
+    make_process,
     run_cli,
     start_inprocess,
 )
@@ -28,8 +28,14 @@ from privastead.errors import RelayRejectedError
 from privastead.relay.server import raise_fd_limit
 
 
-def raw(port: int, request: bytes, *, body_parts: list[bytes] = (), close_after: bool = False,
-        timeout: float = 10.0) -> tuple[int, dict[str, object] | None]:
+def raw(
+    port: int,
+    request: bytes,
+    *,
+    body_parts: list[bytes] = (),
+    close_after: bool = False,
+    timeout: float = 10.0,
+) -> tuple[int, dict[str, object] | None]:
     """Send bytes as they are; return (status, JSON body or None)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(request)
@@ -66,11 +72,13 @@ def _expected(data: bytes) -> int:
 
 
 def post_head(box: str, token: str, length: int | None, extra: str = "") -> bytes:
-    size = f"Content-Length: {length}\r\n" if length is not None else \
-        "Transfer-Encoding: chunked\r\n"
-    return (f"POST /v1/mailboxes/{box}/messages HTTP/1.1\r\nHost: relay\r\n"
-            f"Authorization: Bearer {token}\r\nPrivastead-Message-Id: m1\r\n{size}{extra}\r\n"
-            ).encode()
+    size = (
+        f"Content-Length: {length}\r\n" if length is not None else "Transfer-Encoding: chunked\r\n"
+    )
+    return (
+        f"POST /v1/mailboxes/{box}/messages HTTP/1.1\r\nHost: relay\r\n"
+        f"Authorization: Bearer {token}\r\nPrivastead-Message-Id: m1\r\n{size}{extra}\r\n"
+    ).encode()
 
 
 def blob_files(data_dir: Path) -> list[Path]:
@@ -95,33 +103,42 @@ async def test_oversized_body_is_refused_before_it_is_read(relay: RelayProcess) 
         await c.create_mailbox(box)
     t0 = time.monotonic()
     status, body = await asyncio.to_thread(
-        raw, relay.port, post_head(box, relay.owner_token, 100 * 1024 * 1024))
+        raw, relay.port, post_head(box, relay.owner_token, 100 * 1024 * 1024)
+    )
     assert status == 413 and _error_code(body) == "body_too_large"
     assert time.monotonic() - t0 < 10  # answered without waiting for 100 MiB that never came
     status, body = await asyncio.to_thread(
-        raw, relay.port, post_head(box, relay.owner_token, 9 * 1024 * 1024,
-                                   "Expect: 100-continue\r\n"))
+        raw,
+        relay.port,
+        post_head(box, relay.owner_token, 9 * 1024 * 1024, "Expect: 100-continue\r\n"),
+    )
     assert status == 413 and _error_code(body) == "body_too_large"
     # Chunked bodies have no length up front: cut off once they pass the limit.
     chunk = b"x" * (1024 * 1024)
     part = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
     status, body = await asyncio.to_thread(
-        raw, relay.port, post_head(box, relay.owner_token, None), body_parts=[part] * 9)
+        raw, relay.port, post_head(box, relay.owner_token, None), body_parts=[part] * 9
+    )
     assert status == 413 and _error_code(body) == "body_too_large"
     assert await _stored(relay, box) == 0
-    assert blob_files(relay.data_dir) == [] or all(f.parent.name != "tmp"
-                                                   for f in blob_files(relay.data_dir))
+    assert blob_files(relay.data_dir) == [] or all(
+        f.parent.name != "tmp" for f in blob_files(relay.data_dir)
+    )
     assert list((relay.data_dir / "blobs" / "tmp").iterdir()) == []
 
 
 @pytest.mark.parametrize("length,sent", [(1000, 10), (1_000_000, 100_000)])
-async def test_truncated_upload_stores_nothing(relay: RelayProcess, length: int,
-                                               sent: int) -> None:
+async def test_truncated_upload_stores_nothing(relay: RelayProcess, length: int, sent: int) -> None:
     box = mailbox_id()
     async with relay.client() as c:
         await c.create_mailbox(box)
-    await asyncio.to_thread(raw, relay.port, post_head(box, relay.owner_token, length),
-                            body_parts=[os.urandom(sent)], close_after=True)
+    await asyncio.to_thread(
+        raw,
+        relay.port,
+        post_head(box, relay.owner_token, length),
+        body_parts=[os.urandom(sent)],
+        close_after=True,
+    )
     await asyncio.sleep(0.5)
     assert await _stored(relay, box) == 0
     assert list((relay.data_dir / "blobs" / "tmp").iterdir()) == []
@@ -133,8 +150,9 @@ async def test_slow_body_times_out_with_408(relay: RelayProcess) -> None:
     box = mailbox_id()
     async with relay.client() as c:
         await c.create_mailbox(box)
-    status, body = await asyncio.to_thread(raw, relay.port, post_head(box, relay.owner_token, 1000),
-                                           body_parts=[b"x" * 10])
+    status, body = await asyncio.to_thread(
+        raw, relay.port, post_head(box, relay.owner_token, 1000), body_parts=[b"x" * 10]
+    )
     assert status == 408 and _error_code(body) == "body_timeout"
     assert await _stored(relay, box) == 0
 
@@ -184,9 +202,11 @@ BAD_PATHS = [
 
 async def test_bad_mailbox_ids_are_rejected(relay: RelayProcess) -> None:
     for path in BAD_PATHS:
-        request = (f"POST {path} HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer "
-                   f"{relay.owner_token}\r\nPrivastead-Message-Id: x\r\n"
-                   "Content-Length: 3\r\n\r\nabc").encode()
+        request = (
+            f"POST {path} HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer "
+            f"{relay.owner_token}\r\nPrivastead-Message-Id: x\r\n"
+            "Content-Length: 3\r\n\r\nabc"
+        ).encode()
         status, body = await asyncio.to_thread(raw, relay.port, request)
         assert status in (400, 404), path
         assert _error_code(body) in ("bad_mailbox_id", "not_found"), path
@@ -202,26 +222,34 @@ async def test_bad_json_bad_fields_and_bad_acks(relay: RelayProcess) -> None:
         await c.register(box)
         await c.upload(box, b"one", "one")
     url = f"{relay.url}/v1/mailboxes/{box}/ack"
-    cases = [(b"{nope", 400, "bad_json"), (b"[1, 2]", 400, "bad_json"), (b"", 400, "bad_json"),
-             (b'{"seq": "1"}', 400, "bad_field"), (b'{"seq": -1}', 400, "bad_field"),
-             (b'{"seq": true}', 400, "bad_field"), (b'{"seq": 7}', 409, "ack_beyond_end"),
-             (b"\xff\xfe", 400, "bad_json"),
-             (b'{"seq": 1, "pad": "' + b"x" * 70_000 + b'"}', 413, "body_too_large")]
+    cases = [
+        (b"{nope", 400, "bad_json"),
+        (b"[1, 2]", 400, "bad_json"),
+        (b"", 400, "bad_json"),
+        (b'{"seq": "1"}', 400, "bad_field"),
+        (b'{"seq": -1}', 400, "bad_field"),
+        (b'{"seq": true}', 400, "bad_field"),
+        (b'{"seq": 7}', 409, "ack_beyond_end"),
+        (b"\xff\xfe", 400, "bad_json"),
+        (b'{"seq": 1, "pad": "' + b"x" * 70_000 + b'"}', 413, "body_too_large"),
+    ]
     async with aiohttp.ClientSession() as s:
         for data, status, code in cases:
             async with s.post(url, data=data, headers=headers) as r:
                 assert (r.status, (await r.json())["error"]["code"]) == (status, code), data[:20]
         async with s.get(f"{relay.url}/v1/mailboxes/{box}/messages/99", headers=headers) as r:
             assert r.status == 404 and (await r.json())["error"]["code"] == "message_not_found"
-        async with s.get(f"{relay.url}/v1/mailboxes/{box}/messages?limit=0",
-                         headers=headers) as r:
+        async with s.get(f"{relay.url}/v1/mailboxes/{box}/messages?limit=0", headers=headers) as r:
             assert r.status == 400 and (await r.json())["error"]["code"] == "bad_query"
-        async with s.post(f"{relay.url}/v1/mailboxes/{box}/messages", data=b"x",
-                          headers=headers) as r:  # no message id
+        async with s.post(
+            f"{relay.url}/v1/mailboxes/{box}/messages", data=b"x", headers=headers
+        ) as r:  # no message id
             assert r.status == 400 and (await r.json())["error"]["code"] == "bad_message_id"
-        async with s.post(f"{relay.url}/v1/mailboxes/{box}/messages", data=b"x",
-                          headers={**headers, "Privastead-Message-Id": "p",
-                                   "Privastead-Push": "not base64!"}) as r:
+        async with s.post(
+            f"{relay.url}/v1/mailboxes/{box}/messages",
+            data=b"x",
+            headers={**headers, "Privastead-Message-Id": "p", "Privastead-Push": "not base64!"},
+        ) as r:
             assert r.status == 400 and (await r.json())["error"]["code"] == "bad_push_payload"
         async with s.delete(f"{relay.url}/v1/mailboxes/{box}/messages", headers=headers) as r:
             assert r.status == 405 and (await r.json())["error"]["code"] == "method_not_allowed"
@@ -246,10 +274,11 @@ async def test_wrong_and_revoked_tokens(relay: RelayProcess) -> None:
         other_box = mailbox_id()
         restricted = await c.create_restricted_token([other_box], ttl_seconds=600)
     for token in ["", "nonsense", relay.owner_token[:-1] + "A", "pst_0000000000000000_" + "A" * 43]:
-        async with aiohttp.ClientSession() as s:
-            async with s.get(relay.url + "/v1/me",
-                             headers={"Authorization": f"Bearer {token}"}) as r:
-                assert r.status == 401 and (await r.json())["error"]["code"] == "unauthorized"
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(relay.url + "/v1/me", headers={"Authorization": f"Bearer {token}"}) as r,
+        ):
+            assert r.status == 401 and (await r.json())["error"]["code"] == "unauthorized"
     async with relay.client(restricted.token) as r:
         with pytest.raises(RelayRejectedError) as err:
             await r.list_messages(box)
@@ -267,8 +296,7 @@ async def test_wrong_and_revoked_tokens(relay: RelayProcess) -> None:
         dev2 = await c.create_device("tablet")
     async with relay.client(dev2.token) as d:
         await d.me()
-        await asyncio.to_thread(run_cli, "tokens", "revoke", dev2.token_id,
-                                data_dir=relay.data_dir)
+        await asyncio.to_thread(run_cli, "tokens", "revoke", dev2.token_id, data_dir=relay.data_dir)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -284,16 +312,19 @@ async def test_failed_attempts_are_throttled(inproc: InProcess) -> None:
     config = inproc.state.config.auth
     async with aiohttp.ClientSession() as s:
         for _ in range(config.max_failures):
-            async with s.get(inproc.url + "/v1/me",
-                             headers={"Authorization": "Bearer pst_bad"}) as r:
+            async with s.get(
+                inproc.url + "/v1/me", headers={"Authorization": "Bearer pst_bad"}
+            ) as r:
                 assert r.status == 401
-        async with s.get(inproc.url + "/v1/me",
-                         headers={"Authorization": f"Bearer {inproc.owner_token}"}) as r:
+        async with s.get(
+            inproc.url + "/v1/me", headers={"Authorization": f"Bearer {inproc.owner_token}"}
+        ) as r:
             assert r.status == 429 and int(r.headers["Retry-After"]) > 0
             assert (await r.json())["error"]["code"] == "too_many_attempts"
         inproc.clock.advance(config.lockout_seconds + 1)
-        async with s.get(inproc.url + "/v1/me",
-                         headers={"Authorization": f"Bearer {inproc.owner_token}"}) as r:
+        async with s.get(
+            inproc.url + "/v1/me", headers={"Authorization": f"Bearer {inproc.owner_token}"}
+        ) as r:
             assert r.status == 200
 
 
@@ -303,8 +334,10 @@ async def test_account_throttle_on_wrong_secrets_for_a_token_id(inproc: InProces
     token_id = inproc.owner_token.split("_")[1]
     async with aiohttp.ClientSession() as s:
         for _ in range(inproc.state.config.auth.max_failures):
-            async with s.get(inproc.url + "/v1/me", headers={
-                    "Authorization": f"Bearer pst_{token_id}_{'B' * 43}"}) as r:
+            async with s.get(
+                inproc.url + "/v1/me",
+                headers={"Authorization": f"Bearer pst_{token_id}_{'B' * 43}"},
+            ) as r:
                 assert r.status in (401, 429)
     assert auth.throttle.retry_after("acct:home") > 0
 
@@ -320,12 +353,19 @@ async def test_full_disk_injected_through_storage(inproc: InProcess) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
 
         inproc.state.db.inject_fault(disk_full)
-        async with aiohttp.ClientSession() as s:
-            async with s.post(f"{inproc.url}/v1/mailboxes/{box}/messages", data=os.urandom(50_000),
-                              headers={"Authorization": f"Bearer {inproc.owner_token}",
-                                       "Privastead-Message-Id": "b"}) as r:
-                assert r.status == 507
-                assert (await r.json())["error"]["code"] == "storage_full"
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(
+                f"{inproc.url}/v1/mailboxes/{box}/messages",
+                data=os.urandom(50_000),
+                headers={
+                    "Authorization": f"Bearer {inproc.owner_token}",
+                    "Privastead-Message-Id": "b",
+                },
+            ) as r,
+        ):
+            assert r.status == 507
+            assert (await r.json())["error"]["code"] == "storage_full"
         inproc.state.db.inject_fault(None)
         page = await c.list_messages(box)
         assert [m.body for m in page.messages] == [b"before"]  # nothing partial
@@ -337,8 +377,12 @@ async def test_full_disk_on_a_real_tiny_tmpfs(tmp_path: Path) -> None:
     """A 2 MiB tmpfs as the data directory: a 3 MiB clip cannot fit (needs root to mount)."""
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-                          capture_output=True, check=False)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
+        capture_output=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:
@@ -356,14 +400,13 @@ async def test_full_disk_on_a_real_tiny_tmpfs(tmp_path: Path) -> None:
         finally:
             await relay.server.close()
     finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+        await asyncio.to_thread(subprocess.run, ["umount", str(mnt)], check=False)
 
 
 async def test_thousands_of_idle_websockets_are_bounded(tmp_path: Path) -> None:
     raise_fd_limit()
     limit = 2000
-    relay = await asyncio.to_thread(make_process, tmp_path,
-                                    f"[limits]\nmax_websockets = {limit}\n")
+    relay = await asyncio.to_thread(make_process, tmp_path, f"[limits]\nmax_websockets = {limit}\n")
     try:
         box = mailbox_id()
         async with relay.client() as c:
@@ -376,8 +419,9 @@ async def test_thousands_of_idle_websockets_are_bounded(tmp_path: Path) -> None:
 
             async def connect() -> None:
                 async with sem:
-                    sockets.append(await s.ws_connect(relay.url + "/v1/ws", headers=headers,
-                                                      autoping=True))
+                    sockets.append(
+                        await s.ws_connect(relay.url + "/v1/ws", headers=headers, autoping=True)
+                    )
 
             await asyncio.gather(*(connect() for _ in range(limit - 1)))
             assert len(sockets) == limit - 1
@@ -386,10 +430,16 @@ async def test_thousands_of_idle_websockets_are_bounded(tmp_path: Path) -> None:
                 sub = await c.subscribe([box])
                 assert (await sub.next_event())["type"] == "subscribed"
                 # ... and the next socket past the limit is refused with a JSON 503.
-                async with s.get(relay.url + "/v1/ws", headers={
-                        **headers, "Upgrade": "websocket", "Connection": "Upgrade",
+                async with s.get(
+                    relay.url + "/v1/ws",
+                    headers={
+                        **headers,
+                        "Upgrade": "websocket",
+                        "Connection": "Upgrade",
                         "Sec-WebSocket-Version": "13",
-                        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}) as r:
+                        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                    },
+                ) as r:
                     assert r.status == 503
                     assert (await r.json())["error"]["code"] == "too_many_websockets"
                 await c.upload(box, b"hello", "h")

@@ -17,8 +17,9 @@ from privastead.errors import RelayRejectedError
 from privastead.relay.config import Limits, RelayConfig
 
 
-async def _events_until(ws: aiohttp.ClientWebSocketResponse, kind: str,
-                        seen: list[dict[str, Any]]) -> dict[str, Any]:
+async def _events_until(
+    ws: aiohttp.ClientWebSocketResponse, kind: str, seen: list[dict[str, Any]]
+) -> dict[str, Any]:
     while True:
         msg = await asyncio.wait_for(ws.receive(), 20)
         assert msg.type == aiohttp.WSMsgType.TEXT, msg
@@ -53,8 +54,7 @@ async def test_fan_out_in_order_and_viewer_counts(inproc: InProcess) -> None:
         await pub.close()
         msg = await viewer1.receive()
         assert json.loads(msg.data) == {"type": "ended"}
-        assert (await viewer1.receive()).type in (aiohttp.WSMsgType.CLOSE,
-                                                  aiohttp.WSMsgType.CLOSED)
+        assert (await viewer1.receive()).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
     await wait_until(lambda: not inproc.state.live.sessions)
 
 
@@ -106,8 +106,12 @@ async def test_slow_viewer_drops_frames_and_publisher_is_told(tmp_path: Path) ->
 async def test_bad_session_ids_and_roles(inproc: InProcess) -> None:
     async with inproc.client() as c:
         # "../x" is resolved by the URL layer and so matches no route at all (404).
-        for session, role, statuses in [("../x", "viewer", {404}), ("A" * 32, "viewer", {400}),
-                                        ("%2e%2e", "viewer", {400, 404}), (mailbox_id(), "admin", {400})]:
+        for session, role, statuses in [
+            ("../x", "viewer", {404}),
+            ("A" * 32, "viewer", {400}),
+            ("%2e%2e", "viewer", {400, 404}),
+            (mailbox_id(), "admin", {400}),
+        ]:
             with pytest.raises(RelayRejectedError) as err:
                 await c.live(session, role)
             assert err.value.status in statuses

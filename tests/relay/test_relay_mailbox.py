@@ -7,21 +7,24 @@ import os
 import random
 
 import pytest
+from relay_harness import RelayProcess, mailbox_id
 
 from privastead.errors import RelayRejectedError, RelayUnavailableError
 from privastead.relay.client import RelayClient
 
-from relay_harness import RelayProcess, mailbox_id
-
 
 async def test_ordering_and_exactly_once_under_concurrent_retrying_uploaders(
-        relay: RelayProcess) -> None:
+    relay: RelayProcess,
+) -> None:
     box = mailbox_id()
     async with relay.client() as owner:
         await owner.create_mailbox(box)
         uploaders, per = 8, 25
-        bodies = {f"u{u}-{i}": os.urandom(random.randint(1, 3000)) for u in range(uploaders)
-                  for i in range(per)}
+        bodies = {
+            f"u{u}-{i}": os.urandom(random.randint(1, 3000))
+            for u in range(uploaders)
+            for i in range(per)
+        }
         seqs: dict[str, set[int]] = {k: set() for k in bodies}
 
         async def uploader(u: int) -> None:
@@ -66,15 +69,18 @@ async def test_multi_device_ack_and_deletion(relay: RelayProcess) -> None:
             assert info.count == 5  # the laptop has acked nothing yet
             assert await lap.ack(box, 2) == 2
             info = await owner.mailbox_info(box)
-            assert info.count == 3 and info.devices == {phone.device_id: 3,
-                                                       laptop.device_id: 2}
+            assert info.count == 3 and info.devices == {phone.device_id: 3, laptop.device_id: 2}
             page = await lap.list_messages(box, after=2)
             assert [m.seq for m in page.messages] == [3, 4, 5]
             with pytest.raises(RelayRejectedError) as err:
                 await lap.fetch(box, 1)
             assert err.value.status == 404
-            blobs = [f for d in (relay.data_dir / "blobs").iterdir() if d.name != "tmp"
-                     for f in d.iterdir()]
+            blobs = [
+                f
+                for d in (relay.data_dir / "blobs").iterdir()
+                if d.name != "tmp"
+                for f in d.iterdir()
+            ]
             assert blobs == []  # seq 2 was a blob: its file went with it
             # Acks are cumulative and never move back; acks past the end are refused.
             assert await p.ack(box, 1) == 3
@@ -99,8 +105,9 @@ async def test_blob_round_trip_and_duplicate_blob(relay: RelayProcess, tmp_path:
         again = await owner.upload(box, data, "clip-1")
         assert again.duplicate and again.seq == first.seq
         assert await owner.fetch(box, first.seq) == data
-        files = [f for d in (relay.data_dir / "blobs").iterdir() if d.name != "tmp"
-                 for f in d.iterdir()]
+        files = [
+            f for d in (relay.data_dir / "blobs").iterdir() if d.name != "tmp" for f in d.iterdir()
+        ]
         assert len(files) == 1  # the retry's copy was removed
 
 
@@ -194,7 +201,7 @@ async def test_graceful_stop_finishes_in_flight_upload(relay: RelayProcess) -> N
 
         async def slow_body() -> object:
             for i in range(0, len(body), 256 * 1024):
-                yield body[i:i + 256 * 1024]
+                yield body[i : i + 256 * 1024]
                 await asyncio.sleep(0.1)
 
         upload = asyncio.create_task(owner.upload(box, slow_body(), "slow"))

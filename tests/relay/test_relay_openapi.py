@@ -30,8 +30,12 @@ WEBSOCKET_ROUTES = {"/v1/ws", "/v1/live/{session}"}  # described in relay-api.md
 
 def test_every_route_is_documented_and_nothing_else() -> None:
     doc = yaml.safe_load(SPEC.read_text())
-    documented = {(method.upper(), path) for path, ops in doc["paths"].items()
-                  for method in ops if method != "parameters"}
+    documented = {
+        (method.upper(), path)
+        for path, ops in doc["paths"].items()
+        for method in ops
+        if method != "parameters"
+    }
     routed = {(r.method, r.path) for r in ROUTES if r.path not in WEBSOCKET_ROUTES}
     assert documented == routed
     for path, ops in doc["paths"].items():
@@ -46,8 +50,11 @@ def test_every_route_is_documented_and_nothing_else() -> None:
 def test_the_relay_serves_its_description(tmp_path: Path) -> None:
     relay = make_process(tmp_path)
     try:
-        r = requests.get(relay.url + "/v1/openapi.yaml",
-                         headers={"Authorization": f"Bearer {relay.owner_token}"}, timeout=10)
+        r = requests.get(
+            relay.url + "/v1/openapi.yaml",
+            headers={"Authorization": f"Bearer {relay.owner_token}"},
+            timeout=10,
+        )
         assert r.status_code == 200
         assert r.text == SPEC.read_text()
         assert requests.get(relay.url + "/v1/openapi.yaml", timeout=10).status_code == 401
@@ -62,11 +69,13 @@ MAILBOX = re.compile(r"^[0-9a-f]{32}$")
 @pytest.fixture(scope="module")
 def fuzz_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RelayProcess, str]]:
     # Fuzzing sends many unauthenticated requests on purpose: no lockout here.
-    relay = make_process(tmp_path_factory.mktemp("fuzz"),
-                         "[auth]\nmax_failures = 1000000000\n")
+    relay = make_process(tmp_path_factory.mktemp("fuzz"), "[auth]\nmax_failures = 1000000000\n")
     box = "0f" * 16
-    requests.put(f"{relay.url}/v1/mailboxes/{box}", timeout=10,
-                 headers={"Authorization": f"Bearer {relay.owner_token}"}).raise_for_status()
+    requests.put(
+        f"{relay.url}/v1/mailboxes/{box}",
+        timeout=10,
+        headers={"Authorization": f"Bearer {relay.owner_token}"},
+    ).raise_for_status()
     try:
         yield relay, box
     finally:
@@ -74,8 +83,12 @@ def fuzz_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Relay
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, phases=[Phase.explicit, Phase.generate],
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=25,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 def test_fuzz_http_api(case: Any, fuzz_relay: tuple[RelayProcess, str]) -> None:
     relay, box = fuzz_relay
     params = case.path_parameters or {}
@@ -85,8 +98,16 @@ def test_fuzz_http_api(case: Any, fuzz_relay: tuple[RelayProcess, str]) -> None:
     if case.operation.path == "/metrics":
         headers = {"Authorization": "Bearer operator-token-for-tests-0123456789"}
     response = case.call_and_validate(
-        base_url=relay.url, headers=headers, timeout=30,
-        checks=[not_a_server_error, status_code_conformance, content_type_conformance,
-                response_schema_conformance, negative_data_rejection])
+        base_url=relay.url,
+        headers=headers,
+        timeout=30,
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+            negative_data_rejection,
+        ],
+    )
     if response.status_code >= 400:
         assert response.json()["error"]["code"]  # the one error shape, always

@@ -41,21 +41,36 @@ class GoogleStandIn:
         form = await request.post()
         assert form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
         self.token_requests += 1
-        return web.json_response({"access_token": "stand-in-access-token",
-                                  "expires_in": 3600, "token_type": "Bearer"})
+        return web.json_response(
+            {"access_token": "stand-in-access-token", "expires_in": 3600, "token_type": "Bearer"}
+        )
 
     async def send(self, request: web.Request) -> web.Response:
         assert request.match_info["project"] == PROJECT
         body = await request.json()
         if self.fail_next > 0:
             self.fail_next -= 1
-            return web.json_response({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED",
-                                                "message": "slow down"}}, status=429)
+            return web.json_response(
+                {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "slow down"}},
+                status=429,
+            )
         if _target(body["message"]) == "gone-device":
-            return web.json_response({"error": {
-                "code": 404, "status": "NOT_FOUND", "message": "unregistered",
-                "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
-                             "errorCode": "UNREGISTERED"}]}}, status=404)
+            return web.json_response(
+                {
+                    "error": {
+                        "code": 404,
+                        "status": "NOT_FOUND",
+                        "message": "unregistered",
+                        "details": [
+                            {
+                                "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                                "errorCode": "UNREGISTERED",
+                            }
+                        ],
+                    }
+                },
+                status=404,
+            )
         self.auth_headers.append(request.headers.get("Authorization", ""))
         self.sends.append(body)
         return web.json_response({"name": f"projects/{PROJECT}/messages/{len(self.sends)}"})
@@ -71,12 +86,22 @@ def service_account(path: Path, token_uri: str) -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": PROJECT, "private_key_id": "k1",
-        "private_key": pem, "client_email": f"relay@{PROJECT}.iam.gserviceaccount.com",
-        "client_id": "1", "token_uri": token_uri}))
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": PROJECT,
+                "private_key_id": "k1",
+                "private_key": pem,
+                "client_email": f"relay@{PROJECT}.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": token_uri,
+            }
+        )
+    )
 
 
 @pytest.fixture
@@ -90,12 +115,18 @@ async def google() -> Any:
 async def _relay(tmp_path: Path, google: GoogleStandIn) -> InProcess:
     creds = tmp_path / "fcm.json"
     service_account(creds, str(google.server.make_url("/token")))
-    push = PushConfig(fcm_credentials_file=creds,
-                      fcm_endpoint=(f"http://127.0.0.1:{google.server.port}"
-                                    "/v1/projects/{project}/messages:send"),
-                      webhook_allow_http=True, retries=3, retry_delay_seconds=0.01)
-    return await start_inprocess(tmp_path, FakeClock(), dataclasses.replace(RelayConfig(),
-                                                                            push=push))
+    push = PushConfig(
+        fcm_credentials_file=creds,
+        fcm_endpoint=(
+            f"http://127.0.0.1:{google.server.port}/v1/projects/{{project}}/messages:send"
+        ),
+        webhook_allow_http=True,
+        retries=3,
+        retry_delay_seconds=0.01,
+    )
+    return await start_inprocess(
+        tmp_path, FakeClock(), dataclasses.replace(RelayConfig(), push=push)
+    )
 
 
 async def test_fcm_data_only_push_with_retry(tmp_path: Path, google: GoogleStandIn) -> None:
@@ -132,8 +163,7 @@ async def test_fcm_data_only_push_with_retry(tmp_path: Path, google: GoogleStand
         await relay.server.close()
 
 
-async def test_fcm_unregistered_token_is_not_retried(tmp_path: Path,
-                                                     google: GoogleStandIn) -> None:
+async def test_fcm_unregistered_token_is_not_retried(tmp_path: Path, google: GoogleStandIn) -> None:
     relay = await _relay(tmp_path, google)
     try:
         box = mailbox_id()
@@ -145,8 +175,9 @@ async def test_fcm_unregistered_token_is_not_retried(tmp_path: Path,
                 await d.set_push(fcm_token="gone-device")
             await hub.upload(box, b"x", "x", push=b"p")
             m = relay.state.metrics
-            await wait_until(lambda: m.value("relay_push_total", channel="fcm",
-                                             outcome="rejected") == 1)
+            await wait_until(
+                lambda: m.value("relay_push_total", channel="fcm", outcome="rejected") == 1
+            )
             assert m.value("relay_push_total", channel="fcm", outcome="retried") == 0
     finally:
         await relay.server.close()

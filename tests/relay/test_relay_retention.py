@@ -73,10 +73,13 @@ async def test_quota_evicts_oldest_and_reports_it(tmp_path: Path) -> None:
             # A retry of an evicted upload is still a duplicate, not stored twice.
             again = await c.upload(a, first, "a1")
             assert again.duplicate and again.seq == 1
-        async with aiohttp.ClientSession() as s:
-            async with s.get(relay.url + "/metrics",
-                             headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}) as r:
-                text = await r.text()
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(
+                relay.url + "/metrics", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+            ) as r,
+        ):
+            text = await r.text()
         assert "relay_messages_evicted_total 3" in text
         assert "relay_mailbox_messages 2" in text
     finally:
@@ -100,11 +103,13 @@ async def test_metrics_need_the_operator_token(inproc: InProcess) -> None:
     async with aiohttp.ClientSession() as s:
         async with s.get(inproc.url + "/metrics") as r:
             assert r.status == 401
-        async with s.get(inproc.url + "/metrics",
-                         headers={"Authorization": f"Bearer {inproc.owner_token}"}) as r:
+        async with s.get(
+            inproc.url + "/metrics", headers={"Authorization": f"Bearer {inproc.owner_token}"}
+        ) as r:
             assert r.status == 401  # an account token is not the operator token
-        async with s.get(inproc.url + "/metrics",
-                         headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}) as r:
+        async with s.get(
+            inproc.url + "/metrics", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        ) as r:
             assert r.status == 200
             text = await r.text()
     assert 'relay_requests_total{method="GET",route="/metrics",status="401"} 2' in text

@@ -54,14 +54,21 @@ class UploadResult:
     evicted: tuple[Eviction, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "duplicate": self.duplicate,
-                "evicted": [e.to_json() for e in self.evicted]}
+        return {
+            "seq": self.seq,
+            "duplicate": self.duplicate,
+            "evicted": [e.to_json() for e in self.evicted],
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UploadResult:
-        return cls(seq=int(data["seq"]), duplicate=bool(data["duplicate"]),
-                   evicted=tuple(Eviction(str(e["mailbox"]), int(e["seq"]))
-                                 for e in data.get("evicted", [])))
+        return cls(
+            seq=int(data["seq"]),
+            duplicate=bool(data["duplicate"]),
+            evicted=tuple(
+                Eviction(str(e["mailbox"]), int(e["seq"])) for e in data.get("evicted", [])
+            ),
+        )
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 
 from aiohttp import WSCloseCode, web
+from aiohttp.typedefs import Handler
 
 from privastead.clock import SYSTEM_CLOCK, Clock
 from privastead.errors import RelayRejectedError, StorageError
@@ -33,40 +34,56 @@ from privastead.relay.state import STATE, RelayState
 
 _log = logging.getLogger(__name__)
 
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 408: "timeout", 409: "conflict",
-                 413: "body_too_large", 415: "unsupported_media_type", 429: "too_many_attempts"}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "timeout",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_attempts",
+}
 
 
 @web.middleware
-async def errors_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes ``{"error": {"code", "message"}}`` with a precise status."""
     try:
         return await handler(request)
     except RelayRejectedError as exc:
         wait = retry_after_of(exc)
-        return error_response(exc.status, exc.code, str(exc),
-                              {"Retry-After": str(wait)} if wait else None)
+        return error_response(
+            exc.status, exc.code, str(exc), {"Retry-After": str(wait)} if wait else None
+        )
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
-        return error_response(exc.status, _STATUS_CODES.get(exc.status, "http_error"),
-                              exc.reason, headers)
+        return error_response(
+            exc.status, _STATUS_CODES.get(exc.status, "http_error"), exc.reason, headers
+        )
     except StorageError as exc:
         cause = exc.__cause__ or exc.__context__
         full = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
         full = full or "disk" in str(exc).lower() or "full" in str(exc).lower()
         _log.error("storage failure on %s: %s", request.method, exc)
         if full:
-            return error_response(507, "storage_full", "the relay's storage is full; nothing "
-                                  "was stored, retry later")
-        return error_response(503, "storage_unavailable", "storage failed; nothing was stored, "
-                              "retry later", {"Retry-After": "5"})
+            return error_response(
+                507, "storage_full", "the relay's storage is full; nothing was stored, retry later"
+            )
+        return error_response(
+            503,
+            "storage_unavailable",
+            "storage failed; nothing was stored, retry later",
+            {"Retry-After": "5"},
+        )
 
 
 @web.middleware
-async def auth_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Deny by default: a token is required unless the route is marked otherwise."""
     st = request.app[STATE]
     access = access_of(request.match_info.handler)
@@ -82,17 +99,21 @@ async def auth_middleware(request: web.Request, handler: web.Handler) -> web.Str
 
 
 @web.middleware
-async def metrics_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     st = request.app[STATE]
     st.in_flight += 1
+    st.idle.clear()
     try:
         response = await handler(request)
     finally:
         st.in_flight -= 1
-    st.metrics.inc("relay_requests_total", route=route, method=request.method,
-                   status=str(response.status))
+        if not st.in_flight:
+            st.idle.set()
+    st.metrics.inc(
+        "relay_requests_total", route=route, method=request.method, status=str(response.status)
+    )
     return response
 
 
@@ -115,7 +136,7 @@ async def _sweeper(st: RelayState, interval: float) -> None:
         await asyncio.sleep(interval)  # real time on purpose: a FakeClock must not spin this
         try:
             await sweep(st)
-        except Exception:  # noqa: BLE001 - keep sweeping; the next run retries
+        except Exception:
             _log.exception("TTL sweep failed")
 
 
@@ -146,37 +167,51 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         _log.info("relay storage closed")
 
 
-async def drain(app: web.Application, timeout: float) -> None:
+async def drain(app: web.Application, grace: float) -> None:
     """Graceful stop, first half: close sockets, let in-flight requests (uploads still
-    receiving their bodies included) finish, for at most ``timeout`` seconds."""
+    receiving their bodies included) finish, for at most ``grace`` seconds."""
     await _close_websockets(app)
     st = app[STATE]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while st.in_flight > 0 and loop.time() < deadline:
-        await asyncio.sleep(0.05)
+    if st.in_flight:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await st.idle.wait()
 
 
 async def _close_websockets(app: web.Application) -> None:
     """On shutdown, sockets are closed so in-flight HTTP requests can finish in time."""
     st = app[STATE]
     st.ready = False
-    await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"relay stopping")
-                           for ws in list(st.websockets)), return_exceptions=True)
+    await asyncio.gather(
+        *(
+            ws.close(code=WSCloseCode.GOING_AWAY, message=b"relay stopping")
+            for ws in list(st.websockets)
+        ),
+        return_exceptions=True,
+    )
 
 
-def create_app(config: RelayConfig, *, clock: Clock = SYSTEM_CLOCK,
-               operator_token: str | None = None) -> web.Application:
+def create_app(
+    config: RelayConfig, *, clock: Clock = SYSTEM_CLOCK, operator_token: str | None = None
+) -> web.Application:
     """Build the relay application. Nothing touches the disk until it starts."""
     metrics = standard()
     db = Database(config.data_dir / "relay.sqlite3", config.durability)
     state = RelayState(
-        config=config, clock=clock, db=db, blobs=BlobStore(config.data_dir / "blobs"),
-        auth=Authenticator(db, config.auth, clock, operator_token), notifier=Notifier(),
-        metrics=metrics, pusher=Pusher(config.push, clock, metrics),
-        live=LiveHub(clock, metrics, config.limits.live_queue_frames))
-    app = web.Application(middlewares=[metrics_middleware, errors_middleware, auth_middleware],
-                          client_max_size=MAX_JSON_BODY + 1)
+        config=config,
+        clock=clock,
+        db=db,
+        blobs=BlobStore(config.data_dir / "blobs"),
+        auth=Authenticator(db, config.auth, clock, operator_token),
+        notifier=Notifier(),
+        metrics=metrics,
+        pusher=Pusher(config.push, clock, metrics),
+        live=LiveHub(clock, metrics, config.limits.live_queue_frames),
+    )
+    app = web.Application(
+        middlewares=[metrics_middleware, errors_middleware, auth_middleware],
+        client_max_size=MAX_JSON_BODY + 1,
+    )
     app[STATE] = state
     app.add_routes(ROUTES)
     app.cleanup_ctx.append(_lifecycle)

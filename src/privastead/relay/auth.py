@@ -83,12 +83,15 @@ class Throttle:
         if len(entry.times) >= self._config.max_failures:
             entry.locked_until = now + self._config.lockout_seconds
             entry.times.clear()
-            _log.warning("auth lockout for %s after repeated failures", key.split(":")[0])
+            _log.warning("auth lockout (%s) after repeated failures", key.partition(":")[0])
 
     def _prune(self, now: float) -> None:
         horizon = now - self._config.window_seconds
-        for key in [k for k, e in self._keys.items()
-                    if e.locked_until <= now and (not e.times or e.times[-1] <= horizon)]:
+        for key in [
+            k
+            for k, e in self._keys.items()
+            if e.locked_until <= now and (not e.times or e.times[-1] <= horizon)
+        ]:
             del self._keys[key]
         if len(self._keys) >= _MAX_TRACKED:  # still full: forget the oldest half
             for key in list(self._keys)[: _MAX_TRACKED // 2]:
@@ -98,8 +101,9 @@ class Throttle:
 class Authenticator:
     """Turns a bearer token into a ``Principal`` (or raises 401/429)."""
 
-    def __init__(self, db: Database, config: AuthConfig, clock: Clock,
-                 operator_token: str | None) -> None:
+    def __init__(
+        self, db: Database, config: AuthConfig, clock: Clock, operator_token: str | None
+    ) -> None:
         self._db = db
         self._config = config
         self._clock = clock
@@ -108,19 +112,28 @@ class Authenticator:
         # sha256(token) -> (principal, checked at); short-lived so CLI revocations apply fast.
         self._cache: dict[bytes, tuple[Principal, float]] = {}
 
-    def forget(self, *, token_id: str | None = None, account: str | None = None,
-               device_id: str | None = None) -> None:
+    def forget(
+        self,
+        *,
+        token_id: str | None = None,
+        account: str | None = None,
+        device_id: str | None = None,
+    ) -> None:
         """Drop cached principals after a revocation through the API."""
         for key, (p, _) in list(self._cache.items()):
             if (token_id and p.token_id == token_id) or (
-                    account and p.account == account and (device_id in (None, p.device_id))):
+                account and p.account == account and (device_id in (None, p.device_id))
+            ):
                 del self._cache[key]
 
     def _locked(self, key: str) -> None:
         wait = self.throttle.retry_after(key)
         if wait > 0:
-            raise RelayRejectedError("too many failed attempts; retry later", 429,
-                                     "too_many_attempts", ) from _RetryAfter(math.ceil(wait))
+            raise RelayRejectedError(
+                "too many failed attempts; retry later",
+                429,
+                "too_many_attempts",
+            ) from _RetryAfter(math.ceil(wait))
 
     async def principal(self, request: web.Request) -> Principal:
         addr = "addr:" + (request.remote or "?")
@@ -138,8 +151,9 @@ class Authenticator:
         parts = accounts.split_token(token)
         result: Principal | str = ""
         if parts is not None:
-            result = await self._db.run(partial(accounts.verify_token, token_id=parts[0],
-                                                secret=parts[1], now=now))
+            result = await self._db.run(
+                partial(accounts.verify_token, token_id=parts[0], secret=parts[1], now=now)
+            )
         if isinstance(result, Principal):
             self._locked("acct:" + result.account)
             if len(self._cache) > _MAX_TRACKED:
@@ -157,15 +171,17 @@ class Authenticator:
         self._locked(addr)
         token = _bearer(request)
         if self._operator is None:
-            raise RelayRejectedError("metrics are disabled: no operator token configured", 403,
-                                     "forbidden")
-        if token is None or not hmac.compare_digest(token.encode("utf-8", "surrogateescape"),
-                                                    self._operator.encode()):
+            raise RelayRejectedError(
+                "metrics are disabled: no operator token configured", 403, "forbidden"
+            )
+        if token is None or not hmac.compare_digest(
+            token.encode("utf-8", "surrogateescape"), self._operator.encode()
+        ):
             self.throttle.fail(addr)
             raise RelayRejectedError("operator token required", 401, "unauthorized")
 
 
-class _RetryAfter(Exception):  # noqa: N818 - carries the Retry-After seconds to the error middleware
+class _RetryAfter(Exception):
     def __init__(self, seconds: int) -> None:
         super().__init__(seconds)
         self.seconds = seconds
@@ -194,5 +210,14 @@ def require_mailbox(p: Principal, mailbox: str) -> None:
         raise RelayRejectedError("this token may not use that mailbox", 403, "forbidden")
 
 
-__all__ = ["PRINCIPAL", "Authenticator", "Throttle", "access_of", "operator", "public",
-           "require_mailbox", "require_owner", "retry_after_of"]
+__all__ = [
+    "PRINCIPAL",
+    "Authenticator",
+    "Throttle",
+    "access_of",
+    "operator",
+    "public",
+    "require_mailbox",
+    "require_owner",
+    "retry_after_of",
+]

@@ -31,7 +31,7 @@ class WrittenBlob:
     digest: bytes  # SHA-256 of the bytes, for the idempotency check
 
 
-class TooLarge(Exception):  # noqa: N818 - internal signal, turned into a 413
+class TooLarge(Exception):
     """The body grew past the limit while streaming."""
 
 
@@ -52,8 +52,9 @@ class BlobStore:
             raise StorageError("bad blob name")
         return self.root / name[:2] / name
 
-    async def write(self, chunks: AsyncIterator[bytes], limit: int,
-                    head: bytes = b"") -> WrittenBlob:
+    async def write(
+        self, chunks: AsyncIterator[bytes], limit: int, head: bytes = b""
+    ) -> WrittenBlob:
         """Stream ``head`` + ``chunks`` into a new blob; raises ``TooLarge`` past ``limit``.
 
         Chunk writes go straight to the page cache (fast, bounded by the chunk size); the
@@ -118,7 +119,7 @@ class BlobStore:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _install(tmp: Path, final: Path) -> None:

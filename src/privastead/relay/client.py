@@ -88,34 +88,59 @@ class Subscription:
 class RelayClient:
     """One relay, one token. Use as ``async with RelayClient(url, token) as relay: ...``."""
 
-    def __init__(self, base_url: str, token: str, *, session: aiohttp.ClientSession | None = None,
-                 timeout: float = 60.0, ssl: Any = True) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 60.0,
+        ssl: Any = True,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
         self._own_session = session is None
         self._session = session or aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout))
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+        )
         self._ssl = ssl
 
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.close()
 
     async def close(self) -> None:
         if self._own_session:
             await self._session.close()
 
-    async def _request(self, method: str, path: str, *, json_body: Any = None,
-                       data: Any = None, headers: dict[str, str] | None = None,
-                       params: dict[str, str] | None = None) -> Any:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
         hdrs = {**self._headers, **(headers or {})}
         try:
-            async with self._session.request(method, self.base_url + path, json=json_body,
-                                             data=data, headers=hdrs, params=params,
-                                             ssl=self._ssl) as resp:
+            async with self._session.request(
+                method,
+                self.base_url + path,
+                json=json_body,
+                data=data,
+                headers=hdrs,
+                params=params,
+                ssl=self._ssl,
+            ) as resp:
                 await _raise_for(resp)
                 if resp.status == 204:
                     return None
@@ -140,37 +165,57 @@ class RelayClient:
     async def remove_device(self, device_id: str) -> None:
         await self._request("DELETE", f"/v1/devices/{device_id}")
 
-    async def create_restricted_token(self, mailboxes: list[str], ttl_seconds: int,
-                                      label: str = "") -> IssuedToken:
-        d = await self._request("POST", "/v1/tokens/restricted", json_body={
-            "mailboxes": mailboxes, "ttl_seconds": ttl_seconds, "label": label})
-        return IssuedToken(token_id=d["token_id"], token=d["token"], device_id=d["device_id"],
-                           expires_at=d["expires_at"])
+    async def create_restricted_token(
+        self, mailboxes: list[str], ttl_seconds: int, label: str = ""
+    ) -> IssuedToken:
+        d = await self._request(
+            "POST",
+            "/v1/tokens/restricted",
+            json_body={"mailboxes": mailboxes, "ttl_seconds": ttl_seconds, "label": label},
+        )
+        return IssuedToken(
+            token_id=d["token_id"],
+            token=d["token"],
+            device_id=d["device_id"],
+            expires_at=d["expires_at"],
+        )
 
     async def revoke_token(self, token_id: str) -> None:
         await self._request("DELETE", f"/v1/tokens/{token_id}")
 
-    async def set_push(self, *, fcm_token: str | None = None,
-                       webhook_url: str | None = None) -> None:
-        await self._request("PUT", "/v1/devices/self/push",
-                            json_body={"fcm_token": fcm_token, "webhook_url": webhook_url})
+    async def set_push(
+        self, *, fcm_token: str | None = None, webhook_url: str | None = None
+    ) -> None:
+        await self._request(
+            "PUT",
+            "/v1/devices/self/push",
+            json_body={"fcm_token": fcm_token, "webhook_url": webhook_url},
+        )
 
     # --- mailboxes ---------------------------------------------------------------------------
     async def create_mailbox(self, mailbox: str, ttl_seconds: int | None = None) -> bool:
         body = {"ttl_seconds": ttl_seconds} if ttl_seconds else {}
-        return bool((await self._request("PUT", f"/v1/mailboxes/{mailbox}",
-                                         json_body=body))["created"])
+        return bool(
+            (await self._request("PUT", f"/v1/mailboxes/{mailbox}", json_body=body))["created"]
+        )
 
     async def mailbox_info(self, mailbox: str) -> MailboxInfo:
         d = await self._request("GET", f"/v1/mailboxes/{mailbox}")
-        return MailboxInfo(id=d["id"], last_seq=d["last_seq"], count=d["count"],
-                           bytes=d["bytes"], ttl_seconds=d["ttl_seconds"], devices=d["devices"])
+        return MailboxInfo(
+            id=d["id"],
+            last_seq=d["last_seq"],
+            count=d["count"],
+            bytes=d["bytes"],
+            ttl_seconds=d["ttl_seconds"],
+            devices=d["devices"],
+        )
 
     async def delete_mailbox(self, mailbox: str) -> None:
         await self._request("DELETE", f"/v1/mailboxes/{mailbox}")
 
-    async def upload(self, mailbox: str, body: Body, message_id: str, *,
-                     push: bytes | None = None) -> UploadResult:
+    async def upload(
+        self, mailbox: str, body: Body, message_id: str, *, push: bytes | None = None
+    ) -> UploadResult:
         """Append ``body``; retrying with the same ``message_id`` stores it once."""
         headers = {HEADER_MESSAGE_ID: message_id, "Content-Type": "application/octet-stream"}
         if push is not None:
@@ -181,19 +226,30 @@ class RelayClient:
         elif isinstance(body, Path):
             headers["Content-Length"] = str(body.stat().st_size)
             data = _file_chunks(body)
-        d = await self._request("POST", f"/v1/mailboxes/{mailbox}/messages", data=data,
-                                headers=headers)
+        d = await self._request(
+            "POST", f"/v1/mailboxes/{mailbox}/messages", data=data, headers=headers
+        )
         return UploadResult.from_json(d)
 
-    async def list_messages(self, mailbox: str, after: int = 0, limit: int = 100,
-                            wait: int = 0) -> MessagePage:
-        d = await self._request("GET", f"/v1/mailboxes/{mailbox}/messages", params={
-            "after": str(after), "limit": str(limit), "wait": str(wait)})
+    async def list_messages(
+        self, mailbox: str, after: int = 0, limit: int = 100, wait: int = 0
+    ) -> MessagePage:
+        d = await self._request(
+            "GET",
+            f"/v1/mailboxes/{mailbox}/messages",
+            params={"after": str(after), "limit": str(limit), "wait": str(wait)},
+        )
         return MessagePage(
-            messages=tuple(MessageInfo(seq=m["seq"], size=m["size"],
-                                       body=base64.b64decode(m["body"]) if "body" in m else None)
-                           for m in d["messages"]),
-            last_seq=d["last_seq"])
+            messages=tuple(
+                MessageInfo(
+                    seq=m["seq"],
+                    size=m["size"],
+                    body=base64.b64decode(m["body"]) if "body" in m else None,
+                )
+                for m in d["messages"]
+            ),
+            last_seq=d["last_seq"],
+        )
 
     async def fetch(self, mailbox: str, seq: int) -> bytes:
         return bytes(await self._request("GET", f"/v1/mailboxes/{mailbox}/messages/{seq}"))
@@ -203,22 +259,26 @@ class RelayClient:
         return info.body if info.body is not None else await self.fetch(mailbox, info.seq)
 
     async def register(self, mailbox: str) -> int:
-        return int((await self._request("PUT", f"/v1/mailboxes/{mailbox}/registration"))
-                   ["cursor"])
+        return int((await self._request("PUT", f"/v1/mailboxes/{mailbox}/registration"))["cursor"])
 
     async def unregister(self, mailbox: str) -> None:
         await self._request("DELETE", f"/v1/mailboxes/{mailbox}/registration")
 
     async def ack(self, mailbox: str, seq: int) -> int:
-        return int((await self._request("POST", f"/v1/mailboxes/{mailbox}/ack",
-                                        json_body={"seq": seq}))["cursor"])
+        return int(
+            (await self._request("POST", f"/v1/mailboxes/{mailbox}/ack", json_body={"seq": seq}))[
+                "cursor"
+            ]
+        )
 
     # --- sockets -----------------------------------------------------------------------------
     async def _ws(self, path: str, **kwargs: Any) -> aiohttp.ClientWebSocketResponse:
         url = self.base_url.replace("http", "ws", 1) + path
         try:
-            return await self._session.ws_connect(url, headers=self._headers, ssl=self._ssl,
-                                                  heartbeat=30.0, **kwargs)
+            ws: aiohttp.ClientWebSocketResponse = await self._session.ws_connect(
+                url, headers=self._headers, ssl=self._ssl, heartbeat=30.0, **kwargs
+            )
+            return ws
         except aiohttp.WSServerHandshakeError as exc:
             if 400 <= exc.status < 500:
                 raise RelayRejectedError(exc.message, exc.status, "handshake_rejected") from exc
@@ -232,8 +292,9 @@ class RelayClient:
         await sub.subscribe(mailboxes)
         return sub
 
-    async def live(self, session: str, role: str = "viewer",
-                   max_msg_size: int = 4 * 1024 * 1024) -> aiohttp.ClientWebSocketResponse:
+    async def live(
+        self, session: str, role: str = "viewer", max_msg_size: int = 4 * 1024 * 1024
+    ) -> aiohttp.ClientWebSocketResponse:
         """A live channel socket (``publisher`` sends binary frames; viewers receive them)."""
         return await self._ws(f"/v1/live/{session}?role={role}", max_msg_size=max_msg_size)
 

@@ -96,7 +96,7 @@ class RelayConfig:
 
 # Environment variables that override (or supply secrets to) the file.
 ENV_PREFIX = "PRIVASTEAD_RELAY_"
-METRICS_TOKEN_ENV = "PRIVASTEAD_RELAY_METRICS_TOKEN"
+METRICS_TOKEN_ENV = "PRIVASTEAD_RELAY_METRICS_TOKEN"  # noqa: S105 - a variable name
 
 
 def load(path: Path | None, env: Mapping[str, str] | None = None) -> RelayConfig:
@@ -107,9 +107,14 @@ def load(path: Path | None, env: Mapping[str, str] | None = None) -> RelayConfig
 
 def apply_env(config: RelayConfig, env: Mapping[str, str]) -> RelayConfig:
     changes: dict[str, object] = {}
-    for name, convert in (("data_dir", Path), ("host", str), ("port", int),
-                          ("tls_cert", Path), ("tls_key", Path),
-                          ("metrics_token_file", Path)):
+    for name, convert in (
+        ("data_dir", Path),
+        ("host", str),
+        ("port", int),
+        ("tls_cert", Path),
+        ("tls_key", Path),
+        ("metrics_token_file", Path),
+    ):
         raw = env.get(ENV_PREFIX + name.upper())
         if raw:
             try:
@@ -136,5 +141,12 @@ def metrics_token(config: RelayConfig, env: Mapping[str, str] | None = None) -> 
     return None
 
 
-__all__ = ["AuthConfig", "Limits", "PushConfig", "RelayConfig", "apply_env", "load",
-           "metrics_token"]
+__all__ = [
+    "AuthConfig",
+    "Limits",
+    "PushConfig",
+    "RelayConfig",
+    "apply_env",
+    "load",
+    "metrics_token",
+]

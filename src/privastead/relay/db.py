@@ -95,8 +95,9 @@ class Database:
                 batch.append(nxt)
             self._run_batch(conn, batch)
 
-    def _run_batch(self, conn: sqlite3.Connection,
-                   batch: list[tuple[Op, asyncio.Future[Any]]]) -> None:
+    def _run_batch(
+        self, conn: sqlite3.Connection, batch: list[tuple[Op, asyncio.Future[Any]]]
+    ) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -104,7 +105,7 @@ class Database:
                 conn.execute("SAVEPOINT op")
                 try:
                     result = fn(conn)
-                except Exception as exc:  # noqa: BLE001 - handed to the caller
+                except Exception as exc:
                     conn.execute("ROLLBACK TO op")
                     conn.execute("RELEASE op")
                     outcomes.append((False, exc))

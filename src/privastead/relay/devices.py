@@ -21,10 +21,16 @@ MAX_RESTRICTED_MAILBOXES = 64
 async def me(request: web.Request) -> web.Response:
     """GET /v1/me: what this token is."""
     p = request[PRINCIPAL]
-    return web.json_response({
-        "account": p.account, "kind": p.kind, "token_id": p.token_id, "device_id": p.device_id,
-        "mailboxes": sorted(p.mailboxes) if p.mailboxes is not None else None,
-        "expires_at": p.expires_at})
+    return web.json_response(
+        {
+            "account": p.account,
+            "kind": p.kind,
+            "token_id": p.token_id,
+            "device_id": p.device_id,
+            "mailboxes": sorted(p.mailboxes) if p.mailboxes is not None else None,
+            "expires_at": p.expires_at,
+        }
+    )
 
 
 async def create_device(request: web.Request) -> web.Response:
@@ -35,10 +41,15 @@ async def create_device(request: web.Request) -> web.Response:
     only_keys(data, "name")
     name = field_str(data, "name", 100, "") or ""
     st = state_of(request)
-    issued = await st.db.run(partial(accounts.issue_token, account=p.account, kind="device",
-                                     now=st.clock.time(), label=name))
-    return web.json_response({"device_id": issued.device_id, "token_id": issued.token_id,
-                              "token": issued.token}, status=201)
+    issued = await st.db.run(
+        partial(
+            accounts.issue_token, account=p.account, kind="device", now=st.clock.time(), label=name
+        )
+    )
+    return web.json_response(
+        {"device_id": issued.device_id, "token_id": issued.token_id, "token": issued.token},
+        status=201,
+    )
 
 
 async def list_devices(request: web.Request) -> web.Response:
@@ -79,10 +90,20 @@ async def set_push(request: web.Request) -> web.Response:
         parts = urlsplit(url)
         allowed = {"https", "http"} if st.config.push.webhook_allow_http else {"https"}
         if parts.scheme not in allowed or not parts.hostname:
-            raise reject(400, "bad_webhook_url",
-                         f"webhook_url must be an absolute {' or '.join(sorted(allowed))} URL")
-    await st.db.run(partial(accounts.set_push, account=p.account, device_id=p.device_id,
-                            fcm_token=fcm or None, webhook_url=url or None))
+            raise reject(
+                400,
+                "bad_webhook_url",
+                f"webhook_url must be an absolute {' or '.join(sorted(allowed))} URL",
+            )
+    await st.db.run(
+        partial(
+            accounts.set_push,
+            account=p.account,
+            device_id=p.device_id,
+            fcm_token=fcm or None,
+            webhook_url=url or None,
+        )
+    )
     return web.Response(status=204)
 
 
@@ -93,19 +114,36 @@ async def create_restricted(request: web.Request) -> web.Response:
     data = await read_json(request)
     only_keys(data, "mailboxes", "ttl_seconds", "label")
     mailboxes = data.get("mailboxes")
-    if (not isinstance(mailboxes, list) or not 1 <= len(mailboxes) <= MAX_RESTRICTED_MAILBOXES
-            or not all(isinstance(m, str) and is_mailbox_id(m) for m in mailboxes)):
+    if (
+        not isinstance(mailboxes, list)
+        or not 1 <= len(mailboxes) <= MAX_RESTRICTED_MAILBOXES
+        or not all(isinstance(m, str) and is_mailbox_id(m) for m in mailboxes)
+    ):
         raise reject(400, "bad_field", "mailboxes must be a list of 1-64 mailbox ids")
     ttl = field_int(data, "ttl_seconds", 1, MAX_RESTRICTED_TTL)
     label = field_str(data, "label", 100, "") or ""
     st = state_of(request)
     now = st.clock.time()
-    issued = await st.db.run(partial(accounts.issue_token, account=p.account, kind="restricted",
-                                     now=now, mailboxes=mailboxes, expires_at=now + ttl,
-                                     label=label))
-    return web.json_response({"token_id": issued.token_id, "token": issued.token,
-                              "device_id": issued.device_id, "expires_at": issued.expires_at},
-                             status=201)
+    issued = await st.db.run(
+        partial(
+            accounts.issue_token,
+            account=p.account,
+            kind="restricted",
+            now=now,
+            mailboxes=mailboxes,
+            expires_at=now + ttl,
+            label=label,
+        )
+    )
+    return web.json_response(
+        {
+            "token_id": issued.token_id,
+            "token": issued.token,
+            "device_id": issued.device_id,
+            "expires_at": issued.expires_at,
+        },
+        status=201,
+    )
 
 
 async def list_tokens(request: web.Request) -> web.Response:
@@ -127,5 +165,13 @@ async def revoke_token(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-__all__ = ["create_device", "create_restricted", "list_devices", "list_tokens", "me",
-           "remove_device", "revoke_token", "set_push"]
+__all__ = [
+    "create_device",
+    "create_restricted",
+    "list_devices",
+    "list_tokens",
+    "me",
+    "remove_device",
+    "revoke_token",
+    "set_push",
+]

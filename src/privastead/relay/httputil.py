@@ -13,11 +13,13 @@ from privastead.relay.api import is_mailbox_id
 MAX_JSON_BODY = 64 * 1024
 
 
-def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
     """The one error shape of the API: ``{"error": {"code": ..., "message": ...}}``."""
-    return web.json_response({"error": {"code": code, "message": message}}, status=status,
-                             headers=headers)
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers
+    )
 
 
 def reject(status: int, code: str, message: str) -> RelayRejectedError:
@@ -65,8 +67,9 @@ async def read_json(request: web.Request, *, optional: bool = False) -> dict[str
     return data
 
 
-def field_int(data: dict[str, Any], name: str, low: int, high: int,
-              default: int | None = None) -> int:
+def field_int(
+    data: dict[str, Any], name: str, low: int, high: int, default: int | None = None
+) -> int:
     value = data.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise reject(400, "bad_field", f"{name} must be an integer between {low} and {high}")
@@ -80,8 +83,14 @@ def only_keys(data: dict[str, Any], *allowed: str) -> None:
         raise reject(400, "unknown_field", f"unknown field(s): {', '.join(unknown)[:200]}")
 
 
-def field_str(data: dict[str, Any], name: str, max_len: int, default: str | None = None, *,
-              nullable: bool = False) -> str | None:
+def field_str(
+    data: dict[str, Any],
+    name: str,
+    max_len: int,
+    default: str | None = None,
+    *,
+    nullable: bool = False,
+) -> str | None:
     if name in data and data[name] is None and not nullable:
         raise reject(400, "bad_field", f"{name} must be a string, not null")
     value = data.get(name, default)
@@ -92,5 +101,13 @@ def field_str(data: dict[str, Any], name: str, max_len: int, default: str | None
     return value
 
 
-__all__ = ["error_response", "field_int", "field_str", "int_query", "mailbox_param",
-           "only_keys", "read_json", "reject"]
+__all__ = [
+    "error_response",
+    "field_int",
+    "field_str",
+    "int_query",
+    "mailbox_param",
+    "only_keys",
+    "read_json",
+    "reject",
+]

@@ -117,8 +117,11 @@ class LiveHub:
                 if now - viewer.last_signal >= LAG_SIGNAL_INTERVAL:
                     viewer.last_signal = now
                     dropped, viewer.reported = viewer.dropped - viewer.reported, viewer.dropped
-                    asyncio.get_running_loop().create_task(_quiet_send(
-                        publisher, {"type": "lagging", "viewer": viewer.id, "dropped": dropped}))
+                    asyncio.get_running_loop().create_task(
+                        _quiet_send(
+                            publisher, {"type": "lagging", "viewer": viewer.id, "dropped": dropped}
+                        )
+                    )
 
     async def view(self, request: web.Request, session_id: str) -> web.WebSocketResponse:
         st = state_of(request)
@@ -135,8 +138,9 @@ class LiveHub:
             if session.publisher is None:
                 viewer.offer({"type": "waiting"})
             else:
-                await _quiet_send(session.publisher, {"type": "viewers",
-                                                      "count": len(session.viewers)})
+                await _quiet_send(
+                    session.publisher, {"type": "viewers", "count": len(session.viewers)}
+                )
             async for _ in ws:  # viewers only listen; reading keeps close frames flowing
                 pass
         finally:
@@ -147,8 +151,9 @@ class LiveHub:
             st.websockets.discard(ws)
             if session.publisher is not None:
                 count = len(session.viewers)
-                await _quiet_send(session.publisher, {"type": "viewer_left", "viewer": viewer.id,
-                                                      "count": count})
+                await _quiet_send(
+                    session.publisher, {"type": "viewer_left", "viewer": viewer.id, "count": count}
+                )
                 if count == 0:
                     await _quiet_send(session.publisher, {"type": "no_viewers"})
             self._forget_if_empty(session_id, session)

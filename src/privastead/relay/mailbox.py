@@ -18,7 +18,7 @@ from privastead.logs import redact
 from privastead.relay import store
 from privastead.relay.api import HEADER_MESSAGE_ID, HEADER_PUSH, is_message_id
 from privastead.relay.auth import PRINCIPAL, require_mailbox, require_owner
-from privastead.relay.blobs import TooLarge
+from privastead.relay.blobs import TooLarge, WrittenBlob
 from privastead.relay.httputil import (
     error_response,
     field_int,
@@ -33,8 +33,12 @@ from privastead.relay.state import RelayState, state_of
 
 _log = logging.getLogger(__name__)
 # What a broken or vanished client connection looks like while reading a body.
-_TRUNCATED = (asyncio.IncompleteReadError, aiohttp.ClientError, ConnectionError,
-              aiohttp.http_exceptions.HttpProcessingError)
+_TRUNCATED = (
+    asyncio.IncompleteReadError,
+    aiohttp.ClientError,
+    ConnectionError,
+    aiohttp.http_exceptions.HttpProcessingError,
+)
 
 
 def _mailbox(request: web.Request) -> tuple[RelayState, str]:
@@ -52,36 +56,57 @@ async def create_mailbox(request: web.Request) -> web.Response:
     if "ttl_seconds" in data:
         ttl = field_int(data, "ttl_seconds", 1, st.config.limits.default_ttl_seconds)
     p = request[PRINCIPAL]
-    created = await st.db.run(partial(store.create_mailbox, account=p.account, mailbox=mailbox,
-                                      now=st.clock.time(), ttl_seconds=ttl))
+    created = await st.db.run(
+        partial(
+            store.create_mailbox,
+            account=p.account,
+            mailbox=mailbox,
+            now=st.clock.time(),
+            ttl_seconds=ttl,
+        )
+    )
     return web.json_response({"id": mailbox, "created": created}, status=201 if created else 200)
 
 
 async def mailbox_info(request: web.Request) -> web.Response:
     st, mailbox = _mailbox(request)
-    info = await st.db.run(partial(store.mailbox_info, account=request[PRINCIPAL].account,
-                                   mailbox=mailbox, now=st.clock.time(),
-                                   default_ttl=st.config.limits.default_ttl_seconds))
-    return web.json_response({"id": info.id, "last_seq": info.last_seq, "count": info.count,
-                              "bytes": info.bytes, "ttl_seconds": info.ttl_seconds,
-                              "devices": info.devices})
+    info = await st.db.run(
+        partial(
+            store.mailbox_info,
+            account=request[PRINCIPAL].account,
+            mailbox=mailbox,
+            now=st.clock.time(),
+            default_ttl=st.config.limits.default_ttl_seconds,
+        )
+    )
+    return web.json_response(
+        {
+            "id": info.id,
+            "last_seq": info.last_seq,
+            "count": info.count,
+            "bytes": info.bytes,
+            "ttl_seconds": info.ttl_seconds,
+            "devices": info.devices,
+        }
+    )
 
 
 async def delete_mailbox(request: web.Request) -> web.Response:
     """DELETE /v1/mailboxes/{mailbox}: the hub's reset; owner only."""
     st, mailbox = _mailbox(request)
     require_owner(request[PRINCIPAL])
-    blobs = await st.db.run(partial(store.delete_mailbox, account=request[PRINCIPAL].account,
-                                    mailbox=mailbox))
+    blobs = await st.db.run(
+        partial(store.delete_mailbox, account=request[PRINCIPAL].account, mailbox=mailbox)
+    )
     await st.blobs.delete(blobs)
     st.notifier.publish(mailbox, {"type": "deleted", "mailbox": mailbox})
     return web.Response(status=204)
 
 
-async def _chunks(request: web.Request, timeout: float) -> AsyncIterator[bytes]:
+async def _chunks(request: web.Request, idle: float) -> AsyncIterator[bytes]:
     while True:
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(idle):
                 chunk = await request.content.readany()
         except TimeoutError:
             raise reject(408, "body_timeout", "the upload stalled; nothing was stored") from None
@@ -90,16 +115,16 @@ async def _chunks(request: web.Request, timeout: float) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def _read_small(request: web.Request, want: int, timeout: float) -> bytes:
+async def _read_small(request: web.Request, want: int, idle: float) -> bytes:
     """Up to ``want`` bytes (fewer only at the end of the body)."""
-    return b"".join([chunk async for chunk in _chunks_upto(request, want, timeout)])
+    return b"".join([chunk async for chunk in _chunks_upto(request, want, idle)])
 
 
-async def _chunks_upto(request: web.Request, want: int, timeout: float) -> AsyncIterator[bytes]:
+async def _chunks_upto(request: web.Request, want: int, idle: float) -> AsyncIterator[bytes]:
     got = 0
     while got < want:
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(idle):
                 chunk = await request.content.read(want - got)
         except TimeoutError:
             raise reject(408, "body_timeout", "the upload stalled; nothing was stored") from None
@@ -149,10 +174,57 @@ async def upload(request: web.Request) -> web.Response:
     limits = st.config.limits
     msg_id = request.headers.get(HEADER_MESSAGE_ID) or request.query.get("message_id", "")
     if not is_message_id(msg_id):
-        raise reject(400, "bad_message_id",
-                     f"send {HEADER_MESSAGE_ID}: 1-64 chars of A-Z a-z 0-9 _ - (retries reuse it)")
+        raise reject(
+            400,
+            "bad_message_id",
+            f"send {HEADER_MESSAGE_ID}: 1-64 chars of A-Z a-z 0-9 _ - (retries reuse it)",
+        )
     push = _push_payload(request, limits.max_push_payload)
     check_upload_size(request, limits.max_blob_size)  # 413 before reading any of the body
+    body, blob = await _receive(request, st)
+    if body is not None:
+        size, digest = len(body), hashlib.sha256(body).digest()
+    else:
+        assert blob is not None
+        size, digest = blob.size, blob.digest
+    msg = store.NewMessage(
+        account=p.account,
+        mailbox=mailbox,
+        msg_id=msg_id,
+        digest=digest,
+        size=size,
+        body=body,
+        blob=blob.name if blob else None,
+    )
+    try:
+        appended = await st.db.run(
+            partial(
+                store.append,
+                msg=msg,
+                now=st.clock.time(),
+                default_ttl=limits.default_ttl_seconds,
+                quota=limits.account_quota_bytes,
+            )
+        )
+    except BaseException:
+        if blob is not None:
+            await asyncio.shield(st.blobs.delete([blob.name]))
+        raise
+    await st.blobs.delete(appended.unlink)
+    return _answer(
+        st,
+        appended=appended,
+        mailbox=mailbox,
+        account=p.account,
+        uploader=p.device_id,
+        size=size,
+        push=push,
+    )
+
+
+async def _receive(request: web.Request, st: RelayState) -> tuple[bytes | None, WrittenBlob | None]:
+    """The body: inline bytes when small, else a blob streamed to disk (never both)."""
+    limits = st.config.limits
     length = request.content_length
     body: bytes | None = None
     blob = None
@@ -166,29 +238,29 @@ async def upload(request: web.Request) -> web.Response:
             if len(head) <= limits.inline_max and request.content.at_eof():
                 body = head
             else:
-                blob = await st.blobs.write(_chunks(request, limits.body_timeout),
-                                            limits.max_blob_size, head=head)
+                blob = await st.blobs.write(
+                    _chunks(request, limits.body_timeout), limits.max_blob_size, head=head
+                )
     except TooLarge:
-        raise reject(413, "body_too_large", f"messages are limited to {limits.max_blob_size} "
-                                            "bytes") from None
+        raise reject(
+            413, "body_too_large", f"messages are limited to {limits.max_blob_size} bytes"
+        ) from None
     except _TRUNCATED:
         raise reject(400, "truncated", "the body ended early; nothing was stored") from None
-    if body is not None:
-        size, digest = len(body), hashlib.sha256(body).digest()
-    else:
-        assert blob is not None
-        size, digest = blob.size, blob.digest
-    msg = store.NewMessage(account=p.account, mailbox=mailbox, msg_id=msg_id, digest=digest,
-                           size=size, body=body, blob=blob.name if blob else None, push=None)
-    try:
-        appended = await st.db.run(partial(
-            store.append, msg=msg, now=st.clock.time(),
-            default_ttl=limits.default_ttl_seconds, quota=limits.account_quota_bytes))
-    except BaseException:
-        if blob is not None:
-            await asyncio.shield(st.blobs.delete([blob.name]))
-        raise
-    await st.blobs.delete(appended.unlink)
+    return body, blob
+
+
+def _answer(
+    st: RelayState,
+    *,
+    appended: store.Appended,
+    mailbox: str,
+    account: str,
+    uploader: str,
+    size: int,
+    push: bytes | None,
+) -> web.Response:
+    """Count, notify subscribers, queue wake-ups (not for the uploader), and answer."""
     result = appended.result
     m = st.metrics
     if result.duplicate:
@@ -200,9 +272,11 @@ async def upload(request: web.Request) -> web.Response:
         m.inc("relay_messages_evicted_total", len(result.evicted))
         _log.info("quota evicted %d messages of an account", len(result.evicted))
     st.notifier.publish(mailbox, {"type": "message", "mailbox": mailbox, "seq": result.seq})
-    wake = [d for d in appended.devices if d != p.device_id]
+    wake = [d for d in appended.devices if d != uploader]
     if push is not None and wake:
-        asyncio.get_running_loop().create_task(_push(st, p.account, wake, push))
+        task = asyncio.get_running_loop().create_task(_push(st, account, wake, push))
+        st.background.add(task)  # keep a reference until done
+        task.add_done_callback(st.background.discard)
     _log.debug("stored seq %d in %s (%d bytes)", result.seq, redact(mailbox), size)
     return web.json_response(result.to_json(), status=201)
 
@@ -214,8 +288,9 @@ async def _push(st: RelayState, account: str, devices: list[str], payload: bytes
         _log.exception("push target lookup failed")
         return
     for device_id, fcm, webhook in targets:
-        st.pusher.submit(PushJob(device_id=device_id, payload=payload, fcm_token=fcm,
-                                 webhook_url=webhook))
+        st.pusher.submit(
+            PushJob(device_id=device_id, payload=payload, fcm_token=fcm, webhook_url=webhook)
+        )
 
 
 async def list_messages(request: web.Request) -> web.Response:
@@ -225,8 +300,14 @@ async def list_messages(request: web.Request) -> web.Response:
     after = int_query(request, "after", 0, 0, 2**62)
     limit = int_query(request, "limit", 100, 1, limits.max_list)
     wait = int_query(request, "wait", 0, 0, limits.max_wait_seconds)
-    fetch = partial(store.list_messages, account=request[PRINCIPAL].account, mailbox=mailbox,
-                    after=after, limit=limit, inline_max=limits.inline_max)
+    fetch = partial(
+        store.list_messages,
+        account=request[PRINCIPAL].account,
+        mailbox=mailbox,
+        after=after,
+        limit=limit,
+        inline_max=limits.inline_max,
+    )
     page = await st.db.run(partial(fetch, now=st.clock.time()))
     if not page.messages and wait:
         deadline = asyncio.get_running_loop().time() + wait
@@ -241,9 +322,14 @@ async def list_messages(request: web.Request) -> web.Response:
                     break
                 await news.wait_for(remaining)
             page = await st.db.run(partial(fetch, now=st.clock.time()))
-    out = [{"seq": m.seq, "size": m.size,
-            **({"body": base64.b64encode(m.body).decode("ascii")} if m.body is not None else {})}
-           for m in page.messages]
+    out = [
+        {
+            "seq": m.seq,
+            "size": m.size,
+            **({"body": base64.b64encode(m.body).decode("ascii")} if m.body is not None else {}),
+        }
+        for m in page.messages
+    ]
     return web.json_response({"messages": out, "last_seq": page.last_seq})
 
 
@@ -256,9 +342,15 @@ async def get_message(request: web.Request) -> web.StreamResponse:
         raise reject(400, "bad_seq", "seq must be a positive integer") from None
     if not 1 <= seq < 2**62:
         raise reject(400, "bad_seq", "seq must be a positive integer")
-    size, body, blob = await st.db.run(partial(store.get_message,
-                                               account=request[PRINCIPAL].account,
-                                               mailbox=mailbox, seq=seq, now=st.clock.time()))
+    size, body, blob = await st.db.run(
+        partial(
+            store.get_message,
+            account=request[PRINCIPAL].account,
+            mailbox=mailbox,
+            seq=seq,
+            now=st.clock.time(),
+        )
+    )
     st.metrics.inc("relay_sent_bytes_total", size)
     headers = {"Cache-Control": "no-store", "Privastead-Seq": str(seq)}
     if body is not None:
@@ -273,16 +365,18 @@ async def register(request: web.Request) -> web.Response:
     """PUT .../registration: this device will receive (and must acknowledge) messages."""
     st, mailbox = _mailbox(request)
     p = request[PRINCIPAL]
-    cursor = await st.db.run(partial(store.register, account=p.account, mailbox=mailbox,
-                                     device_id=p.device_id))
+    cursor = await st.db.run(
+        partial(store.register, account=p.account, mailbox=mailbox, device_id=p.device_id)
+    )
     return web.json_response({"device_id": p.device_id, "cursor": cursor})
 
 
 async def unregister(request: web.Request) -> web.Response:
     st, mailbox = _mailbox(request)
     p = request[PRINCIPAL]
-    blobs = await st.db.run(partial(store.unregister, account=p.account, mailbox=mailbox,
-                                    device_id=p.device_id))
+    blobs = await st.db.run(
+        partial(store.unregister, account=p.account, mailbox=mailbox, device_id=p.device_id)
+    )
     await st.blobs.delete(blobs)
     return web.Response(status=204)
 
@@ -294,11 +388,22 @@ async def ack(request: web.Request) -> web.Response:
     data = await read_json(request)
     only_keys(data, "seq")
     seq = field_int(data, "seq", 0, 2**62)
-    cursor, blobs = await st.db.run(partial(store.ack, account=p.account, mailbox=mailbox,
-                                            device_id=p.device_id, seq=seq))
+    cursor, blobs = await st.db.run(
+        partial(store.ack, account=p.account, mailbox=mailbox, device_id=p.device_id, seq=seq)
+    )
     await st.blobs.delete(blobs)
     return web.json_response({"cursor": cursor})
 
 
-__all__ = ["ack", "create_mailbox", "delete_mailbox", "expect_upload", "get_message",
-           "list_messages", "mailbox_info", "register", "unregister", "upload"]
+__all__ = [
+    "ack",
+    "create_mailbox",
+    "delete_mailbox",
+    "expect_upload",
+    "get_message",
+    "list_messages",
+    "mailbox_info",
+    "register",
+    "unregister",
+    "upload",
+]

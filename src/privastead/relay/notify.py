@@ -23,9 +23,9 @@ class News:
     def __init__(self) -> None:
         self.event = asyncio.Event()
 
-    async def wait_for(self, timeout: float) -> bool:
+    async def wait_for(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 await self.event.wait()
         return self.event.is_set()
 

@@ -30,8 +30,9 @@ async def metrics(request: web.Request) -> web.Response:
     m.set("relay_mailbox_bytes", stats["bytes"])
     m.set("relay_mailbox_depth_max", stats["max_depth"])
     m.set("relay_websockets", len(st.websockets))
-    return web.Response(text=m.render(), content_type="text/plain",
-                        headers={"Cache-Control": "no-store"})
+    return web.Response(
+        text=m.render(), content_type="text/plain", headers={"Cache-Control": "no-store"}
+    )
 
 
 def openapi_text() -> str:

@@ -33,7 +33,7 @@ class PushJob:
     webhook_url: str | None
 
 
-class _Permanent(Exception):  # noqa: N818 - a failure that retrying will not fix
+class _Permanent(Exception):
     pass
 
 
@@ -49,8 +49,10 @@ class FcmSender:
         if config.fcm_project_id:
             options["projectId"] = config.fcm_project_id
         self._app = firebase_admin.initialize_app(
-            credentials.Certificate(str(config.fcm_credentials_file)), options,
-            name=f"privastead-relay-{id(self)}")
+            credentials.Certificate(str(config.fcm_credentials_file)),
+            options,
+            name=f"privastead-relay-{id(self)}",
+        )
         self._messaging = messaging
         if config.fcm_endpoint:
             # firebase-admin has no public knob for the endpoint; its service object keeps the
@@ -66,8 +68,7 @@ class FcmSender:
     def _send(self, token: str, payload: bytes) -> None:
         m = self._messaging
         data = {"body": base64.b64encode(payload).decode("ascii")} if payload else {}
-        message = m.Message(fid=token, data=data,
-                            android=m.AndroidConfig(priority="high"))
+        message = m.Message(fid=token, data=data, android=m.AndroidConfig(priority="high"))
         try:
             m.send(message, app=self._app)
         except (m.UnregisteredError, m.SenderIdMismatchError, ValueError) as exc:
@@ -91,9 +92,11 @@ class Pusher:
         if self._config.fcm_credentials_file is not None:
             self._fcm = FcmSender(self._config)
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self._config.timeout_seconds))
-        self._tasks = [asyncio.create_task(self._worker(), name=f"push-{i}")
-                       for i in range(_WORKERS)]
+            timeout=aiohttp.ClientTimeout(total=self._config.timeout_seconds)
+        )
+        self._tasks = [
+            asyncio.create_task(self._worker(), name=f"push-{i}") for i in range(_WORKERS)
+        ]
 
     async def stop(self) -> None:
         # Give queued pushes a moment; wake-ups are best-effort by design.
@@ -138,12 +141,16 @@ class Pusher:
                 self._metrics.inc("relay_push_total", channel=channel, outcome="rejected")
                 _log.info("%s push for device %s rejected: %s", channel, job.device_id, exc)
                 return
-            except Exception as exc:  # noqa: BLE001 - network and service errors: retry
+            except Exception as exc:
                 _log.debug("%s push attempt failed", channel, exc_info=True)
                 if attempt == self._config.retries:
                     self._metrics.inc("relay_push_total", channel=channel, outcome="failed")
-                    _log.warning("%s push for device %s failed: %s", channel, job.device_id,
-                                 type(exc).__name__)
+                    _log.warning(
+                        "%s push for device %s failed: %s",
+                        channel,
+                        job.device_id,
+                        type(exc).__name__,
+                    )
                     return
                 self._metrics.inc("relay_push_total", channel=channel, outcome="retried")
                 await self._clock.sleep(delay)
@@ -159,9 +166,11 @@ class Pusher:
     async def _webhook_once(self, job: PushJob) -> None:
         assert self._session is not None and job.webhook_url
         async with self._session.post(
-                job.webhook_url, data=job.payload,
-                headers={"Content-Type": "application/octet-stream", "TTL": "86400",
-                         "Urgency": "high"}, allow_redirects=False) as resp:
+            job.webhook_url,
+            data=job.payload,
+            headers={"Content-Type": "application/octet-stream", "TTL": "86400", "Urgency": "high"},
+            allow_redirects=False,
+        ) as resp:
             if resp.status in (404, 410):  # the endpoint is gone (UnifiedPush semantics)
                 raise _Permanent(f"HTTP {resp.status}")
             if resp.status >= 300:

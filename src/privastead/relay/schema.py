@@ -61,7 +61,6 @@ CREATE TABLE IF NOT EXISTS messages (
     size        INTEGER NOT NULL,
     body        BLOB,               -- inline body, or NULL when in a blob file
     blob        TEXT,               -- blob file name
-    push        BLOB,               -- opaque wake-up payload (kept for retries only)
     created_at  REAL NOT NULL,
     expires_at  REAL NOT NULL,
     PRIMARY KEY (mailbox, seq)
@@ -90,8 +89,9 @@ def init(conn: sqlite3.Connection) -> None:
     """Create or check the schema (idempotent)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version not in (0, SCHEMA_VERSION):
-        raise sqlite3.DatabaseError(f"relay database has schema {version}, "
-                                    f"this relay knows {SCHEMA_VERSION}")
+        raise sqlite3.DatabaseError(
+            f"relay database has schema {version}, this relay knows {SCHEMA_VERSION}"
+        )
     conn.executescript(SCHEMA)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 

@@ -34,23 +34,31 @@ def tls_context(config: RelayConfig) -> ssl.SSLContext | None:
     return context
 
 
-async def serve(config: RelayConfig, operator_token: str | None,
-                stop: asyncio.Event | None = None) -> None:
+async def serve(
+    config: RelayConfig, operator_token: str | None, stop: asyncio.Event | None = None
+) -> None:
     """Serve until SIGINT/SIGTERM (or ``stop``), then finish in-flight requests and close."""
     app = create_app(config, clock=SYSTEM_CLOCK, operator_token=operator_token)
     limits = config.limits
-    runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                           keepalive_timeout=limits.idle_timeout,
-                           shutdown_timeout=limits.shutdown_timeout,
-                           lingering_time=2.0)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=limits.idle_timeout,
+        shutdown_timeout=limits.shutdown_timeout,
+        lingering_time=2.0,
+    )
     await runner.setup()
     context = tls_context(config)
     # Our own listening server (not a TCPSite), so a graceful stop can close the listener
     # first and keep reading bodies of uploads in flight; aiohttp's own shutdown stops
     # reading request bodies at once.
     loop = asyncio.get_running_loop()
-    listener = await loop.create_server(runner.server, config.host, config.port, ssl=context,
-                                        backlog=1024, reuse_address=True)
+    protocol_factory = runner.server
+    assert protocol_factory is not None  # set by setup()
+    listener = await loop.create_server(
+        protocol_factory, config.host, config.port, ssl=context, backlog=1024, reuse_address=True
+    )
     scheme = "https" if context else "http"
     _log.info("relay listening on %s://%s:%d", scheme, config.host, config.port)
     print(f"privastead-server: listening on {scheme}://{config.host}:{config.port}", flush=True)

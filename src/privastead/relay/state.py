@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,8 @@ class RelayState:
     websockets: set[web.WebSocketResponse] = field(default_factory=set)
     ready: bool = False
     in_flight: int = 0  # HTTP requests being handled (graceful shutdown waits for 0)
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set when in_flight drops to 0
 
 
 STATE = web.AppKey("privastead_relay_state", RelayState)

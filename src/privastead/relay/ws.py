@@ -73,8 +73,9 @@ async def subscribe_socket(request: web.Request) -> web.WebSocketResponse:
     ws = open_socket(st)
     await ws.prepare(request)
     st.websockets.add(ws)
-    sub = Subscription(st.config.limits.ws_queue_events,
-                       partial(st.metrics.inc, "relay_ws_events_dropped_total"))
+    sub = Subscription(
+        st.config.limits.ws_queue_events, partial(st.metrics.inc, "relay_ws_events_dropped_total")
+    )
     mine: set[str] = set()
     writer = asyncio.create_task(_write(ws, sub))
     try:
@@ -91,7 +92,15 @@ async def subscribe_socket(request: web.Request) -> web.WebSocketResponse:
             if kind == "ping":
                 sub.offer({"type": "pong"})
             elif kind in ("subscribe", "unsubscribe"):
-                await _change(st, p.account, p.mailboxes, sub, mine, kind, data.get("mailboxes"))
+                await _change(
+                    st,
+                    account=p.account,
+                    allowed=p.mailboxes,
+                    sub=sub,
+                    mine=mine,
+                    kind=kind,
+                    mailboxes=data.get("mailboxes"),
+                )
             else:
                 sub.offer({"type": "error", "code": "unknown_type", "message": str(kind)[:40]})
     finally:
@@ -104,10 +113,19 @@ async def subscribe_socket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _change(st: RelayState, account: str, allowed: frozenset[str] | None,
-                  sub: Subscription, mine: set[str], kind: str, mailboxes: Any) -> None:
-    if (not isinstance(mailboxes, list)
-            or not all(isinstance(m, str) and is_mailbox_id(m) for m in mailboxes)):
+async def _change(
+    st: RelayState,
+    *,
+    account: str,
+    allowed: frozenset[str] | None,
+    sub: Subscription,
+    mine: set[str],
+    kind: str,
+    mailboxes: Any,
+) -> None:
+    if not isinstance(mailboxes, list) or not all(
+        isinstance(m, str) and is_mailbox_id(m) for m in mailboxes
+    ):
         sub.offer({"type": "error", "code": "bad_mailbox_id", "message": "a list of ids"})
         return
     if kind == "unsubscribe":
@@ -117,8 +135,13 @@ async def _change(st: RelayState, account: str, allowed: frozenset[str] | None,
                 st.notifier.unsubscribe(mailbox, sub)
         return
     if len(mine | set(mailboxes)) > MAX_SUBSCRIPTIONS:
-        sub.offer({"type": "error", "code": "too_many",
-                   "message": f"at most {MAX_SUBSCRIPTIONS} mailboxes per socket"})
+        sub.offer(
+            {
+                "type": "error",
+                "code": "too_many",
+                "message": f"at most {MAX_SUBSCRIPTIONS} mailboxes per socket",
+            }
+        )
         return
     wanted = [m for m in mailboxes if allowed is None or m in allowed]
     ok = await st.db.run(partial(store.owned, account=account, mailboxes=wanted))

@@ -1,4 +1,4 @@
-"""`privastead-server`: The Privastead relay: untrusted store-and-forward of end-to-end encrypted messages."""
+"""`privastead-server`: the relay, untrusted store-and-forward of encrypted messages."""
 
 from __future__ import annotations
 

@@ -43,8 +43,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{'account':<24} {'used bytes':>12} {'quota':>12} mailboxes devices")
                 for r in rows:
                     quota = r["quota_bytes"] or config.limits.account_quota_bytes
-                    print(f"{r['name']:<24} {r['used_bytes']:>12} {quota:>12}"
-                          f" {r['mailboxes']:>9} {r['devices']:>7}")
+                    print(
+                        f"{r['name']:<24} {r['used_bytes']:>12} {quota:>12}"
+                        f" {r['mailboxes']:>9} {r['devices']:>7}"
+                    )
         else:
             conn.execute("BEGIN IMMEDIATE")
             blobs = accounts.remove_account(conn, args.name)

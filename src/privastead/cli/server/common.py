@@ -12,10 +12,18 @@ from privastead.relay import db, schema
 
 
 def add_location(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="relay config file (TOML); PRIVASTEAD_RELAY_* variables override it")
-    parser.add_argument("--data-dir", type=Path, metavar="DIR",
-                        help="data directory (default: data_dir from the config, ./relay-data)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="relay config file (TOML); PRIVASTEAD_RELAY_* variables override it",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="data directory (default: data_dir from the config, ./relay-data)",
+    )
 
 
 def load_config(args: argparse.Namespace) -> relay_config.RelayConfig:

@@ -18,9 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="TCP port (default 8080)")
     parser.add_argument("--cert", type=Path, help="TLS certificate chain (PEM); needs --key")
     parser.add_argument("--key", type=Path, help="TLS private key (PEM); needs --cert")
-    parser.epilog = ("The /metrics endpoint needs the operator token from "
-                     f"{relay_config.METRICS_TOKEN_ENV} or metrics_token_file. "
-                     "SIGTERM finishes in-flight requests before exiting.")
+    parser.epilog = (
+        "The /metrics endpoint needs the operator token from "
+        f"{relay_config.METRICS_TOKEN_ENV} or metrics_token_file. "
+        "SIGTERM finishes in-flight requests before exiting."
+    )
 
 
 def run(args: argparse.Namespace) -> int:

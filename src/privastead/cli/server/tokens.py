@@ -14,13 +14,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     issue = sub.add_parser("issue", help="issue a token and print it (shown once)")
     issue.add_argument("--account", required=True)
-    issue.add_argument("--kind", choices=["owner", "device", "restricted"], default="device",
-                       help="owner (the hub), device (one installed client), or restricted "
-                            "(some mailboxes until --ttl; e.g. pairing)")
-    issue.add_argument("--mailbox", action="append", default=[], metavar="ID",
-                       help="restricted tokens: an allowed mailbox id (repeat)")
-    issue.add_argument("--ttl", type=int, metavar="SECONDS",
-                       help="expiry (required for restricted tokens)")
+    issue.add_argument(
+        "--kind",
+        choices=["owner", "device", "restricted"],
+        default="device",
+        help="owner (the hub), device (one installed client), or restricted "
+        "(some mailboxes until --ttl; e.g. pairing)",
+    )
+    issue.add_argument(
+        "--mailbox",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="restricted tokens: an allowed mailbox id (repeat)",
+    )
+    issue.add_argument(
+        "--ttl", type=int, metavar="SECONDS", help="expiry (required for restricted tokens)"
+    )
     issue.add_argument("--label", default="", help="a note shown by `tokens list`")
     add_location(issue)
     revoke = sub.add_parser("revoke", help="revoke a token by its id (see `tokens list`)")
@@ -39,16 +49,32 @@ def run(args: argparse.Namespace) -> int:
             now = time.time()
             expires = now + args.ttl if args.ttl else None
             conn.execute("BEGIN IMMEDIATE")
-            issued = accounts.issue_token(conn, args.account, args.kind, now,
-                                          mailboxes=args.mailbox or None, expires_at=expires,
-                                          label=args.label)
+            issued = accounts.issue_token(
+                conn,
+                args.account,
+                args.kind,
+                now,
+                mailboxes=args.mailbox or None,
+                expires_at=expires,
+                label=args.label,
+            )
             conn.execute("COMMIT")
-            print(json.dumps({"token_id": issued.token_id, "device_id": issued.device_id,
-                              "expires_at": issued.expires_at, "token": issued.token}))
+            print(
+                json.dumps(
+                    {
+                        "token_id": issued.token_id,
+                        "device_id": issued.device_id,
+                        "expires_at": issued.expires_at,
+                        "token": issued.token,
+                    }
+                )
+            )
         elif args.action == "revoke":
             accounts.revoke_token(conn, args.token_id)
-            print(f"token {args.token_id} revoked (a running relay stops accepting it within "
-                  f"{config.auth.cache_seconds:g} s)")
+            print(
+                f"token {args.token_id} revoked (a running relay stops accepting it within "
+                f"{config.auth.cache_seconds:g} s)"
+            )
         else:
             for row in accounts.list_tokens(conn, args.account):
                 print(json.dumps(row))
