@@ -151,7 +151,7 @@ class Authenticator:
         parts = accounts.split_token(token)
         result: Principal | str = ""
         if parts is not None:
-            result = await self._db.run(
+            result = self._db.read(
                 partial(accounts.verify_token, token_id=parts[0], secret=parts[1], now=now)
             )
         if isinstance(result, Principal):

@@ -85,6 +85,9 @@ class RelayConfig:
     metrics_token_file: Path | None = None
     sweep_interval_seconds: float = 30.0  # TTL sweep; 0 disables the background sweeper
     log_format: Literal["text", "json"] = "text"
+    # uvloop is faster for small requests; the stdlib loop has a zero-copy sendfile() for
+    # blob downloads (uvloop lacks it, so aiohttp falls back to reads in a thread pool).
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     limits: Limits = field(default_factory=Limits)
     auth: AuthConfig = field(default_factory=AuthConfig)
     push: PushConfig = field(default_factory=PushConfig)

@@ -55,7 +55,7 @@ async def create_device(request: web.Request) -> web.Response:
 async def list_devices(request: web.Request) -> web.Response:
     p = request[PRINCIPAL]
     require_owner(p)
-    rows = await state_of(request).db.run(partial(accounts.list_devices, account=p.account))
+    rows = state_of(request).db.read(partial(accounts.list_devices, account=p.account))
     return web.json_response({"devices": rows})
 
 
@@ -149,7 +149,7 @@ async def create_restricted(request: web.Request) -> web.Response:
 async def list_tokens(request: web.Request) -> web.Response:
     p = request[PRINCIPAL]
     require_owner(p)
-    rows = await state_of(request).db.run(partial(accounts.list_tokens, account=p.account))
+    rows = state_of(request).db.read(partial(accounts.list_tokens, account=p.account))
     return web.json_response({"tokens": rows})
 
 

@@ -19,6 +19,7 @@ from privastead.relay import store
 from privastead.relay.api import HEADER_MESSAGE_ID, HEADER_PUSH, is_message_id
 from privastead.relay.auth import PRINCIPAL, require_mailbox, require_owner
 from privastead.relay.blobs import TooLarge, WrittenBlob
+from privastead.relay.download import BlobResponse
 from privastead.relay.httputil import (
     error_response,
     field_int,
@@ -70,7 +71,7 @@ async def create_mailbox(request: web.Request) -> web.Response:
 
 async def mailbox_info(request: web.Request) -> web.Response:
     st, mailbox = _mailbox(request)
-    info = await st.db.run(
+    info = st.db.read(
         partial(
             store.mailbox_info,
             account=request[PRINCIPAL].account,
@@ -204,6 +205,7 @@ async def upload(request: web.Request) -> web.Response:
                 now=st.clock.time(),
                 default_ttl=limits.default_ttl_seconds,
                 quota=limits.account_quota_bytes,
+                wake=push is not None,
             )
         )
     except BaseException:
@@ -283,7 +285,7 @@ def _answer(
 
 async def _push(st: RelayState, account: str, devices: list[str], payload: bytes) -> None:
     try:
-        targets = await st.db.run(partial(store.push_targets, account=account, devices=devices))
+        targets = st.db.read(partial(store.push_targets, account=account, devices=devices))
     except Exception:  # pushes are best-effort and never fail an upload
         _log.exception("push target lookup failed")
         return
@@ -308,7 +310,7 @@ async def list_messages(request: web.Request) -> web.Response:
         limit=limit,
         inline_max=limits.inline_max,
     )
-    page = await st.db.run(partial(fetch, now=st.clock.time()))
+    page = st.db.read(partial(fetch, now=st.clock.time()))
     if not page.messages and wait:
         deadline = asyncio.get_running_loop().time() + wait
         while not page.messages:
@@ -317,11 +319,11 @@ async def list_messages(request: web.Request) -> web.Response:
                 break
             async with st.notifier.waiting(mailbox) as news:
                 # Re-check after registering, so a message stored in between is not missed.
-                page = await st.db.run(partial(fetch, now=st.clock.time()))
+                page = st.db.read(partial(fetch, now=st.clock.time()))
                 if page.messages:
                     break
                 await news.wait_for(remaining)
-            page = await st.db.run(partial(fetch, now=st.clock.time()))
+            page = st.db.read(partial(fetch, now=st.clock.time()))
     out = [
         {
             "seq": m.seq,
@@ -342,7 +344,7 @@ async def get_message(request: web.Request) -> web.StreamResponse:
         raise reject(400, "bad_seq", "seq must be a positive integer") from None
     if not 1 <= seq < 2**62:
         raise reject(400, "bad_seq", "seq must be a positive integer")
-    size, body, blob = await st.db.run(
+    size, body, blob = st.db.read(
         partial(
             store.get_message,
             account=request[PRINCIPAL].account,
@@ -356,9 +358,7 @@ async def get_message(request: web.Request) -> web.StreamResponse:
     if body is not None:
         return web.Response(body=body, content_type="application/octet-stream", headers=headers)
     assert blob is not None
-    response = web.FileResponse(st.blobs.path(blob), headers=headers)
-    response.content_type = "application/octet-stream"
-    return response
+    return BlobResponse(st.blobs.path(blob), size, headers)
 
 
 async def register(request: web.Request) -> web.Response:

@@ -80,12 +80,12 @@ async def serve(
 
 def run(config: RelayConfig, operator_token: str | None) -> None:
     raise_fd_limit()
-    try:
+    if config.event_loop == "uvloop":
         import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without it
-        asyncio.run(serve(config, operator_token))
-    else:
+
         uvloop.run(serve(config, operator_token))
+    else:
+        asyncio.run(serve(config, operator_token))
 
 
 __all__ = ["raise_fd_limit", "run", "serve", "tls_context"]

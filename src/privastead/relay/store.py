@@ -114,7 +114,13 @@ def mailbox_info(
 
 
 def append(
-    conn: sqlite3.Connection, msg: NewMessage, now: float, default_ttl: int, quota: int
+    conn: sqlite3.Connection,
+    msg: NewMessage,
+    now: float,
+    default_ttl: int,
+    quota: int,
+    *,
+    wake: bool = False,
 ) -> Appended:
     """Store ``msg`` once; evict the account's oldest messages if the quota needs room."""
     receipt = conn.execute(
@@ -130,7 +136,15 @@ def append(
         return Appended(
             UploadResult(seq=receipt[0], duplicate=True), unlink=[msg.blob] if msg.blob else []
         )
-    last_seq, ttl = _mailbox(conn, msg.account, msg.mailbox)
+    # Take the next seq (one statement: this is the hot path). A failure below rolls it back.
+    bumped = conn.execute(
+        "UPDATE mailboxes SET last_seq = last_seq + 1 WHERE id = ? AND account = ?"
+        " RETURNING last_seq, ttl_seconds",
+        (msg.mailbox, msg.account),
+    ).fetchone()
+    if bumped is None:
+        raise _not_found()
+    seq, ttl = int(bumped[0]), bumped[1]
     row = conn.execute(
         "SELECT COALESCE(quota_bytes, ?), used_bytes FROM accounts WHERE name = ?",
         (quota, msg.account),
@@ -155,9 +169,7 @@ def append(
             used -= vsize
             if used + msg.size <= limit:
                 break
-    seq = last_seq + 1
     expires = now + (ttl or default_ttl)
-    conn.execute("UPDATE mailboxes SET last_seq = ? WHERE id = ?", (seq, msg.mailbox))
     conn.execute(
         "INSERT INTO messages(mailbox, seq, account, size, body, blob, created_at,"
         " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -168,12 +180,14 @@ def append(
         " VALUES (?, ?, ?, ?, ?)",
         (msg.mailbox, msg.msg_id, seq, msg.digest, expires),
     )
-    devices = [
-        r[0]
-        for r in conn.execute(
-            "SELECT device_id FROM registrations WHERE mailbox = ?", (msg.mailbox,)
-        )
-    ]
+    devices = []
+    if wake:  # only uploads that carry a push need to know whom to wake
+        devices = [
+            r[0]
+            for r in conn.execute(
+                "SELECT device_id FROM registrations WHERE mailbox = ?", (msg.mailbox,)
+            )
+        ]
     return Appended(UploadResult(seq=seq, evicted=tuple(evicted)), unlink=unlink, devices=devices)
 
 

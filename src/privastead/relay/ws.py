@@ -144,7 +144,7 @@ async def _change(
         )
         return
     wanted = [m for m in mailboxes if allowed is None or m in allowed]
-    ok = await st.db.run(partial(store.owned, account=account, mailboxes=wanted))
+    ok = st.db.read(partial(store.owned, account=account, mailboxes=wanted))
     for mailbox in ok - mine:
         st.notifier.subscribe(mailbox, sub)
     mine |= ok
