@@ -215,3 +215,45 @@ async def test_graceful_stop_finishes_in_flight_upload(relay: RelayProcess) -> N
     relay.start()
     async with relay.client() as owner:
         assert await owner.fetch(box, 1) == body
+
+
+async def test_batch_upload_is_exactly_once_per_item(relay: RelayProcess) -> None:
+    a, b, foreign = mailbox_id(), mailbox_id(), mailbox_id()
+    async with relay.client() as owner:
+        await owner.create_mailbox(a)
+        await owner.create_mailbox(b)
+        await owner.upload(a, b"single", "s0")
+        items = [(a if i % 2 else b, f"m{i}".encode(), f"b{i}", None) for i in range(10)]
+        first = await owner.upload_many(items)
+        assert [r.seq for r in first] == [1, 2, 2, 3, 3, 4, 4, 5, 5, 6]  # type: ignore[union-attr]
+        again = await owner.upload_many(items)  # the whole batch retried
+        assert [(r.seq, r.duplicate) for r in again] == [  # type: ignore[union-attr]
+            (r.seq, True)
+            for r in first  # type: ignore[union-attr]
+        ]
+        mixed = await owner.upload_many(
+            [
+                (a, b"new", "b10", None),
+                (foreign, b"x", "f", None),  # not a mailbox of ours
+                (a, b"changed", "b1", None),  # id reused with other bytes
+            ]
+        )
+        assert mixed[0].seq == 7  # type: ignore[union-attr]
+        assert [getattr(r, "code", None) for r in mixed[1:]] == [
+            "mailbox_not_found",
+            "message_id_conflict",
+        ]
+        # A malformed item refuses the whole request: nothing of it is stored.
+        with pytest.raises(RelayRejectedError) as err:
+            await owner.upload_many([(a, b"fine", "b11", None), (b, b"y" * 20_000, "big", None)])
+        assert (err.value.status, err.value.code) == (413, "body_too_large")
+        page = await owner.list_messages(a)
+        assert [m.body for m in page.messages] == [
+            b"single",
+            b"m1",
+            b"m3",
+            b"m5",
+            b"m7",
+            b"m9",
+            b"new",
+        ]

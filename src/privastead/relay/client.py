@@ -231,6 +231,41 @@ class RelayClient:
         )
         return UploadResult.from_json(d)
 
+    async def upload_many(
+        self, items: list[tuple[str, bytes, str, bytes | None]]
+    ) -> list[UploadResult | RelayRejectedError]:
+        """Upload small messages ``(mailbox, body, message id, push)`` in one request.
+
+        Each item succeeds or fails on its own; failures come back as exceptions in place.
+        """
+        d = await self._request(
+            "POST",
+            "/v1/messages",
+            json_body={
+                "messages": [
+                    {
+                        "mailbox": mailbox,
+                        "id": message_id,
+                        "body": base64.b64encode(body).decode("ascii"),
+                        **(
+                            {"push": base64.b64encode(push).decode("ascii")}
+                            if push is not None
+                            else {}
+                        ),
+                    }
+                    for mailbox, body, message_id, push in items
+                ]
+            },
+        )
+        out: list[UploadResult | RelayRejectedError] = []
+        for r in d["results"]:
+            if "error" in r:
+                e = r["error"]
+                out.append(RelayRejectedError(e["message"], e["status"], e["code"]))
+            else:
+                out.append(UploadResult.from_json(r))
+        return out
+
     async def list_messages(
         self, mailbox: str, after: int = 0, limit: int = 100, wait: int = 0
     ) -> MessagePage:

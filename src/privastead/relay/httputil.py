@@ -46,14 +46,21 @@ def int_query(request: web.Request, name: str, default: int, low: int, high: int
     return value
 
 
-async def read_json(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
-    """A JSON object body of at most 64 KiB (400 / 413 / 415 otherwise)."""
+async def read_json(
+    request: web.Request, *, optional: bool = False, limit: int = MAX_JSON_BODY
+) -> dict[str, Any]:
+    """A JSON object body of at most ``limit`` bytes (400 / 413 otherwise)."""
     length = request.content_length
-    if length is not None and length > MAX_JSON_BODY:
-        raise reject(413, "body_too_large", f"JSON bodies are limited to {MAX_JSON_BODY} bytes")
-    raw = await request.content.read(MAX_JSON_BODY + 1)
-    if len(raw) > MAX_JSON_BODY:
-        raise reject(413, "body_too_large", f"JSON bodies are limited to {MAX_JSON_BODY} bytes")
+    if length is not None and length > limit:
+        raise reject(413, "body_too_large", f"JSON bodies are limited to {limit} bytes")
+    parts: list[bytes] = []
+    total = 0
+    while chunk := await request.content.readany():  # a body may arrive in many chunks
+        total += len(chunk)
+        if total > limit:
+            raise reject(413, "body_too_large", f"JSON bodies are limited to {limit} bytes")
+        parts.append(chunk)
+    raw = b"".join(parts)
     if not raw.strip():
         if optional:
             return {}

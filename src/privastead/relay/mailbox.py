@@ -136,9 +136,15 @@ async def _chunks_upto(request: web.Request, want: int, idle: float) -> AsyncIte
 
 
 def _push_payload(request: web.Request, limit: int) -> bytes | None:
-    raw = request.headers.get(HEADER_PUSH)
+    return decode_push(request.headers.get(HEADER_PUSH), limit)
+
+
+def decode_push(raw: str | None, limit: int) -> bytes | None:
+    """An opaque wake-up payload from base64 (None: no push wanted)."""
     if raw is None:
         return None
+    if not isinstance(raw, str):
+        raise reject(400, "bad_push_payload", "a push payload is base64 text")
     if len(raw) > (limit + 2) // 3 * 4 + 4:
         raise reject(413, "push_too_large", f"push payloads are limited to {limit} bytes")
     try:
@@ -262,12 +268,35 @@ def _answer(
     size: int,
     push: bytes | None,
 ) -> web.Response:
-    """Count, notify subscribers, queue wake-ups (not for the uploader), and answer."""
+    stored(
+        st,
+        appended=appended,
+        mailbox=mailbox,
+        account=account,
+        uploader=uploader,
+        size=size,
+        push=push,
+    )
+    result = appended.result
+    return web.json_response(result.to_json(), status=200 if result.duplicate else 201)
+
+
+def stored(
+    st: RelayState,
+    *,
+    appended: store.Appended,
+    mailbox: str,
+    account: str,
+    uploader: str,
+    size: int,
+    push: bytes | None,
+) -> None:
+    """After a commit: count, notify subscribers, queue wake-ups (not for the uploader)."""
     result = appended.result
     m = st.metrics
     if result.duplicate:
         m.inc("relay_messages_duplicate_total")
-        return web.json_response(result.to_json(), status=200)
+        return
     m.inc("relay_messages_stored_total")
     m.inc("relay_received_bytes_total", size)
     if result.evicted:
@@ -280,7 +309,6 @@ def _answer(
         st.background.add(task)  # keep a reference until done
         task.add_done_callback(st.background.discard)
     _log.debug("stored seq %d in %s (%d bytes)", result.seq, redact(mailbox), size)
-    return web.json_response(result.to_json(), status=201)
 
 
 async def _push(st: RelayState, account: str, devices: list[str], payload: bytes) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from privastead.relay import devices, live, mailbox, ops, ws
+from privastead.relay import batch, devices, live, mailbox, ops, ws
 
 MAILBOX = "/v1/mailboxes/{mailbox}"
 
@@ -27,6 +27,7 @@ ROUTES: list[web.RouteDef] = [
     web.get("/v1/tokens", devices.list_tokens, allow_head=False),
     web.delete("/v1/tokens/{token}", devices.revoke_token),
     # mailboxes
+    web.post("/v1/messages", batch.upload_batch),
     web.put(MAILBOX, mailbox.create_mailbox),
     web.get(MAILBOX, mailbox.mailbox_info, allow_head=False),
     web.delete(MAILBOX, mailbox.delete_mailbox),
