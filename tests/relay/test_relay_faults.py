@@ -404,8 +404,9 @@ async def test_full_disk_on_a_real_tiny_tmpfs(tmp_path: Path) -> None:
 
 
 async def test_thousands_of_idle_websockets_are_bounded(tmp_path: Path) -> None:
-    raise_fd_limit()
     limit = 2000
+    if raise_fd_limit() < 2 * limit + 200:
+        pytest.skip("the descriptor limit (ulimit -Hn) is too low for 2000 sockets")
     relay = await asyncio.to_thread(make_process, tmp_path, f"[limits]\nmax_websockets = {limit}\n")
     try:
         box = mailbox_id()
