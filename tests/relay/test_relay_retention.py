@@ -114,3 +114,32 @@ async def test_metrics_need_the_operator_token(inproc: InProcess) -> None:
             text = await r.text()
     assert 'relay_requests_total{method="GET",route="/metrics",status="401"} 2' in text
     assert inproc.owner_token not in text
+
+
+async def test_hub_reset_deletes_a_mailbox_with_its_blobs(inproc: InProcess) -> None:
+    box = mailbox_id()
+    async with inproc.client() as c:
+        await c.create_mailbox(box)
+        sub = await c.subscribe([box])
+        assert (await sub.next_event())["type"] == "subscribed"
+        await c.upload(box, os.urandom(100_000), "clip")
+        assert (await sub.next_event())["type"] == "message"
+        assert len(blob_files(inproc)) == 1
+        await c.delete_mailbox(box)
+        assert await sub.next_event() == {"type": "deleted", "mailbox": box}
+        assert blob_files(inproc) == []
+        with pytest.raises(RelayRejectedError) as err:
+            await c.list_messages(box)
+        assert err.value.code == "mailbox_not_found"
+        await sub.close()
+
+
+async def test_push_payload_limits(inproc: InProcess) -> None:
+    box = mailbox_id()
+    async with inproc.client() as c:
+        await c.create_mailbox(box)
+        with pytest.raises(RelayRejectedError) as err:
+            await c.upload(box, b"x", "p1", push=os.urandom(4097))
+        assert (err.value.status, err.value.code) == (413, "push_too_large")
+        assert (await c.upload(box, b"x", "p2", push=os.urandom(4096))).seq == 1
+        assert (await c.mailbox_info(box)).count == 1

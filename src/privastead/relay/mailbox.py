@@ -238,8 +238,15 @@ async def _receive(request: web.Request, st: RelayState) -> tuple[bytes | None, 
     blob = None
     try:
         if length is not None and length <= limits.inline_max:
-            body = await _read_small(request, length, limits.body_timeout)
-            if len(body) != length or not request.content.at_eof():
+            # The common case (a small message in one or two TCP segments): one read.
+            try:
+                async with asyncio.timeout(limits.body_timeout):
+                    body = await request.content.readexactly(length)
+            except TimeoutError:
+                raise reject(
+                    408, "body_timeout", "the upload stalled; nothing was stored"
+                ) from None
+            if not request.content.at_eof():
                 raise reject(400, "truncated", "the body ended early; nothing was stored")
         else:
             head = await _read_small(request, limits.inline_max + 1, limits.body_timeout)
