@@ -71,6 +71,7 @@ class LiveHub:
         self._metrics = metrics
         self._queue_frames = queue_frames
         self.sessions: dict[str, Session] = {}
+        self._signals: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
 
     def _session(self, session_id: str, account: str) -> Session:
@@ -117,11 +118,13 @@ class LiveHub:
                 if now - viewer.last_signal >= LAG_SIGNAL_INTERVAL:
                     viewer.last_signal = now
                     dropped, viewer.reported = viewer.dropped - viewer.reported, viewer.dropped
-                    asyncio.get_running_loop().create_task(
+                    task = asyncio.get_running_loop().create_task(
                         _quiet_send(
                             publisher, {"type": "lagging", "viewer": viewer.id, "dropped": dropped}
                         )
                     )
+                    self._signals.add(task)  # keep a reference until it is sent
+                    task.add_done_callback(self._signals.discard)
 
     async def view(self, request: web.Request, session_id: str) -> web.WebSocketResponse:
         st = state_of(request)
@@ -145,7 +148,8 @@ class LiveHub:
                 pass
         finally:
             writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # The writer may also have died with the connection: nothing to report then.
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
                 await writer
             session.viewers.pop(viewer.id, None)
             st.websockets.discard(ws)

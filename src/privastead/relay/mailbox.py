@@ -7,7 +7,8 @@ import base64
 import binascii
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 
 import aiohttp
@@ -203,22 +204,17 @@ async def upload(request: web.Request) -> web.Response:
         body=body,
         blob=blob.name if blob else None,
     )
-    try:
-        appended = await st.db.run(
-            partial(
-                store.append,
-                msg=msg,
-                now=st.clock.time(),
-                default_ttl=limits.default_ttl_seconds,
-                quota=limits.account_quota_bytes,
-                wake=push is not None,
-            )
-        )
-    except BaseException:
-        if blob is not None:
-            await asyncio.shield(st.blobs.delete([blob.name]))
-        raise
-    await st.blobs.delete(appended.unlink)
+    op = partial(
+        store.append,
+        msg=msg,
+        now=st.clock.time(),
+        default_ttl=limits.default_ttl_seconds,
+        quota=limits.account_quota_bytes,
+        wake=push is not None,
+    )
+    # Shielded: if this request is cancelled, the queued write still completes and its blob
+    # is kept or removed according to the outcome, never removed under a committed row.
+    appended = await asyncio.shield(_commit(st, op, blob))
     return _answer(
         st,
         appended=appended,
@@ -228,6 +224,19 @@ async def upload(request: web.Request) -> web.Response:
         size=size,
         push=push,
     )
+
+
+async def _commit(
+    st: RelayState, op: Callable[[sqlite3.Connection], store.Appended], blob: WrittenBlob | None
+) -> store.Appended:
+    try:
+        appended = await st.db.run(op)
+    except BaseException:
+        if blob is not None:
+            await st.blobs.delete([blob.name])
+        raise
+    await st.blobs.delete(appended.unlink)
+    return appended
 
 
 async def _receive(request: web.Request, st: RelayState) -> tuple[bytes | None, WrittenBlob | None]:

@@ -107,7 +107,8 @@ async def subscribe_socket(request: web.Request) -> web.WebSocketResponse:
         for mailbox in mine:
             st.notifier.unsubscribe(mailbox, sub)
         writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        # The writer may also have died with the connection: nothing to report then.
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
             await writer
         st.websockets.discard(ws)
     return ws
