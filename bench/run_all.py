@@ -1,4 +1,4 @@
-"""Run every ``bench/bench_*.py`` in turn (``make bench``); each prints a table and a JSON line."""
+"""Run every ``bench/bench_*.py`` in turn (each prints its table and one JSON line)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from pathlib import Path
 
 
 def main() -> int:
-    failed = 0
-    for script in sorted(Path(__file__).parent.glob("bench_*.py")):
-        print(f"--- {script.name}", flush=True)
-        failed |= subprocess.run(
-            [sys.executable, str(script), *sys.argv[1:]], check=False
-        ).returncode
+    here = Path(__file__).resolve().parent
+    failed = []
+    for script in sorted(here.glob("bench_*.py")):
+        print(f"=== {script.name}", flush=True)
+        if subprocess.run([sys.executable, str(script), *sys.argv[1:]], check=False).returncode:
+            failed.append(script.name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
 
 

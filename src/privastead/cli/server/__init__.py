@@ -1,4 +1,4 @@
-"""`privastead-server`: the server program and its subcommands."""
+"""`privastead-server`: the relay, untrusted store-and-forward of encrypted messages."""
 
 from __future__ import annotations
 
@@ -7,10 +7,19 @@ from collections.abc import Sequence
 from privastead.cli.command import Command
 from privastead.cli.command import main as run_program
 
-DESCRIPTION = "The Privastead relay: untrusted store-and-forward of end-to-end encrypted messages."
+DESCRIPTION = """The Privastead relay: untrusted store-and-forward of end-to-end encrypted messages.
+
+Start it with `privastead-server serve --data-dir DIR`, create an account with
+`privastead-server accounts add NAME --data-dir DIR` (prints the owner token for the hub),
+and manage tokens with `privastead-server tokens ...`. Every command reads the same
+config file (--config) and PRIVASTEAD_RELAY_* environment variables."""
 
 # One row per subcommand; each module has add_arguments(parser) and run(args) -> int.
-COMMANDS: list[Command] = []
+COMMANDS: list[Command] = [
+    Command("serve", "run the relay (HTTP/WebSocket API)", "privastead.cli.server.serve"),
+    Command("accounts", "add, list or remove accounts", "privastead.cli.server.accounts"),
+    Command("tokens", "issue, revoke or list tokens", "privastead.cli.server.tokens"),
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,570 @@
+"""Relay benchmark: small-message throughput and latency, blob PUT/GET, nginx as the ceiling.
+
+The relay runs as `privastead-server serve` in its own process; the load generator runs in
+another process (this script with ``--load``), so neither shares an event loop or a GIL with
+the other. nginx (Debian package) serves the very blob files the relay stored, from the
+relay's data directory, as the ceiling for blob GET. Everything is loopback on one machine:
+the relay, nginx and the load generator share its cores, so numbers are for comparison in
+one run, not absolute.
+
+    python bench/bench_relay.py [--seconds 4] [--clients 16]
+
+Prints a table and one JSON line (``{"bench": "relay", ...}``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import pwd
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(SRC) + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def wait_port(port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+# ---------------------------------------------------------------- load generator (child)
+async def small_messages(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Concurrent uploaders of 256-byte messages; one WebSocket subscriber times delivery."""
+    import aiohttp
+
+    url, token, boxes = cfg["url"], cfg["token"], cfg["mailboxes"]
+    batch = cfg.get("batch", 1)
+    headers = {"Authorization": f"Bearer {token}"}
+    sent: dict[tuple[str, int], float] = {}
+    received: dict[tuple[str, int], float] = {}
+    body = os.urandom(256)
+    stop_at = time.monotonic() + cfg["seconds"]
+    connector = aiohttp.TCPConnector(limit=cfg["clients"])
+    async with aiohttp.ClientSession(connector=connector) as s:
+        ws = await s.ws_connect(url.replace("http", "ws", 1) + "/v1/ws", headers=headers)
+        await ws.send_json({"type": "subscribe", "mailboxes": boxes})
+        assert json.loads((await ws.receive()).data)["type"] == "subscribed"
+
+        async def listen() -> None:
+            async for msg in ws:
+                event = json.loads(msg.data)
+                if event["type"] == "message":
+                    received[(event["mailbox"], event["seq"])] = time.monotonic()
+
+        listener = asyncio.create_task(listen())
+
+        async def batcher(n: int) -> None:
+            i = 0
+            encoded = base64.b64encode(body).decode("ascii")
+            while time.monotonic() < stop_at:
+                items = [
+                    {
+                        "mailbox": boxes[(n + i + k) % len(boxes)],
+                        "id": f"b{n}-{i + k}",
+                        "body": encoded,
+                    }
+                    for k in range(batch)
+                ]
+                t0 = time.monotonic()
+                async with s.post(
+                    f"{url}/v1/messages", json={"messages": items}, headers=headers
+                ) as r:
+                    results = (await r.json())["results"]
+                    assert r.status == 200, results
+                for item, result in zip(items, results, strict=True):
+                    sent[(item["mailbox"], result["seq"])] = t0
+                i += batch
+
+        async def uploader(n: int) -> None:
+            if batch > 1:
+                await batcher(n)
+                return
+            i = 0
+            while time.monotonic() < stop_at:
+                box = boxes[(n + i) % len(boxes)]
+                t0 = time.monotonic()
+                async with s.post(
+                    f"{url}/v1/mailboxes/{box}/messages",
+                    data=body,
+                    headers={**headers, "Privastead-Message-Id": f"c{n}-{i}"},
+                ) as r:
+                    result = await r.json()
+                    assert r.status == 201, result
+                sent[(box, result["seq"])] = t0
+                i += 1
+
+        t_start = time.monotonic()
+        await asyncio.gather(*(uploader(n) for n in range(cfg["clients"])))
+        elapsed = time.monotonic() - t_start
+        await asyncio.sleep(1.0)  # let the last events arrive
+        listener.cancel()
+        await ws.close()
+    lat = sorted(received[k] - t for k, t in sent.items() if k in received)
+    return {
+        "messages": len(sent),
+        "seconds": elapsed,
+        "msgs_per_s": len(sent) / elapsed,
+        "delivered": len(lat),
+        "p50_ms": 1000 * lat[len(lat) // 2] if lat else None,
+        "p99_ms": 1000 * lat[int(len(lat) * 0.99)] if lat else None,
+    }
+
+
+async def blob_put(cfg: dict[str, Any]) -> dict[str, Any]:
+    import aiohttp
+
+    url, token, box, size = cfg["url"], cfg["token"], cfg["mailbox"], cfg["size"]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/octet-stream"}
+    body = os.urandom(size)
+    count = 0
+    stop_at = time.monotonic() + cfg["seconds"]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=cfg["clients"])) as s:
+
+        async def client(n: int) -> None:
+            nonlocal count
+            i = 0
+            while time.monotonic() < stop_at:
+                async with s.post(
+                    f"{url}/v1/mailboxes/{box}/messages",
+                    data=body,
+                    headers={**headers, "Privastead-Message-Id": f"p{size}-{n}-{i}"},
+                ) as r:
+                    assert r.status == 201, await r.text()
+                    await r.read()
+                count += 1
+                i += 1
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(client(n) for n in range(cfg["clients"])))
+        elapsed = time.monotonic() - t0
+    return {
+        "requests": count,
+        "seconds": elapsed,
+        "req_per_s": count / elapsed,
+        "mib_per_s": count * size / elapsed / 2**20,
+    }
+
+
+async def blob_get(cfg: dict[str, Any]) -> dict[str, Any]:
+    import aiohttp
+
+    urls, size = cfg["urls"], cfg["size"]
+    headers = {"Authorization": f"Bearer {cfg['token']}"} if cfg.get("token") else {}
+    count = 0
+    stop_at = time.monotonic() + cfg["seconds"]
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=cfg["clients"])) as s:
+
+        async def client(n: int) -> None:
+            nonlocal count
+            rng = random.Random(n)
+            while time.monotonic() < stop_at:
+                async with s.get(rng.choice(urls), headers=headers) as r:
+                    data = await r.read()
+                    assert r.status == 200 and len(data) == size, r.status
+                count += 1
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(client(n) for n in range(cfg["clients"])))
+        elapsed = time.monotonic() - t0
+    return {
+        "requests": count,
+        "seconds": elapsed,
+        "req_per_s": count / elapsed,
+        "mib_per_s": count * size / elapsed / 2**20,
+    }
+
+
+def run_load(kind: str, cfg: dict[str, Any], server_pid: int | None = None) -> dict[str, Any]:
+    """Run one load in a separate process; returns its JSON result, plus the CPU seconds the
+    server (``server_pid``) used meanwhile: on a shared machine, work per CPU-second is the
+    steadier figure."""
+    cpu0 = _cpu(server_pid)
+    out = subprocess.run(
+        [sys.executable, __file__, "--load", kind, json.dumps(cfg)],
+        env=env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"load {kind} failed: {out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    if server_pid is not None:
+        result["server_cpu_s"] = _cpu(server_pid) - cpu0
+    return result
+
+
+def _cpu(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    import psutil
+
+    proc = psutil.Process(pid)
+    total = sum(proc.cpu_times()[:2])
+    for child in proc.children(recursive=True):  # nginx workers
+        total += sum(child.cpu_times()[:2])
+    return float(total)
+
+
+# ---------------------------------------------------------------- orchestration (parent)
+NGINX_CONF = """
+{user}
+worker_processes {workers};
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+    }}
+}}
+"""
+
+
+def start_nginx(tmp: Path, root: Path, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        raise SystemExit(
+            "nginx is not installed: apt-get install -y nginx (scripts/system-deps.sh does it)"
+        )
+    port = free_port()
+    conf = tmp / "nginx.conf"
+    # Blob files are private (0600) to the relay's user: nginx workers must run as it too.
+    user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
+    conf.write_text(NGINX_CONF.format(user=user, workers=workers, tmp=tmp, port=port, root=root))
+    proc = subprocess.Popen(
+        [nginx, "-c", str(conf), "-p", str(tmp)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return proc, port
+
+
+def upload_blobs(url: str, token: str, box: str, size: int, n: int) -> list[int]:
+    seqs = []
+    for i in range(n):
+        req = urllib.request.Request(
+            f"{url}/v1/mailboxes/{box}/messages",
+            method="POST",
+            data=os.urandom(size),
+            headers={"Authorization": f"Bearer {token}", "Privastead-Message-Id": f"g{size}-{i}"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            seqs.append(json.loads(r.read())["seq"])
+    return seqs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=4.0, help="duration of each load")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent blob clients")
+    parser.add_argument(
+        "--senders",
+        type=int,
+        default=128,
+        help="concurrent small-message uploaders (many hubs at once)",
+    )
+    parser.add_argument("--only-small", action="store_true", help="skip the blob loads")
+    parser.add_argument(
+        "--nginx-workers",
+        type=int,
+        default=1,
+        help="nginx worker processes (1 = one core, like the relay)",
+    )
+    parser.add_argument(
+        "--event-loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="the relay's event loop (config key event_loop)",
+    )
+    parser.add_argument(
+        "--durability",
+        choices=["full", "normal"],
+        default="full",
+        help="SQLite synchronous= of the relay (config key durability)",
+    )
+    parser.add_argument("--load", nargs=2, metavar=("KIND", "JSON"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load:
+        kind, cfg = args.load[0], json.loads(args.load[1])
+        fn = {"small": small_messages, "put": blob_put, "get": blob_get}[kind]
+        try:
+            import uvloop
+
+            result = uvloop.run(fn(cfg))
+        except ImportError:
+            result = asyncio.run(fn(cfg))
+        print(json.dumps(result))
+        return 0
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-relay-"))
+    data = tmp / "data"
+    cli = [sys.executable, "-m", "privastead.cli.server"]
+    out = subprocess.run(
+        [*cli, "accounts", "add", "bench", "--data-dir", str(data)],
+        env=env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    token = out.stdout.strip().splitlines()[-1]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = tmp / "relay.toml"
+    config.write_text(f'event_loop = "{args.event_loop}"\ndurability = "{args.durability}"\n')
+    relay = subprocess.Popen(
+        [
+            *cli,
+            "--log-level",
+            "WARNING",
+            "serve",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(data),
+            "--port",
+            str(port),
+        ],
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    nginx = None
+    results: dict[str, Any] = {
+        "bench": "relay",
+        "clients": args.clients,
+        "event_loop": args.event_loop,
+        "durability": args.durability,
+        "seconds": args.seconds,
+        "cpus": os.cpu_count(),
+    }
+    rows: list[tuple[str, str, str]] = []
+    try:
+        wait_http(url + "/healthz")
+        boxes = [os.urandom(16).hex() for _ in range(8)]
+        for box in boxes:
+            req = urllib.request.Request(
+                f"{url}/v1/mailboxes/{box}",
+                method="PUT",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            urllib.request.urlopen(req, timeout=10).close()
+        small = run_load(
+            "small",
+            {
+                "url": url,
+                "token": token,
+                "mailboxes": boxes,
+                "clients": args.senders,
+                "seconds": args.seconds,
+            },
+            relay.pid,
+        )
+        small["msgs_per_relay_cpu_s"] = small["messages"] / max(small["server_cpu_s"], 1e-9)
+        results["small"] = small
+        rows.append(
+            (
+                "small messages (256 B) upload",
+                f"{small['msgs_per_s']:.0f} msg/s",
+                "target >= 5000 msg/s",
+            )
+        )
+        rows.append(
+            (
+                "  per relay CPU-second",
+                f"{small['msgs_per_relay_cpu_s']:.0f} msg",
+                f"relay used {small['server_cpu_s'] / small['seconds']:.2f} CPU",
+            )
+        )
+        rows.append(
+            (
+                "  upload -> WebSocket delivery",
+                f"p50 {small['p50_ms']:.1f} ms",
+                f"p99 {small['p99_ms']:.1f} ms",
+            )
+        )
+        batched = run_load(
+            "small",
+            {
+                "url": url,
+                "token": token,
+                "mailboxes": boxes,
+                "clients": 8,
+                "batch": 64,
+                "seconds": args.seconds,
+            },
+            relay.pid,
+        )
+        batched["msgs_per_relay_cpu_s"] = batched["messages"] / max(batched["server_cpu_s"], 1e-9)
+        results["small_batched"] = batched
+        rows.append(
+            (
+                "small messages, 64 per POST /v1/messages",
+                f"{batched['msgs_per_s']:.0f} msg/s",
+                "target >= 5000 msg/s",
+            )
+        )
+        rows.append(
+            (
+                "  per relay CPU-second",
+                f"{batched['msgs_per_relay_cpu_s']:.0f} msg",
+                f"relay used {batched['server_cpu_s'] / batched['seconds']:.2f} CPU",
+            )
+        )
+        rows.append(
+            (
+                "  upload -> WebSocket delivery",
+                f"p50 {batched['p50_ms']:.1f} ms",
+                f"p99 {batched['p99_ms']:.1f} ms",
+            )
+        )
+        for size in () if args.only_small else (64 * 1024, 1024 * 1024):
+            label = f"{size // 1024} KiB"
+            put = run_load(
+                "put",
+                {
+                    "url": url,
+                    "token": token,
+                    "mailbox": boxes[0],
+                    "size": size,
+                    "clients": args.clients,
+                    "seconds": args.seconds,
+                },
+                relay.pid,
+            )
+            seqs = upload_blobs(url, token, boxes[1], size, 32)
+            relay_urls = [f"{url}/v1/mailboxes/{boxes[1]}/messages/{s}" for s in seqs]
+            got = run_load(
+                "get",
+                {
+                    "urls": relay_urls,
+                    "token": token,
+                    "size": size,
+                    "clients": args.clients,
+                    "seconds": args.seconds,
+                },
+                relay.pid,
+            )
+            files = [p for p in (data / "blobs").glob("??/*") if p.stat().st_size == size]
+            if nginx is None:
+                nginx, nginx_port = start_nginx(tmp, data / "blobs", args.nginx_workers)
+                wait_port(nginx_port)
+            nginx_urls = [
+                f"http://127.0.0.1:{nginx_port}/{p.parent.name}/{p.name}" for p in files[:32]
+            ]
+            ceiling = run_load(
+                "get",
+                {
+                    "urls": nginx_urls,
+                    "size": size,
+                    "clients": args.clients,
+                    "seconds": args.seconds,
+                },
+                nginx.pid,
+            )
+            ratio = got["mib_per_s"] / ceiling["mib_per_s"]
+            results[f"put_{size}"] = put
+            results[f"get_{size}"] = got
+            results[f"nginx_get_{size}"] = ceiling
+            results[f"get_ratio_{size}"] = ratio
+            rows.append(
+                (
+                    f"blob PUT {label}",
+                    f"{put['mib_per_s']:.0f} MiB/s",
+                    f"{put['req_per_s']:.0f} req/s",
+                )
+            )
+            rows.append(
+                (
+                    f"blob GET {label} relay",
+                    f"{got['mib_per_s']:.0f} MiB/s",
+                    f"{got['req_per_s']:.0f} req/s",
+                )
+            )
+            rows.append(
+                (
+                    f"blob GET {label} nginx",
+                    f"{ceiling['mib_per_s']:.0f} MiB/s",
+                    f"{ceiling['req_per_s']:.0f} req/s",
+                )
+            )
+            rows.append((f"blob GET {label} relay/nginx", f"{ratio:.2f}x", "target >= 0.5x"))
+            per_cpu = (got["mib_per_s"] * got["seconds"] / max(got["server_cpu_s"], 1e-9)) / (
+                ceiling["mib_per_s"] * ceiling["seconds"] / max(ceiling["server_cpu_s"], 1e-9)
+            )
+            results[f"get_ratio_per_cpu_{size}"] = per_cpu
+            rows.append(("  same, per server CPU-second", f"{per_cpu:.2f}x", ""))
+    finally:
+        relay.terminate()
+        relay.wait(30)
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait(30)
+        shutil.rmtree(tmp, ignore_errors=True)
+    width = max(len(r[0]) for r in rows)
+    print(
+        f"relay benchmark: {args.clients} clients, {args.seconds:g} s per load, "
+        f"{os.cpu_count()} CPUs shared by relay, nginx and the load generator"
+    )
+    for name, value, note in rows:
+        print(f"  {name:<{width}}  {value:>14}  {note}")
+    print(json.dumps(results, separators=(",", ":")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

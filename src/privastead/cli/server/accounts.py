@@ -1,0 +1,61 @@
+"""`privastead-server accounts add|list|remove`: manage accounts (one per household)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from privastead.cli.server.common import add_location, load_config, open_index
+from privastead.relay import accounts
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = sub.add_parser("add", help="create an account and print its owner token (for the hub)")
+    add.add_argument("name", help="account name: 1-63 chars of a-z 0-9 _ . -")
+    add.add_argument("--quota-bytes", type=int, help="storage quota (default: from the config)")
+    add_location(add)
+    lst = sub.add_parser("list", help="list accounts with usage")
+    lst.add_argument("--json", action="store_true", help="print JSON")
+    add_location(lst)
+    rm = sub.add_parser("remove", help="delete an account with all its mailboxes and tokens")
+    rm.add_argument("name")
+    add_location(rm)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    conn = open_index(config)
+    try:
+        if args.action == "add":
+            conn.execute("BEGIN IMMEDIATE")
+            accounts.add_account(conn, args.name, time.time(), args.quota_bytes)
+            issued = accounts.issue_token(conn, args.name, "owner", time.time(), label="cli")
+            conn.execute("COMMIT")
+            print(f"account {args.name} created; owner token (shown once, give it to the hub):")
+            print(issued.token)
+        elif args.action == "list":
+            rows = accounts.list_accounts(conn)
+            if args.json:
+                print(json.dumps(rows))
+            else:
+                print(f"{'account':<24} {'used bytes':>12} {'quota':>12} mailboxes devices")
+                for r in rows:
+                    quota = r["quota_bytes"] or config.limits.account_quota_bytes
+                    print(
+                        f"{r['name']:<24} {r['used_bytes']:>12} {quota:>12}"
+                        f" {r['mailboxes']:>9} {r['devices']:>7}"
+                    )
+        else:
+            conn.execute("BEGIN IMMEDIATE")
+            blobs = accounts.remove_account(conn, args.name)
+            conn.execute("COMMIT")
+            for name in blobs:
+                (config.data_dir / "blobs" / name[:2] / name).unlink(missing_ok=True)
+            print(f"account {args.name} removed")
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.close()
+    return 0

@@ -1,0 +1,292 @@
+"""Accounts, tokens and devices in the index database (plain functions over a connection).
+
+Tokens look like ``pst_<token id>_<secret>``: the id (64 random bits, hex) finds the row, the
+secret (256 random bits) is checked against its stored SHA-256 with ``hmac.compare_digest``.
+Only the hash is stored, so a stolen database does not yield usable tokens. The functions are
+shared by the running relay (through ``db.Database``) and by the CLI (a direct connection).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from privastead.errors import RelayRejectedError
+from privastead.relay.api import (
+    ACCOUNT_NAME,
+    OWNER_DEVICE_ID,
+    IssuedToken,
+    TokenKind,
+    is_mailbox_id,
+)
+
+TOKEN_PREFIX = "pst"  # noqa: S105 - a public marker, not a secret
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts for, after its token checked out."""
+
+    account: str
+    kind: TokenKind
+    token_id: str
+    device_id: str
+    mailboxes: frozenset[str] | None = None  # restricted tokens only
+    expires_at: float | None = None
+
+    def may_use(self, mailbox: str) -> bool:
+        return self.mailboxes is None or mailbox in self.mailboxes
+
+
+def _hash(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("ascii")).digest()
+
+
+def split_token(token: str) -> tuple[str, str] | None:
+    """``(token_id, secret)`` of a well-formed token, else None."""
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        return None
+    token_id, secret = parts[1], parts[2]
+    if len(token_id) != 16 or len(secret) != 43 or not token_id.isalnum():
+        return None
+    return token_id, secret
+
+
+def _new_token() -> tuple[str, str, str]:
+    token_id = secrets.token_hex(8)
+    secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")
+    return token_id, secret, f"{TOKEN_PREFIX}_{token_id}_{secret}"
+
+
+def add_account(
+    conn: sqlite3.Connection, name: str, now: float, quota_bytes: int | None = None
+) -> None:
+    if not ACCOUNT_NAME.match(name):
+        raise RelayRejectedError(
+            "account names are 1-63 chars of a-z 0-9 _ . -", 400, "bad_account_name"
+        )
+    try:
+        conn.execute(
+            "INSERT INTO accounts(name, created_at, quota_bytes) VALUES (?, ?, ?)",
+            (name, now, quota_bytes),
+        )
+    except sqlite3.IntegrityError:
+        raise RelayRejectedError(f"account {name!r} exists", 409, "account_exists") from None
+
+
+def list_accounts(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT a.name, a.created_at, a.quota_bytes, a.used_bytes,"
+        " (SELECT COUNT(*) FROM mailboxes m WHERE m.account = a.name),"
+        " (SELECT COUNT(*) FROM devices d WHERE d.account = a.name)"
+        " FROM accounts a ORDER BY a.name"
+    ).fetchall()
+    return [
+        {
+            "name": r[0],
+            "created_at": r[1],
+            "quota_bytes": r[2],
+            "used_bytes": r[3],
+            "mailboxes": r[4],
+            "devices": r[5],
+        }
+        for r in rows
+    ]
+
+
+def remove_account(conn: sqlite3.Connection, name: str) -> list[str]:
+    """Delete an account with everything it owns; returns blob names to unlink."""
+    if conn.execute("SELECT 1 FROM accounts WHERE name = ?", (name,)).fetchone() is None:
+        raise RelayRejectedError(f"no account {name!r}", 404, "account_not_found")
+    blobs = [
+        r[0]
+        for r in conn.execute(
+            "SELECT blob FROM messages WHERE account = ? AND blob IS NOT NULL", (name,)
+        )
+    ]
+    conn.execute("DELETE FROM accounts WHERE name = ?", (name,))
+    return blobs
+
+
+def issue_token(
+    conn: sqlite3.Connection,
+    account: str,
+    kind: TokenKind,
+    now: float,
+    *,
+    device_id: str | None = None,
+    mailboxes: list[str] | None = None,
+    expires_at: float | None = None,
+    label: str = "",
+) -> IssuedToken:
+    """Create a token. Device tokens create their device; restricted ones need mailboxes."""
+    if conn.execute("SELECT 1 FROM accounts WHERE name = ?", (account,)).fetchone() is None:
+        raise RelayRejectedError(f"no account {account!r}", 404, "account_not_found")
+    token_id, secret, token = _new_token()
+    if kind == "owner":
+        device_id = OWNER_DEVICE_ID
+    elif kind == "device":
+        device_id = device_id or "d" + secrets.token_hex(8)
+        conn.execute(
+            "INSERT OR IGNORE INTO devices(account, device_id, name, created_at)"
+            " VALUES (?, ?, ?, ?)",
+            (account, device_id, label, now),
+        )
+    else:
+        if not mailboxes or not all(is_mailbox_id(m) for m in mailboxes):
+            raise RelayRejectedError(
+                "a restricted token needs a list of mailbox ids", 400, "bad_request"
+            )
+        if expires_at is None:
+            raise RelayRejectedError("a restricted token needs an expiry", 400, "bad_request")
+        device_id = "r" + token_id
+    conn.execute(
+        "INSERT INTO tokens(token_id, account, kind, secret_hash, device_id, mailboxes,"
+        " expires_at, created_at, label) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            token_id,
+            account,
+            kind,
+            _hash(secret),
+            device_id,
+            json.dumps(sorted(set(mailboxes))) if mailboxes else None,
+            expires_at,
+            now,
+            label,
+        ),
+    )
+    return IssuedToken(token_id=token_id, token=token, device_id=device_id, expires_at=expires_at)
+
+
+def verify_token(
+    conn: sqlite3.Connection, token_id: str, secret: str, now: float
+) -> Principal | str:
+    """The token's principal, or the account name (str, "" if unknown) when it fails."""
+    row = conn.execute(
+        "SELECT account, kind, secret_hash, device_id, mailboxes, expires_at FROM tokens"
+        " WHERE token_id = ?",
+        (token_id,),
+    ).fetchone()
+    # Hash even when the row is missing, so both paths cost the same.
+    candidate = _hash(secret)
+    stored = row[2] if row else b"\0" * 32
+    if not hmac.compare_digest(candidate, stored) or row is None:
+        return row[0] if row else ""
+    if row[5] is not None and now >= row[5]:
+        return str(row[0])
+    mailboxes = frozenset(json.loads(row[4])) if row[4] else None
+    return Principal(
+        account=row[0],
+        kind=row[1],
+        token_id=token_id,
+        device_id=row[3],
+        mailboxes=mailboxes,
+        expires_at=row[5],
+    )
+
+
+def revoke_token(conn: sqlite3.Connection, token_id: str, account: str | None = None) -> None:
+    sql, args = "DELETE FROM tokens WHERE token_id = ?", [token_id]
+    if account is not None:
+        sql += " AND account = ?"
+        args.append(account)
+    if conn.execute(sql, args).rowcount == 0:
+        raise RelayRejectedError("no such token", 404, "token_not_found")
+
+
+def list_tokens(conn: sqlite3.Connection, account: str | None = None) -> list[dict[str, Any]]:
+    sql = (
+        "SELECT token_id, account, kind, device_id, mailboxes, expires_at, created_at, label"
+        " FROM tokens"
+    )
+    rows = (
+        conn.execute(sql + " WHERE account = ? ORDER BY created_at", (account,))
+        if account
+        else conn.execute(sql + " ORDER BY account, created_at")
+    )
+    return [
+        {
+            "token_id": r[0],
+            "account": r[1],
+            "kind": r[2],
+            "device_id": r[3],
+            "mailboxes": json.loads(r[4]) if r[4] else None,
+            "expires_at": r[5],
+            "created_at": r[6],
+            "label": r[7],
+        }
+        for r in rows
+    ]
+
+
+def list_devices(conn: sqlite3.Connection, account: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT device_id, name, created_at, fcm_token IS NOT NULL, webhook_url IS NOT NULL"
+        " FROM devices WHERE account = ? ORDER BY created_at",
+        (account,),
+    ).fetchall()
+    return [
+        {
+            "device_id": r[0],
+            "name": r[1],
+            "created_at": r[2],
+            "fcm": bool(r[3]),
+            "webhook": bool(r[4]),
+        }
+        for r in rows
+    ]
+
+
+def remove_device(conn: sqlite3.Connection, account: str, device_id: str) -> None:
+    """Revoke a device: its tokens go, and its registrations stop holding messages back."""
+    if (
+        conn.execute(
+            "DELETE FROM devices WHERE account = ? AND device_id = ?", (account, device_id)
+        ).rowcount
+        == 0
+    ):
+        raise RelayRejectedError("no such device", 404, "device_not_found")
+    conn.execute("DELETE FROM tokens WHERE account = ? AND device_id = ?", (account, device_id))
+    conn.execute(
+        "DELETE FROM registrations WHERE account = ? AND device_id = ?", (account, device_id)
+    )
+
+
+def set_push(
+    conn: sqlite3.Connection,
+    account: str,
+    device_id: str,
+    fcm_token: str | None,
+    webhook_url: str | None,
+) -> None:
+    conn.execute(
+        "INSERT OR IGNORE INTO devices(account, device_id, created_at) VALUES (?, ?, 0)",
+        (account, device_id),
+    )
+    conn.execute(
+        "UPDATE devices SET fcm_token = ?, webhook_url = ? WHERE account = ? AND device_id = ?",
+        (fcm_token, webhook_url, account, device_id),
+    )
+
+
+__all__ = [
+    "Principal",
+    "add_account",
+    "issue_token",
+    "list_accounts",
+    "list_devices",
+    "list_tokens",
+    "remove_account",
+    "remove_device",
+    "revoke_token",
+    "set_push",
+    "split_token",
+    "verify_token",
+]

@@ -1,0 +1,222 @@
+"""The relay's application factory: ``create_app(config, clock=...) -> web.Application``.
+
+State lives under one typed key (``state.STATE``); storage, pushes and the TTL sweeper are
+started and stopped by a cleanup context; middlewares turn every failure into the API's
+one JSON error shape and enforce deny-by-default authentication.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+from collections.abc import AsyncIterator
+from functools import partial
+
+from aiohttp import WSCloseCode, web
+from aiohttp.typedefs import Handler
+
+from privastead.clock import SYSTEM_CLOCK, Clock
+from privastead.errors import RelayRejectedError, StorageError
+from privastead.relay import schema, store
+from privastead.relay.auth import PRINCIPAL, Authenticator, access_of, retry_after_of
+from privastead.relay.blobs import BlobStore
+from privastead.relay.config import RelayConfig
+from privastead.relay.db import Database
+from privastead.relay.httputil import MAX_JSON_BODY, error_response
+from privastead.relay.live import LiveHub
+from privastead.relay.metrics import standard
+from privastead.relay.notify import Notifier
+from privastead.relay.push import Pusher
+from privastead.relay.routes import ROUTES
+from privastead.relay.state import STATE, RelayState
+
+_log = logging.getLogger(__name__)
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "timeout",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_attempts",
+}
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes ``{"error": {"code", "message"}}`` with a precise status."""
+    try:
+        return await handler(request)
+    except RelayRejectedError as exc:
+        wait = retry_after_of(exc)
+        return error_response(
+            exc.status, exc.code, str(exc), {"Retry-After": str(wait)} if wait else None
+        )
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        return error_response(
+            exc.status, _STATUS_CODES.get(exc.status, "http_error"), exc.reason, headers
+        )
+    except StorageError as exc:
+        cause = exc.__cause__ or exc.__context__
+        full = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
+        full = full or "disk" in str(exc).lower() or "full" in str(exc).lower()
+        _log.error("storage failure on %s: %s", request.method, exc)
+        if full:
+            return error_response(
+                507, "storage_full", "the relay's storage is full; nothing was stored, retry later"
+            )
+        return error_response(
+            503,
+            "storage_unavailable",
+            "storage failed; nothing was stored, retry later",
+            {"Retry-After": "5"},
+        )
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Deny by default: a token is required unless the route is marked otherwise."""
+    st = request.app[STATE]
+    access = access_of(request.match_info.handler)
+    if access == "operator":
+        st.auth.check_operator(request)
+    elif access != "public":
+        try:
+            request[PRINCIPAL] = await st.auth.principal(request)
+        except RelayRejectedError:
+            st.metrics.inc("relay_auth_failures_total")
+            raise
+    return await handler(request)
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    st = request.app[STATE]
+    st.in_flight += 1
+    st.idle.clear()
+    try:
+        response = await handler(request)
+    finally:
+        st.in_flight -= 1
+        if not st.in_flight:
+            st.idle.set()
+    st.metrics.inc(
+        "relay_requests_total", route=route, method=request.method, status=str(response.status)
+    )
+    return response
+
+
+async def sweep(st: RelayState) -> int:
+    """Remove expired messages now (in batches); returns how many went."""
+    total = 0
+    while True:
+        count, blobs = await st.db.run(partial(store.expire, now=st.clock.time()))
+        await st.blobs.delete(blobs)
+        total += count
+        if count < 1000:
+            break
+    if total:
+        st.metrics.inc("relay_messages_expired_total", total)
+    return total
+
+
+async def _sweeper(st: RelayState, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)  # real time on purpose: a FakeClock must not spin this
+        try:
+            await sweep(st)
+        except Exception:
+            _log.exception("TTL sweep failed")
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    st = app[STATE]
+    config = st.config
+    await asyncio.to_thread(config.data_dir.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(st.db.open, schema.init)
+    await asyncio.to_thread(st.blobs.open)
+    referenced = await st.db.run(store.referenced_blobs)
+    await asyncio.to_thread(st.blobs.sweep, referenced)
+    await st.pusher.start()
+    sweeper = None
+    if config.sweep_interval_seconds > 0:
+        sweeper = asyncio.create_task(_sweeper(st, config.sweep_interval_seconds))
+    st.ready = True
+    _log.info("relay storage open at %s", config.data_dir)
+    try:
+        yield
+    finally:
+        st.ready = False
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+        await st.pusher.stop()
+        await asyncio.to_thread(st.db.close)  # runs every queued write first
+        _log.info("relay storage closed")
+
+
+async def drain(app: web.Application, grace: float) -> None:
+    """Graceful stop, first half: close sockets, let in-flight requests (uploads still
+    receiving their bodies included) finish, for at most ``grace`` seconds."""
+    await _close_websockets(app)
+    st = app[STATE]
+    if st.in_flight:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await st.idle.wait()
+
+
+async def _close_websockets(app: web.Application) -> None:
+    """On shutdown, sockets are closed so in-flight HTTP requests can finish in time."""
+    st = app[STATE]
+    st.ready = False
+    await asyncio.gather(
+        *(
+            ws.close(code=WSCloseCode.GOING_AWAY, message=b"relay stopping")
+            for ws in list(st.websockets)
+        ),
+        return_exceptions=True,
+    )
+
+
+def create_app(
+    config: RelayConfig, *, clock: Clock = SYSTEM_CLOCK, operator_token: str | None = None
+) -> web.Application:
+    """Build the relay application. Nothing touches the disk until it starts."""
+    metrics = standard()
+    db = Database(config.data_dir / "relay.sqlite3", config.durability)
+    state = RelayState(
+        config=config,
+        clock=clock,
+        db=db,
+        blobs=BlobStore(config.data_dir / "blobs"),
+        auth=Authenticator(db, config.auth, clock, operator_token),
+        notifier=Notifier(),
+        metrics=metrics,
+        pusher=Pusher(config.push, clock, metrics),
+        live=LiveHub(clock, metrics, config.limits.live_queue_frames),
+    )
+    app = web.Application(
+        middlewares=[metrics_middleware, errors_middleware, auth_middleware],
+        client_max_size=MAX_JSON_BODY + 1,
+    )
+    app[STATE] = state
+    app.add_routes(ROUTES)
+    app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_close_websockets)
+    return app
+
+
+__all__ = ["create_app", "drain", "sweep"]

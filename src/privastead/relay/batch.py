@@ -1,0 +1,150 @@
+"""``POST /v1/messages``: many small messages in one request (the hub's outbox flush).
+
+One HTTP request and one database operation for up to ``MAX_BATCH`` messages, each with the
+same guarantees as a single upload: its own client-chosen id (stored once), its own seq in
+its mailbox, its own push, evictions reported. A malformed request (bad JSON, a bad id, not
+base64, a body too large to batch) is refused whole, before anything is stored; items that
+are well-formed but refused by the store (unknown mailbox, id reused for other bytes, quota,
+a restricted token's limits) fail on their own: the answer lists, in order, a result or an
+error per item. Bodies here are small (inline, <= ``inline_max``);
+clip fragments go through the streaming single upload.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import sqlite3
+from functools import partial
+from typing import Any
+
+from aiohttp import web
+
+from privastead.errors import RelayRejectedError
+from privastead.relay import store
+from privastead.relay.api import is_mailbox_id, is_message_id
+from privastead.relay.auth import PRINCIPAL
+from privastead.relay.httputil import only_keys, read_json, reject
+from privastead.relay.mailbox import decode_push, stored
+from privastead.relay.state import state_of
+
+MAX_BATCH = 256
+MAX_BATCH_BODY = 8 * 1024 * 1024  # JSON text: 256 x 16 KiB bodies in base64, with room
+
+
+def _error(exc: RelayRejectedError) -> dict[str, Any]:
+    return {"error": {"code": exc.code, "message": str(exc), "status": exc.status}}
+
+
+def append_many(
+    conn: sqlite3.Connection,
+    *,
+    items: list[store.NewMessage | RelayRejectedError],
+    now: float,
+    default_ttl: int,
+    quota: int,
+    wake: list[bool],
+) -> list[store.Appended | RelayRejectedError]:
+    """Append each message in its own savepoint, so one bad item spoils nothing else."""
+    out: list[store.Appended | RelayRejectedError] = []
+    for item, want_wake in zip(items, wake, strict=True):
+        if isinstance(item, RelayRejectedError):
+            out.append(item)
+            continue
+        conn.execute("SAVEPOINT item")
+        try:
+            out.append(store.append(conn, item, now, default_ttl, quota, wake=want_wake))
+        except RelayRejectedError as exc:
+            conn.execute("ROLLBACK TO item")
+            out.append(exc)
+        conn.execute("RELEASE item")
+    return out
+
+
+async def upload_batch(request: web.Request) -> web.Response:
+    st = state_of(request)
+    p = request[PRINCIPAL]
+    limits = st.config.limits
+    data = await read_json(request, limit=MAX_BATCH_BODY)
+    only_keys(data, "messages")
+    raw_items = data.get("messages")
+    if not isinstance(raw_items, list) or not 1 <= len(raw_items) <= MAX_BATCH:
+        raise reject(400, "bad_field", f"messages must be a list of 1-{MAX_BATCH} objects")
+    items: list[store.NewMessage | RelayRejectedError] = []
+    pushes: list[bytes | None] = []
+    for index, raw in enumerate(raw_items):
+        try:
+            message = _parse(raw, p.account, limits.inline_max)
+            pushes.append(decode_push(raw.get("push"), limits.max_push_payload))
+        except RelayRejectedError as exc:
+            raise reject(exc.status, exc.code, f"messages[{index}]: {exc}") from None
+        if p.may_use(message.mailbox):
+            items.append(message)
+        else:
+            items.append(reject(403, "forbidden", "this token may not use that mailbox"))
+    results = await st.db.run(
+        partial(
+            append_many,
+            items=items,
+            now=st.clock.time(),
+            default_ttl=limits.default_ttl_seconds,
+            quota=limits.account_quota_bytes,
+            wake=[push is not None for push in pushes],
+        )
+    )
+    answer: list[dict[str, Any]] = []
+    unlink: list[str] = []
+    for item, result, push in zip(items, results, pushes, strict=True):
+        if isinstance(result, RelayRejectedError):
+            answer.append(_error(result))
+            continue
+        assert isinstance(item, store.NewMessage)
+        unlink += result.unlink
+        stored(
+            st,
+            appended=result,
+            mailbox=item.mailbox,
+            account=p.account,
+            uploader=p.device_id,
+            size=item.size,
+            push=push,
+        )
+        answer.append(result.result.to_json())
+    await st.blobs.delete(unlink)
+    return web.json_response({"results": answer})
+
+
+def _parse(raw: Any, account: str, inline_max: int) -> store.NewMessage:
+    if not isinstance(raw, dict):
+        raise reject(400, "bad_field", "each message is an object")
+    only_keys(raw, "mailbox", "id", "body", "push")
+    mailbox, msg_id, body_b64 = raw.get("mailbox"), raw.get("id"), raw.get("body")
+    if not isinstance(mailbox, str) or not is_mailbox_id(mailbox):
+        raise reject(400, "bad_mailbox_id", "ids are 32 lowercase hex characters (128 bits)")
+    if not isinstance(msg_id, str) or not is_message_id(msg_id):
+        raise reject(400, "bad_message_id", "id: 1-64 chars of A-Z a-z 0-9 _ -")
+    if not isinstance(body_b64, str):
+        raise reject(400, "bad_field", "body must be base64 text")
+    try:
+        body = base64.b64decode(body_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise reject(400, "bad_field", "body must be base64 text") from None
+    if len(body) > inline_max:
+        raise reject(
+            413,
+            "body_too_large",
+            f"batched bodies are limited to {inline_max} bytes; upload larger ones alone",
+        )
+    return store.NewMessage(
+        account=account,
+        mailbox=mailbox,
+        msg_id=msg_id,
+        digest=hashlib.sha256(body).digest(),
+        size=len(body),
+        body=body,
+        blob=None,
+    )
+
+
+__all__ = ["MAX_BATCH", "append_many", "upload_batch"]

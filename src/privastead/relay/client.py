@@ -1,0 +1,337 @@
+"""A typed async client for the relay API (used by the hub, the client app, tests, bench).
+
+Errors: a 4xx becomes ``RelayRejectedError`` (with the API's ``code`` and status; retrying
+the same request will not help), a 5xx, timeout or network failure ``RelayUnavailableError``
+(retry later; uploads are idempotent thanks to their message id).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+
+from privastead.errors import RelayRejectedError, RelayUnavailableError
+from privastead.relay.api import (
+    HEADER_MESSAGE_ID,
+    HEADER_PUSH,
+    IssuedToken,
+    MailboxInfo,
+    MessageInfo,
+    MessagePage,
+    UploadResult,
+)
+
+Body = bytes | AsyncIterable[bytes] | Path
+
+
+async def _raise_for(resp: aiohttp.ClientResponse) -> None:
+    if resp.status < 400:
+        return
+    code, message = "http_error", resp.reason or ""
+    try:
+        data = await resp.json(content_type=None)
+        code, message = data["error"]["code"], data["error"]["message"]
+    except (ValueError, KeyError, TypeError, aiohttp.ClientError):
+        pass
+    if resp.status >= 500:
+        raise RelayUnavailableError(f"relay error {resp.status} {code}: {message}")
+    raise RelayRejectedError(message, resp.status, code)
+
+
+async def _file_chunks(path: Path, size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(size):
+            yield chunk
+
+
+@dataclass
+class Subscription:
+    """An open ``/v1/ws`` socket; iterate it for events (dicts)."""
+
+    ws: aiohttp.ClientWebSocketResponse
+
+    async def subscribe(self, mailboxes: list[str]) -> None:
+        await self.ws.send_json({"type": "subscribe", "mailboxes": mailboxes})
+
+    async def unsubscribe(self, mailboxes: list[str]) -> None:
+        await self.ws.send_json({"type": "unsubscribe", "mailboxes": mailboxes})
+
+    async def next_event(self) -> dict[str, Any]:
+        msg = await self.ws.receive()
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            raise RelayUnavailableError(f"subscription socket closed ({msg.type.name})")
+        event: dict[str, Any] = json.loads(msg.data)
+        return event
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._iter()
+
+    async def _iter(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            try:
+                yield await self.next_event()
+            except RelayUnavailableError:
+                return
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+class RelayClient:
+    """One relay, one token. Use as ``async with RelayClient(url, token) as relay: ...``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 60.0,
+        ssl: Any = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._own_session = session is None
+        self._session = session or aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+        )
+        self._ssl = ssl
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own_session:
+            await self._session.close()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        hdrs = {**self._headers, **(headers or {})}
+        try:
+            async with self._session.request(
+                method,
+                self.base_url + path,
+                json=json_body,
+                data=data,
+                headers=hdrs,
+                params=params,
+                ssl=self._ssl,
+            ) as resp:
+                await _raise_for(resp)
+                if resp.status == 204:
+                    return None
+                if resp.content_type == "application/json":
+                    return await resp.json()
+                return await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RelayUnavailableError(f"cannot reach the relay: {type(exc).__name__}") from exc
+
+    # --- identity, devices, tokens -------------------------------------------------------
+    async def me(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self._request("GET", "/v1/me")
+        return result
+
+    async def create_device(self, name: str = "") -> IssuedToken:
+        d = await self._request("POST", "/v1/devices", json_body={"name": name})
+        return IssuedToken(token_id=d["token_id"], token=d["token"], device_id=d["device_id"])
+
+    async def list_devices(self) -> list[dict[str, Any]]:
+        return list((await self._request("GET", "/v1/devices"))["devices"])
+
+    async def remove_device(self, device_id: str) -> None:
+        await self._request("DELETE", f"/v1/devices/{device_id}")
+
+    async def create_restricted_token(
+        self, mailboxes: list[str], ttl_seconds: int, label: str = ""
+    ) -> IssuedToken:
+        d = await self._request(
+            "POST",
+            "/v1/tokens/restricted",
+            json_body={"mailboxes": mailboxes, "ttl_seconds": ttl_seconds, "label": label},
+        )
+        return IssuedToken(
+            token_id=d["token_id"],
+            token=d["token"],
+            device_id=d["device_id"],
+            expires_at=d["expires_at"],
+        )
+
+    async def revoke_token(self, token_id: str) -> None:
+        await self._request("DELETE", f"/v1/tokens/{token_id}")
+
+    async def set_push(
+        self, *, fcm_token: str | None = None, webhook_url: str | None = None
+    ) -> None:
+        await self._request(
+            "PUT",
+            "/v1/devices/self/push",
+            json_body={"fcm_token": fcm_token, "webhook_url": webhook_url},
+        )
+
+    # --- mailboxes ---------------------------------------------------------------------------
+    async def create_mailbox(self, mailbox: str, ttl_seconds: int | None = None) -> bool:
+        body = {"ttl_seconds": ttl_seconds} if ttl_seconds else {}
+        return bool(
+            (await self._request("PUT", f"/v1/mailboxes/{mailbox}", json_body=body))["created"]
+        )
+
+    async def mailbox_info(self, mailbox: str) -> MailboxInfo:
+        d = await self._request("GET", f"/v1/mailboxes/{mailbox}")
+        return MailboxInfo(
+            id=d["id"],
+            last_seq=d["last_seq"],
+            count=d["count"],
+            bytes=d["bytes"],
+            ttl_seconds=d["ttl_seconds"],
+            devices=d["devices"],
+        )
+
+    async def delete_mailbox(self, mailbox: str) -> None:
+        await self._request("DELETE", f"/v1/mailboxes/{mailbox}")
+
+    async def upload(
+        self, mailbox: str, body: Body, message_id: str, *, push: bytes | None = None
+    ) -> UploadResult:
+        """Append ``body``; retrying with the same ``message_id`` stores it once."""
+        headers = {HEADER_MESSAGE_ID: message_id, "Content-Type": "application/octet-stream"}
+        if push is not None:
+            headers[HEADER_PUSH] = base64.b64encode(push).decode("ascii")
+        data: Any = body
+        if isinstance(body, bytes) and len(body) > 1024 * 1024:
+            data = io.BytesIO(body)  # large bodies are written in chunks, not in one go
+        elif isinstance(body, Path):
+            headers["Content-Length"] = str(body.stat().st_size)
+            data = _file_chunks(body)
+        d = await self._request(
+            "POST", f"/v1/mailboxes/{mailbox}/messages", data=data, headers=headers
+        )
+        return UploadResult.from_json(d)
+
+    async def upload_many(
+        self, items: list[tuple[str, bytes, str, bytes | None]]
+    ) -> list[UploadResult | RelayRejectedError]:
+        """Upload small messages ``(mailbox, body, message id, push)`` in one request.
+
+        Each item succeeds or fails on its own; failures come back as exceptions in place.
+        """
+        d = await self._request(
+            "POST",
+            "/v1/messages",
+            json_body={
+                "messages": [
+                    {
+                        "mailbox": mailbox,
+                        "id": message_id,
+                        "body": base64.b64encode(body).decode("ascii"),
+                        **(
+                            {"push": base64.b64encode(push).decode("ascii")}
+                            if push is not None
+                            else {}
+                        ),
+                    }
+                    for mailbox, body, message_id, push in items
+                ]
+            },
+        )
+        out: list[UploadResult | RelayRejectedError] = []
+        for r in d["results"]:
+            if "error" in r:
+                e = r["error"]
+                out.append(RelayRejectedError(e["message"], e["status"], e["code"]))
+            else:
+                out.append(UploadResult.from_json(r))
+        return out
+
+    async def list_messages(
+        self, mailbox: str, after: int = 0, limit: int = 100, wait: int = 0
+    ) -> MessagePage:
+        d = await self._request(
+            "GET",
+            f"/v1/mailboxes/{mailbox}/messages",
+            params={"after": str(after), "limit": str(limit), "wait": str(wait)},
+        )
+        return MessagePage(
+            messages=tuple(
+                MessageInfo(
+                    seq=m["seq"],
+                    size=m["size"],
+                    body=base64.b64decode(m["body"]) if "body" in m else None,
+                )
+                for m in d["messages"]
+            ),
+            last_seq=d["last_seq"],
+        )
+
+    async def fetch(self, mailbox: str, seq: int) -> bytes:
+        return bytes(await self._request("GET", f"/v1/mailboxes/{mailbox}/messages/{seq}"))
+
+    async def body_of(self, mailbox: str, info: MessageInfo) -> bytes:
+        """The body of a listed message: inline if the listing had it, else fetched."""
+        return info.body if info.body is not None else await self.fetch(mailbox, info.seq)
+
+    async def register(self, mailbox: str) -> int:
+        return int((await self._request("PUT", f"/v1/mailboxes/{mailbox}/registration"))["cursor"])
+
+    async def unregister(self, mailbox: str) -> None:
+        await self._request("DELETE", f"/v1/mailboxes/{mailbox}/registration")
+
+    async def ack(self, mailbox: str, seq: int) -> int:
+        return int(
+            (await self._request("POST", f"/v1/mailboxes/{mailbox}/ack", json_body={"seq": seq}))[
+                "cursor"
+            ]
+        )
+
+    # --- sockets -----------------------------------------------------------------------------
+    async def _ws(self, path: str, **kwargs: Any) -> aiohttp.ClientWebSocketResponse:
+        url = self.base_url.replace("http", "ws", 1) + path
+        try:
+            ws: aiohttp.ClientWebSocketResponse = await self._session.ws_connect(
+                url, headers=self._headers, ssl=self._ssl, heartbeat=30.0, **kwargs
+            )
+            return ws
+        except aiohttp.WSServerHandshakeError as exc:
+            if 400 <= exc.status < 500:
+                raise RelayRejectedError(exc.message, exc.status, "handshake_rejected") from exc
+            raise RelayUnavailableError(f"websocket refused: {exc.status}") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RelayUnavailableError(f"cannot reach the relay: {type(exc).__name__}") from exc
+
+    async def subscribe(self, mailboxes: list[str]) -> Subscription:
+        """Open ``/v1/ws`` and subscribe; the first event is ``subscribed``."""
+        sub = Subscription(await self._ws("/v1/ws"))
+        await sub.subscribe(mailboxes)
+        return sub
+
+    async def live(
+        self, session: str, role: str = "viewer", max_msg_size: int = 4 * 1024 * 1024
+    ) -> aiohttp.ClientWebSocketResponse:
+        """A live channel socket (``publisher`` sends binary frames; viewers receive them)."""
+        return await self._ws(f"/v1/live/{session}?role={role}", max_msg_size=max_msg_size)
+
+
+__all__ = ["RelayClient", "Subscription"]

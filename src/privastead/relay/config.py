@@ -1,0 +1,155 @@
+"""The relay's one strict config model: a TOML file, then environment overrides.
+
+Secrets (the metrics operator token, the FCM service-account key) are never in the file
+itself: the file names a path, or the environment carries them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from privastead import configfile
+from privastead.errors import ConfigError
+
+KiB = 1024
+MiB = 1024 * KiB
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Sizes, counts and timeouts that bound what one client can make the relay do."""
+
+    max_blob_size: int = 8 * MiB  # largest message body (clip fragments)
+    inline_max: int = 16 * KiB  # bodies up to this size live in SQLite; larger ones in files
+    max_push_payload: int = 4 * KiB  # opaque wake-up ciphertext carried by FCM / webhook
+    default_ttl_seconds: int = 7 * 24 * 3600
+    account_quota_bytes: int = 2 * 1024 * MiB  # per account, oldest messages evicted first
+    max_list: int = 1000  # messages per listing page
+    max_wait_seconds: int = 60  # long-poll cap
+    max_websockets: int = 10_000  # concurrent WebSockets (subscriptions + live), all accounts
+    ws_queue_events: int = 256  # per subscription socket; overflow => one "resync" event
+    live_queue_frames: int = 64  # per viewer; overflow => frames dropped for that viewer
+    max_live_frame: int = 2 * MiB
+    idle_timeout: float = 15.0  # no complete request header within this => connection closed
+    body_timeout: float = 30.0  # no body bytes for this long => 408, nothing stored
+    shutdown_timeout: float = 20.0  # graceful stop waits this long for in-flight requests
+
+    def __post_init__(self) -> None:
+        if self.inline_max > self.max_blob_size:
+            raise ValueError("inline_max must not exceed max_blob_size")
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) <= 0:
+                raise ValueError(f"{f.name} must be positive")
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Throttling of failed authentication attempts (per client address and per account)."""
+
+    max_failures: int = 10
+    window_seconds: float = 60.0
+    lockout_seconds: float = 300.0
+    cache_seconds: float = 2.0  # how long a token lookup is trusted (revocations by CLI)
+
+
+@dataclass(frozen=True)
+class PushConfig:
+    """Wake-up pushes: FCM via firebase-admin, and webhooks."""
+
+    # Path of the Firebase service-account JSON (a secret: kept out of this file's contents).
+    fcm_credentials_file: Path | None = None
+    fcm_project_id: str = ""
+    # Override of the FCM send URL ("{project}" is replaced). Tests point this, and the
+    # key file's token_uri, at a local stand-in because Google cannot be reached there.
+    fcm_endpoint: str = ""
+    webhook_allow_http: bool = False  # plain-http webhooks (tests, private networks)
+    retries: int = 3
+    retry_delay_seconds: float = 0.5
+    timeout_seconds: float = 10.0
+    max_in_flight: int = 256  # pushes waiting beyond this are dropped and counted
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    data_dir: Path = Path("relay-data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    durability: Literal["full", "normal"] = "full"  # SQLite synchronous= (full survives power loss)
+    metrics_token_file: Path | None = None
+    sweep_interval_seconds: float = 30.0  # TTL sweep; 0 disables the background sweeper
+    log_format: Literal["text", "json"] = "text"
+    # uvloop is faster for small requests; the stdlib loop has a zero-copy sendfile() for
+    # blob downloads (uvloop lacks it, so aiohttp falls back to reads in a thread pool).
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    limits: Limits = field(default_factory=Limits)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    push: PushConfig = field(default_factory=PushConfig)
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+
+
+# Environment variables that override (or supply secrets to) the file.
+ENV_PREFIX = "PRIVASTEAD_RELAY_"
+METRICS_TOKEN_ENV = "PRIVASTEAD_RELAY_METRICS_TOKEN"  # noqa: S105 - a variable name
+
+
+def load(path: Path | None, env: Mapping[str, str] | None = None) -> RelayConfig:
+    """Read ``path`` (or defaults) and apply ``PRIVASTEAD_RELAY_*`` overrides."""
+    config = configfile.load(path, RelayConfig) if path else RelayConfig()
+    return apply_env(config, os.environ if env is None else env)
+
+
+def apply_env(config: RelayConfig, env: Mapping[str, str]) -> RelayConfig:
+    changes: dict[str, object] = {}
+    for name, convert in (
+        ("data_dir", Path),
+        ("host", str),
+        ("port", int),
+        ("tls_cert", Path),
+        ("tls_key", Path),
+        ("metrics_token_file", Path),
+    ):
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw:
+            try:
+                changes[name] = convert(raw)
+            except ValueError:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()}: bad value {raw!r}") from None
+    return dataclasses.replace(config, **changes) if changes else config  # type: ignore[arg-type]
+
+
+def metrics_token(config: RelayConfig, env: Mapping[str, str] | None = None) -> str | None:
+    """The operator token that guards ``/metrics``: from the environment or a file."""
+    env = os.environ if env is None else env
+    token = env.get(METRICS_TOKEN_ENV, "").strip()
+    if token:
+        return token
+    if config.metrics_token_file is not None:
+        try:
+            token = config.metrics_token_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"metrics_token_file: cannot read: {exc}") from None
+        if len(token) < 16:
+            raise ConfigError("metrics_token_file: token must have at least 16 characters")
+        return token
+    return None
+
+
+__all__ = [
+    "AuthConfig",
+    "Limits",
+    "PushConfig",
+    "RelayConfig",
+    "apply_env",
+    "load",
+    "metrics_token",
+]

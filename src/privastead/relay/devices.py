@@ -1,0 +1,177 @@
+"""Account handlers: who am I, devices, restricted tokens, and push targets."""
+
+from __future__ import annotations
+
+import sqlite3
+from functools import partial
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from privastead.relay import accounts, store
+from privastead.relay.api import DEVICE_ID, is_mailbox_id
+from privastead.relay.auth import PRINCIPAL, require_owner
+from privastead.relay.httputil import field_int, field_str, only_keys, read_json, reject
+from privastead.relay.state import state_of
+
+MAX_RESTRICTED_TTL = 7 * 24 * 3600
+MAX_RESTRICTED_MAILBOXES = 64
+
+
+async def me(request: web.Request) -> web.Response:
+    """GET /v1/me: what this token is."""
+    p = request[PRINCIPAL]
+    return web.json_response(
+        {
+            "account": p.account,
+            "kind": p.kind,
+            "token_id": p.token_id,
+            "device_id": p.device_id,
+            "mailboxes": sorted(p.mailboxes) if p.mailboxes is not None else None,
+            "expires_at": p.expires_at,
+        }
+    )
+
+
+async def create_device(request: web.Request) -> web.Response:
+    """POST /v1/devices (owner): a new device and its token (shown once)."""
+    p = request[PRINCIPAL]
+    require_owner(p)
+    data = await read_json(request, optional=True)
+    only_keys(data, "name")
+    name = field_str(data, "name", 100, "") or ""
+    st = state_of(request)
+    issued = await st.db.run(
+        partial(
+            accounts.issue_token, account=p.account, kind="device", now=st.clock.time(), label=name
+        )
+    )
+    return web.json_response(
+        {"device_id": issued.device_id, "token_id": issued.token_id, "token": issued.token},
+        status=201,
+    )
+
+
+async def list_devices(request: web.Request) -> web.Response:
+    p = request[PRINCIPAL]
+    require_owner(p)
+    rows = state_of(request).db.read(partial(accounts.list_devices, account=p.account))
+    return web.json_response({"devices": rows})
+
+
+async def remove_device(request: web.Request) -> web.Response:
+    """DELETE /v1/devices/{device} (owner): revoke its tokens, stop it holding messages."""
+    p = request[PRINCIPAL]
+    require_owner(p)
+    device_id = request.match_info["device"]
+    if not DEVICE_ID.match(device_id):
+        raise reject(400, "bad_device_id", "not a device id")
+    st = state_of(request)
+
+    def remove(conn: sqlite3.Connection) -> list[str]:
+        accounts.remove_device(conn, p.account, device_id)
+        return store.collect_for_device(conn, p.account, device_id)
+
+    blobs = await st.db.run(remove)
+    st.auth.forget(account=p.account, device_id=device_id)
+    await st.blobs.delete(blobs)
+    return web.Response(status=204)
+
+
+async def set_push(request: web.Request) -> web.Response:
+    """PUT /v1/devices/self/push {fcm_token, webhook_url}: where wake-ups for me go."""
+    p = request[PRINCIPAL]
+    st = state_of(request)
+    data = await read_json(request)
+    only_keys(data, "fcm_token", "webhook_url")
+    fcm = field_str(data, "fcm_token", 4096, nullable=True)
+    url = field_str(data, "webhook_url", 2048, nullable=True)
+    if url is not None:
+        parts = urlsplit(url)
+        allowed = {"https", "http"} if st.config.push.webhook_allow_http else {"https"}
+        if parts.scheme not in allowed or not parts.hostname:
+            raise reject(
+                400,
+                "bad_webhook_url",
+                f"webhook_url must be an absolute {' or '.join(sorted(allowed))} URL",
+            )
+    await st.db.run(
+        partial(
+            accounts.set_push,
+            account=p.account,
+            device_id=p.device_id,
+            fcm_token=fcm or None,
+            webhook_url=url or None,
+        )
+    )
+    return web.Response(status=204)
+
+
+async def create_restricted(request: web.Request) -> web.Response:
+    """POST /v1/tokens/restricted (owner): a token for a few mailboxes until an expiry."""
+    p = request[PRINCIPAL]
+    require_owner(p)
+    data = await read_json(request)
+    only_keys(data, "mailboxes", "ttl_seconds", "label")
+    mailboxes = data.get("mailboxes")
+    if (
+        not isinstance(mailboxes, list)
+        or not 1 <= len(mailboxes) <= MAX_RESTRICTED_MAILBOXES
+        or not all(isinstance(m, str) and is_mailbox_id(m) for m in mailboxes)
+    ):
+        raise reject(400, "bad_field", "mailboxes must be a list of 1-64 mailbox ids")
+    ttl = field_int(data, "ttl_seconds", 1, MAX_RESTRICTED_TTL)
+    label = field_str(data, "label", 100, "") or ""
+    st = state_of(request)
+    now = st.clock.time()
+    issued = await st.db.run(
+        partial(
+            accounts.issue_token,
+            account=p.account,
+            kind="restricted",
+            now=now,
+            mailboxes=mailboxes,
+            expires_at=now + ttl,
+            label=label,
+        )
+    )
+    return web.json_response(
+        {
+            "token_id": issued.token_id,
+            "token": issued.token,
+            "device_id": issued.device_id,
+            "expires_at": issued.expires_at,
+        },
+        status=201,
+    )
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    p = request[PRINCIPAL]
+    require_owner(p)
+    rows = state_of(request).db.read(partial(accounts.list_tokens, account=p.account))
+    return web.json_response({"tokens": rows})
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    p = request[PRINCIPAL]
+    require_owner(p)
+    token_id = request.match_info["token"]
+    if len(token_id) != 16 or not all(c in "0123456789abcdef" for c in token_id):
+        raise reject(400, "bad_token_id", "token ids are 16 hex characters")
+    st = state_of(request)
+    await st.db.run(partial(accounts.revoke_token, token_id=token_id, account=p.account))
+    st.auth.forget(token_id=token_id)
+    return web.Response(status=204)
+
+
+__all__ = [
+    "create_device",
+    "create_restricted",
+    "list_devices",
+    "list_tokens",
+    "me",
+    "remove_device",
+    "revoke_token",
+    "set_push",
+]

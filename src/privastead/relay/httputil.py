@@ -1,0 +1,120 @@
+"""Small HTTP helpers shared by the handlers: JSON errors, bounded JSON bodies, id checks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from privastead.errors import RelayRejectedError
+from privastead.relay.api import is_mailbox_id
+
+MAX_JSON_BODY = 64 * 1024
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    """The one error shape of the API: ``{"error": {"code": ..., "message": ...}}``."""
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers
+    )
+
+
+def reject(status: int, code: str, message: str) -> RelayRejectedError:
+    return RelayRejectedError(message, status, code)
+
+
+def mailbox_param(request: web.Request, name: str = "mailbox") -> str:
+    value = request.match_info[name]
+    if not is_mailbox_id(value):
+        raise reject(400, "bad_mailbox_id", "ids are 32 lowercase hex characters (128 bits)")
+    return value
+
+
+def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw, 10)
+    except ValueError:
+        raise reject(400, "bad_query", f"{name} must be an integer") from None
+    if not low <= value <= high:
+        raise reject(400, "bad_query", f"{name} must be between {low} and {high}")
+    return value
+
+
+async def read_json(
+    request: web.Request, *, optional: bool = False, limit: int = MAX_JSON_BODY
+) -> dict[str, Any]:
+    """A JSON object body of at most ``limit`` bytes (400 / 413 otherwise)."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise reject(413, "body_too_large", f"JSON bodies are limited to {limit} bytes")
+    parts: list[bytes] = []
+    total = 0
+    while chunk := await request.content.readany():  # a body may arrive in many chunks
+        total += len(chunk)
+        if total > limit:
+            raise reject(413, "body_too_large", f"JSON bodies are limited to {limit} bytes")
+        parts.append(chunk)
+    raw = b"".join(parts)
+    if not raw.strip():
+        if optional:
+            return {}
+        raise reject(400, "bad_json", "a JSON object body is required")
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise reject(400, "bad_json", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise reject(400, "bad_json", "the body must be a JSON object")
+    return data
+
+
+def field_int(
+    data: dict[str, Any], name: str, low: int, high: int, default: int | None = None
+) -> int:
+    value = data.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise reject(400, "bad_field", f"{name} must be an integer between {low} and {high}")
+    return value
+
+
+def only_keys(data: dict[str, Any], *allowed: str) -> None:
+    """Unknown keys are errors, not silently ignored (a typo must not look accepted)."""
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise reject(400, "unknown_field", f"unknown field(s): {', '.join(unknown)[:200]}")
+
+
+def field_str(
+    data: dict[str, Any],
+    name: str,
+    max_len: int,
+    default: str | None = None,
+    *,
+    nullable: bool = False,
+) -> str | None:
+    if name in data and data[name] is None and not nullable:
+        raise reject(400, "bad_field", f"{name} must be a string, not null")
+    value = data.get(name, default)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > max_len:
+        raise reject(400, "bad_field", f"{name} must be a string of at most {max_len} chars")
+    return value
+
+
+__all__ = [
+    "error_response",
+    "field_int",
+    "field_str",
+    "int_query",
+    "mailbox_param",
+    "only_keys",
+    "read_json",
+    "reject",
+]

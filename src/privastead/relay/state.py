@@ -1,0 +1,49 @@
+"""The relay's state, held by the application under one typed key (no module globals)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from privastead.clock import Clock
+from privastead.relay.auth import Authenticator
+from privastead.relay.blobs import BlobStore
+from privastead.relay.config import RelayConfig
+from privastead.relay.db import Database
+from privastead.relay.metrics import Metrics
+from privastead.relay.notify import Notifier
+from privastead.relay.push import Pusher
+
+if TYPE_CHECKING:
+    from privastead.relay.live import LiveHub
+
+
+@dataclass
+class RelayState:
+    config: RelayConfig
+    clock: Clock
+    db: Database
+    blobs: BlobStore
+    auth: Authenticator
+    notifier: Notifier
+    metrics: Metrics
+    pusher: Pusher
+    live: LiveHub
+    websockets: set[web.WebSocketResponse] = field(default_factory=set)
+    ready: bool = False
+    in_flight: int = 0  # HTTP requests being handled (graceful shutdown waits for 0)
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set when in_flight drops to 0
+
+
+STATE = web.AppKey("privastead_relay_state", RelayState)
+
+
+def state_of(request: web.Request) -> RelayState:
+    return request.app[STATE]
+
+
+__all__ = ["STATE", "RelayState", "state_of"]

@@ -1,0 +1,164 @@
+"""``GET /v1/ws``: one WebSocket per device to hear about new messages in its mailboxes.
+
+Client -> relay (text JSON): ``{"type": "subscribe", "mailboxes": [...]}``,
+``{"type": "unsubscribe", "mailboxes": [...]}``, ``{"type": "ping"}``.
+Relay -> client: ``{"type": "subscribed", "mailboxes": [...]}``,
+``{"type": "message", "mailbox": id, "seq": n}``, ``{"type": "deleted", "mailbox": id}``,
+``{"type": "resync"}`` (events were dropped: list your mailboxes), ``{"type": "pong"}``,
+``{"type": "error", "code": ..., "message": ...}``.
+
+The per-socket queue is bounded: a client that does not read its socket loses events, not
+relay memory, and is told to resync once it reads again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import deque
+from functools import partial
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from privastead.relay import store
+from privastead.relay.api import is_mailbox_id
+from privastead.relay.auth import PRINCIPAL
+from privastead.relay.httputil import reject
+from privastead.relay.state import RelayState, state_of
+
+MAX_SUBSCRIPTIONS = 1024
+HEARTBEAT_SECONDS = 30.0
+
+
+class Subscription:
+    """A bounded event queue with a "you missed something" flag."""
+
+    def __init__(self, limit: int, on_drop: Any) -> None:
+        self._events: deque[dict[str, Any]] = deque()
+        self._limit = limit
+        self._on_drop = on_drop
+        self.overflowed = False
+        self.wake = asyncio.Event()
+
+    def offer(self, event: dict[str, Any]) -> None:
+        if len(self._events) >= self._limit:
+            self.overflowed = True
+            self._on_drop()
+        else:
+            self._events.append(event)
+        self.wake.set()
+
+    def drain(self) -> list[dict[str, Any]]:
+        if self.overflowed:
+            self.overflowed = False
+            self._events.clear()
+            return [{"type": "resync"}]
+        events = list(self._events)
+        self._events.clear()
+        return events
+
+
+def open_socket(st: RelayState, max_msg_size: int = 64 * 1024) -> web.WebSocketResponse:
+    """A WebSocket response, or 503 when the relay holds its maximum number of sockets."""
+    if len(st.websockets) >= st.config.limits.max_websockets:
+        raise reject(503, "too_many_websockets", "the relay is at its WebSocket limit; retry")
+    return web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=max_msg_size)
+
+
+async def subscribe_socket(request: web.Request) -> web.WebSocketResponse:
+    st = state_of(request)
+    p = request[PRINCIPAL]
+    ws = open_socket(st)
+    await ws.prepare(request)
+    st.websockets.add(ws)
+    sub = Subscription(
+        st.config.limits.ws_queue_events, partial(st.metrics.inc, "relay_ws_events_dropped_total")
+    )
+    mine: set[str] = set()
+    writer = asyncio.create_task(_write(ws, sub))
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                sub.offer({"type": "error", "code": "bad_frame", "message": "send JSON text"})
+                continue
+            try:
+                data = json.loads(msg.data)
+                kind = data["type"]
+            except (ValueError, TypeError, KeyError):
+                sub.offer({"type": "error", "code": "bad_json", "message": "not a command"})
+                continue
+            if kind == "ping":
+                sub.offer({"type": "pong"})
+            elif kind in ("subscribe", "unsubscribe"):
+                await _change(
+                    st,
+                    account=p.account,
+                    allowed=p.mailboxes,
+                    sub=sub,
+                    mine=mine,
+                    kind=kind,
+                    mailboxes=data.get("mailboxes"),
+                )
+            else:
+                sub.offer({"type": "error", "code": "unknown_type", "message": str(kind)[:40]})
+    finally:
+        for mailbox in mine:
+            st.notifier.unsubscribe(mailbox, sub)
+        writer.cancel()
+        # The writer may also have died with the connection: nothing to report then.
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
+            await writer
+        st.websockets.discard(ws)
+    return ws
+
+
+async def _change(
+    st: RelayState,
+    *,
+    account: str,
+    allowed: frozenset[str] | None,
+    sub: Subscription,
+    mine: set[str],
+    kind: str,
+    mailboxes: Any,
+) -> None:
+    if not isinstance(mailboxes, list) or not all(
+        isinstance(m, str) and is_mailbox_id(m) for m in mailboxes
+    ):
+        sub.offer({"type": "error", "code": "bad_mailbox_id", "message": "a list of ids"})
+        return
+    if kind == "unsubscribe":
+        for mailbox in mailboxes:
+            if mailbox in mine:
+                mine.discard(mailbox)
+                st.notifier.unsubscribe(mailbox, sub)
+        return
+    if len(mine | set(mailboxes)) > MAX_SUBSCRIPTIONS:
+        sub.offer(
+            {
+                "type": "error",
+                "code": "too_many",
+                "message": f"at most {MAX_SUBSCRIPTIONS} mailboxes per socket",
+            }
+        )
+        return
+    wanted = [m for m in mailboxes if allowed is None or m in allowed]
+    ok = st.db.read(partial(store.owned, account=account, mailboxes=wanted))
+    for mailbox in ok - mine:
+        st.notifier.subscribe(mailbox, sub)
+    mine |= ok
+    missing = sorted(set(mailboxes) - ok)
+    sub.offer({"type": "subscribed", "mailboxes": sorted(ok), "missing": missing})
+
+
+async def _write(ws: web.WebSocketResponse, sub: Subscription) -> None:
+    while not ws.closed:
+        await sub.wake.wait()
+        sub.wake.clear()
+        for event in sub.drain():
+            await ws.send_json(event)
+
+
+__all__ = ["Subscription", "open_socket", "subscribe_socket"]

@@ -1,0 +1,201 @@
+"""Relay test harness: a real `privastead-server serve` process on loopback, and an in-process
+app with an injected FakeClock for tests of time (TTL, throttling)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from privastead.clock import FakeClock
+from privastead.relay import accounts, config, db, schema
+from privastead.relay.app import create_app
+from privastead.relay.client import RelayClient
+from privastead.relay.state import STATE, RelayState
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+OPERATOR_TOKEN = "operator-token-for-tests-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_cli(*args: str, data_dir: Path) -> str:
+    out = subprocess.run(  # noqa: PLW1510 - the return code is checked below
+        [sys.executable, "-m", "privastead.cli.server", *args, "--data-dir", str(data_dir)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"privastead-server {' '.join(args)} failed: {out.stderr}")
+    return out.stdout
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PRIVASTEAD_RELAY_METRICS_TOKEN"] = OPERATOR_TOKEN
+    return env
+
+
+@dataclass
+class RelayProcess:
+    """A relay subprocess; ``restart()`` keeps the data directory and port."""
+
+    data_dir: Path
+    config_text: str = ""
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    owner_token: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        cfg = self.data_dir.parent / "relay.toml"
+        cfg.write_text(self.config_text)
+        log = self.data_dir.parent / "relay.log"
+        with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "privastead.cli.server",
+                    "--log-level",
+                    "WARNING",
+                    "serve",
+                    "--config",
+                    str(cfg),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    str(self.port),
+                ],
+                env=_env(),
+                stdout=out,
+                stderr=out,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("relay exited early: " + log.read_text()[-2000:])
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("relay did not become healthy")
+
+    def stop(self) -> int:
+        """SIGTERM (graceful); returns the exit code."""
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=30)
+        self.proc = None
+        return code
+
+    def kill9(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def client(self, token: str | None = None) -> RelayClient:
+        return RelayClient(self.url, token or self.owner_token)
+
+
+def make_process(tmp_path: Path, config_text: str = "") -> RelayProcess:
+    data = tmp_path / "data"
+    proc = RelayProcess(data_dir=data, config_text=config_text)
+    out = run_cli("accounts", "add", "home", data_dir=data)
+    proc.owner_token = out.strip().splitlines()[-1]
+    proc.start()
+    return proc
+
+
+@pytest.fixture
+def relay(tmp_path: Path) -> Iterator[RelayProcess]:
+    proc = make_process(tmp_path, "[limits]\nidle_timeout = 2.0\nbody_timeout = 2.0\n")
+    try:
+        yield proc
+    finally:
+        proc.kill9()
+
+
+@dataclass
+class InProcess:
+    server: TestServer
+    state: RelayState
+    clock: FakeClock
+    owner_token: str
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    def client(self, token: str | None = None) -> RelayClient:
+        return RelayClient(self.url, token or self.owner_token)
+
+
+async def start_inprocess(
+    tmp_path: Path, clock: FakeClock, cfg: config.RelayConfig | None = None
+) -> InProcess:
+    data = tmp_path / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    cfg = cfg or config.RelayConfig()
+    import dataclasses
+
+    cfg = dataclasses.replace(cfg, data_dir=data, sweep_interval_seconds=0, durability="normal")
+    conn = db.connect(data / "relay.sqlite3")
+    schema.init(conn)
+    accounts.add_account(conn, "home", clock.time())
+    token = accounts.issue_token(conn, "home", "owner", clock.time()).token
+    conn.close()
+    app = create_app(cfg, clock=clock, operator_token=OPERATOR_TOKEN)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return InProcess(server=server, state=app[STATE], clock=clock, owner_token=token)
+
+
+@pytest.fixture
+async def inproc(tmp_path: Path, clock: FakeClock) -> AsyncIterator[InProcess]:
+    relay = await start_inprocess(tmp_path, clock)
+    try:
+        yield relay
+    finally:
+        await relay.server.close()
+
+
+def mailbox_id() -> str:
+    return os.urandom(16).hex()
+
+
+async def wait_until(predicate: object, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)

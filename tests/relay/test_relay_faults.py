@@ -1,0 +1,451 @@
+"""Bad input and faults: each gets a precise status with a JSON error body, nothing partial
+is stored, and the relay stays up for everybody else."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from relay_harness import (
+    InProcess,
+    RelayProcess,
+    mailbox_id,
+    make_process,
+    run_cli,
+    start_inprocess,
+)
+
+from privastead.clock import FakeClock
+from privastead.errors import RelayRejectedError
+from privastead.relay.server import raise_fd_limit
+
+
+def raw(
+    port: int,
+    request: bytes,
+    *,
+    body_parts: list[bytes] = (),
+    close_after: bool = False,
+    timeout: float = 10.0,
+) -> tuple[int, dict[str, object] | None]:
+    """Send bytes as they are; return (status, JSON body or None)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        for part in body_parts:
+            try:
+                s.sendall(part)
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        if close_after:
+            return 0, None
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data or len(data) < _expected(data):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except ConnectionResetError:
+            pass
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, None
+
+
+def _expected(data: bytes) -> int:
+    head, sep, _ = data.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return len(head) + len(sep) + int(line.split(b":")[1])
+    return len(data) + 1
+
+
+def post_head(box: str, token: str, length: int | None, extra: str = "") -> bytes:
+    size = (
+        f"Content-Length: {length}\r\n" if length is not None else "Transfer-Encoding: chunked\r\n"
+    )
+    return (
+        f"POST /v1/mailboxes/{box}/messages HTTP/1.1\r\nHost: relay\r\n"
+        f"Authorization: Bearer {token}\r\nPrivastead-Message-Id: m1\r\n{size}{extra}\r\n"
+    ).encode()
+
+
+def blob_files(data_dir: Path) -> list[Path]:
+    return [f for d in (data_dir / "blobs").iterdir() for f in d.iterdir()]
+
+
+async def _stored(relay: RelayProcess | InProcess, box: str) -> int:
+    async with relay.client() as c:
+        return (await c.mailbox_info(box)).count
+
+
+def _error_code(body: dict[str, object] | None) -> str:
+    assert body is not None, "error bodies are JSON"
+    error = body["error"]
+    assert isinstance(error, dict) and isinstance(error["message"], str)
+    return str(error["code"])
+
+
+async def test_oversized_body_is_refused_before_it_is_read(relay: RelayProcess) -> None:
+    box = mailbox_id()
+    async with relay.client() as c:
+        await c.create_mailbox(box)
+    t0 = time.monotonic()
+    status, body = await asyncio.to_thread(
+        raw, relay.port, post_head(box, relay.owner_token, 100 * 1024 * 1024)
+    )
+    assert status == 413 and _error_code(body) == "body_too_large"
+    assert time.monotonic() - t0 < 10  # answered without waiting for 100 MiB that never came
+    status, body = await asyncio.to_thread(
+        raw,
+        relay.port,
+        post_head(box, relay.owner_token, 9 * 1024 * 1024, "Expect: 100-continue\r\n"),
+    )
+    assert status == 413 and _error_code(body) == "body_too_large"
+    # Chunked bodies have no length up front: cut off once they pass the limit.
+    chunk = b"x" * (1024 * 1024)
+    part = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    status, body = await asyncio.to_thread(
+        raw, relay.port, post_head(box, relay.owner_token, None), body_parts=[part] * 9
+    )
+    assert status == 413 and _error_code(body) == "body_too_large"
+    assert await _stored(relay, box) == 0
+    assert blob_files(relay.data_dir) == [] or all(
+        f.parent.name != "tmp" for f in blob_files(relay.data_dir)
+    )
+    assert list((relay.data_dir / "blobs" / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("length,sent", [(1000, 10), (1_000_000, 100_000)])
+async def test_truncated_upload_stores_nothing(relay: RelayProcess, length: int, sent: int) -> None:
+    box = mailbox_id()
+    async with relay.client() as c:
+        await c.create_mailbox(box)
+    await asyncio.to_thread(
+        raw,
+        relay.port,
+        post_head(box, relay.owner_token, length),
+        body_parts=[os.urandom(sent)],
+        close_after=True,
+    )
+    await asyncio.sleep(0.5)
+    assert await _stored(relay, box) == 0
+    assert list((relay.data_dir / "blobs" / "tmp").iterdir()) == []
+    async with relay.client() as c:  # the same message id still works afterwards
+        assert (await c.upload(box, b"whole", "m1")).seq == 1
+
+
+async def test_slow_body_times_out_with_408(relay: RelayProcess) -> None:
+    box = mailbox_id()
+    async with relay.client() as c:
+        await c.create_mailbox(box)
+    status, body = await asyncio.to_thread(
+        raw, relay.port, post_head(box, relay.owner_token, 1000), body_parts=[b"x" * 10]
+    )
+    assert status == 408 and _error_code(body) == "body_timeout"
+    assert await _stored(relay, box) == 0
+
+
+async def test_slow_loris_headers_are_cut_off_and_others_served(relay: RelayProcess) -> None:
+    def loris() -> float:
+        t0 = time.monotonic()
+        with socket.create_connection(("127.0.0.1", relay.port), timeout=20) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\n")
+            try:
+                for _ in range(40):  # one header byte every 0.25 s: never a complete request
+                    s.sendall(b"X")
+                    time.sleep(0.25)
+                    s.setblocking(False)
+                    try:
+                        if s.recv(1) == b"":
+                            return time.monotonic() - t0
+                    except BlockingIOError:
+                        pass
+                    finally:
+                        s.setblocking(True)
+            except (BrokenPipeError, ConnectionResetError):
+                return time.monotonic() - t0
+        return -1.0
+
+    lorises = [asyncio.to_thread(loris) for _ in range(5)]
+    async with aiohttp.ClientSession() as s:
+        await asyncio.sleep(0.5)
+        async with s.get(relay.url + "/healthz") as r:
+            assert r.status == 200  # served while slow clients hold connections
+    closed_after = await asyncio.gather(*lorises)
+    assert all(t > 0 for t in closed_after), "a slow-loris connection was never closed"
+
+
+BAD_PATHS = [
+    "/v1/mailboxes/..%2F..%2Fetc%2Fpasswd/messages",
+    "/v1/mailboxes/%2e%2e/messages",
+    "/v1/mailboxes/%2e%2e%2f%2e%2e%2fdata/messages",
+    "/v1/mailboxes/0123456789abcdef0123456789abcde%00/messages",
+    "/v1/mailboxes/0123456789ABCDEF0123456789ABCDEF/messages",
+    "/v1/mailboxes/0123456789abcdef0123456789abcde/messages",
+    "/v1/mailboxes/0123456789abcdef0123456789abcdef0/messages",
+    "/v1/mailboxes/" + "a" * 4000 + "/messages",
+    "/v1/mailboxes/../../etc/passwd",
+]
+
+
+async def test_bad_mailbox_ids_are_rejected(relay: RelayProcess) -> None:
+    for path in BAD_PATHS:
+        request = (
+            f"POST {path} HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer "
+            f"{relay.owner_token}\r\nPrivastead-Message-Id: x\r\n"
+            "Content-Length: 3\r\n\r\nabc"
+        ).encode()
+        status, body = await asyncio.to_thread(raw, relay.port, request)
+        assert status in (400, 404), path
+        assert _error_code(body) in ("bad_mailbox_id", "not_found"), path
+    outside = [p for p in relay.data_dir.parent.rglob("*") if p.name in ("passwd", "abc")]
+    assert outside == []
+
+
+async def test_bad_json_bad_fields_and_bad_acks(relay: RelayProcess) -> None:
+    box = mailbox_id()
+    headers = {"Authorization": f"Bearer {relay.owner_token}"}
+    async with relay.client() as c:
+        await c.create_mailbox(box)
+        await c.register(box)
+        await c.upload(box, b"one", "one")
+    url = f"{relay.url}/v1/mailboxes/{box}/ack"
+    cases = [
+        (b"{nope", 400, "bad_json"),
+        (b"[1, 2]", 400, "bad_json"),
+        (b"", 400, "bad_json"),
+        (b'{"seq": "1"}', 400, "bad_field"),
+        (b'{"seq": -1}', 400, "bad_field"),
+        (b'{"seq": true}', 400, "bad_field"),
+        (b'{"seq": 7}', 409, "ack_beyond_end"),
+        (b"\xff\xfe", 400, "bad_json"),
+        (b'{"seq": 1, "pad": "' + b"x" * 70_000 + b'"}', 413, "body_too_large"),
+    ]
+    async with aiohttp.ClientSession() as s:
+        for data, status, code in cases:
+            async with s.post(url, data=data, headers=headers) as r:
+                assert (r.status, (await r.json())["error"]["code"]) == (status, code), data[:20]
+        async with s.get(f"{relay.url}/v1/mailboxes/{box}/messages/99", headers=headers) as r:
+            assert r.status == 404 and (await r.json())["error"]["code"] == "message_not_found"
+        async with s.get(f"{relay.url}/v1/mailboxes/{box}/messages?limit=0", headers=headers) as r:
+            assert r.status == 400 and (await r.json())["error"]["code"] == "bad_query"
+        async with s.post(
+            f"{relay.url}/v1/mailboxes/{box}/messages", data=b"x", headers=headers
+        ) as r:  # no message id
+            assert r.status == 400 and (await r.json())["error"]["code"] == "bad_message_id"
+        async with s.post(
+            f"{relay.url}/v1/mailboxes/{box}/messages",
+            data=b"x",
+            headers={**headers, "Privastead-Message-Id": "p", "Privastead-Push": "not base64!"},
+        ) as r:
+            assert r.status == 400 and (await r.json())["error"]["code"] == "bad_push_payload"
+        async with s.delete(f"{relay.url}/v1/mailboxes/{box}/messages", headers=headers) as r:
+            assert r.status == 405 and (await r.json())["error"]["code"] == "method_not_allowed"
+    device = None
+    async with relay.client() as c:
+        device = await c.create_device("d")
+    async with relay.client(device.token) as d:
+        with pytest.raises(RelayRejectedError) as err:
+            await d.ack(box, 1)
+        assert err.value.code == "not_registered"
+        with pytest.raises(RelayRejectedError) as err:
+            await d.delete_mailbox(box)
+        assert err.value.status == 403
+    assert await _stored(relay, box) == 1
+
+
+async def test_wrong_and_revoked_tokens(relay: RelayProcess) -> None:
+    box = mailbox_id()
+    async with relay.client() as c:
+        await c.create_mailbox(box)
+        device = await c.create_device("phone")
+        other_box = mailbox_id()
+        restricted = await c.create_restricted_token([other_box], ttl_seconds=600)
+    for token in ["", "nonsense", relay.owner_token[:-1] + "A", "pst_0000000000000000_" + "A" * 43]:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(relay.url + "/v1/me", headers={"Authorization": f"Bearer {token}"}) as r,
+        ):
+            assert r.status == 401 and (await r.json())["error"]["code"] == "unauthorized"
+    async with relay.client(restricted.token) as r:
+        with pytest.raises(RelayRejectedError) as err:
+            await r.list_messages(box)
+        assert err.value.status == 403
+        await r.create_mailbox(other_box)  # the one it was made for
+    async with relay.client(device.token) as d:
+        assert (await d.me())["kind"] == "device"
+        async with relay.client() as c:
+            await c.revoke_token(device.token_id)
+        with pytest.raises(RelayRejectedError) as err:
+            await d.me()
+        assert err.value.status == 401
+    # Revoked from the command line while the relay runs: refused within the cache time.
+    async with relay.client() as c:
+        dev2 = await c.create_device("tablet")
+    async with relay.client(dev2.token) as d:
+        await d.me()
+        await asyncio.to_thread(run_cli, "tokens", "revoke", dev2.token_id, data_dir=relay.data_dir)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                await d.me()
+            except RelayRejectedError as exc:
+                assert exc.status == 401
+                break
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.2)
+
+
+async def test_failed_attempts_are_throttled(inproc: InProcess) -> None:
+    config = inproc.state.config.auth
+    async with aiohttp.ClientSession() as s:
+        for _ in range(config.max_failures):
+            async with s.get(
+                inproc.url + "/v1/me", headers={"Authorization": "Bearer pst_bad"}
+            ) as r:
+                assert r.status == 401
+        async with s.get(
+            inproc.url + "/v1/me", headers={"Authorization": f"Bearer {inproc.owner_token}"}
+        ) as r:
+            assert r.status == 429 and int(r.headers["Retry-After"]) > 0
+            assert (await r.json())["error"]["code"] == "too_many_attempts"
+        inproc.clock.advance(config.lockout_seconds + 1)
+        async with s.get(
+            inproc.url + "/v1/me", headers={"Authorization": f"Bearer {inproc.owner_token}"}
+        ) as r:
+            assert r.status == 200
+
+
+async def test_account_throttle_on_wrong_secrets_for_a_token_id(inproc: InProcess) -> None:
+    """Guessing the secret of one token id locks that account, not just the address."""
+    auth = inproc.state.auth
+    token_id = inproc.owner_token.split("_")[1]
+    async with aiohttp.ClientSession() as s:
+        for _ in range(inproc.state.config.auth.max_failures):
+            async with s.get(
+                inproc.url + "/v1/me",
+                headers={"Authorization": f"Bearer pst_{token_id}_{'B' * 43}"},
+            ) as r:
+                assert r.status in (401, 429)
+    assert auth.throttle.retry_after("acct:home") > 0
+
+
+async def test_full_disk_injected_through_storage(inproc: InProcess) -> None:
+    """The storage interface's commit hook raises ENOSPC, as a full disk would."""
+    box = mailbox_id()
+    async with inproc.client() as c:
+        await c.create_mailbox(box)
+        await c.upload(box, b"before", "a")
+
+        def disk_full() -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        inproc.state.db.inject_fault(disk_full)
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(
+                f"{inproc.url}/v1/mailboxes/{box}/messages",
+                data=os.urandom(50_000),
+                headers={
+                    "Authorization": f"Bearer {inproc.owner_token}",
+                    "Privastead-Message-Id": "b",
+                },
+            ) as r,
+        ):
+            assert r.status == 507
+            assert (await r.json())["error"]["code"] == "storage_full"
+        inproc.state.db.inject_fault(None)
+        page = await c.list_messages(box)
+        assert [m.body for m in page.messages] == [b"before"]  # nothing partial
+        assert blob_files(inproc.state.config.data_dir) == []  # the blob went too
+        assert (await c.upload(box, b"after", "b")).seq == 2
+
+
+async def test_full_disk_on_a_real_tiny_tmpfs(tmp_path: Path) -> None:
+    """A 2 MiB tmpfs as the data directory: a 3 MiB clip cannot fit (needs root to mount)."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    done = await asyncio.to_thread(
+        subprocess.run,
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        relay = await start_inprocess(mnt, FakeClock())
+        try:
+            box = mailbox_id()
+            async with relay.client() as c:
+                await c.create_mailbox(box)
+                with pytest.raises(Exception) as err:
+                    await c.upload(box, os.urandom(3 * 1024 * 1024), "too-big-for-disk")
+                assert "507" in str(err.value) and "storage_full" in str(err.value)
+                assert list((mnt / "data" / "blobs" / "tmp").iterdir()) == []
+                assert (await c.mailbox_info(box)).count == 0
+                assert (await c.upload(box, b"small still fits", "s")).seq == 1
+        finally:
+            await relay.server.close()
+    finally:
+        await asyncio.to_thread(subprocess.run, ["umount", str(mnt)], check=False)
+
+
+async def test_thousands_of_idle_websockets_are_bounded(tmp_path: Path) -> None:
+    limit = 2000
+    if raise_fd_limit() < 2 * limit + 200:
+        pytest.skip("the descriptor limit (ulimit -Hn) is too low for 2000 sockets")
+    relay = await asyncio.to_thread(make_process, tmp_path, f"[limits]\nmax_websockets = {limit}\n")
+    try:
+        box = mailbox_id()
+        async with relay.client() as c:
+            await c.create_mailbox(box)
+        connector = aiohttp.TCPConnector(limit=0)
+        headers = {"Authorization": f"Bearer {relay.owner_token}"}
+        async with aiohttp.ClientSession(connector=connector) as s:
+            sockets: list[aiohttp.ClientWebSocketResponse] = []
+            sem = asyncio.Semaphore(100)
+
+            async def connect() -> None:
+                async with sem:
+                    sockets.append(
+                        await s.ws_connect(relay.url + "/v1/ws", headers=headers, autoping=True)
+                    )
+
+            await asyncio.gather(*(connect() for _ in range(limit - 1)))
+            assert len(sockets) == limit - 1
+            # The relay still serves others: a live subscriber gets its event ...
+            async with relay.client() as c:
+                sub = await c.subscribe([box])
+                assert (await sub.next_event())["type"] == "subscribed"
+                # ... and the next socket past the limit is refused with a JSON 503.
+                async with s.get(
+                    relay.url + "/v1/ws",
+                    headers={
+                        **headers,
+                        "Upgrade": "websocket",
+                        "Connection": "Upgrade",
+                        "Sec-WebSocket-Version": "13",
+                        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                    },
+                ) as r:
+                    assert r.status == 503
+                    assert (await r.json())["error"]["code"] == "too_many_websockets"
+                await c.upload(box, b"hello", "h")
+                assert (await asyncio.wait_for(sub.next_event(), 20))["seq"] == 1
+                await sub.close()
+            await asyncio.gather(*(ws.close() for ws in sockets))
+    finally:
+        relay.kill9()

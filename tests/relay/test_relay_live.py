@@ -1,0 +1,117 @@
+"""Live channels: fan-out, back-pressure on slow viewers, signals to the publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from relay_harness import InProcess, mailbox_id, start_inprocess, wait_until
+
+from privastead.clock import FakeClock
+from privastead.errors import RelayRejectedError
+from privastead.relay.config import Limits, RelayConfig
+
+
+async def _events_until(
+    ws: aiohttp.ClientWebSocketResponse, kind: str, seen: list[dict[str, Any]]
+) -> dict[str, Any]:
+    while True:
+        msg = await asyncio.wait_for(ws.receive(), 20)
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        event: dict[str, Any] = json.loads(msg.data)
+        seen.append(event)
+        if event["type"] == kind:
+            return event
+
+
+async def test_fan_out_in_order_and_viewer_counts(inproc: InProcess) -> None:
+    session = mailbox_id()
+    async with inproc.client() as hub, inproc.client() as app:
+        viewer1 = await app.live(session, "viewer")
+        assert json.loads((await viewer1.receive()).data) == {"type": "waiting"}
+        pub = await hub.live(session, "publisher")
+        assert json.loads((await pub.receive()).data) == {"type": "viewers", "count": 1}
+        assert json.loads((await viewer1.receive()).data) == {"type": "publisher_joined"}
+        viewer2 = await app.live(session, "viewer")
+        assert json.loads((await pub.receive()).data) == {"type": "viewers", "count": 2}
+        for i in range(20):
+            await pub.send_bytes(i.to_bytes(4, "big") * 1000)
+        for viewer in (viewer1, viewer2):
+            got = [int.from_bytes((await viewer.receive()).data[:4], "big") for _ in range(20)]
+            assert got == list(range(20))
+        with pytest.raises(RelayRejectedError) as err:
+            await hub.live(session, "publisher")
+        assert err.value.status == 409
+        await viewer2.close()
+        seen: list[dict[str, Any]] = []
+        left = await _events_until(pub, "viewer_left", seen)
+        assert left["count"] == 1
+        await pub.close()
+        msg = await viewer1.receive()
+        assert json.loads(msg.data) == {"type": "ended"}
+        assert (await viewer1.receive()).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    await wait_until(lambda: not inproc.state.live.sessions)
+
+
+async def test_slow_viewer_drops_frames_and_publisher_is_told(tmp_path: Path) -> None:
+    limit = 8
+    cfg = RelayConfig(limits=dataclasses.replace(Limits(), live_queue_frames=limit))
+    relay = await start_inprocess(tmp_path, FakeClock(), cfg)
+    session = mailbox_id()
+    try:
+        async with relay.client() as hub, relay.client() as fast_app, relay.client() as slow_app:
+            slow = await slow_app.live(session, "viewer")  # never reads
+            fast = await fast_app.live(session, "viewer")
+            pub = await hub.live(session, "publisher")
+            received: list[int] = []
+
+            async def read_fast() -> None:
+                while True:
+                    msg = await fast.receive()
+                    if msg.type == aiohttp.WSMsgType.BINARY:
+                        received.append(int.from_bytes(msg.data[:4], "big"))
+                    elif msg.type != aiohttp.WSMsgType.TEXT:
+                        return
+
+            reader = asyncio.create_task(read_fast())
+            frame = bytes(256 * 1024)
+            deepest = 0
+            for i in range(300):
+                await pub.send_bytes(i.to_bytes(4, "big") + frame)
+                await asyncio.sleep(0)
+                for s in relay.state.live.sessions.values():
+                    deepest = max([deepest, *(len(v.frames) for v in s.viewers.values())])
+            seen: list[dict[str, Any]] = []
+            # FakeClock does not move: the first drop is signalled, later ones are batched.
+            lag = await _events_until(pub, "lagging", seen)
+            assert lag["dropped"] >= 1
+            assert deepest <= limit + 1  # bounded: frames beyond the queue were dropped
+            assert relay.state.metrics.value("relay_live_frames_dropped_total") > 0
+            await wait_until(lambda: bool(received))
+            assert received == sorted(received)  # a viewer may miss frames, never reorder
+            await slow.close()
+            await fast.close()
+            await _events_until(pub, "no_viewers", seen)
+            reader.cancel()
+            await pub.close()
+    finally:
+        await relay.server.close()
+
+
+async def test_bad_session_ids_and_roles(inproc: InProcess) -> None:
+    async with inproc.client() as c:
+        # "../x" is resolved by the URL layer and so matches no route at all (404).
+        for session, role, statuses in [
+            ("../x", "viewer", {404}),
+            ("A" * 32, "viewer", {400}),
+            ("%2e%2e", "viewer", {400, 404}),
+            (mailbox_id(), "admin", {400}),
+        ]:
+            with pytest.raises(RelayRejectedError) as err:
+                await c.live(session, role)
+            assert err.value.status in statuses
