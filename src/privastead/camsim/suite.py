@@ -99,8 +99,8 @@ class Case:
 
     name: str
     seed: int
-    width: int = 320
-    height: int = 180
+    width: int = 640
+    height: int = 360
     fps: float = 10.0
     duration: float = 60.0
     codec: str = "h264"
