@@ -28,6 +28,8 @@ DARK = 12.0
 SATURATED = 250.0
 #: Gain and offset are clamped: a change beyond this is a global change anyway.
 GAIN_RANGE = (0.2, 5.0)
+#: Below this brightness spread (levels) the slope is unreliable: fit a pure gain instead.
+MIN_SPREAD = 10.0
 
 
 @numba.njit(
@@ -40,40 +42,61 @@ def _global_fit_kernel(m, bg, weight, step):  # type: ignore[no-untyped-def]
     bf = bg.ravel()
     wf = weight.ravel()
     n = (mf.size + step - 1) // step
-    ratio = np.empty(n, np.float64)
+    xs = np.empty(n, np.float64)
+    ys = np.empty(n, np.float64)
     count = 0
     for i in range(0, mf.size, step):
         if wf[i] != 0 and DARK < bf[i] < SATURATED and mf[i] < SATURATED:
-            ratio[count] = mf[i] / bf[i]
+            xs[count] = bf[i]
+            ys[count] = mf[i]
             count += 1
     if count < 16:
         return 1.0, 0.0
-    g = np.median(ratio[:count])
+    xs = xs[:count]
+    ys = ys[:count]
+    order = np.argsort(xs, kind="mergesort")
+    third = count // 3
+    lo = order[:third]
+    hi = order[count - third :]
+    xlo = np.median(xs[lo])
+    xhi = np.median(xs[hi])
+    if xhi - xlo > MIN_SPREAD:
+        g = (np.median(ys[hi]) - np.median(ys[lo])) / (xhi - xlo)
+    else:
+        g = np.median(ys / xs)
     g = min(max(g, GAIN_RANGE[0]), GAIN_RANGE[1])
-    count = 0
-    for i in range(0, mf.size, step):
-        if wf[i] != 0 and DARK < bf[i] < SATURATED and mf[i] < SATURATED:
-            ratio[count] = mf[i] - g * bf[i]
-            count += 1
-    o = np.median(ratio[:count])
+    o = np.median(ys - g * xs)
     return g, o
 
 
-def global_fit(m: F32, bg: F32, weight: U8, step: int = 3) -> tuple[float, float]:
-    """Gain ``g`` and offset ``o`` such that ``m ~ g * bg + o`` for most cells."""
+def global_fit(m: F32, bg: F32, weight: U8, step: int = 4) -> tuple[float, float]:
+    """Gain ``g`` and offset ``o`` such that ``m ~ g * bg + o`` for most cells.
+
+    Tukey's resistant line: the slope joins the medians of the darkest and brightest thirds
+    of the background, the offset is the median residual. Objects (a minority of cells) move
+    neither; an affine exposure change is recovered exactly.
+    """
     g, o = _global_fit_kernel(m, bg, weight, step)
     return float(g), float(o)
 
 
-def global_fit_reference(m: F32, bg: F32, weight: U8, step: int = 3) -> tuple[float, float]:
+def global_fit_reference(m: F32, bg: F32, weight: U8, step: int = 4) -> tuple[float, float]:
     """NumPy reference for ``global_fit``."""
     mf, bf, wf = m.ravel()[::step], bg.ravel()[::step], weight.ravel()[::step]
     use = (wf != 0) & (bf > DARK) & (bf < SATURATED) & (mf < SATURATED)
     if use.sum() < 16:
         return 1.0, 0.0
-    g = float(np.median(mf[use].astype(np.float64) / bf[use]))
+    xs, ys = bf[use].astype(np.float64), mf[use].astype(np.float64)
+    order = np.argsort(xs, kind="mergesort")
+    third = len(xs) // 3
+    lo, hi = order[:third], order[len(xs) - third :]
+    xlo, xhi = np.median(xs[lo]), np.median(xs[hi])
+    if xhi - xlo > MIN_SPREAD:
+        g = float((np.median(ys[hi]) - np.median(ys[lo])) / (xhi - xlo))
+    else:
+        g = float(np.median(ys / xs))
     g = min(max(g, GAIN_RANGE[0]), GAIN_RANGE[1])
-    o = float(np.median(mf[use] - g * bf[use].astype(np.float64)))
+    o = float(np.median(ys - g * xs))
     return g, o
 
 
