@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import av
@@ -60,7 +61,7 @@ def test_switch_to_full_mid_gop_catches_up(clip: Path) -> None:
 
 
 def itertools_pairs(items: list[LumaFrame]) -> list[tuple[LumaFrame, LumaFrame]]:
-    return list(zip(items, items[1:], strict=False))
+    return list(itertools.pairwise(items))
 
 
 def _frames(scene_name: str, **kw: object) -> tuple[list[LumaFrame], object]:
