@@ -372,8 +372,8 @@ class Scene:
             m, ys0, xs0 = found
             ys1, xs1 = ys0 + m.shape[0], xs0 + m.shape[1]
             stripes = 8 * np.sin(np.arange(ys0, ys1, dtype=np.float32) * 0.7)[:, None]
-            level = self._ir_luma(walker.luma) if ir else walker.luma
-            level = level + stripes * np.ones_like(m, np.float32)
+            base = self._ir_luma(walker.luma) if ir else walker.luma
+            level = base + stripes * np.ones_like(m, np.float32)
             region = y[ys0:ys1, xs0:xs1]
             region[m] = level[m]
             # chroma at half resolution
