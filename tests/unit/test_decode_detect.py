@@ -108,3 +108,12 @@ def test_settings_validate() -> None:
         DetectionSettings(sensitivity=2)
     with pytest.raises(ValueError, match="polygon"):
         DetectionSettings(zones=(((0.0, 0.0), (1.0, 1.0)),))
+
+
+def test_hevc_decodes_in_both_modes(tmp_path: Path) -> None:
+    scene = make_scene("static", width=192, height=108, fps=10, seed=0, duration=3)
+    path = encode_scene(scene, tmp_path / "static.mp4", codec="hevc")
+    full = decode_all(path)
+    assert len(full) == 30 and full[0].y.shape == (108, 192)
+    keys = decode_all(path, mode="keyframes")
+    assert [round(f.pts, 3) for f in keys] == [0.0, 1.0, 2.0]
