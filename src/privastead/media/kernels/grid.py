@@ -54,10 +54,13 @@ def _global_fit_kernel(m, bg, weight, step):  # type: ignore[no-untyped-def]
         return 1.0, 0.0
     xs = xs[:count]
     ys = ys[:count]
-    order = np.argsort(xs, kind="mergesort")
     third = count // 3
-    lo = order[:third]
-    hi = order[count - third :]
+    # Thirds by value (quickselect, not a sort): cells at or below the lower cut, at or
+    # above the upper cut.
+    x_lo = np.partition(xs, third)[third]
+    x_hi = np.partition(xs, count - 1 - third)[count - 1 - third]
+    lo = xs <= x_lo
+    hi = xs >= x_hi
     xlo = np.median(xs[lo])
     xhi = np.median(xs[hi])
     if xhi - xlo > MIN_SPREAD:
@@ -69,7 +72,7 @@ def _global_fit_kernel(m, bg, weight, step):  # type: ignore[no-untyped-def]
     return g, o
 
 
-def global_fit(m: F32, bg: F32, weight: U8, step: int = 4) -> tuple[float, float]:
+def global_fit(m: F32, bg: F32, weight: U8, step: int = 5) -> tuple[float, float]:
     """Gain ``g`` and offset ``o`` such that ``m ~ g * bg + o`` for most cells.
 
     Tukey's resistant line: the slope joins the medians of the darkest and brightest thirds
@@ -80,16 +83,17 @@ def global_fit(m: F32, bg: F32, weight: U8, step: int = 4) -> tuple[float, float
     return float(g), float(o)
 
 
-def global_fit_reference(m: F32, bg: F32, weight: U8, step: int = 4) -> tuple[float, float]:
+def global_fit_reference(m: F32, bg: F32, weight: U8, step: int = 5) -> tuple[float, float]:
     """NumPy reference for ``global_fit``."""
     mf, bf, wf = m.ravel()[::step], bg.ravel()[::step], weight.ravel()[::step]
     use = (wf != 0) & (bf > DARK) & (bf < SATURATED) & (mf < SATURATED)
     if use.sum() < 16:
         return 1.0, 0.0
     xs, ys = bf[use].astype(np.float64), mf[use].astype(np.float64)
-    order = np.argsort(xs, kind="mergesort")
     third = len(xs) // 3
-    lo, hi = order[:third], order[len(xs) - third :]
+    x_lo = np.sort(xs)[third]
+    x_hi = np.sort(xs)[len(xs) - 1 - third]
+    lo, hi = xs <= x_lo, xs >= x_hi
     xlo, xhi = np.median(xs[lo]), np.median(xs[hi])
     if xhi - xlo > MIN_SPREAD:
         g = float((np.median(ys[hi]) - np.median(ys[lo])) / (xhi - xlo))
