@@ -13,7 +13,10 @@ DESCRIPTION = (
 )
 
 # One row per subcommand; each module has add_arguments(parser) and run(args) -> int.
-COMMANDS: list[Command] = []
+COMMANDS: list[Command] = [
+    Command("detect", "run the motion detector on a video file and print its events",
+            "privastead.cli.hub.detect"),
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
