@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from pathlib import Path
@@ -57,7 +58,7 @@ def test_ingest_timeline_starts_on_a_keyframe_and_increases(captured) -> None:  
     info, packets = captured
     assert packets[0].keyframe and packets[0].kind == "video"
     times = [p.pts for p in packets]
-    assert all(b > a for a, b in zip(times, times[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(times))
     assert info.codec in ("h264", "hevc")
     # 15 fps: frame steps of 1/15 s on the continuous timeline
     assert abs((times[-1] - times[0]) / (len(times) - 1) - 1 / 15) < 1e-3
@@ -87,8 +88,9 @@ def test_clip_is_fragmented_mp4_that_decodes_back(captured, tmp_path: Path) -> N
         ring.push(p)
     trigger = packets[trigger_index].pts
     fragments: list[tuple[str, int, bytes, bool]] = []
-    writer = ClipWriter("clip1", info, tmp_path / "clip1.mp4",
-                        on_fragment=lambda *a: fragments.append(a))
+    writer = ClipWriter(
+        "clip1", info, tmp_path / "clip1.mp4", on_fragment=lambda *a: fragments.append(a)
+    )
     pre = ring.since(trigger - 1.0)
     for p in pre + packets[trigger_index:]:
         writer.write(p)

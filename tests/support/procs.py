@@ -29,8 +29,9 @@ class Proc:
         self.urls: list[str] = []
 
     def start(self) -> Proc:
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=_env())
+        self.proc = subprocess.Popen(
+            self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+        )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + self.timeout
         self.urls = []
@@ -63,11 +64,33 @@ class Proc:
         self.stop()
 
 
-def camsim(port: int, cache: Path, *extra: str, scene: str = "static", size: str = "160x120",
-           fps: float = 15, duration: float = 2.0) -> Proc:
-    args = [sys.executable, "-m", "privastead.cli.camsim", "--port", str(port), "--scene", scene,
-            "--size", size, "--fps", str(fps), "--duration", str(duration),
-            "--cache-dir", str(cache), *extra]
+def camsim(
+    port: int,
+    cache: Path,
+    *extra: str,
+    scene: str = "static",
+    size: str = "160x120",
+    fps: float = 15,
+    duration: float = 2.0,
+) -> Proc:
+    args = [
+        sys.executable,
+        "-m",
+        "privastead.cli.camsim",
+        "--port",
+        str(port),
+        "--scene",
+        scene,
+        "--size",
+        size,
+        "--fps",
+        str(fps),
+        "--duration",
+        str(duration),
+        "--cache-dir",
+        str(cache),
+        *extra,
+    ]
     lines = 2 if "--sub" in extra else 1
     return Proc(args, ready_lines=lines)
 
@@ -77,14 +100,19 @@ def gstreamer_available() -> str | None:
     python = Path("/usr/bin/python3")
     if not python.exists():
         return "/usr/bin/python3 (Debian's interpreter with python3-gi) is missing"
-    probe = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', "
-             "'1.0'); from gi.repository import Gst, GstRtspServer; Gst.init(None); "
-             "assert Gst.ElementFactory.find('rtph264pay') and Gst.ElementFactory.find('appsrc')")
-    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
-                            check=False)
+    probe = (
+        "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', "
+        "'1.0'); from gi.repository import Gst, GstRtspServer; Gst.init(None); "
+        "assert Gst.ElementFactory.find('rtph264pay') and Gst.ElementFactory.find('appsrc')"
+    )
+    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, check=False)
     if result.returncode:
-        return ("GStreamer RTSP server packages missing (run scripts/system-deps.sh): "
-                + result.stderr.strip().splitlines()[-1:][0] if result.stderr else "")
+        return (
+            "GStreamer RTSP server packages missing (run scripts/system-deps.sh): "
+            + result.stderr.strip().splitlines()[-1:][0]
+            if result.stderr
+            else ""
+        )
     return None
 
 

@@ -123,17 +123,25 @@ class Camera:
         self._loop = asyncio.get_running_loop()
         cfg = self.config
         separate = cfg.substream_url is not None
-        main = Ingest(cfg.with_credentials(cfg.url), self._from_thread(self._on_main),
-                      self.ingest_settings, name=self.name)
+        main = Ingest(
+            cfg.with_credentials(cfg.url),
+            self._from_thread(self._on_main),
+            self.ingest_settings,
+            name=self.name,
+        )
         self._ingests = [main]
         if separate:
             assert cfg.substream_url is not None
-            sub = Ingest(cfg.with_credentials(cfg.substream_url),
-                         self._from_thread(self._on_detect_stream), self.ingest_settings,
-                         name=f"{self.name}/sub")
+            sub = Ingest(
+                cfg.with_credentials(cfg.substream_url),
+                self._from_thread(self._on_detect_stream),
+                self.ingest_settings,
+                name=f"{self.name}/sub",
+            )
             self._ingests.append(sub)
-        self._analysis = threading.Thread(target=self._analyse, name=f"analysis-{self.name}",
-                                          daemon=True)
+        self._analysis = threading.Thread(
+            target=self._analyse, name=f"analysis-{self.name}", daemon=True
+        )
         self._analysis.start()
         for ingest in self._ingests:
             ingest.start()
@@ -157,17 +165,22 @@ class Camera:
             await self._finish_clip(self._last_main_pts, None)
 
     def health(self) -> Health:
-        return self._ingests[0].health() if self._ingests else Health(
-            "connecting", 0.0, 0.0, None, 0, "")
+        return (
+            self._ingests[0].health()
+            if self._ingests
+            else Health("connecting", 0.0, 0.0, None, 0, "")
+        )
 
     def status_line(self) -> str:
         h = self.health()
         age = "-" if h.last_packet_age is None else f"{h.last_packet_age:.1f}s"
         s = self.stats
         rec = " REC" if self._recording else ""
-        line = (f"{self.name}: {h.state}{rec} {h.fps:.1f} fps {h.bitrate / 1e6:.2f} Mbit/s "
-                f"mode={s.mode} events={s.events} clips={s.clips} last_packet={age} "
-                f"reconnects={h.reconnects}")
+        line = (
+            f"{self.name}: {h.state}{rec} {h.fps:.1f} fps {h.bitrate / 1e6:.2f} Mbit/s "
+            f"mode={s.mode} events={s.events} clips={s.clips} last_packet={age} "
+            f"reconnects={h.reconnects}"
+        )
         if s.dropped:
             line += f" dropped={s.dropped}"
         if s.last_event:
@@ -182,6 +195,7 @@ class Camera:
             if loop is not None and not loop.is_closed():
                 with contextlib.suppress(RuntimeError):  # loop closing at shutdown
                     loop.call_soon_threadsafe(handler, event)
+
         return sink
 
     # -- loop side: packets -----------------------------------------------------------------------
@@ -302,8 +316,7 @@ class Camera:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    def _start_clip(self, event: EventStarted, start: float, trigger: float,
-                    part: int = 1) -> None:
+    def _start_clip(self, event: EventStarted, start: float, trigger: float, part: int = 1) -> None:
         info = self._main_info
         if info is None:
             log.warning("%s: event %s but no stream yet; not recorded", self.name, event.event_id)
@@ -323,14 +336,16 @@ class Camera:
         for packet in packets:
             writer.write(packet)
         boxes = [asdict(b) for b in event.boxes]
-        self._recording = _Recording(event.event_id, writer, path.with_suffix(".jpg"), trigger,
-                                     event.score, boxes, part)
+        self._recording = _Recording(
+            event.event_id, writer, path.with_suffix(".jpg"), trigger, event.score, boxes, part
+        )
         log.info("%s: event %s started, recording %s", self.name, event.event_id[:8], path.name)
         if part == 1:
             self._spawn(self._thumbnail(info, packets, trigger, path.with_suffix(".jpg")))
 
-    async def _thumbnail(self, info: StreamInfo, packets: list[MediaPacket], at: float,
-                         path: Path) -> None:
+    async def _thumbnail(
+        self, info: StreamInfo, packets: list[MediaPacket], at: float, path: Path
+    ) -> None:
         try:
             jpeg = await asyncio.to_thread(thumbnail_from_packets, info, packets, at)
             await asyncio.to_thread(_write_atomic, path, jpeg)
@@ -338,8 +353,9 @@ class Camera:
             self.stats.errors += 1
             log.warning("%s: no thumbnail: %s", self.name, exc)
 
-    async def _finish_clip(self, end: float, ended: EventEnded | None, *,
-                           keep_event: bool = False) -> None:
+    async def _finish_clip(
+        self, end: float, ended: EventEnded | None, *, keep_event: bool = False
+    ) -> None:
         rec, self._recording = self._recording, None
         if rec is None:
             return
@@ -374,8 +390,13 @@ class Camera:
             sidecar["event_end"] = round(self._to_main_time(ended.at), 3)
         data = json.dumps(sidecar, indent=2).encode()
         await asyncio.to_thread(_write_atomic, summary.path.with_suffix(".json"), data)
-        log.info("%s: clip %s done: %d frames, %.1f s", self.name, summary.path.name,
-                 summary.video_frames, summary.end - summary.start)
+        log.info(
+            "%s: clip %s done: %d frames, %.1f s",
+            self.name,
+            summary.path.name,
+            summary.video_frames,
+            summary.end - summary.start,
+        )
         if keep_event and not self._stopped.is_set():
             self._resume = rec  # continue in a new part once the stream is back
 

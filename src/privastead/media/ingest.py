@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import av
 
@@ -68,7 +68,7 @@ class MediaPacket:
     """A packet on the camera's continuous timeline. ``packet.pts``/``dts`` are rewritten to
     that timeline in ``packet.time_base`` (the stream's own). Never mutate ``packet``."""
 
-    packet: av.Packet
+    packet: av.Packet[Any]
     kind: Literal["video", "audio"]
     pts: float  # seconds on the continuous timeline
     keyframe: bool
@@ -95,9 +95,9 @@ class Backoff:
 
     def next_delay(self) -> float:
         s = self.settings
-        base = min(s.backoff_max, s.backoff_initial * 2**self.attempt)
+        base = float(min(s.backoff_max, s.backoff_initial * 2.0**self.attempt))
         self.attempt += 1
-        return base * (1 + s.backoff_jitter * (2 * self.rng.random() - 1))
+        return base * (1.0 + s.backoff_jitter * (2.0 * self.rng.random() - 1.0))
 
     def reset(self) -> None:
         self.attempt = 0
@@ -147,7 +147,7 @@ class _Timeline:
         self.last: dict[int, tuple[int, int]] = {}  # stream index -> (pts, dts) ticks emitted
         self.step: dict[int, int] = {}  # typical tick step, to fill in a missing pts
 
-    def place(self, packet: av.Packet, tb: Fraction, video_origin: float) -> float | None:
+    def place(self, packet: av.Packet[Any], tb: Fraction, video_origin: float) -> float | None:
         index = packet.stream.index
         last = self.last.get(index)
         raw = packet.pts if packet.pts is not None else packet.dts
@@ -327,8 +327,16 @@ class Ingest:
                 if is_video:
                     self._window.add(now, packet.size)
                     self._timeline_end, self._timeline_wall = at, now
-            self.sink(MediaPacket(packet, "video" if is_video else "audio", at,
-                                  packet.is_keyframe, packet.size, self._epoch))
+            self.sink(
+                MediaPacket(
+                    packet,
+                    "video" if is_video else "audio",
+                    at,
+                    packet.is_keyframe,
+                    packet.size,
+                    self._epoch,
+                )
+            )
 
     def _next_start(self) -> float:
         """Timeline second of a new connection's first frame: after the last one emitted, plus

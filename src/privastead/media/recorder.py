@@ -12,6 +12,7 @@ crash leaves a playable prefix instead of a file without an index.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
@@ -209,10 +210,8 @@ class ClipWriter:
         """Drop the clip (e.g. the hub is shutting down mid-write and the caller wants nothing)."""
         if not self._closed:
             self._closed = True
-            try:
+            with contextlib.suppress(av.FFmpegError, MediaError, OSError):
                 self._out.close()
-            except (av.FFmpegError, MediaError, OSError):
-                pass
             self._file.close()
         self.part.unlink(missing_ok=True)
 

@@ -28,7 +28,7 @@ def encode_jpeg(frame: av.VideoFrame, width: int = DEFAULT_WIDTH, quality: int =
     width = min(width, frame.width) // 2 * 2
     height = max(2, round(frame.height * width / frame.width) // 2 * 2)
     small = frame.reformat(width=width, height=height, format="yuvj420p")
-    ctx = typing.cast("VideoCodecContext", av.CodecContext.create("mjpeg", "w"))
+    ctx = av.CodecContext.create("mjpeg", "w")
     ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuvj420p"
     ctx.time_base = Fraction(1, 1)
     ctx.qmin = ctx.qmax = quality

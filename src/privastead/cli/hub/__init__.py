@@ -1,4 +1,4 @@
-"""`privastead-hub`: The Privastead hub: reads cameras, detects motion, records and encrypts events for your clients."""
+"""`privastead-hub`: reads cameras, detects motion, records and encrypts events for clients."""
 
 from __future__ import annotations
 
@@ -7,10 +7,26 @@ from collections.abc import Sequence
 from privastead.cli.command import Command
 from privastead.cli.command import main as run_program
 
-DESCRIPTION = "The Privastead hub: reads cameras, detects motion, records and encrypts events for your clients."
+DESCRIPTION = (
+    "The Privastead hub: reads cameras, detects motion, records and encrypts events for "
+    "your clients."
+)
 
 # One row per subcommand; each module has add_arguments(parser) and run(args) -> int.
-COMMANDS: list[Command] = []
+COMMANDS: list[Command] = [
+    Command(
+        "run",
+        "read the cameras, detect motion, record event clips",
+        "privastead.cli.hub.run",
+        "Read every configured camera, detect motion and record event clips. Without "
+        "--config, runs a built-in demo camera.",
+    ),
+    Command(
+        "check-config",
+        "validate a hub.toml and point at the offending line",
+        "privastead.cli.hub.check_config",
+    ),
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
