@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,8 +30,10 @@ class Proc:
         self.urls: list[str] = []
 
     def start(self) -> Proc:
+        # stderr goes to a file: a pipe nobody reads would block a chatty server.
+        self.errors = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
-            self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
+            self.args, stdout=subprocess.PIPE, stderr=self.errors, text=True, env=_env()
         )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + self.timeout
@@ -38,7 +41,9 @@ class Proc:
         while len(self.urls) < self.ready_lines:
             line = self.proc.stdout.readline()
             if not line:
-                err = self.proc.stderr.read() if self.proc.stderr else ""
+                self.errors.seek(0)
+                err = self.errors.read()
+                self.stop()
                 raise RuntimeError(f"{self.args[:4]} exited before it was ready: {err[-2000:]}")
             if line.startswith("rtsp://"):
                 self.urls.append(line.split()[0])
@@ -51,11 +56,15 @@ class Proc:
         self.proc.send_signal(sig)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGCONT)
-        self.proc.kill()
-        self.proc.wait(10)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.errors.close()
 
     def __enter__(self) -> Proc:
         return self.start()
