@@ -19,8 +19,9 @@ from privastead.media.ingest import Ingest, IngestEvent, IngestSettings, MediaPa
 from privastead.media.settings import EventSettings
 from support.procs import camsim
 
-FAST = IngestSettings(open_timeout=3.0, read_timeout=2.0, stall_after=1.0, backoff_initial=0.2,
-                      backoff_max=1.0)
+FAST = IngestSettings(
+    open_timeout=3.0, read_timeout=2.0, stall_after=1.0, backoff_initial=0.2, backoff_max=1.0
+)
 
 
 def _port() -> int:
@@ -29,8 +30,8 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _until(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
+async def _until(predicate, limit: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if predicate():
             return True
@@ -47,11 +48,15 @@ async def test_scripted_motion_becomes_a_clip_with_pre_and_post_roll(tmp_path: P
         camera = CameraConfig(name="door", url=cam.urls[0], decode="keyframes", events=events)
         config = HubConfig(HubSection(data_dir=tmp_path, status_interval=0), (camera,))
         fragments: list[tuple[str, int, int, bool]] = []
-        runner = HubRunner(config, ingest_settings=FAST,
-                           on_fragment=lambda c, i, d, init: fragments.append((c, i, len(d), init)))
+        runner = HubRunner(
+            config,
+            ingest_settings=FAST,
+            on_fragment=lambda c, i, d, init: fragments.append((c, i, len(d), init)),
+        )
         task = asyncio.create_task(runner.run())
-        done = await _until(lambda: "door" in runner.cameras
-                            and runner.cameras["door"].stats.clips >= 1, 45)
+        done = await _until(
+            lambda: "door" in runner.cameras and runner.cameras["door"].stats.clips >= 1, 45
+        )
         status = runner.cameras["door"].status_line() if "door" in runner.cameras else ""
         runner.stop()
         await asyncio.wait_for(task, 20)
@@ -89,13 +94,15 @@ async def test_reconnect_hang_and_corruption_do_not_stop_other_cameras(tmp_path:
         def put(event: IngestEvent) -> None:
             if isinstance(event, MediaPacket) and event.kind == "video":
                 received[name].append(time.monotonic())
+
         return put
 
     a = camsim(port_a, cache).start()
     b = camsim(port_b, cache).start()
     c = camsim(port_c, cache, "--corrupt", "0.3").start()
-    ingests = {n: Ingest(p.urls[0], sink(n), FAST, name=n)
-               for n, p in (("a", a), ("b", b), ("c", c))}
+    ingests = {
+        n: Ingest(p.urls[0], sink(n), FAST, name=n) for n, p in (("a", a), ("b", b), ("c", c))
+    }
     try:
         for ingest in ingests.values():
             ingest.start()
@@ -134,18 +141,24 @@ async def test_hub_keeps_recording_a_corrupted_camera_alongside_a_clean_one(
 ) -> None:
     cache = tmp_path / "cache"
     with (
-        camsim(_port(), cache, "--corrupt", "0.2", scene="demo", size="320x180", fps=10,
-               duration=14) as bad,
+        camsim(
+            _port(), cache, "--corrupt", "0.2", scene="demo", size="320x180", fps=10, duration=14
+        ) as bad,
         camsim(_port(), cache, scene="demo", size="320x180", fps=10, duration=14) as good,
     ):
         events = EventSettings(pre_roll=1.0, post_roll=1.0)
-        cameras = (CameraConfig(name="bad", url=bad.urls[0], decode="full", events=events),
-                   CameraConfig(name="good", url=good.urls[0], decode="full", events=events))
-        runner = HubRunner(HubConfig(HubSection(data_dir=tmp_path, status_interval=0), cameras),
-                           ingest_settings=FAST)
+        cameras = (
+            CameraConfig(name="bad", url=bad.urls[0], decode="full", events=events),
+            CameraConfig(name="good", url=good.urls[0], decode="full", events=events),
+        )
+        runner = HubRunner(
+            HubConfig(HubSection(data_dir=tmp_path, status_interval=0), cameras),
+            ingest_settings=FAST,
+        )
         task = asyncio.create_task(runner.run())
-        ok = await _until(lambda: "good" in runner.cameras
-                          and runner.cameras["good"].stats.clips >= 1, 45)
+        ok = await _until(
+            lambda: "good" in runner.cameras and runner.cameras["good"].stats.clips >= 1, 45
+        )
         bad_stats = runner.cameras["bad"].stats if "bad" in runner.cameras else None
         runner.stop()
         await asyncio.wait_for(task, 20)

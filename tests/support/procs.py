@@ -31,7 +31,7 @@ class Proc:
 
     def start(self) -> Proc:
         # stderr goes to a file: a pipe nobody reads would block a chatty server.
-        self.errors = tempfile.TemporaryFile("w+")
+        self.errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             self.args, stdout=subprocess.PIPE, stderr=self.errors, text=True, env=_env()
         )
