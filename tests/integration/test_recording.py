@@ -122,3 +122,37 @@ def test_thumbnail_is_a_small_jpeg(captured) -> None:  # type: ignore[no-untyped
     with av.open(__import__("io").BytesIO(jpeg), format="jpeg_pipe") as image:
         frame = next(image.decode(video=0))
     assert (frame.width, frame.height) == (160, 120)
+
+
+def test_aac_audio_is_ingested_and_copied_into_the_clip(tmp_path: Path) -> None:
+    from privastead.camsim.audio import tone
+
+    result: dict[str, tuple[StreamInfo, list[MediaPacket]]] = {}
+
+    async def serve() -> None:
+        server = RtspServer({"/main": box_stream("h264", duration=2.0)}, port=0, audio=tone(2.0))
+        await server.start()
+        try:
+            result["v"] = await asyncio.to_thread(_capture, server.urls()[0], 2.5)
+        finally:
+            await server.close()
+
+    asyncio.run(serve())
+    info, packets = result["v"]
+    assert info.audio is not None and info.audio.codec_context.sample_rate == 16000
+    assert (info.width, info.height) == (320, 240)
+    audio = [p for p in packets if p.kind == "audio"]
+    video = [p for p in packets if p.kind == "video"]
+    assert len(audio) > 20 and len(video) > 30
+    writer = ClipWriter("av", info, tmp_path / "av.mp4")
+    for p in packets:
+        writer.write(p)
+    summary = writer.close()
+    assert summary.audio_packets > 20
+    with av.open(str(summary.path)) as clip:
+        assert clip.streams.audio[0].codec_context.name == "aac"
+        audio_frames = sum(1 for _ in clip.decode(audio=0))
+    with av.open(str(summary.path)) as clip:
+        video_frames = sum(1 for _ in clip.decode(video=0))
+    assert audio_frames == summary.audio_packets
+    assert video_frames == summary.video_frames

@@ -92,8 +92,20 @@ def payload_access_unit(
     return Payloads(tuple(payloads), sum(len(p) for p in payloads))
 
 
+def aac_payload(frame: bytes) -> bytes:
+    """RFC 3640 ``mpeg4-generic`` AAC-hbr payload of one raw AAC frame: a 16-bit AU-headers
+    length (16 bits: one header) and one AU header (13-bit size, 3-bit index 0)."""
+    return struct.pack("!HH", 16, len(frame) << 3) + frame
+
+
 def rtp_packets(
-    unit: Payloads, *, seq: int, timestamp: int, ssrc: int, channel: int = 0
+    unit: Payloads,
+    *,
+    seq: int,
+    timestamp: int,
+    ssrc: int,
+    channel: int = 0,
+    payload_type: int = PAYLOAD_TYPE,
 ) -> Iterator[bytes]:
     """RTP packets of ``unit`` framed for RTSP interleaved transport (``$``, channel, length)."""
     last = len(unit.payloads) - 1
@@ -102,7 +114,7 @@ def rtp_packets(
         header = struct.pack(
             "!BBHII",
             0x80,
-            marker | PAYLOAD_TYPE,
+            marker | payload_type,
             (seq + i) & 0xFFFF,
             timestamp & 0xFFFFFFFF,
             ssrc,
@@ -116,6 +128,7 @@ __all__ = [
     "PAYLOAD_TYPE",
     "Codec",
     "Payloads",
+    "aac_payload",
     "join_annexb",
     "nal_type",
     "parameter_set_types",

@@ -19,6 +19,7 @@ import secrets
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from privastead.camsim.audio import SAMPLES_PER_FRAME, EncodedAudio
 from privastead.camsim.auth import DigestAuth
 from privastead.camsim.encoder import EncodedStream
 from privastead.camsim.rtp import (
@@ -26,6 +27,7 @@ from privastead.camsim.rtp import (
     DEFAULT_MAX_PAYLOAD,
     PAYLOAD_TYPE,
     Payloads,
+    aac_payload,
     payload_access_unit,
     rtp_packets,
 )
@@ -44,6 +46,7 @@ _REASONS = {
     461: "Unsupported Transport",
 }
 _MAX_HEADER = 16 * 1024
+AUDIO_PAYLOAD_TYPE = 97
 
 
 @dataclass
@@ -53,6 +56,7 @@ class Mount:
     path: str
     stream: EncodedStream
     max_payload: int = DEFAULT_MAX_PAYLOAD
+    audio: EncodedAudio | None = None
     payloads: list[Payloads] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -89,7 +93,24 @@ class Mount:
             f"a=x-dimensions:{s.width},{s.height}",
             "a=control:trackID=0",
         ]
+        if self.audio is not None:
+            a = self.audio
+            lines += [
+                f"m=audio 0 RTP/AVP {AUDIO_PAYLOAD_TYPE}",
+                f"a=rtpmap:{AUDIO_PAYLOAD_TYPE} MPEG4-GENERIC/{a.sample_rate}/{a.channels}",
+                f"a=fmtp:{AUDIO_PAYLOAD_TYPE} streamtype=5;profile-level-id=15;mode=AAC-hbr;"
+                f"sizelength=13;indexlength=3;indexdeltalength=3;config={a.config.hex()}",
+                "a=control:trackID=1",
+            ]
         return "\r\n".join(lines) + "\r\n"
+
+
+@dataclass
+class _Track:
+    seq: int
+    rtptime: int
+    ssrc: int
+    channel: int
 
 
 @dataclass
@@ -116,9 +137,11 @@ class RtspServer:
         corrupt: float = 0.0,
         seed: int = 0,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
+        audio: EncodedAudio | None = None,
     ) -> None:
         self.mounts = {
-            "/" + p.strip("/"): Mount("/" + p.strip("/"), s, max_payload) for p, s in mounts.items()
+            "/" + p.strip("/"): Mount("/" + p.strip("/"), s, max_payload, audio)
+            for p, s in mounts.items()
         }
         self.host, self.port, self.auth = host, port, auth
         self.corrupt, self.seed = corrupt, seed
@@ -177,7 +200,7 @@ class _Connection:
         self.server, self.reader, self.writer = server, reader, writer
         self.session = secrets.token_hex(8)
         self.mount: Mount | None = None
-        self.channel = 0
+        self.channels: dict[int, int] = {}  # track -> interleaved RTP channel
         self.streaming: asyncio.Task[None] | None = None
         # Deterministic per connection (test reproducibility), not security relevant.
         self.random = random.Random(server.seed * 1_000_003 + number)  # noqa: S311
@@ -224,10 +247,15 @@ class _Connection:
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n" + body).encode())
 
     def _find_mount(self, url: str) -> Mount | None:
+        return self._find_track(url)[0]
+
+    def _find_track(self, url: str) -> tuple[Mount | None, int]:
         path = urlsplit(url).path.rstrip("/") or "/"
-        if path.endswith("/trackID=0"):
-            path = path[: -len("/trackID=0")] or "/"
-        return self.server.mounts.get(path)
+        head, _, tail = path.rpartition("/")
+        track = 0
+        if tail.startswith("trackID="):
+            path, track = head or "/", int(tail[len("trackID=") :] or 0)
+        return self.server.mounts.get(path), track
 
     async def _dispatch(self, request: _Request) -> None:
         method = request.method
@@ -266,23 +294,25 @@ class _Connection:
             self._reply(request, 405, {"Allow": _METHODS})
 
     def _setup(self, request: _Request) -> None:
-        mount = self._find_mount(request.url)
-        if mount is None:
+        mount, track = self._find_track(request.url)
+        if mount is None or track not in ((0, 1) if mount.audio else (0,)):
             self._reply(request, 404)
             return
         transport = request.headers.get("transport", "")
         if "RTP/AVP/TCP" not in transport.upper():
             self._reply(request, 461)  # only TCP interleaved, like many cameras behind NAT
             return
+        channel = 2 * track
         for part in transport.split(";"):
             if part.strip().startswith("interleaved="):
-                self.channel = int(part.split("=", 1)[1].split("-")[0])
+                channel = int(part.split("=", 1)[1].split("-")[0])
+        self.channels[track] = channel
         self.mount = mount
         self._reply(
             request,
             200,
             {
-                "Transport": f"RTP/AVP/TCP;unicast;interleaved={self.channel}-{self.channel + 1}",
+                "Transport": f"RTP/AVP/TCP;unicast;interleaved={channel}-{channel + 1}",
                 "Session": f"{self.session};timeout=60",
             },
         )
@@ -294,20 +324,23 @@ class _Connection:
         if self.streaming is not None:
             self._reply(request, 200, {"Session": self.session})
             return
-        seq = self.random.randrange(1 << 16)
-        rtptime = self.random.randrange(1 << 32)
-        ssrc = self.random.randrange(1 << 32)
-        track = request.url.rstrip("/") + "/trackID=0"
-        self._reply(
-            request,
-            200,
-            {
-                "Session": self.session,
-                "Range": "npt=0.000-",
-                "RTP-Info": f"url={track};seq={seq};rtptime={rtptime}",
-            },
+        tracks = {
+            t: _Track(
+                self.random.randrange(1 << 16),
+                self.random.randrange(1 << 32),
+                self.random.randrange(1 << 32),
+                channel,
+            )
+            for t, channel in sorted(self.channels.items())
+        }
+        base = request.url.rstrip("/")
+        info = ",".join(
+            f"url={base}/trackID={t};seq={k.seq};rtptime={k.rtptime}" for t, k in tracks.items()
         )
-        self.streaming = asyncio.create_task(self._stream(self.mount, seq, rtptime, ssrc))
+        self._reply(
+            request, 200, {"Session": self.session, "Range": "npt=0.000-", "RTP-Info": info}
+        )
+        self.streaming = asyncio.create_task(self._stream(self.mount, tracks))
 
     async def stop_streaming(self) -> None:
         task, self.streaming = self.streaming, None
@@ -316,29 +349,57 @@ class _Connection:
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await task
 
-    async def _stream(self, mount: Mount, seq: int, rtptime: int, ssrc: int) -> None:
-        """Send access unit n at start + n / fps with timestamp rtptime + pts(n) * 90k / fps."""
+    async def _stream(self, mount: Mount, tracks: dict[int, _Track]) -> None:
+        """Send access unit n at start + n / fps with timestamp rtptime + pts(n) * 90k / fps,
+        and with it every audio frame that starts before the next video frame."""
         loop = asyncio.get_running_loop()
         stream = mount.stream
         fps = float(stream.fps)
         count = len(stream.units)
         ticks = CLOCK_RATE / fps
+        video, audio = tracks.get(0), tracks.get(1)
+        sent_audio = 0
         start = loop.time()
         for n in itertools.count():
             lap, index = divmod(n, count)
             unit = mount.payloads[index]
             if self.server.corrupt and self.random.random() < self.server.corrupt:
                 unit = self._corrupt(unit)
-            timestamp = rtptime + round((lap * count + stream.units[index].pts) * ticks)
             delay = start + n / fps - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            self.writer.write(
-                b"".join(
-                    rtp_packets(unit, seq=seq, timestamp=timestamp, ssrc=ssrc, channel=self.channel)
+            out: list[bytes] = []
+            if video is not None:
+                timestamp = video.rtptime + round((lap * count + stream.units[index].pts) * ticks)
+                out.extend(
+                    rtp_packets(
+                        unit,
+                        seq=video.seq,
+                        timestamp=timestamp,
+                        ssrc=video.ssrc,
+                        channel=video.channel,
+                    )
                 )
-            )
-            seq += len(unit.payloads)
+                video.seq += len(unit.payloads)
+            if audio is not None and mount.audio is not None:
+                a = mount.audio
+                until = (n + 1) / fps * a.sample_rate
+                while sent_audio * SAMPLES_PER_FRAME < until:
+                    frame = a.frames[sent_audio % len(a.frames)]
+                    payload = Payloads((aac_payload(frame),), len(frame) + 4)
+                    out.extend(
+                        rtp_packets(
+                            payload,
+                            seq=audio.seq,
+                            ssrc=audio.ssrc,
+                            channel=audio.channel,
+                            timestamp=audio.rtptime + sent_audio * SAMPLES_PER_FRAME,
+                            payload_type=AUDIO_PAYLOAD_TYPE,
+                        )
+                    )
+                    audio.seq += 1
+                    sent_audio += 1
+            self.writer.write(b"".join(out))
             await self.writer.drain()
 
     def _corrupt(self, unit: Payloads) -> Payloads:

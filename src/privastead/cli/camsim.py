@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gop", type=float, default=1.0, help="keyframe interval, seconds (default 1)")
     p.add_argument("--bitrate", type=int, help="bits/s (default: camera-like for the size)")
     p.add_argument("--file", type=Path, help="loop this H.264/H.265 video file instead of a scene")
+    p.add_argument(
+        "--audio", action="store_true", help="add an AAC microphone track (a tone) to every path"
+    )
     p.add_argument("--user", help="require RTSP digest authentication for this user")
     p.add_argument("--password-file", type=Path, help="file holding the password for --user")
     p.add_argument(
@@ -112,8 +115,19 @@ async def _serve(args: argparse.Namespace) -> int:
                 cache_dir=cache,
                 progress=_progress(f"{path} {w}x{h}"),
             )
+    audio = None
+    if args.audio:
+        from privastead.camsim.audio import tone
+
+        audio = tone()
     server = RtspServer(
-        mounts, host=args.host, port=args.port, auth=auth, corrupt=args.corrupt, seed=args.seed
+        mounts,
+        host=args.host,
+        port=args.port,
+        auth=auth,
+        corrupt=args.corrupt,
+        seed=args.seed,
+        audio=audio,
     )
     await server.start()
     for url, mount in zip(server.urls(), server.mounts.values(), strict=True):

@@ -11,10 +11,12 @@ interpolated. H.264/H.265 video and, when present, AAC audio go to ``sink``.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import random
 import threading
+import typing
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ from fractions import Fraction
 from typing import Any, Literal, TypeVar
 
 import av
+from av.video.codeccontext import VideoCodecContext
 
 from privastead.clock import SYSTEM_CLOCK, Clock
 
@@ -180,6 +183,23 @@ def _snapshot(stream: _S) -> _S:
     return holder.add_stream_from_template(stream)
 
 
+def _with_dimensions(info: StreamInfo, keyframe: av.Packet[Any]) -> StreamInfo:
+    """Tiny probing can leave the picture size unknown (e.g. when an audio packet arrives
+    first); one decoded keyframe tells it."""
+    ctx = typing.cast("VideoCodecContext", av.CodecContext.create(info.codec, "r"))
+    if info.decoder.extradata:
+        ctx.extradata = info.decoder.extradata
+    copy = av.Packet(bytes(keyframe))
+    try:
+        frames = list(ctx.decode(copy)) + list(ctx.decode(None))
+    except av.FFmpegError:
+        return info
+    for frame in frames:
+        if isinstance(frame, av.VideoFrame):
+            return dataclasses.replace(info, width=frame.width, height=frame.height)
+    return info
+
+
 class Ingest:
     """Reads ``url`` in a daemon thread and hands ``IngestEvent``s to ``sink`` (called in that
     thread; it may block for backpressure). ``start()``/``stop()``; ``health()`` from anywhere."""
@@ -314,6 +334,8 @@ class Ingest:
                 timeline = _Timeline(self._next_start())
                 video_origin = float(packet.pts * tb)
             if not announced:
+                if info.width <= 0 or info.height <= 0:
+                    info = _with_dimensions(info, packet)
                 self.sink(info)
                 announced = True
                 self.backoff.reset()

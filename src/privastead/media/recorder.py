@@ -128,6 +128,9 @@ class ClipWriter:
             },
         )
         self._video = self._out.add_stream_from_template(info.video)
+        if info.width > 0 and info.height > 0:
+            # The template may lack the size when probing was cut short; the ingest knows it.
+            self._video.width, self._video.height = info.width, info.height
         if info.codec == "hevc":
             self._video.codec_tag = "hvc1"  # Safari and Apple players refuse hev1
         self._audio = (
