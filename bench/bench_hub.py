@@ -8,8 +8,11 @@ measures its own CPU time (all threads):
   hub full      the real pipeline: ingest, ring, decode, detector, events, recorder
   hub keyframes the same with keyframes-only decoding while idle
 
-It prints a table and one JSON line. "cameras" is how many such streams two cores could carry
-in real time at that cost (2 / cost), an estimate from this measurement, not a separate run.
+It prints a table and one JSON line. "decoded" is the share of the stream's frames that were
+decoded and analysed in the window (below 100 % in `full` mode the analysis fell behind and
+dropped GOPs; in `keyframes` mode it is the keyframe share while idle). "cams/2 cores" is how
+many such streams two cores could carry at that cost (2 / cost): an estimate from this
+measurement, not a separate run. On a shared, loaded machine the numbers move a lot.
 
     python bench/bench_hub.py [--size 3840x2160] [--fps 30] [--codec h264] [--seconds 20]
 """
@@ -165,6 +168,7 @@ def main() -> int:
             for name, fn in runs:
                 cpu, stream, frames = fn()
                 cost = cpu / stream if stream > 0 else float("nan")
+                analysed = frames / (stream * args.fps) if stream > 0 else 0.0
                 rows.append(
                     {
                         "config": name,
@@ -172,6 +176,8 @@ def main() -> int:
                         "stream_s": round(stream, 2),
                         "frames": frames,
                         "cpu_per_stream_s": round(cost, 4),
+                        "ms_per_frame": round(1000 * cpu / frames, 2) if frames else None,
+                        "analysed_share": round(analysed, 3),
                         "cameras_2_cores": round(CORES / cost, 1) if cost > 0 else None,
                     }
                 )
@@ -186,13 +192,14 @@ def main() -> int:
         f"{args.seconds:g} s each\n"
     )
     print(
-        f"{'config':<14} {'cpu s':>7} {'stream s':>9} {'frames':>7} {'cpu/stream s':>13} "
-        f"{'x decode':>9} {'cams/2 cores':>13}"
+        f"{'config':<14} {'cpu s':>7} {'stream s':>9} {'frames':>7} {'decoded':>8} "
+        f"{'ms/frame':>9} {'cpu/stream s':>13} {'x decode':>9} {'cams/2 cores':>13}"
     )
     for r in rows:
         print(
             f"{r['config']:<14} {r['cpu_s']:>7} {r['stream_s']:>9} {r['frames']:>7} "
-            f"{r['cpu_per_stream_s']:>13} {r['vs_decode_only']:>9} {r['cameras_2_cores']:>13}"
+            f"{r['analysed_share']:>8.0%} {r['ms_per_frame']!s:>9} "
+            f"{r['cpu_per_stream_s']:>13} {r['vs_decode_only']:>9} {r['cameras_2_cores']!s:>13}"
         )
     print(
         json.dumps(

@@ -139,17 +139,18 @@ async def test_reconnect_hang_and_corruption_do_not_stop_other_cameras(tmp_path:
 async def test_hub_keeps_recording_a_corrupted_camera_alongside_a_clean_one(
     tmp_path: Path,
 ) -> None:
+    """Two cameras in one hub: one sends corrupted packets, the other (detecting on its
+    substream, recording its main stream) still gets its event clip."""
     cache = tmp_path / "cache"
+    scene = {"scene": "demo", "fps": 10, "duration": 14}
     with (
-        camsim(
-            _port(), cache, "--corrupt", "0.2", scene="demo", size="320x180", fps=10, duration=14
-        ) as bad,
-        camsim(_port(), cache, scene="demo", size="320x180", fps=10, duration=14) as good,
+        camsim(_port(), cache, "--corrupt", "0.2", size="320x180", **scene) as bad,  # type: ignore[arg-type]
+        camsim(_port(), cache, "--sub", "160x90", size="320x180", **scene) as good,  # type: ignore[arg-type]
     ):
         events = EventSettings(pre_roll=1.0, post_roll=1.0)
         cameras = (
             CameraConfig(name="bad", url=bad.urls[0], decode="full", events=events),
-            CameraConfig(name="good", url=good.urls[0], decode="full", events=events),
+            CameraConfig(name="good", url=good.urls[0], substream_url=good.urls[1], events=events),
         )
         runner = HubRunner(
             HubConfig(HubSection(data_dir=tmp_path, status_interval=0), cameras),
@@ -164,3 +165,10 @@ async def test_hub_keeps_recording_a_corrupted_camera_alongside_a_clean_one(
         await asyncio.wait_for(task, 20)
     assert ok
     assert bad_stats is not None and bad_stats.frames_analysed > 50
+    meta = json.loads(next((tmp_path / "clips").glob("*/good-*.json")).read_text())
+    # detected on the substream, mapped onto the main stream's timeline: the walk starts at 4.5 s
+    assert 3.5 <= meta["event_start"] <= 6.0
+    with av.open(str(next((tmp_path / "clips").glob("*/good-*.mp4")))) as clip:
+        stream = clip.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (320, 180)
+        assert sum(1 for _ in clip.decode(stream)) == meta["frames"]
