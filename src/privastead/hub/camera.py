@@ -189,6 +189,12 @@ class Camera:
             line += f" ({h.last_error[:80]})"
         return line
 
+    def _fragment_sink(self, clip_id: str, index: int, data: bytes, is_init: bool) -> None:
+        """Hand fragments to ``on_fragment`` on the event loop, whichever thread muxed them
+        (the last one is flushed by ``close`` in a worker thread)."""
+        if self.on_fragment is not None:
+            self._post(self.on_fragment, clip_id, index, data, is_init)
+
     def _from_thread(self, handler: Any) -> Any:
         def sink(event: IngestEvent) -> None:
             loop = self._loop
@@ -327,7 +333,7 @@ class Camera:
             stem += f"-part{part}"
         path = self.clips_dir / day / f"{stem}.mp4"
         try:
-            writer = ClipWriter(event.event_id, info, path, on_fragment=self.on_fragment)
+            writer = ClipWriter(event.event_id, info, path, on_fragment=self._fragment_sink)
         except (OSError, MediaError) as exc:
             self.stats.errors += 1
             log.error("%s: cannot start clip %s: %s", self.name, path, exc)

@@ -37,7 +37,7 @@ State = Literal["connecting", "connected", "stalled", "reconnecting", "stopped"]
 @dataclass(frozen=True)
 class IngestSettings:
     open_timeout: float = 5.0  # seconds to connect and get the stream description
-    read_timeout: float = 3.0  # seconds without data before the camera counts as hung
+    read_timeout: float = 2.0  # seconds without data before the camera counts as hung
     stall_after: float = 1.5  # seconds without a packet before health says "stalled"
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
@@ -150,8 +150,10 @@ class _Timeline:
         self.last: dict[int, tuple[int, int]] = {}  # stream index -> (pts, dts) ticks emitted
         self.step: dict[int, int] = {}  # typical tick step, to fill in a missing pts
 
-    def place(self, packet: av.Packet[Any], tb: Fraction, video_origin: float) -> float | None:
-        index = packet.stream.index
+    def place(
+        self, packet: av.Packet[Any], index: int, tb: Fraction, video_origin: float
+    ) -> float | None:
+        """Rewrite ``packet``'s pts/dts onto the timeline; its time in seconds (None: drop)."""
         last = self.last.get(index)
         raw = packet.pts if packet.pts is not None else packet.dts
         if raw is None:
@@ -340,7 +342,7 @@ class Ingest:
                 announced = True
                 self.backoff.reset()
                 self._set("connected", "")
-            at = timeline.place(packet, tb, video_origin)
+            at = timeline.place(packet, packet.stream.index, tb, video_origin)
             if at is None:
                 continue
             now = self.clock.monotonic()
