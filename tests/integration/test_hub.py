@@ -172,3 +172,33 @@ async def test_hub_keeps_recording_a_corrupted_camera_alongside_a_clean_one(
         stream = clip.streams.video[0]
         assert (stream.codec_context.width, stream.codec_context.height) == (320, 180)
         assert sum(1 for _ in clip.decode(stream)) == meta["frames"]
+
+
+@pytest.mark.slow
+async def test_hub_camera_survives_a_server_restart(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    port = _port()
+    cam = camsim(port, cache).start()
+    camera = CameraConfig(name="gate", url=cam.urls[0], decode="full")
+    runner = HubRunner(
+        HubConfig(HubSection(data_dir=tmp_path, status_interval=0), (camera,)),
+        ingest_settings=FAST,
+    )
+    task = asyncio.create_task(runner.run())
+    try:
+        assert await _until(
+            lambda: "gate" in runner.cameras and runner.cameras["gate"].stats.frames_analysed > 10,
+            20,
+        )
+        gate = runner.cameras["gate"]
+        cam.stop()
+        assert await _until(lambda: gate.health().state == "reconnecting", 10)
+        before = gate.stats.frames_analysed
+        cam = camsim(port, cache).start()
+        assert await _until(lambda: gate.stats.frames_analysed > before + 10, 20)
+        assert gate.health().state == "connected" and gate.health().reconnects >= 1
+        assert "reconnects=" in gate.status_line()
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 20)
+        cam.stop()
