@@ -147,6 +147,7 @@ class RtspServer:
         self.corrupt, self.seed = corrupt, seed
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._open: set[_Connection] = set()
         self._connections = itertools.count()
 
     def urls(self) -> list[str]:
@@ -166,9 +167,15 @@ class RtspServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Close the sockets and let the handlers return on their own: cancelling a handler task
+        # makes asyncio's stream protocol log the CancelledError as an error.
+        for conn in list(self._open):
+            await conn.stop_streaming()
+            conn.writer.close()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=2.0)
+            for task in pending:
+                task.cancel()
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -177,6 +184,7 @@ class RtspServer:
         assert task is not None
         self._tasks.add(task)
         conn = _Connection(self, reader, writer, next(self._connections))
+        self._open.add(conn)
         try:
             await conn.run()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
@@ -187,6 +195,7 @@ class RtspServer:
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
             self._tasks.discard(task)
+            self._open.discard(conn)
 
 
 class _Connection:

@@ -23,9 +23,12 @@ import queue
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+
+import av
 
 from privastead.errors import MediaError
 from privastead.hub.config import CameraConfig
@@ -224,7 +227,14 @@ class Camera:
                 self._start_clip(again, event.pts, resume.trigger, part=resume.part + 1)
             rec = self._recording
             if rec is not None and rec.writer.info.epoch == event.epoch:
-                rec.writer.write(event)
+                try:
+                    rec.writer.write(event)
+                except (av.FFmpegError, OSError, MediaError) as exc:
+                    # A muxer or disk error ends this clip (what is written stays playable);
+                    # the event goes on and the camera keeps running.
+                    self.stats.errors += 1
+                    log.error("%s: clip %s write failed: %s", self.name, rec.event_id[:8], exc)
+                    self._spawn(self._finish_clip(self._last_main_pts, None))
         if self.config.substream_url is None:
             self._on_detect_stream(event)
 
@@ -373,7 +383,11 @@ class Camera:
             return
         self.stats.clips += 1
         self.stats.clip_paths.append(summary.path)
+        # Timeline seconds -> wall clock, through the newest packet's arrival (close enough
+        # for people; the timeline itself is what the clip's timestamps use).
+        wall = time.time() - (self._last_main_pts - summary.start)
         sidecar = {
+            "wall_clip_start": datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds"),
             "event_id": rec.event_id,
             "camera": self.name,
             "part": rec.part,
