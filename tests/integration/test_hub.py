@@ -140,7 +140,7 @@ async def test_hub_keeps_recording_a_corrupted_camera_alongside_a_clean_one(
     tmp_path: Path,
 ) -> None:
     """Two cameras in one hub: one sends corrupted packets, the other (detecting on its
-    substream, recording its main stream) still gets its event clip."""
+    substream, recording its main stream) still gets its event clips, split at max_length."""
     cache = tmp_path / "cache"
     scene = {"scene": "demo", "fps": 10, "duration": 14}
     with (
@@ -150,7 +150,12 @@ async def test_hub_keeps_recording_a_corrupted_camera_alongside_a_clean_one(
         events = EventSettings(pre_roll=1.0, post_roll=1.0)
         cameras = (
             CameraConfig(name="bad", url=bad.urls[0], decode="full", events=events),
-            CameraConfig(name="good", url=good.urls[0], substream_url=good.urls[1], events=events),
+            CameraConfig(
+                name="good",
+                url=good.urls[0],
+                substream_url=good.urls[1],
+                events=EventSettings(pre_roll=1.0, post_roll=1.0, max_length=3.0),
+            ),
         )
         runner = HubRunner(
             HubConfig(HubSection(data_dir=tmp_path, status_interval=0), cameras),
@@ -158,20 +163,30 @@ async def test_hub_keeps_recording_a_corrupted_camera_alongside_a_clean_one(
         )
         task = asyncio.create_task(runner.run())
         ok = await _until(
-            lambda: "good" in runner.cameras and runner.cameras["good"].stats.clips >= 1, 45
+            lambda: "good" in runner.cameras and runner.cameras["good"].stats.clips >= 2, 45
         )
         bad_stats = runner.cameras["bad"].stats if "bad" in runner.cameras else None
         runner.stop()
         await asyncio.wait_for(task, 20)
     assert ok
     assert bad_stats is not None and bad_stats.frames_analysed > 50
-    meta = json.loads(next((tmp_path / "clips").glob("*/good-*.json")).read_text())
+    metas = sorted(
+        (json.loads(p.read_text()) for p in (tmp_path / "clips").glob("*/good-*.json")),
+        key=lambda m: m["clip_start"],
+    )
+    first, second = metas[0], metas[1]
     # detected on the substream, mapped onto the main stream's timeline: the walk starts at 4.5 s
-    assert 3.5 <= meta["event_start"] <= 6.0
-    with av.open(str(next((tmp_path / "clips").glob("*/good-*.mp4")))) as clip:
-        stream = clip.streams.video[0]
-        assert (stream.codec_context.width, stream.codec_context.height) == (320, 180)
-        assert sum(1 for _ in clip.decode(stream)) == meta["frames"]
+    assert 3.5 <= first["event_start"] <= 6.0
+    # the 3 s cap split the walk: the next clip continues from a keyframe at or before the cut
+    assert first["event_end"] - first["event_start"] <= 3.0 + 0.2
+    assert second["clip_start"] <= first["clip_end"] + 1e-6
+    assert second["event_id"] != first["event_id"]
+    for meta in (first, second):
+        with av.open(str(next((tmp_path / "clips").glob(f"*/{meta['clip']}")))) as clip:
+            stream = clip.streams.video[0]
+            assert (stream.codec_context.width, stream.codec_context.height) == (320, 180)
+            frames = list(clip.decode(stream))
+        assert frames[0].key_frame and len(frames) == meta["frames"]
 
 
 @pytest.mark.slow

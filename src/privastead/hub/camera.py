@@ -114,6 +114,7 @@ class Camera:
         self._last_detect_pts = 0.0
         self._recording: _Recording | None = None
         self._resume: _Recording | None = None  # an event cut by a reconnect, to continue
+        self._active_event: str | None = None
         self._queue: queue.Queue[IngestEvent | None] = queue.Queue(ANALYSIS_QUEUE)
         self._skip_to_keyframe = False
         self._ingests: list[Ingest] = []
@@ -165,7 +166,8 @@ class Camera:
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
         if self._recording is not None:
-            await self._finish_clip(self._last_main_pts, None)
+            rec, self._recording = self._recording, None
+            await self._finish_clip(rec, self._last_main_pts, None)
 
     def health(self) -> Health:
         return (
@@ -215,7 +217,7 @@ class Camera:
             if self._recording is not None:
                 # The clip cannot continue across a reconnect (new codec parameters): close it;
                 # the event continues in a new part at the next connection's first keyframe.
-                self._spawn(self._finish_clip(self._last_main_pts, None, keep_event=True))
+                self._end_recording(None, keep_event=True)
         elif isinstance(event, MediaPacket):
             self.ring.push(event)
             if event.kind == "video":
@@ -234,7 +236,7 @@ class Camera:
                     # the event goes on and the camera keeps running.
                     self.stats.errors += 1
                     log.error("%s: clip %s write failed: %s", self.name, rec.event_id[:8], exc)
-                    self._spawn(self._finish_clip(self._last_main_pts, None))
+                    self._end_recording(None)
         if self.config.substream_url is None:
             self._on_detect_stream(event)
 
@@ -319,10 +321,14 @@ class Camera:
         for change in changes:
             if isinstance(change, EventEnded):
                 self._resume = None
-                self._spawn(self._finish_clip(self._to_main_time(change.at), change))
+                self._active_event = None
+                self._end_recording(change)
             else:
                 self.stats.events += 1
                 self.stats.last_event = time.strftime("%H:%M:%S")
+                self._active_event = change.event_id
+                self._resume = None
+                self._end_recording(None)  # nothing should be running; never write two clips
                 onset = self._to_main_time(change.at)
                 start = onset if split else onset - self.config.events.pre_roll
                 self._start_clip(change, start, self._to_main_time(frame_time))
@@ -369,10 +375,23 @@ class Camera:
             self.stats.errors += 1
             log.warning("%s: no thumbnail: %s", self.name, exc)
 
-    async def _finish_clip(
-        self, end: float, ended: EventEnded | None, *, keep_event: bool = False
-    ) -> None:
+    def _end_recording(self, ended: EventEnded | None, *, keep_event: bool = False) -> None:
+        """Detach the running clip now (so a clip started right after, e.g. at a max-length
+        split, is not touched) and close it in the background."""
         rec, self._recording = self._recording, None
+        if rec is None:
+            return
+        end = self._to_main_time(ended.at) if ended is not None else self._last_main_pts
+        self._spawn(self._finish_clip(rec, end, ended, keep_event=keep_event))
+
+    async def _finish_clip(
+        self,
+        rec: _Recording | None,
+        end: float,
+        ended: EventEnded | None,
+        *,
+        keep_event: bool = False,
+    ) -> None:
         if rec is None:
             return
         try:
@@ -417,8 +436,8 @@ class Camera:
             summary.video_frames,
             summary.end - summary.start,
         )
-        if keep_event and not self._stopped.is_set():
-            self._resume = rec  # continue in a new part once the stream is back
+        if keep_event and not self._stopped.is_set() and self._active_event == rec.event_id:
+            self._resume = rec  # the event goes on: continue in a new part once the stream is back
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
