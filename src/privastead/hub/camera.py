@@ -115,7 +115,10 @@ class Camera:
         self._recording: _Recording | None = None
         self._resume: _Recording | None = None  # an event cut by a reconnect, to continue
         self._active_event: str | None = None
-        self._queue: queue.Queue[IngestEvent | None] = queue.Queue(ANALYSIS_QUEUE)
+        # Unbounded as a queue, bounded for packets in _on_detect_stream: connection events
+        # (StreamInfo, Disconnected) must never be dropped.
+        self._queue: queue.Queue[IngestEvent | None] = queue.Queue()
+        self._halt = threading.Event()
         self._skip_to_keyframe = False
         self._ingests: list[Ingest] = []
         self._analysis: threading.Thread | None = None
@@ -159,8 +162,8 @@ class Camera:
 
     async def _shutdown(self) -> None:
         await asyncio.gather(*(asyncio.to_thread(i.stop) for i in self._ingests))
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(None)
+        self._halt.set()
+        self._queue.put_nowait(None)
         if self._analysis is not None:
             await asyncio.to_thread(self._analysis.join, 5.0)
         if self._pending:
@@ -223,7 +226,8 @@ class Camera:
             if event.kind == "video":
                 self._last_main_pts = event.pts
             resume = self._resume
-            if resume is not None and self._recording is None and event.keyframe:
+            video_key = event.kind == "video" and event.keyframe
+            if resume is not None and self._recording is None and video_key:
                 self._resume = None
                 again = EventStarted(resume.event_id, event.pts, (), resume.score)
                 self._start_clip(again, event.pts, resume.trigger, part=resume.part + 1)
@@ -248,13 +252,12 @@ class Camera:
             if self._skip_to_keyframe and not event.keyframe:
                 self.stats.dropped += 1
                 return
-        try:
-            self._queue.put_nowait(event)
-            if isinstance(event, MediaPacket):
-                self._skip_to_keyframe = False
-        except queue.Full:
-            self.stats.dropped += 1
-            self._skip_to_keyframe = True
+            if self._queue.qsize() >= ANALYSIS_QUEUE:
+                self.stats.dropped += 1
+                self._skip_to_keyframe = True
+                return
+            self._skip_to_keyframe = False
+        self._queue.put_nowait(event)
 
     # -- analysis thread --------------------------------------------------------------------------
     def _analyse(self) -> None:
@@ -265,7 +268,7 @@ class Camera:
         mode: DecodeMode = cfg.decode
         size = (0, 0)
         hold_until = -1.0
-        while True:
+        while not self._halt.is_set():
             item = self._queue.get()
             if item is None:
                 return
@@ -340,6 +343,8 @@ class Camera:
 
     def _start_clip(self, event: EventStarted, start: float, trigger: float, part: int = 1) -> None:
         info = self._main_info
+        if self._stopped.is_set():
+            return
         if info is None:
             log.warning("%s: event %s but no stream yet; not recorded", self.name, event.event_id)
             return
