@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 DEMO_SIZE = "640x360"
 DEMO_FPS = 15
+DEMO_LOOP = 20  # seconds: one walk-through per loop, a short first-run encode
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +61,8 @@ def _start_demo_camera() -> tuple[subprocess.Popen[str], str]:
         DEMO_SIZE,
         "--fps",
         str(DEMO_FPS),
+        "--duration",
+        str(DEMO_LOOP),
     ]
     print(f"privastead-hub: starting the demo camera: {' '.join(args[2:])}", file=sys.stderr)
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
