@@ -359,6 +359,11 @@ class Scene:
             region = y[y0 : y0 + fh, x0 : x0 + fw]
             region += a * (leaves - region)
 
+    @staticmethod
+    def _ir_luma(luma: float) -> float:
+        # Under IR, dark fabrics stay dark and light ones (cotton) glow: contrast survives.
+        return luma * 0.75 if luma < 100 else min(235.0, luma * 1.12)
+
     def _draw_walkers(self, y: F32, u: F32, v: F32, t: float, ir: bool) -> None:
         for walker in self.phenomena.walkers:
             found = self._silhouette(walker, t)
@@ -367,7 +372,8 @@ class Scene:
             m, ys0, xs0 = found
             ys1, xs1 = ys0 + m.shape[0], xs0 + m.shape[1]
             stripes = 8 * np.sin(np.arange(ys0, ys1, dtype=np.float32) * 0.7)[:, None]
-            level = walker.luma * (0.75 if ir else 1.0) + stripes * np.ones_like(m, np.float32)
+            base = self._ir_luma(walker.luma) if ir else walker.luma
+            level = base + stripes * np.ones_like(m, np.float32)
             region = y[ys0:ys1, xs0:xs1]
             region[m] = level[m]
             # chroma at half resolution

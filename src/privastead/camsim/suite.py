@@ -47,7 +47,14 @@ def _scene_source_hash() -> str:
 
 
 def encode_scene(
-    scene: Scene, path: Path, *, codec: str = "h264", gop_seconds: float = 1.0, crf: int = 26
+    scene: Scene,
+    path: Path,
+    *,
+    codec: str = "h264",
+    gop_seconds: float = 1.0,
+    crf: int = 26,
+    preset: str = "veryfast",
+    threads: int = 1,
 ) -> Path:
     """Encode every frame of ``scene`` into an MP4 at ``path`` (camera-like: no B-frames)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,9 +65,11 @@ def encode_scene(
         if codec == "h264":
             stream = out.add_stream("libx264", rate=rate)
             stream.options = {
-                "preset": "veryfast",
+                "preset": preset,
                 "crf": str(crf),
-                "x264-params": f"threads=1:keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0",
+                "x264-params": (
+                    f"threads={threads}:keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0"
+                ),
             }
         elif codec == "hevc":
             stream = out.add_stream("libx265", rate=rate)
@@ -99,8 +108,8 @@ class Case:
 
     name: str
     seed: int
-    width: int = 320
-    height: int = 180
+    width: int = 640
+    height: int = 360
     fps: float = 10.0
     duration: float = 60.0
     codec: str = "h264"

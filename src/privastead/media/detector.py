@@ -44,6 +44,12 @@ MIN_HITS = 3
 TRACK_GRACE = 0.5
 #: Time constants (seconds) of the noise estimate: rising, falling, and while settling.
 NOISE_UP, NOISE_DOWN, SETTLE_BG = 2.0, 30.0, 0.25
+#: Noise may rise fast while settling (foliage and rain are learned before watching starts).
+SETTLE_NOISE_UP = 0.5
+#: Frames kept while settling for the median background.
+MAX_SAMPLES = 40
+#: Seconds the detector only learns after start-up (noise levels are unknown until then).
+STARTUP_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,8 @@ class MotionDetector:
         self._tracks = np.zeros((0, 7), np.float64)  # r0 c0 r1 c1 born last hits
         self._last_t: float | None = None
         self._settle_until = -math.inf
+        self._last_count = 0
+        self._samples: list[npt.NDArray[np.float32]] = []
         self._result = NO_MOTION
         self.frames_analysed = 0
 
@@ -134,8 +142,9 @@ class MotionDetector:
         self.frames_analysed += 1
         m = block_means(frame.y, self.block, self._m)
         floor, k = s.noise_floor, s.noise_factor
-        if dt == 0.0:  # first frame: it is the background
+        if dt == 0.0:  # first frame: it is the background; learn the noise for a while
             self._rebase(m, t)
+            self._settle_until = t + max(STARTUP_SECONDS, s.settle_seconds)
             self.noise.fill((floor / k) ** 2 * 0.25)
             self._result = NO_MOTION
             return NO_MOTION
@@ -154,7 +163,14 @@ class MotionDetector:
             self._excess,
             self._dd,
         )
-        if count > s.global_change_fraction * self._watched:
+        jump = count - self._last_count
+        self._last_count = count
+        # A global change: much of the view differs, or a large part changed within one
+        # analysed frame (a lamp lighting a pool of the yard) - no object does that.
+        if (
+            count > s.global_change_fraction * self._watched
+            or jump > 0.5 * s.global_change_fraction * self._watched
+        ):
             self._rebase(m, t)
             self._result = MotionResult(0.0, (), False, True, False)
             return self._result
@@ -168,12 +184,19 @@ class MotionDetector:
                 self._changed,
                 _alpha(dt, SETTLE_BG),
                 0.0,
-                _alpha(dt, NOISE_UP),
+                _alpha(dt, SETTLE_NOISE_UP),
                 _alpha(dt, NOISE_DOWN),
                 floor,
             )
+            if len(self._samples) < MAX_SAMPLES:
+                self._samples.append(m.copy())
             self._result = NO_MOTION
             return NO_MOTION
+        if self._samples:
+            # End of settling: the per-cell median of what was seen is the background, so
+            # someone who walked through meanwhile leaves no ghost behind.
+            np.copyto(self.background, np.median(np.stack(self._samples), axis=0))
+            self._samples = []
         labels, stats = label_cells(self._changed, self._excess)
         big = stats[:, 0] >= self.min_cells
         keep = np.zeros(len(stats) + 1, np.uint8)
@@ -197,6 +220,7 @@ class MotionDetector:
         return self._result
 
     def _rebase(self, m: npt.NDArray[np.float32], t: float) -> None:
+        self._samples = [m.copy()]
         np.copyto(self.background, m)
         np.copyto(self._prev, m)
         self._tracks = self._tracks[:0]

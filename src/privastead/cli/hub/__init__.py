@@ -26,6 +26,11 @@ COMMANDS: list[Command] = [
         "validate a hub.toml and point at the offending line",
         "privastead.cli.hub.check_config",
     ),
+    Command(
+        "detect",
+        "run the motion detector on a video file and print its events",
+        "privastead.cli.hub.detect",
+    ),
 ]
 
 

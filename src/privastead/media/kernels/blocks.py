@@ -21,8 +21,9 @@ import numpy.typing as npt
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
 
-#: Largest block side the uint16 column accumulators can hold (255 * 257 < 65536).
-MAX_BLOCK = 257
+#: Largest block side: uint16 column sums (255 * 256 < 65536) and exact float32 cell sums
+#: (255 * 256 * 256 < 2**24).
+MAX_BLOCK = 256
 
 
 @numba.njit(
@@ -36,19 +37,28 @@ def _block_means_kernel(flat, stride, block, out):  # type: ignore[no-untyped-de
     rows, cols = out.shape
     width = cols * block
     acc = np.empty(width, np.uint16)
+    cell = np.empty(cols, np.float32)
     inv = np.float32(1.0 / (block * block))
     for r in range(rows):
         acc[:] = 0
         base = r * block * stride
         for i in range(block):
             start = base + i * stride
+            # A slice, not flat[start + j]: LLVM can then prove the index non-negative,
+            # drop Numba's wraparound check and vectorise the loop.
+            row = flat[start : start + width]
             for j in range(width):
-                acc[j] += flat[start + j]
+                acc[j] += row[j]
+        # Fold columns into cells one block offset at a time: each pass is a vectorisable
+        # loop over cells (a per-cell loop of `block` adds would not vectorise and costs as
+        # much as the whole pass over the pixels).
+        cell[:] = 0
+        for k in range(block):
+            column = acc[k:width:block]
+            for c in range(cols):
+                cell[c] += np.float32(column[c])
         for c in range(cols):
-            s = np.uint32(0)
-            for k in range(c * block, c * block + block):
-                s += acc[k]
-            out[r, c] = s * inv
+            out[r, c] = cell[c] * inv
 
 
 def grid_shape(height: int, width: int, block: int) -> tuple[int, int]:

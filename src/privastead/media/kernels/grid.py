@@ -23,8 +23,13 @@ U8 = npt.NDArray[np.uint8]
 
 #: Cells darker than this (in the background) carry no usable ratio for the gain fit.
 DARK = 12.0
+#: Block means above this are (nearly) saturated: the sensor clips, so the brightness model
+#: predicts at most this much, and the background is not learned from clipped cells.
+SATURATED = 250.0
 #: Gain and offset are clamped: a change beyond this is a global change anyway.
 GAIN_RANGE = (0.2, 5.0)
+#: Below this brightness spread (levels) the slope is unreliable: fit a pure gain instead.
+MIN_SPREAD = 10.0
 
 
 @numba.njit(
@@ -37,40 +42,65 @@ def _global_fit_kernel(m, bg, weight, step):  # type: ignore[no-untyped-def]
     bf = bg.ravel()
     wf = weight.ravel()
     n = (mf.size + step - 1) // step
-    ratio = np.empty(n, np.float64)
+    xs = np.empty(n, np.float64)
+    ys = np.empty(n, np.float64)
     count = 0
     for i in range(0, mf.size, step):
-        if wf[i] != 0 and bf[i] > DARK:
-            ratio[count] = mf[i] / bf[i]
+        if wf[i] != 0 and DARK < bf[i] < SATURATED and mf[i] < SATURATED:
+            xs[count] = bf[i]
+            ys[count] = mf[i]
             count += 1
     if count < 16:
         return 1.0, 0.0
-    g = np.median(ratio[:count])
+    xs = xs[:count]
+    ys = ys[:count]
+    third = count // 3
+    # Thirds by value (quickselect, not a sort): cells at or below the lower cut, at or
+    # above the upper cut.
+    x_lo = np.partition(xs, third)[third]
+    x_hi = np.partition(xs, count - 1 - third)[count - 1 - third]
+    lo = xs <= x_lo
+    hi = xs >= x_hi
+    xlo = np.median(xs[lo])
+    xhi = np.median(xs[hi])
+    if xhi - xlo > MIN_SPREAD:
+        g = (np.median(ys[hi]) - np.median(ys[lo])) / (xhi - xlo)
+    else:
+        g = np.median(ys / xs)
     g = min(max(g, GAIN_RANGE[0]), GAIN_RANGE[1])
-    count = 0
-    for i in range(0, mf.size, step):
-        if wf[i] != 0 and bf[i] > DARK:
-            ratio[count] = mf[i] - g * bf[i]
-            count += 1
-    o = np.median(ratio[:count])
+    o = np.median(ys - g * xs)
     return g, o
 
 
-def global_fit(m: F32, bg: F32, weight: U8, step: int = 3) -> tuple[float, float]:
-    """Gain ``g`` and offset ``o`` such that ``m ~ g * bg + o`` for most cells."""
+def global_fit(m: F32, bg: F32, weight: U8, step: int = 5) -> tuple[float, float]:
+    """Gain ``g`` and offset ``o`` such that ``m ~ g * bg + o`` for most cells.
+
+    Tukey's resistant line: the slope joins the medians of the darkest and brightest thirds
+    of the background, the offset is the median residual. Objects (a minority of cells) move
+    neither; an affine exposure change is recovered exactly.
+    """
     g, o = _global_fit_kernel(m, bg, weight, step)
     return float(g), float(o)
 
 
-def global_fit_reference(m: F32, bg: F32, weight: U8, step: int = 3) -> tuple[float, float]:
+def global_fit_reference(m: F32, bg: F32, weight: U8, step: int = 5) -> tuple[float, float]:
     """NumPy reference for ``global_fit``."""
     mf, bf, wf = m.ravel()[::step], bg.ravel()[::step], weight.ravel()[::step]
-    use = (wf != 0) & (bf > DARK)
+    use = (wf != 0) & (bf > DARK) & (bf < SATURATED) & (mf < SATURATED)
     if use.sum() < 16:
         return 1.0, 0.0
-    g = float(np.median(mf[use].astype(np.float64) / bf[use]))
+    xs, ys = bf[use].astype(np.float64), mf[use].astype(np.float64)
+    third = len(xs) // 3
+    x_lo = np.sort(xs)[third]
+    x_hi = np.sort(xs)[len(xs) - 1 - third]
+    lo, hi = xs <= x_lo, xs >= x_hi
+    xlo, xhi = np.median(xs[lo]), np.median(xs[hi])
+    if xhi - xlo > MIN_SPREAD:
+        g = float((np.median(ys[hi]) - np.median(ys[lo])) / (xhi - xlo))
+    else:
+        g = float(np.median(ys / xs))
     g = min(max(g, GAIN_RANGE[0]), GAIN_RANGE[1])
-    o = float(np.median(mf[use] - g * bf[use].astype(np.float64)))
+    o = float(np.median(ys - g * xs))
     return g, o
 
 
@@ -91,7 +121,7 @@ def _compare_kernel(m, bg, prev, var, weight, g, o, k, floor, changed, excess, d
             bg[r, c] = b
             dd[r, c] = x - (g * prev[r, c] + o)
             prev[r, c] = x
-            d = abs(x - b)
+            d = abs(x - min(b, SATURATED))
             thr = max(floor, k * np.sqrt(var[r, c]))
             if weight[r, c] != 0 and d > thr:
                 changed[r, c] = 1
@@ -140,7 +170,7 @@ def compare_grid_reference(  # noqa: PLR0917 -- mirrors the kernel's signature
     dd[...] = m - (g * prev + o)
     bg[...] = b
     prev[...] = m
-    d = np.abs(m - b)
+    d = np.abs(m - np.minimum(b, SATURATED))
     thr = np.maximum(floor, k * np.sqrt(var))
     hit = (weight != 0) & (d > thr)
     changed[...] = hit
@@ -160,7 +190,8 @@ def _learn_kernel(m, bg, var, dd, active, a_bg, a_absorb, a_up, a_down, floor): 
     for r in range(rows):
         for c in range(cols):
             a = a_absorb if active[r, c] != 0 else a_bg
-            bg[r, c] += a * (m[r, c] - bg[r, c])
+            if m[r, c] < SATURATED:  # a clipped cell says nothing about the true level
+                bg[r, c] += a * (m[r, c] - bg[r, c])
             v = var[r, c]
             cap = 3.0 * np.sqrt(v) + floor
             x = min(dd[r, c] * dd[r, c], cap * cap)
@@ -198,7 +229,7 @@ def learn_grid_reference(  # noqa: PLR0917 -- mirrors the kernel's signature
 ) -> None:
     """NumPy reference for ``learn_grid``."""
     a = np.where(active != 0, a_absorb, a_bg)
-    bg[...] = bg + a * (m - bg)
+    bg[...] = np.where(m < SATURATED, bg + a * (m - bg), bg)
     cap = 3.0 * np.sqrt(var) + floor
     x = np.minimum(dd * dd, cap * cap)
     rate = np.where(x > var, a_up, a_down)
