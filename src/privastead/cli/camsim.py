@@ -1,14 +1,168 @@
-"""`privastead-camsim`: an RTSP camera simulator serving generated scenes or a looped file."""
+"""`privastead-camsim`: an RTSP camera simulator serving generated scenes or a looped file.
+
+    privastead-camsim --port 8554 --scene demo --size 1920x1080 --fps 15 --codec h264 \\
+        [--sub 640x360] [--file clip.mp4] [--user U --password-file F] [--seed N]
+
+serves ``rtsp://HOST:PORT/main`` (and ``/sub`` with ``--sub``) over RTSP/TCP until Ctrl-C.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from privastead.errors import MediaError
+
+EPILOG = """\
+Scenes are rendered and encoded once, then cached (key = scene parameters) in
+~/.cache/privastead/camsim (or --cache-dir), and looped with continuous timestamps.
+Every client starts at the first keyframe of the loop.
+
+examples:
+  privastead-camsim --scene demo --size 1920x1080 --fps 15 --sub 640x360
+  privastead-camsim --file garden.mp4 --user admin --password-file cam.pass
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="privastead-camsim",
+        description="RTSP camera simulator (RTSP over TCP, H.264/H.265).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8554, help="TCP port (default 8554; 0 = any free)")
+    p.add_argument("--scene", default="demo", help="generated scene name (default demo)")
+    p.add_argument("--size", default="1280x720", help="main stream WxH (default 1280x720)")
+    p.add_argument("--fps", type=float, default=15.0, help="frame rate (default 15)")
+    p.add_argument("--codec", choices=["h264", "h265"], default="h264")
+    p.add_argument("--sub", metavar="WxH", help="also serve /sub at this size (same scene)")
+    p.add_argument("--duration", type=float, help="loop length in seconds (default: the scene's)")
+    p.add_argument("--seed", type=int, default=0, help="scene seed (deterministic output)")
+    p.add_argument("--gop", type=float, default=1.0, help="keyframe interval, seconds (default 1)")
+    p.add_argument("--bitrate", type=int, help="bits/s (default: camera-like for the size)")
+    p.add_argument("--file", type=Path, help="loop this H.264/H.265 video file instead of a scene")
+    p.add_argument(
+        "--audio", action="store_true", help="add an AAC microphone track (a tone) to every path"
+    )
+    p.add_argument("--user", help="require RTSP digest authentication for this user")
+    p.add_argument("--password-file", type=Path, help="file holding the password for --user")
+    p.add_argument(
+        "--corrupt",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="corrupt each access unit with probability P (tests)",
+    )
+    p.add_argument("--cache-dir", type=Path, help="where encoded scenes are cached")
+    p.add_argument("--no-cache", action="store_true", help="encode the scene afresh, store nothing")
+    return p
+
+
+def _progress(label: str):  # type: ignore[no-untyped-def]
+    def report(done: int, total: int) -> None:
+        if done == total or done % 50 == 0:
+            print(
+                f"privastead-camsim: encoding {label}: {done}/{total} frames",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return report
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from privastead.camsim.auth import DigestAuth
+    from privastead.camsim.encoder import EncodedStream
+    from privastead.camsim.server import RtspServer
+    from privastead.camsim.streams import default_cache_dir, parse_size, scene_stream
+
+    auth = None
+    if args.user:
+        if not args.password_file:
+            print("privastead-camsim: --user needs --password-file FILE", file=sys.stderr)
+            return 2
+        password = args.password_file.read_text().strip()
+        auth = DigestAuth(args.user, password)
+    mounts: dict[str, EncodedStream] = {}
+    if args.file:
+        from privastead.camsim.filesource import load_file
+
+        mounts["/main"] = load_file(args.file, args.fps if "--fps" in sys.argv else None)
+    else:
+        cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
+        sizes = [("/main", parse_size(args.size))]
+        if args.sub:
+            sizes.append(("/sub", parse_size(args.sub)))
+        for path, (w, h) in sizes:
+            mounts[path] = await asyncio.to_thread(
+                scene_stream,
+                args.scene,
+                width=w,
+                height=h,
+                fps=args.fps,
+                codec=args.codec,
+                seed=args.seed,
+                duration=args.duration,
+                gop_seconds=args.gop,
+                bitrate=args.bitrate,
+                cache_dir=cache,
+                progress=_progress(f"{path} {w}x{h}"),
+            )
+    audio = None
+    if args.audio:
+        from privastead.camsim.audio import tone
+
+        audio = tone()
+    server = RtspServer(
+        mounts,
+        host=args.host,
+        port=args.port,
+        auth=auth,
+        corrupt=args.corrupt,
+        seed=args.seed,
+        audio=audio,
+    )
+    await server.start()
+    for url, mount in zip(server.urls(), server.mounts.values(), strict=True):
+        s = mount.stream
+        print(
+            f"{url}  {s.codec} {s.width}x{s.height} {float(s.fps):g} fps "
+            f"{s.bitrate / 1e6:.2f} Mbit/s, loop {s.frame_count} frames",
+            flush=True,
+        )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    serving = asyncio.create_task(server.serve_forever())
+    await stop.wait()
+    serving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
+    await server.close()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    print("privastead-camsim: not built yet (see issue 4)", file=sys.stderr)
-    return 1
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(_serve(args))
+    except (MediaError, ValueError, OSError) as exc:
+        print(f"privastead-camsim: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""`privastead-hub check-config [hub.toml]`: validate a config, naming the offending line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "config",
+        type=Path,
+        nargs="?",
+        default=Path("hub.toml"),
+        help="the config file to check (default: ./hub.toml)",
+    )
+    parser.add_argument(
+        "--secrets",
+        action="store_true",
+        help="also check that every camera's password file or variable is readable",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from privastead.hub import config as hubconfig
+
+    config = hubconfig.load(args.config)  # ConfigError -> "file:line: key: problem", exit 2
+    if args.secrets:
+        for camera in config.cameras:
+            camera.password()
+    for camera in config.cameras:
+        detect = "substream" if camera.substream_url else "main stream"
+        print(f"camera {camera.name}: {camera.decode} decoding, detection on the {detect}")
+    print(
+        f"{args.config}: OK ({len(config.cameras)} camera(s), clips in {config.hub.clips})",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,454 @@
+"""One camera's pipeline: ingest -> ring -> decoder -> detector -> events -> clips.
+
+Threads and the loop:
+- the ingest reader thread(s) only read and hand packets to the event loop;
+- on the loop, every main-stream packet goes into the pre-roll ring and, during an event,
+  into the clip writer (muxing is cheap: ~800 MB/s);
+- packets of the detection stream (the substream if configured, else the main stream) go to
+  this camera's analysis thread through a bounded queue. It decodes (``LumaDecoder``), runs the
+  Numba detector and the event state machine, and posts events back to the loop. If the
+  analysis falls behind, packets are dropped up to the next keyframe (a decoder must never see
+  a broken GOP) and counted; recording never drops.
+- ``keyframes`` decode mode decodes only keyframes while idle and switches to full rate when
+  the detector wakes (or an event runs), back to keyframes once the event has ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from privastead.errors import MediaError
+from privastead.hub.config import CameraConfig
+from privastead.media.decode import DecodeMode, LumaDecoder
+from privastead.media.detector import MotionDetector, MotionResult
+from privastead.media.events import EventEnded, EventStarted, EventTracker
+from privastead.media.ingest import (
+    Disconnected,
+    Health,
+    Ingest,
+    IngestEvent,
+    IngestSettings,
+    MediaPacket,
+    StreamInfo,
+)
+from privastead.media.recorder import ClipSummary, ClipWriter, FragmentCallback
+from privastead.media.ring import PacketRing
+from privastead.media.thumbnail import thumbnail_from_packets
+
+log = logging.getLogger(__name__)
+
+ANALYSIS_QUEUE = 256  # packets: ~8 s at 30 fps before the analysis starts dropping GOPs
+IDLE_HOLD = 3.0  # seconds of full-rate decoding after a wake that did not become an event
+
+
+@dataclass(frozen=True)
+class _DecoderTemplate:
+    """What ``LumaDecoder`` reads from a stream: a decoder context and the time base."""
+
+    codec_context: Any
+    time_base: Fraction
+    average_rate: Fraction | None = None
+
+
+@dataclass
+class CameraStats:
+    events: int = 0
+    clips: int = 0
+    dropped: int = 0  # detection packets dropped because the analysis fell behind
+    frames_analysed: int = 0
+    last_event: str = ""
+    errors: int = 0
+    mode: DecodeMode = "full"
+    clip_paths: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class _Recording:
+    event_id: str
+    writer: ClipWriter
+    thumbnail: Path
+    trigger: float
+    score: float
+    boxes: list[dict[str, float]]
+    part: int = 1
+
+
+class Camera:
+    """Runs one camera until ``stop()``; never raises for camera trouble, only logs it."""
+
+    def __init__(
+        self,
+        config: CameraConfig,
+        clips_dir: Path,
+        *,
+        ingest_settings: IngestSettings | None = None,
+        on_fragment: FragmentCallback | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.clips_dir = clips_dir
+        self.ingest_settings = ingest_settings or IngestSettings()
+        self.on_fragment = on_fragment
+        self.stats = CameraStats(mode=config.decode)
+        events = config.events
+        detection = config.detection
+        # Enough to start a clip at onset - pre_roll after persistence and analysis lag.
+        keep = events.pre_roll + events.persistence + detection.persistence + 3.0
+        self.ring = PacketRing(keep_seconds=keep)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._main_info: StreamInfo | None = None
+        self._last_main_pts = 0.0
+        self._last_detect_pts = 0.0
+        self._recording: _Recording | None = None
+        self._resume: _Recording | None = None  # an event cut by a reconnect, to continue
+        self._active_event: str | None = None
+        # Unbounded as a queue, bounded for packets in _on_detect_stream: connection events
+        # (StreamInfo, Disconnected) must never be dropped.
+        self._queue: queue.Queue[IngestEvent | None] = queue.Queue()
+        self._halt = threading.Event()
+        self._skip_to_keyframe = False
+        self._ingests: list[Ingest] = []
+        self._analysis: threading.Thread | None = None
+        self._pending: set[asyncio.Task[Any]] = set()
+        self._stopped = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        cfg = self.config
+        separate = cfg.substream_url is not None
+        main = Ingest(
+            cfg.with_credentials(cfg.url),
+            self._from_thread(self._on_main),
+            self.ingest_settings,
+            name=self.name,
+        )
+        self._ingests = [main]
+        if separate:
+            assert cfg.substream_url is not None
+            sub = Ingest(
+                cfg.with_credentials(cfg.substream_url),
+                self._from_thread(self._on_detect_stream),
+                self.ingest_settings,
+                name=f"{self.name}/sub",
+            )
+            self._ingests.append(sub)
+        self._analysis = threading.Thread(
+            target=self._analyse, name=f"analysis-{self.name}", daemon=True
+        )
+        self._analysis.start()
+        for ingest in self._ingests:
+            ingest.start()
+        try:
+            await self._stopped.wait()
+        finally:
+            await self._shutdown()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def _shutdown(self) -> None:
+        await asyncio.gather(*(asyncio.to_thread(i.stop) for i in self._ingests))
+        self._halt.set()
+        self._queue.put_nowait(None)
+        if self._analysis is not None:
+            await asyncio.to_thread(self._analysis.join, 5.0)
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        if self._recording is not None:
+            rec, self._recording = self._recording, None
+            await self._finish_clip(rec, self._last_main_pts, None)
+
+    def health(self) -> Health:
+        return (
+            self._ingests[0].health()
+            if self._ingests
+            else Health("connecting", 0.0, 0.0, None, 0, "")
+        )
+
+    def status_line(self) -> str:
+        h = self.health()
+        age = "-" if h.last_packet_age is None else f"{h.last_packet_age:.1f}s"
+        s = self.stats
+        rec = " REC" if self._recording else ""
+        line = (
+            f"{self.name}: {h.state}{rec} {h.fps:.1f} fps {h.bitrate / 1e6:.2f} Mbit/s "
+            f"mode={s.mode} events={s.events} clips={s.clips} last_packet={age} "
+            f"reconnects={h.reconnects}"
+        )
+        if s.dropped:
+            line += f" dropped={s.dropped}"
+        if s.last_event:
+            line += f" last_event={s.last_event}"
+        if h.state != "connected" and h.last_error:
+            line += f" ({h.last_error[:80]})"
+        return line
+
+    def _fragment_sink(self, clip_id: str, index: int, data: bytes, is_init: bool) -> None:
+        """Hand fragments to ``on_fragment`` on the event loop, whichever thread muxed them
+        (the last one is flushed by ``close`` in a worker thread)."""
+        if self.on_fragment is not None:
+            self._post(self.on_fragment, clip_id, index, data, is_init)
+
+    def _from_thread(self, handler: Any) -> Any:
+        def sink(event: IngestEvent) -> None:
+            loop = self._loop
+            if loop is not None and not loop.is_closed():
+                with contextlib.suppress(RuntimeError):  # loop closing at shutdown
+                    loop.call_soon_threadsafe(handler, event)
+
+        return sink
+
+    # -- loop side: packets -----------------------------------------------------------------------
+    def _on_main(self, event: IngestEvent) -> None:
+        if isinstance(event, StreamInfo):
+            self._main_info = event
+        elif isinstance(event, Disconnected):
+            if self._recording is not None:
+                # The clip cannot continue across a reconnect (new codec parameters): close it;
+                # the event continues in a new part at the next connection's first keyframe.
+                self._end_recording(None, keep_event=True)
+        elif isinstance(event, MediaPacket):
+            self.ring.push(event)
+            if event.kind == "video":
+                self._last_main_pts = event.pts
+            resume = self._resume
+            video_key = event.kind == "video" and event.keyframe
+            if resume is not None and self._recording is None and video_key:
+                self._resume = None
+                again = EventStarted(resume.event_id, event.pts, (), resume.score)
+                self._start_clip(again, event.pts, resume.trigger, part=resume.part + 1)
+            rec = self._recording
+            if rec is not None and rec.writer.info.epoch == event.epoch:
+                try:
+                    rec.writer.write(event)
+                except (av.FFmpegError, OSError, MediaError) as exc:
+                    # A muxer or disk error ends this clip (what is written stays playable);
+                    # the event goes on and the camera keeps running.
+                    self.stats.errors += 1
+                    log.error("%s: clip %s write failed: %s", self.name, rec.event_id[:8], exc)
+                    self._end_recording(None)
+        if self.config.substream_url is None:
+            self._on_detect_stream(event)
+
+    def _on_detect_stream(self, event: IngestEvent) -> None:
+        if isinstance(event, MediaPacket):
+            if event.kind != "video":
+                return
+            self._last_detect_pts = event.pts
+            if self._skip_to_keyframe and not event.keyframe:
+                self.stats.dropped += 1
+                return
+            if self._queue.qsize() >= ANALYSIS_QUEUE:
+                self.stats.dropped += 1
+                self._skip_to_keyframe = True
+                return
+            self._skip_to_keyframe = False
+        self._queue.put_nowait(event)
+
+    # -- analysis thread --------------------------------------------------------------------------
+    def _analyse(self) -> None:
+        cfg = self.config
+        tracker = EventTracker(cfg.events)
+        decoder: LumaDecoder | None = None
+        detector: MotionDetector | None = None
+        mode: DecodeMode = cfg.decode
+        size = (0, 0)
+        hold_until = -1.0
+        while not self._halt.is_set():
+            item = self._queue.get()
+            if item is None:
+                return
+            if isinstance(item, StreamInfo):
+                template = _DecoderTemplate(item.decoder, item.time_base, item.video.average_rate)
+                decoder = LumaDecoder(template, mode)
+                if detector is None or size != (item.width, item.height):
+                    size = (item.width, item.height)
+                    detector = MotionDetector(cfg.detection, item.width, item.height)
+                continue
+            if isinstance(item, Disconnected) or decoder is None or detector is None:
+                continue
+            try:
+                frames = decoder.decode(item.packet)
+                for frame in frames:
+                    result: MotionResult = detector.process(frame)
+                    self.stats.frames_analysed += 1
+                    changes = tracker.update(result, frame.pts)
+                    if result.wake or result.motion:
+                        hold_until = frame.pts + IDLE_HOLD
+                    if changes:
+                        self._post(self._on_events, changes, frame.pts)
+                # keyframes mode: full rate while something may be happening
+                if cfg.decode == "keyframes":
+                    wanted: DecodeMode = (
+                        "full" if tracker.active or item.pts < hold_until else "keyframes"
+                    )
+                    if wanted != mode:
+                        mode = decoder.mode = wanted
+                        self.stats.mode = mode
+            except MediaError as exc:
+                self.stats.errors += 1
+                log.warning("%s: analysis error: %s", self.name, exc)
+            except Exception:  # a detector bug must not kill the camera
+                self.stats.errors += 1
+                log.exception("%s: analysis failed on a packet", self.name)
+
+    def _post(self, handler: Any, *args: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(handler, *args)
+
+    # -- loop side: events and clips --------------------------------------------------------------
+    def _to_main_time(self, detect_time: float) -> float:
+        """Detection-stream time on the main stream's timeline (both are near real time)."""
+        if self.config.substream_url is None:
+            return detect_time
+        return detect_time + (self._last_main_pts - self._last_detect_pts)
+
+    def _on_events(self, changes: list[EventStarted | EventEnded], frame_time: float) -> None:
+        split = any(isinstance(c, EventEnded) for c in changes)
+        for change in changes:
+            if isinstance(change, EventEnded):
+                self._resume = None
+                self._active_event = None
+                self._end_recording(change)
+            else:
+                self.stats.events += 1
+                self.stats.last_event = time.strftime("%H:%M:%S")
+                self._active_event = change.event_id
+                self._resume = None
+                self._end_recording(None)  # nothing should be running; never write two clips
+                onset = self._to_main_time(change.at)
+                start = onset if split else onset - self.config.events.pre_roll
+                self._start_clip(change, start, self._to_main_time(frame_time))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def _start_clip(self, event: EventStarted, start: float, trigger: float, part: int = 1) -> None:
+        info = self._main_info
+        if self._stopped.is_set():
+            return
+        if info is None:
+            log.warning("%s: event %s but no stream yet; not recorded", self.name, event.event_id)
+            return
+        day = time.strftime("%Y-%m-%d")
+        stem = f"{self.name}-{time.strftime('%H%M%S')}-{event.event_id[:8]}"
+        if part > 1:
+            stem += f"-part{part}"
+        path = self.clips_dir / day / f"{stem}.mp4"
+        try:
+            writer = ClipWriter(event.event_id, info, path, on_fragment=self._fragment_sink)
+        except (OSError, MediaError) as exc:
+            self.stats.errors += 1
+            log.error("%s: cannot start clip %s: %s", self.name, path, exc)
+            return
+        packets = self.ring.since(start)
+        for packet in packets:
+            writer.write(packet)
+        boxes = [asdict(b) for b in event.boxes]
+        self._recording = _Recording(
+            event.event_id, writer, path.with_suffix(".jpg"), trigger, event.score, boxes, part
+        )
+        log.info("%s: event %s started, recording %s", self.name, event.event_id[:8], path.name)
+        if part == 1:
+            self._spawn(self._thumbnail(info, packets, trigger, path.with_suffix(".jpg")))
+
+    async def _thumbnail(
+        self, info: StreamInfo, packets: list[MediaPacket], at: float, path: Path
+    ) -> None:
+        try:
+            jpeg = await asyncio.to_thread(thumbnail_from_packets, info, packets, at)
+            await asyncio.to_thread(_write_atomic, path, jpeg)
+        except (MediaError, OSError) as exc:
+            self.stats.errors += 1
+            log.warning("%s: no thumbnail: %s", self.name, exc)
+
+    def _end_recording(self, ended: EventEnded | None, *, keep_event: bool = False) -> None:
+        """Detach the running clip now (so a clip started right after, e.g. at a max-length
+        split, is not touched) and close it in the background."""
+        rec, self._recording = self._recording, None
+        if rec is None:
+            return
+        end = self._to_main_time(ended.at) if ended is not None else self._last_main_pts
+        self._spawn(self._finish_clip(rec, end, ended, keep_event=keep_event))
+
+    async def _finish_clip(
+        self,
+        rec: _Recording | None,
+        end: float,
+        ended: EventEnded | None,
+        *,
+        keep_event: bool = False,
+    ) -> None:
+        if rec is None:
+            return
+        try:
+            summary: ClipSummary = await asyncio.to_thread(rec.writer.close)
+        except (MediaError, OSError) as exc:
+            self.stats.errors += 1
+            log.warning("%s: clip %s failed: %s", self.name, rec.event_id[:8], exc)
+            return
+        self.stats.clips += 1
+        self.stats.clip_paths.append(summary.path)
+        # Timeline seconds -> wall clock, through the newest packet's arrival (close enough
+        # for people; the timeline itself is what the clip's timestamps use).
+        wall = time.time() - (self._last_main_pts - summary.start)
+        sidecar = {
+            "wall_clip_start": datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds"),
+            "event_id": rec.event_id,
+            "camera": self.name,
+            "part": rec.part,
+            "clip": summary.path.name,
+            "thumbnail": rec.thumbnail.name if rec.part == 1 else None,
+            "clip_start": round(summary.start, 3),
+            "clip_end": round(summary.end, 3),
+            "event_start": round(ended.started_at, 3) if ended else None,
+            "event_end": round(ended.at, 3) if ended else round(end, 3),
+            "trigger": round(rec.trigger, 3),
+            "score": round(ended.peak_score if ended else rec.score, 5),
+            "boxes": [asdict(b) for b in ended.boxes] if ended else rec.boxes,
+            "frames": summary.video_frames,
+            "bytes": summary.bytes,
+            "fragments": summary.fragments,
+            "completed": ended is not None,
+        }
+        if ended is not None and self.config.substream_url is not None:
+            sidecar["event_start"] = round(self._to_main_time(ended.started_at), 3)
+            sidecar["event_end"] = round(self._to_main_time(ended.at), 3)
+        data = json.dumps(sidecar, indent=2).encode()
+        await asyncio.to_thread(_write_atomic, summary.path.with_suffix(".json"), data)
+        log.info(
+            "%s: clip %s done: %d frames, %.1f s",
+            self.name,
+            summary.path.name,
+            summary.video_frames,
+            summary.end - summary.start,
+        )
+        if keep_event and not self._stopped.is_set() and self._active_event == rec.event_id:
+            self._resume = rec  # the event goes on: continue in a new part once the stream is back
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+__all__ = ["Camera", "CameraStats"]

@@ -1,0 +1,61 @@
+"""`privastead-hub run` and `check-config` as a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support.procs import ROOT, camsim
+
+
+def _hub(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    return subprocess.run(
+        [sys.executable, "-m", "privastead.cli.hub", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_check_config_accepts_a_good_file_and_names_the_bad_line(tmp_path: Path) -> None:
+    good = tmp_path / "hub.toml"
+    good.write_text(
+        '[hub]\ndata_dir = "/tmp/x"\n\n[[cameras]]\nname = "door"\n'
+        'url = "rtsp://10.0.0.2/main"\ndecode = "full"\n'
+    )
+    result = _hub("check-config", str(good))
+    assert result.returncode == 0, result.stderr
+    assert "camera door: full decoding, detection on the main stream" in result.stdout
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[[cameras]]\nname = "door"\nurl = "rtsp://10.0.0.2/main"\ndecode = "sometimes"\n'
+    )
+    result = _hub("check-config", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:4: cameras[0].decode: must be one of 'full', 'keyframes'" in result.stderr
+
+
+@pytest.mark.slow
+def test_run_reads_a_camera_prints_status_and_stops(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with camsim(port, tmp_path / "cache") as cam:
+        config = tmp_path / "hub.toml"
+        config.write_text(
+            f'[hub]\ndata_dir = "{tmp_path / "data"}"\nstatus_interval = 1\n\n'
+            f'[[cameras]]\nname = "porch"\nurl = "{cam.urls[0]}"\n'
+        )
+        result = _hub("run", "--config", str(config), "--duration", "4")
+    assert result.returncode == 0, result.stderr
+    assert "porch: connected" in result.stderr
+    assert (tmp_path / "data" / "clips").is_dir()
