@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
-import os
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from privastead.atomic_file import TMP_SUFFIX, fsync_dir, write_atomic
 from privastead.errors import StorageError
 
 MAGIC = b"PVOB"
@@ -34,7 +33,6 @@ FORMAT_VERSION = 1
 _PREFIX = struct.Struct(">4sBII")
 MAX_META = 64 << 10
 SUFFIX = ".msg"
-TMP_SUFFIX = ".tmp"
 
 
 def entry_name(seq: int) -> str:
@@ -47,34 +45,6 @@ def parse_entry_name(name: str) -> int | None:
     if stem == name or len(stem) != 20 or not stem.isdigit():
         return None
     return int(stem)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(path)
-        fsync_dir(path.parent)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise StorageError(f"cannot write {path}: {e.strerror or e}") from e
 
 
 @dataclass(frozen=True)
@@ -153,6 +123,7 @@ def _check_prefix(prefix: bytes, path: Path) -> tuple[bytes, int, int, int]:
 
 
 __all__ = [
+    "TMP_SUFFIX",
     "EntryMeta",
     "entry_name",
     "fsync_dir",

@@ -12,8 +12,8 @@ import sys
 import threading
 from pathlib import Path
 
+from privastead.atomic_file import write_atomic
 from privastead.hub.outbox import EntryKind, Outbox
-from privastead.hub.outbox_files import write_atomic
 
 MB = "0123456789abcdef0123456789abcdef"
 
