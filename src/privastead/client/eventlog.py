@@ -13,6 +13,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from privastead.clock import Clock
 from privastead.errors import StorageError
@@ -63,19 +64,19 @@ class EventRecord:
     received_at: float
 
 
-def _record(row: tuple[object, ...]) -> EventRecord:
+def _record(row: tuple[Any, ...]) -> EventRecord:
     (event_id, camera, at, score, boxes, thumb, clip_id, clip_path, state, received) = row
     return EventRecord(
         event_id=str(event_id),
         camera=str(camera),
-        at=None if at is None else float(str(at)),
-        score=None if score is None else float(str(score)),
-        boxes=tuple(tuple(b) for b in json.loads(str(boxes))),  # type: ignore[misc]
-        thumbnail_path=None if thumb is None else Path(str(thumb)),
+        at=None if at is None else float(at),
+        score=None if score is None else float(score),
+        boxes=tuple(tuple(b) for b in json.loads(boxes)),
+        thumbnail_path=None if thumb is None else Path(thumb),
         clip_id=None if clip_id is None else str(clip_id),
-        clip_path=None if clip_path is None else Path(str(clip_path)),
-        clip_state=ClipState(str(state)),
-        received_at=float(str(received)),
+        clip_path=None if clip_path is None else Path(clip_path),
+        clip_state=ClipState(state),
+        received_at=float(received),
     )
 
 
@@ -199,7 +200,7 @@ class EventLog:
         if cursor.rowcount == 0:
             raise StorageError(f"event {args[0]} is already recorded for another camera")
 
-    def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+    def _read(self, sql: str, args: tuple[object, ...]) -> list[tuple[Any, ...]]:
         try:
             return list(self._db.execute(sql, args).fetchall())
         except sqlite3.Error as e:
