@@ -146,11 +146,7 @@ class ClipStore:
             self._keep_aside(fragment)
             return ClipProgress(FragmentStatus.BUFFERED, clip, sidecar.next_index if sidecar else 0)
         self._append(fragment, sidecar)
-        while not sidecar.complete:
-            early = self._read_aside(clip, sidecar.next_index)
-            if early is None:
-                break
-            self._append(early, sidecar)
+        self._drain(clip, sidecar)
         if sidecar.complete:
             path = self._finish(clip, sidecar)
             return ClipProgress(FragmentStatus.COMPLETE, clip, sidecar.next_index, path)
@@ -257,6 +253,14 @@ class ClipStore:
         with contextlib.suppress(FileNotFoundError):
             self._ahead(fragment.clip_id, fragment.index).unlink()
 
+    def _drain(self, clip_id: str, sidecar: ClipRecord) -> None:
+        """Append the fragments kept aside that are now next in line."""
+        while not sidecar.complete:
+            early = self._read_aside(clip_id, sidecar.next_index)
+            if early is None:
+                return
+            self._append(early, sidecar)
+
     def _keep_aside(self, fragment: ClipFragment) -> None:
         write_atomic(self._ahead(fragment.clip_id, fragment.index), fragment.encode())
 
@@ -328,6 +332,9 @@ class ClipStore:
             if size > sidecar.size:
                 log.info("clip %s: cutting %d unrecorded bytes", clip, size - sidecar.size)
                 os.truncate(part, sidecar.size)
+            # A crash while appending fragments kept aside leaves the next one still aside (it
+            # was acknowledged when it was put there, so nobody will send it again): resume.
+            self._drain(clip, sidecar)
             if sidecar.complete:
                 self._finish(clip, sidecar)  # crashed between the last append and the rename
         for part in list(self._partial.glob("*.part")):

@@ -156,3 +156,22 @@ def test_restart_after_last_append_before_rename_finishes_the_clip(tmp_path: Pat
     store = ClipStore(tmp_path)
     assert store.clip_path(CLIP).read_bytes() == expected()
     assert store.incomplete() == []
+
+
+def test_restart_mid_drain_resumes_fragments_kept_aside(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path)
+    store.add(frag(0))
+    assert store.add(frag(2, last=2)).status is FragmentStatus.BUFFERED  # acknowledged
+    # Fragment 1 arrives and is appended; a crash hits before the waiting 2 is appended.
+    with (tmp_path / "partial" / f"{CLIP}.part").open("ab") as f:
+        f.write(frag(1).data)
+    sidecar = tmp_path / "partial" / f"{CLIP}.json"
+    size = len(frag(0).data) + len(frag(1).data)
+    sidecar.write_text(
+        sidecar.read_text()
+        .replace('"next_index": 1', '"next_index": 2')
+        .replace(f'"size": {len(frag(0).data)}', f'"size": {size}')
+    )
+    # Nobody will send 2 again (it was acknowledged): opening the store must finish the clip.
+    store = ClipStore(tmp_path)
+    assert store.clip_path(CLIP).read_bytes() == expected(2)
