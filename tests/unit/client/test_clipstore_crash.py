@@ -15,7 +15,7 @@ import pytest
 from privastead.client.clipstore import ClipStore
 
 sys.path.insert(0, str(Path(__file__).parent))
-from clipstore_crash_child import CLIP, LAST, fragment  # noqa: E402
+from clipstore_crash_child import CLIP, LAST, fragment
 
 CHILD = Path(__file__).with_name("clipstore_crash_child.py")
 
