@@ -12,6 +12,7 @@ sorted ranges received above it. Ranges keep the state small however long a gap 
 
 from __future__ import annotations
 
+import bisect
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -95,16 +96,20 @@ class SeqTracker:
         return lost
 
     def _insert(self, seq: int) -> None:
+        # Ranges are disjoint and not adjacent; merge ``seq`` with its neighbours if it touches
+        # them (O(log n) search, one list edit).
         ranges = self._received
-        ranges.append((seq, seq))
-        ranges.sort()
-        merged: list[Range] = []
-        for a, b in ranges:
-            if merged and a <= merged[-1][1] + 1:
-                merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
-            else:
-                merged.append((a, b))
-        self._received = merged
+        i = bisect.bisect_left(ranges, (seq, seq))
+        joins_left = i > 0 and ranges[i - 1][1] == seq - 1
+        joins_right = i < len(ranges) and ranges[i][0] == seq + 1
+        if joins_left and joins_right:
+            ranges[i - 1 : i + 1] = [(ranges[i - 1][0], ranges[i][1])]
+        elif joins_left:
+            ranges[i - 1] = (ranges[i - 1][0], seq)
+        elif joins_right:
+            ranges[i] = (seq, ranges[i][1])
+        else:
+            ranges.insert(i, (seq, seq))
         self._advance()
 
     def _advance(self) -> None:

@@ -198,6 +198,7 @@ def test_one_writer_and_one_uploader_in_threads(tmp_path: Path) -> None:
         while not (done.is_set() and q.first_pending() is None):
             entry = q.first_pending()
             if entry is None:
+                done.wait(0.001)  # do not spin on a shared machine
                 continue
             assert entry.read() == body(entry.seq)
             q.mark_uploaded(entry.seq)
@@ -205,9 +206,9 @@ def test_one_writer_and_one_uploader_in_threads(tmp_path: Path) -> None:
 
     thread = threading.Thread(target=upload)
     thread.start()
-    for seq in range(200):
+    for seq in range(60):
         q.append(seq, body(seq), kind=EntryKind.NOTIFICATION)
     done.set()
     thread.join(timeout=60)
-    assert uploaded == list(range(200))
+    assert uploaded == list(range(60))
     assert os.listdir(tmp_path / MB) == ["state.json"]
