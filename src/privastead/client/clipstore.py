@@ -95,6 +95,7 @@ class ClipStore:
         self.root = root
         self._partial = root / "partial"
         self._clips = root / "clips"
+        self._aside: dict[str, dict[int, tuple[str, bool]]] = {}
         try:
             for d in (root, self._partial, self._clips):
                 d.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -215,16 +216,18 @@ class ClipStore:
     def _check_against_others(self, fragment: ClipFragment, sidecar: ClipRecord | None) -> None:
         """Same event as everything else of this clip, and nothing beyond its final fragment."""
         clip = fragment.clip_id
-        others = [f for i in self._waiting(clip) if (f := self._read_aside(clip, i)) is not None]
+        others = self._aside_meta(clip)
         if sidecar is not None:
             self._check_same_event(fragment, sidecar.event_id)
-        for other in others:
-            self._check_same_event(fragment, other.event_id)
-        finals = {f.index for f in [*others, fragment] if f.final}
+        for event_id, _final in others.values():
+            self._check_same_event(fragment, event_id)
+        finals = {i for i, (_e, final) in others.items() if final}
+        if fragment.final:
+            finals.add(fragment.index)
         if len(finals) > 1:
             raise PolicyError(f"clip {clip}: two different final fragments {sorted(finals)}")
         if finals:
-            last = max([fragment.index, *(f.index for f in others)])
+            last = max([fragment.index, *others])
             if sidecar is not None:
                 last = max(last, sidecar.next_index - 1)
             if last > min(finals):
@@ -250,6 +253,7 @@ class ClipStore:
         if fragment.final:
             sidecar.final_index = fragment.index
         write_atomic(self._sidecar(fragment.clip_id), sidecar.dump())
+        self._aside_meta(fragment.clip_id).pop(fragment.index, None)
         with contextlib.suppress(FileNotFoundError):
             self._ahead(fragment.clip_id, fragment.index).unlink()
 
@@ -263,6 +267,20 @@ class ClipStore:
 
     def _keep_aside(self, fragment: ClipFragment) -> None:
         write_atomic(self._ahead(fragment.clip_id, fragment.index), fragment.encode())
+        self._aside_meta(fragment.clip_id)[fragment.index] = (fragment.event_id, fragment.final)
+
+    def _aside_meta(self, clip_id: str) -> dict[int, tuple[str, bool]]:
+        """index -> (event id, final) of the fragments kept aside; read from disk once per clip
+        and then kept in memory, so checking a fragment never re-reads the others."""
+        meta = self._aside.get(clip_id)
+        if meta is None:
+            meta = {}
+            for path in self._partial.glob(f"{clip_id}.*.ahead"):
+                middle = path.name[len(clip_id) + 1 : -len(".ahead")]
+                if middle.isdigit() and (f := self._read_aside(clip_id, int(middle))):
+                    meta[f.index] = (f.event_id, f.final)
+            self._aside[clip_id] = meta
+        return meta
 
     def _read_aside(self, clip_id: str, index: int) -> ClipFragment | None:
         path = self._ahead(clip_id, index)
@@ -284,19 +302,11 @@ class ClipStore:
         return message
 
     def _waiting(self, clip_id: str) -> tuple[int, ...]:
-        indices = []
-        for path in self._partial.glob(f"{clip_id}.*.ahead"):
-            middle = path.name[len(clip_id) + 1 : -len(".ahead")]
-            if middle.isdigit():
-                indices.append(int(middle))
-        return tuple(sorted(indices))
+        return tuple(sorted(self._aside_meta(clip_id)))
 
     def _final_of(self, clip_id: str) -> int | None:
-        for index in self._waiting(clip_id):
-            fragment = self._read_aside(clip_id, index)
-            if fragment is not None and fragment.final:
-                return index
-        return None
+        finals = [i for i, (_e, final) in self._aside_meta(clip_id).items() if final]
+        return min(finals) if finals else None
 
     def _finish(self, clip_id: str, sidecar: ClipRecord) -> Path:
         final = self.clip_path(clip_id)
@@ -311,6 +321,7 @@ class ClipStore:
             self._ahead(clip_id, index).unlink(missing_ok=True)
         self._part(clip_id).unlink(missing_ok=True)
         self._sidecar(clip_id).unlink(missing_ok=True)
+        self._aside.pop(clip_id, None)
         fsync_dir(self._partial)
 
     def _recover(self) -> None:

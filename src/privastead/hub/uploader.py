@@ -94,7 +94,8 @@ class Uploader:
         done = 0
         while (entry := queue.first_pending()) is not None:
             if await self._deliver(entry):
-                queue.mark_uploaded(entry.seq)
+                # fsyncs: off the event loop
+                await asyncio.to_thread(queue.mark_uploaded, entry.seq)
                 self.stats.uploaded += 1
                 done += 1
         return done
@@ -110,7 +111,7 @@ class Uploader:
             except StorageError as e:
                 if not queue.contains(entry.seq):
                     return False  # dropped by the quota meanwhile
-                queue.discard(entry.seq, f"unreadable: {e}")
+                await asyncio.to_thread(queue.discard, entry.seq, f"unreadable: {e}")
                 self.stats.discarded += 1
                 return False
             try:
@@ -121,7 +122,8 @@ class Uploader:
                 if e.status not in RETRYABLE_STATUSES:
                     rejections += 1
                     if rejections >= self._max_rejections:
-                        queue.discard(entry.seq, f"relay refused it: {e.status} {e.code}")
+                        reason = f"relay refused it: {e.status} {e.code}"
+                        await asyncio.to_thread(queue.discard, entry.seq, reason)
                         self.stats.discarded += 1
                         return False
                 reason = f"refused ({e.status} {e.code})"

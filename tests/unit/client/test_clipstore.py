@@ -175,3 +175,22 @@ def test_restart_mid_drain_resumes_fragments_kept_aside(tmp_path: Path) -> None:
     # Nobody will send 2 again (it was acknowledged): opening the store must finish the clip.
     store = ClipStore(tmp_path)
     assert store.clip_path(CLIP).read_bytes() == expected(2)
+
+
+def test_fragments_kept_aside_are_read_back_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ClipStore(tmp_path)
+    reads: list[int] = []
+    original = ClipStore._read_aside
+
+    def counting(self: ClipStore, clip_id: str, index: int):  # type: ignore[no-untyped-def]
+        reads.append(index)
+        return original(self, clip_id, index)
+
+    monkeypatch.setattr(ClipStore, "_read_aside", counting)
+    for i in range(30, 0, -1):
+        store.add(frag(i, last=30))  # all early: each would otherwise re-read the others
+    store.add(frag(0, last=30))
+    assert store.clip_path(CLIP).read_bytes() == expected(30)
+    assert len(reads) <= 31 + 1  # one read per fragment when it is appended (+ the miss at 31)
