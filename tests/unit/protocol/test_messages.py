@@ -208,3 +208,57 @@ def test_fuzzed_header_fields_raise_only_decode_error(index: int, key: str, valu
         return
     with contextlib.suppress(DecodeError):
         decode_message(data)
+
+
+hex_ids = st.binary(min_size=16, max_size=16).map(bytes.hex)
+names = st.text(
+    st.characters(categories=["L", "N", "P"], include_characters=" "), min_size=1, max_size=64
+).filter(lambda s: s == s.strip())
+unit = st.floats(0, 1, allow_nan=False)
+
+
+@st.composite
+def boxes(draw: st.DrawFn) -> tuple[tuple[float, float, float, float], ...]:
+    result = []
+    for _ in range(draw(st.integers(0, 5))):
+        x, y = draw(unit), draw(unit)
+        result.append((x, y, draw(st.floats(0, 1 - x)), draw(st.floats(0, 1 - y))))
+    return tuple(result)
+
+
+@settings(max_examples=100)
+@given(
+    camera=names,
+    event=hex_ids,
+    at=st.floats(0, 2e9, allow_nan=False),
+    score=st.floats(0, 1e9, allow_nan=False),
+    bxs=boxes(),
+    seq=st.integers(0, 2**63 - 1),
+    thumb=st.binary(max_size=500).map(lambda b: b"\xff\xd8" + b if b else b""),
+)
+def test_any_valid_notification_round_trips(
+    camera: str, event: str, at: float, score: float, bxs: tuple[Box4, ...], seq: int, thumb: bytes
+) -> None:
+    note = Notification(camera, event, at, score, bxs, seq, thumb)
+    data = encode_message(note)
+    assert decode_message(data) == note
+    assert encode_message(decode_message(data)) == data
+
+
+@settings(max_examples=100)
+@given(
+    clip=hex_ids,
+    event=hex_ids,
+    index=st.integers(0, 2**31),
+    final=st.booleans(),
+    seq=st.integers(0, 2**63 - 1),
+    data=st.binary(min_size=1, max_size=3000),
+)
+def test_any_valid_fragment_round_trips(
+    clip: str, event: str, index: int, final: bool, seq: int, data: bytes
+) -> None:
+    fragment = ClipFragment(clip, event, index, final, index == 0, seq, data)
+    assert decode_message(encode_message(fragment)) == fragment
+
+
+Box4 = tuple[float, float, float, float]
