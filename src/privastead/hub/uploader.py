@@ -32,12 +32,16 @@ RETRYABLE_STATUSES = frozenset({401, 403, 408, 425, 429})
 
 
 class RelayUploadClient(Protocol):
-    """What the uploader needs from the relay client (``privastead.relay.client``)."""
+    """What the uploader needs from the relay client.
+
+    Shaped like ``privastead.relay.client.RelayClient.upload`` so that the real client fits as
+    it is; it raises ``RelayUnavailableError`` (retry) or ``RelayRejectedError`` (4xx).
+    """
 
     async def upload(
-        self, mailbox: str, message_id: str, body: bytes, push_payload: bytes | None
-    ) -> int:
-        """Store ``body`` in ``mailbox`` under ``message_id`` (idempotent); the relay's seq."""
+        self, mailbox: str, body: bytes, message_id: str, *, push: bytes | None = None
+    ) -> object:
+        """Store ``body`` in ``mailbox`` under ``message_id``; a retry stores it once."""
         ...
 
 
@@ -116,7 +120,7 @@ class Uploader:
                 return False
             try:
                 async with asyncio.timeout(self._timeout):
-                    await self._relay.upload(entry.mailbox, mid, body, entry.push_payload)
+                    await self._relay.upload(entry.mailbox, body, mid, push=entry.push_payload)
                 return True
             except RelayRejectedError as e:
                 if e.status not in RETRYABLE_STATUSES:

@@ -45,8 +45,9 @@ class FakeRelay:
                 await self.changed.wait()
 
     async def upload(
-        self, mailbox: str, message_id: str, body: bytes, push_payload: bytes | None
+        self, mailbox: str, body: bytes, message_id: str, *, push: bytes | None = None
     ) -> int:
+        push_payload = push
         self.calls += 1
         if self.failures:
             failure = self.failures.pop(0)
@@ -118,7 +119,7 @@ async def test_restart_after_upload_before_mark_reuploads_the_same_id(tmp_path: 
     outbox = filled_outbox(tmp_path, 1)
     relay = FakeRelay()
     entry = outbox.mailbox(MB).pending()[0]
-    await relay.upload(MB, message_id(MB, entry.seq), entry.read(), None)  # then "crash"
+    await relay.upload(MB, entry.read(), message_id(MB, entry.seq))  # then "crash"
     reopened = Outbox(tmp_path, quota_bytes=10**6)
     await Uploader(reopened, relay, clock=FakeClock()).drain(MB)
     assert len(relay.stored[MB]) == 1 and reopened.mailbox(MB).pending() == []
@@ -168,12 +169,12 @@ async def test_one_failing_mailbox_does_not_block_another(tmp_path: Path) -> Non
 
     class HalfDown(FakeRelay):
         async def upload(
-            self, mailbox: str, message_id: str, body: bytes, push_payload: bytes | None
+            self, mailbox: str, body: bytes, message_id: str, *, push: bytes | None = None
         ) -> int:
             if mailbox == MB:
                 await asyncio.sleep(0.001)
                 raise RelayUnavailableError("this mailbox's shard is down")
-            return await super().upload(mailbox, message_id, body, push_payload)
+            return await super().upload(mailbox, body, message_id, push=push)
 
     outbox.mailbox(MB).append(0, b"stuck", kind=EntryKind.COMMIT)
     outbox.mailbox(MB2).append(0, b"flows", kind=EntryKind.COMMIT)
