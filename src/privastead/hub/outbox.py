@@ -281,6 +281,16 @@ class MailboxQueue:
             entry.path.unlink(missing_ok=True)
             self._outbox._note_removed(entry)
 
+    def skip(self, seq: int, reason: str) -> None:
+        """Record that ``seq`` will never be queued (lost and not rebuildable), so that it is
+        neither reported by ``recover`` again nor waited for."""
+        with self._outbox.lock:
+            if seq in self._entries or seq <= self._uploaded_through or self._is_dropped(seq):
+                return
+            log.error("outbox %s: skipping seq %d: %s", self.mailbox, seq, reason)
+            self._dropped = _add_range(self._dropped, seq)
+            self._save_state()
+
     # -- helpers for the Outbox ------------------------------------------------------------
 
     def _is_dropped(self, seq: int) -> bool:
