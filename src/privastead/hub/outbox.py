@@ -22,6 +22,7 @@ index changes happen under one lock.
 
 from __future__ import annotations
 
+import collections
 import enum
 import json
 import logging
@@ -46,6 +47,7 @@ from privastead.protocol.fields import check_hex_id
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
+SENT_DIR = "sent"
 Range = tuple[int, int]
 
 
@@ -152,7 +154,8 @@ class MailboxQueue:
             if seq is None:
                 continue
             if seq <= self._uploaded_through:
-                path.unlink()  # uploaded; the crash came between recording that and deleting it
+                # Uploaded; the crash came between recording that and moving the file on.
+                self._retire(path, seq)
                 continue
             try:
                 meta, size = read_meta(path)
@@ -266,8 +269,30 @@ class MailboxQueue:
             self._uploaded_through = seq
             self._dropped = [r for r in self._dropped if r[1] > seq]
             self._save_state()
-            entry.path.unlink(missing_ok=True)
+            self._retire(entry.path, seq)
             self._outbox._note_removed(entry)
+
+    def _retire(self, path: Path, seq: int) -> None:
+        """An uploaded entry: keep it in ``sent/`` for resends if the outbox keeps any, else
+        delete it. The budget counts whole files, as on disk."""
+        if self._outbox.sent_retention_bytes <= 0:
+            path.unlink(missing_ok=True)
+            return
+        size = path.stat().st_size
+        sent = self._dir / SENT_DIR
+        sent.mkdir(mode=0o700, exist_ok=True)
+        target = sent / path.name
+        path.replace(target)
+        self._outbox._note_sent(self.mailbox, seq, size, target)
+
+    def archived(self, seq: int) -> bytes | None:
+        """The ciphertext of an uploaded message if still kept (to answer a resend request)."""
+        path = self._dir / SENT_DIR / entry_name(seq)
+        try:
+            meta, ciphertext = read_entry(path)
+        except StorageError:
+            return None
+        return ciphertext if meta.seq == seq else None
 
     def discard(self, seq: int, reason: str) -> None:
         """Give up on one entry the relay keeps refusing; it counts as dropped, not lost."""
@@ -312,11 +337,16 @@ class MailboxQueue:
 class Outbox:
     """All mailbox queues of a hub under one directory, sharing one disk quota."""
 
-    def __init__(self, root: Path, *, quota_bytes: int) -> None:
+    def __init__(self, root: Path, *, quota_bytes: int, sent_retention_bytes: int = 0) -> None:
+        """``sent_retention_bytes``: how much uploaded ciphertext to keep (oldest goes first) so
+        that a message the relay lost can be sent again; 0 keeps none."""
         if quota_bytes <= 0:
             raise ValueError("quota_bytes must be positive")
         self.root = root
         self.quota_bytes = quota_bytes
+        self.sent_retention_bytes = sent_retention_bytes
+        self._sent: collections.deque[tuple[int, int, Path]] = collections.deque()
+        self._sent_bytes = 0
         self.lock = threading.RLock()
         self._queues: dict[str, MailboxQueue] = {}
         self._listeners: list[Callable[[str], None]] = []
@@ -335,6 +365,7 @@ class Outbox:
             for path in sorted(root.iterdir()):
                 if path.is_dir() and parse_mailbox(path.name):
                     self._open_queue(path.name)
+            self._load_sent()
         except OSError as e:
             raise StorageError(f"cannot open outbox {root}: {e.strerror or e}") from e
 
@@ -440,6 +471,32 @@ class Outbox:
             self._refused.add(clip_id)
             accepted = False
         return tuple(dropped), accepted
+
+    def _load_sent(self) -> None:
+        self._sent.clear()  # rebuilt from disk, oldest first
+        self._sent_bytes = 0
+        found = []
+        for queue_dir in self.root.iterdir():
+            sent = queue_dir / SENT_DIR
+            if not sent.is_dir():
+                continue
+            for path in sent.iterdir():
+                seq = parse_entry_name(path.name)
+                if seq is None:
+                    path.unlink()  # a .tmp cannot be here; anything else is not ours
+                    continue
+                stat = path.stat()
+                found.append((stat.st_mtime_ns, seq, stat.st_size, path))
+        for _mtime, seq, size, path in sorted(found):
+            self._note_sent(path.parent.parent.name, seq, size, path)
+
+    def _note_sent(self, mailbox: str, seq: int, size: int, path: Path) -> None:
+        self._sent.append((seq, size, path))
+        self._sent_bytes += size
+        while self._sent and self._sent_bytes > self.sent_retention_bytes:
+            _seq, old_size, old_path = self._sent.popleft()
+            old_path.unlink(missing_ok=True)
+            self._sent_bytes -= old_size
 
     def _note_refused(self, drop: DroppedClip) -> None:
         self._dropped_bytes += drop.bytes

@@ -59,6 +59,12 @@ def message_id(group_id: bytes | str, seq: int) -> str:
     return digest.hexdigest()[:32]
 
 
+def resend_message_id(group_id: bytes | str, seq: int, attempt: int) -> str:
+    """The relay id for sending ``seq`` again (the relay lost it but remembers the first id)."""
+    check_int(attempt, "attempt", 1, 999)
+    return f"{message_id(group_id, seq)}-r{attempt}"
+
+
 class _Message:
     """Shared plumbing: each subclass defines KIND, ``_header``, ``_body`` and ``_parse``."""
 
@@ -373,4 +379,5 @@ __all__ = [
     "Notification",
     "ResendRequest",
     "message_id",
+    "resend_message_id",
 ]

@@ -212,3 +212,28 @@ def test_one_writer_and_one_uploader_in_threads(tmp_path: Path) -> None:
     thread.join(timeout=60)
     assert uploaded == list(range(60))
     assert os.listdir(tmp_path / MB) == ["state.json"]
+
+
+def test_uploaded_messages_are_kept_for_resends_within_a_budget(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path, quota_bytes=10**6, sent_retention_bytes=350)
+    q = outbox.mailbox(MB)
+    for seq in range(4):
+        q.append(seq, body(seq), kind=EntryKind.NOTIFICATION)
+    q.mark_uploaded(0)
+    q.mark_uploaded(1)
+    assert q.archived(0) == body(0) and q.archived(1) == body(1)
+    assert q.archived(2) is None  # not uploaded yet
+    q.mark_uploaded(2)  # three files (~160 bytes each) exceed 350: the oldest goes
+    assert q.archived(0) is None and q.archived(2) == body(2)
+    reopened = Outbox(tmp_path, quota_bytes=10**6, sent_retention_bytes=350).mailbox(MB)
+    assert reopened.archived(1) == body(1) and [e.seq for e in reopened.pending()] == [3]
+    reopened.mark_uploaded(3)
+    assert reopened.archived(1) is None and reopened.archived(3) == body(3)
+
+
+def test_without_retention_nothing_is_kept(tmp_path: Path) -> None:
+    q = Outbox(tmp_path, quota_bytes=10**6).mailbox(MB)
+    q.append(0, body(0), kind=EntryKind.COMMIT)
+    q.mark_uploaded(0)
+    assert q.archived(0) is None
+    assert not (tmp_path / MB / "sent").exists()

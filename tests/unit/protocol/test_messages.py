@@ -262,3 +262,14 @@ def test_any_valid_fragment_round_trips(
 
 
 Box4 = tuple[float, float, float, float]
+
+
+def test_resend_ids_differ_from_the_first_and_fit_the_relay() -> None:
+    import re
+
+    from privastead.protocol.messages import resend_message_id
+
+    first = message_id(b"g", 5)
+    again = {resend_message_id(b"g", 5, n) for n in (1, 2, 3)}
+    assert first not in again and len(again) == 3
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,64}", i) for i in again | {first})
