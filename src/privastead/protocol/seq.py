@@ -55,10 +55,14 @@ class SeqTracker:
         """The highest seq received (``next_seq - 1`` when nothing is outstanding)."""
         return self._received[-1][1] if self._received else self._next - 1
 
+    def seen(self, seq: int) -> bool:
+        """Whether ``seq`` was received (or given up) already; changes nothing."""
+        return seq < self._next or any(a <= seq <= b for a, b in self._received)
+
     def observe(self, seq: int) -> SeqResult:
         """Record ``seq``. Raises ``DuplicateMessageError`` if it was seen (or given up) before."""
         check_int(seq, "seq")
-        if seq < self._next or any(a <= seq <= b for a, b in self._received):
+        if self.seen(seq):
             raise DuplicateMessageError(f"seq {seq} was already received or given up")
         before_high = self.high_water
         newly: tuple[Range, ...] = ()
