@@ -96,6 +96,9 @@ class PairingCode:
         if not isinstance(self.expires, int) or not 0 < self.expires < 1 << 32:
             raise DecodeError("pairing code: the expiry must be a Unix time")
         check_name(self.hub_name, "pairing code hub name")
+        for what, text in (("token", self.token), ("hub name", self.hub_name)):
+            if len(text.encode("utf-8")) > 255:
+                raise DecodeError(f"pairing code: the {what} is longer than 255 bytes")
 
     @classmethod
     def new(

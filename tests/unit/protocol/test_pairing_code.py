@@ -115,6 +115,8 @@ def test_whole_groups_moved_or_dropped_are_detected() -> None:
         ({"secret": b"short"}, "32 bytes"),
         ({"expires": 0}, "expiry"),
         ({"hub_name": ""}, "hub name"),
+        ({"hub_name": "\U0001f3e0" * 64}, "255 bytes"),
+        ({"token": "t" * 256}, "255 bytes"),
     ],
 )
 def test_invalid_fields_are_refused(changes: dict[str, object], message: str) -> None:
@@ -140,7 +142,7 @@ def test_random_text_raises_only_decode_error(text: str) -> None:
 @given(
     url=st.sampled_from(["http://127.0.0.1:1", "https://relay.example", "https://ü.example/x"]),
     token=st.text(alphabet="abcXYZ019._~+/=-", min_size=1, max_size=120),
-    name=st.text(alphabet=st.characters(categories=["L", "N"]), min_size=1, max_size=64),
+    name=st.text(alphabet=st.characters(categories=["L", "N"]), min_size=1, max_size=60),
 )
 def test_any_valid_code_round_trips(url: str, token: str, name: str) -> None:
     code = make_code(relay_url=url, token=token, hub_name=name, secret=secrets.token_bytes(32))
