@@ -182,3 +182,9 @@ def test_mutated_envelopes_raise_only_decode_error(
 
 def test_prefix_size_is_ten_bytes() -> None:
     assert PREFIX.size == 10
+
+
+@given(st.integers(MIN_PADDED_SIZE + 1, 1 << 30))
+def test_padme_overhead_bound_holds_everywhere(length: int) -> None:
+    padded = padme(length)
+    assert length <= padded <= length * 1.12
