@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from privastead.errors import StorageError
-from privastead.hub.outbox import EntryKind, MailboxQueue
+from privastead.hub.outbox import AppendResult, DroppedClip, EntryKind, MailboxQueue
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import ClipFragment, Heartbeat, Notification
 
@@ -62,6 +62,13 @@ class GroupCipher(Protocol):
     def encrypt(
         self, group_id: bytes, plaintext: bytes, aad: bytes = b"", *, app_data: bytes | None = None
     ) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Sent:
+    app_seq: int
+    accepted: bool  # False: the outbox refused this clip fragment (quota); stop the clip
+    dropped: tuple[DroppedClip, ...] = ()  # older clips the quota policy dropped to make room
 
 
 @dataclass(frozen=True)
@@ -113,8 +120,8 @@ class GroupSender:
     def next_seq(self) -> int:
         return int(self._state["next_seq"])
 
-    def send(self, build: Callable[[int], Message]) -> int:
-        """Encrypt ``build(app_seq)`` and queue it; durable when this returns. Its app seq."""
+    def send(self, build: Callable[[int], Message]) -> Sent:
+        """Encrypt ``build(app_seq)`` and queue it; durable when this returns."""
         seq, app_seq = self.next_seq, self.next_app_seq
         message = build(app_seq)
         state = {
@@ -127,8 +134,8 @@ class GroupSender:
             self._group_id, message.encode(), app_data=self._dump(state)
         )
         self._state = state
-        self._append(seq, ciphertext, message)
-        return app_seq
+        result = self._append(seq, ciphertext, message)
+        return Sent(app_seq, result.accepted, result.dropped)
 
     def commit(self, operation: Callable[[bytes], R], commit_of: Callable[[R], bytes]) -> R:
         """Run an MLS operation that emits a commit (``self_update``, ``add_members``, ...).
@@ -189,13 +196,13 @@ class GroupSender:
         self._append(seq, ciphertext, message)
         return True
 
-    def _append(self, seq: int, ciphertext: bytes, message: Message) -> None:
+    def _append(self, seq: int, ciphertext: bytes, message: Message) -> AppendResult:
         kind = _entry_kind(message)
         push = None
         if kind is EntryKind.NOTIFICATION and len(ciphertext) <= MAX_PUSH_CIPHERTEXT:
             push = ciphertext  # the wake-up carries the (small) notification itself
         clip_id = message.clip_id if isinstance(message, ClipFragment) else None
-        self._queue.append(seq, ciphertext, kind=kind, clip_id=clip_id, push_payload=push)
+        return self._queue.append(seq, ciphertext, kind=kind, clip_id=clip_id, push_payload=push)
 
 
-__all__ = ["GroupCipher", "GroupSender", "HandshakeRecord", "SenderRecovery"]
+__all__ = ["GroupCipher", "GroupSender", "HandshakeRecord", "SenderRecovery", "Sent"]

@@ -81,11 +81,11 @@ def test_messages_and_commits_share_the_outbox_seq_but_not_the_app_seq(tmp_path:
     cipher = FakeCipher()
     queue = Outbox(tmp_path, quota_bytes=10**6).mailbox(MB)
     sender = GroupSender(cipher, GID, queue)
-    assert sender.send(note) == 0
+    assert sender.send(note).app_seq == 0
     sender.commit(lambda app: cipher.self_update(GID, app_data=app), lambda c: c)
     frag = lambda s: ClipFragment(CLIP, EVENT, 0, True, True, s, b"init")  # noqa: E731
-    assert sender.send(frag) == 1
-    assert sender.send(lambda s: Heartbeat(1.0, s, "v", {}, {}, {})) == 2
+    assert sender.send(frag).app_seq == 1
+    assert sender.send(lambda s: Heartbeat(1.0, s, "v", {}, {}, {})).app_seq == 2
     entries = plaintexts(queue)
     assert [(s, k) for s, k, _ in entries] == [
         (0, EntryKind.NOTIFICATION),
@@ -133,7 +133,7 @@ def test_crash_after_encrypt_rebuilds_the_message_from_the_plaintext(tmp_path: P
         (1, 1),
     ]
     assert restarted.recover(replay).rebuilt == ()  # nothing left to do
-    assert restarted.send(note) == 2
+    assert restarted.send(note).app_seq == 2
 
 
 def test_crash_after_commit_requeues_the_commit_from_the_core(tmp_path: Path) -> None:
@@ -168,3 +168,11 @@ def test_foreign_app_data_is_refused(tmp_path: Path) -> None:
     cipher.app_data = b"something else"
     with pytest.raises(StorageError, match="not a sender state"):
         GroupSender(cipher, GID, Outbox(tmp_path, quota_bytes=100).mailbox(MB))
+
+
+def test_a_refused_fragment_is_reported_to_the_caller(tmp_path: Path) -> None:
+    queue = Outbox(tmp_path, quota_bytes=100).mailbox(MB)
+    sender = GroupSender(FakeCipher(), GID, queue)
+    sent = sender.send(lambda s: ClipFragment(CLIP, EVENT, 0, False, True, s, bytes(500)))
+    assert not sent.accepted and sent.dropped[0].clip_id == CLIP
+    assert queue.pending() == [] and queue.recover(sender.next_seq - 1) == ()
