@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from privastead.client.clipstore import ClipStore, FragmentStatus
+from privastead.errors import PolicyError
+from privastead.protocol.messages import ClipFragment
+
+CLIP = "c" * 32
+OTHER_CLIP = "d" * 32
+EVENT = "e" * 32
+OTHER_EVENT = "f" * 32
+
+
+def frag(
+    index: int, *, last: int = 4, clip: str = CLIP, event: str = EVENT, final: bool | None = None
+) -> ClipFragment:
+    data = b"ftyp-moov-init" if index == 0 else f"moof-mdat-{index}-".encode() * (index + 3)
+    is_final = index == last if final is None else final
+    return ClipFragment(clip, event, index, is_final, index == 0, 100 + index, data)
+
+
+def expected(last: int = 4) -> bytes:
+    return b"".join(frag(i, last=last).data for i in range(last + 1))
+
+
+def test_in_order_fragments_make_a_complete_clip(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path)
+    statuses = [store.add(frag(i)).status for i in range(5)]
+    assert statuses == [FragmentStatus.APPENDED] * 4 + [FragmentStatus.COMPLETE]
+    path = store.clip_path(CLIP)
+    assert path.read_bytes() == expected()
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert store.incomplete() == []
+    assert list((tmp_path / "partial").iterdir()) == []
+    record = store.record(CLIP)
+    assert record is not None and record.final_index == 4 and record.size == len(expected())
+
+
+def test_reordered_fragments_wait_and_are_applied_in_order(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path)
+    order = [3, 1, 4, 0, 2]
+    results = [store.add(frag(i)) for i in order]
+    assert [r.status for r in results] == [
+        FragmentStatus.BUFFERED,
+        FragmentStatus.BUFFERED,
+        FragmentStatus.BUFFERED,
+        FragmentStatus.APPENDED,
+        FragmentStatus.COMPLETE,
+    ]
+    assert results[3].next_index == 2  # 0 then the waiting 1
+    assert store.clip_path(CLIP).read_bytes() == expected()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_any_delivery_order_with_duplicates_gives_the_same_clip(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    indices = list(range(8)) + [rng.randrange(8) for _ in range(4)]
+    rng.shuffle(indices)
+    store = ClipStore(tmp_path)
+    for i in indices:
+        store.add(frag(i, last=7))
+    assert store.clip_path(CLIP).read_bytes() == expected(7)
+
+
+def test_duplicates_are_reported_not_written_twice(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path)
+    store.add(frag(0))
+    store.add(frag(1))
+    assert store.add(frag(1)).status is FragmentStatus.DUPLICATE
+    for i in range(2, 5):
+        store.add(frag(i))
+    assert store.add(frag(2)).status is FragmentStatus.DUPLICATE
+    assert store.add(frag(4)).status is FragmentStatus.DUPLICATE
+    assert store.clip_path(CLIP).read_bytes() == expected()
+
+
+def test_splicing_across_clips_is_refused(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path)
+    store.add(frag(0))
+    with pytest.raises(PolicyError, match="another event"):
+        store.add(frag(1, event=OTHER_EVENT))
+    store.add(frag(3))
+    with pytest.raises(PolicyError, match="another event"):
+        store.add(frag(2, event=OTHER_EVENT))
+    for i in (1, 2, 4):
+        store.add(frag(i))
+    with pytest.raises(PolicyError, match="another event"):
+        store.add(frag(2, event=OTHER_EVENT))  # even once complete
+
+
+def test_nothing_after_the_final_fragment(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path)
+    store.add(frag(0))
+    store.add(frag(2, last=2))
+    with pytest.raises(PolicyError, match="after the final"):
+        store.add(frag(3, last=2))
+    with pytest.raises(PolicyError, match="two different final"):
+        store.add(frag(1, final=True))
+    store.add(frag(1, last=2))
+    with pytest.raises(PolicyError, match="not part of it"):
+        store.add(frag(3, last=5))
+
+
+def test_truncated_clips_are_reported_and_can_be_abandoned(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path)
+    for i in (0, 1, 3):
+        store.add(frag(i))
+    store.add(frag(2, clip=OTHER_CLIP))
+    report = {c.clip_id: c for c in store.incomplete()}
+    assert report[CLIP].next_index == 2 and report[CLIP].waiting == (3,)
+    assert report[CLIP].event_id == EVENT and report[CLIP].final_index is None
+    assert report[OTHER_CLIP].event_id is None and report[OTHER_CLIP].waiting == (2,)
+    kept = store.abandon(CLIP)
+    assert kept is not None and kept.read_bytes() == frag(0).data + frag(1).data
+    assert store.abandon(OTHER_CLIP) is None
+    assert store.incomplete() == []
+
+
+def test_restart_resumes_from_disk_and_cuts_unrecorded_bytes(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path)
+    store.add(frag(0))
+    store.add(frag(1))
+    store.add(frag(3))
+    # A crash after appending fragment 2's bytes, before its record: the bytes must go.
+    with (tmp_path / "partial" / f"{CLIP}.part").open("ab") as f:
+        f.write(b"half of fragment 2")
+    (tmp_path / "partial" / f"{CLIP}.json.tmp").write_bytes(b"{")
+    store = ClipStore(tmp_path)
+    assert not (tmp_path / "partial" / f"{CLIP}.json.tmp").exists()
+    assert store.incomplete()[0].next_index == 2
+    store.add(frag(2))
+    assert store.add(frag(4)).status is FragmentStatus.COMPLETE
+    assert store.clip_path(CLIP).read_bytes() == expected()
+
+
+def test_restart_after_last_append_before_rename_finishes_the_clip(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path)
+    for i in range(4):
+        store.add(frag(i))
+    # Simulate: fragment 4 appended and recorded, then a crash before the rename.
+    part = tmp_path / "partial" / f"{CLIP}.part"
+    with part.open("ab") as f:
+        f.write(frag(4).data)
+    sidecar = tmp_path / "partial" / f"{CLIP}.json"
+    sidecar.write_text(
+        sidecar.read_text()
+        .replace('"next_index": 4', '"next_index": 5')
+        .replace('"final_index": null', '"final_index": 4')
+        .replace(f'"size": {len(expected()) - len(frag(4).data)}', f'"size": {len(expected())}')
+    )
+    store = ClipStore(tmp_path)
+    assert store.clip_path(CLIP).read_bytes() == expected()
+    assert store.incomplete() == []
+
+
+def test_restart_mid_drain_resumes_fragments_kept_aside(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path)
+    store.add(frag(0))
+    assert store.add(frag(2, last=2)).status is FragmentStatus.BUFFERED  # acknowledged
+    # Fragment 1 arrives and is appended; a crash hits before the waiting 2 is appended.
+    with (tmp_path / "partial" / f"{CLIP}.part").open("ab") as f:
+        f.write(frag(1).data)
+    sidecar = tmp_path / "partial" / f"{CLIP}.json"
+    size = len(frag(0).data) + len(frag(1).data)
+    sidecar.write_text(
+        sidecar.read_text()
+        .replace('"next_index": 1', '"next_index": 2')
+        .replace(f'"size": {len(frag(0).data)}', f'"size": {size}')
+    )
+    # Nobody will send 2 again (it was acknowledged): opening the store must finish the clip.
+    store = ClipStore(tmp_path)
+    assert store.clip_path(CLIP).read_bytes() == expected(2)
+
+
+def test_fragments_kept_aside_are_read_back_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ClipStore(tmp_path)
+    reads: list[int] = []
+    original = ClipStore._read_aside
+
+    def counting(self: ClipStore, clip_id: str, index: int):  # type: ignore[no-untyped-def]
+        reads.append(index)
+        return original(self, clip_id, index)
+
+    monkeypatch.setattr(ClipStore, "_read_aside", counting)
+    for i in range(30, 0, -1):
+        store.add(frag(i, last=30))  # all early: each would otherwise re-read the others
+    store.add(frag(0, last=30))
+    assert store.clip_path(CLIP).read_bytes() == expected(30)
+    assert len(reads) <= 31 + 1  # one read per fragment when it is appended (+ the miss at 31)
