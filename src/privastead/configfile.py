@@ -155,26 +155,23 @@ class _Builder:
 
 
 def locate(lines: list[str], path: KeyPath) -> int | None:
-    """Best-effort 1-based line number of ``path`` in TOML source ``lines``."""
+    """Best-effort 1-based line number of ``path`` in TOML source ``lines``.
+
+    The key's own line if it is assigned explicitly, else the line of the deepest table header
+    that contains it (for a missing key, or a table given as a whole).
+    """
     if not lines or not path:
         return None
     table: list[str | int] = []
     counts: dict[tuple[str, ...], int] = {}
     best: int | None = None
+    best_depth = -1
     for number, line in enumerate(lines, start=1):
         header = _HEADER.match(line)
         if header:
-            names = tuple(_split_key(header.group(2)))
-            if header.group(1) == "[[":
-                index = counts.get(names, -1) + 1
-                counts[names] = index
-                table = [*names, index]
-            else:
-                table = list(names)
-            if tuple(table) == path[: len(table)] and best is None:
-                best = number
-            elif _strip_indexes(table) == _strip_indexes(path)[: len(names)]:
-                best = best or number
+            table = _resolve(_split_key(header.group(2)), counts, header.group(1) == "[[")
+            if tuple(table) == path[: len(table)] and len(table) > best_depth:
+                best, best_depth = number, len(table)
             continue
         assign = _ASSIGN.match(line)
         if assign:
@@ -184,15 +181,30 @@ def locate(lines: list[str], path: KeyPath) -> int | None:
     return best
 
 
+def _resolve(names: list[str], counts: dict[tuple[str, ...], int], array: bool) -> list[str | int]:
+    """The indexed key path of a table header: ``[cameras.events]`` after the second
+    ``[[cameras]]`` is ``cameras[1].events``."""
+    resolved: list[str | int] = []
+    for i, name in enumerate(names):
+        resolved.append(name)
+        prefix = tuple(names[: i + 1])
+        if array and i == len(names) - 1:
+            counts[prefix] = counts.get(prefix, -1) + 1
+            for nested in [
+                k for k in counts if len(k) > len(prefix) and k[: len(prefix)] == prefix
+            ]:
+                del counts[nested]  # a new element starts its own nested arrays afresh
+            resolved.append(counts[prefix])
+        elif prefix in counts:
+            resolved.append(counts[prefix])
+    return resolved
+
+
 def _split_key(key: str) -> list[str]:
     return [
         part.strip().strip("\"'")
         for part in re.split(r"\.(?=(?:[^\"']|\"[^\"]*\"|'[^']*')*$)", key)
     ]
-
-
-def _strip_indexes(path: KeyPath | list[str | int]) -> tuple[str, ...]:
-    return tuple(p for p in path if isinstance(p, str))
 
 
 def _dotted(path: KeyPath) -> str:

@@ -89,3 +89,41 @@ def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
         configfile.parse("[server\n", Model)
     with pytest.raises(ConfigError, match="no such config file"):
         configfile.load(tmp_path / "nope.toml", Model)
+
+
+@dataclass(frozen=True)
+class Events:
+    post_roll: float = 5.0
+
+
+@dataclass(frozen=True)
+class Cam:
+    name: str
+    events: Events = field(default_factory=Events)
+
+
+@dataclass(frozen=True)
+class Hub:
+    cameras: list[Cam] = field(default_factory=list)
+
+
+def test_nested_table_of_an_array_element_names_its_own_line() -> None:
+    text = """\
+[[cameras]]
+name = "a"
+
+[[cameras]]
+name = "b"
+
+[cameras.events]
+post_roll = 3.0
+post_rol = 1.0
+"""
+    with pytest.raises(ConfigError, match=r"^<config>:9: cameras\[1\]\.events\.post_rol: unknown"):
+        configfile.parse(text, Hub)
+    with pytest.raises(
+        ConfigError, match=r"^<config>:8: cameras\[1\]\.events\.post_roll: expected"
+    ):
+        configfile.parse(
+            text.replace("post_roll = 3.0", 'post_roll = "x"').replace("post_rol ", "#"), Hub
+        )
