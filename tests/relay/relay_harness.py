@@ -63,6 +63,7 @@ class RelayProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     owner_token: str = ""
+    log_level: str = "WARNING"
 
     @property
     def url(self) -> str:
@@ -79,7 +80,7 @@ class RelayProcess:
                     "-m",
                     "privastead.cli.server",
                     "--log-level",
-                    "WARNING",
+                    self.log_level,
                     "serve",
                     "--config",
                     str(cfg),

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+from pathlib import Path
 
 import pytest
-from relay_harness import RelayProcess, mailbox_id
+from relay_harness import RelayProcess, mailbox_id, run_cli
 
 from privastead.errors import RelayRejectedError, RelayUnavailableError
 from privastead.relay.client import RelayClient
@@ -257,3 +258,35 @@ async def test_batch_upload_is_exactly_once_per_item(relay: RelayProcess) -> Non
             b"m9",
             b"new",
         ]
+
+
+async def test_logs_hold_no_tokens_and_no_payloads(tmp_path: Path) -> None:
+    relay = RelayProcess(
+        data_dir=tmp_path / "data", log_level="DEBUG", config_text='log_format = "json"\n'
+    )
+    relay.owner_token = run_cli("accounts", "add", "home", data_dir=relay.data_dir).split()[-1]
+    relay.start()
+    try:
+        box = mailbox_id()
+        secret_body = b"PLAINTEXT-MARKER-" + os.urandom(8).hex().encode()
+        async with relay.client() as owner:
+            await owner.create_mailbox(box)
+            device = await owner.create_device("phone")
+            await owner.upload(box, secret_body, "m1", push=b"PUSH-MARKER")
+            await owner.upload(box, secret_body * 2000, "m2")  # a blob
+        async with relay.client("pst_0123456789abcdef_" + "x" * 43) as bad:
+            with pytest.raises(RelayRejectedError):
+                await bad.me()
+    finally:
+        relay.stop()
+    log = (tmp_path / "relay.log").read_text()
+    assert '"level": "debug"' in log or '"level":"debug"' in log  # JSON lines, debug on
+    for secret in (
+        relay.owner_token,
+        device.token,
+        "x" * 43,
+        secret_body.decode(),
+        "PUSH-MARKER",
+        box,
+    ):
+        assert secret not in log
