@@ -319,7 +319,7 @@ def main() -> int:
     parser.add_argument(
         "--senders",
         type=int,
-        default=128,
+        default=32,
         help="concurrent small-message uploaders (many hubs at once)",
     )
     parser.add_argument("--only-small", action="store_true", help="skip the blob loads")
@@ -392,6 +392,7 @@ def main() -> int:
     nginx = None
     results: dict[str, Any] = {
         "bench": "relay",
+        "senders": args.senders,
         "clients": args.clients,
         "event_loop": args.event_loop,
         "durability": args.durability,
@@ -565,7 +566,8 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     width = max(len(r[0]) for r in rows)
     print(
-        f"relay benchmark: {args.clients} clients, {args.seconds:g} s per load, "
+        f"relay benchmark: {args.senders} small-message senders, {args.clients} blob clients, "
+        f"{args.seconds:g} s per load, "
         f"{os.cpu_count()} CPUs shared by relay, nginx and the load generator"
     )
     for name, value, note in rows:
