@@ -63,6 +63,7 @@ class RelayProcess:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     owner_token: str = ""
+    log_level: str = "WARNING"
 
     @property
     def url(self) -> str:
@@ -79,7 +80,7 @@ class RelayProcess:
                     "-m",
                     "privastead.cli.server",
                     "--log-level",
-                    "WARNING",
+                    self.log_level,
                     "serve",
                     "--config",
                     str(cfg),
@@ -199,3 +200,19 @@ async def wait_until(predicate: object, within: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture(scope="session")
+def shared_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
+    """One relay process for the tests that neither restart it nor count its files: process
+    start-up is most of their cost. Each test uses its own random mailboxes. Its lockout is
+    off (bad-token tests would lock 127.0.0.1 out for everybody); the in-process tests cover
+    throttling."""
+    proc = make_process(
+        tmp_path_factory.mktemp("shared"),
+        "[limits]\nidle_timeout = 2.0\nbody_timeout = 2.0\n[auth]\nmax_failures = 1000000\n",
+    )
+    try:
+        yield proc
+    finally:
+        proc.kill9()

@@ -97,70 +97,77 @@ def _error_code(body: dict[str, object] | None) -> str:
     return str(error["code"])
 
 
-async def test_oversized_body_is_refused_before_it_is_read(relay: RelayProcess) -> None:
+async def test_oversized_body_is_refused_before_it_is_read(shared_relay: RelayProcess) -> None:
     box = mailbox_id()
-    async with relay.client() as c:
+    async with shared_relay.client() as c:
         await c.create_mailbox(box)
+    before = set(blob_files(shared_relay.data_dir))
     t0 = time.monotonic()
     status, body = await asyncio.to_thread(
-        raw, relay.port, post_head(box, relay.owner_token, 100 * 1024 * 1024)
+        raw, shared_relay.port, post_head(box, shared_relay.owner_token, 100 * 1024 * 1024)
     )
     assert status == 413 and _error_code(body) == "body_too_large"
     assert time.monotonic() - t0 < 10  # answered without waiting for 100 MiB that never came
     status, body = await asyncio.to_thread(
         raw,
-        relay.port,
-        post_head(box, relay.owner_token, 9 * 1024 * 1024, "Expect: 100-continue\r\n"),
+        shared_relay.port,
+        post_head(box, shared_relay.owner_token, 9 * 1024 * 1024, "Expect: 100-continue\r\n"),
     )
     assert status == 413 and _error_code(body) == "body_too_large"
     # Chunked bodies have no length up front: cut off once they pass the limit.
     chunk = b"x" * (1024 * 1024)
     part = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
     status, body = await asyncio.to_thread(
-        raw, relay.port, post_head(box, relay.owner_token, None), body_parts=[part] * 9
+        raw,
+        shared_relay.port,
+        post_head(box, shared_relay.owner_token, None),
+        body_parts=[part] * 9,
     )
     assert status == 413 and _error_code(body) == "body_too_large"
-    assert await _stored(relay, box) == 0
-    assert blob_files(relay.data_dir) == [] or all(
-        f.parent.name != "tmp" for f in blob_files(relay.data_dir)
-    )
-    assert list((relay.data_dir / "blobs" / "tmp").iterdir()) == []
+    assert await _stored(shared_relay, box) == 0
+    assert set(blob_files(shared_relay.data_dir)) == before
+    assert list((shared_relay.data_dir / "blobs" / "tmp").iterdir()) == []
 
 
 @pytest.mark.parametrize("length,sent", [(1000, 10), (1_000_000, 100_000)])
-async def test_truncated_upload_stores_nothing(relay: RelayProcess, length: int, sent: int) -> None:
+async def test_truncated_upload_stores_nothing(
+    shared_relay: RelayProcess, length: int, sent: int
+) -> None:
     box = mailbox_id()
-    async with relay.client() as c:
+    async with shared_relay.client() as c:
         await c.create_mailbox(box)
     await asyncio.to_thread(
         raw,
-        relay.port,
-        post_head(box, relay.owner_token, length),
+        shared_relay.port,
+        post_head(box, shared_relay.owner_token, length),
         body_parts=[os.urandom(sent)],
         close_after=True,
     )
     await asyncio.sleep(0.5)
-    assert await _stored(relay, box) == 0
-    assert list((relay.data_dir / "blobs" / "tmp").iterdir()) == []
-    async with relay.client() as c:  # the same message id still works afterwards
+    assert await _stored(shared_relay, box) == 0
+    assert list((shared_relay.data_dir / "blobs" / "tmp").iterdir()) == []
+    async with shared_relay.client() as c:  # the same message id still works afterwards
         assert (await c.upload(box, b"whole", "m1")).seq == 1
 
 
-async def test_slow_body_times_out_with_408(relay: RelayProcess) -> None:
+async def test_slow_body_times_out_with_408(shared_relay: RelayProcess) -> None:
     box = mailbox_id()
-    async with relay.client() as c:
+    async with shared_relay.client() as c:
         await c.create_mailbox(box)
     status, body = await asyncio.to_thread(
-        raw, relay.port, post_head(box, relay.owner_token, 1000), body_parts=[b"x" * 10]
+        raw,
+        shared_relay.port,
+        post_head(box, shared_relay.owner_token, 1000),
+        body_parts=[b"x" * 10],
     )
     assert status == 408 and _error_code(body) == "body_timeout"
-    assert await _stored(relay, box) == 0
+    assert await _stored(shared_relay, box) == 0
 
 
-async def test_slow_loris_headers_are_cut_off_and_others_served(relay: RelayProcess) -> None:
+async def test_slow_loris_headers_are_cut_off_and_others_served(shared_relay: RelayProcess) -> None:
     def loris() -> float:
         t0 = time.monotonic()
-        with socket.create_connection(("127.0.0.1", relay.port), timeout=20) as s:
+        with socket.create_connection(("127.0.0.1", shared_relay.port), timeout=20) as s:
             s.sendall(b"GET /healthz HTTP/1.1\r\n")
             try:
                 for _ in range(40):  # one header byte every 0.25 s: never a complete request
@@ -181,7 +188,7 @@ async def test_slow_loris_headers_are_cut_off_and_others_served(relay: RelayProc
     lorises = [asyncio.to_thread(loris) for _ in range(5)]
     async with aiohttp.ClientSession() as s:
         await asyncio.sleep(0.5)
-        async with s.get(relay.url + "/healthz") as r:
+        async with s.get(shared_relay.url + "/healthz") as r:
             assert r.status == 200  # served while slow clients hold connections
     closed_after = await asyncio.gather(*lorises)
     assert all(t > 0 for t in closed_after), "a slow-loris connection was never closed"
@@ -200,28 +207,28 @@ BAD_PATHS = [
 ]
 
 
-async def test_bad_mailbox_ids_are_rejected(relay: RelayProcess) -> None:
+async def test_bad_mailbox_ids_are_rejected(shared_relay: RelayProcess) -> None:
     for path in BAD_PATHS:
         request = (
-            f"POST {path} HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer "
-            f"{relay.owner_token}\r\nPrivastead-Message-Id: x\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: shared_relay\r\nAuthorization: Bearer "
+            f"{shared_relay.owner_token}\r\nPrivastead-Message-Id: x\r\n"
             "Content-Length: 3\r\n\r\nabc"
         ).encode()
-        status, body = await asyncio.to_thread(raw, relay.port, request)
+        status, body = await asyncio.to_thread(raw, shared_relay.port, request)
         assert status in (400, 404), path
         assert _error_code(body) in ("bad_mailbox_id", "not_found"), path
-    outside = [p for p in relay.data_dir.parent.rglob("*") if p.name in ("passwd", "abc")]
+    outside = [p for p in shared_relay.data_dir.parent.rglob("*") if p.name in ("passwd", "abc")]
     assert outside == []
 
 
-async def test_bad_json_bad_fields_and_bad_acks(relay: RelayProcess) -> None:
+async def test_bad_json_bad_fields_and_bad_acks(shared_relay: RelayProcess) -> None:
     box = mailbox_id()
-    headers = {"Authorization": f"Bearer {relay.owner_token}"}
-    async with relay.client() as c:
+    headers = {"Authorization": f"Bearer {shared_relay.owner_token}"}
+    async with shared_relay.client() as c:
         await c.create_mailbox(box)
         await c.register(box)
         await c.upload(box, b"one", "one")
-    url = f"{relay.url}/v1/mailboxes/{box}/ack"
+    url = f"{shared_relay.url}/v1/mailboxes/{box}/ack"
     cases = [
         (b"{nope", 400, "bad_json"),
         (b"[1, 2]", 400, "bad_json"),
@@ -237,66 +244,79 @@ async def test_bad_json_bad_fields_and_bad_acks(relay: RelayProcess) -> None:
         for data, status, code in cases:
             async with s.post(url, data=data, headers=headers) as r:
                 assert (r.status, (await r.json())["error"]["code"]) == (status, code), data[:20]
-        async with s.get(f"{relay.url}/v1/mailboxes/{box}/messages/99", headers=headers) as r:
+        async with s.get(
+            f"{shared_relay.url}/v1/mailboxes/{box}/messages/99", headers=headers
+        ) as r:
             assert r.status == 404 and (await r.json())["error"]["code"] == "message_not_found"
-        async with s.get(f"{relay.url}/v1/mailboxes/{box}/messages?limit=0", headers=headers) as r:
+        async with s.get(
+            f"{shared_relay.url}/v1/mailboxes/{box}/messages?limit=0", headers=headers
+        ) as r:
             assert r.status == 400 and (await r.json())["error"]["code"] == "bad_query"
         async with s.post(
-            f"{relay.url}/v1/mailboxes/{box}/messages", data=b"x", headers=headers
+            f"{shared_relay.url}/v1/mailboxes/{box}/messages", data=b"x", headers=headers
         ) as r:  # no message id
             assert r.status == 400 and (await r.json())["error"]["code"] == "bad_message_id"
         async with s.post(
-            f"{relay.url}/v1/mailboxes/{box}/messages",
+            f"{shared_relay.url}/v1/mailboxes/{box}/messages",
             data=b"x",
             headers={**headers, "Privastead-Message-Id": "p", "Privastead-Push": "not base64!"},
         ) as r:
             assert r.status == 400 and (await r.json())["error"]["code"] == "bad_push_payload"
-        async with s.delete(f"{relay.url}/v1/mailboxes/{box}/messages", headers=headers) as r:
+        async with s.delete(
+            f"{shared_relay.url}/v1/mailboxes/{box}/messages", headers=headers
+        ) as r:
             assert r.status == 405 and (await r.json())["error"]["code"] == "method_not_allowed"
     device = None
-    async with relay.client() as c:
+    async with shared_relay.client() as c:
         device = await c.create_device("d")
-    async with relay.client(device.token) as d:
+    async with shared_relay.client(device.token) as d:
         with pytest.raises(RelayRejectedError) as err:
             await d.ack(box, 1)
         assert err.value.code == "not_registered"
         with pytest.raises(RelayRejectedError) as err:
             await d.delete_mailbox(box)
         assert err.value.status == 403
-    assert await _stored(relay, box) == 1
+    assert await _stored(shared_relay, box) == 1
 
 
-async def test_wrong_and_revoked_tokens(relay: RelayProcess) -> None:
+async def test_wrong_and_revoked_tokens(shared_relay: RelayProcess) -> None:
     box = mailbox_id()
-    async with relay.client() as c:
+    async with shared_relay.client() as c:
         await c.create_mailbox(box)
         device = await c.create_device("phone")
         other_box = mailbox_id()
         restricted = await c.create_restricted_token([other_box], ttl_seconds=600)
-    for token in ["", "nonsense", relay.owner_token[:-1] + "A", "pst_0000000000000000_" + "A" * 43]:
+    for token in [
+        "",
+        "nonsense",
+        shared_relay.owner_token[:-1] + "A",
+        "pst_0000000000000000_" + "A" * 43,
+    ]:
         async with (
             aiohttp.ClientSession() as s,
-            s.get(relay.url + "/v1/me", headers={"Authorization": f"Bearer {token}"}) as r,
+            s.get(shared_relay.url + "/v1/me", headers={"Authorization": f"Bearer {token}"}) as r,
         ):
             assert r.status == 401 and (await r.json())["error"]["code"] == "unauthorized"
-    async with relay.client(restricted.token) as r:
+    async with shared_relay.client(restricted.token) as r:
         with pytest.raises(RelayRejectedError) as err:
             await r.list_messages(box)
         assert err.value.status == 403
         await r.create_mailbox(other_box)  # the one it was made for
-    async with relay.client(device.token) as d:
+    async with shared_relay.client(device.token) as d:
         assert (await d.me())["kind"] == "device"
-        async with relay.client() as c:
+        async with shared_relay.client() as c:
             await c.revoke_token(device.token_id)
         with pytest.raises(RelayRejectedError) as err:
             await d.me()
         assert err.value.status == 401
-    # Revoked from the command line while the relay runs: refused within the cache time.
-    async with relay.client() as c:
+    # Revoked from the command line while the shared_relay runs: refused within the cache time.
+    async with shared_relay.client() as c:
         dev2 = await c.create_device("tablet")
-    async with relay.client(dev2.token) as d:
+    async with shared_relay.client(dev2.token) as d:
         await d.me()
-        await asyncio.to_thread(run_cli, "tokens", "revoke", dev2.token_id, data_dir=relay.data_dir)
+        await asyncio.to_thread(
+            run_cli, "tokens", "revoke", dev2.token_id, data_dir=shared_relay.data_dir
+        )
         deadline = time.monotonic() + 10
         while True:
             try:

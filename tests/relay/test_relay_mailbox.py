@@ -5,19 +5,25 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+from pathlib import Path
 
 import pytest
-from relay_harness import RelayProcess, mailbox_id
+from relay_harness import RelayProcess, mailbox_id, run_cli
 
 from privastead.errors import RelayRejectedError, RelayUnavailableError
 from privastead.relay.client import RelayClient
 
 
+def _blobs(relay: RelayProcess) -> set[Path]:
+    root = relay.data_dir / "blobs"
+    return {f for d in root.iterdir() if d.name != "tmp" for f in d.iterdir()}
+
+
 async def test_ordering_and_exactly_once_under_concurrent_retrying_uploaders(
-    relay: RelayProcess,
+    shared_relay: RelayProcess,
 ) -> None:
     box = mailbox_id()
-    async with relay.client() as owner:
+    async with shared_relay.client() as owner:
         await owner.create_mailbox(box)
         uploaders, per = 8, 25
         bodies = {
@@ -52,13 +58,14 @@ async def test_ordering_and_exactly_once_under_concurrent_retrying_uploaders(
         assert err.value.status == 409 and err.value.code == "message_id_conflict"
 
 
-async def test_multi_device_ack_and_deletion(relay: RelayProcess) -> None:
+async def test_multi_device_ack_and_deletion(shared_relay: RelayProcess) -> None:
     box = mailbox_id()
-    async with relay.client() as owner:
+    async with shared_relay.client() as owner:
         await owner.create_mailbox(box)
         phone = await owner.create_device("phone")
         laptop = await owner.create_device("laptop")
-        async with relay.client(phone.token) as p, relay.client(laptop.token) as lap:
+        async with shared_relay.client(phone.token) as p, shared_relay.client(laptop.token) as lap:
+            before = _blobs(shared_relay)
             assert await p.register(box) == 0
             assert await lap.register(box) == 0
             big = os.urandom(200_000)  # a blob, not inline
@@ -75,13 +82,7 @@ async def test_multi_device_ack_and_deletion(relay: RelayProcess) -> None:
             with pytest.raises(RelayRejectedError) as err:
                 await lap.fetch(box, 1)
             assert err.value.status == 404
-            blobs = [
-                f
-                for d in (relay.data_dir / "blobs").iterdir()
-                if d.name != "tmp"
-                for f in d.iterdir()
-            ]
-            assert blobs == []  # seq 2 was a blob: its file went with it
+            assert _blobs(shared_relay) == before  # seq 2 was a blob: its file went with it
             # Acks are cumulative and never move back; acks past the end are refused.
             assert await p.ack(box, 1) == 3
             with pytest.raises(RelayRejectedError) as err:
@@ -111,9 +112,9 @@ async def test_blob_round_trip_and_duplicate_blob(relay: RelayProcess, tmp_path:
         assert len(files) == 1  # the retry's copy was removed
 
 
-async def test_long_poll_delivers_a_new_message(relay: RelayProcess) -> None:
+async def test_long_poll_delivers_a_new_message(shared_relay: RelayProcess) -> None:
     box = mailbox_id()
-    async with relay.client() as owner, relay.client() as reader:
+    async with shared_relay.client() as owner, shared_relay.client() as reader:
         await owner.create_mailbox(box)
         poll = asyncio.create_task(reader.list_messages(box, after=0, wait=20))
         await asyncio.sleep(0.3)
@@ -126,9 +127,9 @@ async def test_long_poll_delivers_a_new_message(relay: RelayProcess) -> None:
         assert empty.messages == () and empty.last_seq == 1
 
 
-async def test_websocket_delivery(relay: RelayProcess) -> None:
+async def test_websocket_delivery(shared_relay: RelayProcess) -> None:
     box, other = mailbox_id(), mailbox_id()
-    async with relay.client() as owner:
+    async with shared_relay.client() as owner:
         await owner.create_mailbox(box)
         sub = await owner.subscribe([box, other])
         first = await sub.next_event()
@@ -217,9 +218,9 @@ async def test_graceful_stop_finishes_in_flight_upload(relay: RelayProcess) -> N
         assert await owner.fetch(box, 1) == body
 
 
-async def test_batch_upload_is_exactly_once_per_item(relay: RelayProcess) -> None:
+async def test_batch_upload_is_exactly_once_per_item(shared_relay: RelayProcess) -> None:
     a, b, foreign = mailbox_id(), mailbox_id(), mailbox_id()
-    async with relay.client() as owner:
+    async with shared_relay.client() as owner:
         await owner.create_mailbox(a)
         await owner.create_mailbox(b)
         await owner.upload(a, b"single", "s0")
@@ -257,3 +258,35 @@ async def test_batch_upload_is_exactly_once_per_item(relay: RelayProcess) -> Non
             b"m9",
             b"new",
         ]
+
+
+async def test_logs_hold_no_tokens_and_no_payloads(tmp_path: Path) -> None:
+    relay = RelayProcess(
+        data_dir=tmp_path / "data", log_level="DEBUG", config_text='log_format = "json"\n'
+    )
+    relay.owner_token = run_cli("accounts", "add", "home", data_dir=relay.data_dir).split()[-1]
+    relay.start()
+    try:
+        box = mailbox_id()
+        secret_body = b"PLAINTEXT-MARKER-" + os.urandom(8).hex().encode()
+        async with relay.client() as owner:
+            await owner.create_mailbox(box)
+            device = await owner.create_device("phone")
+            await owner.upload(box, secret_body, "m1", push=b"PUSH-MARKER")
+            await owner.upload(box, secret_body * 2000, "m2")  # a blob
+        async with relay.client("pst_0123456789abcdef_" + "x" * 43) as bad:
+            with pytest.raises(RelayRejectedError):
+                await bad.me()
+    finally:
+        relay.stop()
+    log = (tmp_path / "relay.log").read_text()
+    assert '"level": "debug"' in log or '"level":"debug"' in log  # JSON lines, debug on
+    for secret in (
+        relay.owner_token,
+        device.token,
+        "x" * 43,
+        secret_body.decode(),
+        "PUSH-MARKER",
+        box,
+    ):
+        assert secret not in log

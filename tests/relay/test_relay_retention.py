@@ -143,3 +143,14 @@ async def test_push_payload_limits(inproc: InProcess) -> None:
         assert (err.value.status, err.value.code) == (413, "push_too_large")
         assert (await c.upload(box, b"x", "p2", push=os.urandom(4096))).seq == 1
         assert (await c.mailbox_info(box)).count == 1
+
+
+async def test_blob_download_on_the_stdlib_loop(inproc: InProcess) -> None:
+    """In-process tests run on the stdlib loop: this exercises the zero-copy sendfile path
+    (the process tests run uvloop, which takes the pread path)."""
+    box = mailbox_id()
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    async with inproc.client() as c:
+        await c.create_mailbox(box)
+        seq = (await c.upload(box, data, "big")).seq
+        assert await c.fetch(box, seq) == data

@@ -343,6 +343,11 @@ class ClipStore:
             if size > sidecar.size:
                 log.info("clip %s: cutting %d unrecorded bytes", clip, size - sidecar.size)
                 os.truncate(part, sidecar.size)
+            # A crash right after appending a fragment kept aside leaves its copy behind.
+            for index in self._waiting(clip):
+                if index < sidecar.next_index:
+                    self._aside_meta(clip).pop(index, None)
+                    self._ahead(clip, index).unlink(missing_ok=True)
             # A crash while appending fragments kept aside leaves the next one still aside (it
             # was acknowledged when it was put there, so nobody will send it again): resume.
             self._drain(clip, sidecar)

@@ -31,6 +31,7 @@ T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 _log = logging.getLogger(__name__)
 _MAX_BATCH = 512
+CHECKPOINT_INTERVAL = 0.5  # seconds between PASSIVE WAL checkpoints
 
 
 def connect(path: Path, durability: Literal["full", "normal"] = "full") -> sqlite3.Connection:
@@ -54,12 +55,23 @@ class Database:
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._fault: Callable[[], None] | None = None  # tests inject disk errors here
+        self._checkpointer: threading.Thread | None = None
+        self._stop_checkpoints = threading.Event()
 
     def open(self, init: Op) -> None:
         self._conn = connect(self._path, self._durability)
         init(self._conn)
+        # Checkpoints (copying the WAL into the database file, with its own fsyncs) would
+        # otherwise run inside whichever COMMIT crosses the threshold and stall that batch;
+        # a separate thread does them in PASSIVE mode, which never blocks the writer.
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._reader = connect(self._path, self._durability)
         self._reader.execute("PRAGMA query_only=ON")
+        self._stop_checkpoints.clear()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoints, name="relay-db-ckpt", daemon=True
+        )
+        self._checkpointer.start()
         self._thread = threading.Thread(target=self._work, name="relay-db", daemon=True)
         self._thread.start()
 
@@ -69,6 +81,10 @@ class Database:
             self._queue.put(None)
             self._thread.join()
             self._thread = None
+        if self._checkpointer is not None:
+            self._stop_checkpoints.set()
+            self._checkpointer.join()
+            self._checkpointer = None
         for conn in (self._conn, self._reader):
             if conn is not None:
                 conn.close()
@@ -84,6 +100,21 @@ class Database:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put((fn, future))
         return await future
+
+    def _checkpoints(self) -> None:
+        conn = connect(self._path, self._durability)
+        try:
+            while not self._stop_checkpoints.wait(CHECKPOINT_INTERVAL):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # retried next interval; the WAL just grows
+                    _log.warning("WAL checkpoint failed: %s", exc)
+            # Stopping: fold the whole WAL back so the data directory is compact at rest.
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:
+            _log.warning("final WAL checkpoint failed: %s", exc)
+        finally:
+            conn.close()
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a short read-only ``fn`` now, on the calling thread (see the module doc)."""

@@ -24,7 +24,7 @@ def fragment(index: int) -> ClipFragment:
 
 def main() -> None:
     store = ClipStore(Path(sys.argv[1]))
-    for index in map(int, sys.argv[2].split(",")):
+    for index in (int(x) for x in sys.argv[2].split(",") if x):  # may be empty: all acked
         store.add(fragment(index))
         sys.stdout.write(f"{index}\n")
         sys.stdout.flush()

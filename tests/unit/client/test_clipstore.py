@@ -194,3 +194,14 @@ def test_fragments_kept_aside_are_read_back_once(
     store.add(frag(0, last=30))
     assert store.clip_path(CLIP).read_bytes() == expected(30)
     assert len(reads) <= 31 + 1  # one read per fragment when it is appended (+ the miss at 31)
+
+
+def test_a_leftover_copy_of_an_appended_fragment_is_removed_on_open(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path)
+    store.add(frag(0))
+    store.add(frag(1))
+    # A crash between recording fragment 1 and deleting its early copy.
+    (tmp_path / "partial" / f"{CLIP}.1.ahead").write_bytes(frag(1).encode())
+    store = ClipStore(tmp_path)
+    assert store.incomplete()[0].waiting == ()
+    assert not (tmp_path / "partial" / f"{CLIP}.1.ahead").exists()

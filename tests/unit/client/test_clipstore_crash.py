@@ -20,15 +20,28 @@ from clipstore_crash_child import CLIP, LAST, fragment
 CHILD = Path(__file__).with_name("clipstore_crash_child.py")
 
 
+def kill_after_progress(proc: subprocess.Popen[bytes], lines: int, extra: float) -> bytes:
+    """SIGKILL ``proc`` at a random moment *after* it reported ``lines`` lines of progress
+    (waiting for progress, not for a fixed time, keeps the test valid on a loaded machine)."""
+    assert proc.stdout is not None
+    seen = []
+    while len(seen) < lines and (line := proc.stdout.readline()):
+        seen.append(line)
+    time.sleep(extra)
+    proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    return b"".join(seen) + out
+
+
 def run(root: Path, order: list[int], kill_after: float | None) -> set[int]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     args = [sys.executable, str(CHILD), str(root), ",".join(map(str, order))]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, env=env)
     if kill_after is not None:
-        time.sleep(kill_after)
-        proc.send_signal(signal.SIGKILL)
-    out, _ = proc.communicate(timeout=60)
-    assert kill_after is not None or proc.returncode == 0
+        out = kill_after_progress(proc, 2, kill_after)
+    else:
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0
     return {int(line) for line in out.decode().split()}
 
 
@@ -42,7 +55,7 @@ def test_every_fragment_acknowledged_survives_and_the_clip_is_exact(tmp_path: Pa
         todo = [i for i in range(LAST + 1) if i not in acked]
         todo += rng.sample(sorted(acked), min(3, len(acked)))
         rng.shuffle(todo)
-        acked |= run(tmp_path, todo, rng.uniform(0.25, 0.6))
+        acked |= run(tmp_path, todo, rng.uniform(0.0, 0.3))
         store = ClipStore(tmp_path)  # recovery on open must leave a consistent store
         assert not list((tmp_path / "partial").glob("*.tmp"))
         for clip in store.incomplete():

@@ -20,14 +20,25 @@ from outbox_crash_child import MB, ciphertext
 CHILD = Path(__file__).with_name("outbox_crash_child.py")
 
 
+def kill_after_progress(proc: subprocess.Popen[bytes], lines: int, extra: float) -> bytes:
+    """SIGKILL ``proc`` at a random moment *after* it reported ``lines`` lines of progress
+    (waiting for progress, not for a fixed time, keeps the test valid on a loaded machine)."""
+    assert proc.stdout is not None
+    seen = []
+    while len(seen) < lines and (line := proc.stdout.readline()):
+        seen.append(line)
+    time.sleep(extra)
+    proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    return b"".join(seen) + out
+
+
 def run_and_kill(root: Path, start: int, delay: float) -> tuple[set[int], set[int]]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
         [sys.executable, str(CHILD), str(root), str(start)], stdout=subprocess.PIPE, env=env
     )
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    out, _ = proc.communicate(timeout=30)
+    out = kill_after_progress(proc, 3, delay)
     appended, uploaded = set(), set()
     for line in out.decode().splitlines():
         tag, _, value = line.partition(" ")
@@ -44,7 +55,7 @@ def test_kill_9_loses_nothing_acknowledged_and_leaves_no_partial_file(tmp_path: 
     start = 0
     rounds = 6
     for _ in range(rounds):
-        appended, up = run_and_kill(tmp_path, start, rng.uniform(0.3, 1.2))
+        appended, up = run_and_kill(tmp_path, start, rng.uniform(0.0, 0.4))
         acked |= appended
         uploaded |= up
         outbox = Outbox(tmp_path / "outbox", quota_bytes=1 << 30)

@@ -22,6 +22,19 @@ from sender_crash_child import MB, FileCipher, message
 CHILD = Path(__file__).with_name("sender_crash_child.py")
 
 
+def kill_after_progress(proc: subprocess.Popen[bytes], lines: int, extra: float) -> bytes:
+    """SIGKILL ``proc`` at a random moment *after* it reported ``lines`` lines of progress
+    (waiting for progress, not for a fixed time, keeps the test valid on a loaded machine)."""
+    assert proc.stdout is not None
+    seen = []
+    while len(seen) < lines and (line := proc.stdout.readline()):
+        seen.append(line)
+    time.sleep(extra)
+    proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    return b"".join(seen) + out
+
+
 @pytest.mark.slow
 def test_kill_9_never_loses_a_commit_or_a_message(tmp_path: Path) -> None:
     rng = random.Random(7)
@@ -31,9 +44,7 @@ def test_kill_9_never_loses_a_commit_or_a_message(tmp_path: Path) -> None:
         proc = subprocess.Popen(
             [sys.executable, str(CHILD), str(tmp_path)], stdout=subprocess.PIPE, env=env
         )
-        time.sleep(rng.uniform(0.4, 1.0))
-        proc.send_signal(signal.SIGKILL)
-        out, _ = proc.communicate(timeout=30)
+        out = kill_after_progress(proc, 3, rng.uniform(0.0, 0.4))
         confirmed += len(out.split(b"\n")) - 1
     # One last start runs recovery; stop it right away by killing it after recovery finished.
     proc = subprocess.Popen(
