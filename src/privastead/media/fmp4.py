@@ -174,6 +174,34 @@ def fragment_info(piece: bytes) -> list[TrackRun]:
     return runs
 
 
+def starts_with_sync_sample(piece: bytes, track_id: int = 1) -> bool:
+    """Whether the first sample of ``track_id`` in ``piece`` is a sync sample (a keyframe),
+    from the ``trun`` first-sample or per-sample flags, else the ``tfhd`` default."""
+    for moof_start, moof_end in _find(piece, 0, len(piece), b"moof"):
+        for traf_start, traf_end in _find(piece, moof_start, moof_end, b"traf"):
+            flags_value: int | None = None
+            this_track = False
+            for kind, s, _e in _children(piece, traf_start, traf_end):
+                flags = int.from_bytes(piece[s + 1 : s + 4], "big")
+                if kind == b"tfhd":
+                    this_track = struct.unpack_from(">I", piece, s + 4)[0] == track_id
+                    at = s + 8 + (8 if flags & 0x1 else 0)
+                    at += (4 if flags & 0x2 else 0) + (4 if flags & 0x8 else 0)
+                    at += 4 if flags & 0x10 else 0
+                    if flags & 0x20:
+                        flags_value = struct.unpack_from(">I", piece, at)[0]
+                elif kind == b"trun" and this_track:
+                    at = s + 8 + (4 if flags & 0x1 else 0)
+                    if flags & 0x4:
+                        flags_value = struct.unpack_from(">I", piece, at)[0]
+                    elif flags & 0x400:
+                        at += (4 if flags & 0x4 else 0) + (4 if flags & 0x100 else 0)
+                        at += 4 if flags & 0x200 else 0
+                        flags_value = struct.unpack_from(">I", piece, at)[0]
+                    return flags_value is not None and not flags_value & 0x10000
+    return False
+
+
 def track_timescales(init: bytes) -> dict[int, int]:
     """Track id -> timescale, from an init segment's ``moov``."""
     scales: dict[int, int] = {}
@@ -199,5 +227,6 @@ __all__ = [
     "copy_packet",
     "fragment_info",
     "open_muxer",
+    "starts_with_sync_sample",
     "track_timescales",
 ]
