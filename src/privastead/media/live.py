@@ -50,6 +50,7 @@ class LiveFragment:
     data: bytes
     is_init: bool
     media_time: float  # seconds on the session's output timeline of its first video frame
+    source_first: float  # camera-timeline seconds of its first video frame
     source_pts: float  # camera-timeline seconds of its newest video frame
     arrived: float  # wall-clock seconds when its newest video packet reached the hub
     emitted: float  # wall-clock seconds when it was cut
@@ -62,6 +63,7 @@ class _Muxed:
     """A video packet handed to the muxer, waiting for its fragment to be written."""
 
     source_pts: float
+    media_time: float  # on the output timeline (the offset may change before it is written)
     arrived: float
     keyframe: bool
 
@@ -121,7 +123,9 @@ class LiveFragmenter:
                 self._frame_step = packet.pts - self._last_video
             self._last_video = packet.pts
             out.stream = self._video
-            self._muxed.append(_Muxed(packet.pts, packet.arrived, packet.keyframe))
+            self._muxed.append(
+                _Muxed(packet.pts, packet.pts - self._offset, packet.arrived, packet.keyframe)
+            )
         elif self._audio is not None:
             if out.dts is None or out.dts <= self._last_audio_dts:
                 return self._take()  # audio overlapping a skip: the muxer needs rising dts
@@ -192,13 +196,13 @@ class LiveFragmenter:
     def _emit(self, data: bytes, *, is_init: bool, group: list[_Muxed]) -> None:
         newest = group[-1] if group else None
         first = group[0] if group else None
-        offset = self._offset or 0.0
         self._ready.append(
             LiveFragment(
                 self._index,
                 data,
                 is_init,
-                (first.source_pts - offset) if first else 0.0,
+                first.media_time if first else 0.0,
+                first.source_pts if first else 0.0,
                 newest.source_pts if newest else 0.0,
                 newest.arrived if newest else 0.0,
                 self.clock.time(),
