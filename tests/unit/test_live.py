@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import struct
 from functools import cache
 
 import av
@@ -180,3 +181,41 @@ def test_live_frames_match_what_camsim_drew() -> None:
         right = block_error(got, scene.render(index)[0])
         neighbour = min(block_error(got, scene.render(index + d)[0]) for d in (-1, 1))
         assert right < 6.0 and neighbour > max(6.0, 2 * right), (index, right, neighbour)
+
+
+def _boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
+    end = len(data) if end is None else end
+    out = []
+    while start + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", data, start)
+        out.append((kind, start + 8, start + size))
+        start += size
+    return out
+
+
+@pytest.mark.parametrize("codec", ["h264", "h265"])
+def test_fragments_have_the_structure_media_source_extensions_need(codec: str) -> None:
+    info, packets = _stream(codec)
+    fragments = _run(info, packets, LiveSettings(frames_per_fragment=3))
+    init = fragments[0].data
+    kinds = [k for k, _, _ in _boxes(init)]
+    assert kinds == [b"ftyp", b"moov"]
+    moov = next((s, e) for k, s, e in _boxes(init) if k == b"moov")
+    inside = [k for k, _, _ in _boxes(init, *moov)]
+    assert b"mvex" in inside  # fragmented: the samples live in moof boxes
+    sequence = []
+    for fragment in fragments[1:]:
+        top = _boxes(fragment.data)
+        assert [k for k, _, _ in top] == [b"moof", b"mdat"] * (len(top) // 2)
+        for kind, s, e in top:
+            if kind != b"moof":
+                continue
+            children = _boxes(fragment.data, s, e)
+            mfhd = next(c for c in children if c[0] == b"mfhd")
+            sequence.append(struct.unpack_from(">I", fragment.data, mfhd[1] + 4)[0])
+            for _, ts, te in (c for c in children if c[0] == b"traf"):
+                parts = {k: (ps, pe) for k, ps, pe in _boxes(fragment.data, ts, te)}
+                assert b"tfdt" in parts and b"trun" in parts
+                flags = int.from_bytes(fragment.data[parts[b"tfhd"][0] + 1 : parts[b"tfhd"][0] + 4])
+                assert flags & 0x020000  # default-base-is-moof
+    assert sequence == list(range(sequence[0], sequence[0] + len(sequence)))
