@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 
+from privastead.errors import CorruptMediaError
 from privastead.media.live import LiveFragmenter, LiveSettings
 from privastead.media.transcode import (
     FragmentTranscoder,
@@ -135,3 +136,27 @@ def test_a_transcoder_that_falls_behind_drops_to_a_keyframe() -> None:
     assert max(steps) == pytest.approx(1 / 15, abs=1e-3)  # continuous despite the drop
     _, original = _frames(_mp4("h265"))
     assert np.abs(_luma(frames[3]) - _luma(original[30])).mean() < 3.0
+
+
+def test_a_bad_init_segment_stops_the_live_transcoder_with_a_media_error() -> None:
+    pieces = _live_fragments("h265")
+    transcoder = LiveTranscoder(lambda _piece: None)
+    transcoder.feed(b"\x00\x00\x00\x10ftypgarbage!")  # not an init segment
+    deadline = time.monotonic() + 10
+    while transcoder.error is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert isinstance(transcoder.error, CorruptMediaError)
+    with pytest.raises(CorruptMediaError):
+        transcoder.feed(pieces[1])
+    transcoder.close()
+    with pytest.raises(CorruptMediaError):
+        transcode_clip_of(b"not an mp4")
+
+
+def transcode_clip_of(data: bytes) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "in.mp4"
+        src.write_bytes(data)
+        transcode_clip(src, Path(tmp) / "out.mp4")

@@ -186,7 +186,8 @@ class LiveFragmenter:
     def _span(self) -> float:
         if not self._group:
             return 0.0
-        return self._group[-1].source_pts - self._group[0].source_pts + self._frame_step
+        # Output time, not camera time: a skip inside the group must not look like a long span.
+        return self._group[-1].media_time - self._group[0].media_time + self._frame_step
 
     def _cut(self) -> None:
         if self._pieces:

@@ -288,6 +288,8 @@ class LiveTranscoder:
         with self._cond:
             if self._closing:
                 raise MediaError("live transcoder is closed")
+            if self.error is not None:
+                raise self.error  # the worker stopped: the caller should end the live view
             if self._init is None:
                 self._init = piece  # the first piece is the init segment: never dropped
             elif len(self._queue) >= self.settings.max_queued:
