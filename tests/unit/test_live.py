@@ -13,6 +13,7 @@ import pytest
 
 from privastead.camsim.scene import make_scene
 from privastead.clock import FakeClock
+from privastead.media.fmp4 import mime_codec
 from privastead.media.ingest import MediaPacket, StreamInfo
 from privastead.media.live import LiveFragment, LiveFragmenter, LiveSession, LiveSettings
 from privastead.media.ring import PacketRing
@@ -219,3 +220,13 @@ def test_fragments_have_the_structure_media_source_extensions_need(codec: str) -
                 flags = int.from_bytes(fragment.data[parts[b"tfhd"][0] + 1 : parts[b"tfhd"][0] + 4])
                 assert flags & 0x020000  # default-base-is-moof
     assert sequence == list(range(sequence[0], sequence[0] + len(sequence)))
+
+
+def test_mime_codec_names_the_stream_for_media_source() -> None:
+    h264 = _run(*_stream("h264"), LiveSettings())[0].data
+    h265 = _run(*_stream("h265"), LiveSettings())[0].data
+    info, _ = _stream("h264")
+    profile = {"High": "64", "Main": "4D", "Constrained Baseline": "42"}[info.video.profile]
+    assert mime_codec(h264).startswith(f"avc1.{profile}")
+    assert len(mime_codec(h264)) == len("avc1.64000C")
+    assert mime_codec(h265).startswith("hvc1.1.6.L")  # Main profile, main tier

@@ -202,6 +202,51 @@ def starts_with_sync_sample(piece: bytes, track_id: int = 1) -> bool:
     return False
 
 
+def _path(data: bytes, start: int, end: int, *kinds: bytes) -> tuple[int, int] | None:
+    for kind in kinds:
+        found = _find(data, start, end, kind)
+        if not found:
+            return None
+        start, end = found[0]
+    return start, end
+
+
+def mime_codec(init: bytes) -> str:
+    """The RFC 6381 ``codecs=`` value of an init segment's video track, for
+    ``MediaSource.isTypeSupported``/``addSourceBuffer`` (e.g. ``avc1.64001F``)."""
+    for moov_start, moov_end in _find(init, 0, len(init), b"moov"):
+        for trak_start, trak_end in _find(init, moov_start, moov_end, b"trak"):
+            stsd = _path(init, trak_start, trak_end, b"mdia", b"minf", b"stbl", b"stsd")
+            if stsd is None:
+                continue
+            for entry, s, e in _children(init, stsd[0] + 8, stsd[1]):
+                # a visual sample entry has 78 bytes of fields before its child boxes
+                children = {k: (cs, ce) for k, cs, ce in _children(init, s + 78, e)}
+                if entry in (b"avc1", b"avc3") and b"avcC" in children:
+                    at = children[b"avcC"][0]
+                    return entry.decode() + "." + init[at + 1 : at + 4].hex().upper()
+                if entry in (b"hvc1", b"hev1") and b"hvcC" in children:
+                    return entry.decode() + "." + _hevc_codec(init, children[b"hvcC"][0])
+    raise MediaError("init segment has no H.264/H.265 video track")
+
+
+def _hevc_codec(data: bytes, at: int) -> str:
+    """ISO/IEC 14496-15 Annex E: profile, compatibility flags (bit-reversed), tier+level,
+    constraint bytes without trailing zeros."""
+    first = data[at + 1]
+    space = ("", "A", "B", "C")[first >> 6]
+    tier = "H" if first & 0x20 else "L"
+    profile = first & 0x1F
+    compat = int(f"{int.from_bytes(data[at + 2 : at + 6], 'big'):032b}"[::-1], 2)
+    constraints = bytearray(data[at + 6 : at + 12])
+    while constraints and constraints[-1] == 0:
+        constraints.pop()
+    level = data[at + 12]
+    parts = [f"{space}{profile}", f"{compat:X}", f"{tier}{level}"]
+    parts += [f"{b:X}" for b in constraints]
+    return ".".join(parts)
+
+
 def track_timescales(init: bytes) -> dict[int, int]:
     """Track id -> timescale, from an init segment's ``moov``."""
     scales: dict[int, int] = {}
@@ -226,6 +271,7 @@ __all__ = [
     "TrackRun",
     "copy_packet",
     "fragment_info",
+    "mime_codec",
     "open_muxer",
     "starts_with_sync_sample",
     "track_timescales",
