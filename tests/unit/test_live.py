@@ -160,6 +160,11 @@ def test_time_limit_and_camera_reconnect_end_the_session(clock: FakeClock) -> No
     assert session.ended == "time limit reached"
     drained = list(iter(lambda: session.get(0), None))
     assert sum(f.frames for f in drained) == 10
+    silent = LiveSession(info, None, LiveSettings(max_session_seconds=1.0), clock)
+    silent.push(packets[0])
+    clock.advance(2.0)  # the camera sends nothing more: the viewer's get() ends it
+    assert [f.is_init for f in iter(lambda: silent.get(0), None)] == [True, False]
+    assert silent.ended == "time limit reached"
     other = LiveSession(info, None, LiveSettings(), clock)
     other.push(packets[0])
     p = packets[1]

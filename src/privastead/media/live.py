@@ -250,10 +250,7 @@ class LiveSession:
 
     def push(self, packet: MediaPacket) -> None:
         with self._cond:
-            if self.ended is not None:
-                return
-            if self.clock.monotonic() >= self._deadline:
-                self._end_locked("time limit reached")
+            if self._over():
                 return
             if len(self._queue) >= self.settings.max_queued:
                 # The consumer is behind: drop this packet and everything up to a keyframe
@@ -295,11 +292,19 @@ class LiveSession:
         """The next fragment (the init segment first); None when the session has ended and
         everything was taken, or on timeout."""
         with self._cond:
-            if not self._queue and self.ended is None:
+            # checked here too: a silent camera pushes nothing, the viewer still polls
+            if not self._queue and not self._over():
                 self._cond.wait(timeout)
+                self._over()
             if self._queue:
                 return self._queue.popleft()
             return None
+
+    def _over(self) -> bool:
+        """Whether the session has ended (ending it first when its time is up)."""
+        if self.ended is None and self.clock.monotonic() >= self._deadline:
+            self._end_locked("time limit reached")
+        return self.ended is not None
 
     @property
     def queued(self) -> int:
