@@ -12,7 +12,13 @@ DESCRIPTION = (
 )
 
 # One row per subcommand; each module has add_arguments(parser) and run(args) -> int.
-COMMANDS: list[Command] = []
+COMMANDS: list[Command] = [
+    Command(
+        "ui",
+        "the local web UI on 127.0.0.1 (cameras, events, clips, live)",
+        "privastead.cli.app.ui",
+    ),
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,270 @@
+"""What the web UI reads: a narrow, read-mostly interface over the client's data.
+
+The server never touches MLS, SQLite or the clip store itself; it asks a ``UiSource``.
+``LocalSource`` implements it over the event log, the clip store's files and the health
+monitors; the parts that need a running client (livestream, devices, pairing) are hooks the
+caller passes in, so the UI runs (and says what is missing) without them. ``FakeSource`` in
+``fake.py`` is the in-memory version for tests and ``privastead-app ui --demo``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from privastead.client.eventlog import EventLog, EventRecord
+from privastead.client.health import HealthMonitor, HubHealth
+from privastead.errors import MediaError, PrivasteadError
+from privastead.media.fmp4 import mime_codec
+from privastead.protocol.messages import Box
+
+
+class Health(enum.StrEnum):
+    """A camera's state as the UI shows it (its hub's health, as the client judges it)."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+    DESYNC = "desync"
+    RELAY_UNREACHABLE = "relay_unreachable"
+
+
+_FROM_HUB = {
+    HubHealth.OK: Health.ONLINE,
+    HubHealth.HUB_OFFLINE: Health.OFFLINE,
+    HubHealth.RELAY_UNREACHABLE: Health.RELAY_UNREACHABLE,
+    HubHealth.DESYNC: Health.DESYNC,
+    HubHealth.STALE_EPOCH: Health.DESYNC,  # both mean: re-add this device
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    camera: str
+    at: float | None
+    score: float | None
+    boxes: tuple[Box, ...]  # normalised [x, y, w, h]
+    has_thumbnail: bool
+    clip_state: str  # eventlog.ClipState values: none, partial, complete, incomplete
+
+
+@dataclass(frozen=True)
+class Camera:
+    name: str
+    hub: str
+    health: Health
+    detail: str
+    last_heartbeat: float | None
+    last_event: Event | None
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    mime: str  # e.g. 'video/mp4; codecs="avc1.64001F"' ('video/mp4' when unknown)
+    complete: bool
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    role: str  # "hub", "this device", "other device"
+    hub: str
+    safety_code: str
+
+
+@dataclass(frozen=True)
+class PairingStep:
+    message: str
+    progress: float  # 0..1
+    safety_code: str | None = None  # set on the last step of a successful pairing
+    error: str | None = None  # set on the last step of a failed one
+
+
+class UnavailableError(PrivasteadError):
+    """The UI asked for something this client cannot provide now (no livestream hook...)."""
+
+
+LiveStream = AsyncGenerator[bytes, None]  # init segment first, then media fragments; aclose() stops
+
+
+class UiSource(Protocol):
+    async def cameras(self) -> list[Camera]: ...
+
+    async def events(self, camera: str, limit: int = 100) -> list[Event]: ...
+
+    async def event(self, event_id: str) -> Event | None: ...
+
+    async def thumbnail(self, event_id: str) -> bytes | None: ...
+
+    async def clip(self, event_id: str, *, h264: bool = False) -> Clip | None:
+        """The clip file; with ``h264`` an H.264 version (transcoded if need be)."""
+        ...
+
+    def live(self, camera: str, *, h264: bool = False) -> LiveStream:
+        """Start a livestream; iterate for fMP4 pieces (init first); ``aclose()`` stops it."""
+        ...
+
+    async def devices(self) -> list[Device]: ...
+
+    def pair(self, code: str) -> AsyncIterator[PairingStep]: ...
+
+
+def clip_mime(path: Path) -> str:
+    """The MSE/``<video>`` type of an fMP4 clip from its init segment (moov at the start)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(1 << 20)
+        return f'video/mp4; codecs="{mime_codec(head)}"'
+    except (OSError, MediaError):
+        return "video/mp4"
+
+
+def event_of(record: EventRecord) -> Event:
+    path = record.thumbnail_path
+    return Event(
+        event_id=record.event_id,
+        camera=record.camera,
+        at=record.at if record.at is not None else record.received_at,
+        score=record.score,
+        boxes=record.boxes,
+        has_thumbnail=path is not None and path.is_file(),
+        clip_state=record.clip_state.value,
+    )
+
+
+ClipTranscoder = Callable[[Path, Path], object]  # (src, dst); media.transcode.transcode_clip
+LiveOpener = Callable[[str, bool], LiveStream]  # (camera, h264)
+PairHook = Callable[[str], AsyncIterator[PairingStep]]
+
+
+async def _no_pairing(code: str) -> AsyncIterator[PairingStep]:
+    yield PairingStep("pairing needs the client's keys", 1.0, error="run `privastead-app pair`")
+
+
+def _newer(path: Path, than: Path) -> bool:
+    return path.is_file() and path.stat().st_mtime >= than.stat().st_mtime
+
+
+class LocalSource:
+    """The UI over this client's event log and clip files, and its hubs' health monitors."""
+
+    def __init__(
+        self,
+        events: EventLog,
+        *,
+        cache_dir: Path,
+        hubs: Mapping[str, HealthMonitor] | None = None,
+        camera_hubs: Mapping[str, str] | None = None,
+        devices: Callable[[], list[Device]] | None = None,
+        live: LiveOpener | None = None,
+        pair: PairHook | None = None,
+        transcode_clip: ClipTranscoder | None = None,
+    ) -> None:
+        self._log = events
+        self._cache = cache_dir
+        self._hubs = dict(hubs or {})
+        self._camera_hubs = dict(camera_hubs or {})
+        self._devices = devices
+        self._live = live
+        self._pair = pair or _no_pairing
+        self._transcode = transcode_clip
+        self._transcoding: dict[str, asyncio.Task[Path]] = {}
+
+    async def cameras(self) -> list[Camera]:
+        names = sorted(set(self._camera_hubs) | set(self._log.cameras()))
+        result = []
+        for name in names:
+            hub = self._camera_hubs.get(name, "")
+            monitor = self._hubs.get(hub)
+            latest = self._log.events(camera=name, limit=1)
+            if monitor is None:
+                health, detail, beat = Health.OFFLINE, "no health data from this hub yet", None
+            else:
+                report = monitor.report()
+                health, detail = _FROM_HUB[report.state], report.detail
+                beat = float(monitor.to_dict()["last_heartbeat"])
+            last = event_of(latest[0]) if latest else None
+            result.append(Camera(name, hub, health, detail, beat, last))
+        return result
+
+    async def events(self, camera: str, limit: int = 100) -> list[Event]:
+        return [event_of(r) for r in self._log.events(camera=camera, limit=limit)]
+
+    async def event(self, event_id: str) -> Event | None:
+        record = self._log.get(event_id)
+        return None if record is None else event_of(record)
+
+    async def thumbnail(self, event_id: str) -> bytes | None:
+        record = self._log.get(event_id)
+        if record is None or record.thumbnail_path is None:
+            return None
+        try:
+            return record.thumbnail_path.read_bytes()
+        except OSError:
+            return None
+
+    async def clip(self, event_id: str, *, h264: bool = False) -> Clip | None:
+        record = self._log.get(event_id)
+        if record is None or record.clip_path is None or not record.clip_path.is_file():
+            return None
+        path = record.clip_path
+        complete = record.clip_state.value == "complete"
+        mime = clip_mime(path)
+        if not h264 or "avc1" in mime or "avc3" in mime:
+            return Clip(path, mime, complete)
+        if self._transcode is None:
+            raise UnavailableError("this client has no H.265 to H.264 transcoder")
+        out = await self._transcoded(record.event_id, path)
+        return Clip(out, clip_mime(out), complete)
+
+    async def _transcoded(self, event_id: str, src: Path) -> Path:
+        dst = self._cache / f"{event_id}.h264.mp4"
+        if _newer(dst, src):
+            return dst
+        task = self._transcoding.get(event_id)
+        if task is None:  # one transcode per clip however many requests wait for it
+            task = asyncio.ensure_future(self._transcode_to(src, dst))
+            self._transcoding[event_id] = task
+            task.add_done_callback(lambda _t: self._transcoding.pop(event_id, None))
+        return await asyncio.shield(task)
+
+    async def _transcode_to(self, src: Path, dst: Path) -> Path:
+        assert self._transcode is not None
+        self._cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = dst.with_suffix(".tmp")
+        await asyncio.to_thread(self._transcode, src, tmp)
+        tmp.replace(dst)
+        return dst
+
+    def live(self, camera: str, *, h264: bool = False) -> LiveStream:
+        if self._live is None:
+            raise UnavailableError(
+                "livestream needs the client's receive loop (`privastead-app listen`)"
+            )
+        return self._live(camera, h264)
+
+    async def devices(self) -> list[Device]:
+        return [] if self._devices is None else self._devices()
+
+    def pair(self, code: str) -> AsyncIterator[PairingStep]:
+        return self._pair(code)
+
+
+__all__ = [
+    "Camera",
+    "Clip",
+    "Device",
+    "Event",
+    "Health",
+    "LiveStream",
+    "LocalSource",
+    "PairingStep",
+    "UiSource",
+    "UnavailableError",
+    "clip_mime",
+]

@@ -1,0 +1,278 @@
+// Privastead local UI: a small hash-routed page over this client's local API.
+// Everything is built with DOM calls (never innerHTML), so decrypted text stays text.
+'use strict';
+
+const main = document.getElementById('main');
+const banner = document.getElementById('banner');
+let cleanup = null; // stops the current page's livestream or pairing socket
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'style') Object.assign(el.style, v);
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false)
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return el;
+}
+
+async function api(path) {
+  const r = await fetch(path, {cache: 'no-store'});
+  if (!r.ok) throw new Error((await r.text()) || r.statusText);
+  return r.json();
+}
+
+const enc = encodeURIComponent;
+const HEALTH = {
+  online: 'Online', offline: 'Hub offline', desync: 'Out of sync', relay_unreachable: 'Relay unreachable',
+};
+const CLIP = {complete: 'Clip ready', partial: 'Clip arriving', incomplete: 'Clip incomplete', none: 'No clip yet'};
+
+function ago(t) {
+  if (!t) return 'never';
+  const s = Math.max(0, Date.now() / 1000 - t);
+  if (s < 60) return `${Math.round(s)} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
+const clock = t => new Date(t * 1000).toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'});
+const day = t => new Date(t * 1000).toLocaleDateString([], {weekday: 'long', month: 'long', day: 'numeric'});
+
+function loading(text) { return h('p', {class: 'loading'}, h('span', {class: 'spinner'}), text); }
+function status(text, error) {
+  return h('p', {class: 'status' + (error ? ' error' : ''), role: error ? 'alert' : 'status'},
+           error ? null : h('span', {class: 'spinner'}), text);
+}
+function show(...nodes) { main.replaceChildren(...nodes); }
+function badge(state, labels) { return h('span', {class: `badge ${state}`}, labels[state] || state); }
+
+function thumb(ev, big) {
+  const box = h('div', {class: 'thumb'});
+  if (ev && ev.has_thumbnail) {
+    box.append(h('img', {src: `api/events/${enc(ev.event_id)}/thumbnail.jpg`, alt: `event on ${ev.camera}`,
+                         loading: 'lazy'}));
+    for (const [x, y, w, hh] of ev.boxes)
+      box.append(h('div', {class: 'box', style: {left: `${x * 100}%`, top: `${y * 100}%`,
+                                                  width: `${w * 100}%`, height: `${hh * 100}%`}}));
+    if (ev.score !== null) box.append(h('span', {class: 'score'}, `score ${ev.score.toFixed(2)}`));
+  } else {
+    box.append(h('div', {class: 'empty'}, ev ? 'no thumbnail' : (big ? '' : 'no events yet')));
+  }
+  return box;
+}
+
+function setBanner(cams) {
+  const relay = cams.filter(c => c.health === 'relay_unreachable');
+  const offline = cams.filter(c => c.health === 'offline');
+  const desync = cams.filter(c => c.health === 'desync');
+  const msgs = [];
+  if (relay.length) msgs.push('The relay cannot be reached: new events will arrive when it answers again. Check this computer\'s network.');
+  if (offline.length) msgs.push(`Hub ${[...new Set(offline.map(c => c.hub))].join(', ')} is offline: no heartbeat lately. Check its power and network.`);
+  if (desync.length) msgs.push(`This device is out of sync with ${[...new Set(desync.map(c => c.hub))].join(', ')}: re-add it from the hub.`);
+  banner.hidden = msgs.length === 0;
+  banner.className = 'banner' + (relay.length || desync.length ? ' bad' : '');
+  banner.replaceChildren(...msgs.map(m => h('div', {}, m)));
+}
+
+async function camerasPage() {
+  show(h('h1', {}, 'Cameras'), loading('Loading cameras…'));
+  const cams = await api('api/cameras');
+  setBanner(cams);
+  const cards = cams.map(c => h('article', {class: 'card', 'data-camera': c.name},
+    thumb(c.last_event),
+    h('div', {class: 'body'},
+      h('div', {class: 'row'}, h('h2', {}, c.name), badge(c.health, HEALTH)),
+      h('p', {class: 'meta'}, `Hub ${c.hub || '—'} · `,
+        c.last_event ? `last event ${ago(c.last_event.at)}` : 'no events yet',
+        h('br'), c.detail),
+      h('div', {class: 'actions'},
+        h('a', {class: 'btn', href: `#/camera/${enc(c.name)}`}, 'Events'),
+        h('a', {class: 'btn primary', href: `#/live/${enc(c.name)}`}, '● Live')))));
+  show(h('h1', {}, 'Cameras'),
+       h('p', {class: 'sub'}, `${cams.length} camera${cams.length === 1 ? '' : 's'} · updated ${clock(Date.now() / 1000)}`),
+       cams.length ? h('div', {class: 'grid'}, cards)
+                   : h('p', {class: 'empty-state'}, 'No cameras yet. Pair a hub to see its cameras here.'));
+}
+
+async function cameraPage(name) {
+  const head = [h('div', {class: 'crumbs'}, h('a', {href: '#/cameras'}, 'Cameras'), ' / ', name),
+                h('h1', {}, `${name} · events`)];
+  show(...head, loading('Loading events…'));
+  const events = await api(`api/cameras/${enc(name)}/events`);
+  const nodes = [...head, h('p', {class: 'sub'}, `${events.length} most recent events, newest first`,
+                              ' · ', h('a', {href: `#/live/${enc(name)}`}, 'watch live'))];
+  if (!events.length) nodes.push(h('p', {class: 'empty-state'}, 'No events from this camera yet.'));
+  let current = null, grid = null;
+  for (const ev of events) {
+    const d = day(ev.at);
+    if (d !== current) { current = d; nodes.push(h('div', {class: 'day'}, d)); grid = h('div', {class: 'events'}); nodes.push(grid); }
+    grid.append(h('a', {class: 'card event', href: `#/event/${enc(ev.event_id)}`, 'data-event': ev.event_id},
+      thumb(ev),
+      h('div', {class: 'body row'}, h('strong', {}, clock(ev.at)), badge(ev.clip_state, CLIP))));
+  }
+  show(...nodes);
+}
+
+function canPlay(mime) {
+  return (window.MediaSource && MediaSource.isTypeSupported(mime)) ||
+         document.createElement('video').canPlayType(mime) === 'probably';
+}
+
+async function eventPage(id) {
+  show(loading('Loading event…'));
+  const {event: ev, clip} = await api(`api/events/${enc(id)}`);
+  const video = h('video', {id: 'clip', controls: true, muted: true, autoplay: true, playsinline: true});
+  video.muted = true;
+  const note = h('div', {});
+  const side = h('div', {class: 'card panel'},
+    h('dl', {}, h('dt', {}, 'Camera'), h('dd', {}, ev.camera),
+                h('dt', {}, 'Time'), h('dd', {}, `${day(ev.at)}, ${clock(ev.at)}`),
+                h('dt', {}, 'Score'), h('dd', {}, ev.score === null ? '—' : ev.score.toFixed(2)),
+                h('dt', {}, 'Clip'), h('dd', {}, badge(ev.clip_state, CLIP))),
+    h('p', {class: 'meta'}, 'Motion boxes from the hub\'s detector:'), thumb(ev));
+  show(h('div', {class: 'crumbs'}, h('a', {href: '#/cameras'}, 'Cameras'), ' / ',
+         h('a', {href: `#/camera/${enc(ev.camera)}`}, ev.camera), ' / event'),
+       h('h1', {}, `Event at ${clock(ev.at)}`), h('p', {class: 'sub'}, ago(ev.at)),
+       h('div', {class: 'two'}, h('div', {}, h('div', {class: 'player'}, video), note), side));
+  if (!clip) { note.replaceChildren(status('The clip has not arrived yet; it follows the notification.', true)); return; }
+  const h264 = !canPlay(clip.mime);
+  note.replaceChildren(status(h264 ? 'This browser cannot play H.265: converting the clip to H.264…' : 'Loading the clip…'));
+  video.addEventListener('canplay', () => note.replaceChildren(
+    h('p', {class: 'meta'}, clip.complete ? 'Decrypted on this computer.' : 'Part of the clip is still arriving.',
+      ' ', h('a', {href: `api/events/${enc(id)}/clip.mp4`, download: `${ev.camera}-${id}.mp4`}, 'Download MP4'))), {once: true});
+  video.addEventListener('error', () => note.replaceChildren(status('The clip cannot be played.', true)));
+  video.src = `api/events/${enc(id)}/clip.mp4${h264 ? '?h264=1' : ''}`;
+}
+
+function livePage(name) {
+  const video = h('video', {id: 'live', muted: true, autoplay: true, playsinline: true});
+  video.muted = true;
+  const pill = h('span', {class: 'pill'}, 'connecting');
+  const note = h('div', {}, status('Asking the hub for a livestream…'));
+  const stop = h('button', {class: 'btn'}, 'Stop');
+  show(h('div', {class: 'crumbs'}, h('a', {href: '#/cameras'}, 'Cameras'), ' / ', name),
+       h('div', {class: 'row'}, h('h1', {}, `${name} · live`), stop),
+       h('p', {class: 'sub'}, 'End-to-end encrypted livestream, decrypted by this computer.'),
+       h('div', {class: 'player'}, video, h('div', {class: 'overlay'}, pill)), note);
+  let ws = null, stopped = false;
+  const end = text => {
+    stopped = true; if (ws) ws.close();
+    pill.textContent = 'stopped'; pill.className = 'pill'; stop.disabled = true;
+    if (text) note.replaceChildren(status(text, true));
+  };
+  stop.addEventListener('click', () => { end(null); note.replaceChildren(h('p', {class: 'meta'}, 'Livestream stopped. ',
+    h('a', {href: `#/live/${enc(name)}`, onclick: () => setTimeout(route)}, 'Start again'))); });
+  const open = h264 => {
+    ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${location.pathname}ws/live/${enc(name)}${h264 ? '?h264=1' : ''}`);
+    ws.binaryType = 'arraybuffer';
+    let buffer = null, queue = [], source = null, started = false;
+    const pump = () => {
+      if (!buffer || buffer.updating || !queue.length) return;
+      try { buffer.appendBuffer(queue.shift()); } catch (e) { end(`The browser refused the stream: ${e.message}`); }
+    };
+    ws.onmessage = msg => {
+      if (typeof msg.data === 'string') {
+        const m = JSON.parse(msg.data);
+        if (m.error) { end(m.error); return; }
+        if (!canPlay(m.mime)) {
+          if (h264) { end(`This browser cannot play ${m.mime}.`); return; }
+          note.replaceChildren(status('This browser cannot play H.265: asking for an H.264 stream…'));
+          ws.onclose = null; ws.close(); open(true); return;
+        }
+        note.replaceChildren(status('Waiting for the first picture…'));
+        source = new MediaSource();
+        video.src = URL.createObjectURL(source);
+        source.addEventListener('sourceopen', () => {
+          buffer = source.addSourceBuffer(m.mime);
+          buffer.mode = 'segments';
+          buffer.addEventListener('updateend', () => {
+            const r = buffer.buffered;
+            if (r.length) {
+              if (!started) { started = true; video.currentTime = r.start(0); video.play().catch(() => {}); }
+              const edge = r.end(r.length - 1);
+              if (edge - video.currentTime > 3) video.currentTime = edge - 0.5; // fell behind: jump to live
+              if (video.currentTime - r.start(0) > 30 && !buffer.updating) { buffer.remove(r.start(0), video.currentTime - 10); return; }
+            }
+            pump();
+          });
+          pump();
+        }, {once: true});
+        return;
+      }
+      queue.push(msg.data); pump();
+    };
+    ws.onclose = () => { if (!stopped) end('The livestream ended: the hub or the relay went away.'); };
+    ws.onerror = () => {};
+  };
+  video.addEventListener('playing', () => {
+    pill.textContent = 'LIVE'; pill.className = 'pill live';
+    note.replaceChildren(h('p', {class: 'meta'}, 'Live. Motion detection and recording continue while you watch.'));
+  });
+  open(false);
+  cleanup = () => { stopped = true; if (ws) ws.close(); };
+}
+
+async function devicesPage() {
+  show(h('h1', {}, 'Devices'), loading('Loading devices…'));
+  const devices = await api('api/devices');
+  show(h('h1', {}, 'Devices'),
+       h('p', {class: 'sub'}, 'Compare safety codes with what each hub and device shows: equal codes mean nobody sits in the middle.'),
+       devices.length ? h('div', {class: 'card'}, h('table', {},
+         h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Role'), h('th', {}, 'Hub'), h('th', {}, 'Safety code'))),
+         h('tbody', {}, devices.map(d => h('tr', {}, h('td', {}, h('strong', {}, d.name)), h('td', {}, d.role),
+                                           h('td', {}, d.hub), h('td', {class: 'code'}, d.safety_code))))))
+       : h('p', {class: 'empty-state'}, 'No devices yet: pair a hub first.'));
+}
+
+function pairPage() {
+  const code = h('textarea', {id: 'code', placeholder: 'PV1-…', spellcheck: 'false', autocomplete: 'off'});
+  const go = h('button', {class: 'btn primary', id: 'pair'}, 'Pair');
+  const out = h('div', {});
+  show(h('h1', {}, 'Pair a hub'),
+       h('p', {class: 'sub'}, 'On the hub, run privastead-hub pair and paste the code it prints here.'),
+       h('div', {class: 'card panel'}, code, h('div', {class: 'actions', style: {marginTop: '12px'}}, go), out));
+  go.addEventListener('click', () => {
+    if (!code.value.trim()) { out.replaceChildren(status('Paste the code first.', true)); return; }
+    go.disabled = true;
+    const bar = h('div', {}), steps = h('ul', {class: 'steps'});
+    out.replaceChildren(h('div', {class: 'progress'}, bar), steps);
+    const ws = new WebSocket(`ws://${location.host}${location.pathname}ws/pair`);
+    cleanup = () => ws.close();
+    ws.onopen = () => ws.send(JSON.stringify({code: code.value.trim()}));
+    ws.onmessage = msg => {
+      const s = JSON.parse(msg.data);
+      bar.style.width = `${Math.round(s.progress * 100)}%`;
+      steps.append(h('li', {class: s.error ? 'error' : ''}, s.error ? `${s.message}: ${s.error}` : s.message));
+      if (s.safety_code) out.append(h('p', {}, 'Paired. Check that the hub shows the same safety code:'),
+                                    h('div', {class: 'code safety', id: 'safety'}, s.safety_code));
+      if (s.error || s.safety_code) go.disabled = false;
+    };
+    ws.onclose = () => { go.disabled = false; };
+  });
+}
+
+async function route() {
+  if (cleanup) { cleanup(); cleanup = null; }
+  const [page, arg] = (location.hash.slice(2) || 'cameras').split('/').map(decodeURIComponent);
+  document.body.dataset.page = page;
+  for (const a of document.querySelectorAll('[data-nav]')) a.classList.toggle('active', a.dataset.nav === page || (page !== 'devices' && page !== 'pair' && a.dataset.nav === 'cameras'));
+  try {
+    if (page === 'camera') await cameraPage(arg);
+    else if (page === 'event') await eventPage(arg);
+    else if (page === 'live') livePage(arg);
+    else if (page === 'devices') await devicesPage();
+    else if (page === 'pair') pairPage();
+    else await camerasPage();
+  } catch (e) {
+    show(status(`Could not load this page: ${e.message}. Is privastead-app ui still running?`, true));
+  }
+  document.body.dataset.ready = page;
+}
+
+window.addEventListener('hashchange', route);
+route();
