@@ -34,12 +34,23 @@ from privastead.media.fmp4 import BoxSplitter, fragment_info, track_timescales
 from privastead.media.thumbnail import encode_jpeg
 
 
-def _frame(index: int, width: int, height: int, fps: int, tint: int) -> av.VideoFrame:
+def moving_box(index: int, fps: int) -> tuple[float, float, float, float]:
+    """Where the scene's box is in frame ``index``, normalised ``(x, y, w, h)``."""
     t = index / fps
+    w, h = 1 / 6, 1 / 3
+    return (
+        (1 - w) * (0.5 + 0.45 * np.sin(t * 1.3)),
+        (1 - h) * (0.55 + 0.3 * np.cos(t * 0.9)),
+        w,
+        h,
+    )
+
+
+def _frame(index: int, width: int, height: int, fps: int, tint: int) -> av.VideoFrame:
     y = np.tile(np.linspace(60, 150, width, dtype=np.uint8), (height, 1))
+    bx, by, _, _ = moving_box(index, fps)
     bw, bh = width // 6, height // 3
-    x0 = int((width - bw) * (0.5 + 0.45 * np.sin(t * 1.3)))
-    y0 = int((height - bh) * (0.55 + 0.3 * np.cos(t * 0.9)))
+    x0, y0 = int(bx * width), int(by * height)
     y[y0 : y0 + bh, x0 : x0 + bw] = 225
     # a clock bar along the bottom that fills once a second: motion you can see at a glance
     y[height - 6 :, : int(width * ((index % fps) + 1) / fps)] = 235
@@ -225,7 +236,13 @@ def demo_source(root: Path, *, now: float, events_per_camera: int = 4) -> FakeSo
         for i in range(events_per_camera):
             event_id = f"{n:02x}{i:02x}" + "e" * 28
             at = now - 600 * (i + 1) - 3600 * n
-            box = (0.12 + 0.15 * i, 0.3, 0.18, 0.36)
+            x, y, w, h = moving_box(7 + 9 * i, 10)  # the detector's box, a little padded
+            box = (
+                max(0.0, x - 0.01),
+                max(0.0, y - 0.02),
+                min(w + 0.02, 1 - x),
+                min(h + 0.04, 1 - y),
+            )
             state = "complete" if i != 1 else "partial"
             fake.events.append(Event(event_id, name, at, 0.42 + 0.13 * i, (box,), True, state))
             source.thumbnails[event_id] = synthetic_thumbnail(index=7 + 9 * i, tint=tint)

@@ -1,0 +1,207 @@
+"""The local web UI in a real browser: Debian's headless Chromium driven by Playwright (no
+browser download). Loads every page and saves a screenshot of each under artifacts/ui/, plays
+a clip (``readyState >= 2``, ``currentTime`` advances), plays a livestream through Media Source
+Extensions, pairs, and checks that a page of another origin cannot reach the UI."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from privastead.client.ui.fake import FakeSource, demo_source
+from privastead.client.ui.server import UiServer
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (scripts/system-deps.sh)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (the dev extra)")
+
+
+class Running:
+    """The UI server on its own event loop in a thread (Playwright's sync API owns the test's)."""
+
+    def __init__(self, source: FakeSource) -> None:
+        self.source = source
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server = UiServer(source)
+        self.url = asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(30)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    source = demo_source(tmp_path_factory.mktemp("ui"), now=time.time(), events_per_camera=4)
+    running = Running(source)
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required"]
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1180, "height": 800})
+    p = context.new_page()
+    errors: list[str] = []
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    yield p
+    context.close()
+    assert errors == []
+
+
+@pytest.fixture
+def shots(artifacts_dir: Path) -> Path:
+    path = artifacts_dir / "ui"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+IMAGES_LOADED = (
+    "() => [...document.querySelectorAll('.thumb img')].every(i => i.complete && i.naturalWidth)"
+)
+
+
+def _open(page: Any, ui: Running, route: str) -> None:
+    page.goto(ui.url + "#/" + route)
+    name = route.split("/", maxsplit=1)[0]
+    page.wait_for_selector(f"body[data-ready='{name}']")
+
+
+def _plays(page: Any, selector: str) -> None:
+    """The video reaches HAVE_CURRENT_DATA and its time moves forward."""
+    # Function predicates, not expression strings: the page's CSP forbids eval, as it should.
+    page.wait_for_function(
+        "s => document.querySelector(s)?.readyState >= 2", arg=selector, timeout=20000
+    )
+    start = page.evaluate("s => document.querySelector(s).currentTime", selector)
+    page.wait_for_function(
+        "([s, t]) => document.querySelector(s).currentTime > t + 0.3",
+        arg=[selector, start],
+        timeout=20000,
+    )
+    assert page.evaluate("s => document.querySelector(s).error", selector) is None
+
+
+def test_cameras_page(page: Any, ui: Running, shots: Path) -> None:
+    _open(page, ui, "cameras")
+    page.wait_for_function(IMAGES_LOADED)
+    cards = page.locator("[data-camera]")
+    assert cards.count() == 3
+    assert page.locator("[data-camera='garage'] .badge").inner_text() == "Hub offline"
+    assert "cabin is offline" in page.locator("#banner").inner_text()
+    assert page.locator("[data-camera='front-door'] .box").count() == 1  # boxes over the thumb
+    page.screenshot(path=shots / "cameras.png", full_page=True)
+    page.emulate_media(color_scheme="dark")
+    page.screenshot(path=shots / "cameras-dark.png", full_page=True)
+
+
+def test_event_timeline(page: Any, ui: Running, shots: Path) -> None:
+    _open(page, ui, "camera/garden")
+    page.wait_for_function(IMAGES_LOADED)
+    assert page.locator("[data-event]").count() == 4
+    assert page.locator("[data-event] .score").first.inner_text().startswith("score 0.")
+    page.screenshot(path=shots / "timeline.png", full_page=True)
+
+
+def test_clip_plays(page: Any, ui: Running, shots: Path) -> None:
+    _open(page, ui, "camera/front-door")
+    page.locator("[data-event]").first.click()
+    page.wait_for_selector("body[data-ready='event']")
+    _plays(page, "#clip")
+    page.wait_for_selector("text=Download MP4")
+    page.screenshot(path=shots / "clip.png", full_page=True)
+
+
+def test_live_view_plays_and_stops(page: Any, ui: Running, shots: Path) -> None:
+    stopped = ui.source.live_stopped
+    _open(page, ui, "live/garden")
+    _plays(page, "#live")
+    page.wait_for_selector(".pill.live")
+    page.screenshot(path=shots / "live.png", full_page=True)
+    page.goto(ui.url + "#/cameras")  # leaving the page closes the socket: the stream stops
+    page.wait_for_selector("body[data-ready='cameras']")
+    deadline = time.monotonic() + 10
+    while ui.source.live_stopped == stopped and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ui.source.live_stopped == stopped + 1
+
+
+def test_live_view_of_offline_camera_says_so(page: Any, ui: Running) -> None:
+    _open(page, ui, "live/garage")
+    page.wait_for_selector(".status.error")
+    assert "no livestream" in page.locator(".status.error").inner_text()
+
+
+def test_devices_page(page: Any, ui: Running, shots: Path) -> None:
+    _open(page, ui, "devices")
+    page.wait_for_selector("td.code")
+    assert "31842 90517" in page.locator("td.code").first.inner_text()
+    page.screenshot(path=shots / "devices.png", full_page=True)
+
+
+def test_pairing_page(page: Any, ui: Running, shots: Path) -> None:
+    _open(page, ui, "pair")
+    page.fill("#code", "PV1-example-pairing-code")
+    page.click("#pair")
+    page.wait_for_selector("#safety")
+    assert page.locator("#safety").inner_text() == "31842 90517 22406 77153"
+    assert page.locator(".steps li").count() == 4
+    page.screenshot(path=shots / "pair.png", full_page=True)
+
+
+def test_requests_without_secret_are_refused(page: Any, ui: Running) -> None:
+    base = ui.url.rsplit("/", 2)[0]
+    response = page.goto(base + "/")
+    assert response is not None and response.status == 403
+    response = page.goto(base + "/not-the-secret/api/cameras")
+    assert response is not None and response.status == 403
+
+
+def test_another_origin_cannot_use_the_ui(page: Any, ui: Running) -> None:
+    """A web page the owner visits knows the secret (worst case) and still gets nothing."""
+    started = ui.source.live_started
+    page.route(
+        "http://evil.test/",
+        lambda route: route.fulfill(content_type="text/html", body="<html><body>hi</body></html>"),
+    )
+    page.goto("http://evil.test/")
+    ws_url = ui.url.replace("http://", "ws://") + "ws/live/garden"
+    result = page.evaluate(
+        """async ([api, ws]) => {
+            let fetched;
+            try { fetched = (await fetch(api)).status; } catch (e) { fetched = 'blocked'; }
+            const socket = await new Promise(done => {
+                const s = new WebSocket(ws);
+                s.onopen = () => done('open');
+                s.onerror = () => done('refused');
+            });
+            return {fetched, socket};
+        }""",
+        [ui.url + "api/cameras", ws_url],
+    )
+    assert result == {"fetched": "blocked", "socket": "refused"}
+    assert ui.source.live_started == started
