@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from privastead.client.ui.fake import FakeSource, demo_source
+from privastead.client.ui.fake import FakeCamera, FakeSource, demo_source, synthetic_clip
 from privastead.client.ui.server import UiServer
+from privastead.client.ui.source import Camera, Event, Health
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -205,3 +206,33 @@ def test_another_origin_cannot_use_the_ui(page: Any, ui: Running) -> None:
     )
     assert result == {"fetched": "blocked", "socket": "refused"}
     assert ui.source.live_started == started
+
+
+def test_h265_clip_and_live_are_transcoded_for_chromium(
+    browser: Any, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    """Chromium has no software H.265: the page sees ``hvc1``, asks for ``?h264=1``, and the
+    client's real transcoder (media/transcode.py) makes H.264 for it."""
+    clip = synthetic_clip(2.0, codec="hevc")
+    path = tmp_path / "hevc.mp4"
+    path.write_bytes(b"".join(clip))
+    box = (0.1, 0.1, 0.2, 0.2)
+    event = Event("f" * 32, "porch-4k", time.time() - 30, 0.9, (box,), False, "complete")
+    source = FakeSource(clips={event.event_id: path})
+    camera = Camera("porch-4k", "home", Health.ONLINE, "ok", time.time(), None)
+    live = synthetic_clip(4.0, codec="hevc")
+    source.cameras_["porch-4k"] = FakeCamera(camera, [event], live=live)
+    running = Running(source)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        hevc = 'video/mp4; codecs="hvc1.1.6.L60.90"'
+        assert not page.evaluate("m => MediaSource.isTypeSupported(m)", hevc)
+        page.goto(running.url + "#/event/" + event.event_id)
+        _plays(page, "#clip")
+        page.goto(running.url + "#/live/porch-4k")
+        _plays(page, "#live")
+        assert source.h264_requests == [event.event_id, "porch-4k"]
+    finally:
+        context.close()
+        running.close()

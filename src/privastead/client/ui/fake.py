@@ -29,9 +29,11 @@ from privastead.client.ui.source import (
     PairingStep,
     UnavailableError,
     clip_mime,
+    h264_live,
 )
 from privastead.media.fmp4 import BoxSplitter, fragment_info, track_timescales
 from privastead.media.thumbnail import encode_jpeg
+from privastead.media.transcode import transcode_clip
 
 
 def moving_box(index: int, fps: int) -> tuple[float, float, float, float]:
@@ -147,6 +149,7 @@ class FakeSource:
     pair_delay: float = 0.3
     live_started: int = 0
     live_stopped: int = 0
+    h264_requests: list[str] = field(default_factory=list)  # cameras and events transcoded
 
     async def cameras(self) -> list[Camera]:
         result = []
@@ -176,13 +179,25 @@ class FakeSource:
         if path is None:
             return None
         event = await self.event(event_id)
-        return Clip(path, clip_mime(path), event is None or event.clip_state == "complete")
+        complete = event is None or event.clip_state == "complete"
+        mime = clip_mime(path)
+        if h264 and "avc1" not in mime:  # the real transcoder, as LocalSource uses it
+            out = path.with_suffix(".h264.mp4")
+            if not out.exists():
+                await asyncio.to_thread(transcode_clip, path, out)
+            self.h264_requests.append(event_id)
+            return Clip(out, clip_mime(out), complete)
+        return Clip(path, mime, complete)
 
     def live(self, camera: str, *, h264: bool = False) -> LiveStream:
         fake = self.cameras_.get(camera)
         if fake is None or fake.live is None:
             raise UnavailableError(f"camera {camera} has no livestream")
-        return self._loop(fake.live)
+        stream = self._loop(fake.live)
+        if h264:
+            self.h264_requests.append(camera)
+            return h264_live(stream)
+        return stream
 
     async def _loop(self, pieces: list[bytes]) -> LiveStream:
         init, fragments = pieces[0], pieces[1:]

@@ -20,6 +20,7 @@ from privastead.client.eventlog import EventLog, EventRecord
 from privastead.client.health import HealthMonitor, HubHealth
 from privastead.errors import MediaError, PrivasteadError
 from privastead.media.fmp4 import mime_codec
+from privastead.media.transcode import FragmentTranscoder, TranscodeSettings
 from privastead.protocol.messages import Box
 
 
@@ -138,8 +139,22 @@ def event_of(record: EventRecord) -> Event:
 
 
 ClipTranscoder = Callable[[Path, Path], object]  # (src, dst); media.transcode.transcode_clip
-LiveOpener = Callable[[str, bool], LiveStream]  # (camera, h264)
+LiveOpener = Callable[[str], LiveStream]  # the camera's own stream, decrypted
 PairHook = Callable[[str], AsyncIterator[PairingStep]]
+
+
+async def h264_live(stream: LiveStream, settings: TranscodeSettings | None = None) -> LiveStream:
+    """``stream`` as H.264 for a browser without H.265: H.264 passes through untouched, H.265 is
+    decoded and re-encoded piece by piece in a worker thread. Each piece is awaited before the
+    next is read, so a slow transcoder slows the source (which skips to keyframes) instead of
+    queueing here."""
+    coder = FragmentTranscoder(settings or TranscodeSettings(max_height=720))
+    try:
+        async for piece in stream:
+            for out in await asyncio.to_thread(coder.push, piece):
+                yield out
+    finally:
+        await stream.aclose()
 
 
 async def _no_pairing(code: str) -> AsyncIterator[PairingStep]:
@@ -246,7 +261,8 @@ class LocalSource:
             raise UnavailableError(
                 "livestream needs the client's receive loop (`privastead-app listen`)"
             )
-        return self._live(camera, h264)
+        stream = self._live(camera)
+        return h264_live(stream) if h264 else stream
 
     async def devices(self) -> list[Device]:
         return [] if self._devices is None else self._devices()
@@ -267,4 +283,5 @@ __all__ = [
     "UiSource",
     "UnavailableError",
     "clip_mime",
+    "h264_live",
 ]
