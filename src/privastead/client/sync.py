@@ -29,7 +29,7 @@ from privastead.client.receiver import GroupReceiver, Outcome
 from privastead.client.sink import LocalSink
 from privastead.clock import Clock
 from privastead.crypto import Identity
-from privastead.errors import RelayError
+from privastead.errors import CryptoError, RelayError
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import Heartbeat, ResendRequest
 from privastead.protocol.seq import SeqTracker
@@ -94,6 +94,7 @@ class Syncer:
             raise
         self.received = 0
         self.relay_error = ""  # the last round's relay failure, if any
+        self._own: set[tuple[str, int]] = set()  # (mailbox, relay seq) of our own uploads
 
     def _on_heartbeat(self, camera: str, beat: Heartbeat) -> None:
         local = {
@@ -127,8 +128,15 @@ class Syncer:
             if not page.messages:
                 return handled
             for info in page.messages:
+                if (group.entry.mailbox, info.seq) in self._own:
+                    # Our own proposal or request coming back: nothing to decrypt.
+                    self._own.discard((group.entry.mailbox, info.seq))
+                    await self._after(group, info.seq, Outcome(True, "own message"))
+                    handled += 1
+                    continue
                 body = await self.relay.body_of(group.entry.mailbox, info)
-                outcome = await asyncio.to_thread(group.receiver.handle, body)
+                # On the loop: the event log's SQLite connection belongs to this thread.
+                outcome = group.receiver.handle(body)
                 if not outcome.ack:
                     return handled  # a later epoch: its commit is not here yet
                 await self._after(group, info.seq, outcome)
@@ -162,37 +170,69 @@ class Syncer:
         request = ResendRequest(camera=entry.camera, group=entry.group, ranges=tuple(ranges))
         try:
             ciphertext = control.identity.encrypt(control.entry.group_id, request.encode())
-            await self.relay.upload(control.entry.mailbox, ciphertext, secrets.token_hex(16))
+            await self._upload(control.entry.mailbox, ciphertext)
         except Exception as e:  # a resend request is best effort; the gap stays reported
             log.warning("%s: resend request not sent: %s", entry.key, type(e).__name__)
 
+    async def _upload(self, mailbox: str, body: bytes) -> None:
+        result = await self.relay.upload(mailbox, body, secrets.token_hex(16))
+        self._own.add((mailbox, result.seq))
+
+    async def propose_updates(self) -> int:
+        """Fresh leaf keys for every group, proposed to the hub (the only committer), which
+        folds them into its next commit: post-compromise security for this device."""
+        sent = 0
+        for group in self.groups:
+            try:
+                proposal = group.identity.propose_update(group.entry.group_id)
+                await self._upload(group.entry.mailbox, proposal)
+                sent += 1
+            except (RelayError, CryptoError) as e:
+                log.warning("%s: update proposal not sent: %s", group.entry.key, e)
+        return sent
+
     # -- forever -----------------------------------------------------------------------------
 
-    async def listen(self, *, poll: float = 5.0, stop: asyncio.Event | None = None) -> None:
+    async def listen(
+        self,
+        *,
+        poll: float = 5.0,
+        stop: asyncio.Event | None = None,
+        update_interval: float = 86400.0,
+    ) -> None:
+        """Sync on every relay "new message" event (or every ``poll`` seconds without the
+        socket) until ``stop``; propose fresh keys every ``update_interval`` seconds."""
         stop = stop or asyncio.Event()
-        while not stop.is_set():
-            sub = None
-            with contextlib.suppress(RelayError):
-                sub = await self.relay.subscribe([g.entry.mailbox for g in self.groups])
-            try:
-                while not stop.is_set():
-                    await self.sync_once()
-                    if sub is None:
-                        await _wait(stop, poll)
-                        break
-                    try:
-                        async with asyncio.timeout(poll):
-                            await sub.next_event()
-                    except TimeoutError:
-                        pass
-                    except RelayError:
-                        break
-            finally:
-                if sub is not None:
+        next_update = self.clock.monotonic() + update_interval
+        sub = None
+        try:
+            while not stop.is_set():
+                if sub is None:
+                    with contextlib.suppress(RelayError):
+                        sub = await self.relay.subscribe([g.entry.mailbox for g in self.groups])
+                await self.sync_once()
+                if self.clock.monotonic() >= next_update:
+                    await self.propose_updates()
+                    next_update = self.clock.monotonic() + update_interval
+                report = self.health.check()
+                if report is not None:
+                    log.warning("hub health: %s: %s", report.state.value, report.detail)
+                if sub is None:
+                    await _wait(stop, poll)
+                    continue
+                try:
+                    async with asyncio.timeout(poll):
+                        await sub.next_event()
+                except TimeoutError:
+                    pass
+                except RelayError:
                     with contextlib.suppress(Exception):
                         await sub.close()
-            for report in filter(None, [self.health.check()]):
-                log.warning("hub health: %s", report)
+                    sub = None
+        finally:
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.close()
 
     # -- closing -----------------------------------------------------------------------------
 

@@ -21,20 +21,27 @@ import contextlib
 import functools
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from privastead import __version__
 from privastead.clock import Clock
+from privastead.errors import RelayError
 from privastead.hub.camera import EventNotice
-from privastead.hub.groups import HubGroups
+from privastead.hub.control import ControlReader
+from privastead.hub.groups import HubGroup, HubGroups
 from privastead.hub.outbox import Outbox
+from privastead.hub.sender import Sent
 from privastead.hub.uploader import Uploader
+from privastead.protocol.codec import Message
 from privastead.protocol.messages import ClipFragment, Heartbeat, Notification
 from privastead.relay.client import RelayClient
 
 log = logging.getLogger(__name__)
+
+MAX_INDEX = 200_000  # sent messages remembered for resends (the archive bounds them anyway)
 
 
 @dataclass
@@ -73,6 +80,10 @@ class Delivery:
         self.health = health  # callable: camera -> flat dict of health facts
         self.uploader = Uploader(outbox, relay, clock=clock)
         self._clips: dict[tuple[str, str], _Clip] = {}
+        # ("camera/group", app seq) -> outbox seq, to find a message again for a resend.
+        self.sent_index: dict[tuple[str, int], int] = {}
+        self.control = ControlReader(groups, outbox, relay, self.sent_index)
+        self.control_interval = 1.0
         self.sent_notifications = 0
         self.sent_fragments = 0
 
@@ -92,6 +103,26 @@ class Delivery:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.uploader.run())
             tasks.create_task(self._heartbeats())
+            tasks.create_task(self._read_control())
+
+    async def _read_control(self) -> None:
+        while True:
+            try:
+                await self.control.poll()
+            except RelayError as e:
+                log.warning("reading client messages: %s", e)
+            except Exception:  # never let a client's message stop the hub
+                log.exception("reading client messages failed")
+            await self.clock.sleep(self.control_interval)
+
+    def _send(self, group: HubGroup, build: Callable[[int], Message]) -> Sent:
+        seq = group.sender.next_seq
+        sent = group.sender.send(build)
+        self.sent_index[(group.key, sent.app_seq)] = seq
+        if len(self.sent_index) > MAX_INDEX:
+            for old in list(self.sent_index)[: MAX_INDEX // 4]:
+                del self.sent_index[old]
+        return sent
 
     # -- camera hooks (event loop) --------------------------------------------------------
 
@@ -106,7 +137,8 @@ class Delivery:
 
     def on_event(self, notice: EventNotice) -> None:
         group = self.groups.get(notice.camera, "events")
-        group.sender.send(
+        self._send(
+            group,
             lambda seq: Notification(
                 camera=notice.camera,
                 event_id=notice.event_id,
@@ -115,7 +147,7 @@ class Delivery:
                 boxes=notice.boxes,
                 seq=seq,
                 thumbnail=notice.thumbnail,
-            )
+            ),
         )
         self.sent_notifications += 1
 
@@ -152,7 +184,8 @@ class Delivery:
             return
         index, data = held
         group = self.groups.get(camera, "events")
-        sent = group.sender.send(
+        sent = self._send(
+            group,
             lambda seq: ClipFragment(
                 clip_id=state.clip_id,
                 event_id=state.event_id,
@@ -161,7 +194,7 @@ class Delivery:
                 is_init=index == 0,
                 seq=seq,
                 data=data,
-            )
+            ),
         )
         if not sent.accepted:
             state.refused = True
@@ -177,7 +210,7 @@ class Delivery:
             facts: dict[str, Any] = self.health(camera) if self.health is not None else {}
             group = self.groups.get(camera, "control")
             mine = {k: v for k, v in epochs.items() if k.startswith(camera + "/")}
-            group.sender.send(functools.partial(self._heartbeat, camera, facts, mine, status))
+            self._send(group, functools.partial(self._heartbeat, camera, facts, mine, status))
 
     def _heartbeat(
         self,

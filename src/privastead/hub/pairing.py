@@ -124,6 +124,9 @@ class HubPairing:
         ]
         if missing:
             raise PolicyError(f"pairing: the client sent no key package for {', '.join(missing)}")
+        for camera in cameras:
+            for name in GROUPS:  # exist before the client registers on them
+                await self.relay.create_mailbox(self.groups.get(camera, name).mailbox)
         device = await self.relay.create_device(request.device_name)
         grants, members = self._add_to_groups(cameras, request)
         accept = PairAccept(
