@@ -137,7 +137,7 @@ async def _pair(  # noqa: PLR0917 - one private step of pair()
     async with RelayClient(code.relay_url, accept.relay_token) as own:
         for entry in entries:
             await own.register(entry.mailbox)
-            last = (await own.mailbox_info(entry.mailbox)).last_seq
+            last = (await own.list_messages(entry.mailbox, limit=1)).last_seq
             if last > 0:
                 await own.ack(entry.mailbox, last)
             data.save_sync_state(entry, {"cursor": last})
