@@ -75,25 +75,27 @@ async def _measure(home: Home, client: Path, events: int, limit: float) -> dict[
     note_lat: list[float] = []
     frag_lat: list[float] = []
     seen_frag: set[str] = set()
+    stop = asyncio.Event()
 
     def on_message(camera: str, group: str, message: Message) -> None:
         now = time.time()
         if isinstance(message, Notification) and message.event_id not in notes:
             notes[message.event_id] = message.at
             note_lat.append(now - message.at)
-        elif isinstance(message, ClipFragment) and message.index == 0:
-            if message.event_id in notes and message.event_id not in seen_frag:
-                seen_frag.add(message.event_id)
-                frag_lat.append(now - notes[message.event_id])
+        elif (
+            isinstance(message, ClipFragment)
+            and message.index == 0
+            and message.event_id in notes
+            and message.event_id not in seen_frag
+        ):
+            seen_frag.add(message.event_id)
+            frag_lat.append(now - notes[message.event_id])
+            if len(frag_lat) >= events:
+                stop.set()
 
     syncer = Syncer(DataDir(client), clock=SystemClock(), on_message=on_message)
-    stop = asyncio.Event()
-    task = asyncio.create_task(syncer.listen(poll=1.0, stop=stop))
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline and len(frag_lat) < events:
-        await asyncio.sleep(0.5)
-    stop.set()
-    await task
+    asyncio.get_running_loop().call_later(limit, stop.set)
+    await syncer.listen(poll=1.0, stop=stop)
     await syncer.close()
     return {"notification": note_lat, "first_fragment": frag_lat}
 
