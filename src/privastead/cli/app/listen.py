@@ -26,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds without a heartbeat before reporting 'hub offline' (default 900)",
     )
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument(
+        "--update-interval",
+        type=float,
+        default=86400.0,
+        help="seconds between this device's key update proposals (default: a day)",
+    )
     parser.add_argument("--poll", type=float, default=5.0, help="seconds between polls (5)")
     add_data_dir(parser)
 
@@ -84,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             loop.call_later(args.duration, stop.set)
         print(f"listening for {', '.join(syncer.info.cameras())}", file=sys.stderr, flush=True)
         try:
-            await syncer.listen(poll=args.poll, stop=stop)
+            await syncer.listen(poll=args.poll, stop=stop, update_interval=args.update_interval)
         finally:
             await syncer.close()
         return 0
