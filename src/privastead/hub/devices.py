@@ -44,7 +44,7 @@ async def remove_device(hub: OpenHub, wanted: str) -> str:
     for mailbox in mailboxes:
         await uploader.drain(mailbox)
     try:
-        await hub.relay.remove_device(device_id)
+        await hub.relay.remove_device(str(record.get("relay_device", "")))
     except RelayError as e:
         if getattr(e, "status", None) != 404:
             raise

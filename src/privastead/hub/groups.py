@@ -148,9 +148,23 @@ class DeviceRegistry:
         self.path = data_dir / "devices.json"
         self._data = _read_json(self.path)
 
-    def add(self, device_id: str, name: str, members: dict[str, str], *, paired_at: float) -> None:
-        """``members``: ``"<camera>/<group>"`` -> the device's member identity (hex)."""
-        self._data[device_id] = {"name": name, "members": members, "paired_at": paired_at}
+    def add(
+        self,
+        device_id: str,
+        name: str,
+        members: dict[str, str],
+        *,
+        paired_at: float,
+        relay_device: str,
+    ) -> None:
+        """``members``: ``"<camera>/<group>"`` -> the device's member identity (hex);
+        ``relay_device``: its device id at the relay (to revoke its token)."""
+        self._data[device_id] = {
+            "name": name,
+            "members": members,
+            "paired_at": paired_at,
+            "relay_device": relay_device,
+        }
         _write_json(self.path, self._data)
 
     def remove(self, device_id: str) -> None:

@@ -129,9 +129,9 @@ class HubPairing:
                 await self.relay.create_mailbox(self.groups.get(camera, name).mailbox)
         device = await self.relay.create_device(request.device_name)
         grants, members = self._add_to_groups(cameras, request)
-        accept = PairAccept(
-            device_id=device.device_id, relay_token=device.token, cameras=tuple(grants)
-        )
+        # Our own id for the device (the relay's ids have another format and stay on the hub).
+        device_id = secrets.token_hex(16)
+        accept = PairAccept(device_id=device_id, relay_token=device.token, cameras=tuple(grants))
         # The camera groups' commits go out before the answer: the client's Welcomes are for
         # the epoch after them, and nobody may see a later message first.
         uploader = Uploader(self.outbox, self.relay, clock=self.clock)
@@ -139,7 +139,11 @@ class HubPairing:
             for group in GROUPS:
                 await uploader.drain(self.groups.get(camera, group).mailbox)
         DeviceRegistry(self.groups.data_dir).add(
-            device.device_id, request.device_name, members, paired_at=self.clock.time()
+            device_id,
+            request.device_name,
+            members,
+            paired_at=self.clock.time(),
+            relay_device=device.device_id,
         )
         answer = await self.relay.upload(
             mailbox, pairing.encrypt(group_id, accept.encode()), secrets.token_hex(16)
@@ -147,7 +151,7 @@ class HubPairing:
         safety = pairing.safety_code(group_id)
         on_safety_code(safety)
         await self._wait_confirmed(mailbox, answer.seq, deadline)
-        return Paired(device.device_id, request.device_name, safety, tuple(cameras))
+        return Paired(device_id, request.device_name, safety, tuple(cameras))
 
     def _add_to_groups(
         self, cameras: Sequence[str], request: PairKeyPackages
