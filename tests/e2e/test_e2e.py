@@ -110,6 +110,11 @@ async def test_motion_reaches_every_client_encrypted_and_removal_stops_it(home: 
     # Remove B; the next event reaches A only.
     removed = run(hub_cmd("devices", "remove", "phone-b", "--config", str(home.config)))
     assert removed.returncode == 0, removed.stderr
+    # The owner registers on the events mailbox so the relay keeps what A acknowledges: the
+    # test then tries B's keys on it, as a relay or a thief holding B's state could.
+    b_events = next(g for g in DataDir(b).load().groups if g.group == "events")
+    async with RelayClient(home.relay.url, home.relay.owner_token) as owner:
+        await owner.register(b_events.mailbox)
     home.start_hub()
     await sync_until([a], _has_clips(len(clips_a) + 1), limit=120)
     home.stop_hub()

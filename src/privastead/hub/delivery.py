@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 MAX_INDEX = 200_000  # sent messages remembered for resends (the archive bounds them anyway)
 
 
+def wire_event_id(event_id: str) -> str:
+    """The detector's event ids are 64-bit hex; the protocol's ids are 128-bit hex."""
+    return event_id.rjust(32, "0")
+
+
 @dataclass
 class _Clip:
     clip_id: str
@@ -141,7 +146,7 @@ class Delivery:
             group,
             lambda seq: Notification(
                 camera=notice.camera,
-                event_id=notice.event_id,
+                event_id=wire_event_id(notice.event_id),
                 at=notice.at,
                 score=notice.score,
                 boxes=notice.boxes,
@@ -157,7 +162,7 @@ class Delivery:
         if is_init:
             # New keys before every clip: whoever steals one epoch's keys reads one clip.
             group.self_update()
-            self._clips[key] = _Clip(clip_id=secrets.token_hex(16), event_id=clip)
+            self._clips[key] = _Clip(clip_id=secrets.token_hex(16), event_id=wire_event_id(clip))
         state = self._clips.get(key)
         if state is None:
             log.warning("%s: fragment %d of an unknown clip: not sent", camera, index)
