@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import queue
@@ -26,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 
@@ -48,6 +49,9 @@ from privastead.media.recorder import ClipSummary, ClipWriter, FragmentCallback
 from privastead.media.ring import PacketRing
 from privastead.media.thumbnail import thumbnail_from_packets
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 log = logging.getLogger(__name__)
 
 ANALYSIS_QUEUE = 256  # packets: ~8 s at 30 fps before the analysis starts dropping GOPs
@@ -61,6 +65,19 @@ class _DecoderTemplate:
     codec_context: Any
     time_base: Fraction
     average_rate: Fraction | None = None
+
+
+@dataclass(frozen=True)
+class EventNotice:
+    """What the hub tells clients about an event: at start (no thumbnail) and once the
+    thumbnail exists (same event id; clients upsert)."""
+
+    camera: str
+    event_id: str
+    at: float  # wall clock, Unix seconds
+    score: float
+    boxes: tuple[tuple[float, float, float, float], ...]
+    thumbnail: bytes = b""
 
 
 @dataclass
@@ -96,8 +113,14 @@ class Camera:
         *,
         ingest_settings: IngestSettings | None = None,
         on_fragment: FragmentCallback | None = None,
+        on_event: Callable[[EventNotice], None] | None = None,
+        on_clip_end: Callable[[str, Path], None] | None = None,
     ) -> None:
         self.config = config
+        # Delivery hooks (hub.delivery), called on the event loop: event start/thumbnail, and
+        # the end of a clip (recorder clip id, file) once its last fragment was handed over.
+        self.on_event = on_event
+        self.on_clip_end = on_clip_end
         self.name = config.name
         self.clips_dir = clips_dir
         self.ingest_settings = ingest_settings or IngestSettings()
@@ -368,14 +391,30 @@ class Camera:
         )
         log.info("%s: event %s started, recording %s", self.name, event.event_id[:8], path.name)
         if part == 1:
-            self._spawn(self._thumbnail(info, packets, trigger, path.with_suffix(".jpg")))
+            notice = EventNotice(
+                self.name,
+                event.event_id,
+                time.time(),
+                event.score,
+                tuple((b.x, b.y, b.w, b.h) for b in event.boxes),
+            )
+            if self.on_event is not None:
+                self.on_event(notice)
+            self._spawn(self._thumbnail(info, packets, trigger, path.with_suffix(".jpg"), notice))
 
     async def _thumbnail(
-        self, info: StreamInfo, packets: list[MediaPacket], at: float, path: Path
+        self,
+        info: StreamInfo,
+        packets: list[MediaPacket],
+        at: float,
+        path: Path,
+        notice: EventNotice,
     ) -> None:
         try:
             jpeg = await asyncio.to_thread(thumbnail_from_packets, info, packets, at)
             await asyncio.to_thread(_write_atomic, path, jpeg)
+            if self.on_event is not None:
+                self.on_event(dataclasses.replace(notice, thumbnail=jpeg))
         except (MediaError, OSError) as exc:
             self.stats.errors += 1
             log.warning("%s: no thumbnail: %s", self.name, exc)
@@ -407,6 +446,8 @@ class Camera:
             return
         self.stats.clips += 1
         self.stats.clip_paths.append(summary.path)
+        if self.on_clip_end is not None:
+            self.on_clip_end(rec.writer.clip_id, summary.path)
         # Timeline seconds -> wall clock, through the newest packet's arrival (close enough
         # for people; the timeline itself is what the clip's timestamps use).
         wall = time.time() - (self._last_main_pts - summary.start)

@@ -121,8 +121,50 @@ class CameraConfig:
 
 
 @dataclass(frozen=True)
+class RelaySection:
+    """Where encrypted events go (``[relay]``). Without ``url`` the hub only records locally.
+
+    The hub's owner token (``privastead-server accounts add``) comes from ``token_file`` or
+    the environment variable ``token_env``, never from this file.
+    """
+
+    url: str = ""
+    token_file: Path | None = None
+    token_env: str = "PRIVASTEAD_HUB_TOKEN"  # noqa: S105 - a variable name
+    hub_name: str = "home"
+    outbox_quota_mb: float = 1024.0
+    resend_retention_mb: float = 64.0  # uploaded ciphertext kept to answer resend requests
+    heartbeat_interval: float = 120.0  # seconds between heartbeats in every control group
+    keep_plaintext_clips: bool = False  # keep the recorded MP4 after its ciphertext is durable
+
+    def __post_init__(self) -> None:
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must be http:// or https://, not {self.url!r}")
+        if self.outbox_quota_mb <= 0 or self.heartbeat_interval <= 0:
+            raise ValueError("outbox_quota_mb and heartbeat_interval must be positive")
+
+    def token(self) -> str:
+        """The owner token (``ConfigError`` says where it was looked for)."""
+        if self.token_file is not None:
+            try:
+                return self.token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"[relay] cannot read token_file {self.token_file}: {exc.strerror}"
+                ) from None
+        value = os.environ.get(self.token_env, "").strip()
+        if not value:
+            raise ConfigError(
+                f"[relay] no owner token: set token_file or the environment variable "
+                f"{self.token_env} (create one with `privastead-server accounts add NAME`)"
+            )
+        return value
+
+
+@dataclass(frozen=True)
 class HubConfig:
     hub: HubSection = field(default_factory=HubSection)
+    relay: RelaySection = field(default_factory=RelaySection)
     cameras: tuple[CameraConfig, ...] = ()
 
     def __post_init__(self) -> None:
@@ -143,4 +185,12 @@ def parse(text: str, source: str = "<hub.toml>") -> HubConfig:
     return configfile.parse(text, HubConfig, source=source)
 
 
-__all__ = ["CameraConfig", "HubConfig", "HubSection", "default_data_dir", "load", "parse"]
+__all__ = [
+    "CameraConfig",
+    "HubConfig",
+    "HubSection",
+    "RelaySection",
+    "default_data_dir",
+    "load",
+    "parse",
+]

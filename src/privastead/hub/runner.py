@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 import sys
-from typing import TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from privastead.hub.camera import Camera
 from privastead.hub.config import HubConfig
@@ -32,8 +33,12 @@ class HubRunner:
         ingest_settings: IngestSettings | None = None,
         on_fragment: FragmentCallback | None = None,
         status_stream: TextIO | None = None,
+        hooks: Callable[[str], Any] | None = None,
     ) -> None:
+        """``hooks(camera)`` (``hub.delivery.Delivery.hooks``) gives per-camera callbacks
+        ``on_event``, ``on_fragment`` and ``on_clip_end``; it overrides ``on_fragment``."""
         self.config = config
+        self.hooks = hooks
         self.ingest_settings = ingest_settings
         self.on_fragment = on_fragment
         self.status_stream = status_stream or sys.stderr
@@ -66,11 +71,14 @@ class HubRunner:
     async def _supervise(self, name: str) -> None:
         cfg = next(c for c in self.config.cameras if c.name == name)
         while not self._stop.is_set():
+            hooks = self.hooks(name) if self.hooks is not None else None
             camera = Camera(
                 cfg,
                 self.config.hub.clips,
                 ingest_settings=self.ingest_settings,
-                on_fragment=self.on_fragment,
+                on_fragment=hooks.on_fragment if hooks is not None else self.on_fragment,
+                on_event=hooks.on_event if hooks is not None else None,
+                on_clip_end=hooks.on_clip_end if hooks is not None else None,
             )
             self.cameras[name] = camera
             try:

@@ -18,6 +18,7 @@ from typing import Any, Self
 
 import aiohttp
 
+from privastead.clock import Clock
 from privastead.errors import RelayRejectedError, RelayUnavailableError
 from privastead.relay.api import (
     HEADER_MESSAGE_ID,
@@ -334,4 +335,18 @@ class RelayClient:
         return await self._ws(f"/v1/live/{session}?role={role}", max_msg_size=max_msg_size)
 
 
-__all__ = ["RelayClient", "Subscription"]
+async def next_message(
+    relay: RelayClient, mailbox: str, after: int, deadline: float, clock: Clock
+) -> tuple[int, bytes]:
+    """The first message of ``mailbox`` after seq ``after``, long-polling until ``deadline``."""
+    while True:
+        left = deadline - clock.time()
+        if left <= 0:
+            raise RelayUnavailableError("timed out: no answer from the other side")
+        page = await relay.list_messages(mailbox, after=after, limit=1, wait=int(min(left, 20)))
+        if page.messages:
+            info = page.messages[0]
+            return info.seq, await relay.body_of(mailbox, info)
+
+
+__all__ = ["RelayClient", "Subscription", "next_message"]

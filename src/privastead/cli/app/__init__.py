@@ -13,6 +13,24 @@ DESCRIPTION = (
 
 # One row per subcommand; each module has add_arguments(parser) and run(args) -> int.
 COMMANDS: list[Command] = [
+    Command("pair", "pair with a hub from its code or QR image", "privastead.cli.app.pair"),
+    Command(
+        "listen",
+        "receive and print notifications as they arrive (or run a command per event)",
+        "privastead.cli.app.listen",
+    ),
+    Command(
+        "sync", "fetch everything waiting on the relay once, then exit", "privastead.cli.app.sync"
+    ),
+    Command(
+        "events", "list received events (time, camera, score, clip)", "privastead.cli.app.events"
+    ),
+    Command("clip", "write an event's decrypted clip to a file", "privastead.cli.app.clip"),
+    Command("cameras", "the cameras this device is paired with", "privastead.cli.app.cameras"),
+    Command("devices", "this device and its pairing", "privastead.cli.app.devices"),
+    Command(
+        "status", "hub health, desync and relay problems, safety code", "privastead.cli.app.status"
+    ),
     Command(
         "ui",
         "the local web UI on 127.0.0.1 (cameras, events, clips, live)",

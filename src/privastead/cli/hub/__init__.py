@@ -22,6 +22,21 @@ COMMANDS: list[Command] = [
         "--config, runs a built-in demo camera.",
     ),
     Command(
+        "pair",
+        "pair a client: show a QR code and a typed code, print the safety code",
+        "privastead.cli.hub.pair",
+    ),
+    Command(
+        "devices",
+        "list paired devices, or remove one (it decrypts nothing new)",
+        "privastead.cli.hub.devices",
+    ),
+    Command(
+        "reset",
+        "unpair everything: delete the hub's groups, state and relay mailboxes",
+        "privastead.cli.hub.reset",
+    ),
+    Command(
         "check-config",
         "validate a hub.toml and point at the offending line",
         "privastead.cli.hub.check_config",

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from privastead.errors import CameraUnavailableError
 
@@ -101,20 +102,37 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(config: object, runner_cls: type, duration: float | None) -> None:
+def _run(config: Any, runner_cls: type, duration: float | None) -> None:
     import asyncio
+    import contextlib
     import signal
 
+    from privastead.hub.service import delivery_for
+
     async def main() -> None:
-        runner = runner_cls(config)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, runner.stop)
-        if duration is not None:
-            loop.call_later(duration, runner.stop)
-        started = time.monotonic()
-        await runner.run()
-        log.info("hub stopped after %.0f s", time.monotonic() - started)
+        async with delivery_for(config) as delivery:
+            hooks = delivery.hooks if delivery is not None else None
+            runner = runner_cls(config, hooks=hooks)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, runner.stop)
+            if duration is not None:
+                loop.call_later(duration, runner.stop)
+            started = time.monotonic()
+            sending = asyncio.create_task(delivery.run()) if delivery is not None else None
+            try:
+                await runner.run()
+            finally:
+                if sending is not None:
+                    if delivery is not None:  # let the last fragments reach the relay
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(10):
+                                for group in delivery.groups:
+                                    await delivery.uploader.drain(group.mailbox)
+                    sending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sending
+            log.info("hub stopped after %.0f s", time.monotonic() - started)
 
     try:
         import uvloop

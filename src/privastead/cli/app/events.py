@@ -1,0 +1,32 @@
+"""`privastead-app events`: received events, newest first (time, camera, score, clip)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from privastead.cli.app.common import add_data_dir, data_dir
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--camera", help="only this camera")
+    parser.add_argument("--limit", type=int, default=50, help="at most this many (50)")
+    add_data_dir(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from privastead.client.device import DataDir
+    from privastead.client.eventlog import EventLog
+    from privastead.clock import SystemClock
+
+    data = DataDir(data_dir(args))
+    data.load()  # says what to do if this directory is not paired
+    with EventLog(data.events_db, clock=SystemClock()) as log:
+        records = log.events(camera=args.camera, limit=args.limit)
+    if not records:
+        print("no events yet (run `privastead-app listen` or `privastead-app sync`)")
+    for r in records:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.at or r.received_at))
+        score = "-" if r.score is None else f"{r.score:.3f}"
+        print(f"{when}  {r.camera:<12} score={score:<6} clip={r.clip_state.value:<10} {r.event_id}")
+    return 0

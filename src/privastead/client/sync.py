@@ -1,0 +1,256 @@
+"""The client's receive loop: every group mailbox, in order, through ``GroupReceiver``.
+
+For each mailbox: list the messages after our relay cursor, let the receiver decrypt, check and
+store each one, and acknowledge it to the relay only once the receiver says its data is durable.
+A message of a future epoch stops that mailbox until the next round (its commit comes first in
+the same mailbox, so this only happens while a commit is being uploaded). Sequence gaps become
+``ResendRequest``s in the camera's ``control`` group. The cursor and the sequence tracker are
+saved after every message; every handler is idempotent, so a crash between the two costs
+nothing.
+
+``listen`` waits on the relay's WebSocket for "new message" events (falling back to polling),
+so a notification reaches the client within one round trip of its upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from privastead.client.clipstore import ClipStore
+from privastead.client.device import DataDir, DeviceInfo, GroupEntry
+from privastead.client.eventlog import EventLog
+from privastead.client.health import HealthMonitor
+from privastead.client.receiver import GroupReceiver, Outcome
+from privastead.client.sink import LocalSink
+from privastead.clock import Clock
+from privastead.crypto import Identity
+from privastead.errors import CryptoError, RelayError
+from privastead.protocol.codec import Message
+from privastead.protocol.messages import Heartbeat, ResendRequest
+from privastead.protocol.seq import SeqTracker
+from privastead.relay.client import RelayClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Group:
+    entry: GroupEntry
+    identity: Identity
+    receiver: GroupReceiver
+    cursor: int
+
+
+class Syncer:
+    """Owns the device's group identities while open (``close()`` releases them)."""
+
+    def __init__(
+        self,
+        data: DataDir,
+        *,
+        clock: Clock,
+        offline_after: float = 900.0,
+        on_message: Callable[[str, str, Message], None] | None = None,
+    ) -> None:
+        self.data = data
+        self.info: DeviceInfo = data.load()
+        self.clock = clock
+        self.on_message = on_message
+        self.health = HealthMonitor(clock, offline_after=offline_after)
+        saved = data.sync_state_raw("health")
+        if saved:
+            self.health.restore(saved)
+        self.clips = ClipStore(data.clips)
+        self.events = EventLog(data.events_db, clock=clock)
+        self.sink = LocalSink(self.clips, self.events, data.thumbnails, self._on_heartbeat)
+        self.relay = RelayClient(self.info.relay_url, data.token())
+        self.groups: list[_Group] = []
+        try:
+            for entry in self.info.groups:
+                identity = Identity.open(data.mls / entry.state)
+                state = data.sync_state(entry)
+                tracker = (
+                    SeqTracker.from_dict(state["tracker"])
+                    if "tracker" in state
+                    else SeqTracker(entry.first_seq)
+                )
+                receiver = GroupReceiver(
+                    identity,
+                    entry.group_id,
+                    camera=entry.camera,
+                    group=entry.group,
+                    tracker=tracker,
+                    health=self.health,
+                    sink=self.sink,
+                )
+                self.groups.append(_Group(entry, identity, receiver, int(state.get("cursor", 0))))
+        except BaseException:
+            self._close_identities()
+            raise
+        self.received = 0
+        self.relay_error = ""  # the last round's relay failure, if any
+        self._own: set[tuple[str, int]] = set()  # (mailbox, relay seq) of our own uploads
+
+    def _on_heartbeat(self, camera: str, beat: Heartbeat) -> None:
+        local = {
+            g.entry.key: g.identity.epoch(g.entry.group_id)
+            for g in self.groups
+            if g.entry.camera == camera
+        }
+        self.health.heartbeat(beat, local, caught_up=True)
+
+    # -- one round -------------------------------------------------------------------------
+
+    async def sync_once(self) -> int:
+        """Fetch and handle everything waiting in every mailbox; how many messages."""
+        handled = 0
+        try:
+            for group in self.groups:
+                handled += await self._sync_group(group)
+            self.health.relay_ok()
+            self.relay_error = ""
+        except RelayError as e:
+            self.health.relay_failed()
+            self.relay_error = str(e)
+            log.warning("relay: %s", e)
+        self.data.save_sync_state_raw("health", self.health.to_dict())
+        return handled
+
+    async def _sync_group(self, group: _Group) -> int:
+        handled = 0
+        while True:
+            page = await self.relay.list_messages(group.entry.mailbox, after=group.cursor)
+            if not page.messages:
+                return handled
+            for info in page.messages:
+                if (group.entry.mailbox, info.seq) in self._own:
+                    # Our own proposal or request coming back: nothing to decrypt.
+                    self._own.discard((group.entry.mailbox, info.seq))
+                    await self._after(group, info.seq, Outcome(True, "own message"))
+                    handled += 1
+                    continue
+                body = await self.relay.body_of(group.entry.mailbox, info)
+                # On the loop: the event log's SQLite connection belongs to this thread.
+                outcome = group.receiver.handle(body)
+                if not outcome.ack:
+                    return handled  # a later epoch: its commit is not here yet
+                await self._after(group, info.seq, outcome)
+                handled += 1
+
+    async def _after(self, group: _Group, seq: int, outcome: Outcome) -> None:
+        group.cursor = seq
+        self.data.save_sync_state(
+            group.entry, {"cursor": seq, "tracker": group.receiver.tracker.to_dict()}
+        )
+        await self.relay.ack(group.entry.mailbox, seq)
+        if outcome.message is not None and outcome.note == "stored":
+            self.received += 1
+            if self.on_message is not None:
+                self.on_message(group.entry.camera, group.entry.group, outcome.message)
+        if outcome.missing:
+            await self.request_resend(group.entry, outcome.missing)
+
+    async def request_resend(self, entry: GroupEntry, ranges: tuple[tuple[int, int], ...]) -> None:
+        control = next(
+            (
+                g
+                for g in self.groups
+                if g.entry.camera == entry.camera and g.entry.group == "control"
+            ),
+            None,
+        )
+        if control is None:
+            return
+        log.warning("%s: missing messages %s, asking the hub to resend", entry.key, ranges)
+        request = ResendRequest(camera=entry.camera, group=entry.group, ranges=tuple(ranges))
+        try:
+            ciphertext = control.identity.encrypt(control.entry.group_id, request.encode())
+            await self._upload(control.entry.mailbox, ciphertext)
+        except Exception as e:  # a resend request is best effort; the gap stays reported
+            log.warning("%s: resend request not sent: %s", entry.key, type(e).__name__)
+
+    async def _upload(self, mailbox: str, body: bytes) -> None:
+        result = await self.relay.upload(mailbox, body, secrets.token_hex(16))
+        self._own.add((mailbox, result.seq))
+
+    async def propose_updates(self) -> int:
+        """Fresh leaf keys for every group, proposed to the hub (the only committer), which
+        folds them into its next commit: post-compromise security for this device."""
+        sent = 0
+        for group in self.groups:
+            try:
+                proposal = group.identity.propose_update(group.entry.group_id)
+                await self._upload(group.entry.mailbox, proposal)
+                sent += 1
+            except (RelayError, CryptoError) as e:
+                log.warning("%s: update proposal not sent: %s", group.entry.key, e)
+        return sent
+
+    # -- forever -----------------------------------------------------------------------------
+
+    async def listen(
+        self,
+        *,
+        poll: float = 5.0,
+        stop: asyncio.Event | None = None,
+        update_interval: float = 86400.0,
+    ) -> None:
+        """Sync on every relay "new message" event (or every ``poll`` seconds without the
+        socket) until ``stop``; propose fresh keys every ``update_interval`` seconds."""
+        stop = stop or asyncio.Event()
+        next_update = self.clock.monotonic() + update_interval
+        sub = None
+        try:
+            while not stop.is_set():
+                if sub is None:
+                    with contextlib.suppress(RelayError):
+                        sub = await self.relay.subscribe([g.entry.mailbox for g in self.groups])
+                await self.sync_once()
+                if self.clock.monotonic() >= next_update:
+                    await self.propose_updates()
+                    next_update = self.clock.monotonic() + update_interval
+                report = self.health.check()
+                if report is not None:
+                    log.warning("hub health: %s: %s", report.state.value, report.detail)
+                if sub is None:
+                    await _wait(stop, poll)
+                    continue
+                try:
+                    async with asyncio.timeout(poll):
+                        await sub.next_event()
+                except TimeoutError:
+                    pass
+                except RelayError:
+                    with contextlib.suppress(Exception):
+                        await sub.close()
+                    sub = None
+        finally:
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.close()
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def _close_identities(self) -> None:
+        for group in self.groups:
+            if not group.identity.closed:
+                group.identity.close()
+
+    async def close(self) -> None:
+        self._close_identities()
+        self.events.close()
+        await self.relay.close()
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+
+
+__all__ = ["Syncer"]

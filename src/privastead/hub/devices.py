@@ -1,0 +1,73 @@
+"""Removing a paired device, and resetting the hub's encrypted side.
+
+Removal is one commit per group the device is in (queued through the group's sender and
+uploaded before returning), then its relay token goes: it can neither decrypt nor fetch
+anything new. Reset deletes the hub's mailboxes on the relay and its local MLS state, outbox
+and device list (recorded clips stay).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+
+from privastead.clock import SystemClock
+from privastead.errors import ConfigError, RelayError
+from privastead.hub.config import HubConfig
+from privastead.hub.groups import DeviceRegistry
+from privastead.hub.service import OpenHub, open_hub
+from privastead.hub.uploader import Uploader
+
+
+async def remove_device(hub: OpenHub, wanted: str) -> str:
+    """Remove the device with id (or name) ``wanted``; returns its name."""
+    registry = DeviceRegistry(hub.groups.data_dir)
+    devices = registry.all()
+    matches = [d for d, v in devices.items() if wanted in (d, v.get("name"))]
+    if len(matches) != 1:
+        raise ConfigError(
+            f"no single device {wanted!r} (see `privastead-hub devices list`)"
+            if not matches
+            else f"several devices are called {wanted!r}: give the id"
+        )
+    device_id = matches[0]
+    record = devices[device_id]
+    mailboxes = []
+    for key, member in record.get("members", {}).items():
+        camera, name = key.split("/")
+        group = hub.groups.get(camera, name)
+        identity = bytes.fromhex(member)
+        if any(m.identity == identity for m in group.identity.members(group.group_id)):
+            group.remove(identity)
+        mailboxes.append(group.mailbox)
+    uploader = Uploader(hub.outbox, hub.relay, clock=SystemClock())
+    for mailbox in mailboxes:
+        await uploader.drain(mailbox)
+    try:
+        await hub.relay.remove_device(str(record.get("relay_device", "")))
+    except RelayError as e:
+        if getattr(e, "status", None) != 404:
+            raise
+    registry.remove(device_id)
+    return str(record.get("name", device_id))
+
+
+async def reset_hub(config: HubConfig) -> None:
+    data = config.hub.data_dir
+    async with open_hub(config) as hub:
+        for device_id in DeviceRegistry(data).all():
+            with contextlib.suppress(RelayError):
+                await hub.relay.remove_device(device_id)
+        for group in hub.groups:
+            try:
+                await hub.relay.delete_mailbox(group.mailbox)
+            except RelayError as e:
+                if getattr(e, "status", None) != 404:
+                    raise
+    for name in ("mls", "outbox"):
+        shutil.rmtree(data / name, ignore_errors=True)
+    for name in ("groups.json", "devices.json"):
+        (data / name).unlink(missing_ok=True)
+
+
+__all__ = ["remove_device", "reset_hub"]

@@ -1,0 +1,206 @@
+"""The hub's side of pairing (protocol.md, "Pairing"): code, PSK-keyed pairing group, adds.
+
+1. a one-time mailbox ``P`` and a restricted token for it alone, expiring with the code;
+2. the client's KeyPackage arrives in ``P``; a fresh two-member pairing group adds it with the
+   code's secret as external PSK, and the Welcome goes back through ``P``;
+3. inside that group the client sends one KeyPackage per (camera, group): they are
+   authenticated by the PSK, so the hub adds them to its camera groups (normal commits);
+4. the hub issues the device's own relay token with its owner account and answers with
+   ``PairAccept`` (token, mailboxes, Welcomes, the hub's signature keys, first sequence numbers);
+5. both sides show the pairing group's safety code; ``P`` is deleted once the client confirmed
+   (acknowledged the answer), so the code cannot be used twice.
+
+Nothing touches the camera groups before step 3 succeeded. The camera names travel in the code's
+hub-name field (``"cam1,cam2"``): the client must know which KeyPackages to send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from privastead.clock import Clock
+from privastead.crypto import Identity
+from privastead.errors import PolicyError, RelayError
+from privastead.hub.groups import DeviceRegistry, HubGroups
+from privastead.hub.outbox import Outbox
+from privastead.hub.uploader import Uploader
+from privastead.protocol.codec import decode_message
+from privastead.protocol.groups import GROUPS, PAIRING_MEMBER
+from privastead.protocol.pairing_code import PairingCode
+from privastead.protocol.pairing_messages import (
+    CameraGrant,
+    GroupGrant,
+    PairAccept,
+    PairKeyPackages,
+)
+from privastead.relay.client import RelayClient, next_message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Paired:
+    device_id: str
+    device_name: str
+    safety_code: str
+    cameras: tuple[str, ...]
+
+
+class HubPairing:
+    def __init__(
+        self,
+        groups: HubGroups,
+        outbox: Outbox,
+        relay: RelayClient,
+        relay_url: str,
+        *,
+        clock: Clock,
+        ttl: float = 600.0,
+    ) -> None:
+        self.groups = groups
+        self.outbox = outbox
+        self.relay = relay
+        self.relay_url = relay_url
+        self.clock = clock
+        self.ttl = ttl
+
+    async def start(self, cameras: Sequence[str]) -> PairingCode:
+        """Create the pairing mailbox and token; the code to show."""
+        mailbox = secrets.token_hex(16)
+        await self.relay.create_mailbox(mailbox, ttl_seconds=int(self.ttl))
+        token = await self.relay.create_restricted_token([mailbox], int(self.ttl), label="pairing")
+        self._token_id = token.token_id
+        return PairingCode.new(
+            relay_url=self.relay_url,
+            token=token.token,
+            hub_name=",".join(cameras),
+            clock=self.clock,
+            ttl=self.ttl,
+            mailbox=mailbox,
+        )
+
+    async def finish(
+        self, code: PairingCode, cameras: Sequence[str], on_safety_code: Callable[[str], None]
+    ) -> Paired:
+        """Run steps 2-5 until the code expires. Raises ``PolicyError`` on timeout."""
+        deadline = float(code.expires)
+        mailbox = code.mailbox
+        try:
+            with tempfile.TemporaryDirectory(prefix="privastead-pair-") as tmp:
+                pairing = Identity.create(Path(tmp) / "pairing.mls", PAIRING_MEMBER)
+                try:
+                    return await self._exchange(pairing, code, cameras, deadline, on_safety_code)
+                finally:
+                    pairing.close()
+        finally:
+            await self._cleanup(mailbox)
+
+    async def _exchange(
+        self,
+        pairing: Identity,
+        code: PairingCode,
+        cameras: Sequence[str],
+        deadline: float,
+        on_safety_code: Callable[[str], None],
+    ) -> Paired:
+        mailbox = code.mailbox
+        _, key_package = await next_message(self.relay, mailbox, 0, deadline, self.clock)
+        group_id = pairing.create_group()
+        added = pairing.add_members(group_id, [key_package], psk=code.secret)
+        sent = await self.relay.upload(mailbox, added.welcome, secrets.token_hex(16))
+        _seq, body = await next_message(self.relay, mailbox, sent.seq, deadline, self.clock)
+        received = pairing.process(group_id, body)
+        request = decode_message(received.data)
+        if not isinstance(request, PairKeyPackages):
+            raise PolicyError(f"pairing: expected key packages, got {type(request).__name__}")
+        missing = [
+            f"{c}/{g}" for c in cameras for g in GROUPS if g not in request.key_packages.get(c, {})
+        ]
+        if missing:
+            raise PolicyError(f"pairing: the client sent no key package for {', '.join(missing)}")
+        for camera in cameras:
+            for name in GROUPS:  # exist before the client registers on them
+                await self.relay.create_mailbox(self.groups.get(camera, name).mailbox)
+        device = await self.relay.create_device(request.device_name)
+        grants, members = self._add_to_groups(cameras, request)
+        # Our own id for the device (the relay's ids have another format and stay on the hub).
+        device_id = secrets.token_hex(16)
+        accept = PairAccept(device_id=device_id, relay_token=device.token, cameras=tuple(grants))
+        # The camera groups' commits go out before the answer: the client's Welcomes are for
+        # the epoch after them, and nobody may see a later message first.
+        uploader = Uploader(self.outbox, self.relay, clock=self.clock)
+        for camera in cameras:
+            for group in GROUPS:
+                await uploader.drain(self.groups.get(camera, group).mailbox)
+        DeviceRegistry(self.groups.data_dir).add(
+            device_id,
+            request.device_name,
+            members,
+            paired_at=self.clock.time(),
+            relay_device=device.device_id,
+        )
+        answer = await self.relay.upload(
+            mailbox, pairing.encrypt(group_id, accept.encode()), secrets.token_hex(16)
+        )
+        safety = pairing.safety_code(group_id)
+        on_safety_code(safety)
+        await self._wait_confirmed(mailbox, answer.seq, deadline)
+        return Paired(device_id, request.device_name, safety, tuple(cameras))
+
+    def _add_to_groups(
+        self, cameras: Sequence[str], request: PairKeyPackages
+    ) -> tuple[list[CameraGrant], dict[str, str]]:
+        grants: list[CameraGrant] = []
+        members: dict[str, str] = {}
+        for camera in cameras:
+            group_grants = []
+            for name in GROUPS:
+                group = self.groups.get(camera, name)
+                before = {m.identity for m in group.identity.members(group.group_id)}
+                first_seq = group.sender.next_app_seq
+                kp = request.key_packages[camera][name]
+                result = group.add(kp)
+                after = {m.identity for m in group.identity.members(group.group_id)}
+                (member,) = after - before
+                members[group.key] = member.hex()
+                group_grants.append(
+                    GroupGrant(
+                        group=name,
+                        mailbox=group.mailbox,
+                        hub_signature_key=group.identity.signature_key,
+                        welcome=result.welcome,
+                        first_seq=first_seq,
+                    )
+                )
+            grants.append(CameraGrant(camera=camera, groups=tuple(group_grants)))
+        return grants, members
+
+    async def _wait_confirmed(self, mailbox: str, seq: int, deadline: float) -> None:
+        """Until the client acknowledged our answer (it then has everything it needs)."""
+        while self.clock.time() < deadline:
+            info = await self.relay.mailbox_info(mailbox)
+            cursors = info.devices
+            values = cursors.values() if isinstance(cursors, dict) else []
+            if any(int(c) >= seq for c in values if isinstance(c, int)):
+                return
+            await asyncio.sleep(0.2)
+        log.warning("pairing: the client did not confirm; it may have to pair again")
+
+    async def _cleanup(self, mailbox: str) -> None:
+        try:
+            await self.relay.delete_mailbox(mailbox)
+        except RelayError as e:
+            log.warning("pairing cleanup: %s", e)
+        try:
+            await self.relay.revoke_token(self._token_id)
+        except RelayError as e:
+            log.warning("pairing cleanup: %s", e)
+
+
+__all__ = ["HubPairing", "Paired"]

@@ -1,0 +1,193 @@
+"""End-to-end harness: a real relay, a camsim camera, `privastead-hub` and `privastead-app`
+processes on loopback, and helpers to pair, run and inspect them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "relay"))
+
+from relay_harness import RelayProcess, make_process
+
+from privastead.client.device import DataDir
+from privastead.client.sync import Syncer
+from privastead.clock import SystemClock
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+# Plaintext signatures that must never reach the relay: MP4 boxes and JPEG markers (4 bytes
+# each, so random ciphertext matches one with probability ~2^-32 per position).
+PLAINTEXT_MARKERS = (b"ftyp", b"moof", b"mdat", b"moov", b"JFIF", b"\xff\xd8\xff\xe0", b"Lavf")
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(SRC) + os.pathsep + e.get("PYTHONPATH", "")
+    e.setdefault("NUMBA_CACHE_DIR", str(SRC.parent / ".cache" / "numba"))
+    return e
+
+
+def hub_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "privastead.cli.hub", *args]
+
+
+def app_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "privastead.cli.app", *args]
+
+
+def run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cmd, env=env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@dataclass
+class Home:
+    """One hub (config, data) with its relay and camera."""
+
+    root: Path
+    relay: RelayProcess
+    camera_url: str
+    keep_plaintext: bool = True
+    hub: subprocess.Popen[str] | None = None
+    hub_log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.data = self.root / "hub"
+        self.config = self.root / "hub.toml"
+        self.hub_log = self.root / "hub.log"
+        token = self.root / "owner-token"
+        token.write_text(self.relay.owner_token)
+        self.config.write_text(
+            f"""[hub]
+data_dir = "{self.data}"
+status_interval = 0
+
+[relay]
+url = "{self.relay.url}"
+token_file = "{token}"
+heartbeat_interval = 2.0
+keep_plaintext_clips = {"true" if self.keep_plaintext else "false"}
+
+[[cameras]]
+name = "door"
+url = "{self.camera_url}"
+decode = "keyframes"
+
+[cameras.events]
+pre_roll = 1.0
+post_roll = 1.0
+"""
+        )
+
+    # -- pairing ------------------------------------------------------------------------------
+
+    def start_pairing(self, *extra: str) -> tuple[subprocess.Popen[str], str, Path]:
+        """Start `privastead-hub pair`; returns the process, the typed code and the PNG."""
+        png = self.root / f"qr-{time.monotonic_ns()}.png"
+        proc = subprocess.Popen(
+            hub_cmd("pair", "--config", str(self.config), "--no-qr", "--png", str(png), *extra),
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("privastead:"):
+                return proc, line.strip(), png
+        proc.kill()
+        raise RuntimeError(
+            "hub pair printed no code: " + (proc.stderr.read() if proc.stderr else "")
+        )
+
+    def pair(self, client: Path, name: str, *, use_qr: bool = False) -> tuple[str, str]:
+        """Pair ``client``; returns (hub safety code, client safety code)."""
+        proc, code, png = self.start_pairing()
+        args = ["--qr", str(png)] if use_qr else [code]
+        out = run(app_cmd("pair", *args, "--data-dir", str(client), "--name", name))
+        hub_out, hub_err = proc.communicate(timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert proc.returncode == 0, hub_err
+        self.last_code = code
+        return _safety(hub_out), _safety(out.stdout)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def start_hub(self) -> None:
+        with self.hub_log.open("a") as log:
+            self.hub = subprocess.Popen(
+                hub_cmd("--log-level", "INFO", "run", "--config", str(self.config)),
+                env=env(),
+                stdout=log,
+                stderr=log,
+                text=True,
+            )
+
+    def stop_hub(self) -> None:
+        if self.hub is not None and self.hub.poll() is None:
+            self.hub.send_signal(signal.SIGTERM)
+            try:
+                self.hub.wait(40)
+            except subprocess.TimeoutExpired:
+                self.hub.kill()
+                self.hub.wait(10)
+        self.hub = None
+
+    def kill_hub(self) -> None:
+        if self.hub is not None:
+            self.hub.kill()
+            self.hub.wait(10)
+        self.hub = None
+
+    def recorded_clips(self) -> list[Path]:
+        return sorted((self.data / "clips").glob("*/*.mp4"))
+
+
+def _safety(text: str) -> str:
+    for line in text.splitlines():
+        if line.startswith("safety code:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no safety code in {text!r}")
+
+
+async def sync_until(clients: list[Path], done, limit: float = 90.0) -> list[Syncer]:  # type: ignore[no-untyped-def]
+    """Sync every client repeatedly until ``done(syncers)`` or ``limit`` seconds."""
+    syncers = [Syncer(DataDir(c), clock=SystemClock()) for c in clients]
+    deadline = time.monotonic() + limit
+    try:
+        while time.monotonic() < deadline:
+            for s in syncers:
+                await s.sync_once()
+            if done(syncers):
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        for s in syncers:
+            await s.close()
+    return syncers
+
+
+def scan_for_plaintext(root: Path) -> list[tuple[Path, bytes]]:
+    hits = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            hits.extend((path, m) for m in PLAINTEXT_MARKERS if m in data)
+    return hits
+
+
+__all__ = [
+    "Home",
+    "make_process",
+    "run",
+    "scan_for_plaintext",
+    "sync_until",
+]
