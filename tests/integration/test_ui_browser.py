@@ -166,7 +166,7 @@ def test_devices_page(page: Any, ui: Running, shots: Path) -> None:
 
 def test_pairing_page(page: Any, ui: Running, shots: Path) -> None:
     _open(page, ui, "pair")
-    page.fill("#code", "PV1-example-pairing-code")
+    page.fill("#code", "privastead:EXAMPLE-PAIRING-CODE")
     page.click("#pair")
     page.wait_for_selector("#safety")
     assert page.locator("#safety").inner_text() == "31842 90517 22406 77153"

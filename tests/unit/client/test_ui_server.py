@@ -157,7 +157,7 @@ async def test_live_of_camera_without_stream_says_why(server: UiServer) -> None:
 async def test_pairing_websocket_reports_progress(server: UiServer, demo: FakeSource) -> None:
     demo.pair_delay = 0.0
     async with aiohttp.ClientSession() as http:
-        for code, last in (("PV1-abc", "safety_code"), ("hello", "error")):
+        for code, last in (("privastead:abc", "safety_code"), ("hello", "error")):
             ws = await http.ws_connect(server.url + "ws/pair", headers={"Origin": origin(server)})
             await ws.send_str(json.dumps({"code": code}))
             steps = [json.loads(m.data) async for m in ws]

@@ -224,11 +224,11 @@ class FakeSource:
         for i, message in enumerate(steps):
             yield PairingStep(message, i / len(steps))
             await asyncio.sleep(self.pair_delay)
-            if i == 0 and not code.strip().startswith("PV1-"):
+            if i == 0 and not code.strip().lower().startswith("privastead:"):
                 yield PairingStep(
                     "this is not a Privastead pairing code",
                     1.0,
-                    error="copy the whole code the hub printed (it starts with PV1-)",
+                    error="copy the whole code the hub printed (it starts with privastead:)",
                 )
                 return
         yield PairingStep("paired", 1.0, safety_code="31842 90517 22406 77153")

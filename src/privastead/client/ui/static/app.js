@@ -230,7 +230,7 @@ async function devicesPage() {
 }
 
 function pairPage() {
-  const code = h('textarea', {id: 'code', placeholder: 'PV1-…', spellcheck: 'false', autocomplete: 'off'});
+  const code = h('textarea', {id: 'code', placeholder: 'privastead:…', spellcheck: 'false', autocomplete: 'off'});
   const go = h('button', {class: 'btn primary', id: 'pair'}, 'Pair');
   const out = h('div', {});
   show(h('h1', {}, 'Pair a hub'),

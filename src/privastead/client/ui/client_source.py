@@ -1,0 +1,145 @@
+"""The UI over this device's data directory: ``LocalSource`` plus the client's receive loop.
+
+Once the directory is paired, a ``Syncer`` (the same loop as ``privastead-app listen``) runs in
+the UI's process, so events, clips and the hub's health stay current while the page is open,
+and decryption never leaves this process. Before that, the pairing page pairs the directory
+(``client.pairing.pair``) and the loop starts right after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from privastead.client.device import DataDir
+from privastead.client.sync import Syncer
+from privastead.client.ui.source import (
+    Camera,
+    Clip,
+    Device,
+    Event,
+    LiveStream,
+    LocalSource,
+    PairingStep,
+    UnavailableError,
+)
+from privastead.clock import Clock
+from privastead.errors import PrivasteadError
+from privastead.media.transcode import transcode_clip
+from privastead.protocol.pairing_code import PairingCode
+
+log = logging.getLogger(__name__)
+
+
+class ClientSource:
+    def __init__(
+        self,
+        data: DataDir,
+        *,
+        clock: Clock,
+        device_name: str,
+        poll: float = 5.0,
+        offline_after: float = 900.0,
+    ) -> None:
+        self.data = data
+        self.clock = clock
+        self.device_name = device_name
+        self.poll = poll
+        self.offline_after = offline_after
+        self.syncer: Syncer | None = None
+        self._local: LocalSource | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.data.paired():
+            self._open()
+
+    def _open(self) -> None:
+        syncer = Syncer(self.data, clock=self.clock, offline_after=self.offline_after)
+        info = syncer.info
+
+        def devices() -> list[Device]:
+            return [
+                Device(info.hub_name, "hub", info.hub_name, info.safety_code),
+                Device(info.device_name, "this device", info.hub_name, info.safety_code),
+            ]
+
+        self._local = LocalSource(
+            syncer.events,
+            cache_dir=self.data.root / "ui-cache",
+            hubs={info.hub_name: syncer.health},
+            camera_hubs=dict.fromkeys(info.cameras(), info.hub_name),
+            devices=devices,
+            transcode_clip=transcode_clip,
+        )
+        self.syncer = syncer
+        self._task = asyncio.ensure_future(self._listen(syncer))
+
+    async def _listen(self, syncer: Syncer) -> None:
+        try:
+            await syncer.listen(poll=self.poll, stop=self._stop)
+        except PrivasteadError as exc:  # the page shows health; the log says why
+            log.error("receive loop stopped: %s", exc)
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.syncer is not None:
+            await self.syncer.close()
+
+    # -- UiSource --------------------------------------------------------------------------
+
+    async def cameras(self) -> list[Camera]:
+        return [] if self._local is None else await self._local.cameras()
+
+    async def events(self, camera: str, limit: int = 100) -> list[Event]:
+        return [] if self._local is None else await self._local.events(camera, limit)
+
+    async def event(self, event_id: str) -> Event | None:
+        return None if self._local is None else await self._local.event(event_id)
+
+    async def thumbnail(self, event_id: str) -> bytes | None:
+        return None if self._local is None else await self._local.thumbnail(event_id)
+
+    async def clip(self, event_id: str, *, h264: bool = False) -> Clip | None:
+        return None if self._local is None else await self._local.clip(event_id, h264=h264)
+
+    def live(self, camera: str, *, h264: bool = False) -> LiveStream:
+        raise UnavailableError(
+            "live view needs the hub's livestream sessions, which this build does not have yet"
+        )
+
+    async def devices(self) -> list[Device]:
+        return [] if self._local is None else await self._local.devices()
+
+    async def pair(self, code: str) -> AsyncIterator[PairingStep]:
+        from privastead.client.pairing import pair
+
+        if self._local is not None:
+            yield PairingStep(
+                "this device is already paired", 1.0, error="start the UI with another --data-dir"
+            )
+            return
+        yield PairingStep("reading the pairing code", 0.1)
+        try:
+            parsed = PairingCode.parse(code)
+        except PrivasteadError as exc:
+            yield PairingStep("the code is not valid", 1.0, error=str(exc))
+            return
+        yield PairingStep("contacting the relay and waiting for the hub", 0.3)
+        try:
+            result = await pair(parsed, self.data, self.device_name, clock=self.clock)
+        except PrivasteadError as exc:
+            yield PairingStep("pairing failed", 1.0, error=str(exc))
+            return
+        yield PairingStep(f"joined {', '.join(result.info.cameras())}", 0.9)
+        self._open()
+        yield PairingStep("paired", 1.0, safety_code=result.safety_code)
+
+
+__all__ = ["ClientSource"]

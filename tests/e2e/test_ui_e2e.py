@@ -1,0 +1,104 @@
+"""The web UI over a real client: paste the hub's pairing code into the pairing WebSocket,
+then watch the camera, its events and a clip appear through the UI's API while the UI's own
+receive loop decrypts them. Real relay, camsim, and hub processes on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from e2e_harness import Home, make_process
+
+from privastead.client.device import DataDir
+from privastead.client.ui.client_source import ClientSource
+from privastead.client.ui.server import UiServer
+from privastead.clock import SystemClock
+from support.procs import camsim
+
+pytestmark = pytest.mark.slow
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Home]:
+    relay = make_process(tmp_path / "relay")
+    try:
+        with camsim(
+            _port(), tmp_path / "cache", scene="demo", size="320x180", fps=10, duration=14
+        ) as cam:
+            h = Home(tmp_path, relay, cam.urls[0])
+            try:
+                yield h
+            finally:
+                h.kill_hub()
+    finally:
+        relay.kill9()
+
+
+async def _until(http: aiohttp.ClientSession, url: str, done: Any, limit: float) -> Any:
+    deadline = time.monotonic() + limit
+    while True:
+        async with http.get(url) as r:
+            value = await r.json()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.5)
+
+
+async def test_pair_then_events_and_clip_through_the_ui(home: Home) -> None:
+    source = ClientSource(
+        DataDir(home.root / "laptop"), clock=SystemClock(), device_name="laptop", poll=0.5
+    )
+    await source.start()
+    ui = UiServer(source)
+    await ui.start()
+    origin = {"Origin": f"http://127.0.0.1:{ui.port}"}
+    try:
+        async with aiohttp.ClientSession() as http:
+            assert await (await http.get(ui.url + "api/cameras")).json() == []
+            proc, code, _png = home.start_pairing()
+            ws = await http.ws_connect(ui.url + "ws/pair", headers=origin)
+            await ws.send_str(json.dumps({"code": code}))
+            steps = [json.loads(m.data) async for m in ws]
+            hub_out, _ = await asyncio.to_thread(proc.communicate, timeout=60)
+            assert steps[-1]["safety_code"], steps
+            assert steps[-1]["safety_code"] in hub_out  # the owner compares these
+
+            home.start_hub()
+            cams = await _until(
+                http,
+                ui.url + "api/cameras",
+                lambda c: c and c[0]["health"] == "online" and c[0]["last_event"],
+                90,
+            )
+            assert cams[0]["name"] == "door" and cams[0]["health"] == "online", cams
+            events = await _until(
+                http,
+                ui.url + "api/cameras/door/events",
+                lambda e: any(x["clip_state"] == "complete" for x in e),
+                120,
+            )
+            home.stop_hub()
+            done = next(e for e in events if e["clip_state"] == "complete")
+            async with http.get(ui.url + f"api/events/{done['event_id']}") as r:
+                assert (await r.json())["clip"]["mime"].startswith("video/mp4; codecs=")
+            async with http.get(ui.url + f"api/events/{done['event_id']}/clip.mp4") as r:
+                clip = await r.read()
+            assert clip in {p.read_bytes() for p in home.recorded_clips()}
+            devices = await (await http.get(ui.url + "api/devices")).json()
+            assert {d["name"] for d in devices} >= {"laptop"}
+    finally:
+        await ui.stop()
+        await source.close()
