@@ -236,3 +236,27 @@ def test_h265_clip_and_live_are_transcoded_for_chromium(
     finally:
         context.close()
         running.close()
+
+
+def test_new_event_appears_without_reload(page: Any, ui: Running, shots: Path) -> None:
+    _open(page, ui, "camera/front-door")
+    before = page.locator("[data-event]").count()
+    fake = ui.source.cameras_["front-door"]
+    newest = fake.events[0]
+    arrived = Event("ab" * 16, "front-door", time.time(), 0.93, newest.boxes, True, "partial")
+    ui.source.thumbnails[arrived.event_id] = ui.source.thumbnails[newest.event_id]
+    fake.events.append(arrived)  # what the receive loop does when a notification decrypts
+    page.wait_for_selector(f"[data-event='{arrived.event_id}']", timeout=15000)
+    assert page.locator("[data-event]").count() == before + 1
+
+
+def test_small_screen_layout(page: Any, ui: Running, shots: Path) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    _open(page, ui, "cameras")
+    page.wait_for_function(IMAGES_LOADED)
+    widths = page.evaluate(
+        "() => [...document.querySelectorAll('[data-camera]')].map(c => c.offsetWidth)"
+    )
+    assert all(w <= 390 for w in widths)  # one column, nothing wider than the phone
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=shots / "cameras-phone.png", full_page=True)

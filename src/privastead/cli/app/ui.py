@@ -38,9 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    from privastead.client.ui.security import check_loopback
     from privastead.client.ui.server import UiServer
     from privastead.client.ui.source import UiSource
 
+    check_loopback(args.host)  # before anything else starts
     async with contextlib.AsyncExitStack() as stack:
         source: UiSource
         if args.demo:

@@ -42,7 +42,6 @@ HEADERS = {
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
-    "Cache-Control": "no-store",
 }
 
 
@@ -97,6 +96,8 @@ class Guard:
                 response = web.Response(status=exc.status, text=exc.text or exc.reason)
         if not response.prepared:  # a WebSocket or a file response may be on the wire already
             response.headers.update(HEADERS)
+            # Nothing is cached unless a handler says so (thumbnails: immutable, private).
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
 

@@ -90,7 +90,9 @@ async def thumbnail(request: web.Request) -> web.Response:
     data = await request.app[SOURCE].thumbnail(request.match_info["event"])
     if data is None:
         raise web.HTTPNotFound(text="no thumbnail")
-    return web.Response(body=data, content_type="image/jpeg")
+    # An event's thumbnail never changes: let the page redraw without refetching it.
+    headers = {"Cache-Control": "private, max-age=86400, immutable"}
+    return web.Response(body=data, content_type="image/jpeg", headers=headers)
 
 
 async def clip(request: web.Request) -> web.StreamResponse:

@@ -79,9 +79,24 @@ function setBanner(cams) {
   banner.replaceChildren(...msgs.map(m => h('div', {}, m)));
 }
 
-async function camerasPage() {
-  show(h('h1', {}, 'Cameras'), loading('Loading cameras…'));
+// Pages that list things re-read them every few seconds and redraw only when they changed,
+// so a new event or a hub going offline shows up without a reload.
+let lastData = null;
+function poll(page, ...args) {
+  const timer = setInterval(() => page(true, ...args).catch(() => {}), 4000);
+  cleanup = () => clearInterval(timer);
+}
+function changed(quiet, data) {
+  const text = JSON.stringify(data);
+  if (quiet && text === lastData) return false;
+  lastData = text;
+  return true;
+}
+
+async function camerasPage(quiet) {
+  if (!quiet) show(h('h1', {}, 'Cameras'), loading('Loading cameras…'));
   const cams = await api('api/cameras');
+  if (!changed(quiet, cams)) return;
   setBanner(cams);
   const cards = cams.map(c => h('article', {class: 'card', 'data-camera': c.name},
     thumb(c.last_event),
@@ -94,16 +109,17 @@ async function camerasPage() {
         h('a', {class: 'btn', href: `#/camera/${enc(c.name)}`}, 'Events'),
         h('a', {class: 'btn primary', href: `#/live/${enc(c.name)}`}, '● Live')))));
   show(h('h1', {}, 'Cameras'),
-       h('p', {class: 'sub'}, `${cams.length} camera${cams.length === 1 ? '' : 's'} · updated ${clock(Date.now() / 1000)}`),
+       h('p', {class: 'sub'}, `${cams.length} camera${cams.length === 1 ? '' : 's'}`),
        cams.length ? h('div', {class: 'grid'}, cards)
                    : h('p', {class: 'empty-state'}, 'No cameras yet. Pair a hub to see its cameras here.'));
 }
 
-async function cameraPage(name) {
+async function cameraPage(quiet, name) {
   const head = [h('div', {class: 'crumbs'}, h('a', {href: '#/cameras'}, 'Cameras'), ' / ', name),
                 h('h1', {}, `${name} · events`)];
-  show(...head, loading('Loading events…'));
+  if (!quiet) show(...head, loading('Loading events…'));
   const events = await api(`api/cameras/${enc(name)}/events`);
+  if (!changed(quiet, events)) return;
   const nodes = [...head, h('p', {class: 'sub'}, `${events.length} most recent events, newest first`,
                               ' · ', h('a', {href: `#/live/${enc(name)}`}, 'watch live'))];
   if (!events.length) nodes.push(h('p', {class: 'empty-state'}, 'No events from this camera yet.'));
@@ -262,12 +278,13 @@ async function route() {
   document.body.dataset.page = page;
   for (const a of document.querySelectorAll('[data-nav]')) a.classList.toggle('active', a.dataset.nav === page || (page !== 'devices' && page !== 'pair' && a.dataset.nav === 'cameras'));
   try {
-    if (page === 'camera') await cameraPage(arg);
+    lastData = null;
+    if (page === 'camera') { await cameraPage(false, arg); poll(cameraPage, arg); }
     else if (page === 'event') await eventPage(arg);
     else if (page === 'live') livePage(arg);
     else if (page === 'devices') await devicesPage();
     else if (page === 'pair') pairPage();
-    else await camerasPage();
+    else { await camerasPage(false); poll(camerasPage); }
   } catch (e) {
     show(status(`Could not load this page: ${e.message}. Is privastead-app ui still running?`, true));
   }
