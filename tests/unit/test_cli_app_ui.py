@@ -22,31 +22,31 @@ def _env() -> dict[str, str]:
 
 
 def test_demo_serves_at_a_secret_address_and_stops_on_sigterm() -> None:
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [*RUN, "ui", "--demo"],
         env=_env(),
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("Privastead UI: http://127.0.0.1:"), line
-        url = line.split(": ", 1)[1].strip()
-        secret = url.rstrip("/").rsplit("/", 1)[1]
-        assert len(secret) >= 43  # 256 bits, URL-safe base64
-        with urllib.request.urlopen(url + "api/cameras", timeout=30) as r:
-            assert b"front-door" in r.read()
-        with pytest.raises(urllib.error.HTTPError) as info:
-            urllib.request.urlopen(url.replace(secret, "x" * len(secret)), timeout=30)
-        assert info.value.code == 403
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line.startswith("Privastead UI: http://127.0.0.1:"), line
+            url = line.split(": ", 1)[1].strip()
+            secret = url.rstrip("/").rsplit("/", 1)[1]
+            assert len(secret) >= 43  # 256 bits, URL-safe base64
+            with urllib.request.urlopen(url + "api/cameras", timeout=30) as r:
+                assert b"front-door" in r.read()
+            with pytest.raises(urllib.error.HTTPError) as info:
+                urllib.request.urlopen(url.replace(secret, "x" * len(secret)), timeout=30)
+            info.value.close()
+            assert info.value.code == 403
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
 
 
 def test_refuses_to_listen_beyond_loopback() -> None:
