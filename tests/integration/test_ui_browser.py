@@ -10,6 +10,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -260,3 +261,23 @@ def test_small_screen_layout(page: Any, ui: Running, shots: Path) -> None:
     assert all(w <= 390 for w in widths)  # one column, nothing wider than the phone
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     page.screenshot(path=shots / "cameras-phone.png", full_page=True)
+
+
+def test_relay_unreachable_is_explained(page: Any, ui: Running, shots: Path) -> None:
+    fakes = ui.source.cameras_
+    saved = {name: fake.camera for name, fake in fakes.items()}
+    try:
+        for fake in fakes.values():
+            fake.camera = replace(
+                fake.camera,
+                health=Health.RELAY_UNREACHABLE,
+                detail="the relay has not answered for 240 s",
+            )
+        _open(page, ui, "cameras")
+        page.wait_for_function(IMAGES_LOADED)
+        assert "relay cannot be reached" in page.locator("#banner").inner_text()
+        assert page.locator(".badge.relay_unreachable").count() == 3
+        page.screenshot(path=shots / "cameras-relay-unreachable.png", full_page=True)
+    finally:
+        for name, camera in saved.items():
+            fakes[name].camera = camera
