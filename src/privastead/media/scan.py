@@ -20,12 +20,10 @@ from privastead.errors import CorruptMediaError
 from privastead.media.decode import LumaDecoder
 from privastead.media.detector import Box, MotionDetector
 from privastead.media.events import EventEnded, EventStarted, EventTracker
+from privastead.media.idle import IdlePolicy
 from privastead.media.settings import DetectionSettings, EventSettings
 
 ScanMode = Literal["full", "keyframes"]
-
-#: Seconds of quiet (no wake, no event) before an idle decoder drops back to keyframes.
-IDLE_AFTER = 3.0
 
 
 @dataclass(frozen=True)
@@ -86,12 +84,12 @@ def scan_file(
         report = ScanReport()
         origin: float | None = None
         starts: dict[str, float] = {}
-        last_busy = -float("inf")
+        policy = IdlePolicy(enabled=mode == "keyframes")
         last_report = time.monotonic()
         last_t = 0.0
 
         def handle(frames: list) -> None:  # type: ignore[type-arg]
-            nonlocal detector, origin, last_busy, last_t
+            nonlocal detector, origin, last_t
             for frame in frames:
                 if detector is None:
                     detector = MotionDetector(detection, frame.y.shape[1], frame.y.shape[0])
@@ -102,12 +100,7 @@ def scan_file(
                 result = detector.process(frame)
                 for ev in tracker.update(result, t):
                     _collect(ev, starts, report)
-                if mode == "keyframes":
-                    if result.wake or result.motion or tracker.active:
-                        last_busy = t
-                        decoder.mode = "full"
-                    elif decoder.mode == "full" and t - last_busy > IDLE_AFTER:
-                        decoder.mode = "keyframes"
+                decoder.mode = policy.update(result, t, tracker.active)
 
         for packet in container.demux(stream):
             if packet.dts is None and packet.size == 0:
