@@ -17,7 +17,7 @@ from typing import Literal
 import av
 
 from privastead.errors import CorruptMediaError
-from privastead.media.decode import LumaDecoder
+from privastead.media.decode import LumaDecoder, LumaFrame
 from privastead.media.detector import Box, MotionDetector
 from privastead.media.events import EventEnded, EventStarted, EventTracker
 from privastead.media.idle import IdlePolicy
@@ -83,12 +83,11 @@ def scan_file(
         detector: MotionDetector | None = None
         report = ScanReport()
         origin: float | None = None
-        starts: dict[str, float] = {}
         policy = IdlePolicy(enabled=mode == "keyframes")
         last_report = time.monotonic()
         last_t = 0.0
 
-        def handle(frames: list) -> None:  # type: ignore[type-arg]
+        def handle(frames: list[LumaFrame]) -> None:
             nonlocal detector, origin, last_t
             for frame in frames:
                 if detector is None:
@@ -99,7 +98,7 @@ def scan_file(
                 last_t = t
                 result = detector.process(frame)
                 for ev in tracker.update(result, t):
-                    _collect(ev, starts, report)
+                    _collect(ev, report)
                 decoder.mode = policy.update(result, t, tracker.active)
 
         for packet in container.demux(stream):
@@ -111,16 +110,15 @@ def scan_file(
                 progress(last_t, total)
         handle(decoder.flush())
         for ev in tracker.close(last_t + 1e-6):
-            _collect(ev, starts, report)
+            _collect(ev, report)
         report.duration = last_t
         report.frames_decoded = decoder.frames_decoded
         report.frames_analysed = detector.frames_analysed if detector else 0
         return report
 
 
-def _collect(ev: EventStarted | EventEnded, starts: dict[str, float], report: ScanReport) -> None:
+def _collect(ev: EventStarted | EventEnded, report: ScanReport) -> None:
     if isinstance(ev, EventStarted):
-        starts[ev.event_id] = ev.at
         if report.first_detection is None:
             report.first_detection = ev.at
         return
