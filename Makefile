@@ -62,7 +62,7 @@ lint: lint-python lint-rust ## All linters
 
 .PHONY: test-rust
 test-rust: system-deps ## Rust unit and integration tests (core crate, incl. mls-rs interop)
-	$(CARGO) test -p privastead-mls --release
+	$(CARGO) test -p privastead-mls -p privastead-statefile --release
 
 .PHONY: test-python
 test-python: venv ## pytest

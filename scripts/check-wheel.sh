@@ -16,4 +16,12 @@ cd "$tmp"   # make sure the import does not pick up the source tree
 "$tmp/venv/bin/python" - <<'PY'
 import privastead, privastead._native as native
 print(f"check-wheel: privastead {privastead.__version__}, core {native.core_version()} imports from {native.__file__}")
+import tempfile, pathlib
+from privastead.crypto import Identity
+with tempfile.TemporaryDirectory() as d:
+    with Identity.create(pathlib.Path(d) / "h", b"hub") as hub, Identity.create(pathlib.Path(d) / "c", b"c") as c:
+        gid = hub.create_group()
+        c.join(hub.add_members(gid, [c.key_package()]).welcome, inviter_identity=b"hub")
+        assert c.process(gid, hub.encrypt(gid, b"wheel ok")).data == b"wheel ok"
+print("check-wheel: MLS round trip through the installed wheel works")
 PY

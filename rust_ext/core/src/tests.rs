@@ -537,3 +537,69 @@ fn chacha_suite_works_and_mismatched_suites_are_refused() {
     let ct = hub.encrypt(&gid, b"chacha", b"", None).expect("enc");
     assert_eq!(cha.process(&gid, &ct, None).expect("dec").data, b"chacha");
 }
+
+/// Not a test: `cargo test --release -- --ignored --nocapture timing` prints where time goes.
+#[test]
+#[ignore]
+fn timing() {
+    use std::time::Instant;
+    let (mut hub, mut clients, gid, _) = group(1);
+    let pt = vec![7u8; 1 << 20];
+    for _ in 0..3 {
+        let t = Instant::now();
+        let ct = hub.encrypt(&gid, &pt, b"", None).expect("enc");
+        let enc = t.elapsed();
+        let t = Instant::now();
+        let _ = clients[0].process(&gid, &ct, None).expect("dec");
+        let dec = t.elapsed();
+        let t = Instant::now();
+        hub.set_app_data(b"").expect("save");
+        let save = t.elapsed();
+        let t = Instant::now();
+        let _ = crate::ops::parse(&ct, 1 << 30).expect("parse");
+        let parse = t.elapsed();
+        println!("enc {enc:?} dec {dec:?} save {save:?} parse {parse:?}");
+    }
+}
+
+#[test]
+#[ignore]
+fn timing_primitives() {
+    use openmls_traits::crypto::OpenMlsCrypto;
+    use openmls_traits::signatures::Signer;
+    use openmls_traits::types::AeadType;
+    use std::time::Instant;
+    let (hub, _) = client("hub");
+    let data = vec![7u8; 1 << 20];
+    for _ in 0..3 {
+        let t = Instant::now();
+        let sig = hub.signer.sign(&data).expect("sign");
+        let sign = t.elapsed();
+        let t = Instant::now();
+        hub.provider
+            .crypto
+            .verify_signature(
+                openmls_traits::types::SignatureScheme::ED25519,
+                &data,
+                &hub.signer.to_public_vec(),
+                &sig,
+            )
+            .expect("verify");
+        let verify = t.elapsed();
+        let t = Instant::now();
+        let ct = hub
+            .provider
+            .crypto
+            .aead_encrypt(AeadType::Aes128Gcm, &[1; 16], &data, &[2; 12], b"")
+            .expect("aead");
+        let aead = t.elapsed();
+        let t = Instant::now();
+        let _ = hub
+            .provider
+            .crypto
+            .aead_decrypt(AeadType::Aes128Gcm, &[1; 16], &ct, &[2; 12], b"")
+            .expect("aead");
+        let aead_d = t.elapsed();
+        println!("sign {sign:?} verify {verify:?} aead_enc {aead:?} aead_dec {aead_d:?}");
+    }
+}

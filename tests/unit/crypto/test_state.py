@@ -154,3 +154,32 @@ def test_concurrent_threads_are_serialised(make_group: Callable[[int], Group]) -
         for ct in outputs[k]:
             received.add(c.process(g.gid, ct).data)
     assert received == {f"{k}:{i}".encode() for k in range(threads) for i in range(per_thread)}
+
+
+def test_the_gil_is_released_during_crypto_work(make_group: Callable[[int], Group]) -> None:
+    g = make_group(1)
+    payloads = [bytes(1024 * 1024)] * 8
+    ticks = 0
+    stop = threading.Event()
+
+    def spin() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+
+    # A long switch interval: without a GIL release the spinner cannot run during the call.
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.5)
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        # The spinner can only run while this thread is inside the extension if the
+        # extension released the GIL (the call itself is one bytecode in this thread).
+        before = ticks
+        g.hub.encrypt_batch(g.gid, payloads)
+        during = ticks - before
+    finally:
+        stop.set()
+        spinner.join()
+        sys.setswitchinterval(old_interval)
+    assert during > 0
