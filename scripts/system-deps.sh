@@ -10,6 +10,8 @@ GSTREAMER_PKGS=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
                 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 # bench/bench_relay.py measures nginx serving the same blob files, as the ceiling for blob GET.
 BENCH_PKGS=(nginx)
+# Browser tests (live fragments through Media Source Extensions) drive Debian's chromium.
+BROWSER_PKGS=(chromium)
 EXTRA_PKGS=(${PRIVASTEAD_EXTRA_PKGS:-})
 
 as_root() {
@@ -22,7 +24,7 @@ as_root() {
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
     wanted=("${BUILD_PKGS[@]}" "${PYTHON_PKGS[@]}" "${GSTREAMER_PKGS[@]}" "${BENCH_PKGS[@]}"
-            "${EXTRA_PKGS[@]}")
+            "${BROWSER_PKGS[@]}" "${EXTRA_PKGS[@]}")
     # Ubuntu 22.04 ships Python 3.10: add 3.11 beside it.
     if ! "$(dirname "$0")/find-python.sh" | grep -q '^/'; then
         wanted+=(python3.11 python3.11-venv python3.11-dev)

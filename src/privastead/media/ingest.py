@@ -77,6 +77,7 @@ class MediaPacket:
     keyframe: bool
     size: int
     epoch: int
+    arrived: float = 0.0  # wall-clock seconds when the hub read it (livestream latency)
 
 
 @dataclass(frozen=True)
@@ -359,6 +360,7 @@ class Ingest:
                     packet.is_keyframe,
                     packet.size,
                     self._epoch,
+                    self.clock.time(),
                 )
             )
 

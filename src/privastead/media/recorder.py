@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import BinaryIO
 import av
 
 from privastead.errors import MediaError
+from privastead.media.fmp4 import BoxSplitter, copy_packet, open_muxer
 from privastead.media.ingest import MediaPacket, StreamInfo
 
 log = logging.getLogger(__name__)
@@ -31,60 +31,21 @@ log = logging.getLogger(__name__)
 FragmentCallback = Callable[[str, int, bytes, bool], None]
 
 
-class _FragmentSplitter:
-    """File-like sink for the muxer: cuts its byte stream into init segment and fragments."""
+class _FragmentSplitter(BoxSplitter):
+    """Appends every piece to the clip file and hands it to ``on_fragment`` with its index."""
 
     def __init__(self, clip_id: str, file: BinaryIO, on_fragment: FragmentCallback | None) -> None:
+        super().__init__(self._deliver)
         self.clip_id, self.file, self.on_fragment = clip_id, file, on_fragment
-        self.pending = bytearray()
-        self.piece = bytearray()  # boxes of the piece being assembled
         self.index = 0
-        self.position = 0
         self.sizes: list[int] = []
 
-    # The muxer only needs write() and tell(); it never seeks in fragmented mode.
-    def write(self, data: bytes) -> int:
-        self.pending += data
-        self.position += len(data)
-        self._parse()
-        return len(data)
-
-    def tell(self) -> int:
-        return self.position
-
-    def seekable(self) -> bool:
-        return False
-
-    def _parse(self) -> None:
-        while len(self.pending) >= 8:
-            size, kind = struct.unpack_from(">I4s", self.pending)
-            if size == 1:
-                if len(self.pending) < 16:
-                    return
-                (size,) = struct.unpack_from(">Q", self.pending, 8)
-            if size < 8:
-                raise MediaError(f"muxer wrote a malformed box of size {size}")
-            if len(self.pending) < size:
-                return
-            self.piece += self.pending[:size]
-            del self.pending[:size]
-            if kind in (b"moov", b"mdat"):  # the end of the init segment or of a fragment
-                self._emit(is_init=kind == b"moov")
-
-    def _emit(self, is_init: bool) -> None:
-        data = bytes(self.piece)
-        self.piece.clear()
+    def _deliver(self, data: bytes, is_init: bool) -> None:
         self.file.write(data)
         self.sizes.append(len(data))
         if self.on_fragment is not None:
             self.on_fragment(self.clip_id, self.index, data, is_init)
         self.index += 1
-
-    def finish(self) -> None:
-        if self.pending:
-            raise MediaError(f"muxer left {len(self.pending)} bytes of an incomplete box")
-        if self.piece:  # trailing boxes (none with skip_trailer), kept so pieces == file
-            self._emit(is_init=False)
 
 
 @dataclass(frozen=True)
@@ -116,25 +77,12 @@ class ClipWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.part.open("wb")
         self._splitter = _FragmentSplitter(clip_id, self._file, on_fragment)
-        movflags = "frag_keyframe+empty_moov+default_base_moof+skip_trailer"
-        self._out = av.open(
+        self._out, self._video, self._audio = open_muxer(
             self._splitter,
-            "w",
-            format="mp4",
-            options={
-                "movflags": movflags,
-                "frag_duration": str(int(fragment_seconds * 1e6)),
-                "flush_packets": "1",
-            },
-        )
-        self._video = self._out.add_stream_from_template(info.video)
-        if info.width > 0 and info.height > 0:
-            # The template may lack the size when probing was cut short; the ingest knows it.
-            self._video.width, self._video.height = info.width, info.height
-        if info.codec == "hevc":
-            self._video.codec_tag = "hvc1"  # Safari and Apple players refuse hev1
-        self._audio = (
-            self._out.add_stream_from_template(info.audio) if info.audio is not None else None
+            info,
+            "frag_keyframe+empty_moov+default_base_moof+skip_trailer",
+            frag_duration=str(int(fragment_seconds * 1e6)),
+            flush_packets="1",
         )
         self._start: float | None = None
         self._end = 0.0
@@ -158,19 +106,9 @@ class ClipWriter:
             if not (packet.kind == "video" and packet.keyframe):
                 return
             self._start = packet.pts
-        src = packet.packet
-        tb = src.time_base
-        if tb is None or src.pts is None or src.dts is None:
-            return
-        offset = round(self._start / tb)
-        pts, dts = src.pts - offset, src.dts - offset
-        if dts < 0:
+        out = copy_packet(packet, self._start)
+        if out is None:
             return  # audio from just before the first keyframe
-        out = av.Packet(bytes(src))
-        out.pts, out.dts, out.time_base = pts, dts, tb
-        if src.duration:
-            out.duration = src.duration
-        out.is_keyframe = packet.keyframe
         if packet.kind == "video":
             out.stream = self._video
             self._frames += 1
