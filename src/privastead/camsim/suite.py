@@ -40,10 +40,12 @@ def cache_dir() -> Path:
 
 
 def _scene_source_hash() -> str:
-    from privastead.camsim import scene as module
+    from privastead.camsim import scene, texture
 
-    text = Path(module.__file__).read_bytes()
-    return hashlib.sha256(text + _ENCODING_VERSION.encode()).hexdigest()[:10]
+    digest = hashlib.sha256(_ENCODING_VERSION.encode())
+    for module in (scene, texture):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()[:10]
 
 
 def encode_scene(

@@ -79,6 +79,7 @@ class ControlReader:
         if page.messages:
             self._cursors[group.mailbox] = cursor
             write_atomic(self._path, json.dumps(self._cursors).encode())
+            await self.relay.ack(group.mailbox, cursor)
         if proposals:
             group.self_update()  # folds the stored proposals: clients get fresh keys
             self.proposals_folded += proposals

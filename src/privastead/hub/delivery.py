@@ -102,6 +102,8 @@ class Delivery:
                 log.warning("%s: %d message(s) lost in a crash", group.key, len(recovery.lost))
         for group in self.groups:
             await self.relay.create_mailbox(group.mailbox)
+            # Registered, the relay keeps client messages until the hub has read them too.
+            await self.relay.register(group.mailbox)
 
     async def run(self) -> None:
         """Upload and send heartbeats until cancelled."""

@@ -126,7 +126,9 @@ class HubPairing:
             raise PolicyError(f"pairing: the client sent no key package for {', '.join(missing)}")
         for camera in cameras:
             for name in GROUPS:  # exist before the client registers on them
-                await self.relay.create_mailbox(self.groups.get(camera, name).mailbox)
+                group_mailbox = self.groups.get(camera, name).mailbox
+                await self.relay.create_mailbox(group_mailbox)
+                await self.relay.register(group_mailbox)  # client messages wait for the hub
         device = await self.relay.create_device(request.device_name)
         grants, members = self._add_to_groups(cameras, request)
         # Our own id for the device (the relay's ids have another format and stay on the hub).

@@ -48,6 +48,8 @@ NOISE_UP, NOISE_DOWN, SETTLE_BG = 2.0, 30.0, 0.25
 SETTLE_NOISE_UP = 0.5
 #: Frames kept while settling for the median background.
 MAX_SAMPLES = 40
+#: Newly changed fraction of the frame, within SUDDEN_WITHIN seconds, that is a global change.
+SUDDEN_FRACTION, SUDDEN_WITHIN = 0.15, 0.25
 #: Seconds the detector only learns after start-up (noise levels are unknown until then).
 STARTUP_SECONDS = 3.0
 
@@ -96,7 +98,10 @@ class MotionDetector:
     def _setup(self, width: int, height: int) -> None:
         s = self.settings
         self.width, self.height = width, height
-        self.block = max(1, min(MAX_BLOCK, height // s.analysis_height))
+        # Blocks of at least 2x2 pixels (when the frame allows): single-pixel cells carry the
+        # full sensor noise, 2x2 means already halve it.
+        smallest = 2 if height >= 4 * 16 else 1
+        self.block = max(smallest, min(MAX_BLOCK, height // s.analysis_height))
         rows, cols = grid_shape(height, width, self.block)
         if rows < 4 or cols < 4:
             raise ValueError(f"frame {width}x{height} is too small to analyse")
@@ -105,7 +110,7 @@ class MotionDetector:
         self._cell_h = self.block / height
         self.weight = cell_weights(rows, cols, self._cell_w, self._cell_h, s.zones, s.masks)
         self._watched = max(1, int(self.weight.sum()))
-        self.min_cells = max(2, round(s.min_object_area * rows * cols))
+        self.min_cells = max(3, round(s.min_object_area * rows * cols))
         shape = (rows, cols)
         self._m = np.zeros(shape, np.float32)
         self.background = np.zeros(shape, np.float32)
@@ -165,14 +170,16 @@ class MotionDetector:
         )
         jump = count - self._last_count
         self._last_count = count
-        # A global change: much of the view differs, or a large part changed within one
-        # analysed frame (a lamp lighting a pool of the yard) - no object does that.
-        if (
-            count > s.global_change_fraction * self._watched
-            or jump > 0.5 * s.global_change_fraction * self._watched
+        # A global change: much of the view differs, or a large part changed within a
+        # fraction of a second (a lamp lighting a pool of the yard): no object appears that
+        # fast. Between keyframes a second apart a close person can, so the jump rule only
+        # applies to closely spaced frames.
+        if count > s.global_change_fraction * self._watched or (
+            dt <= SUDDEN_WITHIN and jump > SUDDEN_FRACTION * self._watched
         ):
             self._rebase(m, t)
-            self._result = MotionResult(0.0, (), False, True, False)
+            # wake: an idle decoder should relearn at full rate, and confirm nothing hides
+            self._result = MotionResult(0.0, (), False, True, True)
             return self._result
         if t < self._settle_until:
             self._changed.fill(0)

@@ -17,15 +17,13 @@ from typing import Literal
 import av
 
 from privastead.errors import CorruptMediaError
-from privastead.media.decode import LumaDecoder
+from privastead.media.decode import LumaDecoder, LumaFrame
 from privastead.media.detector import Box, MotionDetector
 from privastead.media.events import EventEnded, EventStarted, EventTracker
+from privastead.media.idle import IdlePolicy
 from privastead.media.settings import DetectionSettings, EventSettings
 
 ScanMode = Literal["full", "keyframes"]
-
-#: Seconds of quiet (no wake, no event) before an idle decoder drops back to keyframes.
-IDLE_AFTER = 3.0
 
 
 @dataclass(frozen=True)
@@ -85,13 +83,12 @@ def scan_file(
         detector: MotionDetector | None = None
         report = ScanReport()
         origin: float | None = None
-        starts: dict[str, float] = {}
-        last_busy = -float("inf")
+        policy = IdlePolicy(enabled=mode == "keyframes")
         last_report = time.monotonic()
         last_t = 0.0
 
-        def handle(frames: list) -> None:  # type: ignore[type-arg]
-            nonlocal detector, origin, last_busy, last_t
+        def handle(frames: list[LumaFrame]) -> None:
+            nonlocal detector, origin, last_t
             for frame in frames:
                 if detector is None:
                     detector = MotionDetector(detection, frame.y.shape[1], frame.y.shape[0])
@@ -101,13 +98,8 @@ def scan_file(
                 last_t = t
                 result = detector.process(frame)
                 for ev in tracker.update(result, t):
-                    _collect(ev, starts, report)
-                if mode == "keyframes":
-                    if result.wake or result.motion or tracker.active:
-                        last_busy = t
-                        decoder.mode = "full"
-                    elif decoder.mode == "full" and t - last_busy > IDLE_AFTER:
-                        decoder.mode = "keyframes"
+                    _collect(ev, report)
+                decoder.mode = policy.update(result, t, tracker.active)
 
         for packet in container.demux(stream):
             if packet.dts is None and packet.size == 0:
@@ -118,16 +110,15 @@ def scan_file(
                 progress(last_t, total)
         handle(decoder.flush())
         for ev in tracker.close(last_t + 1e-6):
-            _collect(ev, starts, report)
+            _collect(ev, report)
         report.duration = last_t
         report.frames_decoded = decoder.frames_decoded
         report.frames_analysed = detector.frames_analysed if detector else 0
         return report
 
 
-def _collect(ev: EventStarted | EventEnded, starts: dict[str, float], report: ScanReport) -> None:
+def _collect(ev: EventStarted | EventEnded, report: ScanReport) -> None:
     if isinstance(ev, EventStarted):
-        starts[ev.event_id] = ev.at
         if report.first_detection is None:
             report.first_detection = ev.at
         return

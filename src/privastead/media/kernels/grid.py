@@ -72,7 +72,7 @@ def _global_fit_kernel(m, bg, weight, step):  # type: ignore[no-untyped-def]
     return g, o
 
 
-def global_fit(m: F32, bg: F32, weight: U8, step: int = 5) -> tuple[float, float]:
+def global_fit(m: F32, bg: F32, weight: U8, step: int = 8) -> tuple[float, float]:
     """Gain ``g`` and offset ``o`` such that ``m ~ g * bg + o`` for most cells.
 
     Tukey's resistant line: the slope joins the medians of the darkest and brightest thirds
@@ -83,7 +83,7 @@ def global_fit(m: F32, bg: F32, weight: U8, step: int = 5) -> tuple[float, float
     return float(g), float(o)
 
 
-def global_fit_reference(m: F32, bg: F32, weight: U8, step: int = 5) -> tuple[float, float]:
+def global_fit_reference(m: F32, bg: F32, weight: U8, step: int = 8) -> tuple[float, float]:
     """NumPy reference for ``global_fit``."""
     mf, bf, wf = m.ravel()[::step], bg.ravel()[::step], weight.ravel()[::step]
     use = (wf != 0) & (bf > DARK) & (bf < SATURATED) & (mf < SATURATED)
