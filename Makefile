@@ -82,7 +82,7 @@ wheel-check: wheel ## Install the wheel into a fresh venv and import it
 	scripts/check-wheel.sh $(PYTHON)
 
 .PHONY: demo
-demo: venv ## Set up, then run the walk-through on the embedded default
+demo: venv ## Set up, then run relay, camera, hub and a paired client with its web UI (Ctrl-C stops)
 	$(VENV)/bin/python -m privastead.demo
 
 .PHONY: bench

@@ -19,6 +19,7 @@ from relay_harness import RelayProcess, make_process
 from privastead.client.device import DataDir
 from privastead.client.sync import Syncer
 from privastead.clock import SystemClock
+from privastead.hub.sample_config import loopback_config
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -66,25 +67,13 @@ class Home:
         token = self.root / "owner-token"
         token.write_text(self.relay.owner_token)
         self.config.write_text(
-            f"""[hub]
-data_dir = "{self.data}"
-status_interval = 0
-
-[relay]
-url = "{self.relay.url}"
-token_file = "{token}"
-heartbeat_interval = 2.0
-keep_plaintext_clips = {"true" if self.keep_plaintext else "false"}
-
-[[cameras]]
-name = "door"
-url = "{self.camera_url}"
-decode = "keyframes"
-
-[cameras.events]
-pre_roll = 1.0
-post_roll = 1.0
-"""
+            loopback_config(
+                data_dir=self.data,
+                relay_url=self.relay.url,
+                token_file=token,
+                camera_url=self.camera_url,
+                keep_plaintext_clips=self.keep_plaintext,
+            )
         )
 
     # -- pairing ------------------------------------------------------------------------------
