@@ -110,11 +110,13 @@ async def test_motion_reaches_every_client_encrypted_and_removal_stops_it(home: 
     # Remove B; the next event reaches A only.
     removed = run(hub_cmd("devices", "remove", "phone-b", "--config", str(home.config)))
     assert removed.returncode == 0, removed.stderr
-    # The owner registers on the events mailbox so the relay keeps what A acknowledges: the
-    # test then tries B's keys on it, as a relay or a thief holding B's state could.
+    # An observer device registers on the events mailbox so the relay keeps what A and the
+    # hub acknowledge: the test then tries B's keys on it, as a relay or a thief could.
     b_events = next(g for g in DataDir(b).load().groups if g.group == "events")
     async with RelayClient(home.relay.url, home.relay.owner_token) as owner:
-        await owner.register(b_events.mailbox)
+        observer = await owner.create_device("observer")
+    async with RelayClient(home.relay.url, observer.token) as watcher:
+        await watcher.register(b_events.mailbox)
     home.start_hub()
     await sync_until([a], _has_clips(len(clips_a) + 1), limit=120)
     home.stop_hub()
@@ -123,17 +125,17 @@ async def test_motion_reaches_every_client_encrypted_and_removal_stops_it(home: 
     await sync_until([b], lambda s: True, limit=5)
     assert len(_complete_clips(b)) == len(clips_b)
     assert ClipStore(b / "clips").incomplete() == []
-    assert await _readable_by(b, home) == 0
+    assert await _readable_by(b, home, observer.token) == 0
 
 
-async def _readable_by(client: Path, home: Home) -> int:
+async def _readable_by(client: Path, home: Home, token: str) -> int:
     """How many application messages of the events mailbox ``client``'s keys open, reading
     everything after its cursor with the owner's token (as a relay or a thief could)."""
     data = DataDir(client)
     entry = next(g for g in data.load().groups if g.group == "events")
     cursor = int(data.sync_state(entry).get("cursor", 0))
     opened = 0
-    async with RelayClient(home.relay.url, home.relay.owner_token) as relay:
+    async with RelayClient(home.relay.url, token) as relay:
         page = await relay.list_messages(entry.mailbox, after=cursor, limit=1000)
         assert page.messages, "the hub sent nothing after the removal"
         with Identity.open(data.mls / entry.state) as identity:

@@ -164,8 +164,8 @@ class RelaySection:
 @dataclass(frozen=True)
 class HubConfig:
     hub: HubSection = field(default_factory=HubSection)
-    relay: RelaySection = field(default_factory=RelaySection)
     cameras: tuple[CameraConfig, ...] = ()
+    relay: RelaySection = field(default_factory=RelaySection)  # last: keeps positional use
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.cameras]
