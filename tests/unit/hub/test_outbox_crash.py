@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,20 +15,9 @@ from privastead.hub.outbox import Outbox
 sys.path.insert(0, str(Path(__file__).parent))
 from outbox_crash_child import MB, ciphertext
 
+from support.kill import kill_after_progress
+
 CHILD = Path(__file__).with_name("outbox_crash_child.py")
-
-
-def kill_after_progress(proc: subprocess.Popen[bytes], lines: int, extra: float) -> bytes:
-    """SIGKILL ``proc`` at a random moment *after* it reported ``lines`` lines of progress
-    (waiting for progress, not for a fixed time, keeps the test valid on a loaded machine)."""
-    assert proc.stdout is not None
-    seen = []
-    while len(seen) < lines and (line := proc.stdout.readline()):
-        seen.append(line)
-    time.sleep(extra)
-    proc.send_signal(signal.SIGKILL)
-    out, _ = proc.communicate(timeout=60)
-    return b"".join(seen) + out
 
 
 def run_and_kill(root: Path, start: int, delay: float) -> tuple[set[int], set[int]]:
