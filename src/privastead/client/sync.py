@@ -4,7 +4,10 @@ For each mailbox: list the messages after our relay cursor, let the receiver dec
 store each one, and acknowledge it to the relay only once the receiver says its data is durable.
 A message of a future epoch stops that mailbox until the next round (its commit comes first in
 the same mailbox, so this only happens while a commit is being uploaded). Sequence gaps become
-``ResendRequest``s in the camera's ``control`` group. The cursor and the sequence tracker are
+``ResendRequest``s in the camera's ``control`` group. ``request_readd`` asks the hub to
+replace this device's leaf in groups it lost sync with (fresh KeyPackages, sent in the control
+group, which authenticates us); the ``ReAddAccept`` answer, read in order from the control
+mailbox, is joined and swapped in for the stale state. The cursor and the sequence tracker are
 saved after every message; every handler is idempotent, so a crash between the two costs
 nothing.
 
@@ -18,8 +21,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from privastead.client.clipstore import ClipStore
 from privastead.client.device import DataDir, DeviceInfo, GroupEntry
@@ -29,9 +32,10 @@ from privastead.client.receiver import GroupReceiver, Outcome
 from privastead.client.sink import LocalSink
 from privastead.clock import Clock
 from privastead.crypto import Identity
-from privastead.errors import CryptoError, RelayError
+from privastead.errors import ConfigError, CryptoError, RelayError
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import Heartbeat, ResendRequest
+from privastead.protocol.pairing_messages import ReAddAccept, ReAddRequest
 from privastead.protocol.seq import SeqTracker
 from privastead.relay.client import RelayClient
 
@@ -95,6 +99,8 @@ class Syncer:
         self.received = 0
         self.relay_error = ""  # the last round's relay failure, if any
         self._own: set[tuple[str, int]] = set()  # (mailbox, relay seq) of our own uploads
+        self._pending: dict[tuple[str, str], Identity] = {}  # fresh leaves awaiting a Welcome
+        self.readded: list[str] = []  # "camera/group" keys re-joined
 
     def _on_heartbeat(self, camera: str, beat: Heartbeat) -> None:
         local = {
@@ -154,6 +160,86 @@ class Syncer:
                 self.on_message(group.entry.camera, group.entry.group, outcome.message)
         if outcome.missing:
             await self.request_resend(group.entry, outcome.missing)
+        message = outcome.message
+        if isinstance(message, ReAddAccept) and message.device_id == self.info.device_id:
+            self._rejoin(message)
+
+    # -- re-adding this device to groups it lost sync with -------------------------------
+
+    def _pending_path(self, camera: str, group: str) -> str:
+        return f"{camera}-{group}.readd.mls"
+
+    async def request_readd(self, camera: str, groups: Sequence[str], reason: str = "") -> None:
+        """Send fresh KeyPackages for ``groups`` of ``camera`` in its control group; the answer
+        is joined by the receive loop. Keep this Syncer open until ``readded`` lists them."""
+        control = next(
+            (g for g in self.groups if g.entry.camera == camera and g.entry.group == "control"),
+            None,
+        )
+        if control is None:
+            raise ConfigError(f"this device is not paired with camera {camera!r}")
+        kps: dict[str, bytes] = {}
+        for name in groups:
+            if name == "control" or not any(
+                g.entry.camera == camera and g.entry.group == name for g in self.groups
+            ):
+                raise ConfigError(f"cannot re-add {camera}/{name}: only events or live groups")
+            old = self._pending.pop((camera, name), None)
+            if old is not None:
+                old.close()
+            path = self.data.mls / self._pending_path(camera, name)
+            path.unlink(missing_ok=True)
+            ident = Identity.create(path, secrets.token_hex(16).encode())
+            self._pending[(camera, name)] = ident
+            kps[name] = ident.key_package()
+        request = ReAddRequest(self.info.device_id, camera, kps, reason)
+        ciphertext = control.identity.encrypt(control.entry.group_id, request.encode())
+        await self._upload(control.entry.mailbox, ciphertext)
+
+    def _rejoin(self, accept: ReAddAccept) -> None:
+        camera = accept.camera.camera
+        for grant in accept.camera.groups:
+            ident = self._pending.pop((camera, grant.group), None)
+            group = next(
+                (
+                    g
+                    for g in self.groups
+                    if g.entry.camera == camera and g.entry.group == grant.group
+                ),
+                None,
+            )
+            if ident is None or group is None:
+                continue  # not ours, or an answer to an earlier request we gave up on
+            try:
+                group_id = ident.join(grant.welcome, inviter_signature_key=grant.hub_signature_key)
+            except CryptoError as e:
+                log.warning("%s: re-add Welcome not usable: %s", group.entry.key, e)
+                ident.close()
+                continue
+            ident.close()
+            group.identity.close()
+            pending = self.data.mls / self._pending_path(camera, grant.group)
+            pending.replace(self.data.mls / group.entry.state)
+            entry = replace(
+                group.entry, mailbox=grant.mailbox, group_id=group_id, first_seq=grant.first_seq
+            )
+            identity = Identity.open(self.data.mls / entry.state)
+            tracker = SeqTracker(grant.first_seq)  # what came before is gone for this leaf
+            group.entry, group.identity = entry, identity
+            group.receiver = GroupReceiver(
+                identity,
+                group_id,
+                camera=camera,
+                group=grant.group,
+                tracker=tracker,
+                health=self.health,
+                sink=self.sink,
+            )
+            self.data.save_sync_state(entry, {"cursor": group.cursor, "tracker": tracker.to_dict()})
+            self.readded.append(entry.key)
+            log.info("%s: re-added by the hub", entry.key)
+        self.info = replace(self.info, groups=tuple(g.entry for g in self.groups))
+        self.data.save(self.info, self.data.token())
 
     async def request_resend(self, entry: GroupEntry, ranges: tuple[tuple[int, int], ...]) -> None:
         control = next(
@@ -237,6 +323,9 @@ class Syncer:
     # -- closing -----------------------------------------------------------------------------
 
     def _close_identities(self) -> None:
+        for ident in self._pending.values():
+            ident.close()
+        self._pending.clear()
         for group in self.groups:
             if not group.identity.closed:
                 group.identity.close()

@@ -5,8 +5,12 @@ requests are a few hundred bytes; its own clip fragments are not fetched back). 
 messages fail to process and are skipped; a client's update proposal is stored by the core
 and folded into a ``self_update`` commit right away; a ``ResendRequest`` is answered from the
 outbox's archive of uploaded ciphertext, re-uploaded under a fresh resend message id (the relay
-would treat the original id as a retry). A ``ReAddRequest`` is logged: re-adding a desynced
-device without re-pairing is not wired yet.
+would treat the original id as a retry). A ``ReAddRequest`` (protocol.md, "Re-adding a
+desynced device") is honoured only in the ``control`` group and only from the member that
+``devices.json`` records as that device's control leaf: the MLS sender authenticates it, never
+the relay. The hub then removes the device's stale leaf in each named group of that camera, adds
+the fresh KeyPackage (normal commits; other members untouched) and answers with a
+``ReAddAccept`` in the control group carrying the Welcomes.
 """
 
 from __future__ import annotations
@@ -16,11 +20,18 @@ import logging
 from pathlib import Path
 
 from privastead.atomic_file import write_atomic
+from privastead.crypto import Received
 from privastead.errors import CryptoError, RelayError, StorageError
-from privastead.hub.groups import HubGroup, HubGroups
+from privastead.hub.groups import DeviceRegistry, HubGroup, HubGroups
 from privastead.hub.outbox import Outbox
 from privastead.protocol.codec import decode_message
 from privastead.protocol.messages import ResendRequest, resend_message_id
+from privastead.protocol.pairing_messages import (
+    CameraGrant,
+    GroupGrant,
+    ReAddAccept,
+    ReAddRequest,
+)
 from privastead.relay.client import RelayClient
 
 log = logging.getLogger(__name__)
@@ -49,6 +60,7 @@ class ControlReader:
         self._attempts: dict[tuple[str, int], int] = {}
         self.proposals_folded = 0
         self.resent = 0
+        self.readded = 0
 
     async def poll(self) -> int:
         """One pass over every mailbox; how many client messages were handled."""
@@ -75,7 +87,7 @@ class ControlReader:
             if received.kind == "proposal":
                 proposals += 1
             elif received.kind == "application":
-                await self._request(group, received.data)
+                await self._request(group, received)
         if page.messages:
             self._cursors[group.mailbox] = cursor
             write_atomic(self._path, json.dumps(self._cursors).encode())
@@ -85,9 +97,9 @@ class ControlReader:
             self.proposals_folded += proposals
         return handled
 
-    async def _request(self, group: HubGroup, data: bytes) -> None:
+    async def _request(self, group: HubGroup, received: Received) -> None:
         try:
-            message = decode_message(data)
+            message = decode_message(received.data)
         except CryptoError as e:
             log.warning("%s: malformed client message: %s", group.key, e)
             return
@@ -95,8 +107,65 @@ class ControlReader:
             if message.camera != group.camera:
                 return
             await self._resend(f"{message.camera}/{message.group}", message.ranges)
+        elif isinstance(message, ReAddRequest):
+            self._readd(group, received.sender, message)
         else:
             log.info("%s: %s from a client (not handled yet)", group.key, type(message).__name__)
+
+    def _readd(self, group: HubGroup, sender: bytes, request: ReAddRequest) -> None:
+        """Re-add ``request.device_id`` to the named groups, if the control-group sender is
+        that device's own control leaf."""
+        registry = DeviceRegistry(self.groups.data_dir)
+        record = registry.get(request.device_id)
+        members: dict[str, str] = dict(record.get("members", {})) if record else {}
+        if (
+            group.group != "control"
+            or request.camera != group.camera
+            or members.get(group.key) != sender.hex()
+        ):
+            log.warning("%s: re-add request from a member that is not that device", group.key)
+            return
+        wanted = [g for g in sorted(request.key_packages) if g != "control"]
+        grants = []
+        for name in wanted:
+            try:
+                target = self.groups.get(group.camera, name)
+            except StorageError:
+                continue
+            stale = members.get(target.key)
+            current = {m.identity for m in target.identity.members(target.group_id)}
+            if stale is not None and bytes.fromhex(stale) in current:
+                target.remove(bytes.fromhex(stale))
+                current.discard(bytes.fromhex(stale))
+            first_seq = target.sender.next_app_seq
+            try:
+                result = target.add(request.key_packages[name])
+            except CryptoError as e:
+                log.warning("%s: re-add: unusable key package: %s", target.key, e)
+                continue
+            added = {m.identity for m in target.identity.members(target.group_id)} - current
+            if len(added) == 1:
+                members[target.key] = next(iter(added)).hex()
+            grants.append(
+                GroupGrant(
+                    group=name,
+                    mailbox=target.mailbox,
+                    hub_signature_key=target.identity.signature_key,
+                    welcome=result.welcome,
+                    first_seq=first_seq,
+                )
+            )
+        if not grants or record is None:
+            return
+        registry.set_members(request.device_id, members)
+        grant = CameraGrant(camera=group.camera, groups=tuple(grants))
+        seq = group.sender.next_seq
+        sent = group.sender.send(
+            lambda app_seq: ReAddAccept(device_id=request.device_id, seq=app_seq, camera=grant)
+        )
+        self.sent_index[(group.key, sent.app_seq)] = seq
+        self.readded += 1
+        log.info("%s: re-added a device to %s", group.key, ", ".join(g.group for g in grants))
 
     async def _resend(self, key: str, ranges: tuple[tuple[int, int], ...]) -> None:
         camera, name = key.split("/")

@@ -167,6 +167,12 @@ class DeviceRegistry:
         }
         _write_json(self.path, self._data)
 
+    def set_members(self, device_id: str, members: dict[str, str]) -> None:
+        """After a re-add: the device's new member identities."""
+        if device_id in self._data:
+            self._data[device_id]["members"] = members
+            _write_json(self.path, self._data)
+
     def remove(self, device_id: str) -> None:
         self._data.pop(device_id, None)
         _write_json(self.path, self._data)

@@ -12,7 +12,12 @@ from privastead.protocol.messages import (
     Notification,
     ResendRequest,
 )
-from privastead.protocol.pairing_messages import PairAccept, PairKeyPackages, ReAddRequest
+from privastead.protocol.pairing_messages import (
+    PairAccept,
+    PairKeyPackages,
+    ReAddAccept,
+    ReAddRequest,
+)
 
 Message = (
     Notification
@@ -24,6 +29,7 @@ Message = (
     | ReAddRequest
     | PairKeyPackages
     | PairAccept
+    | ReAddAccept
 )
 
 _CLASSES: dict[MessageKind, type[Message]] = {
@@ -38,6 +44,7 @@ _CLASSES: dict[MessageKind, type[Message]] = {
         ReAddRequest,
         PairKeyPackages,
         PairAccept,
+        ReAddAccept,
     )
 }
 

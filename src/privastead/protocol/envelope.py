@@ -57,6 +57,7 @@ class MessageKind(enum.IntEnum):
     READD_REQUEST = 7
     PAIR_KEY_PACKAGES = 8
     PAIR_ACCEPT = 9
+    READD_ACCEPT = 10
 
 
 @dataclass(frozen=True)

@@ -254,4 +254,44 @@ class ReAddRequest(_Message):
         )
 
 
-__all__ = ["CameraGrant", "GroupGrant", "PairAccept", "PairKeyPackages", "ReAddRequest"]
+@dataclass(frozen=True)
+class ReAddAccept(_Message):
+    """Hub -> ``control`` group: the answer to a ``ReAddRequest`` of ``device_id``.
+
+    The grant's Welcomes are encrypted to the device's fresh KeyPackages, so the other members
+    of the control group, who also see this message, learn nothing from them. ``seq`` is the
+    control group's app seq like any message there (no gap for the other devices).
+    """
+
+    KIND: ClassVar[MessageKind] = MessageKind.READD_ACCEPT
+    device_id: str
+    seq: int
+    camera: CameraGrant
+
+    def __post_init__(self) -> None:
+        check_hex_id(self.device_id, "readd_accept.device_id")
+        check_int(self.seq, "readd_accept.seq")
+        if not isinstance(self.camera, CameraGrant):
+            raise DecodeError("readd_accept.camera must be a camera grant")
+
+    def _header(self) -> dict[str, Any]:
+        return {"device_id": self.device_id, "seq": self.seq, "camera": self.camera.to_json()}
+
+    @classmethod
+    def _parse(cls, envelope: Envelope) -> Self:
+        f = Fields(envelope.header, "readd_accept", ("device_id", "seq", "camera"))
+        return cls(
+            device_id=f.raw("device_id"),
+            seq=f.raw("seq"),
+            camera=CameraGrant.from_json(f.raw("camera")),
+        )
+
+
+__all__ = [
+    "CameraGrant",
+    "GroupGrant",
+    "PairAccept",
+    "PairKeyPackages",
+    "ReAddAccept",
+    "ReAddRequest",
+]

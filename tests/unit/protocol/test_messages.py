@@ -25,6 +25,7 @@ from privastead.protocol.pairing_messages import (
     GroupGrant,
     PairAccept,
     PairKeyPackages,
+    ReAddAccept,
     ReAddRequest,
 )
 
@@ -57,6 +58,7 @@ def samples() -> list[Message]:
             "Anna's phone", {"front": {"events": b"kp", "live": b"kp2", "control": b"k"}}
         ),
         PairAccept(DEVICE, "relay-token_123", (CameraGrant("front", (grant,)),)),
+        ReAddAccept(DEVICE, 12, CameraGrant("front", (grant,))),
     ]
 
 

@@ -1,0 +1,62 @@
+"""`privastead-app resync`: ask the hub to re-add this device to groups it lost sync with.
+
+The request travels in the camera's ``control`` group (the MLS sender proves it is this
+device); the hub replaces this device's leaf in the named groups with fresh keys, and no other
+device needs to pair again. Run it when `privastead-app status` reports a desync.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from privastead.cli.app.common import add_data_dir, data_dir
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_dir(parser)
+    parser.add_argument("--camera", help="the camera (default: every paired camera)")
+    parser.add_argument(
+        "--group",
+        action="append",
+        choices=("events", "live"),
+        help="group to re-join (repeatable; default: events and live)",
+    )
+    parser.add_argument(
+        "--wait", type=float, default=60.0, help="seconds to wait for the hub (default 60)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from privastead.client.device import DataDir
+    from privastead.client.sync import Syncer
+    from privastead.clock import SystemClock
+
+    groups = args.group or ["events", "live"]
+
+    async def main() -> int:
+        clock = SystemClock()
+        syncer = Syncer(DataDir(data_dir(args)), clock=clock)
+        try:
+            cameras = [args.camera] if args.camera else syncer.info.cameras()
+            wanted = {f"{c}/{g}" for c in cameras for g in groups}
+            for camera in cameras:
+                await syncer.request_readd(camera, groups, "resync requested by the owner")
+            deadline = clock.monotonic() + args.wait
+            while not wanted <= set(syncer.readded) and clock.monotonic() < deadline:
+                await syncer.sync_once()
+                await asyncio.sleep(0.5)
+            missing = sorted(wanted - set(syncer.readded))
+        finally:
+            await syncer.close()
+        if missing:
+            print(
+                f"the hub did not re-add {', '.join(missing)} in time: is `privastead-hub run` "
+                "running? Try again, or pair this device again"
+            )
+            return 1
+        print(f"re-added to {', '.join(sorted(wanted))}")
+        return 0
+
+    return asyncio.run(main())
