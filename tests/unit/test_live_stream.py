@@ -18,7 +18,9 @@ from relay_harness import InProcess, inproc, mailbox_id
 from privastead.camsim.scene import make_scene
 from privastead.client.live import LiveAssembler, watch
 from privastead.crypto import Identity
-from privastead.errors import DecryptionError
+from privastead.errors import CameraUnavailableError, DecryptionError
+from privastead.hub.camera import Camera
+from privastead.hub.config import CameraConfig
 from privastead.hub.live import publish
 from privastead.media.live import LiveSession, LiveSettings
 from privastead.media.ring import PacketRing
@@ -152,3 +154,24 @@ async def test_two_viewers_decrypt_a_livestream_that_matches_the_scene(
     assert joined.keyframes and joined.keyframes[0] > 1 and joined.written < whole.written
     start, count = _check_frames(scene, outs[1].getvalue())
     assert start in (45, 60) and count == 75 - start  # from a keyframe on, nothing missing
+
+
+def test_camera_feeds_a_livestream_from_its_ring_and_forgets_it_when_ended(
+    tmp_path: Path,
+) -> None:
+    scene = make_scene("walkers", width=192, height=112, fps=FPS, duration=20.0, seed=0)
+    info, packets = demux(encode_mp4(scene, "h264", gop=15, frames=75))
+    camera = Camera(CameraConfig("porch", "rtsp://127.0.0.1:1/none"), tmp_path)
+    with pytest.raises(CameraUnavailableError):
+        camera.start_live()
+    camera._on_main(info)
+    for p in packets[:40]:
+        camera._on_main(p)
+    session = camera.start_live(LiveSettings(max_queued=1000))
+    for p in packets[40:]:
+        camera._on_main(p)
+    session.stop("done")
+    data = b"".join(f.data for f in iter(lambda: session.get(0), None))
+    assert _check_frames(scene, data) == (30, 75 - 30)  # ring's newest keyframe, then live
+    camera._on_main(packets[-1])
+    assert not camera._live
