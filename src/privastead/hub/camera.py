@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import av
 
-from privastead.errors import MediaError
+from privastead.errors import CameraUnavailableError, MediaError
 from privastead.hub.config import CameraConfig
 from privastead.media.decode import DecodeMode, LumaDecoder
 from privastead.media.detector import MotionDetector, MotionResult
@@ -45,6 +45,7 @@ from privastead.media.ingest import (
     MediaPacket,
     StreamInfo,
 )
+from privastead.media.live import LiveSession, LiveSettings
 from privastead.media.recorder import ClipSummary, ClipWriter, FragmentCallback
 from privastead.media.ring import PacketRing
 from privastead.media.thumbnail import thumbnail_from_packets
@@ -147,6 +148,7 @@ class Camera:
         self._analysis: threading.Thread | None = None
         self._pending: set[asyncio.Task[Any]] = set()
         self._stopped = asyncio.Event()
+        self._live: set[LiveSession] = set()  # livestreams fed from the main stream
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -236,6 +238,16 @@ class Camera:
         return sink
 
     # -- loop side: packets -----------------------------------------------------------------------
+    def start_live(self, settings: LiveSettings | None = None) -> LiveSession:
+        """A livestream of the main stream, starting at the ring's newest keyframe. It is fed
+        on the loop next to the recorder (a lock and a stream-copy mux per packet), so motion
+        detection and recording go on. Raises ``CameraUnavailableError`` while disconnected."""
+        if self._main_info is None:
+            raise CameraUnavailableError(f"{self.name}: not connected, no livestream possible")
+        session = LiveSession(self._main_info, self.ring, settings)
+        self._live.add(session)
+        return session
+
     def _on_main(self, event: IngestEvent) -> None:
         if isinstance(event, StreamInfo):
             self._main_info = event
@@ -246,6 +258,11 @@ class Camera:
                 self._end_recording(None, keep_event=True)
         elif isinstance(event, MediaPacket):
             self.ring.push(event)
+            for session in list(self._live):
+                if session.ended is not None:
+                    self._live.discard(session)  # stopped, timed out or reconnected
+                else:
+                    session.push(event)
             if event.kind == "video":
                 self._last_main_pts = event.pts
             resume = self._resume

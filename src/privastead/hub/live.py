@@ -1,0 +1,123 @@
+"""Publishing one livestream session: ``LiveSession`` fragments, MLS-encrypted, to the relay.
+
+Each fragment (init segment first) becomes a ``LivePayload`` (index, keyframe flag, media
+time, fMP4 bytes), is encrypted as one application message of the camera's ``live`` group and
+sent as one binary frame on the relay's live channel ``/v1/live/{session}``. The relay's text
+signals steer the session: ``viewers`` with a higher count (someone joined mid-stream; the
+relay replays nothing) makes the hub send the init segment again, ``lagging`` (a viewer's
+queue overflowed) makes the session skip to the next keyframe, ``no_viewers`` ends it, and so
+does the channel closing. The caller rekeys
+the ``live`` group (a self-update commit) before it starts, so a session never shares keys with
+an earlier one.
+
+Fragments are taken from the session in a worker thread (``LiveSession.get`` blocks), so the
+event loop, and with it every other camera, never waits on one livestream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from privastead.media.live import LiveFragment, LiveSession
+from privastead.protocol.live import LivePayload
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.25  # how long one worker-thread get() waits: bounds the reaction to an end
+
+
+@dataclass
+class PublishStats:
+    sent: int = 0
+    bytes: int = 0
+    lagging: int = 0
+    init_resent: int = 0
+    reason: str = ""
+
+
+async def publish(
+    session: LiveSession,
+    ws: aiohttp.ClientWebSocketResponse,
+    encrypt: Callable[[bytes], bytes],
+) -> PublishStats:
+    """Send ``session`` on the publisher socket ``ws`` until it ends; closes both."""
+    stats = PublishStats()
+    signals = asyncio.create_task(_follow_signals(session, ws, encrypt, stats))
+    try:
+        while True:
+            fragment = await asyncio.to_thread(session.get, POLL_SECONDS)
+            if fragment is None:
+                if session.ended is not None:
+                    break
+                continue
+            ciphertext = encrypt(_payload(fragment).encode())
+            try:
+                await ws.send_bytes(ciphertext)
+            except (ConnectionError, RuntimeError):
+                session.stop("relay connection lost")
+                break
+            stats.sent += 1
+            stats.bytes += len(ciphertext)
+    finally:
+        session.stop("publisher stopped")
+        signals.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await signals
+        await ws.close()
+    stats.reason = session.ended or ""
+    log.info("live session ended (%s): %d messages sent", stats.reason, stats.sent)
+    return stats
+
+
+def _payload(fragment: LiveFragment) -> LivePayload:
+    return LivePayload(
+        index=fragment.index,
+        is_init=fragment.is_init,
+        keyframe=fragment.keyframe,
+        media_time=fragment.media_time,
+        data=fragment.data,
+    )
+
+
+async def _follow_signals(
+    session: LiveSession,
+    ws: aiohttp.ClientWebSocketResponse,
+    encrypt: Callable[[bytes], bytes],
+    stats: PublishStats,
+) -> None:
+    viewers = 0
+    async for msg in ws:
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            continue
+        try:
+            event = json.loads(msg.data)
+        except ValueError:
+            continue
+        kind = event.get("type") if isinstance(event, dict) else None
+        if kind == "viewers":
+            count = int(event.get("count", 0))
+            if count > viewers and stats.sent > 0 and session.init is not None:
+                # sent before any later fragment: the joiner can start at the next keyframe
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await ws.send_bytes(encrypt(_payload(session.init).encode()))
+                    stats.init_resent += 1
+            viewers = count
+        elif kind == "viewer_left":
+            viewers = int(event.get("count", 0))
+        elif kind == "lagging":
+            stats.lagging += 1
+            session.behind()
+        elif kind == "no_viewers":
+            session.stop("no viewers")
+            return
+    session.stop("relay closed the live channel")
+
+
+__all__ = ["PublishStats", "publish"]
