@@ -7,12 +7,10 @@ and `privastead-app pair|events|clip`; the clients' receive loop runs in this pr
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_harness import Home, app_cmd, hub_cmd, make_process, run, scan_for_plaintext, sync_until
+from e2e_harness import Home, app_cmd, hub_cmd, run, scan_for_plaintext, sync_until
 
 from privastead.client.clipstore import ClipStore
 from privastead.client.device import DataDir
@@ -21,31 +19,8 @@ from privastead.clock import SystemClock
 from privastead.crypto import Identity
 from privastead.errors import CryptoError
 from privastead.relay.client import RelayClient
-from support.procs import camsim
 
 pytestmark = pytest.mark.slow
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Home]:
-    relay = make_process(tmp_path / "relay")
-    try:
-        with camsim(
-            _port(), tmp_path / "cache", scene="demo", size="320x180", fps=10, duration=14
-        ) as cam:
-            h = Home(tmp_path, relay, cam.urls[0])
-            try:
-                yield h
-            finally:
-                h.kill_hub()
-    finally:
-        relay.kill9()
 
 
 def _complete_clips(data: Path) -> list[tuple[str, Path]]:

@@ -5,41 +5,15 @@ puts the reordered fragment in place, and ends with the exact recorded clip."""
 from __future__ import annotations
 
 import json
-import socket
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from e2e_harness import Home, make_process, sync_until
+from e2e_harness import Home, free_port, sync_until
 
 from privastead.client.eventlog import ClipState, EventLog
 from privastead.clock import SystemClock
 from support.faulty_relay import FaultyRelay
-from support.procs import camsim
 
 pytestmark = pytest.mark.slow
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Home]:
-    relay = make_process(tmp_path / "relay")
-    try:
-        with camsim(
-            _port(), tmp_path / "cache", scene="demo", size="320x180", fps=10, duration=14
-        ) as cam:
-            h = Home(tmp_path, relay, cam.urls[0])
-            try:
-                yield h
-            finally:
-                h.kill_hub()
-    finally:
-        relay.kill9()
 
 
 async def test_drops_duplicates_and_reordering_are_detected_and_repaired(home: Home) -> None:
@@ -47,7 +21,7 @@ async def test_drops_duplicates_and_reordering_are_detected_and_repaired(home: H
     home.pair(client, "phone")
     events_mailbox = json.loads((home.data / "groups.json").read_text())["door/events"]["mailbox"]
     proxy = FaultyRelay(home.relay.url, events_mailbox, drop={3}, duplicate={5}, swap={7})
-    url = await proxy.start(_port())
+    url = await proxy.start(free_port())
     home.config.write_text(home.config.read_text().replace(home.relay.url, url))
     try:
         home.start_hub()

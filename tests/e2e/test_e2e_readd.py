@@ -11,40 +11,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_harness import Home, app_cmd, hub_cmd, make_process, run, sync_until
+from e2e_harness import Home, app_cmd, hub_cmd, run, sync_until
 
 from privastead.client.eventlog import ClipState, EventLog
 from privastead.clock import SystemClock
-from support.procs import camsim
 
 pytestmark = pytest.mark.slow
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Home]:
-    relay = make_process(tmp_path / "relay")
-    try:
-        with camsim(
-            _port(), tmp_path / "cache", scene="demo", size="320x180", fps=10, duration=14
-        ) as cam:
-            h = Home(tmp_path, relay, cam.urls[0])
-            try:
-                yield h
-            finally:
-                h.kill_hub()
-    finally:
-        relay.kill9()
 
 
 def _clips(n: int):  # type: ignore[no-untyped-def]

@@ -6,45 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from e2e_harness import Home, make_process
+from e2e_harness import Home
 
 from privastead.client.device import DataDir
 from privastead.client.ui.client_source import ClientSource
 from privastead.client.ui.server import UiServer
 from privastead.clock import SystemClock
-from support.procs import camsim
 
 pytestmark = pytest.mark.slow
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[Home]:
-    relay = make_process(tmp_path / "relay")
-    try:
-        with camsim(
-            _port(), tmp_path / "cache", scene="demo", size="320x180", fps=10, duration=14
-        ) as cam:
-            h = Home(tmp_path, relay, cam.urls[0])
-            try:
-                yield h
-            finally:
-                h.kill_hub()
-    finally:
-        relay.kill9()
 
 
 async def _until(http: aiohttp.ClientSession, url: str, done: Any, limit: float) -> Any:
