@@ -155,6 +155,7 @@ async def test_live_out_matches_the_scene_second_viewer_joins_events_go_on(home:
         await syncer.close()
     hub_log = home.hub_log.read_text()
     print(done.stderr)  # status lines, with the time to the first picture (pytest -s)
+    print(f"first viewer (started the session): first picture after {status_b.first_picture} s")
     assert done.returncode == 0, done.stderr + hub_log[-3000:]
     assert "first picture after" in done.stderr and "saved" in done.stderr, done.stderr
     # A joined the session B started: one session for both.

@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from privastead.client.device import DataDir
+from privastead.client.live_request import open_live
 from privastead.client.sync import Syncer
 from privastead.client.ui.source import (
     Camera,
@@ -24,6 +25,7 @@ from privastead.client.ui.source import (
     LocalSource,
     PairingStep,
     UnavailableError,
+    h264_live,
 )
 from privastead.clock import Clock
 from privastead.errors import PrivasteadError
@@ -110,9 +112,10 @@ class ClientSource:
         return None if self._local is None else await self._local.clip(event_id, h264=h264)
 
     def live(self, camera: str, *, h264: bool = False) -> LiveStream:
-        raise UnavailableError(
-            "live view needs the hub's livestream sessions, which this build does not have yet"
-        )
+        if self.syncer is None:
+            raise UnavailableError("pair this device with a hub first")
+        stream = open_live(self.syncer, camera)  # shares the receive loop's keys and lock
+        return h264_live(stream) if h264 else stream
 
     async def devices(self) -> list[Device]:
         return [] if self._local is None else await self._local.devices()
