@@ -41,8 +41,6 @@ from privastead.relay.client import RelayClient
 
 log = logging.getLogger(__name__)
 
-MAX_INDEX = 200_000  # sent messages remembered for resends (the archive bounds them anyway)
-
 
 def wire_event_id(event_id: str) -> str:
     """The detector's event ids are 64-bit hex; the protocol's ids are 128-bit hex."""
@@ -85,9 +83,7 @@ class Delivery:
         self.health = health  # callable: camera -> flat dict of health facts
         self.uploader = Uploader(outbox, relay, clock=clock)
         self._clips: dict[tuple[str, str], _Clip] = {}
-        # ("camera/group", app seq) -> outbox seq, to find a message again for a resend.
-        self.sent_index: dict[tuple[str, int], int] = {}
-        self.control = ControlReader(groups, outbox, relay, self.sent_index)
+        self.control = ControlReader(groups, outbox, relay)
         self.control_interval = 1.0
         self.sent_notifications = 0
         self.sent_fragments = 0
@@ -123,13 +119,8 @@ class Delivery:
             await self.clock.sleep(self.control_interval)
 
     def _send(self, group: HubGroup, build: Callable[[int], Message]) -> Sent:
-        seq = group.sender.next_seq
-        sent = group.sender.send(build)
-        self.sent_index[(group.key, sent.app_seq)] = seq
-        if len(self.sent_index) > MAX_INDEX:
-            for old in list(self.sent_index)[: MAX_INDEX // 4]:
-                del self.sent_index[old]
-        return sent
+        # The outbox records each message's app seq with it: resends find it there.
+        return group.sender.send(build)
 
     # -- camera hooks (event loop) --------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from privastead.errors import DecodeError
 from privastead.protocol.envelope import MAX_ENVELOPE_SIZE, MessageKind, decode_envelope
 from privastead.protocol.messages import (
+    ClipEnd,
     ClipFragment,
     Heartbeat,
     LiveRequest,
@@ -30,6 +31,7 @@ Message = (
     | PairKeyPackages
     | PairAccept
     | ReAddAccept
+    | ClipEnd
 )
 
 _CLASSES: dict[MessageKind, type[Message]] = {
@@ -45,6 +47,7 @@ _CLASSES: dict[MessageKind, type[Message]] = {
         PairKeyPackages,
         PairAccept,
         ReAddAccept,
+        ClipEnd,
     )
 }
 
