@@ -33,7 +33,7 @@ from privastead.errors import (
     WrongEpochError,
 )
 from privastead.protocol.codec import Message, decode_message
-from privastead.protocol.messages import ClipFragment, Heartbeat, Notification
+from privastead.protocol.messages import ClipEnd, ClipFragment, Heartbeat, Notification
 from privastead.protocol.pairing_messages import ReAddAccept
 from privastead.protocol.seq import Range, SeqStatus, SeqTracker
 
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # What the hub may send into each group (live fragments arrive with issue 6).
 ALLOWED: dict[str, tuple[type, ...]] = {
-    "events": (Notification, ClipFragment),
+    "events": (Notification, ClipFragment, ClipEnd),
     "control": (Heartbeat, ReAddAccept),
     "live": (),  # livestream fragments: issue 6
 }
