@@ -13,8 +13,8 @@ Rules (protocol.md): index 0 is the init segment; fragments are appended in inde
 with none missing; every fragment of a clip names the same event (no splicing across clips);
 nothing after the final fragment. A ``ClipEnd`` (the hub restarted while recording) sets the
 final index instead: the clip is finished once fragments ``0 .. fragments - 1`` are in, and its
-record says why it ended early (``ended``). A fragment that arrives early (relay reordering, a resend) is
-kept aside, durably, until the gap is filled. Violations raise ``PolicyError``.
+record says why it ended early (``ended``). A fragment that arrives early (relay reordering,
+a resend) is kept aside, durably, until the gap is filled. Violations raise ``PolicyError``.
 
 Crash safety: data is appended and fsynced *before* the sidecar records it (atomic rename), so on
 open a ``.part`` longer than its sidecar says is cut back to it; ``add`` returns only when the
