@@ -8,10 +8,17 @@ import asyncio
 import json
 import signal
 import time
+from pathlib import Path
 
+import av
 import pytest
 from e2e_harness import Home, free_port, sync_until
 
+from privastead.client.clipstore import ClipStore
+from privastead.client.device import DataDir
+from privastead.client.eventlog import ClipState, EventLog
+from privastead.clock import SystemClock
+from privastead.media.fmp4 import BoxSplitter
 from support.faulty_relay import FaultyRelay
 
 pytestmark = pytest.mark.slow
@@ -71,3 +78,74 @@ async def test_resend_after_a_hub_restart(home: Home) -> None:
     log = home.hub_log.read_text()[len(first_run) :]
     assert tracker.high_water >= 4 and tracker.missing() == (), log[-3000:]
     assert "no longer held" not in log
+
+
+def _pieces(data: bytes) -> list[bytes]:
+    """The complete fMP4 pieces (init, then moof+mdat) in ``data``."""
+    pieces: list[bytes] = []
+    BoxSplitter(lambda piece, _init: pieces.append(piece)).write(data)
+    return pieces
+
+
+def _frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+async def test_hub_killed_mid_recording_ends_the_clip_cleanly(home: Home) -> None:
+    home.config.write_text(
+        home.config.read_text().replace(
+            "keep_plaintext_clips = true", "keep_plaintext_clips = false"
+        )
+    )
+    client = home.root / "phone"
+    home.pair(client, "phone")
+    clips = home.data / "clips"
+    journals = home.data / "open-clips"
+    home.start_hub()
+
+    def recording() -> Path | None:
+        for part in clips.glob("*/*.mp4.part"):
+            if len(_pieces(part.read_bytes())) >= 4:  # init + 3 fragments: 0..1 went out
+                return part
+        return None
+
+    assert await _until_async(lambda: recording() is not None, 120), home.hub_log.read_text()[
+        -3000:
+    ]
+    home.kill_hub()
+    part = recording()
+    assert part is not None, "the clip ended before the kill: nothing was tested"
+    assert list(journals.iterdir()), "no journal for the open clip"
+    recorded = _pieces(part.read_bytes())
+    home.start_hub()
+    data = DataDir(client)
+
+    def done(syncers) -> bool:  # type: ignore[no-untyped-def]
+        states = [r.clip_state for r in syncers[0].events.events()]
+        return ClipState.INCOMPLETE in states and ClipState.COMPLETE in states
+
+    syncers = await sync_until([client], done, limit=150)
+    home.stop_hub()
+    log = home.hub_log.read_text()
+    assert syncers
+    with EventLog(data.events_db, clock=SystemClock()) as events:
+        rows = events.events()
+    cut = [r for r in rows if r.clip_state is ClipState.INCOMPLETE]
+    whole = [r for r in rows if r.clip_state is ClipState.COMPLETE]
+    assert len(cut) == 1 and whole, (rows, log[-3000:])
+    clip_ids = [r.clip_id for r in rows if r.clip_id is not None]
+    assert len(clip_ids) == len(set(clip_ids))  # each clip once
+    # The cut clip is exactly the recorded pieces up to the restart, the held one included,
+    # each once, and it plays.
+    assert cut[0].clip_path is not None
+    got = cut[0].clip_path.read_bytes()
+    assert got in {b"".join(recorded[:n]) for n in range(4, len(recorded) + 1)}
+    assert _pieces(got) == recorded[: len(_pieces(got))]
+    assert _frames(cut[0].clip_path) > 0
+    record = ClipStore(data.clips).record(cut[0].clip_id or "")
+    assert record is not None and record.ended == "hub_restarted"
+    # The next event's clip is whole and plays; the hub keeps no plaintext clip.
+    assert whole[0].clip_path is not None and _frames(whole[0].clip_path) > 0
+    assert list(clips.rglob("*.mp4*")) == [], log[-3000:]
+    assert list(journals.iterdir()) == []
