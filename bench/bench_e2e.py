@@ -9,7 +9,15 @@ Measured per event (the camsim demo scene has one walk-through per 14 s loop):
 - baseline, same run: upload of a 256-byte message by one relay client -> seen by a second one
   long-polling (the relay alone).
 
-Prints a table and one JSON line. `python bench/bench_e2e.py --events 4`.
+Then the hub's CPU per camera with encryption and upload on (``e2e_cpu.py``): a 4K30 H.264
+camsim stream (scene encoded once and cached in .cache/camsim; camsim's CPU is reported apart)
+read by decode-only PyAV (baseline), by the hub with local recording only, and by the same hub
+with [relay] (encrypt + outbox + upload, one listening client); hub CPU-seconds per
+stream-second during motion (a clip being recorded, encrypted, uploaded) and idle.
+
+Prints tables and one JSON line. `python bench/bench_e2e.py [--events 4] [--cpu-seconds 60]`;
+`--quick` for a smoke run (2 events, CPU at 640x360 for 25 s per configuration);
+`--skip-cpu` / `--skip-latency` run one half.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
 
 from e2e_harness import Home, make_process  # noqa: E402
 
+from e2e_cpu import CpuResult, measure, print_table  # noqa: E402
 from privastead.client.device import DataDir  # noqa: E402
 from privastead.client.sync import Syncer  # noqa: E402
 from privastead.clock import SystemClock  # noqa: E402
@@ -100,30 +109,81 @@ async def _measure(home: Home, client: Path, events: int, limit: float) -> dict[
     return {"notification": note_lat, "first_fragment": frag_lat}
 
 
+def _cpu(root: Path, relay: object, args: argparse.Namespace) -> CpuResult:
+    """The hub's CPU per camera (see e2e_cpu.py) on its own camsim stream and hub home."""
+    cache = ROOT / ".cache" / "camsim"  # a 4K scene takes minutes to encode: keep it
+    extra = ("--codec", "h264")
+    print(f"camsim {args.cpu_size}@{args.cpu_fps:g} (first run encodes the scene)", file=sys.stderr)
+    with camsim(
+        _port(),
+        cache,
+        *extra,
+        scene="demo",
+        size=args.cpu_size,
+        fps=args.cpu_fps,
+        duration=args.cpu_loop,
+    ) as cam:
+        cpu_root = root / "cpu"
+        cpu_root.mkdir()
+        home = Home(cpu_root, relay, cam.urls[0], keep_plaintext=False)  # type: ignore[arg-type]
+        # The product's heartbeat period, not the tests' 2 s (it would inflate the idle cost).
+        text = home.config.read_text().replace(
+            "heartbeat_interval = 2.0", "heartbeat_interval = 120.0"
+        )
+        home.config.write_text(text)
+        client = cpu_root / "phone"
+        home.pair(client, "phone")
+        assert cam.proc is not None
+        return measure(home, client, cam.proc.pid, cam.urls[0], args.cpu_seconds)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=4)
     parser.add_argument("--size", default="640x360")
+    parser.add_argument("--cpu-size", default="3840x2160")
+    parser.add_argument("--cpu-fps", type=float, default=30.0)
+    parser.add_argument("--cpu-seconds", type=float, default=60.0, help="per configuration")
+    parser.add_argument("--cpu-loop", type=float, default=20.0, help="scene loop, seconds")
+    parser.add_argument("--quick", action="store_true", help="smoke run: small and short")
+    parser.add_argument("--skip-cpu", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
+    if args.quick:
+        args.events, args.cpu_size, args.cpu_fps, args.cpu_seconds = 2, "640x360", 15.0, 25.0
+    result: dict[str, list[float]] = {"notification": [], "first_fragment": []}
+    baseline: list[float] = []
+    cpu: CpuResult | None = None
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         root = Path(tmp)
         relay = make_process(root / "relay")
         try:
-            with camsim(
-                _port(), root / "cache", scene="demo", size=args.size, fps=15, duration=14
-            ) as cam:
-                home = Home(root, relay, cam.urls[0], keep_plaintext=False)
-                client = root / "phone"
-                home.pair(client, "phone")
-                baseline = await _relay_baseline(relay.url, relay.owner_token)
-                home.start_hub()
-                try:
-                    result = await _measure(home, client, args.events, 20.0 * args.events + 40)
-                finally:
-                    home.stop_hub()
+            if not args.skip_latency:
+                with camsim(
+                    _port(), root / "cache", scene="demo", size=args.size, fps=15, duration=14
+                ) as cam:
+                    home = Home(root, relay, cam.urls[0], keep_plaintext=False)
+                    client = root / "phone"
+                    home.pair(client, "phone")
+                    baseline = await _relay_baseline(relay.url, relay.owner_token)
+                    home.start_hub()
+                    try:
+                        result = await _measure(home, client, args.events, 20.0 * args.events + 40)
+                    finally:
+                        home.stop_hub()
+            if not args.skip_cpu:
+                cpu = _cpu(root, relay, args)
         finally:
             relay.kill9()
+    if cpu is not None:
+        print_table(cpu, f"H.264 {args.cpu_size}@{args.cpu_fps:g}, {args.cpu_seconds:g} s each")
     rows = {"relay round trip (baseline)": baseline, **result}
+    if not args.skip_latency:
+        _print_latency(rows)
+    _print_json(args, rows, result, cpu)
+
+
+def _print_latency(rows: dict[str, list[float]]) -> None:
     print(f"{'metric':<32} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}")
     for name, values in rows.items():
         mean = statistics.fmean(values) if values else float("nan")
@@ -131,6 +191,14 @@ async def main() -> None:
             f"{name:<32} {len(values):>3} {_pct(values, 0.5) * 1e3:>8.1f} "
             f"{_pct(values, 0.95) * 1e3:>8.1f} {mean * 1e3:>8.1f}"
         )
+
+
+def _print_json(
+    args: argparse.Namespace,
+    rows: dict[str, list[float]],
+    result: dict[str, list[float]],
+    cpu: CpuResult | None,
+) -> None:
     print(
         json.dumps(
             {
@@ -145,6 +213,15 @@ async def main() -> None:
                     for k, v in rows.items()
                 },
                 "events": len(result["notification"]),
+                "cpu": None
+                if cpu is None
+                else {
+                    "size": args.cpu_size,
+                    "fps": args.cpu_fps,
+                    "seconds": args.cpu_seconds,
+                    "rows": cpu.rows,
+                    "not_counted": cpu.others,
+                },
             }
         )
     )

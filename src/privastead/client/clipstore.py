@@ -5,13 +5,16 @@ Layout under ``root``::
     partial/<clip>.part          fragments 0..next-1 appended in order (fMP4 is concatenable)
     partial/<clip>.json          sidecar: event id, next index, bytes written, final index
     partial/<clip>.<index>.ahead a fragment that arrived before its predecessors (its envelope)
+    partial/<clip>.end           a ``ClipEnd`` that arrived before the init segment (its envelope)
     clips/<clip>.mp4             a complete clip, renamed into place when the final one lands
     clips/<clip>.json            its record (event id, final index, size), written just before
 
 Rules (protocol.md): index 0 is the init segment; fragments are appended in index order only,
 with none missing; every fragment of a clip names the same event (no splicing across clips);
-nothing after the final fragment. A fragment that arrives early (relay reordering, a resend) is
-kept aside, durably, until the gap is filled. Violations raise ``PolicyError``.
+nothing after the final fragment. A ``ClipEnd`` (the hub restarted while recording) sets the
+final index instead: the clip is finished once fragments ``0 .. fragments - 1`` are in, and its
+record says why it ended early (``ended``). A fragment that arrives early (relay reordering,
+a resend) is kept aside, durably, until the gap is filled. Violations raise ``PolicyError``.
 
 Crash safety: data is appended and fsynced *before* the sidecar records it (atomic rename), so on
 open a ``.part`` longer than its sidecar says is cut back to it; ``add`` returns only when the
@@ -35,7 +38,7 @@ from privastead.atomic_file import fsync_dir, write_atomic
 from privastead.errors import DecodeError, PolicyError, StorageError
 from privastead.protocol.codec import decode_message
 from privastead.protocol.fields import check_hex_id
-from privastead.protocol.messages import ClipFragment
+from privastead.protocol.messages import ClipEnd, ClipFragment
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,7 @@ class ClipProgress:
     clip_id: str
     next_index: int
     path: Path | None = None
+    ended: str | None = None  # the clip was cut short (``ClipEnd.reason``): incomplete
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class ClipRecord:
     next_index: int
     size: int
     final_index: int | None
+    ended: str | None = None  # why the hub stopped it early (``ClipEnd``), None if it did not
 
     @property
     def complete(self) -> bool:
@@ -117,6 +122,9 @@ class ClipStore:
     def _ahead(self, clip_id: str, index: int) -> Path:
         return self._partial / f"{clip_id}.{index}.ahead"
 
+    def _end_path(self, clip_id: str) -> Path:
+        return self._partial / f"{clip_id}.end"
+
     # -- public API ------------------------------------------------------------------------
 
     def add(self, fragment: ClipFragment) -> ClipProgress:
@@ -134,7 +142,7 @@ class ClipStore:
             ):
                 raise PolicyError(f"clip {clip}: fragment {fragment.index} is not part of it")
             return ClipProgress(
-                FragmentStatus.DUPLICATE, clip, done.next_index, self.clip_path(clip)
+                FragmentStatus.DUPLICATE, clip, done.next_index, self.clip_path(clip), done.ended
             )
         sidecar = self._load_sidecar(clip)
         if sidecar is not None and fragment.index < sidecar.next_index:
@@ -143,15 +151,57 @@ class ClipStore:
         self._check_against_others(fragment, sidecar)
         if sidecar is None and fragment.index == 0:
             sidecar = ClipRecord(fragment.event_id, 0, 0, None)
+            end = self._read_end(clip)  # the hub's ClipEnd came before the init segment
+            if end is not None:
+                sidecar.final_index, sidecar.ended = end.fragments - 1, end.reason
         if sidecar is None or fragment.index > sidecar.next_index:
             self._keep_aside(fragment)
             return ClipProgress(FragmentStatus.BUFFERED, clip, sidecar.next_index if sidecar else 0)
         self._append(fragment, sidecar)
+        return self._progress(clip, sidecar, FragmentStatus.APPENDED)
+
+    def end(self, message: ClipEnd) -> ClipProgress:
+        """The hub stopped recording this clip early: it is fragments ``0 .. fragments-1``.
+
+        Finishes the clip (``ended`` set, status COMPLETE) once all of them are in, now or when
+        the last one arrives; a fragment beyond the end is refused from then on."""
+        clip = message.clip_id
+        last = message.fragments - 1
+        done = self.record(clip)
+        if done is not None:
+            if done.event_id != message.event_id or done.final_index != last:
+                raise PolicyError(f"clip {clip}: an end that does not match the finished clip")
+            return ClipProgress(
+                FragmentStatus.DUPLICATE, clip, done.next_index, self.clip_path(clip), done.ended
+            )
+        sidecar = self._load_sidecar(clip)
+        others = self._aside_meta(clip)
+        if sidecar is not None:
+            self._check_same_event_id(clip, message.event_id, sidecar.event_id)
+        for event_id, _final in others.values():
+            self._check_same_event_id(clip, message.event_id, event_id)
+        finals = {i for i, (_e, final) in others.items() if final}
+        if sidecar is not None and sidecar.final_index is not None:
+            finals.add(sidecar.final_index)
+        beyond = max([*others, sidecar.next_index - 1 if sidecar else -1])
+        if finals - {last} or beyond > last:
+            raise PolicyError(f"clip {clip}: the hub's end ({message.fragments}) contradicts it")
+        if sidecar is None:
+            write_atomic(self._end_path(clip), message.encode())  # applied with the init
+            return ClipProgress(FragmentStatus.BUFFERED, clip, 0)
+        sidecar.final_index, sidecar.ended = last, message.reason
+        write_atomic(self._sidecar(clip), sidecar.dump())
+        return self._progress(clip, sidecar, FragmentStatus.BUFFERED)
+
+    def _progress(self, clip: str, sidecar: ClipRecord, status: FragmentStatus) -> ClipProgress:
+        """Append what was kept aside and is now next, and finish the clip if it is whole."""
         self._drain(clip, sidecar)
         if sidecar.complete:
             path = self._finish(clip, sidecar)
-            return ClipProgress(FragmentStatus.COMPLETE, clip, sidecar.next_index, path)
-        return ClipProgress(FragmentStatus.APPENDED, clip, sidecar.next_index)
+            return ClipProgress(
+                FragmentStatus.COMPLETE, clip, sidecar.next_index, path, sidecar.ended
+            )
+        return ClipProgress(status, clip, sidecar.next_index)
 
     def record(self, clip_id: str) -> ClipRecord | None:
         """The record of a complete clip (event id, final index, size), or None."""
@@ -206,6 +256,11 @@ class ClipStore:
         return ClipRecord.load(path) if path.exists() else None
 
     @staticmethod
+    def _check_same_event_id(clip: str, got: str, event_id: str) -> None:
+        if got != event_id:
+            raise PolicyError(f"clip {clip}: an end for another event (splicing across clips)")
+
+    @staticmethod
     def _check_same_event(fragment: ClipFragment, event_id: str) -> None:
         if fragment.event_id != event_id:
             raise PolicyError(
@@ -224,6 +279,12 @@ class ClipStore:
         finals = {i for i, (_e, final) in others.items() if final}
         if fragment.final:
             finals.add(fragment.index)
+        if sidecar is not None and sidecar.final_index is not None:
+            finals.add(sidecar.final_index)  # set by a ClipEnd
+        end = self._read_end(clip) if sidecar is None else None
+        if end is not None:
+            self._check_same_event(fragment, end.event_id)
+            finals.add(end.fragments - 1)
         if len(finals) > 1:
             raise PolicyError(f"clip {clip}: two different final fragments {sorted(finals)}")
         if finals:
@@ -301,6 +362,21 @@ class ClipStore:
             return None
         return message
 
+    def _read_end(self, clip_id: str) -> ClipEnd | None:
+        path = self._end_path(clip_id)
+        try:
+            message = decode_message(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, DecodeError) as e:
+            log.error("clip %s: discarding an unreadable end: %s", clip_id, e)
+            path.unlink(missing_ok=True)
+            return None
+        if not isinstance(message, ClipEnd) or message.clip_id != clip_id:
+            path.unlink(missing_ok=True)
+            return None
+        return message
+
     def _waiting(self, clip_id: str) -> tuple[int, ...]:
         return tuple(sorted(self._aside_meta(clip_id)))
 
@@ -321,6 +397,7 @@ class ClipStore:
             self._ahead(clip_id, index).unlink(missing_ok=True)
         self._part(clip_id).unlink(missing_ok=True)
         self._sidecar(clip_id).unlink(missing_ok=True)
+        self._end_path(clip_id).unlink(missing_ok=True)
         self._aside.pop(clip_id, None)
         fsync_dir(self._partial)
 

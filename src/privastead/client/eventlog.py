@@ -47,7 +47,9 @@ class ClipState(enum.StrEnum):
     NONE = "none"  # no fragment yet
     PARTIAL = "partial"  # fragments are arriving
     COMPLETE = "complete"  # the whole clip is on disk
-    INCOMPLETE = "incomplete"  # given up: the hub dropped the rest; the prefix is kept
+    # The prefix is kept and playable: the hub dropped the rest (quota), or stopped recording
+    # it early because it restarted (``ClipEnd``; the clip store's record says why).
+    INCOMPLETE = "incomplete"
 
 
 @dataclass(frozen=True)

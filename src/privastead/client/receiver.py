@@ -33,7 +33,13 @@ from privastead.errors import (
     WrongEpochError,
 )
 from privastead.protocol.codec import Message, decode_message
-from privastead.protocol.messages import ClipFragment, Heartbeat, LiveAnswer, Notification
+from privastead.protocol.messages import (
+    ClipEnd,
+    ClipFragment,
+    Heartbeat,
+    LiveAnswer,
+    Notification,
+)
 from privastead.protocol.pairing_messages import ReAddAccept
 from privastead.protocol.seq import Range, SeqStatus, SeqTracker
 
@@ -42,7 +48,7 @@ log = logging.getLogger(__name__)
 # What the hub may send into each group's mailbox. Live fragments never go through a mailbox
 # (relay live channel, client.live_request); the live mailbox carries only the rekey commits.
 ALLOWED: dict[str, tuple[type, ...]] = {
-    "events": (Notification, ClipFragment),
+    "events": (Notification, ClipFragment, ClipEnd),
     "control": (Heartbeat, ReAddAccept, LiveAnswer),
     "live": (),
 }

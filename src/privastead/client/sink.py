@@ -9,7 +9,7 @@ from privastead.atomic_file import write_atomic
 from privastead.client.clipstore import ClipStore, FragmentStatus
 from privastead.client.eventlog import ClipState, EventLog
 from privastead.protocol.codec import Message
-from privastead.protocol.messages import ClipFragment, Heartbeat, Notification
+from privastead.protocol.messages import ClipEnd, ClipFragment, Heartbeat, Notification
 
 
 class LocalSink:
@@ -35,17 +35,24 @@ class LocalSink:
                 path = self._thumbnails / f"{message.event_id}.jpg"
                 write_atomic(path, message.thumbnail)
             self._events.record_notification(message, path)
-        elif isinstance(message, ClipFragment):
-            progress = self._clips.add(message)
+        elif isinstance(message, ClipFragment | ClipEnd):
+            progress = (
+                self._clips.add(message)
+                if isinstance(message, ClipFragment)
+                else self._clips.end(message)
+            )
             done = progress.path is not None and progress.status in (
                 FragmentStatus.COMPLETE,
                 FragmentStatus.DUPLICATE,
             )
+            # A clip the hub cut short (it restarted mid-recording) is whole as far as it
+            # goes, and playable, but not the complete event: recorded as incomplete.
+            state = ClipState.COMPLETE if progress.ended is None else ClipState.INCOMPLETE
             self._events.record_clip(
                 camera=camera,
                 event_id=message.event_id,
                 clip_id=message.clip_id,
-                state=ClipState.COMPLETE if done else ClipState.PARTIAL,
+                state=state if done else ClipState.PARTIAL,
                 path=progress.path if done else None,
             )
         elif isinstance(message, Heartbeat) and self._on_heartbeat is not None:

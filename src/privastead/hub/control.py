@@ -4,7 +4,8 @@ The hub reads every group mailbox after its own cursor, small messages only (pro
 requests are a few hundred bytes; its own clip fragments are not fetched back). Its own
 messages fail to process and are skipped; a client's update proposal is stored by the core
 and folded into a ``self_update`` commit right away; a ``ResendRequest`` is answered from the
-outbox's archive of uploaded ciphertext, re-uploaded under a fresh resend message id (the relay
+outbox's archive of uploaded ciphertext (indexed by app seq on disk, so also after a hub
+restart), re-uploaded under a fresh resend message id (the relay
 would treat the original id as a retry). A ``ReAddRequest`` (protocol.md, "Re-adding a
 desynced device") is honoured only in the ``control`` group and only from the member that
 ``devices.json`` records as that device's control leaf: the MLS sender authenticates it, never
@@ -53,12 +54,10 @@ class ControlReader:
         groups: HubGroups,
         outbox: Outbox,
         relay: RelayClient,
-        sent_index: dict[tuple[str, int], int],
     ) -> None:
         self.groups = groups
         self.outbox = outbox
         self.relay = relay
-        self.sent_index = sent_index  # ("camera/group", app seq) -> outbox seq
         self._path: Path = groups.data_dir / "hub-cursors.json"
         try:
             self._cursors: dict[str, int] = json.loads(self._path.read_bytes())
@@ -169,11 +168,9 @@ class ControlReader:
             return
         registry.set_members(request.device_id, members)
         grant = CameraGrant(camera=group.camera, groups=tuple(grants))
-        seq = group.sender.next_seq
-        sent = group.sender.send(
+        group.sender.send(
             lambda app_seq: ReAddAccept(device_id=request.device_id, seq=app_seq, camera=grant)
         )
-        self.sent_index[(group.key, sent.app_seq)] = seq
         self.readded += 1
         log.info("%s: re-added a device to %s", group.key, ", ".join(g.group for g in grants))
 
@@ -190,18 +187,18 @@ class ControlReader:
                 if count >= MAX_RESEND:
                     return
                 count += 1
-                seq = self.sent_index.get((key, app_seq))
-                ciphertext = queue.archived(seq) if seq is not None else None
-                if ciphertext is None:
+                # The archive is indexed by app seq from each entry's own metadata, so this
+                # also answers for messages sent before the hub restarted.
+                found = queue.archived_app(app_seq)
+                if found is None:
                     log.info("%s: app seq %d is no longer held; cannot resend", key, app_seq)
                     continue
-                attempt = min(self._attempts.get((target.mailbox, seq or 0), 0) + 1, 999)
-                self._attempts[(target.mailbox, seq or 0)] = attempt
+                seq, ciphertext = found
+                attempt = min(self._attempts.get((target.mailbox, seq), 0) + 1, 999)
+                self._attempts[(target.mailbox, seq)] = attempt
                 try:
                     await self.relay.upload(
-                        target.mailbox,
-                        ciphertext,
-                        resend_message_id(target.mailbox, seq or 0, attempt),
+                        target.mailbox, ciphertext, resend_message_id(target.mailbox, seq, attempt)
                     )
                     self.resent += 1
                 except RelayError as e:

@@ -30,6 +30,7 @@ from privastead import __version__
 from privastead.clock import Clock
 from privastead.errors import RelayError
 from privastead.hub.camera import EventNotice
+from privastead.hub.clip_journal import ClipJournal, end_interrupted_clips
 from privastead.hub.control import ControlReader
 from privastead.hub.groups import HubGroup, HubGroups
 from privastead.hub.live_sessions import LiveSessions
@@ -43,7 +44,9 @@ from privastead.relay.client import RelayClient
 
 log = logging.getLogger(__name__)
 
-MAX_INDEX = 200_000  # sent messages remembered for resends (the archive bounds them anyway)
+
+def _nothing(_app_seq: int) -> None:
+    return None
 
 
 def wire_event_id(event_id: str) -> str:
@@ -77,6 +80,7 @@ class Delivery:
         heartbeat_interval: float = 120.0,
         keep_plaintext_clips: bool = False,
         health: Any = None,
+        journal: ClipJournal | None = None,
     ) -> None:
         self.groups = groups
         self.outbox = outbox
@@ -86,10 +90,10 @@ class Delivery:
         self.keep_plaintext_clips = keep_plaintext_clips
         self.health = health  # callable: camera -> flat dict of health facts
         self.uploader = Uploader(outbox, relay, clock=clock)
+        # Open clips on disk, so that a restart ends a clip cut mid-recording (clip_journal).
+        self.journal = journal or ClipJournal(groups.data_dir / "open-clips")
         self._clips: dict[tuple[str, str], _Clip] = {}
-        # ("camera/group", app seq) -> outbox seq, to find a message again for a resend.
-        self.sent_index: dict[tuple[str, int], int] = {}
-        self.control = ControlReader(groups, outbox, relay, self.sent_index)
+        self.control = ControlReader(groups, outbox, relay)
         self.control_interval = 1.0
         # Livestreams answer LiveRequest/LiveStop; the reader wakes on news in control.
         self.live = LiveSessions(groups, relay, self._send)
@@ -104,9 +108,11 @@ class Delivery:
     async def prepare(self) -> None:
         """Create the mailboxes on the relay (idempotent) and put back what a crash lost."""
         for group in self.groups:
-            recovery = group.sender.recover(lambda _seq: None)
+            replay = functools.partial(self.journal.replay, group.camera)
+            recovery = group.sender.recover(replay if group.group == "events" else _nothing)
             if recovery.lost:
                 log.warning("%s: %d message(s) lost in a crash", group.key, len(recovery.lost))
+        end_interrupted_clips(self.journal, self.groups, self._send)
         for group in self.groups:
             await self.relay.create_mailbox(group.mailbox)
             # Registered, the relay keeps client messages until the hub has read them too.
@@ -132,13 +138,8 @@ class Delivery:
             await self.wake.wait(self.control_interval)
 
     def _send(self, group: HubGroup, build: Callable[[int], Message]) -> Sent:
-        seq = group.sender.next_seq
-        sent = group.sender.send(build)
-        self.sent_index[(group.key, sent.app_seq)] = seq
-        if len(self.sent_index) > MAX_INDEX:
-            for old in list(self.sent_index)[: MAX_INDEX // 4]:
-                del self.sent_index[old]
-        return sent
+        # The outbox records each message's app seq with it: resends find it there.
+        return group.sender.send(build)
 
     # -- camera hooks (event loop) --------------------------------------------------------
 
@@ -173,7 +174,9 @@ class Delivery:
         if is_init:
             # New keys before every clip: whoever steals one epoch's keys reads one clip.
             group.self_update()
-            self._clips[key] = _Clip(clip_id=secrets.token_hex(16), event_id=wire_event_id(clip))
+            new = _Clip(clip_id=secrets.token_hex(16), event_id=wire_event_id(clip))
+            self._clips[key] = new
+            self.journal.open(camera, new.clip_id, new.event_id, clip, data)
         state = self._clips.get(key)
         if state is None:
             log.warning("%s: fragment %d of an unknown clip: not sent", camera, index)
@@ -188,6 +191,7 @@ class Delivery:
             return
         if state.held is not None:
             self._send_fragment(camera, state, state.held, final=True)
+        self.journal.close(camera, state.clip_id)
         if not self.keep_plaintext_clips and not state.refused:
             # Every fragment's ciphertext is durable in the outbox: the plaintext may go.
             with contextlib.suppress(OSError):
@@ -200,6 +204,8 @@ class Delivery:
             return
         index, data = held
         group = self.groups.get(camera, "events")
+        next_app_seq = group.sender.next_app_seq
+        self.journal.sending(camera, state.clip_id, index, next_app_seq, len(data), final=final)
         sent = self._send(
             group,
             lambda seq: ClipFragment(
@@ -214,6 +220,7 @@ class Delivery:
         )
         if not sent.accepted:
             state.refused = True
+            self.journal.close(camera, state.clip_id)
             log.warning("%s: outbox full, clip %s not sent", camera, state.clip_id[:8])
         self.sent_fragments += 1
 

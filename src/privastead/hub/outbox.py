@@ -6,6 +6,10 @@ write that advanced the ratchet, and appends the ciphertext right after; ``recov
 that high water with what is on disk and names the seqs lost in between (a crash after the state
 write, before the append), so the caller can re-encrypt them from the plaintext it still holds.
 
+Uploaded entries may be kept in ``sent/`` (``sent_retention_bytes``) to answer a client's resend
+request; each file's metadata names the application seq it carries, and the outbox indexes the
+archive by it when it opens, so resends keep working across hub restarts.
+
 Each mailbox also has ``state.json``: the highest seq uploaded (everything at or below it is
 done, uploads go in order) and the seqs dropped by the quota policy, so neither is mistaken for a
 crash gap.
@@ -68,6 +72,7 @@ class OutboxEntry:
     push_payload: bytes | None
     size: int
     path: Path = field(repr=False)
+    app_seq: int | None = None
 
     def read(self) -> bytes:
         """The ciphertext (CRC-checked). Raises ``StorageError`` if it is gone or corrupt."""
@@ -155,7 +160,11 @@ class MailboxQueue:
                 continue
             if seq <= self._uploaded_through:
                 # Uploaded; the crash came between recording that and moving the file on.
-                self._retire(path, seq)
+                try:
+                    app_seq = read_meta(path)[0].app_seq
+                except StorageError:
+                    app_seq = None
+                self._retire(path, seq, app_seq)
                 continue
             try:
                 meta, size = read_meta(path)
@@ -167,7 +176,7 @@ class MailboxQueue:
                 path.rename(path.with_name(path.name + ".corrupt"))
                 continue
             self._entries[seq] = OutboxEntry(
-                self.mailbox, seq, kind, meta.clip_id, meta.push_payload, size, path
+                self.mailbox, seq, kind, meta.clip_id, meta.push_payload, size, path, meta.app_seq
             )
 
     def _save_state(self) -> None:
@@ -184,8 +193,10 @@ class MailboxQueue:
         kind: EntryKind,
         clip_id: str | None = None,
         push_payload: bytes | None = None,
+        app_seq: int | None = None,
     ) -> AppendResult:
-        """Persist ``ciphertext`` as message ``seq``; durable when this returns."""
+        """Persist ``ciphertext`` as message ``seq``; durable when this returns. ``app_seq`` is
+        the envelope seq of an application message (how clients name it in resend requests)."""
         if (clip_id is None) != (kind is not EntryKind.CLIP_FRAGMENT):
             raise ValueError("clip_id is required for clip fragments and only for them")
         if clip_id is not None:
@@ -208,11 +219,10 @@ class MailboxQueue:
                 self._outbox._note_refused(refused)
                 return AppendResult(False, (*dropped, refused))
             path = self._dir / entry_name(seq)
-            write_atomic(
-                path, pack_entry(EntryMeta(seq, kind.value, clip_id, push_payload), ciphertext)
-            )
+            meta = EntryMeta(seq, kind.value, clip_id, push_payload, app_seq)
+            write_atomic(path, pack_entry(meta, ciphertext))
             self._entries[seq] = OutboxEntry(
-                self.mailbox, seq, kind, clip_id, push_payload, size, path
+                self.mailbox, seq, kind, clip_id, push_payload, size, path, app_seq
             )
             self._outbox._note_append(self, seq, size, clip_id)
         self._outbox._notify(self.mailbox)
@@ -269,10 +279,10 @@ class MailboxQueue:
             self._uploaded_through = seq
             self._dropped = [r for r in self._dropped if r[1] > seq]
             self._save_state()
-            self._retire(entry.path, seq)
+            self._retire(entry.path, seq, entry.app_seq)
             self._outbox._note_removed(entry)
 
-    def _retire(self, path: Path, seq: int) -> None:
+    def _retire(self, path: Path, seq: int, app_seq: int | None) -> None:
         """An uploaded entry: keep it in ``sent/`` for resends if the outbox keeps any, else
         delete it. The budget counts whole files, as on disk."""
         if self._outbox.sent_retention_bytes <= 0:
@@ -283,7 +293,7 @@ class MailboxQueue:
         sent.mkdir(mode=0o700, exist_ok=True)
         target = sent / path.name
         path.replace(target)
-        self._outbox._note_sent(self.mailbox, seq, size, target)
+        self._outbox._note_sent(self.mailbox, seq, size, target, app_seq)
 
     def archived(self, seq: int) -> bytes | None:
         """The ciphertext of an uploaded message if still kept (to answer a resend request)."""
@@ -293,6 +303,16 @@ class MailboxQueue:
         except StorageError:
             return None
         return ciphertext if meta.seq == seq else None
+
+    def archived_app(self, app_seq: int) -> tuple[int, bytes] | None:
+        """(seq, ciphertext) of the uploaded application message with envelope seq
+        ``app_seq``, if the archive still keeps it; works after a restart too."""
+        with self._outbox.lock:
+            seq = self._outbox._sent_by_app.get(self.mailbox, {}).get(app_seq)
+        if seq is None:
+            return None
+        ciphertext = self.archived(seq)
+        return None if ciphertext is None else (seq, ciphertext)
 
     def discard(self, seq: int, reason: str) -> None:
         """Give up on one entry the relay keeps refusing; it counts as dropped, not lost."""
@@ -345,7 +365,9 @@ class Outbox:
         self.root = root
         self.quota_bytes = quota_bytes
         self.sent_retention_bytes = sent_retention_bytes
-        self._sent: collections.deque[tuple[int, int, Path]] = collections.deque()
+        # The archive, oldest first: (mailbox, seq, app seq, size, path); and by app seq.
+        self._sent: collections.deque[tuple[str, int, int | None, int, Path]] = collections.deque()
+        self._sent_by_app: dict[str, dict[int, int]] = {}
         self._sent_bytes = 0
         self.lock = threading.RLock()
         self._queues: dict[str, MailboxQueue] = {}
@@ -474,6 +496,7 @@ class Outbox:
 
     def _load_sent(self) -> None:
         self._sent.clear()  # rebuilt from disk, oldest first
+        self._sent_by_app.clear()
         self._sent_bytes = 0
         found = []
         for queue_dir in self.root.iterdir():
@@ -485,18 +508,31 @@ class Outbox:
                 if seq is None:
                     path.unlink()  # a .tmp cannot be here; anything else is not ours
                     continue
+                try:
+                    meta, _size = read_meta(path)
+                except StorageError as e:
+                    log.warning("outbox: deleting unreadable archived entry: %s", e)
+                    path.unlink()
+                    continue
                 stat = path.stat()
-                found.append((stat.st_mtime_ns, seq, stat.st_size, path))
-        for _mtime, seq, size, path in sorted(found):
-            self._note_sent(path.parent.parent.name, seq, size, path)
+                found.append((stat.st_mtime_ns, seq, meta.app_seq, stat.st_size, path))
+        for _mtime, seq, app_seq, size, path in sorted(found, key=lambda f: (f[0], f[1])):
+            self._note_sent(path.parent.parent.name, seq, size, path, app_seq)
 
-    def _note_sent(self, mailbox: str, seq: int, size: int, path: Path) -> None:
-        self._sent.append((seq, size, path))
+    def _note_sent(
+        self, mailbox: str, seq: int, size: int, path: Path, app_seq: int | None = None
+    ) -> None:
+        self._sent.append((mailbox, seq, app_seq, size, path))
+        if app_seq is not None:
+            self._sent_by_app.setdefault(mailbox, {})[app_seq] = seq
         self._sent_bytes += size
         while self._sent and self._sent_bytes > self.sent_retention_bytes:
-            _seq, old_size, old_path = self._sent.popleft()
+            old_mailbox, old_seq, old_app, old_size, old_path = self._sent.popleft()
             old_path.unlink(missing_ok=True)
             self._sent_bytes -= old_size
+            by_app = self._sent_by_app.get(old_mailbox, {})
+            if old_app is not None and by_app.get(old_app) == old_seq:
+                del by_app[old_app]
 
     def _note_refused(self, drop: DroppedClip) -> None:
         self._dropped_bytes += drop.bytes

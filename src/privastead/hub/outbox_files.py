@@ -6,7 +6,10 @@ An entry file is ``<seq:020d>.msg`` in its mailbox directory::
     version   u8       1
     meta_len  u32 BE
     crc32     u32 BE   of meta and ciphertext (a torn or rotted file is detected on read)
-    meta      canonical JSON: seq, kind, clip_id, push_payload (base64 or null)
+    meta      canonical JSON: seq, kind, clip_id, push_payload (base64 or null), app_seq
+              (the envelope's seq of an application message, null for commits; absent in
+              files written before it existed), so that an archived message can be found by
+              the seq a client asks to have resent, also after a restart
     ciphertext
 
 Files are written as ``<name>.tmp`` (mode 0600), fsynced, renamed into place, and the directory
@@ -53,10 +56,18 @@ class EntryMeta:
     kind: str
     clip_id: str | None
     push_payload: bytes | None
+    app_seq: int | None = None
 
     def to_json(self) -> bytes:
         push = None if self.push_payload is None else base64.b64encode(self.push_payload).decode()
-        value = {"seq": self.seq, "kind": self.kind, "clip_id": self.clip_id, "push": push}
+        value: dict[str, object] = {
+            "seq": self.seq,
+            "kind": self.kind,
+            "clip_id": self.clip_id,
+            "push": push,
+        }
+        if self.app_seq is not None:  # commits have none; older entries lack the key
+            value["app_seq"] = self.app_seq
         return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -76,10 +87,15 @@ def _parse_meta(raw: bytes, path: Path) -> EntryMeta:
             kind=value["kind"],
             clip_id=value["clip_id"],
             push_payload=None if push is None else base64.b64decode(push, validate=True),
+            app_seq=value.get("app_seq"),
         )
     except (ValueError, KeyError, TypeError, binascii.Error) as e:
         raise StorageError(f"outbox entry {path} has corrupt metadata: {e}") from None
-    if not isinstance(meta.seq, int) or not isinstance(meta.kind, str):
+    if (
+        not isinstance(meta.seq, int)
+        or not isinstance(meta.kind, str)
+        or not (meta.app_seq is None or isinstance(meta.app_seq, int))
+    ):
         raise StorageError(f"outbox entry {path} has corrupt metadata")
     return meta
 

@@ -134,7 +134,7 @@ class GroupSender:
             self._group_id, message.encode(), app_data=self._dump(state)
         )
         self._state = state
-        result = self._append(seq, ciphertext, message)
+        result = self._append(seq, ciphertext, message, app_seq)
         return Sent(app_seq, result.accepted, result.dropped)
 
     def commit(self, operation: Callable[[bytes], R], commit_of: Callable[[R], bytes]) -> R:
@@ -193,16 +193,18 @@ class GroupSender:
         ciphertext = self._cipher.encrypt(
             self._group_id, message.encode(), app_data=self._dump(self._state)
         )
-        self._append(seq, ciphertext, message)
+        self._append(seq, ciphertext, message, int(last["app_seq"]))
         return True
 
-    def _append(self, seq: int, ciphertext: bytes, message: Message) -> AppendResult:
+    def _append(self, seq: int, ciphertext: bytes, message: Message, app_seq: int) -> AppendResult:
         kind = _entry_kind(message)
         push = None
         if kind is EntryKind.NOTIFICATION and len(ciphertext) <= MAX_PUSH_CIPHERTEXT:
             push = ciphertext  # the wake-up carries the (small) notification itself
         clip_id = message.clip_id if isinstance(message, ClipFragment) else None
-        return self._queue.append(seq, ciphertext, kind=kind, clip_id=clip_id, push_payload=push)
+        return self._queue.append(
+            seq, ciphertext, kind=kind, clip_id=clip_id, push_payload=push, app_seq=app_seq
+        )
 
 
 __all__ = ["GroupCipher", "GroupSender", "HandshakeRecord", "SenderRecovery", "Sent"]

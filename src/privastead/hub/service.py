@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from privastead.clock import SystemClock
 from privastead.errors import ConfigError, StateLockedError
+from privastead.hub.clip_journal import ClipJournal
 from privastead.hub.config import HubConfig
 from privastead.hub.delivery import Delivery
 from privastead.hub.groups import HubGroups
@@ -70,6 +71,11 @@ async def delivery_for(config: HubConfig) -> AsyncIterator[Delivery | None]:
             clock=SystemClock(),
             heartbeat_interval=config.relay.heartbeat_interval,
             keep_plaintext_clips=config.relay.keep_plaintext_clips,
+            journal=ClipJournal(
+                config.hub.data_dir / "open-clips",
+                config.hub.clips,
+                keep_plaintext=config.relay.keep_plaintext_clips,
+            ),
         )
         await delivery.prepare()
         yield delivery

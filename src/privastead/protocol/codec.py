@@ -5,6 +5,7 @@ from __future__ import annotations
 from privastead.errors import DecodeError
 from privastead.protocol.envelope import MAX_ENVELOPE_SIZE, MessageKind, decode_envelope
 from privastead.protocol.messages import (
+    ClipEnd,
     ClipFragment,
     Heartbeat,
     LiveAnswer,
@@ -32,6 +33,7 @@ Message = (
     | PairKeyPackages
     | PairAccept
     | ReAddAccept
+    | ClipEnd
 )
 
 _CLASSES: dict[MessageKind, type[Message]] = {
@@ -48,6 +50,7 @@ _CLASSES: dict[MessageKind, type[Message]] = {
         PairKeyPackages,
         PairAccept,
         ReAddAccept,
+        ClipEnd,
     )
 }
 

@@ -59,6 +59,7 @@ class MessageKind(enum.IntEnum):
     PAIR_ACCEPT = 9
     READD_ACCEPT = 10
     LIVE_ANSWER = 11
+    CLIP_END = 12
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,50 @@ class ClipFragment(_Message):
         return cls(**{k: f.raw(k) for k in keys}, data=envelope.body)
 
 
+CLIP_END_REASONS = ("hub_restarted",)
+
+
+@dataclass(frozen=True)
+class ClipEnd(_Message):
+    """The hub ends a clip without a ``final`` fragment: it stopped recording it early.
+
+    Sent after a hub restart for the clip that was being recorded when it died: fragments
+    ``0 .. fragments - 1`` are the whole clip (a playable prefix of the event). Clients finish
+    the clip once they hold all of them and mark it incomplete with ``reason``. It names the
+    clip and event like a fragment does, so it cannot end another clip unnoticed.
+    """
+
+    KIND: ClassVar[MessageKind] = MessageKind.CLIP_END
+    clip_id: str
+    event_id: str
+    fragments: int
+    reason: str
+    seq: int
+
+    def __post_init__(self) -> None:
+        check_hex_id(self.clip_id, "clip_end.clip_id")
+        check_hex_id(self.event_id, "clip_end.event_id")
+        check_int(self.fragments, "clip_end.fragments", 1, 1 << 31)
+        if self.reason not in CLIP_END_REASONS:
+            raise DecodeError(f"clip_end.reason must be one of {', '.join(CLIP_END_REASONS)}")
+        check_int(self.seq, "clip_end.seq")
+
+    def _header(self) -> dict[str, Any]:
+        return {
+            "clip_id": self.clip_id,
+            "event_id": self.event_id,
+            "fragments": self.fragments,
+            "reason": self.reason,
+            "seq": self.seq,
+        }
+
+    @classmethod
+    def _parse(cls, envelope: Envelope) -> Self:
+        keys = ("clip_id", "event_id", "fragments", "reason", "seq")
+        f = Fields(envelope.header, "clip_end", keys)
+        return cls(**{k: f.raw(k) for k in keys})
+
+
 def _check_scalar_map(value: object, what: str) -> dict[str, Any]:
     if not isinstance(value, Mapping) or len(value) > 256:
         raise DecodeError(f"{what} must be an object of at most 256 entries")
@@ -415,7 +459,9 @@ class LiveAnswer(_Message):
 
 
 __all__ = [
+    "CLIP_END_REASONS",
     "Box",
+    "ClipEnd",
     "ClipFragment",
     "Heartbeat",
     "LiveAnswer",

@@ -8,7 +8,7 @@ import pytest
 
 from privastead.client.clipstore import ClipStore, FragmentStatus
 from privastead.errors import PolicyError
-from privastead.protocol.messages import ClipFragment
+from privastead.protocol.messages import ClipEnd, ClipFragment
 
 CLIP = "c" * 32
 OTHER_CLIP = "d" * 32
@@ -205,3 +205,61 @@ def test_a_leftover_copy_of_an_appended_fragment_is_removed_on_open(tmp_path: Pa
     store = ClipStore(tmp_path)
     assert store.incomplete()[0].waiting == ()
     assert not (tmp_path / "partial" / f"{CLIP}.1.ahead").exists()
+
+
+def end(fragments: int, *, event: str = EVENT) -> ClipEnd:
+    return ClipEnd(CLIP, event, fragments, "hub_restarted", 200)
+
+
+@pytest.mark.parametrize("when", range(4))
+def test_a_clip_the_hub_ended_early_is_finished_whenever_its_end_arrives(
+    tmp_path: Path, when: int
+) -> None:
+    """Fragments 0..2 (none final) and a ClipEnd(3) in any position: the clip is finished,
+    playable up to fragment 2, and its record says why it ended."""
+    store = ClipStore(tmp_path)
+    messages: list[ClipFragment | ClipEnd] = [frag(i, final=False) for i in range(3)]
+    messages.insert(when, end(3))
+    results = [store.add(m) if isinstance(m, ClipFragment) else store.end(m) for m in messages]
+    assert results[-1].status is FragmentStatus.COMPLETE
+    assert results[-1].ended == "hub_restarted"
+    assert [r.status for r in results[:-1]].count(FragmentStatus.COMPLETE) == 0
+    assert store.clip_path(CLIP).read_bytes() == expected(last=4)[: store_size(2)]
+    record = store.record(CLIP)
+    assert record is not None and record.ended == "hub_restarted" and record.final_index == 2
+    assert list((tmp_path / "partial").iterdir()) == []
+    # A late copy of either is a duplicate, a fragment beyond the end is refused.
+    assert store.end(end(3)).status is FragmentStatus.DUPLICATE
+    assert store.add(frag(1, final=False)).status is FragmentStatus.DUPLICATE
+    with pytest.raises(PolicyError):
+        store.add(frag(3, final=False))
+
+
+def store_size(last: int) -> int:
+    return sum(len(frag(i).data) for i in range(last + 1))
+
+
+def test_an_end_that_contradicts_the_clip_is_refused(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path)
+    for i in range(3):
+        store.add(frag(i, final=False))
+    with pytest.raises(PolicyError):
+        store.end(end(2))  # fragment 2 is already here
+    with pytest.raises(PolicyError):
+        store.end(end(5, event=OTHER_EVENT))
+    store.end(end(4))
+    with pytest.raises(PolicyError):
+        store.add(frag(4, final=False))  # beyond the end
+    assert store.add(frag(3, final=False)).ended == "hub_restarted"
+
+
+def test_an_end_kept_before_the_init_survives_a_restart(tmp_path: Path) -> None:
+    store = ClipStore(tmp_path)
+    assert store.end(end(2)).status is FragmentStatus.BUFFERED
+    with pytest.raises(PolicyError):
+        store.add(frag(2, final=False))  # beyond the end kept aside
+    store = ClipStore(tmp_path)
+    store.add(frag(1, final=False))
+    done = store.add(frag(0, final=False))
+    assert done.status is FragmentStatus.COMPLETE and done.ended == "hub_restarted"
+    assert list((tmp_path / "partial").iterdir()) == []

@@ -237,3 +237,35 @@ def test_without_retention_nothing_is_kept(tmp_path: Path) -> None:
     q.mark_uploaded(0)
     assert q.archived(0) is None
     assert not (tmp_path / MB / "sent").exists()
+
+
+def test_archive_is_found_by_app_seq_after_a_restart(tmp_path: Path) -> None:
+    """A resend request names the envelope's app seq; the archive answers it from each entry's
+    own metadata, so a restarted hub still finds what it sent before (commits have none)."""
+    outbox = Outbox(tmp_path, quota_bytes=10**6, sent_retention_bytes=10**6)
+    q = outbox.mailbox(MB)
+    q.append(0, body(0), kind=EntryKind.COMMIT)
+    q.append(1, body(1), kind=EntryKind.NOTIFICATION, app_seq=0)
+    q.append(2, body(2), kind=EntryKind.CLIP_FRAGMENT, clip_id=CLIP_A, app_seq=1)
+    q.append(3, body(3), kind=EntryKind.NOTIFICATION, app_seq=2)
+    for seq in (0, 1, 2):
+        q.mark_uploaded(seq)
+    assert q.archived_app(1) == (2, body(2))
+    assert q.archived_app(2) is None  # queued, not uploaded: it will go out anyway
+    reopened = Outbox(tmp_path, quota_bytes=10**6, sent_retention_bytes=10**6).mailbox(MB)
+    assert reopened.archived_app(0) == (1, body(1))
+    assert reopened.archived_app(1) == (2, body(2))
+    assert reopened.archived_app(5) is None
+    reopened.mark_uploaded(3)  # uploaded after the restart: indexed as well
+    assert reopened.archived_app(2) == (3, body(3))
+
+
+def test_archive_index_forgets_what_the_budget_evicts(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path, quota_bytes=10**6, sent_retention_bytes=400)
+    q = outbox.mailbox(MB)
+    for seq in range(3):
+        q.append(seq, body(seq), kind=EntryKind.NOTIFICATION, app_seq=10 + seq)
+        q.mark_uploaded(seq)
+    assert q.archived_app(10) is None and q.archived_app(12) == (2, body(2))
+    reopened = Outbox(tmp_path, quota_bytes=10**6, sent_retention_bytes=400).mailbox(MB)
+    assert reopened.archived_app(10) is None and reopened.archived_app(11) == (1, body(1))

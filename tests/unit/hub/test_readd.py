@@ -39,7 +39,7 @@ def _setup(tmp: Path):  # type: ignore[no-untyped-def]
             idents[name] = ident
         clients[device] = idents
         registry.add(device, device[:2], members, paired_at=0.0, relay_device="r")
-    reader = ControlReader(groups, outbox, RelayClient("http://127.0.0.1:9", "t"), {})
+    reader = ControlReader(groups, outbox, RelayClient("http://127.0.0.1:9", "t"))
     return groups, reader, clients
 
 

@@ -12,6 +12,7 @@ from privastead.errors import DecodeError
 from privastead.protocol.codec import Message, decode_message, encode_message
 from privastead.protocol.envelope import Envelope, MessageKind, decode_envelope, encode_envelope
 from privastead.protocol.messages import (
+    ClipEnd,
     ClipFragment,
     Heartbeat,
     LiveAnswer,
@@ -60,6 +61,7 @@ def samples() -> list[Message]:
         ),
         PairAccept(DEVICE, "relay-token_123", (CameraGrant("front", (grant,)),)),
         ReAddAccept(DEVICE, 12, CameraGrant("front", (grant,))),
+        ClipEnd(CLIP, EVENT, 4, "hub_restarted", 14),
         LiveAnswer("front", CLIP, EVENT, 4, 17),
         LiveAnswer("front", CLIP, CLIP, 0, 18, "camera front is not connected"),
     ]
@@ -124,6 +126,10 @@ def with_header(message: Message, **changes: Any) -> bytes:
         (9, {"key_packages": {}}, "1 to 64 cameras"),
         (10, {"relay_token": "has space"}, "relay_token"),
         (10, {"cameras": []}, "1 to 64 cameras"),
+        (12, {"fragments": 0}, "fragments must be an integer in \\[1,"),
+        (12, {"reason": "bored"}, "reason must be one of hub_restarted"),
+        (12, {"clip_id": ...}, "missing field 'clip_id'"),
+        (12, {"seq": 2.5}, "seq must be an integer"),
         (-2, {"session_id": "x" * 32}, "live_answer.session_id must be 32 lowercase hex"),
         (-2, {"epoch": -1}, "live_answer.epoch must be an integer"),
         (-1, {"error": "a\nb"}, "live_answer.error must be printable"),
@@ -176,7 +182,7 @@ def test_message_id_is_deterministic_and_separates_groups_and_seqs() -> None:
 
 
 @settings(max_examples=200)
-@given(index=st.integers(0, 10), data=st.binary(max_size=400))
+@given(index=st.integers(0, len(samples()) - 1), data=st.binary(max_size=400))
 def test_mutated_messages_raise_only_decode_error(index: int, data: bytes) -> None:
     encoded = bytearray(encode_message(samples()[index]))
     for i, b in enumerate(data[:8]):
@@ -206,7 +212,7 @@ json_any = st.recursive(
 
 
 @settings(max_examples=300)
-@given(index=st.integers(0, 10), key=st.text(max_size=12), value=json_any)
+@given(index=st.integers(0, len(samples()) - 1), key=st.text(max_size=12), value=json_any)
 def test_fuzzed_header_fields_raise_only_decode_error(index: int, key: str, value: object) -> None:
     message = samples()[index]
     keys = sorted(header_of(message))
