@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from privastead.errors import AdminError, ConfigError, StorageError
+from privastead.errors import AdminError, ConfigError, PrivasteadError, StorageError
 from privastead.hub.admin_ops import HubAdmin
 from privastead.hub.admin_wire import (
     MAX_REQUEST,
@@ -184,7 +184,9 @@ class AdminServer:
         except asyncio.CancelledError:
             raise
         except Exception as e:
-            if not isinstance(e, (AdminError, ConfigError)):
+            if not isinstance(e, PrivasteadError):
+                log.exception("admin %s failed", name)
+            elif not isinstance(e, (AdminError, ConfigError)):
                 log.warning("admin %s failed: %s", name, e)
             return error_reply(e)
         return {"type": "result", "result": result}
