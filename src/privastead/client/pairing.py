@@ -196,14 +196,19 @@ async def _pair(  # noqa: PLR0917 - one private step of pair()
         safety_code=safety,
         groups=tuple(entries),
     )
-    # Start reading each mailbox after what is already there (older epochs we cannot read).
+    # Start reading each mailbox right after the commit that added us (the hub registered our
+    # token before it, so nothing later is gone); a hub that did not say where: after what is
+    # already there (older epochs we cannot read).
+    after = {(c.camera, g.group): g.after_seq for c in accept.cameras for g in c.groups}
     async with RelayClient(code.relay_url, accept.relay_token) as own:
         for entry in entries:
             await own.register(entry.mailbox)
-            last = (await own.list_messages(entry.mailbox, limit=1)).last_seq
-            if last > 0:
-                await own.ack(entry.mailbox, last)
-            data.save_sync_state(entry, {"cursor": last})
+            start = after.get((entry.camera, entry.group), 0)
+            if start <= 0:
+                start = (await own.list_messages(entry.mailbox, limit=1)).last_seq
+            if start > 0:
+                await own.ack(entry.mailbox, start)
+            data.save_sync_state(entry, {"cursor": start})
     data.save(info, accept.relay_token)
     await relay.register(mailbox)
     await relay.ack(mailbox, seq)  # tells the hub we have its answer: it deletes the mailbox

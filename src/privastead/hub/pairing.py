@@ -27,6 +27,7 @@ serialises this with the cameras' messages. Only the waits (relay round trips) t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import tempfile
@@ -42,6 +43,7 @@ from privastead.hub.outbox import Outbox
 from privastead.hub.uploader import Uploader
 from privastead.protocol.codec import decode_message
 from privastead.protocol.groups import GROUPS, PAIRING_MEMBER
+from privastead.protocol.messages import message_id
 from privastead.protocol.pairing_code import PairingCode
 from privastead.protocol.pairing_messages import (
     CameraGrant,
@@ -161,17 +163,24 @@ class HubPairing:
             raise PolicyError(f"device {replace!r} was removed while pairing")
         name = str(old.get("name", request.device_name)) if old else request.device_name
         device = await self.relay.create_device(name)
+        # Registered before its add commits exist, the device's mailboxes keep everything from
+        # them on, even what others acknowledge before the client itself registers.
+        async with RelayClient(self.relay_url, device.token) as own:
+            for camera in cameras:
+                for group_name in GROUPS:
+                    await own.register(self.groups.get(camera, group_name).mailbox)
         stale: dict[str, str] = dict(old.get("members", {})) if old else {}
-        grants, members = self._add_to_groups(cameras, request, stale)
+        grants, members, commits = self._add_to_groups(cameras, request, stale)
         # Recorded at once (no await since the commits): a cancelled pairing leaves no leaf
         # that `devices list|remove` does not know about.
         device_id = self._record(replace, name, members, device.device_id)
-        accept = PairAccept(device_id=device_id, relay_token=device.token, cameras=tuple(grants))
         # The camera groups' commits go out before the answer: the client's Welcomes are for
         # the epoch after them, and nobody may see a later message first.
         for camera in cameras:
-            for group in GROUPS:
-                await self.uploader.drain(self.groups.get(camera, group).mailbox)
+            for group_name in GROUPS:
+                await self.uploader.drain(self.groups.get(camera, group_name).mailbox)
+        grants = await self._with_relay_seqs(grants, commits)
+        accept = PairAccept(device_id=device_id, relay_token=device.token, cameras=tuple(grants))
         if old is not None and old.get("relay_device"):
             await self._revoke(str(old["relay_device"]))  # the lost device's old token
         answer = await self.relay.upload(
@@ -204,13 +213,34 @@ class HubPairing:
             if getattr(e, "status", None) != 404:
                 raise
 
+    async def _with_relay_seqs(
+        self, grants: list[CameraGrant], commits: dict[str, tuple[int, bytes]]
+    ) -> list[CameraGrant]:
+        """Each grant with the relay seq of its add commit (``after_seq``).
+
+        The commit is uploaded already; uploading the same bytes under the same message id
+        again is answered as a duplicate carrying the seq the relay gave it (stored once)."""
+        out = []
+        for grant in grants:
+            groups = []
+            for g in grant.groups:
+                outbox_seq, commit = commits[g.mailbox]
+                sent = await self.relay.upload(g.mailbox, commit, message_id(g.mailbox, outbox_seq))
+                if not sent.duplicate:
+                    log.warning("%s: the relay had no receipt of the add commit", g.mailbox[:8])
+                groups.append(dataclasses.replace(g, after_seq=sent.seq))
+            out.append(CameraGrant(camera=grant.camera, groups=tuple(groups)))
+        return out
+
     def _add_to_groups(
         self, cameras: Sequence[str], request: PairKeyPackages, stale: dict[str, str]
-    ) -> tuple[list[CameraGrant], dict[str, str]]:
+    ) -> tuple[list[CameraGrant], dict[str, str], dict[str, tuple[int, bytes]]]:
         """Add the client's KeyPackages, first removing ``stale`` leaves (``"camera/group"``
-        -> member identity hex) of a device being replaced."""
+        -> member identity hex) of a device being replaced. Also returns, per mailbox, the
+        outbox seq and bytes of the add commit."""
         grants: list[CameraGrant] = []
         members: dict[str, str] = {}
+        commits: dict[str, tuple[int, bytes]] = {}
         for camera in cameras:
             group_grants = []
             for name in GROUPS:
@@ -222,7 +252,9 @@ class HubPairing:
                     before.discard(bytes.fromhex(old))
                 first_seq = group.sender.next_app_seq
                 kp = request.key_packages[camera][name]
+                outbox_seq = group.sender.next_seq
                 result = group.add(kp)
+                commits[group.mailbox] = (outbox_seq, result.commit)
                 after = {m.identity for m in group.identity.members(group.group_id)}
                 (member,) = after - before
                 members[group.key] = member.hex()
@@ -236,7 +268,7 @@ class HubPairing:
                     )
                 )
             grants.append(CameraGrant(camera=camera, groups=tuple(group_grants)))
-        return grants, members
+        return grants, members, commits
 
     async def _wait_confirmed(self, mailbox: str, seq: int, deadline: float) -> None:
         """Until the client acknowledged our answer (it then has everything it needs)."""
