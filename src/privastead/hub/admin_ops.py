@@ -103,7 +103,11 @@ class HubAdmin:
             uploader=self.uploader,
         )
         code = await pairing.start(chosen)
-        await on_code(code, chosen)
+        try:
+            await on_code(code, chosen)
+        except BaseException:  # nobody will see the code (the CLI went away)
+            await pairing.abandon(code)
+            raise
         return await pairing.finish(code, chosen, on_safety_code, replace=device_id)
 
 

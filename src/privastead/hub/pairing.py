@@ -281,6 +281,10 @@ class HubPairing:
             await asyncio.sleep(0.2)
         log.warning("pairing: the client did not confirm; it may have to pair again")
 
+    async def abandon(self, code: PairingCode) -> None:
+        """Give up on a started code before ``finish`` (its mailbox and token go now)."""
+        await self._cleanup(code.mailbox)
+
     async def _cleanup(self, mailbox: str) -> None:
         try:
             await self.relay.delete_mailbox(mailbox)
