@@ -45,6 +45,7 @@ from privastead.protocol.pairing_code import PairingCode
 log = logging.getLogger(__name__)
 
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+REQUEST_TIMEOUT = 10.0  # a connection that sends no whole request by then is dropped
 
 
 def peer_credentials(sock: Any) -> tuple[int, int, int]:
@@ -132,7 +133,11 @@ class AdminServer:
         try:
             _pid, uid, _gid = peer_credentials(writer.get_extra_info("socket"))
             check_peer(uid, self.own_uid)
-            request = await read_frame(reader, MAX_REQUEST)
+            try:
+                async with asyncio.timeout(REQUEST_TIMEOUT):
+                    request = await read_frame(reader, MAX_REQUEST)
+            except TimeoutError:
+                raise AdminError(f"no complete request within {REQUEST_TIMEOUT:.0f} s") from None
             if request is None:
                 return
         except AdminError as e:

@@ -233,3 +233,15 @@ async def test_another_uid_cannot_use_the_socket() -> None:
     finally:
         await server.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_a_connection_that_sends_nothing_is_dropped(
+    tmp_path: Path, served: tuple[AdminServer, FakeAdmin], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from privastead.hub import admin
+
+    monkeypatch.setattr(admin, "REQUEST_TIMEOUT", 0.2)
+    reader, writer = await asyncio.open_unix_connection(str(socket_path(tmp_path)))
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert b"no complete request" in answer
