@@ -18,9 +18,10 @@ Catch ``PrivasteadError`` to catch everything this package raises on purpose::
     ├── RelayError                      talking to the relay
     │   ├── RelayUnavailableError       network error, timeout, 5xx: retry later
     │   └── RelayRejectedError          a 4xx: the request is wrong and retrying will not help
-    └── MediaError                      cameras, decoding, recording
-        ├── CameraUnavailableError      cannot connect, stalled, or the stream ended
-        └── CorruptMediaError           undecodable or malformed video
+    ├── MediaError                      cameras, decoding, recording
+    │   ├── CameraUnavailableError      cannot connect, stalled, or the stream ended
+    │   └── CorruptMediaError           undecodable or malformed video
+    └── AdminError                      the running hub's local admin socket refused or broke off
 
 Security-relevant calls raise and never return ``False``. Every failure to decrypt or
 authenticate a message surfaces as the same ``DecryptionError`` with the same text, so that
@@ -124,7 +125,13 @@ class CorruptMediaError(MediaError):
     """Video data is malformed or cannot be decoded."""
 
 
+class AdminError(PrivasteadError):
+    """A request on the running hub's admin socket was refused (wrong user, malformed, too
+    large) or the connection broke off before its answer."""
+
+
 __all__ = [
+    "AdminError",
     "CameraUnavailableError",
     "ConfigError",
     "CorruptMediaError",

@@ -5,6 +5,11 @@ secret as PSK (a relay or anyone without the code cannot produce it: ``JoinError
 KeyPackage per (camera, group) inside that group; join each camera group from ``PairAccept``,
 checking the inviter is the hub signature key the PSK-authenticated answer names; store the
 device token; acknowledge the answer so the hub deletes the one-time mailbox.
+
+``rejoin`` (``privastead-app resync --code``) is the same exchange for an already paired device
+whose state the hub replaces (``privastead-hub pair --replace``): the fresh identities are built
+beside the old state files (``*.rejoin.mls``) and swapped in only once every Welcome was joined
+and the answer names this very device; a failure leaves the old state as it was.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from privastead.errors import (
     JoinError,
     PolicyError,
     RelayRejectedError,
+    StateLockedError,
+    StorageError,
 )
 from privastead.protocol.codec import decode_message
 from privastead.protocol.groups import CLIENT_PAIRING_MEMBER, GROUPS, PAIRING_MEMBER
@@ -43,13 +50,58 @@ async def pair(
         raise ConfigError(f"{data.root} is already paired; use another --data-dir")
     cameras = code.hub_name.split(",")
     data.prepare()
+    try:
+        return await _run(code, data, device_name, cameras, clock, wait, None)
+    except BaseException:
+        # Leave nothing half-paired behind: the next attempt starts clean.
+        for leftover in (data.mls, data.sync):
+            shutil.rmtree(leftover, ignore_errors=True)
+        raise
+
+
+async def rejoin(
+    code: PairingCode, data: DataDir, *, clock: Clock, wait: float = 60.0
+) -> ClientPaired:
+    """Join again with fresh keys, replacing this device's state (``pair --replace`` code)."""
+    code.check_fresh(clock)
+    old = data.load()
+    for entry in old.groups:  # a running `listen` would overwrite the swapped-in state
+        try:
+            Identity.open(data.mls / entry.state).close()
+        except StateLockedError:
+            raise StateLockedError(
+                f"{data.root} is in use (`privastead-app listen` or `ui`?): stop it, then "
+                "run `privastead-app resync --code` again"
+            ) from None
+        except StorageError:
+            pass  # corrupt or missing: exactly what is being replaced
+    data.prepare()
+    try:
+        return await _run(code, data, old.device_name, code.hub_name.split(","), clock, wait, old)
+    finally:
+        for leftover in data.mls.glob(f"*{_REJOIN}.mls*"):
+            leftover.unlink(missing_ok=True)
+
+
+_REJOIN = ".rejoin"
+
+
+async def _run(  # noqa: PLR0917 - the shared body of pair() and rejoin()
+    code: PairingCode,
+    data: DataDir,
+    device_name: str,
+    cameras: list[str],
+    clock: Clock,
+    wait: float,
+    old: DeviceInfo | None,
+) -> ClientPaired:
     deadline = min(float(code.expires), clock.time() + wait)
     pairing_path = data.root / "pairing.mls"
     pairing_path.unlink(missing_ok=True)
     try:
         async with RelayClient(code.relay_url, code.token) as relay:
             try:
-                return await _pair(relay, code, data, device_name, cameras, deadline, clock)
+                return await _pair(relay, code, data, device_name, cameras, deadline, clock, old)
             except RelayRejectedError as e:
                 if e.status in (401, 403, 404):
                     raise PolicyError(
@@ -57,13 +109,19 @@ async def pair(
                         "expired; run `privastead-hub pair` again for a new one"
                     ) from None
                 raise
-    except BaseException:
-        # Leave nothing half-paired behind: the next attempt starts clean.
-        for leftover in (data.mls, data.sync):
-            shutil.rmtree(leftover, ignore_errors=True)
-        raise
     finally:
         pairing_path.unlink(missing_ok=True)
+
+
+def _swap_in(data: DataDir, old: DeviceInfo, device_id: str, entries: list[GroupEntry]) -> None:
+    """Every Welcome was joined: the fresh states replace the old ones (same device only)."""
+    if device_id != old.device_id:
+        raise PolicyError(
+            f"this code re-adds device {device_id}, not this one ({old.device_id}); nothing "
+            "was changed here: run `privastead-hub pair --replace` for this device"
+        )
+    for entry in entries:
+        (data.mls / f"{entry.camera}-{entry.group}{_REJOIN}.mls").replace(data.mls / entry.state)
 
 
 async def _pair(  # noqa: PLR0917 - one private step of pair()
@@ -74,8 +132,11 @@ async def _pair(  # noqa: PLR0917 - one private step of pair()
     cameras: list[str],
     deadline: float,
     clock: Clock,
+    old: DeviceInfo | None = None,
 ) -> ClientPaired:
+    """``old``: the device being replaced (its new states are built as ``*.rejoin.mls``)."""
     mailbox = code.mailbox
+    suffix = _REJOIN if old is not None else ""
     with Identity.create(data.root / "pairing.mls", CLIENT_PAIRING_MEMBER) as pairing:
         sent = await relay.upload(mailbox, pairing.key_package(), secrets.token_hex(16))
         seq, welcome = await next_message(relay, mailbox, sent.seq, deadline, clock)
@@ -91,7 +152,7 @@ async def _pair(  # noqa: PLR0917 - one private step of pair()
             kps: dict[str, dict[str, bytes]] = {}
             for camera in cameras:
                 for group in GROUPS:
-                    path = data.mls / f"{camera}-{group}.mls"
+                    path = data.mls / f"{camera}-{group}{suffix}.mls"
                     path.unlink(missing_ok=True)
                     ident = Identity.create(path, secrets.token_hex(16).encode())
                     identities[(camera, group)] = ident
@@ -125,6 +186,8 @@ async def _pair(  # noqa: PLR0917 - one private step of pair()
             for ident in identities.values():
                 ident.close()
         safety = pairing.safety_code(group_id)
+    if old is not None:
+        _swap_in(data, old, accept.device_id, entries)
     info = DeviceInfo(
         hub_name=code.hub_name,
         relay_url=code.relay_url,
@@ -133,18 +196,23 @@ async def _pair(  # noqa: PLR0917 - one private step of pair()
         safety_code=safety,
         groups=tuple(entries),
     )
-    # Start reading each mailbox after what is already there (older epochs we cannot read).
+    # Start reading each mailbox right after the commit that added us (the hub registered our
+    # token before it, so nothing later is gone); a hub that did not say where: after what is
+    # already there (older epochs we cannot read).
+    after = {(c.camera, g.group): g.after_seq for c in accept.cameras for g in c.groups}
     async with RelayClient(code.relay_url, accept.relay_token) as own:
         for entry in entries:
             await own.register(entry.mailbox)
-            last = (await own.list_messages(entry.mailbox, limit=1)).last_seq
-            if last > 0:
-                await own.ack(entry.mailbox, last)
-            data.save_sync_state(entry, {"cursor": last})
+            start = after.get((entry.camera, entry.group), 0)
+            if start <= 0:
+                start = (await own.list_messages(entry.mailbox, limit=1)).last_seq
+            if start > 0:
+                await own.ack(entry.mailbox, start)
+            data.save_sync_state(entry, {"cursor": start})
     data.save(info, accept.relay_token)
     await relay.register(mailbox)
     await relay.ack(mailbox, seq)  # tells the hub we have its answer: it deletes the mailbox
     return ClientPaired(info, safety)
 
 
-__all__ = ["ClientPaired", "pair"]
+__all__ = ["ClientPaired", "pair", "rejoin"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from pathlib import Path
+from typing import Any
 
 from privastead.clock import SystemClock
 from privastead.errors import ConfigError, RelayError
@@ -19,10 +21,9 @@ from privastead.hub.service import OpenHub, open_hub
 from privastead.hub.uploader import Uploader
 
 
-async def remove_device(hub: OpenHub, wanted: str) -> str:
-    """Remove the device with id (or name) ``wanted``; returns its name."""
-    registry = DeviceRegistry(hub.groups.data_dir)
-    devices = registry.all()
+def find_device(data_dir: Path, wanted: str) -> tuple[str, dict[str, Any]]:
+    """The one paired device with id (or name) ``wanted``: its id and record."""
+    devices = DeviceRegistry(data_dir).all()
     matches = [d for d, v in devices.items() if wanted in (d, v.get("name"))]
     if len(matches) != 1:
         raise ConfigError(
@@ -30,8 +31,14 @@ async def remove_device(hub: OpenHub, wanted: str) -> str:
             if not matches
             else f"several devices are called {wanted!r}: give the id"
         )
-    device_id = matches[0]
-    record = devices[device_id]
+    return matches[0], devices[matches[0]]
+
+
+async def remove_device(hub: OpenHub, wanted: str, uploader: Uploader | None = None) -> str:
+    """Remove the device with id (or name) ``wanted``; returns its name.
+
+    ``uploader``: the running hub's, when it is the running hub that removes."""
+    device_id, record = find_device(hub.groups.data_dir, wanted)
     mailboxes = []
     for key, member in record.get("members", {}).items():
         camera, name = key.split("/")
@@ -40,7 +47,7 @@ async def remove_device(hub: OpenHub, wanted: str) -> str:
         if any(m.identity == identity for m in group.identity.members(group.group_id)):
             group.remove(identity)
         mailboxes.append(group.mailbox)
-    uploader = Uploader(hub.outbox, hub.relay, clock=SystemClock())
+    uploader = uploader or Uploader(hub.outbox, hub.relay, clock=SystemClock())
     for mailbox in mailboxes:
         await uploader.drain(mailbox)
     try:
@@ -48,7 +55,8 @@ async def remove_device(hub: OpenHub, wanted: str) -> str:
     except RelayError as e:
         if getattr(e, "status", None) != 404:
             raise
-    registry.remove(device_id)
+    # A fresh read: others (pairing, the control reader) may have written it during the awaits.
+    DeviceRegistry(hub.groups.data_dir).remove(device_id)
     return str(record.get("name", device_id))
 
 
@@ -70,4 +78,4 @@ async def reset_hub(config: HubConfig) -> None:
         (data / name).unlink(missing_ok=True)
 
 
-__all__ = ["remove_device", "reset_hub"]
+__all__ = ["find_device", "remove_device", "reset_hub"]

@@ -173,6 +173,14 @@ class DeviceRegistry:
             self._data[device_id]["members"] = members
             _write_json(self.path, self._data)
 
+    def replace(self, device_id: str, members: dict[str, str], *, relay_device: str) -> None:
+        """After ``pair --replace``: the same device record with fresh leaves and relay token."""
+        record = self._data.get(device_id)
+        if isinstance(record, dict):
+            record["members"] = members
+            record["relay_device"] = relay_device
+            _write_json(self.path, self._data)
+
     def remove(self, device_id: str) -> None:
         self._data.pop(device_id, None)
         _write_json(self.path, self._data)

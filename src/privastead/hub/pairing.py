@@ -12,11 +12,22 @@
 
 Nothing touches the camera groups before step 3 succeeded. The camera names travel in the code's
 hub-name field (``"cam1,cam2"``): the client must know which KeyPackages to send.
+
+With ``replace=DEVICE_ID`` (``privastead-hub pair --replace``, hub-admin.md) the code is for one
+known device whose state is lost or desynced, its ``control`` group included: the same
+PSK-authenticated exchange, but the hub removes that device's stale leaves before adding the
+fresh KeyPackages, issues it a new relay token (revoking the old one) and keeps its one record
+in ``devices.json``. Other members just process the commits.
+
+Every MLS call here is a few milliseconds and runs on the event loop, like the running hub's
+own commits: the groups' ``Identity`` objects are not thread-safe, and the loop is what
+serialises this with the cameras' messages. Only the waits (relay round trips) take long.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import tempfile
@@ -32,6 +43,7 @@ from privastead.hub.outbox import Outbox
 from privastead.hub.uploader import Uploader
 from privastead.protocol.codec import decode_message
 from privastead.protocol.groups import GROUPS, PAIRING_MEMBER
+from privastead.protocol.messages import message_id
 from privastead.protocol.pairing_code import PairingCode
 from privastead.protocol.pairing_messages import (
     CameraGrant,
@@ -62,13 +74,17 @@ class HubPairing:
         *,
         clock: Clock,
         ttl: float = 600.0,
+        uploader: Uploader | None = None,
     ) -> None:
+        """``uploader``: the running hub's (so one task uploads each mailbox); by default a
+        fresh one, for a hub that is not running."""
         self.groups = groups
         self.outbox = outbox
         self.relay = relay
         self.relay_url = relay_url
         self.clock = clock
         self.ttl = ttl
+        self.uploader = uploader or Uploader(outbox, relay, clock=clock)
 
     async def start(self, cameras: Sequence[str]) -> PairingCode:
         """Create the pairing mailbox and token; the code to show."""
@@ -86,30 +102,42 @@ class HubPairing:
         )
 
     async def finish(
-        self, code: PairingCode, cameras: Sequence[str], on_safety_code: Callable[[str], None]
+        self,
+        code: PairingCode,
+        cameras: Sequence[str],
+        on_safety_code: Callable[[str], None],
+        *,
+        replace: str | None = None,
     ) -> Paired:
-        """Run steps 2-5 until the code expires. Raises ``PolicyError`` on timeout."""
+        """Run steps 2-5 until the code expires. Raises ``PolicyError`` on timeout.
+
+        ``replace``: the id of a paired device to re-add with the client's fresh KeyPackages."""
         deadline = float(code.expires)
         mailbox = code.mailbox
         try:
             with tempfile.TemporaryDirectory(prefix="privastead-pair-") as tmp:
                 pairing = Identity.create(Path(tmp) / "pairing.mls", PAIRING_MEMBER)
                 try:
-                    return await self._exchange(pairing, code, cameras, deadline, on_safety_code)
+                    return await self._exchange(
+                        pairing, code, cameras, deadline, on_safety_code, replace
+                    )
                 finally:
                     pairing.close()
         finally:
             await self._cleanup(mailbox)
 
-    async def _exchange(
+    async def _exchange(  # noqa: PLR0917 - the private body of finish()
         self,
         pairing: Identity,
         code: PairingCode,
         cameras: Sequence[str],
         deadline: float,
         on_safety_code: Callable[[str], None],
+        replace: str | None,
     ) -> Paired:
         mailbox = code.mailbox
+        if replace is not None and DeviceRegistry(self.groups.data_dir).get(replace) is None:
+            raise PolicyError(f"no paired device {replace!r} to replace")
         _, key_package = await next_message(self.relay, mailbox, 0, deadline, self.clock)
         group_id = pairing.create_group()
         added = pairing.add_members(group_id, [key_package], psk=code.secret)
@@ -129,45 +157,104 @@ class HubPairing:
                 group_mailbox = self.groups.get(camera, name).mailbox
                 await self.relay.create_mailbox(group_mailbox)
                 await self.relay.register(group_mailbox)  # client messages wait for the hub
-        device = await self.relay.create_device(request.device_name)
-        grants, members = self._add_to_groups(cameras, request)
-        # Our own id for the device (the relay's ids have another format and stay on the hub).
-        device_id = secrets.token_hex(16)
-        accept = PairAccept(device_id=device_id, relay_token=device.token, cameras=tuple(grants))
+        # Read now, not at start: the control reader may have re-added a leaf meanwhile.
+        old = DeviceRegistry(self.groups.data_dir).get(replace) if replace else None
+        if replace is not None and old is None:
+            raise PolicyError(f"device {replace!r} was removed while pairing")
+        name = str(old.get("name", request.device_name)) if old else request.device_name
+        device = await self.relay.create_device(name)
+        # Registered before its add commits exist, the device's mailboxes keep everything from
+        # them on, even what others acknowledge before the client itself registers.
+        async with RelayClient(self.relay_url, device.token) as own:
+            for camera in cameras:
+                for group_name in GROUPS:
+                    await own.register(self.groups.get(camera, group_name).mailbox)
+        stale: dict[str, str] = dict(old.get("members", {})) if old else {}
+        grants, members, commits = self._add_to_groups(cameras, request, stale)
+        # Recorded at once (no await since the commits): a cancelled pairing leaves no leaf
+        # that `devices list|remove` does not know about.
+        device_id = self._record(replace, name, members, device.device_id)
         # The camera groups' commits go out before the answer: the client's Welcomes are for
         # the epoch after them, and nobody may see a later message first.
-        uploader = Uploader(self.outbox, self.relay, clock=self.clock)
         for camera in cameras:
-            for group in GROUPS:
-                await uploader.drain(self.groups.get(camera, group).mailbox)
-        DeviceRegistry(self.groups.data_dir).add(
-            device_id,
-            request.device_name,
-            members,
-            paired_at=self.clock.time(),
-            relay_device=device.device_id,
-        )
+            for group_name in GROUPS:
+                await self.uploader.drain(self.groups.get(camera, group_name).mailbox)
+        grants = await self._with_relay_seqs(grants, commits)
+        accept = PairAccept(device_id=device_id, relay_token=device.token, cameras=tuple(grants))
+        if old is not None and old.get("relay_device"):
+            await self._revoke(str(old["relay_device"]))  # the lost device's old token
         answer = await self.relay.upload(
             mailbox, pairing.encrypt(group_id, accept.encode()), secrets.token_hex(16)
         )
         safety = pairing.safety_code(group_id)
         on_safety_code(safety)
         await self._wait_confirmed(mailbox, answer.seq, deadline)
-        return Paired(device_id, request.device_name, safety, tuple(cameras))
+        return Paired(device_id, name, safety, tuple(cameras))
+
+    def _record(
+        self, replace: str | None, name: str, members: dict[str, str], relay_device: str
+    ) -> str:
+        """Write ``devices.json``: the replaced device's record, or a new one. Its id."""
+        registry = DeviceRegistry(self.groups.data_dir)
+        if replace is not None:
+            registry.replace(replace, members, relay_device=relay_device)
+            return replace
+        # Our own id for the device (the relay's ids have another format and stay on the hub).
+        device_id = secrets.token_hex(16)
+        registry.add(
+            device_id, name, members, paired_at=self.clock.time(), relay_device=relay_device
+        )
+        return device_id
+
+    async def _revoke(self, relay_device: str) -> None:
+        try:
+            await self.relay.remove_device(relay_device)
+        except RelayError as e:
+            if getattr(e, "status", None) != 404:
+                raise
+
+    async def _with_relay_seqs(
+        self, grants: list[CameraGrant], commits: dict[str, tuple[int, bytes]]
+    ) -> list[CameraGrant]:
+        """Each grant with the relay seq of its add commit (``after_seq``).
+
+        The commit is uploaded already; uploading the same bytes under the same message id
+        again is answered as a duplicate carrying the seq the relay gave it (stored once)."""
+        out = []
+        for grant in grants:
+            groups = []
+            for g in grant.groups:
+                outbox_seq, commit = commits[g.mailbox]
+                sent = await self.relay.upload(g.mailbox, commit, message_id(g.mailbox, outbox_seq))
+                if not sent.duplicate:
+                    log.warning("%s: the relay had no receipt of the add commit", g.mailbox[:8])
+                groups.append(dataclasses.replace(g, after_seq=sent.seq))
+            out.append(CameraGrant(camera=grant.camera, groups=tuple(groups)))
+        return out
 
     def _add_to_groups(
-        self, cameras: Sequence[str], request: PairKeyPackages
-    ) -> tuple[list[CameraGrant], dict[str, str]]:
+        self, cameras: Sequence[str], request: PairKeyPackages, stale: dict[str, str]
+    ) -> tuple[list[CameraGrant], dict[str, str], dict[str, tuple[int, bytes]]]:
+        """Add the client's KeyPackages, first removing ``stale`` leaves (``"camera/group"``
+        -> member identity hex) of a device being replaced. Also returns, per mailbox, the
+        outbox seq and bytes of the add commit."""
         grants: list[CameraGrant] = []
         members: dict[str, str] = {}
+        commits: dict[str, tuple[int, bytes]] = {}
         for camera in cameras:
             group_grants = []
             for name in GROUPS:
                 group = self.groups.get(camera, name)
                 before = {m.identity for m in group.identity.members(group.group_id)}
+                old = stale.get(group.key)
+                if old is not None and bytes.fromhex(old) in before:
+                    group.remove(bytes.fromhex(old))
+                    before.discard(bytes.fromhex(old))
                 first_seq = group.sender.next_app_seq
                 kp = request.key_packages[camera][name]
+                outbox_seq = group.sender.next_seq
                 result = group.add(kp)
+                commits[group.mailbox] = (outbox_seq, result.commit)
                 after = {m.identity for m in group.identity.members(group.group_id)}
                 (member,) = after - before
                 members[group.key] = member.hex()
@@ -181,7 +268,7 @@ class HubPairing:
                     )
                 )
             grants.append(CameraGrant(camera=camera, groups=tuple(group_grants)))
-        return grants, members
+        return grants, members, commits
 
     async def _wait_confirmed(self, mailbox: str, seq: int, deadline: float) -> None:
         """Until the client acknowledged our answer (it then has everything it needs)."""
@@ -193,6 +280,10 @@ class HubPairing:
                 return
             await asyncio.sleep(0.2)
         log.warning("pairing: the client did not confirm; it may have to pair again")
+
+    async def abandon(self, code: PairingCode) -> None:
+        """Give up on a started code before ``finish`` (its mailbox and token go now)."""
+        await self._cleanup(code.mailbox)
 
     async def _cleanup(self, mailbox: str) -> None:
         try:

@@ -1,8 +1,8 @@
 """Opening the hub's encrypted side from its config: outbox, groups, relay client.
 
 ``run``, ``pair``, ``devices`` and ``reset`` all go through :func:`open_hub`. The group state
-files are locked by whoever opened them, so ``pair`` and ``devices remove`` need the hub's
-``run`` to be stopped (they say so instead of waiting).
+files are locked by whoever opened them: while ``run`` holds them, ``pair`` and ``devices`` ask
+it through its admin socket (``hub.admin``) instead of opening them here.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ async def open_hub(config: HubConfig) -> AsyncIterator[OpenHub]:
         groups = HubGroups(data, outbox, [c.name for c in config.cameras])
     except StateLockedError:
         raise StateLockedError(
-            f"the hub's state in {data} is in use: stop `privastead-hub run` first"
+            f"the hub's state in {data} is in use by a `privastead-hub run` whose admin "
+            "socket did not answer: stop it first"
         ) from None
     relay = RelayClient(config.relay.url, token)
     try:

@@ -105,6 +105,9 @@ class GroupGrant:
 
     ``first_seq`` is the hub's next sequence number in that group when the device was added: the
     device's sequence tracker starts there, so even its first messages cannot be dropped unseen.
+    ``after_seq`` is the relay seq of the commit that added the device in the group's mailbox
+    (0: not known): the device reads from the message after it, so a commit the hub makes before
+    the device registers is not skipped (the hub registered the device's token there first).
     """
 
     group: str
@@ -112,6 +115,7 @@ class GroupGrant:
     hub_signature_key: bytes
     welcome: bytes
     first_seq: int
+    after_seq: int = 0
 
     def __post_init__(self) -> None:
         check_group(self.group, "group_grant.group")
@@ -124,6 +128,7 @@ class GroupGrant:
         )
         check_bytes(self.welcome, "group_grant.welcome", min_len=1, max_len=MAX_WELCOME)
         check_int(self.first_seq, "group_grant.first_seq")
+        check_int(self.after_seq, "group_grant.after_seq")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -132,13 +137,14 @@ class GroupGrant:
             "hub_signature_key": b64(self.hub_signature_key),
             "welcome": b64(self.welcome),
             "first_seq": self.first_seq,
+            "after_seq": self.after_seq,
         }
 
     @classmethod
     def from_json(cls, value: object) -> Self:
         if not isinstance(value, dict):
             raise DecodeError("group_grant must be an object")
-        keys = ("group", "mailbox", "hub_signature_key", "welcome", "first_seq")
+        keys = ("group", "mailbox", "hub_signature_key", "welcome", "first_seq", "after_seq")
         f = Fields(value, "group_grant", keys)
         return cls(
             group=f.raw("group"),
@@ -146,6 +152,7 @@ class GroupGrant:
             hub_signature_key=unb64(f.raw("hub_signature_key"), f.what("hub_signature_key")),
             welcome=unb64(f.raw("welcome"), f.what("welcome")),
             first_seq=f.raw("first_seq"),
+            after_seq=f.raw("after_seq"),
         )
 
 

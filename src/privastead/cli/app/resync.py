@@ -3,11 +3,17 @@
 The request travels in the camera's ``control`` group (the MLS sender proves it is this
 device); the hub replaces this device's leaf in the named groups with fresh keys, and no other
 device needs to pair again. Run it when `privastead-app status` reports a desync.
+
+If the ``control`` group itself is lost or desynced (the request cannot be authenticated), the
+owner runs `privastead-hub pair --replace DEVICE` on the hub and this device joins again with
+`privastead-app resync --code CODE` (or `--qr FILE`): fresh keys in every group of every camera
+it had, the same device id, and nobody else re-pairs.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from privastead.cli.app.common import add_data_dir, data_dir
 
@@ -24,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wait", type=float, default=60.0, help="seconds to wait for the hub (default 60)"
     )
+    parser.add_argument(
+        "--code",
+        help="a code from `privastead-hub pair --replace DEVICE`: re-join every group with "
+        "fresh keys (needed when the control group itself is out of sync)",
+    )
+    parser.add_argument("--qr", type=Path, help="the same code as a QR picture (PNG)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from privastead.client.sync import Syncer
     from privastead.clock import SystemClock
 
+    if args.code or args.qr:
+        return _rejoin(args)
     groups = args.group or ["events", "live"]
 
     async def main() -> int:
@@ -60,3 +74,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+def _rejoin(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from privastead.client.device import DataDir
+    from privastead.client.pairing import rejoin
+    from privastead.clock import SystemClock
+    from privastead.protocol.pairing_code import PairingCode
+    from privastead.protocol.pairing_qr import decode_qr_png
+
+    code = decode_qr_png(args.qr) if args.qr is not None else PairingCode.parse(args.code)
+    result = asyncio.run(rejoin(code, DataDir(data_dir(args)), clock=SystemClock(), wait=args.wait))
+    groups = ", ".join(g.key for g in result.info.groups)
+    print(f"re-joined {groups} as device {result.info.device_id} with fresh keys")
+    print(f"safety code: {result.safety_code}")
+    print("Check that the hub shows the same safety code.")
+    return 0

@@ -1,7 +1,8 @@
 """`privastead-hub reset`: forget every group and paired device, delete the relay mailboxes.
 
 Asks for confirmation (or `--yes`). Afterwards every client must pair again. Recorded clips
-are kept.
+are kept. Refuses while `privastead-hub run` is running (its admin socket answers): stop it
+first.
 """
 
 from __future__ import annotations
@@ -20,8 +21,17 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from privastead.hub import config as hubconfig
+    from privastead.hub.admin_client import running_hub_pid
 
     config = hubconfig.load(args.config)
+    pid = asyncio.run(running_hub_pid(config.hub.data_dir))
+    if pid is not None:
+        print(
+            f"privastead-hub: the hub is running (pid {pid}); stop it first (Ctrl-C in its "
+            f"terminal, `kill -TERM {pid}`, or stop its service), then reset. Nothing changed.",
+            file=sys.stderr,
+        )
+        return 1
     if not args.yes:
         answer = input(
             "This unpairs every client and deletes the hub's encrypted state and mailboxes. "

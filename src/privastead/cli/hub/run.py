@@ -107,10 +107,11 @@ def _run(config: Any, runner_cls: type, duration: float | None) -> None:
     import contextlib
     import signal
 
+    from privastead.hub.admin import admin_server
     from privastead.hub.service import delivery_for
 
     async def main() -> None:
-        async with delivery_for(config) as delivery:
+        async with delivery_for(config) as delivery, admin_server(config, delivery):
             hooks = delivery.hooks if delivery is not None else None
             runner = runner_cls(config, hooks=hooks)
             if delivery is not None:

@@ -1,0 +1,247 @@
+"""The hub's admin socket (hub/admin.py, hub/admin_client.py): real Unix sockets, a stand-in
+for the hub's operations (the real ones are exercised end to end in tests/e2e/test_e2e_admin.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import stat
+import struct
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from privastead.clock import SystemClock
+from privastead.errors import AdminError, ConfigError
+from privastead.hub.admin import AdminServer, check_peer
+from privastead.hub.admin_client import call_running_hub, running_hub_pid
+from privastead.hub.admin_wire import MAX_REQUEST, socket_path
+from privastead.hub.pairing import Paired
+from privastead.protocol.pairing_code import PairingCode
+
+
+class FakeAdmin:
+    """Stands in for HubAdmin: records calls; ``pair`` shows a code and waits to be released."""
+
+    def __init__(self) -> None:
+        self.removed: list[str] = []
+        self.release = asyncio.Event()
+        self.cancelled = asyncio.Event()
+
+    def devices(self) -> dict[str, dict[str, Any]]:
+        return {"ab" * 16: {"name": "phone", "members": {"cam/events": "00"}}}
+
+    async def remove(self, wanted: str) -> str:
+        if wanted != "phone":
+            raise ConfigError(f"no single device {wanted!r}")
+        self.removed.append(wanted)
+        return wanted
+
+    async def pair(
+        self, cameras: Sequence[str], ttl: float, replace: str | None, on_code: Any, on_safety: Any
+    ) -> Paired:
+        code = PairingCode.new(
+            relay_url="http://127.0.0.1:1",
+            token="t" * 43,
+            hub_name="cam",
+            ttl=ttl,
+            clock=SystemClock(),
+        )
+        await on_code(code, ["cam"])
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        on_safety("12345 67890")
+        return Paired("cd" * 16, replace or "new-phone", "12345 67890", ("cam",))
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[AdminServer, FakeAdmin]]:
+    fake = FakeAdmin()
+    server = AdminServer(socket_path(tmp_path), fake)  # type: ignore[arg-type]
+    assert await server.start()
+    try:
+        yield server, fake
+    finally:
+        await server.close()
+
+
+async def test_socket_is_private_and_answers(
+    tmp_path: Path, served: tuple[AdminServer, FakeAdmin]
+) -> None:
+    server, fake = served
+    assert stat.S_IMODE(server.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(server.path.parent.stat().st_mode) == 0o700
+    assert await running_hub_pid(tmp_path) == os.getpid()
+    devices = await call_running_hub(tmp_path, "devices")
+    assert devices is not None and devices["devices"]["ab" * 16]["name"] == "phone"
+    assert await call_running_hub(tmp_path, "remove", {"device": "phone"}) == {"name": "phone"}
+    assert fake.removed == ["phone"]
+    # The hub's error comes back as the same class, with its text.
+    with pytest.raises(ConfigError, match="no single device 'tablet'"):
+        await call_running_hub(tmp_path, "remove", {"device": "tablet"})
+    with pytest.raises(AdminError, match="unknown admin request"):
+        await call_running_hub(tmp_path, "format-disk")
+
+
+async def test_pairing_streams_the_code_first_then_the_outcome(
+    tmp_path: Path, served: tuple[AdminServer, FakeAdmin]
+) -> None:
+    _, fake = served
+    seen: list[dict[str, Any]] = []
+
+    def progress(frame: dict[str, Any]) -> None:
+        seen.append(frame)
+        if frame["event"] == "code":
+            assert PairingCode.parse(frame["code"]).hub_name == "cam"
+            fake.release.set()  # the code was shown before the hub finished
+
+    result = await call_running_hub(tmp_path, "pair", {"cameras": [], "ttl": 60}, progress)
+    assert [f["event"] for f in seen] == ["code", "safety"]
+    assert result is not None and result["safety"] == "12345 67890"
+
+
+async def test_one_pairing_at_a_time_and_a_vanished_cli_cancels_it(
+    tmp_path: Path, served: tuple[AdminServer, FakeAdmin]
+) -> None:
+    _, fake = served
+    shown = asyncio.Event()
+    first = asyncio.create_task(
+        call_running_hub(tmp_path, "pair", {"ttl": 60}, lambda _f: shown.set())
+    )
+    await asyncio.wait_for(shown.wait(), 10)
+    with pytest.raises(AdminError, match="another pairing or removal"):
+        await call_running_hub(tmp_path, "pair", {"ttl": 60})
+    first.cancel()  # Ctrl-C in the CLI: its connection closes
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await asyncio.wait_for(fake.cancelled.wait(), 10)
+    # ... and the hub takes the next request.
+    assert await call_running_hub(tmp_path, "devices") is not None
+
+
+async def test_malformed_and_oversized_requests_are_refused(
+    tmp_path: Path, served: tuple[AdminServer, FakeAdmin]
+) -> None:
+    async def raw(payload: bytes) -> bytes:
+        reader, writer = await asyncio.open_unix_connection(str(socket_path(tmp_path)))
+        writer.write(payload)
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+        return answer
+
+    too_big = await raw(struct.pack(">I", MAX_REQUEST + 1))
+    assert b"AdminError" in too_big and b"limit" in too_big
+    not_json = await raw(struct.pack(">I", 3) + b"{{{")
+    assert b"not JSON" in not_json
+    not_object = await raw(struct.pack(">I", 2) + b"[]")
+    assert b"not a JSON object" in not_object
+    body = b'{"op":"pair","args":{"ttl":"x"}}'
+    bad_args = await raw(struct.pack(">I", len(body)) + body)
+    assert b"AdminError" in bad_args
+
+
+async def test_a_dead_hubs_socket_neither_fools_the_cli_nor_blocks_a_new_hub(
+    tmp_path: Path,
+) -> None:
+    path = socket_path(tmp_path)
+    path.parent.mkdir(mode=0o700)
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(path))  # bound, then the process "dies": the file stays, nobody listens
+    dead.close()
+    assert path.exists()
+    assert await call_running_hub(tmp_path, "ping") is None
+    server = AdminServer(path, FakeAdmin())  # type: ignore[arg-type]
+    assert await server.start()
+    try:
+        assert await running_hub_pid(tmp_path) == os.getpid()
+    finally:
+        await server.close()
+    assert not path.exists()
+
+
+def test_only_the_hubs_user_and_root_are_allowed() -> None:
+    check_peer(1000, 1000)
+    check_peer(0, 1000)
+    with pytest.raises(AdminError, match="uid 1001 may not administer"):
+        check_peer(1001, 1000)
+
+
+def _connect_as(uid: int, path: Path) -> int:
+    """In a forked child: become ``uid``, ask for the device list; exit code says what
+    happened (0 answered with devices, 3 refused by the hub, 4 no permission to connect)."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        os.setgid(uid)
+        os.setuid(uid)
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect(str(path))
+        except PermissionError:
+            os._exit(4)
+        body = b'{"op":"devices","args":{}}'
+        answer = b""
+        with contextlib.suppress(OSError):  # the hub may answer and close before reading
+            s.sendall(struct.pack(">I", len(body)) + body)
+        try:
+            while chunk := s.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+        code = 3 if b"may not administer" in answer else 0 if b"phone" in answer else 1
+    finally:
+        os._exit(code)
+
+
+def _traversable_dir() -> Path:
+    """Outside pytest's private tmp tree, so that only our own permissions are in the way."""
+    root = Path(tempfile.mkdtemp(prefix="privastead-admin-"))
+    root.chmod(0o711)
+    return root
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another uid")
+async def test_another_uid_cannot_use_the_socket() -> None:
+    root = _traversable_dir()
+    server = AdminServer(socket_path(root), FakeAdmin())  # type: ignore[arg-type]
+    assert await server.start()
+    nobody = 65534
+    try:
+        # As installed (directory 0700, socket 0600) another user cannot even connect.
+        pid = _connect_as(nobody, server.path)
+        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 4
+        # With the file permissions opened up, the kernel's peer credentials still refuse it.
+        server.path.parent.chmod(0o711)
+        server.path.chmod(0o666)
+        pid = _connect_as(nobody, server.path)
+        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 3
+    finally:
+        await server.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_a_connection_that_sends_nothing_is_dropped(
+    tmp_path: Path, served: tuple[AdminServer, FakeAdmin], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from privastead.hub import admin
+
+    monkeypatch.setattr(admin, "REQUEST_TIMEOUT", 0.2)
+    reader, writer = await asyncio.open_unix_connection(str(socket_path(tmp_path)))
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert b"no complete request" in answer
