@@ -30,7 +30,7 @@ def _index(lines: list[str], prefix: str) -> int:
     return next((i for i, line in enumerate(lines) if line.startswith(prefix)), -1)
 
 
-async def test_listen_readds_a_desynced_group_by_itself(home: Home) -> None:
+def test_listen_readds_a_desynced_group_by_itself(home: Home) -> None:
     phone = home.root / "phone"
     home.pair(phone, "phone")
     (events_state,) = (phone / "mls").glob("*-events.mls")
