@@ -229,3 +229,24 @@ async def test_webhook_must_be_https_by_default(inproc: InProcess) -> None:
             await c.set_push(webhook_url="http://10.0.0.1/hook")
         assert err.value.code == "bad_webhook_url"
         await c.set_push(webhook_url="https://push.example.org/up/1")
+
+
+async def test_a_device_reads_back_its_own_push_targets(inproc: InProcess) -> None:
+    async with inproc.client() as owner:
+        phone = await owner.create_device("phone")
+        laptop = await owner.create_device("laptop")
+    async with inproc.client(phone.token) as p, inproc.client(laptop.token) as lap:
+        assert await p.get_push() == {
+            "device_id": phone.device_id,
+            "fcm_token_hint": None,
+            "webhook_url": None,
+        }
+        await p.set_push(fcm_token="fcm-registration-token-0123456789")
+        await lap.set_push(webhook_url="https://push.example.org/up/laptop")
+        mine = await p.get_push()
+        # The token is not echoed whole: a leaked device token does not hand out the address.
+        assert mine["fcm_token_hint"] == "456789" and mine["webhook_url"] is None
+        assert (await lap.get_push())["webhook_url"] == "https://push.example.org/up/laptop"
+        assert (await lap.get_push())["fcm_token_hint"] is None  # each device its own
+        await p.set_push(fcm_token=None, webhook_url=None)  # unregister
+        assert (await p.get_push())["fcm_token_hint"] is None
