@@ -9,7 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,6 +167,62 @@ async def sync_until(clients: list[Path], done, limit: float = 90.0) -> list[Syn
     return syncers
 
 
+class Listener:
+    """`privastead-app listen` as a process; its output lines are collected as they come."""
+
+    def __init__(self, client: Path, *extra: str) -> None:
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.proc = subprocess.Popen(
+            app_cmd("listen", "--poll", "1", "--data-dir", str(client), *extra),
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._threads = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr), daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    @staticmethod
+    def _read(stream: object, into: list[str]) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            into.append(line.rstrip("\n"))
+
+    def wait_for(self, done: Callable[[list[str]], bool], limit: float = 120.0) -> bool:
+        """Poll ``done(stdout lines)`` until true (returns True) or ``limit`` seconds pass."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if done(list(self.stdout)):
+                return True
+            if self.proc.poll() is not None:
+                return done(list(self.stdout))
+            time.sleep(0.2)
+        return False
+
+    def stop(self) -> int:
+        """SIGTERM, as a user's Ctrl-C; returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        for t in self._threads:
+            t.join(5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return "\n".join(["-- stdout", *self.stdout, "-- stderr", *self.stderr])
+
+
 def scan_for_plaintext(root: Path) -> list[tuple[Path, bytes]]:
     hits = []
     for path in root.rglob("*"):
@@ -176,6 +234,7 @@ def scan_for_plaintext(root: Path) -> list[tuple[Path, bytes]]:
 
 __all__ = [
     "Home",
+    "Listener",
     "make_process",
     "run",
     "scan_for_plaintext",

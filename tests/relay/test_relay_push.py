@@ -2,8 +2,9 @@
 UnifiedPush-style webhook against a local receiver.
 
 Google's real endpoints (oauth2.googleapis.com, fcm.googleapis.com) cannot be reached from
-this machine, so the stand-in below plays both: it hands out an OAuth token for the signed
-JWT of our throw-away service account, then accepts FCM v1 ``messages:send`` calls.
+this machine, so the stand-in (``support/fcm_standin.py``) plays both: it hands out an OAuth
+token for the signed JWT of our throw-away service account, then accepts FCM v1
+``messages:send`` calls.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,86 +22,8 @@ from relay_harness import InProcess, mailbox_id, start_inprocess, wait_until
 
 from privastead.clock import FakeClock
 from privastead.relay.config import PushConfig, RelayConfig
-
-PROJECT = "privastead-test"
-
-
-class GoogleStandIn:
-    def __init__(self) -> None:
-        self.token_requests = 0
-        self.sends: list[dict[str, Any]] = []
-        self.auth_headers: list[str] = []
-        self.fail_next = 0  # answer 429 (quota) this many times first
-        app = web.Application()
-        app.router.add_post("/token", self.token)
-        app.router.add_post("/v1/projects/{project}/messages:send", self.send)
-        self.server = TestServer(app, host="127.0.0.1")
-
-    async def token(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        assert form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
-        self.token_requests += 1
-        return web.json_response(
-            {"access_token": "stand-in-access-token", "expires_in": 3600, "token_type": "Bearer"}
-        )
-
-    async def send(self, request: web.Request) -> web.Response:
-        assert request.match_info["project"] == PROJECT
-        body = await request.json()
-        if self.fail_next > 0:
-            self.fail_next -= 1
-            return web.json_response(
-                {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "slow down"}},
-                status=429,
-            )
-        if _target(body["message"]) == "gone-device":
-            return web.json_response(
-                {
-                    "error": {
-                        "code": 404,
-                        "status": "NOT_FOUND",
-                        "message": "unregistered",
-                        "details": [
-                            {
-                                "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
-                                "errorCode": "UNREGISTERED",
-                            }
-                        ],
-                    }
-                },
-                status=404,
-            )
-        self.auth_headers.append(request.headers.get("Authorization", ""))
-        self.sends.append(body)
-        return web.json_response({"name": f"projects/{PROJECT}/messages/{len(self.sends)}"})
-
-
-def _target(message: dict[str, Any]) -> str:
-    # firebase-admin 7 names the registration token "fid" (older releases: "token").
-    return str(message.get("fid") or message.get("token"))
-
-
-def service_account(path: Path, token_uri: str) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    path.write_text(
-        json.dumps(
-            {
-                "type": "service_account",
-                "project_id": PROJECT,
-                "private_key_id": "k1",
-                "private_key": pem,
-                "client_email": f"relay@{PROJECT}.iam.gserviceaccount.com",
-                "client_id": "1",
-                "token_uri": token_uri,
-            }
-        )
-    )
+from support.fcm_standin import GoogleStandIn, service_account
+from support.fcm_standin import target as _target
 
 
 @pytest.fixture
@@ -229,3 +151,24 @@ async def test_webhook_must_be_https_by_default(inproc: InProcess) -> None:
             await c.set_push(webhook_url="http://10.0.0.1/hook")
         assert err.value.code == "bad_webhook_url"
         await c.set_push(webhook_url="https://push.example.org/up/1")
+
+
+async def test_a_device_reads_back_its_own_push_targets(inproc: InProcess) -> None:
+    async with inproc.client() as owner:
+        phone = await owner.create_device("phone")
+        laptop = await owner.create_device("laptop")
+    async with inproc.client(phone.token) as p, inproc.client(laptop.token) as lap:
+        assert await p.get_push() == {
+            "device_id": phone.device_id,
+            "fcm_token_hint": None,
+            "webhook_url": None,
+        }
+        await p.set_push(fcm_token="fcm-registration-token-0123456789")
+        await lap.set_push(webhook_url="https://push.example.org/up/laptop")
+        mine = await p.get_push()
+        # The token is not echoed whole: a leaked device token does not hand out the address.
+        assert mine["fcm_token_hint"] == "456789" and mine["webhook_url"] is None
+        assert (await lap.get_push())["webhook_url"] == "https://push.example.org/up/laptop"
+        assert (await lap.get_push())["fcm_token_hint"] is None  # each device its own
+        await p.set_push(fcm_token=None, webhook_url=None)  # unregister
+        assert (await p.get_push())["fcm_token_hint"] is None

@@ -20,7 +20,7 @@ window that remains until the core keeps the last plaintext.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from privastead.client.health import HealthMonitor
@@ -87,6 +87,7 @@ class Outcome:
     note: str
     message: Message | None = None
     missing: tuple[Range, ...] = ()  # newly detected gaps: ask the hub to resend them
+    decrypted: bool = False  # the group's keys opened it: this device is in sync there
 
 
 class GroupReceiver:
@@ -126,6 +127,9 @@ class GroupReceiver:
             log.warning("%s: a message did not decrypt: %s", self._key, type(e).__name__)
             return Outcome(True, "undecryptable")
         self._health.decrypted(self._key)
+        return replace(self._accept(received), decrypted=True)
+
+    def _accept(self, received: ReceivedLike) -> Outcome:
         if received.kind != "application":
             return Outcome(True, f"{received.kind} applied")
         if received.sender_index != self._decryptor.committer(self._group_id):

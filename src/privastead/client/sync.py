@@ -7,9 +7,11 @@ the same mailbox, so this only happens while a commit is being uploaded). Sequen
 ``ResendRequest``s in the camera's ``control`` group. ``request_readd`` asks the hub to
 replace this device's leaf in groups it lost sync with (fresh KeyPackages, sent in the control
 group, which authenticates us); the ``ReAddAccept`` answer, read in order from the control
-mailbox, is joined and swapped in for the stale state. The cursor and the sequence tracker are
-saved after every message; every handler is idempotent, so a crash between the two costs
-nothing.
+mailbox, is joined and swapped in for the stale state. With a ``ResyncPolicy``, ``listen``
+sends that request by itself once the evidence of a lost group holds (``client/resync.py``),
+rate-limited per group and persisted in ``sync/resync.json``. The cursor and the sequence
+tracker are saved after every message; every handler is idempotent, so a crash between the two
+costs nothing.
 
 ``listen`` waits on the relay's WebSocket for "new message" events (falling back to polling),
 so a notification reaches the client within one round trip of its upload.
@@ -21,14 +23,16 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from privastead.client.clipstore import ClipStore
 from privastead.client.device import DataDir, DeviceInfo, GroupEntry
 from privastead.client.eventlog import EventLog
-from privastead.client.health import HealthMonitor
+from privastead.client.health import HealthMonitor, HubHealth
 from privastead.client.receiver import GroupReceiver, Outcome
+from privastead.client.resync import ResyncPolicy
 from privastead.client.sink import LocalSink
 from privastead.clock import Clock
 from privastead.crypto import Identity
@@ -60,8 +64,21 @@ class Syncer:
         clock: Clock,
         offline_after: float = 900.0,
         on_message: Callable[[str, str, Message], None] | None = None,
+        resync: ResyncPolicy | None = None,
+        auto_resync: bool = True,
+        on_status: Callable[[str], None] | None = None,
     ) -> None:
+        """``listen`` asks for re-adds by itself unless ``auto_resync`` is off (``resync``
+        tunes when; the default policy otherwise)."""
         self.data = data
+        if resync is None and auto_resync:
+            resync = ResyncPolicy(clock)
+        self.resync = resync if auto_resync else None
+        self.on_status = on_status
+        if resync is not None:
+            saved_resync = data.sync_state_raw("resync")
+            if saved_resync:
+                resync.restore(saved_resync)
         self.info: DeviceInfo = data.load()
         self.clock = clock
         self.on_message = on_message
@@ -74,6 +91,7 @@ class Syncer:
         self.sink = LocalSink(self.clips, self.events, data.thumbnails, self._on_heartbeat)
         self.relay = RelayClient(self.info.relay_url, data.token())
         self.groups: list[_Group] = []
+        self._pending: dict[tuple[str, str], Identity] = {}  # fresh leaves awaiting a Welcome
         try:
             for entry in self.info.groups:
                 identity = Identity.open(data.mls / entry.state)
@@ -93,13 +111,19 @@ class Syncer:
                     sink=self.sink,
                 )
                 self.groups.append(_Group(entry, identity, receiver, int(state.get("cursor", 0))))
+                pending = data.mls / self._pending_path(entry.camera, entry.group)
+                if entry.group != "control" and pending.exists():
+                    # A request sent before a restart: its answer may still come.
+                    self._pending[(entry.camera, entry.group)] = Identity.open(pending)
         except BaseException:
             self._close_identities()
             raise
         self.received = 0
         self.relay_error = ""  # the last round's relay failure, if any
         self._own: set[tuple[str, int]] = set()  # (mailbox, relay seq) of our own uploads
-        self._pending: dict[tuple[str, str], Identity] = {}  # fresh leaves awaiting a Welcome
+        self._hub_epochs: dict[str, tuple[float, int]] = {}  # key -> (hub time, hub epoch)
+        self._counted_beats: dict[str, float] = {}  # key -> hub time of the last counted lag
+        self._blocked: set[str] = set()  # groups whose mailbox waits on a later epoch now
         self.readded: list[str] = []  # "camera/group" keys re-joined
         # Callbacks for every stored message (e.g. a livestream waiting for its LiveAnswer),
         # and one lock so that a livestream's catch-up and the receive loop never interleave.
@@ -113,6 +137,14 @@ class Syncer:
             if g.entry.camera == camera
         }
         self.health.heartbeat(beat, local, caught_up=True)
+        for key, epoch in beat.epochs.items():
+            if key in local:
+                self._hub_epochs[key] = (beat.hub_time, epoch)
+
+    def _status(self, line: str) -> None:
+        log.warning("%s", line)
+        if self.on_status is not None:
+            self.on_status(line)
 
     # -- one round -------------------------------------------------------------------------
 
@@ -129,6 +161,7 @@ class Syncer:
 
     async def _sync_groups(self, camera: str | None, names: Sequence[str]) -> int:
         handled = 0
+        self._blocked.clear()
         try:
             for group in self.groups:
                 if camera is not None and group.entry.camera != camera:
@@ -162,7 +195,11 @@ class Syncer:
                 # On the loop: the event log's SQLite connection belongs to this thread.
                 outcome = group.receiver.handle(body)
                 if not outcome.ack:
-                    return handled  # a later epoch: its commit is not here yet
+                    # A later epoch: its commit is not here yet, or (if this lasts) we missed it.
+                    self._blocked.add(group.entry.key)
+                    return handled
+                if outcome.decrypted and self.resync is not None:
+                    self.resync.clear(group.entry.key)
                 await self._after(group, info.seq, outcome)
                 handled += 1
 
@@ -257,9 +294,76 @@ class Syncer:
             )
             self.data.save_sync_state(entry, {"cursor": group.cursor, "tracker": tracker.to_dict()})
             self.readded.append(entry.key)
-            log.info("%s: re-added by the hub", entry.key)
+            if self.resync is not None:
+                self.resync.readded(entry.key)
+                self.data.save_sync_state_raw("resync", self.resync.to_dict())
+            self._status(f"resync {entry.key}: re-added by the hub")
         self.info = replace(self.info, groups=tuple(g.entry for g in self.groups))
         self.data.save(self.info, self.data.token())
+
+    # -- asking for a re-add by itself -------------------------------------------------------
+
+    def _gather_evidence(self) -> None:
+        assert self.resync is not None
+        report = self.health.report()
+        undecryptable = set(report.groups) if report.state is HubHealth.DESYNC else set()
+        for group in self.groups:
+            key = group.entry.key
+            if group.entry.group == "control":
+                continue  # re-pairing territory: a re-add request travels in control itself
+            if key in self._blocked:
+                self.resync.observe(key, "blocked", "its mailbox waits on a later epoch")
+            else:
+                self.resync.clear(key, "blocked")
+            if key in undecryptable:
+                self.resync.observe(key, "undecryptable", "its messages do not decrypt")
+            else:
+                self.resync.clear(key, "undecryptable")
+            beat = self._hub_epochs.get(key)
+            local = group.identity.epoch(group.entry.group_id)
+            if beat is not None and beat[1] > local:
+                if self._counted_beats.get(key) != beat[0]:  # one observation per heartbeat
+                    self._counted_beats[key] = beat[0]
+                    self.resync.observe(
+                        key, "lagging", f"the hub is at epoch {beat[1]}, this device at {local}"
+                    )
+            else:
+                self.resync.clear(key, "lagging")
+
+    async def auto_resync(self) -> list[str]:
+        """After a round: ask for a re-add of the groups the policy finds lost and due;
+        returns their keys. Nothing happens in a round the relay failed."""
+        if self.resync is None or self.relay_error:
+            return []
+        self._gather_evidence()
+        keys = [g.entry.key for g in self.groups if g.entry.group != "control"]
+        previous = {k: self.resync.record(k) for k in keys}
+        due = self.resync.due(keys)
+        by_camera: dict[str, list[str]] = {}
+        for d in due:
+            camera, group = d.key.split("/", 1)
+            by_camera.setdefault(camera, []).append(group)
+        sent: list[str] = []
+        for camera, groups in by_camera.items():
+            wanted = [d for d in due if d.key.split("/", 1)[0] == camera]
+            reason = "; ".join(f"{d.key}: {d.reason}" for d in wanted)
+            try:
+                await self.request_readd(camera, groups, f"automatic: {reason}")
+            except (RelayError, CryptoError) as e:
+                for d in wanted:
+                    self.resync.failed(d.key, previous[d.key])
+                log.warning("resync %s: request not sent: %s", camera, type(e).__name__)
+                continue
+            for d in wanted:
+                when = time.strftime("%H:%M:%S", time.localtime(d.next_allowed))
+                self._status(
+                    f"resync {d.key}: this device lost sync ({d.reason}); asked the hub to "
+                    f"re-add it (request {d.attempt}; no new request before {when})"
+                )
+                sent.append(d.key)
+        if due:
+            self.data.save_sync_state_raw("resync", self.resync.to_dict())
+        return sent
 
     async def request_resend(self, entry: GroupEntry, ranges: tuple[tuple[int, int], ...]) -> None:
         control = next(
@@ -329,6 +433,7 @@ class Syncer:
                     with contextlib.suppress(RelayError):
                         sub = await self.relay.subscribe([g.entry.mailbox for g in self.groups])
                 await self.sync_once()
+                await self.auto_resync()
                 if self.clock.monotonic() >= next_update:
                     await self.propose_updates()
                     next_update = self.clock.monotonic() + update_interval

@@ -63,9 +63,10 @@ async def remove_device(hub: OpenHub, wanted: str, uploader: Uploader | None = N
 async def reset_hub(config: HubConfig) -> None:
     data = config.hub.data_dir
     async with open_hub(config) as hub:
-        for device_id in DeviceRegistry(data).all():
+        for device_id, record in DeviceRegistry(data).all().items():
+            # The relay knows the device by its own id (the registry's key is the hub's).
             with contextlib.suppress(RelayError):
-                await hub.relay.remove_device(device_id)
+                await hub.relay.remove_device(str(record.get("relay_device") or device_id))
         for group in hub.groups:
             try:
                 await hub.relay.delete_mailbox(group.mailbox)

@@ -276,9 +276,21 @@ def set_push(
     )
 
 
+def get_push(
+    conn: sqlite3.Connection, account: str, device_id: str
+) -> tuple[str | None, str | None]:
+    """``(fcm token, webhook url)`` this device registered (None: none)."""
+    row = conn.execute(
+        "SELECT fcm_token, webhook_url FROM devices WHERE account = ? AND device_id = ?",
+        (account, device_id),
+    ).fetchone()
+    return (None, None) if row is None else (row[0], row[1])
+
+
 __all__ = [
     "Principal",
     "add_account",
+    "get_push",
     "issue_token",
     "list_accounts",
     "list_devices",

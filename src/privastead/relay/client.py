@@ -193,6 +193,12 @@ class RelayClient:
             json_body={"fcm_token": fcm_token, "webhook_url": webhook_url},
         )
 
+    async def get_push(self) -> dict[str, Any]:
+        """This device's push targets: ``fcm_token_hint`` (last characters) and
+        ``webhook_url``, each None when not registered."""
+        result: dict[str, Any] = await self._request("GET", "/v1/devices/self/push")
+        return result
+
     # --- mailboxes ---------------------------------------------------------------------------
     async def create_mailbox(self, mailbox: str, ttl_seconds: int | None = None) -> bool:
         body = {"ttl_seconds": ttl_seconds} if ttl_seconds else {}

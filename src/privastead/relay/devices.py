@@ -107,6 +107,25 @@ async def set_push(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+FCM_HINT = 6  # trailing characters of the FCM token shown back, enough to recognise it
+
+
+async def get_push(request: web.Request) -> web.Response:
+    """GET /v1/devices/self/push: where wake-ups for me go. The FCM token is not echoed,
+    only its last characters: a leaked device token should not hand out a push address."""
+    p = request[PRINCIPAL]
+    fcm, url = state_of(request).db.read(
+        partial(accounts.get_push, account=p.account, device_id=p.device_id)
+    )
+    return web.json_response(
+        {
+            "device_id": p.device_id,
+            "fcm_token_hint": fcm[-FCM_HINT:] if fcm else None,
+            "webhook_url": url,
+        }
+    )
+
+
 async def create_restricted(request: web.Request) -> web.Response:
     """POST /v1/tokens/restricted (owner): a token for a few mailboxes until an expiry."""
     p = request[PRINCIPAL]
@@ -168,6 +187,7 @@ async def revoke_token(request: web.Request) -> web.Response:
 __all__ = [
     "create_device",
     "create_restricted",
+    "get_push",
     "list_devices",
     "list_tokens",
     "me",

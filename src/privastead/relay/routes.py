@@ -22,6 +22,7 @@ ROUTES: list[web.RouteDef] = [
     web.post("/v1/devices", devices.create_device),
     web.get("/v1/devices", devices.list_devices, allow_head=False),
     web.put("/v1/devices/self/push", devices.set_push),
+    web.get("/v1/devices/self/push", devices.get_push, allow_head=False),
     web.delete("/v1/devices/{device}", devices.remove_device),
     web.post("/v1/tokens/restricted", devices.create_restricted),
     web.get("/v1/tokens", devices.list_tokens, allow_head=False),

@@ -42,6 +42,11 @@ COMMANDS: list[Command] = [
         "status", "hub health, desync and relay problems, safety code", "privastead.cli.app.status"
     ),
     Command(
+        "push",
+        "register, show or remove where the relay sends this device's (encrypted) wake-ups",
+        "privastead.cli.app.push",
+    ),
+    Command(
         "ui",
         "the local web UI on 127.0.0.1 (cameras, events, clips, live)",
         "privastead.cli.app.ui",
