@@ -33,17 +33,18 @@ from privastead.errors import (
     WrongEpochError,
 )
 from privastead.protocol.codec import Message, decode_message
-from privastead.protocol.messages import ClipFragment, Heartbeat, Notification
+from privastead.protocol.messages import ClipFragment, Heartbeat, LiveAnswer, Notification
 from privastead.protocol.pairing_messages import ReAddAccept
 from privastead.protocol.seq import Range, SeqStatus, SeqTracker
 
 log = logging.getLogger(__name__)
 
-# What the hub may send into each group (live fragments arrive with issue 6).
+# What the hub may send into each group's mailbox. Live fragments never go through a mailbox
+# (relay live channel, client.live_request); the live mailbox carries only the rekey commits.
 ALLOWED: dict[str, tuple[type, ...]] = {
     "events": (Notification, ClipFragment),
-    "control": (Heartbeat, ReAddAccept),
-    "live": (),  # livestream fragments: issue 6
+    "control": (Heartbeat, ReAddAccept, LiveAnswer),
+    "live": (),
 }
 
 

@@ -101,6 +101,10 @@ class Syncer:
         self._own: set[tuple[str, int]] = set()  # (mailbox, relay seq) of our own uploads
         self._pending: dict[tuple[str, str], Identity] = {}  # fresh leaves awaiting a Welcome
         self.readded: list[str] = []  # "camera/group" keys re-joined
+        # Callbacks for every stored message (e.g. a livestream waiting for its LiveAnswer),
+        # and one lock so that a livestream's catch-up and the receive loop never interleave.
+        self.listeners: list[Callable[[str, str, Message], None]] = []
+        self._lock = asyncio.Lock()
 
     def _on_heartbeat(self, camera: str, beat: Heartbeat) -> None:
         local = {
@@ -114,9 +118,23 @@ class Syncer:
 
     async def sync_once(self) -> int:
         """Fetch and handle everything waiting in every mailbox; how many messages."""
+        return await self.sync_groups()
+
+    async def sync_groups(self, camera: str | None = None, names: Sequence[str] = ()) -> int:
+        """Like ``sync_once``, for the groups of ``camera`` named in ``names`` only (all when
+        empty): a livestream reads its answer and the session's commit without waiting for
+        clip downloads."""
+        async with self._lock:
+            return await self._sync_groups(camera, names)
+
+    async def _sync_groups(self, camera: str | None, names: Sequence[str]) -> int:
         handled = 0
         try:
             for group in self.groups:
+                if camera is not None and group.entry.camera != camera:
+                    continue
+                if names and group.entry.group not in names:
+                    continue
                 handled += await self._sync_group(group)
             self.health.relay_ok()
             self.relay_error = ""
@@ -158,6 +176,8 @@ class Syncer:
             self.received += 1
             if self.on_message is not None:
                 self.on_message(group.entry.camera, group.entry.group, outcome.message)
+            for listener in list(self.listeners):
+                listener(group.entry.camera, group.entry.group, outcome.message)
         if outcome.missing:
             await self.request_resend(group.entry, outcome.missing)
         message = outcome.message
@@ -259,6 +279,18 @@ class Syncer:
             await self._upload(control.entry.mailbox, ciphertext)
         except Exception as e:  # a resend request is best effort; the gap stays reported
             log.warning("%s: resend request not sent: %s", entry.key, type(e).__name__)
+
+    def group_state(self, camera: str, group: str) -> tuple[GroupEntry, Identity]:
+        """The entry and open identity of one of this device's groups."""
+        for g in self.groups:
+            if g.entry.camera == camera and g.entry.group == group:
+                return g.entry, g.identity
+        raise ConfigError(f"this device is not paired with camera {camera!r}")
+
+    async def send_control(self, camera: str, message: Message) -> None:
+        """Send a request (e.g. ``LiveRequest``) to the hub in ``camera``'s control group."""
+        entry, identity = self.group_state(camera, "control")
+        await self._upload(entry.mailbox, identity.encrypt(entry.group_id, message.encode()))
 
     async def _upload(self, mailbox: str, body: bytes) -> None:
         result = await self.relay.upload(mailbox, body, secrets.token_hex(16))

@@ -248,10 +248,16 @@ class Camera:
         self._live.add(session)
         return session
 
+    def _stop_live(self, reason: str) -> None:
+        for session in list(self._live):
+            session.stop(reason)
+        self._live.clear()
+
     def _on_main(self, event: IngestEvent) -> None:
         if isinstance(event, StreamInfo):
             self._main_info = event
         elif isinstance(event, Disconnected):
+            self._stop_live("camera disconnected")  # a new connection needs a new init
             if self._recording is not None:
                 # The clip cannot continue across a reconnect (new codec parameters): close it;
                 # the event continues in a new part at the next connection's first keyframe.

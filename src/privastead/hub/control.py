@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Protocol
 
 from privastead.atomic_file import write_atomic
 from privastead.crypto import Received
@@ -25,7 +26,7 @@ from privastead.errors import CryptoError, RelayError, StorageError
 from privastead.hub.groups import DeviceRegistry, HubGroup, HubGroups
 from privastead.hub.outbox import Outbox
 from privastead.protocol.codec import decode_message
-from privastead.protocol.messages import ResendRequest, resend_message_id
+from privastead.protocol.messages import LiveRequest, LiveStop, ResendRequest, resend_message_id
 from privastead.protocol.pairing_messages import (
     CameraGrant,
     GroupGrant,
@@ -38,6 +39,12 @@ log = logging.getLogger(__name__)
 
 SMALL = 16 * 1024  # larger messages are the hub's own clip fragments: never fetched back
 MAX_RESEND = 256  # messages answered per request, against a hostile or confused client
+
+
+class LiveHandler(Protocol):
+    async def handle(
+        self, group: HubGroup, sender: bytes, message: LiveRequest | LiveStop
+    ) -> None: ...
 
 
 class ControlReader:
@@ -61,6 +68,7 @@ class ControlReader:
         self.proposals_folded = 0
         self.resent = 0
         self.readded = 0
+        self.live: LiveHandler | None = None  # hub.live_sessions.LiveSessions, set by Delivery
 
     async def poll(self) -> int:
         """One pass over every mailbox; how many client messages were handled."""
@@ -109,6 +117,8 @@ class ControlReader:
             await self._resend(f"{message.camera}/{message.group}", message.ranges)
         elif isinstance(message, ReAddRequest):
             self._readd(group, received.sender, message)
+        elif isinstance(message, LiveRequest | LiveStop) and self.live is not None:
+            await self.live.handle(group, received.sender, message)
         else:
             log.info("%s: %s from a client (not handled yet)", group.key, type(message).__name__)
 

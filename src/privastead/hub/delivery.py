@@ -32,6 +32,8 @@ from privastead.errors import RelayError
 from privastead.hub.camera import EventNotice
 from privastead.hub.control import ControlReader
 from privastead.hub.groups import HubGroup, HubGroups
+from privastead.hub.live_sessions import LiveSessions
+from privastead.hub.mailbox_wake import MailboxWake
 from privastead.hub.outbox import Outbox
 from privastead.hub.sender import Sent
 from privastead.hub.uploader import Uploader
@@ -89,6 +91,11 @@ class Delivery:
         self.sent_index: dict[tuple[str, int], int] = {}
         self.control = ControlReader(groups, outbox, relay, self.sent_index)
         self.control_interval = 1.0
+        # Livestreams answer LiveRequest/LiveStop; the reader wakes on news in control.
+        self.live = LiveSessions(groups, relay, self._send)
+        self.control.live = self.live
+        control = [g.mailbox for g in groups if g.group == "control"]
+        self.wake = MailboxWake(relay, control, clock)
         self.sent_notifications = 0
         self.sent_fragments = 0
 
@@ -111,6 +118,8 @@ class Delivery:
             tasks.create_task(self.uploader.run())
             tasks.create_task(self._heartbeats())
             tasks.create_task(self._read_control())
+            tasks.create_task(self.live.run())
+            tasks.create_task(self.wake.run())
 
     async def _read_control(self) -> None:
         while True:
@@ -120,7 +129,7 @@ class Delivery:
                 log.warning("reading client messages: %s", e)
             except Exception:  # never let a client's message stop the hub
                 log.exception("reading client messages failed")
-            await self.clock.sleep(self.control_interval)
+            await self.wake.wait(self.control_interval)
 
     def _send(self, group: HubGroup, build: Callable[[int], Message]) -> Sent:
         seq = group.sender.next_seq

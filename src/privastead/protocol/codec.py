@@ -7,6 +7,7 @@ from privastead.protocol.envelope import MAX_ENVELOPE_SIZE, MessageKind, decode_
 from privastead.protocol.messages import (
     ClipFragment,
     Heartbeat,
+    LiveAnswer,
     LiveRequest,
     LiveStop,
     Notification,
@@ -26,6 +27,7 @@ Message = (
     | ResendRequest
     | LiveRequest
     | LiveStop
+    | LiveAnswer
     | ReAddRequest
     | PairKeyPackages
     | PairAccept
@@ -41,6 +43,7 @@ _CLASSES: dict[MessageKind, type[Message]] = {
         ResendRequest,
         LiveRequest,
         LiveStop,
+        LiveAnswer,
         ReAddRequest,
         PairKeyPackages,
         PairAccept,

@@ -58,6 +58,7 @@ class MessageKind(enum.IntEnum):
     PAIR_KEY_PACKAGES = 8
     PAIR_ACCEPT = 9
     READD_ACCEPT = 10
+    LIVE_ANSWER = 11
 
 
 @dataclass(frozen=True)

@@ -370,10 +370,55 @@ class LiveStop(_LiveControl):
     KIND: ClassVar[MessageKind] = MessageKind.LIVE_STOP
 
 
+@dataclass(frozen=True)
+class LiveAnswer(_Message):
+    """Hub → ``control``: the answer to the ``LiveRequest`` whose id was ``request``.
+
+    ``session_id`` is the relay live channel to join as a viewer (a fresh random id per session,
+    chosen by the hub; a request while a session runs gets the running one). ``epoch`` is the
+    ``live`` group's epoch the fragments are encrypted in: the client processes the ``live``
+    mailbox up to it (the session's self-update commit) before it connects. ``error`` is empty
+    on success, else why no session runs (camera offline ...), and then ``session_id`` is unused.
+    """
+
+    KIND: ClassVar[MessageKind] = MessageKind.LIVE_ANSWER
+    camera: str
+    request: str
+    session_id: str
+    epoch: int
+    seq: int
+    error: str = ""
+
+    def __post_init__(self) -> None:
+        check_name(self.camera, "live_answer.camera")
+        check_hex_id(self.request, "live_answer.request")
+        check_hex_id(self.session_id, "live_answer.session_id")
+        check_int(self.epoch, "live_answer.epoch")
+        check_int(self.seq, "live_answer.seq")
+        check_text(self.error, "live_answer.error", 200)
+
+    def _header(self) -> dict[str, Any]:
+        return {
+            "camera": self.camera,
+            "request": self.request,
+            "session_id": self.session_id,
+            "epoch": self.epoch,
+            "seq": self.seq,
+            "error": self.error,
+        }
+
+    @classmethod
+    def _parse(cls, envelope: Envelope) -> Self:
+        keys = ("camera", "request", "session_id", "epoch", "seq", "error")
+        f = Fields(envelope.header, "live_answer", keys)
+        return cls(**{k: f.raw(k) for k in keys})
+
+
 __all__ = [
     "Box",
     "ClipFragment",
     "Heartbeat",
+    "LiveAnswer",
     "LiveRequest",
     "LiveStop",
     "Notification",

@@ -14,6 +14,7 @@ from privastead.protocol.envelope import Envelope, MessageKind, decode_envelope,
 from privastead.protocol.messages import (
     ClipFragment,
     Heartbeat,
+    LiveAnswer,
     LiveRequest,
     LiveStop,
     Notification,
@@ -59,6 +60,8 @@ def samples() -> list[Message]:
         ),
         PairAccept(DEVICE, "relay-token_123", (CameraGrant("front", (grant,)),)),
         ReAddAccept(DEVICE, 12, CameraGrant("front", (grant,))),
+        LiveAnswer("front", CLIP, EVENT, 4, 17),
+        LiveAnswer("front", CLIP, CLIP, 0, 18, "camera front is not connected"),
     ]
 
 
@@ -121,6 +124,10 @@ def with_header(message: Message, **changes: Any) -> bytes:
         (9, {"key_packages": {}}, "1 to 64 cameras"),
         (10, {"relay_token": "has space"}, "relay_token"),
         (10, {"cameras": []}, "1 to 64 cameras"),
+        (-2, {"session_id": "x" * 32}, "live_answer.session_id must be 32 lowercase hex"),
+        (-2, {"epoch": -1}, "live_answer.epoch must be an integer"),
+        (-1, {"error": "a\nb"}, "live_answer.error must be printable"),
+        (-1, {"request": ...}, "missing field 'request'"),
     ],
 )
 def test_invalid_fields_are_named(index: int, changes: dict[str, Any], message: str) -> None:

@@ -29,6 +29,11 @@ COMMANDS: list[Command] = [
     Command("cameras", "the cameras this device is paired with", "privastead.cli.app.cameras"),
     Command("devices", "this device and its pairing", "privastead.cli.app.devices"),
     Command(
+        "live",
+        "watch a camera's livestream: save it (--out) or pipe it to a player (--pipe)",
+        "privastead.cli.app.live",
+    ),
+    Command(
         "resync",
         "ask the hub to re-add this device to groups it lost sync with",
         "privastead.cli.app.resync",

@@ -113,6 +113,8 @@ def _run(config: Any, runner_cls: type, duration: float | None) -> None:
         async with delivery_for(config) as delivery:
             hooks = delivery.hooks if delivery is not None else None
             runner = runner_cls(config, hooks=hooks)
+            if delivery is not None:
+                delivery.live.cameras = runner.cameras  # livestreams read the running cameras
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, runner.stop)

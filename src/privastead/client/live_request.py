@@ -1,0 +1,249 @@
+"""Asking the hub for a livestream and playing it: ``open_live`` and ``live_opener``.
+
+``open_live(syncer, camera)`` is an async generator of playable fMP4 bytes (init segment
+first, then media fragments, each starting where the previous one ended):
+
+1. sends a ``LiveRequest`` (a fresh random request id) in the camera's ``control`` group;
+2. reads ``control`` until the hub's ``LiveAnswer`` for that id arrives (woken by the relay's
+   WebSocket; an answer with ``error`` raises ``CameraUnavailableError``);
+3. reads the ``live`` mailbox until the group is at the answer's epoch: the session's
+   self-update commit must be processed before its fragments decrypt;
+4. joins the relay live channel as a viewer and decrypts each frame with the ``live`` group,
+   accepting only application messages from the hub (the group's committer: no other member
+   may inject pictures), and hands the ``LivePayload``s to ``LiveAssembler`` (keyframe resync
+   after a gap);
+5. on ``aclose()``, the time limit or the end of the session, sends ``LiveStop`` and closes
+   the socket.
+
+A frame of a later epoch (the hub folded a key update mid-session) makes it read the ``live``
+mailbox again and retry. The socket closing without the relay's ``ended`` means the relay
+connection was lost: ``RelayUnavailableError`` says so; the caller may simply ask again.
+``LiveStatus`` lets a caller (the CLI's status lines) follow the phases and counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from privastead.client.live import LiveAssembler
+from privastead.client.sync import Syncer
+from privastead.errors import (
+    CameraUnavailableError,
+    CryptoError,
+    PrivasteadError,
+    RelayError,
+    RelayUnavailableError,
+    WrongEpochError,
+)
+from privastead.protocol.codec import Message
+from privastead.protocol.live import LivePayload
+from privastead.protocol.messages import LiveAnswer, LiveRequest, LiveStop
+from privastead.relay.client import Subscription
+
+log = logging.getLogger(__name__)
+
+ANSWER_TIMEOUT = 20.0  # seconds for the hub's answer and the session's commit
+NEWS_WAIT = 1.0  # the longest wait between mailbox reads when the relay sends no news
+
+LiveStream = AsyncGenerator[bytes, None]
+
+
+@dataclass
+class LiveStatus:
+    """What a livestream is doing, for status lines; ``on_change(status)`` after each phase."""
+
+    phase: str = "starting"  # requesting, catching up, waiting, playing, ended
+    session_id: str = ""
+    started: float = 0.0  # time.monotonic() of the request
+    first_picture: float | None = None  # seconds from the request to the first media bytes
+    fragments: int = 0  # media fragments written
+    bytes: int = 0  # plaintext bytes written (init included)
+    dropped: int = 0  # frames dropped while waiting for a keyframe, or undecryptable
+    ended: str = ""  # why it ended
+    on_change: Callable[[LiveStatus], None] | None = None
+
+    def set(self, phase: str) -> None:
+        self.phase = phase
+        if self.on_change is not None:
+            self.on_change(self)
+
+
+async def open_live(
+    syncer: Syncer,
+    camera: str,
+    *,
+    seconds: float | None = None,
+    status: LiveStatus | None = None,
+    answer_timeout: float = ANSWER_TIMEOUT,
+) -> LiveStream:
+    """Yield ``camera``'s livestream as fMP4 bytes until the session ends, ``seconds`` pass or
+    the caller's ``aclose()``. Raises ``CameraUnavailableError`` (the hub refused or did not
+    answer), ``RelayUnavailableError`` (relay unreachable or lost mid-session) or
+    ``ConfigError`` (not paired with that camera)."""
+    view = _Viewer(syncer, camera, status or LiveStatus())
+    syncer.listeners.append(view.on_message)
+    try:
+        answer = await view.request(answer_timeout)
+        ws = await syncer.relay.live(answer.session_id, role="viewer")
+        view.status.set("waiting")
+        try:
+            async for piece in view.play(ws, seconds):
+                yield piece
+        finally:
+            await ws.close()
+    finally:
+        await view.close()
+
+
+class _Viewer:
+    def __init__(self, syncer: Syncer, camera: str, status: LiveStatus) -> None:
+        self.syncer, self.camera, self.status = syncer, camera, status
+        status.started = time.monotonic()
+        self.control, _ = syncer.group_state(camera, "control")
+        self.live_entry, self.live = syncer.group_state(camera, "live")
+        self.request_id = secrets.token_hex(16)
+        self.answers: list[LiveAnswer] = []
+        self.sub: Subscription | None = None
+
+    def on_message(self, _camera: str, _group: str, message: Message) -> None:
+        if isinstance(message, LiveAnswer) and message.request == self.request_id:
+            self.answers.append(message)
+
+    async def request(self, answer_timeout: float) -> LiveAnswer:
+        """Ask, wait for the answer, then for the session's commit in ``live``."""
+        with contextlib.suppress(RelayError):  # news speed things up; polling still works
+            self.sub = await self.syncer.relay.subscribe(
+                [self.control.mailbox, self.live_entry.mailbox]
+            )
+        self.status.set("requesting")
+        request = LiveRequest(camera=self.camera, session_id=self.request_id)
+        await self.syncer.send_control(self.camera, request)
+        deadline = time.monotonic() + answer_timeout
+        while not self.answers:
+            await self._read("control", deadline, "the hub's answer")
+        answer = self.answers[0]
+        if answer.error:
+            raise CameraUnavailableError(f"the hub cannot livestream {self.camera}: {answer.error}")
+        self.status.session_id = answer.session_id
+        self.status.set("catching up")
+        while self.live.epoch(self.live_entry.group_id) < answer.epoch:
+            await self._read("live", deadline, "the session's new keys")
+        await self._unsubscribe()
+        return answer
+
+    async def _read(self, group: str, deadline: float, what: str) -> None:
+        """Read one group's mailbox, then wait for relay news (or a short while)."""
+        if time.monotonic() > deadline:
+            if self.syncer.relay_error:
+                raise RelayUnavailableError(f"waiting for {what}: {self.syncer.relay_error}")
+            raise CameraUnavailableError(
+                f"no answer from the hub ({what}): is `privastead-hub run` running and connected?"
+            )
+        before = self.syncer.received
+        await self.syncer.sync_groups(self.camera, (group,))
+        if self.syncer.received != before or self.answers:
+            return  # something arrived: look at it before waiting
+        if self.sub is None:
+            await asyncio.sleep(0.25)
+            return
+        with contextlib.suppress(TimeoutError, RelayError):
+            async with asyncio.timeout(NEWS_WAIT):
+                await self.sub.next_event()
+
+    async def play(self, ws: aiohttp.ClientWebSocketResponse, seconds: float | None) -> LiveStream:
+        status, assembler = self.status, LiveAssembler()
+        loop = asyncio.get_running_loop()
+        stop_at = None if seconds is None else loop.time() + seconds
+        while True:
+            left = None if stop_at is None else stop_at - loop.time()
+            try:
+                if left is not None and left <= 0:
+                    raise TimeoutError
+                msg = await asyncio.wait_for(ws.receive(), left)
+            except TimeoutError:
+                status.ended = "time limit reached"
+                return
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                event = json.loads(msg.data)
+                if isinstance(event, dict) and event.get("type") == "ended":
+                    status.ended = "the hub ended the session"
+                    return
+                continue
+            if msg.type != aiohttp.WSMsgType.BINARY:
+                status.ended = "relay connection lost"
+                raise RelayUnavailableError(
+                    "the relay connection was lost: the livestream ended (ask for it again)"
+                )
+            payload = await self._decrypt(msg.data)
+            if payload is None:
+                status.dropped += 1
+                assembler.waiting = True  # what follows needs a keyframe
+                continue
+            before = assembler.dropped
+            for piece in assembler.accept(payload):
+                if status.first_picture is None:
+                    status.first_picture = time.monotonic() - status.started
+                    status.set("playing")
+                if piece is not assembler.init:
+                    status.fragments += 1
+                status.bytes += len(piece)
+                yield piece
+            status.dropped += assembler.dropped - before
+
+    async def _decrypt(self, frame: bytes) -> LivePayload | None:
+        """The payload of one live frame, or None if it is not a readable message from the hub."""
+        group_id = self.live_entry.group_id
+        for attempt in (0, 1):
+            try:
+                received = self.live.process(group_id, frame)
+            except WrongEpochError:
+                if attempt:
+                    return None
+                await self.syncer.sync_groups(self.camera, ("live",))  # rekeyed: read the commit
+                continue
+            except CryptoError:
+                return None
+            if received.kind != "application" or received.sender_index != self.live.committer(
+                group_id
+            ):
+                return None  # only the hub sends pictures
+            try:
+                return LivePayload.decode(received.data)
+            except CryptoError:
+                return None
+        return None
+
+    async def _unsubscribe(self) -> None:
+        if self.sub is not None:
+            with contextlib.suppress(Exception):
+                await self.sub.close()
+            self.sub = None
+
+    async def close(self) -> None:
+        """Tell the hub (best effort: the relay may be gone) and let go of everything."""
+        self.syncer.listeners.remove(self.on_message)
+        await self._unsubscribe()
+        if self.status.session_id:
+            stop = LiveStop(camera=self.camera, session_id=self.status.session_id)
+            with contextlib.suppress(PrivasteadError, OSError, TimeoutError):
+                async with asyncio.timeout(5):
+                    await self.syncer.send_control(self.camera, stop)
+        self.status.ended = self.status.ended or "stopped"
+        self.status.set("ended")
+
+
+def live_opener(syncer: Syncer) -> Callable[[str], LiveStream]:
+    """A ``client.ui.source.LiveOpener`` over ``syncer`` (the UI's own receive loop)."""
+    return lambda camera: open_live(syncer, camera)
+
+
+__all__ = ["LiveStatus", "LiveStream", "live_opener", "open_live"]

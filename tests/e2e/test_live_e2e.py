@@ -1,0 +1,213 @@
+"""Livestream end to end with real processes: `privastead-server`, `privastead-camsim` (demo
+scene: a person walks through from 4.5 s to 11.5 s of every 14 s loop), `privastead-hub run`
+and `privastead-app live`, plus viewers in this process (``client.live_request.open_live``).
+
+Checked: the saved stream decodes and its pictures are what camsim drew; a second viewer
+joins the running session; events keep arriving during a livestream; a viewer that never
+reads grows neither the hub's nor the relay's memory without bound; a relay killed mid-session
+ends the session with a clear message, and a new session works once the relay is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import psutil
+import pytest
+from e2e_harness import Home, app_cmd, env, scan_for_plaintext
+
+from privastead.camsim.scene import make_scene
+from privastead.client.device import DataDir
+from privastead.client.eventlog import ClipState
+from privastead.client.live_request import LiveStatus, open_live
+from privastead.client.sync import Syncer
+from privastead.clock import SystemClock
+from privastead.errors import CameraUnavailableError, RelayUnavailableError
+from support.luma import block_error, luma
+
+pytestmark = pytest.mark.slow
+
+FPS = 10
+LOOP = 140  # frames in camsim's 14 s loop
+SCENE = make_scene("demo", width=320, height=180, fps=FPS, duration=14)
+
+
+def _live(client: Path, out: Path, seconds: float, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`privastead-app live`, retried while the hub's camera is still connecting."""
+    deadline = time.monotonic() + 90
+    while True:
+        done = subprocess.run(
+            app_cmd("live", "door", "--out", str(out), "--seconds", str(seconds), *extra)
+            + ["--data-dir", str(client)],
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=seconds + 90,
+            check=False,
+        )
+        if done.returncode == 0 or time.monotonic() > deadline:
+            return done
+        if "not connected" not in done.stderr and "no answer from the hub" not in done.stderr:
+            return done
+        time.sleep(1.0)
+
+
+async def _open_when_ready(syncer: Syncer, **kwargs: object) -> tuple[object, LiveStatus]:
+    """An open livestream (first piece read) once the hub's camera is connected."""
+    deadline = time.monotonic() + 90
+    while True:
+        status = LiveStatus()
+        stream = open_live(syncer, "door", status=status, **kwargs)  # type: ignore[arg-type]
+        try:
+            first = await stream.__anext__()
+            return (stream, first), status
+        except CameraUnavailableError:
+            await stream.aclose()
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1.0)
+
+
+def _frames(data: bytes) -> list[av.VideoFrame]:
+    with av.open(io.BytesIO(data)) as clip:
+        return list(clip.decode(clip.streams.video[0]))
+
+
+_RENDERED: dict[int, np.ndarray] = {}
+
+
+def _scene(index: int) -> np.ndarray:
+    index %= LOOP
+    if index not in _RENDERED:
+        _RENDERED[index] = SCENE.render(index)[0]
+    return _RENDERED[index]
+
+
+def _check_pictures(data: bytes) -> int:
+    """The decoded stream shows camsim's scene, frame after frame; returns moving frames."""
+    frames = _frames(data)
+    assert frames and frames[0].key_frame
+    sample = [(round(f.time * FPS), luma(f)) for f in frames[::2]]
+    # The stream starts wherever the camera was: find that offset in camsim's loop.
+    offset = min(
+        range(LOOP), key=lambda o: sum(block_error(y, _scene(o + t)) for t, y in sample[::3])
+    )
+    moving = 0
+    for t, y in sample:
+        index = offset + t
+        right = block_error(y, _scene(index))
+        assert right < 6.0, (index, right)
+        if SCENE.objects_at(index % LOOP):
+            neighbour = min(block_error(y, _scene(index + d)) for d in (-1, 1))
+            assert neighbour > max(6.0, 2 * right), (index, right, neighbour)
+            moving += 1
+    return moving
+
+
+def _rss(proc: subprocess.Popen[str] | subprocess.Popen[bytes] | None) -> int:
+    assert proc is not None
+    return int(psutil.Process(proc.pid).memory_info().rss)
+
+
+async def test_live_out_matches_the_scene_second_viewer_joins_events_go_on(home: Home) -> None:
+    a, b = home.root / "phone-a", home.root / "phone-b"
+    home.pair(a, "phone-a")
+    home.pair(b, "phone-b")
+    home.start_hub()
+    # B watches in this process (and keeps receiving events); A runs `privastead-app live`.
+    syncer = Syncer(DataDir(b), clock=SystemClock())
+    try:
+        (stream, first), status_b = await _open_when_ready(syncer)
+        out = home.root / "a.mp4"
+        cli = asyncio.create_task(asyncio.to_thread(_live, a, out, 15.0))
+        got_b = bytearray(first)
+        async for piece in stream:  # type: ignore[attr-defined]
+            got_b += piece
+            if cli.done() or status_b.fragments > 200:
+                break
+        done = await cli
+        await stream.aclose()  # type: ignore[attr-defined]
+        await syncer.sync_once()
+        events = syncer.events.events()
+    finally:
+        await syncer.close()
+    hub_log = home.hub_log.read_text()
+    assert done.returncode == 0, done.stderr + hub_log[-3000:]
+    assert "first picture after" in done.stderr and "saved" in done.stderr, done.stderr
+    # A joined the session B started: one session for both.
+    assert status_b.session_id
+    assert len(re.findall(r"live session \w+… started", hub_log)) == 1, hub_log[-3000:]
+    assert _check_pictures(out.read_bytes()) >= 5  # the walk-through is in the recording
+    _check_pictures(bytes(got_b))
+    assert status_b.first_picture is not None
+    # Detection and delivery went on: the walk-through became an event on B.
+    assert events, hub_log[-3000:]
+    assert any(r.clip_state in (ClipState.PARTIAL, ClipState.COMPLETE) for r in events)
+    assert not scan_for_plaintext(home.relay.data_dir)
+
+
+async def test_a_stalled_viewer_costs_bounded_memory_and_the_other_keeps_playing(
+    home: Home,
+) -> None:
+    a = home.root / "phone-a"
+    home.pair(a, "phone-a")
+    home.start_hub()
+    syncer = Syncer(DataDir(a), clock=SystemClock())
+    try:
+        (stream, _first), status = await _open_when_ready(syncer)
+        # A second viewer on the same session that never reads a byte.
+        stalled = await syncer.relay.live(status.session_id, role="viewer")
+        samples: list[tuple[int, int]] = []
+        fragments_then = status.fragments
+        async for _piece in stream:  # type: ignore[attr-defined]
+            if status.fragments % 20 == 0:
+                samples.append((_rss(home.relay.proc), _rss(home.hub)))
+            if status.fragments - fragments_then >= 120:  # ~12 s of pictures
+                break
+        await stalled.close()
+        await stream.aclose()  # type: ignore[attr-defined]
+    finally:
+        await syncer.close()
+    assert status.fragments - fragments_then >= 120
+    relay_growth = max(r for r, _ in samples) - samples[0][0]
+    hub_growth = max(h for _, h in samples) - samples[0][1]
+    # 120 fragments of ~10-40 KB went by: an unbounded queue would hold megabytes.
+    assert relay_growth < 40 * 2**20 and hub_growth < 80 * 2**20, (relay_growth, hub_growth)
+
+
+async def test_relay_restart_ends_the_session_cleanly_and_a_new_one_starts(home: Home) -> None:
+    a = home.root / "phone-a"
+    home.pair(a, "phone-a")
+    home.start_hub()
+    syncer = Syncer(DataDir(a), clock=SystemClock())
+    try:
+        (stream, _first), status = await _open_when_ready(syncer)
+        pieces = 0
+        with pytest.raises(RelayUnavailableError, match="relay connection was lost"):
+            async for _piece in stream:  # type: ignore[attr-defined]
+                pieces += 1
+                if pieces == 10:
+                    home.relay.kill9()
+                    home.relay.start()
+        await stream.aclose()  # type: ignore[attr-defined]
+        assert status.ended == "relay connection lost"
+        # The hub noticed (its session ended) and answers a new request once the relay is back.
+        (stream2, first2), status2 = await _open_when_ready(syncer)
+        got = bytearray(first2)
+        async for piece in stream2:  # type: ignore[attr-defined]
+            got += piece
+            if status2.fragments >= 30:
+                break
+        await stream2.aclose()  # type: ignore[attr-defined]
+    finally:
+        await syncer.close()
+    assert status2.session_id != status.session_id
+    assert len(_frames(bytes(got))) >= 30
+    assert home.hub is not None and home.hub.poll() is None  # the hub kept running
