@@ -16,6 +16,7 @@ import itertools
 import logging
 import random
 import secrets
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -26,11 +27,13 @@ from privastead.camsim.rtp import (
     CLOCK_RATE,
     DEFAULT_MAX_PAYLOAD,
     PAYLOAD_TYPE,
+    Codec,
     Payloads,
     aac_payload,
     payload_access_unit,
     rtp_packets,
 )
+from privastead.camsim.stamp import is_vcl_payload, sei_nal
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +141,9 @@ class RtspServer:
         seed: int = 0,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         audio: EncodedAudio | None = None,
+        stamp: bool = False,
     ) -> None:
+        self.stamp = stamp  # an SEI send-time stamp in every access unit (camsim.stamp)
         self.mounts = {
             "/" + p.strip("/"): Mount("/" + p.strip("/"), s, max_payload, audio)
             for p, s in mounts.items()
@@ -377,6 +382,8 @@ class _Connection:
             delay = start + n / fps - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if self.server.stamp:
+                unit = _stamped(stream.codec, unit, time.time())
             out: list[bytes] = []
             if video is not None:
                 timestamp = video.rtptime + round((lap * count + stream.units[index].pts) * ticks)
@@ -421,6 +428,17 @@ class _Connection:
                 data[self.random.randrange(3, len(data))] ^= 0xFF
         payloads[i] = bytes(data)
         return Payloads(tuple(payloads), unit.size)
+
+
+def _stamped(codec: Codec, unit: Payloads, now: float) -> Payloads:
+    """``unit`` with a send-time SEI in front of its first slice (after the parameter sets,
+    where H.264 7.4.1.2.3 and H.265 7.4.2.4.4 want SEI messages)."""
+    first_slice = next(
+        (i for i, p in enumerate(unit.payloads) if is_vcl_payload(codec, p)), len(unit.payloads)
+    )
+    sei = sei_nal(codec, now)
+    payloads = (*unit.payloads[:first_slice], sei, *unit.payloads[first_slice:])
+    return Payloads(payloads, unit.size + len(sei))
 
 
 __all__ = ["Mount", "RtspServer"]

@@ -1,7 +1,7 @@
 """`privastead-camsim`: an RTSP camera simulator serving generated scenes or a looped file.
 
     privastead-camsim --port 8554 --scene demo --size 1920x1080 --fps 15 --codec h264 \\
-        [--sub 640x360] [--file clip.mp4] [--user U --password-file F] [--seed N]
+        [--sub 640x360] [--file clip.mp4] [--user U --password-file F] [--seed N] [--stamp]
 
 serves ``rtsp://HOST:PORT/main`` (and ``/sub`` with ``--sub``) over RTSP/TCP until Ctrl-C.
 """
@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", type=Path, help="loop this H.264/H.265 video file instead of a scene")
     p.add_argument(
         "--audio", action="store_true", help="add an AAC microphone track (a tone) to every path"
+    )
+    p.add_argument(
+        "--stamp",
+        action="store_true",
+        help="put the send time (Unix microseconds) in an SEI message of every frame "
+        "(for latency benchmarks; see privastead.camsim.stamp)",
     )
     p.add_argument("--user", help="require RTSP digest authentication for this user")
     p.add_argument("--password-file", type=Path, help="file holding the password for --user")
@@ -128,6 +134,7 @@ async def _serve(args: argparse.Namespace) -> int:
         corrupt=args.corrupt,
         seed=args.seed,
         audio=audio,
+        stamp=args.stamp,
     )
     await server.start()
     for url, mount in zip(server.urls(), server.mounts.values(), strict=True):

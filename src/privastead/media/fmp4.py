@@ -265,6 +265,45 @@ def track_timescales(init: bytes) -> dict[int, int]:
     return scales
 
 
+def track_samples(piece: bytes, track_id: int = 1) -> list[bytes]:
+    """The samples of ``track_id`` in a run of ``moof+mdat`` pairs (ISO/IEC 14496-12 8.8),
+    in decode order: what a player hands its decoder, without a probing demuxer per piece."""
+    samples = []
+    for moof_start, moof_end in _find(piece, 0, len(piece), b"moof"):
+        for traf_start, traf_end in _find(piece, moof_start, moof_end, b"traf"):
+            base, default_size, ours = moof_start - 8, 0, False  # default-base-is-moof
+            for kind, s, _e in _children(piece, traf_start, traf_end):
+                flags = int.from_bytes(piece[s + 1 : s + 4], "big")
+                if kind == b"tfhd":
+                    ours = struct.unpack_from(">I", piece, s + 4)[0] == track_id
+                    at = s + 8
+                    if flags & 0x1:
+                        (base,) = struct.unpack_from(">Q", piece, at)
+                        at += 8
+                    at += (4 if flags & 0x2 else 0) + (4 if flags & 0x8 else 0)
+                    if flags & 0x10:
+                        (default_size,) = struct.unpack_from(">I", piece, at)
+                elif kind == b"trun" and ours:
+                    (count,) = struct.unpack_from(">I", piece, s + 4)
+                    at, offset = s + 8, 0
+                    if flags & 0x1:
+                        (offset,) = struct.unpack_from(">i", piece, at)
+                        at += 4
+                    at += 4 if flags & 0x4 else 0
+                    fields = [bit for bit in (0x100, 0x200, 0x400, 0x800) if flags & bit]
+                    position = base + offset
+                    for i in range(count):
+                        size = default_size
+                        if 0x200 in fields:
+                            field_at = at + 4 * (len(fields) * i + fields.index(0x200))
+                            (size,) = struct.unpack_from(">I", piece, field_at)
+                        if position + size > len(piece):
+                            raise MediaError("fragment sample runs past the end of its mdat")
+                        samples.append(piece[position : position + size])
+                        position += size
+    return samples
+
+
 __all__ = [
     "BoxSplitter",
     "PieceCallback",
@@ -274,5 +313,6 @@ __all__ = [
     "mime_codec",
     "open_muxer",
     "starts_with_sync_sample",
+    "track_samples",
     "track_timescales",
 ]

@@ -30,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--poll", type=float, default=5.0, help="seconds between relay polls")
     parser.add_argument(
+        "--live-timeout",
+        type=float,
+        default=20.0,
+        help="seconds the live page waits for the hub to answer before saying it is offline "
+        "(default 20)",
+    )
+    parser.add_argument(
         "--demo",
         action="store_true",
         help="show a made-up household (synthetic clips, thumbnails, live video); no relay",
@@ -56,7 +63,11 @@ async def _serve(args: argparse.Namespace) -> int:
             from privastead.clock import SystemClock
 
             client = ClientSource(
-                DataDir(data_dir(args)), clock=SystemClock(), device_name=args.name, poll=args.poll
+                DataDir(data_dir(args)),
+                clock=SystemClock(),
+                device_name=args.name,
+                poll=args.poll,
+                live_timeout=args.live_timeout,
             )
             await client.start()
             stack.push_async_callback(client.close)

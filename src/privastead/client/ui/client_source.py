@@ -4,6 +4,10 @@ Once the directory is paired, a ``Syncer`` (the same loop as ``privastead-app li
 the UI's process, so events, clips and the hub's health stay current while the page is open,
 and decryption never leaves this process. Before that, the pairing page pairs the directory
 (``client.pairing.pair``) and the loop starts right after.
+
+Live view asks the hub through that same ``Syncer`` (``client.live_request.open_live``: a
+``LiveRequest`` in the control group, then the relay's live channel); for H.265 cameras the
+page asks for H.264 and ``LocalSource`` transcodes on the fly (``h264_live``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from privastead.client.device import DataDir
-from privastead.client.live_request import open_live
+from privastead.client.live_request import ANSWER_TIMEOUT, open_live
 from privastead.client.sync import Syncer
 from privastead.client.ui.source import (
     Camera,
@@ -25,10 +29,9 @@ from privastead.client.ui.source import (
     LocalSource,
     PairingStep,
     UnavailableError,
-    h264_live,
 )
 from privastead.clock import Clock
-from privastead.errors import PrivasteadError
+from privastead.errors import CameraUnavailableError, PrivasteadError
 from privastead.media.transcode import transcode_clip
 from privastead.protocol.pairing_code import PairingCode
 
@@ -44,8 +47,10 @@ class ClientSource:
         device_name: str,
         poll: float = 5.0,
         offline_after: float = 900.0,
+        live_timeout: float = ANSWER_TIMEOUT,
     ) -> None:
         self.data = data
+        self.live_timeout = live_timeout  # seconds to wait for the hub to answer a request
         self.clock = clock
         self.device_name = device_name
         self.poll = poll
@@ -75,10 +80,28 @@ class ClientSource:
             hubs={info.hub_name: syncer.health},
             camera_hubs=dict.fromkeys(info.cameras(), info.hub_name),
             devices=devices,
+            live=lambda camera: self._live(syncer, camera),
             transcode_clip=transcode_clip,
         )
         self.syncer = syncer
         self._task = asyncio.ensure_future(self._listen(syncer))
+
+    async def _live(self, syncer: Syncer, camera: str) -> LiveStream:
+        """``open_live`` with the page's words for a hub that does not answer."""
+        stream = open_live(syncer, camera, answer_timeout=self.live_timeout)
+        try:
+            async for piece in stream:
+                yield piece
+        except CameraUnavailableError as exc:
+            if not str(exc).startswith("no answer from the hub"):
+                raise  # the hub answered: its reason (camera disconnected...) is the message
+            health = syncer.health.report().detail
+            raise CameraUnavailableError(
+                f"The hub did not answer within {self.live_timeout:.0f} s: it is offline or "
+                f"`privastead-hub run` is not running ({health})."
+            ) from exc
+        finally:
+            await stream.aclose()
 
     async def _listen(self, syncer: Syncer) -> None:
         try:
@@ -112,10 +135,9 @@ class ClientSource:
         return None if self._local is None else await self._local.clip(event_id, h264=h264)
 
     def live(self, camera: str, *, h264: bool = False) -> LiveStream:
-        if self.syncer is None:
-            raise UnavailableError("pair this device with a hub first")
-        stream = open_live(self.syncer, camera)  # shares the receive loop's keys and lock
-        return h264_live(stream) if h264 else stream
+        if self._local is None:
+            raise UnavailableError("this device is not paired with a hub yet: pair it first")
+        return self._local.live(camera, h264=h264)
 
     async def devices(self) -> list[Device]:
         return [] if self._local is None else await self._local.devices()
