@@ -19,6 +19,7 @@ from test_e2e import _readable_by
 from privastead.client.device import DataDir
 from privastead.client.eventlog import ClipState, EventLog
 from privastead.clock import SystemClock
+from privastead.crypto import Identity
 from privastead.hub.admin_client import running_hub_pid
 from privastead.hub.admin_wire import socket_path
 from privastead.relay.client import RelayClient
@@ -44,6 +45,12 @@ async def _wait_admin(home: Home, limit: float = 90.0) -> int:
         assert home.hub is not None and home.hub.poll() is None, home.hub_log.read_text()[-3000:]
         await asyncio.sleep(0.3)
     raise AssertionError("the hub's admin socket never answered")
+
+
+def _control_epoch(client: Path) -> int:
+    entry = next(g for g in DataDir(client).load().groups if g.group == "control")
+    with Identity.open(client / "mls" / entry.state) as identity:
+        return identity.epoch(entry.group_id)
 
 
 def _hub_list(home: Home) -> str:
@@ -130,6 +137,7 @@ async def test_replace_a_device_whose_control_group_is_desynced(home: Home) -> N
         # re-add request there) and its events state is garbage.
         shutil.copy2(stale, control)
         events.write_bytes(b"\0" * 64)
+        assert _control_epoch(b) < _control_epoch(a)  # really behind: a ReAddRequest can't help
         before_a, before_b = _stored(a), _stored(b)
         hub_safety, app_safety = _replace(home, "phone-b", b)  # through the running hub
         assert hub_safety == app_safety
