@@ -9,8 +9,9 @@ only loops a file: its own CPU is measured and reported apart, never counted):
                   upload to a real relay, one `privastead-app listen` client downloading
 
 Each hub is a separate process; psutil samples its CPU time (all threads) every 0.5 s, and
-each interval is attributed to *motion* when the hub is recording a clip at both of its ends
-(a ``.mp4.part`` exists in its clips directory) and to *idle* when at neither. Intervals where
+each interval is attributed to *motion* when the hub is busy with a clip at both of its ends
+(recording it: a ``.mp4.part`` exists in its clips directory, or still uploading it: its
+outbox holds messages) and to *idle* when at neither. Intervals where
 the state changes count only in "all". CPU-seconds per stream-second = CPU / wall time of the
 phase (the stream is live: the hub reads it in real time).
 """
@@ -105,8 +106,10 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.wait(10)
 
 
-def _recording(clips: Path) -> Callable[[], bool]:
-    return lambda: any(clips.glob("*/*.mp4.part"))
+def _busy(data: Path) -> Callable[[], bool]:
+    """Recording a clip, or still uploading one (its ciphertext queued in the outbox)."""
+    clips, outbox = data / "clips", data / "outbox"
+    return lambda: any(clips.glob("*/*.mp4.part")) or any(outbox.glob("*/*.msg"))
 
 
 def _wait_connected(log: Path, proc: subprocess.Popen[str], limit: float = 60) -> None:
@@ -171,7 +174,7 @@ def measure(home: Home, client: Path, camsim_pid: int, url: str, seconds: float)
                 procs["client"] = psutil.Process(listener.pid)
                 assert home.relay.proc is not None
                 procs["relay"] = psutil.Process(home.relay.proc.pid)
-            usage = sample(procs, _recording(data / "clips"), seconds)
+            usage = sample(procs, _busy(data), seconds)
         finally:
             _stop(hub)
             if listener is not None:
