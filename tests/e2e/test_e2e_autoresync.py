@@ -5,13 +5,15 @@ phone's ``events`` state is rolled back to a copy from before the first clip (as
 backup would be) between two runs of `listen`; the hub has committed since, so the phone can
 read nothing new there. The second `listen` notices (heartbeats name a later epoch, its mailbox
 waits on an epoch it never reached), sends one ``ReAddRequest``, joins the answer and stores the
-next clip. `--resync-after 4` keeps the test short; the default is a minute.
+next clip. Before that, a relay outage while `listen` runs in sync requests nothing.
+`--resync-after 4` keeps the test short; the default is a minute.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,12 @@ def test_listen_readds_a_desynced_group_by_itself(home: Home) -> None:
         first = Listener(phone, *flags)
         try:
             assert first.wait_for(lambda out: len(_clips(out)) >= 1), first.output()
+            # A relay outage is not a desync: nothing may be requested for it.
+            home.relay.kill9()
+            time.sleep(8)
+            home.relay.start()
+            clips = len(_clips(first.stdout))
+            assert first.wait_for(lambda out: len(_clips(out)) > clips), first.output()
             assert not any(line.startswith("resync") for line in first.stdout), first.output()
         finally:
             assert first.stop() == 0, first.output()

@@ -26,6 +26,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from privastead.client.clipstore import ClipStore
 from privastead.client.device import DataDir, DeviceInfo, GroupEntry
@@ -36,7 +37,13 @@ from privastead.client.resync import ResyncPolicy
 from privastead.client.sink import LocalSink
 from privastead.clock import Clock
 from privastead.crypto import Identity
-from privastead.errors import ConfigError, CryptoError, RelayError
+from privastead.errors import (
+    ConfigError,
+    CryptoError,
+    RelayError,
+    StateLockedError,
+    StorageError,
+)
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import Heartbeat, ResendRequest
 from privastead.protocol.pairing_messages import ReAddAccept, ReAddRequest
@@ -113,8 +120,7 @@ class Syncer:
                 self.groups.append(_Group(entry, identity, receiver, int(state.get("cursor", 0))))
                 pending = data.mls / self._pending_path(entry.camera, entry.group)
                 if entry.group != "control" and pending.exists():
-                    # A request sent before a restart: its answer may still come.
-                    self._pending[(entry.camera, entry.group)] = Identity.open(pending)
+                    self._reopen_pending(entry, pending)
         except BaseException:
             self._close_identities()
             raise
@@ -130,6 +136,16 @@ class Syncer:
         self.listeners: list[Callable[[str, str, Message], None]] = []
         self._lock = asyncio.Lock()
 
+    def _reopen_pending(self, entry: GroupEntry, path: Path) -> None:
+        """A re-add requested before a restart: its answer may still come."""
+        try:
+            self._pending[(entry.camera, entry.group)] = Identity.open(path)
+        except StateLockedError:
+            raise  # another process has this data directory open
+        except (StorageError, CryptoError) as e:  # e.g. cut short by a crash: ask again later
+            log.warning("%s: unusable pending re-add state dropped: %s", entry.key, e)
+            path.unlink(missing_ok=True)
+
     def _on_heartbeat(self, camera: str, beat: Heartbeat) -> None:
         local = {
             g.entry.key: g.identity.epoch(g.entry.group_id)
@@ -138,7 +154,8 @@ class Syncer:
         }
         self.health.heartbeat(beat, local, caught_up=True)
         for key, epoch in beat.epochs.items():
-            if key in local:
+            # Only the newest heartbeat counts (a replayed or reordered one proves nothing).
+            if key in local and beat.hub_time >= self._hub_epochs.get(key, (0.0, 0))[0]:
                 self._hub_epochs[key] = (beat.hub_time, epoch)
 
     def _status(self, line: str) -> None:
