@@ -5,7 +5,8 @@ time, fMP4 bytes), is encrypted as one application message of the camera's ``liv
 sent as one binary frame on the relay's live channel ``/v1/live/{session}``. The relay's text
 signals steer the session: ``viewers`` with a higher count (someone joined mid-stream; the
 relay replays nothing) makes the hub send the init segment again, ``lagging`` (a viewer's
-queue overflowed) makes the session skip to the next keyframe, ``no_viewers`` ends it, and so
+queue overflowed) makes the session skip to the next keyframe when every viewer lags (one slow
+viewer alone only loses frames at the relay), ``no_viewers`` ends it, and so
 does the channel closing. The caller rekeys
 the ``live`` group (a self-update commit) before it starts, so a session never shares keys with
 an earlier one.
@@ -20,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,6 +32,7 @@ from privastead.protocol.live import LivePayload
 
 log = logging.getLogger(__name__)
 
+LAG_WINDOW = 2.5  # seconds a lagging signal counts (the relay repeats it at most once a second)
 POLL_SECONDS = 0.25  # how long one worker-thread get() waits: bounds the reaction to an end
 
 
@@ -38,6 +41,7 @@ class PublishStats:
     sent: int = 0
     bytes: int = 0
     lagging: int = 0
+    skipped: int = 0  # times the session skipped to a keyframe because every viewer lagged
     init_resent: int = 0
     reason: str = ""
 
@@ -46,10 +50,13 @@ async def publish(
     session: LiveSession,
     ws: aiohttp.ClientWebSocketResponse,
     encrypt: Callable[[bytes], bytes],
+    *,
+    viewers: int = 0,
 ) -> PublishStats:
-    """Send ``session`` on the publisher socket ``ws`` until it ends; closes both."""
+    """Send ``session`` on the publisher socket ``ws`` until it ends; closes both.
+    ``viewers``: how many the relay already reported (if the caller read its signals first)."""
     stats = PublishStats()
-    signals = asyncio.create_task(_follow_signals(session, ws, encrypt, stats))
+    signals = asyncio.create_task(_follow_signals(session, ws, encrypt, stats, viewers))
     try:
         while True:
             fragment = await asyncio.to_thread(session.get, POLL_SECONDS)
@@ -91,8 +98,9 @@ async def _follow_signals(
     ws: aiohttp.ClientWebSocketResponse,
     encrypt: Callable[[bytes], bytes],
     stats: PublishStats,
+    viewers: int,
 ) -> None:
-    viewers = 0
+    lagging: dict[str, float] = {}  # viewer id -> when the relay last dropped frames for it
     async for msg in ws:
         if msg.type != aiohttp.WSMsgType.TEXT:
             continue
@@ -111,9 +119,18 @@ async def _follow_signals(
             viewers = count
         elif kind == "viewer_left":
             viewers = int(event.get("count", 0))
+            lagging.pop(str(event.get("viewer", "")), None)
         elif kind == "lagging":
             stats.lagging += 1
-            session.behind()
+            now = time.monotonic()
+            lagging[str(event.get("viewer", ""))] = now
+            recent = sum(1 for t in lagging.values() if now - t <= LAG_WINDOW)
+            # The relay already drops frames for the slow viewer alone; skipping here too
+            # helps only when everyone is behind (the hub's uplink), and would otherwise make
+            # one stalled viewer cost every other viewer pictures.
+            if recent >= max(viewers, 1):
+                stats.skipped += 1
+                session.behind()
         elif kind == "no_viewers":
             session.stop("no viewers")
             return

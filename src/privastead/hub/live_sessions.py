@@ -182,7 +182,8 @@ class LiveSessions:
         ws: aiohttp.ClientWebSocketResponse | None = None
         try:
             ws = await self.relay.live(running.session_id, role="publisher")
-            if not await _first_viewer(ws, self.join_timeout):
+            viewers = await _first_viewer(ws, self.join_timeout)
+            if not viewers:
                 reason = "no viewer joined"
                 return
             if time.monotonic() - running.started > FRESH_SECONDS:
@@ -200,16 +201,18 @@ class LiveSessions:
                 # Not through the sender: live fragments are ephemeral (no outbox, no app seq).
                 return live.identity.encrypt(live.group_id, plaintext)
 
-            stats = await publish(running.session, ws, encrypt)
+            stats = await publish(running.session, ws, encrypt, viewers=viewers)
             reason = stats.reason
             log.info(
-                "%s: live session %s… ended (%s): %d messages, %d bytes, %d lagging signals",
+                "%s: live session %s… ended (%s): %d messages, %d bytes, %d lagging signals, "
+                "%d skips",
                 running.camera,
                 running.session_id[:8],
                 reason,
                 stats.sent,
                 stats.bytes,
                 stats.lagging,
+                stats.skipped,
             )
         except asyncio.CancelledError:
             reason = running.session.ended or "cancelled"
@@ -230,8 +233,9 @@ class LiveSessions:
             self.ended = [*self.ended[-31:], reason]
 
 
-async def _first_viewer(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> bool:
-    """Wait for the relay to report a viewer on the publisher socket; False on timeout/close."""
+async def _first_viewer(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> int:
+    """Wait for the relay to report viewers on the publisher socket: how many (0 on timeout or
+    close)."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             async for msg in ws:
@@ -241,13 +245,11 @@ async def _first_viewer(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> 
                     event = json.loads(msg.data)
                 except ValueError:
                     continue
-                if (
-                    isinstance(event, dict)
-                    and event.get("type") == "viewers"
-                    and int(event.get("count", 0)) > 0
-                ):
-                    return True
-    return False
+                if isinstance(event, dict) and event.get("type") == "viewers":
+                    count = int(event.get("count", 0))
+                    if count > 0:
+                        return count
+    return 0
 
 
 __all__ = ["LiveSessions", "LiveSource"]
