@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
             )  # fmt: skip
             url = _read_line(ui, "Privastead UI:", timeout=60).split(":", 1)[1].strip()
             status(f"client: receive loop and web UI running (pid {ui.pid})")
-            _instructions(url)
+            _instructions(url, "yard")
             until = None if args.duration is None else time.monotonic() + args.duration
             watch(kids, client, started, until)
         except _Stop:
@@ -251,15 +251,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _instructions(url: str) -> None:
-    print(f"\n  Open  {url}\n", flush=True)
+def _instructions(url: str, camera: str) -> None:
+    print(f"\n  Open  {url}\n  Live  {url}#/live/{camera}\n", flush=True)
     for line in (
         "What to look at:",
         "  - Events: someone walks across the yard every ~20 s; within ~30 s an event appears,",
         "    with its thumbnail; open it and the clip plays. The hub encrypted both with MLS;",
         "    the relay only ever held ciphertext.",
+        "  - Live view (the 'Live' address, or '● Live' on the camera's card): the client asks",
+        "    the hub through the camera's control group; the hub rekeys the live group and sends",
+        "    the camera's own stream in fragments of 3 frames, encrypted, through the relay. The",
+        "    picture starts at once and stays a fraction of a second behind the camera; motion",
+        "    detection and recording go on meanwhile. Leaving the page ends the session.",
         "  - Devices: this client, paired a moment ago.",
-        "  - Live view is not built yet: the live page will not show the camera in this demo.",
         "The address holds a secret: without it the UI answers 403. Ctrl-C stops everything.",
     ):
         status(line)

@@ -1,9 +1,13 @@
 """`make demo` end to end: `python -m privastead.demo` runs relay, camsim, hub and a paired
 client with its web UI as real processes; an event reaches the client decrypted, the UI answers
-only at its secret address, and every process is gone afterwards."""
+only at its secret address, its live view delivers the camera's decrypted stream, and every
+process is gone afterwards."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+import json
 import os
 import re
 import signal
@@ -11,10 +15,13 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import aiohttp
+import av
 import pytest
 
 from privastead.demo_processes import child_env
@@ -82,6 +89,32 @@ def _status(url: str) -> int:
         return e.code
 
 
+async def _watch_live(ui_url: str, camera: str, fragments: int) -> tuple[str, bytes]:
+    """What the live page gets from the UI's WebSocket: the MIME type, then the decrypted fMP4
+    (init and ``fragments`` media fragments). Retried while the hub's camera is connecting."""
+    origin = ui_url.split("/", 3)
+    ws_url = f"ws://{origin[2]}/{origin[3]}ws/live/{camera}"
+    headers = {"Origin": f"http://{origin[2]}"}
+    deadline = time.monotonic() + 120
+    async with aiohttp.ClientSession() as http:
+        while True:
+            mime, pieces, error = "", [], ""
+            async with http.ws_connect(ws_url, headers=headers, max_msg_size=1 << 24) as ws:
+                async for msg in ws:
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        note = json.loads(msg.data)
+                        mime, error = note.get("mime", mime), note.get("error", "")
+                        if error:
+                            break
+                    elif msg.type == aiohttp.WSMsgType.BINARY:
+                        pieces.append(msg.data)
+                        if len(pieces) > fragments:
+                            return mime, b"".join(pieces)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no livestream: {error!r} after {len(pieces)} pieces")
+            await asyncio.sleep(2.0)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -119,6 +152,13 @@ def test_demo_delivers_an_event_to_the_client_and_stops_cleanly(tmp_path: Path) 
         root = demo.url.split("/", 3)
         assert _status(f"{root[0]}//{root[2]}/") == 403  # no secret
         assert _status(f"{root[0]}//{root[2]}/{'x' * 43}/") == 403  # wrong secret
+        assert re.search(r"Live\s+http://\S+#/live/yard", demo.output()), demo.output()
+        mime, stream = asyncio.run(_watch_live(demo.url, "yard", fragments=10))
+        assert mime.startswith('video/mp4; codecs="avc1.'), mime
+        with av.open(io.BytesIO(stream)) as live:
+            frames = list(live.decode(live.streams.video[0]))
+        assert len(frames) >= 10 and frames[0].key_frame, len(frames)
+        assert (frames[0].width, frames[0].height) == (640, 360)
         assert demo.wait(200) == 0, demo.output()
     finally:
         demo.close()
