@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_harness import Home, Listener
+from e2e_harness import Home, Listener, app_cmd, run
 
 pytestmark = pytest.mark.slow
 
@@ -81,3 +81,5 @@ def test_listen_readds_a_desynced_group_by_itself(home: Home) -> None:
     assert path.read_bytes() in {p.read_bytes() for p in home.recorded_clips()}
     saved = json.loads((phone / "sync" / "resync.json").read_bytes())
     assert saved[f"{camera}/events"]["attempts"] == 1  # persisted: a restart waits it out
+    shown = run(app_cmd("status", "--data-dir", str(phone)))
+    assert f"re-add of {camera}/events last requested" in shown.stdout, shown.stdout

@@ -1,10 +1,11 @@
-"""`privastead-app status`: hub health (from its heartbeats, on this device's clock),
-desync and relay problems, and the safety code. Reads what `listen`/`sync` last saw and
-contacts the relay once unless `--offline`."""
+"""`privastead-app status`: hub health (from its heartbeats, on this device's clock), desync
+and relay problems, re-adds `listen` asked for by itself, and the safety code. Fetches what
+is waiting on the relay once (so it cannot run while `listen` holds the data directory)."""
 
 from __future__ import annotations
 
 import argparse
+import time
 
 from privastead.cli.app.common import add_data_dir, data_dir
 
@@ -43,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"hub {info.hub_name!r} via {info.relay_url}: {report.state.value}: {report.detail}")
         if report.groups:
             print(f"  groups concerned: {', '.join(report.groups)}")
+        requests = syncer.resync.to_dict() if syncer.resync is not None else {}
+        for key, sent in requests.items():  # what `listen` asked for by itself
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sent["last_sent"]))
+            print(f"  re-add of {key} last requested {when} (request {sent['attempts']})")
         print(f"safety code (pairing): {info.safety_code}")
         return 0 if report.state is HubHealth.OK else 1
 
