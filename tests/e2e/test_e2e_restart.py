@@ -12,7 +12,7 @@ from pathlib import Path
 
 import av
 import pytest
-from e2e_harness import Home, free_port, sync_until
+from e2e_harness import Home, app_cmd, free_port, run, sync_until
 
 from privastead.client.clipstore import ClipStore
 from privastead.client.device import DataDir
@@ -143,6 +143,10 @@ async def test_hub_killed_mid_recording_ends_the_clip_cleanly(home: Home) -> Non
     assert got in {b"".join(recorded[:n]) for n in range(4, len(recorded) + 1)}
     assert _pieces(got) == recorded[: len(_pieces(got))]
     assert _frames(cut[0].clip_path) > 0
+    out = home.root / "cut.mp4"
+    exported = run(app_cmd("clip", cut[0].event_id, "--out", str(out), "--data-dir", str(client)))
+    assert exported.returncode == 0 and "incomplete" in exported.stdout, exported.stderr
+    assert out.read_bytes() == got
     record = ClipStore(data.clips).record(cut[0].clip_id or "")
     assert record is not None and record.ended == "hub_restarted"
     # The next event's clip is whole and plays; the hub keeps no plaintext clip.

@@ -31,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    if record.clip_path is None or record.clip_state is not ClipState.COMPLETE:
+    # An incomplete clip with a file is playable (the hub cut it short or dropped the rest).
+    playable = (ClipState.COMPLETE, ClipState.INCOMPLETE)
+    if record.clip_path is None or record.clip_state not in playable:
         print(
             f"privastead-app: the clip of {args.id} is {record.clip_state.value}; "
             "run `privastead-app sync` and try again",
@@ -39,5 +41,6 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     shutil.copyfile(record.clip_path, args.out)
-    print(f"{args.out}: {args.out.stat().st_size} bytes")
+    note = "" if record.clip_state is ClipState.COMPLETE else " (incomplete: a playable prefix)"
+    print(f"{args.out}: {args.out.stat().st_size} bytes{note}")
     return 0
