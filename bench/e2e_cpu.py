@@ -13,11 +13,15 @@ each interval is attributed to *motion* when the hub is busy with a clip at both
 (recording it: a ``.mp4.part`` exists in its clips directory, or still uploading it: its
 outbox holds messages) and to *idle* when at neither. Intervals where
 the state changes count only in "all". CPU-seconds per stream-second = CPU / wall time of the
-phase (the stream is live: the hub reads it in real time).
+phase (the stream is live: the hub reads it in real time). The hub's main thread (its asyncio
+loop: muxing, delivery, MLS encryption, outbox, uploads) is also sampled on its own: its
+difference between the two hub configurations is the cost of encryption + upload, without the
+decoder's larger and noisier share (ingest, decoding and detection run in other threads).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
@@ -58,12 +62,30 @@ def _cpu(proc: psutil.Process) -> float:
         return 0.0
 
 
+def _loop_thread(proc: psutil.Process) -> Callable[[], float]:
+    """CPU of the hub's main thread: its asyncio loop runs muxing, delivery (envelopes, MLS
+    encryption, outbox writes), uploads and the control reader; decoding, detection and ingest
+    run in other threads. Comparing it between configurations isolates encryption + upload from
+    the decoder's much larger (and noisier) share."""
+
+    def read() -> float:
+        try:
+            for thread in proc.threads():
+                if thread.id == proc.pid:
+                    return float(thread.user_time + thread.system_time)
+        except psutil.Error:
+            pass
+        return 0.0
+
+    return read
+
+
 def sample(
-    procs: dict[str, psutil.Process], recording: Callable[[], bool], seconds: float
+    procs: dict[str, Callable[[], float]], recording: Callable[[], bool], seconds: float
 ) -> dict[str, Usage]:
-    """Sample every process's CPU for ``seconds``, split by the hub's recording state."""
+    """Sample every CPU reading for ``seconds``, split by the hub's recording state."""
     usage = {name: Usage() for name in procs}
-    last_cpu = {name: _cpu(p) for name, p in procs.items()}
+    last_cpu = {name: read() for name, read in procs.items()}
     last_rec, last_t = recording(), time.monotonic()
     end = last_t + seconds
     while (now := time.monotonic()) < end:
@@ -72,8 +94,8 @@ def sample(
         rec = recording()
         wall = now - last_t
         phases = ["all"] + ([("motion" if rec else "idle")] if rec == last_rec else [])
-        for name, proc in procs.items():
-            cpu = _cpu(proc)
+        for name, read in procs.items():
+            cpu = read()
             for phase in phases:
                 usage[name].cpu[phase] += cpu - last_cpu[name]
                 usage[name].wall[phase] += wall
@@ -169,11 +191,16 @@ def measure(home: Home, client: Path, camsim_pid: int, url: str, seconds: float)
         try:
             _wait_connected(log, hub)
             time.sleep(2.0)  # warm-up: decoder threads, Numba kernels loaded
-            procs = {"hub": psutil.Process(hub.pid), "camsim": camsim}
+            hub_proc = psutil.Process(hub.pid)
+            procs = {
+                "hub": functools.partial(_cpu, hub_proc),
+                "hub loop thread": _loop_thread(hub_proc),
+                "camsim": functools.partial(_cpu, camsim),
+            }
             if listener is not None:
-                procs["client"] = psutil.Process(listener.pid)
+                procs["client"] = functools.partial(_cpu, psutil.Process(listener.pid))
                 assert home.relay.proc is not None
-                procs["relay"] = psutil.Process(home.relay.proc.pid)
+                procs["relay"] = functools.partial(_cpu, psutil.Process(home.relay.proc.pid))
             usage = sample(procs, _busy(data), seconds)
         finally:
             _stop(hub)
@@ -183,6 +210,7 @@ def measure(home: Home, client: Path, camsim_pid: int, url: str, seconds: float)
         rows.append(
             {
                 "config": name,
+                "loop_thread": round(usage["hub loop thread"].rate("all"), 4),
                 "all": round(hub_usage.rate("all"), 4),
                 "motion": round(hub_usage.rate("motion"), 4),
                 "idle": round(hub_usage.rate("idle"), 4),
@@ -192,7 +220,7 @@ def measure(home: Home, client: Path, camsim_pid: int, url: str, seconds: float)
             }
         )
         for proc_name, u in usage.items():
-            if proc_name != "hub":
+            if proc_name not in ("hub", "hub loop thread"):
                 others[f"{proc_name} during {name}"] = {
                     p: round(u.rate(p), 4) for p in ("all", "motion", "idle")
                 }
@@ -206,7 +234,7 @@ def print_table(result: CpuResult, label: str) -> None:
     print(f"\nhub CPU-seconds per stream-second, {label}\n")
     print(
         f"{'config':<28} {'all':>7} {'motion':>7} {'idle':>7} {'x decode':>9} "
-        f"{'motion s':>9} {'idle s':>7} {'clips':>6}"
+        f"{'loop thr':>8} {'motion s':>9} {'idle s':>7} {'clips':>6}"
     )
     for r in rows:
         ratio = (
@@ -216,14 +244,16 @@ def print_table(result: CpuResult, label: str) -> None:
         )
         print(
             f"{r['config']:<28} {_f(r['all'])} {_f(r['motion'])} {_f(r['idle'])} "
-            f"{ratio:>9.2f} {r.get('motion_s', '-')!s:>9} {r.get('idle_s', '-')!s:>7} "
+            f"{ratio:>9.2f} {_f(r.get('loop_thread')):>8} "
+            f"{r.get('motion_s', '-')!s:>9} {r.get('idle_s', '-')!s:>7} "
             f"{r.get('clips', '-')!s:>6}"
         )
     relay = rows[2]
-    for phase in ("motion", "idle", "all"):
+    for phase in ("loop_thread", "all", "motion", "idle"):
         a, b = relay[phase], local[phase]
         if isinstance(a, float) and isinstance(b, float):
-            print(f"encryption + upload cost, {phase:<6}: {a - b:+.4f} CPU-s per stream-s")
+            what = "hub loop thread" if phase == "loop_thread" else f"hub process, {phase}"
+            print(f"encryption + upload: {what:<22} {a - b:+.4f} CPU-s per stream-s")
     print("not counted above (separate processes):")
     for name, rates in result.others.items():
         print(f"  {name:<45} " + " ".join(f"{k} {v:.4f}" for k, v in rates.items()))
