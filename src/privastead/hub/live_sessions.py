@@ -105,6 +105,8 @@ class LiveSessions:
             self._stop_request(message, sender)
             return
         running = self.running.get(message.camera)
+        if running is not None and running.session.ended is not None:
+            running = None  # ending right now: a joiner would wait for a publisher in vain
         error = ""
         if running is None:
             try:
