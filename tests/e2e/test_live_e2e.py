@@ -15,6 +15,7 @@ import base64
 import io
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -283,3 +284,45 @@ async def test_relay_restart_ends_the_session_cleanly_and_a_new_one_starts(home:
     assert status2.session_id != status.session_id
     assert len(_frames(bytes(got))) >= 30
     assert home.hub is not None and home.hub.poll() is None  # the hub kept running
+
+    # `--pipe` writes the decrypted stream to stdout, as a player reads it.
+    piped = await asyncio.to_thread(
+        subprocess.run,
+        app_cmd("live", "door", "--pipe", "--seconds", "4", "--data-dir", str(a)),
+        env=env(),
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+    assert piped.returncode == 0, piped.stderr.decode()
+    assert len(_frames(piped.stdout)) >= 10
+
+    # Ctrl-C ends a session cleanly: exit 0, a playable file, the hub's session over.
+    out = home.root / "interrupted.mp4"
+    with (home.root / "live.err").open("w+") as err:
+        proc = await asyncio.create_subprocess_exec(
+            *app_cmd("live", "door", "--out", str(out), "--data-dir", str(a)),
+            env=env(),
+            stderr=err,
+        )
+        try:
+            for _ in range(300):
+                if "first picture" in (home.root / "live.err").read_text():
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)
+            proc.send_signal(signal.SIGINT)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        err.seek(0)
+        text = err.read()
+    assert "ended (interrupted)" in text and "Traceback" not in text, text
+    assert len(_frames(out.read_bytes())) >= 3
+    for _ in range(100):
+        if home.hub_log.read_text().count("ended (") >= 4:  # relay loss, in-process, pipe, ^C
+            break
+        await asyncio.sleep(0.2)
+    assert home.hub_log.read_text().count("live session ended") >= 4
