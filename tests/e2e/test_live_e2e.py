@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import os
 import re
 import signal
@@ -22,6 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import av
 import numpy as np
 import psutil
@@ -33,6 +35,8 @@ from privastead.client.device import DataDir
 from privastead.client.eventlog import ClipState
 from privastead.client.live_request import LiveStatus, open_live
 from privastead.client.sync import Syncer
+from privastead.client.ui.client_source import ClientSource
+from privastead.client.ui.server import UiServer
 from privastead.clock import SystemClock
 from privastead.errors import CameraUnavailableError, RelayUnavailableError
 from support.luma import block_error, luma
@@ -329,3 +333,39 @@ async def test_relay_restart_ends_the_session_cleanly_and_a_new_one_starts(home:
             break
         await asyncio.sleep(0.2)
     assert home.hub_log.read_text().count("live session ended") >= 4
+
+
+async def test_the_web_ui_live_socket_plays_the_hubs_stream(home: Home) -> None:
+    """`privastead-app ui`'s live WebSocket over a real client: its receive loop and the
+    livestream share one Syncer (keys, lock)."""
+    laptop = home.root / "laptop"
+    home.pair(laptop, "laptop")
+    home.start_hub()
+    source = ClientSource(DataDir(laptop), clock=SystemClock(), device_name="laptop", poll=0.5)
+    await source.start()
+    ui = UiServer(source)
+    await ui.start()
+    origin = {"Origin": f"http://127.0.0.1:{ui.port}"}
+    got, mime = bytearray(), None
+    try:
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 90
+            while mime is None:
+                ws = await http.ws_connect(ui.url + "ws/live/door", headers=origin)
+                first = json.loads((await ws.receive(timeout=60)).data)
+                if "mime" in first:
+                    mime = first["mime"]
+                    break
+                await ws.close()
+                assert "not connected" in first["error"] and time.monotonic() < deadline, first
+                await asyncio.sleep(1.0)
+            while len(got) < 100_000 or len(_frames(bytes(got))) < 20:
+                msg = await ws.receive(timeout=30)
+                assert msg.type == aiohttp.WSMsgType.BINARY, msg
+                got += msg.data
+            await ws.close()
+    finally:
+        await ui.stop()
+        await source.close()
+    assert mime.startswith('video/mp4; codecs="avc1')
+    _check_pictures(bytes(got))
