@@ -259,7 +259,8 @@ def _instructions(url: str) -> None:
         "    with its thumbnail; open it and the clip plays. The hub encrypted both with MLS;",
         "    the relay only ever held ciphertext.",
         "  - Devices: this client, paired a moment ago.",
-        "  - Live view is not built yet: the live page will not show the camera in this demo.",
+        "  - Live: the live page asks the hub for a livestream; the first picture comes in",
+        "    well under a second (the hub rekeys the live group first, then streams).",
         "The address holds a secret: without it the UI answers 403. Ctrl-C stops everything.",
     ):
         status(line)
