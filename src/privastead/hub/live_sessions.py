@@ -138,8 +138,12 @@ class LiveSessions:
             raise CameraUnavailableError(f"camera {camera} is not running on the hub")
         session = source.start_live(self.settings)  # raises while the camera is disconnected
         live = self.groups.get(camera, "live")
-        # New keys for every session: whoever steals one session's keys sees that session only.
-        live.self_update()
+        try:
+            # New keys for every session: whoever steals one session's keys sees that one only.
+            live.self_update()
+        except BaseException:
+            session.stop("rekey failed")
+            raise
         running = _Running(camera, secrets.token_hex(16), session, time.monotonic())
         self.running[camera] = running
         running.task = asyncio.get_running_loop().create_task(
