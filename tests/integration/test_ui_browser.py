@@ -157,7 +157,8 @@ def test_a_page_still_loading_does_not_draw_over_the_live_view(page: Any, ui: Ru
     nor its cleanup (which would leave the livestream running after the live page is left)."""
     _open(page, ui, "devices")
     held: list[Any] = []
-    page.route("**/api/cameras", lambda route: held.append(route))  # answered below
+    # Playwright needs a Python function here, not a builtin method: hence the lambda.
+    page.route("**/api/cameras", lambda route: held.append(route))  # noqa: PLW0108
     page.evaluate("() => { location.hash = '#/cameras'; }")
     while not held:
         page.wait_for_timeout(20)
