@@ -6,16 +6,22 @@ copy, MLS and the relay, and which the client's decoder hands back as frame side
 frame's latency is (moment the client has it) - (moment camsim wrote it to the socket), on one
 machine clock. Per camera size (default 1080p and 4K, H.264, 30 fps), all in one run:
 
-- **baseline**: the same camsim stream read directly with PyAV (RTSP/TCP demux + decode, the
-  hub's ingest options): the floor every RTSP consumer pays, no hub, relay or MLS;
-- **livestream (in-process hub)**: camsim (subprocess) -> ``Camera`` ingest (ring, motion
-  detection running as in a hub) -> ``Camera.start_live`` -> ``hub.live.publish`` (MLS
-  ``live`` group) -> a real relay process -> ``client.live.watch`` (MLS decrypt) -> PyAV
-  decode in a client thread. Per frame: latency when its fragment was decrypted and when the
-  frame was decoded. Frames sent before the request (the ring's newest GOP, which the session
-  starts with so that a picture shows at once) are counted apart as catch-up;
-- **request -> first picture**: from the moment the client asks (viewer socket opened, then
-  ``start_live``) to the first decoded frame, over ``--sessions`` sessions.
+- **baseline**: the same camsim stream read directly with PyAV (RTSP/TCP demux, decode in a
+  second thread, the hub's ingest options): the floor every RTSP consumer pays, no hub, relay
+  or MLS;
+- **in-process hub**: ``Camera`` ingest (ring, motion detection running as in a hub) ->
+  ``Camera.start_live`` -> ``hub.live.publish`` (MLS ``live`` group) -> a real relay process ->
+  a viewer *process* (no GIL shared with the hub, as on a phone) running ``client.live.watch``
+  (MLS decrypt) and a decoder thread. Per frame: when its fragment left the hub's muxer, was
+  decrypted, and when the frame was decoded; ``start_live`` -> first decoded picture;
+- **hub process, real request path**: ``privastead-hub run`` (paired the real way) answers
+  ``client.live_request.open_live``'s ``LiveRequest`` from the control group; per-frame
+  latency as above and LiveRequest -> first decoded picture.
+
+Frames sent before the request (the ring's newest GOP, with which a session starts so that a
+picture shows at once) are counted apart as catch-up. Each decoder reports the frame rate it
+managed while busy; rows of a decoder slower than the camera are marked (its latency then
+grows with the run's length). Method and results: ``docs/design/livestream-latency.md``.
 
 The scene is rendered and encoded once (cached), then looped by camsim at the frame rate, so
 4K needs no real-time rendering; the stamps are taken when each frame is sent.
@@ -91,7 +97,8 @@ def stamps_of(frame: av.VideoFrame) -> float | None:
 class Samples:
     """Latencies (seconds) of one way of watching a camera."""
 
-    hub: list[float] = field(default_factory=list)  # fragment leaves the hub (to encrypt)
+    # before any MLS: fragment out of the hub's muxer (livestream), demuxed (baseline)
+    hub: list[float] = field(default_factory=list)
     decrypted: list[float] = field(default_factory=list)
     decoded: list[float] = field(default_factory=list)
     first_picture: list[float] = field(default_factory=list)  # request -> first decoded frame

@@ -13,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import av
 import numpy as np
 import psutil
@@ -32,6 +35,8 @@ from privastead.client.device import DataDir
 from privastead.client.eventlog import ClipState
 from privastead.client.live_request import LiveStatus, open_live
 from privastead.client.sync import Syncer
+from privastead.client.ui.client_source import ClientSource
+from privastead.client.ui.server import UiServer
 from privastead.clock import SystemClock
 from privastead.errors import CameraUnavailableError, RelayUnavailableError
 from support.luma import block_error, luma
@@ -140,6 +145,7 @@ async def test_live_out_matches_the_scene_second_viewer_joins_events_go_on(home:
     syncer = Syncer(DataDir(b), clock=SystemClock())
     try:
         (stream, first), status_b = await _open_when_ready(syncer)
+        watching_since = time.time()
         out = home.root / "a.mp4"
         cli = asyncio.create_task(asyncio.to_thread(_live, a, out, 15.0))
         got_b = bytearray(first)
@@ -149,6 +155,7 @@ async def test_live_out_matches_the_scene_second_viewer_joins_events_go_on(home:
                 break
         done = await cli
         await stream.aclose()  # type: ignore[attr-defined]
+        watching_until = time.time()
         await syncer.sync_once()
         events = syncer.events.events()
     finally:
@@ -164,9 +171,10 @@ async def test_live_out_matches_the_scene_second_viewer_joins_events_go_on(home:
     assert _check_pictures(out.read_bytes()) >= 5  # the walk-through is in the recording
     _check_pictures(bytes(got_b))
     assert status_b.first_picture is not None
-    # Detection and delivery went on: the walk-through became an event on B.
-    assert events, hub_log[-3000:]
-    assert any(r.clip_state in (ClipState.PARTIAL, ClipState.COMPLETE) for r in events)
+    # Detection and delivery went on: the walk-through became an event on B while it watched.
+    during = [r for r in events if r.at is not None and watching_since <= r.at <= watching_until]
+    assert during, (watching_since, watching_until, [r.at for r in events], hub_log[-3000:])
+    assert any(r.clip_state in (ClipState.PARTIAL, ClipState.COMPLETE) for r in during)
     assert not scan_for_plaintext(home.relay.data_dir)
 
 
@@ -283,3 +291,81 @@ async def test_relay_restart_ends_the_session_cleanly_and_a_new_one_starts(home:
     assert status2.session_id != status.session_id
     assert len(_frames(bytes(got))) >= 30
     assert home.hub is not None and home.hub.poll() is None  # the hub kept running
+
+    # `--pipe` writes the decrypted stream to stdout, as a player reads it.
+    piped = await asyncio.to_thread(
+        subprocess.run,
+        app_cmd("live", "door", "--pipe", "--seconds", "4", "--data-dir", str(a)),
+        env=env(),
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+    assert piped.returncode == 0, piped.stderr.decode()
+    assert len(_frames(piped.stdout)) >= 10
+
+    # Ctrl-C ends a session cleanly: exit 0, a playable file, the hub's session over.
+    out = home.root / "interrupted.mp4"
+    with (home.root / "live.err").open("w+") as err:
+        proc = await asyncio.create_subprocess_exec(
+            *app_cmd("live", "door", "--out", str(out), "--data-dir", str(a)),
+            env=env(),
+            stderr=err,
+        )
+        try:
+            for _ in range(300):
+                if "first picture" in (home.root / "live.err").read_text():
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.0)
+            proc.send_signal(signal.SIGINT)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        err.seek(0)
+        text = err.read()
+    assert "ended (interrupted)" in text and "Traceback" not in text, text
+    assert len(_frames(out.read_bytes())) >= 3
+    for _ in range(100):
+        if home.hub_log.read_text().count("ended (") >= 4:  # relay loss, in-process, pipe, ^C
+            break
+        await asyncio.sleep(0.2)
+    assert home.hub_log.read_text().count("live session ended") >= 4
+
+
+async def test_the_web_ui_live_socket_plays_the_hubs_stream(home: Home) -> None:
+    """`privastead-app ui`'s live WebSocket over a real client: its receive loop and the
+    livestream share one Syncer (keys, lock)."""
+    laptop = home.root / "laptop"
+    home.pair(laptop, "laptop")
+    home.start_hub()
+    source = ClientSource(DataDir(laptop), clock=SystemClock(), device_name="laptop", poll=0.5)
+    await source.start()
+    ui = UiServer(source)
+    await ui.start()
+    origin = {"Origin": f"http://127.0.0.1:{ui.port}"}
+    got, mime = bytearray(), None
+    try:
+        async with aiohttp.ClientSession() as http:
+            deadline = time.monotonic() + 90
+            while mime is None:
+                ws = await http.ws_connect(ui.url + "ws/live/door", headers=origin)
+                first = json.loads((await ws.receive(timeout=60)).data)
+                if "mime" in first:
+                    mime = first["mime"]
+                    break
+                await ws.close()
+                assert "not connected" in first["error"] and time.monotonic() < deadline, first
+                await asyncio.sleep(1.0)
+            while len(got) < 100_000 or len(_frames(bytes(got))) < 20:
+                msg = await ws.receive(timeout=30)
+                assert msg.type == aiohttp.WSMsgType.BINARY, msg
+                got += msg.data
+            await ws.close()
+    finally:
+        await ui.stop()
+        await source.close()
+    assert mime.startswith('video/mp4; codecs="avc1')
+    _check_pictures(bytes(got))

@@ -5,6 +5,8 @@ The page asks the UI for ``ws/live/door``; the UI process sends a ``LiveRequest`
 control group, decrypts the session's fragments and feeds them to Media Source Extensions.
 Checked: the video plays (``readyState >= 2``, ``currentTime`` advances), leaving the page
 stops the hub's session, and with the hub stopped the page says that the hub does not answer.
+With an H.265 camera, which Chromium cannot decode, the page asks for H.264 and the UI
+process transcodes the decrypted stream on the fly; the hub still sends the camera's own H.265.
 Screenshots go to artifacts/ui/.
 """
 
@@ -20,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_harness import Home, app_cmd, env
+from e2e_harness import Home, app_cmd, env, free_port, make_process
+
+from support.procs import camsim
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -40,7 +44,7 @@ class UiProcess:
         self.log = log.open("w")
         self.proc = subprocess.Popen(
             app_cmd(
-                "ui", "--data-dir", str(client), "--poll", "0.5",
+                "--log-level", "INFO", "ui", "--data-dir", str(client), "--poll", "0.5",
                 "--live-timeout", str(LIVE_TIMEOUT),
             ),
             env=env(),
@@ -66,6 +70,25 @@ class UiProcess:
         self.log.close()
 
 
+@pytest.fixture(params=["h264", "h265"])
+def camera_home(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Home]:
+    """The e2e ``home`` (relay process, camsim demo scene), with the camera's codec varied."""
+    relay = make_process(tmp_path / "relay")
+    try:
+        with camsim(
+            free_port(), tmp_path / "cache", "--codec", request.param,
+            scene="demo", size="320x180", fps=10, duration=14,
+        ) as cam:  # fmt: skip
+            home = Home(tmp_path, relay, cam.urls[0])
+            home.codec = request.param  # type: ignore[attr-defined]
+            try:
+                yield home
+            finally:
+                home.kill_hub()
+    finally:
+        relay.kill9()
+
+
 @pytest.fixture
 def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as p:
@@ -76,11 +99,11 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def _live_plays(page: Any, url: str, limit: float = 120.0) -> None:
+def _live_plays(page: Any, url: str, shot: Path, limit: float = 120.0) -> None:
     """Open the live page until it plays; early tries may meet a camera still connecting."""
     deadline = time.monotonic() + limit
     while True:
-        page.goto(url + "#/cameras")
+        page.goto("about:blank")  # a fresh page load each try
         page.goto(url + "#/live/door")
         with contextlib.suppress(sync_api.TimeoutError):
             page.wait_for_function(
@@ -91,13 +114,15 @@ def _live_plays(page: Any, url: str, limit: float = 120.0) -> None:
         if page.evaluate("() => document.querySelector('#live')?.readyState >= 2"):
             return
         if time.monotonic() > deadline:
-            raise AssertionError("live view never played: " + page.inner_text("main"))
+            page.screenshot(path=shot, full_page=True)
+            raise AssertionError(f"live view never played: {page.inner_text('main')!r}")
         time.sleep(2.0)
 
 
 def test_live_view_plays_a_real_hubs_stream_and_says_when_the_hub_is_gone(
-    home: Home, browser: Any, artifacts_dir: Path
+    camera_home: Home, browser: Any, artifacts_dir: Path
 ) -> None:
+    home, codec = camera_home, camera_home.codec  # type: ignore[attr-defined]
     shots = artifacts_dir / "ui"
     shots.mkdir(exist_ok=True)
     client = home.root / "laptop"
@@ -109,7 +134,7 @@ def test_live_view_plays_a_real_hubs_stream_and_says_when_the_hub_is_gone(
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        _live_plays(page, ui.url)
+        _live_plays(page, ui.url, shots / f"live-failed-{codec}.png")
         start = page.evaluate("() => document.querySelector('#live').currentTime")
         page.wait_for_function(
             "t => document.querySelector('#live').currentTime > t + 1.0", arg=start, timeout=20000
@@ -117,7 +142,10 @@ def test_live_view_plays_a_real_hubs_stream_and_says_when_the_hub_is_gone(
         page.wait_for_selector(".pill.live")
         assert page.evaluate("() => document.querySelector('#live').error") is None
         assert page.evaluate("() => document.querySelector('#live').videoWidth") == 320
-        page.screenshot(path=shots / "live-real-hub.png", full_page=True)
+        page.screenshot(path=shots / f"live-real-hub-{codec}.png", full_page=True)
+        if codec == "h265":  # so what plays was transcoded to H.264 by the UI process
+            hevc = 'video/mp4; codecs="hvc1.1.6.L93.B0"'
+            assert not page.evaluate("m => MediaSource.isTypeSupported(m)", hevc)
 
         page.goto(ui.url + "#/cameras")  # leaving the page sends LiveStop: the hub ends it
         deadline = time.monotonic() + 30
@@ -130,7 +158,7 @@ def test_live_view_plays_a_real_hubs_stream_and_says_when_the_hub_is_gone(
         page.wait_for_selector(".status.error", timeout=(LIVE_TIMEOUT + 30) * 1000)
         text = page.locator(".status.error").inner_text()
         assert text.startswith("The hub did not answer within 8 s: it is offline"), text
-        page.screenshot(path=shots / "live-hub-offline.png", full_page=True)
+        page.screenshot(path=shots / f"live-hub-offline-{codec}.png", full_page=True)
         assert errors == []
     finally:
         context.close()

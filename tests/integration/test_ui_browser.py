@@ -152,6 +152,32 @@ def test_live_view_plays_and_stops(page: Any, ui: Running, shots: Path) -> None:
     assert ui.source.live_stopped == stopped + 1
 
 
+def test_a_page_still_loading_does_not_draw_over_the_live_view(page: Any, ui: Running) -> None:
+    """Leave the cameras page before its data arrives: it must neither replace the live page
+    nor its cleanup (which would leave the livestream running after the live page is left)."""
+    _open(page, ui, "devices")
+    held: list[Any] = []
+    # Playwright needs a Python function here, not a builtin method: hence the lambda.
+    page.route("**/api/cameras", lambda route: held.append(route))  # noqa: PLW0108
+    page.evaluate("() => { location.hash = '#/cameras'; }")
+    while not held:
+        page.wait_for_timeout(20)
+    page.evaluate("() => { location.hash = '#/live/garden'; }")
+    _plays(page, "#live")
+    for request in held:
+        request.continue_()
+    page.unroute("**/api/cameras")
+    page.wait_for_timeout(1000)  # the cameras page's data has arrived by now
+    assert page.locator("#live").count() == 1 and page.locator("[data-camera]").count() == 0
+    assert page.evaluate("() => document.body.dataset.ready") == "live"
+    page.evaluate("() => { location.hash = '#/devices'; }")
+    page.wait_for_selector("body[data-ready='devices']")
+    deadline = time.monotonic() + 10
+    while ui.source.live_stopped < ui.source.live_started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ui.source.live_stopped == ui.source.live_started  # no livestream left running
+
+
 def test_live_view_of_offline_camera_says_so(page: Any, ui: Running) -> None:
     _open(page, ui, "live/garage")
     page.wait_for_selector(".status.error")

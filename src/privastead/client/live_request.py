@@ -113,6 +113,7 @@ class _Viewer:
         self.request_id = secrets.token_hex(16)
         self.answers: list[LiveAnswer] = []
         self.sub: Subscription | None = None
+        self.first_frame_timeout = ANSWER_TIMEOUT
 
     def on_message(self, _camera: str, _group: str, message: Message) -> None:
         if isinstance(message, LiveAnswer) and message.request == self.request_id:
@@ -163,18 +164,21 @@ class _Viewer:
         status, assembler = self.status, LiveAssembler()
         loop = asyncio.get_running_loop()
         stop_at = None if seconds is None else loop.time() + seconds
+        # A session that never sends a picture (its publisher died before we joined) ends.
+        give_up = loop.time() + self.first_frame_timeout
         while True:
-            left = None if stop_at is None else stop_at - loop.time()
-            try:
-                if left is not None and left <= 0:
-                    raise TimeoutError
-                msg = await asyncio.wait_for(ws.receive(), left)
-            except TimeoutError:
+            limit = (
+                stop_at if status.first_picture is not None else min(stop_at or give_up, give_up)
+            )
+            msg = await _receive(ws, None if limit is None else limit - loop.time())
+            if msg is None:  # a time limit
+                if status.first_picture is None and loop.time() >= give_up:
+                    status.ended = "no picture"
+                    raise CameraUnavailableError("the hub did not start the stream in time")
                 status.ended = "time limit reached"
                 return
             if msg.type == aiohttp.WSMsgType.TEXT:
-                event = json.loads(msg.data)
-                if isinstance(event, dict) and event.get("type") == "ended":
+                if _is_end(msg.data):
                     status.ended = "the hub ended the session"
                     return
                 continue
@@ -237,8 +241,31 @@ class _Viewer:
             with contextlib.suppress(PrivasteadError, OSError, TimeoutError):
                 async with asyncio.timeout(5):
                     await self.syncer.send_control(self.camera, stop)
+                    # Read our own LiveStop back now: this process knows it as its own upload,
+                    # a later reader of this directory would count it as undecryptable.
+                    await self.syncer.sync_groups(self.camera, ("control",))
         self.status.ended = self.status.ended or "stopped"
         self.status.set("ended")
+
+
+async def _receive(
+    ws: aiohttp.ClientWebSocketResponse, seconds: float | None
+) -> aiohttp.WSMessage | None:
+    """The next socket message, or None once ``seconds`` have passed."""
+    if seconds is not None and seconds <= 0:
+        return None
+    try:
+        return await asyncio.wait_for(ws.receive(), seconds)
+    except TimeoutError:
+        return None
+
+
+def _is_end(text: str) -> bool:
+    try:
+        event = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(event, dict) and event.get("type") == "ended"
 
 
 def live_opener(syncer: Syncer) -> Callable[[str], LiveStream]:

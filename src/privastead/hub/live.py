@@ -64,7 +64,9 @@ async def publish(
                 if session.ended is not None:
                     break
                 continue
-            ciphertext = encrypt(_payload(fragment).encode())
+            # In a worker thread (the core releases the GIL and serialises calls on the group):
+            # a 4K fragment's encryption and state write never hold up the loop.
+            ciphertext = await asyncio.to_thread(encrypt, _payload(fragment).encode())
             try:
                 await ws.send_bytes(ciphertext)
             except (ConnectionError, RuntimeError):

@@ -105,6 +105,8 @@ class LiveSessions:
             self._stop_request(message, sender)
             return
         running = self.running.get(message.camera)
+        if running is not None and running.session.ended is not None:
+            running = None  # ending right now: a joiner would wait for a publisher in vain
         error = ""
         if running is None:
             try:
@@ -136,8 +138,12 @@ class LiveSessions:
             raise CameraUnavailableError(f"camera {camera} is not running on the hub")
         session = source.start_live(self.settings)  # raises while the camera is disconnected
         live = self.groups.get(camera, "live")
-        # New keys for every session: whoever steals one session's keys sees that session only.
-        live.self_update()
+        try:
+            # New keys for every session: whoever steals one session's keys sees that one only.
+            live.self_update()
+        except BaseException:
+            session.stop("rekey failed")
+            raise
         running = _Running(camera, secrets.token_hex(16), session, time.monotonic())
         self.running[camera] = running
         running.task = asyncio.get_running_loop().create_task(

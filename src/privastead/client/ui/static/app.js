@@ -20,10 +20,18 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+// Bumped by every route(): a page whose data arrives after the user moved on must not draw
+// over the new page (nor replace its cleanup, which would leave a livestream running).
+let navigation = 0;
+class Stale extends Error {}
+
 async function api(path) {
+  const at = navigation;
   const r = await fetch(path, {cache: 'no-store'});
   if (!r.ok) throw new Error((await r.text()) || r.statusText);
-  return r.json();
+  const data = await r.json();
+  if (at !== navigation) throw new Stale('the page was left while loading');
+  return data;
 }
 
 const enc = encodeURIComponent;
@@ -273,6 +281,7 @@ function pairPage() {
 }
 
 async function route() {
+  const at = ++navigation;
   if (cleanup) { cleanup(); cleanup = null; }
   const [page, arg] = (location.hash.slice(2) || 'cameras').split('/').map(decodeURIComponent);
   document.body.dataset.page = page;
@@ -286,9 +295,10 @@ async function route() {
     else if (page === 'pair') pairPage();
     else { await camerasPage(false); poll(camerasPage); }
   } catch (e) {
+    if (e instanceof Stale || at !== navigation) return; // another page is showing now
     show(status(`Could not load this page: ${e.message}. Is privastead-app ui still running?`, true));
   }
-  document.body.dataset.ready = page;
+  if (at === navigation) document.body.dataset.ready = page;
 }
 
 window.addEventListener('hashchange', route);

@@ -1,0 +1,163 @@
+"""Livestream start-up on loopback: relay, camsim, `privastead-hub run`, a client in this process.
+
+Measured per session (``client.live_request.open_live``, phases from ``LiveStatus``):
+- request -> answer decrypted (LiveRequest upload, hub woken by the relay's news, rekey
+  commit and LiveAnswer through the outbox, client reads control);
+- request -> session keys (the client has processed the live group's commit);
+- request -> first decrypted picture (viewer joined, ring keyframe muxed, encrypted, relayed);
+- a second viewer joining the running session -> its first picture (waits for a keyframe).
+Baseline, same run: one relay round trip of a 256-byte message (upload -> long-poll sees it).
+
+Not measured here: camera frame -> decrypted frame latency (needs a timestamp drawn into
+camsim's frames). Prints a table and one JSON line. `python bench/bench_live_e2e.py --sessions 5`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e"), str(ROOT / "bench")]
+
+from e2e_harness import Home, make_process  # noqa: E402
+
+from bench_e2e import _pct, _relay_baseline  # noqa: E402
+from privastead.client.device import DataDir  # noqa: E402
+from privastead.client.live_request import LiveStatus, open_live  # noqa: E402
+from privastead.client.sync import Syncer  # noqa: E402
+from privastead.clock import SystemClock  # noqa: E402
+from privastead.errors import CameraUnavailableError  # noqa: E402
+from support.procs import camsim  # noqa: E402
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Phases:
+    def __init__(self) -> None:
+        self.at: dict[str, float] = {}
+        self.status = LiveStatus(on_change=self._changed)
+
+    def _changed(self, status: LiveStatus) -> None:
+        self.at.setdefault(status.phase, time.monotonic() - status.started)
+
+
+async def _session(syncer: Syncer, joiner: Syncer | None) -> dict[str, float]:
+    phases = Phases()
+    stream = open_live(syncer, "door", status=phases.status)
+    try:
+        await stream.__anext__()
+        out = {
+            "answer": phases.at["catching up"],
+            "keys": phases.at["waiting"],
+            "first picture": phases.at["playing"],
+        }
+        if joiner is not None:
+            second = Phases()
+            other = open_live(joiner, "door", status=second.status)
+            reader = asyncio.create_task(stream.__anext__())  # keep the first viewer reading
+            try:
+                await other.__anext__()
+                out["joiner first picture"] = second.at["playing"]
+            finally:
+                await other.aclose()
+                reader.cancel()
+        return out
+    finally:
+        await stream.aclose()
+
+
+async def _measure(a: Path, b: Path, sessions: int) -> dict[str, list[float]]:
+    syncer = Syncer(DataDir(a), clock=SystemClock())
+    joiner = Syncer(DataDir(b), clock=SystemClock())
+    rows: dict[str, list[float]] = {}
+    try:
+        deadline = time.monotonic() + 90
+        done = 0
+        while done < sessions:
+            try:
+                result = await _session(syncer, joiner if done % 2 else None)
+            except CameraUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1.0)  # the hub's camera is still connecting
+                continue
+            done += 1
+            for key, value in result.items():
+                rows.setdefault(key, []).append(value)
+            await asyncio.sleep(1.5)  # let the hub see the session end
+    finally:
+        await syncer.close()
+        await joiner.close()
+    return rows
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=6)
+    parser.add_argument("--size", default="640x360")
+    parser.add_argument("--fps", type=int, default=15)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
+        root = Path(tmp)
+        relay = make_process(root / "relay")
+        try:
+            with camsim(
+                _port(), root / "cache", scene="demo", size=args.size, fps=args.fps, duration=14
+            ) as cam:
+                home = Home(root, relay, cam.urls[0], keep_plaintext=False)
+                a, b = root / "phone-a", root / "phone-b"
+                home.pair(a, "phone-a")
+                home.pair(b, "phone-b")
+                baseline = await _relay_baseline(relay.url, relay.owner_token)
+                home.start_hub()
+                try:
+                    result = await _measure(a, b, args.sessions)
+                finally:
+                    home.stop_hub()
+        finally:
+            relay.kill9()
+    rows = {"relay round trip (baseline)": baseline}
+    rows.update({f"request -> {k}": v for k, v in result.items() if k != "joiner first picture"})
+    rows["join -> first picture"] = result.get("joiner first picture", [])
+    print(f"{'metric':<34} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}")
+    for name, values in rows.items():
+        mean = statistics.fmean(values) if values else float("nan")
+        print(
+            f"{name:<34} {len(values):>3} {_pct(values, 0.5) * 1e3:>8.1f} "
+            f"{_pct(values, 0.95) * 1e3:>8.1f} {mean * 1e3:>8.1f}"
+        )
+    keys = {
+        "relay round trip (baseline)": "relay",
+        "request -> answer": "answer",
+        "request -> keys": "keys",
+        "request -> first picture": "first_picture",
+        "join -> first picture": "join_first_picture",
+    }
+    print(
+        json.dumps(
+            {
+                "bench": "live_e2e",
+                "size": args.size,
+                "fps": args.fps,
+                **{f"{keys[k]}_p50_ms": round(_pct(v, 0.5) * 1e3, 1) for k, v in rows.items()},
+                **{f"{keys[k]}_p95_ms": round(_pct(v, 0.95) * 1e3, 1) for k, v in rows.items()},
+                "sessions": len(result.get("first picture", [])),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
