@@ -6,22 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_harness import Home, free_port, make_process
-
-from support.procs import camsim
+from e2e_harness import Home, running_home
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[Home]:
-    relay = make_process(tmp_path / "relay")
-    try:
-        with camsim(
-            free_port(), tmp_path / "cache", scene="demo", size="320x180", fps=10, duration=14
-        ) as cam:
-            h = Home(tmp_path, relay, cam.urls[0])
-            try:
-                yield h
-            finally:
-                h.kill_hub()
-    finally:
-        relay.kill9()
+    with running_home(tmp_path) as h:
+        yield h

@@ -4,6 +4,7 @@ processes on loopback, and helpers to pair, run and inspect them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from privastead.client.device import DataDir
 from privastead.client.sync import Syncer
 from privastead.clock import SystemClock
 from privastead.hub.sample_config import loopback_config
+from support.procs import camsim
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -247,3 +249,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_home(
+    root: Path,
+    *camsim_args: str,
+    relay_config: str = "",
+    size: str = "320x180",
+    fps: float = 10,
+) -> Iterator[Home]:
+    """A relay process and a camsim camera (demo scene) under ``root``; the hub is started by
+    the test (``Home.start_hub``) and killed on the way out, then the camera and the relay."""
+    relay = make_process(root / "relay", relay_config)
+    try:
+        with camsim(
+            free_port(), root / "cache", *camsim_args, scene="demo", size=size, fps=fps, duration=14
+        ) as cam:
+            home = Home(root, relay, cam.urls[0])
+            try:
+                yield home
+            finally:
+                home.kill_hub()
+    finally:
+        relay.kill9()

@@ -19,11 +19,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from e2e_harness import PLAINTEXT_MARKERS, Home, app_cmd, free_port, make_process, run, sync_until
+from e2e_harness import PLAINTEXT_MARKERS, Home, app_cmd, run, running_home, sync_until
 
 from privastead.client.sync import Syncer
 from support.fcm_standin import GoogleStandIn, service_account, target
-from support.procs import camsim
 
 pytestmark = pytest.mark.slow
 
@@ -51,26 +50,18 @@ async def pushed_home(tmp_path: Path) -> AsyncIterator[tuple[Home, GoogleStandIn
     await hook.server.start_server()
     creds = tmp_path / "fcm-service-account.json"
     service_account(creds, str(google.server.make_url("/token")))
-    relay = make_process(
-        tmp_path / "relay",
+    relay_config = (
         "[push]\n"
         f'fcm_credentials_file = "{creds}"\n'
         # A plain string: make_url() would percent-encode the "{project}" placeholder.
         f'fcm_endpoint = "http://127.0.0.1:{google.server.port}/v1/projects/{{project}}/messages:send"\n'
         "webhook_allow_http = true\n"
-        "retry_delay_seconds = 0.1\n",
+        "retry_delay_seconds = 0.1\n"
     )
     try:
-        with camsim(
-            free_port(), tmp_path / "cache", scene="demo", size="320x180", fps=10, duration=14
-        ) as cam:
-            home = Home(tmp_path, relay, cam.urls[0])
-            try:
-                yield home, google, hook
-            finally:
-                home.kill_hub()
+        with running_home(tmp_path, relay_config=relay_config) as home:
+            yield home, google, hook
     finally:
-        relay.kill9()
         await google.server.close()
         await hook.server.close()
 

@@ -28,7 +28,7 @@ import av
 import numpy as np
 import psutil
 import pytest
-from e2e_harness import Home, app_cmd, env, free_port, make_process, scan_for_plaintext
+from e2e_harness import Home, app_cmd, env, running_home, scan_for_plaintext
 
 from privastead.camsim.scene import make_scene
 from privastead.client.device import DataDir
@@ -40,7 +40,6 @@ from privastead.client.ui.server import UiServer
 from privastead.clock import SystemClock
 from privastead.errors import CameraUnavailableError, RelayUnavailableError
 from support.luma import block_error, luma
-from support.procs import camsim
 
 pytestmark = pytest.mark.slow
 
@@ -183,25 +182,15 @@ def big_home(tmp_path: Path) -> Iterator[Home]:
     """Like ``home`` at a high bitrate: a stalled viewer's TCP path holds ~3 MB on loopback
     (kernel and transport buffers) before the relay's own queue fills; this gets past that."""
     # A short per-viewer queue at the relay (default 64 frames): the bound is what is tested.
-    relay = make_process(tmp_path / "relay", "[limits]\nlive_queue_frames = 8\n")
-    try:
-        with camsim(
-            free_port(),
-            tmp_path / "cache",
-            "--bitrate",
-            "16000000",
-            scene="demo",
-            size="640x360",
-            fps=15,
-            duration=14,
-        ) as cam:
-            h = Home(tmp_path, relay, cam.urls[0])
-            try:
-                yield h
-            finally:
-                h.kill_hub()
-    finally:
-        relay.kill9()
+    with running_home(
+        tmp_path,
+        "--bitrate",
+        "16000000",
+        relay_config="[limits]\nlive_queue_frames = 8\n",
+        size="640x360",
+        fps=15,
+    ) as h:
+        yield h
 
 
 def _stalled_viewer(url: str, token: str, session_id: str) -> socket.socket:

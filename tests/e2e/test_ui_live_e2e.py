@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,15 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_harness import Home, app_cmd, env, free_port, make_process
+from e2e_harness import Home, app_cmd, env, running_home
 
-from support.procs import camsim
+from support.browser import chromium, needs_chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (scripts/system-deps.sh)"),
+    needs_chromium,
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (the dev extra)")
 
@@ -73,30 +71,15 @@ class UiProcess:
 @pytest.fixture(params=["h264", "h265"])
 def camera_home(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Home]:
     """The e2e ``home`` (relay process, camsim demo scene), with the camera's codec varied."""
-    relay = make_process(tmp_path / "relay")
-    try:
-        with camsim(
-            free_port(), tmp_path / "cache", "--codec", request.param,
-            scene="demo", size="320x180", fps=10, duration=14,
-        ) as cam:  # fmt: skip
-            home = Home(tmp_path, relay, cam.urls[0])
-            home.codec = request.param  # type: ignore[attr-defined]
-            try:
-                yield home
-            finally:
-                home.kill_hub()
-    finally:
-        relay.kill9()
+    with running_home(tmp_path, "--codec", request.param) as home:
+        home.codec = request.param  # type: ignore[attr-defined]
+        yield home
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required"]
-        )
+    with chromium() as b:
         yield b
-        b.close()
 
 
 def _live_plays(page: Any, url: str, shot: Path, limit: float = 120.0) -> None:

@@ -5,7 +5,6 @@ and Playwright (``scripts/system-deps.sh`` and the dev extra install both)."""
 from __future__ import annotations
 
 import base64
-import shutil
 from typing import Any
 
 import pytest
@@ -14,11 +13,11 @@ from privastead.clock import FakeClock
 from privastead.media.fmp4 import mime_codec
 from privastead.media.live import LiveFragment, LiveSession, LiveSettings
 from privastead.media.transcode import FragmentTranscoder
+from support.browser import chromium, needs_chromium
 from support.frames import BoxSource
 from support.packets import demux, encode_mp4
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
+pytestmark = needs_chromium
 
 PLAY = """
 async ({mime, chunks}) => {
@@ -49,21 +48,15 @@ async ({mime, chunks}) => {
 
 
 def _play(mime: str, chunks: list[bytes]) -> dict[str, Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required"]
-        )
-        try:
-            page = browser.new_page()
-            page.set_content("<html><body></body></html>")
-            supported = page.evaluate("m => MediaSource.isTypeSupported(m)", mime)
-            assert supported, mime
-            data = [base64.b64encode(c).decode() for c in chunks]
-            result: dict[str, Any] = page.evaluate(PLAY, {"mime": mime, "chunks": data})
-            return result
-        finally:
-            browser.close()
+    pytest.importorskip("playwright.sync_api")
+    with chromium() as browser:
+        page = browser.new_page()
+        page.set_content("<html><body></body></html>")
+        supported = page.evaluate("m => MediaSource.isTypeSupported(m)", mime)
+        assert supported, mime
+        data = [base64.b64encode(c).decode() for c in chunks]
+        result: dict[str, Any] = page.evaluate(PLAY, {"mime": mime, "chunks": data})
+        return result
 
 
 def _session(codec: str, skip_at: int | None) -> list[LiveFragment]:

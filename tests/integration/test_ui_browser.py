@@ -6,7 +6,6 @@ Extensions, pairs, and checks that a page of another origin cannot reach the UI.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -19,11 +18,11 @@ import pytest
 from privastead.client.ui.fake import FakeCamera, FakeSource, demo_source, synthetic_clip
 from privastead.client.ui.server import UiServer
 from privastead.client.ui.source import Camera, Event, Health
+from support.browser import chromium, needs_chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (scripts/system-deps.sh)"),
+    needs_chromium,
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (the dev extra)")
 
@@ -56,12 +55,8 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--autoplay-policy=no-user-gesture-required"]
-        )
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

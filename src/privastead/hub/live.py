@@ -22,8 +22,9 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -96,6 +97,20 @@ def _payload(fragment: LiveFragment) -> LivePayload:
     )
 
 
+async def relay_signals(ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[dict[str, Any]]:
+    """The relay's JSON text signals on a publisher socket (binary frames and junk skipped),
+    until the socket closes."""
+    async for msg in ws:
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            continue
+        try:
+            event = json.loads(msg.data)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            yield event
+
+
 async def _follow_signals(
     session: LiveSession,
     ws: aiohttp.ClientWebSocketResponse,
@@ -104,14 +119,8 @@ async def _follow_signals(
     viewers: int,
 ) -> None:
     lagging: dict[str, float] = {}  # viewer id -> when the relay last dropped frames for it
-    async for msg in ws:
-        if msg.type != aiohttp.WSMsgType.TEXT:
-            continue
-        try:
-            event = json.loads(msg.data)
-        except ValueError:
-            continue
-        kind = event.get("type") if isinstance(event, dict) else None
+    async for event in relay_signals(ws):
+        kind = event.get("type")
         if kind == "viewers":
             count = int(event.get("count", 0))
             if count > viewers and stats.sent > 0 and session.init is not None:
@@ -140,4 +149,4 @@ async def _follow_signals(
     session.stop("relay closed the live channel")
 
 
-__all__ = ["PublishStats", "publish"]
+__all__ = ["PublishStats", "publish", "relay_signals"]

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import time
@@ -41,7 +40,7 @@ import aiohttp
 
 from privastead.errors import CameraUnavailableError, RelayError
 from privastead.hub.groups import HubGroup, HubGroups
-from privastead.hub.live import publish
+from privastead.hub.live import publish, relay_signals
 from privastead.media.live import LiveSession, LiveSettings
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import LiveAnswer, LiveRequest, LiveStop
@@ -244,14 +243,8 @@ async def _first_viewer(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> 
     close)."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
-            async for msg in ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                try:
-                    event = json.loads(msg.data)
-                except ValueError:
-                    continue
-                if isinstance(event, dict) and event.get("type") == "viewers":
+            async for event in relay_signals(ws):
+                if event.get("type") == "viewers":
                     count = int(event.get("count", 0))
                     if count > 0:
                         return count
