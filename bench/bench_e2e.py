@@ -27,7 +27,6 @@ import asyncio
 import json
 import secrets
 import socket
-import statistics
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
 from e2e_harness import Home, make_process  # noqa: E402
 
 from e2e_cpu import CpuResult, measure, print_table  # noqa: E402
+from latency_table import pct, print_latency  # noqa: E402
 from privastead.client.device import DataDir  # noqa: E402
 from privastead.client.sync import Syncer  # noqa: E402
 from privastead.clock import SystemClock  # noqa: E402
@@ -52,13 +52,6 @@ def _port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def _relay_baseline(url: str, token: str, n: int = 30) -> list[float]:
@@ -179,18 +172,8 @@ async def main() -> None:
         print_table(cpu, f"H.264 {args.cpu_size}@{args.cpu_fps:g}, {args.cpu_seconds:g} s each")
     rows = {"relay round trip (baseline)": baseline, **result}
     if not args.skip_latency:
-        _print_latency(rows)
+        print_latency(rows, 32)
     _print_json(args, rows, result, cpu)
-
-
-def _print_latency(rows: dict[str, list[float]]) -> None:
-    print(f"{'metric':<32} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}")
-    for name, values in rows.items():
-        mean = statistics.fmean(values) if values else float("nan")
-        print(
-            f"{name:<32} {len(values):>3} {_pct(values, 0.5) * 1e3:>8.1f} "
-            f"{_pct(values, 0.95) * 1e3:>8.1f} {mean * 1e3:>8.1f}"
-        )
 
 
 def _print_json(
@@ -205,11 +188,11 @@ def _print_json(
                 "bench": "e2e",
                 "size": args.size,
                 **{
-                    f"{k.split(' ')[0]}_p50_ms": round(_pct(v, 0.5) * 1e3, 1)
+                    f"{k.split(' ')[0]}_p50_ms": round(pct(v, 0.5) * 1e3, 1)
                     for k, v in rows.items()
                 },
                 **{
-                    f"{k.split(' ')[0]}_p95_ms": round(_pct(v, 0.95) * 1e3, 1)
+                    f"{k.split(' ')[0]}_p95_ms": round(pct(v, 0.95) * 1e3, 1)
                     for k, v in rows.items()
                 },
                 "events": len(result["notification"]),

@@ -57,6 +57,7 @@ from av.sidedata.sidedata import Type as SideDataType  # noqa: E402
 from e2e_harness import Home  # noqa: E402
 from relay_harness import RelayProcess, free_port, make_process  # noqa: E402
 
+from latency_table import pct  # noqa: E402
 from privastead.camsim.rtp import split_annexb  # noqa: E402
 from privastead.camsim.stamp import read_stamp, sample_stamp  # noqa: E402
 from privastead.client.device import DataDir  # noqa: E402
@@ -360,13 +361,6 @@ async def request_path(
     return s
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def _ms(value: float) -> float:
     return round(value * 1e3, 1)
 
@@ -419,11 +413,11 @@ def report(results: dict[str, dict[str, Samples]], args: argparse.Namespace) -> 
         for name, values in rows:
             mean = statistics.fmean(values) if values else float("nan")
             print(
-                f"{size:<10} {name:<46} {len(values):>5} {_ms(_pct(values, 0.5)):>8} "
-                f"{_ms(_pct(values, 0.95)):>8} {_ms(mean):>8}"
+                f"{size:<10} {name:<46} {len(values):>5} {_ms(pct(values, 0.5)):>8} "
+                f"{_ms(pct(values, 0.95)):>8} {_ms(mean):>8}"
             )
-        worst = max(_pct(live.decrypted, 0.5), _pct(real.decrypted, 0.5))
-        added = worst - _pct(base.hub, 0.5)
+        worst = max(pct(live.decrypted, 0.5), pct(real.decrypted, 0.5))
+        added = worst - pct(base.hub, 0.5)
         print(
             f"{size:<10} p50 decrypted <= {worst / TARGET_P50:.2f}x the 300 ms target, "
             f"{added * 1e3:.0f} ms over the RTSP demux floor; decoders >= {capacity:.0f} fps "
@@ -431,17 +425,17 @@ def report(results: dict[str, dict[str, Samples]], args: argparse.Namespace) -> 
             f"{live.unstamped + base.unstamped + real.unstamped} unstamped"
         )
         line |= {
-            f"{label}_baseline_demuxed_p50_ms": _ms(_pct(base.hub, 0.5)),
-            f"{label}_baseline_decoded_p50_ms": _ms(_pct(base.decoded, 0.5)),
-            f"{label}_hub_p50_ms": _ms(_pct(live.hub, 0.5)),
-            f"{label}_decrypted_p50_ms": _ms(_pct(live.decrypted, 0.5)),
-            f"{label}_decrypted_p95_ms": _ms(_pct(live.decrypted, 0.95)),
-            f"{label}_decoded_p50_ms": _ms(_pct(live.decoded, 0.5)),
-            f"{label}_decoded_p95_ms": _ms(_pct(live.decoded, 0.95)),
-            f"{label}_start_live_first_picture_p50_ms": _ms(_pct(live.first_picture, 0.5)),
-            f"{label}_hub_process_decrypted_p50_ms": _ms(_pct(real.decrypted, 0.5)),
-            f"{label}_hub_process_decrypted_p95_ms": _ms(_pct(real.decrypted, 0.95)),
-            f"{label}_request_first_picture_p50_ms": _ms(_pct(real.first_picture, 0.5)),
+            f"{label}_baseline_demuxed_p50_ms": _ms(pct(base.hub, 0.5)),
+            f"{label}_baseline_decoded_p50_ms": _ms(pct(base.decoded, 0.5)),
+            f"{label}_hub_p50_ms": _ms(pct(live.hub, 0.5)),
+            f"{label}_decrypted_p50_ms": _ms(pct(live.decrypted, 0.5)),
+            f"{label}_decrypted_p95_ms": _ms(pct(live.decrypted, 0.95)),
+            f"{label}_decoded_p50_ms": _ms(pct(live.decoded, 0.5)),
+            f"{label}_decoded_p95_ms": _ms(pct(live.decoded, 0.95)),
+            f"{label}_start_live_first_picture_p50_ms": _ms(pct(live.first_picture, 0.5)),
+            f"{label}_hub_process_decrypted_p50_ms": _ms(pct(real.decrypted, 0.5)),
+            f"{label}_hub_process_decrypted_p95_ms": _ms(pct(real.decrypted, 0.95)),
+            f"{label}_request_first_picture_p50_ms": _ms(pct(real.first_picture, 0.5)),
             f"{label}_request_first_picture_max_ms": _ms(
                 max(real.first_picture, default=float("nan"))
             ),

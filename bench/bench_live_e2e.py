@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import socket
-import statistics
 import sys
 import tempfile
 import time
@@ -32,7 +31,8 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e"), str(ROOT / "be
 
 from e2e_harness import Home, make_process  # noqa: E402
 
-from bench_e2e import _pct, _relay_baseline  # noqa: E402
+from bench_e2e import _relay_baseline  # noqa: E402
+from latency_table import pct, print_latency  # noqa: E402
 from privastead.client.device import DataDir  # noqa: E402
 from privastead.client.live_request import LiveStatus, open_live  # noqa: E402
 from privastead.client.sync import Syncer  # noqa: E402
@@ -180,13 +180,7 @@ async def main() -> None:
     rows = {"relay round trip (baseline)": baseline}
     rows.update({f"request -> {k}": v for k, v in result.items() if k != "joiner first picture"})
     rows["join -> first picture"] = result.get("joiner first picture", [])
-    print(f"{'metric':<34} {'n':>3} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8}")
-    for name, values in rows.items():
-        mean = statistics.fmean(values) if values else float("nan")
-        print(
-            f"{name:<34} {len(values):>3} {_pct(values, 0.5) * 1e3:>8.1f} "
-            f"{_pct(values, 0.95) * 1e3:>8.1f} {mean * 1e3:>8.1f}"
-        )
+    print_latency(rows)
     keys = {
         "relay round trip (baseline)": "relay",
         "request -> answer": "answer",
@@ -200,8 +194,8 @@ async def main() -> None:
                 "bench": "live_e2e",
                 "size": args.size,
                 "fps": args.fps,
-                **{f"{keys[k]}_p50_ms": round(_pct(v, 0.5) * 1e3, 1) for k, v in rows.items()},
-                **{f"{keys[k]}_p95_ms": round(_pct(v, 0.95) * 1e3, 1) for k, v in rows.items()},
+                **{f"{keys[k]}_p50_ms": round(pct(v, 0.5) * 1e3, 1) for k, v in rows.items()},
+                **{f"{keys[k]}_p95_ms": round(pct(v, 0.95) * 1e3, 1) for k, v in rows.items()},
                 "sessions": len(result.get("first picture", [])),
             }
         )
@@ -229,8 +223,8 @@ async def _latency_main(args: argparse.Namespace) -> None:
     print(f"{'hub arrival -> decrypted, ' + args.size:<40} {'n':>4} {'p50 ms':>8} {'p95 ms':>8}")
     for name, values in rows.items():
         print(
-            f"{name:<40} {len(values):>4} {_pct(values, 0.5) * 1e3:>8.1f} "
-            f"{_pct(values, 0.95) * 1e3:>8.1f}"
+            f"{name:<40} {len(values):>4} {pct(values, 0.5) * 1e3:>8.1f} "
+            f"{pct(values, 0.95) * 1e3:>8.1f}"
         )
     print(
         json.dumps(
@@ -238,10 +232,8 @@ async def _latency_main(args: argparse.Namespace) -> None:
                 "bench": "live_latency",
                 "size": args.size,
                 "fps": args.fps,
-                **{f"{k.split()[0]}_p50_ms": round(_pct(v, 0.5) * 1e3, 1) for k, v in rows.items()},
-                **{
-                    f"{k.split()[0]}_p95_ms": round(_pct(v, 0.95) * 1e3, 1) for k, v in rows.items()
-                },
+                **{f"{k.split()[0]}_p50_ms": round(pct(v, 0.5) * 1e3, 1) for k, v in rows.items()},
+                **{f"{k.split()[0]}_p95_ms": round(pct(v, 0.95) * 1e3, 1) for k, v in rows.items()},
                 "fragments": len(rows["newest frame"]),
             }
         )
