@@ -289,6 +289,7 @@ async def test_relay_restart_ends_the_session_cleanly_and_a_new_one_starts(home:
     finally:
         await syncer.close()
     assert status2.session_id != status.session_id
+    assert 0 < status2.arrived <= time.time()  # the hub's arrival time of the newest frame
     assert len(_frames(bytes(got))) >= 30
     assert home.hub is not None and home.hub.poll() is None  # the hub kept running
 

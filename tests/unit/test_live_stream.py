@@ -52,6 +52,8 @@ def _group(tmp_path: Path, viewers: int) -> tuple[Identity, bytes, list[Identity
 def test_payload_round_trip_and_rejects_garbage() -> None:
     p = LivePayload(index=7, is_init=False, keyframe=True, media_time=1.5, data=b"moof..")
     assert LivePayload.decode(p.encode()) == p
+    stamped = LivePayload(8, False, False, 1.6, b"moof..", arrived=1_800_000_000.25)
+    assert LivePayload.decode(stamped.encode()) == stamped
     with pytest.raises(DecryptionError.__mro__[1]):  # CryptoError: DecodeError
         LivePayload.decode(b"nope")
 

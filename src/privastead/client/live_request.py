@@ -68,6 +68,7 @@ class LiveStatus:
     fragments: int = 0  # media fragments written
     bytes: int = 0  # plaintext bytes written (init included)
     dropped: int = 0  # frames dropped while waiting for a keyframe, or undecryptable
+    arrived: float = 0.0  # Unix time the newest fragment's newest frame reached the hub
     ended: str = ""  # why it ended
     on_change: Callable[[LiveStatus], None] | None = None
 
@@ -193,6 +194,8 @@ class _Viewer:
                 assembler.waiting = True  # what follows needs a keyframe
                 continue
             before = assembler.dropped
+            if not payload.is_init:
+                status.arrived = payload.arrived
             for piece in assembler.accept(payload):
                 if status.first_picture is None:
                     status.first_picture = time.monotonic() - status.started

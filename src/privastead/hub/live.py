@@ -92,6 +92,7 @@ def _payload(fragment: LiveFragment) -> LivePayload:
         keyframe=fragment.keyframe,
         media_time=fragment.media_time,
         data=fragment.data,
+        arrived=fragment.arrived,  # the hub clock's Unix time (ingest: clock.time())
     )
 
 
