@@ -98,7 +98,7 @@ class ClientSource:
             health = syncer.health.report().detail
             raise CameraUnavailableError(
                 f"The hub did not answer within {self.live_timeout:.0f} s: it is offline or "
-                f"`privastead-hub run` is not running ({health})."
+                f"`privastead-hub run` is not running; {health}."
             ) from exc
         finally:
             await stream.aclose()

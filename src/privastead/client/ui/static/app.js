@@ -187,7 +187,8 @@ function livePage(name) {
   const end = text => {
     stopped = true; if (ws) ws.close();
     pill.textContent = 'stopped'; pill.className = 'pill'; stop.disabled = true;
-    if (text) note.replaceChildren(status(text, true));
+    if (text) note.replaceChildren(status(text, true), h('p', {class: 'meta'},
+      h('a', {href: `#/live/${enc(name)}`, onclick: () => setTimeout(route)}, 'Try again')));
   };
   stop.addEventListener('click', () => { end(null); note.replaceChildren(h('p', {class: 'meta'}, 'Livestream stopped. ',
     h('a', {href: `#/live/${enc(name)}`, onclick: () => setTimeout(route)}, 'Start again'))); });
