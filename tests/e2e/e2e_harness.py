@@ -226,7 +226,7 @@ class Listener:
 
 
 def scan_for_plaintext(root: Path) -> list[tuple[Path, bytes]]:
-    hits = []
+    hits: list[tuple[Path, bytes]] = []
     for path in root.rglob("*"):
         if path.is_file():
             data = path.read_bytes()

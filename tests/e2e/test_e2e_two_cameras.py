@@ -99,8 +99,13 @@ async def test_a_livestream_of_one_camera_and_events_of_the_other(home: Home) ->
             async for piece in stream:
                 got += piece
                 arrivals.append(time.time())
-                # A few more pieces after both clips are in: the stream outlived the event.
-                if receiver.done() and arrivals[-1] > max(seen_clip.values()) + 2.0:
+                # A few more pieces after both clips are in (the stream outlived the event),
+                # and at least 12 s of watching.
+                if (
+                    receiver.done()
+                    and arrivals[-1] > max(seen_clip.values()) + 2.0
+                    and arrivals[-1] - watching_since >= 12.0
+                ):
                     break
         finally:
             await stream.aclose()
@@ -125,10 +130,9 @@ async def test_a_livestream_of_one_camera_and_events_of_the_other(home: Home) ->
     assert any(t < note_at for t in arrivals), (arrivals[:3], note_at)
     assert any(t > clip_at for t in arrivals), (arrivals[-3:], clip_at)
     assert status.dropped == 0 and status.fragments >= 50, status
-    assert arrivals[-1] - watching_since >= 10.0  # a real session, not a glimpse
     with av.open(io.BytesIO(bytes(got)), mode="r") as played:
         frames = len(list(played.decode(played.streams.video[0])))
-    assert frames >= 100  # 10 s of 10 fps, decoded
+    assert frames >= 100  # over 12 s at 10 fps, decoded
 
     # Both cameras' events are what the hub recorded, under the right camera, in full.
     # (Both read one camsim stream, so their clips may be equal bytes: compare per camera,
