@@ -76,6 +76,7 @@ async def test_an_offline_client_catches_up_with_everything_in_one_sync(home: Ho
     # A comes back: one sync.
     synced = run(app_cmd("sync", "--data-dir", str(a)))
     assert synced.returncode == 0, synced.stderr
+    print(f"after {hub_epoch - away_epoch} epochs and {len(recorded)} clips: {synced.stdout}")
     out = synced.stdout + synced.stderr
     assert "resync" not in out.lower() and "re-add" not in out.lower(), out
     events = _events(a)
