@@ -31,9 +31,9 @@ def read_log(data: bytes) -> tuple[list[tuple[bytes, int, bytes]], int]:
     return records, pos
 
 
-def main() -> None:
-    state, log_path, gid = Path(sys.argv[1]), Path(sys.argv[2]), bytes.fromhex(sys.argv[3])
-    hub = Identity.open(state)
+def repair(hub: Identity, log_path: Path) -> None:
+    """What a restart does before sending anything: drop a torn last record, and re-queue the
+    last commit if the state has it but the log does not (killed between the two)."""
     data = log_path.read_bytes() if log_path.exists() else b""
     records, complete = read_log(data)
     with log_path.open("r+b" if log_path.exists() else "wb") as log:
@@ -43,7 +43,13 @@ def main() -> None:
         last = hub.last_handshake
         if last.seq > logged:
             log.write(HEADER.pack(b"c", last.seq, len(last.messages[0])) + last.messages[0])
-            log.flush()
+
+
+def main() -> None:
+    state, log_path, gid = Path(sys.argv[1]), Path(sys.argv[2]), bytes.fromhex(sys.argv[3])
+    hub = Identity.open(state)
+    repair(hub, log_path)
+    with log_path.open("ab") as log:
         rng = random.Random()
         while True:
             if rng.random() < 0.2:
