@@ -30,7 +30,6 @@ from privastead.protocol.codec import decode_message
 from privastead.protocol.messages import LiveRequest, LiveStop, ResendRequest, resend_message_id
 from privastead.protocol.pairing_messages import (
     CameraGrant,
-    GroupGrant,
     ReAddAccept,
     ReAddRequest,
 )
@@ -141,29 +140,14 @@ class ControlReader:
                 target = self.groups.get(group.camera, name)
             except StorageError:
                 continue
-            stale = members.get(target.key)
-            current = {m.identity for m in target.identity.members(target.group_id)}
-            if stale is not None and bytes.fromhex(stale) in current:
-                target.remove(bytes.fromhex(stale))
-                current.discard(bytes.fromhex(stale))
-            first_seq = target.sender.next_app_seq
             try:
-                result = target.add(request.key_packages[name])
+                added = target.add_device(request.key_packages[name], members.get(target.key))
             except CryptoError as e:
                 log.warning("%s: re-add: unusable key package: %s", target.key, e)
                 continue
-            added = {m.identity for m in target.identity.members(target.group_id)} - current
-            if len(added) == 1:
-                members[target.key] = next(iter(added)).hex()
-            grants.append(
-                GroupGrant(
-                    group=name,
-                    mailbox=target.mailbox,
-                    hub_signature_key=target.identity.signature_key,
-                    welcome=result.welcome,
-                    first_seq=first_seq,
-                )
-            )
+            if len(added.joined) == 1:
+                members[target.key] = next(iter(added.joined)).hex()
+            grants.append(added.grant)
         if not grants or record is None:
             return
         registry.set_members(request.device_id, members)

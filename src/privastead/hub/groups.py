@@ -27,6 +27,17 @@ from privastead.errors import StorageError
 from privastead.hub.outbox import Outbox
 from privastead.hub.sender import GroupSender
 from privastead.protocol.groups import GROUPS, HUB_MEMBER
+from privastead.protocol.pairing_messages import GroupGrant
+
+
+@dataclass(frozen=True)
+class DeviceAdded:
+    """A device's fresh leaf in one group: the add commit, who joined, the device's grant."""
+
+    outbox_seq: int  # where the add commit sits in the outbox
+    result: AddResult
+    joined: frozenset[bytes]  # member identities new after the add (one, for a sane package)
+    grant: GroupGrant
 
 
 @dataclass
@@ -49,6 +60,26 @@ class HubGroup:
             return self.identity.add_members(self.group_id, [key_package], app_data=app_data)
 
         return self.sender.commit(op, lambda r: r.commit)
+
+    def add_device(self, key_package: bytes, stale: str | None = None) -> DeviceAdded:
+        """Add a device's KeyPackage, first removing ``stale`` (its old leaf's member identity,
+        hex) if that is still a member: pairing, re-pairing and re-adding all do this."""
+        before = {m.identity for m in self.identity.members(self.group_id)}
+        if stale is not None and bytes.fromhex(stale) in before:
+            self.remove(bytes.fromhex(stale))
+            before.discard(bytes.fromhex(stale))
+        first_seq = self.sender.next_app_seq
+        outbox_seq = self.sender.next_seq
+        result = self.add(key_package)
+        after = {m.identity for m in self.identity.members(self.group_id)}
+        grant = GroupGrant(
+            group=self.group,
+            mailbox=self.mailbox,
+            hub_signature_key=self.identity.signature_key,
+            welcome=result.welcome,
+            first_seq=first_seq,
+        )
+        return DeviceAdded(outbox_seq, result, frozenset(after - before), grant)
 
     def remove(self, member: bytes) -> bytes:
         def op(app_data: bytes) -> bytes:

@@ -47,7 +47,6 @@ from privastead.protocol.messages import message_id
 from privastead.protocol.pairing_code import PairingCode
 from privastead.protocol.pairing_messages import (
     CameraGrant,
-    GroupGrant,
     PairAccept,
     PairKeyPackages,
 )
@@ -245,28 +244,11 @@ class HubPairing:
             group_grants = []
             for name in GROUPS:
                 group = self.groups.get(camera, name)
-                before = {m.identity for m in group.identity.members(group.group_id)}
-                old = stale.get(group.key)
-                if old is not None and bytes.fromhex(old) in before:
-                    group.remove(bytes.fromhex(old))
-                    before.discard(bytes.fromhex(old))
-                first_seq = group.sender.next_app_seq
-                kp = request.key_packages[camera][name]
-                outbox_seq = group.sender.next_seq
-                result = group.add(kp)
-                commits[group.mailbox] = (outbox_seq, result.commit)
-                after = {m.identity for m in group.identity.members(group.group_id)}
-                (member,) = after - before
+                added = group.add_device(request.key_packages[camera][name], stale.get(group.key))
+                commits[group.mailbox] = (added.outbox_seq, added.result.commit)
+                (member,) = added.joined
                 members[group.key] = member.hex()
-                group_grants.append(
-                    GroupGrant(
-                        group=name,
-                        mailbox=group.mailbox,
-                        hub_signature_key=group.identity.signature_key,
-                        welcome=result.welcome,
-                        first_seq=first_seq,
-                    )
-                )
+                group_grants.append(added.grant)
             grants.append(CameraGrant(camera=camera, groups=tuple(group_grants)))
         return grants, members, commits
 
