@@ -18,6 +18,7 @@ Catch ``PrivasteadError`` to catch everything this package raises on purpose::
     ├── RelayError                      talking to the relay
     │   ├── RelayUnavailableError       network error, timeout, 5xx: retry later
     │   └── RelayRejectedError          a 4xx: the request is wrong and retrying will not help
+    │       └── DeviceRemovedError      this device's token was revoked: it was removed, stop
     ├── MediaError                      cameras, decoding, recording
     │   ├── CameraUnavailableError      cannot connect, stalled, or the stream ended
     │   └── CorruptMediaError           undecodable or malformed video
@@ -113,6 +114,22 @@ class RelayRejectedError(RelayError):
         self.code = code
 
 
+class DeviceRemovedError(RelayRejectedError):
+    """The relay answered that this device's token was revoked (code ``device_removed``).
+
+    The hub removed the device (or the owner revoked its token): nothing will ever succeed
+    with it again, so a client stops retrying and tells its user to pair again.
+    """
+
+    def __init__(
+        self,
+        message: str = "this device was removed: pair it again",
+        status: int = 401,
+        code: str = "device_removed",
+    ) -> None:
+        super().__init__(message, status, code)
+
+
 class MediaError(PrivasteadError):
     """A camera stream, decoder or recorder failed."""
 
@@ -138,6 +155,7 @@ __all__ = [
     "CryptoError",
     "DecodeError",
     "DecryptionError",
+    "DeviceRemovedError",
     "DuplicateMessageError",
     "GroupStateError",
     "JoinError",

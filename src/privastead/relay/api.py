@@ -26,6 +26,8 @@ HEADER_PUSH = "Privastead-Push"  # base64 of the opaque wake-up ciphertext; empt
 
 TokenKind = Literal["owner", "device", "restricted"]
 OWNER_DEVICE_ID = "owner"
+# Error code for a revoked device token: the device was removed and must stop retrying.
+DEVICE_REMOVED = "device_removed"
 
 
 def is_mailbox_id(value: str) -> bool:

@@ -1,8 +1,9 @@
 """A typed async client for the relay API (used by the hub, the client app, tests, bench).
 
 Errors: a 4xx becomes ``RelayRejectedError`` (with the API's ``code`` and status; retrying
-the same request will not help), a 5xx, timeout or network failure ``RelayUnavailableError``
-(retry later; uploads are idempotent thanks to their message id).
+the same request will not help), ``DeviceRemovedError`` when this device's token was revoked;
+a 5xx, timeout or network failure ``RelayUnavailableError`` (retry later; uploads are
+idempotent thanks to their message id).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any, Self
 import aiohttp
 
 from privastead.clock import Clock
-from privastead.errors import RelayRejectedError, RelayUnavailableError
+from privastead.errors import DeviceRemovedError, RelayRejectedError, RelayUnavailableError
 from privastead.relay.api import (
+    DEVICE_REMOVED,
     HEADER_MESSAGE_ID,
     HEADER_PUSH,
     IssuedToken,
@@ -44,6 +46,8 @@ async def _raise_for(resp: aiohttp.ClientResponse) -> None:
         pass
     if resp.status >= 500:
         raise RelayUnavailableError(f"relay error {resp.status} {code}: {message}")
+    if code == DEVICE_REMOVED:
+        raise DeviceRemovedError(message, resp.status, code)
     raise RelayRejectedError(message, resp.status, code)
 
 
