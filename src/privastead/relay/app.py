@@ -23,7 +23,7 @@ from privastead.relay import accounts, schema, store
 from privastead.relay.auth import PRINCIPAL, Authenticator, access_of, retry_after_of
 from privastead.relay.blobs import BlobStore
 from privastead.relay.config import RelayConfig
-from privastead.relay.db import Database
+from privastead.relay.db import Database, secure_dir
 from privastead.relay.httputil import MAX_JSON_BODY, error_response
 from privastead.relay.live import LiveHub
 from privastead.relay.metrics import standard
@@ -146,7 +146,7 @@ async def _sweeper(st: RelayState, interval: float) -> None:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     st = app[STATE]
     config = st.config
-    await asyncio.to_thread(config.data_dir.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(secure_dir, config.data_dir)
     await asyncio.to_thread(st.db.open, schema.init)
     await asyncio.to_thread(st.blobs.open)
     referenced = await st.db.run(store.referenced_blobs)

@@ -43,7 +43,9 @@ class BlobStore:
         self.tmp = root / "tmp"
 
     def open(self) -> None:
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root.chmod(0o700)
+        self.tmp.chmod(0o700)
         for leftover in self.tmp.iterdir():  # uploads cut short by a crash
             leftover.unlink(missing_ok=True)
 
@@ -123,7 +125,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _install(tmp: Path, final: Path) -> None:
-    final.parent.mkdir(exist_ok=True)
+    final.parent.mkdir(mode=0o700, exist_ok=True)
     tmp.rename(final)
     dir_fd = os.open(final.parent, os.O_RDONLY)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from privastead.cli.command import Command
@@ -23,6 +24,9 @@ COMMANDS: list[Command] = [
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything the relay and its CLI create (database, WAL, blobs, temp files) is for its
+    # own user only, whatever the caller's umask.
+    os.umask(0o077)
     return run_program("privastead-server", DESCRIPTION, COMMANDS, argv)
 
 
