@@ -81,6 +81,14 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             "storage failed; nothing was stored, retry later",
             {"Retry-After": "5"},
         )
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception:
+        # A bug: still the API's error shape, and the traceback goes to the operator's log.
+        _log.exception("unexpected failure on %s %s", request.method, request.path)
+        return error_response(
+            500, "internal_error", "the relay failed on this request; retry later"
+        )
 
 
 @web.middleware

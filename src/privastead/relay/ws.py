@@ -31,6 +31,10 @@ from privastead.relay.httputil import parse_json, reject
 from privastead.relay.state import RelayState, state_of
 
 MAX_SUBSCRIPTIONS = 1024
+# A command frame larger than this closes the socket (1009, the protocol's answer); anything
+# smaller that is not a good command gets an error frame. A full subscribe (1,024 ids) is
+# 40 KiB; the margin keeps hostile-but-small frames (deep nesting...) on the error path.
+MAX_COMMAND_FRAME = 256 * 1024
 HEARTBEAT_SECONDS = 30.0
 
 
@@ -62,7 +66,7 @@ class Subscription:
         return events
 
 
-def open_socket(st: RelayState, max_msg_size: int = 64 * 1024) -> web.WebSocketResponse:
+def open_socket(st: RelayState, max_msg_size: int = MAX_COMMAND_FRAME) -> web.WebSocketResponse:
     """A WebSocket response, or 503 when the relay holds its maximum number of sockets."""
     if len(st.websockets) >= st.config.limits.max_websockets:
         raise reject(503, "too_many_websockets", "the relay is at its WebSocket limit; retry")
