@@ -209,7 +209,8 @@ def shared_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProc
     on as configured by default: bad-token tests lock only failing requests, never the valid
     tokens of the other tests sharing 127.0.0.1."""
     proc = make_process(
-        tmp_path_factory.mktemp("shared"), "[limits]\nidle_timeout = 2.0\nbody_timeout = 2.0\n"
+        tmp_path_factory.mktemp("shared"),
+        "[limits]\nidle_timeout = 2.0\nbody_timeout = 2.0\nbody_grace_seconds = 1.0\n",
     )
     try:
         yield proc

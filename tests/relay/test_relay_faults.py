@@ -544,3 +544,99 @@ async def test_bad_websocket_commands_get_error_frames_and_the_socket_stays(
         await c.upload(box, b"x", "x")
         assert (await asyncio.wait_for(sub.next_event(), 10))["seq"] == 1
         await sub.close()
+
+
+def _first_answer(port: int, head: bytes, wait: float = 3.0) -> bytes:
+    """What the relay answers to ``head`` before any body byte is sent."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        s.sendall(head)
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except TimeoutError:
+            pass
+        return data
+
+
+async def test_expect_100_continue_only_after_authentication(shared_relay: RelayProcess) -> None:
+    box = mailbox_id()
+    async with shared_relay.client() as c:
+        await c.create_mailbox(box)
+        restricted = await c.create_restricted_token([mailbox_id()], ttl_seconds=60)
+    expect = "Expect: 100-continue\r\n"
+    refused = [
+        (post_head(box, "pst_nonsense", 1000, expect), b"401"),
+        (post_head(box, restricted.token, 1000, expect), b"403"),  # another mailbox
+        (post_head(mailbox_id(), shared_relay.owner_token, 1000, expect), b"404"),
+        (post_head(box, shared_relay.owner_token, 10**9, expect), b"413"),
+        (
+            b"POST /v1/devices HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
+            + expect.encode()
+            + b"\r\n",
+            b"401",
+        ),
+        (
+            b"PUT /v1/devices/self/push HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+            + f"Authorization: Bearer {shared_relay.owner_token}\r\n{expect}\r\n".encode(),
+            b"413",
+        ),
+    ]
+    for head, status in refused:
+        answer = await asyncio.to_thread(_first_answer, shared_relay.port, head)
+        first_line = answer.split(b"\r\n", 1)[0]
+        assert first_line.startswith(b"HTTP/1.1 " + status), (head[:60], answer[:80])
+        assert b'"error"' in answer or b"Content-Length" in answer
+    answer = await asyncio.to_thread(
+        _first_answer, shared_relay.port, post_head(box, shared_relay.owner_token, 3, expect)
+    )
+    assert answer.startswith(b"HTTP/1.1 100 Continue")
+    assert await _stored(shared_relay, box) == 0
+
+
+@pytest.mark.parametrize("kind", ["upload", "json"])
+async def test_a_trickling_body_is_cut_off_by_the_floor_rate(
+    shared_relay: RelayProcess, kind: str
+) -> None:
+    """A few bytes every 0.3 s never trips the 2 s stall timeout, but falls below the
+    floor rate (8 KiB/s after a 1 s grace here): 408 long before the body could end."""
+    box = mailbox_id()
+    async with shared_relay.client() as c:
+        await c.create_mailbox(box)
+    if kind == "upload":
+        head = post_head(box, shared_relay.owner_token, 100_000)
+    else:
+        head = (
+            b"POST /v1/devices HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n"
+            + f"Authorization: Bearer {shared_relay.owner_token}\r\n\r\n".encode()
+        )
+
+    def trickle() -> tuple[int, float]:
+        t0 = time.monotonic()
+        with socket.create_connection(("127.0.0.1", shared_relay.port), timeout=30) as s:
+            s.sendall(head)
+            s.settimeout(0.3)
+            data = b""
+            for _ in range(100):  # at most 30 s
+                try:
+                    s.sendall(b"x" * 10)
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                try:
+                    chunk = s.recv(65536)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    break
+                data += chunk
+                if b"\r\n\r\n" in data:
+                    break
+        return int(data.split(b" ", 2)[1]), time.monotonic() - t0
+
+    status, took = await asyncio.to_thread(trickle)
+    assert status == 408
+    assert took < 10, "cut off by the floor rate, not by the end of the body"
+    assert await _stored(shared_relay, box) == 0

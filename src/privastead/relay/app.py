@@ -22,6 +22,7 @@ from privastead.errors import RelayRejectedError, StorageError
 from privastead.relay import accounts, schema, store
 from privastead.relay.auth import PRINCIPAL, Authenticator, access_of, retry_after_of
 from privastead.relay.blobs import BlobStore
+from privastead.relay.bodies import LIMITS
 from privastead.relay.config import RelayConfig
 from privastead.relay.db import Database, secure_dir
 from privastead.relay.httputil import MAX_JSON_BODY, error_response
@@ -98,7 +99,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     access = access_of(request.match_info.handler)
     if access == "operator":
         st.auth.check_operator(request)
-    elif access != "public":
+    elif access != "public" and PRINCIPAL not in request:  # (set by an expect handler)
         try:
             request[PRINCIPAL] = await st.auth.principal(request)
         except RelayRejectedError:
@@ -227,6 +228,7 @@ def create_app(
         client_max_size=MAX_JSON_BODY + 1,
     )
     app[STATE] = state
+    app[LIMITS] = config.limits
     app.add_routes(ROUTES)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_websockets)

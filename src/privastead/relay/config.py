@@ -38,6 +38,10 @@ class Limits:
     max_live_frame: int = 2 * MiB
     idle_timeout: float = 15.0  # no complete request header within this => connection closed
     body_timeout: float = 30.0  # no body bytes for this long => 408, nothing stored
+    # After the grace, a body must keep up with this floor rate (bytes/s) or get 408: a
+    # trickle must not hold a connection, a handler and a temp file for days.
+    body_grace_seconds: float = 10.0
+    body_min_rate: int = 8 * KiB
     shutdown_timeout: float = 20.0  # graceful stop waits this long for in-flight requests
 
     def __post_init__(self) -> None:

@@ -8,21 +8,20 @@ import binascii
 import hashlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from functools import partial
 
 import aiohttp
 from aiohttp import web
 
-from privastead.errors import RelayRejectedError
 from privastead.logs import redact
 from privastead.relay import store
 from privastead.relay.api import HEADER_MESSAGE_ID, HEADER_PUSH, is_message_id
 from privastead.relay.auth import PRINCIPAL, require_mailbox, require_owner, revoked_error
 from privastead.relay.blobs import TooLarge, WrittenBlob
+from privastead.relay.bodies import reader
 from privastead.relay.download import BlobResponse
 from privastead.relay.httputil import (
-    error_response,
     field_int,
     int_query,
     mailbox_param,
@@ -105,37 +104,6 @@ async def delete_mailbox(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def _chunks(request: web.Request, idle: float) -> AsyncIterator[bytes]:
-    while True:
-        try:
-            async with asyncio.timeout(idle):
-                chunk = await request.content.readany()
-        except TimeoutError:
-            raise reject(408, "body_timeout", "the upload stalled; nothing was stored") from None
-        if not chunk:
-            return
-        yield chunk
-
-
-async def _read_small(request: web.Request, want: int, idle: float) -> bytes:
-    """Up to ``want`` bytes (fewer only at the end of the body)."""
-    return b"".join([chunk async for chunk in _chunks_upto(request, want, idle)])
-
-
-async def _chunks_upto(request: web.Request, want: int, idle: float) -> AsyncIterator[bytes]:
-    got = 0
-    while got < want:
-        try:
-            async with asyncio.timeout(idle):
-                chunk = await request.content.read(want - got)
-        except TimeoutError:
-            raise reject(408, "body_timeout", "the upload stalled; nothing was stored") from None
-        if not chunk:
-            return
-        got += len(chunk)
-        yield chunk
-
-
 def _push_payload(request: web.Request, limit: int) -> bytes | None:
     return decode_push(request.headers.get(HEADER_PUSH), limit)
 
@@ -163,23 +131,11 @@ def check_upload_size(request: web.Request, limit: int) -> None:
         raise reject(413, "body_too_large", f"messages are limited to {limit} bytes")
 
 
-async def expect_upload(request: web.Request) -> web.StreamResponse | None:
-    """``Expect: 100-continue``: refuse an oversized body before the client sends it."""
-    try:
-        check_upload_size(request, state_of(request).config.limits.max_blob_size)
-    except RelayRejectedError as exc:
-        # Runs before the middlewares, so it builds the JSON error itself.
-        return error_response(exc.status, exc.code, str(exc), {"Connection": "close"})
-    if request.version >= aiohttp.HttpVersion11 and request.transport is not None:
-        request.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    return None
-
-
-async def upload(request: web.Request) -> web.Response:
-    """POST /v1/mailboxes/{mailbox}/messages: append raw ciphertext, exactly once per id."""
-    st, mailbox = _mailbox(request)
-    p = request[PRINCIPAL]
-    limits = st.config.limits
+def upload_headers(request: web.Request) -> tuple[str, bytes | None]:
+    """Everything about an upload that is known before its body: scope, message id, push
+    payload, size. Checked again by ``Expect: 100-continue`` before the body is sent."""
+    _mailbox(request)
+    limits = state_of(request).config.limits
     msg_id = request.headers.get(HEADER_MESSAGE_ID) or request.query.get("message_id", "")
     if not is_message_id(msg_id):
         raise reject(
@@ -189,6 +145,25 @@ async def upload(request: web.Request) -> web.Response:
         )
     push = _push_payload(request, limits.max_push_payload)
     check_upload_size(request, limits.max_blob_size)  # 413 before reading any of the body
+    return msg_id, push
+
+
+def check_upload(request: web.Request) -> None:
+    """Before ``100 Continue``: the headers, and that the mailbox is there (the append checks
+    again in its transaction; this only spares the client a useless body)."""
+    upload_headers(request)
+    st, mailbox = state_of(request), mailbox_param(request)
+    account = request[PRINCIPAL].account
+    if not st.db.read(partial(store.owned, account=account, mailboxes=[mailbox])):
+        raise reject(404, "mailbox_not_found", "no such mailbox")
+
+
+async def upload(request: web.Request) -> web.Response:
+    """POST /v1/mailboxes/{mailbox}/messages: append raw ciphertext, exactly once per id."""
+    st, mailbox = _mailbox(request)
+    p = request[PRINCIPAL]
+    limits = st.config.limits
+    msg_id, push = upload_headers(request)
     body, blob = await _receive(request, st)
     if body is not None:
         size, digest = len(body), hashlib.sha256(body).digest()
@@ -245,26 +220,19 @@ async def _receive(request: web.Request, st: RelayState) -> tuple[bytes | None, 
     length = request.content_length
     body: bytes | None = None
     blob = None
+    source = reader(request)  # stall timeout and floor rate: a trickle gets 408
     try:
         if length is not None and length <= limits.inline_max:
             # The common case (a small message in one or two TCP segments): one read.
-            try:
-                async with asyncio.timeout(limits.body_timeout):
-                    body = await request.content.readexactly(length)
-            except TimeoutError:
-                raise reject(
-                    408, "body_timeout", "the upload stalled; nothing was stored"
-                ) from None
-            if not request.content.at_eof():
+            body = await source.exactly(length) if length else b""
+            if not source.at_eof():
                 raise reject(400, "truncated", "the body ended early; nothing was stored")
         else:
-            head = await _read_small(request, limits.inline_max + 1, limits.body_timeout)
-            if len(head) <= limits.inline_max and request.content.at_eof():
+            head = await source.upto(limits.inline_max + 1)
+            if len(head) <= limits.inline_max and source.at_eof():
                 body = head
             else:
-                blob = await st.blobs.write(
-                    _chunks(request, limits.body_timeout), limits.max_blob_size, head=head
-                )
+                blob = await st.blobs.write(source.chunks(), limits.max_blob_size, head=head)
     except TooLarge:
         raise reject(
             413, "body_too_large", f"messages are limited to {limits.max_blob_size} bytes"
@@ -447,9 +415,9 @@ async def ack(request: web.Request) -> web.Response:
 
 __all__ = [
     "ack",
+    "check_upload",
     "create_mailbox",
     "delete_mailbox",
-    "expect_upload",
     "get_message",
     "list_messages",
     "mailbox_info",
