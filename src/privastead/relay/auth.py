@@ -175,6 +175,13 @@ def require_owner(p: Principal) -> None:
         raise RelayRejectedError("this needs the account's owner token", 403, "forbidden")
 
 
+def require_device(p: Principal) -> None:
+    """Device rows and push targets belong to devices (and the owner), never to a
+    restricted token: a pairing code must not be able to create either."""
+    if p.kind == "restricted":
+        raise RelayRejectedError("this needs a device or owner token", 403, "forbidden")
+
+
 def require_mailbox(p: Principal, mailbox: str) -> None:
     if not p.may_use(mailbox):
         raise RelayRejectedError("this token may not use that mailbox", 403, "forbidden")
@@ -186,6 +193,7 @@ __all__ = [
     "access_of",
     "operator",
     "public",
+    "require_device",
     "require_mailbox",
     "require_owner",
     "retry_after_of",

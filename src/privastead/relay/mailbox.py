@@ -16,6 +16,7 @@ from aiohttp import web
 
 from privastead.logs import redact
 from privastead.relay import store
+from privastead.relay.accounts import Principal
 from privastead.relay.api import HEADER_MESSAGE_ID, HEADER_PUSH, is_message_id
 from privastead.relay.auth import PRINCIPAL, require_mailbox, require_owner, revoked_error
 from privastead.relay.blobs import TooLarge, WrittenBlob
@@ -54,9 +55,11 @@ async def create_mailbox(request: web.Request) -> web.Response:
     data = await read_json(request, optional=True)
     only_keys(data, "ttl_seconds")
     ttl = None
-    if "ttl_seconds" in data:
-        ttl = field_int(data, "ttl_seconds", 1, st.config.limits.default_ttl_seconds)
     p = request[PRINCIPAL]
+    if "ttl_seconds" in data:
+        # A TTL decides how long the hub's messages wait for everybody: the owner's call.
+        require_owner(p)
+        ttl = field_int(data, "ttl_seconds", 1, st.config.limits.default_ttl_seconds)
     created = await st.db.run(
         partial(
             store.create_mailbox,
@@ -104,8 +107,12 @@ async def delete_mailbox(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _push_payload(request: web.Request, limit: int) -> bytes | None:
-    return decode_push(request.headers.get(HEADER_PUSH), limit)
+def push_of(p: Principal, raw: str | None, limit: int) -> bytes | None:
+    """The wake-up an upload asks for; only device and owner tokens may wake devices."""
+    payload = decode_push(raw, limit)
+    if payload is not None and p.kind == "restricted":
+        raise reject(403, "forbidden", "a restricted token may not send wake-up pushes")
+    return payload
 
 
 def decode_push(raw: str | None, limit: int) -> bytes | None:
@@ -143,7 +150,9 @@ def upload_headers(request: web.Request) -> tuple[str, bytes | None]:
             "bad_message_id",
             f"send {HEADER_MESSAGE_ID}: 1-64 chars of A-Z a-z 0-9 _ - (retries reuse it)",
         )
-    push = _push_payload(request, limits.max_push_payload)
+    push = push_of(request[PRINCIPAL], request.headers.get(HEADER_PUSH), limits.max_push_payload)
+    if request.content_length == 0:
+        raise reject(400, "empty_body", "a message needs a body")
     check_upload_size(request, limits.max_blob_size)  # 413 before reading any of the body
     return msg_id, push
 
@@ -186,6 +195,7 @@ async def upload(request: web.Request) -> web.Response:
         default_ttl=limits.default_ttl_seconds,
         quota=limits.account_quota_bytes,
         wake=push is not None,
+        evict=p.kind != "restricted",
     )
     # Shielded: if this request is cancelled, the queued write still completes and its blob
     # is kept or removed according to the outcome, never removed under a committed row.
@@ -224,7 +234,7 @@ async def _receive(request: web.Request, st: RelayState) -> tuple[bytes | None, 
     try:
         if length is not None and length <= limits.inline_max:
             # The common case (a small message in one or two TCP segments): one read.
-            body = await source.exactly(length) if length else b""
+            body = await source.exactly(length)
             if not source.at_eof():
                 raise reject(400, "truncated", "the body ended early; nothing was stored")
         else:
@@ -239,6 +249,8 @@ async def _receive(request: web.Request, st: RelayState) -> tuple[bytes | None, 
         ) from None
     except _TRUNCATED:
         raise reject(400, "truncated", "the body ended early; nothing was stored") from None
+    if body == b"":  # a chunked body with no chunk
+        raise reject(400, "empty_body", "a message needs a body")
     return body, blob
 
 
@@ -421,6 +433,7 @@ __all__ = [
     "get_message",
     "list_messages",
     "mailbox_info",
+    "push_of",
     "register",
     "unregister",
     "upload",
