@@ -103,7 +103,13 @@ class PushConfig:
     retries: int = 3
     retry_delay_seconds: float = 0.5
     timeout_seconds: float = 10.0
-    max_in_flight: int = 256  # pushes waiting beyond this are dropped and counted
+    max_in_flight: int = 256  # pushes waiting in all; beyond this dropped and counted
+    concurrency: int = 64  # pushes being sent at once, all accounts
+    per_account_concurrency: int = 2  # ... of one account (a silent webhook holds no more)
+    per_account_queue: int = 32  # pushes one account may have waiting
+    # Webhooks reach public Internet addresses only; list networks (CIDR) to allow more,
+    # e.g. a UnifiedPush distributor on the operator's own network.
+    webhook_allow_networks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

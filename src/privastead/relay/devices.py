@@ -13,6 +13,7 @@ from privastead.relay.api import DEVICE_ID, is_mailbox_id
 from privastead.relay.auth import PRINCIPAL, require_device, require_owner
 from privastead.relay.httputil import field_int, field_str, only_keys, read_json, reject
 from privastead.relay.state import state_of
+from privastead.relay.webhook import TargetPolicy
 
 MAX_RESTRICTED_TTL = 7 * 24 * 3600
 MAX_RESTRICTED_MAILBOXES = 64
@@ -99,6 +100,9 @@ async def set_push(request: web.Request) -> web.Response:
                 "bad_webhook_url",
                 f"webhook_url must be an absolute {' or '.join(sorted(allowed))} URL",
             )
+        # A literal private, loopback, link-local... address is refused now; a name is
+        # resolved and checked each time a push is sent (webhook.py).
+        TargetPolicy(st.config.push.webhook_allow_networks).check_literal(parts.hostname)
     await st.db.run(
         partial(
             accounts.set_push,

@@ -315,7 +315,13 @@ async def _push(st: RelayState, account: str, devices: list[str], payload: bytes
         return
     for device_id, fcm, webhook in targets:
         st.pusher.submit(
-            PushJob(device_id=device_id, payload=payload, fcm_token=fcm, webhook_url=webhook)
+            PushJob(
+                account=account,
+                device_id=device_id,
+                payload=payload,
+                fcm_token=fcm,
+                webhook_url=webhook,
+            )
         )
 
 
