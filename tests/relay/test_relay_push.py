@@ -23,8 +23,8 @@ from aiohttp.test_utils import TestServer
 from relay_harness import (
     OPERATOR_TOKEN,
     InProcess,
-    make_process,
     mailbox_id,
+    make_process,
     start_inprocess,
     wait_until,
 )
