@@ -393,7 +393,14 @@ async def test_thousands_of_idle_websockets_are_bounded(tmp_path: Path) -> None:
     limit = 2000
     if raise_fd_limit() < 2 * limit + 200:
         pytest.skip("the descriptor limit (ulimit -Hn) is too low for 2000 sockets")
-    relay = await asyncio.to_thread(make_process, tmp_path, f"[limits]\nmax_websockets = {limit}\n")
+    # One account opens them all: its own share is raised to the global limit here, so this
+    # tests the last resort (test_relay_budgets.py tests the shares).
+    relay = await asyncio.to_thread(
+        make_process,
+        tmp_path,
+        f"[limits]\nmax_websockets = {limit}\n"
+        f"[budgets]\nsockets_per_account = {limit * 2}\nsockets_per_token = {limit * 2}\n",
+    )
     try:
         box = mailbox_id()
         async with relay.client() as c:

@@ -20,12 +20,13 @@ from aiohttp.typedefs import Handler
 from privastead.clock import SYSTEM_CLOCK, Clock
 from privastead.errors import RelayRejectedError, StorageError
 from privastead.relay import accounts, schema, store
-from privastead.relay.auth import PRINCIPAL, Authenticator, access_of, retry_after_of
+from privastead.relay.auth import PRINCIPAL, Authenticator, access_of
 from privastead.relay.blobs import BlobStore
 from privastead.relay.bodies import LIMITS
+from privastead.relay.budgets import Shares
 from privastead.relay.config import RelayConfig
 from privastead.relay.db import Database, secure_dir
-from privastead.relay.httputil import MAX_JSON_BODY, error_response
+from privastead.relay.httputil import MAX_JSON_BODY, error_response, retry_after_of
 from privastead.relay.live import LiveHub
 from privastead.relay.metrics import standard
 from privastead.relay.notify import Notifier
@@ -106,6 +107,17 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             st.metrics.inc("relay_auth_failures_total")
             raise
     return await handler(request)
+
+
+@web.middleware
+async def budget_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request body being received holds one of its account's upload slots: a household
+    sending many slow bodies at once uses up its own share, not everybody's."""
+    p = request.get(PRINCIPAL)
+    if p is None or not request.body_exists:
+        return await handler(request)
+    with request.app[STATE].shares.bodies.hold(p):
+        return await handler(request)
 
 
 @web.middleware
@@ -218,13 +230,14 @@ def create_app(
         blobs=BlobStore(config.data_dir / "blobs"),
         auth=auth,
         revocations=Revocations(db, auth.forget),
+        shares=Shares.of(config.budgets, config.limits.max_websockets),
         notifier=Notifier(),
         metrics=metrics,
         pusher=Pusher(config.push, clock, metrics),
-        live=LiveHub(clock, metrics, config.limits.live_queue_frames),
+        live=LiveHub(clock, metrics, config.limits.live_queue_frames, config.budgets),
     )
     app = web.Application(
-        middlewares=[metrics_middleware, errors_middleware, auth_middleware],
+        middlewares=[metrics_middleware, errors_middleware, auth_middleware, budget_middleware],
         client_max_size=MAX_JSON_BODY + 1,
     )
     app[STATE] = state

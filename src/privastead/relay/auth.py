@@ -25,6 +25,7 @@ from privastead.relay.accounts import Principal
 from privastead.relay.api import DEVICE_REMOVED, TOKEN_EXPIRED
 from privastead.relay.config import AuthConfig
 from privastead.relay.db import Database
+from privastead.relay.httputil import RetryAfter, retry_after_of
 from privastead.relay.revocations import code_for
 from privastead.relay.throttle import ClientAddress, Throttle
 
@@ -125,7 +126,7 @@ class Authenticator:
         if wait > 0:
             raise RelayRejectedError(
                 "too many failed attempts; retry later", 429, "too_many_attempts"
-            ) from _RetryAfter(math.ceil(wait))
+            ) from RetryAfter(math.ceil(wait))
         raise RelayRejectedError(message, 401, "unauthorized")
 
     def check_operator(self, request: web.BaseRequest) -> None:
@@ -149,17 +150,6 @@ def revoked_error(code: str) -> RelayRejectedError:
             "this device was removed from the account: pair it again", 401, code
         )
     return RelayRejectedError("this token was revoked", 401, code)
-
-
-class _RetryAfter(Exception):
-    def __init__(self, seconds: int) -> None:
-        super().__init__(seconds)
-        self.seconds = seconds
-
-
-def retry_after_of(exc: BaseException) -> int | None:
-    cause = exc.__cause__
-    return cause.seconds if isinstance(cause, _RetryAfter) else None
 
 
 def _bearer(request: web.BaseRequest) -> str | None:

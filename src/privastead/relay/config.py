@@ -53,6 +53,30 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Budgets:
+    """Each household's share of what all share (``budgets.py``): past its share a request
+    is refused (429) before any work; the global limits (503) are the last resort."""
+
+    sockets_per_account: int = 64  # WebSockets: subscriptions, live publishers and viewers
+    sockets_per_token: int = 32
+    waits_per_account: int = 64  # pending long-polls
+    waits_per_token: int = 32
+    waits_total: int = 10_000
+    bodies_per_account: int = 64  # request bodies being received at once
+    bodies_per_token: int = 48
+    bodies_total: int = 2_048
+    live_sessions_per_account: int = 8  # live sessions (a publisher or viewers) at once
+    live_sessions_total: int = 2_000
+    live_viewer_queue_bytes: int = 8 * MiB  # frames queued for one viewer, in bytes
+    live_account_queue_bytes: int = 32 * MiB  # ... for all viewers of one account
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) <= 0:
+                raise ValueError(f"{f.name} must be positive")
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     """Tokens: throttling of failures (per token id and per client address), revocations.
 
@@ -128,6 +152,7 @@ class RelayConfig:
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     limits: Limits = field(default_factory=Limits)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    budgets: Budgets = field(default_factory=Budgets)
     push: PushConfig = field(default_factory=PushConfig)
 
     def __post_init__(self) -> None:
@@ -184,6 +209,7 @@ def metrics_token(config: RelayConfig, env: Mapping[str, str] | None = None) -> 
 
 __all__ = [
     "AuthConfig",
+    "Budgets",
     "Limits",
     "PushConfig",
     "RelayConfig",

@@ -16,8 +16,8 @@ import aiohttp
 from aiohttp import web
 
 from privastead.errors import RelayRejectedError
-from privastead.relay.auth import PRINCIPAL, access_of, retry_after_of
-from privastead.relay.httputil import error_response, reject
+from privastead.relay.auth import PRINCIPAL, access_of
+from privastead.relay.httputil import error_response, reject, retry_after_of
 from privastead.relay.state import state_of
 
 Check = Callable[[web.Request], None]
@@ -42,6 +42,8 @@ def expect_after(
                 except RelayRejectedError:
                     st.metrics.inc("relay_auth_failures_total")
                     raise
+            if PRINCIPAL in request:
+                st.shares.bodies.check(request[PRINCIPAL])  # no 100 past its upload share
             if check is not None:
                 check(request)
         except RelayRejectedError as exc:

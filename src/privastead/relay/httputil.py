@@ -27,6 +27,19 @@ def error_response(
     )
 
 
+class RetryAfter(Exception):
+    """Set as the ``__cause__`` of a refusal to add ``Retry-After: seconds`` to it."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+def retry_after_of(exc: BaseException) -> int | None:
+    cause = exc.__cause__
+    return cause.seconds if isinstance(cause, RetryAfter) else None
+
+
 def reject(status: int, code: str, message: str) -> RelayRejectedError:
     return RelayRejectedError(message, status, code)
 
@@ -156,6 +169,7 @@ def field_str(
 
 
 __all__ = [
+    "RetryAfter",
     "body_limit",
     "error_response",
     "field_int",
@@ -166,4 +180,5 @@ __all__ = [
     "parse_json",
     "read_json",
     "reject",
+    "retry_after_of",
 ]

@@ -17,7 +17,7 @@ from aiohttp import web
 from privastead.logs import redact
 from privastead.relay import store
 from privastead.relay.accounts import Principal
-from privastead.relay.api import HEADER_MESSAGE_ID, HEADER_PUSH, is_message_id
+from privastead.relay.api import HEADER_MESSAGE_ID, HEADER_PUSH, MessagePage, is_message_id
 from privastead.relay.auth import PRINCIPAL, require_mailbox, require_owner, revoked_error
 from privastead.relay.blobs import TooLarge, WrittenBlob
 from privastead.relay.bodies import reader
@@ -342,24 +342,10 @@ async def list_messages(request: web.Request) -> web.Response:
     )
     page = st.db.read(partial(fetch, now=st.clock.time()))
     if not page.messages and wait:
-        deadline = asyncio.get_running_loop().time() + wait
-        while not page.messages:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            async with st.notifier.waiting(mailbox) as news:
-                # A revocation ends the wait at once, answered 401 device_removed.
-                with st.revocations.hold(
-                    request[PRINCIPAL].token_id, lambda _code: news.event.set()
-                ) as hold:
-                    # Re-check after registering, so a message stored in between is not missed.
-                    page = st.db.read(partial(fetch, now=st.clock.time()))
-                    if page.messages:
-                        break
-                    await news.wait_for(remaining)
-                    if hold.revoked is not None:
-                        raise revoked_error(hold.revoked)
-            page = st.db.read(partial(fetch, now=st.clock.time()))
+        with st.shares.waits.hold(request[PRINCIPAL]):  # 429 past the account's share
+            page = await _wait(
+                st, request=request, mailbox=mailbox, fetch=fetch, wait=wait, page=page
+            )
     out = [
         {
             "seq": m.seq,
@@ -369,6 +355,37 @@ async def list_messages(request: web.Request) -> web.Response:
         for m in page.messages
     ]
     return web.json_response({"messages": out, "last_seq": page.last_seq})
+
+
+async def _wait(
+    st: RelayState,
+    *,
+    request: web.Request,
+    mailbox: str,
+    fetch: Callable[..., MessagePage],
+    wait: int,
+    page: MessagePage,
+) -> MessagePage:
+    """Long-poll: the page once a message arrives, or ``page`` (empty) after ``wait`` s."""
+    deadline = asyncio.get_running_loop().time() + wait
+    while not page.messages:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            break
+        async with st.notifier.waiting(mailbox) as news:
+            # A revocation ends the wait at once, answered 401 device_removed.
+            with st.revocations.hold(
+                request[PRINCIPAL].token_id, lambda _code: news.event.set()
+            ) as hold:
+                # Re-check after registering, so a message stored in between is not missed.
+                page = st.db.read(partial(fetch, now=st.clock.time()))
+                if page.messages:
+                    break
+                await news.wait_for(remaining)
+                if hold.revoked is not None:
+                    raise revoked_error(hold.revoked)
+        page = st.db.read(partial(fetch, now=st.clock.time()))
+    return page
 
 
 async def get_message(request: web.Request) -> web.StreamResponse:
