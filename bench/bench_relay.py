@@ -220,6 +220,43 @@ async def blob_get(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def idle_sockets(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Open ``count`` subscription WebSockets, let them idle, and read the relay's RSS
+    before and while they are open (psutil on the relay's pid)."""
+    import resource
+
+    import aiohttp
+    import psutil
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    relay = psutil.Process(cfg["pid"])
+    before = relay.memory_info().rss
+    headers = {"Authorization": f"Bearer {cfg['token']}"}
+    url = cfg["url"].replace("http", "ws", 1) + "/v1/ws"
+    sockets = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
+        sem = asyncio.Semaphore(64)
+
+        async def connect() -> None:
+            async with sem:
+                ws = await s.ws_connect(url, headers=headers, autoping=True)
+                await ws.send_json({"type": "subscribe", "mailboxes": cfg["mailboxes"]})
+                await ws.receive()  # "subscribed": the relay holds its subscription now
+                sockets.append(ws)
+
+        await asyncio.gather(*(connect() for _ in range(cfg["count"])))
+        await asyncio.sleep(1.0)
+        after = relay.memory_info().rss
+        await asyncio.gather(*(ws.close() for ws in sockets))
+    return {
+        "sockets": len(sockets),
+        "rss_before_mib": before / 2**20,
+        "rss_after_mib": after / 2**20,
+        "kib_per_socket": (after - before) / 1024 / max(len(sockets), 1),
+    }
+
+
 def run_load(kind: str, cfg: dict[str, Any], server_pid: int | None = None) -> dict[str, Any]:
     """Run one load in a separate process; returns its JSON result, plus the CPU seconds the
     server (``server_pid``) used meanwhile: on a shared machine, work per CPU-second is the
@@ -345,7 +382,12 @@ def main() -> int:
     args = parser.parse_args()
     if args.load:
         kind, cfg = args.load[0], json.loads(args.load[1])
-        fn = {"small": small_messages, "put": blob_put, "get": blob_get}[kind]
+        fn = {
+            "small": small_messages,
+            "put": blob_put,
+            "get": blob_get,
+            "sockets": idle_sockets,
+        }[kind]
         cpu0 = time.process_time()
         try:
             import uvloop
@@ -371,7 +413,12 @@ def main() -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     config = tmp / "relay.toml"
-    config.write_text(f'event_loop = "{args.event_loop}"\ndurability = "{args.durability}"\n')
+    # One account plays every sender and socket here: its shares are raised to the global
+    # limits (the defaults are per household; budgets.py).
+    config.write_text(
+        f'event_loop = "{args.event_loop}"\ndurability = "{args.durability}"\n'
+        "[budgets]\nsockets_per_account = 10000\nsockets_per_token = 10000\n"
+    )
     relay = subprocess.Popen(
         [
             *cli,
@@ -398,10 +445,15 @@ def main() -> int:
         "durability": args.durability,
         "seconds": args.seconds,
         "cpus": os.cpu_count(),
+        "loadavg_start": os.getloadavg()[0],
     }
     rows: list[tuple[str, str, str]] = []
     try:
         wait_http(url + "/healthz")
+        import psutil
+
+        results["idle_rss_mib"] = psutil.Process(relay.pid).memory_info().rss / 2**20
+        rows.append(("relay idle RSS (after start)", f"{results['idle_rss_mib']:.1f} MiB", ""))
         boxes = [os.urandom(16).hex() for _ in range(8)]
         for box in boxes:
             req = urllib.request.Request(
@@ -526,6 +578,7 @@ def main() -> int:
                 nginx.pid,
             )
             ratio = got["mib_per_s"] / ceiling["mib_per_s"]
+            put["server_cpu_ms_per_req"] = 1000 * put["server_cpu_s"] / max(put["requests"], 1)
             results[f"put_{size}"] = put
             results[f"get_{size}"] = got
             results[f"nginx_get_{size}"] = ceiling
@@ -534,7 +587,8 @@ def main() -> int:
                 (
                     f"blob PUT {label}",
                     f"{put['mib_per_s']:.0f} MiB/s",
-                    f"{put['req_per_s']:.0f} req/s",
+                    f"{put['req_per_s']:.0f} req/s, "
+                    f"{put['server_cpu_ms_per_req']:.2f} ms relay CPU per request",
                 )
             )
             rows.append(
@@ -557,6 +611,26 @@ def main() -> int:
             )
             results[f"get_ratio_per_cpu_{size}"] = per_cpu
             rows.append(("  same, per server CPU-second", f"{per_cpu:.2f}x", ""))
+        if not args.only_small:
+            idle = run_load(
+                "sockets",
+                {
+                    "url": url,
+                    "token": token,
+                    "mailboxes": boxes[:1],
+                    "count": 1000,
+                    "pid": relay.pid,
+                },
+            )
+            results["ws_idle_1000"] = idle
+            rows.append(
+                (
+                    "1000 idle subscription WebSockets",
+                    f"+{idle['rss_after_mib'] - idle['rss_before_mib']:.1f} MiB",
+                    f"{idle['kib_per_socket']:.1f} KiB each (RSS {idle['rss_after_mib']:.0f} MiB)",
+                )
+            )
+        results["loadavg_end"] = os.getloadavg()[0]
     finally:
         relay.terminate()
         relay.wait(30)
@@ -568,7 +642,8 @@ def main() -> int:
     print(
         f"relay benchmark: {args.senders} small-message senders, {args.clients} blob clients, "
         f"{args.seconds:g} s per load, "
-        f"{os.cpu_count()} CPUs shared by relay, nginx and the load generator"
+        f"{os.cpu_count()} CPUs shared by relay, nginx and the load generator; load average "
+        f"{results['loadavg_start']:.1f} at start, {results.get('loadavg_end', 0.0):.1f} at end"
     )
     for name, value, note in rows:
         print(f"  {name:<{width}}  {value:>14}  {note}")

@@ -52,23 +52,68 @@ _STATUS_CODES = {
 
 
 @web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes ``{"error": {"code", "message"}}`` with a precise status."""
+async def relay_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The relay's one middleware (each layer costs a coroutine per request): it counts the
+    request for graceful shutdown and metrics, authenticates it (deny by default), holds an
+    upload slot of its account while a body is received, and turns every failure into the
+    API's JSON error."""
+    st = request.app[STATE]
+    st.in_flight += 1
+    st.idle.clear()
     try:
+        try:
+            response = await _authenticated(st, request, handler)
+        except Exception as exc:
+            response = _failure(request, exc)
+    finally:
+        st.in_flight -= 1
+        if not st.in_flight:
+            st.idle.set()
+    resource = request.match_info.route.resource
+    st.metrics.inc(
+        "relay_requests_total",
+        route=resource.canonical if resource is not None else "unmatched",
+        method=request.method,
+        status=str(response.status),
+    )
+    return response
+
+
+async def _authenticated(
+    st: RelayState, request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    access = access_of(request.match_info.handler)
+    if access == "operator":
+        st.auth.check_operator(request)
+    elif access != "public" and PRINCIPAL not in request:  # (set by an expect handler)
+        try:
+            request[PRINCIPAL] = st.auth.principal(request)
+        except RelayRejectedError:
+            st.metrics.inc("relay_auth_failures_total")
+            raise
+    p = request.get(PRINCIPAL)
+    if p is None or not request.body_exists:
         return await handler(request)
-    except RelayRejectedError as exc:
+    # A household sending many (slow) bodies at once uses up its own share, not everybody's.
+    with st.shares.bodies.hold(p):
+        return await handler(request)
+
+
+def _failure(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """Every failure becomes ``{"error": {"code", "message"}}`` with a precise status."""
+    if isinstance(exc, RelayRejectedError):
         wait = retry_after_of(exc)
         return error_response(
             exc.status, exc.code, str(exc), {"Retry-After": str(wait)} if wait else None
         )
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         return error_response(
             exc.status, _STATUS_CODES.get(exc.status, "http_error"), exc.reason, headers
         )
-    except StorageError as exc:
+    if isinstance(exc, StorageError):
         cause = exc.__cause__ or exc.__context__
         full = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
         full = full or "disk" in str(exc).lower() or "full" in str(exc).lower()
@@ -83,60 +128,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             "storage failed; nothing was stored, retry later",
             {"Retry-After": "5"},
         )
-    except (asyncio.CancelledError, ConnectionError):
-        raise
-    except Exception:
-        # A bug: still the API's error shape, and the traceback goes to the operator's log.
-        _log.exception("unexpected failure on %s %s", request.method, request.path)
-        return error_response(
-            500, "internal_error", "the relay failed on this request; retry later"
-        )
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Deny by default: a token is required unless the route is marked otherwise."""
-    st = request.app[STATE]
-    access = access_of(request.match_info.handler)
-    if access == "operator":
-        st.auth.check_operator(request)
-    elif access != "public" and PRINCIPAL not in request:  # (set by an expect handler)
-        try:
-            request[PRINCIPAL] = await st.auth.principal(request)
-        except RelayRejectedError:
-            st.metrics.inc("relay_auth_failures_total")
-            raise
-    return await handler(request)
-
-
-@web.middleware
-async def budget_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A request body being received holds one of its account's upload slots: a household
-    sending many slow bodies at once uses up its own share, not everybody's."""
-    p = request.get(PRINCIPAL)
-    if p is None or not request.body_exists:
-        return await handler(request)
-    with request.app[STATE].shares.bodies.hold(p):
-        return await handler(request)
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
-    st = request.app[STATE]
-    st.in_flight += 1
-    st.idle.clear()
-    try:
-        response = await handler(request)
-    finally:
-        st.in_flight -= 1
-        if not st.in_flight:
-            st.idle.set()
-    st.metrics.inc(
-        "relay_requests_total", route=route, method=request.method, status=str(response.status)
-    )
-    return response
+    if isinstance(exc, ConnectionError):
+        raise exc  # the client went away: nobody to answer
+    # A bug: still the API's error shape, and the traceback goes to the operator's log.
+    _log.error("unexpected failure on %s %s", request.method, request.path, exc_info=exc)
+    return error_response(500, "internal_error", "the relay failed on this request; retry later")
 
 
 async def sweep(st: RelayState) -> int:
@@ -237,7 +233,7 @@ def create_app(
         live=LiveHub(clock, metrics, config.limits.live_queue_frames, config.budgets),
     )
     app = web.Application(
-        middlewares=[metrics_middleware, errors_middleware, auth_middleware, budget_middleware],
+        middlewares=[relay_middleware],
         client_max_size=MAX_JSON_BODY + 1,
     )
     app[STATE] = state

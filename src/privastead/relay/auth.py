@@ -77,7 +77,7 @@ class Authenticator:
         if key is not None:
             self._cache.pop(key, None)
 
-    async def principal(self, request: web.BaseRequest) -> Principal:
+    def principal(self, request: web.BaseRequest) -> Principal:
         addr = self.addresses.key(request)
         token = _bearer(request)
         if token is None:

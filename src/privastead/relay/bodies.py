@@ -64,7 +64,13 @@ class BodyReader:
 
     async def exactly(self, n: int) -> bytes:
         """``n`` bytes (``asyncio.IncompleteReadError`` if the body ends first)."""
-        return await self._read(lambda: self._content.readexactly(n))
+        # A small body usually came with its header: take it without arming a timer.
+        ready = self._content.read_nowait(n)
+        self.received += len(ready)
+        if len(ready) == n:
+            return ready
+        rest = await self._read(lambda: self._content.readexactly(n - len(ready)))
+        return ready + rest
 
     async def some(self, limit: int = -1) -> bytes:
         """What has arrived (at most ``limit`` bytes); b"" at the end of the body."""

@@ -4,7 +4,7 @@ size limit and the budgets. Anything else is refused with the JSON error (and th
 closed) before a single body byte is sent.
 
 aiohttp runs expect handlers before the middlewares, so this one authenticates itself and
-leaves the principal on the request for ``auth_middleware`` (no second check, no failure
+leaves the principal on the request for the middleware (no second check, no failure
 counted twice).
 """
 
@@ -38,7 +38,7 @@ def expect_after(
                 st.auth.check_operator(request)
             elif access != "public":
                 try:
-                    request[PRINCIPAL] = await st.auth.principal(request)
+                    request[PRINCIPAL] = st.auth.principal(request)
                 except RelayRejectedError:
                     st.metrics.inc("relay_auth_failures_total")
                     raise

@@ -197,9 +197,16 @@ async def upload(request: web.Request) -> web.Response:
         wake=push is not None,
         evict=p.kind != "restricted",
     )
-    # Shielded: if this request is cancelled, the queued write still completes and its blob
-    # is kept or removed according to the outcome, never removed under a committed row.
-    appended = await asyncio.shield(_commit(st, op, blob))
+    if blob is None:
+        # The queued write completes even if this request is cancelled (an evicted blob
+        # is then left as an orphan file, swept at the next start).
+        appended = await st.db.run(op)
+        if appended.unlink:
+            await st.blobs.delete(appended.unlink)
+    else:
+        # Shielded: if this request is cancelled, the queued write still completes and its
+        # blob is kept or removed according to the outcome, never under a committed row.
+        appended = await asyncio.shield(_commit(st, op, blob))
     return _answer(
         st,
         appended=appended,
