@@ -281,6 +281,12 @@ def _answer(
         push=push,
     )
     result = appended.result
+    if not result.duplicate and not result.evicted:  # the common answer, without json.dumps
+        return web.Response(
+            body=b'{"seq": %d, "duplicate": false, "evicted": []}' % result.seq,
+            status=201,
+            content_type="application/json",
+        )
     return web.json_response(result.to_json(), status=200 if result.duplicate else 201)
 
 
@@ -311,7 +317,8 @@ def stored(
         task = asyncio.get_running_loop().create_task(_push(st, account, wake, push))
         st.background.add(task)  # keep a reference until done
         task.add_done_callback(st.background.discard)
-    _log.debug("stored seq %d in %s (%d bytes)", result.seq, redact(mailbox), size)
+    if _log.isEnabledFor(logging.DEBUG):
+        _log.debug("stored seq %d in %s (%d bytes)", result.seq, redact(mailbox), size)
 
 
 async def _push(st: RelayState, account: str, devices: list[str], payload: bytes) -> None:
