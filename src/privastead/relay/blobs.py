@@ -79,11 +79,11 @@ class BlobStore:
                     raise TooLarge
                 digest.update(chunk)
                 _write_all(fd, chunk)
-            await asyncio.to_thread(os.fsync, fd)
-            os.close(fd)
-            fd = -1
             final = self.path(name)
-            await asyncio.to_thread(_install, tmp, final)
+            # One hop to a worker thread for all that may wait on the disk: the file's fsync,
+            # the rename into place and the directory's fsync.
+            await asyncio.to_thread(_install, fd, tmp, final)
+            fd = -1  # closed by _install
             done = True
         except OSError as exc:
             raise StorageError(f"cannot write blob: {exc.strerror or exc}") from exc
@@ -124,7 +124,11 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _install(tmp: Path, final: Path) -> None:
+def _install(fd: int, tmp: Path, final: Path) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     final.parent.mkdir(mode=0o700, exist_ok=True)
     tmp.rename(final)
     dir_fd = os.open(final.parent, os.O_RDONLY)

@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
 _CHUNK = 1024 * 1024
+_READ_ON_LOOP = 256 * 1024  # blobs up to this size are read on the event loop
 
 
 _GONE = json.dumps(
@@ -61,9 +62,13 @@ class BlobResponse(web.StreamResponse):
             except NotImplementedError:  # uvloop
                 offset = 0
                 while offset < size:
-                    chunk = await asyncio.to_thread(
-                        os.pread, self._fd, min(_CHUNK, size - offset), offset
-                    )
+                    want = min(_CHUNK, size - offset)
+                    if size <= _READ_ON_LOOP:
+                        # A small blob was written moments ago and is in the page cache: a
+                        # thread hop would cost more than the copy.
+                        chunk = os.pread(self._fd, want, offset)
+                    else:
+                        chunk = await asyncio.to_thread(os.pread, self._fd, want, offset)
                     if not chunk:
                         raise ConnectionResetError("blob shorter than its index entry") from None
                     await super().write(chunk)
