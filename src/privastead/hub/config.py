@@ -22,6 +22,7 @@ Passwords never live in the file (nor in a URL): ``password_file`` or ``password
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -30,6 +31,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from privastead import configfile
 from privastead.errors import ConfigError
 from privastead.media.settings import DetectionSettings, EventSettings
+from privastead.relay.accounts import split_token
 
 
 def default_data_dir() -> Path:
@@ -144,21 +146,43 @@ class RelaySection:
             raise ValueError("outbox_quota_mb and heartbeat_interval must be positive")
 
     def token(self) -> str:
-        """The owner token (``ConfigError`` says where it was looked for)."""
+        """The owner token (``ConfigError`` says where it was looked for, or what is wrong).
+
+        Surrounding whitespace is fine (an editor's final newline); anything else that is not
+        one relay token is refused here, naming its source, rather than failing later as a
+        malformed HTTP header.
+        """
         if self.token_file is not None:
             try:
-                return self.token_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
+                text = self.token_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
                 raise ConfigError(
-                    f"[relay] cannot read token_file {self.token_file}: {exc.strerror}"
+                    f"[relay] cannot read token_file {self.token_file}: {reason}"
                 ) from None
-        value = os.environ.get(self.token_env, "").strip()
-        if not value:
+            return _one_token(text, f"token_file {self.token_file}")
+        value = os.environ.get(self.token_env, "")
+        if not value.strip():
             raise ConfigError(
                 f"[relay] no owner token: set token_file or the environment variable "
                 f"{self.token_env} (create one with `privastead-server accounts add NAME`)"
             )
-        return value
+        return _one_token(value, f"environment variable {self.token_env}")
+
+
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_-]+")  # base64url: what an HTTP header carries as is
+
+
+def _one_token(text: str, source: str) -> str:
+    token = text.strip()
+    if split_token(token) is None or not _TOKEN_CHARS.fullmatch(token):
+        lines = len(token.splitlines())
+        found = f"{lines} lines" if lines > 1 else "something else"
+        raise ConfigError(
+            f"[relay] {source} must hold one relay token (pst_...) and nothing else, but holds "
+            f"{found}: write the token alone, e.g. `privastead-server accounts add NAME > FILE`"
+        )
+    return token
 
 
 @dataclass(frozen=True)
