@@ -53,9 +53,15 @@ def _check_url(url: str, key: str) -> None:
 
 @dataclass(frozen=True)
 class HubSection:
+    """Where the hub keeps its state, and how it reports."""
+
+    #: The hub's state: MLS groups, outbox, device list, clips (0700). Default:
+    #: $XDG_DATA_HOME/privastead/hub, i.e. ~/.local/share/privastead/hub.
     data_dir: Path = field(default_factory=default_data_dir)
-    clips_dir: Path | None = None  # default: <data_dir>/clips
-    status_interval: float = 5.0  # seconds between status lines on stderr (0 = none)
+    #: Where clips, thumbnails and their sidecars go (default: <data_dir>/clips).
+    clips_dir: Path | None = None
+    #: Seconds between status lines on stderr (0: none).
+    status_interval: float = 5.0
 
     def __post_init__(self) -> None:
         if self.status_interval < 0:
@@ -68,12 +74,22 @@ class HubSection:
 
 @dataclass(frozen=True)
 class CameraConfig:
+    """One camera (repeat the table for each)."""
+
+    #: The camera's name in events, clips and on clients: letters, digits, '-' and '_'.
     name: str
+    #: The main stream, recorded as is: rtsp:// or rtsps://, without a password in it.
     url: str
+    #: A low-resolution stream of the same camera to run detection on (optional).
     substream_url: str | None = None
+    #: The camera's user name, if it needs one.
     username: str | None = None
+    #: A file holding the camera's password (never the password itself in this file).
     password_file: Path | None = None
+    #: Or: an environment variable holding the password.
     password_env: str | None = None
+    #: "keyframes" decodes only keyframes while nothing moves (a fraction of the CPU) and
+    #: every frame during motion; "full" always decodes every frame.
     decode: Literal["full", "keyframes"] = "keyframes"
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     events: EventSettings = field(default_factory=EventSettings)
@@ -130,14 +146,22 @@ class RelaySection:
     the environment variable ``token_env``, never from this file.
     """
 
+    #: The relay's address, https:// (http:// only on loopback or a trusted network).
     url: str = ""
+    #: A file holding the hub's owner token (`privastead-server accounts add NAME > FILE`).
     token_file: Path | None = None
+    #: Or: the environment variable that holds the owner token.
     token_env: str = "PRIVASTEAD_HUB_TOKEN"  # noqa: S105 - a variable name
+    #: The hub's name (not used yet: clients show the camera names).
     hub_name: str = "home"
+    #: Most ciphertext (MB) kept waiting for the relay; the oldest clips go first past it.
     outbox_quota_mb: float = 1024.0
-    resend_retention_mb: float = 64.0  # uploaded ciphertext kept to answer resend requests
-    heartbeat_interval: float = 120.0  # seconds between heartbeats in every control group
-    keep_plaintext_clips: bool = False  # keep the recorded MP4 after its ciphertext is durable
+    #: Uploaded ciphertext (MB) kept to answer clients' resend requests.
+    resend_retention_mb: float = 64.0
+    #: Seconds between heartbeats in every camera's control group.
+    heartbeat_interval: float = 120.0
+    #: Keep the recorded MP4 after its ciphertext is durable (tests compare bytes).
+    keep_plaintext_clips: bool = False
 
     def __post_init__(self) -> None:
         if self.url and not self.url.startswith(("http://", "https://")):
