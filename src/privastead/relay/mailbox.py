@@ -14,6 +14,7 @@ from functools import partial
 import aiohttp
 from aiohttp import web
 
+from privastead import compat
 from privastead.errors import RelayRejectedError
 from privastead.logs import redact
 from privastead.relay import store
@@ -108,7 +109,7 @@ async def delete_mailbox(request: web.Request) -> web.Response:
 async def _chunks(request: web.Request, idle: float) -> AsyncIterator[bytes]:
     while True:
         try:
-            async with asyncio.timeout(idle):
+            async with compat.timeout(idle):
                 chunk = await request.content.readany()
         except TimeoutError:
             raise reject(408, "body_timeout", "the upload stalled; nothing was stored") from None
@@ -126,7 +127,7 @@ async def _chunks_upto(request: web.Request, want: int, idle: float) -> AsyncIte
     got = 0
     while got < want:
         try:
-            async with asyncio.timeout(idle):
+            async with compat.timeout(idle):
                 chunk = await request.content.read(want - got)
         except TimeoutError:
             raise reject(408, "body_timeout", "the upload stalled; nothing was stored") from None
@@ -249,7 +250,7 @@ async def _receive(request: web.Request, st: RelayState) -> tuple[bytes | None, 
         if length is not None and length <= limits.inline_max:
             # The common case (a small message in one or two TCP segments): one read.
             try:
-                async with asyncio.timeout(limits.body_timeout):
+                async with compat.timeout(limits.body_timeout):
                     body = await request.content.readexactly(length)
             except TimeoutError:
                 raise reject(
