@@ -17,6 +17,7 @@ from functools import partial
 from aiohttp import WSCloseCode, web
 from aiohttp.typedefs import Handler
 
+from privastead import compat
 from privastead.clock import SYSTEM_CLOCK, Clock
 from privastead.errors import RelayRejectedError, StorageError
 from privastead.relay import accounts, schema, store
@@ -195,7 +196,7 @@ async def drain(app: web.Application, grace: float) -> None:
     st = app[STATE]
     if st.in_flight:
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace):
+            async with compat.timeout(grace):
                 await st.idle.wait()
 
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from privastead import compat
 from privastead.errors import RelayRejectedError
 from privastead.relay.config import Limits
 
@@ -55,7 +56,7 @@ class BodyReader:
     async def _read(self, read: Callable[[], Awaitable[bytes]]) -> bytes:
         budget = self._budget()
         try:
-            async with asyncio.timeout(budget):
+            async with compat.timeout(budget):
                 chunk = await read()
         except TimeoutError:
             raise _timeout_error() from None

@@ -8,6 +8,7 @@ idempotent thanks to their message id).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -15,11 +16,12 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, cast
 
 import aiohttp
 
 from privastead.clock import Clock
+from privastead.compat import Self
 from privastead.errors import DeviceRemovedError, RelayRejectedError, RelayUnavailableError
 from privastead.relay.api import (
     DEVICE_REMOVED,
@@ -165,7 +167,7 @@ class RelayClient:
                 if resp.content_type == "application/json":
                     return await resp.json()
                 return await resp.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as exc:
             raise RelayUnavailableError(f"cannot reach the relay: {type(exc).__name__}") from exc
 
     # --- identity, devices, tokens -------------------------------------------------------
@@ -334,10 +336,11 @@ class RelayClient:
     async def _ws(self, path: str, **kwargs: Any) -> aiohttp.ClientWebSocketResponse:
         url = self.base_url.replace("http", "ws", 1) + path
         try:
-            ws: aiohttp.ClientWebSocketResponse = await self._session.ws_connect(
+            ws = await self._session.ws_connect(
                 url, headers=self._headers, ssl=self._ssl, heartbeat=30.0, **kwargs
             )
-            return ws
+            # aiohttp's overloads narrow decode_text to Literal[True] only on Python >= 3.11
+            return cast("aiohttp.ClientWebSocketResponse", ws)
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:
                 # The handshake's error body is not exposed: ask why with a plain request,
@@ -346,7 +349,7 @@ class RelayClient:
             if 400 <= exc.status < 500:
                 raise RelayRejectedError(exc.message, exc.status, "handshake_rejected") from exc
             raise RelayUnavailableError(f"websocket refused: {exc.status}") from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as exc:
             raise RelayUnavailableError(f"cannot reach the relay: {type(exc).__name__}") from exc
 
     async def subscribe(self, mailboxes: list[str]) -> Subscription:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any, Generic, TypeVar
 
+from privastead import compat
+
 J = TypeVar("J")
 
 
@@ -102,7 +104,7 @@ class FairQueue(Generic[J]):
     async def drain(self, grace: float) -> None:
         """Let queued and running jobs finish for ``grace`` seconds, then cancel the rest."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace):
+            async with compat.timeout(grace):
                 await self._idle.wait()
         self._queues.clear()
         self._order.clear()
