@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 
 import aiohttp
 import psutil
@@ -34,11 +34,11 @@ live_account_queue_bytes = 2097152
 
 
 @pytest.fixture(scope="module")
-def homes(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[RelayProcess, str]]:
+def homes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RelayProcess, str]]:
     relay = make_process(tmp_path_factory.mktemp("budgets"), CONFIG)
     neighbour = run_cli("accounts", "add", "neighbour", data_dir=relay.data_dir)
     try:
-        yield relay, neighbour.strip().splitlines()[-1]  # type: ignore[misc]
+        yield relay, neighbour.strip().splitlines()[-1]
     finally:
         relay.kill9()
 
