@@ -12,14 +12,15 @@ DESCRIPTION = """The Privastead relay: untrusted store-and-forward of end-to-end
 
 Start it with `privastead-server serve --data-dir DIR`, create an account with
 `privastead-server accounts add NAME --data-dir DIR` (prints the owner token for the hub),
-and manage tokens with `privastead-server tokens ...`. Every command reads the same
-config file (--config) and PRIVASTEAD_RELAY_* environment variables."""
+and manage tokens and devices with `privastead-server tokens|devices ...`. Every command
+reads the same config file (--config) and PRIVASTEAD_RELAY_* environment variables."""
 
 # One row per subcommand; each module has add_arguments(parser) and run(args) -> int.
 COMMANDS: list[Command] = [
     Command("serve", "run the relay (HTTP/WebSocket API)", "privastead.cli.server.serve"),
     Command("accounts", "add, list or remove accounts", "privastead.cli.server.accounts"),
     Command("tokens", "issue, revoke or list tokens", "privastead.cli.server.tokens"),
+    Command("devices", "list or remove an account's devices", "privastead.cli.server.devices"),
 ]
 
 
