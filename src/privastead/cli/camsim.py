@@ -1,9 +1,11 @@
 """`privastead-camsim`: an RTSP camera simulator serving generated scenes or a looped file.
 
     privastead-camsim --port 8554 --scene demo --size 1920x1080 --fps 15 --codec h264 \\
-        [--sub 640x360] [--file clip.mp4] [--user U --password-file F] [--seed N] [--stamp]
+        [--sub 640x360] [--file clip.mp4] [--user U --password-file F [--auth basic]]
+        [--audio aac|pcmu|pcma|opus] [--no-udp | --udp-loss P] [--seed N] [--stamp]
 
-serves ``rtsp://HOST:PORT/main`` (and ``/sub`` with ``--sub``) over RTSP/TCP until Ctrl-C.
+serves ``rtsp://HOST:PORT/main`` (and ``/sub`` with ``--sub``) over RTSP (RTP over TCP or UDP)
+until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,16 +25,20 @@ Scenes are rendered and encoded once, then cached (key = scene parameters) in
 ~/.cache/privastead/camsim (or --cache-dir), and looped with continuous timestamps.
 Every client starts at the first keyframe of the loop.
 
+RTP goes over TCP (interleaved) or UDP, as the client asks in SETUP; --no-udp answers UDP
+with 461 like a camera behind NAT, --udp-loss drops a share of the UDP packets.
+
 examples:
   privastead-camsim --scene demo --size 1920x1080 --fps 15 --sub 640x360
-  privastead-camsim --file garden.mp4 --user admin --password-file cam.pass
+  privastead-camsim --file garden.mp4 --user admin --password-file cam.pass --auth basic
+  privastead-camsim --audio pcmu --udp-loss 0.05
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="privastead-camsim",
-        description="RTSP camera simulator (RTSP over TCP, H.264/H.265).",
+        description="RTSP camera simulator (H.264/H.265, AAC/G.711/Opus, RTP over TCP or UDP).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -49,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bitrate", type=int, help="bits/s (default: camera-like for the size)")
     p.add_argument("--file", type=Path, help="loop this H.264/H.265 video file instead of a scene")
     p.add_argument(
-        "--audio", action="store_true", help="add an AAC microphone track (a tone) to every path"
+        "--audio",
+        nargs="?",
+        const="aac",
+        choices=["aac", "pcmu", "pcma", "opus"],
+        help="add a microphone track (a tone) to every path: aac (the default), pcmu or pcma "
+        "(G.711 mu-law/A-law, 8 kHz) or opus",
     )
     p.add_argument(
         "--stamp",
@@ -57,8 +68,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="put the send time (Unix microseconds) in an SEI message of every frame "
         "(for latency benchmarks; see privastead.camsim.stamp)",
     )
-    p.add_argument("--user", help="require RTSP digest authentication for this user")
+    p.add_argument("--user", help="require RTSP authentication for this user")
     p.add_argument("--password-file", type=Path, help="file holding the password for --user")
+    p.add_argument(
+        "--auth",
+        choices=["digest", "basic"],
+        default="digest",
+        help="authentication scheme with --user (default digest)",
+    )
+    udp = p.add_mutually_exclusive_group()
+    udp.add_argument(
+        "--no-udp", action="store_true", help="refuse RTP over UDP (461), TCP interleaved only"
+    )
+    udp.add_argument(
+        "--udp-loss",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="drop each RTP packet sent over UDP with probability P (tests)",
+    )
     p.add_argument(
         "--corrupt",
         type=float,
@@ -84,7 +112,7 @@ def _progress(label: str):  # type: ignore[no-untyped-def]
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from privastead.camsim.auth import DigestAuth
+    from privastead.camsim.auth import make_auth
     from privastead.camsim.encoder import EncodedStream
     from privastead.camsim.server import RtspServer
     from privastead.camsim.streams import default_cache_dir, parse_size, scene_stream
@@ -95,7 +123,7 @@ async def _serve(args: argparse.Namespace) -> int:
             print("privastead-camsim: --user needs --password-file FILE", file=sys.stderr)
             return 2
         password = args.password_file.read_text().strip()
-        auth = DigestAuth(args.user, password)
+        auth = make_auth(args.auth, args.user, password)
     mounts: dict[str, EncodedStream] = {}
     if args.file:
         from privastead.camsim.filesource import load_file
@@ -125,7 +153,7 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.audio:
         from privastead.camsim.audio import tone
 
-        audio = tone()
+        audio = tone(codec=args.audio)
     server = RtspServer(
         mounts,
         host=args.host,
@@ -135,6 +163,8 @@ async def _serve(args: argparse.Namespace) -> int:
         seed=args.seed,
         audio=audio,
         stamp=args.stamp,
+        udp=not args.no_udp,
+        udp_loss=args.udp_loss,
     )
     await server.start()
     for url, mount in zip(server.urls(), server.mounts.values(), strict=True):
