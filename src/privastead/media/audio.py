@@ -92,7 +92,9 @@ class AacTranscoder:
         stream.bit_rate = _bit_rate(self.sample_rate, channels)
         stream.time_base = self.time_base
         stream.codec_context.time_base = self.time_base
-        stream.codec_context.open()
+        # Writing the (in-memory) header opens the encoder and fills the stream's codec
+        # parameters, AudioSpecificConfig included, which templates are copied from.
+        self._holder.start_encoding()
         self.template: av.audio.stream.AudioStream = stream
         self._encoder: AudioCodecContext = stream.codec_context
         self._resampler = av.AudioResampler(
