@@ -3,6 +3,7 @@
     privastead-camsim --port 8554 --scene demo --size 1920x1080 --fps 15 --codec h264 \\
         [--sub 640x360] [--file clip.mp4] [--user U --password-file F [--auth basic]]
         [--audio aac|pcmu|pcma|opus] [--no-udp | --udp-loss P] [--seed N] [--stamp]
+        [--onvif-port N [--onvif-discovery HOST:PORT | --onvif-multicast]]
 
 serves ``rtsp://HOST:PORT/main`` (and ``/sub`` with ``--sub``) over RTSP (RTP over TCP or UDP)
 until Ctrl-C.
@@ -28,8 +29,12 @@ Every client starts at the first keyframe of the loop.
 RTP goes over TCP (interleaved) or UDP, as the client asks in SETUP; --no-udp answers UDP
 with 461 like a camera behind NAT, --udp-loss drops a share of the UDP packets.
 
+--onvif-port makes it an ONVIF device too (WS-Discovery answers, GetProfiles, GetStreamUri;
+the same --user/--password-file as WS-Security login), for `privastead-hub discover`.
+
 examples:
   privastead-camsim --scene demo --size 1920x1080 --fps 15 --sub 640x360
+  privastead-camsim --sub 640x360 --onvif-port 8080 --onvif-discovery 127.0.0.1:3702
   privastead-camsim --file garden.mp4 --user admin --password-file cam.pass --auth basic
   privastead-camsim --audio pcmu --udp-loss 0.05
 """
@@ -94,6 +99,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="corrupt each access unit with probability P (tests)",
     )
+    p.add_argument(
+        "--onvif-port",
+        type=int,
+        metavar="N",
+        help="also be an ONVIF device: device and media services on this HTTP port (0 = any)",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--onvif-discovery",
+        metavar="HOST:PORT",
+        help="answer WS-Discovery probes sent to this UDP address (default: --host, any port)",
+    )
+    where.add_argument(
+        "--onvif-multicast",
+        action="store_true",
+        help="answer WS-Discovery probes on the multicast group 239.255.255.250:3702",
+    )
     p.add_argument("--cache-dir", type=Path, help="where encoded scenes are cached")
     p.add_argument("--no-cache", action="store_true", help="encode the scene afresh, store nothing")
     return p
@@ -118,6 +140,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from privastead.camsim.streams import default_cache_dir, parse_size, scene_stream
 
     auth = None
+    password = None
     if args.user:
         if not args.password_file:
             print("privastead-camsim: --user needs --password-file FILE", file=sys.stderr)
@@ -174,6 +197,24 @@ async def _serve(args: argparse.Namespace) -> int:
             f"{s.bitrate / 1e6:.2f} Mbit/s, loop {s.frame_count} frames",
             flush=True,
         )
+    onvif = None
+    if args.onvif_port is not None:
+        from privastead.camsim.onvif import OnvifDevice
+        from privastead.media.onvif.discovery import parse_target
+
+        discovery = parse_target(args.onvif_discovery, 3702) if args.onvif_discovery else None
+        onvif = OnvifDevice(
+            server,
+            host=args.host,
+            http_port=args.onvif_port,
+            discovery=discovery,
+            multicast=args.onvif_multicast,
+            user=args.user,
+            password=password,
+        )
+        await onvif.start()
+        host, port = onvif.discovery
+        print(f"onvif {onvif.device_url}  WS-Discovery on {host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -183,6 +224,8 @@ async def _serve(args: argparse.Namespace) -> int:
     serving.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await serving
+    if onvif is not None:
+        await onvif.close()
     await server.close()
     return 0
 
