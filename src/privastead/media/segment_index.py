@@ -10,6 +10,7 @@ files (after a crash, a lost database, or a disk that filled while the index was
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -75,6 +76,9 @@ class SegmentIndex:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # Keep the write-ahead log small: on a nearly full disk it competes with video.
+            self._db.execute("PRAGMA wal_autocheckpoint=64")
+            self._db.execute("PRAGMA journal_size_limit=262144")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StorageError(f"segment index {path}: {exc}") from exc
@@ -105,8 +109,17 @@ class SegmentIndex:
             ),
         )
 
-    def remove(self, path: str) -> None:
-        self._run("DELETE FROM segments WHERE path = ?", (path,))
+    def remove(self, paths: list[str]) -> None:
+        """Forget these segments, in one transaction (one write however many)."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN")
+                self._db.executemany("DELETE FROM segments WHERE path = ?", [(p,) for p in paths])
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise StorageError(f"segment index {self.path}: {exc}") from exc
 
     @staticmethod
     def _row(row: tuple[Any, ...]) -> Segment:
@@ -153,6 +166,7 @@ class SegmentIndex:
         self._run("DELETE FROM segments")
         for segment in segments:
             self.add(segment)
+        self._run("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 __all__ = ["Segment", "SegmentIndex"]

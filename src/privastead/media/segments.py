@@ -112,6 +112,7 @@ class SegmentWriter:
         self.dropped = 0
         self._open: _Open | None = None
         self._wall_offset: float | None = None  # wall clock minus stream time, least delayed
+        self.unindexed: list[Segment] = []  # finished but not in the index yet (disk was full)
 
     def start(self, info: StreamInfo) -> Segment | None:
         """A (new) connection's streams: ends the running segment (new codec parameters)."""
@@ -121,8 +122,21 @@ class SegmentWriter:
         return finished
 
     def resume(self) -> None:
-        """Room was made: start a new segment at the next keyframe."""
+        """Room was made: index what could not be indexed, start again at the next keyframe."""
         self.blocked = False
+        self._index_pending()
+
+    def _index_pending(self) -> None:
+        """Add the segments the index refused (full disk) now: a file the index does not know
+        is a file retention cannot delete."""
+        while self.unindexed:
+            try:
+                self.index.add(self.unindexed[0])
+            except OSError as exc:  # StorageError: still no room
+                count = len(self.unindexed)
+                log.warning("%s: %d segment(s) not indexed yet: %s", self.camera, count, exc)
+                return
+            self.unindexed.pop(0)
 
     def write(self, packet: MediaPacket) -> Segment | None:
         """Copy ``packet`` in; the segment it finished, if any. ``StorageFullError`` when the
@@ -281,10 +295,8 @@ class SegmentWriter:
             seg.frames,
             tuple(seg.keyframes),
         )
-        try:
-            self.index.add(segment)
-        except OSError as exc:  # StorageError: the index can be rebuilt from the files
-            log.warning("%s: segment %s not indexed yet: %s", self.camera, seg.path.name, exc)
+        self.unindexed.append(segment)
+        self._index_pending()
         return segment
 
 
