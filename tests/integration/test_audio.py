@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,7 @@ def test_camera_audio_reaches_the_clip_in_step(
     for packet in packets:
         writer.write(packet)
     summary = writer.close()
+    assert stat.S_IMODE(summary.path.stat().st_mode) == 0o600  # plaintext video: private
     data = summary.path.read_bytes()
     with av.open(io.BytesIO(data)) as clip:
         assert clip.streams.audio[0].codec_context.name == MUXED[codec]

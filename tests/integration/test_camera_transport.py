@@ -9,12 +9,13 @@ the password in a log line, a health report or an error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,22 @@ async def _serve(**kwargs: object) -> RtspServer:
     return server
 
 
+@contextlib.asynccontextmanager
+async def _reading(
+    server: RtspServer, camera: tuple[str, IngestSettings]
+) -> AsyncIterator[tuple[Ingest, Captured]]:
+    """The hub's ingest reading ``camera`` (URL with credentials, settings) from ``server``;
+    both stop at the end."""
+    captured = Captured()
+    ingest = Ingest(camera[0], captured, camera[1], name="porch")
+    ingest.start()
+    try:
+        yield ingest, captured
+    finally:
+        await asyncio.to_thread(ingest.stop)
+        await server.close()
+
+
 def _assert_no_secret(*texts: str) -> None:
     for text in texts:
         assert SECRET not in text
@@ -102,15 +119,8 @@ def _assert_no_secret(*texts: str) -> None:
 
 async def test_auto_stays_on_udp_when_nothing_is_lost_and_carries_audio(tmp_path: Path) -> None:
     server = await _serve(audio=tone(2.0, codec="pcmu"), auth=DigestAuth("admin", SECRET))
-    captured = Captured()
-    url, settings = _camera(server.urls()[0], tmp_path, "auto")
-    ingest = Ingest(url, captured, settings, name="porch")
-    ingest.start()
-    try:
+    async with _reading(server, _camera(server.urls()[0], tmp_path, "auto")) as (ingest, captured):
         assert await _until(lambda: len(captured.packets("video")) >= 45, 20)
-    finally:
-        await asyncio.to_thread(ingest.stop)
-        await server.close()
     health = ingest.health()
     info = captured.infos()[0]
     assert server.plays == ["udp"]
@@ -131,17 +141,12 @@ async def test_auto_moves_to_tcp_when_udp_loses_packets(
         read_timeout=1.5,
         loss=LossSettings(window=10.0, threshold=0.02, min_expected=80),
     )
-    captured = Captured()
-    url, settings = _camera(server.urls()[0], tmp_path, "auto", password=None, base=base)
-    ingest = Ingest(url, captured, settings, name="porch")
-    ingest.start()
-    try:
+    async with _reading(
+        server, _camera(server.urls()[0], tmp_path, "auto", password=None, base=base)
+    ) as (ingest, captured):
         assert await _until(lambda: ingest.health().transport == "tcp", 30)
         switched = len(captured.packets("video"))
         assert await _until(lambda: len(captured.packets("video")) >= switched + 30, 20)
-    finally:
-        await asyncio.to_thread(ingest.stop)
-        await server.close()
     health = ingest.health()
     assert server.plays[:2] == ["udp", "tcp"]
     assert "UDP lost" in health.transport_note
@@ -160,15 +165,11 @@ async def test_auto_uses_tcp_when_udp_does_not_work_at_all(
     tmp_path: Path, server_options: dict[str, object], why: str
 ) -> None:
     server = await _serve(**server_options)
-    captured = Captured()
-    url, settings = _camera(server.urls()[0], tmp_path, "auto", password=None)
-    ingest = Ingest(url, captured, settings, name="porch")
-    ingest.start()
-    try:
+    async with _reading(server, _camera(server.urls()[0], tmp_path, "auto", password=None)) as (
+        ingest,
+        captured,
+    ):
         assert await _until(lambda: len(captured.packets("video")) >= 20, 30)
-    finally:
-        await asyncio.to_thread(ingest.stop)
-        await server.close()
     assert server.plays[-1] == "tcp"
     assert why in ingest.health().transport_note
 
@@ -180,15 +181,11 @@ async def test_login_with_each_scheme_over_each_transport(
 ) -> None:
     auth = BasicAuth("admin", SECRET) if scheme == "basic" else DigestAuth("admin", SECRET)
     server = await _serve(auth=auth)
-    captured = Captured()
-    url, settings = _camera(server.urls()[0], tmp_path, transport)
-    ingest = Ingest(url, captured, settings, name="porch")
-    ingest.start()
-    try:
+    async with _reading(server, _camera(server.urls()[0], tmp_path, transport)) as (
+        ingest,
+        captured,
+    ):
         assert await _until(lambda: len(captured.packets("video")) >= 15, 20)
-    finally:
-        await asyncio.to_thread(ingest.stop)
-        await server.close()
     assert server.plays == [transport]
     assert ingest.health().reconnects == 0
 
@@ -200,20 +197,14 @@ async def test_wrong_password_is_a_health_state_not_a_reconnect_loop(
     caplog.set_level(logging.DEBUG)
     auth = BasicAuth("admin", "the-right-one") if scheme == "basic" else DigestAuth("admin", "x")
     server = await _serve(auth=auth)
-    captured = Captured()
     # Ordinary reconnects would come every 0.1 s; a refused login waits a minute.
-    url, settings = _camera(server.urls()[0], tmp_path, "tcp")
-    ingest = Ingest(url, captured, settings, name="porch")
-    ingest.start()
-    try:
+    camera = _camera(server.urls()[0], tmp_path, "tcp")
+    async with _reading(server, camera) as (ingest, captured):
         assert await _until(lambda: ingest.health().state == "unauthorized", 15)
         refused = auth.refused
         await asyncio.sleep(1.5)  # fifteen ordinary backoff periods
         assert auth.refused == refused  # no retry yet
         health = ingest.health()
-    finally:
-        await asyncio.to_thread(ingest.stop)
-        await server.close()
     assert health.state == "unauthorized"
     assert "camera porch" in health.last_error and "password_file" in health.last_error
     assert not server.plays
@@ -229,14 +220,9 @@ async def test_a_camera_that_wants_a_login_says_so_when_none_is_configured(
     tmp_path: Path,
 ) -> None:
     server = await _serve(auth=DigestAuth("admin", SECRET))
-    url, settings = _camera(server.urls()[0], tmp_path, "tcp", password=None)
-    ingest = Ingest(url, Captured(), settings, name="porch")
-    ingest.start()
-    try:
+    camera = _camera(server.urls()[0], tmp_path, "tcp", password=None)
+    async with _reading(server, camera) as (ingest, _):
         assert await _until(lambda: ingest.health().state == "unauthorized", 15)
-    finally:
-        await asyncio.to_thread(ingest.stop)
-        await server.close()
     assert "asks for a login" in ingest.health().last_error
 
 
