@@ -7,6 +7,7 @@ itself: the file names a path, or the environment carries them.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,12 +50,39 @@ class Limits:
 
 @dataclass(frozen=True)
 class AuthConfig:
-    """Throttling of failed authentication attempts (per client address and per account)."""
+    """Tokens: throttling of failures (per token id and per client address), revocations.
 
-    max_failures: int = 10  # failed attempts within window_seconds that lock a key out
+    See ``throttle.py``: only failing requests are ever slowed; the first ``max_failures``
+    failures of a key within ``window_seconds`` are free, each further one locks the key for
+    ``base_delay_seconds`` doubled per failure, up to ``max_delay_seconds``.
+    """
+
+    max_failures: int = 10  # failures of one key within window_seconds that are free
     window_seconds: float = 60.0  # the window in which failures are counted
-    lockout_seconds: float = 300.0  # how long a locked-out key gets 429
-    cache_seconds: float = 2.0  # how long a token lookup is trusted (revocations by CLI)
+    base_delay_seconds: float = 1.0  # the first lock after max_failures, doubled per failure
+    max_delay_seconds: float = 300.0  # the longest lock
+    cache_seconds: float = 2.0  # how long a token lookup is trusted
+    # Behind a reverse proxy every client has the proxy's address: name the proxies (CIDR)
+    # whose client_address_header is believed (right-most untrusted hop = the client).
+    trusted_proxies: tuple[str, ...] = ()
+    client_address_header: str = "X-Forwarded-For"  # read only from trusted_proxies
+    # Tombstones of revoked tokens (so a removed device is told, not throttled) are kept this
+    # long, and at most accounts.REVOKED_PER_ACCOUNT per account.
+    revoked_retention_days: float = 30.0
+    # How often a running relay looks for revocations made elsewhere (the CLI).
+    revocation_poll_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        for net in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {net!r} is not an address or CIDR") from None
+        for name in ("window_seconds", "base_delay_seconds", "max_delay_seconds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.max_failures < 0 or self.revocation_poll_seconds <= 0:
+            raise ValueError("max_failures must be >= 0 and revocation_poll_seconds positive")
 
 
 @dataclass(frozen=True)
