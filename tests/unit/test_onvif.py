@@ -19,7 +19,7 @@ from privastead.media.onvif.soap import (
     username_token,
 )
 
-NOW = datetime.datetime(2030, 5, 1, 12, 0, 0, tzinfo=datetime.UTC)
+NOW = datetime.datetime(2030, 5, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 
 
 def _header(token: str) -> bytes:

@@ -216,7 +216,7 @@ class OnvifDevice:
     def _authorized(self, header: ET.Element | None) -> bool:
         if self.user is None:
             return True
-        now = datetime.datetime.now(datetime.UTC)
+        now = datetime.datetime.now(datetime.timezone.utc)
         ok = check_username_token(header, self.user, self.password or "", now, 300.0)
         self.refused += not ok
         return ok
@@ -240,7 +240,7 @@ class OnvifDevice:
             return parsed
         name, _call, header = parsed
         if name == "GetSystemDateAndTime":
-            now = datetime.datetime.now(datetime.UTC)
+            now = datetime.datetime.now(datetime.timezone.utc)
             return self._ok(
                 "<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime>"
                 "<tt:DateTimeType>NTP</tt:DateTimeType><tt:UTCDateTime>"

@@ -66,7 +66,7 @@ def private_dir(path: Path) -> Path:
 
 
 def segment_path(root: Path, camera: str, start: float) -> Path:
-    day = datetime.datetime.fromtimestamp(start, datetime.UTC).strftime("%Y-%m-%d")
+    day = datetime.datetime.fromtimestamp(start, datetime.timezone.utc).strftime("%Y-%m-%d")
     return root / camera / day / f"{round(start * 1000)}.mp4"
 
 

@@ -13,6 +13,7 @@ live in the hub's secret files, never in a URL of ``hub.toml``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import xml.etree.ElementTree as ET
@@ -112,7 +113,8 @@ class OnvifCamera:
                 body = await response.content.read(MAX_MESSAGE + 1)
                 challenge = response.headers.get("WWW-Authenticate", "")
                 status = response.status
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as exc:
+            # (on Python 3.10 aiohttp's timeouts are asyncio.TimeoutError, not the builtin)
             raise OnvifError(f"{self.device.address}: ONVIF request failed: {exc}") from None
         if status == 401 and not digest and challenge.lower().startswith("digest"):
             return await self._post(url, message, digest=True)
@@ -122,7 +124,7 @@ class OnvifCamera:
         """POST one request; the answer's Body (``OnvifError``/``OnvifAuthError`` if refused)."""
         header = ""
         if auth and self.user is not None:
-            now = datetime.datetime.now(datetime.UTC) + self._offset
+            now = datetime.datetime.now(datetime.timezone.utc) + self._offset
             header = username_token(self.user, self.password or "", now)
         status, data = await self._post(url, envelope(body, header, namespaces))
         if status in {401, 403}:
@@ -157,11 +159,11 @@ class OnvifCamera:
                 int(text(utc, "Time", "Hour")),
                 int(text(utc, "Time", "Minute")),
                 int(text(utc, "Time", "Second")),
-                tzinfo=datetime.UTC,
+                tzinfo=datetime.timezone.utc,
             )
         except ValueError:
             return  # no usable clock: use ours
-        self._offset = camera - datetime.datetime.now(datetime.UTC)
+        self._offset = camera - datetime.datetime.now(datetime.timezone.utc)
 
     async def information(self) -> tuple[str, str, str]:
         """(manufacturer, model, serial number); empty strings where the camera is silent."""

@@ -140,7 +140,7 @@ def parse_target(text: str, default_port: int = 3702) -> tuple[str, int]:
 async def discover(
     targets: list[tuple[str, int]] | None = None,
     *,
-    timeout: float = 3.0,  # noqa: ASYNC109 - how long to listen, not a deadline to cancel at
+    timeout: float = 3.0,  # how long to listen, not a deadline to cancel at
     interface: str = "0.0.0.0",  # noqa: S104 - the local address to probe from
     repeat: int = 2,
 ) -> list[Device]:

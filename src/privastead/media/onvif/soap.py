@@ -108,7 +108,7 @@ def is_auth_fault(reason: str) -> bool:
 def username_token(user: str, password: str, now: datetime.datetime) -> str:
     """The WS-Security header of a request, ``now`` on the camera's clock (UTC)."""
     nonce = secrets.token_bytes(16)
-    created = now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    created = now.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     digest = hashlib.sha1(nonce + created.encode() + password.encode()).digest()  # noqa: S324 - ONVIF's mandated scheme
     return (
         f'<wsse:Security xmlns:wsse="{WSSE}" xmlns:wsu="{WSU}" s:mustUnderstand="1">'
