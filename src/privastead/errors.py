@@ -90,6 +90,23 @@ class DuplicateMessageError(CryptoError):
     """The message was already decrypted once. Relays may duplicate; drop it."""
 
 
+class PairingMismatchError(CryptoError):
+    """A short-code pairing exchange failed its key confirmation, or was used out of order.
+
+    Both sides raise it with the same text: either side typed a wrong code or the relay ran the
+    exchange itself. The code is burned either way; the remedy is a new code.
+    """
+
+    def __init__(
+        self,
+        message: str = (
+            "wrong code or a relay that tampered with the exchange: this code is now burned; "
+            "start pairing again on the hub for a new code"
+        ),
+    ) -> None:
+        super().__init__(message)
+
+
 class PolicyError(CryptoError):
     """The message or operation is authentic but not allowed by Privastead's group policy."""
 
