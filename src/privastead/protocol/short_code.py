@@ -2,7 +2,7 @@
 
 The nameplate is a short number the relay allocates (it names the pairing mailbox for a few
 minutes and carries no secret); the two words come from the EFF short wordlist shipped beside
-this module (1,296 words of 3-5 letters, CC BY 3.0 US) and are the secret: 1,296² ≈ 1.7 million
+this module (1,295 words of 3-5 letters, CC BY 3.0 US) and are the secret: 1,295² ≈ 1.7 million
 codes, about 20.7 bits. That is far too little for a key, which is why the code only ever feeds a
 PAKE (one online guess per code) and never encrypts anything itself.
 
@@ -23,6 +23,8 @@ from importlib import resources
 from privastead.errors import DecodeError
 
 WORDS_PER_CODE = 2
+# The EFF short list #1 without its one hyphenated entry (see the file header).
+WORDLIST_SIZE = 1295
 MAX_CODE_LENGTH = 20
 # The relay allocates nameplates in this range; four digits keep the longest code at 4+1+5+1+5.
 MAX_NAMEPLATE = 9999
@@ -34,7 +36,7 @@ def wordlist() -> tuple[str, ...]:
     """The shipped wordlist, in its published order (comment lines dropped)."""
     text = resources.files(__package__).joinpath("words_eff_short.txt").read_text("utf-8")
     words = tuple(w for w in (line.strip() for line in text.splitlines()) if w and w[0] != "#")
-    if len(words) != 1296 or len(set(words)) != len(words):
+    if len(words) != WORDLIST_SIZE or len(set(words)) != len(words):
         raise RuntimeError("the shipped pairing wordlist is damaged: reinstall privastead")
     return words
 

@@ -23,6 +23,7 @@ import aiohttp
 from privastead.clock import Clock
 from privastead.compat import Self
 from privastead.errors import DeviceRemovedError, RelayRejectedError, RelayUnavailableError
+from privastead.protocol.relay_url import check_relay_url
 from privastead.relay.api import (
     DEVICE_REMOVED,
     HEADER_MESSAGE_ID,
@@ -116,7 +117,10 @@ class RelayClient:
         session: aiohttp.ClientSession | None = None,
         timeout: float = 60.0,
         ssl: Any = True,
+        insecure_http: bool = False,
     ) -> None:
+        # Refuse before any token is sent: http:// only to loopback unless asked for.
+        check_relay_url(base_url, insecure_http=insecure_http)
         self.base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}"}
         self._own_session = session is None
