@@ -30,7 +30,12 @@ fn side_label(side: Side) -> &'static [u8] {
     }
 }
 
-fn subkey(key: &[u8], transcript: &[u8], purpose: &[u8], side: Side) -> Result<Zeroizing<[u8; 32]>> {
+fn subkey(
+    key: &[u8],
+    transcript: &[u8],
+    purpose: &[u8],
+    side: Side,
+) -> Result<Zeroizing<[u8; 32]>> {
     if key.len() != PAKE_KEY_LEN {
         return Err(Error::InvalidArgument(format!(
             "pairing key has {} bytes, expected {PAKE_KEY_LEN}",
@@ -74,14 +79,26 @@ pub fn verify_confirmation(key: &[u8], transcript: &[u8], side: Side, tag: &[u8]
 }
 
 /// Seals a payload sent by `from`. Output: nonce || ciphertext || tag.
-pub fn seal(key: &[u8], transcript: &[u8], from: Side, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+pub fn seal(
+    key: &[u8],
+    transcript: &[u8],
+    from: Side,
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
     let k = subkey(key, transcript, b"payload", from)?;
     let cipher = ChaCha20Poly1305::new(Key::from_slice(k.as_slice()));
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::getrandom(&mut nonce)
         .map_err(|e| Error::Internal(format!("no randomness for the nonce: {e}")))?;
     let ct = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .map_err(|_| Error::Internal("payload too large to seal".into()))?;
     let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
     out.extend_from_slice(&nonce);
@@ -90,7 +107,13 @@ pub fn seal(key: &[u8], transcript: &[u8], from: Side, aad: &[u8], plaintext: &[
 }
 
 /// Opens a payload sealed by `from`; any change to it, the AAD or the key is a `Decryption`.
-pub fn open(key: &[u8], transcript: &[u8], from: Side, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
+pub fn open(
+    key: &[u8],
+    transcript: &[u8],
+    from: Side,
+    aad: &[u8],
+    sealed: &[u8],
+) -> Result<Vec<u8>> {
     if sealed.len() < NONCE_LEN + TAG_LEN {
         return Err(Error::Decode(format!(
             "sealed pairing payload has {} bytes, at least {} expected",
@@ -121,30 +144,69 @@ mod tests {
         verify_confirmation(&KEY, T, Side::Hub, &hub).expect("hub tag verifies");
         verify_confirmation(&KEY, T, Side::Device, &dev).expect("device tag verifies");
         // A tag reflected to its sender, another key, another transcript, a short tag: refused.
-        assert_eq!(verify_confirmation(&KEY, T, Side::Device, &hub), Err(Error::Decryption));
-        assert_eq!(verify_confirmation(&[8u8; 32], T, Side::Hub, &hub), Err(Error::Decryption));
-        assert_eq!(verify_confirmation(&KEY, b"other", Side::Hub, &hub), Err(Error::Decryption));
-        assert_eq!(verify_confirmation(&KEY, T, Side::Hub, &hub[..16]), Err(Error::Decryption));
+        assert_eq!(
+            verify_confirmation(&KEY, T, Side::Device, &hub),
+            Err(Error::Decryption)
+        );
+        assert_eq!(
+            verify_confirmation(&[8u8; 32], T, Side::Hub, &hub),
+            Err(Error::Decryption)
+        );
+        assert_eq!(
+            verify_confirmation(&KEY, b"other", Side::Hub, &hub),
+            Err(Error::Decryption)
+        );
+        assert_eq!(
+            verify_confirmation(&KEY, T, Side::Hub, &hub[..16]),
+            Err(Error::Decryption)
+        );
     }
 
     #[test]
     fn seal_open_round_trip_and_tampering() {
         let sealed = seal(&KEY, T, Side::Hub, b"aad", b"psk and relay token").expect("seal");
-        assert_eq!(open(&KEY, T, Side::Hub, b"aad", &sealed).expect("open"), b"psk and relay token");
-        assert_ne!(sealed, seal(&KEY, T, Side::Hub, b"aad", b"psk and relay token").expect("seal"));
+        assert_eq!(
+            open(&KEY, T, Side::Hub, b"aad", &sealed).expect("open"),
+            b"psk and relay token"
+        );
+        assert_ne!(
+            sealed,
+            seal(&KEY, T, Side::Hub, b"aad", b"psk and relay token").expect("seal")
+        );
         let mut flipped = sealed.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
-        assert_eq!(open(&KEY, T, Side::Hub, b"aad", &flipped), Err(Error::Decryption));
-        assert_eq!(open(&KEY, T, Side::Hub, b"other", &sealed), Err(Error::Decryption));
-        assert_eq!(open(&KEY, T, Side::Device, b"aad", &sealed), Err(Error::Decryption));
-        assert_eq!(open(&KEY, b"x", Side::Hub, b"aad", &sealed), Err(Error::Decryption));
-        assert!(matches!(open(&KEY, T, Side::Hub, b"aad", &sealed[..20]), Err(Error::Decode(_))));
+        assert_eq!(
+            open(&KEY, T, Side::Hub, b"aad", &flipped),
+            Err(Error::Decryption)
+        );
+        assert_eq!(
+            open(&KEY, T, Side::Hub, b"other", &sealed),
+            Err(Error::Decryption)
+        );
+        assert_eq!(
+            open(&KEY, T, Side::Device, b"aad", &sealed),
+            Err(Error::Decryption)
+        );
+        assert_eq!(
+            open(&KEY, b"x", Side::Hub, b"aad", &sealed),
+            Err(Error::Decryption)
+        );
+        assert!(matches!(
+            open(&KEY, T, Side::Hub, b"aad", &sealed[..20]),
+            Err(Error::Decode(_))
+        ));
     }
 
     #[test]
     fn a_short_key_is_refused() {
-        assert!(matches!(confirmation(&KEY[..31], T, Side::Hub), Err(Error::InvalidArgument(_))));
-        assert!(matches!(seal(&[], T, Side::Hub, b"", b""), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            confirmation(&KEY[..31], T, Side::Hub),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            seal(&[], T, Side::Hub, b"", b""),
+            Err(Error::InvalidArgument(_))
+        ));
     }
 }

@@ -102,7 +102,9 @@ impl Pake {
         let key = Zeroizing::new(key);
         let mut out = Zeroizing::new([0u8; PAKE_KEY_LEN]);
         if key.len() != PAKE_KEY_LEN {
-            return Err(Error::Internal("SPAKE2 key has an unexpected length".into()));
+            return Err(Error::Internal(
+                "SPAKE2 key has an unexpected length".into(),
+            ));
         }
         out.copy_from_slice(&key);
         Ok(out)
@@ -173,9 +175,23 @@ mod tests {
         let (_, good) = Pake::start(Side::Device, b"code", b"ctx").expect("start");
         let mut bad_len = good.clone();
         bad_len.pop();
-        let mut bad_point = good.clone();
-        bad_point[1..].fill(0xff);
-        for bad in [Vec::new(), bad_len, bad_point] {
+        let mut bad_side = good.clone();
+        bad_side[0] = 0;
+        // A y coordinate with no point on the curve: about half of all values; take the
+        // first of a few candidates that fails to decompress.
+        let bad_point = (2u8..64)
+            .map(|y| {
+                let mut m = good.clone();
+                m[1..].fill(0);
+                m[1] = y;
+                m
+            })
+            .find(|m| {
+                let (mut hub, _) = Pake::start(Side::Hub, b"code", b"ctx").expect("start");
+                hub.finish(m).is_err()
+            })
+            .expect("some y values are not on the curve");
+        for bad in [Vec::new(), bad_len, bad_side, bad_point] {
             let (mut hub, _) = Pake::start(Side::Hub, b"code", b"ctx").expect("start");
             assert!(matches!(hub.finish(&bad), Err(Error::Decode(_))), "{bad:?}");
             // The state is gone: even the right message cannot be tried afterwards.
@@ -195,7 +211,10 @@ mod tests {
             Pake::start(Side::Hub, b"", b"ctx"),
             Err(Error::InvalidArgument(_))
         ));
-        assert!(matches!(Side::parse("relay"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(
+            Side::parse("relay"),
+            Err(Error::InvalidArgument(_))
+        ));
         assert_eq!(Side::parse("hub").expect("hub"), Side::Hub);
         assert_eq!(Side::parse("device").expect("device"), Side::Device);
     }
