@@ -89,7 +89,9 @@ class ShortCodeExchange:
                 "that tampered with the exchange; this code is now burned"
             ) from None
         hub_msg, dev_msg = (
-            (self._outbound, bytes(inbound)) if self.side == HUB else (bytes(inbound), self._outbound)
+            (self._outbound, bytes(inbound))
+            if self.side == HUB
+            else (bytes(inbound), self._outbound)
         )
         self._transcript = _framed(b"privastead short-code v1", self._context, hub_msg, dev_msg)
         self.stage = Stage.KEYED
@@ -116,7 +118,9 @@ class ShortCodeExchange:
         """Decrypts the peer's pairing payload; allowed once, after confirmation."""
         self._expect(Stage.CONFIRMED)
         try:
-            payload = _native.pairing_open(self._key, self._transcript, self.peer, _AAD, bytes(sealed))
+            payload = _native.pairing_open(
+                self._key, self._transcript, self.peer, _AAD, bytes(sealed)
+            )
         except CryptoError:
             self._burn()
             raise PairingMismatchError(

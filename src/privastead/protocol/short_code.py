@@ -1,4 +1,4 @@
-"""The short pairing code a person can type: ``<nameplate>-<word>-<word>``, e.g. ``417-acorn-shiny``.
+"""The short pairing code a person can type: ``<nameplate>-<word>-<word>`` (``417-acorn-shiny``).
 
 The nameplate is a short number the relay allocates (it names the pairing mailbox for a few
 minutes and carries no secret); the two words come from the EFF short wordlist shipped beside
@@ -87,7 +87,12 @@ def _one_typo_apart(a: str, b: str) -> bool:
         diff = [i for i in range(len(a)) if a[i] != b[i]]
         if len(diff) == 1:
             return True
-        return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+        return (
+            len(diff) == 2
+            and diff[1] == diff[0] + 1
+            and a[diff[0]] == b[diff[1]]
+            and a[diff[1]] == b[diff[0]]
+        )
     short, long = (a, b) if len(a) < len(b) else (b, a)
     return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
 
@@ -109,7 +114,7 @@ def parse(text: str) -> ShortCode:
     if not isinstance(text, str):
         raise DecodeError("pairing code: expected text")
     if len(text) > 4 * MAX_CODE_LENGTH:
-        raise DecodeError(f"pairing code: too long; a code looks like 417-acorn-shiny")
+        raise DecodeError("pairing code: too long; a code looks like 417-acorn-shiny")
     parts = [p for p in _SEPARATORS.split(text.strip().lower()) if p]
     if len(parts) != 1 + WORDS_PER_CODE:
         raise DecodeError(
@@ -118,7 +123,9 @@ def parse(text: str) -> ShortCode:
         )
     head, *typed = parts
     if not head.isascii() or not head.isdigit():
-        raise DecodeError(f"pairing code: it must start with the number the hub shows, not {head!r}")
+        raise DecodeError(
+            f"pairing code: it must start with the number the hub shows, not {head!r}"
+        )
     nameplate = check_nameplate(int(head))
     return ShortCode(nameplate, tuple(_word(w, i) for i, w in enumerate(typed, start=1)))
 

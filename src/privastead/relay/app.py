@@ -29,8 +29,8 @@ from privastead.relay.config import RelayConfig
 from privastead.relay.db import Database, secure_dir
 from privastead.relay.httputil import MAX_JSON_BODY, error_response, retry_after_of
 from privastead.relay.live import LiveHub
-from privastead.relay.nameplates import Nameplates
 from privastead.relay.metrics import standard
+from privastead.relay.nameplates import Nameplates
 from privastead.relay.notify import Notifier
 from privastead.relay.push import Pusher
 from privastead.relay.revocations import Revocations

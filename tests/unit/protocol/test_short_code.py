@@ -31,8 +31,16 @@ def test_generate_round_trips_and_fits_the_length() -> None:
 
 @pytest.mark.parametrize(
     "typed",
-    ["417-acorn-shiny", " 417 Acorn SHINY ", "417.acorn.shiny", "417_acorn--shiny", "417 acorm shiny",
-     "417-acorn-hsiny", "417-acorns-shiny", "417-acor-shiny"],
+    [
+        "417-acorn-shiny",
+        " 417 Acorn SHINY ",
+        "417.acorn.shiny",
+        "417_acorn--shiny",
+        "417 acorm shiny",
+        "417-acorn-hsiny",
+        "417-acorns-shiny",
+        "417-acor-shiny",
+    ],
 )
 def test_forgiving_parse(typed: str) -> None:
     assert str(parse(typed)) == "417-acorn-shiny"
