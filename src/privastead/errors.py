@@ -15,7 +15,8 @@ Catch ``PrivasteadError`` to catch everything this package raises on purpose::
     │   ├── DuplicateMessageError       already decrypted once; safe to drop
     │   ├── PolicyError                 well-formed and authentic, but not allowed by our rules
     │   ├── GroupStateError             unknown group, removed from group, pending commit ...
-    │   └── JoinError                   a Welcome that cannot be joined (wrong PSK, no key package)
+    │   ├── JoinError                   a Welcome that cannot be joined (wrong PSK, no key package)
+    │   └── PairingMismatchError        short-code pairing failed: wrong code or a tampering relay
     ├── RelayError                      talking to the relay
     │   ├── RelayUnavailableError       network error, timeout, 5xx: retry later
     │   └── RelayRejectedError          a 4xx: the request is wrong and retrying will not help
@@ -183,6 +184,7 @@ __all__ = [
     "GroupStateError",
     "JoinError",
     "MediaError",
+    "PairingMismatchError",
     "PolicyError",
     "PrivasteadError",
     "RelayError",

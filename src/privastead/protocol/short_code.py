@@ -23,7 +23,7 @@ from importlib import resources
 from privastead.errors import DecodeError
 
 WORDS_PER_CODE = 2
-# The EFF short list #1 without its one hyphenated entry (see the file header).
+# The first EFF short list without its one hyphenated entry (see the file header).
 WORDLIST_SIZE = 1295
 MAX_CODE_LENGTH = 20
 # The relay allocates nameplates in this range; four digits keep the longest code at 4+1+5+1+5.
