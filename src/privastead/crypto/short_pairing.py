@@ -62,9 +62,10 @@ class ShortCodeExchange:
         if self.stage is Stage.BURNED:
             raise PairingMismatchError()
         if self.stage is not stage:
+            at = self.stage
             self._burn()
             raise PairingMismatchError(
-                f"pairing exchange step out of order (at {self.stage.value}, needed "
+                f"pairing exchange step out of order (at {at.value}, needed "
                 f"{stage.value}): this code is now burned; start pairing again for a new code"
             )
 
@@ -73,8 +74,10 @@ class ShortCodeExchange:
         self._key = b""
 
     def pake_message(self) -> bytes:
-        """Our PAKE message, to send first (may be sent again while waiting)."""
-        self._expect(Stage.STARTED)
+        """Our PAKE message, to send first; not secret, so it may be sent again (a retry)
+        until the exchange is burned."""
+        if self.stage is Stage.BURNED:
+            raise PairingMismatchError()
         return self._outbound
 
     def receive_pake(self, inbound: bytes) -> bytes:
