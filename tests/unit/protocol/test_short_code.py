@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from privastead.errors import DecodeError
 from privastead.protocol import short_code as sc
@@ -85,3 +87,21 @@ def test_generate_refuses_a_bad_nameplate() -> None:
     for bad in (0, -1, 10_000, True):
         with pytest.raises(DecodeError):
             generate(bad)
+
+
+@given(st.text(max_size=100))
+def test_any_text_parses_or_says_why(text: str) -> None:
+    try:
+        code = parse(text)
+    except DecodeError as e:
+        assert str(e).startswith("pairing code:")
+    else:
+        assert parse(str(code)) == code and len(str(code)) <= MAX_CODE_LENGTH
+
+
+@given(
+    st.integers(1, sc.MAX_NAMEPLATE), st.sampled_from(sc.wordlist()), st.sampled_from(sc.wordlist())
+)
+def test_every_code_round_trips(nameplate: int, a: str, b: str) -> None:
+    code = ShortCode(nameplate, (a, b))
+    assert parse(str(code)) == code and parse(str(code).upper().replace("-", " ")) == code
