@@ -8,10 +8,13 @@ outbox's archive of uploaded ciphertext (indexed by app seq on disk, so also aft
 restart), re-uploaded under a fresh resend message id (the relay
 would treat the original id as a retry). A ``ReAddRequest`` (protocol.md, "Re-adding a
 desynced device") is honoured only in the ``control`` group and only from the member that
-``devices.json`` records as that device's control leaf: the MLS sender authenticates it, never
-the relay. The hub then removes the device's stale leaf in each named group of that camera, adds
-the fresh KeyPackage (normal commits; other members untouched) and answers with a
-``ReAddAccept`` in the control group carrying the Welcomes.
+``devices.json`` records as that device's control leaf (its leaf index *and* signature key,
+never the credential text the device chose): the MLS sender authenticates it, never the relay.
+A device being removed is re-added nowhere. The hub then removes the device's stale leaf in
+each named group of that camera, adds the fresh KeyPackage (normal commits; other members
+untouched; the core refuses a KeyPackage that reuses a member's credential or key), binds the
+one new leaf to the device and answers with a ``ReAddAccept`` in the control group carrying the
+Welcomes.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from typing import Protocol
 from privastead.atomic_file import write_atomic
 from privastead.crypto import Received
 from privastead.errors import CryptoError, RelayError, StorageError
-from privastead.hub.groups import DeviceRegistry, HubGroup, HubGroups
+from privastead.hub.groups import HubGroup, HubGroups
 from privastead.hub.outbox import Outbox
+from privastead.hub.registry import DeviceRegistry, DeviceStatus
 from privastead.protocol.codec import decode_message
 from privastead.protocol.messages import LiveRequest, LiveStop, ResendRequest, resend_message_id
 from privastead.protocol.pairing_messages import (
@@ -114,24 +118,31 @@ class ControlReader:
                 return
             await self._resend(f"{message.camera}/{message.group}", message.ranges)
         elif isinstance(message, ReAddRequest):
-            self._readd(group, received.sender, message)
+            self._readd(group, received.sender_index, message)
         elif isinstance(message, LiveRequest | LiveStop) and self.live is not None:
             await self.live.handle(group, received.sender, message)
         else:
             log.info("%s: %s from a client (not handled yet)", group.key, type(message).__name__)
 
-    def _readd(self, group: HubGroup, sender: bytes, request: ReAddRequest) -> None:
-        """Re-add ``request.device_id`` to the named groups, if the control-group sender is
-        that device's own control leaf."""
+    def _readd(self, group: HubGroup, sender_index: int, request: ReAddRequest) -> None:
+        """Re-add ``request.device_id`` to the named groups, if the control-group sender (leaf
+        ``sender_index``) is that device's own control leaf."""
         registry = DeviceRegistry(self.groups.data_dir)
-        record = registry.get(request.device_id)
-        members: dict[str, str] = dict(record.get("members", {})) if record else {}
+        device = registry.get(request.device_id)
+        bound = device.leaves.get(group.key) if device is not None else None
+        sender = next((m for m in group.members() if m.index == sender_index), None)
         if (
-            group.group != "control"
+            device is None
+            or bound is None
+            or sender is None
+            or group.group != "control"
             or request.camera != group.camera
-            or members.get(group.key) != sender.hex()
+            or (sender.index, sender.signature_key) != (bound.index, bound.signature_key)
         ):
             log.warning("%s: re-add request from a member that is not that device", group.key)
+            return
+        if device.status is not DeviceStatus.PAIRED:
+            log.warning("%s: re-add request from a device being removed: refused", group.key)
             return
         wanted = [g for g in sorted(request.key_packages) if g != "control"]
         grants = []
@@ -141,16 +152,15 @@ class ControlReader:
             except StorageError:
                 continue
             try:
-                added = target.add_device(request.key_packages[name], members.get(target.key))
+                added = target.add_device(request.key_packages[name], device.leaves.get(target.key))
             except CryptoError as e:
-                log.warning("%s: re-add: unusable key package: %s", target.key, e)
+                log.warning("%s: re-add refused: %s", target.key, e)
                 continue
-            if len(added.joined) == 1:
-                members[target.key] = next(iter(added.joined)).hex()
+            # At once, before anything else can run: the new leaf is this device's.
+            registry.set_leaf(device.device_id, target.key, added.leaf)
             grants.append(added.grant)
-        if not grants or record is None:
+        if not grants:
             return
-        registry.set_members(request.device_id, members)
         grant = CameraGrant(camera=group.camera, groups=tuple(grants))
         group.sender.send(
             lambda app_seq: ReAddAccept(device_id=request.device_id, seq=app_seq, camera=grant)
