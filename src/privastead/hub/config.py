@@ -134,7 +134,9 @@ class RelaySection:
     hub_name: str = "home"
     outbox_quota_mb: float = 1024.0
     resend_retention_mb: float = 64.0  # uploaded ciphertext kept to answer resend requests
-    heartbeat_interval: float = 120.0  # seconds between heartbeats in every control group
+    heartbeat_interval: float = 60.0  # seconds between heartbeats in every control group
+    # every group gets new keys at least this often (seconds); clips and livestreams more often
+    key_rotation_interval: float = 86400.0
     keep_plaintext_clips: bool = False  # keep the recorded MP4 after its ciphertext is durable
 
     def __post_init__(self) -> None:
@@ -142,6 +144,8 @@ class RelaySection:
             raise ValueError(f"url must be http:// or https://, not {self.url!r}")
         if self.outbox_quota_mb <= 0 or self.heartbeat_interval <= 0:
             raise ValueError("outbox_quota_mb and heartbeat_interval must be positive")
+        if self.key_rotation_interval <= 0:
+            raise ValueError("key_rotation_interval must be positive")
 
     def token(self) -> str:
         """The owner token (``ConfigError`` says where it was looked for)."""
