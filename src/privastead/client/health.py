@@ -278,9 +278,14 @@ class HealthMonitor:
                 f"the newest heartbeat is from {_span(age)} ago, by the hub's clock (the hub "
                 "is down, or the relay holds its messages back)",
             )
+        if self._hub_time is None:
+            left = self.offline_after - age
+            return HealthReport(
+                HubHealth.OK, f"waiting for the first heartbeat (offline in {_span(left)})"
+            )
         version = f" (hub {self._hub_version})" if self._hub_version else ""
         skew = self._offset if self._offset_known else 0.0
-        if self._hub_time is not None and self._hub_time - now > self.skew_allowance + skew:
+        if self._hub_time - now > self.skew_allowance + skew:
             skew = self._hub_time - now
         if abs(skew) > self.skew_allowance:
             side = "ahead of" if skew > 0 else "behind"
