@@ -26,6 +26,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from privastead import compat
 from privastead.client.clipstore import ClipStore
 from privastead.client.defaults import DEFAULT_UPDATE_INTERVAL
 from privastead.client.device import DataDir, DeviceInfo, GroupEntry
@@ -419,7 +420,7 @@ class Syncer:
                     await _wait(stop, poll)
                     continue
                 try:
-                    async with asyncio.timeout(poll):
+                    async with compat.timeout(poll):
                         await sub.next_event()
                 except TimeoutError:
                     pass
@@ -448,7 +449,7 @@ class Syncer:
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
+        async with compat.timeout(seconds):
             await stop.wait()
 
 

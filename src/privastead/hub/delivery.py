@@ -19,7 +19,6 @@ ciphertext is durable, unless ``keep_plaintext_clips`` is set.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from privastead import compat
 from privastead.clock import Clock
 from privastead.errors import RelayError
 from privastead.hub.camera import EventNotice
@@ -128,7 +128,7 @@ class Delivery:
 
     async def run(self) -> None:
         """Upload and send heartbeats until cancelled."""
-        async with asyncio.TaskGroup() as tasks:
+        async with compat.TaskGroup() as tasks:
             tasks.create_task(self.uploader.run())
             tasks.create_task(self.heartbeats.run())
             tasks.create_task(self.rotation.run())

@@ -14,8 +14,9 @@ omission or delay (threat_model.md, "What a client notices").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
+from privastead.compat import Self
 from privastead.protocol.envelope import Envelope, MessageKind
 from privastead.protocol.fields import Fields, check_group, check_hex_id, check_int, check_name
 from privastead.protocol.messages import _Message, check_ranges
