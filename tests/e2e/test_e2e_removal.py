@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from e2e_harness import Home, hub_cmd, run, sync_until
+from e2e_harness import Home, Listener, app_cmd, hub_cmd, run, sync_until
 
 from privastead.client.device import DataDir
 from privastead.client.eventlog import ClipState, EventLog
@@ -201,5 +201,39 @@ async def test_unknown_members_are_listed_and_removed_through_the_running_hub(
         # The paired device still receives.
         await sync_until([phone], lambda s: _clips(phone) >= 1, limit=120)
         assert _clips(phone) >= 1, home.hub_log.read_text()[-3000:]
+    finally:
+        home.stop_hub()
+
+
+def test_a_removed_device_is_told_why_its_listen_stops_and_its_socket_closes(home: Home) -> None:
+    """`devices remove` while the device's `listen` runs: the relay closes the device's socket
+    at once (listen polls only every 60 s here, so only the closed socket can wake it), listen
+    says the device was removed and exits with status 3 instead of retrying; `status` and
+    `sync` say the same."""
+    phone = home.root / "phone"
+    home.pair(phone, "phone")
+    home.start_hub()
+    try:
+        listener = Listener(phone, "--poll", "60")
+        try:
+            started = listener.wait_for(lambda out: any(s.startswith("health ok") for s in out))
+            assert started, listener.output()
+            time.sleep(3)  # subscribed
+            removed = run(hub_cmd("devices", "remove", "phone", "--config", str(home.config)))
+            assert removed.returncode == 0, removed.stdout + removed.stderr
+            gone_at = time.monotonic()
+            assert listener.proc.wait(timeout=40) == 3, listener.output()
+            assert time.monotonic() - gone_at < 30, listener.output()
+        finally:
+            listener.stop()
+        assert any(
+            s.startswith("health removed: this device was removed from") for s in listener.stdout
+        ), listener.output()
+        assert any("it stops here" in s for s in listener.stderr), listener.output()
+        status = run(app_cmd("status", "--data-dir", str(phone)))
+        assert status.returncode == 3, status.stdout + status.stderr
+        assert ": removed: this device was removed from" in status.stdout
+        synced = run(app_cmd("sync", "--data-dir", str(phone)))
+        assert synced.returncode == 3 and "removed" in synced.stderr, synced.stderr
     finally:
         home.stop_hub()

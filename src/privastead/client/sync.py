@@ -424,6 +424,9 @@ class Syncer:
                         await sub.next_event()
                 except TimeoutError:
                     pass
+                except DeviceRemovedError as e:  # the relay closed our socket: removed
+                    self.health.device_removed(str(e))
+                    sub = None
                 except RelayError:
                     with contextlib.suppress(Exception):
                         await sub.close()
