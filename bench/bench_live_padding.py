@@ -120,7 +120,7 @@ def main() -> None:
             f"{m['distinct_sizes_unpadded']:>8.0f} -> {m['distinct_sizes_padded']:<5.0f}"
         )
     print(
-        "ms = hub encrypt (state persisted) + viewer decrypt, per fragment; sizes seen = "
+        "ms = hub encrypt + viewer decrypt per fragment, median of the rounds; sizes seen = "
         "distinct ciphertext sizes the relay observes"
     )
     print(json.dumps(result, sort_keys=True))
