@@ -224,14 +224,6 @@ class DeviceRegistry:
     def all(self) -> dict[str, Device]:
         return self._load()
 
-    def owner(self, key: str, signature_key: bytes) -> str | None:
-        """The device whose leaf in group ``key`` signs with ``signature_key``, if any."""
-        for device_id, device in self._load().items():
-            leaf = device.leaves.get(key)
-            if leaf is not None and leaf.signature_key == signature_key:
-                return device_id
-        return None
-
 
 def migrate(data_dir: Path, members_of: Callable[[str], Sequence[MemberLike] | None]) -> bool:
     """Convert a version-1 ``devices.json`` (``members_of(key)``: the members of an open
