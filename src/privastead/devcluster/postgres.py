@@ -15,6 +15,7 @@ Debian package creates. Every connection authenticates with SCRAM-SHA-256, over 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import secrets
 import signal
 import socket
@@ -123,7 +124,9 @@ class PostgresServer:
             raise StorageError(f"initdb failed: {out.stderr.strip()[-1500:]}")
         self.start()
         try:
-            asyncio.run(self._create_database())
+            # On a thread of its own: callers may be inside an event loop (async tests).
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pool.submit(lambda: asyncio.run(self._create_database())).result()
         except BaseException:
             self.stop()
             raise

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 import asyncpg
 
@@ -128,24 +128,27 @@ class PgDatabase:
 
     async def transaction(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         """Run ``fn`` in one transaction; retried only where that is certainly safe."""
-        return await self._run(fn, transactional=True)
+        return await self._run(fn, "transaction")
 
     async def read(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
-        """Run read-only ``fn`` (each statement sees everything committed before it)."""
-        return await self._run(fn, transactional=False)
+        """Run read-only ``fn`` (each statement sees everything committed before it). It is
+        retried on a fresh connection if the connection was lost: it must not write."""
+        return await self._run(fn, "read")
 
     async def transactionless(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
-        """Run ``fn`` on a connection of its own choosing of transactions (migrations)."""
-        return await self._run(fn, transactional=False)
+        """Run ``fn`` managing its own transactions (migrations); never retried once begun."""
+        return await self._run(fn, "raw")
 
-    async def _run(self, fn: Callable[[Connection], Awaitable[T]], *, transactional: bool) -> T:
+    async def _run(
+        self, fn: Callable[[Connection], Awaitable[T]], mode: Literal["transaction", "read", "raw"]
+    ) -> T:
         delay = 0.01
         for attempt in range(1, _ATTEMPTS + 1):
-            began = False  # once the transaction began, a lost connection is not retried
+            began = False  # once writes may have begun, a lost connection is not retried
             try:
                 async with self.pool.acquire() as conn:
-                    if not transactional:
-                        began = True
+                    if mode != "transaction":
+                        began = mode == "raw"
                         return await fn(conn)
                     tx = conn.transaction()
                     await tx.start()
