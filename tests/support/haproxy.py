@@ -17,6 +17,7 @@ from privastead.devcluster.haproxy import HAProxy
 from privastead.devcluster.programs import MissingProgramError
 from privastead.devcluster.relays import RelayInstance, server_cli
 
+OPERATOR_TOKEN = "operator-token-for-cluster-tests-0123"  # noqa: S105 - a test value
 CONFIG = "[limits]\nidle_timeout = 5.0\nbody_timeout = 5.0\n[auth]\nmax_failures = 1000000\n"
 
 
@@ -43,7 +44,8 @@ def start_relay_cluster(root: Path, count: int = 3) -> RelayCluster:
     config.write_text(CONFIG)
     out = server_cli("accounts", "add", "home", "--config", str(config), "--data-dir", str(data))
     token = out.strip().splitlines()[-1]
-    relays = [RelayInstance(i, data, config, logs) for i in range(1, count + 1)]
+    env = {"PRIVASTEAD_RELAY_METRICS_TOKEN": OPERATOR_TOKEN}
+    relays = [RelayInstance(i, data, config, logs, env=env) for i in range(1, count + 1)]
     balancer = HAProxy(root / "haproxy", [r.port for r in relays])
     cluster = RelayCluster(balancer, relays, token)
     try:

@@ -12,6 +12,7 @@ Routing (the reasons are in ``docs/design/relay-cluster.md``):
 
 from __future__ import annotations
 
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -26,17 +27,25 @@ from privastead.errors import StorageError
 
 
 def config_text(
-    port: int, relays: list[int], s3_port: int | None = None, garage: Sequence[tuple[int, int]] = ()
+    port: int,
+    relays: list[int],
+    s3_port: int | None = None,
+    garage: Sequence[tuple[int, int]] = (),
+    admin_socket: Path | None = None,
 ) -> str:
-    """The HAProxy config: ``relays`` are relay ports; ``garage`` (S3 port, admin port) pairs."""
+    """The HAProxy config: ``relays`` are relay ports; ``garage`` (S3 port, admin port) pairs;
+    ``admin_socket``: HAProxy's runtime API (server states), a unix socket of mode 0600."""
+    stats = f"    stats socket {admin_socket} mode 600 level operator\n" if admin_socket else ""
     servers = "\n".join(
         f"    server relay{i} 127.0.0.1:{p} check" for i, p in enumerate(relays, start=1)
     )
     text = f"""# privastead.devcluster: load balancer of a loopback relay cluster
 global
-    maxconn 20000
+    # each connection costs two descriptors (client and relay side); a systemd unit raises
+    # LimitNOFILE for more (docs/deploy-cluster.md)
+    maxconn 4000
     log stderr format short local0 warning
-
+{stats}
 defaults
     mode http
     log global
@@ -107,6 +116,37 @@ class HAProxy:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def admin_socket(self) -> Path:
+        return self.root / "admin.sock"
+
+    def server_states(self, backend: str) -> dict[str, str]:
+        """``{server name: "UP" | "DOWN" | ...}`` of ``backend``, from HAProxy's runtime API."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(str(self.admin_socket))
+            s.sendall(b"show stat\n")
+            data = b"".join(iter(lambda: s.recv(65536), b""))
+        rows = data.decode().lstrip("# ").splitlines()
+        header = rows[0].split(",")
+        out = {}
+        for row in rows[1:]:
+            cells = dict(zip(header, row.split(","), strict=False))
+            if cells.get("pxname") == backend and cells.get("svname") not in (
+                "FRONTEND",
+                "BACKEND",
+            ):
+                out[cells["svname"]] = cells["status"].split(" ")[0]
+        return out
+
+    def wait_state(self, backend: str, server: str, state: str, timeout: float = 30.0) -> None:
+        """Wait until HAProxy's health checks see ``server`` as ``state`` (UP or DOWN)."""
+        deadline = time.monotonic() + timeout
+        while self.server_states(backend).get(server) != state:
+            if time.monotonic() > deadline:
+                raise StorageError(f"haproxy: {backend}/{server} not {state} in {timeout} s")
+            time.sleep(0.05)
+
+    @property
     def s3_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.s3_port}"
 
@@ -116,7 +156,9 @@ class HAProxy:
         if self.garage and self.s3_port is None:
             self.s3_port = free_port()
         cfg = self.root / "haproxy.cfg"
-        cfg.write_text(config_text(self.port, self.relays, self.s3_port, self.garage))
+        cfg.write_text(
+            config_text(self.port, self.relays, self.s3_port, self.garage, self.admin_socket)
+        )
         # -db: stay in the foreground (we supervise it); -W master-worker is not needed.
         self.server = ServerProcess(
             "haproxy", [str(binary), "-db", "-f", str(cfg)], self.root / "haproxy.log"
