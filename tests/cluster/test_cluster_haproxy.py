@@ -20,7 +20,7 @@ def websockets_of(url: str) -> int:
     request = urllib.request.Request(
         url + "/metrics", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}
     )
-    with urllib.request.urlopen(request, timeout=5) as r:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=5) as r:
         text = r.read().decode()
     match = re.search(r"^relay_websockets (\d+)", text, re.M)
     assert match, text
@@ -31,9 +31,11 @@ def requests_of(url: str) -> int:
     request = urllib.request.Request(
         url + "/metrics", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}
     )
-    with urllib.request.urlopen(request, timeout=5) as r:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=5) as r:
         text = r.read().decode()
-    return sum(int(float(m)) for m in re.findall(r'^relay_requests_total\{[^}]*\} (\S+)', text, re.M))
+    return sum(
+        int(float(m)) for m in re.findall(r"^relay_requests_total\{[^}]*\} (\S+)", text, re.M)
+    )
 
 
 def headers(cluster: RelayCluster) -> dict[str, str]:
@@ -48,7 +50,9 @@ async def test_any_relay_serves_any_request(relay_cluster: RelayCluster) -> None
             assert r.status == 201
         for i in range(30):
             async with http.post(
-                base + "/messages", data=b"ciphertext %d" % i, headers={"Privastead-Message-Id": f"m{i}"}
+                base + "/messages",
+                data=b"ciphertext %d" % i,
+                headers={"Privastead-Message-Id": f"m{i}"},
             ) as r:
                 assert r.status == 201, await r.text()
         async with http.get(base + "/messages", params={"limit": "100"}) as r:
@@ -58,9 +62,7 @@ async def test_any_relay_serves_any_request(relay_cluster: RelayCluster) -> None
     assert all(requests_of(relay.url) > 0 for relay in relay_cluster.relays)
 
 
-async def _live(
-    http: aiohttp.ClientSession, url: str, session: str, frames: int
-) -> list[bytes]:
+async def _live(http: aiohttp.ClientSession, url: str, session: str, frames: int) -> list[bytes]:
     """A publisher and two viewers of one session, each on its own connection."""
     live = f"{url}/v1/live/{session}"
     viewers = [await http.ws_connect(live + "?role=viewer") for _ in range(2)]
@@ -105,7 +107,11 @@ async def test_a_killed_relay_is_routed_around(relay_cluster: RelayCluster) -> N
         msg = await publisher.receive(timeout=10)
         while msg.type == aiohttp.WSMsgType.TEXT:  # {"type": "viewers", ...} before the end
             msg = await publisher.receive(timeout=10)
-        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+        assert msg.type in (
+            aiohttp.WSMsgType.CLOSE,
+            aiohttp.WSMsgType.CLOSED,
+            aiohttp.WSMsgType.ERROR,
+        )
         # Plain requests keep working at once: refused connections are retried elsewhere.
         for _ in range(20):
             async with http.get(f"{relay_cluster.url}/v1/me") as r:

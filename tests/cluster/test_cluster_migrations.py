@@ -31,8 +31,7 @@ BROKEN = migrations.Migration(
 
 def columns_sqlite(conn: sqlite3.Connection) -> dict[str, set[str]]:
     tables = [
-        r[0]
-        for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     ]
     return {t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")} for t in tables}
 
@@ -120,7 +119,9 @@ def test_migrations_never_go_back(tmp_path: Path) -> None:
 # ---- PostgreSQL ------------------------------------------------------------------------
 
 
-async def test_postgresql_schema_mirrors_sqlite(pg_settings: PostgresSettings, tmp_path: Path) -> None:
+async def test_postgresql_schema_mirrors_sqlite(
+    pg_settings: PostgresSettings, tmp_path: Path
+) -> None:
     lite = sqlite3.connect(tmp_path / "relay.sqlite3", isolation_level=None)
     migrations.migrate_sqlite(lite)
 
@@ -193,7 +194,7 @@ async def test_postgresql_start_up_policy(
         assert migrations.plan_at_start(status) == ()
         # One that was not online: this relay must not touch the database.
         await conn.execute("UPDATE schema_migrations SET online = false WHERE version = 99")
-        with pytest.raises(StorageError, match="schema version 99.*upgrade this relay"):
+        with pytest.raises(StorageError, match=r"schema version 99.*upgrade this relay"):
             await migrations.migrate_postgresql(conn, at_start=True)
         await conn.execute("DELETE FROM schema_migrations WHERE version = 99")
         # A pending step of ours that is not online: the operator runs `migrate`.

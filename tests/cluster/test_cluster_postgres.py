@@ -34,7 +34,9 @@ async def two_relays(pg_settings: PostgresSettings) -> AsyncIterator[tuple[PgDat
 
 
 async def _account_and_mailbox(conn: Connection) -> None:
-    await conn.execute("INSERT INTO accounts(name, created_at, quota_bytes) VALUES ('home', 0, 1000)")
+    await conn.execute(
+        "INSERT INTO accounts(name, created_at, quota_bytes) VALUES ('home', 0, 1000)"
+    )
     await conn.execute(
         "INSERT INTO mailboxes(id, account, created_at) VALUES ($1, 'home', 0)", MAILBOX
     )
@@ -82,12 +84,16 @@ async def test_used_bytes_follow_bulk_deletes_and_cascades(
     assert used == 28
     await first.transaction(lambda c: c.execute("DELETE FROM mailboxes WHERE id = $1", MAILBOX))
     row = await first.read(
-        lambda c: c.fetchrow("SELECT used_bytes, (SELECT count(*) FROM messages) AS n FROM accounts")
+        lambda c: c.fetchrow(
+            "SELECT used_bytes, (SELECT count(*) FROM messages) AS n FROM accounts"
+        )
     )
     assert (row["used_bytes"], row["n"]) == (0, 0)
 
 
-async def test_a_rejected_operation_leaves_nothing(two_relays: tuple[PgDatabase, PgDatabase]) -> None:
+async def test_a_rejected_operation_leaves_nothing(
+    two_relays: tuple[PgDatabase, PgDatabase],
+) -> None:
     first, _ = two_relays
 
     async def half_then_refuse(conn: Connection) -> None:

@@ -19,7 +19,7 @@ from privastead.devcluster import programs
 from privastead.devcluster.garage import GarageCluster, S3Credentials
 from privastead.relay.backends.settings import S3Settings
 
-BUILD_WAIT = float(os.environ.get("PRIVASTEAD_GARAGE_WAIT", 2700))
+BUILD_WAIT = float(os.environ.get("PRIVASTEAD_GARAGE_WAIT", "2700"))
 
 
 def garage_binary() -> Path:

@@ -17,7 +17,7 @@ from privastead.devcluster.haproxy import HAProxy
 from privastead.devcluster.programs import MissingProgramError
 from privastead.devcluster.relays import RelayInstance, server_cli
 
-OPERATOR_TOKEN = "operator-token-for-cluster-tests-0123"  # noqa: S105 - a test value
+OPERATOR_TOKEN = "operator-token-for-cluster-tests-0123"
 CONFIG = "[limits]\nidle_timeout = 5.0\nbody_timeout = 5.0\n[auth]\nmax_failures = 1000000\n"
 
 

@@ -73,7 +73,10 @@ async def _admin(server: PostgresServer, sql: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(
-        host="127.0.0.1", port=server.port, user="privastead", password=server.password,
+        host="127.0.0.1",
+        port=server.port,
+        user="privastead",
+        password=server.password,
         database="postgres",
     )
     try:

@@ -130,6 +130,7 @@ class GarageCluster:
     durable: bool = False
     nodes: list[GarageNode] = field(default_factory=list)
     credentials: S3Credentials | None = None
+    binary: Path = field(default_factory=programs.garage_path)
 
     def __post_init__(self) -> None:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -159,11 +160,11 @@ class GarageCluster:
                 path.write_text(value + "\n")
 
     def start(self, binary: Path | None = None, timeout: float = 60.0) -> S3Credentials:
-        binary = binary or programs.garage()
+        self.binary = binary or programs.garage()
         self._secrets()
         for node in self.nodes:
             node.write_config(self.root, self.durable)
-            node.start(binary)
+            node.start(self.binary)
         deadline = time.monotonic() + timeout
         for node in self.nodes:
             node.node_id = self._wait_node_id(node, deadline)

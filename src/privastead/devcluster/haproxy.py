@@ -183,5 +183,8 @@ class HAProxy:
             self.server.stop()
             self.server = None
 
+    def running(self) -> bool:
+        return self.server is not None and self.server.running()
+
 
 __all__ = ["HAProxy", "config_text"]

@@ -166,7 +166,9 @@ class PostgresServer:
                 raise StorageError(f"postgres exited at start: {self.server.tail()}")
             if time.monotonic() > deadline:
                 self.server.kill9()
-                raise StorageError(f"postgres not ready after {timeout:.0f} s: {self.server.tail()}")
+                raise StorageError(
+                    f"postgres not ready after {timeout:.0f} s: {self.server.tail()}"
+                )
             time.sleep(0.05)
 
     def _ready(self) -> bool:

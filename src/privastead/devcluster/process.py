@@ -6,6 +6,7 @@ order. ``kill9`` is for the fault tests (a crash, not a shutdown).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import signal
@@ -113,10 +114,8 @@ class ServerProcess:
         """A crash: SIGKILL to the whole process group (a server's forked workers included,
         as when its machine dies), no chance to clean up."""
         if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: pgid == pid
-            except ProcessLookupError:
-                pass
+            with contextlib.suppress(ProcessLookupError):  # its own session: pgid == pid
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
             self.proc = None
 

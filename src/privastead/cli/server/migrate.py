@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import json
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from privastead.cli.server.common import add_location, load_config
@@ -35,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="file holding the PostgreSQL password (or set PRIVASTEAD_RELAY_PG_PASSWORD)",
     )
-    parser.add_argument("--status", action="store_true", help="only show the version and pending steps")
+    parser.add_argument(
+        "--status", action="store_true", help="only show the version and pending steps"
+    )
     parser.add_argument("--to", type=int, metavar="N", help="stop at version N (default: newest)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.epilog = (

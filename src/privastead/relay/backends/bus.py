@@ -82,7 +82,9 @@ def decode(payload: str) -> tuple[str, list[MailboxEvent], bool] | None:
         parts = line.split(" ")
         if parts == ["g"]:
             gap = True
-        elif len(parts) == 3 and parts[0] == "m" and _MAILBOX.match(parts[1]) and parts[2].isdigit():
+        elif (
+            len(parts) == 3 and parts[0] == "m" and _MAILBOX.match(parts[1]) and parts[2].isdigit()
+        ):
             events.append(MailboxEvent("message", parts[1], int(parts[2])))
         elif len(parts) == 2 and parts[0] == "d" and _MAILBOX.match(parts[1]):
             events.append(MailboxEvent("deleted", parts[1]))
@@ -144,6 +146,11 @@ class PgNotificationBus:
     def connected(self) -> bool:
         return self._conn is not None and not self._conn.is_closed()
 
+    @property
+    def backend_pid(self) -> int | None:
+        """The PostgreSQL backend serving this bus (for diagnostics), None if disconnected."""
+        return self._conn.get_server_pid() if self.connected and self._conn else None
+
     async def _connect(self) -> None:
         conn = await connect(self.settings, self._env)
         self._lost.clear()
@@ -154,11 +161,19 @@ class PgNotificationBus:
     async def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
-            with contextlib.suppress(Exception):
+            try:
                 await conn.close(timeout=2)
+            except Exception:  # busy or broken: close the socket without a goodbye
+                conn.terminate()
 
-    def _heard(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        decoded = decode(payload)
+    def _drop(self) -> None:
+        """Abandon a connection that failed (no protocol exchange on a broken socket)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()
+
+    def _heard(self, _conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        decoded = decode(payload) if isinstance(payload, str) else None
         if decoded is None:
             _log.warning("ignored a notification that is not a relay event")
             return
@@ -175,9 +190,9 @@ class PgNotificationBus:
         while True:
             try:
                 await self._serve()
-            except (StorageError, *_LOST) as exc:
+            except Exception as exc:  # whatever broke, the remedy is a new connection
                 _log.warning("notification bus lost PostgreSQL (%s); reconnecting", exc)
-            await self._disconnect()
+            self._drop()
             while True:
                 await asyncio.sleep(delay)
                 try:

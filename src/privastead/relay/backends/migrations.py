@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from privastead.errors import StorageError
 from privastead.relay import schema
 from privastead.relay.backends import schema_pg
 
 if TYPE_CHECKING:
-    import asyncpg
+    from privastead.relay.backends.pg import Connection
 
 Dialect = Literal["sqlite", "postgresql"]
 # pg_advisory_lock key of migrations: "privmigr" in ASCII, any constant unique to us.
@@ -152,7 +152,7 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )"""
 
 
-async def _applied(conn: asyncpg.Connection[Any]) -> list[tuple[int, bool]]:
+async def _applied(conn: Connection) -> list[tuple[int, bool]]:
     exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
     if not exists:
         return []
@@ -169,12 +169,12 @@ def _status_of(applied: list[tuple[int, bool]]) -> Status:
     return Status("postgresql", current, _pending(current, None))
 
 
-async def pg_status(conn: asyncpg.Connection[Any]) -> Status:
+async def pg_status(conn: Connection) -> Status:
     return _status_of(await _applied(conn))
 
 
 async def migrate_postgresql(
-    conn: asyncpg.Connection[Any], target: int | None = None, *, at_start: bool = False
+    conn: Connection, target: int | None = None, *, at_start: bool = False
 ) -> list[Migration]:
     """Apply pending steps (all, or up to ``target``) under the migration lock.
 

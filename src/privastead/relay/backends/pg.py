@@ -38,7 +38,10 @@ from privastead.relay.backends.settings import PostgresSettings
 
 T = TypeVar("T")
 if TYPE_CHECKING:  # generic only in the type stubs
-    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record]
+    from asyncpg.pool import PoolConnectionProxy
+
+    # What operations receive: a pooled connection's proxy, or a connection of their own.
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
     Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
 else:
     Connection = asyncpg.Connection
@@ -68,7 +71,7 @@ def storage_error(what: str, cause: BaseException) -> StorageError:
 async def connect(settings: PostgresSettings, env: Mapping[str, str] | None = None) -> Connection:
     """One connection outside the pool (migrations, the notification listener)."""
     try:
-        conn: Connection = await asyncpg.connect(
+        conn: asyncpg.Connection[asyncpg.Record] = await asyncpg.connect(
             settings.dsn,
             password=settings.password(env),
             timeout=settings.connect_timeout_seconds,

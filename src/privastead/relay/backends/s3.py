@@ -49,6 +49,7 @@ from privastead.relay.blobs import TooLarge, WrittenBlob
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef, ObjectIdentifierTypeDef
 
 _NAME = re.compile(r"\A[0-9a-f]{32}\Z")
 _log = logging.getLogger(__name__)
@@ -138,11 +139,12 @@ class S3BlobStore:
                 config=_config(s),
             )
 
-        self._client = await self._stack.enter_async_context(client(s.endpoint))
+        main: S3Client = await self._stack.enter_async_context(client(s.endpoint))
+        self._client = main
         if s.public_endpoint:
             self._public = await self._stack.enter_async_context(client(s.public_endpoint))
         try:
-            await self._client.head_bucket(Bucket=s.bucket)
+            await main.head_bucket(Bucket=s.bucket)
         except (botocore.exceptions.ClientError, *_UNAVAILABLE) as exc:
             await self.close()
             raise _error(f"bucket {s.bucket!r}", exc) from exc
@@ -213,7 +215,7 @@ class S3BlobStore:
             raise _error("upload", exc) from exc
         upload_id = upload["UploadId"]
         try:
-            parts = []
+            parts: list[CompletedPartTypeDef] = []
             for number in range(1, -(-size // part_size) + 1):
                 data = body.read(part_size)  # one part in memory at a time
                 sha = base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
@@ -231,9 +233,7 @@ class S3BlobStore:
             )
         except BaseException as exc:
             with contextlib.suppress(Exception):
-                await self.client.abort_multipart_upload(
-                    Bucket=bucket, Key=key, UploadId=upload_id
-                )
+                await self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
             if isinstance(exc, botocore.exceptions.ClientError | _UNAVAILABLE):
                 raise _error("upload", exc) from exc
             raise
@@ -272,7 +272,7 @@ class S3BlobStore:
         """Best effort, like the file store: a failure leaves objects for ``sweep``."""
         keys = [self.key(n) for n in names if _NAME.match(n)]
         for i in range(0, len(keys), _DELETE_BATCH):
-            batch = [{"Key": k} for k in keys[i : i + _DELETE_BATCH]]
+            batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in keys[i : i + _DELETE_BATCH]]
             try:
                 result = await self.client.delete_objects(
                     Bucket=self.settings.bucket, Delete={"Objects": batch, "Quiet": True}

@@ -48,7 +48,9 @@ class PostgresSettings:
         if parts.scheme not in ("postgresql", "postgres"):
             raise ValueError("dsn must start with postgresql://")
         if parts.password is not None:
-            raise ValueError("dsn must not contain a password: use password_file or the environment")
+            raise ValueError(
+                "dsn must not contain a password: use password_file or the environment"
+            )
         if not 1 <= self.min_connections <= self.max_connections:
             raise ValueError("need 1 <= min_connections <= max_connections")
 
