@@ -23,6 +23,10 @@ ROOT = Path(__file__).resolve().parents[3]
 GARAGE_VERSION = "2.5.0"  # keep in step with scripts/garage.sh
 PG_BINDIR_ENV = "PRIVASTEAD_PG_BINDIR"
 GARAGE_ENV = "PRIVASTEAD_GARAGE"
+# Where distributions put what is not on PATH: Debian/Ubuntu's versioned PostgreSQL bindirs,
+# HAProxy in sbin (not on a normal user's PATH).
+PG_SEARCH = (Path("/usr/lib/postgresql"),)
+HAPROXY_SEARCH = (Path("/usr/sbin/haproxy"), Path("/usr/local/sbin/haproxy"))
 
 
 class MissingProgramError(ConfigError):
@@ -53,7 +57,8 @@ def postgres_bindir() -> Path:
         )
         if out.returncode == 0 and out.stdout.strip():
             candidates.append(Path(out.stdout.strip()))
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_major, reverse=True)
+    for base in PG_SEARCH:
+        candidates += sorted(base.glob("*/bin"), key=_major, reverse=True)
     on_path = shutil.which("initdb")
     if on_path:
         candidates.append(Path(on_path).resolve().parent)
@@ -68,9 +73,7 @@ def postgres_bindir() -> Path:
 
 
 def haproxy() -> Path:
-    found = shutil.which("haproxy") or next(
-        (p for p in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy") if Path(p).is_file()), None
-    )
+    found = shutil.which("haproxy") or next((p for p in HAPROXY_SEARCH if p.is_file()), None)
     if found is None:
         raise MissingProgramError(
             "haproxy was not found on PATH: install it with scripts/system-deps.sh "
