@@ -69,14 +69,11 @@ def _closed(port: int) -> bool:
 
 
 @pytest.mark.garage
-def test_make_cluster_starts_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def test_make_cluster_starts_serves_and_stops_on_ctrl_c() -> None:
     garage_binary()  # waits for the build like the other Garage tests
-    data = tmp_path / "cluster"
-    data.mkdir(mode=0o711)
-    tmp_path.chmod(0o711)  # PostgreSQL's account must be able to enter the data directory
     env = dict(os.environ, PYTHONPATH=str(SRC))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "privastead.devcluster", "--data-dir", str(data)],
+    proc = subprocess.Popen(  # as `make cluster` does: everything in a temporary directory
+        [sys.executable, "-m", "privastead.devcluster"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -94,10 +91,12 @@ def test_make_cluster_starts_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         url = re.search(r"relay URL:\s+(\S+)", text)
         s3 = re.search(r"S3 \(Garage\):\s+(\S+)", text)
         pg = re.search(r"PostgreSQL:\s+postgresql://\S+@127\.0\.0\.1:(\d+)/", text)
-        assert url and s3 and pg, text
+        token_path = re.search(r"owner token:\s+(\S+)", text)
+        assert url and s3 and pg and token_path, text
         assert "at version 1, up to date" in text
-        token = (data / "owner-token").read_text().strip()
-        assert (data / "owner-token").stat().st_mode & 0o777 == 0o600
+        token_file = Path(token_path.group(1))
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        token = token_file.read_text().strip()
         request = urllib.request.Request(
             url.group(1) + "/v1/me", headers={"Authorization": f"Bearer {token}"}
         )
@@ -118,7 +117,9 @@ def test_make_cluster_starts_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         while not all(_closed(p) for p in ports):
             assert time.monotonic() < deadline, f"still listening: {ports}"
             time.sleep(0.1)
+        assert not token_file.parent.exists()  # the temporary directory is gone
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+        proc.stdout.close()

@@ -90,7 +90,9 @@ async def test_presigned_url_serves_only_that_object_until_it_expires(store: S3B
             assert r.status == 403
         await asyncio.sleep(3)
         async with http.get(url) as r:
-            assert r.status == 403  # expired
+            # Garage answers an expired signature with 400 (AWS with 403): refused either way.
+            assert r.status in (400, 403), r.status
+            assert "too old" in await r.text()  # Garage: "Date is too old"
 
 
 def _with_query(url: str, **changes: str) -> str:
