@@ -64,6 +64,11 @@ case "$cmd" in
         build_locked 2>&1 | tee -a "$LOG" >&2
         built && echo "$BIN"
         ;;
+    detached-build)  # what `background` runs: its output already goes to $LOG
+        exec 9>"$LOCK"
+        flock 9
+        build_locked
+        ;;
     background)
         built && exit 0
         # A build already holding the lock is the one we would start.
@@ -71,9 +76,9 @@ case "$cmd" in
             echo "garage: build already running (log: $LOG)"
             exit 0
         fi
-        echo "garage: building Garage $GARAGE_VERSION in the background (log: $LOG)"
         # setsid: not in make's process group, so it outlives an interrupted make (and resumes).
-        setsid nice -n 19 "$0" build >>"$LOG" 2>&1 </dev/null &
+        setsid nice -n 19 "$0" detached-build >>"$LOG" 2>&1 </dev/null &
+        echo "garage: building Garage $GARAGE_VERSION in the background (process group $!, log: $LOG)"
         ;;
     status)
         if built; then echo "garage: built: $BIN"
