@@ -16,8 +16,8 @@ from relay_harness import _env, free_port, run_cli
 def test_accounts_and_tokens(tmp_path: Path) -> None:
     data = tmp_path / "data"
     out = run_cli("accounts", "add", "family", "--quota-bytes", "1000000", data_dir=data)
-    owner = out.strip().splitlines()[-1]
-    assert owner.startswith("pst_")
+    owner = out.strip()
+    assert out == owner + "\n" and owner.startswith("pst_")  # `> owner-token` gets the token alone
     rows = json.loads(run_cli("accounts", "list", "--json", data_dir=data))
     assert [(r["name"], r["quota_bytes"]) for r in rows] == [("family", 1000000)]
     issued = json.loads(
@@ -81,7 +81,7 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.timezone.utc)
     import ipaddress
 
     cert = (

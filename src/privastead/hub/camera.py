@@ -24,13 +24,14 @@ import queue
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import av
 
+from privastead.compat import UTC
 from privastead.errors import CameraUnavailableError, MediaError
 from privastead.hub.config import CameraConfig
 from privastead.media.decode import DecodeMode, LumaDecoder

@@ -14,11 +14,12 @@ from functools import partial
 import aiohttp
 from aiohttp import web
 
+from privastead import compat
 from privastead.errors import RelayRejectedError
 from privastead.logs import redact
 from privastead.relay import store
 from privastead.relay.api import HEADER_MESSAGE_ID, HEADER_PUSH, is_message_id
-from privastead.relay.auth import PRINCIPAL, require_mailbox, require_owner
+from privastead.relay.auth import PRINCIPAL, require_mailbox, require_owner, revoked_error
 from privastead.relay.blobs import TooLarge, WrittenBlob
 from privastead.relay.download import BlobResponse
 from privastead.relay.httputil import (
@@ -108,7 +109,7 @@ async def delete_mailbox(request: web.Request) -> web.Response:
 async def _chunks(request: web.Request, idle: float) -> AsyncIterator[bytes]:
     while True:
         try:
-            async with asyncio.timeout(idle):
+            async with compat.timeout(idle):
                 chunk = await request.content.readany()
         except TimeoutError:
             raise reject(408, "body_timeout", "the upload stalled; nothing was stored") from None
@@ -126,7 +127,7 @@ async def _chunks_upto(request: web.Request, want: int, idle: float) -> AsyncIte
     got = 0
     while got < want:
         try:
-            async with asyncio.timeout(idle):
+            async with compat.timeout(idle):
                 chunk = await request.content.read(want - got)
         except TimeoutError:
             raise reject(408, "body_timeout", "the upload stalled; nothing was stored") from None
@@ -249,7 +250,7 @@ async def _receive(request: web.Request, st: RelayState) -> tuple[bytes | None, 
         if length is not None and length <= limits.inline_max:
             # The common case (a small message in one or two TCP segments): one read.
             try:
-                async with asyncio.timeout(limits.body_timeout):
+                async with compat.timeout(limits.body_timeout):
                     body = await request.content.readexactly(length)
             except TimeoutError:
                 raise reject(
@@ -362,11 +363,17 @@ async def list_messages(request: web.Request) -> web.Response:
             if remaining <= 0:
                 break
             async with st.notifier.waiting(mailbox) as news:
-                # Re-check after registering, so a message stored in between is not missed.
-                page = st.db.read(partial(fetch, now=st.clock.time()))
-                if page.messages:
-                    break
-                await news.wait_for(remaining)
+                # A revocation ends the wait at once, answered 401 device_removed.
+                with st.revocations.hold(
+                    request[PRINCIPAL].token_id, lambda _code: news.event.set()
+                ) as hold:
+                    # Re-check after registering, so a message stored in between is not missed.
+                    page = st.db.read(partial(fetch, now=st.clock.time()))
+                    if page.messages:
+                        break
+                    await news.wait_for(remaining)
+                    if hold.revoked is not None:
+                        raise revoked_error(hold.revoked)
             page = st.db.read(partial(fetch, now=st.clock.time()))
     out = [
         {

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from privastead import compat
 from privastead.clock import Clock
 from privastead.relay.config import PushConfig
 from privastead.relay.metrics import Metrics
@@ -101,7 +102,7 @@ class Pusher:
     async def stop(self) -> None:
         # Give queued pushes a moment; wake-ups are best-effort by design.
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2.0):
+            async with compat.timeout(2.0):
                 await self._queue.join()
         for task in self._tasks:
             task.cancel()
