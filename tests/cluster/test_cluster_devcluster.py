@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from privastead.devcluster import programs
+from privastead.relay.backends import migrations
 from support.garage import garage_binary
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -93,7 +94,7 @@ def test_make_cluster_starts_serves_and_stops_on_ctrl_c() -> None:
         pg = re.search(r"PostgreSQL:\s+postgresql://\S+@127\.0\.0\.1:(\d+)/", text)
         token_path = re.search(r"owner token:\s+(\S+)", text)
         assert url and s3 and pg and token_path, text
-        assert "at version 1, up to date" in text
+        assert f"at version {migrations.LATEST}, up to date" in text
         token_file = Path(token_path.group(1))
         assert token_file.stat().st_mode & 0o777 == 0o600
         token = token_file.read_text().strip()

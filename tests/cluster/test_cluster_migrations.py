@@ -21,7 +21,7 @@ from privastead.relay.backends.settings import PostgresSettings
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 BROKEN = migrations.Migration(
-    2,
+    migrations.LATEST + 1,
     "broken on purpose",
     sqlite="CREATE TABLE half_done (x INTEGER); SELECT no_such_function();",
     postgresql="CREATE TABLE half_done (x integer); SELECT no_such_function();",
@@ -30,8 +30,11 @@ BROKEN = migrations.Migration(
 
 
 def columns_sqlite(conn: sqlite3.Connection) -> dict[str, set[str]]:
-    tables = [
-        r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    tables = [  # not SQLite's own bookkeeping (sqlite_sequence of AUTOINCREMENT)
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
     ]
     return {t: {r[1] for r in conn.execute(f"PRAGMA table_info({t})")} for t in tables}
 
@@ -74,14 +77,24 @@ def test_sqlite_fresh_database_migrates_to_latest(tmp_path: Path) -> None:
     assert {"accounts", "messages", "receipts"} <= set(columns_sqlite(conn))
 
 
-def test_sqlite_database_of_a_relay_from_before_migrations_is_version_1(tmp_path: Path) -> None:
+def test_sqlite_database_of_the_relay_is_at_the_latest_version(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "relay.sqlite3", isolation_level=None)
-    schema.init(conn)  # what every relay so far did at start
+    schema.init(conn)  # what the relay does at start
+    assert migrations.sqlite_status(conn).current == migrations.LATEST == schema.SCHEMA_VERSION
+    assert migrations.migrate_sqlite(conn) == []
+
+
+def test_sqlite_version_1_database_is_upgraded_keeping_its_data(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "relay.sqlite3", isolation_level=None)
+    schema.init(conn)
+    # What a relay from before revoked-token tombstones left: version 1, no such table.
+    conn.execute("DROP TABLE revoked_tokens")
+    conn.execute("PRAGMA user_version = 1")
     conn.execute("INSERT INTO accounts(name, created_at) VALUES ('home', 1.0)")
-    assert migrations.sqlite_status(conn).current == 1
     assert [m.version for m in migrations.migrate_sqlite(conn)] == list(
         range(2, migrations.LATEST + 1)
     )
+    assert "revoked_tokens" in columns_sqlite(conn)
     assert conn.execute("SELECT name FROM accounts").fetchall() == [("home",)]
 
 
@@ -91,10 +104,10 @@ def test_sqlite_failed_step_leaves_the_previous_version_whole(
     conn = sqlite3.connect(tmp_path / "relay.sqlite3", isolation_level=None)
     migrations.migrate_sqlite(conn)
     monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, BROKEN))
-    monkeypatch.setattr(migrations, "LATEST", 2)
-    with pytest.raises(StorageError, match="sqlite migration 2 failed"):
+    monkeypatch.setattr(migrations, "LATEST", BROKEN.version)
+    with pytest.raises(StorageError, match=f"sqlite migration {BROKEN.version} failed"):
         migrations.migrate_sqlite(conn)
-    assert migrations.sqlite_status(conn).current == 1
+    assert migrations.sqlite_status(conn).current == BROKEN.version - 1
     assert "half_done" not in columns_sqlite(conn)  # the step's first statement rolled back
 
 
@@ -161,10 +174,10 @@ async def test_postgresql_failed_step_is_rolled_back(
     try:
         await migrations.migrate_postgresql(conn)
         monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, BROKEN))
-        monkeypatch.setattr(migrations, "LATEST", 2)
+        monkeypatch.setattr(migrations, "LATEST", BROKEN.version)
         with pytest.raises(asyncpg.UndefinedFunctionError):
             await migrations.migrate_postgresql(conn)
-        assert (await migrations.pg_status(conn)).current == 1
+        assert (await migrations.pg_status(conn)).current == BROKEN.version - 1
         assert await conn.fetchval("SELECT to_regclass('half_done')") is None
         # The lock was released: another session can migrate (and fails the same way).
         other = await pg.connect(pg_settings)
@@ -200,10 +213,10 @@ async def test_postgresql_start_up_policy(
         # A pending step of ours that is not online: the operator runs `migrate`.
         offline = dataclasses.replace(BROKEN, name="offline step", online=False)
         monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, offline))
-        monkeypatch.setattr(migrations, "LATEST", 2)
+        monkeypatch.setattr(migrations, "LATEST", offline.version)
         with pytest.raises(StorageError, match="privastead-server migrate"):
             await migrations.migrate_postgresql(conn, at_start=True)
-        assert (await migrations.pg_status(conn)).current == 1
+        assert (await migrations.pg_status(conn)).current == offline.version - 1
     finally:
         await conn.close()
 
@@ -235,10 +248,11 @@ def test_cli_migrates_postgresql(pg_settings: PostgresSettings) -> None:
     args = ("--postgresql", pg_settings.dsn, "--password-file", str(pg_settings.password_file))
     status = cli(*args, "--status")
     assert status.returncode == 0, status.stderr
-    assert "at version 0; pending: 1 (initial schema)" in status.stdout
+    assert "at version 0; pending: 1 (initial schema), 2 (revoked token" in status.stdout
     out = cli(*args)
     assert out.returncode == 0, out.stderr
     assert "applied migration 1: initial schema" in out.stdout
+    assert "applied migration 2: revoked token tombstones" in out.stdout
     assert "up to date" in out.stdout
 
 

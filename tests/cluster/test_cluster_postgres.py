@@ -119,15 +119,16 @@ async def test_deadlocks_between_processes_are_retried(
     await first.transaction(
         lambda c: c.execute("INSERT INTO accounts(name, created_at) VALUES ('other', 0)")
     )
-    both_hold_one = asyncio.Barrier(2)
+    holding = {"a": asyncio.Event(), "b": asyncio.Event()}
     attempts = {"a": 0, "b": 0}
 
     def crossing(name: str, a: str, b: str):  # type: ignore[no-untyped-def]
         async def op(conn: Connection) -> None:
             attempts[name] += 1
             await conn.execute("UPDATE accounts SET used_bytes = used_bytes WHERE name = $1", a)
-            if attempts[name] == 1:
-                await both_hold_one.wait()
+            if attempts[name] == 1:  # wait until the other holds its first row too
+                holding[name].set()
+                await holding["b" if name == "a" else "a"].wait()
             await conn.execute("UPDATE accounts SET used_bytes = used_bytes WHERE name = $1", b)
 
         return op

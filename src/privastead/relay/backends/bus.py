@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from privastead.compat import timeout
 from privastead.errors import StorageError
 from privastead.relay.backends.pg import Connection, connect
 from privastead.relay.backends.settings import PostgresSettings
@@ -57,6 +58,7 @@ _LOST = (
     ConnectionError,
     OSError,
     TimeoutError,
+    asyncio.TimeoutError,  # asyncpg's timeouts on Python 3.10 (the builtin from 3.11 on)
 )
 
 
@@ -227,7 +229,7 @@ class PgNotificationBus:
 
     async def _ping(self) -> None:
         assert self._conn is not None
-        async with asyncio.timeout(self._ping_seconds):
+        async with timeout(self._ping_seconds):
             await self._conn.fetchval("SELECT 1")
 
     async def _send_batch(self) -> None:
@@ -244,7 +246,7 @@ class PgNotificationBus:
             size += len(item) + 1
             count += 1
         # Removed from the queue only once sent: a failure keeps them for the next connection.
-        async with asyncio.timeout(self.settings.statement_timeout_seconds):
+        async with timeout(self.settings.statement_timeout_seconds):
             await self._conn.execute("SELECT pg_notify($1, $2)", CHANNEL, "\n".join(lines))
         for _ in range(count):
             self._queue.popleft()

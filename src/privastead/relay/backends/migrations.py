@@ -46,9 +46,15 @@ class Migration:
     online: bool = False  # safe to apply while relays of the previous version keep running
 
 
+# SQLite's first two steps run the relay's own schema script (``relay.schema.SCHEMA``, every
+# statement ``IF NOT EXISTS``), which is how relays before this module created a database
+# (version 1) and upgraded it to version 2 (it adds what is missing). Later steps are scripts
+# of their own: ALTERs cannot be written "if not exists".
 MIGRATIONS: tuple[Migration, ...] = (
-    # Version 1 is the schema the relay shipped before migrations existed (relay.schema).
     Migration(1, "initial schema", sqlite=schema.SCHEMA, postgresql=schema_pg.V1, online=True),
+    Migration(
+        2, "revoked token tombstones", sqlite=schema.SCHEMA, postgresql=schema_pg.V2, online=True
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

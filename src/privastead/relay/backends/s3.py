@@ -27,6 +27,7 @@ a row without its object.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -64,6 +65,7 @@ _UNAVAILABLE = (
     botocore.exceptions.HTTPClientError,
     OSError,
     TimeoutError,
+    asyncio.TimeoutError,  # aiohttp's timeouts on Python 3.10 (the builtin from 3.11 on)
 )
 
 
@@ -234,7 +236,7 @@ class S3BlobStore:
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 await self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-            if isinstance(exc, botocore.exceptions.ClientError | _UNAVAILABLE):
+            if isinstance(exc, (botocore.exceptions.ClientError, *_UNAVAILABLE)):
                 raise _error("upload", exc) from exc
             raise
 

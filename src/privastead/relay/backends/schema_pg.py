@@ -107,4 +107,21 @@ CREATE TRIGGER messages_used_sub AFTER DELETE ON messages
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION messages_used_sub();
 """
 
-__all__ = ["V1"]
+# Tombstones of revoked tokens (SQLite's version 2). ``id`` grows, but unlike SQLite's single
+# writer, concurrent transactions may commit ids out of order: a relay that polls for "ids
+# above the last one seen" can miss a row; cross-process revocation should ride on the bus.
+V2 = """
+CREATE TABLE revoked_tokens (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    token_id    text NOT NULL UNIQUE,
+    account     text NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+    kind        text NOT NULL,
+    device_id   text NOT NULL,
+    secret_hash bytea NOT NULL,
+    revoked_at  double precision NOT NULL
+);
+CREATE INDEX revoked_tokens_account ON revoked_tokens(account, id);
+CREATE INDEX revoked_tokens_time ON revoked_tokens(revoked_at);
+"""
+
+__all__ = ["V1", "V2"]
