@@ -30,7 +30,7 @@ from typing import Any
 
 from privastead.devcluster import programs
 from privastead.devcluster.postgres import free_port
-from privastead.devcluster.process import ServerProcess
+from privastead.devcluster.process import ServerProcess, Supervised
 from privastead.errors import StorageError
 
 REGION = "garage"
@@ -46,7 +46,8 @@ class S3Credentials:
 
 
 @dataclass
-class GarageNode:
+class GarageNode(Supervised):
+    stop_signal = signal.SIGINT  # Garage's graceful shutdown
     index: int
     root: Path
     rpc_port: int = field(default_factory=free_port)
@@ -104,19 +105,6 @@ admin_token_file = "{secrets_dir / "admin_token"}"
             env={"RUST_LOG": "garage=warn", "PATH": "/usr/bin:/bin"},
         )
         self.server.start()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop(signal.SIGINT, grace=20)
-            self.server = None
-
-    def kill9(self) -> None:
-        if self.server is not None:
-            self.server.kill9()
-            self.server = None
-
-    def running(self) -> bool:
-        return self.server is not None and self.server.running()
 
 
 @dataclass

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from privastead.devcluster import programs
 from privastead.devcluster.postgres import free_port
-from privastead.devcluster.process import ServerProcess
+from privastead.devcluster.process import ServerProcess, Supervised
 from privastead.errors import StorageError
 
 
@@ -103,7 +103,7 @@ backend garage_s3
 
 
 @dataclass
-class HAProxy:
+class HAProxy(Supervised):
     root: Path
     relays: list[int]
     port: int = field(default_factory=free_port)
@@ -177,14 +177,6 @@ class HAProxy:
                 if time.monotonic() > deadline:
                     raise StorageError("haproxy did not start listening") from None
                 time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-
-    def running(self) -> bool:
-        return self.server is not None and self.server.running()
 
 
 __all__ = ["HAProxy", "config_text"]

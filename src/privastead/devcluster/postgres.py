@@ -27,6 +27,7 @@ from pathlib import Path
 from privastead.devcluster import programs
 from privastead.devcluster.process import (
     ServerProcess,
+    Supervised,
     check_reachable,
     hand_over,
     unprivileged_user,
@@ -44,8 +45,15 @@ def free_port() -> int:
 
 
 @dataclass
-class PostgresServer:
-    """``init()`` once, then ``start()`` / ``stop()`` / ``kill9()`` / ``restart()`` at will."""
+class PostgresServer(Supervised):
+    """``init()`` once, then ``start()`` / ``stop()`` / ``kill9()`` / ``restart()`` at will.
+
+    ``stop``: fast shutdown (SIGINT), sessions end, everything committed is kept. ``kill9``:
+    postmaster and backends die at once; the next start recovers from the WAL, as after a
+    power cut."""
+
+    stop_signal = signal.SIGINT
+    stop_grace = 30.0
 
     root: Path
     port: int = field(default_factory=free_port)
@@ -179,25 +187,9 @@ class PostgresServer:
             return False
         return len(lines) >= 8 and lines[7].strip() == "ready"
 
-    def stop(self) -> None:
-        """Fast shutdown (SIGINT): sessions are ended, everything committed is kept."""
-        if self.server is not None:
-            self.server.stop(signal.SIGINT, grace=30)
-            self.server = None
-
-    def kill9(self) -> None:
-        """Crash the server (postmaster and backends at once); the next start recovers from
-        the WAL, as after a power cut."""
-        if self.server is not None:
-            self.server.kill9()
-            self.server = None
-
     def restart(self) -> None:
         self.stop()
         self.start()
-
-    def running(self) -> bool:
-        return self.server is not None and self.server.running()
 
 
 __all__ = ["DATABASE", "ROLE", "PostgresServer", "free_port"]

@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from privastead.errors import ConfigError
 
@@ -120,4 +121,26 @@ class ServerProcess:
             self.proc = None
 
 
-__all__ = ["ServerProcess", "hand_over", "unprivileged_user"]
+class Supervised:
+    """A part of the cluster that runs as one ``ServerProcess`` (``self.server``)."""
+
+    server: ServerProcess | None
+    stop_signal: ClassVar[signal.Signals] = signal.SIGTERM  # the part's graceful shutdown
+    stop_grace: ClassVar[float] = 20.0
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop(self.stop_signal, grace=self.stop_grace)
+            self.server = None
+
+    def kill9(self) -> None:
+        """A crash (see ``ServerProcess.kill9``)."""
+        if self.server is not None:
+            self.server.kill9()
+            self.server = None
+
+    def running(self) -> bool:
+        return self.server is not None and self.server.running()
+
+
+__all__ = ["ServerProcess", "Supervised", "check_reachable", "hand_over", "unprivileged_user"]

@@ -11,7 +11,6 @@ committing. Live channels do work across processes: HAProxy routes each session 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from privastead.devcluster.postgres import free_port
-from privastead.devcluster.process import ServerProcess
+from privastead.devcluster.process import ServerProcess, Supervised
 from privastead.errors import StorageError
 
 SRC = Path(__file__).resolve().parents[2]
@@ -50,7 +49,8 @@ def server_cli(*args: str, env: dict[str, str] | None = None) -> str:
 
 
 @dataclass
-class RelayInstance:
+class RelayInstance(Supervised):
+    stop_grace = 30.0  # SIGTERM lets uploads in flight finish (shutdown_timeout, 20 s)
     index: int
     data_dir: Path
     config: Path
@@ -95,19 +95,6 @@ class RelayInstance:
             if time.monotonic() > deadline:
                 raise StorageError(f"relay {self.index} not healthy after {timeout:.0f} s")
             time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop(signal.SIGTERM, grace=30)
-            self.server = None
-
-    def kill9(self) -> None:
-        if self.server is not None:
-            self.server.kill9()
-            self.server = None
-
-    def running(self) -> bool:
-        return self.server is not None and self.server.running()
 
 
 __all__ = ["RelayInstance", "relay_env", "server_cli"]
