@@ -153,7 +153,8 @@ def start(root: Path, args: argparse.Namespace, stack: Stack) -> list[str]:
         f"  PostgreSQL:    {postgres.dsn}   (password in {postgres.password_file}; {migrated})",
         f"  S3 (Garage):   {balancer.s3_endpoint}   bucket {credentials.bucket}"
         f"   (key in {garage.root / 's3-credentials.json'})",
-        f"  logs:          {logs}",
+        f"  logs:          {logs} (relays), {postgres.log}, {garage.root}/node*/garage.log,"
+        f" {balancer.root / 'haproxy.log'}",
         "  note: the relays keep their index in one shared SQLite directory until they are "
         "configured with the postgresql backend; PostgreSQL and Garage are running, migrated "
         "and ready for it",
