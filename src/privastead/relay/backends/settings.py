@@ -37,11 +37,11 @@ S3_SECRET_ENV = "PRIVASTEAD_RELAY_S3_SECRET_KEY"  # noqa: S105 - a variable name
 @dataclass(frozen=True)
 class PostgresSettings:
     dsn: str  # postgresql://user@host:port/database[?sslmode=...], without a password
-    password_file: Path | None = None
-    min_connections: int = 2
+    password_file: Path | None = None  # the role's password (or PRIVASTEAD_RELAY_PG_PASSWORD)
+    min_connections: int = 2  # pooled connections kept open by each relay process
     max_connections: int = 16  # per relay process; PostgreSQL's max_connections bounds the sum
-    statement_timeout_seconds: float = 10.0
-    connect_timeout_seconds: float = 5.0
+    statement_timeout_seconds: float = 10.0  # no query runs longer (the server cancels it)
+    connect_timeout_seconds: float = 5.0  # to open one connection
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.dsn)
@@ -64,15 +64,15 @@ class S3Settings:
     endpoint: str  # where the relay reaches the store (a load balancer over its nodes)
     bucket: str
     access_key_id: str  # an identifier, not a secret
-    secret_key_file: Path | None = None
-    region: str = "garage"
-    prefix: str = "blobs/"
+    secret_key_file: Path | None = None  # the key's secret (or PRIVASTEAD_RELAY_S3_SECRET_KEY)
+    region: str = "garage"  # the store's region name (Garage: s3_region of garage.toml)
+    prefix: str = "blobs/"  # object names start with this
     public_endpoint: str = ""  # where clients reach it for presigned GETs; empty: no presigning
-    presign_seconds: int = 300
+    presign_seconds: int = 300  # lifetime of a presigned GET URL
     # Bodies up to this size are uploaded in one PUT; larger ones in parts of part_size.
     multipart_threshold: int = 16 * 1024 * 1024
     part_size: int = 8 * 1024 * 1024
-    max_connections: int = 64
+    max_connections: int = 64  # concurrent connections to the store per relay process
 
     def __post_init__(self) -> None:
         for name in ("endpoint", "public_endpoint"):
@@ -93,9 +93,9 @@ class S3Settings:
 
 @dataclass(frozen=True)
 class StorageSettings:
-    backend: Literal["sqlite", "postgresql"] = "sqlite"
-    postgresql: PostgresSettings | None = None
-    s3: S3Settings | None = None
+    backend: Literal["sqlite", "postgresql"] = "sqlite"  # sqlite: the data directory alone
+    postgresql: PostgresSettings | None = None  # the index, with backend = "postgresql"
+    s3: S3Settings | None = None  # the blobs, with backend = "postgresql"
 
     def __post_init__(self) -> None:
         if self.backend == "postgresql" and (self.postgresql is None or self.s3 is None):
