@@ -138,8 +138,8 @@ async def _pg_append(conn: Connection, account: str, box: str, msg_id: str, now:
         account,
     )
     await conn.execute(
-        "INSERT INTO messages(mailbox, seq, account, size, body, created_at, expires_at)"
-        " VALUES ($1, $2, $6, 256, $3, $4, $5)",
+        "INSERT INTO messages(mailbox, seq, account, size, charged, body, created_at, expires_at)"
+        " VALUES ($1, $2, $6, 256, 512, $3, $4, $5)",
         box,
         seq,
         BODY,
@@ -165,8 +165,8 @@ WITH m AS (
     UPDATE mailboxes SET last_seq = last_seq + 1 WHERE id = $1 AND account = $2
     RETURNING last_seq
 ), ins AS (
-    INSERT INTO messages(mailbox, seq, account, size, body, created_at, expires_at)
-    SELECT $1, last_seq, $2, 256, $3, $4::float8, $4::float8 + 86400 FROM m RETURNING seq
+    INSERT INTO messages(mailbox, seq, account, size, charged, body, created_at, expires_at)
+    SELECT $1, last_seq, $2, 256, 512, $3, $4::float8, $4::float8 + 86400 FROM m RETURNING seq
 )
 INSERT INTO receipts(mailbox, msg_id, seq, digest, expires_at)
 SELECT $1, $5, seq, $6, $4::float8 + 86400 FROM ins RETURNING seq

@@ -18,6 +18,7 @@ from privastead.errors import StorageError
 from privastead.relay import schema
 from privastead.relay.backends import migrations, pg
 from privastead.relay.backends.settings import PostgresSettings
+from privastead.relay.store import MESSAGE_OVERHEAD
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 BROKEN = migrations.Migration(
@@ -86,16 +87,21 @@ def test_sqlite_database_of_the_relay_is_at_the_latest_version(tmp_path: Path) -
 
 def test_sqlite_version_1_database_is_upgraded_keeping_its_data(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "relay.sqlite3", isolation_level=None)
-    schema.init(conn)
-    # What a relay from before revoked-token tombstones left: version 1, no such table.
-    conn.execute("DROP TABLE revoked_tokens")
-    conn.execute("PRAGMA user_version = 1")
+    # What the first relay left: version 1, no tombstones, quotas charged by size alone.
+    migrations.migrate_sqlite(conn, target=1)
     conn.execute("INSERT INTO accounts(name, created_at) VALUES ('home', 1.0)")
-    assert [m.version for m in migrations.migrate_sqlite(conn)] == list(
-        range(2, migrations.LATEST + 1)
+    conn.execute("INSERT INTO mailboxes(id, account, created_at) VALUES ('m', 'home', 0)")
+    conn.execute(
+        "INSERT INTO messages(mailbox, seq, account, size, body, created_at, expires_at)"
+        " VALUES ('m', 1, 'home', 10, x'00', 0, 9e9)"
     )
+    assert "revoked_tokens" not in columns_sqlite(conn)
+    schema.init(conn)  # what the upgraded relay does at start
+    assert migrations.sqlite_status(conn).current == migrations.LATEST
     assert "revoked_tokens" in columns_sqlite(conn)
-    assert conn.execute("SELECT name FROM accounts").fetchall() == [("home",)]
+    assert conn.execute("SELECT name, used_bytes FROM accounts").fetchall() == [
+        ("home", 10 + MESSAGE_OVERHEAD)
+    ]
 
 
 def test_sqlite_failed_step_leaves_the_previous_version_whole(
@@ -148,6 +154,30 @@ async def test_postgresql_schema_mirrors_sqlite(
     # PostgreSQL has an explicit insertion-order column where SQLite has its implicit rowid.
     assert pg_columns.pop("messages") == sqlite_columns.pop("messages") | {"id"}
     assert pg_columns == sqlite_columns
+
+
+async def test_postgresql_version_1_is_upgraded_charging_the_overhead(
+    pg_settings: PostgresSettings,
+) -> None:
+    conn = await pg.connect(pg_settings)
+    try:
+        await migrations.migrate_postgresql(conn, target=1)
+        await conn.execute("INSERT INTO accounts(name, created_at) VALUES ('home', 0)")
+        await conn.execute("INSERT INTO mailboxes(id, account, created_at) VALUES ('m', 'home', 0)")
+        await conn.execute(
+            "INSERT INTO messages(mailbox, seq, account, size, body, created_at, expires_at)"
+            " VALUES ('m', 1, 'home', 10, '\\x00', 0, 9e9), ('m', 2, 'home', 20, '\\x00', 0, 9e9)"
+        )
+        # Step 2 changes what uploads are charged: relays of version 1 may be running on a
+        # database that has data, so a starting relay leaves it to the operator.
+        with pytest.raises(StorageError, match="privastead-server migrate"):
+            await migrations.migrate_postgresql(conn, at_start=True)
+        await migrations.migrate_postgresql(conn)
+        assert await conn.fetchval("SELECT used_bytes FROM accounts") == 30 + 2 * MESSAGE_OVERHEAD
+        await conn.execute("DELETE FROM messages WHERE seq = 1")
+        assert await conn.fetchval("SELECT used_bytes FROM accounts") == 20 + MESSAGE_OVERHEAD
+    finally:
+        await conn.close()
 
 
 async def test_postgresql_concurrent_starts_apply_each_step_once(

@@ -14,6 +14,7 @@ from privastead.errors import RelayRejectedError, StorageError
 from privastead.relay.backends import migrations
 from privastead.relay.backends.pg import Connection, PgDatabase
 from privastead.relay.backends.settings import PostgresSettings
+from privastead.relay.store import MESSAGE_OVERHEAD
 from support.postgres import settings_for
 
 MAILBOX = "a" * 32
@@ -48,11 +49,12 @@ async def _append(conn: Connection, size: int) -> int:
         "UPDATE mailboxes SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq", MAILBOX
     )
     await conn.execute(
-        "INSERT INTO messages(mailbox, seq, account, size, body, created_at, expires_at)"
-        " VALUES ($1, $2, 'home', $3, $4, 0, 1e12)",
+        "INSERT INTO messages(mailbox, seq, account, size, charged, body, created_at, expires_at)"
+        " VALUES ($1, $2, 'home', $3, $4, $5, 0, 1e12)",
         MAILBOX,
         seq,
         size,
+        size + MESSAGE_OVERHEAD,
         b"x" * size,
     )
     return int(seq)
@@ -67,7 +69,7 @@ async def test_seqs_stay_dense_and_unique_across_processes(
     )
     assert sorted(seqs) == list(range(1, 81))
     used = await first.read(lambda c: c.fetchval("SELECT used_bytes FROM accounts"))
-    assert used == 80
+    assert used == 80 * (1 + MESSAGE_OVERHEAD)
 
 
 async def test_used_bytes_follow_bulk_deletes_and_cascades(
@@ -77,11 +79,11 @@ async def test_used_bytes_follow_bulk_deletes_and_cascades(
     for _ in range(10):
         await first.transaction(lambda c: _append(c, 7))
     used = await second.read(lambda c: c.fetchval("SELECT used_bytes FROM accounts"))
-    assert used == 70
+    assert used == 10 * (7 + MESSAGE_OVERHEAD)
     # One statement deleting many rows (an ack, an expiry sweep): one update per account.
     await second.transaction(lambda c: c.execute("DELETE FROM messages WHERE seq <= 6"))
     used = await first.read(lambda c: c.fetchval("SELECT used_bytes FROM accounts"))
-    assert used == 28
+    assert used == 4 * (7 + MESSAGE_OVERHEAD)
     await first.transaction(lambda c: c.execute("DELETE FROM mailboxes WHERE id = $1", MAILBOX))
     row = await first.read(
         lambda c: c.fetchrow(

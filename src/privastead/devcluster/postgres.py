@@ -180,12 +180,18 @@ class PostgresServer(Supervised):
             time.sleep(0.05)
 
     def _ready(self) -> bool:
-        """The postmaster writes "ready" into postmaster.pid once it accepts connections."""
+        """The postmaster writes "ready" into postmaster.pid once it accepts connections.
+
+        After a SIGKILL the dead postmaster's file is still there and says "ready" until the
+        new one (still in crash recovery) replaces it: only the file of our process counts.
+        """
         try:
             lines = (self.data / "postmaster.pid").read_text().splitlines()
         except OSError:
             return False
-        return len(lines) >= 8 and lines[7].strip() == "ready"
+        if self.server is None or len(lines) < 8 or lines[0].strip() != str(self.server.pid):
+            return False
+        return lines[7].strip() == "ready"
 
     def restart(self) -> None:
         self.stop()

@@ -6,7 +6,7 @@ transaction with its version record, so a crash leaves the database at a version
 between two.
 
 - SQLite records its version in ``PRAGMA user_version`` (the relay has always done so: a data
-  directory from before migrations is at version 1 and needs nothing).
+  directory of a relay from before this module is at version 1 or 2, the same steps).
 - PostgreSQL records each step in ``schema_migrations`` (version, name, online, applied_at).
   Several relay processes may start at once: a session advisory lock makes one of them apply
   the pending steps while the others wait and then find nothing to do.
@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from privastead.errors import StorageError
-from privastead.relay import schema
-from privastead.relay.backends import schema_pg
+from privastead.relay.backends import schema_pg, schema_sqlite
 
 if TYPE_CHECKING:
     from privastead.relay.backends.pg import Connection
@@ -46,14 +45,16 @@ class Migration:
     online: bool = False  # safe to apply while relays of the previous version keep running
 
 
-# SQLite's first two steps run the relay's own schema script (``relay.schema.SCHEMA``, every
-# statement ``IF NOT EXISTS``), which is how relays before this module created a database
-# (version 1) and upgraded it to version 2 (it adds what is missing). Later steps are scripts
-# of their own: ALTERs cannot be written "if not exists".
+# Step 2 changes what an upload is charged (the per-message overhead): a relay of version 1
+# would keep charging bare sizes beside it, so it is not online.
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "initial schema", sqlite=schema.SCHEMA, postgresql=schema_pg.V1, online=True),
+    Migration(1, "initial schema", sqlite=schema_sqlite.V1, postgresql=schema_pg.V1, online=True),
     Migration(
-        2, "revoked token tombstones", sqlite=schema.SCHEMA, postgresql=schema_pg.V2, online=True
+        2,
+        "revoked token tombstones, per-message quota overhead",
+        sqlite=schema_sqlite.V2,
+        postgresql=schema_pg.V2,
+        online=False,
     ),
 )
 LATEST = MIGRATIONS[-1].version
@@ -107,8 +108,9 @@ def plan_at_start(status: Status) -> tuple[Migration, ...]:
             f"the {status.dialect} database has schema version {max(offline_unknown)}, which "
             f"this relay (version {LATEST}) cannot use: upgrade this relay"
         )
+    # An empty database has no relay of an older version using it: everything may be applied.
     blocking = [m for m in status.pending if not m.online]
-    if blocking and status.dialect == "postgresql":
+    if blocking and status.dialect == "postgresql" and status.current > 0:
         raise StorageError(
             f"schema migration {blocking[0].version} ({blocking[0].name}) needs every relay "
             "stopped: stop them, run `privastead-server migrate`, start the upgraded relays"

@@ -107,7 +107,9 @@ CREATE TRIGGER messages_used_sub AFTER DELETE ON messages
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION messages_used_sub();
 """
 
-# Tombstones of revoked tokens (SQLite's version 2). ``id`` grows, but unlike SQLite's single
+# Version 2, as SQLite's: tombstones of revoked tokens, and quotas charged per message (its
+# size plus the 256-byte overhead of that step; messages already stored charged the same way,
+# every account's ``used_bytes`` recomputed). ``id`` grows, but unlike SQLite's single
 # writer, concurrent transactions may commit ids out of order: a relay that polls for "ids
 # above the last one seen" can miss a row; cross-process revocation should ride on the bus.
 V2 = """
@@ -122,6 +124,25 @@ CREATE TABLE revoked_tokens (
 );
 CREATE INDEX revoked_tokens_account ON revoked_tokens(account, id);
 CREATE INDEX revoked_tokens_time ON revoked_tokens(revoked_at);
+
+ALTER TABLE messages ADD COLUMN charged bigint NOT NULL DEFAULT 0;
+UPDATE messages SET charged = size + 256;
+UPDATE accounts a SET used_bytes = COALESCE(
+    (SELECT SUM(m.charged) FROM messages m WHERE m.account = a.name), 0);
+CREATE OR REPLACE FUNCTION messages_used_add() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE accounts a SET used_bytes = a.used_bytes + n.total
+    FROM (SELECT account, SUM(charged) AS total FROM new_rows GROUP BY account) n
+    WHERE a.name = n.account;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION messages_used_sub() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE accounts a SET used_bytes = a.used_bytes - o.total
+    FROM (SELECT account, SUM(charged) AS total FROM old_rows GROUP BY account) o
+    WHERE a.name = o.account;
+    RETURN NULL;
+END $$;
 """
 
 __all__ = ["V1", "V2"]
