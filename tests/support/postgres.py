@@ -8,6 +8,7 @@ their own with ``postgres_factory``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import shutil
 import tempfile
@@ -85,12 +86,19 @@ async def _admin(server: PostgresServer, sql: str) -> None:
         await conn.close()
 
 
+@contextlib.asynccontextmanager
+async def fresh_database(server: PostgresServer) -> AsyncIterator[PostgresSettings]:
+    """An empty database of its own on ``server``, dropped afterwards."""
+    name = "t_" + secrets.token_hex(6)
+    await _admin(server, f'CREATE DATABASE "{name}"')
+    try:
+        yield settings_for(server, name)
+    finally:
+        await asyncio.wait_for(_admin(server, f'DROP DATABASE "{name}" WITH (FORCE)'), 30)
+
+
 @pytest.fixture
 async def pg_settings(postgres_server: PostgresServer) -> AsyncIterator[PostgresSettings]:
     """An empty database of this test's own on the session's server."""
-    name = "t_" + secrets.token_hex(6)
-    await _admin(postgres_server, f'CREATE DATABASE "{name}"')
-    try:
-        yield settings_for(postgres_server, name)
-    finally:
-        await asyncio.wait_for(_admin(postgres_server, f'DROP DATABASE "{name}" WITH (FORCE)'), 30)
+    async with fresh_database(postgres_server) as settings:
+        yield settings

@@ -1,0 +1,733 @@
+"""The PostgreSQL backend of ``relay.storage.Storage``: the same operations as the SQLite
+backend (``relay.store``, ``relay.accounts``), in asyncpg SQL, for several relay processes.
+
+Each operation is one transaction on a pooled connection (``PgDatabase``: retried on
+serialisation failures and deadlocks, and when a pooled connection was found dead before it
+began). What SQLite's single writer gave for free is taken with row locks:
+
+- an upload locks its mailbox row first (``FOR UPDATE``), then looks for a receipt of its
+  message id: two processes retrying one upload at once store it once, and seqs stay dense;
+- then it locks its account row before the quota check, so concurrent uploads of one account
+  through different processes never overshoot the quota together (other accounts never wait);
+- eviction follows ``messages.id`` (insertion order, SQLite's rowid).
+
+Token secrets are hashed and compared exactly as ``relay.accounts`` does (constant time, the
+same cost whether or not the token exists).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from typing import Any
+
+from privastead.errors import RelayRejectedError
+from privastead.relay import accounts
+from privastead.relay.accounts import Principal, Refusal
+from privastead.relay.api import (
+    OWNER_DEVICE_ID,
+    Eviction,
+    IssuedToken,
+    MailboxInfo,
+    MessageInfo,
+    MessagePage,
+    TokenKind,
+    UploadResult,
+    is_mailbox_id,
+)
+from privastead.relay.backends.pg import Connection, PgDatabase
+from privastead.relay.storage import PushTarget
+from privastead.relay.store import MESSAGE_OVERHEAD, Appended, NewMessage
+
+_READ_MAILBOX = "SELECT account, last_seq, ttl_seconds FROM mailboxes WHERE id = $1"
+_LOCK_MAILBOX = _READ_MAILBOX + " FOR UPDATE"
+
+
+def _not_found() -> RelayRejectedError:
+    return RelayRejectedError("no such mailbox", 404, "mailbox_not_found")
+
+
+async def _mailbox(
+    conn: Connection, account: str, mailbox: str, *, lock: bool = False
+) -> tuple[int, int | None]:
+    row = await conn.fetchrow(_LOCK_MAILBOX if lock else _READ_MAILBOX, mailbox)
+    if row is None or row["account"] != account:
+        raise _not_found()
+    return int(row["last_seq"]), row["ttl_seconds"]
+
+
+async def _collect(conn: Connection, mailbox: str) -> list[str]:
+    """Delete messages every registered device acknowledged; returns their blobs."""
+    row = await conn.fetchrow(
+        "SELECT MIN(cursor) AS low, COUNT(*) AS n FROM registrations WHERE mailbox = $1", mailbox
+    )
+    if row is None or not row["n"]:
+        return []  # nobody registered: kept until the TTL
+    rows = await conn.fetch(
+        "DELETE FROM messages WHERE mailbox = $1 AND seq <= $2 RETURNING blob",
+        mailbox,
+        row["low"],
+    )
+    return [r["blob"] for r in rows if r["blob"]]
+
+
+async def _append(
+    conn: Connection,
+    msg: NewMessage,
+    *,
+    now: float,
+    default_ttl: int,
+    quota: int,
+    wake: bool,
+    evict: bool,
+) -> Appended:
+    _, ttl = await _mailbox(conn, msg.account, msg.mailbox, lock=True)
+    receipt = await conn.fetchrow(
+        "SELECT seq, digest FROM receipts WHERE mailbox = $1 AND msg_id = $2",
+        msg.mailbox,
+        msg.msg_id,
+    )
+    if receipt is not None:
+        if bytes(receipt["digest"]) != msg.digest:
+            raise RelayRejectedError(
+                "this message id was already used for different bytes", 409, "message_id_conflict"
+            )
+        return Appended(
+            UploadResult(seq=int(receipt["seq"]), duplicate=True),
+            unlink=[msg.blob] if msg.blob else [],
+        )
+    row = await conn.fetchrow(
+        "SELECT COALESCE(quota_bytes, $2) AS quota, used_bytes FROM accounts WHERE name = $1"
+        " FOR UPDATE",
+        msg.account,
+        quota,
+    )
+    if row is None:  # the account went while its mailbox was there: nothing to store into
+        raise _not_found()
+    limit, used = int(row["quota"]), int(row["used_bytes"])
+    charge = msg.size + MESSAGE_OVERHEAD
+    if charge > limit:
+        raise RelayRejectedError("message is larger than the account quota", 413, "quota_exceeded")
+    if used + charge > limit and not evict:
+        raise RelayRejectedError(
+            "the account's storage quota is full, and this token may not make room",
+            507,
+            "quota_full",
+        )
+    evicted: list[Eviction] = []
+    unlink: list[str] = []
+    while used + charge > limit:
+        victims = await conn.fetch(
+            "SELECT id, mailbox, seq, charged, blob FROM messages WHERE account = $1"
+            " ORDER BY id LIMIT 64",
+            msg.account,
+        )
+        for v in victims:
+            await conn.execute("DELETE FROM messages WHERE id = $1", v["id"])
+            evicted.append(Eviction(v["mailbox"], int(v["seq"])))
+            if v["blob"]:
+                unlink.append(v["blob"])
+            used -= int(v["charged"])
+            if used + charge <= limit:
+                break
+    seq = int(
+        await conn.fetchval(
+            "UPDATE mailboxes SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+            msg.mailbox,
+        )
+    )
+    expires = now + (ttl or default_ttl)
+    await conn.execute(
+        "INSERT INTO messages(mailbox, seq, account, size, charged, body, blob, created_at,"
+        " expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        msg.mailbox,
+        seq,
+        msg.account,
+        msg.size,
+        charge,
+        msg.body,
+        msg.blob,
+        now,
+        expires,
+    )
+    await conn.execute(
+        "INSERT INTO receipts(mailbox, msg_id, seq, digest, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mailbox, msg_id)"
+        " DO UPDATE SET seq = EXCLUDED.seq, digest = EXCLUDED.digest,"
+        " expires_at = EXCLUDED.expires_at",
+        msg.mailbox,
+        msg.msg_id,
+        seq,
+        msg.digest,
+        expires,
+    )
+    devices: list[str] = []
+    if wake:
+        rows = await conn.fetch(
+            "SELECT device_id FROM registrations WHERE mailbox = $1", msg.mailbox
+        )
+        devices = [r["device_id"] for r in rows]
+    return Appended(UploadResult(seq=seq, evicted=tuple(evicted)), unlink=unlink, devices=devices)
+
+
+async def _bury(conn: Connection, where: str, args: list[Any], now: float) -> list[str]:
+    """Move the tokens matching ``where`` ($2...) to the tombstones; returns their ids."""
+    rows = await conn.fetch(
+        "WITH gone AS (DELETE FROM tokens WHERE " + where + " RETURNING *)"  # noqa: S608
+        " INSERT INTO revoked_tokens(token_id, account, kind, device_id, secret_hash, revoked_at)"
+        " SELECT token_id, account, kind, device_id, secret_hash, $1 FROM gone"
+        " ON CONFLICT (token_id) DO UPDATE SET revoked_at = EXCLUDED.revoked_at"
+        " RETURNING token_id, account",
+        now,
+        *args,
+    )
+    for account in {r["account"] for r in rows}:
+        await conn.execute(
+            "DELETE FROM revoked_tokens WHERE account = $1 AND id NOT IN (SELECT id FROM"
+            " revoked_tokens WHERE account = $1 ORDER BY id DESC LIMIT $2)",
+            account,
+            accounts.REVOKED_PER_ACCOUNT,
+        )
+    return [r["token_id"] for r in rows]
+
+
+class PgStorage:
+    def __init__(self, db: PgDatabase) -> None:
+        self.db = db
+
+    # ---- mailboxes and messages ----------------------------------------------------
+
+    async def create_mailbox(
+        self, *, account: str, mailbox: str, now: float, ttl_seconds: int | None
+    ) -> bool:
+        async def op(conn: Connection) -> bool:
+            created = await conn.fetchval(
+                "INSERT INTO mailboxes(id, account, created_at, ttl_seconds)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING RETURNING true",
+                mailbox,
+                account,
+                now,
+                ttl_seconds,
+            )
+            if created:
+                return True
+            owner = await conn.fetchval("SELECT account FROM mailboxes WHERE id = $1", mailbox)
+            if owner != account:
+                raise RelayRejectedError("mailbox id is taken", 409, "mailbox_exists")
+            if ttl_seconds is not None:
+                await conn.execute(
+                    "UPDATE mailboxes SET ttl_seconds = $1 WHERE id = $2", ttl_seconds, mailbox
+                )
+            return False
+
+        return await self.db.transaction(op)
+
+    async def mailbox_info(
+        self, *, account: str, mailbox: str, now: float, default_ttl: int
+    ) -> MailboxInfo:
+        async def op(conn: Connection) -> MailboxInfo:
+            last_seq, ttl = await _mailbox(conn, account, mailbox)
+            row = await conn.fetchrow(
+                "SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM messages"
+                " WHERE mailbox = $1 AND expires_at > $2",
+                mailbox,
+                now,
+            )
+            assert row is not None  # an aggregate always has a row
+            devices = await conn.fetch(
+                "SELECT device_id, cursor FROM registrations WHERE mailbox = $1", mailbox
+            )
+            return MailboxInfo(
+                id=mailbox,
+                last_seq=last_seq,
+                count=int(row["n"]),
+                bytes=int(row["bytes"]),
+                ttl_seconds=ttl or default_ttl,
+                devices={r["device_id"]: int(r["cursor"]) for r in devices},
+            )
+
+        return await self.db.read(op)
+
+    async def delete_mailbox(self, *, account: str, mailbox: str) -> list[str]:
+        async def op(conn: Connection) -> list[str]:
+            await _mailbox(conn, account, mailbox, lock=True)
+            rows = await conn.fetch(
+                "SELECT blob FROM messages WHERE mailbox = $1 AND blob IS NOT NULL", mailbox
+            )
+            await conn.execute("DELETE FROM mailboxes WHERE id = $1", mailbox)
+            return [r["blob"] for r in rows]
+
+        return await self.db.transaction(op)
+
+    async def owned(self, *, account: str, mailboxes: list[str]) -> set[str]:
+        if not mailboxes:
+            return set()
+
+        async def op(conn: Connection) -> set[str]:
+            rows = await conn.fetch(
+                "SELECT id FROM mailboxes WHERE account = $1 AND id = ANY($2::text[])",
+                account,
+                mailboxes,
+            )
+            return {r["id"] for r in rows}
+
+        return await self.db.read(op)
+
+    async def append(
+        self,
+        *,
+        msg: NewMessage,
+        now: float,
+        default_ttl: int,
+        quota: int,
+        wake: bool = False,
+        evict: bool = True,
+    ) -> Appended:
+        return await self.db.transaction(
+            lambda conn: _append(
+                conn,
+                msg,
+                now=now,
+                default_ttl=default_ttl,
+                quota=quota,
+                wake=wake,
+                evict=evict,
+            )
+        )
+
+    async def append_many(
+        self,
+        *,
+        items: list[NewMessage | RelayRejectedError],
+        now: float,
+        default_ttl: int,
+        quota: int,
+        wake: list[bool],
+        evict: bool = True,
+    ) -> list[Appended | RelayRejectedError]:
+        async def op(conn: Connection) -> list[Appended | RelayRejectedError]:
+            out: list[Appended | RelayRejectedError] = []
+            for item, want_wake in zip(items, wake, strict=True):
+                if isinstance(item, RelayRejectedError):
+                    out.append(item)
+                    continue
+                try:
+                    async with conn.transaction():  # a savepoint: a refusal spoils nothing else
+                        out.append(
+                            await _append(
+                                conn,
+                                item,
+                                now=now,
+                                default_ttl=default_ttl,
+                                quota=quota,
+                                wake=want_wake,
+                                evict=evict,
+                            )
+                        )
+                except RelayRejectedError as exc:
+                    out.append(exc)
+            return out
+
+        return await self.db.transaction(op)
+
+    async def list_messages(
+        self, *, account: str, mailbox: str, after: int, limit: int, now: float, inline_max: int
+    ) -> MessagePage:
+        async def op(conn: Connection) -> MessagePage:
+            last_seq, _ = await _mailbox(conn, account, mailbox)
+            rows = await conn.fetch(
+                "SELECT seq, size, body FROM messages WHERE mailbox = $1 AND seq > $2"
+                " AND expires_at > $3 ORDER BY seq LIMIT $4",
+                mailbox,
+                after,
+                now,
+                limit,
+            )
+            return MessagePage(
+                messages=tuple(
+                    MessageInfo(
+                        seq=int(r["seq"]),
+                        size=int(r["size"]),
+                        body=bytes(r["body"])
+                        if r["body"] is not None and r["size"] <= inline_max
+                        else None,
+                    )
+                    for r in rows
+                ),
+                last_seq=last_seq,
+            )
+
+        return await self.db.read(op)
+
+    async def get_message(
+        self, *, account: str, mailbox: str, seq: int, now: float
+    ) -> tuple[int, bytes | None, str | None]:
+        async def op(conn: Connection) -> tuple[int, bytes | None, str | None]:
+            await _mailbox(conn, account, mailbox)
+            row = await conn.fetchrow(
+                "SELECT size, body, blob FROM messages WHERE mailbox = $1 AND seq = $2"
+                " AND expires_at > $3",
+                mailbox,
+                seq,
+                now,
+            )
+            if row is None:
+                raise RelayRejectedError(
+                    "no such message (never stored, acknowledged or expired)",
+                    404,
+                    "message_not_found",
+                )
+            body = bytes(row["body"]) if row["body"] is not None else None
+            return int(row["size"]), body, row["blob"]
+
+        return await self.db.read(op)
+
+    async def register(self, *, account: str, mailbox: str, device_id: str) -> int:
+        async def op(conn: Connection) -> int:
+            await _mailbox(conn, account, mailbox)
+            await conn.execute(
+                "INSERT INTO registrations(mailbox, account, device_id, cursor)"
+                " VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+                mailbox,
+                account,
+                device_id,
+            )
+            return int(
+                await conn.fetchval(
+                    "SELECT cursor FROM registrations WHERE mailbox = $1 AND device_id = $2",
+                    mailbox,
+                    device_id,
+                )
+            )
+
+        return await self.db.transaction(op)
+
+    async def unregister(self, *, account: str, mailbox: str, device_id: str) -> list[str]:
+        async def op(conn: Connection) -> list[str]:
+            await _mailbox(conn, account, mailbox, lock=True)
+            gone = await conn.fetchval(
+                "DELETE FROM registrations WHERE mailbox = $1 AND device_id = $2 RETURNING 1",
+                mailbox,
+                device_id,
+            )
+            if gone is None:
+                raise RelayRejectedError(
+                    "this device is not registered on the mailbox", 409, "not_registered"
+                )
+            return await _collect(conn, mailbox)
+
+        return await self.db.transaction(op)
+
+    async def ack(
+        self, *, account: str, mailbox: str, device_id: str, seq: int
+    ) -> tuple[int, list[str]]:
+        async def op(conn: Connection) -> tuple[int, list[str]]:
+            last_seq, _ = await _mailbox(conn, account, mailbox, lock=True)
+            cursor = await conn.fetchval(
+                "SELECT cursor FROM registrations WHERE mailbox = $1 AND device_id = $2",
+                mailbox,
+                device_id,
+            )
+            if cursor is None:
+                raise RelayRejectedError(
+                    "register this device on the mailbox before acknowledging",
+                    409,
+                    "not_registered",
+                )
+            if seq > last_seq:
+                raise RelayRejectedError(
+                    f"cannot acknowledge seq {seq}: the mailbox ends at {last_seq}",
+                    409,
+                    "ack_beyond_end",
+                )
+            moved = max(int(cursor), seq)  # acks never move a cursor backwards
+            await conn.execute(
+                "UPDATE registrations SET cursor = $1 WHERE mailbox = $2 AND device_id = $3",
+                moved,
+                mailbox,
+                device_id,
+            )
+            return moved, await _collect(conn, mailbox)
+
+        return await self.db.transaction(op)
+
+    async def push_targets(self, *, account: str, devices: list[str]) -> list[PushTarget]:
+        if not devices:
+            return []
+
+        async def op(conn: Connection) -> list[PushTarget]:
+            rows = await conn.fetch(
+                "SELECT device_id, fcm_token, webhook_url FROM devices WHERE account = $1"
+                " AND device_id = ANY($2::text[])"
+                " AND (fcm_token IS NOT NULL OR webhook_url IS NOT NULL)",
+                account,
+                devices,
+            )
+            return [(r["device_id"], r["fcm_token"], r["webhook_url"]) for r in rows]
+
+        return await self.db.read(op)
+
+    async def expire(self, *, now: float) -> tuple[int, list[str]]:
+        async def op(conn: Connection) -> tuple[int, list[str]]:
+            rows = await conn.fetch(
+                "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE expires_at <= $1"
+                " LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING blob",
+                now,
+            )
+            await conn.execute("DELETE FROM receipts WHERE expires_at <= $1", now)
+            return len(rows), [r["blob"] for r in rows if r["blob"]]
+
+        return await self.db.transaction(op)
+
+    async def referenced_blobs(self) -> set[str]:
+        async def op(conn: Connection) -> set[str]:
+            rows = await conn.fetch("SELECT blob FROM messages WHERE blob IS NOT NULL")
+            return {r["blob"] for r in rows}
+
+        return await self.db.read(op)
+
+    async def stats(self) -> dict[str, Any]:
+        async def op(conn: Connection) -> dict[str, Any]:
+            row = await conn.fetchrow(
+                "SELECT (SELECT COUNT(*) FROM messages) AS messages,"
+                " (SELECT COALESCE(SUM(size), 0) FROM messages) AS bytes,"
+                " (SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM messages"
+                "  GROUP BY mailbox) d) AS max_depth,"
+                " (SELECT COUNT(*) FROM mailboxes) AS mailboxes,"
+                " (SELECT COUNT(*) FROM accounts) AS accounts"
+            )
+            assert row is not None
+            return {k: int(v) for k, v in dict(row).items()}
+
+        return await self.db.read(op)
+
+    # ---- tokens and devices --------------------------------------------------------
+
+    async def verify_token(self, *, token_id: str, secret: str, now: float) -> Principal | Refusal:
+        async def op(conn: Connection) -> Principal | Refusal:
+            row = await conn.fetchrow(
+                "SELECT account, kind, secret_hash, device_id, mailboxes, expires_at FROM tokens"
+                " WHERE token_id = $1",
+                token_id,
+            )
+            if row is None:
+                dead = await conn.fetchrow(
+                    "SELECT kind, secret_hash FROM revoked_tokens WHERE token_id = $1", token_id
+                )
+                # Hash and compare even when nothing matched: every path costs about the same.
+                known = bytes(dead["secret_hash"]) if dead else b"\0" * 32
+                matches = hmac.compare_digest(accounts.secret_hash(secret), known)
+                if dead is None:
+                    return Refusal("unknown")
+                if not matches:
+                    return Refusal("wrong_secret", token_id)
+                return Refusal("revoked", token_id, str(dead["kind"]))
+            if not hmac.compare_digest(accounts.secret_hash(secret), bytes(row["secret_hash"])):
+                return Refusal("wrong_secret", token_id)
+            expires_at = row["expires_at"]
+            if expires_at is not None and now >= expires_at:
+                return Refusal("expired", token_id, str(row["kind"]))
+            return Principal(
+                account=row["account"],
+                kind=row["kind"],
+                token_id=token_id,
+                device_id=row["device_id"],
+                mailboxes=frozenset(json.loads(row["mailboxes"])) if row["mailboxes"] else None,
+                expires_at=expires_at,
+            )
+
+        return await self.db.read(op)
+
+    async def issue_token(
+        self,
+        *,
+        account: str,
+        kind: TokenKind,
+        now: float,
+        device_id: str | None = None,
+        mailboxes: list[str] | None = None,
+        expires_at: float | None = None,
+        label: str = "",
+    ) -> IssuedToken:
+        async def op(conn: Connection) -> IssuedToken:
+            if await conn.fetchval("SELECT 1 FROM accounts WHERE name = $1", account) is None:
+                raise RelayRejectedError(f"no account {account!r}", 404, "account_not_found")
+            token_id, secret, token = accounts.new_token()
+            device = device_id
+            if kind == "owner":
+                device = OWNER_DEVICE_ID
+            elif kind == "device":
+                device = device or "d" + secrets.token_hex(8)
+                await conn.execute(
+                    "INSERT INTO devices(account, device_id, name, created_at)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    account,
+                    device,
+                    label,
+                    now,
+                )
+            else:
+                if not mailboxes or not all(is_mailbox_id(m) for m in mailboxes):
+                    raise RelayRejectedError(
+                        "a restricted token needs a list of mailbox ids", 400, "bad_request"
+                    )
+                if expires_at is None:
+                    raise RelayRejectedError(
+                        "a restricted token needs an expiry", 400, "bad_request"
+                    )
+                device = "r" + token_id
+            await conn.execute(
+                "INSERT INTO tokens(token_id, account, kind, secret_hash, device_id, mailboxes,"
+                " expires_at, created_at, label) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                token_id,
+                account,
+                kind,
+                accounts.secret_hash(secret),
+                device,
+                json.dumps(sorted(set(mailboxes))) if mailboxes else None,
+                expires_at,
+                now,
+                label,
+            )
+            return IssuedToken(
+                token_id=token_id, token=token, device_id=device, expires_at=expires_at
+            )
+
+        return await self.db.transaction(op)
+
+    async def revoke_token(self, *, token_id: str, now: float, account: str | None = None) -> str:
+        async def op(conn: Connection) -> str:
+            # $2/$3 in _bury's statement (its $1 is the time); a NULL account: any account.
+            where = "token_id = $2 AND ($3::text IS NULL OR account = $3)"
+            args: list[Any] = [token_id, account]
+            kind = await conn.fetchval(
+                "SELECT kind FROM tokens"
+                " WHERE token_id = $1 AND ($2::text IS NULL OR account = $2)",
+                token_id,
+                account,
+            )
+            if kind is None or not await _bury(conn, where, args, now):
+                raise RelayRejectedError("no such token", 404, "token_not_found")
+            return str(kind)
+
+        return await self.db.transaction(op)
+
+    async def list_tokens(self, *, account: str) -> list[dict[str, Any]]:
+        async def op(conn: Connection) -> list[dict[str, Any]]:
+            rows = await conn.fetch(
+                "SELECT token_id, account, kind, device_id, mailboxes, expires_at, created_at,"
+                " label FROM tokens WHERE account = $1 ORDER BY created_at",
+                account,
+            )
+            return [
+                {
+                    **dict(r),
+                    "mailboxes": json.loads(r["mailboxes"]) if r["mailboxes"] else None,
+                }
+                for r in rows
+            ]
+
+        return await self.db.read(op)
+
+    async def list_devices(self, *, account: str) -> list[dict[str, Any]]:
+        async def op(conn: Connection) -> list[dict[str, Any]]:
+            rows = await conn.fetch(
+                "SELECT device_id, name, created_at, fcm_token IS NOT NULL AS fcm,"
+                " webhook_url IS NOT NULL AS webhook FROM devices WHERE account = $1"
+                " ORDER BY created_at",
+                account,
+            )
+            return [dict(r) for r in rows]
+
+        return await self.db.read(op)
+
+    async def remove_device(
+        self, *, account: str, device_id: str, now: float
+    ) -> tuple[list[str], list[str]]:
+        async def op(conn: Connection) -> tuple[list[str], list[str]]:
+            gone = await conn.fetchval(
+                "DELETE FROM devices WHERE account = $1 AND device_id = $2 RETURNING 1",
+                account,
+                device_id,
+            )
+            if gone is None:
+                raise RelayRejectedError("no such device", 404, "device_not_found")
+            revoked = await _bury(
+                conn, "account = $2 AND device_id = $3", [account, device_id], now
+            )
+            await conn.execute(
+                "DELETE FROM registrations WHERE account = $1 AND device_id = $2",
+                account,
+                device_id,
+            )
+            blobs: list[str] = []
+            boxes = await conn.fetch(
+                "SELECT id FROM mailboxes WHERE account = $1 ORDER BY id FOR UPDATE", account
+            )
+            for box in boxes:
+                blobs += await _collect(conn, box["id"])
+            return revoked, blobs
+
+        return await self.db.transaction(op)
+
+    async def set_push(
+        self, *, account: str, device_id: str, fcm_token: str | None, webhook_url: str | None
+    ) -> None:
+        async def op(conn: Connection) -> None:
+            await conn.execute(
+                "INSERT INTO devices(account, device_id, created_at, fcm_token, webhook_url)"
+                " VALUES ($1, $2, 0, $3, $4) ON CONFLICT (account, device_id)"
+                " DO UPDATE SET fcm_token = EXCLUDED.fcm_token,"
+                " webhook_url = EXCLUDED.webhook_url",
+                account,
+                device_id,
+                fcm_token,
+                webhook_url,
+            )
+
+        await self.db.transaction(op)
+
+    async def get_push(self, *, account: str, device_id: str) -> tuple[str | None, str | None]:
+        async def op(conn: Connection) -> tuple[str | None, str | None]:
+            row = await conn.fetchrow(
+                "SELECT fcm_token, webhook_url FROM devices WHERE account = $1 AND device_id = $2",
+                account,
+                device_id,
+            )
+            return (None, None) if row is None else (row["fcm_token"], row["webhook_url"])
+
+        return await self.db.read(op)
+
+    # ---- revocation tombstones -----------------------------------------------------
+
+    async def newest_revocation(self) -> int:
+        async def op(conn: Connection) -> int:
+            return int(await conn.fetchval("SELECT COALESCE(MAX(id), 0) FROM revoked_tokens"))
+
+        return await self.db.read(op)
+
+    async def revoked_since(self, *, after_id: int) -> tuple[int, list[tuple[str, str]]]:
+        async def op(conn: Connection) -> tuple[int, list[tuple[str, str]]]:
+            rows = await conn.fetch(
+                "SELECT id, token_id, kind FROM revoked_tokens WHERE id > $1 ORDER BY id"
+                " LIMIT 10000",
+                after_id,
+            )
+            if not rows:
+                return after_id, []
+            return int(rows[-1]["id"]), [(r["token_id"], r["kind"]) for r in rows]
+
+        return await self.db.read(op)
+
+    async def prune_revoked(self, *, before: float) -> int:
+        async def op(conn: Connection) -> int:
+            rows = await conn.fetch(
+                "DELETE FROM revoked_tokens WHERE revoked_at < $1 RETURNING 1", before
+            )
+            return len(rows)
+
+        return await self.db.transaction(op)
+
+
+__all__ = ["PgStorage"]
