@@ -263,3 +263,39 @@ async def test_removing_a_device_revokes_it_and_releases_what_it_held(backend: B
     with pytest.raises(RelayRejectedError) as gone:
         await st.remove_device(account="home", device_id=phone.device_id, now=2.0)
     assert gone.value.code == "device_not_found"
+
+
+async def test_two_processes_never_overshoot_an_account_quota(
+    postgres_server: PostgresServer,
+) -> None:
+    """Two pools (two relay processes) upload for one account into two mailboxes at once, with
+    restricted scope (no eviction): the quota check and the insert are one step per account,
+    so exactly as many messages as fit are stored, and seqs stay dense per mailbox."""
+    charge = 10 + MESSAGE_OVERHEAD
+    async with fresh_database(postgres_server) as settings:
+        first, second = PgDatabase(settings), PgDatabase(settings)
+        await first.open()
+        await second.open()
+        try:
+            await _add_pg(first, "home", 5 * charge)
+            a, b = PgStorage(first), PgStorage(second)
+            for box in (BOX, OTHER_BOX):
+                await a.create_mailbox(account="home", mailbox=box, now=0.0, ttl_seconds=None)
+
+            async def upload(st: Storage, i: int) -> int | str:
+                box = BOX if i % 2 else OTHER_BOX
+                try:
+                    return await put(st, message(f"m{i}", b"x" * 10, box=box), evict=False)
+                except RelayRejectedError as exc:
+                    return exc.code
+
+            results = await asyncio.gather(*(upload((a, b)[i % 2], i) for i in range(20)))
+            assert sorted(r for r in results if isinstance(r, str)) == ["quota_full"] * 15
+            stored = await a.stats()
+            assert (stored["messages"], stored["bytes"]) == (5, 50)
+            for box in (BOX, OTHER_BOX):
+                info = await b.mailbox_info(account="home", mailbox=box, now=1.0, default_ttl=TTL)
+                assert info.last_seq == info.count  # no seq taken by a refused upload
+        finally:
+            await first.close()
+            await second.close()
