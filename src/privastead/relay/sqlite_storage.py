@@ -17,7 +17,7 @@ from privastead.relay import accounts, store
 from privastead.relay.accounts import Principal, Refusal
 from privastead.relay.api import IssuedToken, MailboxInfo, MessagePage, TokenKind
 from privastead.relay.db import Database
-from privastead.relay.storage import PushTarget
+from privastead.relay.storage import PushTarget, Storage
 from privastead.relay.store import Appended, NewMessage
 
 
@@ -265,5 +265,8 @@ class SqliteStorage:
     async def prune_revoked(self, *, before: float) -> int:
         return await self.db.run(partial(accounts.prune_revoked, before=before))
 
+
+# mypy checks here that the class implements the whole interface.
+_CONFORMS: type[Storage] = SqliteStorage
 
 __all__ = ["SqliteStorage", "append_many"]

@@ -28,7 +28,7 @@ from privastead.relay.api import (
 )
 from privastead.relay.backends.pg import Connection, PgDatabase
 from privastead.relay.backends.pg_tokens import PgTokens, bury
-from privastead.relay.storage import PushTarget
+from privastead.relay.storage import PushTarget, Storage
 from privastead.relay.store import MESSAGE_OVERHEAD, Appended, NewMessage
 
 _READ_MAILBOX = "SELECT account, last_seq, ttl_seconds FROM mailboxes WHERE id = $1"
@@ -501,5 +501,8 @@ class PgStorage(PgTokens):
 
         return await self.db.transaction(op)
 
+
+# mypy checks here that the class implements the whole interface.
+_CONFORMS: type[Storage] = PgStorage
 
 __all__ = ["PgStorage"]
