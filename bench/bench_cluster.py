@@ -4,9 +4,11 @@ Measures the building blocks of the relay cluster on this machine, each beside i
 counterpart:
 
 - index appends: durable small-message appends (take the seq, insert message and receipt,
-  quota trigger) from 32 concurrent writers; SQLite through the relay's own group-commit
-  writer (``relay.db`` + ``relay.store.append``) against PostgreSQL (``backends.pg``, fsync on,
-  ``synchronous_commit = on``), with the CPU both sides spent;
+  quota trigger) from 32 concurrent writers; SQLite through the relay's storage interface
+  (``SqliteStorage.append``: its group-commit writer) against PostgreSQL (``backends.pg``, fsync
+  on, ``synchronous_commit = on``) with the same work in plain SQL (three statements, or one),
+  and through the storage interface (``PgStorage.append``: with its row locks and receipt
+  check, what a relay process runs), with the CPU both sides spent;
 - wake-up bus: events per second from one relay process to another over LISTEN/NOTIFY, and
   NOTIFYs per event;
 - blobs: PUT and GET of 64 KiB and 1 MiB bodies, 8 at a time, to the local blob directory
@@ -32,7 +34,6 @@ import signal
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,11 @@ from privastead.devcluster.postgres import PostgresServer  # noqa: E402
 from privastead.relay import db, schema, store  # noqa: E402
 from privastead.relay.backends.bus import MailboxEvent, PgNotificationBus  # noqa: E402
 from privastead.relay.backends.pg import Connection, PgDatabase  # noqa: E402
+from privastead.relay.backends.pg_storage import PgStorage  # noqa: E402
 from privastead.relay.backends.s3 import S3BlobStore  # noqa: E402
 from privastead.relay.backends.settings import PostgresSettings, S3Settings  # noqa: E402
 from privastead.relay.blobs import BlobStore  # noqa: E402
+from privastead.relay.sqlite_storage import SqliteStorage  # noqa: E402
 
 WRITERS = 32
 MAILBOXES = 64
@@ -112,12 +115,12 @@ async def sqlite_appends(work: Path, seconds: float) -> dict[str, float]:
     await database.run(setup)
     digest = hashlib.sha256(BODY).digest()
 
+    storage = SqliteStorage(database)
+
     async def append(n: int, i: int) -> None:
         b = (n + i) % MAILBOXES
         msg = store.NewMessage(account_of(b), boxes[b], f"s{n}-{i}", digest, 256, BODY, None)
-        await database.run(
-            partial(store.append, msg=msg, now=time.time(), default_ttl=86400, quota=1 << 40)
-        )
+        await storage.append(msg=msg, now=time.time(), default_ttl=86400, quota=1 << 40)
 
     me = psutil.Process()
     cpu0 = me.cpu_times()
@@ -178,6 +181,44 @@ async def _pg_append_one(conn: Connection, account: str, box: str, msg_id: str, 
         _ONE_STATEMENT, box, account, BODY, now, msg_id, hashlib.sha256(BODY).digest()
     )
     assert seq is not None
+
+
+async def storage_appends(server: PostgresServer, seconds: float) -> dict[str, float]:
+    """``PgStorage.append``: the plain-SQL append plus the mailbox and account row locks and the
+    receipt lookup that make it exactly-once and quota-safe across processes."""
+    settings = PostgresSettings(
+        dsn=server.dsn,
+        password_file=server.password_file,
+        min_connections=WRITERS,
+        max_connections=WRITERS,
+    )
+    database = PgDatabase(settings)
+    await database.open()
+    storage = PgStorage(database)
+    digest = hashlib.sha256(BODY).digest()
+
+    async def append(n: int, i: int) -> None:
+        b = (n + i) % MAILBOXES
+        box = f"{b:032x}"
+        msg = store.NewMessage(account_of(b), box, f"i{n}-{i}", digest, len(BODY), BODY, None)
+        await storage.append(msg=msg, now=time.time(), default_ttl=86400, quota=1 << 40)
+
+    me = psutil.Process()
+    pids = postgres_pids(server)
+    ours0, theirs0 = me.cpu_times(), cpu_of(pids)
+    start = time.monotonic()
+    count = await run_writers(seconds, append)
+    elapsed = time.monotonic() - start
+    ours1, theirs1 = me.cpu_times(), cpu_of(pids)
+    await database.close()
+    client = (ours1.user + ours1.system) - (ours0.user + ours0.system)
+    server_cpu = theirs1 - theirs0
+    return {
+        "msgs_per_s": count / elapsed,
+        "msgs_per_cpu_s": count / (client + server_cpu),
+        "client_cpu_s": client,
+        "server_cpu_s": server_cpu,
+    }
 
 
 async def postgres_appends(
@@ -326,6 +367,8 @@ async def main_async(seconds: float, work: Path) -> dict[str, Any]:
         result["index_sqlite"] = await sqlite_appends(work, seconds)
         result["index_postgresql"] = await postgres_appends(server, seconds, False)
         result["index_postgresql_one_statement"] = await postgres_appends(server, seconds, True)
+        # After postgres_appends: its accounts and mailboxes are there.
+        result["index_postgresql_storage"] = await storage_appends(server, seconds)
         result["bus"] = await bus_rate(server)
     finally:
         server.stop()
@@ -363,6 +406,12 @@ def table(result: dict[str, Any]) -> None:
     print(f"{'  ... as one statement (appends/s)':<44} {rates}")
     print(
         f"{'  ... as one statement (per CPU-second)':<44} {'':>14} {one['msgs_per_cpu_s']:>14,.0f}"
+    )
+    via = result["index_postgresql_storage"]
+    rates = f"{'':>14} {via['msgs_per_s']:>14,.0f}"
+    print(f"{'  ... through PgStorage (appends/s)':<44} {rates}")
+    print(
+        f"{'  ... through PgStorage (per CPU-second)':<44} {'':>14} {via['msgs_per_cpu_s']:>14,.0f}"
     )
     bus = result["bus"]
     print(f"{'wake-up events/s across processes':<44} {'-':>14} {bus['events_per_s']:>14,.0f}")
