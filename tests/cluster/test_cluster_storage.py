@@ -19,6 +19,7 @@ from privastead.relay import accounts, schema
 from privastead.relay.accounts import Principal, Refusal
 from privastead.relay.backends.pg import Connection, PgDatabase
 from privastead.relay.backends.pg_storage import PgStorage
+from privastead.relay.backends.pg_tokens import bury
 from privastead.relay.db import Database
 from privastead.relay.sqlite_storage import SqliteStorage
 from privastead.relay.storage import Storage
@@ -297,5 +298,58 @@ async def test_two_processes_never_overshoot_an_account_quota(
                 info = await b.mailbox_info(account="home", mailbox=box, now=1.0, default_ttl=TTL)
                 assert info.last_seq == info.count  # no seq taken by a refused upload
         finally:
+            await first.close()
+            await second.close()
+
+
+async def test_tombstones_become_visible_in_id_order_across_processes(
+    postgres_server: PostgresServer,
+) -> None:
+    """A revocation still open in one process holds back the next one's tombstone id, so a
+    relay polling "ids above the last seen" never steps over a tombstone committed late."""
+    async with fresh_database(postgres_server) as settings:
+        first, second = PgDatabase(settings), PgDatabase(settings)
+        slow_has_its_id, release = asyncio.Event(), asyncio.Event()
+        await first.open()
+        await second.open()
+        try:
+            await _add_pg(first, "home")
+            a, b = PgStorage(first), PgStorage(second)
+            one = await a.issue_token(account="home", kind="device", now=0.0)
+            two = await a.issue_token(account="home", kind="device", now=0.0)
+            seen = await a.newest_revocation()
+
+            async def slow(conn: Connection) -> None:
+                await bury(conn, "token_id = $2", [one.token_id], 1.0)
+                slow_has_its_id.set()
+                await release.wait()  # still uncommitted
+
+            slow_task = asyncio.create_task(first.transaction(slow))
+            await slow_has_its_id.wait()
+            fast_task = asyncio.create_task(b.revoke_token(token_id=two.token_id, now=2.0))
+
+            async def waiting_for_lock() -> bool:
+                async def op(conn: Connection) -> bool:
+                    n = await conn.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND datname = current_database()"
+                    )
+                    return bool(n)
+
+                return await first.read(op)
+
+            # The second revocation queues behind the first. (Without the turn-taking it would
+            # commit id 2 now, and the poll below would see it alone and step over id 1.)
+            while not fast_task.done() and not await waiting_for_lock():  # noqa: ASYNC110
+                await asyncio.sleep(0.01)  # what the server shows has no event to wait on
+            assert await b.revoked_since(after_id=seen) == (seen, [])
+            release.set()
+            await slow_task
+            await fast_task
+            newest, revoked = await b.revoked_since(after_id=seen)
+            assert revoked == [(one.token_id, "device"), (two.token_id, "device")]
+            assert newest == await a.newest_revocation()
+        finally:
+            release.set()  # a failed check must not leave the slow transaction open
             await first.close()
             await second.close()

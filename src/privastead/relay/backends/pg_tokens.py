@@ -20,7 +20,15 @@ from privastead.relay.backends.pg import Connection, PgDatabase
 
 
 async def bury(conn: Connection, where: str, args: list[Any], now: float) -> list[str]:
-    """Move the tokens matching ``where`` ($2...) to the tombstones; returns their ids."""
+    """Move the tokens matching ``where`` ($2...) to the tombstones; returns their ids.
+
+    Revocations take turns (a table lock held to the commit, which only other revocations
+    wait for; reads never do): tombstone ids then become visible in increasing order, so a
+    relay polling for "ids above the last one I saw" (``revoked_since``) misses none. Without
+    it two transactions could commit ids 6 then 5, and a poll between them would skip 5.
+    Revocations are rare (an owner removing a device, an operator revoking a token).
+    """
+    await conn.execute("LOCK TABLE revoked_tokens IN SHARE ROW EXCLUSIVE MODE")
     rows = await conn.fetch(
         "WITH gone AS (DELETE FROM tokens WHERE " + where + " RETURNING *)"  # noqa: S608
         " INSERT INTO revoked_tokens(token_id, account, kind, device_id, secret_hash, revoked_at)"

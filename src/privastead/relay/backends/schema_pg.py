@@ -109,9 +109,9 @@ CREATE TRIGGER messages_used_sub AFTER DELETE ON messages
 
 # Version 2, as SQLite's: tombstones of revoked tokens, and quotas charged per message (its
 # size plus the 256-byte overhead of that step; messages already stored charged the same way,
-# every account's ``used_bytes`` recomputed). ``id`` grows, but unlike SQLite's single
-# writer, concurrent transactions may commit ids out of order: a relay that polls for "ids
-# above the last one seen" can miss a row; cross-process revocation should ride on the bus.
+# every account's ``used_bytes`` recomputed). ``id`` grows; concurrent transactions could
+# commit ids out of order, so revocations take a table lock in turn (``pg_tokens.bury``) and
+# relays polling for "ids above the last one seen" miss none.
 V2 = """
 CREATE TABLE revoked_tokens (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
