@@ -24,4 +24,13 @@ with tempfile.TemporaryDirectory() as d:
         c.join(hub.add_members(gid, [c.key_package()]).welcome, inviter_identity=b"hub")
         assert c.process(gid, hub.encrypt(gid, b"wheel ok")).data == b"wheel ok"
 print("check-wheel: MLS round trip through the installed wheel works")
+from privastead.crypto import ShortCodeExchange
+from privastead.protocol.short_code import generate, parse
+code = generate(7)  # reads the wordlist shipped as package data
+assert parse(str(code)) == code
+h, d = ShortCodeExchange("hub", code.secret, b"ctx"), ShortCodeExchange("device", code.secret, b"ctx")
+dt, ht = d.receive_pake(h.pake_message()), h.receive_pake(d.pake_message())
+d.receive_confirmation(ht); h.receive_confirmation(dt)
+assert d.open(h.seal(b"wheel ok")) == b"wheel ok"
+print("check-wheel: short-code pairing (wordlist, SPAKE2) through the installed wheel works")
 PY

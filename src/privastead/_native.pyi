@@ -16,11 +16,37 @@ _Received = tuple[
     tuple[list[bytes], list[bytes], list[bytes], bool] | None,
 ]
 
-__all__ = ["NativeClient", "core_version", "openmls_version", "peek"]
+__all__ = [
+    "NativeClient",
+    "NativePake",
+    "core_version",
+    "openmls_version",
+    "pairing_confirmation",
+    "pairing_open",
+    "pairing_seal",
+    "pairing_verify_confirmation",
+    "peek",
+]
 
 def core_version() -> str: ...
 def openmls_version() -> str: ...
 def peek(message: bytes, max_message_size: int) -> tuple[bytes, int, str]: ...
+def pairing_confirmation(key: bytes, transcript: bytes, side_name: str) -> bytes: ...
+def pairing_verify_confirmation(
+    key: bytes, transcript: bytes, side_name: str, tag: bytes
+) -> None: ...
+def pairing_seal(
+    key: bytes, transcript: bytes, side_name: str, aad: bytes, plaintext: bytes
+) -> bytes: ...
+def pairing_open(
+    key: bytes, transcript: bytes, side_name: str, aad: bytes, sealed: bytes
+) -> bytes: ...
+
+@final
+class NativePake:
+    def __new__(cls, side_name: str, code: bytes, context: bytes) -> NativePake: ...
+    def outbound(self) -> bytes: ...
+    def finish(self, inbound: bytes) -> bytes: ...
 
 @final
 class NativeClient:

@@ -15,7 +15,8 @@ Catch ``PrivasteadError`` to catch everything this package raises on purpose::
     │   ├── DuplicateMessageError       already decrypted once; safe to drop
     │   ├── PolicyError                 well-formed and authentic, but not allowed by our rules
     │   ├── GroupStateError             unknown group, removed from group, pending commit ...
-    │   └── JoinError                   a Welcome that cannot be joined (wrong PSK, no key package)
+    │   ├── JoinError                   a Welcome that cannot be joined (wrong PSK, no key package)
+    │   └── PairingMismatchError        short-code pairing failed: wrong code or a tampering relay
     ├── RelayError                      talking to the relay
     │   ├── RelayUnavailableError       network error, timeout, 5xx: retry later
     │   └── RelayRejectedError          a 4xx: the request is wrong and retrying will not help
@@ -89,6 +90,23 @@ class StaleMessageError(CryptoError):
 
 class DuplicateMessageError(CryptoError):
     """The message was already decrypted once. Relays may duplicate; drop it."""
+
+
+class PairingMismatchError(CryptoError):
+    """A short-code pairing exchange failed its key confirmation, or was used out of order.
+
+    Both sides raise it with the same text: either side typed a wrong code or the relay ran the
+    exchange itself. The code is burned either way; the remedy is a new code.
+    """
+
+    def __init__(
+        self,
+        message: str = (
+            "wrong code or a relay that tampered with the exchange: this code is now burned; "
+            "start pairing again on the hub for a new code"
+        ),
+    ) -> None:
+        super().__init__(message)
 
 
 class PolicyError(CryptoError):
@@ -173,6 +191,7 @@ __all__ = [
     "GroupStateError",
     "JoinError",
     "MediaError",
+    "PairingMismatchError",
     "PolicyError",
     "PrivasteadError",
     "RelayError",

@@ -8,6 +8,8 @@ mod client;
 mod error;
 mod membership;
 mod ops;
+mod pairing_box;
+mod pake;
 mod policy;
 mod provider;
 mod snapshot;
@@ -15,6 +17,11 @@ mod snapshot;
 pub use client::{Client, Persist};
 pub use error::{Error, Result};
 pub use ops::{AddOutput, MemberInfo, Target, PAIRING_PSK_ID};
+pub use pairing_box::{
+    confirmation, open as open_pairing_payload, seal as seal_pairing_payload, verify_confirmation,
+    CONFIRMATION_LEN,
+};
+pub use pake::{Pake, Side, PAKE_KEY_LEN, PAKE_MESSAGE_LEN};
 pub use policy::{peek, CommitInfo, Kind, Peek, Received};
 pub use provider::{Config, X25519_AES128GCM, X25519_CHACHA20POLY1305};
 pub use snapshot::OPENMLS_VERSION;

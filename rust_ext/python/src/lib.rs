@@ -4,6 +4,8 @@
 //! (the client's Mutex is taken *inside* the detached closure, so a thread waiting for the
 //! lock never holds the GIL). Users import `privastead.crypto`, never this module.
 
+mod pake;
+
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
@@ -419,6 +421,11 @@ mod _native {
 
     #[pymodule_export]
     use super::NativeClient;
+
+    #[pymodule_export]
+    use super::pake::{
+        pairing_confirmation, pairing_open, pairing_seal, pairing_verify_confirmation, NativePake,
+    };
 
     /// Version of the Rust core compiled into this module.
     #[pyfunction]

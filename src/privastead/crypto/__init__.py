@@ -13,6 +13,7 @@ Errors come from :mod:`privastead.errors` (``CryptoError`` and ``StorageError`` 
 from __future__ import annotations
 
 from privastead.crypto.identity import Identity, peek
+from privastead.crypto.short_pairing import ShortCodeExchange
 from privastead.crypto.types import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_PAST_EPOCHS,
@@ -38,5 +39,6 @@ __all__ = [
     "Member",
     "Peek",
     "Received",
+    "ShortCodeExchange",
     "peek",
 ]

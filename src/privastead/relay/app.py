@@ -29,6 +29,7 @@ from privastead.relay.db import Database, secure_dir
 from privastead.relay.httputil import MAX_JSON_BODY, error_response, retry_after_of
 from privastead.relay.live import LiveHub
 from privastead.relay.metrics import standard
+from privastead.relay.nameplates import Nameplates
 from privastead.relay.notify import Notifier
 from privastead.relay.push import Pusher
 from privastead.relay.revocations import Revocations
@@ -234,6 +235,7 @@ def create_app(
         metrics=metrics,
         pusher=Pusher(config.push, clock, metrics),
         live=LiveHub(clock, metrics, config.limits.live_queue_frames, config.budgets),
+        nameplates=Nameplates(clock),
     )
     app = web.Application(
         middlewares=[relay_middleware],

@@ -13,16 +13,18 @@ import base64
 import io
 import json
 from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
+from urllib.parse import quote
 
 import aiohttp
 
 from privastead.clock import Clock
 from privastead.compat import Self
 from privastead.errors import DeviceRemovedError, RelayRejectedError, RelayUnavailableError
+from privastead.protocol.relay_url import check_relay_url
 from privastead.relay.api import (
     DEVICE_REMOVED,
     HEADER_MESSAGE_ID,
@@ -105,6 +107,20 @@ class Subscription:
         await self.ws.close()
 
 
+@dataclass(frozen=True)
+class Nameplate:
+    nameplate: str
+    mailbox: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class NameplateClaim:
+    mailbox: str
+    token: str = field(repr=False)
+    expires_at: float
+
+
 class RelayClient:
     """One relay, one token. Use as ``async with RelayClient(url, token) as relay: ...``."""
 
@@ -116,9 +132,13 @@ class RelayClient:
         session: aiohttp.ClientSession | None = None,
         timeout: float = 60.0,
         ssl: Any = True,
+        insecure_http: bool = False,
     ) -> None:
+        # Refuse before any token is sent: http:// only to loopback unless asked for.
+        check_relay_url(base_url, insecure_http=insecure_http)
         self.base_url = base_url.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {token}"}
+        # No token: only the public routes (a nameplate claim) can be used.
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._own_session = session is None
         self._session = session or aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
@@ -199,6 +219,19 @@ class RelayClient:
             device_id=d["device_id"],
             expires_at=d["expires_at"],
         )
+
+    # --- nameplates (short-code pairing) ---------------------------------------------------
+    async def allocate_nameplate(self, mailbox: str, ttl_seconds: int = 600) -> Nameplate:
+        """Owner: a short number naming ``mailbox`` until claimed or ``ttl_seconds`` pass."""
+        d = await self._request(
+            "POST", "/v1/nameplates", json_body={"mailbox": mailbox, "ttl_seconds": ttl_seconds}
+        )
+        return Nameplate(nameplate=d["nameplate"], mailbox=d["mailbox"], expires_at=d["expires_at"])
+
+    async def claim_nameplate(self, nameplate: str) -> NameplateClaim:
+        """No token needed: the pairing mailbox and its token, once (404 afterwards)."""
+        d = await self._request("POST", f"/v1/nameplates/{quote(nameplate, safe='')}/claim")
+        return NameplateClaim(mailbox=d["mailbox"], token=d["token"], expires_at=d["expires_at"])
 
     async def revoke_token(self, token_id: str) -> None:
         await self._request("DELETE", f"/v1/tokens/{token_id}")
@@ -379,4 +412,4 @@ async def next_message(
             return info.seq, await relay.body_of(mailbox, info)
 
 
-__all__ = ["RelayClient", "Subscription", "next_message"]
+__all__ = ["Nameplate", "NameplateClaim", "RelayClient", "Subscription", "next_message"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from privastead.relay import batch, devices, live, mailbox, ops, ws
+from privastead.relay import batch, devices, live, mailbox, nameplates, ops, ws
 from privastead.relay.expect import expect_after
 from privastead.relay.httputil import MAX_JSON_BODY, body_limit
 
@@ -35,6 +35,13 @@ ROUTES: list[web.RouteDef] = [
     web.post("/v1/tokens/restricted", devices.create_restricted, **JSON),
     web.get("/v1/tokens", devices.list_tokens, **NO_BODY),
     web.delete("/v1/tokens/{token}", devices.revoke_token, **JSON),
+    # short-code pairing: a nameplate names a pairing mailbox for a few minutes
+    web.post("/v1/nameplates", nameplates.allocate, **JSON),
+    web.post(
+        "/v1/nameplates/{nameplate}/claim",
+        nameplates.claim,
+        expect_handler=expect_after(body_limit(0)),
+    ),
     # mailboxes
     web.post(
         "/v1/messages",

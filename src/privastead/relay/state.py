@@ -22,6 +22,7 @@ from privastead.relay.storage import Storage
 
 if TYPE_CHECKING:
     from privastead.relay.live import LiveHub
+    from privastead.relay.nameplates import Nameplates
 
 
 @dataclass
@@ -38,6 +39,7 @@ class RelayState:
     live: LiveHub
     revocations: Revocations
     shares: Shares
+    nameplates: Nameplates  # short-code pairing: nameplate -> pairing mailbox, in memory
     websockets: set[web.WebSocketResponse] = field(default_factory=set)
     ready: bool = False
     in_flight: int = 0  # HTTP requests being handled (graceful shutdown waits for 0)
