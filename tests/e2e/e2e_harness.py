@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "relay"))
 
 from relay_harness import RelayProcess, make_process
 
+from privastead.client.app import Client
 from privastead.client.device import DataDir
-from privastead.client.sync import Syncer
 from privastead.clock import SystemClock
 from privastead.hub.sample_config import loopback_config
 from support.procs import camsim
@@ -152,9 +152,9 @@ def _safety(text: str) -> str:
     raise AssertionError(f"no safety code in {text!r}")
 
 
-async def sync_until(clients: list[Path], done, limit: float = 90.0) -> list[Syncer]:  # type: ignore[no-untyped-def]
+async def sync_until(clients: list[Path], done, limit: float = 90.0) -> list[Client]:  # type: ignore[no-untyped-def]
     """Sync every client repeatedly until ``done(syncers)`` or ``limit`` seconds."""
-    syncers = [Syncer(DataDir(c), clock=SystemClock()) for c in clients]
+    syncers = [Client(DataDir(c), clock=SystemClock()) for c in clients]
     deadline = time.monotonic() + limit
     try:
         while time.monotonic() < deadline:

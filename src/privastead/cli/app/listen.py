@@ -182,16 +182,17 @@ class CommandRunner:
 
 
 def run(args: argparse.Namespace) -> int:
+    from privastead.client.app import Client, ClientOptions
     from privastead.client.device import DataDir
     from privastead.client.health import HealthReport
+    from privastead.client.local_socket import serving
     from privastead.client.resync import DEFAULT_MAX_INTERVAL, ResyncPolicy
-    from privastead.client.sync import Syncer
     from privastead.client.watch import WatchSettings
     from privastead.clock import SystemClock
     from privastead.protocol.codec import Message
     from privastead.protocol.messages import ClipFragment
 
-    holder: list[Syncer] = []
+    holder: list[Client] = []
     runner = CommandRunner(args.command) if args.command else None
 
     def on_message(camera: str, group: str, message: Message) -> None:
@@ -218,15 +219,17 @@ def run(args: argparse.Namespace) -> int:
             interval=args.resync_interval,
             max_interval=max(args.resync_interval, DEFAULT_MAX_INTERVAL),
         )
-        syncer = Syncer(
+        syncer = Client(
             DataDir(data_dir(args)),
             clock=clock,
-            watch=WatchSettings(args.offline_after, args.withheld_after, args.skew_allowance),
+            options=ClientOptions(
+                watch=WatchSettings(args.offline_after, args.withheld_after, args.skew_allowance),
+                resync=policy,
+                auto_resync=not args.no_auto_resync,
+                update_interval=args.update_interval,
+            ),
             on_message=on_message,
-            resync=policy,
-            auto_resync=not args.no_auto_resync,
             on_status=lambda line: print(line, flush=True),
-            update_interval=args.update_interval,
         )
         holder.append(syncer)
         if runner is not None:
@@ -245,7 +248,8 @@ def run(args: argparse.Namespace) -> int:
             loop.call_later(args.duration, stop.set)
         print(f"listening for {', '.join(syncer.info.cameras())}", file=sys.stderr, flush=True)
         try:
-            await syncer.listen(poll=args.poll, stop=stop, on_health=on_health)
+            async with serving(syncer):  # `status`, `live`... ask this process meanwhile
+                await syncer.listen(poll=args.poll, stop=stop, on_health=on_health)
         finally:
             await syncer.close()
             if runner is not None:

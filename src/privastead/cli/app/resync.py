@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from privastead.client.app import Client
     from privastead.client.device import DataDir
-    from privastead.client.sync import Syncer
     from privastead.clock import SystemClock
 
     if args.code or args.qr:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         clock = SystemClock()
-        syncer = Syncer(DataDir(data_dir(args)), clock=clock)
+        syncer = Client(DataDir(data_dir(args)), clock=clock)
         try:
             cameras = [args.camera] if args.camera else syncer.info.cameras()
             wanted = {f"{c}/{g}" for c in cameras for g in groups}

@@ -1,0 +1,333 @@
+"""The running client's local socket: ask `listen` or `ui` instead of opening the state.
+
+The process that owns a data directory (``privastead-app listen`` or ``ui``: it holds every
+group's MLS state locked) serves ``<data_dir>/run/app.sock``, and ``status``, ``devices``,
+``events``, ``clip``, ``live`` and ``sync`` ask it when it runs; when it does not they open the
+data directory themselves and print the same lines (``client.queries`` answers both ways).
+
+- The directory is made 0700 (and must belong to the client's user), the socket 0600; the
+  peer's uid comes from the kernel (``SO_PEERCRED``) and must be ours (or root's).
+- A socket file left by a killed client is stale: connecting is refused, so a command does
+  the work itself; the next owner replaces the file (it binds only after locking the groups'
+  state, so no other live client can own it).
+- One request per connection, length-prefixed JSON (``protocol.frames``); requests are small.
+  ``live`` streams: ``progress`` frames for each phase, ``data`` frames each followed by that
+  many raw fMP4 bytes, then the result. If the caller goes away (Ctrl-C), the request is
+  cancelled (a livestream then tells the hub with a ``LiveStop``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import stat
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from privastead import compat
+from privastead.client import queries
+from privastead.client.app import Client
+from privastead.client.live_request import LiveStatus, open_live
+from privastead.errors import LocalSocketError, PrivasteadError, StorageError
+from privastead.protocol.frames import (
+    MAX_SOCKET_PATH,
+    encode_frame,
+    error_reply,
+    peer_credentials,
+    raise_remote,
+    read_exact,
+    read_frame,
+)
+
+log = logging.getLogger(__name__)
+
+SOCKET_DIR = "run"
+SOCKET_NAME = "app.sock"
+MAX_REQUEST = 64 * 1024
+MAX_REPLY = 4 * 1024 * 1024  # an events listing; live data comes as raw bytes after a header
+MAX_DATA = 64 * 1024 * 1024  # one fMP4 piece (a 4K keyframe fragment is a few MB at most)
+REQUEST_TIMEOUT = 10.0  # a connection that sends no whole request by then is dropped
+WHAT = "client socket"
+
+Progress = Callable[[dict[str, Any]], Awaitable[None] | None]
+Data = Callable[[bytes], Awaitable[None] | None]
+
+
+def socket_path(root: Path) -> Path:
+    """``<data_dir>/run/app.sock``: its own 0700 directory."""
+    return root / SOCKET_DIR / SOCKET_NAME
+
+
+class LocalServer:
+    """Answers the client's commands from the open ``client`` while it runs."""
+
+    def __init__(self, client: Client, *, own_uid: int | None = None) -> None:
+        self.client = client
+        self.path = socket_path(client.data.root)
+        self.own_uid = os.geteuid() if own_uid is None else own_uid
+        self._server: asyncio.AbstractServer | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> bool:
+        """Listen; False (logged) if the path cannot be a socket address on this system."""
+        if len(os.fsencode(self.path)) > MAX_SOCKET_PATH:
+            log.warning(
+                "client socket path %s is too long for a Unix socket: other commands on this "
+                "data directory need this process stopped (use a shorter --data-dir)",
+                self.path,
+            )
+            return False
+        directory = self.path.parent
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = directory.lstat()
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            raise StorageError(f"{directory} must be a directory owned by this user")
+        directory.chmod(0o700)
+        # We hold the groups' locks: a socket file here is a dead client's, never a live one's.
+        self.path.unlink(missing_ok=True)
+        self._server = await asyncio.start_unix_server(self._accept, path=str(self.path))
+        self.path.chmod(0o600)
+        log.info("client socket: %s", self.path)
+        return True
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+            self.path.unlink(missing_ok=True)
+        for task in list(self._handlers):
+            task.cancel()
+        for task in list(self._handlers):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the caller went away
+        except Exception:
+            log.exception("client socket request failed")
+        finally:
+            self._handlers.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            _pid, uid, _gid = peer_credentials(writer.get_extra_info("socket"))
+            if uid not in (self.own_uid, 0):
+                raise LocalSocketError(
+                    f"uid {uid} may not use this client: run the command as its user"
+                )
+            try:
+                async with compat.timeout(REQUEST_TIMEOUT):
+                    request = await read_frame(reader, MAX_REQUEST, LocalSocketError, WHAT)
+            except TimeoutError:
+                raise LocalSocketError(
+                    f"no complete request within {REQUEST_TIMEOUT:.0f} s"
+                ) from None
+            if request is None:
+                return
+        except LocalSocketError as e:
+            log.warning("client socket: %s", e)
+            writer.write(encode_frame(error_reply(e, "the client")))
+            await writer.drain()
+            return
+        op = asyncio.create_task(self._dispatch(request, writer))
+        gone = asyncio.create_task(reader.read(1))  # EOF: the caller was interrupted
+        try:
+            await asyncio.wait({op, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not op.done():
+                op.cancel()
+                log.info("client socket: the caller went away; %s cancelled", request.get("op"))
+            with contextlib.suppress(asyncio.CancelledError):
+                await op
+        if not op.cancelled():
+            writer.write(encode_frame(op.result()))
+            await writer.drain()
+
+    async def _dispatch(
+        self, request: dict[str, Any], writer: asyncio.StreamWriter
+    ) -> dict[str, Any]:
+        """Run the request; the final frame (result or error)."""
+        name = request.get("op")
+        args = request.get("args", {})
+        client = self.client
+        try:
+            if not isinstance(args, dict):
+                raise LocalSocketError("client socket request: args must be an object")
+            if name == "ping":
+                result: dict[str, Any] = {"pid": os.getpid()}
+            elif name == "status":
+                result = queries.status(client)
+            elif name == "devices":
+                result = queries.devices(client)
+            elif name == "events":
+                camera = _opt_str(args, "camera")
+                result = queries.events(client.events, camera, _int(args, "limit", 50))
+            elif name == "clip":
+                result = queries.clip(client.events, _str(args, "id"))
+            elif name == "sync":
+                result = await queries.sync(client)
+            elif name == "live":
+                result = await self._live(args, writer)
+            else:
+                raise LocalSocketError(f"unknown client socket request {name!r}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            if not isinstance(e, PrivasteadError):
+                log.exception("client socket %s failed", name)
+            return error_reply(e, "the client")
+        return {"type": "result", "result": result}
+
+    async def _live(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        camera = _str(args, "camera")
+        seconds = args.get("seconds")
+        if seconds is not None and not _number(seconds):
+            raise LocalSocketError("client socket request: seconds must be a number")
+        timeout = args.get("timeout", 20.0)
+        if not _number(timeout):
+            raise LocalSocketError("client socket request: timeout must be a number")
+
+        def on_change(st: LiveStatus) -> None:
+            writer.write(encode_frame({"type": "progress", **_live_status(st)}))
+
+        status = LiveStatus(on_change=on_change)
+        stream = open_live(
+            self.client, camera, seconds=seconds, status=status, answer_timeout=float(timeout)
+        )
+        try:
+            async for piece in stream:
+                writer.write(encode_frame({"type": "data", "size": len(piece)}) + piece)
+                await writer.drain()
+        finally:
+            await stream.aclose()
+        return _live_status(status)
+
+
+def _live_status(st: LiveStatus) -> dict[str, Any]:
+    return {
+        "phase": st.phase,
+        "session_id": st.session_id,
+        "first_picture": st.first_picture,
+        "fragments": st.fragments,
+        "bytes": st.bytes,
+        "dropped": st.dropped,
+        "ended": st.ended,
+    }
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _str(args: dict[str, Any], key: str) -> str:
+    value = args.get(key)
+    if not isinstance(value, str):
+        raise LocalSocketError(f"client socket request: {key} must be a string")
+    return value
+
+
+def _opt_str(args: dict[str, Any], key: str) -> str | None:
+    return None if args.get(key) is None else _str(args, key)
+
+
+def _int(args: dict[str, Any], key: str, default: int) -> int:
+    value = args.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise LocalSocketError(f"client socket request: {key} must be an integer")
+    return value
+
+
+@contextlib.asynccontextmanager
+async def serving(client: Client) -> AsyncIterator[LocalServer]:
+    """Serve ``client`` on its data directory's socket for as long as the block runs."""
+    server = LocalServer(client)
+    started = await server.start()
+    try:
+        yield server
+    finally:
+        if started:
+            await server.close()
+
+
+async def call_running_client(
+    root: Path,
+    op: str,
+    args: dict[str, Any] | None = None,
+    *,
+    on_progress: Progress | None = None,
+    on_data: Data | None = None,
+) -> dict[str, Any] | None:
+    """Ask the client that owns the data directory ``root``; None when none runs (no socket
+    file, or a stale one: connecting is refused), so the caller does the work itself.
+    Errors come back as the same ``privastead.errors`` class the client raised."""
+    path = socket_path(root)
+    if not path.exists():
+        return None
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(path))
+    except (FileNotFoundError, ConnectionRefusedError):
+        return None  # a dead client's socket file: nobody listens
+    except PermissionError:
+        raise LocalSocketError(
+            f"cannot reach the running client's socket {path}: run this command as the user "
+            "that runs `privastead-app listen` or `ui`"
+        ) from None
+    try:
+        writer.write(encode_frame({"op": op, "args": args or {}}))
+        await writer.drain()
+        while True:
+            frame = await read_frame(reader, MAX_REPLY, LocalSocketError, WHAT)
+            if frame is None:
+                raise LocalSocketError(
+                    "the running client closed the connection without an answer (did it "
+                    "stop?); try again"
+                )
+            kind = frame.get("type")
+            if kind == "result":
+                result = frame.get("result", {})
+                return dict(result) if isinstance(result, dict) else {}
+            if kind == "error":
+                raise_remote(frame)
+            if kind == "data":
+                piece = await _data(reader, frame)
+                await _call(on_data, piece)
+            elif kind == "progress":
+                await _call(on_progress, frame)
+    except ConnectionError:
+        raise LocalSocketError("the connection to the running client broke off") from None
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+async def _data(reader: asyncio.StreamReader, frame: dict[str, Any]) -> bytes:
+    """The raw bytes a ``data`` frame announces."""
+    size = frame.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_DATA:
+        raise LocalSocketError("the running client sent a malformed data frame")
+    return await read_exact(reader, size, LocalSocketError, WHAT)
+
+
+async def _call(callback: Callable[[Any], Awaitable[None] | None] | None, value: Any) -> None:
+    if callback is not None:
+        pending = callback(value)
+        if inspect.isawaitable(pending):
+            await pending
+
+
+__all__ = ["LocalServer", "call_running_client", "serving", "socket_path"]
