@@ -20,6 +20,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from privastead.client.cameras import CameraState
 from privastead.client.clipstore import ClipStore
 from privastead.client.defaults import DEFAULT_UPDATE_INTERVAL
 from privastead.client.device import DataDir, DeviceInfo, GroupEntry
@@ -204,9 +205,10 @@ class Client:
         poll: float = 5.0,
         stop: asyncio.Event | None = None,
         on_health: Callable[[HealthReport], None] | None = None,
+        on_camera: Callable[[CameraState], None] | None = None,
     ) -> None:
         """The receive loop until ``stop`` or removal (``Syncer.listen``)."""
-        await self.syncer.listen(poll=poll, stop=stop, on_health=on_health)
+        await self.syncer.listen(poll=poll, stop=stop, on_health=on_health, on_camera=on_camera)
 
     async def request_readd(self, camera: str, groups: Sequence[str], reason: str = "") -> None:
         """Ask the hub to replace this device's leaf in ``groups`` of ``camera`` (see

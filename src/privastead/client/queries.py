@@ -33,6 +33,22 @@ def status(client: Client) -> dict[str, Any]:
         "lost": dict(sorted(client.watch.announced.lost.items())),
         "resync": client.resync.to_dict() if client.resync is not None else {},
         "safety_code": info.safety_code,
+        "cameras": {name: _camera(client, name) for name in info.cameras()},
+    }
+
+
+def _camera(client: Client, name: str) -> dict[str, Any]:
+    """A camera as the hub last reported it (empty until a heartbeat said)."""
+    state = client.health.cameras.get(name)
+    if state is None:
+        return {}
+    facts = state.facts
+    return {
+        "connected": state.connected,
+        "offline_since": client.health.camera_offline_since(name),
+        "fps": facts.get("fps"),
+        "reconnects": facts.get("reconnects"),
+        "decode_errors": facts.get("decode_errors"),
     }
 
 

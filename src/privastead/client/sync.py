@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from privastead import compat
+from privastead.client.cameras import CameraState
 from privastead.client.health import HealthReport
 from privastead.client.receiver import Outcome
 from privastead.client.watch import GroupView
@@ -140,16 +141,36 @@ class Syncer:
         if isinstance(message, ReAddAccept) and message.device_id == client.info.device_id:
             client.readd.rejoin(message)
 
+    def _tell(
+        self,
+        on_health: Callable[[HealthReport], None] | None,
+        on_camera: Callable[[CameraState], None] | None,
+    ) -> None:
+        """After a round: a change of the health state, and each camera gone or back."""
+        health = self.client.health
+        report = health.check()
+        if report is not None:
+            log.warning("hub health: %s: %s", report.state.value, report.detail)
+            if on_health is not None:
+                on_health(report)
+        for camera in health.cameras.changes():
+            presence = "connected" if camera.connected else "offline"
+            log.warning("camera %s: %s (hub report)", camera.name, presence)
+            if on_camera is not None:
+                on_camera(camera)
+
     async def listen(
         self,
         *,
         poll: float = 5.0,
         stop: asyncio.Event | None = None,
         on_health: Callable[[HealthReport], None] | None = None,
+        on_camera: Callable[[CameraState], None] | None = None,
     ) -> None:
         """Sync on every relay "new message" event (or every ``poll`` seconds without the
         socket) until ``stop``, or until the device turns out to be removed (no retrying
-        then). ``on_health`` gets every change of the health state (the first one too)."""
+        then). ``on_health`` gets every change of the health state (the first one too),
+        ``on_camera`` every camera that went away or came back (``client.cameras``)."""
         client = self.client
         stop = stop or asyncio.Event()
         sub = None
@@ -161,11 +182,7 @@ class Syncer:
                 await self.sync_groups()
                 if not client.removed:
                     await client.auto_resync()
-                report = client.health.check()
-                if report is not None:
-                    log.warning("hub health: %s: %s", report.state.value, report.detail)
-                    if on_health is not None:
-                        on_health(report)
+                self._tell(on_health, on_camera)
                 if client.removed:
                     return
                 if sub is None:

@@ -3,7 +3,8 @@
 ``CameraHealthBoard.facts(name)`` is what a heartbeat carries (inside the ciphertext) for one
 camera, flat so the protocol's scalar map holds it:
 
-- ``connected`` (bool): a frame arrived within ``offline_after`` seconds;
+- ``connected`` (bool): a frame arrived within ``offline_after`` seconds (or the hub started
+  less than that ago: a camera gets that long to send its first frame);
 - ``offline_since`` (hub clock, Unix seconds; 0 while connected): the last frame's time, or
   when the hub started if the camera never sent one;
 - ``last_frame`` (hub clock; 0 before the first), ``state`` (the reader's: connecting,
@@ -74,7 +75,8 @@ class CameraHealthBoard:
         if health is not None and health.last_packet_age is not None:
             self._last_frame[name] = now - health.last_packet_age
         last = self._last_frame.get(name)
-        connected = last is not None and now - last <= self.offline_after
+        # Before its first frame a camera gets ``offline_after`` from the hub's start to connect.
+        connected = now - (last if last is not None else self._started) <= self.offline_after
         since = 0.0 if connected else (last if last is not None else self._started)
         return {
             "connected": connected,
@@ -87,20 +89,13 @@ class CameraHealthBoard:
         }
 
     def check(self) -> list[str]:
-        """The cameras that went away or came back since the last call (none the first time
-        a camera is seen connected: only an outage is news)."""
+        """The cameras that went away or came back since the last call (a camera is expected
+        to be there: only an outage, and the end of one, is news)."""
         changed = []
         for name in self.names:
             connected = bool(self.facts(name)["connected"])
-            before = self._connected.get(name)
+            before = self._connected.get(name, True)  # a camera is expected to be there
             self._connected[name] = connected
-            if before is None:
-                before = True  # at start a camera is expected: not connecting in time is news
-                if connected:
-                    continue
-                if self.clock.time() - self._started <= self.offline_after:
-                    self._connected.pop(name)  # still within its first chance to connect
-                    continue
             if connected != before:
                 changed.append(name)
         return changed

@@ -27,6 +27,7 @@ EXIT_CODES = {
     "desync": 7,
     "stale_epoch": 7,
     "hub_clock": 8,
+    "camera_offline": 9,
 }
 
 EPILOG = """States and exit status:
@@ -39,6 +40,8 @@ EPILOG = """States and exit status:
   6  relay_unreachable   the relay does not answer
   7  desync, stale_epoch this device lost sync with a group (`privastead-app resync`)
   8  hub_clock           the hub's clock is off this device's by more than --skew-allowance
+  9  camera_offline      the hub is fine but says a camera is gone (no picture from it since
+                         the time shown: unplugged, powered off, or hung)
   1  an error (data directory, state), 2 a usage error
 
 While `privastead-app listen` or `ui` runs on the same data directory, `status` asks it over
@@ -72,6 +75,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_dir(parser)
 
 
+def _camera_line(name: str, camera: dict[str, Any]) -> str:
+    if not camera:
+        return f"camera {name}: no report from the hub yet"
+    if not camera["connected"]:
+        return f"camera {name} offline since {_when(camera['offline_since'])}"
+    return (
+        f"camera {name}: connected, {camera['fps'] or 0:.1f} fps, {camera['reconnects'] or 0} "
+        f"reconnect(s), {camera['decode_errors'] or 0} decode error(s)"
+    )
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -98,12 +116,14 @@ def run(args: argparse.Namespace) -> int:
     answer = asyncio.run(look())
     state = answer["state"]
     print(f"hub {answer['hub_name']!r} via {answer['relay_url']}: {state}: {answer['detail']}")
-    if answer["groups"]:
+    if answer["groups"] and state != "camera_offline":
         print(f"  groups concerned: {', '.join(answer['groups'])}")
+    for name, camera in answer["cameras"].items():
+        print(f"  {_camera_line(name, camera)}")
     for key, count in answer["lost"].items():
         print(f"  {key}: {count} message(s) lost (the hub no longer had them)")
     for key, sent in answer["resync"].items():  # what `listen` asked for by itself
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sent["last_sent"]))
+        when = _when(sent["last_sent"])
         print(f"  re-add of {key} last requested {when} (request {sent['attempts']})")
     print(f"safety code (pairing): {answer['safety_code']}")
     return EXIT_CODES.get(state, 1)
