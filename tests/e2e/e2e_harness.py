@@ -24,7 +24,7 @@ from privastead.client.app import Client
 from privastead.client.device import DataDir
 from privastead.clock import SystemClock
 from privastead.hub.sample_config import loopback_config
-from support.procs import camsim
+from support.procs import Proc, camsim
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -63,6 +63,7 @@ class Home:
     camera_url: str
     keep_plaintext: bool = True
     hub: subprocess.Popen[str] | None = None
+    camera: Proc | None = None  # the camsim process (tests freeze or kill it)
     hub_log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -273,7 +274,7 @@ def running_home(
             fps=fps,
             duration=duration,
         ) as cam:
-            home = Home(root, relay, cam.urls[0])
+            home = Home(root, relay, cam.urls[0], camera=cam)
             try:
                 yield home
             finally:

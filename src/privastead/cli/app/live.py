@@ -71,7 +71,7 @@ def _phase(args: argparse.Namespace, status: LiveStatus) -> None:
     if status.phase == "requesting":
         _say(args, f"asking the hub for {args.camera}…")
     elif status.phase == "catching up":
-        _say(args, f"session {status.session_id[:8]}…: reading the session's new keys")
+        _say(args, f"session {status.session_id}: reading the session's new keys")
     elif status.phase == "waiting":
         _say(args, "connected to the relay, waiting for the first picture")
     elif status.phase == "playing" and status.first_picture is not None:

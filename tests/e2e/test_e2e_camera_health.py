@@ -1,0 +1,84 @@
+"""Camera health end to end, with real processes: a camsim camera that hangs (keeps its RTSP
+connection open but sends no frame: SIGUSR1) and one that is killed, a hub, a relay and
+`privastead-app listen --exec` / `status` / `ui`'s data. The hub judges a camera by its frames
+and sends a heartbeat at once when one goes away, inside the MLS ciphertext; the client shows
+"camera NAME offline since TIME" as a line, runs --exec with the state, and `status` exits 9
+(also while `listen` holds the data directory: it answers over its local socket)."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from e2e_harness import Home, Listener, app_cmd, run
+
+pytestmark = pytest.mark.slow
+
+
+def _status(client: Path) -> tuple[int, str]:
+    out = run(app_cmd("status", "--data-dir", str(client)), timeout=60)
+    return out.returncode, out.stdout + out.stderr
+
+
+def _lines(out: list[str], prefix: str) -> list[str]:
+    return [line for line in out if line.startswith(prefix)]
+
+
+def test_a_hung_then_a_killed_camera_is_reported_offline(home: Home) -> None:
+    phone = home.root / "phone"
+    home.pair(phone, "phone")
+    ran = home.root / "camera-exec.txt"
+    command = (
+        'if [ "$PRIVASTEAD_KIND" = camera ]; then echo "$PRIVASTEAD_CAMERA $PRIVASTEAD_STATE '
+        f'$PRIVASTEAD_SINCE|$PRIVASTEAD_DETAIL" >> {shlex.quote(str(ran))}; fi'
+    )
+    assert home.camera is not None
+    home.start_hub()
+    listener = Listener(phone, "--exec", command)
+    try:
+        # The camera streams: the hub's heartbeats say so, the client is ok.
+        assert listener.wait_for(lambda out: any(x.startswith("health ok") for x in out), 120), (
+            listener.output() + home.hub_log.read_text()[-2000:]
+        )
+        code, text = _status(phone)  # asks the running listener
+        assert code == 0 and "camera door: connected" in text, text
+
+        # 1. A camera that hangs with its connection open.
+        home.camera.signal(signal.SIGUSR1)
+        offline = listener.wait_for(lambda out: any("camera door offline since" in x for x in out))
+        assert offline, listener.output() + home.hub_log.read_text()[-3000:]
+        code, text = _status(phone)
+        assert code == 9, text
+        assert "camera_offline: camera door offline since" in text, text
+        home.camera.signal(signal.SIGUSR1)  # it comes back
+        back = listener.wait_for(lambda out: "camera door back online" in out)
+        assert back, listener.output() + home.hub_log.read_text()[-3000:]
+        code, text = _status(phone)
+        assert code == 0, text
+
+        # 2. A camera that dies.
+        home.camera.stop()
+        again = listener.wait_for(lambda out: len(_lines(out, "camera door offline")) >= 2)
+        assert again, listener.output() + home.hub_log.read_text()[-3000:]
+        code, text = _status(phone)
+        assert code == 9 and "camera door offline since" in text, text
+        time.sleep(1)  # --exec runs in the background
+    finally:
+        assert listener.stop() == 0, listener.output()
+        home.stop_hub()
+
+    # Without a running listener, status still says so (the last heartbeat's word is kept).
+    code, text = _status(phone)
+    assert code == 9 and "camera door offline since" in text, text
+    runs = [line.split("|", 1) for line in ran.read_text().splitlines()]
+    states = [head.split()[:2] for head, _ in runs]
+    assert states == [["door", "offline"], ["door", "online"], ["door", "offline"]], runs
+    offline_run = runs[0][0].split()
+    since = float(offline_run[2])
+    assert abs(since - time.time()) < 3600, runs  # a Unix time on this device's clock
+    assert runs[0][1].startswith("camera door offline since "), runs
+    # The health state changed with it.
+    assert any(x.startswith("health camera_offline: camera door") for x in listener.stdout)
