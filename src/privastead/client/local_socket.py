@@ -174,8 +174,8 @@ class LocalServer:
             elif name == "devices":
                 result = queries.devices(client)
             elif name == "events":
-                camera = _opt_str(args, "camera")
-                result = queries.events(client.events, camera, _int(args, "limit", 50))
+                camera, limit = _opt_str(args, "camera"), _int(args, "limit", 50)
+                result = queries.events(client.events, camera, limit)
             elif name == "clip":
                 result = queries.clip(client.events, _str(args, "id"))
             elif name == "sync":
