@@ -2,8 +2,9 @@
 
 The process that owns a data directory (``privastead-app listen`` or ``ui``: it holds every
 group's MLS state locked) serves ``<data_dir>/run/app.sock``, and ``status``, ``devices``,
-``events``, ``clip``, ``live`` and ``sync`` ask it when it runs; when it does not they open the
-data directory themselves and print the same lines (``client.queries`` answers both ways).
+``events``, ``clip``, ``live``, ``sync`` and ``resync`` ask it when it runs; when it does not
+they open the data directory themselves and print the same lines (``client.queries`` answers
+both ways).
 
 - The directory is made 0700 (and must belong to the client's user), the socket 0600; the
   peer's uid comes from the kernel (``SO_PEERCRED``) and must be ours (or root's).
@@ -54,6 +55,7 @@ REQUEST_TIMEOUT = 10.0  # a connection that sends no whole request by then is dr
 WHAT = "client socket"
 
 Progress = Callable[[dict[str, Any]], Awaitable[None] | None]
+Handler = Callable[[dict[str, Any], asyncio.StreamWriter], Awaitable[dict[str, Any]]]
 Data = Callable[[bytes], Awaitable[None] | None]
 
 
@@ -163,27 +165,13 @@ class LocalServer:
         """Run the request; the final frame (result or error)."""
         name = request.get("op")
         args = request.get("args", {})
-        client = self.client
         try:
             if not isinstance(args, dict):
                 raise LocalSocketError("client socket request: args must be an object")
-            if name == "ping":
-                result: dict[str, Any] = {"pid": os.getpid()}
-            elif name == "status":
-                result = queries.status(client)
-            elif name == "devices":
-                result = queries.devices(client)
-            elif name == "events":
-                camera, limit = _opt_str(args, "camera"), _int(args, "limit", 50)
-                result = queries.events(client.events, camera, limit)
-            elif name == "clip":
-                result = queries.clip(client.events, _str(args, "id"))
-            elif name == "sync":
-                result = await queries.sync(client)
-            elif name == "live":
-                result = await self._live(args, writer)
-            else:
+            handler = self._handlers_by_op().get(str(name))
+            if handler is None:
                 raise LocalSocketError(f"unknown client socket request {name!r}")
+            result = await handler(args, writer)
         except asyncio.CancelledError:
             raise
         except Exception as e:
@@ -191,6 +179,47 @@ class LocalServer:
                 log.exception("client socket %s failed", name)
             return error_reply(e, "the client")
         return {"type": "result", "result": result}
+
+    def _handlers_by_op(self) -> dict[str, Handler]:
+        return {
+            "ping": self._ping,
+            "status": self._status,
+            "devices": self._devices,
+            "events": self._events,
+            "clip": self._clip,
+            "sync": self._sync,
+            "resync": self._resync,
+            "live": self._live,
+        }
+
+    async def _ping(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        return {"pid": os.getpid()}
+
+    async def _status(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        return queries.status(self.client)
+
+    async def _devices(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        return queries.devices(self.client)
+
+    async def _events(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        camera, limit = _opt_str(args, "camera"), _int(args, "limit", 50)
+        return queries.events(self.client.events, camera, limit)
+
+    async def _clip(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        return queries.clip(self.client.events, _str(args, "id"))
+
+    async def _sync(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        return await queries.sync(self.client)
+
+    async def _resync(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        wait = args.get("wait", 60.0)
+        if not _number(wait):
+            raise LocalSocketError("client socket request: wait must be a number")
+        groups = args.get("groups")
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise LocalSocketError("client socket request: groups must be a list of strings")
+        camera = _opt_str(args, "camera")
+        return await queries.resync(self.client, camera, groups, float(wait))
 
     async def _live(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         camera = _str(args, "camera")

@@ -124,4 +124,20 @@ async def sync(client: Client) -> dict[str, Any]:
     }
 
 
-__all__ = ["clip", "devices", "devices_closed", "events", "status", "sync"]
+async def resync(
+    client: Client, camera: str | None, groups: list[str], wait: float
+) -> dict[str, Any]:
+    """Ask the hub to re-add this device to ``groups`` of ``camera`` (every camera when None)
+    and read the mailboxes until it did or ``wait`` seconds passed."""
+    cameras = [camera] if camera else client.info.cameras()
+    wanted = {f"{c}/{g}" for c in cameras for g in groups}
+    for name in cameras:
+        await client.request_readd(name, groups, "resync requested by the owner")
+    deadline = client.clock.monotonic() + wait
+    while not wanted <= set(client.readded) and client.clock.monotonic() < deadline:
+        await client.sync_once()
+        await client.clock.sleep(0.5)
+    return {"wanted": sorted(wanted), "missing": sorted(wanted - set(client.readded))}
+
+
+__all__ = ["clip", "devices", "devices_closed", "events", "resync", "status", "sync"]

@@ -77,8 +77,8 @@ at most once per `--resync-interval` per group (doubling while unanswered), and 
 `resync CAMERA/GROUP: ...` lines. Every `--update-interval` (and whenever any command runs
 after that long) it proposes fresh keys for each of its groups (post-compromise security).
 
-While it runs, `status`, `devices`, `events`, `clip`, `live` and `sync` on the same data
-directory ask this process over its local socket (DATA_DIR/run/app.sock, 0600).
+While it runs, `status`, `devices`, `events`, `clip`, `live`, `sync` and `resync` on the same
+data directory ask this process over its local socket (DATA_DIR/run/app.sock, 0600).
 
 Exit status: 0 when stopped (Ctrl-C, --duration), 3 when this device was removed.
 """
