@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from e2e_harness import Home, Listener, app_cmd, run
 
+from privastead.client.local_socket import socket_path
+
 pytestmark = pytest.mark.slow
 
 
@@ -30,6 +32,13 @@ def _until_status(client: Path, text: str, limit: float = 120) -> tuple[int, str
         time.sleep(1)
         code, out = _status(client)
     return code, out
+
+
+def _wait_path(path: Path, limit: float = 60) -> bool:
+    deadline = time.monotonic() + limit
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return path.exists()
 
 
 def _lines(out: list[str], prefix: str) -> list[str]:
@@ -48,6 +57,7 @@ def test_a_hung_then_a_killed_camera_is_reported_offline(home: Home) -> None:
     home.start_hub()
     listener = Listener(phone, "--exec", command)
     try:
+        assert _wait_path(socket_path(phone)), listener.output()
         # The camera streams: the hub's heartbeats say so, the client is ok (`status` asks
         # the running listener).
         code, text = _until_status(phone, "camera door: connected")

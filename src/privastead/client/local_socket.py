@@ -33,7 +33,7 @@ from privastead import compat
 from privastead.client import queries
 from privastead.client.app import Client
 from privastead.client.live_request import LiveStatus, open_live
-from privastead.errors import LocalSocketError, PrivasteadError, StorageError
+from privastead.errors import LocalSocketError, PrivasteadError, StateLockedError, StorageError
 from privastead.protocol.frames import (
     MAX_SOCKET_PATH,
     encode_frame,
@@ -280,6 +280,32 @@ def _int(args: dict[str, Any], key: str, default: int) -> int:
     return value
 
 
+OWNER_WAIT = 15.0  # seconds a starting owner waits for a one-shot command to release the state
+
+
+async def open_owner(
+    root: Path, open_client: Callable[[], Client], wait: float = OWNER_WAIT
+) -> Client:
+    """Open the client that will own the data directory ``root``. A one-shot command
+    (``status``, ``sync``...) that found no owner holds the state for a moment: wait for it, up
+    to ``wait`` seconds. Another owner (a running ``listen`` or ``ui``) is an error that says
+    so."""
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        try:
+            return open_client()
+        except StateLockedError:
+            running = await call_running_client(root, "ping")
+            if running is not None:
+                raise StateLockedError(
+                    f"privastead-app listen or ui (pid {running.get('pid')}) already runs on "
+                    f"{root}: use it (other commands ask it), or stop it first"
+                ) from None
+            if asyncio.get_running_loop().time() >= deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
 @contextlib.asynccontextmanager
 async def serving(client: Client) -> AsyncIterator[LocalServer]:
     """Serve ``client`` on its data directory's socket for as long as the block runs."""
@@ -359,4 +385,4 @@ async def _call(callback: Callable[[Any], Awaitable[None] | None] | None, value:
             await pending
 
 
-__all__ = ["LocalServer", "call_running_client", "serving", "socket_path"]
+__all__ = ["LocalServer", "call_running_client", "open_owner", "serving", "socket_path"]

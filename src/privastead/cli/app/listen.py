@@ -260,7 +260,7 @@ class Lines:
 def run(args: argparse.Namespace) -> int:
     from privastead.client.app import Client
     from privastead.client.device import DataDir
-    from privastead.client.local_socket import serving
+    from privastead.client.local_socket import open_owner, serving
     from privastead.client.resync import DEFAULT_MAX_INTERVAL, ResyncPolicy
     from privastead.client.watch import WatchSettings
     from privastead.clock import SystemClock
@@ -276,17 +276,22 @@ def run(args: argparse.Namespace) -> int:
             interval=args.resync_interval,
             max_interval=max(args.resync_interval, DEFAULT_MAX_INTERVAL),
         )
-        syncer = Client(
-            DataDir(data_dir(args)),
-            clock=clock,
-            options=ClientOptions(
-                watch=WatchSettings(args.offline_after, args.withheld_after, args.skew_allowance),
-                resync=policy,
-                auto_resync=not args.no_auto_resync,
-                update_interval=args.update_interval,
+        options = ClientOptions(
+            watch=WatchSettings(args.offline_after, args.withheld_after, args.skew_allowance),
+            resync=policy,
+            auto_resync=not args.no_auto_resync,
+            update_interval=args.update_interval,
+        )
+        root = data_dir(args)
+        syncer = await open_owner(
+            root,
+            lambda: Client(
+                DataDir(root),
+                clock=clock,
+                options=options,
+                on_message=lines.message,
+                on_status=lambda line: print(line, flush=True),
             ),
-            on_message=lines.message,
-            on_status=lambda line: print(line, flush=True),
         )
         lines.client = syncer
         if runner is not None:

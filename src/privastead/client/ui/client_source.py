@@ -22,7 +22,7 @@ from privastead.client.app import Client, ClientOptions
 from privastead.client.defaults import DEFAULT_OFFLINE_AFTER
 from privastead.client.device import DataDir
 from privastead.client.live_request import ANSWER_TIMEOUT, open_live
-from privastead.client.local_socket import LocalServer
+from privastead.client.local_socket import LocalServer, open_owner
 from privastead.client.ui.source import (
     Camera,
     Clip,
@@ -69,8 +69,9 @@ class ClientSource:
             await self._open()
 
     async def _open(self) -> None:
-        syncer = Client(
-            self.data, clock=self.clock, options=ClientOptions(offline_after=self.offline_after)
+        options = ClientOptions(offline_after=self.offline_after)
+        syncer = await open_owner(
+            self.data.root, lambda: Client(self.data, clock=self.clock, options=options)
         )
         info = syncer.info
 
