@@ -3,7 +3,8 @@ connection open but sends no frame: SIGUSR1) and one that is killed, a hub, a re
 `privastead-app listen --exec` / `status` / `ui`'s data. The hub judges a camera by its frames
 and sends a heartbeat at once when one goes away, inside the MLS ciphertext; the client shows
 "camera NAME offline since TIME" as a line, runs --exec with the state, and `status` exits 9
-(also while `listen` holds the data directory: it answers over its local socket)."""
+(also while `listen` holds the data directory: it answers over its local socket). A relay
+that drops the heartbeats to hide the news makes the hub look offline, never fine."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from e2e_harness import Home, Listener, app_cmd, run
+from test_e2e_withheld import _finish, _health, _mailboxes, _start, _until
 
 from privastead.client.local_socket import socket_path
 
@@ -101,3 +103,29 @@ def test_a_hung_then_a_killed_camera_is_reported_offline(home: Home) -> None:
     assert runs[0][1].startswith("camera door offline since "), runs
     # The health state changed with it.
     assert any(x.startswith("health camera_offline: camera door") for x in listener.stdout)
+
+
+async def test_a_relay_hiding_the_news_of_a_dead_camera_shows_the_hub_offline(
+    home: Home,
+) -> None:
+    """Every heartbeat carries the camera's presence (inside the ciphertext), so a relay can
+    hide a camera going away only by hiding every heartbeat: the hub then looks offline, never
+    fine. Between hub and relay: the fault-injecting proxy, dropping the control group's
+    application messages."""
+    proxy, listener = await _start(home)
+    assert home.camera is not None
+    try:
+        proxy.drop_app.add(_mailboxes(home)["control"])
+        home.camera.signal(signal.SIGUSR1)  # the camera hangs
+        offline = await _until(listener, lambda out: "hub_offline" in _health(out), 90)
+        assert offline, listener.output() + home.hub_log.read_text()[-3000:]
+        assert not any(x.startswith("camera door") for x in listener.stdout), listener.output()
+        proxy.drop_app.clear()  # the relay delivers again: the hub's word arrives
+        told = await _until(
+            listener, lambda out: any("camera door offline since" in x for x in out), 90
+        )
+        assert told, listener.output() + home.hub_log.read_text()[-3000:]
+        back = await _until(listener, lambda out: _health(out)[-1:] == ["camera_offline"], 60)
+        assert back, listener.output()
+    finally:
+        await _finish(home, proxy, listener)
