@@ -17,7 +17,7 @@ import pytest
 from e2e_harness import Home, Listener, app_cmd, run
 from test_e2e_withheld import _finish, _health, _mailboxes, _start, _until
 
-from privastead.client.local_socket import socket_path
+from privastead.client.local_call import socket_path
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from e2e_harness import Home, Listener, app_cmd, run
 
-from privastead.client.local_socket import socket_path
+from privastead.client.local_call import socket_path
 
 pytestmark = pytest.mark.slow
 

@@ -17,12 +17,8 @@ from typing import Any
 import pytest
 
 from privastead.client.device import DataDir
-from privastead.client.local_socket import (
-    MAX_REQUEST,
-    LocalServer,
-    call_running_client,
-    socket_path,
-)
+from privastead.client.local_call import MAX_REQUEST, call_running_client, socket_path
+from privastead.client.local_socket import LocalServer
 from privastead.errors import LocalSocketError
 from privastead.protocol.frames import encode_frame, read_frame
 

@@ -40,6 +40,6 @@ async def ask_running(
     args: argparse.Namespace, op: str, request: dict[str, Any] | None = None
 ) -> dict[str, Any] | None:
     """The running client's answer to ``op``, or None when no client runs on the directory."""
-    from privastead.client.local_socket import call_running_client
+    from privastead.client.local_call import call_running_client
 
     return await call_running_client(data_dir(args), op, request)

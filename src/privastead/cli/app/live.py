@@ -157,7 +157,7 @@ class _Writer:
 
 async def _watch(args: argparse.Namespace, status: LiveStatus, writer: _Writer) -> None:
     """Through the running client if there is one, else from this process's own client."""
-    from privastead.client.local_socket import call_running_client
+    from privastead.client.local_call import call_running_client
 
     def on_progress(frame: dict[str, Any]) -> None:
         _update(status, frame)
