@@ -16,7 +16,6 @@ import socket
 import struct
 from typing import Any, NoReturn
 
-from privastead import errors
 from privastead.errors import PrivasteadError
 
 _LENGTH = struct.Struct(">I")
@@ -86,10 +85,18 @@ def raise_remote(reply: dict[str, Any]) -> NoReturn:
     """Raise the error a reply carries as the same class of ``privastead.errors``."""
     name = str(reply.get("error", "PrivasteadError"))
     message = str(reply.get("message", "the request was refused"))
-    cls = getattr(errors, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, PrivasteadError)):
-        cls = PrivasteadError
-    raise cls(message)
+    raise _error_class(name)(message)
+
+
+def _error_class(name: str) -> type[PrivasteadError]:
+    """The class of our exception tree called ``name`` (only those: a peer names no other)."""
+    stack: list[type[PrivasteadError]] = [PrivasteadError]
+    while stack:
+        cls = stack.pop()
+        if cls.__name__ == name:
+            return cls
+        stack.extend(cls.__subclasses__())
+    return PrivasteadError
 
 
 __all__ = [
