@@ -33,8 +33,9 @@ def _event_ids(lines: list[str]) -> list[str]:
     ]
 
 
-def _every_command_works(client: Path, event_id: str, out: Path) -> None:
+def _every_command_works(client: Path, event_id: str, out: Path, *, running: bool) -> None:
     code, text, err = _app(client, "status")
+    assert ("answered by the running" in err) == running, err
     # The state itself is the hub's business here (a commit may be on its way: stale_epoch for
     # a moment); what counts is an answer: a state, the cameras, the safety code, no error.
     assert code != 1 and text.startswith("hub 'door' via "), text + err
@@ -67,14 +68,14 @@ def test_commands_ask_a_running_listener_and_work_without_it(home: Home) -> None
             assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
             event_id = _event_ids(listener.stdout)[0]
             assert len(event_id) == 32  # the one event id form: the full id
-            _every_command_works(phone, event_id, home.root / "while-listening.mp4")
+            _every_command_works(phone, event_id, home.root / "while-listening.mp4", running=True)
             assert listener.proc.poll() is None, listener.output()
         finally:
             assert listener.stop() == 0, listener.output()
         assert not socket_path(phone).exists()  # a clean stop removes it
 
         # Without a listener the commands open the data directory themselves.
-        _every_command_works(phone, event_id, home.root / "alone.mp4")
+        _every_command_works(phone, event_id, home.root / "alone.mp4", running=False)
 
         # A listener killed outright leaves its socket file: nobody answers, the commands
         # notice and do the work themselves; the next listener replaces the file.
@@ -83,7 +84,7 @@ def test_commands_ask_a_running_listener_and_work_without_it(home: Home) -> None
         os.kill(killed.proc.pid, signal.SIGKILL)
         killed.stop()
         assert socket_path(phone).exists()
-        _every_command_works(phone, event_id, home.root / "after-kill.mp4")
+        _every_command_works(phone, event_id, home.root / "after-kill.mp4", running=False)
         again = Listener(phone)
         try:
             assert again.wait_for(lambda out: any(x.startswith("health ") for x in out), 60)

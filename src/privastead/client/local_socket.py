@@ -182,7 +182,7 @@ class LocalServer:
         return {"pid": os.getpid()}
 
     async def _status(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
-        return queries.status(self.client)
+        return {**queries.status(self.client), "served_by": os.getpid()}
 
     async def _devices(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         return queries.devices(self.client)

@@ -7,6 +7,7 @@ status says the state (see ``EPILOG``)."""
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
@@ -114,6 +115,11 @@ def run(args: argparse.Namespace) -> int:
             await client.close()
 
     answer = asyncio.run(look())
+    if "served_by" in answer:  # its own thresholds applied, not this command's flags
+        print(
+            f"(answered by the running `privastead-app listen` or `ui`, pid {answer['served_by']})",
+            file=sys.stderr,
+        )
     state = answer["state"]
     print(f"hub {answer['hub_name']!r} via {answer['relay_url']}: {state}: {answer['detail']}")
     if answer["groups"] and state != "camera_offline":
