@@ -27,6 +27,12 @@ def _status(client: Path) -> tuple[int, str]:
     return out.returncode, out.stdout + out.stderr
 
 
+def _cameras(client: Path) -> str:
+    out = run(app_cmd("cameras", "--data-dir", str(client)), timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout
+
+
 def _until_status(client: Path, text: str, limit: float = 120) -> tuple[int, str]:
     deadline = time.monotonic() + limit
     code, out = _status(client)
@@ -86,12 +92,14 @@ def test_a_hung_then_a_killed_camera_is_reported_offline(home: Home) -> None:
         assert again, listener.output() + home.hub_log.read_text()[-3000:]
         code, text = _status(phone)
         assert code == 9 and "camera door offline since" in text, text
+        assert "door  (groups:" in _cameras(phone) and "OFFLINE since" in _cameras(phone)
         time.sleep(1)  # --exec runs in the background
     finally:
         assert listener.stop() == 0, listener.output()
         home.stop_hub()
 
     # Without a running listener, status still says so (the last heartbeat's word is kept).
+    assert "OFFLINE since" in _cameras(phone)  # what this directory last heard, no lock
     code, text = _status(phone)
     assert code == 9 and "camera door offline since" in text, text
     runs = [line.split("|", 1) for line in ran.read_text().splitlines()]
