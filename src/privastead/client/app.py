@@ -126,6 +126,7 @@ class Client:
         # then e.g. a livestream waiting for its LiveAnswer.
         self.listeners: list[MessageHook] = [] if on_message is None else [on_message]
         self._own: set[tuple[str, int]] = set()  # (mailbox, relay seq) of our own uploads
+        self.watching = 0  # livestreams open through this client now
         try:
             self._open_groups()
         except BaseException:
@@ -333,7 +334,11 @@ class Client:
     async def update_keys_if_due(self) -> int:
         """``propose_updates`` if the last proposal from this data directory is at least
         ``update_interval`` old (recorded in ``sync/updates.json``, so every process, ``sync``
-        and ``status`` included, honours the same rate)."""
+        and ``status`` included, honours the same rate). Not while a livestream is open: until
+        the hub folds a proposal into a commit it cannot encrypt in that group, and the stream
+        would end; the update goes out in the first round after the stream."""
+        if self.watching:
+            return 0
         now = self.clock.time()
         last = self.data.sync_state_raw("updates").get("last")
         if isinstance(last, int | float) and 0 <= now - float(last) < self.update_interval:

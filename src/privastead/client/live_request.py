@@ -93,6 +93,7 @@ async def open_live(
     ``ConfigError`` (not paired with that camera)."""
     view = _Viewer(syncer, camera, status or LiveStatus())
     syncer.listeners.append(view.on_message)
+    syncer.watching += 1  # key updates wait: see ``Client.update_keys_if_due``
     try:
         answer = await view.request(answer_timeout)
         ws = await syncer.relay.live(answer.session_id, role="viewer")
@@ -103,6 +104,7 @@ async def open_live(
         finally:
             await ws.close()
     finally:
+        syncer.watching -= 1
         await view.close()
 
 
