@@ -39,8 +39,8 @@ from e2e_harness import Home, make_process  # noqa: E402
 
 from e2e_cpu import CpuResult, measure, print_table  # noqa: E402
 from latency_table import pct, print_latency  # noqa: E402
+from privastead.client.app import Client  # noqa: E402
 from privastead.client.device import DataDir  # noqa: E402
-from privastead.client.sync import Syncer  # noqa: E402
 from privastead.clock import SystemClock  # noqa: E402
 from privastead.protocol.codec import Message  # noqa: E402
 from privastead.protocol.messages import ClipFragment, Notification  # noqa: E402
@@ -95,7 +95,7 @@ async def _measure(home: Home, client: Path, events: int, limit: float) -> dict[
             if len(frag_lat) >= events:
                 stop.set()
 
-    syncer = Syncer(DataDir(client), clock=SystemClock(), on_message=on_message)
+    syncer = Client(DataDir(client), clock=SystemClock(), on_message=on_message)
     asyncio.get_running_loop().call_later(limit, stop.set)
     await syncer.listen(poll=1.0, stop=stop)
     await syncer.close()

@@ -60,10 +60,10 @@ from relay_harness import RelayProcess, free_port, make_process  # noqa: E402
 from latency_table import pct  # noqa: E402
 from privastead.camsim.rtp import split_annexb  # noqa: E402
 from privastead.camsim.stamp import read_stamp, sample_stamp  # noqa: E402
+from privastead.client.app import Client  # noqa: E402
 from privastead.client.device import DataDir  # noqa: E402
 from privastead.client.live import watch  # noqa: E402
 from privastead.client.live_request import open_live  # noqa: E402
-from privastead.client.sync import Syncer  # noqa: E402
 from privastead.clock import SystemClock  # noqa: E402
 from privastead.crypto import Identity  # noqa: E402
 from privastead.errors import CameraUnavailableError  # noqa: E402
@@ -340,7 +340,7 @@ async def request_path(
     client = root / "phone"
     await asyncio.to_thread(home.pair, client, "phone")
     home.start_hub()
-    syncer = Syncer(DataDir(client), clock=SystemClock())
+    syncer = Client(DataDir(client), clock=SystemClock())
     try:
         deadline = time.monotonic() + 90
         done = 0

@@ -33,9 +33,9 @@ from e2e_harness import Home, make_process  # noqa: E402
 
 from bench_e2e import _relay_baseline  # noqa: E402
 from latency_table import pct, print_latency  # noqa: E402
+from privastead.client.app import Client  # noqa: E402
 from privastead.client.device import DataDir  # noqa: E402
 from privastead.client.live_request import LiveStatus, open_live  # noqa: E402
-from privastead.client.sync import Syncer  # noqa: E402
 from privastead.clock import SystemClock  # noqa: E402
 from privastead.errors import CameraUnavailableError  # noqa: E402
 from privastead.media.fmp4 import fragment_info  # noqa: E402
@@ -59,7 +59,7 @@ class Phases:
         self.at.setdefault(status.phase, time.monotonic() - status.started)
 
 
-async def _session(syncer: Syncer, joiner: Syncer | None) -> dict[str, float]:
+async def _session(syncer: Client, joiner: Client | None) -> dict[str, float]:
     phases = Phases()
     stream = open_live(syncer, "door", status=phases.status)
     try:
@@ -85,7 +85,7 @@ async def _session(syncer: Syncer, joiner: Syncer | None) -> dict[str, float]:
 
 
 async def _latency(a: Path, seconds: float, fps: float) -> dict[str, list[float]]:
-    syncer = Syncer(DataDir(a), clock=SystemClock())
+    syncer = Client(DataDir(a), clock=SystemClock())
     newest: list[float] = []
     oldest: list[float] = []
     try:
@@ -121,8 +121,8 @@ async def _latency(a: Path, seconds: float, fps: float) -> dict[str, list[float]
 
 
 async def _measure(a: Path, b: Path, sessions: int) -> dict[str, list[float]]:
-    syncer = Syncer(DataDir(a), clock=SystemClock())
-    joiner = Syncer(DataDir(b), clock=SystemClock())
+    syncer = Client(DataDir(a), clock=SystemClock())
+    joiner = Client(DataDir(b), clock=SystemClock())
     rows: dict[str, list[float]] = {}
     try:
         deadline = time.monotonic() + 90

@@ -25,6 +25,7 @@ Catch ``PrivasteadError`` to catch everything this package raises on purpose::
     │   ├── CameraUnavailableError      cannot connect, stalled, or the stream ended
     │   └── CorruptMediaError           undecodable or malformed video
     ├── AdminError                      the running hub's local admin socket refused or broke off
+    ├── LocalSocketError                the running client's local socket refused or broke off
     └── RemovalIncompleteError          a device removal that the groups' member lists disprove
 
 Security-relevant calls raise and never return ``False``. Every failure to decrypt or
@@ -172,6 +173,11 @@ class AdminError(PrivasteadError):
     large) or the connection broke off before its answer."""
 
 
+class LocalSocketError(PrivasteadError):
+    """A request on the running client's local socket was refused or broke off (wrong user,
+    malformed, too large, or the client stopped)."""
+
+
 class RemovalIncompleteError(PrivasteadError):
     """``devices remove`` could not prove the device gone: a group's member list still holds
     one of its leaves (or its relay token could not be revoked). The message names what; the
@@ -190,6 +196,7 @@ __all__ = [
     "DuplicateMessageError",
     "GroupStateError",
     "JoinError",
+    "LocalSocketError",
     "MediaError",
     "PairingMismatchError",
     "PolicyError",

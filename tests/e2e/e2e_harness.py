@@ -20,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "relay"))
 
 from relay_harness import RelayProcess, make_process
 
+from privastead.client.app import Client
 from privastead.client.device import DataDir
-from privastead.client.sync import Syncer
 from privastead.clock import SystemClock
 from privastead.hub.sample_config import loopback_config
-from support.procs import camsim
+from support.procs import Proc, camsim
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -63,6 +63,7 @@ class Home:
     camera_url: str
     keep_plaintext: bool = True
     hub: subprocess.Popen[str] | None = None
+    camera: Proc | None = None  # the camsim process (tests freeze or kill it)
     hub_log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -152,9 +153,9 @@ def _safety(text: str) -> str:
     raise AssertionError(f"no safety code in {text!r}")
 
 
-async def sync_until(clients: list[Path], done, limit: float = 90.0) -> list[Syncer]:  # type: ignore[no-untyped-def]
+async def sync_until(clients: list[Path], done, limit: float = 90.0) -> list[Client]:  # type: ignore[no-untyped-def]
     """Sync every client repeatedly until ``done(syncers)`` or ``limit`` seconds."""
-    syncers = [Syncer(DataDir(c), clock=SystemClock()) for c in clients]
+    syncers = [Client(DataDir(c), clock=SystemClock()) for c in clients]
     deadline = time.monotonic() + limit
     try:
         while time.monotonic() < deadline:
@@ -273,7 +274,7 @@ def running_home(
             fps=fps,
             duration=duration,
         ) as cam:
-            home = Home(root, relay, cam.urls[0])
+            home = Home(root, relay, cam.urls[0], camera=cam)
             try:
                 yield home
             finally:

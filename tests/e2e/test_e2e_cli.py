@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from e2e_harness import Home, Listener, app_cmd, env, hub_cmd, run, sync_until
 
+from privastead.client.app import Client
 from privastead.client.eventlog import EventLog
-from privastead.client.sync import Syncer
 from privastead.clock import SystemClock
 from privastead.errors import RelayRejectedError
 from privastead.relay.client import RelayClient
@@ -83,7 +83,7 @@ def test_hub_reset_asks_wipes_and_pairing_works_again(home: Home) -> None:
     assert "new-phone" in listed.stdout and "old-phone" not in listed.stdout
     received: list[str] = []
 
-    def notified(syncers: list[Syncer]) -> bool:
+    def notified(syncers: list[Client]) -> bool:
         received[:] = [r.event_id for r in syncers[0].events.events()]
         return bool(received)
 

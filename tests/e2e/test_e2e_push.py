@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from e2e_harness import PLAINTEXT_MARKERS, Home, app_cmd, run, running_home, sync_until
 
-from privastead.client.sync import Syncer
+from privastead.client.app import Client
 from support.fcm_standin import GoogleStandIn, service_account, target
 
 pytestmark = pytest.mark.slow
@@ -119,7 +119,7 @@ async def test_an_event_wakes_the_registered_targets_with_ciphertext_only(
     # What the device then decrypts from the relay: the payload holds none of it in clear.
     event_ids: list[str] = []
 
-    def got_events(syncers: list[Syncer]) -> bool:
+    def got_events(syncers: list[Client]) -> bool:
         event_ids[:] = [r.event_id for r in syncers[0].events.events()]
         return bool(event_ids)
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from e2e_harness import Home, Listener, app_cmd, hub_cmd, run, sync_until
 
+from privastead.client.app import Client, ClientOptions
 from privastead.client.device import DataDir
 from privastead.client.eventlog import ClipState, EventLog
-from privastead.client.sync import Syncer
 from privastead.clock import SystemClock
 from privastead.crypto import Identity
 from privastead.errors import CryptoError
@@ -92,7 +92,9 @@ async def test_a_device_that_readds_itself_as_another_member_is_still_removed(ho
         # The thief expects to be removed: it re-adds its leaves with KeyPackages that claim
         # the hub's credential (events) and phone-a's (live), hoping that the hub's registry
         # keeps naming its old leaves. Then an honest-looking re-add of live.
-        syncer = Syncer(DataDir(thief), clock=SystemClock(), auto_resync=False)
+        syncer = Client(
+            DataDir(thief), clock=SystemClock(), options=ClientOptions(auto_resync=False)
+        )
         try:
             fakes = {
                 "events": Identity.create(thief / "fake-events.mls", b"hub"),

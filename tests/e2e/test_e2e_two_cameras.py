@@ -4,7 +4,7 @@ Real processes on loopback: `privastead-server serve`, one `privastead-camsim` (
 320x180 at 10 fps: a person walks through from 4.5 s to 11.5 s of every 14 s loop) read by the
 hub as two cameras, `door` and `yard`, and `privastead-hub run`. One client, paired to both
 cameras in one go, runs in this process: it watches `door` live (``open_live``) while its
-receive loop (``sync_once`` on the same ``Syncer``, as the web UI does) takes in what the hub
+receive loop (``sync_once`` on the same ``Client``, as the web UI does) takes in what the hub
 sends. Checked: `yard`'s walk-through becomes a notification and a complete clip, byte-identical
 to the hub's recording, while fragments of `door`'s livestream keep arriving before and after;
 `door`'s own events go on during its livestream; the relay holds nothing readable.
@@ -20,10 +20,10 @@ import av
 import pytest
 from e2e_harness import Home, scan_for_plaintext
 
+from privastead.client.app import Client
 from privastead.client.device import DataDir
 from privastead.client.eventlog import ClipState, EventRecord
 from privastead.client.live_request import LiveStatus, LiveStream, open_live
-from privastead.client.sync import Syncer
 from privastead.clock import SystemClock
 from privastead.errors import CameraUnavailableError
 
@@ -40,7 +40,7 @@ def _add_camera(home: Home, name: str) -> None:
     home.config.write_text(text)
 
 
-async def _open_when_ready(syncer: Syncer, camera: str) -> tuple[LiveStream, bytes, LiveStatus]:
+async def _open_when_ready(syncer: Client, camera: str) -> tuple[LiveStream, bytes, LiveStatus]:
     """An open livestream (first piece read) once the hub's camera is connected."""
     deadline = time.monotonic() + 90
     while True:
@@ -56,7 +56,7 @@ async def _open_when_ready(syncer: Syncer, camera: str) -> tuple[LiveStream, byt
             await asyncio.sleep(1.0)
 
 
-def _complete_after(syncer: Syncer, camera: str, since: float) -> list[EventRecord]:
+def _complete_after(syncer: Client, camera: str, since: float) -> list[EventRecord]:
     return [
         r
         for r in syncer.events.events(camera=camera)
@@ -69,7 +69,7 @@ async def test_a_livestream_of_one_camera_and_events_of_the_other(home: Home) ->
     phone = home.root / "phone"
     home.pair(phone, "phone")  # no --camera: both cameras in one go
     home.start_hub()
-    syncer = Syncer(DataDir(phone), clock=SystemClock())
+    syncer = Client(DataDir(phone), clock=SystemClock())
     seen_note: dict[str, float] = {}  # event id -> when this client first had its notification
     seen_clip: dict[str, float] = {}  # event id -> when its clip was complete here
     try:
@@ -79,7 +79,7 @@ async def test_a_livestream_of_one_camera_and_events_of_the_other(home: Home) ->
         got = bytearray(first)
 
         async def receive_loop() -> None:
-            """The client's receive loop, sharing the Syncer with the livestream."""
+            """The client's receive loop, sharing the Client with the livestream."""
             while True:
                 await syncer.sync_once()
                 now = time.time()

@@ -31,10 +31,10 @@ import pytest
 from e2e_harness import Home, app_cmd, env, running_home, scan_for_plaintext
 
 from privastead.camsim.scene import make_scene
+from privastead.client.app import Client
 from privastead.client.device import DataDir
 from privastead.client.eventlog import ClipState
 from privastead.client.live_request import LiveStatus, open_live
-from privastead.client.sync import Syncer
 from privastead.client.ui.client_source import ClientSource
 from privastead.client.ui.server import UiServer
 from privastead.clock import SystemClock
@@ -68,7 +68,7 @@ def _live(client: Path, out: Path, seconds: float, *extra: str) -> subprocess.Co
         time.sleep(1.0)
 
 
-async def _open_when_ready(syncer: Syncer, **kwargs: object) -> tuple[object, LiveStatus]:
+async def _open_when_ready(syncer: Client, **kwargs: object) -> tuple[object, LiveStatus]:
     """An open livestream (first piece read) once the hub's camera is connected."""
     deadline = time.monotonic() + 90
     while True:
@@ -141,7 +141,7 @@ async def test_live_out_matches_the_scene_second_viewer_joins_events_go_on(home:
     home.pair(b, "phone-b")
     home.start_hub()
     # B watches in this process (and keeps receiving events); A runs `privastead-app live`.
-    syncer = Syncer(DataDir(b), clock=SystemClock())
+    syncer = Client(DataDir(b), clock=SystemClock())
     try:
         (stream, first), status_b = await _open_when_ready(syncer)
         watching_since = time.time()
@@ -219,7 +219,7 @@ async def test_a_stalled_viewer_costs_bounded_memory_and_the_other_keeps_playing
     a = home.root / "phone-a"
     home.pair(a, "phone-a")
     home.start_hub()
-    syncer = Syncer(DataDir(a), clock=SystemClock())
+    syncer = Client(DataDir(a), clock=SystemClock())
     try:
         (stream, _first), status = await _open_when_ready(syncer)
         stalled = _stalled_viewer(home.relay.url, DataDir(a).token(), status.session_id)
@@ -255,7 +255,7 @@ async def test_relay_restart_ends_the_session_cleanly_and_a_new_one_starts(home:
     a = home.root / "phone-a"
     home.pair(a, "phone-a")
     home.start_hub()
-    syncer = Syncer(DataDir(a), clock=SystemClock())
+    syncer = Client(DataDir(a), clock=SystemClock())
     try:
         (stream, _first), status = await _open_when_ready(syncer)
         pieces = 0
@@ -327,7 +327,7 @@ async def test_relay_restart_ends_the_session_cleanly_and_a_new_one_starts(home:
 
 async def test_the_web_ui_live_socket_plays_the_hubs_stream(home: Home) -> None:
     """`privastead-app ui`'s live WebSocket over a real client: its receive loop and the
-    livestream share one Syncer (keys, lock)."""
+    livestream share one Client (keys, lock)."""
     laptop = home.root / "laptop"
     home.pair(laptop, "laptop")
     home.start_hub()

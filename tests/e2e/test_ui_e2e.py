@@ -1,17 +1,20 @@
 """The web UI over a real client: paste the hub's pairing code into the pairing WebSocket,
 then watch the camera, its events and a clip appear through the UI's API while the UI's own
-receive loop decrypts them. Real relay, camsim, and hub processes on loopback."""
+receive loop decrypts them; `privastead-app status` asks the running UI over its local socket,
+and a camera that hangs gets its "camera offline" state on its card. Real relay, camsim, and
+hub processes on loopback."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from typing import Any
 
 import aiohttp
 import pytest
-from e2e_harness import Home
+from e2e_harness import Home, app_cmd, run
 
 from privastead.client.device import DataDir
 from privastead.client.ui.client_source import ClientSource
@@ -64,6 +67,23 @@ async def test_pair_then_events_and_clip_through_the_ui(home: Home) -> None:
                 lambda e: any(x["clip_state"] == "complete" for x in e),
                 120,
             )
+            # While the UI owns the data directory, the other commands ask it.
+            laptop = str(home.root / "laptop")
+            status = await asyncio.to_thread(run, app_cmd("status", "--data-dir", laptop))
+            assert status.returncode == 0 and ": ok: " in status.stdout, status
+            # A camera that hangs with its connection open: its card says so, with the time.
+            assert home.camera is not None
+            home.camera.signal(signal.SIGUSR1)
+            cams = await _until(
+                http, ui.url + "api/cameras", lambda c: c[0]["health"] == "camera_offline", 90
+            )
+            assert cams[0]["health"] == "camera_offline", cams
+            assert cams[0]["offline_since"] and "camera door offline since" in cams[0]["detail"]
+            home.camera.signal(signal.SIGUSR1)
+            cams = await _until(
+                http, ui.url + "api/cameras", lambda c: c[0]["health"] == "online", 90
+            )
+            assert cams[0]["health"] == "online" and cams[0]["offline_since"] is None, cams
             home.stop_hub()
             done = next(e for e in events if e["clip_state"] == "complete")
             async with http.get(ui.url + f"api/events/{done['event_id']}") as r:

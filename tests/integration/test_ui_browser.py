@@ -346,3 +346,40 @@ def test_withheld_and_removed_show_on_every_page_and_clear_without_reload(
     finally:
         for name, camera in saved.items():
             fakes[name].camera = camera
+
+
+def test_a_camera_offline_gets_its_badge_and_the_banner_on_every_page(
+    page: Any, ui: Running, shots: Path
+) -> None:
+    fakes = ui.source.cameras_
+    saved = {name: fake.camera for name, fake in fakes.items()}
+    event_id = fakes["garden"].events[0].event_id
+    since = time.time() - 300
+    try:
+        garden = fakes["garden"]
+        garden.camera = replace(
+            garden.camera,
+            health=Health.CAMERA_OFFLINE,
+            detail="camera garden offline since 2026-01-02 03:04:05",
+            offline_since=since,
+        )
+        for route in ("devices", f"event/{event_id}", "cameras"):
+            _open(page, ui, route)
+            page.wait_for_function(BANNER_SAYS, arg="Camera garden offline since", timeout=10000)
+            text = page.locator("#banner").inner_text()
+            assert "the hub gets no picture from it" in text, (route, text)
+            assert "front-door" not in text, text  # only the camera that is gone
+        assert page.locator("[data-camera='garden'] .badge").inner_text() == "Camera offline"
+        assert page.locator("[data-camera='front-door'] .badge").inner_text() == "Online"
+        page.screenshot(path=shots / "cameras-camera-offline.png", full_page=True)
+        _open(page, ui, f"event/{event_id}")  # the event page shows the full event id
+        page.wait_for_selector("dd.event-id")
+        assert page.locator("dd.event-id").inner_text() == event_id
+        garden.camera = saved["garden"]  # it comes back: the line goes without a reload
+        page.wait_for_function(
+            "() => !document.getElementById('banner').innerText.includes('garden')",
+            timeout=15000,
+        )
+    finally:
+        for name, camera in saved.items():
+            fakes[name].camera = camera

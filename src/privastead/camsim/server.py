@@ -176,8 +176,24 @@ class RtspServer:
         self.corrupt, self.seed = corrupt, seed
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Cleared while frozen: a hung camera sends no frames but keeps its connections
+        # open and still answers RTSP requests.
+        self.running = asyncio.Event()
+        self.running.set()
         self._open: set[_Connection] = set()
         self._connections = itertools.count()
+
+    @property
+    def frozen(self) -> bool:
+        return not self.running.is_set()
+
+    def toggle_freeze(self) -> bool:
+        """Freeze (no more frames, connections stay open) or resume; True if now frozen."""
+        if self.running.is_set():
+            self.running.clear()
+        else:
+            self.running.set()
+        return self.frozen
 
     def urls(self) -> list[str]:
         return [f"rtsp://{self.host}:{self.port}{path}" for path in self.mounts]
@@ -445,6 +461,10 @@ class _Connection:
             delay = start + n / fps - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if self.server.frozen:  # resume where it stopped, without a burst to catch up
+                paused = loop.time()
+                await self.server.running.wait()
+                start += loop.time() - paused
             if self.server.stamp:
                 unit = _stamped(stream.codec, unit, time.time())
             out: list[bytes] = []

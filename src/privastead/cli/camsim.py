@@ -18,13 +18,20 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from privastead.errors import MediaError
+
+if TYPE_CHECKING:
+    from privastead.camsim.server import RtspServer
 
 EPILOG = """\
 Scenes are rendered and encoded once, then cached (key = scene parameters) in
 ~/.cache/privastead/camsim (or --cache-dir), and looped with continuous timestamps.
 Every client starts at the first keyframe of the loop.
+
+SIGUSR1 freezes the camera like a hung one (no more frames; connections stay open and RTSP
+requests are still answered); SIGUSR1 again resumes it.
 
 RTP goes over TCP (interleaved) or UDP, as the client asks in SETUP; --no-udp answers UDP
 with 461 like a camera behind NAT, --udp-loss drops a share of the UDP packets.
@@ -133,6 +140,12 @@ def _progress(label: str):  # type: ignore[no-untyped-def]
     return report
 
 
+def _freeze(server: RtspServer) -> None:
+    """SIGUSR1: freeze like a hung camera, or resume."""
+    state = "frozen (no frames, connections kept)" if server.toggle_freeze() else "resumed"
+    print(f"privastead-camsim: {state}", file=sys.stderr, flush=True)
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from privastead.camsim.auth import make_auth
     from privastead.camsim.encoder import EncodedStream
@@ -219,6 +232,7 @@ async def _serve(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _freeze, server)
     serving = asyncio.create_task(server.serve_forever())
     await stop.wait()
     serving.cancel()

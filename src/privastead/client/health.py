@@ -20,13 +20,17 @@ order of precedence:
 - ``HUB_CLOCK``: heartbeats arrive on time, but the hub's clock is more than ``skew_allowance``
   off ours: a clock probe (``ClockProbe``) answered within ``probe_rtt`` measured it (so a
   relay that delays messages is not mistaken for it: its probes come back late or never);
+- ``CAMERA_OFFLINE``: the hub is fine, but its newest heartbeat for a camera says the camera
+  is gone (no frame for a while: unplugged, or hung with its connection open); ``groups``
+  names those cameras (``client.cameras``);
 - ``OK``.
 
 A hub clock ahead of ours by more than the allowance is visible directly (a heartbeat from the
 future). One behind ours first looks like silence (``HUB_OFFLINE``); the monitor then asks for
 a probe (``wants_probe``) and, once measured, judges freshness on the hub's corrected clock.
 
-``check`` returns a report only when the state changes, so a caller alerts once per episode.
+``check`` returns a report only when the state changes (or, for ``CAMERA_OFFLINE``, the set of
+cameras), so a caller alerts once per episode.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from privastead.client.cameras import CameraBoard
 from privastead.client.defaults import (
     DEFAULT_OFFLINE_AFTER,
     DEFAULT_RELAY_GRACE,
@@ -56,6 +61,7 @@ class HubHealth(enum.Enum):
     DESYNC = "desync"
     STALE_EPOCH = "stale_epoch"
     HUB_CLOCK = "hub_clock"
+    CAMERA_OFFLINE = "camera_offline"
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,8 @@ class HealthMonitor:
         self._removed_groups: set[str] = set()
         self._groups: set[str] = set()  # every group of this device (for "removed from all")
         self._withheld: dict[str, Withheld] = {}
-        self._reported: HubHealth | None = None
+        self._reported: tuple[HubHealth, tuple[str, ...]] | None = None
+        self.cameras = CameraBoard()  # each camera's presence, from the heartbeats
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -144,6 +151,7 @@ class HealthMonitor:
                 self._offset = beat.hub_time - (sent_at + now) / 2
                 self._offset_known = True
             self._probe = None
+        self.cameras.heartbeat(beat)  # per camera: each camera's control group beats alone
         if self._hub_time is not None and beat.hub_time < self._hub_time:
             return  # older than one we saw: a replay or reordering, it proves nothing new
         self._hub_time = beat.hub_time
@@ -294,14 +302,37 @@ class HealthMonitor:
                 f"the hub's clock is {_span(skew)} {side} this device's; heartbeats arrive on "
                 f"time{version}",
             )
+        offline = self.cameras.offline()
+        if offline:
+            shift = self._offset if self._offset_known else 0.0
+            said = "; ".join(
+                f"camera {c.name} offline since {_when((c.offline_since or c.hub_time) - shift)}"
+                for c in offline
+            )
+            return HealthReport(
+                HubHealth.CAMERA_OFFLINE,
+                f"{said} (the hub gets no picture from it; last heartbeat "
+                f"{_span(max(age, 0.0))} ago{version})",
+                tuple(c.name for c in offline),
+            )
         return HealthReport(HubHealth.OK, f"last heartbeat {_span(max(age, 0.0))} ago{version}")
+
+    def camera_offline_since(self, name: str) -> float | None:
+        """When camera ``name`` went away, on our clock; None if the hub has it (or never
+        said)."""
+        state = self.cameras.get(name)
+        if state is None or state.connected:
+            return None
+        shift = self._offset if self._offset_known else 0.0
+        return (state.offline_since or state.hub_time) - shift
 
     def check(self) -> HealthReport | None:
         """The report if the state changed since the last call (alert once per episode)."""
         report = self.report()
-        if report.state is self._reported:
+        key = (report.state, report.groups if report.state is HubHealth.CAMERA_OFFLINE else ())
+        if key == self._reported:
             return None
-        self._reported = report.state
+        self._reported = key
         return report
 
     # -- persistence -------------------------------------------------------------------------
@@ -314,6 +345,7 @@ class HealthMonitor:
             "offset": self._offset if self._offset_known else None,
             "removed": self._removed,
             "removed_groups": sorted(self._removed_groups),
+            "cameras": self.cameras.to_dict(),
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
@@ -330,6 +362,8 @@ class HealthMonitor:
             self._offset = float(offset) if offset is not None else 0.0
             self._removed = str(data["removed"])
             self._removed_groups = {str(g) for g in data["removed_groups"]}
+            if "cameras" in data:  # saved by a client that knew camera presence
+                self.cameras.restore(data["cameras"])
         except (KeyError, TypeError, ValueError, AttributeError):
             raise DecodeError(
                 "health state must hold hub_time, started, offset, removed and removed_groups"

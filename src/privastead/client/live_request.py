@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import aiohttp
 
 from privastead import compat
+from privastead.client.app import Client
 from privastead.client.live import LiveAssembler
-from privastead.client.sync import Syncer
 from privastead.errors import (
     CameraUnavailableError,
     CryptoError,
@@ -80,7 +80,7 @@ class LiveStatus:
 
 
 async def open_live(
-    syncer: Syncer,
+    syncer: Client,
     camera: str,
     *,
     seconds: float | None = None,
@@ -93,6 +93,7 @@ async def open_live(
     ``ConfigError`` (not paired with that camera)."""
     view = _Viewer(syncer, camera, status or LiveStatus())
     syncer.listeners.append(view.on_message)
+    syncer.watching += 1  # key updates wait: see ``Client.update_keys_if_due``
     try:
         answer = await view.request(answer_timeout)
         ws = await syncer.relay.live(answer.session_id, role="viewer")
@@ -103,11 +104,12 @@ async def open_live(
         finally:
             await ws.close()
     finally:
+        syncer.watching -= 1
         await view.close()
 
 
 class _Viewer:
-    def __init__(self, syncer: Syncer, camera: str, status: LiveStatus) -> None:
+    def __init__(self, syncer: Client, camera: str, status: LiveStatus) -> None:
         self.syncer, self.camera, self.status = syncer, camera, status
         status.started = time.monotonic()
         self.control, _ = syncer.group_state(camera, "control")
@@ -272,7 +274,7 @@ def _is_end(text: str) -> bool:
     return isinstance(event, dict) and event.get("type") == "ended"
 
 
-def live_opener(syncer: Syncer) -> Callable[[str], LiveStream]:
+def live_opener(syncer: Client) -> Callable[[str], LiveStream]:
     """A ``client.ui.source.LiveOpener`` over ``syncer`` (the UI's own receive loop)."""
     return lambda camera: open_live(syncer, camera)
 

@@ -30,7 +30,7 @@ from privastead.protocol.pairing_messages import ReAddAccept, ReAddRequest
 from privastead.protocol.seq import SeqTracker
 
 if TYPE_CHECKING:
-    from privastead.client.sync import Syncer
+    from privastead.client.app import Client
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def epoch_of(identity: Identity, group_id: bytes) -> int | None:
 
 
 class ReAdder:
-    def __init__(self, syncer: Syncer, resync: ResyncPolicy | None) -> None:
+    def __init__(self, syncer: Client, resync: ResyncPolicy | None) -> None:
         self._s = syncer
         self.resync = resync
         self._pending: dict[tuple[str, str], Identity] = {}  # fresh leaves awaiting a Welcome
@@ -73,7 +73,7 @@ class ReAdder:
 
     async def request(self, camera: str, groups: Sequence[str], reason: str = "") -> None:
         """Send fresh KeyPackages for ``groups`` of ``camera`` in its control group; the answer
-        is joined by the receive loop. Keep this Syncer open until ``readded`` lists them."""
+        is joined by the receive loop. Keep this client open until ``readded`` lists them."""
         control = next(
             (g for g in self._s.groups if g.entry.camera == camera and g.entry.group == "control"),
             None,

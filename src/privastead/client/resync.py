@@ -2,7 +2,7 @@
 
 A device that lost sync with its ``events`` or ``live`` group (state restored from a backup,
 a commit it never saw, a crash between two writes) reads nothing new there until the hub
-replaces its leaf (``Syncer.request_readd``). ``ResyncPolicy`` decides when that is due from
+replaces its leaf (``Client.request_readd``). ``ResyncPolicy`` decides when that is due from
 evidence the receive loop gathers, and rate-limits the requests per group.
 
 Evidence (protocol.md, "Automatic re-add"), per ``camera/group``:

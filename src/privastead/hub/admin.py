@@ -21,9 +21,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import stat
-import struct
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,19 +39,12 @@ from privastead.hub.admin_wire import (
 )
 from privastead.hub.config import HubConfig
 from privastead.hub.delivery import Delivery
+from privastead.protocol.frames import peer_credentials
 from privastead.protocol.pairing_code import PairingCode
 
 log = logging.getLogger(__name__)
 
-_CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 REQUEST_TIMEOUT = 10.0  # a connection that sends no whole request by then is dropped
-
-
-def peer_credentials(sock: Any) -> tuple[int, int, int]:
-    """(pid, uid, gid) of the process at the other end of a Unix socket, from the kernel."""
-    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size)
-    pid, uid, gid = _CRED.unpack(raw)
-    return int(pid), int(uid), int(gid)
 
 
 def check_peer(uid: int, own_uid: int) -> None:

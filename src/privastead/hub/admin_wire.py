@@ -11,22 +11,17 @@ confused or hostile local process cannot make the hub allocate much.
 from __future__ import annotations
 
 import asyncio
-import json
-import struct
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from privastead import errors
-from privastead.errors import AdminError, PrivasteadError
+from privastead.errors import AdminError
+from privastead.protocol import frames
+from privastead.protocol.frames import MAX_SOCKET_PATH, encode_frame, raise_remote
 
 SOCKET_DIR = "admin"
 SOCKET_NAME = "hub.sock"
 MAX_REQUEST = 64 * 1024
 MAX_REPLY = 1024 * 1024
-# sun_path is 108 bytes on Linux, including the terminating NUL.
-MAX_SOCKET_PATH = 107
-
-_LENGTH = struct.Struct(">I")
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -34,54 +29,14 @@ def socket_path(data_dir: Path) -> Path:
     return data_dir / SOCKET_DIR / SOCKET_NAME
 
 
-def encode_frame(obj: dict[str, Any]) -> bytes:
-    body = json.dumps(obj, separators=(",", ":")).encode()
-    return _LENGTH.pack(len(body)) + body
-
-
 async def read_frame(reader: asyncio.StreamReader, limit: int) -> dict[str, Any] | None:
     """The next frame, or None at a clean end of stream before a frame started."""
-    try:
-        head = await reader.readexactly(_LENGTH.size)
-    except asyncio.IncompleteReadError as e:
-        if not e.partial:
-            return None
-        raise AdminError("the admin connection broke off inside a frame") from None
-    (length,) = _LENGTH.unpack(head)
-    if length > limit:
-        raise AdminError(f"admin frame of {length} bytes is over the {limit}-byte limit")
-    try:
-        body = await reader.readexactly(length)
-    except asyncio.IncompleteReadError:
-        raise AdminError("the admin connection broke off inside a frame") from None
-    try:
-        value = json.loads(body)
-    except ValueError:
-        raise AdminError("admin frame is not JSON") from None
-    if not isinstance(value, dict):
-        raise AdminError("admin frame is not a JSON object")
-    return value
+    return await frames.read_frame(reader, limit, AdminError, "admin")
 
 
 def error_reply(exc: BaseException) -> dict[str, Any]:
     """An error frame; only our own errors keep their class and text (never a traceback)."""
-    if isinstance(exc, PrivasteadError):
-        return {"type": "error", "error": type(exc).__name__, "message": str(exc)}
-    return {
-        "type": "error",
-        "error": "PrivasteadError",
-        "message": f"the hub failed on this request ({type(exc).__name__}); see its log",
-    }
-
-
-def raise_remote(reply: dict[str, Any]) -> NoReturn:
-    """Raise the error a reply carries as the same class of ``privastead.errors``."""
-    name = str(reply.get("error", "PrivasteadError"))
-    message = str(reply.get("message", "the running hub refused the request"))
-    cls = getattr(errors, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, PrivasteadError)):
-        cls = PrivasteadError
-    raise cls(message)
+    return frames.error_reply(exc, "the hub")
 
 
 __all__ = [

@@ -8,7 +8,9 @@ knows the relay holds them back even if nothing later ever arrives.
 
 A client's ``ClockProbe`` is answered at once by an extra heartbeat listing its nonce
 (``answers``), at most one extra heartbeat per camera per ``min_answer_gap`` (a member cannot
-make the hub flood the mailbox); nonces that arrive meanwhile ride in that next heartbeat.
+make the hub flood the mailbox); nonces that arrive meanwhile ride in that next heartbeat. A
+camera that goes away or comes back (``hub.camera_health``) gets its heartbeat early the same
+way, so clients hear of it within seconds rather than at the next interval.
 """
 
 from __future__ import annotations
@@ -60,11 +62,13 @@ class Heartbeats:
         self.send = send
         self.clock = clock
         self.interval = interval
-        self.health = health  # callable: camera -> flat dict of health facts
+        # callable: camera -> flat dict of health facts (``hub.camera_health``)
+        self.health = health
         self.min_answer_gap = min_answer_gap
         self._answers: dict[str, list[str]] = {}  # camera -> nonces to answer
         self._last_sent: dict[str, float] = {}  # camera -> monotonic time of its last beat
         self._scheduled: set[str] = set()
+        self._due: set[str] = set()  # cameras whose next heartbeat should not wait
 
     def send_all(self) -> None:
         for camera in self.groups.cameras():
@@ -84,6 +88,7 @@ class Heartbeats:
         build = functools.partial(self._build, camera, facts, epochs, status, sent, answers)
         self.send(self.groups.get(camera, "control"), build)
         self._last_sent[camera] = self.clock.monotonic()
+        self._due.discard(camera)
 
     def _build(  # noqa: PLR0917 - partial()'s private target
         self,
@@ -112,6 +117,12 @@ class Heartbeats:
         if nonce not in waiting:
             waiting.append(nonce)
             del waiting[:-MAX_ANSWERS]  # a flood keeps only the newest
+        self.soon(camera)
+
+    def soon(self, camera: str) -> None:
+        """``camera``'s heartbeat now, or as soon as ``min_answer_gap`` allows (a probe to
+        answer, or a change of the camera's health that clients should hear at once)."""
+        self._due.add(camera)
         wait = self._last_sent.get(camera, float("-inf")) + self.min_answer_gap
         wait -= self.clock.monotonic()
         if wait <= 0:
@@ -122,7 +133,7 @@ class Heartbeats:
 
     def _send_later(self, camera: str) -> None:
         self._scheduled.discard(camera)
-        if self._answers.get(camera):
+        if camera in self._due:
             self._send_safely(camera)
 
     def _send_safely(self, camera: str) -> None:

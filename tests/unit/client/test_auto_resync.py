@@ -1,6 +1,6 @@
-"""``Syncer.auto_resync``: how the receive loop turns what it saw into re-add requests.
+"""``Client.auto_resync``: how the receive loop turns what it saw into re-add requests.
 
-The syncer is built around a ``FakeClock`` with fake group identities (only ``epoch`` is
+The client is built around a ``FakeClock`` with fake group identities (only ``epoch`` is
 used here) and a recording ``ReAdder.request``; the relay and MLS paths are covered by
 ``tests/e2e/test_e2e_autoresync.py``.
 """
@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from privastead.client.app import Client, GroupState
 from privastead.client.device import DataDir, GroupEntry
 from privastead.client.readd import ReAdder
 from privastead.client.resync import ResyncPolicy
-from privastead.client.sync import Syncer, _Group
+from privastead.client.sync import Syncer
 from privastead.client.watch import HubWatch
 from privastead.clock import FakeClock
 from privastead.errors import RelayUnavailableError
@@ -30,8 +31,8 @@ class FakeIdentity:
         return self.current
 
 
-def _syncer(tmp_path: Path, clock: FakeClock) -> tuple[Syncer, list[tuple[str, list[str]]]]:
-    syncer: Any = Syncer.__new__(Syncer)
+def _syncer(tmp_path: Path, clock: FakeClock) -> tuple[Client, list[tuple[str, list[str]]]]:
+    syncer: Any = Client.__new__(Client)
     syncer.data = DataDir(tmp_path)
     syncer.data.prepare()
     syncer.clock = clock
@@ -40,11 +41,9 @@ def _syncer(tmp_path: Path, clock: FakeClock) -> tuple[Syncer, list[tuple[str, l
     syncer.watch = HubWatch(syncer.data, clock, hub_name="door", groups=keys)
     syncer.health = syncer.watch.health
     syncer.readd = ReAdder(syncer, ResyncPolicy(clock, after=60, interval=600))
-    syncer.relay_error = ""
-    syncer.blocked = set()
-    syncer._round = 0
+    syncer.syncer = Syncer(syncer)
     syncer.groups = [
-        _Group(
+        GroupState(
             GroupEntry("door", name, "m" * 32, b"g", f"door-{name}.mls", 1),
             FakeIdentity(5),
             None,
@@ -68,7 +67,7 @@ def _beat(clock: FakeClock, epochs: dict[str, int]) -> Heartbeat:
 async def test_a_blocked_mailbox_leads_to_one_request(tmp_path: Path, clock: FakeClock) -> None:
     syncer, sent = _syncer(tmp_path, clock)
     for _ in range(20):  # a round every 10 s for 200 s, the events mailbox stuck each time
-        syncer.blocked = {"door/events"}
+        syncer.syncer.blocked = {"door/events"}
         await syncer.auto_resync()
         clock.advance(10)
     assert sent == [("door", ["events"])]
@@ -78,9 +77,9 @@ async def test_a_blocked_mailbox_leads_to_one_request(tmp_path: Path, clock: Fak
 
 async def test_nothing_is_gathered_while_the_relay_fails(tmp_path: Path, clock: FakeClock) -> None:
     syncer, sent = _syncer(tmp_path, clock)
-    syncer.relay_error = "cannot reach the relay"
+    syncer.syncer.relay_error = "cannot reach the relay"
     for _ in range(20):
-        syncer.blocked = {"door/events"}  # what a half-finished round left behind
+        syncer.syncer.blocked = {"door/events"}  # what a half-finished round left behind
         assert await syncer.auto_resync() == []
         clock.advance(10)
     assert sent == [] and syncer.resync is not None
@@ -89,7 +88,7 @@ async def test_nothing_is_gathered_while_the_relay_fails(tmp_path: Path, clock: 
 
 async def test_a_failed_request_is_retried_next_round(tmp_path: Path, clock: FakeClock) -> None:
     syncer, sent = _syncer(tmp_path, clock)
-    syncer.blocked = {"door/events"}
+    syncer.syncer.blocked = {"door/events"}
     await syncer.auto_resync()
     clock.advance(60)
     original = syncer.readd.request

@@ -149,3 +149,34 @@ def test_a_rotation_commit_folds_a_pending_client_proposal(tmp_path: Path) -> No
         phone.close()
     finally:
         groups.close()
+
+
+async def test_a_camera_change_is_sent_at_once_with_its_health(tmp_path: Path) -> None:
+    groups, outbox = _groups(tmp_path)
+    clock = FakeClock()
+    send = Recorder()
+    facts = {"connected": True, "offline_since": 0.0}
+    beats = Heartbeats(
+        groups,
+        outbox,
+        send,
+        clock=clock,
+        interval=60,
+        min_answer_gap=5,
+        health=lambda camera: dict(facts),
+    )
+    try:
+        beats.send_all()
+        first = send.sent[-1][1]
+        assert isinstance(first, Heartbeat) and first.cameras == {"cam": facts}
+        clock.advance(30)  # half an interval later the camera goes away
+        facts.update(connected=False, offline_since=clock.time() - 10)
+        beats.soon("cam")
+        assert len(send.sent) == 2  # not at the next interval: now
+        now = send.sent[-1][1]
+        assert isinstance(now, Heartbeat) and now.cameras["cam"]["connected"] is False
+        assert now.answers == ()
+        beats.soon("cam")  # a flapping camera cannot flood the mailbox: the gap holds
+        assert len(send.sent) == 2
+    finally:
+        groups.close()

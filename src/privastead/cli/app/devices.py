@@ -4,29 +4,31 @@ from __future__ import annotations
 
 import argparse
 
-from privastead.cli.app.common import add_data_dir, data_dir
+from privastead.cli.app.common import RUNNING_NOTE, add_data_dir, ask_running, data_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = RUNNING_NOTE
     add_data_dir(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from privastead.client.device import DataDir
-    from privastead.crypto import Identity
+    import asyncio
 
-    data = DataDir(data_dir(args))
-    info = data.load()
+    from privastead.client import queries
+    from privastead.client.device import DataDir
+
+    answer = asyncio.run(ask_running(args, "devices"))
+    if answer is None:
+        answer = queries.devices_closed(DataDir(data_dir(args)))
     print(
-        f"this device: {info.device_name!r} (id {info.device_id}), safety code {info.safety_code}"
+        f"this device: {answer['device_name']!r} (id {answer['device_id']}), "
+        f"safety code {answer['safety_code']}"
     )
-    for entry in info.groups:
-        try:
-            with Identity.open(data.mls / entry.state) as ident:
-                members = len(ident.members(entry.group_id)) - 1  # without the hub
-                epoch = ident.epoch(entry.group_id)
-            print(f"  {entry.key}: {members} device(s), epoch {epoch}")
-        except Exception as e:
-            print(f"  {entry.key}: {type(e).__name__}")
+    for group in answer["groups"]:
+        if "error" in group:
+            print(f"  {group['key']}: {group['error']}")
+        else:
+            print(f"  {group['key']}: {group['members']} device(s), epoch {group['epoch']}")
     print("To remove a device, run `privastead-hub devices remove ID` on the hub.")
     return 0

@@ -15,35 +15,48 @@ import time
 from pathlib import Path
 
 from privastead.cli.app.common import add_data_dir, data_dir
+from privastead.client.app import Client, ClientOptions
+from privastead.client.cameras import CameraState
 from privastead.client.defaults import (
     DEFAULT_OFFLINE_AFTER,
     DEFAULT_SKEW_ALLOWANCE,
     DEFAULT_UPDATE_INTERVAL,
     DEFAULT_WITHHELD_AFTER,
 )
-from privastead.protocol.messages import Notification
+from privastead.client.health import HealthReport
+from privastead.protocol.codec import Message
+from privastead.protocol.messages import ClipFragment, Notification
 
 EXIT_REMOVED = 3
 
 EPILOG = """One line per notification (`event CAMERA TIME score=S id=EVENT_ID [thumbnail]`), per
-completed clip (`clip CAMERA EVENT_ID PATH`) and per health change (`health STATE: DETAIL`).
-With `--exec CMD`, CMD (a shell command) runs in the background once per event (the hub
-notifies twice: at once, then with the thumbnail; CMD runs on the first) and once per health
-change; a command that fails is reported (`exec failed ...` on stderr) and listening goes on.
-Its environment:
+completed clip (`clip CAMERA EVENT_ID PATH`), per health change (`health STATE: DETAIL`) and per
+camera that goes away or comes back (`camera CAMERA offline since TIME` / `camera CAMERA back
+online`). EVENT_ID is the full event id, as `events`, `clip` and the UI show it.
 
-  PRIVASTEAD_KIND        `event` or `health`
+With `--exec CMD`, CMD (a shell command) runs in the background once per event (the hub
+notifies twice: at once, then with the thumbnail; CMD runs on the first), once per health
+change and once per camera change; a command that fails is reported (`exec failed ...` on
+stderr) and listening goes on. Its environment (besides this process's own):
+
+  PRIVASTEAD_KIND        `event`, `health` or `camera`
   PRIVASTEAD_HUB         the hub's name
   for an event:
   PRIVASTEAD_CAMERA      the camera
-  PRIVASTEAD_EVENT_ID    the event id (`privastead-app clip EVENT_ID`)
+  PRIVASTEAD_EVENT_ID    the full event id (`privastead-app clip EVENT_ID --out FILE`)
   PRIVASTEAD_SCORE       the motion score
   PRIVASTEAD_AT          when, Unix time on the hub's clock
   PRIVASTEAD_THUMBNAIL   a JPEG path (usually still empty: the thumbnail follows)
   for a health change:
   PRIVASTEAD_STATE       ok, hub_offline, withheld, relay_unreachable, removed, desync,
-                         stale_epoch or hub_clock
+                         stale_epoch, hub_clock or camera_offline
   PRIVASTEAD_DETAIL      the same sentence as the `health` line
+  for a camera change:
+  PRIVASTEAD_CAMERA      the camera
+  PRIVASTEAD_STATE       `offline` or `online`
+  PRIVASTEAD_SINCE       offline since when, Unix time on this device's clock (empty when
+                         online)
+  PRIVASTEAD_DETAIL      the same sentence as the `camera` line
 
 States: `hub_offline` the newest heartbeat is older than --offline-after by the hub's own clock
 (the hub is down, or the relay holds its messages back); `withheld` heartbeats say the hub sent
@@ -51,8 +64,11 @@ messages that never arrived, and asking again did not bring them within --withhe
 `relay_unreachable`; `removed` this device was removed from the hub (listen then stops with
 status 3: pair it again to use it); `desync`/`stale_epoch` this device needs a re-add (see
 below); `hub_clock` the hub's clock is off ours by more than --skew-allowance although its
-heartbeats arrive on time. With the hub's default heartbeat every 60 s, the defaults tell you
-within 3 minutes that the hub went dark or that the relay withholds messages.
+heartbeats arrive on time; `camera_offline` the hub is fine but gets no picture from a camera
+(it counts a camera as gone after 10 s without a frame, whether the camera closed its
+connection or hung with it open, and sends a heartbeat at once). With the hub's default
+heartbeat every 60 s, the defaults tell you within 3 minutes that the hub went dark or that
+the relay withholds messages, and within about 15 s that a camera went away.
 
 When a group of this device has lost sync with the hub (its mailbox waits on an epoch this
 device never reached, heartbeats name a later epoch, or its messages stop decrypting) for
@@ -60,6 +76,9 @@ device never reached, heartbeats name a later epoch, or its messages stop decryp
 at most once per `--resync-interval` per group (doubling while unanswered), and prints
 `resync CAMERA/GROUP: ...` lines. Every `--update-interval` (and whenever any command runs
 after that long) it proposes fresh keys for each of its groups (post-compromise security).
+
+While it runs, `status`, `devices`, `events`, `clip`, `live`, `sync` and `resync` on the same
+data directory ask this process over its local socket (DATA_DIR/run/app.sock, 0600).
 
 Exit status: 0 when stopped (Ctrl-C, --duration), 3 when this device was removed.
 """
@@ -70,7 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--exec",
         dest="command",
-        help="a shell command to run once per event and per health change (environment below)",
+        help="a shell command to run once per event, health change and camera change (its "
+        "environment variables are listed below)",
     )
     parser.add_argument(
         "--offline-after",
@@ -160,6 +180,18 @@ class CommandRunner:
         }
         self._start(env, f"health {state}")
 
+    def camera(self, camera: str, state: str, since: float | None, detail: str) -> None:
+        env = {
+            **os.environ,
+            "PRIVASTEAD_KIND": "camera",
+            "PRIVASTEAD_HUB": self.hub,
+            "PRIVASTEAD_CAMERA": camera,
+            "PRIVASTEAD_STATE": state,
+            "PRIVASTEAD_SINCE": "" if since is None else f"{since:.3f}",
+            "PRIVASTEAD_DETAIL": detail,
+        }
+        self._start(env, f"camera {camera} {state}")
+
     def _start(self, env: dict[str, str], what: str) -> None:
         task = asyncio.get_running_loop().create_task(self._run(env, what))
         self._tasks.add(task)
@@ -181,20 +213,17 @@ class CommandRunner:
             await asyncio.wait(set(self._tasks), timeout=30.0)
 
 
-def run(args: argparse.Namespace) -> int:
-    from privastead.client.device import DataDir
-    from privastead.client.health import HealthReport
-    from privastead.client.resync import DEFAULT_MAX_INTERVAL, ResyncPolicy
-    from privastead.client.sync import Syncer
-    from privastead.client.watch import WatchSettings
-    from privastead.clock import SystemClock
-    from privastead.protocol.codec import Message
-    from privastead.protocol.messages import ClipFragment
+class Lines:
+    """What `listen` prints (and runs ``--exec`` for) as the receive loop reports it."""
 
-    holder: list[Syncer] = []
-    runner = CommandRunner(args.command) if args.command else None
+    def __init__(self, runner: CommandRunner | None) -> None:
+        self.runner = runner
+        self.client: Client | None = None  # set once open (the callbacks read its stores)
 
-    def on_message(camera: str, group: str, message: Message) -> None:
+    def message(self, camera: str, group: str, message: Message) -> None:
+        client = self.client
+        if client is None:
+            return
         if isinstance(message, Notification):
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(message.at))
             thumb = " thumbnail" if message.thumbnail else ""
@@ -202,13 +231,42 @@ def run(args: argparse.Namespace) -> int:
                 f"event {camera} {when} score={message.score:.3f} id={message.event_id}{thumb}",
                 flush=True,
             )
-            if runner is not None:
-                record = holder[0].events.get(message.event_id)
-                runner.notify(camera, message, record.thumbnail_path if record else None)
+            if self.runner is not None:
+                record = client.events.get(message.event_id)
+                self.runner.notify(camera, message, record.thumbnail_path if record else None)
         elif isinstance(message, ClipFragment) and message.final:
-            record = holder[0].events.get(message.event_id)
+            record = client.events.get(message.event_id)
             path = record.clip_path if record is not None else None
             print(f"clip {camera} {message.event_id} {path}", flush=True)
+
+    def health(self, report: HealthReport) -> None:
+        print(f"health {report.state.value}: {report.detail}", flush=True)
+        if self.runner is not None:
+            self.runner.health(report.state.value, report.detail)
+
+    def camera(self, camera: CameraState) -> None:
+        assert self.client is not None
+        since = self.client.health.camera_offline_since(camera.name)
+        if since is None:
+            line, state = f"camera {camera.name} back online", "online"
+        else:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
+            line, state = f"camera {camera.name} offline since {when}", "offline"
+        print(line, flush=True)
+        if self.runner is not None:
+            self.runner.camera(camera.name, state, since, line)
+
+
+def run(args: argparse.Namespace) -> int:
+    from privastead.client.app import Client
+    from privastead.client.device import DataDir
+    from privastead.client.local_socket import open_owner, serving
+    from privastead.client.resync import DEFAULT_MAX_INTERVAL, ResyncPolicy
+    from privastead.client.watch import WatchSettings
+    from privastead.clock import SystemClock
+
+    runner = CommandRunner(args.command) if args.command else None
+    lines = Lines(runner)
 
     async def main() -> int:
         clock = SystemClock()
@@ -218,24 +276,26 @@ def run(args: argparse.Namespace) -> int:
             interval=args.resync_interval,
             max_interval=max(args.resync_interval, DEFAULT_MAX_INTERVAL),
         )
-        syncer = Syncer(
-            DataDir(data_dir(args)),
-            clock=clock,
+        options = ClientOptions(
             watch=WatchSettings(args.offline_after, args.withheld_after, args.skew_allowance),
-            on_message=on_message,
             resync=policy,
             auto_resync=not args.no_auto_resync,
-            on_status=lambda line: print(line, flush=True),
             update_interval=args.update_interval,
         )
-        holder.append(syncer)
+        root = data_dir(args)
+        syncer = await open_owner(
+            root,
+            lambda: Client(
+                DataDir(root),
+                clock=clock,
+                options=options,
+                on_message=lines.message,
+                on_status=lambda line: print(line, flush=True),
+            ),
+        )
+        lines.client = syncer
         if runner is not None:
             runner.hub = syncer.info.hub_name
-
-        def on_health(report: HealthReport) -> None:
-            print(f"health {report.state.value}: {report.detail}", flush=True)
-            if runner is not None:
-                runner.health(report.state.value, report.detail)
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -245,7 +305,10 @@ def run(args: argparse.Namespace) -> int:
             loop.call_later(args.duration, stop.set)
         print(f"listening for {', '.join(syncer.info.cameras())}", file=sys.stderr, flush=True)
         try:
-            await syncer.listen(poll=args.poll, stop=stop, on_health=on_health)
+            async with serving(syncer):  # `status`, `live`... ask this process meanwhile
+                await syncer.listen(
+                    poll=args.poll, stop=stop, on_health=lines.health, on_camera=lines.camera
+                )
         finally:
             await syncer.close()
             if runner is not None:

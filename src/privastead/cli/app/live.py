@@ -9,10 +9,11 @@ told with a LiveStop); what was written stays playable.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from privastead.cli.app.common import add_data_dir, data_dir
 
@@ -27,8 +28,8 @@ examples:
 
 The stream starts at the camera's newest keyframe, so the first picture comes at once. It runs
 until --seconds pass, Ctrl-C, or the hub ends it (its time limit, the camera disconnecting).
-Only one process may use a data directory at a time: stop `privastead-app listen` or the UI
-for this directory first, or watch from the UI's live page instead.
+While `privastead-app listen` or `ui` runs on the same data directory, the stream comes
+through it (over its local socket); otherwise this command reads the relay itself.
 Exit codes: 0 ended normally or by Ctrl-C, 1 error (the message says what to do), 2 usage."""
 
 
@@ -70,7 +71,7 @@ def _phase(args: argparse.Namespace, status: LiveStatus) -> None:
     if status.phase == "requesting":
         _say(args, f"asking the hub for {args.camera}…")
     elif status.phase == "catching up":
-        _say(args, f"session {status.session_id[:8]}…: reading the session's new keys")
+        _say(args, f"session {status.session_id}: reading the session's new keys")
     elif status.phase == "waiting":
         _say(args, "connected to the relay, waiting for the first picture")
     elif status.phase == "playing" and status.first_picture is not None:
@@ -88,50 +89,27 @@ def _summary(args: argparse.Namespace, status: LiveStatus) -> None:
 
 async def _main(args: argparse.Namespace) -> int:
     import asyncio
-    import contextlib
     import signal
 
     from privastead.client.device import DataDir
-    from privastead.client.live_request import open_live
-    from privastead.client.sync import Syncer
-    from privastead.clock import SystemClock
+    from privastead.client.live_request import LiveStatus
 
-    syncer = Syncer(DataDir(data_dir(args)), clock=SystemClock())
-    if args.camera not in syncer.info.cameras():
-        await syncer.close()
-        known = ", ".join(syncer.info.cameras()) or "none"
+    cameras = DataDir(data_dir(args)).load().cameras()
+    if args.camera not in cameras:
+        known = ", ".join(cameras) or "none"
         print(
             f"privastead-app: no camera {args.camera!r} on this device (paired: {known})",
             file=sys.stderr,
         )
         return 2
-
-    from privastead.client.live_request import LiveStatus
-
     status = LiveStatus(on_change=lambda st: _phase(args, st))
-    stream = open_live(
-        syncer, args.camera, seconds=args.seconds, status=status, answer_timeout=args.timeout
-    )
     out: BinaryIO = sys.stdout.buffer if args.pipe else args.out.open("wb")
+    writer = _Writer(args, out, status)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-
-    async def consume() -> None:
-        last = time.monotonic()
-        async for piece in stream:
-            try:
-                out.write(piece)
-                out.flush()
-            except BrokenPipeError:
-                status.ended = "the player closed the pipe"
-                return
-            if time.monotonic() - last >= 5.0:
-                last = time.monotonic()
-                _say(args, f"{status.fragments} fragments, {status.bytes / 1e6:.1f} MB")
-
-    task = asyncio.create_task(consume())
+    task = asyncio.create_task(_watch(args, status, writer))
     stopper = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -142,8 +120,6 @@ async def _main(args: argparse.Namespace) -> int:
             await task  # raises what the stream raised (relay lost, hub refused)
     finally:
         stopper.cancel()
-        await stream.aclose()
-        await syncer.close()
         if not args.pipe:
             out.close()
         _summary(args, status)
@@ -156,3 +132,82 @@ async def _main(args: argparse.Namespace) -> int:
     if args.out is not None:
         _say(args, f"saved {args.out}")
     return 0
+
+
+class _Writer:
+    """Writes the stream's pieces; a closed pipe ends the stream, not the program."""
+
+    def __init__(self, args: argparse.Namespace, out: BinaryIO, status: LiveStatus) -> None:
+        self.args, self.out, self.status = args, out, status
+        self.last = time.monotonic()
+        self.closed = False
+
+    def write(self, piece: bytes) -> None:
+        try:
+            self.out.write(piece)
+            self.out.flush()
+        except BrokenPipeError:
+            self.status.ended = "the player closed the pipe"
+            self.closed = True
+            raise
+        if time.monotonic() - self.last >= 5.0:
+            self.last = time.monotonic()
+            _say(self.args, f"{self.status.fragments} fragments, {self.status.bytes / 1e6:.1f} MB")
+
+
+async def _watch(args: argparse.Namespace, status: LiveStatus, writer: _Writer) -> None:
+    """Through the running client if there is one, else from this process's own client."""
+    from privastead.client.local_call import call_running_client
+
+    def on_progress(frame: dict[str, Any]) -> None:
+        _update(status, frame)
+        status.set(str(frame.get("phase", status.phase)))
+
+    def on_data(piece: bytes) -> None:
+        status.fragments += 1  # approximately, for the progress line; the result is exact
+        status.bytes += len(piece)
+        writer.write(piece)
+
+    request = {"camera": args.camera, "seconds": args.seconds, "timeout": args.timeout}
+    try:
+        result = await call_running_client(
+            data_dir(args), "live", request, on_progress=on_progress, on_data=on_data
+        )
+        if result is not None:
+            _update(status, result)
+            return
+        await _watch_here(args, status, writer)
+    except BrokenPipeError:
+        return
+
+
+def _update(status: LiveStatus, frame: dict[str, Any]) -> None:
+    """The running client's view of the stream (counts, first picture, why it ended)."""
+    status.session_id = str(frame.get("session_id") or status.session_id)
+    first = frame.get("first_picture")
+    status.first_picture = float(first) if isinstance(first, int | float) else None
+    for name in ("fragments", "bytes", "dropped"):
+        value = frame.get(name)
+        if isinstance(value, int):
+            setattr(status, name, value)
+    status.ended = str(frame.get("ended") or status.ended)
+
+
+async def _watch_here(args: argparse.Namespace, status: LiveStatus, writer: _Writer) -> None:
+    from privastead.client.app import Client
+    from privastead.client.device import DataDir
+    from privastead.client.live_request import open_live
+    from privastead.clock import SystemClock
+
+    client = Client(DataDir(data_dir(args)), clock=SystemClock())
+    try:
+        stream = open_live(
+            client, args.camera, seconds=args.seconds, status=status, answer_timeout=args.timeout
+        )
+        try:
+            async for piece in stream:
+                writer.write(piece)
+        finally:
+            await stream.aclose()
+    finally:
+        await client.close()

@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from privastead.cli.app.common import add_data_dir, data_dir
+from privastead.cli.app.common import RUNNING_NOTE, add_data_dir, ask_running, data_dir
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = RUNNING_NOTE + " (With --code or --qr it needs that process stopped.)"
     add_data_dir(parser)
     parser.add_argument("--camera", help="the camera (default: every paired camera)")
     parser.add_argument(
@@ -41,8 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from privastead.client import queries
+    from privastead.client.app import Client
     from privastead.client.device import DataDir
-    from privastead.client.sync import Syncer
     from privastead.clock import SystemClock
 
     if args.code or args.qr:
@@ -50,27 +52,21 @@ def run(args: argparse.Namespace) -> int:
     groups = args.group or ["events", "live"]
 
     async def main() -> int:
-        clock = SystemClock()
-        syncer = Syncer(DataDir(data_dir(args)), clock=clock)
-        try:
-            cameras = [args.camera] if args.camera else syncer.info.cameras()
-            wanted = {f"{c}/{g}" for c in cameras for g in groups}
-            for camera in cameras:
-                await syncer.request_readd(camera, groups, "resync requested by the owner")
-            deadline = clock.monotonic() + args.wait
-            while not wanted <= set(syncer.readded) and clock.monotonic() < deadline:
-                await syncer.sync_once()
-                await asyncio.sleep(0.5)
-            missing = sorted(wanted - set(syncer.readded))
-        finally:
-            await syncer.close()
-        if missing:
+        request = {"camera": args.camera, "groups": groups, "wait": args.wait}
+        answer = await ask_running(args, "resync", request)
+        if answer is None:
+            client = Client(DataDir(data_dir(args)), clock=SystemClock())
+            try:
+                answer = await queries.resync(client, args.camera, groups, args.wait)
+            finally:
+                await client.close()
+        if answer["missing"]:
             print(
-                f"the hub did not re-add {', '.join(missing)} in time: is `privastead-hub run` "
-                "running? Try again, or pair this device again"
+                f"the hub did not re-add {', '.join(answer['missing'])} in time: is "
+                "`privastead-hub run` running? Try again, or pair this device again"
             )
             return 1
-        print(f"re-added to {', '.join(sorted(wanted))}")
+        print(f"re-added to {', '.join(answer['wanted'])}")
         return 0
 
     return asyncio.run(main())

@@ -1,14 +1,17 @@
 """`privastead-app status`: the hub's health as this device judges it (from the hub's own
 heartbeats and clock, never from the relay's word), re-adds `listen` asked for by itself, and
-the safety code. Fetches what is waiting on the relay once (so it cannot run while `listen`
-holds the data directory). Its exit status says the state (see ``EPILOG``)."""
+the safety code. While `listen` or `ui` runs on the data directory it asks that process (whose
+receive loop is current); otherwise it fetches what is waiting on the relay once. Its exit
+status says the state (see ``EPILOG``)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from typing import Any
 
-from privastead.cli.app.common import add_data_dir, data_dir
+from privastead.cli.app.common import add_data_dir, ask_running, data_dir
 from privastead.client.defaults import (
     DEFAULT_OFFLINE_AFTER,
     DEFAULT_SKEW_ALLOWANCE,
@@ -25,6 +28,7 @@ EXIT_CODES = {
     "desync": 7,
     "stale_epoch": 7,
     "hub_clock": 8,
+    "camera_offline": 9,
 }
 
 EPILOG = """States and exit status:
@@ -37,7 +41,13 @@ EPILOG = """States and exit status:
   6  relay_unreachable   the relay does not answer
   7  desync, stale_epoch this device lost sync with a group (`privastead-app resync`)
   8  hub_clock           the hub's clock is off this device's by more than --skew-allowance
+  9  camera_offline      the hub is fine but says a camera is gone (no picture from it since
+                         the time shown: unplugged, powered off, or hung)
   1  an error (data directory, state), 2 a usage error
+
+While `privastead-app listen` or `ui` runs on the same data directory, `status` asks it over
+its local socket and reports its view (judged with that process's --offline-after,
+--withheld-after and --skew-allowance); otherwise it reads the relay once itself.
 """
 
 
@@ -66,37 +76,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_dir(parser)
 
 
+def _camera_line(name: str, camera: dict[str, Any]) -> str:
+    if not camera:
+        return f"camera {name}: no report from the hub yet"
+    if not camera["connected"]:
+        return f"camera {name} offline since {_when(camera['offline_since'])}"
+    return (
+        f"camera {name}: connected, {camera['fps'] or 0:.1f} fps, {camera['reconnects'] or 0} "
+        f"reconnect(s), {camera['decode_errors'] or 0} decode error(s)"
+    )
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from privastead.client import queries
+    from privastead.client.app import Client, ClientOptions
     from privastead.client.device import DataDir
-    from privastead.client.sync import Syncer
     from privastead.client.watch import WatchSettings
     from privastead.clock import SystemClock
 
-    async def main() -> int:
+    async def look() -> dict[str, Any]:
+        answer = await ask_running(args, "status")
+        if answer is not None:
+            return answer
         settings = WatchSettings(args.offline_after, args.withheld_after, args.skew_allowance)
-        syncer = Syncer(DataDir(data_dir(args)), clock=SystemClock(), watch=settings)
+        client = Client(
+            DataDir(data_dir(args)), clock=SystemClock(), options=ClientOptions(watch=settings)
+        )
         try:
-            await syncer.sync_once()
-            report = syncer.health.report()
+            await client.sync_once()
+            return queries.status(client)
         finally:
-            await syncer.close()
-        info = syncer.info
-        state, detail = report.state.value, report.detail
-        if syncer.relay_error and state != "removed":
-            # One look, no grace period: this run could not reach the relay.
-            state, detail = "relay_unreachable", f"the relay did not answer: {syncer.relay_error}"
-        print(f"hub {info.hub_name!r} via {info.relay_url}: {state}: {detail}")
-        if report.groups:
-            print(f"  groups concerned: {', '.join(report.groups)}")
-        for key, count in sorted(syncer.watch.announced.lost.items()):
-            print(f"  {key}: {count} message(s) lost (the hub no longer had them)")
-        requests = syncer.resync.to_dict() if syncer.resync is not None else {}
-        for key, sent in requests.items():  # what `listen` asked for by itself
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(sent["last_sent"]))
-            print(f"  re-add of {key} last requested {when} (request {sent['attempts']})")
-        print(f"safety code (pairing): {info.safety_code}")
-        return EXIT_CODES.get(state, 1)
+            await client.close()
 
-    return asyncio.run(main())
+    answer = asyncio.run(look())
+    if "served_by" in answer:  # its own thresholds applied, not this command's flags
+        print(
+            f"(answered by the running `privastead-app listen` or `ui`, pid {answer['served_by']})",
+            file=sys.stderr,
+        )
+    state = answer["state"]
+    print(f"hub {answer['hub_name']!r} via {answer['relay_url']}: {state}: {answer['detail']}")
+    if answer["groups"] and state != "camera_offline":
+        print(f"  groups concerned: {', '.join(answer['groups'])}")
+    for name, camera in answer["cameras"].items():
+        print(f"  {_camera_line(name, camera)}")
+    for key, count in answer["lost"].items():
+        print(f"  {key}: {count} message(s) lost (the hub no longer had them)")
+    for key, sent in answer["resync"].items():  # what `listen` asked for by itself
+        when = _when(sent["last_sent"])
+        print(f"  re-add of {key} last requested {when} (request {sent['attempts']})")
+    print(f"safety code (pairing): {answer['safety_code']}")
+    return EXIT_CODES.get(state, 1)

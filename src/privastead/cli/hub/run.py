@@ -108,15 +108,24 @@ def _run(config: Any, runner_cls: type, duration: float | None) -> None:
     import contextlib
     import signal
 
+    from privastead.clock import SystemClock
     from privastead.hub.admin import admin_server
+    from privastead.hub.camera_health import CameraHealthBoard
     from privastead.hub.service import delivery_for
 
     async def main() -> None:
         async with delivery_for(config) as delivery, admin_server(config, delivery):
             hooks = delivery.hooks if delivery is not None else None
             runner = runner_cls(config, hooks=hooks)
+            watching: asyncio.Task[None] | None = None
             if delivery is not None:
                 delivery.live.cameras = runner.cameras  # livestreams read the running cameras
+                # Heartbeats carry each camera's health; a camera going away is sent at once.
+                board = CameraHealthBoard(
+                    [c.name for c in config.cameras], runner.cameras, clock=SystemClock()
+                )
+                delivery.heartbeats.health = board.facts
+                watching = asyncio.create_task(board.watch(delivery.heartbeats.soon))
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, runner.stop)
@@ -127,6 +136,8 @@ def _run(config: Any, runner_cls: type, duration: float | None) -> None:
             try:
                 await runner.run()
             finally:
+                if watching is not None:
+                    watching.cancel()
                 if sending is not None:
                     if delivery is not None:  # let the last fragments reach the relay
                         with contextlib.suppress(TimeoutError):

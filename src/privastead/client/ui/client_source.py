@@ -1,11 +1,12 @@
 """The UI over this device's data directory: ``LocalSource`` plus the client's receive loop.
 
-Once the directory is paired, a ``Syncer`` (the same loop as ``privastead-app listen``) runs in
-the UI's process, so events, clips and the hub's health stay current while the page is open,
-and decryption never leaves this process. Before that, the pairing page pairs the directory
-(``client.pairing.pair``) and the loop starts right after.
+Once the directory is paired, a ``Client`` (``client.app``: the same receive loop as
+``privastead-app listen``) runs in the UI's process, so events, clips and the hub's health stay
+current while the page is open, and decryption never leaves this process; it also answers the
+other commands on its local socket (``client.local_socket``). Before that, the pairing page
+pairs the directory (``client.pairing.pair``) and the loop starts right after.
 
-Live view asks the hub through that same ``Syncer`` (``client.live_request.open_live``: a
+Live view asks the hub through that same ``Client`` (``client.live_request.open_live``: a
 ``LiveRequest`` in the control group, then the relay's live channel); for H.265 cameras the
 page asks for H.264 and ``LocalSource`` transcodes on the fly (``h264_live``).
 """
@@ -17,10 +18,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from privastead.client.app import Client, ClientOptions
 from privastead.client.defaults import DEFAULT_OFFLINE_AFTER
 from privastead.client.device import DataDir
 from privastead.client.live_request import ANSWER_TIMEOUT, open_live
-from privastead.client.sync import Syncer
+from privastead.client.local_socket import LocalServer, open_owner
 from privastead.client.ui.source import (
     Camera,
     Clip,
@@ -56,17 +58,21 @@ class ClientSource:
         self.device_name = device_name
         self.poll = poll
         self.offline_after = offline_after
-        self.syncer: Syncer | None = None
+        self.syncer: Client | None = None
         self._local: LocalSource | None = None
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._server: LocalServer | None = None
 
     async def start(self) -> None:
         if self.data.paired():
-            self._open()
+            await self._open()
 
-    def _open(self) -> None:
-        syncer = Syncer(self.data, clock=self.clock, offline_after=self.offline_after)
+    async def _open(self) -> None:
+        options = ClientOptions(offline_after=self.offline_after)
+        syncer = await open_owner(
+            self.data.root, lambda: Client(self.data, clock=self.clock, options=options)
+        )
         info = syncer.info
 
         def devices() -> list[Device]:
@@ -85,9 +91,11 @@ class ClientSource:
             transcode_clip=transcode_clip,
         )
         self.syncer = syncer
+        self._server = LocalServer(syncer)  # `status`, `live`... ask this process meanwhile
+        await self._server.start()
         self._task = asyncio.ensure_future(self._listen(syncer))
 
-    async def _live(self, syncer: Syncer, camera: str) -> LiveStream:
+    async def _live(self, syncer: Client, camera: str) -> LiveStream:
         """``open_live`` with the page's words for a hub that does not answer."""
         stream = open_live(syncer, camera, answer_timeout=self.live_timeout)
         try:
@@ -104,7 +112,7 @@ class ClientSource:
         finally:
             await stream.aclose()
 
-    async def _listen(self, syncer: Syncer) -> None:
+    async def _listen(self, syncer: Client) -> None:
         try:
             await syncer.listen(poll=self.poll, stop=self._stop)
         except PrivasteadError as exc:  # the page shows health; the log says why
@@ -115,6 +123,8 @@ class ClientSource:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._server is not None:
+            await self._server.close()
         if self.syncer is not None:
             await self.syncer.close()
 
@@ -164,7 +174,7 @@ class ClientSource:
             yield PairingStep("pairing failed", 1.0, error=str(exc))
             return
         yield PairingStep(f"joined {', '.join(result.info.cameras())}", 0.9)
-        self._open()
+        await self._open()
         yield PairingStep("paired", 1.0, safety_code=result.safety_code)
 
 

@@ -10,6 +10,7 @@ caller passes in, so the UI runs (and says what is missing) without them. ``Fake
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ class Health(compat.StrEnum):
     DESYNC = "desync"
     RELAY_UNREACHABLE = "relay_unreachable"
     HUB_CLOCK = "hub_clock"
+    CAMERA_OFFLINE = "camera_offline"  # the hub is fine but gets no picture from this camera
 
 
 _FROM_HUB = {
@@ -45,6 +47,8 @@ _FROM_HUB = {
     HubHealth.DESYNC: Health.DESYNC,
     HubHealth.STALE_EPOCH: Health.DESYNC,  # both mean: re-add this device
     HubHealth.HUB_CLOCK: Health.HUB_CLOCK,
+    # Per camera below: only the cameras the hub reports gone get the badge.
+    HubHealth.CAMERA_OFFLINE: Health.ONLINE,
 }
 
 
@@ -67,6 +71,7 @@ class Camera:
     detail: str
     last_heartbeat: float | None
     last_event: Event | None
+    offline_since: float | None = None  # this device's clock; set while the camera is gone
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,10 @@ class UiSource(Protocol):
     async def devices(self) -> list[Device]: ...
 
     def pair(self, code: str) -> AsyncIterator[PairingStep]: ...
+
+
+def _when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
 
 
 def clip_mime(path: Path) -> str:
@@ -203,14 +212,22 @@ class LocalSource:
             hub = self._camera_hubs.get(name, "")
             monitor = self._hubs.get(hub)
             latest = self._log.events(camera=name, limit=1)
+            since: float | None = None
             if monitor is None:
                 health, detail, beat = Health.OFFLINE, "no health data from this hub yet", None
             else:
                 report = monitor.report()
                 health, detail = _FROM_HUB[report.state], report.detail
                 beat = monitor.last_heartbeat()
+                if report.state is HubHealth.CAMERA_OFFLINE:
+                    since = monitor.camera_offline_since(name)
+                    if since is not None:
+                        health = Health.CAMERA_OFFLINE
+                        detail = f"camera {name} offline since {_when(since)}"
+                    else:
+                        detail = f"camera {name} connected"
             last = event_of(latest[0]) if latest else None
-            result.append(Camera(name, hub, health, detail, beat, last))
+            result.append(Camera(name, hub, health, detail, beat, last, since))
         return result
 
     async def events(self, camera: str, limit: int = 100) -> list[Event]:

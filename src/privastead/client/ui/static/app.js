@@ -38,6 +38,7 @@ const enc = encodeURIComponent;
 const HEALTH = {
   online: 'Online', offline: 'Hub offline', desync: 'Out of sync', relay_unreachable: 'Relay unreachable',
   withheld: 'Messages withheld', removed: 'Removed', hub_clock: 'Hub clock off',
+  camera_offline: 'Camera offline',
 };
 const CLIP = {complete: 'Clip ready', partial: 'Clip arriving', incomplete: 'Clip incomplete', none: 'No clip yet'};
 
@@ -87,6 +88,8 @@ function setBanner(cams) {
   if (hubs('offline')) msgs.push(`Hub ${hubs('offline')} is offline: no fresh heartbeat (by the hub's own clock). Check its power and network, or the relay holds its messages back.`);
   if (hubs('desync')) msgs.push(`This device is out of sync with ${hubs('desync')}: re-add it from the hub.`);
   for (const d of details('hub_clock')) msgs.push(`Note: ${d}. Set the hub's clock right (NTP).`);
+  for (const c of cams.filter(c => c.health === 'camera_offline'))
+    msgs.push(`Camera ${c.name} offline since ${clock(c.offline_since)}: the hub gets no picture from it. Check its power and network.`);
   const bad = ['removed', 'withheld', 'relay_unreachable', 'desync'].some(s => cams.some(c => c.health === s));
   banner.hidden = msgs.length === 0;
   banner.className = 'banner' + (bad ? ' bad' : '');
@@ -173,7 +176,9 @@ async function eventPage(id) {
     h('dl', {}, h('dt', {}, 'Camera'), h('dd', {}, ev.camera),
                 h('dt', {}, 'Time'), h('dd', {}, `${day(ev.at)}, ${clock(ev.at)}`),
                 h('dt', {}, 'Score'), h('dd', {}, ev.score === null ? '—' : ev.score.toFixed(2)),
-                h('dt', {}, 'Clip'), h('dd', {}, badge(ev.clip_state, CLIP))),
+                h('dt', {}, 'Clip'), h('dd', {}, badge(ev.clip_state, CLIP)),
+                // The full id, as `privastead-app events`, `clip ID` and `listen` show it.
+                h('dt', {}, 'Event id'), h('dd', {class: 'event-id'}, h('code', {}, ev.event_id))),
     h('p', {class: 'meta'}, 'Motion boxes from the hub\'s detector:'), thumb(ev));
   show(h('div', {class: 'crumbs'}, h('a', {href: '#/cameras'}, 'Cameras'), ' / ',
          h('a', {href: `#/camera/${enc(ev.camera)}`}, ev.camera), ' / event'),
