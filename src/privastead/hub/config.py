@@ -39,6 +39,7 @@ from privastead.media.audio import AudioPolicy
 from privastead.media.ingest import IngestSettings
 from privastead.media.settings import DetectionSettings, EventSettings
 from privastead.media.transport import TransportMode
+from privastead.protocol.relay_url import check_relay_url
 from privastead.relay.accounts import split_token
 
 
@@ -166,7 +167,8 @@ class RelaySection:
     the environment variable ``token_env``, never from this file.
     """
 
-    #: The relay's address, https:// (http:// only on loopback or a trusted network).
+    #: The relay's address, https:// (http:// only on this machine, or on a trusted network
+    #: with PRIVASTEAD_INSECURE_HTTP=1 in the environment of the hub and the app).
     url: str = ""
     #: A file holding the hub's owner token (`privastead-server accounts add NAME > FILE`).
     token_file: Path | None = None
@@ -188,8 +190,11 @@ class RelaySection:
     keep_plaintext_clips: bool = False
 
     def __post_init__(self) -> None:
-        if self.url and not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"url must be http:// or https://, not {self.url!r}")
+        if self.url:
+            try:
+                check_relay_url(self.url)
+            except ConfigError as e:
+                raise ValueError(str(e)) from None
         if self.outbox_quota_mb <= 0 or self.heartbeat_interval <= 0:
             raise ValueError("outbox_quota_mb and heartbeat_interval must be positive")
         if self.key_rotation_interval <= 0:

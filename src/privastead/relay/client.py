@@ -132,7 +132,7 @@ class RelayClient:
         session: aiohttp.ClientSession | None = None,
         timeout: float = 60.0,
         ssl: Any = True,
-        insecure_http: bool = False,
+        insecure_http: bool | None = None,  # None: PRIVASTEAD_INSECURE_HTTP decides
     ) -> None:
         # Refuse before any token is sent: http:// only to loopback unless asked for.
         check_relay_url(base_url, insecure_http=insecure_http)

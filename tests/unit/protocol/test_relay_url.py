@@ -36,7 +36,7 @@ def test_allowed(url: str) -> None:
     ],
 )
 def test_plain_http_off_the_machine_is_refused_with_what_to_do(url: str) -> None:
-    with pytest.raises(ConfigError, match=r"Use https://.*--insecure-http"):
+    with pytest.raises(ConfigError, match=r"Use https://.*PRIVASTEAD_INSECURE_HTTP=1"):
         check_relay_url(url)
     assert check_relay_url(url, insecure_http=True) == url
 
@@ -59,3 +59,27 @@ async def test_the_relay_client_refuses_before_sending_a_token() -> None:
         RelayClient("http://relay.example.org", "secret-token")
     async with RelayClient("http://relay.example.org", "t", insecure_http=True) as c:
         assert c.base_url == "http://relay.example.org"
+
+
+def test_the_environment_opts_in_for_every_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "http://relay.lan:8080"
+    with pytest.raises(ConfigError, match="PRIVASTEAD_INSECURE_HTTP=1"):
+        check_relay_url(url)
+    monkeypatch.setenv("PRIVASTEAD_INSECURE_HTTP", "1")
+    assert check_relay_url(url) == url
+
+
+def test_an_explicit_refusal_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRIVASTEAD_INSECURE_HTTP", "1")
+    with pytest.raises(ConfigError):
+        check_relay_url("http://relay.lan", insecure_http=False)
+
+
+def test_the_hub_config_applies_the_same_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from privastead.hub import config as hubconfig
+
+    text = '[relay]\nurl = "http://relay.lan:8080"\n'
+    with pytest.raises(ConfigError, match="PRIVASTEAD_INSECURE_HTTP"):
+        hubconfig.parse(text)
+    monkeypatch.setenv("PRIVASTEAD_INSECURE_HTTP", "1")
+    assert hubconfig.parse(text).relay.url == "http://relay.lan:8080"
