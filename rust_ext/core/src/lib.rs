@@ -4,11 +4,14 @@
 //! effects are handed to a [`Persist`] sink as one snapshot before its outputs are returned,
 //! and a failed call leaves the state exactly as it was.
 
+mod batch;
 mod client;
+mod crypto;
 mod error;
 mod ops;
 mod policy;
 mod provider;
+mod signer;
 mod snapshot;
 
 pub use client::{Client, Persist};
@@ -21,5 +24,7 @@ pub use snapshot::OPENMLS_VERSION;
 /// Version of this core, recorded in state snapshots.
 pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 mod tests;
