@@ -205,12 +205,11 @@ async def wait_until(predicate: object, within: float = 10.0) -> None:
 @pytest.fixture(scope="session")
 def shared_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
     """One relay process for the tests that neither restart it nor count its files: process
-    start-up is most of their cost. Each test uses its own random mailboxes. Its lockout is
-    off (bad-token tests would lock 127.0.0.1 out for everybody); the in-process tests cover
-    throttling."""
+    start-up is most of their cost. Each test uses its own random mailboxes. The throttle is
+    on as configured by default: bad-token tests lock only failing requests, never the valid
+    tokens of the other tests sharing 127.0.0.1."""
     proc = make_process(
-        tmp_path_factory.mktemp("shared"),
-        "[limits]\nidle_timeout = 2.0\nbody_timeout = 2.0\n[auth]\nmax_failures = 1000000\n",
+        tmp_path_factory.mktemp("shared"), "[limits]\nidle_timeout = 2.0\nbody_timeout = 2.0\n"
     )
     try:
         yield proc

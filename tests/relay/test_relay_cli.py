@@ -16,8 +16,8 @@ from relay_harness import _env, free_port, run_cli
 def test_accounts_and_tokens(tmp_path: Path) -> None:
     data = tmp_path / "data"
     out = run_cli("accounts", "add", "family", "--quota-bytes", "1000000", data_dir=data)
-    owner = out.strip().splitlines()[-1]
-    assert owner.startswith("pst_")
+    owner = out.strip()
+    assert out == owner + "\n" and owner.startswith("pst_")  # `> owner-token` gets the token alone
     rows = json.loads(run_cli("accounts", "list", "--json", data_dir=data))
     assert [(r["name"], r["quota_bytes"]) for r in rows] == [("family", 1000000)]
     issued = json.loads(

@@ -328,40 +328,6 @@ async def test_wrong_and_revoked_tokens(shared_relay: RelayProcess) -> None:
             await asyncio.sleep(0.2)
 
 
-async def test_failed_attempts_are_throttled(inproc: InProcess) -> None:
-    config = inproc.state.config.auth
-    async with aiohttp.ClientSession() as s:
-        for _ in range(config.max_failures):
-            async with s.get(
-                inproc.url + "/v1/me", headers={"Authorization": "Bearer pst_bad"}
-            ) as r:
-                assert r.status == 401
-        async with s.get(
-            inproc.url + "/v1/me", headers={"Authorization": f"Bearer {inproc.owner_token}"}
-        ) as r:
-            assert r.status == 429 and int(r.headers["Retry-After"]) > 0
-            assert (await r.json())["error"]["code"] == "too_many_attempts"
-        inproc.clock.advance(config.lockout_seconds + 1)
-        async with s.get(
-            inproc.url + "/v1/me", headers={"Authorization": f"Bearer {inproc.owner_token}"}
-        ) as r:
-            assert r.status == 200
-
-
-async def test_account_throttle_on_wrong_secrets_for_a_token_id(inproc: InProcess) -> None:
-    """Guessing the secret of one token id locks that account, not just the address."""
-    auth = inproc.state.auth
-    token_id = inproc.owner_token.split("_")[1]
-    async with aiohttp.ClientSession() as s:
-        for _ in range(inproc.state.config.auth.max_failures):
-            async with s.get(
-                inproc.url + "/v1/me",
-                headers={"Authorization": f"Bearer pst_{token_id}_{'B' * 43}"},
-            ) as r:
-                assert r.status in (401, 429)
-    assert auth.throttle.retry_after("acct:home") > 0
-
-
 async def test_full_disk_injected_through_storage(inproc: InProcess) -> None:
     """The storage interface's commit hook raises ENOSPC, as a full disk would."""
     box = mailbox_id()

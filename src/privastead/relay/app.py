@@ -20,7 +20,7 @@ from aiohttp.typedefs import Handler
 from privastead import compat
 from privastead.clock import SYSTEM_CLOCK, Clock
 from privastead.errors import RelayRejectedError, StorageError
-from privastead.relay import schema, store
+from privastead.relay import accounts, schema, store
 from privastead.relay.auth import PRINCIPAL, Authenticator, access_of, retry_after_of
 from privastead.relay.blobs import BlobStore
 from privastead.relay.config import RelayConfig
@@ -30,6 +30,7 @@ from privastead.relay.live import LiveHub
 from privastead.relay.metrics import standard
 from privastead.relay.notify import Notifier
 from privastead.relay.push import Pusher
+from privastead.relay.revocations import Revocations
 from privastead.relay.routes import ROUTES
 from privastead.relay.state import STATE, RelayState
 
@@ -121,6 +122,8 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 async def sweep(st: RelayState) -> int:
     """Remove expired messages now (in batches); returns how many went."""
     total = 0
+    retention = st.config.auth.revoked_retention_days * 86400
+    await st.db.run(partial(accounts.prune_revoked, before=st.clock.time() - retention))
     while True:
         count, blobs = await st.db.run(partial(store.expire, now=st.clock.time()))
         await st.blobs.delete(blobs)
@@ -150,19 +153,20 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     referenced = await st.db.run(store.referenced_blobs)
     await asyncio.to_thread(st.blobs.sweep, referenced)
     await st.pusher.start()
-    sweeper = None
+    st.revocations.start()
+    tasks = [asyncio.create_task(st.revocations.watch(config.auth.revocation_poll_seconds))]
     if config.sweep_interval_seconds > 0:
-        sweeper = asyncio.create_task(_sweeper(st, config.sweep_interval_seconds))
+        tasks.append(asyncio.create_task(_sweeper(st, config.sweep_interval_seconds)))
     st.ready = True
     _log.info("relay storage open at %s", config.data_dir)
     try:
         yield
     finally:
         st.ready = False
-        if sweeper is not None:
-            sweeper.cancel()
+        for task in tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+                await task
         await st.pusher.stop()
         await asyncio.to_thread(st.db.close)  # runs every queued write first
         _log.info("relay storage closed")
@@ -198,12 +202,14 @@ def create_app(
     """Build the relay application. Nothing touches the disk until it starts."""
     metrics = standard()
     db = Database(config.data_dir / "relay.sqlite3", config.durability)
+    auth = Authenticator(db, config.auth, clock, operator_token)
     state = RelayState(
         config=config,
         clock=clock,
         db=db,
         blobs=BlobStore(config.data_dir / "blobs"),
-        auth=Authenticator(db, config.auth, clock, operator_token),
+        auth=auth,
+        revocations=Revocations(db, auth.forget),
         notifier=Notifier(),
         metrics=metrics,
         pusher=Pusher(config.push, clock, metrics),

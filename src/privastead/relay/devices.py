@@ -68,12 +68,15 @@ async def remove_device(request: web.Request) -> web.Response:
         raise reject(400, "bad_device_id", "not a device id")
     st = state_of(request)
 
-    def remove(conn: sqlite3.Connection) -> list[str]:
-        accounts.remove_device(conn, p.account, device_id)
-        return store.collect_for_device(conn, p.account, device_id)
+    now = st.clock.time()
 
-    blobs = await st.db.run(remove)
-    st.auth.forget(account=p.account, device_id=device_id)
+    def remove(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
+        revoked = accounts.remove_device(conn, p.account, device_id, now)
+        return revoked, store.collect_for_device(conn, p.account, device_id)
+
+    revoked, blobs = await st.db.run(remove)
+    # Its sockets and long-polls end now, with 401 device_removed (not at the next request).
+    st.revocations.apply([(token_id, "device") for token_id in revoked])
     await st.blobs.delete(blobs)
     return web.Response(status=204)
 
@@ -179,8 +182,10 @@ async def revoke_token(request: web.Request) -> web.Response:
     if len(token_id) != 16 or not all(c in "0123456789abcdef" for c in token_id):
         raise reject(400, "bad_token_id", "token ids are 16 hex characters")
     st = state_of(request)
-    await st.db.run(partial(accounts.revoke_token, token_id=token_id, account=p.account))
-    st.auth.forget(token_id=token_id)
+    kind = await st.db.run(
+        partial(accounts.revoke_token, token_id=token_id, now=st.clock.time(), account=p.account)
+    )
+    st.revocations.apply([(token_id, kind)])
     return web.Response(status=204)
 
 

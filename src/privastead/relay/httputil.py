@@ -11,6 +11,7 @@ from privastead.errors import RelayRejectedError
 from privastead.relay.api import is_mailbox_id
 
 MAX_JSON_BODY = 64 * 1024
+MAX_JSON_DEPTH = 16  # our documents nest 3 deep; anything deeper is refused, never recursed
 
 
 def error_response(
@@ -65,13 +66,42 @@ async def read_json(
         if optional:
             return {}
         raise reject(400, "bad_json", "a JSON object body is required")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise reject(400, "bad_json", "the body is not valid JSON") from None
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise reject(400, "bad_json", "the body must be a JSON object")
     return data
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """Parse a JSON document from a client: 400 ``bad_json`` for anything we would not
+    store or echo safely (invalid syntax or UTF-8, nesting deeper than ``MAX_JSON_DEPTH``,
+    strings with lone surrogates, which no UTF-8 encoder accepts). The parser itself stops
+    at Python's recursion limit; the walk after it costs one step per value, not per byte."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise reject(400, "bad_json", "the body is not valid JSON") from None
+    problem = _check(data)
+    if problem:
+        raise reject(400, "bad_json", problem)
+    return data
+
+
+def _check(value: Any) -> str:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "strings must be valid Unicode (no lone surrogates)"
+        elif isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return ""
 
 
 def field_int(
@@ -115,6 +145,7 @@ __all__ = [
     "int_query",
     "mailbox_param",
     "only_keys",
+    "parse_json",
     "read_json",
     "reject",
 ]

@@ -21,6 +21,7 @@ import contextlib
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -31,7 +32,7 @@ from privastead.relay.auth import PRINCIPAL
 from privastead.relay.httputil import reject
 from privastead.relay.metrics import Metrics
 from privastead.relay.state import state_of
-from privastead.relay.ws import open_socket
+from privastead.relay.ws import end_revoked, open_socket
 
 MAX_VIEWERS = 16
 LAG_SIGNAL_INTERVAL = 1.0
@@ -96,12 +97,13 @@ class LiveHub:
         st.websockets.add(ws)
         try:
             await ws.prepare(request)
-            for viewer in session.viewers.values():
-                viewer.offer({"type": "publisher_joined"})
-            await ws.send_json({"type": "viewers", "count": len(session.viewers)})
-            async for msg in ws:
-                if msg.type == WSMsgType.BINARY:
-                    self._fan_out(session, ws, msg.data)
+            with st.revocations.hold(request[PRINCIPAL].token_id, partial(end_revoked, st, ws)):
+                for viewer in session.viewers.values():
+                    viewer.offer({"type": "publisher_joined"})
+                await ws.send_json({"type": "viewers", "count": len(session.viewers)})
+                async for msg in ws:
+                    if msg.type == WSMsgType.BINARY:
+                        self._fan_out(session, ws, msg.data)
         finally:
             session.publisher = None
             st.websockets.discard(ws)
@@ -138,14 +140,15 @@ class LiveHub:
         writer = asyncio.create_task(_write(viewer))
         try:
             await ws.prepare(request)
-            if session.publisher is None:
-                viewer.offer({"type": "waiting"})
-            else:
-                await _quiet_send(
-                    session.publisher, {"type": "viewers", "count": len(session.viewers)}
-                )
-            async for _ in ws:  # viewers only listen; reading keeps close frames flowing
-                pass
+            with st.revocations.hold(request[PRINCIPAL].token_id, partial(end_revoked, st, ws)):
+                if session.publisher is None:
+                    viewer.offer({"type": "waiting"})
+                else:
+                    await _quiet_send(
+                        session.publisher, {"type": "viewers", "count": len(session.viewers)}
+                    )
+                async for _ in ws:  # viewers only listen; reading keeps close frames flowing
+                    pass
         finally:
             writer.cancel()
             # The writer may also have died with the connection: nothing to report then.

@@ -19,7 +19,7 @@ from privastead.errors import RelayRejectedError
 from privastead.logs import redact
 from privastead.relay import store
 from privastead.relay.api import HEADER_MESSAGE_ID, HEADER_PUSH, is_message_id
-from privastead.relay.auth import PRINCIPAL, require_mailbox, require_owner
+from privastead.relay.auth import PRINCIPAL, require_mailbox, require_owner, revoked_error
 from privastead.relay.blobs import TooLarge, WrittenBlob
 from privastead.relay.download import BlobResponse
 from privastead.relay.httputil import (
@@ -363,11 +363,17 @@ async def list_messages(request: web.Request) -> web.Response:
             if remaining <= 0:
                 break
             async with st.notifier.waiting(mailbox) as news:
-                # Re-check after registering, so a message stored in between is not missed.
-                page = st.db.read(partial(fetch, now=st.clock.time()))
-                if page.messages:
-                    break
-                await news.wait_for(remaining)
+                # A revocation ends the wait at once, answered 401 device_removed.
+                with st.revocations.hold(
+                    request[PRINCIPAL].token_id, lambda _code: news.event.set()
+                ) as hold:
+                    # Re-check after registering, so a message stored in between is not missed.
+                    page = st.db.read(partial(fetch, now=st.clock.time()))
+                    if page.messages:
+                        break
+                    await news.wait_for(remaining)
+                    if hold.revoked is not None:
+                        raise revoked_error(hold.revoked)
             page = st.db.read(partial(fetch, now=st.clock.time()))
     out = [
         {

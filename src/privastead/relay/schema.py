@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Versions this code opens: 1 lacked only tables that ``init`` creates (IF NOT EXISTS).
+_UPGRADABLE = (0, 1, SCHEMA_VERSION)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -76,6 +78,23 @@ CREATE TABLE IF NOT EXISTS receipts (
     PRIMARY KEY (mailbox, msg_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS receipts_expiry ON receipts(expires_at);
+-- Tombstones of revoked tokens: the relay tells "revoked" (401 device_removed, the client
+-- stops) from "unknown" (401 unauthorized, a failure that is throttled). Only the holder of
+-- the right secret learns it: the secret's hash is kept. Bounded: pruned after the retention
+-- (auth.revoked_retention_days) and to auth.revoked_per_account rows per account. ``id``
+-- only grows (AUTOINCREMENT), so a running relay polls for new rows to close the sockets of
+-- tokens revoked from the command line.
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    token_id    TEXT NOT NULL UNIQUE,
+    account     TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+    kind        TEXT NOT NULL,
+    device_id   TEXT NOT NULL,
+    secret_hash BLOB NOT NULL,
+    revoked_at  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS revoked_tokens_account ON revoked_tokens(account, id);
+CREATE INDEX IF NOT EXISTS revoked_tokens_time ON revoked_tokens(revoked_at);
 CREATE TRIGGER IF NOT EXISTS messages_used_add AFTER INSERT ON messages BEGIN
     UPDATE accounts SET used_bytes = used_bytes + NEW.size WHERE name = NEW.account;
 END;
@@ -88,7 +107,7 @@ END;
 def init(conn: sqlite3.Connection) -> None:
     """Create or check the schema (idempotent)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version not in (0, SCHEMA_VERSION):
+    if version not in _UPGRADABLE:
         raise sqlite3.DatabaseError(
             f"relay database has schema {version}, this relay knows {SCHEMA_VERSION}"
         )

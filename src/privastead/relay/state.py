@@ -16,6 +16,7 @@ from privastead.relay.db import Database
 from privastead.relay.metrics import Metrics
 from privastead.relay.notify import Notifier
 from privastead.relay.push import Pusher
+from privastead.relay.revocations import Revocations
 
 if TYPE_CHECKING:
     from privastead.relay.live import LiveHub
@@ -32,6 +33,7 @@ class RelayState:
     metrics: Metrics
     pusher: Pusher
     live: LiveHub
+    revocations: Revocations
     websockets: set[web.WebSocketResponse] = field(default_factory=set)
     ready: bool = False
     in_flight: int = 0  # HTTP requests being handled (graceful shutdown waits for 0)

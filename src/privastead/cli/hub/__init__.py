@@ -37,6 +37,11 @@ COMMANDS: list[Command] = [
         "privastead.cli.hub.reset",
     ),
     Command(
+        "init",
+        "write a commented hub.toml to start from (every key with its default)",
+        "privastead.cli.hub.init",
+    ),
+    Command(
         "check-config",
         "validate a hub.toml and point at the offending line",
         "privastead.cli.hub.check_config",
