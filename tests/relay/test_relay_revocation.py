@@ -151,19 +151,36 @@ async def test_removing_a_device_ends_its_sockets_and_long_polls_at_once(
     await _assert_still_open(theirs, shared_relay, box)  # the other device is untouched
 
 
-async def test_a_cli_revocation_ends_sockets_of_a_running_relay(shared_relay: RelayProcess) -> None:
+@pytest.mark.parametrize("command", ["tokens revoke", "devices remove"])
+async def test_a_cli_revocation_ends_sockets_of_a_running_relay(
+    shared_relay: RelayProcess, command: str
+) -> None:
     box = mailbox_id()
     async with shared_relay.client() as owner:
         await owner.create_mailbox(box)
         phone = await owner.create_device("phone")
     opened = await _everything_open(shared_relay, phone.token, box)
-    await asyncio.to_thread(
-        run_cli, "tokens", "revoke", phone.token_id, data_dir=shared_relay.data_dir
+    args = (
+        ["tokens", "revoke", phone.token_id]
+        if command == "tokens revoke"
+        else ["devices", "remove", phone.device_id, "--account", "home"]
     )
+    await asyncio.to_thread(run_cli, *args, data_dir=shared_relay.data_dir)
     await _assert_all_ended(opened, within=5)
     async with shared_relay.client(phone.token) as gone:
         with pytest.raises(DeviceRemovedError):
             await gone.subscribe([box])  # a new socket is refused with the same answer
+    if command == "devices remove":
+        listed = await asyncio.to_thread(
+            run_cli,
+            "devices",
+            "list",
+            "--account",
+            "home",
+            "--json",
+            data_dir=shared_relay.data_dir,
+        )
+        assert phone.device_id not in [d["device_id"] for d in json.loads(listed)]
 
 
 def test_tombstones_are_bounded_per_account(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ behind a trusted proxy), every malformed secret included, with growing delays.""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -72,13 +73,15 @@ async def test_wrong_secrets_for_a_token_id_never_lock_the_token(inproc: InProce
 
 
 @pytest.fixture
-async def behind_proxy(tmp_path: Path, clock: FakeClock) -> InProcess:
+async def behind_proxy(tmp_path: Path, clock: FakeClock) -> AsyncIterator[InProcess]:
     cfg = RelayConfig(
         auth=dataclasses.replace(AuthConfig(), trusted_proxies=("127.0.0.0/8",), max_failures=3)
     )
     relay = await start_inprocess(tmp_path, clock, cfg)
-    yield relay  # type: ignore[misc]
-    await relay.server.close()
+    try:
+        yield relay
+    finally:
+        await relay.server.close()
 
 
 async def test_behind_a_trusted_proxy_each_client_has_its_own_count(
@@ -90,8 +93,8 @@ async def test_behind_a_trusted_proxy_each_client_has_its_own_count(
     for _ in range(3):
         assert (await _me(relay.url, "pst_bad", attacker))[0] == 401
     assert (await _me(relay.url, "pst_bad", attacker))[0] == 429
-    # A client spoofing the header cannot pick the attacker's key to escape: the right-most
-    # untrusted hop counts, i.e. what the proxy itself appended.
+    # Hops a client wrote into the header itself are ignored: the right-most untrusted hop
+    # counts, i.e. what the proxy appended, so the attacker cannot pose as someone else.
     spoof = {"X-Forwarded-For": "192.0.2.1, 203.0.113.7"}
     assert (await _me(relay.url, "pst_bad", spoof))[0] == 429
     # Another client behind the same proxy fails on its own count.

@@ -9,6 +9,8 @@
     substream_url = "rtsp://192.168.1.20:554/stream2"  # optional: detect on the small stream
     username = "admin"
     password_file = "/etc/privastead/garden.pass"       # or password_env = "GARDEN_PASSWORD"
+    transport = "tcp"                                   # or "udp", or "auto" (UDP, TCP on loss)
+    audio = "auto"                                      # or "aac" (all audio to AAC), "off"
     decode = "keyframes"                                # or "full"
 
     [cameras.detection]                                 # privastead.media.settings
@@ -16,11 +18,14 @@
     [cameras.events]
     pre_roll = 5.0
 
-Passwords never live in the file (nor in a URL): ``password_file`` or ``password_env``.
+Passwords never live in the file (nor in a URL): ``password_file`` or ``password_env``. The
+camera may ask for Basic or Digest authentication; FFmpeg answers either (Digest when the
+camera offers both). ``privastead-hub discover`` writes these blocks for ONVIF cameras.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -30,7 +35,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from privastead import configfile
 from privastead.errors import ConfigError
+from privastead.media.audio import AudioPolicy
+from privastead.media.ingest import IngestSettings
 from privastead.media.settings import DetectionSettings, EventSettings
+from privastead.media.transport import TransportMode
 from privastead.relay.accounts import split_token
 
 
@@ -88,6 +96,12 @@ class CameraConfig:
     password_file: Path | None = None
     #: Or: an environment variable holding the password.
     password_env: str | None = None
+    #: RTP over "tcp" (interleaved: works through anything), "udp", or "auto": UDP, moving
+    #: to TCP when UDP loses more than 1 % of its packets, is refused or is blocked.
+    transport: TransportMode = "tcp"
+    #: The camera's audio: "auto" copies AAC and Opus and turns G.711 into AAC; "aac" makes
+    #: everything AAC (for players without Opus in MP4); "off" records video only.
+    audio: AudioPolicy = "auto"
     #: "keyframes" decodes only keyframes while nothing moves (a fraction of the CPU) and
     #: every frame during motion; "full" always decodes every frame.
     decode: Literal["full", "keyframes"] = "keyframes"
@@ -124,6 +138,12 @@ class CameraConfig:
                 )
             return value
         return None
+
+    def ingest_settings(self, base: IngestSettings | None = None) -> IngestSettings:
+        """``base`` (timeouts, backoff) with this camera's transport and audio choices."""
+        return dataclasses.replace(
+            base or IngestSettings(), transport=self.transport, audio_policy=self.audio
+        )
 
     def with_credentials(self, url: str) -> str:
         """``url`` with the username and password inserted (for the reader only; never log it)."""

@@ -25,6 +25,7 @@ from privastead.relay.accounts import Principal
 from privastead.relay.api import DEVICE_REMOVED, TOKEN_EXPIRED
 from privastead.relay.config import AuthConfig
 from privastead.relay.db import Database
+from privastead.relay.httputil import RetryAfter, retry_after_of
 from privastead.relay.revocations import code_for
 from privastead.relay.throttle import ClientAddress, Throttle
 
@@ -76,7 +77,7 @@ class Authenticator:
         if key is not None:
             self._cache.pop(key, None)
 
-    async def principal(self, request: web.BaseRequest) -> Principal:
+    def principal(self, request: web.BaseRequest) -> Principal:
         addr = self.addresses.key(request)
         token = _bearer(request)
         if token is None:
@@ -125,7 +126,7 @@ class Authenticator:
         if wait > 0:
             raise RelayRejectedError(
                 "too many failed attempts; retry later", 429, "too_many_attempts"
-            ) from _RetryAfter(math.ceil(wait))
+            ) from RetryAfter(math.ceil(wait))
         raise RelayRejectedError(message, 401, "unauthorized")
 
     def check_operator(self, request: web.BaseRequest) -> None:
@@ -151,17 +152,6 @@ def revoked_error(code: str) -> RelayRejectedError:
     return RelayRejectedError("this token was revoked", 401, code)
 
 
-class _RetryAfter(Exception):
-    def __init__(self, seconds: int) -> None:
-        super().__init__(seconds)
-        self.seconds = seconds
-
-
-def retry_after_of(exc: BaseException) -> int | None:
-    cause = exc.__cause__
-    return cause.seconds if isinstance(cause, _RetryAfter) else None
-
-
 def _bearer(request: web.BaseRequest) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
@@ -175,6 +165,13 @@ def require_owner(p: Principal) -> None:
         raise RelayRejectedError("this needs the account's owner token", 403, "forbidden")
 
 
+def require_device(p: Principal) -> None:
+    """Device rows and push targets belong to devices (and the owner), never to a
+    restricted token: a pairing code must not be able to create either."""
+    if p.kind == "restricted":
+        raise RelayRejectedError("this needs a device or owner token", 403, "forbidden")
+
+
 def require_mailbox(p: Principal, mailbox: str) -> None:
     if not p.may_use(mailbox):
         raise RelayRejectedError("this token may not use that mailbox", 403, "forbidden")
@@ -186,6 +183,7 @@ __all__ = [
     "access_of",
     "operator",
     "public",
+    "require_device",
     "require_mailbox",
     "require_owner",
     "retry_after_of",

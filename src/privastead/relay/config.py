@@ -38,11 +38,39 @@ class Limits:
     max_live_frame: int = 2 * MiB  # largest live fragment frame
     idle_timeout: float = 15.0  # no complete request header within this => connection closed
     body_timeout: float = 30.0  # no body bytes for this long => 408, nothing stored
+    # After the grace, a body must keep up with this floor rate (bytes/s) or get 408: a
+    # trickle must not hold a connection, a handler and a temp file for days.
+    body_grace_seconds: float = 10.0
+    body_min_rate: int = 8 * KiB  # the floor rate (bytes/s) a body must keep after the grace
     shutdown_timeout: float = 20.0  # graceful stop waits this long for in-flight requests
 
     def __post_init__(self) -> None:
         if self.inline_max > self.max_blob_size:
             raise ValueError("inline_max must not exceed max_blob_size")
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) <= 0:
+                raise ValueError(f"{f.name} must be positive")
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Each household's share of what all share (``budgets.py``): past its share a request
+    is refused (429) before any work; the global limits (503) are the last resort."""
+
+    sockets_per_account: int = 64  # WebSockets: subscriptions, live publishers and viewers
+    sockets_per_token: int = 32  # ... of one token
+    waits_per_account: int = 64  # pending long-polls
+    waits_per_token: int = 32  # ... of one token
+    waits_total: int = 10_000  # ... of all accounts (the last resort)
+    bodies_per_account: int = 64  # request bodies being received at once
+    bodies_per_token: int = 48  # ... of one token
+    bodies_total: int = 2_048  # ... of all accounts (the last resort)
+    live_sessions_per_account: int = 8  # live sessions (a publisher or viewers) at once
+    live_sessions_total: int = 2_000  # ... of all accounts (the last resort)
+    live_viewer_queue_bytes: int = 8 * MiB  # frames queued for one viewer, in bytes
+    live_account_queue_bytes: int = 32 * MiB  # ... for all viewers of one account
+
+    def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             if getattr(self, f.name) <= 0:
                 raise ValueError(f"{f.name} must be positive")
@@ -99,7 +127,13 @@ class PushConfig:
     retries: int = 3  # further attempts after a failed push
     retry_delay_seconds: float = 0.5  # first delay between attempts (doubling)
     timeout_seconds: float = 10.0  # one push attempt's deadline
-    max_in_flight: int = 256  # pushes waiting beyond this are dropped and counted
+    max_in_flight: int = 256  # pushes waiting in all; beyond this dropped and counted
+    concurrency: int = 64  # pushes being sent at once, all accounts
+    per_account_concurrency: int = 2  # ... of one account (a silent webhook holds no more)
+    per_account_queue: int = 32  # pushes one account may have waiting
+    # Webhooks reach public Internet addresses only; list networks (CIDR) to allow more,
+    # e.g. a UnifiedPush distributor on the operator's own network.
+    webhook_allow_networks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,6 +154,7 @@ class RelayConfig:
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     limits: Limits = field(default_factory=Limits)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    budgets: Budgets = field(default_factory=Budgets)
     push: PushConfig = field(default_factory=PushConfig)
 
     def __post_init__(self) -> None:
@@ -176,6 +211,7 @@ def metrics_token(config: RelayConfig, env: Mapping[str, str] | None = None) -> 
 
 __all__ = [
     "AuthConfig",
+    "Budgets",
     "Limits",
     "PushConfig",
     "RelayConfig",

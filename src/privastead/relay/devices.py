@@ -10,9 +10,10 @@ from aiohttp import web
 
 from privastead.relay import accounts, store
 from privastead.relay.api import DEVICE_ID, is_mailbox_id
-from privastead.relay.auth import PRINCIPAL, require_owner
+from privastead.relay.auth import PRINCIPAL, require_device, require_owner
 from privastead.relay.httputil import field_int, field_str, only_keys, read_json, reject
 from privastead.relay.state import state_of
+from privastead.relay.webhook import TargetPolicy
 
 MAX_RESTRICTED_TTL = 7 * 24 * 3600
 MAX_RESTRICTED_MAILBOXES = 64
@@ -84,6 +85,7 @@ async def remove_device(request: web.Request) -> web.Response:
 async def set_push(request: web.Request) -> web.Response:
     """PUT /v1/devices/self/push {fcm_token, webhook_url}: where wake-ups for me go."""
     p = request[PRINCIPAL]
+    require_device(p)
     st = state_of(request)
     data = await read_json(request)
     only_keys(data, "fcm_token", "webhook_url")
@@ -98,6 +100,9 @@ async def set_push(request: web.Request) -> web.Response:
                 "bad_webhook_url",
                 f"webhook_url must be an absolute {' or '.join(sorted(allowed))} URL",
             )
+        # A literal private, loopback, link-local... address is refused now; a name is
+        # resolved and checked each time a push is sent (webhook.py).
+        TargetPolicy(st.config.push.webhook_allow_networks).check_literal(parts.hostname)
     await st.db.run(
         partial(
             accounts.set_push,
@@ -117,6 +122,7 @@ async def get_push(request: web.Request) -> web.Response:
     """GET /v1/devices/self/push: where wake-ups for me go. The FCM token is not echoed,
     only its last characters: a leaked device token should not hand out a push address."""
     p = request[PRINCIPAL]
+    require_device(p)
     fcm, url = state_of(request).db.read(
         partial(accounts.get_push, account=p.account, device_id=p.device_id)
     )

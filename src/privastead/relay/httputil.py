@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from privastead.errors import RelayRejectedError
 from privastead.relay.api import is_mailbox_id
+from privastead.relay.bodies import reader
 
 MAX_JSON_BODY = 64 * 1024
 MAX_JSON_DEPTH = 16  # our documents nest 3 deep; anything deeper is refused, never recursed
@@ -21,6 +25,19 @@ def error_response(
     return web.json_response(
         {"error": {"code": code, "message": message}}, status=status, headers=headers
     )
+
+
+class RetryAfter(Exception):
+    """Set as the ``__cause__`` of a refusal to add ``Retry-After: seconds`` to it."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+def retry_after_of(exc: BaseException) -> int | None:
+    cause = exc.__cause__
+    return cause.seconds if isinstance(cause, RetryAfter) else None
 
 
 def reject(status: int, code: str, message: str) -> RelayRejectedError:
@@ -47,6 +64,17 @@ def int_query(request: web.Request, name: str, default: int, low: int, high: int
     return value
 
 
+def body_limit(limit: int) -> Callable[[web.Request], None]:
+    """A pre-body check: a declared Content-Length over ``limit`` is 413 at once."""
+
+    def check(request: web.Request) -> None:
+        length = request.content_length
+        if length is not None and length > limit:
+            raise reject(413, "body_too_large", f"bodies here are limited to {limit} bytes")
+
+    return check
+
+
 async def read_json(
     request: web.Request, *, optional: bool = False, limit: int = MAX_JSON_BODY
 ) -> dict[str, Any]:
@@ -55,12 +83,14 @@ async def read_json(
     if length is not None and length > limit:
         raise reject(413, "body_too_large", f"JSON bodies are limited to {limit} bytes")
     parts: list[bytes] = []
-    total = 0
-    while chunk := await request.content.readany():  # a body may arrive in many chunks
-        total += len(chunk)
-        if total > limit:
-            raise reject(413, "body_too_large", f"JSON bodies are limited to {limit} bytes")
-        parts.append(chunk)
+    body = reader(request)  # stall timeout and floor rate: a trickle gets 408
+    try:
+        async for chunk in body.chunks():  # a body may arrive in many chunks
+            if body.received > limit:
+                raise reject(413, "body_too_large", f"JSON bodies are limited to {limit} bytes")
+            parts.append(chunk)
+    except (ConnectionError, HttpProcessingError, asyncio.IncompleteReadError):
+        raise reject(400, "truncated", "the body ended early or was malformed") from None
     raw = b"".join(parts)
     if not raw.strip():
         if optional:
@@ -139,6 +169,8 @@ def field_str(
 
 
 __all__ = [
+    "RetryAfter",
+    "body_limit",
     "error_response",
     "field_int",
     "field_str",
@@ -148,4 +180,5 @@ __all__ = [
     "parse_json",
     "read_json",
     "reject",
+    "retry_after_of",
 ]

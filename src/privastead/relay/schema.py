@@ -1,6 +1,7 @@
 """The relay's SQLite schema (the index; blob bodies live in files).
 
-``used_bytes`` per account is kept by triggers, so quota checks need no scan. ``receipts``
+``used_bytes`` per account is kept by triggers from each message's ``charged`` bytes (its
+size plus ``store.MESSAGE_OVERHEAD``), so quota checks need no scan. ``receipts``
 remember (mailbox, message id) -> seq after the message itself is gone, so that an upload
 retried after delivery is still recognised as a duplicate and never stored twice.
 """
@@ -61,6 +62,7 @@ CREATE TABLE IF NOT EXISTS messages (
     seq         INTEGER NOT NULL,
     account     TEXT NOT NULL,
     size        INTEGER NOT NULL,
+    charged     INTEGER NOT NULL,   -- size + the fixed per-message overhead (quota)
     body        BLOB,               -- inline body, or NULL when in a blob file
     blob        TEXT,               -- blob file name
     created_at  REAL NOT NULL,
@@ -95,24 +97,46 @@ CREATE TABLE IF NOT EXISTS revoked_tokens (
 );
 CREATE INDEX IF NOT EXISTS revoked_tokens_account ON revoked_tokens(account, id);
 CREATE INDEX IF NOT EXISTS revoked_tokens_time ON revoked_tokens(revoked_at);
-CREATE TRIGGER IF NOT EXISTS messages_used_add AFTER INSERT ON messages BEGIN
-    UPDATE accounts SET used_bytes = used_bytes + NEW.size WHERE name = NEW.account;
+CREATE TRIGGER IF NOT EXISTS messages_charge_add AFTER INSERT ON messages BEGIN
+    UPDATE accounts SET used_bytes = used_bytes + NEW.charged WHERE name = NEW.account;
 END;
-CREATE TRIGGER IF NOT EXISTS messages_used_sub AFTER DELETE ON messages BEGIN
-    UPDATE accounts SET used_bytes = used_bytes - OLD.size WHERE name = OLD.account;
+CREATE TRIGGER IF NOT EXISTS messages_charge_sub AFTER DELETE ON messages BEGIN
+    UPDATE accounts SET used_bytes = used_bytes - OLD.charged WHERE name = OLD.account;
 END;
 """
 
 
 def init(conn: sqlite3.Connection) -> None:
-    """Create or check the schema (idempotent)."""
+    """Create, upgrade or check the schema (idempotent)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version not in _UPGRADABLE:
         raise sqlite3.DatabaseError(
             f"relay database has schema {version}, this relay knows {SCHEMA_VERSION}"
         )
+    if version == 1:
+        _upgrade_from_1(conn)
     conn.executescript(SCHEMA)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def _upgrade_from_1(conn: sqlite3.Connection) -> None:
+    """Version 1 charged quotas by body size alone: add the per-message overhead."""
+    from privastead.relay.store import MESSAGE_OVERHEAD
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DROP TRIGGER IF EXISTS messages_used_add")
+        conn.execute("DROP TRIGGER IF EXISTS messages_used_sub")
+        conn.execute("ALTER TABLE messages ADD COLUMN charged INTEGER NOT NULL DEFAULT 0")
+        conn.execute("UPDATE messages SET charged = size + ?", (MESSAGE_OVERHEAD,))
+        conn.execute(
+            "UPDATE accounts SET used_bytes = (SELECT COALESCE(SUM(charged), 0) FROM messages"
+            " WHERE messages.account = accounts.name)"
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 __all__ = ["SCHEMA_VERSION", "init"]

@@ -11,6 +11,7 @@ from aiohttp import web
 from privastead.clock import Clock
 from privastead.relay.auth import Authenticator
 from privastead.relay.blobs import BlobStore
+from privastead.relay.budgets import Shares
 from privastead.relay.config import RelayConfig
 from privastead.relay.db import Database
 from privastead.relay.metrics import Metrics
@@ -34,6 +35,7 @@ class RelayState:
     pusher: Pusher
     live: LiveHub
     revocations: Revocations
+    shares: Shares
     websockets: set[web.WebSocketResponse] = field(default_factory=set)
     ready: bool = False
     in_flight: int = 0  # HTTP requests being handled (graceful shutdown waits for 0)

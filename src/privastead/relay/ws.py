@@ -25,12 +25,17 @@ from aiohttp import WSMessage, WSMsgType, web
 
 from privastead.errors import RelayRejectedError
 from privastead.relay import store
+from privastead.relay.accounts import Principal
 from privastead.relay.api import DEVICE_REMOVED, WS_CLOSE_REVOKED, is_mailbox_id
 from privastead.relay.auth import PRINCIPAL
-from privastead.relay.httputil import parse_json, reject
+from privastead.relay.httputil import parse_json
 from privastead.relay.state import RelayState, state_of
 
 MAX_SUBSCRIPTIONS = 1024
+# A command frame larger than this closes the socket (1009, the protocol's answer); anything
+# smaller that is not a good command gets an error frame. A full subscribe (1,024 ids) is
+# 40 KiB; the margin keeps hostile-but-small frames (deep nesting...) on the error path.
+MAX_COMMAND_FRAME = 256 * 1024
 HEARTBEAT_SECONDS = 30.0
 
 
@@ -62,17 +67,26 @@ class Subscription:
         return events
 
 
-def open_socket(st: RelayState, max_msg_size: int = 64 * 1024) -> web.WebSocketResponse:
-    """A WebSocket response, or 503 when the relay holds its maximum number of sockets."""
-    if len(st.websockets) >= st.config.limits.max_websockets:
-        raise reject(503, "too_many_websockets", "the relay is at its WebSocket limit; retry")
+def open_socket(
+    st: RelayState, p: Principal, max_msg_size: int = MAX_COMMAND_FRAME
+) -> web.WebSocketResponse:
+    """A WebSocket response, once the socket budget has room (429 past the account's or the
+    token's share, 503 at the relay's limit). The caller holds ``st.shares.sockets``."""
+    st.shares.sockets.check(p)
     return web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=max_msg_size)
 
 
 async def subscribe_socket(request: web.Request) -> web.WebSocketResponse:
     st = state_of(request)
     p = request[PRINCIPAL]
-    ws = open_socket(st)
+    ws = open_socket(st, p)
+    with st.shares.sockets.hold(p):
+        return await _serve(st, p, ws, request)
+
+
+async def _serve(
+    st: RelayState, p: Principal, ws: web.WebSocketResponse, request: web.Request
+) -> web.WebSocketResponse:
     await ws.prepare(request)
     st.websockets.add(ws)
     sub = Subscription(

@@ -47,6 +47,14 @@ COMMANDS: list[Command] = [
         "privastead.cli.hub.check_config",
     ),
     Command(
+        "discover",
+        "find ONVIF cameras on the network and print (or append) their [[cameras]] blocks",
+        "privastead.cli.hub.discover",
+        "Find ONVIF cameras with WS-Discovery, ask each for its profiles and RTSP stream "
+        "URIs, and print ready [[cameras]] blocks for hub.toml (main stream to record, a "
+        "substream for detection), or append them with --append.",
+    ),
+    Command(
         "detect",
         "run the motion detector on a video file and print its events",
         "privastead.cli.hub.detect",
