@@ -8,6 +8,7 @@ mod batch;
 mod client;
 mod crypto;
 mod error;
+mod membership;
 mod ops;
 mod policy;
 mod provider;
@@ -28,3 +29,5 @@ pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
 mod batch_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_membership;
