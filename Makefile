@@ -89,12 +89,21 @@ cluster: venv garage ## Run PostgreSQL, a 3-node Garage, 3 relays and HAProxy on
 	$(VENV)/bin/python -m privastead.devcluster
 
 .PHONY: wheel
-wheel: venv ## Build an abi3 manylinux wheel (glibc <= 2.28) into dist/
+wheel: venv ## Build the abi3 manylinux_2_28 x86_64 wheel (CPython >= 3.10) into dist/
+	rm -f dist/privastead-*.whl
 	. $(VENV)/bin/activate && maturin build --release --zig --compatibility manylinux_2_28 --out dist
 
+.PHONY: sdist
+sdist: venv ## Build the sdist from a fresh clone of HEAD into dist/, and a wheel from that sdist
+	scripts/build-sdist.sh dist target/wheel-from-sdist
+
 .PHONY: wheel-check
-wheel-check: wheel ## Install the wheel into a fresh venv and import it
-	scripts/check-wheel.sh $(PYTHON)
+wheel-check: wheel sdist ## Install each wheel into a fresh venv of every Python >= 3.10 here; run the CLIs and the MLS walk-through
+	scripts/check-wheel.sh dist/privastead-*.whl target/wheel-from-sdist/privastead-*.whl
+
+.PHONY: test-lowest
+test-lowest: wheel ## Unit tests on the lowest dependency versions pyproject.toml allows (oldest Python here)
+	scripts/test-lowest.sh
 
 .PHONY: demo
 demo: venv ## Set up, then run relay, camera, hub and a paired client with its web UI (Ctrl-C stops)
@@ -106,4 +115,4 @@ bench: venv ## Run the benchmark suite (prints tables and JSON lines)
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps .venv)
-	rm -rf target dist build .pytest_cache .mypy_cache .ruff_cache .cache
+	rm -rf target dist build .pytest_cache .mypy_cache .ruff_cache .cache .venv-lowest

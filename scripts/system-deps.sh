@@ -4,6 +4,8 @@
 set -euo pipefail
 
 # Packages by purpose. Tests use Debian's GStreamer RTSP server as a third-party camera.
+# build-essential is all the C toolchain the extension needs: aws-lc-sys and mimalloc compile with
+# the cc crate (pregenerated bindings; no cmake, clang, Go or NASM on x86_64/aarch64 Linux).
 BUILD_PKGS=(build-essential pkg-config ca-certificates curl git)
 PYTHON_PKGS=(python3-venv python3-dev)
 GSTREAMER_PKGS=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base

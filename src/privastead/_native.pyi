@@ -106,6 +106,9 @@ class NativeClient:
     def process(
         self, group_id: bytes, message: bytes, app_data: bytes | None = None
     ) -> _Received: ...
+    def process_batch(
+        self, group_id: bytes, messages: list[bytes], app_data: bytes | None = None
+    ) -> list[_Received | BaseException]: ...
     def encrypt(
         self, group_id: bytes, plaintext: bytes, aad: bytes, app_data: bytes | None = None
     ) -> bytes: ...

@@ -22,6 +22,7 @@ class GoogleStandIn:
     def __init__(self) -> None:
         self.token_requests = 0
         self.sends: list[dict[str, Any]] = []
+        self.refused: list[dict[str, Any]] = []  # sends FCM would answer 400 (bad addressee)
         self.auth_headers: list[str] = []
         self.fail_next = 0  # answer 429 (quota) this many times first
         app = web.Application()
@@ -40,6 +41,13 @@ class GoogleStandIn:
     async def send(self, request: web.Request) -> web.Response:
         assert request.match_info["project"] == PROJECT
         body = await request.json()
+        refusal = _check_target(body.get("message", {}))
+        if refusal is not None:
+            self.refused.append(body)
+            return web.json_response(
+                {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": refusal}},
+                status=400,
+            )
         if self.fail_next > 0:
             self.fail_next -= 1
             return web.json_response(
@@ -68,9 +76,31 @@ class GoogleStandIn:
         return web.json_response({"name": f"projects/{PROJECT}/messages/{len(self.sends)}"})
 
 
+TARGET_FIELDS = ("token", "fid", "topic", "condition")
+
+
+def _check_target(message: dict[str, Any]) -> str | None:
+    """Why FCM would refuse this message's addressee, or None.
+
+    FCM v1's ``Message`` has one union field ``target``: ``token`` (the registration token an
+    app gets from ``FirebaseMessaging.getToken()`` / ``onNewToken``, the default on Android and
+    iOS), ``fid`` (a Firebase Installation ID, only for apps that opted into FID registration),
+    ``topic`` or ``condition``. Relay devices register registration tokens, so FCM reads them
+    from ``token``; the same string sent as ``fid`` names no installation.
+    """
+    given = [field for field in TARGET_FIELDS if field in message]
+    if len(given) != 1:
+        return f"exactly one of {', '.join(TARGET_FIELDS)} must be set, got {given}"
+    if given[0] != "token":
+        return f"{given[0]} {message[given[0]]!r} is not a registered {given[0]}"
+    if not isinstance(message["token"], str) or not message["token"]:
+        return "the registration token must be a non-empty string"
+    return None
+
+
 def target(message: dict[str, Any]) -> str:
-    # firebase-admin 7 names the registration token "fid" (older releases: "token").
-    return str(message.get("fid") or message.get("token"))
+    """The registration token a (valid) message was sent to."""
+    return str(message["token"])
 
 
 def service_account(path: Path, token_uri: str) -> None:

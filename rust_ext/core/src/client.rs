@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{internal, Error, Result};
 use crate::provider::{ciphersuite, Config, Provider};
+use crate::signer::Signer;
 use crate::snapshot::Snapshot;
 
 /// Where snapshots go. The Python layer writes them to the atomic state file; tests may keep
@@ -35,23 +36,25 @@ pub(crate) struct Group {
 /// An MLS client bound to one state. Not `Sync`: the binding wraps it in a Mutex.
 pub struct Client {
     pub(crate) provider: Provider,
-    pub(crate) signer: SignatureKeyPair,
+    pub(crate) signer: Signer,
     pub(crate) suite: Ciphersuite,
     pub(crate) suite_id: u16,
     pub(crate) name: Vec<u8>,
     pub(crate) config: Config,
     pub(crate) groups: BTreeMap<Vec<u8>, Group>,
-    app_data: Zeroizing<Vec<u8>>,
+    pub(crate) app_data: Zeroizing<Vec<u8>>,
     pub(crate) handshake_seq: u64,
     pub(crate) last_handshake: Vec<Vec<u8>>,
     checkpoint: Zeroizing<Vec<u8>>,
     persist: Box<dyn Persist>,
+    /// Inside [`Client::batch`]: transactions use in-memory savepoints and do not persist.
+    pub(crate) in_batch: bool,
 }
 
 /// The parts of a client that a snapshot restores.
 struct Restored {
     provider: Provider,
-    signer: SignatureKeyPair,
+    signer: Signer,
     suite: Ciphersuite,
     suite_id: u16,
     name: Vec<u8>,
@@ -101,7 +104,8 @@ fn restore(data: &[u8]) -> Result<Restored> {
         &snap.signer_public,
         suite.signature_algorithm(),
     )
-    .ok_or_else(|| Error::Storage("state file has no signature key".into()))?;
+    .ok_or_else(|| Error::Storage("state file has no signature key".into()))
+    .and_then(Signer::from_key)?;
     let mut groups = BTreeMap::new();
     for (gid, committer) in snap.groups {
         let mls = MlsGroup::load(&provider.storage, &GroupId::from_slice(&gid))
@@ -136,8 +140,8 @@ impl Client {
                 return Err(Error::InvalidArgument("name must not be empty".into()));
             }
             let provider = Provider::default();
-            let signer = SignatureKeyPair::new(suite.signature_algorithm()).map_err(internal)?;
-            signer.store(&provider.storage).map_err(internal)?;
+            let signer = Signer::generate(suite.signature_algorithm())?;
+            signer.key().store(&provider.storage).map_err(internal)?;
             let mut client = Client {
                 provider,
                 signer,
@@ -151,6 +155,7 @@ impl Client {
                 last_handshake: Vec::new(),
                 checkpoint: Zeroizing::new(Vec::new()),
                 persist,
+                in_batch: false,
             };
             client.save()?;
             Ok(client)
@@ -174,6 +179,7 @@ impl Client {
                 last_handshake: r.last_handshake,
                 checkpoint: Zeroizing::new(snapshot.to_vec()),
                 persist,
+                in_batch: false,
             })
         })
     }
@@ -231,13 +237,39 @@ impl Client {
         Ok(())
     }
 
+    /// Restore the last durable state, reporting a failure to do so as a bug.
+    pub(crate) fn rollback_to_checkpoint(&mut self) -> Result<()> {
+        guard(|| self.rollback()).map_err(|e| {
+            // The checkpoint was written by us and verified when read; failing to restore it
+            // is a bug. Report it rather than continue on half-applied state.
+            Error::Internal(format!("rollback failed: {e}"))
+        })
+    }
+
     /// Run a mutating operation as a transaction (see the module docs). `app_data`, when
     /// given, replaces the stored app data in the same snapshot as the operation's effects.
+    /// Inside a batch the operation runs against an in-memory savepoint instead, and the
+    /// batch persists once at its end (`batch.rs`).
     pub(crate) fn transact<T>(
         &mut self,
         app_data: Option<&[u8]>,
         f: impl FnOnce(&mut Client) -> Result<T>,
     ) -> Result<T> {
+        if self.in_batch {
+            let savepoint = self.savepoint()?;
+            let result = guard(|| {
+                let out = f(self)?;
+                if let Some(a) = app_data {
+                    self.app_data = Zeroizing::new(a.to_vec());
+                }
+                Ok(out)
+            });
+            if result.is_err() {
+                guard(|| self.restore_savepoint(savepoint))
+                    .map_err(|e| Error::Internal(format!("rollback failed: {e}")))?;
+            }
+            return result;
+        }
         let result = guard(|| {
             let out = f(self)?;
             if let Some(a) = app_data {
@@ -247,11 +279,7 @@ impl Client {
             Ok(out)
         });
         if result.is_err() {
-            if let Err(e) = guard(|| self.rollback()) {
-                // The checkpoint was written by us and verified when read; failing to restore
-                // it is a bug. Report it rather than continue on half-applied state.
-                return Err(Error::Internal(format!("rollback failed: {e}")));
-            }
+            self.rollback_to_checkpoint()?;
         }
         result
     }

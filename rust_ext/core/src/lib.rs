@@ -4,7 +4,9 @@
 //! effects are handed to a [`Persist`] sink as one snapshot before its outputs are returned,
 //! and a failed call leaves the state exactly as it was.
 
+mod batch;
 mod client;
+mod crypto;
 mod error;
 mod membership;
 mod ops;
@@ -12,6 +14,7 @@ mod pairing_box;
 mod pake;
 mod policy;
 mod provider;
+mod signer;
 mod snapshot;
 
 pub use client::{Client, Persist};
@@ -29,6 +32,8 @@ pub use snapshot::OPENMLS_VERSION;
 /// Version of this core, recorded in state snapshots.
 pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+#[cfg(test)]
+mod batch_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Group operations of a client: key packages, create, add, join, remove, update, encrypt.
 
-use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::tls_codec::{DeserializeBytes as _, Serialize as _};
 use openmls::prelude::*;
 
 use openmls::schedule::{ExternalPsk, PreSharedKeyId, Psk};
@@ -51,7 +51,10 @@ pub(crate) fn parse(bytes: &[u8], limit: usize) -> Result<MlsMessageIn> {
             bytes.len()
         )));
     }
-    MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| Error::Decode(format!("{e:?}")))
+    // From the slice (DeserializeBytes): the Read-based decoder grows each large field in
+    // steps, copying a 1 MiB payload several times. OpenMLS >= 0.9.0 fixed the panics this
+    // decoder had (GHSA-rrmv-c79f-cf5r); `guard` would catch one anyway.
+    MlsMessageIn::tls_deserialize_exact_bytes(bytes).map_err(|e| Error::Decode(format!("{e:?}")))
 }
 
 /// Our own staged commit keeps the membership invariants, or it is dropped (the caller's

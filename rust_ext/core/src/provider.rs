@@ -4,17 +4,19 @@ use openmls::prelude::Ciphersuite;
 use openmls_rust_crypto::{MemoryStorage, RustCrypto};
 use openmls_traits::OpenMlsProvider;
 
+use crate::crypto::Crypto;
 use crate::error::{Error, Result};
 
-/// RustCrypto for crypto and randomness, MemoryStorage for state; the snapshot makes it durable.
+/// AWS-LC for the message path and RustCrypto for the rest (`crypto.rs`), RustCrypto's
+/// randomness, MemoryStorage for state; the snapshot makes it durable.
 #[derive(Default)]
 pub(crate) struct Provider {
-    pub crypto: RustCrypto,
+    pub crypto: Crypto,
     pub storage: MemoryStorage,
 }
 
 impl OpenMlsProvider for Provider {
-    type CryptoProvider = RustCrypto;
+    type CryptoProvider = Crypto;
     type RandProvider = RustCrypto;
     type StorageProvider = MemoryStorage;
 
@@ -25,7 +27,7 @@ impl OpenMlsProvider for Provider {
         &self.crypto
     }
     fn rand(&self) -> &Self::RandProvider {
-        &self.crypto
+        &self.crypto.fallback
     }
 }
 

@@ -22,10 +22,10 @@ impl Persist for Mem {
 }
 
 impl Mem {
-    fn bytes(&self) -> Vec<u8> {
+    pub(crate) fn bytes(&self) -> Vec<u8> {
         self.last.lock().expect("lock").clone()
     }
-    fn set_fail(&self, f: bool) {
+    pub(crate) fn set_fail(&self, f: bool) {
         *self.fail.lock().expect("lock") = f;
     }
 }
@@ -135,7 +135,7 @@ pub(crate) fn rogue<T>(
     f: impl FnOnce(
         &mut openmls::prelude::MlsGroup,
         &crate::provider::Provider,
-        &openmls_basic_credential::SignatureKeyPair,
+        &crate::signer::Signer,
     ) -> T,
 ) -> T {
     let Client {

@@ -6,6 +6,7 @@ use openmls::prelude::{
     BasicCredential, CredentialWithKey, LeafNodeIndex, LeafNodeParameters, NewSignerBundle,
 };
 use openmls_basic_credential::SignatureKeyPair;
+use openmls_traits::signatures::Signer as _;
 use openmls_traits::OpenMlsProvider as _;
 
 use crate::ops::to_bytes;
@@ -29,7 +30,7 @@ fn roster(c: &Client, gid: &[u8]) -> Vec<(u32, Vec<u8>, Vec<u8>)> {
 }
 
 /// A KeyPackage with `name` as credential, signed by `signer` (another's key, if you like).
-fn key_package_as(c: &mut Client, name: &[u8], signer: Option<&SignatureKeyPair>) -> Vec<u8> {
+fn key_package_as(c: &mut Client, name: &[u8], signer: Option<&crate::signer::Signer>) -> Vec<u8> {
     use openmls::prelude::{KeyPackage, MlsMessageOut};
     let suite = c.suite;
     let Client {
@@ -37,7 +38,7 @@ fn key_package_as(c: &mut Client, name: &[u8], signer: Option<&SignatureKeyPair>
         signer: own,
         ..
     } = c;
-    let signer = signer.unwrap_or(own);
+    let signer: &crate::signer::Signer = signer.unwrap_or(own);
     let bundle = KeyPackage::builder()
         .build(
             suite,
@@ -66,10 +67,13 @@ fn an_add_that_reuses_a_members_credential_or_key_is_refused_and_changes_nothing
     // A KeyPackage carrying a member's signature key under a fresh name.
     let kp = {
         let c = &mut clients[0];
-        let signer = SignatureKeyPair::read(
-            &c.provider.storage,
-            &c.signer.to_public_vec(),
-            c.suite.signature_algorithm(),
+        let signer = crate::signer::Signer::from_key(
+            SignatureKeyPair::read(
+                &c.provider.storage,
+                &c.signer.to_public_vec(),
+                c.suite.signature_algorithm(),
+            )
+            .expect("stored key"),
         )
         .expect("signer");
         key_package_as(c, b"a fresh name", Some(&signer))

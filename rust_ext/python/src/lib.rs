@@ -16,6 +16,9 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pyo3::import_exception!(privastead.errors, CryptoError);
 pyo3::import_exception!(privastead.errors, DecodeError);
 pyo3::import_exception!(privastead.errors, DecryptionError);
@@ -91,6 +94,19 @@ type Received = (
 
 /// (leaf index, identity, signature key)
 type MemberRow = (u32, Vec<u8>, Vec<u8>);
+
+fn received(r: core::Received) -> Received {
+    (
+        kind_name(r.kind).to_string(),
+        r.data,
+        r.sender,
+        r.sender_index,
+        r.epoch,
+        r.aad,
+        r.commit
+            .map(|i| (i.added, i.removed, i.updated, i.removed_self)),
+    )
+}
 
 fn kind_name(k: core::Kind) -> &'static str {
     match k {
@@ -331,16 +347,27 @@ impl NativeClient {
         app_data: Option<&[u8]>,
     ) -> PyResult<Received> {
         let r = self.with(py, |c| c.process(group_id, message, app_data))?;
-        Ok((
-            kind_name(r.kind).to_string(),
-            r.data,
-            r.sender,
-            r.sender_index,
-            r.epoch,
-            r.aad,
-            r.commit
-                .map(|i| (i.added, i.removed, i.updated, i.removed_self)),
-        ))
+        Ok(received(r))
+    }
+
+    /// One result per message: the `process` tuple, or the exception `process` would raise.
+    #[pyo3(signature = (group_id, messages, app_data=None))]
+    fn process_batch(
+        &self,
+        py: Python<'_>,
+        group_id: &[u8],
+        messages: Vec<PyBackedBytes>,
+        app_data: Option<&[u8]>,
+    ) -> PyResult<Vec<Py<PyAny>>> {
+        let msgs: Vec<&[u8]> = messages.iter().map(|m| &m[..]).collect();
+        let results = self.with(py, |c| c.process_batch(group_id, &msgs, app_data))?;
+        results
+            .into_iter()
+            .map(|r| match r {
+                Ok(r) => Ok(received(r).into_pyobject(py)?.into_any().unbind()),
+                Err(e) => Ok(core_err(e).into_value(py).into_any()),
+            })
+            .collect()
     }
 
     #[pyo3(signature = (group_id, plaintext, aad, app_data=None))]

@@ -2,15 +2,28 @@
 //!
 //! A [`StateFile`] holds an advisory lock (`flock`) on a sibling `<name>.lock` file for as long as
 //! it lives, so a second process opening the same state gets [`Error::Locked`] instead of two
-//! writers forking the MLS state. [`StateFile::write`] replaces the contents atomically:
-//! write `<name>.tmp` (mode 0600), `fsync` it, `rename` it over `<name>`, then `fsync` the directory
-//! so the rename itself is durable. No old copy is kept: an old snapshot holds keys that MLS
-//! deleted for forward secrecy.
+//! writers forking the MLS state.
+//!
+//! [`StateFile::write`] makes new contents durable before it returns, and a reader (after any
+//! crash) sees either the previous contents or the new ones, never a mix. The file has two
+//! slots (`slots.rs`): a write fills the slot that does not hold the live state, `fdatasync`s
+//! it (the file's size and blocks do not change, so this flushes only data: no journal
+//! commit, no directory sync), then overwrites the replaced slot with zeros, because an old
+//! state holds keys that MLS deleted for forward secrecy. A torn write fails its slot's
+//! digest and the other slot is still the last durable state. When the state outgrows its
+//! slot (or the file is still in format 1), the whole file is rebuilt the classic way: write
+//! `<name>.tmp` (mode 0600), `fsync` it, `rename` it over `<name>`, `fsync` the directory.
+
+mod slots;
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use slots::{Contents, Layout};
 
 /// Why a state file could not be opened, read or written.
 #[derive(Debug)]
@@ -21,6 +34,8 @@ pub enum Error {
     Exists(PathBuf),
     /// `open` found no state file.
     Missing(PathBuf),
+    /// The file holds no readable state (both slots damaged, or not a state file layout).
+    Corrupt(PathBuf, String),
     /// Any other I/O failure, with the path it concerns.
     Io(PathBuf, io::Error),
 }
@@ -36,12 +51,22 @@ impl std::fmt::Display for Error {
             ),
             Error::Exists(p) => write!(f, "state file {} already exists", p.display()),
             Error::Missing(p) => write!(f, "state file {} does not exist", p.display()),
+            Error::Corrupt(p, why) => write!(f, "state file {} is damaged: {why}", p.display()),
             Error::Io(p, e) => write!(f, "{}: {e}", p.display()),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// The slotted file this handle writes in place.
+#[derive(Debug)]
+struct Slotted {
+    file: File,
+    layout: Layout,
+    /// Index and seq of the slot holding the live state.
+    live: (usize, u64),
+}
 
 /// An open, locked state file. Dropping it releases the lock.
 #[derive(Debug)]
@@ -51,6 +76,10 @@ pub struct StateFile {
     dir: PathBuf,
     // Held only for its lock; flock is released when the descriptor closes.
     _lock: File,
+    /// `None` until the first write of a new file, or while the file is in format 1.
+    slotted: Option<Slotted>,
+    /// Durable writes that rebuilt the whole file (rename path), for tests and diagnostics.
+    rebuilds: u64,
 }
 
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
@@ -61,6 +90,14 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     move |e| Error::Io(path.to_path_buf(), e)
+}
+
+fn open_rw(path: &Path) -> Result<File, Error> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))
 }
 
 impl StateFile {
@@ -94,6 +131,8 @@ impl StateFile {
             tmp: sibling(path, ".tmp"),
             dir,
             _lock: lock,
+            slotted: None,
+            rebuilds: 0,
         })
     }
 
@@ -109,22 +148,45 @@ impl StateFile {
     }
 
     /// Lock an existing state file and return it with its contents.
-    /// A leftover `.tmp` from a crash mid-write is removed: the rename never happened, so the
-    /// state file itself is the last durable state.
+    /// A leftover `.tmp` from a crash mid-rebuild is removed: the rename never happened, so
+    /// the state file itself is the last durable state. A replaced slot that a crash kept
+    /// from being wiped is wiped now.
     pub fn open(path: &Path) -> Result<(StateFile, Vec<u8>), Error> {
-        let file = Self::lock(path)?;
+        let mut file = Self::lock(path)?;
         file.remove_tmp()?;
-        let mut data = Vec::new();
+        let mut raw = Zeroizing::new(Vec::new());
         match File::open(&file.path) {
             Ok(mut f) => {
-                f.read_to_end(&mut data).map_err(io_err(&file.path))?;
+                f.read_to_end(&mut raw).map_err(io_err(&file.path))?;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(Error::Missing(file.path.clone()))
             }
             Err(e) => return Err(Error::Io(file.path.clone(), e)),
         }
-        Ok((file, data))
+        let contents = slots::parse(&raw).map_err(|why| Error::Corrupt(file.path.clone(), why))?;
+        let payload = match contents {
+            Contents::Legacy(payload) => payload,
+            Contents::Slotted {
+                layout,
+                live,
+                payload,
+                stale,
+            } => {
+                let data = open_rw(&file.path)?;
+                if let Some(slot) = stale {
+                    wipe(&data, &layout, slot).map_err(io_err(&file.path))?;
+                    data.sync_data().map_err(io_err(&file.path))?;
+                }
+                file.slotted = Some(Slotted {
+                    file: data,
+                    layout,
+                    live,
+                });
+                payload
+            }
+        };
+        Ok((file, payload.to_vec()))
     }
 
     fn remove_tmp(&self) -> Result<(), Error> {
@@ -140,17 +202,65 @@ impl StateFile {
         &self.path
     }
 
+    /// How many writes rebuilt the whole file (first write, format-1 conversion, growth).
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds
+    }
+
     /// Durably replace the contents: when this returns `Ok`, `data` survives a power cut.
-    pub fn write(&self, data: &[u8]) -> Result<(), Error> {
-        let result = self.write_inner(data);
+    pub fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        match &self.slotted {
+            Some(s) if s.layout.fits(data.len()) => self.write_in_place(data),
+            _ => self.rebuild(data),
+        }
+    }
+
+    fn write_in_place(&mut self, data: &[u8]) -> Result<(), Error> {
+        let path = &self.path;
+        let Some(s) = self.slotted.as_mut() else {
+            return Err(Error::Io(path.clone(), io::Error::other("not slotted")));
+        };
+        let (live, seq) = s.live;
+        let target = 1 - live;
+        let image = s.layout.slot_image(seq + 1, data);
+        let written = s
+            .file
+            .write_all_at(&image, s.layout.offset(target))
+            .and_then(|()| s.file.sync_data());
+        if let Err(e) = written {
+            // Best effort: a write we report as failed must not come back after a crash.
+            let _ = wipe(&s.file, &s.layout, target).and_then(|()| s.file.sync_data());
+            return Err(Error::Io(path.clone(), e));
+        }
+        s.live = (target, seq + 1);
+        // The replaced state holds deleted keys. Its zeros reach the disk with the next
+        // write's fdatasync at the latest; readers of the file see them at once.
+        wipe(&s.file, &s.layout, live).map_err(io_err(path))
+    }
+
+    /// Write the whole file anew (tmp, fsync, rename, fsync dir) with room for `data`.
+    fn rebuild(&mut self, data: &[u8]) -> Result<(), Error> {
+        let layout = Layout::for_payload(data.len());
+        let seq = self.slotted.as_ref().map_or(0, |s| s.live.1) + 1;
+        let mut image = Zeroizing::new(layout.header());
+        image.extend_from_slice(&layout.slot_image(seq, data));
+        image.resize(layout.file_len(), 0);
+        let result = self.replace_file(&image);
         if result.is_err() {
             // Best effort: leave no partial copy of key material behind.
             let _ = fs::remove_file(&self.tmp);
+            return result;
         }
-        result
+        self.rebuilds += 1;
+        self.slotted = Some(Slotted {
+            file: open_rw(&self.path)?,
+            layout,
+            live: (0, seq),
+        });
+        Ok(())
     }
 
-    fn write_inner(&self, data: &[u8]) -> Result<(), Error> {
+    fn replace_file(&self, image: &[u8]) -> Result<(), Error> {
         let tmp = &self.tmp;
         let mut f = OpenOptions::new()
             .write(true)
@@ -162,7 +272,7 @@ impl StateFile {
         // The mode given to open() is filtered by the umask and ignored for an existing file.
         f.set_permissions(fs::Permissions::from_mode(0o600))
             .map_err(io_err(tmp))?;
-        f.write_all(data).map_err(io_err(tmp))?;
+        f.write_all(image).map_err(io_err(tmp))?;
         f.sync_all().map_err(io_err(tmp))?;
         drop(f);
         fs::rename(tmp, &self.path).map_err(io_err(&self.path))?;
@@ -171,6 +281,10 @@ impl StateFile {
             .map_err(io_err(&self.dir))?;
         Ok(())
     }
+}
+
+fn wipe(file: &File, layout: &Layout, slot: usize) -> io::Result<()> {
+    file.write_all_at(&vec![0u8; layout.slot_size], layout.offset(slot))
 }
 
 #[cfg(test)]
@@ -191,7 +305,7 @@ mod tests {
     fn create_write_open_roundtrip_with_mode_0600_and_no_leftovers() {
         let dir = scratch("roundtrip");
         let path = dir.join("state.mls");
-        let f = StateFile::create(&path).expect("create");
+        let mut f = StateFile::create(&path).expect("create");
         f.write(b"one").expect("write");
         f.write(b"two").expect("write");
         let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
@@ -211,7 +325,7 @@ mod tests {
     fn second_open_is_refused_while_locked_and_allowed_after_drop() {
         let dir = scratch("lock");
         let path = dir.join("s");
-        let f = StateFile::create(&path).expect("create");
+        let mut f = StateFile::create(&path).expect("create");
         f.write(b"x").expect("write");
         assert!(matches!(StateFile::open(&path), Err(Error::Locked(_))));
         assert!(matches!(StateFile::create(&path), Err(Error::Locked(_))));
@@ -224,7 +338,7 @@ mod tests {
         let dir = scratch("exists");
         let path = dir.join("s");
         assert!(matches!(StateFile::open(&path), Err(Error::Missing(_))));
-        let f = StateFile::create(&path).expect("create");
+        let mut f = StateFile::create(&path).expect("create");
         f.write(b"x").expect("write");
         drop(f);
         assert!(matches!(StateFile::create(&path), Err(Error::Exists(_))));
@@ -234,7 +348,7 @@ mod tests {
     fn leftover_tmp_from_a_crash_is_removed_and_state_kept() {
         let dir = scratch("tmp");
         let path = dir.join("s");
-        let f = StateFile::create(&path).expect("create");
+        let mut f = StateFile::create(&path).expect("create");
         f.write(b"durable").expect("write");
         drop(f);
         fs::write(dir.join("s.tmp"), b"torn").expect("tmp");
@@ -247,8 +361,139 @@ mod tests {
     fn write_into_a_missing_directory_fails_cleanly() {
         let dir = scratch("gone");
         let path = dir.join("s");
-        let f = StateFile::create(&path).expect("create");
+        let mut f = StateFile::create(&path).expect("create");
         fs::remove_dir_all(&dir).expect("rm");
         assert!(matches!(f.write(b"x"), Err(Error::Io(_, _))));
+    }
+
+    fn raw(path: &Path) -> Vec<u8> {
+        fs::read(path).expect("read")
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn writes_after_the_first_are_in_place_and_the_replaced_state_is_wiped() {
+        let dir = scratch("inplace");
+        let path = dir.join("s");
+        let mut f = StateFile::create(&path).expect("create");
+        f.write(b"state number one: key AAAA").expect("write");
+        let size = fs::metadata(&path).expect("meta").len();
+        for i in 0..20 {
+            f.write(format!("state {i}: key {i:04}").as_bytes())
+                .expect("write");
+            assert_eq!(fs::metadata(&path).expect("meta").len(), size);
+        }
+        assert_eq!(f.rebuilds(), 1);
+        let file = raw(&path);
+        assert!(contains(&file, b"state 19: key 0019"));
+        for old in [&b"key AAAA"[..], b"key 0018", b"key 0000"] {
+            assert!(!contains(&file, old), "an old state is still in the file");
+        }
+        assert_eq!(
+            fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
+        drop(f);
+        assert_eq!(
+            StateFile::open(&path).expect("open").1,
+            b"state 19: key 0019"
+        );
+    }
+
+    #[test]
+    fn growing_past_a_slot_rebuilds_the_file_and_shrinking_stays_in_place() {
+        let dir = scratch("grow");
+        let path = dir.join("s");
+        let mut f = StateFile::create(&path).expect("create");
+        f.write(b"small").expect("write");
+        let big = vec![7u8; 100_000];
+        f.write(&big).expect("write");
+        assert_eq!(f.rebuilds(), 2);
+        f.write(b"small again").expect("write");
+        assert_eq!(f.rebuilds(), 2);
+        assert!(
+            !contains(&raw(&path), &big[..64]),
+            "the big state was wiped"
+        );
+        drop(f);
+        let (mut f, data) = StateFile::open(&path).expect("open");
+        assert_eq!(data, b"small again");
+        f.write(&big).expect("write");
+        drop(f);
+        assert_eq!(StateFile::open(&path).expect("open").1, big);
+    }
+
+    #[test]
+    fn a_torn_write_leaves_the_previous_state() {
+        let dir = scratch("torn");
+        let path = dir.join("s");
+        let mut f = StateFile::create(&path).expect("create");
+        f.write(b"first").expect("write");
+        f.write(b"second").expect("write");
+        drop(f);
+        // A crash in the middle of the third write: garbage in the slot being written.
+        let mut file = raw(&path);
+        let layout = slots::Layout::for_payload(5);
+        let target = layout.offset(0) as usize;
+        file[target..target + 300].fill(0xA5);
+        fs::write(&path, &file).expect("write");
+        let (mut f, data) = StateFile::open(&path).expect("open");
+        assert_eq!(data, b"second");
+        f.write(b"third").expect("write");
+        drop(f);
+        assert_eq!(StateFile::open(&path).expect("open").1, b"third");
+    }
+
+    #[test]
+    fn a_crash_before_the_wipe_keeps_the_newer_state_and_wipes_the_older_at_open() {
+        let dir = scratch("stale");
+        let path = dir.join("s");
+        let mut f = StateFile::create(&path).expect("create");
+        f.write(b"older secret").expect("write");
+        let with_older = raw(&path);
+        f.write(b"newer secret").expect("write");
+        drop(f);
+        // Put the wiped slot back, as if the crash came before its zeros reached the disk.
+        let layout = slots::Layout::for_payload(12);
+        let (a, len) = (layout.offset(0) as usize, layout.slot_size);
+        let mut file = raw(&path);
+        file[a..a + len].copy_from_slice(&with_older[a..a + len]);
+        fs::write(&path, &file).expect("write");
+        let (_f, data) = StateFile::open(&path).expect("open");
+        assert_eq!(data, b"newer secret");
+        assert!(!contains(&raw(&path), b"older secret"));
+    }
+
+    #[test]
+    fn format_1_files_open_and_convert_on_the_first_write() {
+        let dir = scratch("v1");
+        let path = dir.join("s");
+        fs::write(&path, b"PRVSTMLS v1 snapshot").expect("write");
+        let (mut f, data) = StateFile::open(&path).expect("open");
+        assert_eq!(data, b"PRVSTMLS v1 snapshot");
+        f.write(b"converted").expect("write");
+        assert_eq!(f.rebuilds(), 1);
+        assert!(raw(&path).starts_with(slots::MAGIC));
+        drop(f);
+        assert_eq!(StateFile::open(&path).expect("open").1, b"converted");
+    }
+
+    #[test]
+    fn a_file_with_no_valid_slot_is_refused_not_misread() {
+        let dir = scratch("corrupt");
+        let path = dir.join("s");
+        let mut f = StateFile::create(&path).expect("create");
+        f.write(b"a").expect("write");
+        f.write(b"b").expect("write");
+        drop(f);
+        let mut file = raw(&path);
+        for b in &mut file[slots::PAGE..] {
+            *b ^= 0xFF;
+        }
+        fs::write(&path, &file).expect("write");
+        assert!(matches!(StateFile::open(&path), Err(Error::Corrupt(_, _))));
     }
 }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from types import TracebackType
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from privastead._native import NativeClient
 from privastead._native import peek as _peek
@@ -28,6 +28,10 @@ from privastead.crypto.types import (
     Peek,
     Received,
 )
+from privastead.errors import PrivasteadError
+
+if TYPE_CHECKING:
+    from privastead._native import _Received as _RawReceived
 
 StrPath = str | os.PathLike[str]
 
@@ -37,6 +41,23 @@ def peek(message: bytes, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) ->
     buffering messages of a future epoch. Raises ``DecodeError`` on malformed input."""
     group_id, epoch, kind = _peek(bytes(message), max_message_size)
     return Peek(group_id=group_id, epoch=epoch, content_type=cast(Kind, kind))
+
+
+def _received(raw: _RawReceived) -> Received:
+    kind, data, sender, index, epoch, aad, changes = raw
+    commit = None
+    if changes is not None:
+        added, removed, updated, removed_self = changes
+        commit = CommitChanges(tuple(added), tuple(removed), tuple(updated), removed_self)
+    return Received(
+        kind=cast(Kind, kind),
+        data=data,
+        sender=sender,
+        sender_index=index,
+        epoch=epoch,
+        aad=aad,
+        commit=commit,
+    )
 
 
 class Identity:
@@ -218,22 +239,28 @@ class Identity:
         ``WrongEpochError`` (a future epoch: buffer it), ``StaleMessageError`` (keys gone),
         ``DuplicateMessageError`` (already processed: drop), ``PolicyError`` or ``DecodeError``.
         """
-        kind, data, sender, index, epoch, aad, changes = self._native.process(
-            group_id, bytes(message), app_data
-        )
-        commit = None
-        if changes is not None:
-            added, removed, updated, removed_self = changes
-            commit = CommitChanges(tuple(added), tuple(removed), tuple(updated), removed_self)
-        return Received(
-            kind=cast(Kind, kind),
-            data=data,
-            sender=sender,
-            sender_index=index,
-            epoch=epoch,
-            aad=aad,
-            commit=commit,
-        )
+        return _received(self._native.process(group_id, bytes(message), app_data))
+
+    def process_batch(
+        self, group_id: bytes, messages: Sequence[bytes], *, app_data: bytes | None = None
+    ) -> list[Received | PrivasteadError]:
+        """``process`` for several messages of one group, with one durable write.
+
+        Returns one entry per message, in order: its ``Received``, or the exception ``process``
+        would have raised for it (that message changed nothing; the others stand). Raises
+        ``StorageError`` only if the batch could not be persisted, and then none of it
+        happened. Use it for everything one fetch from the relay brought.
+        """
+        results = self._native.process_batch(group_id, [bytes(m) for m in messages], app_data)
+        out: list[Received | PrivasteadError] = []
+        for r in results:
+            if isinstance(r, PrivasteadError):
+                out.append(r)
+            elif isinstance(r, BaseException):  # never: the core maps every error
+                raise r
+            else:
+                out.append(_received(r))
+        return out
 
     def encrypt(
         self,
@@ -254,7 +281,8 @@ class Identity:
         *,
         app_data: bytes | None = None,
     ) -> list[bytes]:
-        """Encrypt several messages with a single persist (e.g. all fragments of a clip)."""
+        """Encrypt several messages with one durable write, all or nothing: if one cannot be
+        encrypted, none is and the state is as before (e.g. fragments queued together)."""
         return self._native.encrypt_batch(
             group_id, [bytes(p) for p in plaintexts], bytes(aad), app_data
         )

@@ -6,14 +6,16 @@ MLS call that produces output records, in the *same* atomic state write (the ide
 ``app_data``), what the outbox is about to receive:
 
     {"v": 1, "next_seq": outbox seq, "next_app_seq": application seq,
-     "last": {"seq": s, "kind": "app"|"handshake", "app_seq": a, "hs_seq": h}}
+     "last": {"seq": s, "kind": "app"|"handshake", "app_seq": a, "hs_seq": h, "count": n}}
 
-and the ciphertext is appended to the outbox right after. On restart ``recover`` asks the outbox
-which seqs are missing up to the recorded high water; at most the last one can be, and it is
-rebuilt: a commit from the core's own crash-recovery copy (``last_handshake``, whose ``seq`` must
-match ``hs_seq``), an application message by re-encrypting the plaintext the caller still holds
-(``replay``; the hub deletes plaintext only once its ciphertext is durable). If the caller no
-longer has it, the seq is skipped and reported; clients then see a gap they cannot fill.
+and the ciphertexts are appended to the outbox right after. ``send_batch`` encrypts several
+messages with one durable write of the MLS state (``count`` > 1: seqs s..s+n-1 with app seqs
+a..a+n-1). On restart ``recover`` asks the outbox which seqs are missing up to the recorded
+high water; only those of the last call can be, and they are rebuilt: a commit from the core's
+own crash-recovery copy (``last_handshake``, whose ``seq`` must match ``hs_seq``), an
+application message by re-encrypting the plaintext the caller still holds (``replay``; the hub
+deletes plaintext only once its ciphertext is durable). If the caller no longer has it, the
+seq is skipped and reported; clients then see a gap they cannot fill.
 
 Two sequence spaces: ``seq`` numbers everything this group's outbox sends (commits too) and
 names relay message ids; ``app_seq`` numbers only application messages and is what envelopes
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -62,6 +64,15 @@ class GroupCipher(Protocol):
     def encrypt(
         self, group_id: bytes, plaintext: bytes, aad: bytes = b"", *, app_data: bytes | None = None
     ) -> bytes: ...
+
+    def encrypt_batch(
+        self,
+        group_id: bytes,
+        plaintexts: Sequence[bytes],
+        aad: bytes = b"",
+        *,
+        app_data: bytes | None = None,
+    ) -> list[bytes]: ...
 
 
 @dataclass(frozen=True)
@@ -137,6 +148,36 @@ class GroupSender:
         result = self._append(seq, ciphertext, message, app_seq)
         return Sent(app_seq, result.accepted, result.dropped)
 
+    def send_batch(self, builds: Sequence[Callable[[int], Message]]) -> list[Sent]:
+        """``send`` for several messages with one durable write of the MLS state, all or
+        nothing: ``builds[i]`` gets app seq ``next_app_seq + i``. For whatever is waiting to be
+        sent at once (queued fragments, one notification per camera of a group)."""
+        if not builds:
+            return []
+        seq, app_seq, count = self.next_seq, self.next_app_seq, len(builds)
+        messages = [build(app_seq + i) for i, build in enumerate(builds)]
+        state = {
+            **self._state,
+            "next_seq": seq + count,
+            "next_app_seq": app_seq + count,
+            "last": {
+                "seq": seq,
+                "kind": "app",
+                "app_seq": app_seq,
+                "hs_seq": None,
+                "count": count,
+            },
+        }
+        ciphertexts = self._cipher.encrypt_batch(
+            self._group_id, [m.encode() for m in messages], app_data=self._dump(state)
+        )
+        self._state = state
+        sent: list[Sent] = []
+        for i, (ciphertext, message) in enumerate(zip(ciphertexts, messages, strict=True)):
+            result = self._append(seq + i, ciphertext, message, app_seq + i)
+            sent.append(Sent(app_seq + i, result.accepted, result.dropped))
+        return sent
+
     def commit(self, operation: Callable[[bytes], R], commit_of: Callable[[R], bytes]) -> R:
         """Run an MLS operation that emits a commit (``self_update``, ``add_members``, ...).
 
@@ -167,9 +208,13 @@ class GroupSender:
         rebuilt: list[int] = []
         lost: list[int] = []
         last = self._state.get("last") or {}
+        # The last call's seqs: [seq, seq + count) (no last call: an empty range).
+        last_first = int(last["seq"]) if last.get("seq") is not None else -1
+        last_count = int(last.get("count", 1)) if last_first >= 0 else 0
         for first, end in self._queue.recover(self.next_seq - 1):
             for seq in range(first, end + 1):
-                if seq == last.get("seq") and self._rebuild(seq, last, replay):
+                offset = seq - last_first
+                if 0 <= offset < last_count and self._rebuild(seq, offset, last, replay):
                     rebuilt.append(seq)
                     continue
                 log.error("group outbox %s: seq %d is lost", self._queue.mailbox, seq)
@@ -178,22 +223,28 @@ class GroupSender:
         return SenderRecovery(tuple(rebuilt), tuple(lost))
 
     def _rebuild(
-        self, seq: int, last: dict[str, Any], replay: Callable[[int], Message | None]
+        self,
+        seq: int,
+        offset: int,
+        last: dict[str, Any],
+        replay: Callable[[int], Message | None],
     ) -> bool:
+        """Put back ``seq``, the ``offset``-th message of the last call."""
         if last.get("kind") == "handshake":
             handshake = self._cipher.last_handshake
             if handshake.seq != last.get("hs_seq") or not handshake.messages:
                 return False
             self._queue.append(seq, handshake.messages[0], kind=EntryKind.COMMIT)
             return True
-        message = replay(int(last["app_seq"]))
+        app_seq = int(last["app_seq"]) + offset
+        message = replay(app_seq)
         if message is None:
             return False
         # Same app seq, fresh encryption; the state (and its high water) stays as recorded.
         ciphertext = self._cipher.encrypt(
             self._group_id, message.encode(), app_data=self._dump(self._state)
         )
-        self._append(seq, ciphertext, message, int(last["app_seq"]))
+        self._append(seq, ciphertext, message, app_seq)
         return True
 
     def _append(self, seq: int, ciphertext: bytes, message: Message, app_seq: int) -> AppendResult:

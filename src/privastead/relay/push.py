@@ -71,7 +71,9 @@ class FcmSender:
     def _send(self, token: str, payload: bytes) -> None:
         m = self._messaging
         data = {"body": base64.b64encode(payload).decode("ascii")} if payload else {}
-        message = m.Message(fid=token, data=data, android=m.AndroidConfig(priority="high"))
+        # An app's FCM registration token (getToken / onNewToken) is read from `token`; `fid`
+        # is only for installation ids of apps that opted into FID registration.
+        message = m.Message(token=token, data=data, android=m.AndroidConfig(priority="high"))
         try:
             m.send(message, app=self._app)
         except (m.UnregisteredError, m.SenderIdMismatchError, ValueError) as exc:

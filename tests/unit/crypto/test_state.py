@@ -79,14 +79,35 @@ def test_same_process_second_handle_and_create_over_existing_are_refused(tmp_pat
         Identity.open(tmp_path / "missing")
 
 
-@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "junk"])
+def live_slot(data: bytes) -> tuple[int, int]:
+    """Offset and payload length of the live slot of a format-2 state file (see state-file.md:
+    a header page, then two slots of u64 seq, u32 length, SHA-256, payload)."""
+    assert data[:8] == b"PRVSTATE"
+    slot = int.from_bytes(data[12:16], "big")
+    slots = [4096, 4096 + slot]
+    seqs = [int.from_bytes(data[o : o + 8], "big") for o in slots]
+    offset = slots[seqs.index(max(seqs))]
+    return offset, int.from_bytes(data[offset + 8 : offset + 12], "big")
+
+
+DAMAGE = ["flip payload", "flip digest", "flip seq", "flip header", "truncate", "empty", "junk"]
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
 def test_corrupt_state_is_a_storage_error(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "state"
     with Identity.create(path, b"x") as ident:
         ident.create_group()
     data = bytearray(path.read_bytes())
-    if damage == "flip":
-        data[len(data) // 2] ^= 1
+    offset, length = live_slot(bytes(data))
+    if damage == "flip payload":
+        data[offset + 44 + length // 2] ^= 1
+    elif damage == "flip digest":
+        data[offset + 12 + 31] ^= 0x80
+    elif damage == "flip seq":
+        data[offset + 7] ^= 1
+    elif damage == "flip header":
+        data[9] ^= 1  # the format number
     elif damage == "truncate":
         data = data[:-10]
     elif damage == "empty":
@@ -96,6 +117,25 @@ def test_corrupt_state_is_a_storage_error(tmp_path: Path, damage: str) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(StorageError, match="state"):
         Identity.open(path)
+
+
+def test_damage_outside_the_live_state_changes_nothing(tmp_path: Path) -> None:
+    """Bytes that are no part of the live state (the wiped slot, the padding after the
+    payload, the header page's reserve) are not read: flipping them loses nothing."""
+    path = tmp_path / "state"
+    with Identity.create(path, b"x") as ident:
+        gid = ident.create_group()
+        code = ident.safety_code(gid)
+    data = bytearray(path.read_bytes())
+    offset, length = live_slot(bytes(data))
+    other = 4096 if offset != 4096 else 4096 + int.from_bytes(data[12:16], "big")
+    for i in (100, 4000, other, other + 50, offset + 44 + length + 1, len(data) - 1):
+        if offset <= i < offset + 44 + length:
+            continue
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with Identity.open(path) as again:
+        assert again.safety_code(gid) == code
 
 
 def test_app_data_is_stored_with_the_state_and_survives_reopen(tmp_path: Path) -> None:
