@@ -1,8 +1,8 @@
 """Detection quality on the full scene suite: ours vs a Frigate-style pipeline vs OpenCV MOG2.
 
-Every scene x seed is decoded once and fed to all three detectors, each followed by the same
-event tracker, and scored against ground truth (recall, precision, F1, false alarms per hour
-on the quiet scenes). Prints a table and one JSON line.
+Every scene x seed runs through the hub's analysis pipeline once per detector (the same
+decoder and event tracker for all three), scored against ground truth (recall, precision,
+F1, false alarms per hour on the quiet scenes). Prints a table and one JSON line.
 
     python bench/bench_detection_quality.py [--seeds 0,1,2] [--duration 60]
 """
@@ -15,55 +15,33 @@ import sys
 import time
 from pathlib import Path
 
-import av
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peers import FrigateStyle, Mog2
 from privastead.camsim.scene import QUIET_SCENES, SCENES
 from privastead.camsim.suite import Case, CaseResult, score_case, summarise
-from privastead.media.decode import LumaDecoder
-from privastead.media.detector import MotionDetector
-from privastead.media.events import EventEnded, EventTracker
-from privastead.media.scan import DetectedEvent
+from privastead.media.analysis import DetectorFactory
+from privastead.media.scan import scan_file
 from privastead.media.settings import DetectionSettings, EventSettings
 
 NAMES = ("ours", "frigate", "mog2")
 
 
 def run_all(case: Case) -> dict[str, CaseResult]:
-    path = case.video()
-    detectors: dict[str, object] = {}
-    trackers = {n: EventTracker(EventSettings()) for n in NAMES}
-    events: dict[str, list[DetectedEvent]] = {n: [] for n in NAMES}
-    last = 0.0
-    with av.open(str(path)) as c:
-        s = c.streams.video[0]
-        dec = LumaDecoder(s)
-        for packet in c.demux(s):
-            for frame in dec.decode(packet):
-                if not detectors:
-                    h, w = frame.y.shape
-                    detectors = {
-                        "ours": MotionDetector(DetectionSettings(), w, h),
-                        "frigate": FrigateStyle(),
-                        "mog2": Mog2(),
-                    }
-                last = frame.pts
-                for n in NAMES:
-                    result = detectors[n].process(frame)  # type: ignore[attr-defined]
-                    for ev in trackers[n].update(result, frame.pts):
-                        if isinstance(ev, EventEnded):
-                            events[n].append(_det(ev))
+    """Each detector through the hub's own analysis pipeline (``scan_file``: decoder, detector,
+    event tracker), so the figures are what ``privastead-hub run`` would do."""
+    factories: dict[str, DetectorFactory | None] = {
+        "ours": None,
+        "frigate": lambda w, h: FrigateStyle(),
+        "mog2": lambda w, h: Mog2(),
+    }
+    out = {}
     for n in NAMES:
-        for ev in trackers[n].close(last):
-            if isinstance(ev, EventEnded):
-                events[n].append(_det(ev))
-    return {n: score_case(case, events[n]) for n in NAMES}
-
-
-def _det(ev: EventEnded) -> DetectedEvent:
-    return DetectedEvent(ev.started_at, ev.last_motion, ev.at, ev.peak_score, ev.boxes)
+        report = scan_file(
+            case.video(), DetectionSettings(), EventSettings(), detector=factories[n]
+        )
+        out[n] = score_case(case, report.events)
+    return out
 
 
 def main() -> int:

@@ -24,6 +24,7 @@ import privastead.media.detector as detector_module
 from peers import FrigateStyle, Mog2
 from privastead.camsim.scene import make_scene
 from privastead.camsim.suite import Case, cache_dir, encode_scene
+from privastead.media.analysis import Analysis, DetectorFactory
 from privastead.media.decode import LumaDecoder
 from privastead.media.detector import MotionDetector
 from privastead.media.kernels import block_means
@@ -31,57 +32,61 @@ from privastead.media.scan import scan_file
 from privastead.media.settings import DetectionSettings, EventSettings
 
 
-def clip(width: int, height: int, codec: str, seconds: float) -> Path:
-    path = cache_dir() / f"bench-walkers-{width}x{height}-30fps-{seconds:g}s-{codec}.mp4"
+def clip(width: int, height: int, codec: str, seconds: float, scene: str = "walkers") -> Path:
+    path = cache_dir() / f"bench-{scene}-{width}x{height}-30fps-{seconds:g}s-{codec}.mp4"
     if not path.exists():
-        scene = make_scene("walkers", width=width, height=height, fps=30, seed=0, duration=seconds)
-        encode_scene(scene, path, codec=codec, preset="ultrafast", threads=2, crf=23)
+        made = make_scene(scene, width=width, height=height, fps=30, seed=0, duration=seconds)
+        encode_scene(made, path, codec=codec, preset="ultrafast", threads=2, crf=23)
     return path
 
 
-def make_detector(variant: str, w: int, h: int) -> MotionDetector | FrigateStyle | Mog2:
-    # Benchmarks measure steady state: no start-up learning period (it is cheaper anyway).
-    ours = DetectionSettings(settle_seconds=0.0)
-    if variant == "ours":
-        return MotionDetector(ours, w, h)
-    if variant in ("ours_allframes", "keyframes"):
-        return MotionDetector(dataclasses.replace(ours, detect_fps=0), w, h)
+def make_detector(variant: str) -> DetectorFactory | None:
     if variant == "frigate":
-        return FrigateStyle(fps=5)
+        return lambda w, h: FrigateStyle(fps=5)
     if variant == "frigate_allframes":
-        return FrigateStyle(fps=1000)
-    return Mog2(fps=5)
+        return lambda w, h: FrigateStyle(fps=1000)
+    if variant == "mog2":
+        return lambda w, h: Mog2(fps=5)
+    return None  # ours
 
 
 def cpu_per_stream_second(path: Path, variant: str) -> float:
-    """Process CPU seconds (all threads, FFmpeg's included) per second of video."""
+    """Process CPU seconds (all threads, FFmpeg's included) per second of video, through the
+    hub's analysis pipeline (``media.analysis.Analysis``) or, for ``decode``, decoding alone."""
+    # Benchmarks measure steady state: no start-up learning period (it is cheaper anyway).
+    settings = DetectionSettings(settle_seconds=0.0)
+    if variant == "ours_allframes":
+        settings = dataclasses.replace(settings, detect_fps=0)
     with av.open(str(path)) as c:
         s = c.streams.video[0]
-        mode = "keyframes" if variant == "keyframes" else "full"
-        dec = LumaDecoder(s, mode=mode)  # type: ignore[arg-type]
-        det = None
         t0 = time.process_time()
-        for packet in c.demux(s):
-            for f in dec.decode(packet):
-                if variant == "decode":
-                    continue
-                if det is None:
-                    h, w = f.y.shape
-                    det = make_detector(variant, w, h)
-                det.process(f)
-        dec.flush()
+        if variant == "decode":
+            dec = LumaDecoder(s)
+            for packet in c.demux(s):
+                dec.decode(packet)
+            dec.flush()
+        else:
+            mode = "keyframes" if variant == "keyframes" else "full"
+            analysis = Analysis(
+                settings, EventSettings(), mode=mode, detector=make_detector(variant)
+            )
+            analysis.connect(s)
+            for packet in c.demux(s):
+                analysis.feed(packet)
+            analysis.finish()
         cpu = time.process_time() - t0
         duration = float(s.duration * s.time_base) if s.duration and s.time_base else 0.0
         return cpu / (duration or s.frames / 30.0)
 
 
-def cpu_table(path: Path, variants: tuple[str, ...], repeat: int) -> dict[str, float]:
+def cpu_table(paths: dict[str, Path], variants: tuple[str, ...], repeat: int) -> dict[str, float]:
     """Median over ``repeat`` rounds, variants interleaved within each round, so that load
-    from other processes on the shared machine falls on all variants alike."""
+    from other processes on the shared machine falls on all variants alike. ``paths`` maps a
+    variant to its clip (idle mode runs on a quiet clip, the rest on one with people)."""
     samples: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(repeat):
         for v in variants:
-            samples[v].append(cpu_per_stream_second(path, v))
+            samples[v].append(cpu_per_stream_second(paths[v], v))
     return {v: statistics.median(x) for v, x in samples.items()}
 
 
@@ -214,30 +219,37 @@ def main() -> int:
         "decode",
         "ours",
         "ours_allframes",
+        "decode_quiet",
         "keyframes",
         "frigate",
         "frigate_allframes",
         "mog2",
     )
-    streams = {
-        "4K H.264": k4,
-        "4K H.265": clip(3840, 2160, "hevc", args.seconds),
-        "1080p H.264": clip(1920, 1080, "h264", args.seconds),
+    sizes = {
+        "4K H.264": (3840, 2160, "h264"),
+        "4K H.265": (3840, 2160, "hevc"),
+        "1080p H.264": (1920, 1080, "h264"),
     }
     warm_up()
     print(
-        f"\nCPU-seconds per stream-second (median of {args.repeat}), ratio to decode-only, "
-        "cameras per 2-core machine:"
+        f"\nCPU-seconds per stream-second (median of {args.repeat}), ratio to decode-only of "
+        "the same clip (keyframes idle mode: a quiet clip), cameras per 2-core machine:"
     )
     print(f"{'stream':12s} " + " ".join(f"{v:>18s}" for v in variants))
     table: dict[str, dict[str, float]] = {}
-    for label, path in streams.items():
-        row = cpu_table(path, variants, args.repeat)
+    for label, (w, h, codec) in sizes.items():
+        busy = clip(w, h, codec, args.seconds)
+        quiet = clip(w, h, codec, args.seconds, scene="static")
+        paths = {v: quiet if v in ("decode_quiet", "keyframes") else busy for v in variants}
+        row = cpu_table(paths, variants, args.repeat)
         table[label] = {v: round(x, 4) for v, x in row.items()}
-        base = row["decode"]
+        # idle mode is compared with decoding the same (quiet) clip
+        base = {v: row["decode_quiet" if paths[v] == quiet else "decode"] for v in variants}
         print(
             f"{label:12s} "
-            + " ".join(f"{row[v]:6.3f} {row[v] / base:4.2f}x {2 / row[v]:4.1f}c" for v in variants)
+            + " ".join(
+                f"{row[v]:6.3f} {row[v] / base[v]:4.2f}x {2 / row[v]:4.1f}c" for v in variants
+            )
         )
     result["cpu_per_stream_second"] = table
     lat = keyframes_latency()

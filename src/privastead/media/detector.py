@@ -26,6 +26,7 @@ See docs/design/motion-detection.md for the reasoning and the alternatives.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -130,6 +131,16 @@ class MotionDetector:
     def reset(self) -> None:
         """Forget everything learned (e.g. after a reconnect to a moved camera)."""
         self._setup(self.width, self.height)
+
+    def snapshot(self) -> object:
+        """A copy of everything learned so far (``media.analysis`` rewinds to it)."""
+        return copy.deepcopy({k: v for k, v in vars(self).items() if k != "settings"})
+
+    def restore(self, state: object) -> None:
+        """Go back to a ``snapshot`` (which must not be restored twice)."""
+        if not isinstance(state, dict):
+            raise TypeError("not a MotionDetector snapshot")
+        vars(self).update(state)
 
     def process(self, frame: LumaFrame) -> MotionResult:
         """Analyse ``frame`` (or skip it when within the detect_fps interval)."""
