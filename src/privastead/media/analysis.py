@@ -67,6 +67,25 @@ class Observer(Protocol):
     def rewound(self, to: float, at: float) -> None: ...
 
 
+class Observers:
+    """Several observers as one (``--explain`` and ``--debug-video`` together)."""
+
+    def __init__(self, observers: list[Observer]) -> None:
+        self.observers = observers
+
+    def analysed(self, frame: LumaFrame, result: MotionResult, detector: Detector) -> None:
+        for observer in self.observers:
+            observer.analysed(frame, result, detector)
+
+    def events(self, changes: list[Event], frame_time: float) -> None:
+        for observer in self.observers:
+            observer.events(changes, frame_time)
+
+    def rewound(self, to: float, at: float) -> None:
+        for observer in self.observers:
+            observer.rewound(to, at)
+
+
 @dataclass(frozen=True)
 class EventChanges:
     """Events produced by one frame. ``frame_time``: that frame's time; ``decided_at``: the
@@ -252,4 +271,4 @@ def _seconds(packet: Any, default: float) -> float:
     return float(packet.pts * packet.time_base)
 
 
-__all__ = ["Analysis", "Detector", "DetectorFactory", "EventChanges", "Observer"]
+__all__ = ["Analysis", "Detector", "DetectorFactory", "EventChanges", "Observer", "Observers"]
