@@ -290,9 +290,15 @@ class MotionDetector:
         n = len(blobs.cells)
         lut = np.zeros(n + 1, np.uint8)
         lut[1:] = blobs.candidate & (blobs.motion | (t - blobs.born < YOUNG))
-        np.take(lut, labels, out=self.u[G.ACTIVE])
+        if lut.any():
+            np.take(lut, labels, out=self.u[G.ACTIVE])
+        else:
+            self.u[G.ACTIVE].fill(0)
         lut[1:] = blobs.motion
-        np.take(lut, labels, out=self.u[G.CONFIRMED])
+        if lut.any():
+            np.take(lut, labels, out=self.u[G.CONFIRMED])
+        else:
+            self.u[G.CONFIRMED].fill(0)
         if (blobs.ghost | blobs.soft).any():
             # The background is wrong under a ghost, and a pool of light is light: take the
             # frame (as for light cells).

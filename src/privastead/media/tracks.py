@@ -78,6 +78,10 @@ class Tracks:
         """
         tracks = self.rows[t - self.rows[:, LAST] <= GRACE]
         n = len(boxes)
+        if n == 0:
+            self.rows = tracks
+            nothing = np.zeros(0, bool)
+            return nothing, nothing, np.zeros(0)
         size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         # Each blob as a new track; matched ones then inherit from their tracks.
         new = np.zeros((n, COLUMNS))

@@ -75,10 +75,8 @@ class Blobs:
     fresh: B = field(default_factory=lambda: np.zeros(0, bool))
     born: F64 = field(default_factory=lambda: np.zeros(0))
 
-    @property
-    def candidate(self) -> B:
-        result: B = self.big & ~self.thin & ~self.ghost & ~self.soft
-        return result
+    def __post_init__(self) -> None:
+        self.candidate: B = self.big & ~self.thin & ~self.ghost & ~self.soft
 
     @property
     def wake(self) -> B:

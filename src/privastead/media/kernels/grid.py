@@ -153,33 +153,38 @@ def global_fit_reference(m: F32, bg: F32, weight: U8, step: int = 8) -> tuple[fl
 )
 def _compare_kernel(m, f, u, g, o, k, kb, floor):  # type: ignore[no-untyped-def]  # noqa: PLR0917
     rows, cols = m.shape
+    # Flat views of the planes: one simple loop, no 3-D index arithmetic per cell.
+    x = m.ravel()
+    bg, prev, noise, reach = f[BG].ravel(), f[PREV].ravel(), f[NOISE].ravel(), f[REACH].ravel()
+    dd, excess = f[DD].ravel(), f[EXCESS].ravel()
+    weight, changed, persist = u[WEIGHT].ravel(), u[CHANGED].ravel(), u[PERSIST].ravel()
     count = 0
-    for r in range(rows):
-        for c in range(cols):
-            x = m[r, c]
-            b = g * f[BG, r, c] + o
-            f[BG, r, c] = b
-            f[DD, r, c] = x - (g * f[PREV, r, c] + o)
-            f[PREV, r, c] = x
-            d = abs(x - min(b, SATURATED))
-            thr = max(floor, k * np.sqrt(f[NOISE, r, c]), kb * f[REACH, r, c])
-            if u[WEIGHT, r, c] != 0 and d > thr:
-                u[CHANGED, r, c] = 1
-                f[EXCESS, r, c] = d / thr
-                count += 1
+    for i in range(x.size):
+        b = g * bg[i] + o
+        bg[i] = b
+        dd[i] = x[i] - (g * prev[i] + o)
+        prev[i] = x[i]
+        d = abs(x[i] - min(b, SATURATED))
+        thr = max(floor, k * np.sqrt(noise[i]), kb * reach[i])
+        hit = weight[i] != 0 and d > thr
+        changed[i] = hit
+        persist[i] = 0
+        excess[i] = d / thr if hit else 0.0
+        count += hit
+    if count:
+        # Persistent: flagged now and (next to) flagged in the previous analysed frame.
+        was = u[PREV_CHANGED]
+        now = u[CHANGED]
+        for r in range(rows):
+            for c in range(cols):
+                if now[r, c] == 0:
+                    continue
                 near = 0
                 for rr in range(max(0, r - 1), min(rows, r + 2)):
                     for cc in range(max(0, c - 1), min(cols, c + 2)):
-                        near |= u[PREV_CHANGED, rr, cc]
+                        near |= was[rr, cc]
                 u[PERSIST, r, c] = near
-            else:
-                u[CHANGED, r, c] = 0
-                u[PERSIST, r, c] = 0
-                f[EXCESS, r, c] = 0.0
-    # Only now: the loop above read the previous frame's flags around each cell.
-    for r in range(rows):
-        for c in range(cols):
-            u[PREV_CHANGED, r, c] = u[CHANGED, r, c]
+    u[PREV_CHANGED] = u[CHANGED]
     return count
 
 
@@ -313,42 +318,57 @@ def light_cells_reference(m: F32, f: F32, u: U8, k: float, floor: float) -> int:
     fastmath=True,
 )
 def _learn_kernel(m, f, u, rates):  # type: ignore[no-untyped-def]
-    rows, cols = m.shape
     floor = rates[FLOOR]
     kappa = rates[KAPPA]
     stray = max(MIN_STRAY, STRAY * floor)
-    for r in range(rows):
-        for c in range(cols):
-            x = m[r, c]
-            bg = f[BG, r, c]
-            dev = x - min(bg, SATURATED)
-            a = rates[A_ABSORB] if u[ACTIVE, r, c] != 0 else rates[A_BG]
-            if u[LIGHT, r, c] != 0:
-                a = rates[A_LIGHT]  # light changed: follow it quickly
-            if x < SATURATED:  # a clipped cell says nothing about the true level
-                f[BG, r, c] = bg + a * (x - bg)
-            if u[CONFIRMED, r, c] == 0:
-                # Nothing is learned under objects: their motion is not the cell's noise.
-                dd = f[DD, r, c]
-                v = f[NOISE, r, c]
-                cap = 3.0 * np.sqrt(v) + floor
-                s = min(dd * dd, cap * cap)
-                rate = rates[A_NOISE_UP] if s > v else rates[A_NOISE_DOWN]
-                f[NOISE, r, c] = v + rate * (s - v)
-            if u[CONFIRMED, r, c] == 0 and u[ACTIVE, r, c] == 0:
-                # Reach: how far the cell strays from its background *while it fluctuates*.
-                # A standing person is far from the background but steady (small dd), so it
-                # teaches nothing; swaying leaves are far and changing, so they do.
-                w = f[REACH, r, c]
-                x = min(abs(dev), kappa * abs(f[DD, r, c]))
-                if x > w and u[PERSIST, r, c] == 0:
-                    f[REACH, r, c] = w + rates[A_REACH_UP] * (x - w)
-                elif x <= w:
-                    f[REACH, r, c] = w - rates[A_REACH_DOWN] * w
-                # (a cell changed by light is not moving)
-                strays = 1.0 if abs(dev) > stray and u[LIGHT, r, c] == 0 else 0.0
-                act = f[ACTIVITY, r, c]
-                f[ACTIVITY, r, c] = act + rates[A_ACTIVITY] * (strays - act)
+    a_bg, a_absorb, a_light = rates[A_BG], rates[A_ABSORB], rates[A_LIGHT]
+    n_up, n_down = rates[A_NOISE_UP], rates[A_NOISE_DOWN]
+    r_up, r_down, a_act = rates[A_REACH_UP], rates[A_REACH_DOWN], rates[A_ACTIVITY]
+    # Flat views of the planes: one simple loop, no 3-D index arithmetic per cell.
+    xs = m.ravel()
+    bgs, noise, reach, act, dds = (
+        f[BG].ravel(),
+        f[NOISE].ravel(),
+        f[REACH].ravel(),
+        f[ACTIVITY].ravel(),
+        f[DD].ravel(),
+    )
+    active, confirmed, light = u[ACTIVE].ravel(), u[CONFIRMED].ravel(), u[LIGHT].ravel()
+    persist = u[PERSIST].ravel()
+    for i in range(xs.size):
+        x = xs[i]
+        bg = bgs[i]
+        dev = x - min(bg, SATURATED)
+        a = a_absorb if active[i] != 0 else a_bg
+        if light[i] != 0:
+            a = a_light  # light changed: follow it quickly
+        if x < SATURATED:  # a clipped cell says nothing about the true level
+            bgs[i] = bg + a * (x - bg)
+        if confirmed[i] != 0:
+            continue  # nothing is learned under objects: their motion is not the cell's
+        dd = dds[i]
+        v = noise[i]
+        s = dd * dd
+        if s > v:
+            cap = 3.0 * np.sqrt(v) + floor
+            noise[i] = v + n_up * (min(s, cap * cap) - v)
+        else:
+            noise[i] = v + n_down * (s - v)
+        if active[i] != 0:
+            continue  # ...nor reach and activity under what may still become one
+        # Reach: how far the cell strays from its background *while it fluctuates*. A
+        # standing person is far from the background but steady (small dd), so it teaches
+        # nothing; swaying leaves are far and changing, so they do.
+        w = reach[i]
+        y = min(abs(dev), kappa * abs(dd))
+        if y > w:
+            if persist[i] == 0:
+                reach[i] = w + r_up * (y - w)
+        else:
+            reach[i] = w - r_down * w
+        # (a cell changed by light is not moving)
+        strays = 1.0 if abs(dev) > stray and light[i] == 0 else 0.0
+        act[i] = act[i] + a_act * (strays - act[i])
 
 
 def learn_grid(m: F32, f: F32, u: U8, rates: F64) -> None:
