@@ -146,15 +146,33 @@ def main() -> int:
     ap.add_argument("--scenes", help="comma-separated scene names (default: all)")
     ap.add_argument("--no-peers", action="store_true", help="only our detector")
     ap.add_argument("--jobs", type=int, default=1, help="cases run in parallel")
+    ap.add_argument("--seeds", help="comma-separated seeds (default: all of the set's)")
+    ap.add_argument(
+        "--max-height",
+        type=int,
+        help="skip renderings taller than this (4K scenes take about a second a frame to render)",
+    )
     args = ap.parse_args()
     runs = tuple(r for r in RUNS if not (args.no_peers and r[1] != "ours"))
     chosen = list(SETS) if args.set == "all" else [args.set]
     wanted = set(args.scenes.split(",")) if args.scenes else set(SCENES)
-    out: dict[str, object] = {"bench": "detection_quality", "quiet_scenes": list(QUIET_SCENES)}
+    seeds = {int(x) for x in args.seeds.split(",")} if args.seeds else None
+    out: dict[str, object] = {
+        "bench": "detection_quality",
+        "quiet_scenes": list(QUIET_SCENES),
+        "max_height": args.max_height,
+        "seeds": sorted(seeds) if seeds else None,
+    }
     sets: dict[str, object] = {}
     t0 = time.perf_counter()
     for set_name in chosen:
-        cases = [c for c in SETS[set_name] if c.name in wanted]
+        cases = [
+            c
+            for c in SETS[set_name]
+            if c.name in wanted
+            and (seeds is None or c.seed in seeds)
+            and (args.max_height is None or c.height <= args.max_height)
+        ]
         results: dict[str, list[CaseResult]] = {label: [] for label, _, _ in runs}
         with ProcessPoolExecutor(max(1, args.jobs)) as pool:
             for got in pool.map(run_one, cases, [runs] * len(cases)):
