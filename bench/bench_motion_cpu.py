@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import pickle
 import statistics
 import sys
 import time
@@ -22,10 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import privastead.media.detector as detector_module
 from peers import FrigateStyle, Mog2
+from privastead.camsim.encoder import camera_bitrate
 from privastead.camsim.scene import make_scene
 from privastead.camsim.suite import Case, cache_dir, encode_scene
 from privastead.media.analysis import Analysis, DetectorFactory
-from privastead.media.decode import LumaDecoder
+from privastead.media.decode import LumaDecoder, LumaFrame
 from privastead.media.detector import MotionDetector
 from privastead.media.kernels import block_means
 from privastead.media.scan import scan_file
@@ -92,7 +95,6 @@ def cpu_table(paths: dict[str, Path], variants: tuple[str, ...], repeat: int) ->
 
 def warm_up() -> None:
     """Load every Numba kernel once (cache load costs ~0.2 s, once per process)."""
-    from privastead.media.decode import LumaFrame
 
     det = MotionDetector(DetectionSettings(settle_seconds=0.0, detect_fps=0), 640, 360)
     for i in range(5):
@@ -158,7 +160,6 @@ def kernel_vs_floor(path: Path, repeat: int = 60) -> dict[str, float]:
     det = MotionDetector(
         DetectionSettings(detect_fps=0, settle_seconds=0.0), y.shape[1], y.shape[0]
     )
-    from privastead.media.decode import LumaFrame
 
     for i in range(40):  # past start-up settling
         det.process(LumaFrame(views[i % 30], i / 30, False))
@@ -176,6 +177,63 @@ def kernel_vs_floor(path: Path, repeat: int = 60) -> dict[str, float]:
         "floor_stream_ms": stream_floor * 1e3,
         "detector_step_ms": full_step * 1e3,
         "bytes": int(y.size),
+    }
+
+
+def _rss() -> int:
+    with open("/proc/self/statm", encoding="ascii") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class _ReplayMemory:
+    """Observer: resident memory just before each rewind and its peak while replaying."""
+
+    def __init__(self) -> None:
+        self.added: list[int] = []
+        self._before = 0
+        self._until = -1.0
+
+    def rewound(self, to: float, at: float) -> None:
+        self._before, self._until = _rss(), at
+        self.added.append(0)
+
+    def analysed(self, frame: LumaFrame, result: object, detector: object) -> None:
+        if frame.pts <= self._until:
+            self.added[-1] = max(self.added[-1], _rss() - self._before)
+
+    def events(self, changes: object, frame_time: float) -> None:
+        pass
+
+
+def rewind_memory(seconds: float = 6.0) -> dict[str, float]:
+    """What idle mode's rewind costs in memory at 4K30 (camera bitrate, 2 s GOP, people
+    walking in after a quiet start): the compressed packets of the previous and current GOP
+    kept for it (peak), one snapshot of the detector's learned state, and the resident memory
+    the replay adds while it decodes two GOPs again (peak over the rewinds)."""
+    bitrate = camera_bitrate(3840, 2160, 30)
+    path = cache_dir() / f"bench-walkers-3840x2160-30fps-{seconds:g}s-gop2-{bitrate}bps.mp4"
+    if not path.exists():
+        made = make_scene("walkers", width=3840, height=2160, fps=30, seed=0, duration=seconds)
+        encode_scene(made, path, gop_seconds=2.0, bitrate=bitrate, preset="ultrafast", threads=2)
+    watcher = _ReplayMemory()
+    settings = DetectionSettings(settle_seconds=0.0)
+    analysis = Analysis(settings, EventSettings(), mode="keyframes", observer=watcher)
+    kept = 0
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        analysis.connect(s)
+        for packet in c.demux(s):
+            analysis.feed(packet)
+            kept = max(kept, analysis.kept_bytes)
+        analysis.finish()
+    assert analysis.detector is not None
+    state = len(pickle.dumps(analysis.detector.snapshot()))
+    return {
+        "bitrate_mbps": bitrate / 1e6,
+        "kept_packets_peak_mb": kept / 1e6,
+        "snapshot_mb": state / 1e6,
+        "replay_rss_added_mb": max(watcher.added, default=0) / 1e6,
+        "rewinds": analysis.rewinds,
     }
 
 
@@ -199,8 +257,22 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--kernel-only", action="store_true", help="only the kernel vs floor part")
+    ap.add_argument(
+        "--memory-only", action="store_true", help="only the memory cost of idle-mode rewinds"
+    )
     args = ap.parse_args()
     result: dict[str, object] = {"bench": "motion_cpu"}
+    mem = rewind_memory()
+    result["rewind_memory_4k"] = {k: round(v, 3) for k, v in mem.items()}
+    print(
+        f"idle-mode rewind at 4K30, {mem['bitrate_mbps']:.1f} Mbit/s, 2 s GOP: packets of two "
+        f"GOPs kept {mem['kept_packets_peak_mb']:.1f} MB (peak), detector snapshot "
+        f"{mem['snapshot_mb']:.2f} MB, replay adds {mem['replay_rss_added_mb']:.0f} MB resident "
+        f"({mem['rewinds']:.0f} rewinds)"
+    )
+    if args.memory_only:
+        print(json.dumps(result))
+        return 0
     k4 = clip(3840, 2160, "h264", args.seconds)
     kf = kernel_vs_floor(k4)
     result["kernel_4k"] = {k: round(v, 4) for k, v in kf.items()}

@@ -163,6 +163,11 @@ class Analysis:
         return self._last_frame
 
     @property
+    def kept_bytes(self) -> int:
+        """Compressed bytes of the packets kept for a rewind (the previous and current GOP)."""
+        return sum(p.size for gop in self._gops for p in gop)
+
+    @property
     def frames_analysed(self) -> int:
         return self.detector.frames_analysed if self.detector is not None else 0
 
