@@ -205,7 +205,7 @@ class _ReplayMemory:
         pass
 
 
-def rewind_memory(seconds: float = 6.0) -> dict[str, float]:
+def rewind_memory(seconds: float = 10.0) -> dict[str, float]:
     """What idle mode's rewind costs in memory at 4K30 (camera bitrate, 2 s GOP, people
     walking in after a quiet start): the compressed packets of the previous and current GOP
     kept for it (peak), one snapshot of the detector's learned state, and the resident memory

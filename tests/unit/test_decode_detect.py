@@ -66,6 +66,30 @@ def test_replay_switches_to_full_mid_gop_and_catches_up(clip: Path) -> None:
     assert pts == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0] + [round(5.1 + i / 10, 3) for i in range(69)]
 
 
+def test_replay_hands_out_frames_one_at_a_time(clip: Path) -> None:
+    # A replay of two GOPs must not hold every decoded picture at once (at 4K that is GBs):
+    # each frame is decoded when the previous one has been taken.
+    with av.open(str(clip)) as c:
+        s = c.streams.video[0]
+        packets = [p for p in c.demux(s) if p.size][:25]  # GOPs 0 and 1, half of GOP 2
+        dec = LumaDecoder(s, mode="keyframes")
+        for packet in packets:
+            dec.decode(packet)
+        kept = packets[10:]  # from the keyframe at 1.0 s
+        assert kept[0].is_keyframe
+        before = dec.frames_decoded
+        frames = dec.replay(kept, after=1.0)
+        assert dec.frames_decoded == before  # nothing decoded until asked for
+        first = next(frames)
+        assert dec.frames_decoded - before <= 2  # (frame threading may run a frame ahead)
+        rest = list(frames)
+        pts = [round(f.pts, 3) for f in [first, *rest]]
+        assert pts[0] > 1.0 and pts == sorted(set(pts))
+        assert dec.mode == "full"
+    with pytest.raises(ValueError, match="keyframe"):
+        dec.replay(kept[1:], after=1.0)
+
+
 def test_switch_to_full_without_replay_waits_for_a_keyframe(clip: Path) -> None:
     with av.open(str(clip)) as c:
         s = c.streams.video[0]

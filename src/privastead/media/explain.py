@@ -26,6 +26,15 @@ def _box(detector: MotionDetector, r0: float, c0: float, r1: float, c1: float) -
     return f"[x {c0 * cw:.2f} y {r0 * ch:.2f} w {(c1 - c0) * cw:.2f} h {(r1 - r0) * ch:.2f}]"
 
 
+#: A frame whose light model (gain, offset) is this far from (1, 0) is worth a line of its own.
+LIGHT_STEP_GAIN, LIGHT_STEP_OFFSET = 0.08, 8.0
+
+
+def _light_step(gain: tuple[float, float]) -> bool:
+    g, o = gain
+    return abs(g - 1.0) > LIGHT_STEP_GAIN or abs(o) > LIGHT_STEP_OFFSET
+
+
 class Explainer:
     """Writes the detector's view of a stream, line by line, to ``write``."""
 
@@ -62,6 +71,14 @@ class Explainer:
         if info.note.startswith("global change"):
             self._flush_quiet(info.t)
             self.write(f"{self._t(info.t)}  {info.note}: background re-based, settling")
+            return
+        if not shown and _light_step(info.gain):
+            self._flush_quiet(info.t)
+            g, o = info.gain
+            self.write(
+                f"{self._t(info.t)}  light changed over the whole view (x{g:.2f}{o:+.1f}): "
+                f"explained by the light model, {info.count} cells over threshold"
+            )
             return
         if not shown:
             if self._quiet_since is None:

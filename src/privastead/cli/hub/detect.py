@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,16 @@ def _settings(args: argparse.Namespace) -> tuple[DetectionSettings, EventSetting
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _detect(args)
+    except BrokenPipeError:
+        # ``detect --explain | head``: the reader has seen enough; that is no error. Later
+        # writes (the interpreter's final flush) go nowhere instead of failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _detect(args: argparse.Namespace) -> int:
     detection, events = _settings(args)
     if not args.video.exists():
         raise MediaError(f"{args.video}: no such file")
