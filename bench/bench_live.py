@@ -75,7 +75,7 @@ from privastead.protocol.live import LivePayload  # noqa: E402
 from privastead.relay.client import RelayClient  # noqa: E402
 from support.procs import camsim  # noqa: E402
 
-TARGET_P50 = 0.300  # design.md §6: camera frame -> decrypted at client, loopback
+TARGET_P50 = 0.300  # the project's target: camera frame -> decrypted at client, loopback
 # Every decoder here: SLICE (no frame held back; one core for a single-slice camera stream) or
 # AUTO (frame threads: more frames per second, one frame period more latency). --decoder.
 DECODER = {"thread_type": "SLICE"}

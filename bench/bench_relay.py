@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import pwd
 import random
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -220,6 +222,104 @@ async def blob_get(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def idle_sockets(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Open ``count`` subscription WebSockets, let them idle, and read the relay's RSS
+    before and while they are open (psutil on the relay's pid)."""
+    import resource
+
+    import aiohttp
+    import psutil
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    relay = psutil.Process(cfg["pid"])
+    before = relay.memory_info().rss
+    headers = {"Authorization": f"Bearer {cfg['token']}"}
+    url = cfg["url"].replace("http", "ws", 1) + "/v1/ws"
+    sockets = []
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as s:
+        sem = asyncio.Semaphore(64)
+
+        async def connect() -> None:
+            async with sem:
+                ws = await s.ws_connect(url, headers=headers, autoping=True)
+                await ws.send_json({"type": "subscribe", "mailboxes": cfg["mailboxes"]})
+                await ws.receive()  # "subscribed": the relay holds its subscription now
+                sockets.append(ws)
+
+        await asyncio.gather(*(connect() for _ in range(cfg["count"])))
+        await asyncio.sleep(1.0)
+        after = relay.memory_info().rss
+        await asyncio.gather(*(ws.close() for ws in sockets))
+    return {
+        "sockets": len(sockets),
+        "rss_before_mib": before / 2**20,
+        "rss_after_mib": after / 2**20,
+        "kib_per_socket": (after - before) / 1024 / max(len(sockets), 1),
+    }
+
+
+def serve_floor(port: int) -> None:
+    """The framework floor: aiohttp on uvloop answering the upload route as the relay does
+    (read the body, answer 201 JSON), with no authentication, storage or fan-out. The same
+    load against it shows what a request costs before the relay does any of its own work."""
+    import uvloop
+    from aiohttp import web
+
+    seq = 0
+
+    async def upload(request: web.Request) -> web.Response:
+        nonlocal seq
+        await request.read()
+        seq += 1
+        return web.json_response({"seq": seq, "duplicate": False, "evicted": []}, status=201)
+
+    async def ws(request: web.Request) -> web.WebSocketResponse:
+        sock = web.WebSocketResponse()
+        await sock.prepare(request)
+        async for _ in sock:
+            await sock.send_json({"type": "subscribed", "mailboxes": [], "missing": []})
+        return sock
+
+    app = web.Application()
+    app.router.add_post("/v1/mailboxes/{box}/messages", upload)
+    app.router.add_get("/v1/ws", ws)
+    uvloop.install()
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def sqlite_append_cost(batch: int = 32, rounds: int = 200) -> dict[str, float]:
+    """CPU of the relay's storage step alone: ``store.append`` of 256-byte messages, each in
+    its savepoint, ``batch`` per transaction (group commit), on a scratch database with
+    ``synchronous=OFF`` so that only CPU is measured."""
+    sys.path.insert(0, str(SRC))
+    from privastead.relay import accounts, schema, store
+
+    with tempfile.TemporaryDirectory() as d:
+        conn = sqlite3.connect(Path(d) / "x.sqlite3", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=OFF")
+        schema.init(conn)
+        accounts.add_account(conn, "a", 0.0)
+        boxes = [os.urandom(16).hex() for _ in range(8)]
+        for b in boxes:
+            store.create_mailbox(conn, "a", b, 0.0, None)
+        body = os.urandom(256)
+        digest = hashlib.sha256(body).digest()
+        t0 = time.process_time()
+        for r in range(rounds):
+            conn.execute("BEGIN IMMEDIATE")
+            for i in range(batch):
+                conn.execute("SAVEPOINT op")
+                msg = store.NewMessage("a", boxes[i % 8], f"m{r}-{i}", digest, 256, body, None)
+                store.append(conn, msg, 1.0, 3600, 2**40)
+                conn.execute("RELEASE op")
+            conn.execute("COMMIT")
+        cpu = time.process_time() - t0
+        conn.close()
+    return {"us_per_append": 1e6 * cpu / (batch * rounds)}
+
+
 def run_load(kind: str, cfg: dict[str, Any], server_pid: int | None = None) -> dict[str, Any]:
     """Run one load in a separate process; returns its JSON result, plus the CPU seconds the
     server (``server_pid``) used meanwhile: on a shared machine, work per CPU-second is the
@@ -342,10 +442,19 @@ def main() -> int:
         help="SQLite synchronous= of the relay (config key durability)",
     )
     parser.add_argument("--load", nargs=2, metavar=("KIND", "JSON"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_floor:
+        serve_floor(args.serve_floor)
+        return 0
     if args.load:
         kind, cfg = args.load[0], json.loads(args.load[1])
-        fn = {"small": small_messages, "put": blob_put, "get": blob_get}[kind]
+        fn = {
+            "small": small_messages,
+            "put": blob_put,
+            "get": blob_get,
+            "sockets": idle_sockets,
+        }[kind]
         cpu0 = time.process_time()
         try:
             import uvloop
@@ -371,7 +480,12 @@ def main() -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     config = tmp / "relay.toml"
-    config.write_text(f'event_loop = "{args.event_loop}"\ndurability = "{args.durability}"\n')
+    # One account plays every sender and socket here: its shares are raised to the global
+    # limits (the defaults are per household; budgets.py).
+    config.write_text(
+        f'event_loop = "{args.event_loop}"\ndurability = "{args.durability}"\n'
+        "[budgets]\nsockets_per_account = 10000\nsockets_per_token = 10000\n"
+    )
     relay = subprocess.Popen(
         [
             *cli,
@@ -398,10 +512,15 @@ def main() -> int:
         "durability": args.durability,
         "seconds": args.seconds,
         "cpus": os.cpu_count(),
+        "loadavg_start": os.getloadavg()[0],
     }
     rows: list[tuple[str, str, str]] = []
     try:
         wait_http(url + "/healthz")
+        import psutil
+
+        results["idle_rss_mib"] = psutil.Process(relay.pid).memory_info().rss / 2**20
+        rows.append(("relay idle RSS (after start)", f"{results['idle_rss_mib']:.1f} MiB", ""))
         boxes = [os.urandom(16).hex() for _ in range(8)]
         for box in boxes:
             req = urllib.request.Request(
@@ -443,6 +562,57 @@ def main() -> int:
                 "  upload -> WebSocket delivery",
                 f"p50 {small['p50_ms']:.1f} ms",
                 f"p99 {small['p99_ms']:.1f} ms (answer p50 {small['upload_p50_ms']:.1f} ms)",
+            )
+        )
+        # The same load against bare aiohttp (no auth, storage, fan-out): the floor.
+        floor_port = free_port()
+        floor = subprocess.Popen(
+            [sys.executable, __file__, "--serve-floor", str(floor_port)],
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_port(floor_port)
+            bare = run_load(
+                "small",
+                {
+                    "url": f"http://127.0.0.1:{floor_port}",
+                    "token": token,
+                    "mailboxes": boxes,
+                    "clients": args.senders,
+                    "seconds": args.seconds,
+                },
+                floor.pid,
+            )
+        finally:
+            floor.terminate()
+            floor.wait(30)
+        bare["msgs_per_server_cpu_s"] = bare["messages"] / max(bare["server_cpu_s"], 1e-9)
+        results["aiohttp_floor"] = bare
+        results["sqlite_append"] = sqlite_append_cost()
+        relay_us = 1e6 / small["msgs_per_relay_cpu_s"]
+        floor_us = 1e6 / bare["msgs_per_server_cpu_s"]
+        store_us = results["sqlite_append"]["us_per_append"]
+        results["cost_us_per_msg"] = {
+            "relay": relay_us,
+            "aiohttp_floor": floor_us,
+            "sqlite_append": store_us,
+            "rest": relay_us - floor_us - store_us,
+        }
+        rows.append(
+            (
+                "  same load, bare aiohttp (floor)",
+                f"{bare['msgs_per_s']:.0f} msg/s",
+                f"{bare['msgs_per_server_cpu_s']:.0f} per server CPU-second",
+            )
+        )
+        rows.append(
+            (
+                "  relay CPU per message",
+                f"{relay_us:.0f} us",
+                f"aiohttp floor {floor_us:.0f} us + SQLite append {store_us:.0f} us "
+                f"+ the relay's own Python {relay_us - floor_us - store_us:.0f} us",
             )
         )
         batched = run_load(
@@ -526,6 +696,7 @@ def main() -> int:
                 nginx.pid,
             )
             ratio = got["mib_per_s"] / ceiling["mib_per_s"]
+            put["server_cpu_ms_per_req"] = 1000 * put["server_cpu_s"] / max(put["requests"], 1)
             results[f"put_{size}"] = put
             results[f"get_{size}"] = got
             results[f"nginx_get_{size}"] = ceiling
@@ -534,7 +705,8 @@ def main() -> int:
                 (
                     f"blob PUT {label}",
                     f"{put['mib_per_s']:.0f} MiB/s",
-                    f"{put['req_per_s']:.0f} req/s",
+                    f"{put['req_per_s']:.0f} req/s, "
+                    f"{put['server_cpu_ms_per_req']:.2f} ms relay CPU per request",
                 )
             )
             rows.append(
@@ -557,6 +729,26 @@ def main() -> int:
             )
             results[f"get_ratio_per_cpu_{size}"] = per_cpu
             rows.append(("  same, per server CPU-second", f"{per_cpu:.2f}x", ""))
+        if not args.only_small:
+            idle = run_load(
+                "sockets",
+                {
+                    "url": url,
+                    "token": token,
+                    "mailboxes": boxes[:1],
+                    "count": 1000,
+                    "pid": relay.pid,
+                },
+            )
+            results["ws_idle_1000"] = idle
+            rows.append(
+                (
+                    "1000 idle subscription WebSockets",
+                    f"+{idle['rss_after_mib'] - idle['rss_before_mib']:.1f} MiB",
+                    f"{idle['kib_per_socket']:.1f} KiB each (RSS {idle['rss_after_mib']:.0f} MiB)",
+                )
+            )
+        results["loadavg_end"] = os.getloadavg()[0]
     finally:
         relay.terminate()
         relay.wait(30)
@@ -568,7 +760,8 @@ def main() -> int:
     print(
         f"relay benchmark: {args.senders} small-message senders, {args.clients} blob clients, "
         f"{args.seconds:g} s per load, "
-        f"{os.cpu_count()} CPUs shared by relay, nginx and the load generator"
+        f"{os.cpu_count()} CPUs shared by relay, nginx and the load generator; load average "
+        f"{results['loadavg_start']:.1f} at start, {results.get('loadavg_end', 0.0):.1f} at end"
     )
     for name, value, note in rows:
         print(f"  {name:<{width}}  {value:>14}  {note}")

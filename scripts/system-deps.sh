@@ -25,7 +25,7 @@ missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
     wanted=("${BUILD_PKGS[@]}" "${PYTHON_PKGS[@]}" "${GSTREAMER_PKGS[@]}" "${BENCH_PKGS[@]}"
             "${BROWSER_PKGS[@]}" "${EXTRA_PKGS[@]}")
-    # Ubuntu 22.04 ships Python 3.10: add 3.11 beside it.
+    # No Python >= 3.10 (a release older than Ubuntu 22.04 or Debian 12): try the archive's 3.11.
     if ! "$(dirname "$0")/find-python.sh" | grep -q '^/'; then
         wanted+=(python3.11 python3.11-venv python3.11-dev)
     fi

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from privastead.compat import tomllib
 from privastead.errors import ConfigError
 
 T = TypeVar("T")

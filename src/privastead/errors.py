@@ -5,7 +5,8 @@ Catch ``PrivasteadError`` to catch everything this package raises on purpose::
     PrivasteadError
     ├── ConfigError (ValueError)        bad config file or option; names the file and line
     ├── StorageError (OSError)          state file missing, corrupt, locked, or disk failure
-    │   └── StateLockedError            another process holds the state file
+    │   ├── StateLockedError            another process holds the state file
+    │   └── StorageFullError            the disk (or a quota) is full: make room, then go on
     ├── CryptoError                     anything from the MLS core
     │   ├── DecodeError (ValueError)    bytes that are not a well-formed message, or too large
     │   ├── DecryptionError             cannot decrypt or authenticate; deliberately uninformative
@@ -46,6 +47,11 @@ class StorageError(PrivasteadError, OSError):
 
 class StateLockedError(StorageError):
     """The state file is in use by another process."""
+
+
+class StorageFullError(StorageError):
+    """The disk or a quota is full. What was written before stays intact; the writer waits
+    until room is made (retention) instead of failing for good."""
 
 
 class CryptoError(PrivasteadError):
@@ -168,5 +174,6 @@ __all__ = [
     "StaleMessageError",
     "StateLockedError",
     "StorageError",
+    "StorageFullError",
     "WrongEpochError",
 ]

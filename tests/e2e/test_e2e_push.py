@@ -56,6 +56,7 @@ async def pushed_home(tmp_path: Path) -> AsyncIterator[tuple[Home, GoogleStandIn
         # A plain string: make_url() would percent-encode the "{project}" placeholder.
         f'fcm_endpoint = "http://127.0.0.1:{google.server.port}/v1/projects/{{project}}/messages:send"\n'
         "webhook_allow_http = true\n"
+        'webhook_allow_networks = ["127.0.0.0/8"]\n'  # the local webhook receiver
         "retry_delay_seconds = 0.1\n"
     )
     try:

@@ -77,7 +77,8 @@ async def test_digest_auth_rejects_then_accepts(tmp_path: Path) -> None:
         await srv.close()
 
 
-async def test_udp_setup_is_refused_with_461(server: RtspServer) -> None:
+async def test_udp_setup_is_refused_with_461_when_udp_is_off() -> None:
+    server = await _serving({"/main": box_stream("h264", duration=1.0)}, udp=False)
     reader, writer = await asyncio.open_connection(server.host, server.port)
     url = server.urls()[0]
     writer.write(
@@ -87,6 +88,8 @@ async def test_udp_setup_is_refused_with_461(server: RtspServer) -> None:
     reply = await reader.readuntil(b"\r\n\r\n")
     assert reply.startswith(b"RTSP/1.0 461")
     writer.close()
+    await writer.wait_closed()
+    await server.close()
 
 
 async def test_looped_mp4_file_and_cache_round_trip(tmp_path: Path) -> None:

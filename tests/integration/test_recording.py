@@ -2,56 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import threading
-import time
 from pathlib import Path
 
 import av
 import pytest
 
-from privastead.camsim.server import RtspServer
-from privastead.media.ingest import Ingest, IngestEvent, MediaPacket, StreamInfo
+from privastead.media.ingest import MediaPacket, StreamInfo
 from privastead.media.recorder import ClipWriter
 from privastead.media.ring import PacketRing
 from privastead.media.thumbnail import thumbnail_from_packets
-from support.rtsp import box_stream
-
-
-def _capture(url: str, seconds: float) -> tuple[StreamInfo, list[MediaPacket]]:
-    events: list[IngestEvent] = []
-    ingest = Ingest(url, events.append)
-    ingest.start()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        packets = [e for e in events if isinstance(e, MediaPacket)]
-        if packets and packets[-1].pts - packets[0].pts >= seconds:
-            break
-        time.sleep(0.05)
-    ingest.stop()
-    info = next(e for e in events if isinstance(e, StreamInfo))
-    return info, [e for e in events if isinstance(e, MediaPacket) and e.epoch == info.epoch]
+from support.rtsp import box_stream, capture
 
 
 @pytest.fixture(scope="module", params=["h264", "h265"])
 def captured(request: pytest.FixtureRequest) -> tuple[StreamInfo, list[MediaPacket]]:
     """~4.5 s of a 15 fps stream with a 1 s GOP, read over RTSP by the ingest."""
-    stream = box_stream(request.param, duration=2.0, motion=(0.5, 1.5))
-    result: dict[str, tuple[StreamInfo, list[MediaPacket]]] = {}
-
-    async def serve() -> None:
-        server = RtspServer({"/main": stream}, port=0)
-        await server.start()
-        try:
-            result["v"] = await asyncio.to_thread(_capture, server.urls()[0], 4.5)
-        finally:
-            await server.close()
-
-    thread = threading.Thread(target=asyncio.run, args=(serve(),))
-    thread.start()
-    thread.join()
-    return result["v"]
+    return capture(box_stream(request.param, duration=2.0, motion=(0.5, 1.5)), 4.5)
 
 
 def test_ingest_timeline_starts_on_a_keyframe_and_increases(captured) -> None:  # type: ignore[no-untyped-def]
@@ -127,18 +94,7 @@ def test_thumbnail_is_a_small_jpeg(captured) -> None:  # type: ignore[no-untyped
 def test_aac_audio_is_ingested_and_copied_into_the_clip(tmp_path: Path) -> None:
     from privastead.camsim.audio import tone
 
-    result: dict[str, tuple[StreamInfo, list[MediaPacket]]] = {}
-
-    async def serve() -> None:
-        server = RtspServer({"/main": box_stream("h264", duration=2.0)}, port=0, audio=tone(2.0))
-        await server.start()
-        try:
-            result["v"] = await asyncio.to_thread(_capture, server.urls()[0], 2.5)
-        finally:
-            await server.close()
-
-    asyncio.run(serve())
-    info, packets = result["v"]
+    info, packets = capture(box_stream("h264", duration=2.0), 2.5, audio=tone(2.0))
     assert info.audio is not None and info.audio.codec_context.sample_rate == 16000
     assert (info.width, info.height) == (320, 240)
     audio = [p for p in packets if p.kind == "audio"]

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import requests
-from relay_harness import _env, free_port, run_cli
+from relay_harness import _env, free_port, mailbox_id, make_process, run_cli
 
 
 def test_accounts_and_tokens(tmp_path: Path) -> None:
     data = tmp_path / "data"
     out = run_cli("accounts", "add", "family", "--quota-bytes", "1000000", data_dir=data)
-    owner = out.strip().splitlines()[-1]
-    assert owner.startswith("pst_")
+    owner = out.strip()
+    assert out == owner + "\n" and owner.startswith("pst_")  # `> owner-token` gets the token alone
     rows = json.loads(run_cli("accounts", "list", "--json", data_dir=data))
     assert [(r["name"], r["quota_bytes"]) for r in rows] == [("family", 1000000)]
     issued = json.loads(
@@ -81,7 +84,7 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.timezone.utc)
     import ipaddress
 
     cert = (
@@ -150,3 +153,29 @@ def test_serve_with_tls(tmp_path: Path) -> None:
         child.terminate()
         assert child.wait(30) == 0  # SIGTERM is a clean stop
         child.stdout.close() if child.stdout else None
+
+
+async def test_files_at_rest_are_owner_only(tmp_path: Path) -> None:
+    """Whatever the caller's umask and whatever an older relay left: data dir and every
+    directory below it 0700, database, WAL and blob files 0600."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    old = os.umask(0o022)
+    try:
+        relay = await asyncio.to_thread(make_process, tmp_path)
+    finally:
+        os.umask(old)
+    try:
+        box = mailbox_id()
+        async with relay.client() as c:
+            await c.create_mailbox(box)
+            await c.upload(box, os.urandom(100_000), "blob")  # a blob file
+            await c.upload(box, b"inline", "small")  # WAL contents
+        names = {p.name for p in data.rglob("*")}
+        assert {"relay.sqlite3", "relay.sqlite3-wal", "relay.sqlite3-shm"} <= names
+        modes = {p: stat.S_IMODE(p.stat().st_mode) for p in [data, *data.rglob("*")]}
+        wrong = {str(p): oct(m) for p, m in modes.items() if m != (0o700 if p.is_dir() else 0o600)}
+        assert wrong == {}
+    finally:
+        relay.kill9()

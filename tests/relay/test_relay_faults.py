@@ -328,40 +328,6 @@ async def test_wrong_and_revoked_tokens(shared_relay: RelayProcess) -> None:
             await asyncio.sleep(0.2)
 
 
-async def test_failed_attempts_are_throttled(inproc: InProcess) -> None:
-    config = inproc.state.config.auth
-    async with aiohttp.ClientSession() as s:
-        for _ in range(config.max_failures):
-            async with s.get(
-                inproc.url + "/v1/me", headers={"Authorization": "Bearer pst_bad"}
-            ) as r:
-                assert r.status == 401
-        async with s.get(
-            inproc.url + "/v1/me", headers={"Authorization": f"Bearer {inproc.owner_token}"}
-        ) as r:
-            assert r.status == 429 and int(r.headers["Retry-After"]) > 0
-            assert (await r.json())["error"]["code"] == "too_many_attempts"
-        inproc.clock.advance(config.lockout_seconds + 1)
-        async with s.get(
-            inproc.url + "/v1/me", headers={"Authorization": f"Bearer {inproc.owner_token}"}
-        ) as r:
-            assert r.status == 200
-
-
-async def test_account_throttle_on_wrong_secrets_for_a_token_id(inproc: InProcess) -> None:
-    """Guessing the secret of one token id locks that account, not just the address."""
-    auth = inproc.state.auth
-    token_id = inproc.owner_token.split("_")[1]
-    async with aiohttp.ClientSession() as s:
-        for _ in range(inproc.state.config.auth.max_failures):
-            async with s.get(
-                inproc.url + "/v1/me",
-                headers={"Authorization": f"Bearer pst_{token_id}_{'B' * 43}"},
-            ) as r:
-                assert r.status in (401, 429)
-    assert auth.throttle.retry_after("acct:home") > 0
-
-
 async def test_full_disk_injected_through_storage(inproc: InProcess) -> None:
     """The storage interface's commit hook raises ENOSPC, as a full disk would."""
     box = mailbox_id()
@@ -427,7 +393,14 @@ async def test_thousands_of_idle_websockets_are_bounded(tmp_path: Path) -> None:
     limit = 2000
     if raise_fd_limit() < 2 * limit + 200:
         pytest.skip("the descriptor limit (ulimit -Hn) is too low for 2000 sockets")
-    relay = await asyncio.to_thread(make_process, tmp_path, f"[limits]\nmax_websockets = {limit}\n")
+    # One account opens them all: its own share is raised to the global limit here, so this
+    # tests the last resort (test_relay_budgets.py tests the shares).
+    relay = await asyncio.to_thread(
+        make_process,
+        tmp_path,
+        f"[limits]\nmax_websockets = {limit}\n"
+        f"[budgets]\nsockets_per_account = {limit * 2}\nsockets_per_token = {limit * 2}\n",
+    )
     try:
         box = mailbox_id()
         async with relay.client() as c:
@@ -469,3 +442,208 @@ async def test_thousands_of_idle_websockets_are_bounded(tmp_path: Path) -> None:
             await asyncio.gather(*(ws.close() for ws in sockets))
     finally:
         relay.kill9()
+
+
+MALFORMED_HTTP = [
+    b"GARBAGE\r\n\r\n",
+    b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n",
+    b"G\x01T /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nBad Header: x\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n",
+    b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST /v1/me HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+    b"POST /v1/me HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+    b"POST /v1/me HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    b"POST /v1/me HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64,  # a TLS ClientHello
+]
+
+
+@pytest.mark.parametrize("request_bytes", MALFORMED_HTTP, ids=range(len(MALFORMED_HTTP)))
+async def test_malformed_http_gets_a_json_4xx(
+    shared_relay: RelayProcess, request_bytes: bytes
+) -> None:
+    status, body = await asyncio.to_thread(raw, shared_relay.port, request_bytes)
+    assert 400 <= status < 500
+    assert _error_code(body) == "malformed_http"
+    async with shared_relay.client() as c:  # and the relay serves the next client
+        assert (await c.me())["kind"] == "owner"
+
+
+DEEP = b"[" * 30_000 + b"]" * 30_000
+BAD_JSON_BODIES = [
+    ("POST", "/v1/devices", DEEP),
+    ("POST", "/v1/devices", b'{"name": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
+    ("POST", "/v1/devices", b'{"name": "\\ud800"}'),
+    ("POST", "/v1/devices", b'{"\\udfff": 1}'),
+    ("PUT", "/v1/devices/self/push", b'{"fcm_token": "abc\\ud83d", "webhook_url": null}'),
+    ("PUT", "/v1/devices/self/push", b'{"webhook_url": "https://x/\\udc00"}'),
+    ("POST", "/v1/messages", b'{"messages": ' + b"[" * 3000 + b"]" * 3000 + b"}"),
+    ("POST", "/v1/tokens/restricted", b'{"mailboxes": ["\\ud800"], "ttl_seconds": 5}'),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"), BAD_JSON_BODIES, ids=range(len(BAD_JSON_BODIES))
+)
+async def test_hostile_json_is_a_400(
+    shared_relay: RelayProcess, method: str, path: str, body: bytes
+) -> None:
+    headers = {
+        "Authorization": f"Bearer {shared_relay.owner_token}",
+        "Content-Type": "application/json",
+    }
+    async with (
+        aiohttp.ClientSession() as s,
+        s.request(method, shared_relay.url + path, data=body, headers=headers) as r,
+    ):
+        assert r.status == 400
+        assert (await r.json())["error"]["code"] in ("bad_json", "bad_field")
+
+
+async def test_bad_headers_are_4xx(shared_relay: RelayProcess) -> None:
+    box = mailbox_id()
+    async with shared_relay.client() as c:
+        await c.create_mailbox(box)
+    cases = [
+        b"Privastead-Push: \xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\r\n",  # non-ASCII base64
+        b"Privastead-Push: \xff\xfe\r\n",  # not even UTF-8
+        b"Privastead-Message-Id: \xc3\xa9\r\n",
+    ]
+    for extra in cases:
+        head = post_head(box, shared_relay.owner_token, 3).replace(
+            b"Privastead-Message-Id: m1\r\n",
+            b"" if b"Message-Id" in extra else b"Privastead-Message-Id: m1\r\n",
+        )
+        request = head[:-2] + extra + b"\r\nabc"
+        status, body = await asyncio.to_thread(raw, shared_relay.port, request)
+        assert status == 400, extra
+        assert _error_code(body) in ("bad_push_payload", "bad_message_id"), extra
+    assert await _stored(shared_relay, box) == 0
+
+
+async def test_bad_websocket_commands_get_error_frames_and_the_socket_stays(
+    shared_relay: RelayProcess,
+) -> None:
+    box = mailbox_id()
+    async with shared_relay.client() as c:
+        await c.create_mailbox(box)
+        sub = await c.subscribe([])
+        assert (await sub.next_event())["type"] == "subscribed"
+        bad = [
+            "[" * 50_000 + "]" * 50_000,
+            '{"type": ' + "[" * 10_000 + "]" * 10_000 + "}",
+            '{"type": "subscribe", "mailboxes": ["\\ud800"]}',
+            '{"type": {"nested": {"deep": 1}}}',
+            '{"type": "subscribe", "mailboxes": {"a": 1}}',
+            "not json",
+            '"a string"',
+            '{"type": "explode"}',
+        ]
+        for text in bad:
+            await sub.ws.send_str(text)
+            event = await asyncio.wait_for(sub.next_event(), 10)
+            assert event["type"] == "error", text[:40]
+        await sub.ws.send_bytes(b"\x00binary")
+        assert (await asyncio.wait_for(sub.next_event(), 10))["type"] == "error"
+        await sub.subscribe([box])  # still open and working
+        assert (await asyncio.wait_for(sub.next_event(), 10))["mailboxes"] == [box]
+        await c.upload(box, b"x", "x")
+        assert (await asyncio.wait_for(sub.next_event(), 10))["seq"] == 1
+        await sub.close()
+
+
+def _first_answer(port: int, head: bytes, wait: float = 3.0) -> bytes:
+    """What the relay answers to ``head`` before any body byte is sent."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        s.sendall(head)
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except TimeoutError:
+            pass
+        return data
+
+
+async def test_expect_100_continue_only_after_authentication(shared_relay: RelayProcess) -> None:
+    box = mailbox_id()
+    async with shared_relay.client() as c:
+        await c.create_mailbox(box)
+        restricted = await c.create_restricted_token([mailbox_id()], ttl_seconds=60)
+    expect = "Expect: 100-continue\r\n"
+    refused = [
+        (post_head(box, "pst_nonsense", 1000, expect), b"401"),
+        (post_head(box, restricted.token, 1000, expect), b"403"),  # another mailbox
+        (post_head(mailbox_id(), shared_relay.owner_token, 1000, expect), b"404"),
+        (post_head(box, shared_relay.owner_token, 10**9, expect), b"413"),
+        (
+            b"POST /v1/devices HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
+            + expect.encode()
+            + b"\r\n",
+            b"401",
+        ),
+        (
+            b"PUT /v1/devices/self/push HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+            + f"Authorization: Bearer {shared_relay.owner_token}\r\n{expect}\r\n".encode(),
+            b"413",
+        ),
+    ]
+    for head, status in refused:
+        answer = await asyncio.to_thread(_first_answer, shared_relay.port, head)
+        first_line = answer.split(b"\r\n", 1)[0]
+        assert first_line.startswith(b"HTTP/1.1 " + status), (head[:60], answer[:80])
+        assert b'"error"' in answer or b"Content-Length" in answer
+    answer = await asyncio.to_thread(
+        _first_answer, shared_relay.port, post_head(box, shared_relay.owner_token, 3, expect)
+    )
+    assert answer.startswith(b"HTTP/1.1 100 Continue")
+    assert await _stored(shared_relay, box) == 0
+
+
+@pytest.mark.parametrize("kind", ["upload", "json"])
+async def test_a_trickling_body_is_cut_off_by_the_floor_rate(
+    shared_relay: RelayProcess, kind: str
+) -> None:
+    """A few bytes every 0.3 s never trips the 2 s stall timeout, but falls below the
+    floor rate (8 KiB/s after a 1 s grace here): 408 long before the body could end."""
+    box = mailbox_id()
+    async with shared_relay.client() as c:
+        await c.create_mailbox(box)
+    if kind == "upload":
+        head = post_head(box, shared_relay.owner_token, 100_000)
+    else:
+        head = (
+            b"POST /v1/devices HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n"
+            + f"Authorization: Bearer {shared_relay.owner_token}\r\n\r\n".encode()
+        )
+
+    def trickle() -> tuple[int, float]:
+        t0 = time.monotonic()
+        with socket.create_connection(("127.0.0.1", shared_relay.port), timeout=30) as s:
+            s.sendall(head)
+            s.settimeout(0.3)
+            data = b""
+            for _ in range(100):  # at most 30 s
+                try:
+                    s.sendall(b"x" * 10)
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                try:
+                    chunk = s.recv(65536)
+                except TimeoutError:
+                    continue
+                if not chunk:
+                    break
+                data += chunk
+                if b"\r\n\r\n" in data:
+                    break
+        return int(data.split(b" ", 2)[1]), time.monotonic() - t0
+
+    status, took = await asyncio.to_thread(trickle)
+    assert status == 408
+    assert took < 10, "cut off by the floor rate, not by the end of the body"
+    assert await _stored(shared_relay, box) == 0

@@ -12,16 +12,28 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import ipaddress
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from relay_harness import InProcess, mailbox_id, start_inprocess, wait_until
+from relay_harness import (
+    OPERATOR_TOKEN,
+    InProcess,
+    mailbox_id,
+    make_process,
+    start_inprocess,
+    wait_until,
+)
 
 from privastead.clock import FakeClock
+from privastead.errors import RelayRejectedError
+from privastead.relay import accounts
 from privastead.relay.config import PushConfig, RelayConfig
+from privastead.relay.webhook import TargetPolicy
 from support.fcm_standin import GoogleStandIn, service_account
 from support.fcm_standin import target as _target
 
@@ -43,6 +55,7 @@ async def _relay(tmp_path: Path, google: GoogleStandIn) -> InProcess:
             f"http://127.0.0.1:{google.server.port}/v1/projects/{{project}}/messages:send"
         ),
         webhook_allow_http=True,
+        webhook_allow_networks=("127.0.0.0/8",),  # the local receivers
         retries=3,
         retry_delay_seconds=0.01,
     )
@@ -172,3 +185,168 @@ async def test_a_device_reads_back_its_own_push_targets(inproc: InProcess) -> No
         assert (await lap.get_push())["fcm_token_hint"] is None  # each device its own
         await p.set_push(fcm_token=None, webhook_url=None)  # unregister
         assert (await p.get_push())["fcm_token_hint"] is None
+
+
+async def _receiver(received: list[bytes]) -> TestServer:
+    async def endpoint(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        return web.Response(status=201)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", endpoint)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return server
+
+
+PRIVATE_TARGETS = [
+    "http://127.0.0.1:{port}/up",
+    "http://[::1]:{port}/up",
+    "http://[::ffff:127.0.0.1]:{port}/up",
+    "http://[::ffff:7f00:1]:{port}/up",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://10.0.0.1/up",
+    "http://100.64.0.1/up",
+    "http://[fd00::1]/up",
+    "http://[fe80::1]/up",
+    "http://[2002:7f00:1::1]/up",
+    "http://[64:ff9b::a00:1]/up",
+    "http://0.0.0.0:{port}/up",
+]
+
+
+async def test_webhooks_never_reach_private_addresses(tmp_path: Path) -> None:
+    """A real relay, plain HTTP allowed but no private network: literal private addresses
+    are refused at registration, a name that resolves to loopback at send time."""
+    received: list[bytes] = []
+    receiver = await _receiver(received)
+    relay = await asyncio.to_thread(
+        make_process,
+        tmp_path,
+        "[push]\nwebhook_allow_http = true\nretries = 0\n",
+    )
+    try:
+        box = mailbox_id()
+        async with relay.client() as hub:
+            await hub.create_mailbox(box)
+            phone = await hub.create_device("phone")
+        async with relay.client(phone.token) as p:
+            await p.register(box)
+            for url in PRIVATE_TARGETS:
+                with pytest.raises(RelayRejectedError) as err:
+                    await p.set_push(webhook_url=url.format(port=receiver.port))
+                assert err.value.code == "bad_webhook_url", url
+            # A name is accepted, then resolved when a push goes out: loopback, refused.
+            await p.set_push(webhook_url=f"http://localhost:{receiver.port}/up")
+        async with relay.client() as hub:
+            await hub.upload(box, b"event", "ev", push=b"wake")
+
+        def outcome() -> str:
+            text = requests.get(
+                relay.url + "/metrics",
+                headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"},
+                timeout=10,
+            ).text
+            return "\n".join(line for line in text.splitlines() if 'channel="webhook"' in line)
+
+        deadline = asyncio.get_running_loop().time() + 10
+        while "failed" not in await asyncio.to_thread(outcome):
+            assert asyncio.get_running_loop().time() < deadline, "the push never ended"
+            await asyncio.sleep(0.1)
+        assert "sent" not in await asyncio.to_thread(outcome)
+        assert received == []
+    finally:
+        relay.kill9()
+        await receiver.close()
+
+
+def test_public_address_policy() -> None:
+    policy = TargetPolicy(("192.168.7.0/24",))
+    public = ["8.8.8.8", "2606:4700::1111", "192.168.7.9", "::ffff:192.168.7.9"]
+    private = [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "255.255.255.255",
+        "198.18.0.1",
+        "::1",
+        "::",
+        "fc00::1",
+        "fe80::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "2002:7f00:1::1",
+        "64:ff9b::7f00:1",
+        "2001:db8::1",
+    ]
+    for address in public:
+        assert policy.permits(ipaddress.ip_address(address)), address
+    for address in private:
+        assert not policy.permits(ipaddress.ip_address(address)), address
+
+
+async def test_a_silent_webhook_does_not_delay_other_households(tmp_path: Path) -> None:
+    """Account A's webhook accepts TCP and never answers; A floods pushes. Account B's
+    wake-up still goes out at once: A holds only its own share of the push slots."""
+    silent_connections: list[asyncio.StreamWriter] = []
+
+    async def accept_and_hang(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        silent_connections.append(w)
+
+    silent = await asyncio.start_server(accept_and_hang, "127.0.0.1", 0)
+    silent_port = silent.sockets[0].getsockname()[1]
+    received: list[bytes] = []
+    receiver = await _receiver(received)
+    push = PushConfig(
+        webhook_allow_http=True,
+        webhook_allow_networks=("127.0.0.0/8",),
+        retries=0,
+        timeout_seconds=30,
+    )
+    relay = await start_inprocess(
+        tmp_path, FakeClock(), dataclasses.replace(RelayConfig(), push=push)
+    )
+    try:
+        now = relay.clock.time()
+        other_owner = await relay.state.db.run(
+            lambda c: (
+                accounts.add_account(c, "neighbour", now),
+                accounts.issue_token(c, "neighbour", "owner", now),
+            )[1]
+        )
+        homes = {}
+        for name, token, url in (
+            ("a", relay.owner_token, f"http://127.0.0.1:{silent_port}/up"),
+            ("b", other_owner.token, str(receiver.make_url("/up"))),
+        ):
+            box = mailbox_id()
+            async with relay.client(token) as hub:
+                await hub.create_mailbox(box)
+                phone = await hub.create_device("phone")
+                async with relay.client(phone.token) as p:
+                    await p.register(box)
+                    await p.set_push(webhook_url=url)
+            homes[name] = (token, box)
+        token, box = homes["a"]
+        async with relay.client(token) as hub_a:
+            for i in range(50):
+                await hub_a.upload(box, b"x", f"a{i}", push=b"a")
+        await wait_until(lambda: len(silent_connections) == push.per_account_concurrency)
+        token, box = homes["b"]
+        async with relay.client(token) as hub_b:
+            await hub_b.upload(box, b"y", "b", push=b"for b")
+        await wait_until(lambda: received == [b"for b"], within=5)
+        assert len(silent_connections) == push.per_account_concurrency  # never more
+        dropped = relay.state.metrics.value("relay_push_total", channel="any", outcome="dropped")
+        assert dropped == 50 - push.per_account_concurrency - push.per_account_queue
+    finally:
+        for w in silent_connections:
+            w.close()
+        silent.close()
+        await relay.server.close()
+        await receiver.close()

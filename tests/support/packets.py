@@ -5,6 +5,7 @@ MP4 and demux it into ``MediaPacket``s plus a ``StreamInfo``, as the ingest woul
 from __future__ import annotations
 
 import io
+import itertools
 import time
 from fractions import Fraction
 from typing import Any
@@ -71,3 +72,28 @@ def demux(data: bytes, epoch: int = 1) -> tuple[StreamInfo, list[MediaPacket]]:
             )
         )
     return info, packets
+
+
+def looped(
+    info: StreamInfo, packets: list[MediaPacket], seconds: float, wall: float = 1.7e9
+) -> list[MediaPacket]:
+    """``packets`` repeated for ``seconds`` of stream on one rising timeline, each arriving at
+    ``wall`` + its time: a long camera stream from a short clip."""
+    span = max(p.pts for p in packets if p.kind == "video")
+    step = min(b.pts - a.pts for a, b in itertools.pairwise(packets) if b.pts > a.pts)
+    period = span + step
+    out: list[MediaPacket] = []
+    loop = 0
+    while True:
+        for p in packets:
+            at = p.pts + loop * period
+            if at >= seconds - 1e-6:
+                return out
+            src = p.packet
+            tb = src.time_base
+            shift = round(loop * period / tb)
+            copy = av.Packet(bytes(src))
+            copy.pts, copy.dts, copy.time_base = src.pts + shift, src.dts + shift, tb
+            copy.duration = src.duration
+            out.append(MediaPacket(copy, p.kind, at, p.keyframe, p.size, info.epoch, wall + at))
+        loop += 1

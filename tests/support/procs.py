@@ -125,6 +125,24 @@ def gstreamer_available() -> str | None:
     return None
 
 
-def gstreamer(port: int, h264_file: Path, fps: float, path: str = "/cam") -> Proc:
+def gstreamer(
+    port: int,
+    h264_file: Path,
+    fps: float,
+    path: str = "/cam",
+    *,
+    auth: str | None = None,
+    user: str = "admin",
+    password_file: Path | None = None,
+    audio: str | None = None,
+) -> Proc:
+    """GStreamer's RTSP server; ``auth`` "basic"/"digest" with the password read from a file
+    (never on the command line), ``audio`` "pcmu"/"pcma"/"opus"/"aac" adds a tone."""
     script = ROOT / "tests" / "support" / "gst_rtsp_server.py"
-    return Proc(["/usr/bin/python3", str(script), str(h264_file), str(port), path, str(fps)])
+    args = ["/usr/bin/python3", str(script), str(h264_file), str(port), path, str(fps)]
+    if auth is not None:
+        assert password_file is not None
+        args += ["--auth", auth, "--user", user, "--password-file", str(password_file)]
+    if audio is not None:
+        args += ["--audio", audio]
+    return Proc(args)

@@ -79,3 +79,49 @@ def write_mp4(stream: EncodedStream, path: Path) -> None:
             packet.is_keyframe = unit.keyframe
             packet.stream = ost
             out.mux(packet)
+
+
+def capture(
+    stream: EncodedStream,
+    seconds: float,
+    *,
+    settings: Any = None,
+    **server_options: Any,
+) -> tuple[Any, list[Any]]:
+    """Serve ``stream`` from an in-process camsim (its own loop, in a thread) and read
+    ``seconds`` of it with the hub's ``Ingest``: ``(StreamInfo, MediaPackets)`` of the first
+    connection. ``server_options`` go to ``RtspServer`` (``audio=``, ``auth=``...)."""
+    import asyncio
+    import threading
+
+    from privastead.camsim.server import RtspServer
+    from privastead.media.ingest import Ingest, IngestEvent, MediaPacket, StreamInfo
+
+    def read(url: str) -> tuple[StreamInfo, list[MediaPacket]]:
+        events: list[IngestEvent] = []
+        ingest = Ingest(url, events.append, settings)
+        ingest.start()
+        deadline = time.monotonic() + 20 + seconds
+        while time.monotonic() < deadline:
+            packets = [e for e in events if isinstance(e, MediaPacket) and e.kind == "video"]
+            if packets and packets[-1].pts - packets[0].pts >= seconds:
+                break
+            time.sleep(0.05)
+        ingest.stop()
+        info = next(e for e in events if isinstance(e, StreamInfo))
+        return info, [e for e in events if isinstance(e, MediaPacket) and e.epoch == info.epoch]
+
+    result: dict[str, tuple[StreamInfo, list[MediaPacket]]] = {}
+
+    async def serve() -> None:
+        server = RtspServer({"/main": stream}, port=0, **server_options)
+        await server.start()
+        try:
+            result["v"] = await asyncio.to_thread(read, server.urls()[0])
+        finally:
+            await server.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),))
+    thread.start()
+    thread.join()
+    return result["v"]

@@ -222,7 +222,9 @@ def test_fragments_have_the_structure_media_source_extensions_need(codec: str) -
             for _, ts, te in (c for c in children if c[0] == b"traf"):
                 parts = {k: (ps, pe) for k, ps, pe in _boxes(fragment.data, ts, te)}
                 assert b"tfdt" in parts and b"trun" in parts
-                flags = int.from_bytes(fragment.data[parts[b"tfhd"][0] + 1 : parts[b"tfhd"][0] + 4])
+                flags = int.from_bytes(
+                    fragment.data[parts[b"tfhd"][0] + 1 : parts[b"tfhd"][0] + 4], "big"
+                )
                 assert flags & 0x020000  # default-base-is-moof
     assert sequence == list(range(sequence[0], sequence[0] + len(sequence)))
 

@@ -6,6 +6,7 @@ import hashlib
 
 from privastead.camsim.auth import DigestAuth
 from privastead.camsim.rtp import (
+    interleaved,
     join_annexb,
     payload_access_unit,
     payload_nal,
@@ -52,8 +53,11 @@ def test_rtp_packets_mark_the_last_packet_and_count_sequence() -> None:
     unit = payload_access_unit(
         "h264", join_annexb([b"\x67\x01", b"\x65" + b"\x00\x11" * 1000]), 500
     )
-    packets = list(rtp_packets(unit, seq=65535, timestamp=1 << 32, ssrc=7, channel=2))
+    raw = list(rtp_packets(unit, seq=65535, timestamp=1 << 32, ssrc=7))
+    assert all(p[0] == 0x80 for p in raw)  # RTP version 2: what goes into a UDP datagram
+    packets = [interleaved(2, p) for p in raw]  # and over TCP: "$", channel, length
     assert all(p[:2] == b"$\x02" for p in packets)
+    assert all(int.from_bytes(p[2:4], "big") == len(r) for p, r in zip(packets, raw, strict=True))
     assert [int.from_bytes(p[4 + 2 : 4 + 4], "big") for p in packets][:2] == [65535, 0]
     markers = [bool(p[4 + 1] & 0x80) for p in packets]
     assert markers == [False] * (len(packets) - 1) + [True]
@@ -82,3 +86,22 @@ def test_digest_auth_accepts_rfc2617_responses_only() -> None:
         f'Digest username="admin", realm="{auth.realm}", '
         f'nonce="{auth.nonce}", uri="rtsp://h/main", response="{legacy}"',
     )
+
+
+def test_basic_auth_accepts_the_right_pair_only_and_counts_refusals() -> None:
+    import base64
+
+    from privastead.camsim.auth import BasicAuth
+
+    auth = BasicAuth("admin", "p:w")
+
+    def header(pair: bytes) -> str:
+        return "Basic " + base64.b64encode(pair).decode()
+
+    assert auth.check("DESCRIBE", header(b"admin:p:w"))
+    assert not auth.check("DESCRIBE", header(b"admin:p:x"))
+    assert not auth.check("DESCRIBE", header(b"root:p:w"))
+    assert not auth.check("DESCRIBE", "Basic !!not-base64!!")
+    assert not auth.check("DESCRIBE", None)
+    assert auth.refused == 4
+    assert auth.challenge().startswith("Basic realm=")

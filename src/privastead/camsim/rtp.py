@@ -1,4 +1,5 @@
-"""RTP payloading of H.264 (RFC 6184) and H.265 (RFC 7798) access units, and Annex-B parsing.
+"""RTP payloading of H.264 (RFC 6184) and H.265 (RFC 7798) access units, of audio frames, and
+Annex-B parsing.
 
 An access unit is payloaded once into a list of RTP payloads (single NAL unit packets and
 fragmentation units); each session then only prepends its own 12-byte RTP header. That keeps
@@ -98,16 +99,21 @@ def aac_payload(frame: bytes) -> bytes:
     return struct.pack("!HH", 16, len(frame) << 3) + frame
 
 
+def audio_payload(codec: str, frame: bytes) -> bytes:
+    """The RTP payload of one audio frame: RFC 3640 for AAC, the bytes themselves for G.711
+    (RFC 3551) and Opus (RFC 7587)."""
+    return aac_payload(frame) if codec == "aac" else frame
+
+
 def rtp_packets(
     unit: Payloads,
     *,
     seq: int,
     timestamp: int,
     ssrc: int,
-    channel: int = 0,
     payload_type: int = PAYLOAD_TYPE,
 ) -> Iterator[bytes]:
-    """RTP packets of ``unit`` framed for RTSP interleaved transport (``$``, channel, length)."""
+    """The RTP packets (RFC 3550 fixed header + payload) of ``unit``."""
     last = len(unit.payloads) - 1
     for i, payload in enumerate(unit.payloads):
         marker = 0x80 if i == last else 0
@@ -119,7 +125,12 @@ def rtp_packets(
             timestamp & 0xFFFFFFFF,
             ssrc,
         )
-        yield struct.pack("!cBH", b"$", channel, len(header) + len(payload)) + header + payload
+        yield header + payload
+
+
+def interleaved(channel: int, packet: bytes) -> bytes:
+    """An RTP packet framed for RTSP interleaved transport over TCP (``$``, channel, length)."""
+    return struct.pack("!cBH", b"$", channel, len(packet)) + packet
 
 
 __all__ = [
@@ -129,6 +140,8 @@ __all__ = [
     "Codec",
     "Payloads",
     "aac_payload",
+    "audio_payload",
+    "interleaved",
     "join_annexb",
     "nal_type",
     "parameter_set_types",

@@ -1,10 +1,13 @@
-"""An asyncio RTSP server: RTP over TCP interleaved, paced at the stream's frame rate.
+"""An asyncio RTSP server: RTP over TCP interleaved or over UDP, paced at the frame rate.
 
 It speaks the subset of RTSP 1.0 (RFC 2326) that FFmpeg, GStreamer and cameras use: OPTIONS,
-DESCRIBE (SDP with the parameter sets), SETUP (``RTP/AVP/TCP`` only; UDP gets 461), PLAY,
-GET_PARAMETER/SET_PARAMETER (keep-alive) and TEARDOWN, with optional digest authentication.
-Every client gets its own session that starts at the first keyframe of the loop and runs with
-continuous RTP timestamps across loops, so runs are deterministic for a given scene and seed.
+DESCRIBE (SDP with the parameter sets), SETUP (``RTP/AVP/TCP`` interleaved, or ``RTP/AVP``
+unicast UDP to the client's ports; with ``udp=False`` UDP gets 461 like a camera behind NAT),
+PLAY, GET_PARAMETER/SET_PARAMETER (keep-alive) and TEARDOWN, with optional digest or Basic
+authentication. Every client gets its own session that starts at the first keyframe of the loop
+and runs with continuous RTP timestamps across loops, so runs are deterministic for a given
+scene and seed. ``udp_loss`` drops that share of the UDP packets (a lossy network, for tests of
+the hub's transport fallback), drawn from the seeded per-connection random source.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ import contextlib
 import itertools
 import logging
 import random
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urlsplit
 
-from privastead.camsim.audio import SAMPLES_PER_FRAME, EncodedAudio
-from privastead.camsim.auth import DigestAuth
+from privastead.camsim.audio import EncodedAudio
+from privastead.camsim.auth import Authenticator
 from privastead.camsim.encoder import EncodedStream
 from privastead.camsim.rtp import (
     CLOCK_RATE,
@@ -29,7 +34,8 @@ from privastead.camsim.rtp import (
     PAYLOAD_TYPE,
     Codec,
     Payloads,
-    aac_payload,
+    audio_payload,
+    interleaved,
     payload_access_unit,
     rtp_packets,
 )
@@ -49,7 +55,7 @@ _REASONS = {
     461: "Unsupported Transport",
 }
 _MAX_HEADER = 16 * 1024
-AUDIO_PAYLOAD_TYPE = 97
+_CLIENT_PORTS = re.compile(r"client_port=(\d+)(?:-(\d+))?")
 
 
 @dataclass
@@ -97,15 +103,27 @@ class Mount:
             "a=control:trackID=0",
         ]
         if self.audio is not None:
-            a = self.audio
-            lines += [
-                f"m=audio 0 RTP/AVP {AUDIO_PAYLOAD_TYPE}",
-                f"a=rtpmap:{AUDIO_PAYLOAD_TYPE} MPEG4-GENERIC/{a.sample_rate}/{a.channels}",
-                f"a=fmtp:{AUDIO_PAYLOAD_TYPE} streamtype=5;profile-level-id=15;mode=AAC-hbr;"
-                f"sizelength=13;indexlength=3;indexdeltalength=3;config={a.config.hex()}",
-                "a=control:trackID=1",
-            ]
+            lines += self.audio.sdp("trackID=1")
         return "\r\n".join(lines) + "\r\n"
+
+
+class _Udp(asyncio.DatagramProtocol):
+    """A server port of one UDP track; what the client sends to it (RTCP receiver reports,
+    FFmpeg's NAT hole-punching packets) is read and dropped."""
+
+
+@dataclass
+class _Route:
+    """Where one track's packets go: an interleaved channel, or a UDP port pair."""
+
+    channel: int
+    udp: tuple[asyncio.DatagramTransport, asyncio.DatagramTransport] | None = None
+    address: tuple[str, int] | None = None  # the client's RTP port
+
+    def close(self) -> None:
+        if self.udp is not None:
+            for transport in self.udp:
+                transport.close()
 
 
 @dataclass
@@ -113,7 +131,7 @@ class _Track:
     seq: int
     rtptime: int
     ssrc: int
-    channel: int
+    route: _Route
 
 
 @dataclass
@@ -136,14 +154,20 @@ class RtspServer:
         *,
         host: str = "127.0.0.1",
         port: int = 8554,
-        auth: DigestAuth | None = None,
+        auth: Authenticator | None = None,
         corrupt: float = 0.0,
         seed: int = 0,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         audio: EncodedAudio | None = None,
         stamp: bool = False,
+        udp: bool = True,
+        udp_loss: float = 0.0,
     ) -> None:
+        if not 0.0 <= udp_loss <= 1.0:
+            raise ValueError("udp_loss is a probability between 0 and 1")
         self.stamp = stamp  # an SEI send-time stamp in every access unit (camsim.stamp)
+        self.udp, self.udp_loss = udp, udp_loss
+        self.plays: list[Literal["tcp", "udp"]] = []  # the transport of every session played
         self.mounts = {
             "/" + p.strip("/"): Mount("/" + p.strip("/"), s, max_payload, audio)
             for p, s in mounts.items()
@@ -196,6 +220,7 @@ class RtspServer:
             pass
         finally:
             await conn.stop_streaming()
+            conn.close_routes()
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
@@ -214,7 +239,7 @@ class _Connection:
         self.server, self.reader, self.writer = server, reader, writer
         self.session = secrets.token_hex(8)
         self.mount: Mount | None = None
-        self.channels: dict[int, int] = {}  # track -> interleaved RTP channel
+        self.routes: dict[int, _Route] = {}  # track -> where its packets go
         self.streaming: asyncio.Task[None] | None = None
         # Deterministic per connection (test reproducibility), not security relevant.
         self.random = random.Random(server.seed * 1_000_003 + number)  # noqa: S311
@@ -296,7 +321,7 @@ class _Connection:
                 mount.sdp(self.server.host),
             )
         elif method == "SETUP":
-            self._setup(request)
+            await self._setup(request)
         elif method == "PLAY":
             self._play(request)
         elif method in ("GET_PARAMETER", "SET_PARAMETER"):
@@ -307,29 +332,47 @@ class _Connection:
         else:
             self._reply(request, 405, {"Allow": _METHODS})
 
-    def _setup(self, request: _Request) -> None:
+    async def _setup(self, request: _Request) -> None:
         mount, track = self._find_track(request.url)
         if mount is None or track not in ((0, 1) if mount.audio else (0,)):
             self._reply(request, 404)
             return
         transport = request.headers.get("transport", "")
-        if "RTP/AVP/TCP" not in transport.upper():
-            self._reply(request, 461)  # only TCP interleaved, like many cameras behind NAT
-            return
-        channel = 2 * track
-        for part in transport.split(";"):
-            if part.strip().startswith("interleaved="):
-                channel = int(part.split("=", 1)[1].split("-")[0])
-        self.channels[track] = channel
+        spec = transport.upper()
+        if "RTP/AVP/TCP" in spec:
+            channel = 2 * track
+            for part in transport.split(";"):
+                if part.strip().startswith("interleaved="):
+                    channel = int(part.split("=", 1)[1].split("-")[0])
+            route = _Route(channel)
+            answer = f"RTP/AVP/TCP;unicast;interleaved={channel}-{channel + 1}"
+        else:
+            ports = _CLIENT_PORTS.search(transport)
+            if not self.server.udp or "RTP/AVP" not in spec or ports is None:
+                self._reply(request, 461)  # like a camera that only streams over TCP
+                return
+            route = await self._udp_route(int(ports.group(1)))
+            assert route.udp is not None
+            rtp, rtcp = route.udp
+            server_ports = f"{rtp.get_extra_info('sockname')[1]}-"
+            server_ports += f"{rtcp.get_extra_info('sockname')[1]}"
+            answer = f"RTP/AVP;unicast;client_port={ports.group(1)}-{ports.group(2) or ''}"
+            answer = answer.rstrip("-") + f";server_port={server_ports}"
+        old = self.routes.pop(track, None)
+        if old is not None:
+            old.close()
+        self.routes[track] = route
         self.mount = mount
-        self._reply(
-            request,
-            200,
-            {
-                "Transport": f"RTP/AVP/TCP;unicast;interleaved={channel}-{channel + 1}",
-                "Session": f"{self.session};timeout=60",
-            },
-        )
+        self._reply(request, 200, {"Transport": answer, "Session": f"{self.session};timeout=60"})
+
+    async def _udp_route(self, client_port: int) -> _Route:
+        """A server port pair (RTP, RTCP) sending to the client's RTP port at its address."""
+        loop = asyncio.get_running_loop()
+        peer = self.writer.get_extra_info("peername")[0]
+        local = self.writer.get_extra_info("sockname")[0]
+        rtp, _ = await loop.create_datagram_endpoint(_Udp, local_addr=(local, 0))
+        rtcp, _ = await loop.create_datagram_endpoint(_Udp, local_addr=(local, 0))
+        return _Route(-1, (rtp, rtcp), (peer, client_port))
 
     def _play(self, request: _Request) -> None:
         if self.mount is None:
@@ -343,10 +386,12 @@ class _Connection:
                 self.random.randrange(1 << 16),
                 self.random.randrange(1 << 32),
                 self.random.randrange(1 << 32),
-                channel,
+                route,
             )
-            for t, channel in sorted(self.channels.items())
+            for t, route in sorted(self.routes.items())
         }
+        udp = any(route.udp is not None for route in self.routes.values())
+        self.server.plays.append("udp" if udp else "tcp")
         base = request.url.rstrip("/")
         info = ",".join(
             f"url={base}/trackID={t};seq={k.seq};rtptime={k.rtptime}" for t, k in tracks.items()
@@ -362,6 +407,24 @@ class _Connection:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await task
+
+    def close_routes(self) -> None:
+        for route in self.routes.values():
+            route.close()
+        self.routes.clear()
+
+    def _send(self, track: _Track, packets: list[bytes], out: list[bytes]) -> None:
+        """Interleaved packets join ``out`` (one socket write per frame); UDP ones leave now,
+        less the share a lossy network would drop."""
+        route = track.route
+        if route.udp is None:
+            out.extend(interleaved(route.channel, p) for p in packets)
+            return
+        loss = self.server.udp_loss
+        for packet in packets:
+            if loss and self.random.random() < loss:
+                continue
+            route.udp[0].sendto(packet, route.address)
 
     async def _stream(self, mount: Mount, tracks: dict[int, _Track]) -> None:
         """Send access unit n at start + n / fps with timestamp rtptime + pts(n) * 90k / fps,
@@ -387,35 +450,27 @@ class _Connection:
             out: list[bytes] = []
             if video is not None:
                 timestamp = video.rtptime + round((lap * count + stream.units[index].pts) * ticks)
-                out.extend(
-                    rtp_packets(
-                        unit,
-                        seq=video.seq,
-                        timestamp=timestamp,
-                        ssrc=video.ssrc,
-                        channel=video.channel,
-                    )
-                )
+                packets = rtp_packets(unit, seq=video.seq, timestamp=timestamp, ssrc=video.ssrc)
+                self._send(video, list(packets), out)
                 video.seq += len(unit.payloads)
             if audio is not None and mount.audio is not None:
                 a = mount.audio
                 until = (n + 1) / fps * a.sample_rate
-                while sent_audio * SAMPLES_PER_FRAME < until:
+                while sent_audio * a.frame_samples < until:
                     frame = a.frames[sent_audio % len(a.frames)]
-                    payload = Payloads((aac_payload(frame),), len(frame) + 4)
-                    out.extend(
-                        rtp_packets(
-                            payload,
-                            seq=audio.seq,
-                            ssrc=audio.ssrc,
-                            channel=audio.channel,
-                            timestamp=audio.rtptime + sent_audio * SAMPLES_PER_FRAME,
-                            payload_type=AUDIO_PAYLOAD_TYPE,
-                        )
+                    payload = audio_payload(a.codec, frame)
+                    packets = rtp_packets(
+                        Payloads((payload,), len(payload)),
+                        seq=audio.seq,
+                        ssrc=audio.ssrc,
+                        timestamp=audio.rtptime + sent_audio * a.frame_samples,
+                        payload_type=a.payload_type,
                     )
+                    self._send(audio, list(packets), out)
                     audio.seq += 1
                     sent_audio += 1
-            self.writer.write(b"".join(out))
+            if out:
+                self.writer.write(b"".join(out))
             await self.writer.drain()
 
     def _corrupt(self, unit: Payloads) -> Payloads:

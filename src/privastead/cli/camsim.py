@@ -1,9 +1,12 @@
 """`privastead-camsim`: an RTSP camera simulator serving generated scenes or a looped file.
 
     privastead-camsim --port 8554 --scene demo --size 1920x1080 --fps 15 --codec h264 \\
-        [--sub 640x360] [--file clip.mp4] [--user U --password-file F] [--seed N] [--stamp]
+        [--sub 640x360] [--file clip.mp4] [--user U --password-file F [--auth basic]]
+        [--audio aac|pcmu|pcma|opus] [--no-udp | --udp-loss P] [--seed N] [--stamp]
+        [--onvif-port N [--onvif-discovery HOST:PORT | --onvif-multicast]]
 
-serves ``rtsp://HOST:PORT/main`` (and ``/sub`` with ``--sub``) over RTSP/TCP until Ctrl-C.
+serves ``rtsp://HOST:PORT/main`` (and ``/sub`` with ``--sub``) over RTSP (RTP over TCP or UDP)
+until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -23,16 +26,24 @@ Scenes are rendered and encoded once, then cached (key = scene parameters) in
 ~/.cache/privastead/camsim (or --cache-dir), and looped with continuous timestamps.
 Every client starts at the first keyframe of the loop.
 
+RTP goes over TCP (interleaved) or UDP, as the client asks in SETUP; --no-udp answers UDP
+with 461 like a camera behind NAT, --udp-loss drops a share of the UDP packets.
+
+--onvif-port makes it an ONVIF device too (WS-Discovery answers, GetProfiles, GetStreamUri;
+the same --user/--password-file as WS-Security login), for `privastead-hub discover`.
+
 examples:
   privastead-camsim --scene demo --size 1920x1080 --fps 15 --sub 640x360
-  privastead-camsim --file garden.mp4 --user admin --password-file cam.pass
+  privastead-camsim --sub 640x360 --onvif-port 8080 --onvif-discovery 127.0.0.1:3702
+  privastead-camsim --file garden.mp4 --user admin --password-file cam.pass --auth basic
+  privastead-camsim --audio pcmu --udp-loss 0.05
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="privastead-camsim",
-        description="RTSP camera simulator (RTSP over TCP, H.264/H.265).",
+        description="RTSP camera simulator (H.264/H.265, AAC/G.711/Opus, RTP over TCP or UDP).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -49,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bitrate", type=int, help="bits/s (default: camera-like for the size)")
     p.add_argument("--file", type=Path, help="loop this H.264/H.265 video file instead of a scene")
     p.add_argument(
-        "--audio", action="store_true", help="add an AAC microphone track (a tone) to every path"
+        "--audio",
+        nargs="?",
+        const="aac",
+        choices=["aac", "pcmu", "pcma", "opus"],
+        help="add a microphone track (a tone) to every path: aac (the default), pcmu or pcma "
+        "(G.711 mu-law/A-law, 8 kHz) or opus",
     )
     p.add_argument(
         "--stamp",
@@ -57,14 +73,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="put the send time (Unix microseconds) in an SEI message of every frame "
         "(for latency benchmarks; see privastead.camsim.stamp)",
     )
-    p.add_argument("--user", help="require RTSP digest authentication for this user")
+    p.add_argument("--user", help="require RTSP authentication for this user")
     p.add_argument("--password-file", type=Path, help="file holding the password for --user")
+    p.add_argument(
+        "--auth",
+        choices=["digest", "basic"],
+        default="digest",
+        help="authentication scheme with --user (default digest)",
+    )
+    udp = p.add_mutually_exclusive_group()
+    udp.add_argument(
+        "--no-udp", action="store_true", help="refuse RTP over UDP (461), TCP interleaved only"
+    )
+    udp.add_argument(
+        "--udp-loss",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="drop each RTP packet sent over UDP with probability P (tests)",
+    )
     p.add_argument(
         "--corrupt",
         type=float,
         default=0.0,
         metavar="P",
         help="corrupt each access unit with probability P (tests)",
+    )
+    p.add_argument(
+        "--onvif-port",
+        type=int,
+        metavar="N",
+        help="also be an ONVIF device: device and media services on this HTTP port (0 = any)",
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--onvif-discovery",
+        metavar="HOST:PORT",
+        help="answer WS-Discovery probes sent to this UDP address (default: --host, any port)",
+    )
+    where.add_argument(
+        "--onvif-multicast",
+        action="store_true",
+        help="answer WS-Discovery probes on the multicast group 239.255.255.250:3702",
     )
     p.add_argument("--cache-dir", type=Path, help="where encoded scenes are cached")
     p.add_argument("--no-cache", action="store_true", help="encode the scene afresh, store nothing")
@@ -84,18 +134,19 @@ def _progress(label: str):  # type: ignore[no-untyped-def]
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from privastead.camsim.auth import DigestAuth
+    from privastead.camsim.auth import make_auth
     from privastead.camsim.encoder import EncodedStream
     from privastead.camsim.server import RtspServer
     from privastead.camsim.streams import default_cache_dir, parse_size, scene_stream
 
     auth = None
+    password = None
     if args.user:
         if not args.password_file:
             print("privastead-camsim: --user needs --password-file FILE", file=sys.stderr)
             return 2
         password = args.password_file.read_text().strip()
-        auth = DigestAuth(args.user, password)
+        auth = make_auth(args.auth, args.user, password)
     mounts: dict[str, EncodedStream] = {}
     if args.file:
         from privastead.camsim.filesource import load_file
@@ -125,7 +176,7 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.audio:
         from privastead.camsim.audio import tone
 
-        audio = tone()
+        audio = tone(codec=args.audio)
     server = RtspServer(
         mounts,
         host=args.host,
@@ -135,6 +186,8 @@ async def _serve(args: argparse.Namespace) -> int:
         seed=args.seed,
         audio=audio,
         stamp=args.stamp,
+        udp=not args.no_udp,
+        udp_loss=args.udp_loss,
     )
     await server.start()
     for url, mount in zip(server.urls(), server.mounts.values(), strict=True):
@@ -144,6 +197,24 @@ async def _serve(args: argparse.Namespace) -> int:
             f"{s.bitrate / 1e6:.2f} Mbit/s, loop {s.frame_count} frames",
             flush=True,
         )
+    onvif = None
+    if args.onvif_port is not None:
+        from privastead.camsim.onvif import OnvifDevice
+        from privastead.media.onvif.discovery import parse_target
+
+        discovery = parse_target(args.onvif_discovery, 3702) if args.onvif_discovery else None
+        onvif = OnvifDevice(
+            server,
+            host=args.host,
+            http_port=args.onvif_port,
+            discovery=discovery,
+            multicast=args.onvif_multicast,
+            user=args.user,
+            password=password,
+        )
+        await onvif.start()
+        host, port = onvif.discovery
+        print(f"onvif {onvif.device_url}  WS-Discovery on {host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -153,6 +224,8 @@ async def _serve(args: argparse.Namespace) -> int:
     serving.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await serving
+    if onvif is not None:
+        await onvif.close()
     await server.close()
     return 0
 

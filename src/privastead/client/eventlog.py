@@ -8,13 +8,13 @@ Only decrypted metadata that the owner already sees lives here; the file is mode
 
 from __future__ import annotations
 
-import enum
 import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from privastead import compat
 from privastead.clock import Clock
 from privastead.errors import StorageError
 from privastead.protocol.fields import check_hex_id, check_name
@@ -43,7 +43,7 @@ _COLUMNS = (
 )
 
 
-class ClipState(enum.StrEnum):
+class ClipState(compat.StrEnum):
     NONE = "none"  # no fragment yet
     PARTIAL = "partial"  # fragments are arriving
     COMPLETE = "complete"  # the whole clip is on disk

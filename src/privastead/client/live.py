@@ -78,7 +78,7 @@ async def watch(
                 break
             try:
                 msg = await asyncio.wait_for(ws.receive(), left)
-            except TimeoutError:
+            except (TimeoutError, asyncio.TimeoutError):
                 break
             if msg.type == aiohttp.WSMsgType.BINARY:
                 try:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from privastead import compat
 from privastead.client.live import LiveAssembler
 from privastead.client.sync import Syncer
 from privastead.errors import (
@@ -158,7 +159,7 @@ class _Viewer:
             await asyncio.sleep(0.25)
             return
         with contextlib.suppress(TimeoutError, RelayError):
-            async with asyncio.timeout(NEWS_WAIT):
+            async with compat.timeout(NEWS_WAIT):
                 await self.sub.next_event()
 
     async def play(self, ws: aiohttp.ClientWebSocketResponse, seconds: float | None) -> LiveStream:
@@ -242,7 +243,7 @@ class _Viewer:
         if self.status.session_id:
             stop = LiveStop(camera=self.camera, session_id=self.status.session_id)
             with contextlib.suppress(PrivasteadError, OSError, TimeoutError):
-                async with asyncio.timeout(5):
+                async with compat.timeout(5):
                     await self.syncer.send_control(self.camera, stop)
                     # Read our own LiveStop back now: this process knows it as its own upload,
                     # a later reader of this directory would count it as undecryptable.
@@ -259,7 +260,7 @@ async def _receive(
         return None
     try:
         return await asyncio.wait_for(ws.receive(), seconds)
-    except TimeoutError:
+    except (TimeoutError, asyncio.TimeoutError):
         return None
 
 

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from privastead import compat
 from privastead.client.clipstore import ClipStore
 from privastead.client.device import DataDir, DeviceInfo, GroupEntry
 from privastead.client.eventlog import EventLog
@@ -461,7 +462,7 @@ class Syncer:
                     await _wait(stop, poll)
                     continue
                 try:
-                    async with asyncio.timeout(poll):
+                    async with compat.timeout(poll):
                         await sub.next_event()
                 except TimeoutError:
                     pass
@@ -492,7 +493,7 @@ class Syncer:
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
+        async with compat.timeout(seconds):
             await stop.wait()
 
 

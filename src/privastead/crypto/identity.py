@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Self, cast
+from typing import cast
 
 from privastead._native import NativeClient
 from privastead._native import peek as _peek
+from privastead.compat import Self
 from privastead.crypto.types import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_PAST_EPOCHS,

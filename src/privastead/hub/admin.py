@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from privastead import compat
 from privastead.errors import AdminError, ConfigError, PrivasteadError, StorageError
 from privastead.hub.admin_ops import HubAdmin
 from privastead.hub.admin_wire import (
@@ -134,7 +135,7 @@ class AdminServer:
             _pid, uid, _gid = peer_credentials(writer.get_extra_info("socket"))
             check_peer(uid, self.own_uid)
             try:
-                async with asyncio.timeout(REQUEST_TIMEOUT):
+                async with compat.timeout(REQUEST_TIMEOUT):
                     request = await read_frame(reader, MAX_REQUEST)
             except TimeoutError:
                 raise AdminError(f"no complete request within {REQUEST_TIMEOUT:.0f} s") from None

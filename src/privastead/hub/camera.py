@@ -25,13 +25,14 @@ import queue
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import av
 
+from privastead.compat import UTC
 from privastead.errors import CameraUnavailableError, MediaError
 from privastead.hub.config import CameraConfig
 from privastead.media.analysis import Analysis
@@ -155,10 +156,11 @@ class Camera:
         self._loop = asyncio.get_running_loop()
         cfg = self.config
         separate = cfg.substream_url is not None
+        settings = cfg.ingest_settings(self.ingest_settings)  # the camera's transport, audio
         main = Ingest(
             cfg.with_credentials(cfg.url),
             self._from_thread(self._on_main),
-            self.ingest_settings,
+            settings,
             name=self.name,
         )
         self._ingests = [main]
@@ -167,7 +169,7 @@ class Camera:
             sub = Ingest(
                 cfg.with_credentials(cfg.substream_url),
                 self._from_thread(self._on_detect_stream),
-                self.ingest_settings,
+                dataclasses.replace(settings, audio=False),  # detection reads no audio
                 name=f"{self.name}/sub",
             )
             self._ingests.append(sub)

@@ -9,6 +9,8 @@
     substream_url = "rtsp://192.168.1.20:554/stream2"  # optional: detect on the small stream
     username = "admin"
     password_file = "/etc/privastead/garden.pass"       # or password_env = "GARDEN_PASSWORD"
+    transport = "tcp"                                   # or "udp", or "auto" (UDP, TCP on loss)
+    audio = "auto"                                      # or "aac" (all audio to AAC), "off"
     decode = "keyframes"                                # or "full"
 
     [cameras.detection]                                 # privastead.media.settings
@@ -16,12 +18,16 @@
     [cameras.events]
     pre_roll = 5.0
 
-Passwords never live in the file (nor in a URL): ``password_file`` or ``password_env``.
+Passwords never live in the file (nor in a URL): ``password_file`` or ``password_env``. The
+camera may ask for Basic or Digest authentication; FFmpeg answers either (Digest when the
+camera offers both). ``privastead-hub discover`` writes these blocks for ONVIF cameras.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -29,7 +35,11 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from privastead import configfile
 from privastead.errors import ConfigError
+from privastead.media.audio import AudioPolicy
+from privastead.media.ingest import IngestSettings
 from privastead.media.settings import DetectionSettings, EventSettings
+from privastead.media.transport import TransportMode
+from privastead.relay.accounts import split_token
 
 
 def default_data_dir() -> Path:
@@ -51,9 +61,15 @@ def _check_url(url: str, key: str) -> None:
 
 @dataclass(frozen=True)
 class HubSection:
+    """Where the hub keeps its state, and how it reports."""
+
+    #: The hub's state: MLS groups, outbox, device list, clips (0700). Default:
+    #: $XDG_DATA_HOME/privastead/hub, i.e. ~/.local/share/privastead/hub.
     data_dir: Path = field(default_factory=default_data_dir)
-    clips_dir: Path | None = None  # default: <data_dir>/clips
-    status_interval: float = 5.0  # seconds between status lines on stderr (0 = none)
+    #: Where clips, thumbnails and their sidecars go (default: <data_dir>/clips).
+    clips_dir: Path | None = None
+    #: Seconds between status lines on stderr (0: none).
+    status_interval: float = 5.0
 
     def __post_init__(self) -> None:
         if self.status_interval < 0:
@@ -66,12 +82,28 @@ class HubSection:
 
 @dataclass(frozen=True)
 class CameraConfig:
+    """One camera (repeat the table for each)."""
+
+    #: The camera's name in events, clips and on clients: letters, digits, '-' and '_'.
     name: str
+    #: The main stream, recorded as is: rtsp:// or rtsps://, without a password in it.
     url: str
+    #: A low-resolution stream of the same camera to run detection on (optional).
     substream_url: str | None = None
+    #: The camera's user name, if it needs one.
     username: str | None = None
+    #: A file holding the camera's password (never the password itself in this file).
     password_file: Path | None = None
+    #: Or: an environment variable holding the password.
     password_env: str | None = None
+    #: RTP over "tcp" (interleaved: works through anything), "udp", or "auto": UDP, moving
+    #: to TCP when UDP loses more than 1 % of its packets, is refused or is blocked.
+    transport: TransportMode = "tcp"
+    #: The camera's audio: "auto" copies AAC and Opus and turns G.711 into AAC; "aac" makes
+    #: everything AAC (for players without Opus in MP4); "off" records video only.
+    audio: AudioPolicy = "auto"
+    #: "keyframes" decodes only keyframes while nothing moves (a fraction of the CPU) and
+    #: every frame during motion; "full" always decodes every frame.
     decode: Literal["full", "keyframes"] = "keyframes"
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     events: EventSettings = field(default_factory=EventSettings)
@@ -107,6 +139,12 @@ class CameraConfig:
             return value
         return None
 
+    def ingest_settings(self, base: IngestSettings | None = None) -> IngestSettings:
+        """``base`` (timeouts, backoff) with this camera's transport and audio choices."""
+        return dataclasses.replace(
+            base or IngestSettings(), transport=self.transport, audio_policy=self.audio
+        )
+
     def with_credentials(self, url: str) -> str:
         """``url`` with the username and password inserted (for the reader only; never log it)."""
         if not self.username:
@@ -128,14 +166,22 @@ class RelaySection:
     the environment variable ``token_env``, never from this file.
     """
 
+    #: The relay's address, https:// (http:// only on loopback or a trusted network).
     url: str = ""
+    #: A file holding the hub's owner token (`privastead-server accounts add NAME > FILE`).
     token_file: Path | None = None
+    #: Or: the environment variable that holds the owner token.
     token_env: str = "PRIVASTEAD_HUB_TOKEN"  # noqa: S105 - a variable name
+    #: The hub's name (not used yet: clients show the camera names).
     hub_name: str = "home"
+    #: Most ciphertext (MB) kept waiting for the relay; the oldest clips go first past it.
     outbox_quota_mb: float = 1024.0
-    resend_retention_mb: float = 64.0  # uploaded ciphertext kept to answer resend requests
-    heartbeat_interval: float = 120.0  # seconds between heartbeats in every control group
-    keep_plaintext_clips: bool = False  # keep the recorded MP4 after its ciphertext is durable
+    #: Uploaded ciphertext (MB) kept to answer clients' resend requests.
+    resend_retention_mb: float = 64.0
+    #: Seconds between heartbeats in every camera's control group.
+    heartbeat_interval: float = 120.0
+    #: Keep the recorded MP4 after its ciphertext is durable (tests compare bytes).
+    keep_plaintext_clips: bool = False
 
     def __post_init__(self) -> None:
         if self.url and not self.url.startswith(("http://", "https://")):
@@ -144,21 +190,43 @@ class RelaySection:
             raise ValueError("outbox_quota_mb and heartbeat_interval must be positive")
 
     def token(self) -> str:
-        """The owner token (``ConfigError`` says where it was looked for)."""
+        """The owner token (``ConfigError`` says where it was looked for, or what is wrong).
+
+        Surrounding whitespace is fine (an editor's final newline); anything else that is not
+        one relay token is refused here, naming its source, rather than failing later as a
+        malformed HTTP header.
+        """
         if self.token_file is not None:
             try:
-                return self.token_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
+                text = self.token_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
                 raise ConfigError(
-                    f"[relay] cannot read token_file {self.token_file}: {exc.strerror}"
+                    f"[relay] cannot read token_file {self.token_file}: {reason}"
                 ) from None
-        value = os.environ.get(self.token_env, "").strip()
-        if not value:
+            return _one_token(text, f"token_file {self.token_file}")
+        value = os.environ.get(self.token_env, "")
+        if not value.strip():
             raise ConfigError(
                 f"[relay] no owner token: set token_file or the environment variable "
                 f"{self.token_env} (create one with `privastead-server accounts add NAME`)"
             )
-        return value
+        return _one_token(value, f"environment variable {self.token_env}")
+
+
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_-]+")  # base64url: what an HTTP header carries as is
+
+
+def _one_token(text: str, source: str) -> str:
+    token = text.strip()
+    if split_token(token) is None or not _TOKEN_CHARS.fullmatch(token):
+        lines = len(token.splitlines())
+        found = f"{lines} lines" if lines > 1 else "something else"
+        raise ConfigError(
+            f"[relay] {source} must hold one relay token (pst_...) and nothing else, but holds "
+            f"{found}: write the token alone, e.g. `privastead-server accounts add NAME > FILE`"
+        )
+    return token
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ ciphertext is durable, unless ``keep_plaintext_clips`` is set.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from privastead import __version__
+from privastead import __version__, compat
 from privastead.clock import Clock
 from privastead.errors import RelayError
 from privastead.hub.camera import EventNotice
@@ -120,7 +119,7 @@ class Delivery:
 
     async def run(self) -> None:
         """Upload and send heartbeats until cancelled."""
-        async with asyncio.TaskGroup() as tasks:
+        async with compat.TaskGroup() as tasks:
             tasks.create_task(self.uploader.run())
             tasks.create_task(self._heartbeats())
             tasks.create_task(self._read_control())

@@ -38,6 +38,7 @@ from typing import Protocol
 
 import aiohttp
 
+from privastead import compat
 from privastead.errors import CameraUnavailableError, RelayError
 from privastead.hub.groups import HubGroup, HubGroups
 from privastead.hub.live import publish, relay_signals
@@ -242,7 +243,7 @@ async def _first_viewer(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> 
     """Wait for the relay to report viewers on the publisher socket: how many (0 on timeout or
     close)."""
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
+        async with compat.timeout(seconds):
             async for event in relay_signals(ws):
                 if event.get("type") == "viewers":
                     count = int(event.get("count", 0))

@@ -27,7 +27,6 @@ index changes happen under one lock.
 from __future__ import annotations
 
 import collections
-import enum
 import json
 import logging
 import threading
@@ -35,6 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from privastead import compat
 from privastead.errors import DecodeError, StorageError
 from privastead.hub.outbox_files import (
     TMP_SUFFIX,
@@ -55,7 +55,7 @@ SENT_DIR = "sent"
 Range = tuple[int, int]
 
 
-class EntryKind(enum.StrEnum):
+class EntryKind(compat.StrEnum):
     COMMIT = "commit"
     NOTIFICATION = "notification"
     CLIP_FRAGMENT = "clip_fragment"

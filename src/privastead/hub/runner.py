@@ -86,7 +86,7 @@ class HubRunner:
                 return
             except Exception:
                 log.exception("camera %s failed; restarting in %.0f s", name, RESTART_DELAY)
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), RESTART_DELAY)
 
     def print_status(self) -> None:

@@ -21,6 +21,7 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
+from privastead import compat
 from privastead.clock import Clock
 from privastead.errors import RelayRejectedError, RelayUnavailableError, StorageError
 from privastead.hub.outbox import Outbox, OutboxEntry
@@ -119,7 +120,7 @@ class Uploader:
                 self.stats.discarded += 1
                 return False
             try:
-                async with asyncio.timeout(self._timeout):
+                async with compat.timeout(self._timeout):
                     await self._relay.upload(entry.mailbox, body, mid, push=entry.push_payload)
                 return True
             except RelayRejectedError as e:
@@ -157,7 +158,7 @@ class Uploader:
 
         unsubscribe = self._outbox.subscribe(on_append)
         try:
-            async with asyncio.TaskGroup() as tasks:
+            async with compat.TaskGroup() as tasks:
                 while True:
                     for mailbox in self._outbox.mailboxes():
                         if mailbox not in self._wake:
@@ -165,7 +166,7 @@ class Uploader:
                             tasks.create_task(self._run_mailbox(mailbox))
                     self._new_mailbox.clear()
                     with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self._idle_poll):
+                        async with compat.timeout(self._idle_poll):
                             await self._new_mailbox.wait()
         finally:
             unsubscribe()
@@ -189,7 +190,7 @@ class Uploader:
                 await self._clock.sleep(self._backoff.maximum)
                 continue
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._idle_poll):
+                async with compat.timeout(self._idle_poll):
                     await event.wait()
 
 

@@ -22,6 +22,17 @@ from privastead.media.ingest import MediaPacket, StreamInfo
 
 PieceCallback = Callable[[bytes, bool], None]
 
+# A fragment per packet, for livestreams. ``frag_every_frame`` would do the same for video, but
+# with an audio track FFmpeg's muxer then gives the first audio sample after each cut a zero
+# duration and a decode time one sample late (measured: 32 of 36 AAC samples in 2 s), which
+# players turn into gaps or drop; a 1 us ``frag_duration`` cuts at the same places and keeps
+# every sample's duration and the audio timeline continuous.
+PER_PACKET_FRAGMENTS = {
+    "movflags": "frag_keyframe+empty_moov+default_base_moof+skip_trailer",
+    "frag_duration": "1",
+    "flush_packets": "1",
+}
+
 
 class BoxSplitter:
     """File-like sink for the muxer: calls ``on_piece(data, is_init)`` per complete piece."""
@@ -74,13 +85,16 @@ class BoxSplitter:
 
 
 def open_muxer(
-    sink: BoxSplitter, info: StreamInfo, movflags: str, **options: str
+    sink: BoxSplitter, info: StreamInfo, movflags: str | None = None, **options: str
 ) -> tuple[av.container.OutputContainer, Any, Any]:
-    """An MP4 muxer writing into ``sink`` with the camera's streams copied from ``info``.
+    """An MP4 muxer writing into ``sink`` with the camera's streams copied from ``info``
+    (``movflags`` and ``options`` as FFmpeg's; ``movflags`` may come in ``options``).
 
     Returns ``(container, video_stream, audio_stream_or_None)``.
     """
-    out = av.open(sink, "w", format="mp4", options={"movflags": movflags, **options})
+    if movflags is not None:
+        options = {**options, "movflags": movflags}
+    out = av.open(sink, "w", format="mp4", options=options)
     video = out.add_stream_from_template(info.video)
     if info.width > 0 and info.height > 0:
         # The template may lack the size when probing was cut short; the ingest knows it.
@@ -212,22 +226,86 @@ def _path(data: bytes, start: int, end: int, *kinds: bytes) -> tuple[int, int] |
 
 
 def mime_codec(init: bytes) -> str:
-    """The RFC 6381 ``codecs=`` value of an init segment's video track, for
-    ``MediaSource.isTypeSupported``/``addSourceBuffer`` (e.g. ``avc1.64001F``)."""
+    """The RFC 6381 ``codecs=`` value of an init segment, for
+    ``MediaSource.isTypeSupported``/``addSourceBuffer``: the video track's codec, then the
+    audio track's when there is one (e.g. ``avc1.64001F, mp4a.40.2``). A browser that is
+    told only about the video refuses an init segment that also carries audio."""
+    video: str | None = None
+    audio: str | None = None
     for moov_start, moov_end in _find(init, 0, len(init), b"moov"):
         for trak_start, trak_end in _find(init, moov_start, moov_end, b"trak"):
             stsd = _path(init, trak_start, trak_end, b"mdia", b"minf", b"stbl", b"stsd")
             if stsd is None:
                 continue
             for entry, s, e in _children(init, stsd[0] + 8, stsd[1]):
-                # a visual sample entry has 78 bytes of fields before its child boxes
-                children = {k: (cs, ce) for k, cs, ce in _children(init, s + 78, e)}
-                if entry in (b"avc1", b"avc3") and b"avcC" in children:
-                    at = children[b"avcC"][0]
-                    return entry.decode() + "." + init[at + 1 : at + 4].hex().upper()
-                if entry in (b"hvc1", b"hev1") and b"hvcC" in children:
-                    return entry.decode() + "." + _hevc_codec(init, children[b"hvcC"][0])
-    raise MediaError("init segment has no H.264/H.265 video track")
+                if video is None and entry in (b"avc1", b"avc3", b"hvc1", b"hev1"):
+                    video = _video_codec(init, entry, s, e)
+                elif audio is None and entry in (b"mp4a", b"Opus"):
+                    audio = _audio_codec(init, entry, s, e)
+    if video is None:
+        raise MediaError("init segment has no H.264/H.265 video track")
+    return video if audio is None else f"{video}, {audio}"
+
+
+def _video_codec(init: bytes, entry: bytes, start: int, end: int) -> str | None:
+    # a visual sample entry has 78 bytes of fields before its child boxes
+    children = {k: (cs, ce) for k, cs, ce in _children(init, start + 78, end)}
+    if entry in (b"avc1", b"avc3") and b"avcC" in children:
+        at = children[b"avcC"][0]
+        return entry.decode() + "." + init[at + 1 : at + 4].hex().upper()
+    if entry in (b"hvc1", b"hev1") and b"hvcC" in children:
+        return entry.decode() + "." + _hevc_codec(init, children[b"hvcC"][0])
+    return None
+
+
+def _audio_codec(init: bytes, entry: bytes, start: int, end: int) -> str | None:
+    if entry == b"Opus":
+        return "opus"
+    # an audio sample entry has 28 bytes of fields before its child boxes (ISO 14496-12 12.2.3)
+    children = {k: (cs, ce) for k, cs, ce in _children(init, start + 28, end)}
+    if b"esds" not in children:
+        return "mp4a.40.2"  # AAC-LC, what every camera sends, when the entry says no more
+    esds_start, esds_end = children[b"esds"]
+    return _esds_codec(init[esds_start + 4 : esds_end])  # after the FullBox version/flags
+
+
+def _descriptor(data: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, payload start, payload end) of the MPEG-4 descriptor at ``at`` (14496-1 8.3.3)."""
+    tag, size, at = data[at], 0, at + 1
+    for _ in range(4):  # the size takes up to four bytes of 7 bits
+        byte = data[at]
+        at += 1
+        size = (size << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            break
+    return tag, at, at + size
+
+
+def _esds_codec(esds: bytes) -> str:
+    """``mp4a.OTI.AOT`` from an ES descriptor: the object type indication of its decoder
+    config (hex) and, for MPEG-4 audio, the AudioSpecificConfig's audio object type."""
+    try:
+        tag, at, _end = _descriptor(esds, 0)
+        if tag != 0x03:
+            raise MediaError("esds without an ES descriptor")
+        flags = esds[at + 2]
+        at += 3 + (2 if flags & 0x80 else 0)  # ES_ID, flags, dependsOn_ES_ID
+        if flags & 0x40:
+            at += 1 + esds[at]  # URL
+        at += 2 if flags & 0x20 else 0  # OCR_ES_Id
+        tag, at, _end = _descriptor(esds, at)
+        if tag != 0x04:
+            raise MediaError("esds without a decoder config")
+        oti = esds[at]
+        tag, info, _end = _descriptor(esds, at + 13)
+        if oti != 0x40 or tag != 0x05:
+            return f"mp4a.{oti:02x}"
+        aot = esds[info] >> 3
+        if aot == 31:  # escape: 6 more bits
+            aot = 32 + (((esds[info] & 0x07) << 3) | (esds[info + 1] >> 5))
+        return f"mp4a.40.{aot}"
+    except IndexError:
+        raise MediaError("malformed esds box") from None
 
 
 def _hevc_codec(data: bytes, at: int) -> str:
@@ -305,6 +383,7 @@ def track_samples(piece: bytes, track_id: int = 1) -> list[bytes]:
 
 
 __all__ = [
+    "PER_PACKET_FRAGMENTS",
     "BoxSplitter",
     "PieceCallback",
     "TrackRun",

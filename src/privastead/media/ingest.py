@@ -1,17 +1,28 @@
 """RTSP ingest: one reader thread per camera that survives anything the camera does.
 
-PyAV over RTSP/TCP with both FFmpeg's socket timeout and PyAV's interrupt timeouts (so a hung
-camera raises within seconds instead of blocking forever), tiny probing (fast reconnects: the
-SDP's parameter sets are enough), reconnects with exponential backoff and jitter, and a stream
-end treated as a disconnect. Packets leave on one continuous timeline per camera: timestamps are
-rebased at every connection so they keep increasing across reconnects (with the outage's real
-gap), the first packets without ``pts`` are dropped until a keyframe, later ones are
-interpolated. H.264/H.265 video and, when present, AAC audio go to ``sink``.
+PyAV over RTSP with RTP over TCP, UDP or ``auto`` (``media.transport``), both FFmpeg's socket
+timeout and PyAV's interrupt timeouts (so a hung camera raises within seconds instead of
+blocking forever), tiny probing (fast reconnects: the SDP's parameter sets are enough),
+reconnects with exponential backoff and jitter, and a stream end treated as a disconnect.
+
+A camera that refuses the credentials (401/403) is not a reconnect loop: health says
+``unauthorized`` with a sentence naming the camera and what to check, and the ingest retries
+rarely (``auth_retry_initial``, doubling to ``auth_retry_max``) in case the camera's password is
+being changed. Credentials travel only inside the URL handed to FFmpeg in this process: every
+error text is built from FFmpeg's error string without the URL, and any URL that still shows up
+has its user information removed (``redact``).
+
+Packets leave on one continuous timeline per camera: timestamps are rebased at every connection
+so they keep increasing across reconnects (with the outage's real gap), the first packets
+without ``pts`` are dropped until a keyframe, later ones are interpolated. H.264/H.265 video
+and the camera's audio go to ``sink``: AAC and Opus as they are, other codecs (G.711)
+transcoded to AAC on the same timeline (``media.audio``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import logging
 import random
@@ -27,11 +38,22 @@ import av
 from av.video.codeccontext import VideoCodecContext
 
 from privastead.clock import SYSTEM_CLOCK, Clock
+from privastead.errors import MediaError
+from privastead.media.audio import AacTranscoder, AudioPolicy, audio_plan
+from privastead.media.redact import describe_error, redact
+from privastead.media.timeline import Timeline
+from privastead.media.transport import (
+    LossMeter,
+    LossSettings,
+    Transport,
+    TransportChooser,
+    TransportMode,
+)
 
 log = logging.getLogger(__name__)
 
 _S = TypeVar("_S", av.video.stream.VideoStream, av.audio.stream.AudioStream)
-State = Literal["connecting", "connected", "stalled", "reconnecting", "stopped"]
+State = Literal["connecting", "connected", "stalled", "reconnecting", "unauthorized", "stopped"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +64,19 @@ class IngestSettings:
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     backoff_jitter: float = 0.25  # +-25 % so that many cameras do not reconnect in lockstep
-    audio: bool = True
+    audio: bool = True  # False: video only (the same as audio_policy "off")
+    audio_policy: AudioPolicy = "auto"  # media.audio: copy AAC/Opus, G.711 -> AAC
+    transport: TransportMode = "tcp"
+    loss: LossSettings = field(default_factory=LossSettings)
+    udp_buffer_bytes: int = 4 << 20  # socket receive buffer: a 4K keyframe is ~1 MB at once
+    auth_retry_initial: float = 60.0  # wrong credentials: first retry after a minute,
+    auth_retry_max: float = 3600.0  # doubling to one an hour
+
+    def auth_backoff(self) -> IngestSettings:
+        """The same settings with the rare retries of a refused login as the backoff."""
+        return dataclasses.replace(
+            self, backoff_initial=self.auth_retry_initial, backoff_max=self.auth_retry_max
+        )
 
 
 @dataclass(frozen=True)
@@ -64,6 +98,8 @@ class StreamInfo:
     width: int
     height: int
     time_base: Fraction
+    transport: Transport = "tcp"
+    camera_audio: str = ""  # the camera's audio codec ("" for none), before any transcoding
 
 
 @dataclass(frozen=True)
@@ -117,6 +153,13 @@ class Health:
     last_packet_age: float | None
     reconnects: int
     last_error: str
+    transport: str = ""  # of the current (or last) connection: "tcp" or "udp"
+    loss: float = 0.0  # share of RTP packets lost over UDP lately (media.transport)
+    transport_note: str = ""  # why ``auto`` left UDP, while it stays on TCP
+
+
+class _Fallback(Exception):
+    """End the connection and reconnect at once over another transport."""
 
 
 @dataclass
@@ -140,44 +183,6 @@ class _Window:
             return 0.0, 0.0
         span = max(now - self.items[0][0], 1e-3)
         return (len(self.items) - 1) / span, sum(s for _, s in self.items) * 8 / span
-
-
-class _Timeline:
-    """Rebases one connection's timestamps onto the camera's continuous timeline."""
-
-    def __init__(self, start: float) -> None:
-        self.start = start  # timeline seconds at this connection's first keyframe
-        self.origin: dict[int, float] = {}  # stream index -> its first pts in seconds
-        self.last: dict[int, tuple[int, int]] = {}  # stream index -> (pts, dts) ticks emitted
-        self.step: dict[int, int] = {}  # typical tick step, to fill in a missing pts
-
-    def place(
-        self, packet: av.Packet[Any], index: int, tb: Fraction, video_origin: float
-    ) -> float | None:
-        """Rewrite ``packet``'s pts/dts onto the timeline; its time in seconds (None: drop)."""
-        last = self.last.get(index)
-        raw = packet.pts if packet.pts is not None else packet.dts
-        if raw is None:
-            if last is None:
-                return None
-            pts = dts = last[1] + self.step.get(index, 1)
-        else:
-            if index not in self.origin:
-                # Audio starts relative to the video's origin so the two stay in sync.
-                self.origin[index] = float(raw * tb) if not self.origin else video_origin
-            base = self.start - self.origin[index]
-            pts = round((base + float(raw * tb)) / tb)
-            raw_dts = packet.dts if packet.dts is not None else raw
-            dts = round((base + float(raw_dts * tb)) / tb)
-        if last is not None:
-            if raw is not None and dts > last[1]:
-                self.step[index] = dts - last[1]
-            if dts <= last[1]:  # muxers need strictly increasing dts
-                dts = last[1] + 1
-        pts = max(pts, dts)
-        packet.pts, packet.dts = pts, dts
-        self.last[index] = (pts, dts)
-        return float(pts * tb)
 
 
 def _snapshot(stream: _S) -> _S:
@@ -220,6 +225,12 @@ class Ingest:
         self.url, self.sink, self.name, self.clock = url, sink, name, clock
         self.settings = settings or IngestSettings()
         self.backoff = Backoff(self.settings, rng)
+        self.auth_backoff = Backoff(self.settings.auth_backoff(), rng)
+        self.transports = TransportChooser(self.settings.transport, self.settings.loss, clock)
+        self._transport: Transport = "tcp"
+        self._meter = LossMeter(self.settings.loss.window)
+        self._packets = 0  # of the current connection
+        self._audio_errors = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -254,7 +265,17 @@ class Ingest:
             state = self._state
             if state == "connected" and age is not None and age > self.settings.stall_after:
                 state = "stalled"
-            return Health(state, fps, bitrate, age, self._reconnects, self._error)
+            return Health(
+                state,
+                fps,
+                bitrate,
+                age,
+                self._reconnects,
+                self._error,
+                self._transport,
+                self._meter.loss if self._transport == "udp" else 0.0,
+                self.transports.fallback_reason,
+            )
 
     def _set(self, state: State, error: str | None = None) -> None:
         with self._lock:
@@ -265,64 +286,179 @@ class Ingest:
     def _run(self) -> None:
         while not self._stop.is_set():
             reason = "stream ended"
+            delay: float | None = None
             try:
                 self._set("connecting")
                 self._read_once()
-            except (av.FFmpegError, OSError) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
+            except _Fallback as exc:
+                reason, delay = str(exc), 0.0
+            except (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError) as exc:
+                if self._stop.is_set():
+                    break
+                self._refused(exc)
+                continue
+            except (av.FFmpegError, OSError, MediaError) as exc:
+                reason = describe_error(exc)
             except Exception as exc:  # a bug or an unexpected PyAV error must not kill the camera
                 log.exception("%s: unexpected error while reading", self.name)
-                reason = f"{type(exc).__name__}: {exc}"
+                reason = describe_error(exc)
             if self._stop.is_set():
                 break
             with self._lock:
                 self._reconnects += 1
             self._set("reconnecting", reason)
             self.sink(Disconnected(self._epoch, reason))
-            delay = self.backoff.next_delay()
-            log.warning("%s: disconnected (%s); reconnecting in %.1f s", self.name, reason, delay)
+            if delay is None:
+                delay = self.backoff.next_delay()
+                log.warning(
+                    "%s: disconnected (%s); reconnecting in %.1f s", self.name, reason, delay
+                )
             self._stop.wait(delay)
         self._set("stopped")
 
+    def _refused(self, exc: av.FFmpegError) -> None:
+        """The camera refused the login: a health state and rare retries, never a loop."""
+        status = "403 Forbidden" if isinstance(exc, av.error.HTTPForbiddenError) else "401"
+        if "@" in self.url.split("//", 1)[-1].split("/", 1)[0]:
+            reason = (
+                f"camera {self.name}: the camera refused the username and password ({status}); "
+                "check username and password_file (or password_env) in hub.toml"
+            )
+        else:
+            reason = (
+                f"camera {self.name}: the camera asks for a login ({status}); set username "
+                "and password_file (or password_env) in hub.toml"
+            )
+        with self._lock:
+            self._reconnects += 1
+        self._set("unauthorized", reason)
+        self.sink(Disconnected(self._epoch, reason))
+        delay = self.auth_backoff.next_delay()
+        log.error("%s; trying again in %.0f s", reason, delay)
+        self._stop.wait(delay)
+
     def _read_once(self) -> None:
         s = self.settings
+        transport = self.transports.next()
+        self._transport = transport
+        self._meter = LossMeter(s.loss.window)
         options = {
-            "rtsp_transport": "tcp",
+            "rtsp_transport": transport,
             "timeout": str(int(s.read_timeout * 1e6)),  # FFmpeg socket I/O timeout, microseconds
             "analyzeduration": "0",  # the SDP carries the parameter sets: no need to probe
             "probesize": "32",
             "fflags": "nobuffer",
         }
-        container = av.open(self.url, options=options, timeout=(s.open_timeout, s.read_timeout))
+        if transport == "udp":
+            options["buffer_size"] = str(s.udp_buffer_bytes)
+        try:
+            container = av.open(self.url, options=options, timeout=(s.open_timeout, s.read_timeout))
+        except av.FFmpegError as exc:
+            if transport == "udp" and exc.errno == errno.EPROTONOSUPPORT:
+                self._leave_udp("the camera refuses RTP over UDP (461 Unsupported Transport)")
+            raise
+        self._packets = 0
         try:
             self._demux(container)
+        except (av.FFmpegError, OSError) as exc:
+            if transport == "udp" and self._packets == 0:
+                # Silence over UDP may be a firewall or a dead camera: try TCP at once, and
+                # blame UDP only if TCP then delivers.
+                self.transports.udp_silent()
+                if self.transports.mode == "auto":
+                    reason = f"no RTP packet arrived over UDP ({describe_error(exc)})"
+                    raise _Fallback(reason) from exc
+            raise
         finally:
             container.close()
 
-    def _demux(self, container: av.container.InputContainer) -> None:
-        if not container.streams.video:
-            raise av.InvalidDataError(0, "camera offers no video stream")
-        video = container.streams.video[0]
-        audio = None
-        if self.settings.audio and container.streams.audio:
-            candidate = container.streams.audio[0]
-            if candidate.codec_context.name == "aac":
-                audio = candidate
+    def _leave_udp(self, reason: str) -> None:
+        if self.transports.mode != "auto":
+            return
+        self.transports.udp_failed(reason)
+        log.warning("%s: %s; using TCP for now", self.name, reason)
+        raise _Fallback(reason)
+
+    def _audio_stream(
+        self, container: av.container.InputContainer
+    ) -> tuple[av.audio.stream.AudioStream | None, AacTranscoder | None]:
+        """The camera's audio stream to read, and the transcoder to AAC it needs (if any)."""
+        policy: AudioPolicy = self.settings.audio_policy if self.settings.audio else "off"
+        if not container.streams.audio:
+            return None, None
+        candidate = container.streams.audio[0]
+        plan = audio_plan(candidate.codec_context.name, policy)
+        if plan == "drop":
+            return None, None
+        if plan == "copy":
+            return candidate, None
+        try:
+            return candidate, AacTranscoder(candidate.codec_context)
+        except (av.FFmpegError, ValueError) as exc:
+            log.warning(
+                "%s: %s audio cannot be transcoded to AAC (%s); recording video only",
+                self.name,
+                candidate.codec_context.name,
+                describe_error(exc),
+            )
+            return None, None
+
+    def _stream_info(
+        self,
+        video: av.video.stream.VideoStream,
+        audio: av.audio.stream.AudioStream | None,
+        transcoder: AacTranscoder | None,
+    ) -> StreamInfo:
         self._epoch += 1
-        info = StreamInfo(
+        template = None
+        if audio is not None:
+            template = transcoder.template if transcoder is not None else _snapshot(audio)
+        return StreamInfo(
             self._epoch,
             _snapshot(video),
-            _snapshot(audio) if audio is not None else None,
+            template,
             video.codec_context,
             video.codec_context.name,
             video.codec_context.width,
             video.codec_context.height,
             video.time_base or Fraction(1, 90_000),
+            self._transport,
+            audio.codec_context.name if audio is not None else "",
         )
+
+    def _announce(self, info: StreamInfo, first: av.Packet[Any]) -> None:
+        """The connection delivers: tell the sink its streams, reset the backoffs."""
+        if info.width <= 0 or info.height <= 0:
+            info = _with_dimensions(info, first)
+        self.sink(info)
+        self.backoff.reset()
+        self.auth_backoff.reset()
+        self.transports.connected(self._transport)
+        self._set("connected", "")
+
+    def _count(self, stream: int, at: float) -> None:
+        """One more packet of this connection; over UDP, its loss (``auto`` may leave)."""
+        self._packets += 1
+        if self._transport != "udp":
+            return
+        m = self._meter
+        m.add(stream, at)
+        if self.transports.too_lossy(m):
+            window = self.settings.loss.window
+            self._leave_udp(
+                f"UDP lost {m.missing} of {m.expected} RTP packets ({m.loss:.1%}) "
+                f"in the last {window:g} s"
+            )
+
+    def _demux(self, container: av.container.InputContainer) -> None:
+        if not container.streams.video:
+            raise av.InvalidDataError(0, "camera offers no video stream")
+        video = container.streams.video[0]
+        audio, transcoder = self._audio_stream(container)
+        info = self._stream_info(video, audio, transcoder)
         streams = [video] if audio is None else [video, audio]
-        timeline: _Timeline | None = None
+        timeline: Timeline | None = None
         video_origin = 0.0
-        announced = False
         for packet in container.demux(streams):
             if self._stop.is_set():
                 return
@@ -334,31 +470,52 @@ class Ingest:
                 # Start every connection at a keyframe that has a timestamp.
                 if not (is_video and packet.is_keyframe and packet.pts is not None):
                     continue
-                timeline = _Timeline(self._next_start())
+                timeline = Timeline(self._next_start())
                 video_origin = float(packet.pts * tb)
-            if not announced:
-                if info.width <= 0 or info.height <= 0:
-                    info = _with_dimensions(info, packet)
-                self.sink(info)
-                announced = True
-                self.backoff.reset()
-                self._set("connected", "")
+                self._announce(info, packet)
             at = timeline.place(packet, packet.stream.index, tb, video_origin)
             if at is None:
                 continue
+            self._count(packet.stream.index, at)
             now = self.clock.monotonic()
             with self._lock:
                 self._last_packet = now
                 if is_video:
                     self._window.add(now, packet.size)
                     self._timeline_end, self._timeline_wall = at, now
+            if not is_video and transcoder is not None:
+                self._transcode(transcoder, packet, at)
+                continue
+            kind: Literal["video", "audio"] = "video" if is_video else "audio"
             self.sink(
                 MediaPacket(
                     packet,
-                    "video" if is_video else "audio",
+                    kind,
                     at,
                     packet.is_keyframe,
                     packet.size,
+                    self._epoch,
+                    self.clock.time(),
+                )
+            )
+
+    def _transcode(self, transcoder: AacTranscoder, packet: av.Packet[Any], at: float) -> None:
+        try:
+            produced = transcoder.push(packet, at)
+        except MediaError as exc:
+            # One bad audio packet costs that packet, never the connection or the video.
+            self._audio_errors += 1
+            if self._audio_errors == 1 or self._audio_errors % 1000 == 0:
+                log.warning("%s: %s (%d so far)", self.name, exc, self._audio_errors)
+            return
+        for aac in produced:
+            self.sink(
+                MediaPacket(
+                    aac.packet,
+                    "audio",
+                    aac.at,
+                    True,
+                    aac.packet.size,
                     self._epoch,
                     self.clock.time(),
                 )
@@ -374,6 +531,8 @@ class Ingest:
             return self._timeline_end + gap
 
 
+_Timeline = Timeline  # the name older tests know
+
 __all__ = [
     "Backoff",
     "Disconnected",
@@ -384,4 +543,6 @@ __all__ = [
     "MediaPacket",
     "State",
     "StreamInfo",
+    "describe_error",
+    "redact",
 ]

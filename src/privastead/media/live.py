@@ -5,9 +5,10 @@ once instead of after up to one GOP), emits one init segment and then fragments 
 ``frames_per_fragment`` video frames or ``max_fragment_seconds`` of media, whichever comes
 first, each a run of ``moof+mdat`` pairs that Media Source Extensions append as they are.
 
-The MP4 muxer runs with ``frag_every_frame``: it writes a frame's ``moof+mdat`` as soon as the
-next packet tells it that frame's duration, so a fragment leaves one frame period after its
-newest frame arrived (there is no way to flush the muxer early through PyAV). A fragment is
+The MP4 muxer cuts a fragment at every packet (``fmp4.PER_PACKET_FRAGMENTS``): it writes a
+frame's ``moof+mdat`` as soon as the next packet tells it that frame's duration, so a fragment
+leaves one frame period after its newest frame arrived (there is no way to flush the muxer
+early through PyAV); audio samples ride in the same fragments. A fragment is
 only ever cut before a keyframe or after its frame budget, never by the consumer.
 
 Back-pressure: fragments wait in a queue of at most ``max_queued`` (+2). While it is full,
@@ -25,7 +26,13 @@ from dataclasses import dataclass
 
 from privastead.clock import SYSTEM_CLOCK, Clock
 from privastead.errors import MediaError
-from privastead.media.fmp4 import BoxSplitter, copy_packet, fragment_info, open_muxer
+from privastead.media.fmp4 import (
+    PER_PACKET_FRAGMENTS,
+    BoxSplitter,
+    copy_packet,
+    fragment_info,
+    open_muxer,
+)
 from privastead.media.ingest import MediaPacket, StreamInfo
 from privastead.media.ring import PacketRing
 
@@ -84,10 +91,7 @@ class LiveFragmenter:
         self._index = 0
         self._splitter = BoxSplitter(self._on_piece)
         self._out, self._video, self._audio = open_muxer(
-            self._splitter,
-            info,
-            "frag_every_frame+empty_moov+default_base_moof+skip_trailer",
-            flush_packets="1",
+            self._splitter, info, **PER_PACKET_FRAGMENTS
         )
         self._offset: float | None = None  # camera seconds at output time zero
         self._last_video: float | None = None  # camera pts of the last video packet muxed

@@ -77,8 +77,11 @@ class ClipWriter:
     ) -> None:
         self.clip_id, self.info, self.path = clip_id, info, path
         self.part = path.with_name(path.name + ".part")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.part.open("wb")
+        # A clip is plaintext video of someone's home: 0600, and its day directory 0700 when
+        # the recorder makes it, both set at creation (no window under a permissive umask).
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._file = os.fdopen(fd, "wb")
         self._splitter = _FragmentSplitter(clip_id, self._file, on_fragment)
         self._out, self._video, self._audio = open_muxer(
             self._splitter,

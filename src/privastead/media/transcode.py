@@ -11,7 +11,9 @@ keep it):
   bounded input queue that, when the encoder cannot keep up, drops everything queued and
   resumes at the next keyframe.
 
-H.264 input passes through untouched (the same bytes).
+H.264 input passes through untouched (the same bytes). Audio (AAC or Opus, as the hub
+records it) is copied beside the new video in both, on the same timeline: nothing is lost by
+watching an H.265 camera in a browser.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import typing
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,12 +33,11 @@ import av
 from av.video.frame import PictureType
 
 from privastead.errors import CorruptMediaError, MediaError
-from privastead.media.fmp4 import BoxSplitter, starts_with_sync_sample
+from privastead.media.fmp4 import PER_PACKET_FRAGMENTS, BoxSplitter, starts_with_sync_sample
 
 log = logging.getLogger(__name__)
 
 BROWSER_CODECS = frozenset({"h264"})
-_MOVFLAGS = "frag_every_frame+empty_moov+default_base_moof+skip_trailer"
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ class _Encoder:
     ) -> None:
         self.pieces: list[bytes] = []
         self.splitter = BoxSplitter(lambda data, _init: self.pieces.append(data))
-        self.out = av.open(self.splitter, "w", format="mp4", options={"movflags": _MOVFLAGS})
+        self.out = av.open(self.splitter, "w", format="mp4", options=dict(PER_PACKET_FRAGMENTS))
         self.width, self.height = _size(width, height, s.max_height)
         stream: Any = self.out.add_stream("libx264", rate=rate or Fraction(30))
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
@@ -85,7 +87,29 @@ class _Encoder:
             "x264-params": f"threads={s.threads}:bframes=0:keyint=infinite:scenecut=0:forced-idr=1",
         }
         self.stream = stream
+        self.audio: Any = None
+        self._audio_dts: int | None = None
         self.frames = 0
+
+    def add_audio(self, template: Any) -> None:
+        """Copy an audio stream like ``template`` (before the first packet is muxed)."""
+        self.audio = self.out.add_stream_from_template(template)
+
+    def copy_audio(self, packet: av.Packet[Any], shift: float = 0.0) -> None:
+        """Mux one audio packet as it is, ``shift`` seconds earlier (after dropped video)."""
+        if self.audio is None or packet.pts is None or packet.size == 0:
+            return
+        tb = packet.time_base
+        ticks = round(shift / tb) if tb else 0
+        dts = (packet.dts if packet.dts is not None else packet.pts) - ticks
+        if dts < 0 or (self._audio_dts is not None and dts <= self._audio_dts):
+            return  # before the start, or overlapping a drop: the muxer needs rising dts
+        self._audio_dts = dts
+        out = av.Packet(bytes(packet))
+        out.pts, out.dts, out.time_base = packet.pts - ticks, dts, tb
+        out.duration = packet.duration
+        out.stream = self.audio
+        self.out.mux(out)
 
     def encode(self, frame: av.VideoFrame | None) -> None:
         if frame is not None and (frame.width, frame.height) != (self.width, self.height):
@@ -142,12 +166,20 @@ def transcode_clip(
             video.average_rate,
             s,
         )
+        audio = container.streams.audio[0] if container.streams.audio else None
+        if audio is not None:
+            encoder.add_audio(audio)
+        streams = [video] if audio is None else [video, audio]
         frames_in = 0
         try:
             with dst.open("wb") as out:
-                for frame in container.decode(video):
-                    encoder.encode(frame)
-                    frames_in += 1
+                for packet in container.demux(streams):
+                    if audio is not None and packet.stream.index == audio.index:
+                        encoder.copy_audio(packet)
+                        continue
+                    for frame in packet.decode():
+                        encoder.encode(typing.cast("av.VideoFrame", frame))
+                        frames_in += 1
                     for piece in encoder.take():
                         out.write(piece)
                 encoder.close()
@@ -176,6 +208,7 @@ class FragmentTranscoder:
         self._offset = 0  # ticks removed from the timeline by drops
         self._last_pts: int | None = None
         self._step = 0
+        self._video_tb = Fraction(1, 90_000)
         self.frames_in = 0
         self.dropped_frames = 0
 
@@ -199,6 +232,9 @@ class FragmentTranscoder:
                     video.average_rate or video.guessed_rate,
                     self.settings,
                 )
+                self._video_tb = video.time_base or Fraction(1, 90_000)
+                if probe.streams.audio:
+                    self._encoder.add_audio(probe.streams.audio[0])
         except (av.FFmpegError, IndexError) as exc:
             raise CorruptMediaError(f"live init segment is not a video MP4: {exc}") from exc
 
@@ -215,8 +251,13 @@ class FragmentTranscoder:
         assert self._encoder is not None
         try:
             with av.open(io.BytesIO(self.init + piece), "r") as container:
-                for packet in container.demux(container.streams.video[0]):
-                    self._decode(packet)
+                video = container.streams.video[0]
+                for packet in container.demux():
+                    if packet.stream.index == video.index:
+                        self._decode(packet)
+                    elif packet.stream.type == "audio" and not self._need_keyframe:
+                        # audio follows the video: dropped with it, moved back like it
+                        self._encoder.copy_audio(packet, float(self._offset * self._video_tb))
         except av.FFmpegError as exc:
             raise CorruptMediaError(f"undecodable live fragment: {exc}") from exc
         return self._encoder.take()

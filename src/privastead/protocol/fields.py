@@ -20,7 +20,7 @@ from privastead.errors import DecodeError
 MAX_SEQ = (1 << 63) - 1
 MAX_NAME_LEN = 64
 MAX_TEXT_LEN = 512
-# Groups per camera (design.md §3), plus the per-device pairing group.
+# Groups per camera (docs/architecture.md), plus the per-device pairing group.
 GROUP_NAMES = ("events", "live", "control")
 _HEX_ID = re.compile(r"[0-9a-f]{32}")
 _TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{1,512}")

@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
+from privastead.compat import Self
 from privastead.errors import DecodeError
 from privastead.protocol.envelope import (
     Envelope,

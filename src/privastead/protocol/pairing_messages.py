@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
+from privastead.compat import Self
 from privastead.errors import DecodeError
 from privastead.protocol.envelope import Envelope, MessageKind
 from privastead.protocol.fields import (

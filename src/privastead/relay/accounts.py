@@ -12,10 +12,11 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from privastead.errors import RelayRejectedError
 from privastead.relay.api import (
@@ -27,6 +28,9 @@ from privastead.relay.api import (
 )
 
 TOKEN_PREFIX = "pst"  # noqa: S105 - a public marker, not a secret
+# Tombstones kept per account beyond which the oldest go (a household that removes devices
+# every day for years must not grow the table without bound; see also the retention).
+REVOKED_PER_ACCOUNT = 1000
 
 
 @dataclass(frozen=True)
@@ -44,19 +48,33 @@ class Principal:
         return self.mailboxes is None or mailbox in self.mailboxes
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a token did not check out.
+
+    ``unknown``: no such token id (ever, or beyond the tombstones' retention);
+    ``wrong_secret``: the token id exists (or was revoked) but the secret is wrong;
+    ``expired`` / ``revoked``: the secret is right, the token is over. Only the last two
+    prove the caller holds the token, so only they are answered distinctly and never
+    counted as failures.
+    """
+
+    reason: Literal["unknown", "wrong_secret", "expired", "revoked"]
+    token_id: str = ""
+    kind: str = ""
+
+
 def _hash(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("ascii")).digest()
 
 
+_TOKEN = re.compile(r"\A" + TOKEN_PREFIX + r"_([0-9a-f]{16})_([A-Za-z0-9_-]{43})\Z")
+
+
 def split_token(token: str) -> tuple[str, str] | None:
-    """``(token_id, secret)`` of a well-formed token, else None."""
-    parts = token.split("_", 2)
-    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
-        return None
-    token_id, secret = parts[1], parts[2]
-    if len(token_id) != 16 or len(secret) != 43 or not token_id.isalnum():
-        return None
-    return token_id, secret
+    """``(token_id, secret)`` of a well-formed token, else None (also for any non-ASCII)."""
+    match = _TOKEN.match(token)
+    return (match.group(1), match.group(2)) if match else None
 
 
 def _new_token() -> tuple[str, str, str]:
@@ -167,20 +185,19 @@ def issue_token(
 
 def verify_token(
     conn: sqlite3.Connection, token_id: str, secret: str, now: float
-) -> Principal | str:
-    """The token's principal, or the account name (str, "" if unknown) when it fails."""
+) -> Principal | Refusal:
+    """The token's principal, or why it was refused (``Refusal``)."""
     row = conn.execute(
         "SELECT account, kind, secret_hash, device_id, mailboxes, expires_at FROM tokens"
         " WHERE token_id = ?",
         (token_id,),
     ).fetchone()
-    # Hash even when the row is missing, so both paths cost the same.
-    candidate = _hash(secret)
-    stored = row[2] if row else b"\0" * 32
-    if not hmac.compare_digest(candidate, stored) or row is None:
-        return row[0] if row else ""
+    if row is None:
+        return _verify_revoked(conn, token_id, secret)
+    if not hmac.compare_digest(_hash(secret), row[2]):
+        return Refusal("wrong_secret", token_id)
     if row[5] is not None and now >= row[5]:
-        return str(row[0])
+        return Refusal("expired", token_id, str(row[1]))
     mailboxes = frozenset(json.loads(row[4])) if row[4] else None
     return Principal(
         account=row[0],
@@ -192,13 +209,80 @@ def verify_token(
     )
 
 
-def revoke_token(conn: sqlite3.Connection, token_id: str, account: str | None = None) -> None:
-    sql, args = "DELETE FROM tokens WHERE token_id = ?", [token_id]
+def _verify_revoked(conn: sqlite3.Connection, token_id: str, secret: str) -> Refusal:
+    row = conn.execute(
+        "SELECT kind, secret_hash FROM revoked_tokens WHERE token_id = ?", (token_id,)
+    ).fetchone()
+    # Hash and compare even when nothing matched, so every path costs about the same.
+    matches = hmac.compare_digest(_hash(secret), row[1] if row else b"\0" * 32)
+    if row is None:
+        return Refusal("unknown")
+    if not matches:
+        return Refusal("wrong_secret", token_id)
+    return Refusal("revoked", token_id, str(row[0]))
+
+
+def _bury(conn: sqlite3.Connection, where: str, args: list[Any], now: float) -> list[str]:
+    """Move the tokens matching ``where`` to the tombstones; returns their ids."""
+    ids = [r[0] for r in conn.execute(f"SELECT token_id FROM tokens WHERE {where}", args)]  # noqa: S608
+    if not ids:
+        return []
+    conn.execute(
+        "INSERT OR REPLACE INTO revoked_tokens(token_id, account, kind, device_id,"  # noqa: S608
+        f" secret_hash, revoked_at) SELECT token_id, account, kind, device_id, secret_hash, ?"
+        f" FROM tokens WHERE {where}",
+        [now, *args],
+    )
+    conn.execute(f"DELETE FROM tokens WHERE {where}", args)  # noqa: S608
+    for account in {
+        r[0]
+        for r in conn.execute(
+            f"SELECT DISTINCT account FROM revoked_tokens WHERE token_id IN"  # noqa: S608
+            f" ({','.join('?' * len(ids))})",
+            ids,
+        )
+    }:
+        conn.execute(
+            "DELETE FROM revoked_tokens WHERE account = ? AND id NOT IN (SELECT id FROM"
+            " revoked_tokens WHERE account = ? ORDER BY id DESC LIMIT ?)",
+            (account, account, REVOKED_PER_ACCOUNT),
+        )
+    return ids
+
+
+def prune_revoked(conn: sqlite3.Connection, before: float) -> int:
+    """Forget tombstones of tokens revoked before ``before`` (the retention)."""
+    return int(conn.execute("DELETE FROM revoked_tokens WHERE revoked_at < ?", (before,)).rowcount)
+
+
+def revoked_since(conn: sqlite3.Connection, after_id: int) -> tuple[int, list[tuple[str, str]]]:
+    """``(token id, kind)`` revoked after tombstone ``after_id``, and the newest tombstone id."""
+    rows = conn.execute(
+        "SELECT id, token_id, kind FROM revoked_tokens WHERE id > ? ORDER BY id LIMIT 10000",
+        (after_id,),
+    ).fetchall()
+    if not rows:
+        return after_id, []
+    return int(rows[-1][0]), [(r[1], r[2]) for r in rows]
+
+
+def newest_revocation(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM revoked_tokens").fetchone()[0])
+
+
+def revoke_token(
+    conn: sqlite3.Connection, token_id: str, now: float, account: str | None = None
+) -> str:
+    """Revoke one token; it is remembered (tombstone) so its holder is told, not throttled.
+    Returns its kind."""
+    where, args = "token_id = ?", [token_id]
     if account is not None:
-        sql += " AND account = ?"
+        where += " AND account = ?"
         args.append(account)
-    if conn.execute(sql, args).rowcount == 0:
+    row = conn.execute(f"SELECT kind FROM tokens WHERE {where}", args).fetchone()  # noqa: S608
+    if row is None or not _bury(conn, where, args, now):
         raise RelayRejectedError("no such token", 404, "token_not_found")
+    return str(row[0])
 
 
 def list_tokens(conn: sqlite3.Connection, account: str | None = None) -> list[dict[str, Any]]:
@@ -244,8 +328,9 @@ def list_devices(conn: sqlite3.Connection, account: str) -> list[dict[str, Any]]
     ]
 
 
-def remove_device(conn: sqlite3.Connection, account: str, device_id: str) -> None:
-    """Revoke a device: its tokens go, and its registrations stop holding messages back."""
+def remove_device(conn: sqlite3.Connection, account: str, device_id: str, now: float) -> list[str]:
+    """Revoke a device: its tokens go (tombstoned), and its registrations stop holding
+    messages back. Returns the revoked token ids."""
     if (
         conn.execute(
             "DELETE FROM devices WHERE account = ? AND device_id = ?", (account, device_id)
@@ -253,10 +338,11 @@ def remove_device(conn: sqlite3.Connection, account: str, device_id: str) -> Non
         == 0
     ):
         raise RelayRejectedError("no such device", 404, "device_not_found")
-    conn.execute("DELETE FROM tokens WHERE account = ? AND device_id = ?", (account, device_id))
+    revoked = _bury(conn, "account = ? AND device_id = ?", [account, device_id], now)
     conn.execute(
         "DELETE FROM registrations WHERE account = ? AND device_id = ?", (account, device_id)
     )
+    return revoked
 
 
 def set_push(
@@ -288,16 +374,21 @@ def get_push(
 
 
 __all__ = [
+    "REVOKED_PER_ACCOUNT",
     "Principal",
+    "Refusal",
     "add_account",
     "get_push",
     "issue_token",
     "list_accounts",
     "list_devices",
     "list_tokens",
+    "newest_revocation",
+    "prune_revoked",
     "remove_account",
     "remove_device",
     "revoke_token",
+    "revoked_since",
     "set_push",
     "split_token",
     "verify_token",

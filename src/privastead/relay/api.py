@@ -28,6 +28,13 @@ TokenKind = Literal["owner", "device", "restricted"]
 OWNER_DEVICE_ID = "owner"
 # Error code for a revoked device token: the device was removed and must stop retrying.
 DEVICE_REMOVED = "device_removed"
+# The same for a revoked owner or restricted token, and for one past its expiry.
+TOKEN_REVOKED = "token_revoked"  # noqa: S105 - an error code
+TOKEN_EXPIRED = "token_expired"  # noqa: S105 - an error code
+# WebSocket close code (private range 4000-4999, "4" + the HTTP status) after a socket's
+# token was revoked; an error frame with the code above comes first.
+WS_CLOSE_REVOKED = 4401
+REVOKED_CODES = frozenset({DEVICE_REMOVED, TOKEN_REVOKED, TOKEN_EXPIRED})
 
 
 def is_mailbox_id(value: str) -> bool:
@@ -110,12 +117,17 @@ __all__ = [
     "ACCOUNT_NAME",
     "API_PREFIX",
     "DEVICE_ID",
+    "DEVICE_REMOVED",
     "HEADER_MESSAGE_ID",
     "HEADER_PUSH",
     "MAILBOX_ID",
     "MESSAGE_ID",
     "OWNER_DEVICE_ID",
+    "REVOKED_CODES",
     "SESSION_ID",
+    "TOKEN_EXPIRED",
+    "TOKEN_REVOKED",
+    "WS_CLOSE_REVOKED",
     "Eviction",
     "IssuedToken",
     "MailboxInfo",

@@ -17,18 +17,22 @@ from functools import partial
 from aiohttp import WSCloseCode, web
 from aiohttp.typedefs import Handler
 
+from privastead import compat
 from privastead.clock import SYSTEM_CLOCK, Clock
 from privastead.errors import RelayRejectedError, StorageError
-from privastead.relay import schema, store
-from privastead.relay.auth import PRINCIPAL, Authenticator, access_of, retry_after_of
+from privastead.relay import accounts, schema, store
+from privastead.relay.auth import PRINCIPAL, Authenticator, access_of
 from privastead.relay.blobs import BlobStore
+from privastead.relay.bodies import LIMITS
+from privastead.relay.budgets import Shares
 from privastead.relay.config import RelayConfig
-from privastead.relay.db import Database
-from privastead.relay.httputil import MAX_JSON_BODY, error_response
+from privastead.relay.db import Database, secure_dir
+from privastead.relay.httputil import MAX_JSON_BODY, error_response, retry_after_of
 from privastead.relay.live import LiveHub
 from privastead.relay.metrics import standard
 from privastead.relay.notify import Notifier
 from privastead.relay.push import Pusher
+from privastead.relay.revocations import Revocations
 from privastead.relay.routes import ROUTES
 from privastead.relay.state import STATE, RelayState
 
@@ -49,23 +53,68 @@ _STATUS_CODES = {
 
 
 @web.middleware
-async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure becomes ``{"error": {"code", "message"}}`` with a precise status."""
+async def relay_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The relay's one middleware (each layer costs a coroutine per request): it counts the
+    request for graceful shutdown and metrics, authenticates it (deny by default), holds an
+    upload slot of its account while a body is received, and turns every failure into the
+    API's JSON error."""
+    st = request.app[STATE]
+    st.in_flight += 1
+    st.idle.clear()
     try:
+        try:
+            response = await _authenticated(st, request, handler)
+        except Exception as exc:
+            response = _failure(request, exc)
+    finally:
+        st.in_flight -= 1
+        if not st.in_flight:
+            st.idle.set()
+    resource = request.match_info.route.resource
+    st.metrics.inc(
+        "relay_requests_total",
+        route=resource.canonical if resource is not None else "unmatched",
+        method=request.method,
+        status=str(response.status),
+    )
+    return response
+
+
+async def _authenticated(
+    st: RelayState, request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    access = access_of(request.match_info.handler)
+    if access == "operator":
+        st.auth.check_operator(request)
+    elif access != "public" and PRINCIPAL not in request:  # (set by an expect handler)
+        try:
+            request[PRINCIPAL] = st.auth.principal(request)
+        except RelayRejectedError:
+            st.metrics.inc("relay_auth_failures_total")
+            raise
+    p = request.get(PRINCIPAL)
+    if p is None or not request.body_exists:
         return await handler(request)
-    except RelayRejectedError as exc:
+    # A household sending many (slow) bodies at once uses up its own share, not everybody's.
+    with st.shares.bodies.hold(p):
+        return await handler(request)
+
+
+def _failure(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """Every failure becomes ``{"error": {"code", "message"}}`` with a precise status."""
+    if isinstance(exc, RelayRejectedError):
         wait = retry_after_of(exc)
         return error_response(
             exc.status, exc.code, str(exc), {"Retry-After": str(wait)} if wait else None
         )
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
         return error_response(
             exc.status, _STATUS_CODES.get(exc.status, "http_error"), exc.reason, headers
         )
-    except StorageError as exc:
+    if isinstance(exc, StorageError):
         cause = exc.__cause__ or exc.__context__
         full = isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
         full = full or "disk" in str(exc).lower() or "full" in str(exc).lower()
@@ -80,46 +129,18 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             "storage failed; nothing was stored, retry later",
             {"Retry-After": "5"},
         )
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Deny by default: a token is required unless the route is marked otherwise."""
-    st = request.app[STATE]
-    access = access_of(request.match_info.handler)
-    if access == "operator":
-        st.auth.check_operator(request)
-    elif access != "public":
-        try:
-            request[PRINCIPAL] = await st.auth.principal(request)
-        except RelayRejectedError:
-            st.metrics.inc("relay_auth_failures_total")
-            raise
-    return await handler(request)
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
-    st = request.app[STATE]
-    st.in_flight += 1
-    st.idle.clear()
-    try:
-        response = await handler(request)
-    finally:
-        st.in_flight -= 1
-        if not st.in_flight:
-            st.idle.set()
-    st.metrics.inc(
-        "relay_requests_total", route=route, method=request.method, status=str(response.status)
-    )
-    return response
+    if isinstance(exc, ConnectionError):
+        raise exc  # the client went away: nobody to answer
+    # A bug: still the API's error shape, and the traceback goes to the operator's log.
+    _log.error("unexpected failure on %s %s", request.method, request.path, exc_info=exc)
+    return error_response(500, "internal_error", "the relay failed on this request; retry later")
 
 
 async def sweep(st: RelayState) -> int:
     """Remove expired messages now (in batches); returns how many went."""
     total = 0
+    retention = st.config.auth.revoked_retention_days * 86400
+    await st.db.run(partial(accounts.prune_revoked, before=st.clock.time() - retention))
     while True:
         count, blobs = await st.db.run(partial(store.expire, now=st.clock.time()))
         await st.blobs.delete(blobs)
@@ -143,25 +164,26 @@ async def _sweeper(st: RelayState, interval: float) -> None:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     st = app[STATE]
     config = st.config
-    await asyncio.to_thread(config.data_dir.mkdir, parents=True, exist_ok=True)
+    await asyncio.to_thread(secure_dir, config.data_dir)
     await asyncio.to_thread(st.db.open, schema.init)
     await asyncio.to_thread(st.blobs.open)
     referenced = await st.db.run(store.referenced_blobs)
     await asyncio.to_thread(st.blobs.sweep, referenced)
     await st.pusher.start()
-    sweeper = None
+    st.revocations.start()
+    tasks = [asyncio.create_task(st.revocations.watch(config.auth.revocation_poll_seconds))]
     if config.sweep_interval_seconds > 0:
-        sweeper = asyncio.create_task(_sweeper(st, config.sweep_interval_seconds))
+        tasks.append(asyncio.create_task(_sweeper(st, config.sweep_interval_seconds)))
     st.ready = True
     _log.info("relay storage open at %s", config.data_dir)
     try:
         yield
     finally:
         st.ready = False
-        if sweeper is not None:
-            sweeper.cancel()
+        for task in tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+                await task
         await st.pusher.stop()
         await asyncio.to_thread(st.db.close)  # runs every queued write first
         _log.info("relay storage closed")
@@ -174,7 +196,7 @@ async def drain(app: web.Application, grace: float) -> None:
     st = app[STATE]
     if st.in_flight:
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace):
+            async with compat.timeout(grace):
                 await st.idle.wait()
 
 
@@ -197,22 +219,26 @@ def create_app(
     """Build the relay application. Nothing touches the disk until it starts."""
     metrics = standard()
     db = Database(config.data_dir / "relay.sqlite3", config.durability)
+    auth = Authenticator(db, config.auth, clock, operator_token)
     state = RelayState(
         config=config,
         clock=clock,
         db=db,
         blobs=BlobStore(config.data_dir / "blobs"),
-        auth=Authenticator(db, config.auth, clock, operator_token),
+        auth=auth,
+        revocations=Revocations(db, auth.forget),
+        shares=Shares.of(config.budgets, config.limits.max_websockets),
         notifier=Notifier(),
         metrics=metrics,
         pusher=Pusher(config.push, clock, metrics),
-        live=LiveHub(clock, metrics, config.limits.live_queue_frames),
+        live=LiveHub(clock, metrics, config.limits.live_queue_frames, config.budgets),
     )
     app = web.Application(
-        middlewares=[metrics_middleware, errors_middleware, auth_middleware],
+        middlewares=[relay_middleware],
         client_max_size=MAX_JSON_BODY + 1,
     )
     app[STATE] = state
+    app[LIMITS] = config.limits
     app.add_routes(ROUTES)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_websockets)

@@ -1,23 +1,20 @@
-"""Bearer-token authentication, deny by default, with throttling of failed attempts.
+"""Bearer-token authentication, deny by default.
 
 Every handler needs a valid token unless it is marked ``@public`` (only ``/healthz``) or
 ``@operator`` (``/metrics``, which takes the operator token from a file or the environment).
-After ``max_failures`` failed attempts within ``window_seconds``, a client address, and
-separately the account a presented token id belongs to, is locked out for
-``lockout_seconds``: every request from it gets 429 with ``Retry-After``.
+A token that checks out is always served; failures are throttled per token id and per client
+address (``throttle.py``); a revoked token gets 401 ``device_removed`` (a device token) or
+``token_revoked``, an expired one ``token_expired``, and neither counts as a failure.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import math
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from aiohttp import web
 
@@ -25,14 +22,17 @@ from privastead.clock import Clock
 from privastead.errors import RelayRejectedError
 from privastead.relay import accounts
 from privastead.relay.accounts import Principal
+from privastead.relay.api import DEVICE_REMOVED, TOKEN_EXPIRED
 from privastead.relay.config import AuthConfig
 from privastead.relay.db import Database
+from privastead.relay.httputil import RetryAfter, retry_after_of
+from privastead.relay.revocations import code_for
+from privastead.relay.throttle import ClientAddress, Throttle
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Handler)
 PRINCIPAL = web.RequestKey("principal", Principal)
-_log = logging.getLogger(__name__)
-_MAX_TRACKED = 100_000  # bounded memory under a flood of distinct addresses
+_MAX_CACHED = 100_000  # bounded memory under a flood of distinct tokens
 
 
 def public(handler: H) -> H:
@@ -51,55 +51,8 @@ def access_of(handler: Any) -> str:
     return str(getattr(handler, "__privastead_access__", "token"))
 
 
-@dataclass
-class _Failures:
-    times: deque[float] = field(default_factory=deque)
-    locked_until: float = 0.0
-
-
-class Throttle:
-    """Counts failures per key ("addr:..." or "acct:...") on the injected clock."""
-
-    def __init__(self, config: AuthConfig, clock: Clock) -> None:
-        self._config = config
-        self._clock = clock
-        self._keys: dict[str, _Failures] = {}
-
-    def retry_after(self, key: str) -> float:
-        """Seconds until ``key`` may try again (0: not locked)."""
-        entry = self._keys.get(key)
-        if entry is None:
-            return 0.0
-        return max(0.0, entry.locked_until - self._clock.monotonic())
-
-    def fail(self, key: str) -> None:
-        now = self._clock.monotonic()
-        if len(self._keys) >= _MAX_TRACKED:
-            self._prune(now)
-        entry = self._keys.setdefault(key, _Failures())
-        entry.times.append(now)
-        while entry.times and entry.times[0] <= now - self._config.window_seconds:
-            entry.times.popleft()
-        if len(entry.times) >= self._config.max_failures:
-            entry.locked_until = now + self._config.lockout_seconds
-            entry.times.clear()
-            _log.warning("auth lockout (%s) after repeated failures", key.partition(":")[0])
-
-    def _prune(self, now: float) -> None:
-        horizon = now - self._config.window_seconds
-        for key in [
-            k
-            for k, e in self._keys.items()
-            if e.locked_until <= now and (not e.times or e.times[-1] <= horizon)
-        ]:
-            del self._keys[key]
-        if len(self._keys) >= _MAX_TRACKED:  # still full: forget the oldest half
-            for key in list(self._keys)[: _MAX_TRACKED // 2]:
-                del self._keys[key]
-
-
 class Authenticator:
-    """Turns a bearer token into a ``Principal`` (or raises 401/429)."""
+    """Turns a bearer token into a ``Principal`` (or raises 401/429); see ``throttle.py``."""
 
     def __init__(
         self, db: Database, config: AuthConfig, clock: Clock, operator_token: str | None
@@ -109,66 +62,74 @@ class Authenticator:
         self._clock = clock
         self._operator = operator_token
         self.throttle = Throttle(config, clock)
-        # sha256(token) -> (principal, checked at); short-lived so CLI revocations apply fast.
+        self.addresses = ClientAddress(config)
+        # sha256(token) -> (principal, checked at); short-lived, and revocations drop their
+        # entry at once (``forget``), so only the cost of a lookup is saved.
         self._cache: dict[bytes, tuple[Principal, float]] = {}
+        self._cache_key: dict[str, bytes] = {}  # token id -> its cache key
+        # sha256(token) -> error code of a token that is right but over (revoked): a removed
+        # device that keeps retrying costs a dictionary lookup, not a database read.
+        self._over: dict[bytes, str] = {}
 
-    def forget(
-        self,
-        *,
-        token_id: str | None = None,
-        account: str | None = None,
-        device_id: str | None = None,
-    ) -> None:
-        """Drop cached principals after a revocation through the API."""
-        for key, (p, _) in list(self._cache.items()):
-            if (token_id and p.token_id == token_id) or (
-                account and p.account == account and (device_id in (None, p.device_id))
-            ):
-                del self._cache[key]
+    def forget(self, token_id: str) -> None:
+        """Drop a revoked token's cached principal."""
+        key = self._cache_key.pop(token_id, None)
+        if key is not None:
+            self._cache.pop(key, None)
 
-    def _locked(self, key: str) -> None:
-        wait = self.throttle.retry_after(key)
-        if wait > 0:
-            raise RelayRejectedError(
-                "too many failed attempts; retry later",
-                429,
-                "too_many_attempts",
-            ) from _RetryAfter(math.ceil(wait))
-
-    async def principal(self, request: web.Request) -> Principal:
-        addr = "addr:" + (request.remote or "?")
-        self._locked(addr)
+    def principal(self, request: web.BaseRequest) -> Principal:
+        addr = self.addresses.key(request)
         token = _bearer(request)
         if token is None:
-            raise RelayRejectedError("send Authorization: Bearer <token>", 401, "unauthorized")
+            self._refuse([addr], "send Authorization: Bearer <token>")
         key = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
-        now = self._clock.time()
         cached = self._cache.get(key)
         if cached is not None and self._clock.monotonic() - cached[1] < self._config.cache_seconds:
             p = cached[0]
-            if p.expires_at is None or now < p.expires_at:
+            if p.expires_at is None or self._clock.time() < p.expires_at:
                 return p
+        over = self._over.get(key)
+        if over is not None:
+            raise revoked_error(over)
         parts = accounts.split_token(token)
-        result: Principal | str = ""
-        if parts is not None:
-            result = self._db.read(
-                partial(accounts.verify_token, token_id=parts[0], secret=parts[1], now=now)
+        if parts is None:  # malformed (non-ASCII, wrong length...): a failure like any other
+            self._refuse([addr], "invalid, expired or revoked token")
+        result = self._db.read(
+            partial(
+                accounts.verify_token, token_id=parts[0], secret=parts[1], now=self._clock.time()
             )
+        )
         if isinstance(result, Principal):
-            self._locked("acct:" + result.account)
-            if len(self._cache) > _MAX_TRACKED:
+            if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
+                self._cache_key.clear()
             self._cache[key] = (result, self._clock.monotonic())
+            self._cache_key[result.token_id] = key
             return result
-        if result:
-            self._locked("acct:" + result)
-            self.throttle.fail("acct:" + result)
-        self.throttle.fail(addr)
-        raise RelayRejectedError("invalid, expired or revoked token", 401, "unauthorized")
+        if result.reason == "revoked":
+            code = code_for(result.kind)
+            if len(self._over) >= _MAX_CACHED:
+                self._over.clear()
+            self._over[key] = code
+            raise revoked_error(code)
+        if result.reason == "expired":
+            raise revoked_error(TOKEN_EXPIRED)
+        keys = [addr]
+        if result.reason == "wrong_secret":
+            keys.append("tid:" + result.token_id)
+        return self._refuse(keys, "invalid, expired or revoked token")
 
-    def check_operator(self, request: web.Request) -> None:
-        addr = "addr:" + (request.remote or "?")
-        self._locked(addr)
+    def _refuse(self, keys: list[str], message: str) -> NoReturn:
+        """Count a failure; 429 once a key is locked, else 401."""
+        self.throttle.fail(keys)
+        wait = self.throttle.retry_after(keys)
+        if wait > 0:
+            raise RelayRejectedError(
+                "too many failed attempts; retry later", 429, "too_many_attempts"
+            ) from RetryAfter(math.ceil(wait))
+        raise RelayRejectedError(message, 401, "unauthorized")
+
+    def check_operator(self, request: web.BaseRequest) -> None:
         token = _bearer(request)
         if self._operator is None:
             raise RelayRejectedError(
@@ -177,22 +138,21 @@ class Authenticator:
         if token is None or not hmac.compare_digest(
             token.encode("utf-8", "surrogateescape"), self._operator.encode()
         ):
-            self.throttle.fail(addr)
-            raise RelayRejectedError("operator token required", 401, "unauthorized")
+            self._refuse([self.addresses.key(request)], "operator token required")
 
 
-class _RetryAfter(Exception):
-    def __init__(self, seconds: int) -> None:
-        super().__init__(seconds)
-        self.seconds = seconds
+def revoked_error(code: str) -> RelayRejectedError:
+    """The 401 for a token that is right but over (revoked or expired)."""
+    if code == TOKEN_EXPIRED:
+        return RelayRejectedError("this token has expired", 401, code)
+    if code == DEVICE_REMOVED:
+        return RelayRejectedError(
+            "this device was removed from the account: pair it again", 401, code
+        )
+    return RelayRejectedError("this token was revoked", 401, code)
 
 
-def retry_after_of(exc: BaseException) -> int | None:
-    cause = exc.__cause__
-    return cause.seconds if isinstance(cause, _RetryAfter) else None
-
-
-def _bearer(request: web.Request) -> str | None:
+def _bearer(request: web.BaseRequest) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
@@ -205,6 +165,13 @@ def require_owner(p: Principal) -> None:
         raise RelayRejectedError("this needs the account's owner token", 403, "forbidden")
 
 
+def require_device(p: Principal) -> None:
+    """Device rows and push targets belong to devices (and the owner), never to a
+    restricted token: a pairing code must not be able to create either."""
+    if p.kind == "restricted":
+        raise RelayRejectedError("this needs a device or owner token", 403, "forbidden")
+
+
 def require_mailbox(p: Principal, mailbox: str) -> None:
     if not p.may_use(mailbox):
         raise RelayRejectedError("this token may not use that mailbox", 403, "forbidden")
@@ -213,11 +180,12 @@ def require_mailbox(p: Principal, mailbox: str) -> None:
 __all__ = [
     "PRINCIPAL",
     "Authenticator",
-    "Throttle",
     "access_of",
     "operator",
     "public",
+    "require_device",
     "require_mailbox",
     "require_owner",
     "retry_after_of",
+    "revoked_error",
 ]

@@ -26,7 +26,7 @@ from privastead.relay import store
 from privastead.relay.api import is_mailbox_id, is_message_id
 from privastead.relay.auth import PRINCIPAL
 from privastead.relay.httputil import only_keys, read_json, reject
-from privastead.relay.mailbox import decode_push, stored
+from privastead.relay.mailbox import push_of, stored
 from privastead.relay.state import state_of
 
 MAX_BATCH = 256
@@ -45,6 +45,7 @@ def append_many(
     default_ttl: int,
     quota: int,
     wake: list[bool],
+    evict: bool = True,
 ) -> list[store.Appended | RelayRejectedError]:
     """Append each message in its own savepoint, so one bad item spoils nothing else."""
     out: list[store.Appended | RelayRejectedError] = []
@@ -54,7 +55,9 @@ def append_many(
             continue
         conn.execute("SAVEPOINT item")
         try:
-            out.append(store.append(conn, item, now, default_ttl, quota, wake=want_wake))
+            out.append(
+                store.append(conn, item, now, default_ttl, quota, wake=want_wake, evict=evict)
+            )
         except RelayRejectedError as exc:
             conn.execute("ROLLBACK TO item")
             out.append(exc)
@@ -76,7 +79,7 @@ async def upload_batch(request: web.Request) -> web.Response:
     for index, raw in enumerate(raw_items):
         try:
             message = _parse(raw, p.account, limits.inline_max)
-            pushes.append(decode_push(raw.get("push"), limits.max_push_payload))
+            pushes.append(push_of(p, raw.get("push"), limits.max_push_payload))
         except RelayRejectedError as exc:
             raise reject(exc.status, exc.code, f"messages[{index}]: {exc}") from None
         if p.may_use(message.mailbox):
@@ -91,6 +94,7 @@ async def upload_batch(request: web.Request) -> web.Response:
             default_ttl=limits.default_ttl_seconds,
             quota=limits.account_quota_bytes,
             wake=[push is not None for push in pushes],
+            evict=p.kind != "restricted",
         )
     )
     answer: list[dict[str, Any]] = []
@@ -130,6 +134,8 @@ def _parse(raw: Any, account: str, inline_max: int) -> store.NewMessage:
         body = base64.b64decode(body_b64, validate=True)
     except (binascii.Error, ValueError):
         raise reject(400, "bad_field", "body must be base64 text") from None
+    if not body:
+        raise reject(400, "empty_body", "a message needs a body")
     if len(body) > inline_max:
         raise reject(
             413,

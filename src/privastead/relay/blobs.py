@@ -43,7 +43,9 @@ class BlobStore:
         self.tmp = root / "tmp"
 
     def open(self) -> None:
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.root.chmod(0o700)
+        self.tmp.chmod(0o700)
         for leftover in self.tmp.iterdir():  # uploads cut short by a crash
             leftover.unlink(missing_ok=True)
 
@@ -77,11 +79,11 @@ class BlobStore:
                     raise TooLarge
                 digest.update(chunk)
                 _write_all(fd, chunk)
-            await asyncio.to_thread(os.fsync, fd)
-            os.close(fd)
-            fd = -1
             final = self.path(name)
-            await asyncio.to_thread(_install, tmp, final)
+            # One hop to a worker thread for all that may wait on the disk: the file's fsync,
+            # the rename into place and the directory's fsync.
+            await asyncio.to_thread(_install, fd, tmp, final)
+            fd = -1  # closed by _install
             done = True
         except OSError as exc:
             raise StorageError(f"cannot write blob: {exc.strerror or exc}") from exc
@@ -122,8 +124,12 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _install(tmp: Path, final: Path) -> None:
-    final.parent.mkdir(exist_ok=True)
+def _install(fd: int, tmp: Path, final: Path) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    final.parent.mkdir(mode=0o700, exist_ok=True)
     tmp.rename(final)
     dir_fd = os.open(final.parent, os.O_RDONLY)
     try:

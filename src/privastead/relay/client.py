@@ -8,6 +8,7 @@ idempotent thanks to their message id).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -15,16 +16,19 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, cast
 
 import aiohttp
 
 from privastead.clock import Clock
+from privastead.compat import Self
 from privastead.errors import DeviceRemovedError, RelayRejectedError, RelayUnavailableError
 from privastead.relay.api import (
     DEVICE_REMOVED,
     HEADER_MESSAGE_ID,
     HEADER_PUSH,
+    REVOKED_CODES,
+    WS_CLOSE_REVOKED,
     IssuedToken,
     MailboxInfo,
     MessageInfo,
@@ -51,6 +55,12 @@ async def _raise_for(resp: aiohttp.ClientResponse) -> None:
     raise RelayRejectedError(message, resp.status, code)
 
 
+def _revoked(code: str, message: str = "") -> RelayRejectedError:
+    if code == DEVICE_REMOVED:
+        return DeviceRemovedError(message or "this device was removed: pair it again")
+    return RelayRejectedError(message or "this token was revoked", 401, code)
+
+
 async def _file_chunks(path: Path, size: int = 256 * 1024) -> AsyncIterator[bytes]:
     with path.open("rb") as f:
         while chunk := f.read(size):
@@ -70,10 +80,15 @@ class Subscription:
         await self.ws.send_json({"type": "unsubscribe", "mailboxes": mailboxes})
 
     async def next_event(self) -> dict[str, Any]:
+        """The next event; ``DeviceRemovedError`` once this device's token was revoked."""
         msg = await self.ws.receive()
         if msg.type != aiohttp.WSMsgType.TEXT:
+            if msg.type == aiohttp.WSMsgType.CLOSE and msg.data == WS_CLOSE_REVOKED:
+                raise _revoked(str(msg.extra or DEVICE_REMOVED))
             raise RelayUnavailableError(f"subscription socket closed ({msg.type.name})")
         event: dict[str, Any] = json.loads(msg.data)
+        if event.get("type") == "error" and event.get("code") in REVOKED_CODES:
+            raise _revoked(str(event["code"]), str(event.get("message", "")))
         return event
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
@@ -152,7 +167,7 @@ class RelayClient:
                 if resp.content_type == "application/json":
                     return await resp.json()
                 return await resp.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as exc:
             raise RelayUnavailableError(f"cannot reach the relay: {type(exc).__name__}") from exc
 
     # --- identity, devices, tokens -------------------------------------------------------
@@ -321,15 +336,20 @@ class RelayClient:
     async def _ws(self, path: str, **kwargs: Any) -> aiohttp.ClientWebSocketResponse:
         url = self.base_url.replace("http", "ws", 1) + path
         try:
-            ws: aiohttp.ClientWebSocketResponse = await self._session.ws_connect(
+            ws = await self._session.ws_connect(
                 url, headers=self._headers, ssl=self._ssl, heartbeat=30.0, **kwargs
             )
-            return ws
+            # aiohttp's overloads narrow decode_text to Literal[True] only on Python >= 3.11
+            return cast("aiohttp.ClientWebSocketResponse", ws)
         except aiohttp.WSServerHandshakeError as exc:
+            if exc.status == 401:
+                # The handshake's error body is not exposed: ask why with a plain request,
+                # which raises DeviceRemovedError for a removed device.
+                await self.me()
             if 400 <= exc.status < 500:
                 raise RelayRejectedError(exc.message, exc.status, "handshake_rejected") from exc
             raise RelayUnavailableError(f"websocket refused: {exc.status}") from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError) as exc:
             raise RelayUnavailableError(f"cannot reach the relay: {type(exc).__name__}") from exc
 
     async def subscribe(self, mailboxes: list[str]) -> Subscription:

@@ -17,7 +17,9 @@ before it was acknowledged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -34,8 +36,27 @@ _MAX_BATCH = 512
 CHECKPOINT_INTERVAL = 0.5  # seconds between PASSIVE WAL checkpoints
 
 
+# The index holds push tokens, webhook URLs and token hashes: owner-only, like its directory.
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def secure_dir(path: Path) -> None:
+    """Create the data directory 0700 (or tighten an existing one, and the database files
+    already in it: a relay of an older version, or another umask, may have left them open)."""
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    path.chmod(DIR_MODE)
+    for name in ("relay.sqlite3", "relay.sqlite3-wal", "relay.sqlite3-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            (path / name).chmod(FILE_MODE)
+
+
 def connect(path: Path, durability: Literal["full", "normal"] = "full") -> sqlite3.Connection:
-    """Open the index database in WAL mode (also used directly by the CLI)."""
+    """Open the index database in WAL mode (also used directly by the CLI). SQLite creates
+    the -wal and -shm files with the database file's mode, so 0600 carries over."""
+    if not path.exists():
+        # Create it 0600 whatever the umask, before SQLite creates it with 0644.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={durability.upper()}")
@@ -195,4 +216,4 @@ def _resolve_all(pairs: list[tuple[asyncio.Future[Any], tuple[bool, Any]]]) -> N
             future.set_exception(value)
 
 
-__all__ = ["Database", "connect"]
+__all__ = ["DIR_MODE", "FILE_MODE", "Database", "connect", "secure_dir"]

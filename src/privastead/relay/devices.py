@@ -10,9 +10,10 @@ from aiohttp import web
 
 from privastead.relay import accounts, store
 from privastead.relay.api import DEVICE_ID, is_mailbox_id
-from privastead.relay.auth import PRINCIPAL, require_owner
+from privastead.relay.auth import PRINCIPAL, require_device, require_owner
 from privastead.relay.httputil import field_int, field_str, only_keys, read_json, reject
 from privastead.relay.state import state_of
+from privastead.relay.webhook import TargetPolicy
 
 MAX_RESTRICTED_TTL = 7 * 24 * 3600
 MAX_RESTRICTED_MAILBOXES = 64
@@ -68,12 +69,15 @@ async def remove_device(request: web.Request) -> web.Response:
         raise reject(400, "bad_device_id", "not a device id")
     st = state_of(request)
 
-    def remove(conn: sqlite3.Connection) -> list[str]:
-        accounts.remove_device(conn, p.account, device_id)
-        return store.collect_for_device(conn, p.account, device_id)
+    now = st.clock.time()
 
-    blobs = await st.db.run(remove)
-    st.auth.forget(account=p.account, device_id=device_id)
+    def remove(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
+        revoked = accounts.remove_device(conn, p.account, device_id, now)
+        return revoked, store.collect_for_device(conn, p.account, device_id)
+
+    revoked, blobs = await st.db.run(remove)
+    # Its sockets and long-polls end now, with 401 device_removed (not at the next request).
+    st.revocations.apply([(token_id, "device") for token_id in revoked])
     await st.blobs.delete(blobs)
     return web.Response(status=204)
 
@@ -81,6 +85,7 @@ async def remove_device(request: web.Request) -> web.Response:
 async def set_push(request: web.Request) -> web.Response:
     """PUT /v1/devices/self/push {fcm_token, webhook_url}: where wake-ups for me go."""
     p = request[PRINCIPAL]
+    require_device(p)
     st = state_of(request)
     data = await read_json(request)
     only_keys(data, "fcm_token", "webhook_url")
@@ -95,6 +100,9 @@ async def set_push(request: web.Request) -> web.Response:
                 "bad_webhook_url",
                 f"webhook_url must be an absolute {' or '.join(sorted(allowed))} URL",
             )
+        # A literal private, loopback, link-local... address is refused now; a name is
+        # resolved and checked each time a push is sent (webhook.py).
+        TargetPolicy(st.config.push.webhook_allow_networks).check_literal(parts.hostname)
     await st.db.run(
         partial(
             accounts.set_push,
@@ -114,6 +122,7 @@ async def get_push(request: web.Request) -> web.Response:
     """GET /v1/devices/self/push: where wake-ups for me go. The FCM token is not echoed,
     only its last characters: a leaked device token should not hand out a push address."""
     p = request[PRINCIPAL]
+    require_device(p)
     fcm, url = state_of(request).db.read(
         partial(accounts.get_push, account=p.account, device_id=p.device_id)
     )
@@ -179,8 +188,10 @@ async def revoke_token(request: web.Request) -> web.Response:
     if len(token_id) != 16 or not all(c in "0123456789abcdef" for c in token_id):
         raise reject(400, "bad_token_id", "token ids are 16 hex characters")
     st = state_of(request)
-    await st.db.run(partial(accounts.revoke_token, token_id=token_id, account=p.account))
-    st.auth.forget(token_id=token_id)
+    kind = await st.db.run(
+        partial(accounts.revoke_token, token_id=token_id, now=st.clock.time(), account=p.account)
+    )
+    st.revocations.apply([(token_id, kind)])
     return web.Response(status=204)
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from privastead.errors import RelayRejectedError
 from privastead.relay.api import is_mailbox_id
+from privastead.relay.bodies import reader
 
 MAX_JSON_BODY = 64 * 1024
+MAX_JSON_DEPTH = 16  # our documents nest 3 deep; anything deeper is refused, never recursed
 
 
 def error_response(
@@ -20,6 +25,19 @@ def error_response(
     return web.json_response(
         {"error": {"code": code, "message": message}}, status=status, headers=headers
     )
+
+
+class RetryAfter(Exception):
+    """Set as the ``__cause__`` of a refusal to add ``Retry-After: seconds`` to it."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+def retry_after_of(exc: BaseException) -> int | None:
+    cause = exc.__cause__
+    return cause.seconds if isinstance(cause, RetryAfter) else None
 
 
 def reject(status: int, code: str, message: str) -> RelayRejectedError:
@@ -46,6 +64,17 @@ def int_query(request: web.Request, name: str, default: int, low: int, high: int
     return value
 
 
+def body_limit(limit: int) -> Callable[[web.Request], None]:
+    """A pre-body check: a declared Content-Length over ``limit`` is 413 at once."""
+
+    def check(request: web.Request) -> None:
+        length = request.content_length
+        if length is not None and length > limit:
+            raise reject(413, "body_too_large", f"bodies here are limited to {limit} bytes")
+
+    return check
+
+
 async def read_json(
     request: web.Request, *, optional: bool = False, limit: int = MAX_JSON_BODY
 ) -> dict[str, Any]:
@@ -54,24 +83,55 @@ async def read_json(
     if length is not None and length > limit:
         raise reject(413, "body_too_large", f"JSON bodies are limited to {limit} bytes")
     parts: list[bytes] = []
-    total = 0
-    while chunk := await request.content.readany():  # a body may arrive in many chunks
-        total += len(chunk)
-        if total > limit:
-            raise reject(413, "body_too_large", f"JSON bodies are limited to {limit} bytes")
-        parts.append(chunk)
+    body = reader(request)  # stall timeout and floor rate: a trickle gets 408
+    try:
+        async for chunk in body.chunks():  # a body may arrive in many chunks
+            if body.received > limit:
+                raise reject(413, "body_too_large", f"JSON bodies are limited to {limit} bytes")
+            parts.append(chunk)
+    except (ConnectionError, HttpProcessingError, asyncio.IncompleteReadError):
+        raise reject(400, "truncated", "the body ended early or was malformed") from None
     raw = b"".join(parts)
     if not raw.strip():
         if optional:
             return {}
         raise reject(400, "bad_json", "a JSON object body is required")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise reject(400, "bad_json", "the body is not valid JSON") from None
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise reject(400, "bad_json", "the body must be a JSON object")
     return data
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """Parse a JSON document from a client: 400 ``bad_json`` for anything we would not
+    store or echo safely (invalid syntax or UTF-8, nesting deeper than ``MAX_JSON_DEPTH``,
+    strings with lone surrogates, which no UTF-8 encoder accepts). The parser itself stops
+    at Python's recursion limit; the walk after it costs one step per value, not per byte."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise reject(400, "bad_json", "the body is not valid JSON") from None
+    problem = _check(data)
+    if problem:
+        raise reject(400, "bad_json", problem)
+    return data
+
+
+def _check(value: Any) -> str:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "strings must be valid Unicode (no lone surrogates)"
+        elif isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return ""
 
 
 def field_int(
@@ -109,12 +169,16 @@ def field_str(
 
 
 __all__ = [
+    "RetryAfter",
+    "body_limit",
     "error_response",
     "field_int",
     "field_str",
     "int_query",
     "mailbox_param",
     "only_keys",
+    "parse_json",
     "read_json",
     "reject",
+    "retry_after_of",
 ]

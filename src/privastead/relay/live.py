@@ -21,93 +21,164 @@ import contextlib
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from privastead.clock import Clock
+from privastead.relay.accounts import Principal
 from privastead.relay.api import SESSION_ID
 from privastead.relay.auth import PRINCIPAL
+from privastead.relay.config import Budgets
 from privastead.relay.httputil import reject
 from privastead.relay.metrics import Metrics
-from privastead.relay.state import state_of
-from privastead.relay.ws import open_socket
+from privastead.relay.state import RelayState, state_of
+from privastead.relay.ws import end_revoked, open_socket
 
 MAX_VIEWERS = 16
 LAG_SIGNAL_INTERVAL = 1.0
 
 
 class Viewer:
-    def __init__(self, viewer_id: str, ws: web.WebSocketResponse, limit: int) -> None:
+    """One viewer's queue: bounded in frames, in bytes, and by its account's total."""
+
+    def __init__(
+        self, viewer_id: str, ws: web.WebSocketResponse, limit: int, ledger: QueuedBytes
+    ) -> None:
         self.id = viewer_id
         self.ws = ws
         self.frames: deque[bytes | dict[str, Any]] = deque()
         self.limit = limit
+        self.ledger = ledger
+        self.bytes = 0
         self.wake = asyncio.Event()
         self.dropped = 0
         self.reported = 0
         self.last_signal = -1e9
 
     def offer(self, item: bytes | dict[str, Any]) -> bool:
-        """Queue an item; False if a frame had to be dropped (queue full)."""
-        if isinstance(item, bytes) and len(self.frames) >= self.limit:
+        """Queue an item; False if a frame had to be dropped (a queue or a share full)."""
+        if isinstance(item, bytes) and (
+            len(self.frames) >= self.limit or not self.ledger.take(self, len(item))
+        ):
             self.dropped += 1
             return False
         self.frames.append(item)
         self.wake.set()
         return True
 
+    def pop(self) -> bytes | dict[str, Any]:
+        item = self.frames.popleft()
+        if isinstance(item, bytes):
+            self.ledger.give_back(self, len(item))
+        return item
+
+    def discard(self) -> None:
+        """The viewer left: what it had queued is no longer held."""
+        self.ledger.give_back(self, self.bytes)
+        self.frames.clear()
+
+
+class QueuedBytes:
+    """Bytes of live frames waiting for viewers, per viewer and per account: four stalled
+    sessions of one household hold at most its share, not the relay's memory."""
+
+    def __init__(self, account: str, totals: dict[str, int], budgets: Budgets) -> None:
+        self.account = account
+        self._totals = totals  # account -> bytes queued for all its viewers
+        self._per_viewer = budgets.live_viewer_queue_bytes
+        self._per_account = budgets.live_account_queue_bytes
+
+    def take(self, viewer: Viewer, n: int) -> bool:
+        held = self._totals.get(self.account, 0)
+        if viewer.bytes + n > self._per_viewer or held + n > self._per_account:
+            return False
+        viewer.bytes += n
+        self._totals[self.account] = held + n
+        return True
+
+    def give_back(self, viewer: Viewer, n: int) -> None:
+        if not n:
+            return
+        viewer.bytes -= n
+        left = self._totals[self.account] - n
+        if left:
+            self._totals[self.account] = left
+        else:
+            del self._totals[self.account]
+
 
 @dataclass
 class Session:
-    account: str
+    owner: Principal  # whose live-session budget this session uses
+    ledger: QueuedBytes
     publisher: web.WebSocketResponse | None = None
     viewers: dict[str, Viewer] = field(default_factory=dict)
 
+    @property
+    def account(self) -> str:
+        return self.owner.account
+
 
 class LiveHub:
-    def __init__(self, clock: Clock, metrics: Metrics, queue_frames: int) -> None:
+    def __init__(self, clock: Clock, metrics: Metrics, queue_frames: int, budgets: Budgets) -> None:
         self._clock = clock
         self._metrics = metrics
         self._queue_frames = queue_frames
+        self._budgets = budgets
         self.sessions: dict[str, Session] = {}
+        self.queued_bytes: dict[str, int] = {}  # account -> live bytes waiting for viewers
         self._signals: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
 
-    def _session(self, session_id: str, account: str) -> Session:
+    def _session(self, st: RelayState, session_id: str, p: Principal) -> Session:
         session = self.sessions.get(session_id)
         if session is None:
-            session = self.sessions[session_id] = Session(account=account)
-        elif session.account != account:
+            st.shares.live_sessions.acquire(p)  # 429 past the account's share of sessions
+            ledger = QueuedBytes(p.account, self.queued_bytes, self._budgets)
+            session = self.sessions[session_id] = Session(owner=p, ledger=ledger)
+        elif session.account != p.account:
             raise reject(404, "session_not_found", "no such live session")
         return session
 
-    def _forget_if_empty(self, session_id: str, session: Session) -> None:
-        if session.publisher is None and not session.viewers:
-            self.sessions.pop(session_id, None)
+    def _forget_if_empty(self, st: RelayState, session_id: str, session: Session) -> None:
+        if (
+            session.publisher is None
+            and not session.viewers
+            and self.sessions.pop(session_id, None) is not None
+        ):
+            st.shares.live_sessions.release(session.owner)
 
     async def publish(self, request: web.Request, session_id: str) -> web.WebSocketResponse:
         st = state_of(request)
-        session = self._session(session_id, request[PRINCIPAL].account)
-        if session.publisher is not None:
-            raise reject(409, "publisher_exists", "this session already has a publisher")
-        ws = open_socket(st, st.config.limits.max_live_frame)
+        p = request[PRINCIPAL]
+        session = self._session(st, session_id, p)
+        try:
+            if session.publisher is not None:
+                raise reject(409, "publisher_exists", "this session already has a publisher")
+            ws = open_socket(st, p, st.config.limits.max_live_frame)
+        except BaseException:
+            self._forget_if_empty(st, session_id, session)
+            raise
         session.publisher = ws
         st.websockets.add(ws)
         try:
-            await ws.prepare(request)
-            for viewer in session.viewers.values():
-                viewer.offer({"type": "publisher_joined"})
-            await ws.send_json({"type": "viewers", "count": len(session.viewers)})
-            async for msg in ws:
-                if msg.type == WSMsgType.BINARY:
-                    self._fan_out(session, ws, msg.data)
+            with st.shares.sockets.hold(p):
+                await ws.prepare(request)
+                with st.revocations.hold(p.token_id, partial(end_revoked, st, ws)):
+                    for viewer in session.viewers.values():
+                        viewer.offer({"type": "publisher_joined"})
+                    await ws.send_json({"type": "viewers", "count": len(session.viewers)})
+                    async for msg in ws:
+                        if msg.type == WSMsgType.BINARY:
+                            self._fan_out(session, ws, msg.data)
         finally:
             session.publisher = None
             st.websockets.discard(ws)
             for viewer in session.viewers.values():
                 viewer.offer({"type": "ended"})
-            self._forget_if_empty(session_id, session)
+            self._forget_if_empty(st, session_id, session)
         return ws
 
     def _fan_out(self, session: Session, publisher: web.WebSocketResponse, frame: bytes) -> None:
@@ -128,30 +199,38 @@ class LiveHub:
 
     async def view(self, request: web.Request, session_id: str) -> web.WebSocketResponse:
         st = state_of(request)
-        session = self._session(session_id, request[PRINCIPAL].account)
-        if len(session.viewers) >= MAX_VIEWERS:
-            raise reject(409, "too_many_viewers", f"at most {MAX_VIEWERS} viewers per session")
-        ws = open_socket(st)
-        viewer = Viewer(f"v{next(self._ids)}", ws, self._queue_frames)
+        p = request[PRINCIPAL]
+        session = self._session(st, session_id, p)
+        try:
+            if len(session.viewers) >= MAX_VIEWERS:
+                raise reject(409, "too_many_viewers", f"at most {MAX_VIEWERS} viewers per session")
+            ws = open_socket(st, p)
+        except BaseException:
+            self._forget_if_empty(st, session_id, session)
+            raise
+        viewer = Viewer(f"v{next(self._ids)}", ws, self._queue_frames, session.ledger)
         session.viewers[viewer.id] = viewer
         st.websockets.add(ws)
         writer = asyncio.create_task(_write(viewer))
         try:
-            await ws.prepare(request)
-            if session.publisher is None:
-                viewer.offer({"type": "waiting"})
-            else:
-                await _quiet_send(
-                    session.publisher, {"type": "viewers", "count": len(session.viewers)}
-                )
-            async for _ in ws:  # viewers only listen; reading keeps close frames flowing
-                pass
+            with st.shares.sockets.hold(p):
+                await ws.prepare(request)
+                with st.revocations.hold(p.token_id, partial(end_revoked, st, ws)):
+                    if session.publisher is None:
+                        viewer.offer({"type": "waiting"})
+                    else:
+                        await _quiet_send(
+                            session.publisher, {"type": "viewers", "count": len(session.viewers)}
+                        )
+                    async for _ in ws:  # viewers only listen; reading keeps close frames flowing
+                        pass
         finally:
             writer.cancel()
             # The writer may also have died with the connection: nothing to report then.
             with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
                 await writer
             session.viewers.pop(viewer.id, None)
+            viewer.discard()
             st.websockets.discard(ws)
             if session.publisher is not None:
                 count = len(session.viewers)
@@ -160,7 +239,7 @@ class LiveHub:
                 )
                 if count == 0:
                     await _quiet_send(session.publisher, {"type": "no_viewers"})
-            self._forget_if_empty(session_id, session)
+            self._forget_if_empty(st, session_id, session)
         return ws
 
 
@@ -170,7 +249,7 @@ async def _write(viewer: Viewer) -> None:
         await viewer.wake.wait()
         viewer.wake.clear()
         while viewer.frames:
-            item = viewer.frames.popleft()
+            item = viewer.pop()
             if isinstance(item, bytes):
                 await ws.send_bytes(item)
             else:

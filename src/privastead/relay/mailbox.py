@@ -8,21 +8,21 @@ import binascii
 import hashlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from functools import partial
 
 import aiohttp
 from aiohttp import web
 
-from privastead.errors import RelayRejectedError
 from privastead.logs import redact
 from privastead.relay import store
-from privastead.relay.api import HEADER_MESSAGE_ID, HEADER_PUSH, is_message_id
-from privastead.relay.auth import PRINCIPAL, require_mailbox, require_owner
+from privastead.relay.accounts import Principal
+from privastead.relay.api import HEADER_MESSAGE_ID, HEADER_PUSH, MessagePage, is_message_id
+from privastead.relay.auth import PRINCIPAL, require_mailbox, require_owner, revoked_error
 from privastead.relay.blobs import TooLarge, WrittenBlob
-from privastead.relay.download import BlobResponse
+from privastead.relay.bodies import reader
+from privastead.relay.download import SMALL_BLOB, BlobResponse, read_small_blob
 from privastead.relay.httputil import (
-    error_response,
     field_int,
     int_query,
     mailbox_param,
@@ -55,9 +55,11 @@ async def create_mailbox(request: web.Request) -> web.Response:
     data = await read_json(request, optional=True)
     only_keys(data, "ttl_seconds")
     ttl = None
-    if "ttl_seconds" in data:
-        ttl = field_int(data, "ttl_seconds", 1, st.config.limits.default_ttl_seconds)
     p = request[PRINCIPAL]
+    if "ttl_seconds" in data:
+        # A TTL decides how long the hub's messages wait for everybody: the owner's call.
+        require_owner(p)
+        ttl = field_int(data, "ttl_seconds", 1, st.config.limits.default_ttl_seconds)
     created = await st.db.run(
         partial(
             store.create_mailbox,
@@ -105,39 +107,12 @@ async def delete_mailbox(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def _chunks(request: web.Request, idle: float) -> AsyncIterator[bytes]:
-    while True:
-        try:
-            async with asyncio.timeout(idle):
-                chunk = await request.content.readany()
-        except TimeoutError:
-            raise reject(408, "body_timeout", "the upload stalled; nothing was stored") from None
-        if not chunk:
-            return
-        yield chunk
-
-
-async def _read_small(request: web.Request, want: int, idle: float) -> bytes:
-    """Up to ``want`` bytes (fewer only at the end of the body)."""
-    return b"".join([chunk async for chunk in _chunks_upto(request, want, idle)])
-
-
-async def _chunks_upto(request: web.Request, want: int, idle: float) -> AsyncIterator[bytes]:
-    got = 0
-    while got < want:
-        try:
-            async with asyncio.timeout(idle):
-                chunk = await request.content.read(want - got)
-        except TimeoutError:
-            raise reject(408, "body_timeout", "the upload stalled; nothing was stored") from None
-        if not chunk:
-            return
-        got += len(chunk)
-        yield chunk
-
-
-def _push_payload(request: web.Request, limit: int) -> bytes | None:
-    return decode_push(request.headers.get(HEADER_PUSH), limit)
+def push_of(p: Principal, raw: str | None, limit: int) -> bytes | None:
+    """The wake-up an upload asks for; only device and owner tokens may wake devices."""
+    payload = decode_push(raw, limit)
+    if payload is not None and p.kind == "restricted":
+        raise reject(403, "forbidden", "a restricted token may not send wake-up pushes")
+    return payload
 
 
 def decode_push(raw: str | None, limit: int) -> bytes | None:
@@ -163,23 +138,11 @@ def check_upload_size(request: web.Request, limit: int) -> None:
         raise reject(413, "body_too_large", f"messages are limited to {limit} bytes")
 
 
-async def expect_upload(request: web.Request) -> web.StreamResponse | None:
-    """``Expect: 100-continue``: refuse an oversized body before the client sends it."""
-    try:
-        check_upload_size(request, state_of(request).config.limits.max_blob_size)
-    except RelayRejectedError as exc:
-        # Runs before the middlewares, so it builds the JSON error itself.
-        return error_response(exc.status, exc.code, str(exc), {"Connection": "close"})
-    if request.version >= aiohttp.HttpVersion11 and request.transport is not None:
-        request.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    return None
-
-
-async def upload(request: web.Request) -> web.Response:
-    """POST /v1/mailboxes/{mailbox}/messages: append raw ciphertext, exactly once per id."""
-    st, mailbox = _mailbox(request)
-    p = request[PRINCIPAL]
-    limits = st.config.limits
+def upload_headers(request: web.Request) -> tuple[str, bytes | None]:
+    """Everything about an upload that is known before its body: scope, message id, push
+    payload, size. Checked again by ``Expect: 100-continue`` before the body is sent."""
+    _mailbox(request)
+    limits = state_of(request).config.limits
     msg_id = request.headers.get(HEADER_MESSAGE_ID) or request.query.get("message_id", "")
     if not is_message_id(msg_id):
         raise reject(
@@ -187,8 +150,29 @@ async def upload(request: web.Request) -> web.Response:
             "bad_message_id",
             f"send {HEADER_MESSAGE_ID}: 1-64 chars of A-Z a-z 0-9 _ - (retries reuse it)",
         )
-    push = _push_payload(request, limits.max_push_payload)
+    push = push_of(request[PRINCIPAL], request.headers.get(HEADER_PUSH), limits.max_push_payload)
+    if request.content_length == 0:
+        raise reject(400, "empty_body", "a message needs a body")
     check_upload_size(request, limits.max_blob_size)  # 413 before reading any of the body
+    return msg_id, push
+
+
+def check_upload(request: web.Request) -> None:
+    """Before ``100 Continue``: the headers, and that the mailbox is there (the append checks
+    again in its transaction; this only spares the client a useless body)."""
+    upload_headers(request)
+    st, mailbox = state_of(request), mailbox_param(request)
+    account = request[PRINCIPAL].account
+    if not st.db.read(partial(store.owned, account=account, mailboxes=[mailbox])):
+        raise reject(404, "mailbox_not_found", "no such mailbox")
+
+
+async def upload(request: web.Request) -> web.Response:
+    """POST /v1/mailboxes/{mailbox}/messages: append raw ciphertext, exactly once per id."""
+    st, mailbox = _mailbox(request)
+    p = request[PRINCIPAL]
+    limits = st.config.limits
+    msg_id, push = upload_headers(request)
     body, blob = await _receive(request, st)
     if body is not None:
         size, digest = len(body), hashlib.sha256(body).digest()
@@ -211,10 +195,18 @@ async def upload(request: web.Request) -> web.Response:
         default_ttl=limits.default_ttl_seconds,
         quota=limits.account_quota_bytes,
         wake=push is not None,
+        evict=p.kind != "restricted",
     )
-    # Shielded: if this request is cancelled, the queued write still completes and its blob
-    # is kept or removed according to the outcome, never removed under a committed row.
-    appended = await asyncio.shield(_commit(st, op, blob))
+    if blob is None:
+        # The queued write completes even if this request is cancelled (an evicted blob
+        # is then left as an orphan file, swept at the next start).
+        appended = await st.db.run(op)
+        if appended.unlink:
+            await st.blobs.delete(appended.unlink)
+    else:
+        # Shielded: if this request is cancelled, the queued write still completes and its
+        # blob is kept or removed according to the outcome, never under a committed row.
+        appended = await asyncio.shield(_commit(st, op, blob))
     return _answer(
         st,
         appended=appended,
@@ -245,32 +237,27 @@ async def _receive(request: web.Request, st: RelayState) -> tuple[bytes | None, 
     length = request.content_length
     body: bytes | None = None
     blob = None
+    source = reader(request)  # stall timeout and floor rate: a trickle gets 408
     try:
         if length is not None and length <= limits.inline_max:
             # The common case (a small message in one or two TCP segments): one read.
-            try:
-                async with asyncio.timeout(limits.body_timeout):
-                    body = await request.content.readexactly(length)
-            except TimeoutError:
-                raise reject(
-                    408, "body_timeout", "the upload stalled; nothing was stored"
-                ) from None
-            if not request.content.at_eof():
+            body = await source.exactly(length)
+            if not source.at_eof():
                 raise reject(400, "truncated", "the body ended early; nothing was stored")
         else:
-            head = await _read_small(request, limits.inline_max + 1, limits.body_timeout)
-            if len(head) <= limits.inline_max and request.content.at_eof():
+            head = await source.upto(limits.inline_max + 1)
+            if len(head) <= limits.inline_max and source.at_eof():
                 body = head
             else:
-                blob = await st.blobs.write(
-                    _chunks(request, limits.body_timeout), limits.max_blob_size, head=head
-                )
+                blob = await st.blobs.write(source.chunks(), limits.max_blob_size, head=head)
     except TooLarge:
         raise reject(
             413, "body_too_large", f"messages are limited to {limits.max_blob_size} bytes"
         ) from None
     except _TRUNCATED:
         raise reject(400, "truncated", "the body ended early; nothing was stored") from None
+    if body == b"":  # a chunked body with no chunk
+        raise reject(400, "empty_body", "a message needs a body")
     return body, blob
 
 
@@ -294,6 +281,12 @@ def _answer(
         push=push,
     )
     result = appended.result
+    if not result.duplicate and not result.evicted:  # the common answer, without json.dumps
+        return web.Response(
+            body=b'{"seq": %d, "duplicate": false, "evicted": []}' % result.seq,
+            status=201,
+            content_type="application/json",
+        )
     return web.json_response(result.to_json(), status=200 if result.duplicate else 201)
 
 
@@ -324,7 +317,8 @@ def stored(
         task = asyncio.get_running_loop().create_task(_push(st, account, wake, push))
         st.background.add(task)  # keep a reference until done
         task.add_done_callback(st.background.discard)
-    _log.debug("stored seq %d in %s (%d bytes)", result.seq, redact(mailbox), size)
+    if _log.isEnabledFor(logging.DEBUG):
+        _log.debug("stored seq %d in %s (%d bytes)", result.seq, redact(mailbox), size)
 
 
 async def _push(st: RelayState, account: str, devices: list[str], payload: bytes) -> None:
@@ -335,7 +329,13 @@ async def _push(st: RelayState, account: str, devices: list[str], payload: bytes
         return
     for device_id, fcm, webhook in targets:
         st.pusher.submit(
-            PushJob(device_id=device_id, payload=payload, fcm_token=fcm, webhook_url=webhook)
+            PushJob(
+                account=account,
+                device_id=device_id,
+                payload=payload,
+                fcm_token=fcm,
+                webhook_url=webhook,
+            )
         )
 
 
@@ -356,18 +356,10 @@ async def list_messages(request: web.Request) -> web.Response:
     )
     page = st.db.read(partial(fetch, now=st.clock.time()))
     if not page.messages and wait:
-        deadline = asyncio.get_running_loop().time() + wait
-        while not page.messages:
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            async with st.notifier.waiting(mailbox) as news:
-                # Re-check after registering, so a message stored in between is not missed.
-                page = st.db.read(partial(fetch, now=st.clock.time()))
-                if page.messages:
-                    break
-                await news.wait_for(remaining)
-            page = st.db.read(partial(fetch, now=st.clock.time()))
+        with st.shares.waits.hold(request[PRINCIPAL]):  # 429 past the account's share
+            page = await _wait(
+                st, request=request, mailbox=mailbox, fetch=fetch, wait=wait, page=page
+            )
     out = [
         {
             "seq": m.seq,
@@ -377,6 +369,37 @@ async def list_messages(request: web.Request) -> web.Response:
         for m in page.messages
     ]
     return web.json_response({"messages": out, "last_seq": page.last_seq})
+
+
+async def _wait(
+    st: RelayState,
+    *,
+    request: web.Request,
+    mailbox: str,
+    fetch: Callable[..., MessagePage],
+    wait: int,
+    page: MessagePage,
+) -> MessagePage:
+    """Long-poll: the page once a message arrives, or ``page`` (empty) after ``wait`` s."""
+    deadline = asyncio.get_running_loop().time() + wait
+    while not page.messages:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            break
+        async with st.notifier.waiting(mailbox) as news:
+            # A revocation ends the wait at once, answered 401 device_removed.
+            with st.revocations.hold(
+                request[PRINCIPAL].token_id, lambda _code: news.event.set()
+            ) as hold:
+                # Re-check after registering, so a message stored in between is not missed.
+                page = st.db.read(partial(fetch, now=st.clock.time()))
+                if page.messages:
+                    break
+                await news.wait_for(remaining)
+                if hold.revoked is not None:
+                    raise revoked_error(hold.revoked)
+        page = st.db.read(partial(fetch, now=st.clock.time()))
+    return page
 
 
 async def get_message(request: web.Request) -> web.StreamResponse:
@@ -402,7 +425,15 @@ async def get_message(request: web.Request) -> web.StreamResponse:
     if body is not None:
         return web.Response(body=body, content_type="application/octet-stream", headers=headers)
     assert blob is not None
-    return BlobResponse(st.blobs.path(blob), size, headers)
+    path = st.blobs.path(blob)
+    if size <= SMALL_BLOB:
+        # Read at once (page cache) and answered with its header in one write, one syscall,
+        # instead of a streamed response's separate writes.
+        data = read_small_blob(path, size)
+        if data is None:
+            raise reject(404, "message_not_found", "no such message (acknowledged or expired)")
+        return web.Response(body=data, content_type="application/octet-stream", headers=headers)
+    return BlobResponse(path, size, headers)
 
 
 async def register(request: web.Request) -> web.Response:
@@ -441,12 +472,13 @@ async def ack(request: web.Request) -> web.Response:
 
 __all__ = [
     "ack",
+    "check_upload",
     "create_mailbox",
     "delete_mailbox",
-    "expect_upload",
     "get_message",
     "list_messages",
     "mailbox_info",
+    "push_of",
     "register",
     "unregister",
     "upload",

@@ -74,6 +74,8 @@ def standard() -> Metrics:
     m.describe("relay_mailbox_bytes", "gauge", "bytes stored, all mailboxes")
     m.describe("relay_mailbox_depth_max", "gauge", "messages in the deepest mailbox")
     m.describe("relay_websockets", "gauge", "open WebSockets (subscriptions and live)")
+    m.describe("relay_live_queued_bytes", "gauge", "live frame bytes waiting for viewers")
+    m.describe("relay_live_sessions", "gauge", "live sessions with a publisher or viewers")
     return m
 
 

@@ -11,6 +11,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
+from privastead import compat
+
 
 class Subscriber(Protocol):
     def offer(self, event: dict[str, Any]) -> None:
@@ -25,7 +27,7 @@ class News:
 
     async def wait_for(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
+            async with compat.timeout(seconds):
                 await self.event.wait()
         return self.event.is_set()
 

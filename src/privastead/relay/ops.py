@@ -30,6 +30,8 @@ async def metrics(request: web.Request) -> web.Response:
     m.set("relay_mailbox_bytes", stats["bytes"])
     m.set("relay_mailbox_depth_max", stats["max_depth"])
     m.set("relay_websockets", len(st.websockets))
+    m.set("relay_live_queued_bytes", sum(st.live.queued_bytes.values()))
+    m.set("relay_live_sessions", len(st.live.sessions))
     return web.Response(
         text=m.render(), content_type="text/plain", headers={"Cache-Control": "no-store"}
     )

@@ -10,23 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from privastead.clock import Clock
+from privastead.errors import RelayRejectedError
 from privastead.relay.config import PushConfig
+from privastead.relay.fairqueue import FairQueue
 from privastead.relay.metrics import Metrics
+from privastead.relay.webhook import TargetPolicy, connector_options
 
 _log = logging.getLogger(__name__)
-_WORKERS = 8
 
 
 @dataclass(frozen=True)
 class PushJob:
+    account: str  # whose share of the push queue this job uses
     device_id: str
     payload: bytes
     fcm_token: str | None
@@ -79,33 +82,35 @@ class FcmSender:
 
 
 class Pusher:
+    """Sends wake-ups through a ``FairQueue``: per-account concurrency and queue share, so
+    one household's slow or silent webhook never delays another's."""
+
     def __init__(self, config: PushConfig, clock: Clock, metrics: Metrics) -> None:
         self._config = config
         self._clock = clock
         self._metrics = metrics
-        self._queue: asyncio.Queue[PushJob] = asyncio.Queue(maxsize=config.max_in_flight)
         self._fcm: FcmSender | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._targets = TargetPolicy(config.webhook_allow_networks)
+        self._queue: FairQueue[PushJob] = FairQueue(
+            self._send,
+            running=config.concurrency,
+            queued=config.max_in_flight,
+            per_key_running=config.per_account_concurrency,
+            per_key_queue=config.per_account_queue,
+        )
 
     async def start(self) -> None:
         if self._config.fcm_credentials_file is not None:
             self._fcm = FcmSender(self._config)
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=self._config.timeout_seconds)
+            timeout=aiohttp.ClientTimeout(total=self._config.timeout_seconds),
+            connector=aiohttp.TCPConnector(**connector_options(self._targets)),
         )
-        self._tasks = [
-            asyncio.create_task(self._worker(), name=f"push-{i}") for i in range(_WORKERS)
-        ]
 
     async def stop(self) -> None:
         # Give queued pushes a moment; wake-ups are best-effort by design.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2.0):
-                await self._queue.join()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._queue.drain(2.0)
         if self._session is not None:
             await self._session.close()
         if self._fcm is not None:
@@ -113,24 +118,19 @@ class Pusher:
             await asyncio.to_thread(self._fcm.close)
 
     def submit(self, job: PushJob) -> None:
-        """Queue a push without waiting; a full queue drops it (counted)."""
-        try:
-            self._queue.put_nowait(job)
-        except asyncio.QueueFull:
+        """Queue a push without waiting; past the account's share (or the global bound) it
+        is dropped and counted."""
+        if not self._queue.submit(job.account, job):
             self._metrics.inc("relay_push_total", channel="any", outcome="dropped")
 
-    async def _worker(self) -> None:
-        while True:
-            job = await self._queue.get()
-            try:
-                if job.fcm_token and self._fcm is not None:
-                    await self._attempt("fcm", job, self._fcm_once)
-                if job.webhook_url:
-                    await self._attempt("webhook", job, self._webhook_once)
-            except Exception:  # a bug here must not kill the worker
-                _log.exception("push worker failed")
-            finally:
-                self._queue.task_done()
+    async def _send(self, job: PushJob) -> None:
+        try:
+            if job.fcm_token and self._fcm is not None:
+                await self._attempt("fcm", job, self._fcm_once)
+            if job.webhook_url:
+                await self._attempt("webhook", job, self._webhook_once)
+        except Exception:  # a bug here must not stop the other pushes
+            _log.exception("push failed")
 
     async def _attempt(self, channel: str, job: PushJob, once: Any) -> None:
         delay = self._config.retry_delay_seconds
@@ -165,6 +165,11 @@ class Pusher:
 
     async def _webhook_once(self, job: PushJob) -> None:
         assert self._session is not None and job.webhook_url
+        host = urlsplit(job.webhook_url).hostname or ""
+        try:
+            self._targets.check_literal(host)  # names are checked by the session's resolver
+        except RelayRejectedError as exc:
+            raise _Permanent(str(exc)) from None
         async with self._session.post(
             job.webhook_url,
             data=job.payload,

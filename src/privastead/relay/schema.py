@@ -1,6 +1,7 @@
 """The relay's SQLite schema (the index; blob bodies live in files).
 
-``used_bytes`` per account is kept by triggers, so quota checks need no scan. ``receipts``
+``used_bytes`` per account is kept by triggers from each message's ``charged`` bytes (its
+size plus ``store.MESSAGE_OVERHEAD``), so quota checks need no scan. ``receipts``
 remember (mailbox, message id) -> seq after the message itself is gone, so that an upload
 retried after delivery is still recognised as a duplicate and never stored twice.
 """
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Versions this code opens: 1 lacked only tables that ``init`` creates (IF NOT EXISTS).
+_UPGRADABLE = (0, 1, SCHEMA_VERSION)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -59,6 +62,7 @@ CREATE TABLE IF NOT EXISTS messages (
     seq         INTEGER NOT NULL,
     account     TEXT NOT NULL,
     size        INTEGER NOT NULL,
+    charged     INTEGER NOT NULL,   -- size + the fixed per-message overhead (quota)
     body        BLOB,               -- inline body, or NULL when in a blob file
     blob        TEXT,               -- blob file name
     created_at  REAL NOT NULL,
@@ -76,24 +80,63 @@ CREATE TABLE IF NOT EXISTS receipts (
     PRIMARY KEY (mailbox, msg_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS receipts_expiry ON receipts(expires_at);
-CREATE TRIGGER IF NOT EXISTS messages_used_add AFTER INSERT ON messages BEGIN
-    UPDATE accounts SET used_bytes = used_bytes + NEW.size WHERE name = NEW.account;
+-- Tombstones of revoked tokens: the relay tells "revoked" (401 device_removed, the client
+-- stops) from "unknown" (401 unauthorized, a failure that is throttled). Only the holder of
+-- the right secret learns it: the secret's hash is kept. Bounded: pruned after the retention
+-- (auth.revoked_retention_days) and to auth.revoked_per_account rows per account. ``id``
+-- only grows (AUTOINCREMENT), so a running relay polls for new rows to close the sockets of
+-- tokens revoked from the command line.
+CREATE TABLE IF NOT EXISTS revoked_tokens (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    token_id    TEXT NOT NULL UNIQUE,
+    account     TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+    kind        TEXT NOT NULL,
+    device_id   TEXT NOT NULL,
+    secret_hash BLOB NOT NULL,
+    revoked_at  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS revoked_tokens_account ON revoked_tokens(account, id);
+CREATE INDEX IF NOT EXISTS revoked_tokens_time ON revoked_tokens(revoked_at);
+CREATE TRIGGER IF NOT EXISTS messages_charge_add AFTER INSERT ON messages BEGIN
+    UPDATE accounts SET used_bytes = used_bytes + NEW.charged WHERE name = NEW.account;
 END;
-CREATE TRIGGER IF NOT EXISTS messages_used_sub AFTER DELETE ON messages BEGIN
-    UPDATE accounts SET used_bytes = used_bytes - OLD.size WHERE name = OLD.account;
+CREATE TRIGGER IF NOT EXISTS messages_charge_sub AFTER DELETE ON messages BEGIN
+    UPDATE accounts SET used_bytes = used_bytes - OLD.charged WHERE name = OLD.account;
 END;
 """
 
 
 def init(conn: sqlite3.Connection) -> None:
-    """Create or check the schema (idempotent)."""
+    """Create, upgrade or check the schema (idempotent)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version not in (0, SCHEMA_VERSION):
+    if version not in _UPGRADABLE:
         raise sqlite3.DatabaseError(
             f"relay database has schema {version}, this relay knows {SCHEMA_VERSION}"
         )
+    if version == 1:
+        _upgrade_from_1(conn)
     conn.executescript(SCHEMA)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def _upgrade_from_1(conn: sqlite3.Connection) -> None:
+    """Version 1 charged quotas by body size alone: add the per-message overhead."""
+    from privastead.relay.store import MESSAGE_OVERHEAD
+
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DROP TRIGGER IF EXISTS messages_used_add")
+        conn.execute("DROP TRIGGER IF EXISTS messages_used_sub")
+        conn.execute("ALTER TABLE messages ADD COLUMN charged INTEGER NOT NULL DEFAULT 0")
+        conn.execute("UPDATE messages SET charged = size + ?", (MESSAGE_OVERHEAD,))
+        conn.execute(
+            "UPDATE accounts SET used_bytes = (SELECT COALESCE(SUM(charged), 0) FROM messages"
+            " WHERE messages.account = accounts.name)"
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 __all__ = ["SCHEMA_VERSION", "init"]

@@ -7,12 +7,17 @@ import logging
 import resource
 import signal
 import ssl
+from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
 
 from privastead.clock import SYSTEM_CLOCK
 from privastead.relay.app import create_app, drain
 from privastead.relay.config import RelayConfig
+from privastead.relay.httputil import error_response
 
 _log = logging.getLogger(__name__)
 
@@ -23,6 +28,46 @@ def raise_fd_limit() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class JsonErrorHandler(RequestHandler):
+    """aiohttp's connection handler, answering what it cannot parse (a malformed request
+    line or header, a bad chunk size, an oversized header, TLS sent to plain HTTP...) with the
+    API's JSON error shape instead of text/plain, logged quietly: it is the client's fault."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> StreamResponse:
+        if request.writer.output_size > 0:  # an answer is half sent: only closing is left
+            raise ConnectionError("response already started; closing the connection")
+        if status >= 500:
+            _log.error("error handling a request", exc_info=exc)
+            response = error_response(
+                status, "internal_error", "the relay failed on this request; retry later"
+            )
+        else:
+            _log.debug("malformed HTTP request: %s", exc)
+            detail = (message or str(exc or "") or "malformed HTTP request")[:200]
+            response = error_response(status, "malformed_http", detail)
+        response.force_close()
+        return response
+
+
+def json_errors(factory: Callable[[], RequestHandler]) -> Callable[[], RequestHandler]:
+    """Wrap aiohttp's protocol factory so every connection uses ``JsonErrorHandler``."""
+
+    def make() -> RequestHandler:
+        handler = factory()
+        handler.__class__ = JsonErrorHandler  # same layout (no new slots): only the method
+        return handler
+
+    return make
 
 
 def tls_context(config: RelayConfig) -> ssl.SSLContext | None:
@@ -57,7 +102,12 @@ async def serve(
     protocol_factory = runner.server
     assert protocol_factory is not None  # set by setup()
     listener = await loop.create_server(
-        protocol_factory, config.host, config.port, ssl=context, backlog=1024, reuse_address=True
+        json_errors(protocol_factory),
+        config.host,
+        config.port,
+        ssl=context,
+        backlog=1024,
+        reuse_address=True,
     )
     scheme = "https" if context else "http"
     _log.info("relay listening on %s://%s:%d", scheme, config.host, config.port)
@@ -88,4 +138,4 @@ def run(config: RelayConfig, operator_token: str | None) -> None:
         asyncio.run(serve(config, operator_token))
 
 
-__all__ = ["raise_fd_limit", "run", "serve", "tls_context"]
+__all__ = ["JsonErrorHandler", "json_errors", "raise_fd_limit", "run", "serve", "tls_context"]

@@ -11,11 +11,13 @@ from aiohttp import web
 from privastead.clock import Clock
 from privastead.relay.auth import Authenticator
 from privastead.relay.blobs import BlobStore
+from privastead.relay.budgets import Shares
 from privastead.relay.config import RelayConfig
 from privastead.relay.db import Database
 from privastead.relay.metrics import Metrics
 from privastead.relay.notify import Notifier
 from privastead.relay.push import Pusher
+from privastead.relay.revocations import Revocations
 
 if TYPE_CHECKING:
     from privastead.relay.live import LiveHub
@@ -32,6 +34,8 @@ class RelayState:
     metrics: Metrics
     pusher: Pusher
     live: LiveHub
+    revocations: Revocations
+    shares: Shares
     websockets: set[web.WebSocketResponse] = field(default_factory=set)
     ready: bool = False
     in_flight: int = 0  # HTTP requests being handled (graceful shutdown waits for 0)

@@ -11,6 +11,17 @@ Invariants:
   orphan file, removed by ``BlobStore.sweep`` at start-up, never a row without its file.
 - A (mailbox, message id) pair is stored once. Its receipt outlives the message (until the
   TTL), so a retry after delivery is still answered ``duplicate``.
+
+Quota (the semantics another storage backend must keep):
+- Every message is charged its size plus ``MESSAGE_OVERHEAD`` (its index row, receipt and
+  bookkeeping are not free: without it, empty or tiny messages would cost nothing and a
+  small quota could hold millions of rows). Empty bodies are refused before this layer.
+- When a new message does not fit, the account's oldest messages (insertion order, across
+  its mailboxes) are evicted, and reported to the uploader, only if the uploader's scope is
+  the whole account (owner and device tokens, ``evict=True``). A restricted token (one
+  pairing mailbox) never evicts: its upload fails with 507 ``quota_full`` instead, so it can
+  neither destroy the hub's unread messages nor learn their ids.
+- A message larger than the whole quota is refused (413 ``quota_exceeded``).
 """
 
 from __future__ import annotations
@@ -21,6 +32,8 @@ from typing import Any
 
 from privastead.errors import RelayRejectedError
 from privastead.relay.api import Eviction, MailboxInfo, MessageInfo, MessagePage, UploadResult
+
+MESSAGE_OVERHEAD = 256  # bytes charged to the quota per message on top of its size
 
 
 @dataclass(frozen=True)
@@ -121,8 +134,10 @@ def append(
     quota: int,
     *,
     wake: bool = False,
+    evict: bool = True,
 ) -> Appended:
-    """Store ``msg`` once; evict the account's oldest messages if the quota needs room."""
+    """Store ``msg`` once; make room by evicting the account's oldest messages when the
+    uploader's scope is the account (``evict``), else fail with 507 ``quota_full``."""
     receipt = conn.execute(
         "SELECT seq, digest FROM receipts WHERE mailbox = ? AND msg_id = ?",
         (msg.mailbox, msg.msg_id),
@@ -150,14 +165,21 @@ def append(
         (quota, msg.account),
     ).fetchone()
     limit, used = int(row[0]), int(row[1])
-    if msg.size > limit:
+    charge = msg.size + MESSAGE_OVERHEAD
+    if charge > limit:
         raise RelayRejectedError("message is larger than the account quota", 413, "quota_exceeded")
+    if used + charge > limit and not evict:
+        raise RelayRejectedError(
+            "the account's storage quota is full, and this token may not make room",
+            507,
+            "quota_full",
+        )
     evicted: list[Eviction] = []
     unlink: list[str] = []
-    while used + msg.size > limit:
+    while used + charge > limit:
         # Oldest first across the account (rowid order is insertion order).
         victims = conn.execute(
-            "SELECT rowid, mailbox, seq, size, blob FROM messages WHERE account = ?"
+            "SELECT rowid, mailbox, seq, charged, blob FROM messages WHERE account = ?"
             " ORDER BY rowid LIMIT 64",
             (msg.account,),
         ).fetchall()
@@ -167,13 +189,13 @@ def append(
             if vblob:
                 unlink.append(vblob)
             used -= vsize
-            if used + msg.size <= limit:
+            if used + charge <= limit:
                 break
     expires = now + (ttl or default_ttl)
     conn.execute(
-        "INSERT INTO messages(mailbox, seq, account, size, body, blob, created_at,"
-        " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (msg.mailbox, seq, msg.account, msg.size, msg.body, msg.blob, now, expires),
+        "INSERT INTO messages(mailbox, seq, account, size, charged, body, blob, created_at,"
+        " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (msg.mailbox, seq, msg.account, msg.size, charge, msg.body, msg.blob, now, expires),
     )
     conn.execute(
         "INSERT OR REPLACE INTO receipts(mailbox, msg_id, seq, digest, expires_at)"
@@ -375,6 +397,7 @@ def stats(conn: sqlite3.Connection) -> dict[str, Any]:
 
 
 __all__ = [
+    "MESSAGE_OVERHEAD",
     "Appended",
     "NewMessage",
     "ack",

@@ -5,7 +5,9 @@ Client -> relay (text JSON): ``{"type": "subscribe", "mailboxes": [...]}``,
 Relay -> client: ``{"type": "subscribed", "mailboxes": [...]}``,
 ``{"type": "message", "mailbox": id, "seq": n}``, ``{"type": "deleted", "mailbox": id}``,
 ``{"type": "resync"}`` (events were dropped: list your mailboxes), ``{"type": "pong"}``,
-``{"type": "error", "code": ..., "message": ...}``.
+``{"type": "error", "code": ..., "message": ...}`` (a bad command: the socket stays open).
+When the socket's token is revoked it gets an error frame with the code ``device_removed``
+(or ``token_revoked``) and is closed with ``WS_CLOSE_REVOKED`` (4401).
 
 The per-socket queue is bounded: a client that does not read its socket loses events, not
 relay memory, and is told to resync once it reads again.
@@ -15,20 +17,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import deque
 from functools import partial
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
+from privastead.errors import RelayRejectedError
 from privastead.relay import store
-from privastead.relay.api import is_mailbox_id
+from privastead.relay.accounts import Principal
+from privastead.relay.api import DEVICE_REMOVED, WS_CLOSE_REVOKED, is_mailbox_id
 from privastead.relay.auth import PRINCIPAL
-from privastead.relay.httputil import reject
+from privastead.relay.httputil import parse_json
 from privastead.relay.state import RelayState, state_of
 
 MAX_SUBSCRIPTIONS = 1024
+# A command frame larger than this closes the socket (1009, the protocol's answer); anything
+# smaller that is not a good command gets an error frame. A full subscribe (1,024 ids) is
+# 40 KiB; the margin keeps hostile-but-small frames (deep nesting...) on the error path.
+MAX_COMMAND_FRAME = 256 * 1024
 HEARTBEAT_SECONDS = 30.0
 
 
@@ -60,17 +67,26 @@ class Subscription:
         return events
 
 
-def open_socket(st: RelayState, max_msg_size: int = 64 * 1024) -> web.WebSocketResponse:
-    """A WebSocket response, or 503 when the relay holds its maximum number of sockets."""
-    if len(st.websockets) >= st.config.limits.max_websockets:
-        raise reject(503, "too_many_websockets", "the relay is at its WebSocket limit; retry")
+def open_socket(
+    st: RelayState, p: Principal, max_msg_size: int = MAX_COMMAND_FRAME
+) -> web.WebSocketResponse:
+    """A WebSocket response, once the socket budget has room (429 past the account's or the
+    token's share, 503 at the relay's limit). The caller holds ``st.shares.sockets``."""
+    st.shares.sockets.check(p)
     return web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=max_msg_size)
 
 
 async def subscribe_socket(request: web.Request) -> web.WebSocketResponse:
     st = state_of(request)
     p = request[PRINCIPAL]
-    ws = open_socket(st)
+    ws = open_socket(st, p)
+    with st.shares.sockets.hold(p):
+        return await _serve(st, p, ws, request)
+
+
+async def _serve(
+    st: RelayState, p: Principal, ws: web.WebSocketResponse, request: web.Request
+) -> web.WebSocketResponse:
     await ws.prepare(request)
     st.websockets.add(ws)
     sub = Subscription(
@@ -79,30 +95,28 @@ async def subscribe_socket(request: web.Request) -> web.WebSocketResponse:
     mine: set[str] = set()
     writer = asyncio.create_task(_write(ws, sub))
     try:
-        async for msg in ws:
-            if msg.type != WSMsgType.TEXT:
-                sub.offer({"type": "error", "code": "bad_frame", "message": "send JSON text"})
-                continue
-            try:
-                data = json.loads(msg.data)
-                kind = data["type"]
-            except (ValueError, TypeError, KeyError):
-                sub.offer({"type": "error", "code": "bad_json", "message": "not a command"})
-                continue
-            if kind == "ping":
-                sub.offer({"type": "pong"})
-            elif kind in ("subscribe", "unsubscribe"):
-                await _change(
-                    st,
-                    account=p.account,
-                    allowed=p.mailboxes,
-                    sub=sub,
-                    mine=mine,
-                    kind=kind,
-                    mailboxes=data.get("mailboxes"),
-                )
-            else:
-                sub.offer({"type": "error", "code": "unknown_type", "message": str(kind)[:40]})
+        with st.revocations.hold(p.token_id, partial(end_revoked, st, ws)):
+            async for msg in ws:
+                # A bad command gets an error frame; the socket stays open for good ones.
+                command = _command(msg)
+                if isinstance(command, str):
+                    sub.offer({"type": "error", "code": "bad_command", "message": command})
+                    continue
+                kind = command["type"]
+                if kind == "ping":
+                    sub.offer({"type": "pong"})
+                elif kind in ("subscribe", "unsubscribe"):
+                    await _change(
+                        st,
+                        account=p.account,
+                        allowed=p.mailboxes,
+                        sub=sub,
+                        mine=mine,
+                        kind=kind,
+                        mailboxes=command.get("mailboxes"),
+                    )
+                else:
+                    sub.offer({"type": "error", "code": "unknown_type", "message": kind[:40]})
     finally:
         for mailbox in mine:
             st.notifier.unsubscribe(mailbox, sub)
@@ -112,6 +126,36 @@ async def subscribe_socket(request: web.Request) -> web.WebSocketResponse:
             await writer
         st.websockets.discard(ws)
     return ws
+
+
+def _command(msg: WSMessage) -> dict[str, Any] | str:
+    """A command object with a string ``type``, or what is wrong with the frame."""
+    if msg.type != WSMsgType.TEXT:
+        return "send JSON text frames"
+    try:
+        data = parse_json(msg.data)
+    except RelayRejectedError as exc:
+        return str(exc)
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        return 'a command is a JSON object with a string "type"'
+    return data
+
+
+def end_revoked(st: RelayState, ws: web.WebSocketResponse, code: str) -> None:
+    """The socket's token was revoked: tell the client why, then close it."""
+    task = asyncio.get_running_loop().create_task(_end(ws, code))
+    st.background.add(task)  # keep a reference until done
+    task.add_done_callback(st.background.discard)
+
+
+async def _end(ws: web.WebSocketResponse, code: str) -> None:
+    if ws.closed:
+        return
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        message = "this token was revoked" if code != DEVICE_REMOVED else "this device was removed"
+        await ws.send_json({"type": "error", "code": code, "message": message})
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await ws.close(code=WS_CLOSE_REVOKED, message=code.encode())
 
 
 async def _change(
@@ -161,4 +205,4 @@ async def _write(ws: web.WebSocketResponse, sub: Subscription) -> None:
             await ws.send_json(event)
 
 
-__all__ = ["Subscription", "open_socket", "subscribe_socket"]
+__all__ = ["Subscription", "end_revoked", "open_socket", "subscribe_socket"]

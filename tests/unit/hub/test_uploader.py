@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from privastead import compat
 from privastead.clock import FakeClock
 from privastead.errors import RelayRejectedError, RelayUnavailableError
 from privastead.hub.outbox import EntryKind, Outbox
@@ -39,7 +40,7 @@ class FakeRelay:
         self.changed = asyncio.Event()
 
     async def wait_until(self, condition: Callable[[], bool]) -> None:
-        async with asyncio.timeout(30):
+        async with compat.timeout(30):
             while not condition():
                 self.changed.clear()
                 await self.changed.wait()

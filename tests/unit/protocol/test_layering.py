@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[3] / "src" / "privastead"
-PROTOCOL_MAY_IMPORT = {"privastead.errors", "privastead.clock", "privastead.protocol"}
+PROTOCOL_MAY_IMPORT = {
+    "privastead.errors",
+    "privastead.clock",
+    "privastead.compat",
+    "privastead.protocol",
+}
 THIRD_PARTY_OK = {"segno", "zxingcpp", "png", "numpy"}  # QR rendering/decoding only
 
 

@@ -37,9 +37,22 @@ COMMANDS: list[Command] = [
         "privastead.cli.hub.reset",
     ),
     Command(
+        "init",
+        "write a commented hub.toml to start from (every key with its default)",
+        "privastead.cli.hub.init",
+    ),
+    Command(
         "check-config",
         "validate a hub.toml and point at the offending line",
         "privastead.cli.hub.check_config",
+    ),
+    Command(
+        "discover",
+        "find ONVIF cameras on the network and print (or append) their [[cameras]] blocks",
+        "privastead.cli.hub.discover",
+        "Find ONVIF cameras with WS-Discovery, ask each for its profiles and RTSP stream "
+        "URIs, and print ready [[cameras]] blocks for hub.toml (main stream to record, a "
+        "substream for detection), or append them with --append.",
     ),
     Command(
         "detect",

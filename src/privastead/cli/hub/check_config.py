@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--secrets",
         action="store_true",
-        help="also check that every camera's password file or variable is readable",
+        help="also check that every camera's password and the relay's owner token can be read",
     )
 
 
@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     if args.secrets:
         for camera in config.cameras:
             camera.password()
+        if config.relay.url:
+            config.relay.token()  # one well-formed token, or an error naming its file
     for camera in config.cameras:
         detect = "substream" if camera.substream_url else "main stream"
         print(f"camera {camera.name}: {camera.decode} decoding, detection on the {detect}")

@@ -82,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _from_config(path: Path, camera: str | None) -> tuple[DetectionSettings, EventSettings]:
     """Read the camera's detection/events tables from a hub.toml without the hub's model,
     so this command works on any config that has them (strictly validated)."""
-    import tomllib
+    from privastead.compat import tomllib
 
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

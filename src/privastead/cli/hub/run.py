@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from privastead import compat
 from privastead.errors import CameraUnavailableError
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def _run(config: Any, runner_cls: type, duration: float | None) -> None:
                 if sending is not None:
                     if delivery is not None:  # let the last fragments reach the relay
                         with contextlib.suppress(TimeoutError):
-                            async with asyncio.timeout(10):
+                            async with compat.timeout(10):
                                 for group in delivery.groups:
                                     await delivery.uploader.drain(group.mailbox)
                     sending.cancel()

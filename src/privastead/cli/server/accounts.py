@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 from privastead.cli.server.common import add_location, load_config, open_index
@@ -12,7 +13,9 @@ from privastead.relay import accounts
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    add = sub.add_parser("add", help="create an account and print its owner token (for the hub)")
+    add = sub.add_parser(
+        "add", help="create an account; print its owner token alone on stdout (for the hub)"
+    )
     add.add_argument("name", help="account name: 1-63 chars of a-z 0-9 _ . -")
     add.add_argument("--quota-bytes", type=int, help="storage quota (default: from the config)")
     add_location(add)
@@ -33,7 +36,12 @@ def run(args: argparse.Namespace) -> int:
             accounts.add_account(conn, args.name, time.time(), args.quota_bytes)
             issued = accounts.issue_token(conn, args.name, "owner", time.time(), label="cli")
             conn.execute("COMMIT")
-            print(f"account {args.name} created; owner token (shown once, give it to the hub):")
+            # The token alone on stdout, so `accounts add NAME > owner-token` makes a token file.
+            print(
+                f"account {args.name} created; its owner token (shown once, for the hub's "
+                "[relay] token_file) follows on stdout",
+                file=sys.stderr,
+            )
             print(issued.token)
         elif args.action == "list":
             rows = accounts.list_accounts(conn)

@@ -35,7 +35,7 @@ def load_config(args: argparse.Namespace) -> relay_config.RelayConfig:
 
 def open_index(config: relay_config.RelayConfig) -> sqlite3.Connection:
     """The relay's database, for administration while the relay may be running (WAL)."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    db.secure_dir(config.data_dir)
     conn = db.connect(config.data_dir / "relay.sqlite3", config.durability)
     schema.init(conn)
     return conn

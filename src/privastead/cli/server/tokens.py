@@ -70,10 +70,12 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
         elif args.action == "revoke":
-            accounts.revoke_token(conn, args.token_id)
+            conn.execute("BEGIN IMMEDIATE")
+            accounts.revoke_token(conn, args.token_id, time.time())
+            conn.execute("COMMIT")
             print(
-                f"token {args.token_id} revoked (a running relay stops accepting it within "
-                f"{config.auth.cache_seconds:g} s)"
+                f"token {args.token_id} revoked (a running relay ends its connections and "
+                f"refuses it within {config.auth.revocation_poll_seconds:g} s)"
             )
         else:
             for row in accounts.list_tokens(conn, args.account):

@@ -46,7 +46,7 @@ def _json(value: Any) -> web.Response:
 
 
 def _static(name: str) -> bytes:
-    return resources.files("privastead.client.ui").joinpath("static", name).read_bytes()
+    return resources.files("privastead.client.ui").joinpath("static").joinpath(name).read_bytes()
 
 
 async def index(_request: web.Request) -> web.Response:

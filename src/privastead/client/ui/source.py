@@ -10,12 +10,12 @@ caller passes in, so the UI runs (and says what is missing) without them. ``Fake
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from privastead import compat
 from privastead.client.eventlog import EventLog, EventRecord
 from privastead.client.health import HealthMonitor, HubHealth
 from privastead.errors import MediaError, PrivasteadError
@@ -24,7 +24,7 @@ from privastead.media.transcode import FragmentTranscoder, TranscodeSettings
 from privastead.protocol.messages import Box
 
 
-class Health(enum.StrEnum):
+class Health(compat.StrEnum):
     """A camera's state as the UI shows it (its hub's health, as the client judges it)."""
 
     ONLINE = "online"

@@ -210,6 +210,11 @@ function livePage(name) {
           ws.onclose = null; ws.close(); open(true); return;
         }
         note.replaceChildren(status('Waiting for the first picture…'));
+        if (/mp4a|opus/.test(m.mime)) { // the camera sends sound: muted until asked for (autoplay rules)
+          const sound = h('button', {class: 'btn', id: 'sound'}, 'Sound on');
+          sound.addEventListener('click', () => { video.muted = !video.muted; sound.textContent = video.muted ? 'Sound on' : 'Sound off'; });
+          stop.before(sound);
+        }
         source = new MediaSource();
         video.src = URL.createObjectURL(source);
         source.addEventListener('sourceopen', () => {
