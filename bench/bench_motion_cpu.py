@@ -207,13 +207,13 @@ class _ReplayMemory:
 
 def rewind_memory(seconds: float = 10.0) -> dict[str, float]:
     """What idle mode's rewind costs in memory at 4K30 (camera bitrate, 2 s GOP, people
-    walking in after a quiet start): the compressed packets of the previous and current GOP
+    driving in after a quiet start): the compressed packets of the previous and current GOP
     kept for it (peak), one snapshot of the detector's learned state, and the resident memory
     the replay adds while it decodes two GOPs again (peak over the rewinds)."""
     bitrate = camera_bitrate(3840, 2160, 30)
-    path = cache_dir() / f"bench-walkers-3840x2160-30fps-{seconds:g}s-gop2-{bitrate}bps.mp4"
+    path = cache_dir() / f"bench-cars-3840x2160-30fps-{seconds:g}s-gop2-{bitrate}bps.mp4"
     if not path.exists():
-        made = make_scene("walkers", width=3840, height=2160, fps=30, seed=0, duration=seconds)
+        made = make_scene("cars", width=3840, height=2160, fps=30, seed=0, duration=seconds)
         encode_scene(made, path, gop_seconds=2.0, bitrate=bitrate, preset="ultrafast", threads=2)
     watcher = _ReplayMemory()
     settings = DetectionSettings(settle_seconds=0.0)
