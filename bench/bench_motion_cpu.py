@@ -1,8 +1,10 @@
 """Motion detection cost at 4K (and 1080p, H.265): kernel vs memory floor, hub CPU per stream
 second vs decode-only, keyframes idle mode, Frigate-style and MOG2 pipelines, cameras per
-2-core machine, and keyframes-mode detection latency. All baselines measured in this run.
+2-core machine, keyframes-mode detection latency, and the memory idle mode's rewind keeps at
+4K (packets of two GOPs, detector snapshot, resident memory added while replaying). All
+baselines measured in this run.
 
-    python bench/bench_motion_cpu.py [--seconds 3] [--repeat 3]
+    python bench/bench_motion_cpu.py [--seconds 3] [--repeat 3] [--kernel-only | --memory-only]
 """
 
 from __future__ import annotations
