@@ -23,7 +23,8 @@ Catch ``PrivasteadError`` to catch everything this package raises on purpose::
     ├── MediaError                      cameras, decoding, recording
     │   ├── CameraUnavailableError      cannot connect, stalled, or the stream ended
     │   └── CorruptMediaError           undecodable or malformed video
-    └── AdminError                      the running hub's local admin socket refused or broke off
+    ├── AdminError                      the running hub's local admin socket refused or broke off
+    └── RemovalIncompleteError          a device removal that the groups' member lists disprove
 
 Security-relevant calls raise and never return ``False``. Every failure to decrypt or
 authenticate a message surfaces as the same ``DecryptionError`` with the same text, so that
@@ -153,6 +154,12 @@ class AdminError(PrivasteadError):
     large) or the connection broke off before its answer."""
 
 
+class RemovalIncompleteError(PrivasteadError):
+    """``devices remove`` could not prove the device gone: a group's member list still holds
+    one of its leaves (or its relay token could not be revoked). The message names what; the
+    device stays listed as "removal incomplete" until a later removal succeeds."""
+
+
 __all__ = [
     "AdminError",
     "CameraUnavailableError",
@@ -171,6 +178,7 @@ __all__ = [
     "RelayError",
     "RelayRejectedError",
     "RelayUnavailableError",
+    "RemovalIncompleteError",
     "StaleMessageError",
     "StateLockedError",
     "StorageError",

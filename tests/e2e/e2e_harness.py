@@ -258,13 +258,20 @@ def running_home(
     relay_config: str = "",
     size: str = "320x180",
     fps: float = 10,
+    duration: float = 14,
 ) -> Iterator[Home]:
     """A relay process and a camsim camera (demo scene) under ``root``; the hub is started by
     the test (``Home.start_hub``) and killed on the way out, then the camera and the relay."""
     relay = make_process(root / "relay", relay_config)
     try:
         with camsim(
-            free_port(), root / "cache", *camsim_args, scene="demo", size=size, fps=fps, duration=14
+            free_port(),
+            root / "cache",
+            *camsim_args,
+            scene="demo",
+            size=size,
+            fps=fps,
+            duration=duration,
         ) as cam:
             home = Home(root, relay, cam.urls[0])
             try:

@@ -166,7 +166,7 @@ async def test_replace_a_device_whose_control_group_is_desynced(home: Home) -> N
 
     # A was never touched; B is still one device with its id.
     assert (a / "device.json").read_bytes() == a_device
-    devices = json.loads((home.data / "devices.json").read_bytes())
+    devices = json.loads((home.data / "devices.json").read_bytes())["devices"]
     assert len(devices) == 2 and b_id in devices
     listed = _hub_list(home)
     assert listed.count("phone-a") == 1 and listed.count("phone-b") == 1

@@ -74,5 +74,5 @@ async def test_desynced_device_is_readded_without_repairing_the_others(home: Hom
     assert (a / "device.json").read_bytes() == a_device
     listed = run(hub_cmd("devices", "list", "--config", str(home.config)))
     assert listed.stdout.count("phone-a") == 1 and listed.stdout.count("phone-b") == 1
-    devices = json.loads((home.data / "devices.json").read_bytes())
+    devices = json.loads((home.data / "devices.json").read_bytes())["devices"]
     assert len(devices) == 2

@@ -302,3 +302,47 @@ def test_relay_unreachable_is_explained(page: Any, ui: Running, shots: Path) -> 
     finally:
         for name, camera in saved.items():
             fakes[name].camera = camera
+
+
+BANNER_SAYS = (
+    "t => !document.getElementById('banner').hidden"
+    " && document.getElementById('banner').innerText.includes(t)"
+)
+BANNER_GONE = "() => document.getElementById('banner').hidden"
+
+
+def test_withheld_and_removed_show_on_every_page_and_clear_without_reload(
+    page: Any, ui: Running, shots: Path
+) -> None:
+    fakes = ui.source.cameras_
+    saved = {name: fake.camera for name, fake in fakes.items()}
+    event_id = fakes["front-door"].events[0].event_id
+    try:
+        withheld = "the relay is withholding 3 message(s) of front-door since 2026-01-02 03:04:05"
+        for fake in fakes.values():
+            if fake.camera.hub == "home":
+                fake.camera = replace(fake.camera, health=Health.WITHHELD, detail=withheld)
+            else:
+                fake.camera = replace(
+                    fake.camera,
+                    health=Health.REMOVED,
+                    detail="this device was removed from cabin (the relay says so)",
+                )
+        for route in ("devices", "pair", f"event/{event_id}", "camera/front-door", "cameras"):
+            _open(page, ui, route)
+            page.wait_for_function(BANNER_SAYS, arg="withholding", timeout=10000)
+            text = page.locator("#banner").inner_text()
+            assert withheld in text, (route, text)
+            assert "removed from cabin" in text, (route, text)
+            assert "bad" in (page.locator("#banner").get_attribute("class") or "")
+        assert page.locator(".badge.withheld").count() == 2
+        assert page.locator(".badge.removed").count() == 1
+        page.screenshot(path=shots / "cameras-withheld-removed.png", full_page=True)
+        # The relay delivers again: the banner goes on the page the user is looking at.
+        _open(page, ui, "devices")
+        for name, camera in saved.items():
+            fakes[name].camera = replace(camera, health=Health.ONLINE)
+        page.wait_for_function(BANNER_GONE, timeout=15000)
+    finally:
+        for name, camera in saved.items():
+            fakes[name].camera = camera

@@ -1,10 +1,21 @@
-"""A relay that misbehaves: an aiohttp proxy in front of the real one that drops, duplicates or
-reorders the application messages uploaded into one mailbox.
+"""A relay that misbehaves: an aiohttp proxy in front of the real one that drops, duplicates,
+reorders, holds back, captures or delays what the hub uploads.
 
 Like a hostile relay, it tells application messages from commits by the MLS framing's clear
-content type (``privastead.crypto.peek``); commits pass untouched. Faults are chosen by the
-index of the application upload in that mailbox (0, 1, 2 ...). A dropped or held upload is
-answered with a made-up success, as a lying relay would.
+content type (``privastead.crypto.peek``) and a mailbox's role by watching it (tests give it
+the mailbox ids); it never holds a key. Every upload it does not forward at once is answered
+with a made-up success, as a lying relay would. Faults (all may be switched while it runs):
+
+- ``drop``, ``duplicate``, ``swap``: by the index of the application upload into
+  ``mailbox`` (0, 1, 2 ...); a swapped upload is held and sent after the next one;
+- ``drop_app``: mailboxes whose application messages are all dropped, resends included
+  (commits and every other mailbox pass: the events group's notifications and clips vanish);
+- ``hold_newest``: mailboxes whose newest application message is held back until a newer
+  one arrives, and re-uploads (resends) of the held one dropped: the last event before a
+  quiet spell never arrives, and no later seq reveals it;
+- ``capture``: mailboxes whose application messages are kept in ``backlog`` instead of being
+  delivered; ``replay(pause)`` releases them later one at a time (old heartbeats, slowly);
+- ``delay``: every upload is forwarded that many seconds late (everything the hub sends).
 """
 
 from __future__ import annotations
@@ -22,6 +33,8 @@ from privastead.errors import CryptoError
 UPLOAD = re.compile(r"/v1/mailboxes/([0-9a-f]{32})/messages")
 FORWARDED = ("Authorization", "Content-Type", "Privastead-Message-Id", "Privastead-Push")
 
+Upload = tuple[str, dict[str, str], bytes]  # path, headers, body
+
 
 def _is_application(body: bytes) -> bool:
     try:
@@ -33,13 +46,20 @@ def _is_application(body: bytes) -> bool:
 @dataclass
 class FaultyRelay:
     upstream: str
-    mailbox: str = ""  # the mailbox to tamper with (set once known)
+    mailbox: str = ""  # the mailbox of the index-based faults (set once known)
     drop: set[int] = field(default_factory=set)
     duplicate: set[int] = field(default_factory=set)
     swap: set[int] = field(default_factory=set)  # held back, sent after the next one
+    drop_app: set[str] = field(default_factory=set)
+    hold_newest: set[str] = field(default_factory=set)
+    capture: set[str] = field(default_factory=set)
+    delay: float = 0.0
     done: list[tuple[str, int]] = field(default_factory=list)
+    backlog: list[Upload] = field(default_factory=list)
     count: int = 0
-    _held: tuple[str, dict[str, str], bytes] | None = None
+    _held: Upload | None = None
+    _newest: dict[str, Upload] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
     _runner: web.AppRunner | None = None
 
@@ -53,10 +73,21 @@ class FaultyRelay:
         return f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._session is not None:
             await self._session.close()
+
+    async def replay(self, pause: float) -> int:
+        """Deliver the captured backlog, oldest first, ``pause`` seconds apart; how many."""
+        sent = 0
+        while self.backlog:
+            await self._forward("POST", *self.backlog.pop(0))
+            sent += 1
+            await asyncio.sleep(pause)
+        return sent
 
     async def _forward(
         self, method: str, path: str, headers: dict[str, str], body: bytes
@@ -70,27 +101,62 @@ class FaultyRelay:
                 status=resp.status, body=data, content_type=resp.content_type or None
             )
 
+    def _later(self, upload: Upload, seconds: float) -> None:
+        async def send() -> None:
+            await asyncio.sleep(seconds)
+            await self._forward("POST", *upload)
+
+        task = asyncio.ensure_future(send())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k in FORWARDED}
         path = request.path_qs
         match = UPLOAD.fullmatch(request.path)
-        if (
-            request.method != "POST"
-            or match is None
-            or match.group(1) != self.mailbox
-            or not _is_application(body)
-        ):
+        if request.method != "POST" or match is None:
             return await self._forward(request.method, path, headers, body)
-        n, self.count = self.count, self.count + 1
         fake = web.json_response({"seq": 0, "duplicate": False, "evicted": []}, status=201)
+        upload = (path, headers, body)
+        if self.delay > 0:
+            self.done.append(("delay", 0))
+            self._later(upload, self.delay)
+            return fake
+        mailbox = match.group(1)
+        if not _is_application(body):
+            return await self._forward("POST", path, headers, body)
+        if mailbox in self.drop_app:
+            self.done.append(("drop_app", 0))
+            return fake
+        if mailbox in self.capture:
+            self.done.append(("capture", 0))
+            self.backlog.append(upload)
+            return fake
+        if mailbox in self.hold_newest:
+            held = self._newest.get(mailbox)
+            if held is not None and held[2] == body:
+                self.done.append(("drop_resend", 0))  # a resend of what we hold: gone again
+                return fake
+            self._newest[mailbox] = upload
+            self.done.append(("hold", 0))
+            if held is not None:
+                await self._forward("POST", *held)
+            return fake
+        if mailbox != self.mailbox:
+            return await self._forward("POST", path, headers, body)
+        return await self._by_index(upload, fake)
+
+    async def _by_index(self, upload: Upload, fake: web.Response) -> web.Response:
+        path, headers, body = upload
+        n, self.count = self.count, self.count + 1
         if n in self.drop:
             self.done.append(("drop", n))
             return fake
         if n in self.swap:
             self.done.append(("swap", n))
-            self._held = (path, headers, body)
-            asyncio.get_running_loop().call_later(3.0, self._flush_later)
+            self._held = upload
+            self._later_flush()
             return fake
         response = await self._forward("POST", path, headers, body)
         if n in self.duplicate:
@@ -106,9 +172,14 @@ class FaultyRelay:
         if held is not None:
             await self._forward("POST", *held)
 
-    def _flush_later(self) -> None:
-        task = asyncio.ensure_future(self._flush())
-        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+    def _later_flush(self) -> None:
+        async def flush() -> None:
+            await asyncio.sleep(3.0)
+            await self._flush()
+
+        task = asyncio.ensure_future(flush())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
 
 __all__ = ["FaultyRelay"]

@@ -6,6 +6,7 @@
 
 mod client;
 mod error;
+mod membership;
 mod ops;
 mod policy;
 mod provider;
@@ -23,3 +24,5 @@ pub const CORE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_membership;

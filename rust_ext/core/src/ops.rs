@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::client::{guard, Client, Group};
 use crate::error::{group_state, internal, Error, Result};
+use crate::membership::{check_commit_membership, check_unique_members, prune_stored_proposals};
 
 /// The PSK id under which the pairing secret is stored on both sides. The secret itself never
 /// leaves the key schedule; a wrong secret makes the Welcome undecryptable.
@@ -51,6 +52,15 @@ pub(crate) fn parse(bytes: &[u8], limit: usize) -> Result<MlsMessageIn> {
         )));
     }
     MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| Error::Decode(format!("{e:?}")))
+}
+
+/// Our own staged commit keeps the membership invariants, or it is dropped (the caller's
+/// transaction rolls the state back): the same rule as for commits we receive.
+fn check_own_commit(group: &MlsGroup) -> Result<()> {
+    let staged = group
+        .pending_commit()
+        .ok_or_else(|| Error::Internal("no pending commit after staging".into()))?;
+    check_commit_membership(group, staged, group.own_leaf_index())
 }
 
 fn identity_of(c: &Credential) -> Vec<u8> {
@@ -142,7 +152,7 @@ impl Client {
         })
     }
 
-    fn parse_key_package(&self, bytes: &[u8]) -> Result<KeyPackage> {
+    pub(crate) fn parse_key_package(&self, bytes: &[u8]) -> Result<KeyPackage> {
         let msg = parse(bytes, self.config.max_message_size)?;
         let MlsMessageBodyIn::KeyPackage(kp) = msg.extract() else {
             return Err(Error::Decode("not a KeyPackage".into()));
@@ -203,6 +213,7 @@ impl Client {
                     "only the group's committer (its creator) may commit".into(),
                 ));
             }
+            prune_stored_proposals(&mut g.mls, provider.storage())?;
             let mut builder = g
                 .mls
                 .commit_builder()
@@ -220,6 +231,7 @@ impl Client {
                 .map_err(|e| Error::Policy(format!("cannot add: {e:?}")))?
                 .stage_commit(&*provider)
                 .map_err(|e| group_state("cannot commit", e))?;
+            check_own_commit(&g.mls)?;
             let (commit, welcome, _) = bundle.into_messages();
             let welcome = welcome.ok_or_else(|| Error::Internal("no Welcome".into()))?;
             g.mls
@@ -289,6 +301,7 @@ impl Client {
             if !(identity_ok && key_ok) {
                 return Err(Error::Join("the inviter is not who was expected".into()));
             }
+            check_unique_members(staged.members())?;
             let committer = staged.welcome_sender_index().u32();
             let mls = staged
                 .into_group(&c.provider)
@@ -336,6 +349,7 @@ impl Client {
         let g = groups
             .get_mut(gid)
             .ok_or_else(|| Error::Internal("group vanished".into()))?;
+        prune_stored_proposals(&mut g.mls, provider.storage())?;
         let bundle = g
             .mls
             .commit_builder()
@@ -348,6 +362,7 @@ impl Client {
             .map_err(|e| group_state("cannot commit", e))?
             .stage_commit(&*provider)
             .map_err(|e| group_state("cannot commit", e))?;
+        check_own_commit(&g.mls)?;
         let commit = bundle.into_commit();
         g.mls
             .merge_pending_commit(&*provider)

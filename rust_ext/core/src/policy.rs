@@ -4,7 +4,8 @@
 //! commits; other members may only propose Updates of their own leaf; a commit may carry a
 //! path, Adds, Removes (never of the committer), Updates by reference and PSKs the receiver
 //! holds, and nothing else (no GroupContextExtensions, ReInit, ExternalInit, SelfRemove or
-//! custom proposals).
+//! custom proposals). Membership changes keep the invariants of [`crate::membership`]: one
+//! leaf per credential and per signature key, and a leaf keeps both for its whole life.
 
 use openmls::framing::errors::{MessageDecryptionError, SecretTreeError};
 use openmls::prelude::*;
@@ -12,6 +13,7 @@ use openmls_rust_crypto::MemoryStorageError;
 
 use crate::client::{guard, Client};
 use crate::error::{internal, Error, Result};
+use crate::membership::{check_commit_membership, check_leaf_continuity};
 use crate::ops::parse;
 
 /// What kind of content a message carries.
@@ -217,11 +219,12 @@ impl Client {
                         "the committer does not send proposals".into(),
                     ));
                 }
-                if !matches!(q.proposal(), Proposal::Update(_)) {
+                let Proposal::Update(update) = q.proposal() else {
                     return Err(Error::Policy(
                         "members may only propose updates of their own leaf".into(),
                     ));
-                }
+                };
+                check_leaf_continuity(&g.mls, idx, update.leaf_node())?;
                 // Stored by every member: the committer's next commit may reference it.
                 g.mls
                     .store_pending_proposal(provider.storage(), *q)
@@ -235,6 +238,7 @@ impl Client {
                     ));
                 }
                 check_commit(&sc, committer)?;
+                check_commit_membership(&g.mls, &sc, idx)?;
                 let name_at = |i: LeafNodeIndex| {
                     g.mls
                         .member(i)

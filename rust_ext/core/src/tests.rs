@@ -6,7 +6,7 @@ use crate::*;
 
 /// Keeps the last persisted snapshot in memory; can be told to fail.
 #[derive(Clone, Default)]
-struct Mem {
+pub(crate) struct Mem {
     last: Arc<Mutex<Vec<u8>>>,
     fail: Arc<Mutex<bool>>,
 }
@@ -30,7 +30,7 @@ impl Mem {
     }
 }
 
-fn client(name: &str) -> (Client, Mem) {
+pub(crate) fn client(name: &str) -> (Client, Mem) {
     let mem = Mem::default();
     let c = Client::create(
         name.as_bytes(),
@@ -47,7 +47,7 @@ fn reopen(mem: &Mem) -> Client {
 }
 
 /// A hub and `n` clients in one group, every client joined.
-fn group(n: usize) -> (Client, Vec<Client>, Vec<u8>, Vec<Mem>) {
+pub(crate) fn group(n: usize) -> (Client, Vec<Client>, Vec<u8>, Vec<Mem>) {
     let (mut hub, _) = client("hub");
     let gid = hub.create_group(None).expect("group");
     let mut clients = Vec::new();
@@ -129,7 +129,7 @@ fn only_the_committer_commits_and_client_updates_are_folded() {
 
 /// Craft a message with OpenMLS directly, bypassing our API's own checks, as a rogue or
 /// buggy member could.
-fn rogue<T>(
+pub(crate) fn rogue<T>(
     c: &mut Client,
     gid: &[u8],
     f: impl FnOnce(

@@ -129,7 +129,7 @@ class _Viewer:
             )
         self.status.set("requesting")
         request = LiveRequest(camera=self.camera, session_id=self.request_id)
-        await self.syncer.send_control(self.camera, request)
+        await self.syncer.send_control(self.camera, request, wait=15.0)
         deadline = time.monotonic() + answer_timeout
         while not self.answers:
             await self._read("control", deadline, "the hub's answer")

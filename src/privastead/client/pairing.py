@@ -196,6 +196,19 @@ async def _pair(  # noqa: PLR0917 - one private step of pair()
         safety_code=safety,
         groups=tuple(entries),
     )
+    await _start_reading(relay, code, data, accept, entries, info, seq)
+    return ClientPaired(info, safety)
+
+
+async def _start_reading(  # noqa: PLR0917 - the last step of _pair()
+    relay: RelayClient,
+    code: PairingCode,
+    data: DataDir,
+    accept: PairAccept,
+    entries: list[GroupEntry],
+    info: DeviceInfo,
+    seq: int,
+) -> None:
     # Start reading each mailbox right after the commit that added us (the hub registered our
     # token before it, so nothing later is gone); a hub that did not say where: after what is
     # already there (older epochs we cannot read).
@@ -210,9 +223,12 @@ async def _pair(  # noqa: PLR0917 - one private step of pair()
                 await own.ack(entry.mailbox, start)
             data.save_sync_state(entry, {"cursor": start})
     data.save(info, accept.relay_token)
-    await relay.register(mailbox)
-    await relay.ack(mailbox, seq)  # tells the hub we have its answer: it deletes the mailbox
-    return ClientPaired(info, safety)
+    # A fresh start for the verdicts about the hub (a replaced device may have been told it
+    # was removed under its old token, and old claims name the old leaves).
+    for verdict in ("health", "withheld"):
+        data.save_sync_state_raw(verdict, {})
+    await relay.register(code.mailbox)
+    await relay.ack(code.mailbox, seq)  # tells the hub we have its answer: it deletes the mailbox
 
 
 __all__ = ["ClientPaired", "pair", "rejoin"]

@@ -28,6 +28,7 @@ from privastead.errors import (
     DecodeError,
     DecryptionError,
     DuplicateMessageError,
+    GroupStateError,
     PolicyError,
     StaleMessageError,
     WrongEpochError,
@@ -54,6 +55,11 @@ ALLOWED: dict[str, tuple[type, ...]] = {
 }
 
 
+class CommitLike(Protocol):
+    @property
+    def removed_self(self) -> bool: ...
+
+
 class ReceivedLike(Protocol):
     @property
     def kind(self) -> str: ...
@@ -63,6 +69,9 @@ class ReceivedLike(Protocol):
 
     @property
     def sender_index(self) -> int: ...
+
+    @property
+    def commit(self) -> CommitLike | None: ...
 
 
 class GroupDecryptor(Protocol):
@@ -122,6 +131,10 @@ class GroupReceiver:
             return Outcome(False, "for a later epoch: waiting for its commit")
         except StaleMessageError:
             return Outcome(True, "too old: its keys are gone")
+        except GroupStateError:
+            # The hub removed this device's leaf (its commit deleted our copy of the group).
+            self._health.removed_from(self._key)
+            return Outcome(True, "no longer a member of this group")
         except (DecryptionError, DecodeError, PolicyError) as e:
             self._health.decrypt_failed(self._key)
             log.warning("%s: a message did not decrypt: %s", self._key, type(e).__name__)
@@ -131,6 +144,9 @@ class GroupReceiver:
 
     def _accept(self, received: ReceivedLike) -> Outcome:
         if received.kind != "application":
+            if received.commit is not None and received.commit.removed_self:
+                self._health.removed_from(self._key)
+                return Outcome(True, "removed from this group by the hub")
             return Outcome(True, f"{received.kind} applied")
         if received.sender_index != self._decryptor.committer(self._group_id):
             return Outcome(True, "from another device: not for us")

@@ -23,31 +23,33 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from privastead import compat
 from privastead.client.clipstore import ClipStore
+from privastead.client.defaults import DEFAULT_UPDATE_INTERVAL
 from privastead.client.device import DataDir, DeviceInfo, GroupEntry
 from privastead.client.eventlog import EventLog
-from privastead.client.health import HealthMonitor, HubHealth
+from privastead.client.health import HealthReport
+from privastead.client.readd import ReAdder, epoch_of
 from privastead.client.receiver import GroupReceiver, Outcome
 from privastead.client.resync import ResyncPolicy
 from privastead.client.sink import LocalSink
+from privastead.client.watch import GroupView, HubWatch, WatchSettings
 from privastead.clock import Clock
 from privastead.crypto import Identity
 from privastead.errors import (
     ConfigError,
     CryptoError,
+    DeviceRemovedError,
+    GroupStateError,
     RelayError,
-    StateLockedError,
-    StorageError,
 )
 from privastead.protocol.codec import Message
+from privastead.protocol.health_messages import ResendGone
 from privastead.protocol.messages import Heartbeat, ResendRequest
-from privastead.protocol.pairing_messages import ReAddAccept, ReAddRequest
+from privastead.protocol.pairing_messages import ReAddAccept
 from privastead.protocol.seq import SeqTracker
 from privastead.relay.client import RelayClient
 
@@ -60,6 +62,7 @@ class _Group:
     identity: Identity
     receiver: GroupReceiver
     cursor: int
+    read_round: int = -1  # the last sync round that read this mailbox to its end
 
 
 class Syncer:
@@ -70,36 +73,48 @@ class Syncer:
         data: DataDir,
         *,
         clock: Clock,
-        offline_after: float = 900.0,
+        offline_after: float | None = None,
+        watch: WatchSettings | None = None,
         on_message: Callable[[str, str, Message], None] | None = None,
         resync: ResyncPolicy | None = None,
         auto_resync: bool = True,
         on_status: Callable[[str], None] | None = None,
+        update_interval: float = DEFAULT_UPDATE_INTERVAL,
     ) -> None:
         """``listen`` asks for re-adds by itself unless ``auto_resync`` is off (``resync``
-        tunes when; the default policy otherwise)."""
+        tunes when; the default policy otherwise). ``watch`` tunes when the hub counts as
+        offline and messages as withheld (``offline_after`` overrides its first field). Every
+        full round that reached the relay proposes fresh keys for every group once the last
+        proposal (by any process on this data directory) is ``update_interval`` old."""
         self.data = data
+        self.update_interval = update_interval
         if resync is None and auto_resync:
             resync = ResyncPolicy(clock)
-        self.resync = resync if auto_resync else None
         self.on_status = on_status
         if resync is not None:
             saved_resync = data.sync_state_raw("resync")
             if saved_resync:
                 resync.restore(saved_resync)
+        self.readd = ReAdder(self, resync if auto_resync else None)
         self.info: DeviceInfo = data.load()
         self.clock = clock
         self.on_message = on_message
-        self.health = HealthMonitor(clock, offline_after=offline_after)
-        saved = data.sync_state_raw("health")
-        if saved:
-            self.health.restore(saved)
+        settings = watch or WatchSettings()
+        if offline_after is not None:
+            settings = replace(settings, offline_after=offline_after)
+        self.watch = HubWatch(
+            data,
+            clock,
+            hub_name=self.info.hub_name,
+            groups=[g.key for g in self.info.groups],
+            settings=settings,
+        )
+        self.health = self.watch.health
         self.clips = ClipStore(data.clips)
         self.events = EventLog(data.events_db, clock=clock)
         self.sink = LocalSink(self.clips, self.events, data.thumbnails, self._on_heartbeat)
         self.relay = RelayClient(self.info.relay_url, data.token())
         self.groups: list[_Group] = []
-        self._pending: dict[tuple[str, str], Identity] = {}  # fresh leaves awaiting a Welcome
         try:
             for entry in self.info.groups:
                 identity = Identity.open(data.mls / entry.state)
@@ -119,47 +134,57 @@ class Syncer:
                     sink=self.sink,
                 )
                 self.groups.append(_Group(entry, identity, receiver, int(state.get("cursor", 0))))
-                pending = data.mls / self._pending_path(entry.camera, entry.group)
+                pending = data.mls / self.readd.pending_path(entry.camera, entry.group)
                 if entry.group != "control" and pending.exists():
-                    self._reopen_pending(entry, pending)
+                    self.readd.reopen_pending(entry, pending)
         except BaseException:
             self._close_identities()
             raise
         self.received = 0
         self.relay_error = ""  # the last round's relay failure, if any
         self._own: set[tuple[str, int]] = set()  # (mailbox, relay seq) of our own uploads
-        self._hub_epochs: dict[str, tuple[float, int]] = {}  # key -> (hub time, hub epoch)
-        self._counted_beats: dict[str, float] = {}  # key -> hub time of the last counted lag
-        self._blocked: set[str] = set()  # groups whose mailbox waits on a later epoch now
-        self.readded: list[str] = []  # "camera/group" keys re-joined
+        self.blocked: set[str] = set()  # groups whose mailbox waits on a later epoch now
+        self._round = 0  # sync rounds so far (heartbeat claims are checked a round later)
         # Callbacks for every stored message (e.g. a livestream waiting for its LiveAnswer),
         # and one lock so that a livestream's catch-up and the receive loop never interleave.
         self.listeners: list[Callable[[str, str, Message], None]] = []
         self._lock = asyncio.Lock()
 
-    def _reopen_pending(self, entry: GroupEntry, path: Path) -> None:
-        """A re-add requested before a restart: its answer may still come."""
-        try:
-            self._pending[(entry.camera, entry.group)] = Identity.open(path)
-        except StateLockedError:
-            raise  # another process has this data directory open
-        except (StorageError, CryptoError) as e:  # e.g. cut short by a crash: ask again later
-            log.warning("%s: unusable pending re-add state dropped: %s", entry.key, e)
-            path.unlink(missing_ok=True)
+    @property
+    def resync(self) -> ResyncPolicy | None:
+        """When ``listen`` asks for re-adds by itself (None: never)."""
+        return self.readd.resync
+
+    @property
+    def readded(self) -> list[str]:
+        """The "camera/group" keys re-joined so far."""
+        return self.readd.readded
+
+    async def request_readd(self, camera: str, groups: Sequence[str], reason: str = "") -> None:
+        """Ask the hub to replace this device's leaf in ``groups`` of ``camera`` (see
+        ``client.readd``); keep this Syncer open until ``readded`` lists them."""
+        await self.readd.request(camera, groups, reason)
+
+    async def auto_resync(self) -> list[str]:
+        """After a round: ask for the re-adds the policy finds due; returns their keys."""
+        return await self.readd.auto()
+
+    @property
+    def removed(self) -> bool:
+        """This device was removed from the hub: nothing will work again (pair anew)."""
+        return self.health.removed
 
     def _on_heartbeat(self, camera: str, beat: Heartbeat) -> None:
         local = {
-            g.entry.key: g.identity.epoch(g.entry.group_id)
+            g.entry.key: epoch
             for g in self.groups
             if g.entry.camera == camera
+            and (epoch := epoch_of(g.identity, g.entry.group_id)) is not None
         }
-        self.health.heartbeat(beat, local, caught_up=True)
-        for key, epoch in beat.epochs.items():
-            # Only the newest heartbeat counts (a replayed or reordered one proves nothing).
-            if key in local and beat.hub_time >= self._hub_epochs.get(key, (0.0, 0))[0]:
-                self._hub_epochs[key] = (beat.hub_time, epoch)
+        self.watch.heartbeat(beat, local, self._round)
+        self.readd.heartbeat(beat, local)
 
-    def _status(self, line: str) -> None:
+    def status_line(self, line: str) -> None:
         log.warning("%s", line)
         if self.on_status is not None:
             self.on_status(line)
@@ -179,7 +204,8 @@ class Syncer:
 
     async def _sync_groups(self, camera: str | None, names: Sequence[str]) -> int:
         handled = 0
-        self._blocked.clear()
+        self.blocked.clear()
+        self._round += 1
         try:
             for group in self.groups:
                 if camera is not None and group.entry.camera != camera:
@@ -189,18 +215,40 @@ class Syncer:
                 handled += await self._sync_group(group)
             self.health.relay_ok()
             self.relay_error = ""
+            await self._after_round()
+            if camera is None and not names:
+                await self.update_keys_if_due()
+        except DeviceRemovedError as e:
+            self.health.device_removed(str(e))
+            self.relay_error = str(e)
+            log.warning("relay: %s", e)
         except RelayError as e:
             self.health.relay_failed()
             self.relay_error = str(e)
             log.warning("relay: %s", e)
-        self.data.save_sync_state_raw("health", self.health.to_dict())
+        self.watch.save()
         return handled
+
+    async def _after_round(self) -> None:
+        """Ask again for what heartbeats say was sent but never came; probe the hub's clock
+        when it looks silent."""
+        views = [GroupView(g.entry.key, g.receiver.tracker, g.read_round) for g in self.groups]
+        for key, ranges in self.watch.after_round(views):
+            entry = next(g.entry for g in self.groups if g.entry.key == key)
+            await self.request_resend(entry, ranges)
+        probe = self.watch.probe()
+        if probe is not None:
+            try:
+                await self.send_control(probe.camera, probe)
+            except CryptoError as e:  # our own update proposal is pending: next time
+                log.info("clock probe not sent: %s", e)
 
     async def _sync_group(self, group: _Group) -> int:
         handled = 0
         while True:
             page = await self.relay.list_messages(group.entry.mailbox, after=group.cursor)
             if not page.messages:
+                group.read_round = self._round
                 return handled
             for info in page.messages:
                 if (group.entry.mailbox, info.seq) in self._own:
@@ -214,7 +262,7 @@ class Syncer:
                 outcome = group.receiver.handle(body)
                 if not outcome.ack:
                     # A later epoch: its commit is not here yet, or (if this lasts) we missed it.
-                    self._blocked.add(group.entry.key)
+                    self.blocked.add(group.entry.key)
                     return handled
                 if outcome.decrypted and self.resync is not None:
                     self.resync.clear(group.entry.key)
@@ -237,151 +285,28 @@ class Syncer:
             await self.request_resend(group.entry, outcome.missing)
         message = outcome.message
         if isinstance(message, ReAddAccept) and message.device_id == self.info.device_id:
-            self._rejoin(message)
+            self.readd.rejoin(message)
+        elif isinstance(message, ResendGone) and outcome.note == "stored":
+            self._gone(message)
 
-    # -- re-adding this device to groups it lost sync with -------------------------------
-
-    def _pending_path(self, camera: str, group: str) -> str:
-        return f"{camera}-{group}.readd.mls"
-
-    async def request_readd(self, camera: str, groups: Sequence[str], reason: str = "") -> None:
-        """Send fresh KeyPackages for ``groups`` of ``camera`` in its control group; the answer
-        is joined by the receive loop. Keep this Syncer open until ``readded`` lists them."""
-        control = next(
-            (g for g in self.groups if g.entry.camera == camera and g.entry.group == "control"),
+    def _gone(self, message: ResendGone) -> None:
+        target = next(
+            (
+                g
+                for g in self.groups
+                if g.entry.camera == message.camera and g.entry.group == message.group
+            ),
             None,
         )
-        if control is None:
-            raise ConfigError(f"this device is not paired with camera {camera!r}")
-        kps: dict[str, bytes] = {}
-        for name in groups:
-            if name == "control" or not any(
-                g.entry.camera == camera and g.entry.group == name for g in self.groups
-            ):
-                raise ConfigError(f"cannot re-add {camera}/{name}: only events or live groups")
-            old = self._pending.pop((camera, name), None)
-            if old is not None:
-                old.close()
-            path = self.data.mls / self._pending_path(camera, name)
-            path.unlink(missing_ok=True)
-            ident = Identity.create(path, secrets.token_hex(16).encode())
-            self._pending[(camera, name)] = ident
-            kps[name] = ident.key_package()
-        request = ReAddRequest(self.info.device_id, camera, kps, reason)
-        ciphertext = control.identity.encrypt(control.entry.group_id, request.encode())
-        await self._upload(control.entry.mailbox, ciphertext)
-
-    def _rejoin(self, accept: ReAddAccept) -> None:
-        camera = accept.camera.camera
-        for grant in accept.camera.groups:
-            ident = self._pending.pop((camera, grant.group), None)
-            group = next(
-                (
-                    g
-                    for g in self.groups
-                    if g.entry.camera == camera and g.entry.group == grant.group
-                ),
-                None,
+        if target is None:
+            return
+        lost = self.watch.gone(message, target.receiver.tracker)
+        if lost:
+            state = {"cursor": target.cursor, "tracker": target.receiver.tracker.to_dict()}
+            self.data.save_sync_state(target.entry, state)
+            self.status_line(
+                f"{target.entry.key}: {lost} message(s) lost (the hub no longer has them)"
             )
-            if ident is None or group is None:
-                continue  # not ours, or an answer to an earlier request we gave up on
-            try:
-                group_id = ident.join(grant.welcome, inviter_signature_key=grant.hub_signature_key)
-            except CryptoError as e:
-                log.warning("%s: re-add Welcome not usable: %s", group.entry.key, e)
-                ident.close()
-                continue
-            ident.close()
-            group.identity.close()
-            pending = self.data.mls / self._pending_path(camera, grant.group)
-            pending.replace(self.data.mls / group.entry.state)
-            entry = replace(
-                group.entry, mailbox=grant.mailbox, group_id=group_id, first_seq=grant.first_seq
-            )
-            identity = Identity.open(self.data.mls / entry.state)
-            tracker = SeqTracker(grant.first_seq)  # what came before is gone for this leaf
-            group.entry, group.identity = entry, identity
-            group.receiver = GroupReceiver(
-                identity,
-                group_id,
-                camera=camera,
-                group=grant.group,
-                tracker=tracker,
-                health=self.health,
-                sink=self.sink,
-            )
-            self.data.save_sync_state(entry, {"cursor": group.cursor, "tracker": tracker.to_dict()})
-            self.readded.append(entry.key)
-            if self.resync is not None:
-                self.resync.readded(entry.key)
-                self.data.save_sync_state_raw("resync", self.resync.to_dict())
-            self._status(f"resync {entry.key}: re-added by the hub")
-        self.info = replace(self.info, groups=tuple(g.entry for g in self.groups))
-        self.data.save(self.info, self.data.token())
-
-    # -- asking for a re-add by itself -------------------------------------------------------
-
-    def _gather_evidence(self) -> None:
-        assert self.resync is not None
-        report = self.health.report()
-        undecryptable = set(report.groups) if report.state is HubHealth.DESYNC else set()
-        for group in self.groups:
-            key = group.entry.key
-            if group.entry.group == "control":
-                continue  # re-pairing territory: a re-add request travels in control itself
-            if key in self._blocked:
-                self.resync.observe(key, "blocked", "its mailbox waits on a later epoch")
-            else:
-                self.resync.clear(key, "blocked")
-            if key in undecryptable:
-                self.resync.observe(key, "undecryptable", "its messages do not decrypt")
-            else:
-                self.resync.clear(key, "undecryptable")
-            beat = self._hub_epochs.get(key)
-            local = group.identity.epoch(group.entry.group_id)
-            if beat is not None and beat[1] > local:
-                if self._counted_beats.get(key) != beat[0]:  # one observation per heartbeat
-                    self._counted_beats[key] = beat[0]
-                    self.resync.observe(
-                        key, "lagging", f"the hub is at epoch {beat[1]}, this device at {local}"
-                    )
-            else:
-                self.resync.clear(key, "lagging")
-
-    async def auto_resync(self) -> list[str]:
-        """After a round: ask for a re-add of the groups the policy finds lost and due;
-        returns their keys. Nothing happens in a round the relay failed."""
-        if self.resync is None or self.relay_error:
-            return []
-        self._gather_evidence()
-        keys = [g.entry.key for g in self.groups if g.entry.group != "control"]
-        previous = {k: self.resync.record(k) for k in keys}
-        due = self.resync.due(keys)
-        by_camera: dict[str, list[str]] = {}
-        for d in due:
-            camera, group = d.key.split("/", 1)
-            by_camera.setdefault(camera, []).append(group)
-        sent: list[str] = []
-        for camera, groups in by_camera.items():
-            wanted = [d for d in due if d.key.split("/", 1)[0] == camera]
-            reason = "; ".join(f"{d.key}: {d.reason}" for d in wanted)
-            try:
-                await self.request_readd(camera, groups, f"automatic: {reason}")
-            except (RelayError, CryptoError) as e:
-                for d in wanted:
-                    self.resync.failed(d.key, previous[d.key])
-                log.warning("resync %s: request not sent: %s", camera, type(e).__name__)
-                continue
-            for d in wanted:
-                when = time.strftime("%H:%M:%S", time.localtime(d.next_allowed))
-                self._status(
-                    f"resync {d.key}: this device lost sync ({d.reason}); asked the hub to "
-                    f"re-add it (request {d.attempt}; no new request before {when})"
-                )
-                sent.append(d.key)
-        if due:
-            self.data.save_sync_state_raw("resync", self.resync.to_dict())
-        return sent
 
     async def request_resend(self, entry: GroupEntry, ranges: tuple[tuple[int, int], ...]) -> None:
         control = next(
@@ -398,7 +323,7 @@ class Syncer:
         request = ResendRequest(camera=entry.camera, group=entry.group, ranges=tuple(ranges))
         try:
             ciphertext = control.identity.encrypt(control.entry.group_id, request.encode())
-            await self._upload(control.entry.mailbox, ciphertext)
+            await self.upload(control.entry.mailbox, ciphertext)
         except Exception as e:  # a resend request is best effort; the gap stays reported
             log.warning("%s: resend request not sent: %s", entry.key, type(e).__name__)
 
@@ -409,26 +334,57 @@ class Syncer:
                 return g.entry, g.identity
         raise ConfigError(f"this device is not paired with camera {camera!r}")
 
-    async def send_control(self, camera: str, message: Message) -> None:
-        """Send a request (e.g. ``LiveRequest``) to the hub in ``camera``'s control group."""
-        entry, identity = self.group_state(camera, "control")
-        await self._upload(entry.mailbox, identity.encrypt(entry.group_id, message.encode()))
+    async def send_control(self, camera: str, message: Message, *, wait: float = 0.0) -> None:
+        """Send a request (e.g. ``LiveRequest``) to the hub in ``camera``'s control group.
 
-    async def _upload(self, mailbox: str, body: bytes) -> None:
+        While our own update proposal waits for the hub's commit, MLS lets us send nothing in
+        that group; with ``wait`` the control mailbox is read until the commit came (at most
+        ``wait`` seconds; the hub commits proposals within a second or two). Not from inside
+        a round (it takes the round lock)."""
+        entry, identity = self.group_state(camera, "control")
+        deadline = self.clock.monotonic() + wait
+        while True:
+            try:
+                ciphertext = identity.encrypt(entry.group_id, message.encode())
+                break
+            except GroupStateError:
+                if self.clock.monotonic() >= deadline:
+                    raise
+                await self.sync_groups(camera, ("control",))
+                await self.clock.sleep(0.2)
+        await self.upload(entry.mailbox, ciphertext)
+
+    async def upload(self, mailbox: str, body: bytes) -> None:
         result = await self.relay.upload(mailbox, body, secrets.token_hex(16))
         self._own.add((mailbox, result.seq))
 
     async def propose_updates(self) -> int:
         """Fresh leaf keys for every group, proposed to the hub (the only committer), which
-        folds them into its next commit: post-compromise security for this device."""
+        folds them into its next commit: post-compromise security for this device (a copy of
+        its state taken before is locked out from then on)."""
         sent = 0
         for group in self.groups:
             try:
                 proposal = group.identity.propose_update(group.entry.group_id)
-                await self._upload(group.entry.mailbox, proposal)
+                await self.upload(group.entry.mailbox, proposal)
                 sent += 1
+            except DeviceRemovedError:
+                raise
             except (RelayError, CryptoError) as e:
                 log.warning("%s: update proposal not sent: %s", group.entry.key, e)
+        return sent
+
+    async def update_keys_if_due(self) -> int:
+        """``propose_updates`` if the last proposal from this data directory is at least
+        ``update_interval`` old (recorded in ``sync/updates.json``, so every process, ``sync``
+        and ``status`` included, honours the same rate)."""
+        now = self.clock.time()
+        last = self.data.sync_state_raw("updates").get("last")
+        if isinstance(last, int | float) and 0 <= now - float(last) < self.update_interval:
+            return 0
+        sent = await self.propose_updates()
+        if sent:
+            self.data.save_sync_state_raw("updates", {"last": now})
         return sent
 
     # -- forever -----------------------------------------------------------------------------
@@ -438,26 +394,28 @@ class Syncer:
         *,
         poll: float = 5.0,
         stop: asyncio.Event | None = None,
-        update_interval: float = 86400.0,
+        on_health: Callable[[HealthReport], None] | None = None,
     ) -> None:
         """Sync on every relay "new message" event (or every ``poll`` seconds without the
-        socket) until ``stop``; propose fresh keys every ``update_interval`` seconds."""
+        socket) until ``stop``, or until the device turns out to be removed (no retrying
+        then). ``on_health`` gets every change of the health state (the first one too)."""
         stop = stop or asyncio.Event()
-        next_update = self.clock.monotonic() + update_interval
         sub = None
         try:
             while not stop.is_set():
-                if sub is None:
+                if sub is None and not self.removed:
                     with contextlib.suppress(RelayError):
                         sub = await self.relay.subscribe([g.entry.mailbox for g in self.groups])
                 await self.sync_once()
-                await self.auto_resync()
-                if self.clock.monotonic() >= next_update:
-                    await self.propose_updates()
-                    next_update = self.clock.monotonic() + update_interval
+                if not self.removed:
+                    await self.auto_resync()
                 report = self.health.check()
                 if report is not None:
                     log.warning("hub health: %s: %s", report.state.value, report.detail)
+                    if on_health is not None:
+                        on_health(report)
+                if self.removed:
+                    return
                 if sub is None:
                     await _wait(stop, poll)
                     continue
@@ -466,6 +424,9 @@ class Syncer:
                         await sub.next_event()
                 except TimeoutError:
                     pass
+                except DeviceRemovedError as e:  # the relay closed our socket: removed
+                    self.health.device_removed(str(e))
+                    sub = None
                 except RelayError:
                     with contextlib.suppress(Exception):
                         await sub.close()
@@ -478,9 +439,7 @@ class Syncer:
     # -- closing -----------------------------------------------------------------------------
 
     def _close_identities(self) -> None:
-        for ident in self._pending.values():
-            ident.close()
-        self._pending.clear()
+        self.readd.close()
         for group in self.groups:
             if not group.identity.closed:
                 group.identity.close()

@@ -173,18 +173,15 @@ class AdminServer:
             if name == "ping":
                 result: dict[str, Any] = {"pid": os.getpid()}
             elif name == "devices":
-                result = {"devices": self.admin.devices()}
-            elif name in ("remove", "pair"):
+                result = self.admin.devices()
+            elif name in ("remove", "remove_unknown", "pair"):
                 if self._busy.locked():
                     raise AdminError(
                         "another pairing or removal is running in the hub: wait for it to end "
                         "(or interrupt its `privastead-hub` command) and try again"
                     )
                 async with self._busy:
-                    if name == "remove":
-                        result = {"name": await self.admin.remove(str(args.get("device", "")))}
-                    else:
-                        result = await self._pair(args, writer)
+                    result = await self._change(name, args, writer)
             else:
                 raise AdminError(f"unknown admin request {name!r}")
         except asyncio.CancelledError:
@@ -196,6 +193,17 @@ class AdminServer:
                 log.warning("admin %s failed: %s", name, e)
             return error_reply(e)
         return {"type": "result", "result": result}
+
+    async def _change(
+        self, name: str, args: dict[str, Any], writer: asyncio.StreamWriter
+    ) -> dict[str, Any]:
+        """One of the operations that change the groups (run one at a time)."""
+        if name == "remove":
+            removed = await self.admin.remove(str(args.get("device", "")))
+            return {"name": removed.name, "groups": list(removed.groups)}
+        if name == "remove_unknown":
+            return {"removed": await self.admin.remove_unknown()}
+        return await self._pair(args, writer)
 
     async def _pair(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
         cameras = _str_list(args.get("cameras", []), "cameras")

@@ -14,8 +14,14 @@ from typing import Any
 from privastead.clock import Clock, SystemClock
 from privastead.errors import ConfigError
 from privastead.hub.config import HubConfig
-from privastead.hub.devices import find_device, remove_device
-from privastead.hub.groups import DeviceRegistry, HubGroups
+from privastead.hub.devices import (
+    Removed,
+    devices_report,
+    find_device,
+    remove_device,
+    remove_unknown,
+)
+from privastead.hub.groups import HubGroups
 from privastead.hub.outbox import Outbox
 from privastead.hub.pairing import HubPairing, Paired
 from privastead.hub.service import OpenHub
@@ -51,12 +57,18 @@ class HubAdmin:
     def from_open_hub(cls, hub: OpenHub) -> HubAdmin:
         return cls(hub.config, hub.groups, hub.outbox, hub.relay)
 
-    def devices(self) -> dict[str, dict[str, Any]]:
-        return DeviceRegistry(self.groups.data_dir).all()
+    def devices(self) -> dict[str, Any]:
+        """Every device record, and per group the leaves nobody owns (``unknown``)."""
+        return devices_report(self.groups)
 
-    async def remove(self, wanted: str) -> str:
-        hub = OpenHub(self.config, self.outbox, self.groups, self.relay)
-        return await remove_device(hub, wanted, self.uploader)
+    def _hub(self) -> OpenHub:
+        return OpenHub(self.config, self.outbox, self.groups, self.relay)
+
+    async def remove(self, wanted: str) -> Removed:
+        return await remove_device(self._hub(), wanted, self.uploader)
+
+    async def remove_unknown(self) -> dict[str, list[int]]:
+        return await remove_unknown(self._hub(), self.uploader)
 
     def pairing_cameras(
         self, cameras: Sequence[str], replace: str | None
@@ -66,8 +78,9 @@ class HubAdmin:
         if replace is not None:
             if cameras:
                 raise ConfigError("--replace re-adds the device to the cameras it had: no --camera")
-            device_id, record = find_device(self.groups.data_dir, replace)
-            had = sorted({k.split("/")[0] for k in record.get("members", {})} & set(known))
+            device = find_device(self.groups.data_dir, replace)
+            device_id = device.device_id
+            had = sorted(set(device.cameras()) & set(known))
             if not had:
                 raise ConfigError(
                     f"device {replace!r} is in no camera group of this hub: pair it anew "

@@ -178,8 +178,12 @@ class RelaySection:
     outbox_quota_mb: float = 1024.0
     #: Uploaded ciphertext (MB) kept to answer clients' resend requests.
     resend_retention_mb: float = 64.0
-    #: Seconds between heartbeats in every camera's control group.
-    heartbeat_interval: float = 120.0
+    #: Seconds between heartbeats in every camera's control group (clients judge freshness
+    #: by the hub time inside them: keep this well below their offline threshold, 150 s).
+    heartbeat_interval: float = 60.0
+    #: Seconds an epoch of any group may live at most before the hub commits new keys (clips
+    #: and livestreams rotate more often; the control group relies on this).
+    key_rotation_interval: float = 86400.0
     #: Keep the recorded MP4 after its ciphertext is durable (tests compare bytes).
     keep_plaintext_clips: bool = False
 
@@ -188,6 +192,8 @@ class RelaySection:
             raise ValueError(f"url must be http:// or https://, not {self.url!r}")
         if self.outbox_quota_mb <= 0 or self.heartbeat_interval <= 0:
             raise ValueError("outbox_quota_mb and heartbeat_interval must be positive")
+        if self.key_rotation_interval <= 0:
+            raise ValueError("key_rotation_interval must be positive")
 
     def token(self) -> str:
         """The owner token (``ConfigError`` says where it was looked for, or what is wrong).

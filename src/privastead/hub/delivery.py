@@ -7,7 +7,10 @@ Hooked into every camera by the runner (``hooks(camera)``), on the event loop:
 - clip: a self-update commit in ``events`` before its init segment (a leaked key opens one
   clip at most), then each fMP4 fragment as a ``ClipFragment``. One fragment is held back so
   the last one can carry ``final`` when the recorder closes the clip;
-- every ``heartbeat_interval``: a ``Heartbeat`` in each camera's ``control`` group.
+- every ``heartbeat_interval``: a ``Heartbeat`` in each camera's ``control`` group
+  (``hub.heartbeats``: the hub's clock and what it sent, so clients judge the relay), plus one
+  at once to answer a client's ``ClockProbe``;
+- every group gets new keys at least every ``rotation_interval`` (``hub.rotation``).
 
 Every message goes through the group's ``GroupSender`` (MLS state and outbox written together)
 and the ``Uploader`` sends the outbox in order. The recorded MP4 is deleted once every fragment's
@@ -25,20 +28,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from privastead import __version__, compat
+from privastead import compat
 from privastead.clock import Clock
 from privastead.errors import RelayError
 from privastead.hub.camera import EventNotice
 from privastead.hub.clip_journal import ClipJournal, end_interrupted_clips
 from privastead.hub.control import ControlReader
 from privastead.hub.groups import HubGroup, HubGroups
+from privastead.hub.heartbeats import Heartbeats
 from privastead.hub.live_sessions import LiveSessions
 from privastead.hub.mailbox_wake import MailboxWake
 from privastead.hub.outbox import Outbox
+from privastead.hub.rotation import DEFAULT_INTERVAL, KeyRotation
 from privastead.hub.sender import Sent
 from privastead.hub.uploader import Uploader
 from privastead.protocol.codec import Message
-from privastead.protocol.messages import ClipFragment, Heartbeat, Notification
+from privastead.protocol.messages import ClipFragment, Notification
 from privastead.relay.client import RelayClient
 
 log = logging.getLogger(__name__)
@@ -76,7 +81,8 @@ class Delivery:
         relay: RelayClient,
         *,
         clock: Clock,
-        heartbeat_interval: float = 120.0,
+        heartbeat_interval: float = 60.0,
+        rotation_interval: float = DEFAULT_INTERVAL,
         keep_plaintext_clips: bool = False,
         health: Any = None,
         journal: ClipJournal | None = None,
@@ -85,14 +91,17 @@ class Delivery:
         self.outbox = outbox
         self.relay = relay
         self.clock = clock
-        self.heartbeat_interval = heartbeat_interval
         self.keep_plaintext_clips = keep_plaintext_clips
-        self.health = health  # callable: camera -> flat dict of health facts
+        self.heartbeats = Heartbeats(
+            groups, outbox, self._send, clock=clock, interval=heartbeat_interval, health=health
+        )
+        self.rotation = KeyRotation(groups, clock=clock, interval=rotation_interval)
         self.uploader = Uploader(outbox, relay, clock=clock)
         # Open clips on disk, so that a restart ends a clip cut mid-recording (clip_journal).
         self.journal = journal or ClipJournal(groups.data_dir / "open-clips")
         self._clips: dict[tuple[str, str], _Clip] = {}
-        self.control = ControlReader(groups, outbox, relay)
+        self.control = ControlReader(groups, outbox, relay, clock=clock)
+        self.control.on_probe = self.heartbeats.answer
         self.control_interval = 1.0
         # Livestreams answer LiveRequest/LiveStop; the reader wakes on news in control.
         self.live = LiveSessions(groups, relay, self._send)
@@ -121,7 +130,8 @@ class Delivery:
         """Upload and send heartbeats until cancelled."""
         async with compat.TaskGroup() as tasks:
             tasks.create_task(self.uploader.run())
-            tasks.create_task(self._heartbeats())
+            tasks.create_task(self.heartbeats.run())
+            tasks.create_task(self.rotation.run())
             tasks.create_task(self._read_control())
             tasks.create_task(self.live.run())
             tasks.create_task(self.wake.run())
@@ -222,42 +232,6 @@ class Delivery:
             self.journal.close(camera, state.clip_id)
             log.warning("%s: outbox full, clip %s not sent", camera, state.clip_id[:8])
         self.sent_fragments += 1
-
-    # -- heartbeats ------------------------------------------------------------------------
-
-    def send_heartbeats(self) -> None:
-        epochs = self.groups.epochs()
-        status = self.outbox.status().as_dict()
-        for camera in self.groups.cameras():
-            facts: dict[str, Any] = self.health(camera) if self.health is not None else {}
-            group = self.groups.get(camera, "control")
-            mine = {k: v for k, v in epochs.items() if k.startswith(camera + "/")}
-            self._send(group, functools.partial(self._heartbeat, camera, facts, mine, status))
-
-    def _heartbeat(
-        self,
-        camera: str,
-        facts: dict[str, Any],
-        epochs: dict[str, int],
-        status: dict[str, int],
-        seq: int,
-    ) -> Heartbeat:
-        return Heartbeat(
-            hub_time=self.clock.time(),
-            seq=seq,
-            hub_version=__version__,
-            cameras={camera: facts},
-            epochs=epochs,
-            outbox=status,
-        )
-
-    async def _heartbeats(self) -> None:
-        while True:
-            try:
-                self.send_heartbeats()
-            except Exception:  # a heartbeat must never stop the hub
-                log.exception("heartbeat failed")
-            await self.clock.sleep(self.heartbeat_interval)
 
 
 __all__ = ["CameraHooks", "Delivery"]

@@ -6,7 +6,7 @@ Layout under ``<data_dir>``::
     groups.json           {"<camera>/<group>": {"group_id": hex, "mailbox": hex, "state": file}}
     mls/<camera>-<group>.mls   one Identity (state file) per group: small per-message snapshots
     outbox/               hub.outbox (ciphertext waiting for the relay)
-    devices.json          paired devices: name, relay device id, member identity per group
+    devices.json          paired devices: name, relay device id, leaf per group (registry.py)
 
 A group is created on first use and recorded in ``groups.json`` right after its state file
 exists; a state file without a manifest entry (crash between the two) is recreated.
@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from privastead.atomic_file import write_atomic
-from privastead.crypto import AddResult, Identity
-from privastead.errors import StorageError
+from privastead.crypto import AddResult, Identity, Member
+from privastead.errors import PolicyError, StorageError
 from privastead.hub.outbox import Outbox
+from privastead.hub.registry import DeviceRegistry, Leaf, migrate
 from privastead.hub.sender import GroupSender
 from privastead.protocol.groups import GROUPS, HUB_MEMBER
 from privastead.protocol.pairing_messages import GroupGrant
@@ -32,11 +33,11 @@ from privastead.protocol.pairing_messages import GroupGrant
 
 @dataclass(frozen=True)
 class DeviceAdded:
-    """A device's fresh leaf in one group: the add commit, who joined, the device's grant."""
+    """A device's fresh leaf in one group: the add commit, the leaf, the device's grant."""
 
     outbox_seq: int  # where the add commit sits in the outbox
     result: AddResult
-    joined: frozenset[bytes]  # member identities new after the add (one, for a sane package)
+    leaf: Leaf  # the one leaf the add created: what devices.json binds to the device
     grant: GroupGrant
 
 
@@ -53,6 +54,11 @@ class HubGroup:
     def key(self) -> str:
         return f"{self.camera}/{self.group}"
 
+    def members(self) -> list[Member]:
+        """Every leaf but the hub's own."""
+        own = self.identity.committer(self.group_id)
+        return [m for m in self.identity.members(self.group_id) if m.index != own]
+
     # Commits go through the sender, which records them in the same atomic state write.
 
     def add(self, key_package: bytes) -> AddResult:
@@ -61,17 +67,31 @@ class HubGroup:
 
         return self.sender.commit(op, lambda r: r.commit)
 
-    def add_device(self, key_package: bytes, stale: str | None = None) -> DeviceAdded:
-        """Add a device's KeyPackage, first removing ``stale`` (its old leaf's member identity,
-        hex) if that is still a member: pairing, re-pairing and re-adding all do this."""
-        before = {m.identity for m in self.identity.members(self.group_id)}
-        if stale is not None and bytes.fromhex(stale) in before:
-            self.remove(bytes.fromhex(stale))
-            before.discard(bytes.fromhex(stale))
+    def add_device(self, key_package: bytes, stale: Leaf | None = None) -> DeviceAdded:
+        """Add a device's KeyPackage, first removing its ``stale`` leaf if that is still a
+        member: pairing, re-pairing and re-adding all do this.
+
+        The device's new leaf is the one leaf (index, signature key) the add commit created,
+        read from the member lists before and after it. Anything but exactly one is undone
+        (the new leaves are removed again before anyone has their Welcome) and raises
+        ``PolicyError``; the core already refuses a KeyPackage that reuses a member's
+        credential or key, so this guards the registry against the unforeseen."""
+        if stale is not None:
+            index = stale.find(self.members())
+            if index is not None:
+                self.remove_leaves([index])
+        before = {(m.index, m.signature_key) for m in self.members()}
         first_seq = self.sender.next_app_seq
         outbox_seq = self.sender.next_seq
         result = self.add(key_package)
-        after = {m.identity for m in self.identity.members(self.group_id)}
+        new = {(m.index, m.signature_key) for m in self.members()} - before
+        if len(new) != 1:
+            if new:
+                self.remove_leaves(sorted(index for index, _ in new))
+            raise PolicyError(
+                f"{self.key}: the add created {len(new)} leaves instead of one; undone"
+            )
+        ((index, signature_key),) = new
         grant = GroupGrant(
             group=self.group,
             mailbox=self.mailbox,
@@ -79,11 +99,13 @@ class HubGroup:
             welcome=result.welcome,
             first_seq=first_seq,
         )
-        return DeviceAdded(outbox_seq, result, frozenset(after - before), grant)
+        return DeviceAdded(outbox_seq, result, Leaf(index, signature_key), grant)
 
-    def remove(self, member: bytes) -> bytes:
+    def remove_leaves(self, indexes: Sequence[int]) -> bytes:
+        """One commit removing the leaves at ``indexes``."""
+
         def op(app_data: bytes) -> bytes:
-            return self.identity.remove_members(self.group_id, [member], app_data=app_data)
+            return self.identity.remove_members(self.group_id, list(indexes), app_data=app_data)
 
         return self.sender.commit(op, lambda c: c)
 
@@ -127,9 +149,14 @@ class HubGroups:
             for camera in cameras:
                 for group in GROUPS:
                     self._groups[f"{camera}/{group}"] = self._open(camera, group)
+            migrate(data_dir, self._members_of)
         except BaseException:
             self.close()
             raise
+
+    def _members_of(self, key: str) -> list[Member] | None:
+        group = self._groups.get(key)
+        return None if group is None else group.members()
 
     def _open(self, camera: str, group: str) -> HubGroup:
         key = f"{camera}/{group}"
@@ -172,56 +199,18 @@ class HubGroups:
                 group.identity.close()
 
 
-class DeviceRegistry:
-    """``devices.json``: who is paired, so that ``devices list|remove`` can act on them."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / "devices.json"
-        self._data = _read_json(self.path)
-
-    def add(
-        self,
-        device_id: str,
-        name: str,
-        members: dict[str, str],
-        *,
-        paired_at: float,
-        relay_device: str,
-    ) -> None:
-        """``members``: ``"<camera>/<group>"`` -> the device's member identity (hex);
-        ``relay_device``: its device id at the relay (to revoke its token)."""
-        self._data[device_id] = {
-            "name": name,
-            "members": members,
-            "paired_at": paired_at,
-            "relay_device": relay_device,
-        }
-        _write_json(self.path, self._data)
-
-    def set_members(self, device_id: str, members: dict[str, str]) -> None:
-        """After a re-add: the device's new member identities."""
-        if device_id in self._data:
-            self._data[device_id]["members"] = members
-            _write_json(self.path, self._data)
-
-    def replace(self, device_id: str, members: dict[str, str], *, relay_device: str) -> None:
-        """After ``pair --replace``: the same device record with fresh leaves and relay token."""
-        record = self._data.get(device_id)
-        if isinstance(record, dict):
-            record["members"] = members
-            record["relay_device"] = relay_device
-            _write_json(self.path, self._data)
-
-    def remove(self, device_id: str) -> None:
-        self._data.pop(device_id, None)
-        _write_json(self.path, self._data)
-
-    def get(self, device_id: str) -> dict[str, Any] | None:
-        value = self._data.get(device_id)
-        return dict(value) if isinstance(value, dict) else None
-
-    def all(self) -> dict[str, dict[str, Any]]:
-        return {k: dict(v) for k, v in self._data.items()}
+__all__ = ["GROUPS", "HUB_MEMBER", "DeviceAdded", "HubGroup", "HubGroups", "unknown_members"]
 
 
-__all__ = ["GROUPS", "HUB_MEMBER", "DeviceRegistry", "HubGroup", "HubGroups"]
+def unknown_members(groups: HubGroups, registry: DeviceRegistry) -> dict[str, list[Member]]:
+    """Per group, the leaves (other than the hub's own) that belong to no registered device."""
+    bound: dict[str, set[bytes]] = {}
+    for device in registry.all().values():
+        for key, leaf in device.leaves.items():
+            bound.setdefault(key, set()).add(leaf.signature_key)
+    out: dict[str, list[Member]] = {}
+    for group in groups:
+        strays = [m for m in group.members() if m.signature_key not in bound.get(group.key, set())]
+        if strays:
+            out[group.key] = strays
+    return out

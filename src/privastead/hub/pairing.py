@@ -38,8 +38,9 @@ from pathlib import Path
 from privastead.clock import Clock
 from privastead.crypto import Identity
 from privastead.errors import PolicyError, RelayError
-from privastead.hub.groups import DeviceRegistry, HubGroups
+from privastead.hub.groups import HubGroups
 from privastead.hub.outbox import Outbox
+from privastead.hub.registry import Device, DeviceRegistry, DeviceStatus, Leaf
 from privastead.hub.uploader import Uploader
 from privastead.protocol.codec import decode_message
 from privastead.protocol.groups import GROUPS, PAIRING_MEMBER
@@ -160,19 +161,23 @@ class HubPairing:
         old = DeviceRegistry(self.groups.data_dir).get(replace) if replace else None
         if replace is not None and old is None:
             raise PolicyError(f"device {replace!r} was removed while pairing")
-        name = str(old.get("name", request.device_name)) if old else request.device_name
-        device = await self.relay.create_device(name)
+        if old is not None and old.status is not DeviceStatus.PAIRED:
+            raise PolicyError(f"device {replace!r} is being removed: pair it anew afterwards")
+        name = old.name if old else request.device_name
+        # The device's name stays between hub and device (it came inside the pairing group):
+        # the relay gets an unnamed device and knows it by a random id.
+        device = await self.relay.create_device()
         # Registered before its add commits exist, the device's mailboxes keep everything from
         # them on, even what others acknowledge before the client itself registers.
         async with RelayClient(self.relay_url, device.token) as own:
             for camera in cameras:
                 for group_name in GROUPS:
                     await own.register(self.groups.get(camera, group_name).mailbox)
-        stale: dict[str, str] = dict(old.get("members", {})) if old else {}
-        grants, members, commits = self._add_to_groups(cameras, request, stale)
+        stale = dict(old.leaves) if old else {}
+        grants, leaves, commits = self._add_to_groups(cameras, request, stale)
         # Recorded at once (no await since the commits): a cancelled pairing leaves no leaf
         # that `devices list|remove` does not know about.
-        device_id = self._record(replace, name, members, device.device_id)
+        device_id = self._record(replace, name, leaves, device.device_id)
         # The camera groups' commits go out before the answer: the client's Welcomes are for
         # the epoch after them, and nobody may see a later message first.
         for camera in cameras:
@@ -180,8 +185,8 @@ class HubPairing:
                 await self.uploader.drain(self.groups.get(camera, group_name).mailbox)
         grants = await self._with_relay_seqs(grants, commits)
         accept = PairAccept(device_id=device_id, relay_token=device.token, cameras=tuple(grants))
-        if old is not None and old.get("relay_device"):
-            await self._revoke(str(old["relay_device"]))  # the lost device's old token
+        if old is not None and old.relay_device:
+            await self._revoke(old.relay_device)  # the lost device's old token
         answer = await self.relay.upload(
             mailbox, pairing.encrypt(group_id, accept.encode()), secrets.token_hex(16)
         )
@@ -191,18 +196,16 @@ class HubPairing:
         return Paired(device_id, name, safety, tuple(cameras))
 
     def _record(
-        self, replace: str | None, name: str, members: dict[str, str], relay_device: str
+        self, replace: str | None, name: str, leaves: dict[str, Leaf], relay_device: str
     ) -> str:
         """Write ``devices.json``: the replaced device's record, or a new one. Its id."""
         registry = DeviceRegistry(self.groups.data_dir)
         if replace is not None:
-            registry.replace(replace, members, relay_device=relay_device)
+            registry.replace_leaves(replace, leaves, relay_device)
             return replace
         # Our own id for the device (the relay's ids have another format and stay on the hub).
         device_id = secrets.token_hex(16)
-        registry.add(
-            device_id, name, members, paired_at=self.clock.time(), relay_device=relay_device
-        )
+        registry.add(Device(device_id, name, self.clock.time(), relay_device, dict(leaves)))
         return device_id
 
     async def _revoke(self, relay_device: str) -> None:
@@ -232,13 +235,13 @@ class HubPairing:
         return out
 
     def _add_to_groups(
-        self, cameras: Sequence[str], request: PairKeyPackages, stale: dict[str, str]
-    ) -> tuple[list[CameraGrant], dict[str, str], dict[str, tuple[int, bytes]]]:
-        """Add the client's KeyPackages, first removing ``stale`` leaves (``"camera/group"``
-        -> member identity hex) of a device being replaced. Also returns, per mailbox, the
-        outbox seq and bytes of the add commit."""
+        self, cameras: Sequence[str], request: PairKeyPackages, stale: dict[str, Leaf]
+    ) -> tuple[list[CameraGrant], dict[str, Leaf], dict[str, tuple[int, bytes]]]:
+        """Add the client's KeyPackages, first removing the ``stale`` leaves of a device
+        being replaced. Returns the grants, the device's new leaf per ``"camera/group"`` and,
+        per mailbox, the outbox seq and bytes of the add commit."""
         grants: list[CameraGrant] = []
-        members: dict[str, str] = {}
+        leaves: dict[str, Leaf] = {}
         commits: dict[str, tuple[int, bytes]] = {}
         for camera in cameras:
             group_grants = []
@@ -246,11 +249,10 @@ class HubPairing:
                 group = self.groups.get(camera, name)
                 added = group.add_device(request.key_packages[camera][name], stale.get(group.key))
                 commits[group.mailbox] = (added.outbox_seq, added.result.commit)
-                (member,) = added.joined
-                members[group.key] = member.hex()
+                leaves[group.key] = added.leaf
                 group_grants.append(added.grant)
             grants.append(CameraGrant(camera=camera, groups=tuple(group_grants)))
-        return grants, members, commits
+        return grants, leaves, commits
 
     async def _wait_confirmed(self, mailbox: str, seq: int, deadline: float) -> None:
         """Until the client acknowledged our answer (it then has everything it needs)."""

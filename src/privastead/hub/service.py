@@ -71,6 +71,7 @@ async def delivery_for(config: HubConfig) -> AsyncIterator[Delivery | None]:
             hub.relay,
             clock=SystemClock(),
             heartbeat_interval=config.relay.heartbeat_interval,
+            rotation_interval=config.relay.key_rotation_interval,
             keep_plaintext_clips=config.relay.keep_plaintext_clips,
             journal=ClipJournal(
                 config.hub.data_dir / "open-clips",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from privastead.errors import DecodeError
 from privastead.protocol.envelope import MAX_ENVELOPE_SIZE, MessageKind, decode_envelope
+from privastead.protocol.health_messages import ClockProbe, ResendGone
 from privastead.protocol.messages import (
     ClipEnd,
     ClipFragment,
@@ -34,6 +35,8 @@ Message = (
     | PairAccept
     | ReAddAccept
     | ClipEnd
+    | ClockProbe
+    | ResendGone
 )
 
 _CLASSES: dict[MessageKind, type[Message]] = {
@@ -51,6 +54,8 @@ _CLASSES: dict[MessageKind, type[Message]] = {
         PairAccept,
         ReAddAccept,
         ClipEnd,
+        ClockProbe,
+        ResendGone,
     )
 }
 

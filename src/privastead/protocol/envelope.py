@@ -60,6 +60,8 @@ class MessageKind(enum.IntEnum):
     READD_ACCEPT = 10
     LIVE_ANSWER = 11
     CLIP_END = 12
+    CLOCK_PROBE = 13
+    RESEND_GONE = 14
 
 
 @dataclass(frozen=True)

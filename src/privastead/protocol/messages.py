@@ -282,13 +282,23 @@ def _check_int_map(value: object, what: str) -> dict[str, int]:
     }
 
 
+MAX_ANSWERS = 16
+
+
 @dataclass(frozen=True)
 class Heartbeat(_Message):
-    """Sent in each camera's ``control`` group every few minutes.
+    """Sent in each camera's ``control`` group every interval (and at once to answer a
+    ``ClockProbe``).
 
-    ``cameras`` maps a camera name to flat health facts (fps, last frame age, errors ...),
-    ``epochs`` maps ``"<camera>/<group>"`` to the hub's MLS epoch, ``outbox`` holds the outbox
-    counters (pending, bytes, dropped clips), so a client tells an outage from a desync.
+    ``hub_time`` is the hub's clock: a client judges freshness by it, not by when the relay
+    delivered the heartbeat. ``cameras`` maps a camera name to flat health facts (fps, last
+    frame age, errors ...), ``epochs`` maps ``"<camera>/<group>"`` to the hub's MLS epoch,
+    ``outbox`` holds the outbox counters (pending, bytes, dropped clips), so a client tells an
+    outage from a desync. ``sent`` maps ``"<camera>/<group>"`` to the highest app seq of that
+    group the relay has accepted from the hub (groups without application messages are left
+    out): a client missing any of them knows the relay is holding them back, even when no later
+    message ever arrives. ``answers`` lists the nonces of the ``ClockProbe`` requests this
+    heartbeat answers.
     """
 
     KIND: ClassVar[MessageKind] = MessageKind.HEARTBEAT
@@ -298,6 +308,8 @@ class Heartbeat(_Message):
     cameras: Mapping[str, Mapping[str, Any]]
     epochs: Mapping[str, int]
     outbox: Mapping[str, int]
+    sent: Mapping[str, int] = field(default_factory=dict)
+    answers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         hub_time = check_number(self.hub_time, "heartbeat.hub_time", 0.0, MAX_TIME)
@@ -315,6 +327,11 @@ class Heartbeat(_Message):
         object.__setattr__(self, "cameras", cameras)
         object.__setattr__(self, "epochs", _check_int_map(self.epochs, "heartbeat.epochs"))
         object.__setattr__(self, "outbox", _check_int_map(self.outbox, "heartbeat.outbox"))
+        object.__setattr__(self, "sent", _check_int_map(self.sent, "heartbeat.sent"))
+        if not isinstance(self.answers, tuple | list) or len(self.answers) > MAX_ANSWERS:
+            raise DecodeError(f"heartbeat.answers must list at most {MAX_ANSWERS} nonces")
+        answers = tuple(check_hex_id(n, "heartbeat.answers[]") for n in self.answers)
+        object.__setattr__(self, "answers", answers)
 
     def _header(self) -> dict[str, Any]:
         return {
@@ -324,11 +341,13 @@ class Heartbeat(_Message):
             "cameras": {k: dict(v) for k, v in self.cameras.items()},
             "epochs": dict(self.epochs),
             "outbox": dict(self.outbox),
+            "sent": dict(self.sent),
+            "answers": list(self.answers),
         }
 
     @classmethod
     def _parse(cls, envelope: Envelope) -> Self:
-        keys = ("hub_time", "seq", "hub_version", "cameras", "epochs", "outbox")
+        keys = ("hub_time", "seq", "hub_version", "cameras", "epochs", "outbox", "sent", "answers")
         f = Fields(envelope.header, "heartbeat", keys)
         return cls(
             hub_time=check_number(f.raw("hub_time"), f.what("hub_time"), 0.0, MAX_TIME),
@@ -337,20 +356,23 @@ class Heartbeat(_Message):
             cameras=f.obj("cameras"),
             epochs=f.obj("epochs"),
             outbox=f.obj("outbox"),
+            sent=f.obj("sent"),
+            answers=tuple(f.array("answers", MAX_ANSWERS)),
         )
 
 
-def _check_ranges(value: object) -> tuple[tuple[int, int], ...]:
+def check_ranges(value: object, what: str = "resend_request") -> tuple[tuple[int, int], ...]:
+    """1 to MAX_RANGES sorted, disjoint, inclusive ``[first, last]`` seq ranges."""
     if not isinstance(value, tuple | list) or not 0 < len(value) <= MAX_RANGES:
-        raise DecodeError(f"resend_request.ranges must hold 1 to {MAX_RANGES} ranges")
+        raise DecodeError(f"{what}.ranges must hold 1 to {MAX_RANGES} ranges")
     result: list[tuple[int, int]] = []
     for i, pair in enumerate(value):
         if not isinstance(pair, tuple | list) or len(pair) != 2:
-            raise DecodeError(f"resend_request.ranges[{i}] must be [first, last]")
-        first = check_int(pair[0], f"resend_request.ranges[{i}][0]")
-        last = check_int(pair[1], f"resend_request.ranges[{i}][1]")
+            raise DecodeError(f"{what}.ranges[{i}] must be [first, last]")
+        first = check_int(pair[0], f"{what}.ranges[{i}][0]")
+        last = check_int(pair[1], f"{what}.ranges[{i}][1]")
         if first > last or (result and first <= result[-1][1]):
-            raise DecodeError("resend_request.ranges must be sorted, disjoint, first <= last")
+            raise DecodeError(f"{what}.ranges must be sorted, disjoint, first <= last")
         result.append((first, last))
     return tuple(result)
 
@@ -367,7 +389,7 @@ class ResendRequest(_Message):
     def __post_init__(self) -> None:
         check_name(self.camera, "resend_request.camera")
         check_group(self.group, "resend_request.group")
-        object.__setattr__(self, "ranges", _check_ranges(self.ranges))
+        object.__setattr__(self, "ranges", check_ranges(self.ranges))
 
     def _header(self) -> dict[str, Any]:
         return {
@@ -379,7 +401,7 @@ class ResendRequest(_Message):
     @classmethod
     def _parse(cls, envelope: Envelope) -> Self:
         f = Fields(envelope.header, "resend_request", ("camera", "group", "ranges"))
-        ranges = _check_ranges(f.array("ranges"))
+        ranges = check_ranges(f.array("ranges"))
         return cls(camera=f.raw("camera"), group=f.raw("group"), ranges=ranges)
 
 
@@ -461,6 +483,7 @@ class LiveAnswer(_Message):
 
 __all__ = [
     "CLIP_END_REASONS",
+    "MAX_ANSWERS",
     "Box",
     "ClipEnd",
     "ClipFragment",
@@ -470,6 +493,7 @@ __all__ = [
     "LiveStop",
     "Notification",
     "ResendRequest",
+    "check_ranges",
     "message_id",
     "resend_message_id",
 ]

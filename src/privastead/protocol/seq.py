@@ -99,6 +99,28 @@ class SeqTracker:
             self._advance()
         return lost
 
+    def forget(self, first: int, last: int) -> int:
+        """Stop waiting for ``first..last`` (the sender says they will never come), also above
+        the high water mark. Returns how many of them had not been received."""
+        check_int(first, "first")
+        check_int(last, "last", first)
+        if last < self._next:
+            return 0
+        first = max(first, self._next)
+        held = sum(
+            min(b, last) - max(a, first) + 1 for a, b in self._received if a <= last and b >= first
+        )
+        merged: list[Range] = []
+        for a, b in sorted([*self._received, (first, last)]):
+            if merged and a <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        self._received = merged
+        self._advance()
+        self._bound()
+        return (last - first + 1) - held
+
     def _insert(self, seq: int) -> None:
         # Ranges are disjoint and not adjacent; merge ``seq`` with its neighbours if it touches
         # them (O(log n) search, one list edit).

@@ -1,7 +1,7 @@
 """``Syncer.auto_resync``: how the receive loop turns what it saw into re-add requests.
 
 The syncer is built around a ``FakeClock`` with fake group identities (only ``epoch`` is
-used here) and a recording ``request_readd``; the relay and MLS paths are covered by
+used here) and a recording ``ReAdder.request``; the relay and MLS paths are covered by
 ``tests/e2e/test_e2e_autoresync.py``.
 """
 
@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from privastead.client.device import DataDir, GroupEntry
-from privastead.client.health import HealthMonitor
+from privastead.client.readd import ReAdder
 from privastead.client.resync import ResyncPolicy
 from privastead.client.sync import Syncer, _Group
+from privastead.client.watch import HubWatch
 from privastead.clock import FakeClock
 from privastead.errors import RelayUnavailableError
 from privastead.protocol.messages import Heartbeat
@@ -34,13 +35,14 @@ def _syncer(tmp_path: Path, clock: FakeClock) -> tuple[Syncer, list[tuple[str, l
     syncer.data = DataDir(tmp_path)
     syncer.data.prepare()
     syncer.clock = clock
-    syncer.resync = ResyncPolicy(clock, after=60, interval=600)
     syncer.on_status = None
-    syncer.health = HealthMonitor(clock)
+    keys = [f"door/{name}" for name in ("events", "live", "control")]
+    syncer.watch = HubWatch(syncer.data, clock, hub_name="door", groups=keys)
+    syncer.health = syncer.watch.health
+    syncer.readd = ReAdder(syncer, ResyncPolicy(clock, after=60, interval=600))
     syncer.relay_error = ""
-    syncer._blocked = set()
-    syncer._hub_epochs = {}
-    syncer._counted_beats = {}
+    syncer.blocked = set()
+    syncer._round = 0
     syncer.groups = [
         _Group(
             GroupEntry("door", name, "m" * 32, b"g", f"door-{name}.mls", 1),
@@ -55,7 +57,7 @@ def _syncer(tmp_path: Path, clock: FakeClock) -> tuple[Syncer, list[tuple[str, l
     async def request_readd(camera: str, groups: list[str], reason: str = "") -> None:
         sent.append((camera, list(groups)))
 
-    syncer.request_readd = request_readd
+    syncer.readd.request = request_readd
     return syncer, sent
 
 
@@ -66,7 +68,7 @@ def _beat(clock: FakeClock, epochs: dict[str, int]) -> Heartbeat:
 async def test_a_blocked_mailbox_leads_to_one_request(tmp_path: Path, clock: FakeClock) -> None:
     syncer, sent = _syncer(tmp_path, clock)
     for _ in range(20):  # a round every 10 s for 200 s, the events mailbox stuck each time
-        syncer._blocked = {"door/events"}
+        syncer.blocked = {"door/events"}
         await syncer.auto_resync()
         clock.advance(10)
     assert sent == [("door", ["events"])]
@@ -78,7 +80,7 @@ async def test_nothing_is_gathered_while_the_relay_fails(tmp_path: Path, clock: 
     syncer, sent = _syncer(tmp_path, clock)
     syncer.relay_error = "cannot reach the relay"
     for _ in range(20):
-        syncer._blocked = {"door/events"}  # what a half-finished round left behind
+        syncer.blocked = {"door/events"}  # what a half-finished round left behind
         assert await syncer.auto_resync() == []
         clock.advance(10)
     assert sent == [] and syncer.resync is not None
@@ -87,18 +89,18 @@ async def test_nothing_is_gathered_while_the_relay_fails(tmp_path: Path, clock: 
 
 async def test_a_failed_request_is_retried_next_round(tmp_path: Path, clock: FakeClock) -> None:
     syncer, sent = _syncer(tmp_path, clock)
-    syncer._blocked = {"door/events"}
+    syncer.blocked = {"door/events"}
     await syncer.auto_resync()
     clock.advance(60)
-    original = syncer.request_readd
+    original = syncer.readd.request
 
     async def failing(camera: str, groups: list[str], reason: str = "") -> None:
         # The round worked; the upload of the request did not.
         raise RelayUnavailableError("cannot reach the relay")
 
-    syncer.request_readd = failing  # type: ignore[method-assign]
+    syncer.readd.request = failing  # type: ignore[method-assign]
     assert await syncer.auto_resync() == []
-    syncer.request_readd = original  # type: ignore[method-assign]
+    syncer.readd.request = original  # type: ignore[method-assign]
     clock.advance(5)
     assert await syncer.auto_resync() == ["door/events"]
     assert sent == [("door", ["events"])]

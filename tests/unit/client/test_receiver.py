@@ -33,6 +33,7 @@ class Received:
     kind: str
     data: bytes
     sender_index: int
+    commit: None = None
 
 
 class FakeCore:

@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 
 from privastead.clock import SystemClock
-from privastead.errors import AdminError, ConfigError
+from privastead.errors import AdminError, ConfigError, RemovalIncompleteError
 from privastead.hub.admin import AdminServer, check_peer
 from privastead.hub.admin_client import call_running_hub, running_hub_pid
 from privastead.hub.admin_wire import MAX_REQUEST, socket_path
+from privastead.hub.devices import Removed
 from privastead.hub.pairing import Paired
 from privastead.protocol.pairing_code import PairingCode
 
@@ -35,14 +36,21 @@ class FakeAdmin:
         self.release = asyncio.Event()
         self.cancelled = asyncio.Event()
 
-    def devices(self) -> dict[str, dict[str, Any]]:
-        return {"ab" * 16: {"name": "phone", "members": {"cam/events": "00"}}}
+    def devices(self) -> dict[str, Any]:
+        leaf = {"index": 1, "signature_key": "00"}
+        return {
+            "devices": {"ab" * 16: {"name": "phone", "leaves": {"cam/events": leaf}}},
+            "unknown": {},
+        }
 
-    async def remove(self, wanted: str) -> str:
+    async def remove(self, wanted: str) -> Removed:
         if wanted != "phone":
             raise ConfigError(f"no single device {wanted!r}")
         self.removed.append(wanted)
-        return wanted
+        return Removed(wanted, ("cam/events",))
+
+    async def remove_unknown(self) -> dict[str, list[int]]:
+        raise RemovalIncompleteError("unknown members are NOT all removed: cam/live: failed")
 
     async def pair(
         self, cameras: Sequence[str], ttl: float, replace: str | None, on_code: Any, on_safety: Any
@@ -84,8 +92,12 @@ async def test_socket_is_private_and_answers(
     assert await running_hub_pid(tmp_path) == os.getpid()
     devices = await call_running_hub(tmp_path, "devices")
     assert devices is not None and devices["devices"]["ab" * 16]["name"] == "phone"
-    assert await call_running_hub(tmp_path, "remove", {"device": "phone"}) == {"name": "phone"}
+    removed = await call_running_hub(tmp_path, "remove", {"device": "phone"})
+    assert removed == {"name": "phone", "groups": ["cam/events"]}
     assert fake.removed == ["phone"]
+    # A removal the hub cannot prove comes back as the same error class, naming the group.
+    with pytest.raises(RemovalIncompleteError, match="cam/live"):
+        await call_running_hub(tmp_path, "remove_unknown")
     # The hub's error comes back as the same class, with its text.
     with pytest.raises(ConfigError, match="no single device 'tablet'"):
         await call_running_hub(tmp_path, "remove", {"device": "tablet"})

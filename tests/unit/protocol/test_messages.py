@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from privastead.errors import DecodeError
 from privastead.protocol.codec import Message, decode_message, encode_message
 from privastead.protocol.envelope import Envelope, MessageKind, decode_envelope, encode_envelope
+from privastead.protocol.health_messages import ClockProbe, ResendGone
 from privastead.protocol.messages import (
     ClipEnd,
     ClipFragment,
@@ -64,6 +65,18 @@ def samples() -> list[Message]:
         ClipEnd(CLIP, EVENT, 4, "hub_restarted", 14),
         LiveAnswer("front", CLIP, EVENT, 4, 17),
         LiveAnswer("front", CLIP, CLIP, 0, 18, "camera front is not connected"),
+        Heartbeat(
+            1_700_000_002.0,
+            4,
+            "0.1.0",
+            {},
+            {},
+            {},
+            sent={"front/events": 41, "front/control": 3},
+            answers=(CLIP, EVENT),
+        ),
+        ClockProbe("front", CLIP),
+        ResendGone("front", "events", ((2, 4),), 19),
     ]
 
 
@@ -130,10 +143,17 @@ def with_header(message: Message, **changes: Any) -> bytes:
         (12, {"reason": "bored"}, "reason must be one of hub_restarted"),
         (12, {"clip_id": ...}, "missing field 'clip_id'"),
         (12, {"seq": 2.5}, "seq must be an integer"),
-        (-2, {"session_id": "x" * 32}, "live_answer.session_id must be 32 lowercase hex"),
-        (-2, {"epoch": -1}, "live_answer.epoch must be an integer"),
-        (-1, {"error": "a\nb"}, "live_answer.error must be printable"),
-        (-1, {"request": ...}, "missing field 'request'"),
+        (-5, {"session_id": "x" * 32}, "live_answer.session_id must be 32 lowercase hex"),
+        (-5, {"epoch": -1}, "live_answer.epoch must be an integer"),
+        (-4, {"error": "a\nb"}, "live_answer.error must be printable"),
+        (-4, {"request": ...}, "missing field 'request'"),
+        (-3, {"sent": {"front/events": -1}}, "heartbeat.sent"),
+        (-3, {"answers": ["x" * 32]}, "heartbeat.answers"),
+        (-3, {"answers": [CLIP] * 17}, "heartbeat.answers must be a list of at most 16"),
+        (-3, {"sent": ...}, "missing field 'sent'"),
+        (-2, {"nonce": "short"}, "clock_probe.nonce must be 32 lowercase hex"),
+        (-1, {"ranges": []}, "resend_gone.ranges must hold 1 to 256"),
+        (-1, {"seq": -2}, "resend_gone.seq must be an integer"),
     ],
 )
 def test_invalid_fields_are_named(index: int, changes: dict[str, Any], message: str) -> None:

@@ -1,18 +1,7 @@
-"""`privastead-app listen`: receive continuously; print each decrypted notification and clip.
+"""`privastead-app listen`: receive continuously; print each decrypted notification and clip,
+and every change of the hub's health as this device judges it.
 
-One line per notification (`event CAMERA TIME score=S id=EVENT_ID [thumbnail]`) and per
-completed clip (`clip CAMERA EVENT_ID PATH`). With `--exec CMD`, CMD (a shell command) runs
-once per event (the hub notifies twice: at once, then with the thumbnail; CMD runs on the
-first), in the background, with PRIVASTEAD_CAMERA, PRIVASTEAD_EVENT_ID, PRIVASTEAD_SCORE,
-PRIVASTEAD_AT (Unix time) and PRIVASTEAD_THUMBNAIL (a JPEG path, usually still empty) in its
-environment; a command that fails is reported (`exec failed ...` on stderr) and listening
-goes on.
-
-When a group of this device has lost sync with the hub (its mailbox waits on an epoch this
-device never reached, heartbeats name a later epoch, or its messages stop decrypting) for
-`--resync-after` seconds, `listen` asks the hub to re-add it, as `privastead-app resync` does,
-at most once per `--resync-interval` per group (doubling while unanswered), and prints
-`resync CAMERA/GROUP: ...` lines.
+The details (environment of --exec, states, exit status) are in ``EPILOG``, shown by --help.
 """
 
 from __future__ import annotations
@@ -26,27 +15,91 @@ import time
 from pathlib import Path
 
 from privastead.cli.app.common import add_data_dir, data_dir
+from privastead.client.defaults import (
+    DEFAULT_OFFLINE_AFTER,
+    DEFAULT_SKEW_ALLOWANCE,
+    DEFAULT_UPDATE_INTERVAL,
+    DEFAULT_WITHHELD_AFTER,
+)
 from privastead.protocol.messages import Notification
+
+EXIT_REMOVED = 3
+
+EPILOG = """One line per notification (`event CAMERA TIME score=S id=EVENT_ID [thumbnail]`), per
+completed clip (`clip CAMERA EVENT_ID PATH`) and per health change (`health STATE: DETAIL`).
+With `--exec CMD`, CMD (a shell command) runs in the background once per event (the hub
+notifies twice: at once, then with the thumbnail; CMD runs on the first) and once per health
+change; a command that fails is reported (`exec failed ...` on stderr) and listening goes on.
+Its environment:
+
+  PRIVASTEAD_KIND        `event` or `health`
+  PRIVASTEAD_HUB         the hub's name
+  for an event:
+  PRIVASTEAD_CAMERA      the camera
+  PRIVASTEAD_EVENT_ID    the event id (`privastead-app clip EVENT_ID`)
+  PRIVASTEAD_SCORE       the motion score
+  PRIVASTEAD_AT          when, Unix time on the hub's clock
+  PRIVASTEAD_THUMBNAIL   a JPEG path (usually still empty: the thumbnail follows)
+  for a health change:
+  PRIVASTEAD_STATE       ok, hub_offline, withheld, relay_unreachable, removed, desync,
+                         stale_epoch or hub_clock
+  PRIVASTEAD_DETAIL      the same sentence as the `health` line
+
+States: `hub_offline` the newest heartbeat is older than --offline-after by the hub's own clock
+(the hub is down, or the relay holds its messages back); `withheld` heartbeats say the hub sent
+messages that never arrived, and asking again did not bring them within --withheld-after;
+`relay_unreachable`; `removed` this device was removed from the hub (listen then stops with
+status 3: pair it again to use it); `desync`/`stale_epoch` this device needs a re-add (see
+below); `hub_clock` the hub's clock is off ours by more than --skew-allowance although its
+heartbeats arrive on time. With the hub's default heartbeat every 60 s, the defaults tell you
+within 3 minutes that the hub went dark or that the relay withholds messages.
+
+When a group of this device has lost sync with the hub (its mailbox waits on an epoch this
+device never reached, heartbeats name a later epoch, or its messages stop decrypting) for
+`--resync-after` seconds, `listen` asks the hub to re-add it, as `privastead-app resync` does,
+at most once per `--resync-interval` per group (doubling while unanswered), and prints
+`resync CAMERA/GROUP: ...` lines. Every `--update-interval` (and whenever any command runs
+after that long) it proposes fresh keys for each of its groups (post-compromise security).
+
+Exit status: 0 when stopped (Ctrl-C, --duration), 3 when this device was removed.
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
     parser.add_argument(
         "--exec",
         dest="command",
-        help="a shell command to run once per event (see above for its environment)",
+        help="a shell command to run once per event and per health change (environment below)",
     )
     parser.add_argument(
         "--offline-after",
         type=float,
-        default=900.0,
-        help="seconds without a heartbeat before reporting 'hub offline' (default 900)",
+        default=DEFAULT_OFFLINE_AFTER,
+        help="report 'hub_offline' when the newest heartbeat is this many seconds old by the "
+        f"hub's clock (default {DEFAULT_OFFLINE_AFTER:.0f})",
+    )
+    parser.add_argument(
+        "--withheld-after",
+        type=float,
+        default=DEFAULT_WITHHELD_AFTER,
+        help="report 'withheld' when messages the hub says it sent are still missing this "
+        f"many seconds after asking for them (default {DEFAULT_WITHHELD_AFTER:.0f})",
+    )
+    parser.add_argument(
+        "--skew-allowance",
+        type=float,
+        default=DEFAULT_SKEW_ALLOWANCE,
+        help="how far the hub's clock may be off this device's, in seconds "
+        f"(default {DEFAULT_SKEW_ALLOWANCE:.0f})",
     )
     parser.add_argument("--duration", type=float, help="stop after this many seconds")
     parser.add_argument(
         "--update-interval",
         type=float,
-        default=86400.0,
-        help="seconds between this device's key update proposals (default: a day)",
+        default=DEFAULT_UPDATE_INTERVAL,
+        help="least seconds between this device's key update proposals "
+        f"(default {DEFAULT_UPDATE_INTERVAL:.0f})",
     )
     parser.add_argument("--poll", type=float, default=5.0, help="seconds between polls (5)")
     parser.add_argument(
@@ -70,10 +123,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class CommandRunner:
-    """Runs the user's ``--exec`` command once per event id, without holding up receiving."""
+    """Runs the user's ``--exec`` command once per event id and per health change, without
+    holding up receiving."""
 
-    def __init__(self, command: str) -> None:
+    def __init__(self, command: str, hub: str = "") -> None:
         self.command = command
+        self.hub = hub
         self._tasks: set[asyncio.Task[None]] = set()
         self._seen: dict[str, None] = {}  # event ids it ran for (insertion-ordered, bounded)
 
@@ -85,13 +140,28 @@ class CommandRunner:
             del self._seen[next(iter(self._seen))]
         env = {
             **os.environ,
+            "PRIVASTEAD_KIND": "event",
+            "PRIVASTEAD_HUB": self.hub,
             "PRIVASTEAD_CAMERA": camera,
             "PRIVASTEAD_EVENT_ID": message.event_id,
             "PRIVASTEAD_SCORE": f"{message.score:.5f}",
             "PRIVASTEAD_AT": f"{message.at:.3f}",
             "PRIVASTEAD_THUMBNAIL": str(thumbnail or ""),
         }
-        task = asyncio.get_running_loop().create_task(self._run(env, message.event_id))
+        self._start(env, f"event {message.event_id}")
+
+    def health(self, state: str, detail: str) -> None:
+        env = {
+            **os.environ,
+            "PRIVASTEAD_KIND": "health",
+            "PRIVASTEAD_HUB": self.hub,
+            "PRIVASTEAD_STATE": state,
+            "PRIVASTEAD_DETAIL": detail,
+        }
+        self._start(env, f"health {state}")
+
+    def _start(self, env: dict[str, str], what: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(env, what))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -100,12 +170,10 @@ class CommandRunner:
             proc = await asyncio.create_subprocess_shell(self.command, env=env)
             code = await proc.wait()
         except OSError as e:
-            print(f"exec failed for event {event_id}: {e}", file=sys.stderr, flush=True)
+            print(f"exec failed for {event_id}: {e}", file=sys.stderr, flush=True)
             return
         if code != 0:
-            print(
-                f"exec failed for event {event_id}: exit status {code}", file=sys.stderr, flush=True
-            )
+            print(f"exec failed for {event_id}: exit status {code}", file=sys.stderr, flush=True)
 
     async def drain(self) -> None:
         """Let running commands finish (they were started for real events), up to 30 s."""
@@ -115,8 +183,10 @@ class CommandRunner:
 
 def run(args: argparse.Namespace) -> int:
     from privastead.client.device import DataDir
+    from privastead.client.health import HealthReport
     from privastead.client.resync import DEFAULT_MAX_INTERVAL, ResyncPolicy
     from privastead.client.sync import Syncer
+    from privastead.client.watch import WatchSettings
     from privastead.clock import SystemClock
     from privastead.protocol.codec import Message
     from privastead.protocol.messages import ClipFragment
@@ -151,13 +221,22 @@ def run(args: argparse.Namespace) -> int:
         syncer = Syncer(
             DataDir(data_dir(args)),
             clock=clock,
-            offline_after=args.offline_after,
+            watch=WatchSettings(args.offline_after, args.withheld_after, args.skew_allowance),
             on_message=on_message,
             resync=policy,
             auto_resync=not args.no_auto_resync,
             on_status=lambda line: print(line, flush=True),
+            update_interval=args.update_interval,
         )
         holder.append(syncer)
+        if runner is not None:
+            runner.hub = syncer.info.hub_name
+
+        def on_health(report: HealthReport) -> None:
+            print(f"health {report.state.value}: {report.detail}", flush=True)
+            if runner is not None:
+                runner.health(report.state.value, report.detail)
+
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -166,11 +245,19 @@ def run(args: argparse.Namespace) -> int:
             loop.call_later(args.duration, stop.set)
         print(f"listening for {', '.join(syncer.info.cameras())}", file=sys.stderr, flush=True)
         try:
-            await syncer.listen(poll=args.poll, stop=stop, update_interval=args.update_interval)
+            await syncer.listen(poll=args.poll, stop=stop, on_health=on_health)
         finally:
             await syncer.close()
             if runner is not None:
                 await runner.drain()
+        if syncer.removed:
+            print(
+                f"this device was removed from {syncer.info.hub_name!r}: it stops here (pair "
+                "it again with `privastead-app pair` to use it)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return EXIT_REMOVED
         return 0
 
     return asyncio.run(main())

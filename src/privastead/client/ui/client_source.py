@@ -17,6 +17,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from privastead.client.defaults import DEFAULT_OFFLINE_AFTER
 from privastead.client.device import DataDir
 from privastead.client.live_request import ANSWER_TIMEOUT, open_live
 from privastead.client.sync import Syncer
@@ -46,7 +47,7 @@ class ClientSource:
         clock: Clock,
         device_name: str,
         poll: float = 5.0,
-        offline_after: float = 900.0,
+        offline_after: float = DEFAULT_OFFLINE_AFTER,
         live_timeout: float = ANSWER_TIMEOUT,
     ) -> None:
         self.data = data

@@ -29,16 +29,22 @@ class Health(compat.StrEnum):
 
     ONLINE = "online"
     OFFLINE = "offline"
+    WITHHELD = "withheld"
+    REMOVED = "removed"
     DESYNC = "desync"
     RELAY_UNREACHABLE = "relay_unreachable"
+    HUB_CLOCK = "hub_clock"
 
 
 _FROM_HUB = {
     HubHealth.OK: Health.ONLINE,
     HubHealth.HUB_OFFLINE: Health.OFFLINE,
+    HubHealth.WITHHELD: Health.WITHHELD,
+    HubHealth.REMOVED: Health.REMOVED,
     HubHealth.RELAY_UNREACHABLE: Health.RELAY_UNREACHABLE,
     HubHealth.DESYNC: Health.DESYNC,
     HubHealth.STALE_EPOCH: Health.DESYNC,  # both mean: re-add this device
+    HubHealth.HUB_CLOCK: Health.HUB_CLOCK,
 }
 
 
@@ -202,7 +208,7 @@ class LocalSource:
             else:
                 report = monitor.report()
                 health, detail = _FROM_HUB[report.state], report.detail
-                beat = float(monitor.to_dict()["last_heartbeat"])
+                beat = monitor.last_heartbeat()
             last = event_of(latest[0]) if latest else None
             result.append(Camera(name, hub, health, detail, beat, last))
         return result

@@ -37,6 +37,7 @@ async function api(path) {
 const enc = encodeURIComponent;
 const HEALTH = {
   online: 'Online', offline: 'Hub offline', desync: 'Out of sync', relay_unreachable: 'Relay unreachable',
+  withheld: 'Messages withheld', removed: 'Removed', hub_clock: 'Hub clock off',
 };
 const CLIP = {complete: 'Clip ready', partial: 'Clip arriving', incomplete: 'Clip incomplete', none: 'No clip yet'};
 
@@ -74,18 +75,33 @@ function thumb(ev, big) {
   return box;
 }
 
+// The banner says, on every page, what this device concluded about its hubs and the relay
+// (the client's own judgement: the relay is never trusted to say a hub is fine).
 function setBanner(cams) {
-  const relay = cams.filter(c => c.health === 'relay_unreachable');
-  const offline = cams.filter(c => c.health === 'offline');
-  const desync = cams.filter(c => c.health === 'desync');
+  const hubs = state => [...new Set(cams.filter(c => c.health === state).map(c => c.hub))].join(', ');
+  const details = state => [...new Set(cams.filter(c => c.health === state).map(c => c.detail))];
   const msgs = [];
-  if (relay.length) msgs.push('The relay cannot be reached: new events will arrive when it answers again. Check this computer\'s network.');
-  if (offline.length) msgs.push(`Hub ${[...new Set(offline.map(c => c.hub))].join(', ')} is offline: no heartbeat lately. Check its power and network.`);
-  if (desync.length) msgs.push(`This device is out of sync with ${[...new Set(desync.map(c => c.hub))].join(', ')}: re-add it from the hub.`);
+  if (hubs('removed')) msgs.push(`This device was removed from ${hubs('removed')}: it receives nothing from it any more. Pair it again to use it.`);
+  for (const d of details('withheld')) msgs.push(`Warning: ${d}. Events may be hidden from you; another relay, or the hub's own screen, shows them.`);
+  if (hubs('relay_unreachable')) msgs.push('The relay cannot be reached: new events will arrive when it answers again. Check this computer\'s network.');
+  if (hubs('offline')) msgs.push(`Hub ${hubs('offline')} is offline: no fresh heartbeat (by the hub's own clock). Check its power and network, or the relay holds its messages back.`);
+  if (hubs('desync')) msgs.push(`This device is out of sync with ${hubs('desync')}: re-add it from the hub.`);
+  for (const d of details('hub_clock')) msgs.push(`Note: ${d}. Set the hub's clock right (NTP).`);
+  const bad = ['removed', 'withheld', 'relay_unreachable', 'desync'].some(s => cams.some(c => c.health === s));
   banner.hidden = msgs.length === 0;
-  banner.className = 'banner' + (relay.length || desync.length ? ' bad' : '');
+  banner.className = 'banner' + (bad ? ' bad' : '');
+  banner.dataset.states = [...new Set(cams.map(c => c.health))].sort().join(' ');
   banner.replaceChildren(...msgs.map(m => h('div', {}, m)));
 }
+
+// Every page keeps the banner current, not only the camera list.
+async function refreshBanner() {
+  try {
+    const r = await fetch('api/cameras', {cache: 'no-store'});
+    if (r.ok) setBanner(await r.json());
+  } catch (e) { /* the page itself says when the UI stopped */ }
+}
+setInterval(refreshBanner, 4000);
 
 // Pages that list things re-read them every few seconds and redraw only when they changed,
 // so a new event or a hub going offline shows up without a reload.
@@ -309,3 +325,4 @@ async function route() {
 
 window.addEventListener('hashchange', route);
 route();
+refreshBanner();
