@@ -146,6 +146,7 @@ class MotionDetector:
         self._rates = np.zeros(G.RATES, np.float64)
         self.tracks = Tracks((rows, cols))
         self._last_t: float | None = None
+        self._due = -math.inf  # when the next frame is to be analysed (detect_fps)
         self._settle_until = -math.inf
         self._last_count = 0
         self._samples: list[npt.NDArray[np.float32]] = []
@@ -173,17 +174,14 @@ class MotionDetector:
         vars(self).update(state)
 
     def process(self, frame: LumaFrame) -> MotionResult:
-        """Analyse ``frame`` (or skip it when within the detect_fps interval)."""
+        """Analyse ``frame`` (or skip it to keep to ``detect_fps``)."""
         s = self.settings
         t = frame.pts
         if frame.y.shape != (self.height, self.width):
             self._setup(frame.y.shape[1], frame.y.shape[0])
-        if self._last_t is not None:
-            if s.detect_fps > 0 and t - self._last_t < 0.9 / s.detect_fps:
-                return self._result
-            dt = min(max(t - self._last_t, 1e-3), 2.0)
-        else:
-            dt = 0.0
+        if not self._due_at(t):
+            return self._result
+        dt = 0.0 if self._last_t is None else min(max(t - self._last_t, 1e-3), 2.0)
         self._last_t = t
         self.frames_analysed += 1
         m = block_means(frame.y, self.block, self._m)
@@ -239,6 +237,26 @@ class MotionDetector:
         result = self._make_result(blobs)
         explain = FrameExplain(t, "", count=count - lit, lit=lit, gain=(g, o), blobs=blobs)
         return self._set(result, explain)
+
+    def _due_at(self, t: float) -> bool:
+        """Whether the frame at ``t`` is to be analysed (and if so, schedule the next).
+
+        ``detect_fps`` is a rate, not a least gap: a schedule keeps it on average whatever the
+        camera's rate. A least gap of 0.1 s would analyse every other frame of a 12.5 fps
+        stream, 6.25 a second, and a person would move about half their width between
+        analysed frames: their blob would rarely overlap itself as the coherence test expects
+        of objects. A tenth of a period of slack absorbs jitter in the timestamps; after a
+        gap (idle mode, a stall) the schedule restarts from now instead of catching up.
+        """
+        rate = self.settings.detect_fps
+        if rate <= 0:
+            return True
+        period = 1.0 / rate
+        if t < self._due - 0.1 * period:
+            return False
+        due = self._due + period
+        self._due = due if due >= t else t + period
+        return True
 
     def _set(self, result: MotionResult, explain: FrameExplain) -> MotionResult:
         self._result = result
