@@ -1,8 +1,10 @@
 """Motion detection cost at 4K (and 1080p, H.265): kernel vs memory floor, hub CPU per stream
 second vs decode-only, keyframes idle mode, Frigate-style and MOG2 pipelines, cameras per
-2-core machine, and keyframes-mode detection latency. All baselines measured in this run.
+2-core machine, keyframes-mode detection latency, and the memory idle mode's rewind keeps at
+4K (packets of two GOPs, detector snapshot, resident memory added while replaying). All
+baselines measured in this run.
 
-    python bench/bench_motion_cpu.py [--seconds 3] [--repeat 3]
+    python bench/bench_motion_cpu.py [--seconds 3] [--repeat 3] [--kernel-only | --memory-only]
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import pickle
 import statistics
 import sys
 import time
@@ -22,72 +26,77 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import privastead.media.detector as detector_module
 from peers import FrigateStyle, Mog2
+from privastead.camsim.encoder import camera_bitrate
 from privastead.camsim.scene import make_scene
 from privastead.camsim.suite import Case, cache_dir, encode_scene
-from privastead.media.decode import LumaDecoder
+from privastead.media.analysis import Analysis, DetectorFactory
+from privastead.media.decode import LumaDecoder, LumaFrame
 from privastead.media.detector import MotionDetector
 from privastead.media.kernels import block_means
 from privastead.media.scan import scan_file
 from privastead.media.settings import DetectionSettings, EventSettings
 
 
-def clip(width: int, height: int, codec: str, seconds: float) -> Path:
-    path = cache_dir() / f"bench-walkers-{width}x{height}-30fps-{seconds:g}s-{codec}.mp4"
+def clip(width: int, height: int, codec: str, seconds: float, scene: str = "walkers") -> Path:
+    path = cache_dir() / f"bench-{scene}-{width}x{height}-30fps-{seconds:g}s-{codec}.mp4"
     if not path.exists():
-        scene = make_scene("walkers", width=width, height=height, fps=30, seed=0, duration=seconds)
-        encode_scene(scene, path, codec=codec, preset="ultrafast", threads=2, crf=23)
+        made = make_scene(scene, width=width, height=height, fps=30, seed=0, duration=seconds)
+        encode_scene(made, path, codec=codec, preset="ultrafast", threads=2, crf=23)
     return path
 
 
-def make_detector(variant: str, w: int, h: int) -> MotionDetector | FrigateStyle | Mog2:
-    # Benchmarks measure steady state: no start-up learning period (it is cheaper anyway).
-    ours = DetectionSettings(settle_seconds=0.0)
-    if variant == "ours":
-        return MotionDetector(ours, w, h)
-    if variant in ("ours_allframes", "keyframes"):
-        return MotionDetector(dataclasses.replace(ours, detect_fps=0), w, h)
+def make_detector(variant: str) -> DetectorFactory | None:
     if variant == "frigate":
-        return FrigateStyle(fps=5)
+        return lambda w, h: FrigateStyle(fps=5)
     if variant == "frigate_allframes":
-        return FrigateStyle(fps=1000)
-    return Mog2(fps=5)
+        return lambda w, h: FrigateStyle(fps=1000)
+    if variant == "mog2":
+        return lambda w, h: Mog2(fps=5)
+    return None  # ours
 
 
 def cpu_per_stream_second(path: Path, variant: str) -> float:
-    """Process CPU seconds (all threads, FFmpeg's included) per second of video."""
+    """Process CPU seconds (all threads, FFmpeg's included) per second of video, through the
+    hub's analysis pipeline (``media.analysis.Analysis``) or, for ``decode``, decoding alone."""
+    # Benchmarks measure steady state: no start-up learning period (it is cheaper anyway).
+    settings = DetectionSettings(settle_seconds=0.0)
+    if variant == "ours_allframes":
+        settings = dataclasses.replace(settings, detect_fps=0)
     with av.open(str(path)) as c:
         s = c.streams.video[0]
-        mode = "keyframes" if variant == "keyframes" else "full"
-        dec = LumaDecoder(s, mode=mode)  # type: ignore[arg-type]
-        det = None
         t0 = time.process_time()
-        for packet in c.demux(s):
-            for f in dec.decode(packet):
-                if variant == "decode":
-                    continue
-                if det is None:
-                    h, w = f.y.shape
-                    det = make_detector(variant, w, h)
-                det.process(f)
-        dec.flush()
+        if variant == "decode":
+            dec = LumaDecoder(s)
+            for packet in c.demux(s):
+                dec.decode(packet)
+            dec.flush()
+        else:
+            mode = "keyframes" if variant == "keyframes" else "full"
+            analysis = Analysis(
+                settings, EventSettings(), mode=mode, detector=make_detector(variant)
+            )
+            analysis.connect(s)
+            for packet in c.demux(s):
+                analysis.feed(packet)
+            analysis.finish()
         cpu = time.process_time() - t0
         duration = float(s.duration * s.time_base) if s.duration and s.time_base else 0.0
         return cpu / (duration or s.frames / 30.0)
 
 
-def cpu_table(path: Path, variants: tuple[str, ...], repeat: int) -> dict[str, float]:
+def cpu_table(paths: dict[str, Path], variants: tuple[str, ...], repeat: int) -> dict[str, float]:
     """Median over ``repeat`` rounds, variants interleaved within each round, so that load
-    from other processes on the shared machine falls on all variants alike."""
+    from other processes on the shared machine falls on all variants alike. ``paths`` maps a
+    variant to its clip (idle mode runs on a quiet clip, the rest on one with people)."""
     samples: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(repeat):
         for v in variants:
-            samples[v].append(cpu_per_stream_second(path, v))
+            samples[v].append(cpu_per_stream_second(paths[v], v))
     return {v: statistics.median(x) for v, x in samples.items()}
 
 
 def warm_up() -> None:
     """Load every Numba kernel once (cache load costs ~0.2 s, once per process)."""
-    from privastead.media.decode import LumaFrame
 
     det = MotionDetector(DetectionSettings(settle_seconds=0.0, detect_fps=0), 640, 360)
     for i in range(5):
@@ -153,7 +162,6 @@ def kernel_vs_floor(path: Path, repeat: int = 60) -> dict[str, float]:
     det = MotionDetector(
         DetectionSettings(detect_fps=0, settle_seconds=0.0), y.shape[1], y.shape[0]
     )
-    from privastead.media.decode import LumaFrame
 
     for i in range(40):  # past start-up settling
         det.process(LumaFrame(views[i % 30], i / 30, False))
@@ -171,6 +179,63 @@ def kernel_vs_floor(path: Path, repeat: int = 60) -> dict[str, float]:
         "floor_stream_ms": stream_floor * 1e3,
         "detector_step_ms": full_step * 1e3,
         "bytes": int(y.size),
+    }
+
+
+def _rss() -> int:
+    with open("/proc/self/statm", encoding="ascii") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class _ReplayMemory:
+    """Observer: resident memory just before each rewind and its peak while replaying."""
+
+    def __init__(self) -> None:
+        self.added: list[int] = []
+        self._before = 0
+        self._until = -1.0
+
+    def rewound(self, to: float, at: float) -> None:
+        self._before, self._until = _rss(), at
+        self.added.append(0)
+
+    def analysed(self, frame: LumaFrame, result: object, detector: object) -> None:
+        if frame.pts <= self._until:
+            self.added[-1] = max(self.added[-1], _rss() - self._before)
+
+    def events(self, changes: object, frame_time: float) -> None:
+        pass
+
+
+def rewind_memory(seconds: float = 10.0) -> dict[str, float]:
+    """What idle mode's rewind costs in memory at 4K30 (camera bitrate, 2 s GOP, people
+    driving in after a quiet start): the compressed packets of the previous and current GOP
+    kept for it (peak), one snapshot of the detector's learned state, and the resident memory
+    the replay adds while it decodes two GOPs again (peak over the rewinds)."""
+    bitrate = camera_bitrate(3840, 2160, 30)
+    path = cache_dir() / f"bench-cars-3840x2160-30fps-{seconds:g}s-gop2-{bitrate}bps.mp4"
+    if not path.exists():
+        made = make_scene("cars", width=3840, height=2160, fps=30, seed=0, duration=seconds)
+        encode_scene(made, path, gop_seconds=2.0, bitrate=bitrate, preset="ultrafast", threads=2)
+    watcher = _ReplayMemory()
+    settings = DetectionSettings(settle_seconds=0.0)
+    analysis = Analysis(settings, EventSettings(), mode="keyframes", observer=watcher)
+    kept = 0
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        analysis.connect(s)
+        for packet in c.demux(s):
+            analysis.feed(packet)
+            kept = max(kept, analysis.kept_bytes)
+        analysis.finish()
+    assert analysis.detector is not None
+    state = len(pickle.dumps(analysis.detector.snapshot()))
+    return {
+        "bitrate_mbps": bitrate / 1e6,
+        "kept_packets_peak_mb": kept / 1e6,
+        "snapshot_mb": state / 1e6,
+        "replay_rss_added_mb": max(watcher.added, default=0) / 1e6,
+        "rewinds": analysis.rewinds,
     }
 
 
@@ -194,8 +259,22 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--kernel-only", action="store_true", help="only the kernel vs floor part")
+    ap.add_argument(
+        "--memory-only", action="store_true", help="only the memory cost of idle-mode rewinds"
+    )
     args = ap.parse_args()
     result: dict[str, object] = {"bench": "motion_cpu"}
+    mem = rewind_memory()
+    result["rewind_memory_4k"] = {k: round(v, 3) for k, v in mem.items()}
+    print(
+        f"idle-mode rewind at 4K30, {mem['bitrate_mbps']:.1f} Mbit/s, 2 s GOP: packets of two "
+        f"GOPs kept {mem['kept_packets_peak_mb']:.1f} MB (peak), detector snapshot "
+        f"{mem['snapshot_mb']:.2f} MB, replay adds {mem['replay_rss_added_mb']:.0f} MB resident "
+        f"({mem['rewinds']:.0f} rewinds)"
+    )
+    if args.memory_only:
+        print(json.dumps(result))
+        return 0
     k4 = clip(3840, 2160, "h264", args.seconds)
     kf = kernel_vs_floor(k4)
     result["kernel_4k"] = {k: round(v, 4) for k, v in kf.items()}
@@ -214,30 +293,37 @@ def main() -> int:
         "decode",
         "ours",
         "ours_allframes",
+        "decode_quiet",
         "keyframes",
         "frigate",
         "frigate_allframes",
         "mog2",
     )
-    streams = {
-        "4K H.264": k4,
-        "4K H.265": clip(3840, 2160, "hevc", args.seconds),
-        "1080p H.264": clip(1920, 1080, "h264", args.seconds),
+    sizes = {
+        "4K H.264": (3840, 2160, "h264"),
+        "4K H.265": (3840, 2160, "hevc"),
+        "1080p H.264": (1920, 1080, "h264"),
     }
     warm_up()
     print(
-        f"\nCPU-seconds per stream-second (median of {args.repeat}), ratio to decode-only, "
-        "cameras per 2-core machine:"
+        f"\nCPU-seconds per stream-second (median of {args.repeat}), ratio to decode-only of "
+        "the same clip (keyframes idle mode: a quiet clip), cameras per 2-core machine:"
     )
     print(f"{'stream':12s} " + " ".join(f"{v:>18s}" for v in variants))
     table: dict[str, dict[str, float]] = {}
-    for label, path in streams.items():
-        row = cpu_table(path, variants, args.repeat)
+    for label, (w, h, codec) in sizes.items():
+        busy = clip(w, h, codec, args.seconds)
+        quiet = clip(w, h, codec, args.seconds, scene="static")
+        paths = {v: quiet if v in ("decode_quiet", "keyframes") else busy for v in variants}
+        row = cpu_table(paths, variants, args.repeat)
         table[label] = {v: round(x, 4) for v, x in row.items()}
-        base = row["decode"]
+        # idle mode is compared with decoding the same (quiet) clip
+        base = {v: row["decode_quiet" if paths[v] == quiet else "decode"] for v in variants}
         print(
             f"{label:12s} "
-            + " ".join(f"{row[v]:6.3f} {row[v] / base:4.2f}x {2 / row[v]:4.1f}c" for v in variants)
+            + " ".join(
+                f"{row[v]:6.3f} {row[v] / base[v]:4.2f}x {2 / row[v]:4.1f}c" for v in variants
+            )
         )
     result["cpu_per_stream_second"] = table
     lat = keyframes_latency()

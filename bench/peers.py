@@ -4,6 +4,8 @@ and return our MotionResult, so the same event tracker and scoring apply."""
 
 from __future__ import annotations
 
+import copy
+
 import cv2
 import numpy as np
 
@@ -25,11 +27,19 @@ class FrigateStyle:
         self.calibrating = True
         self.motion_frames = 0
         self.result = MotionResult(0.0, (), False, False)
+        self.frames_analysed = 0
+
+    def snapshot(self) -> object:
+        return copy.deepcopy(vars(self))
+
+    def restore(self, state: object) -> None:
+        vars(self).update(state)  # type: ignore[call-overload]
 
     def process(self, frame: LumaFrame) -> MotionResult:
         if self.last_t is not None and frame.pts - self.last_t < 0.9 / self.fps:
             return self.result
         self.last_t = frame.pts
+        self.frames_analysed += 1
         h, w = frame.y.shape
         small_w = round(w * 100 / h)
         small = cv2.resize(frame.y, (small_w, 100), interpolation=cv2.INTER_NEAREST)
@@ -76,12 +86,21 @@ class Mog2:
         self.last_t: float | None = None
         self.kernel = np.ones((3, 3), np.uint8)
         self.result = MotionResult(0.0, (), False, False)
+        self.frames_analysed = 0
+
+    def snapshot(self) -> object:
+        # OpenCV keeps the mixture model inside a C++ object that cannot be copied.
+        raise NotImplementedError("MOG2 cannot rewind: run it with mode='full'")
+
+    def restore(self, state: object) -> None:
+        raise NotImplementedError("MOG2 cannot rewind: run it with mode='full'")
 
     def process(self, frame: LumaFrame) -> MotionResult:
         if self.last_t is not None and frame.pts - self.last_t < 0.9 / self.fps:
             return self.result
         first = self.last_t is None
         self.last_t = frame.pts
+        self.frames_analysed += 1
         h, w = frame.y.shape
         sw = round(w * 180 / h)
         small = cv2.resize(frame.y, (sw, 180), interpolation=cv2.INTER_AREA)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 from privastead.camsim.scene import make_scene
@@ -44,3 +48,87 @@ def test_errors_say_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["detect", str(tmp_path / "x.mp4"), "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "sensitivty" in err and "unknown key" in err
+
+
+@pytest.fixture(scope="module")
+def lamp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    scene = make_scene("lamp", width=640, height=360, fps=10, seed=0, duration=16)
+    return encode_scene(scene, tmp_path_factory.mktemp("v") / "lamp.mp4")
+
+
+def test_explain_says_why_an_event_started(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["detect", str(demo), "--explain", "--json", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 1  # the events stay on stdout, alone
+    log = captured.err
+    start = log.index("EVENT START")
+    # Before the event: the quiet start, then the blob that became the event and why it did
+    # not count at once.
+    before = log[:start]
+    assert "nothing object-sized" in before
+    assert "cells over threshold" in before
+    assert "not coherent" in before or "not moving yet" in before
+    assert "object (new)" in before
+    assert "EVENT END" in log[start:]
+    assert "chronic motion" in log.splitlines()[-1]
+
+
+def test_explain_in_idle_mode_shows_the_rewind(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["detect", str(demo), "--explain", "--mode", "keyframes", "--quiet"]) == 0
+    log = capsys.readouterr().out
+    rewind = log.index("rewinding to the keyframe")
+    assert rewind < log.index("EVENT START")
+
+
+def test_explain_shows_light_taken_for_light(
+    lamp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["detect", str(lamp), "--explain", "--quiet"]) == 0
+    log = capsys.readouterr().out
+    assert "EVENT START" not in log
+    # The lamp's step is explained away, in words an owner can act on.
+    assert "light changed over the whole view" in log or "global change" in log
+
+
+def test_debug_video_paints_what_the_detector_saw(demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "debug.mp4"
+    assert main(["detect", str(demo), "--debug-video", str(out), "--quiet"]) == 0
+    with av.open(str(out)) as container:
+        frames = [f.to_ndarray(format="yuv420p") for f in container.decode(video=0)]
+    assert 150 <= len(frames) <= 161  # one picture per analysed frame (10 fps, 16 s)
+    height = frames[0].shape[0] * 2 // 3
+    width = frames[0].shape[1]
+
+    # (the video is lossy: painted levels come back within a few steps)
+    def red(f: np.ndarray) -> bool:  # cells over threshold: V (Cr) painted at 210
+        v = f[height + height // 4 :]
+        return int((v > 190).sum()) >= 4
+
+    def event_border(f: np.ndarray) -> bool:  # a white frame border while an event runs
+        return float(f[:2, :width].mean()) > 235
+
+    during = [i for i, f in enumerate(frames) if event_border(f)]
+    assert during, "no picture shows the running event"
+    # The event (motion about 4.5-11.3 s, then post-roll past the end of the file) is painted
+    # from the frame that started it on, without a gap; the quiet start is not.
+    assert 40 <= during[0] <= 60 and during[-1] >= 112
+    assert during == list(range(during[0], during[-1] + 1))
+    assert any(red(frames[i]) for i in during)
+    assert not any(event_border(f) for f in frames[:30])
+
+
+def test_explain_into_a_closed_pipe_is_no_error(demo: Path) -> None:
+    # ``detect --explain | head``: a real process whose reader goes away after one line.
+    with subprocess.Popen(
+        [sys.executable, "-m", "privastead.cli.hub", "detect", str(demo), "--explain", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline()
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait() == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err

@@ -24,13 +24,19 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def decode_all(path: Path, switch_at: int | None = None, mode: str = "full") -> list[LumaFrame]:
+    """Decode ``path``; at packet ``switch_at`` switch to full rate by replaying the GOP so far."""
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         dec = LumaDecoder(s, mode=mode)  # type: ignore[arg-type]
-        out = []
+        out: list[LumaFrame] = []
+        gop: list[av.Packet] = []
         for i, packet in enumerate(c.demux(s)):
+            if packet.size == 0:
+                continue
+            gop = [packet] if packet.is_keyframe else [*gop, packet]
             if switch_at is not None and i == switch_at:
-                dec.mode = "full"
+                out += dec.replay(gop, after=out[-1].pts)
+                continue
             out += dec.decode(packet)
         return out + dec.flush()
 
@@ -52,12 +58,50 @@ def test_keyframes_mode_yields_only_keyframes(clip: Path) -> None:
     assert [round(f.pts, 3) for f in frames] == [float(i) for i in range(12)]
 
 
-def test_switch_to_full_mid_gop_catches_up(clip: Path) -> None:
+def test_replay_switches_to_full_mid_gop_and_catches_up(clip: Path) -> None:
     frames = decode_all(clip, switch_at=55, mode="keyframes")  # packet 55: inside GOP 5
     pts = [round(f.pts, 3) for f in frames]
     assert pts == sorted(set(pts))  # strictly increasing, no duplicates
     # keyframes 0..5, then every frame from 5.1 on (replayed from the keyframe at 5.0)
-    assert pts == [0.0, 1.0, 2.0, 3.0, 4.0] + [round(5.0 + i / 10, 3) for i in range(70)]
+    assert pts == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0] + [round(5.1 + i / 10, 3) for i in range(69)]
+
+
+def test_replay_hands_out_frames_one_at_a_time(clip: Path) -> None:
+    # A replay of two GOPs must not hold every decoded picture at once (at 4K that is GBs):
+    # each frame is decoded when the previous one has been taken.
+    with av.open(str(clip)) as c:
+        s = c.streams.video[0]
+        packets = [p for p in c.demux(s) if p.size][:25]  # GOPs 0 and 1, half of GOP 2
+        dec = LumaDecoder(s, mode="keyframes")
+        for packet in packets:
+            dec.decode(packet)
+        kept = packets[10:]  # from the keyframe at 1.0 s
+        assert kept[0].is_keyframe
+        before = dec.frames_decoded
+        frames = dec.replay(kept, after=1.0)
+        assert dec.frames_decoded == before  # nothing decoded until asked for
+        first = next(frames)
+        assert dec.frames_decoded - before <= 2  # (frame threading may run a frame ahead)
+        rest = list(frames)
+        pts = [round(f.pts, 3) for f in [first, *rest]]
+        assert pts[0] > 1.0 and pts == sorted(set(pts))
+        assert dec.mode == "full"
+    with pytest.raises(ValueError, match="keyframe"):
+        dec.replay(kept[1:], after=1.0)
+
+
+def test_switch_to_full_without_replay_waits_for_a_keyframe(clip: Path) -> None:
+    with av.open(str(clip)) as c:
+        s = c.streams.video[0]
+        dec = LumaDecoder(s, mode="keyframes")
+        out: list[LumaFrame] = []
+        for i, packet in enumerate(c.demux(s)):
+            if i == 55:
+                dec.mode = "full"
+            out += dec.decode(packet)
+        out += dec.flush()
+    pts = [round(f.pts, 3) for f in out]
+    assert pts == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0] + [round(6.0 + i / 10, 3) for i in range(60)]
 
 
 def itertools_pairs(items: list[LumaFrame]) -> list[tuple[LumaFrame, LumaFrame]]:

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from privastead.media import kernels as k
+from privastead.media.kernels import grid as G
 
 
 def _plane(rng: np.random.Generator, h: int, w: int, pad: int) -> np.ndarray:
@@ -85,38 +86,89 @@ def test_global_fit_recovers_an_exposure_change() -> None:
     assert g == pytest.approx(1.2, abs=0.01) and o == pytest.approx(5, abs=1.0)
 
 
+def _state(rng: np.random.Generator, rows: int, cols: int) -> tuple[np.ndarray, ...]:
+    """A frame and a plausible detector state (float and byte planes of kernels.grid)."""
+    g = _grid(rng, rows, cols)
+    f = np.zeros((G.F_PLANES, rows, cols), np.float32)
+    f[G.BG], f[G.PREV], f[G.NOISE] = g["bg"], g["prev"], g["var"]
+    f[G.REACH] = rng.uniform(0, 20, (rows, cols))
+    f[G.ACTIVITY] = rng.uniform(0, 1, (rows, cols))
+    u = (rng.random((G.U_PLANES, rows, cols)) > 0.5).astype(np.uint8)
+    u[G.WEIGHT] = g["weight"]
+    return g["m"], f, u
+
+
 @settings(max_examples=30, deadline=None)
 @given(rows=st.integers(1, 40), cols=st.integers(1, 40), seed=st.integers(0, 2**32 - 1))
-def test_compare_and_learn_match_reference(rows: int, cols: int, seed: int) -> None:
+def test_compare_light_and_learn_match_reference(rows: int, cols: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    g = _grid(rng, rows, cols)
+    m, f, u = _state(rng, rows, cols)
+    # a lamp's pool over part of the grid: texture kept, brighter
+    f[G.BG] = np.clip(f[G.BG], 20, 200)
+    m[: rows // 2] = np.clip(
+        1.4 * f[G.BG][: rows // 2] + rng.normal(0, 1, (rows // 2, cols)), 0, 255
+    )
     gain, off = float(rng.uniform(0.8, 1.2)), float(rng.uniform(-5, 5))
-    a = {n: v.copy() for n, v in g.items()}
-    b = {n: v.copy() for n, v in g.items()}
-    outs = [
-        (
-            np.zeros((rows, cols), np.uint8),
-            np.zeros((rows, cols), np.float32),
-            np.zeros((rows, cols), np.float32),
-        )
-        for _ in range(2)
-    ]
-    n1 = k.compare_grid(
-        a["m"], a["bg"], a["prev"], a["var"], a["weight"], gain, off, 4.0, 6.0, *outs[0]
-    )
-    n2 = k.compare_grid_reference(
-        b["m"], b["bg"], b["prev"], b["var"], b["weight"], gain, off, 4.0, 6.0, *outs[1]
-    )
+    fa, ua, fb, ub = f.copy(), u.copy(), f.copy(), u.copy()
+    n1 = k.compare_grid(m, fa, ua, gain, off, 4.0, 1.2, 6.0)
+    n2 = k.compare_grid_reference(m, fb, ub, gain, off, 4.0, 1.2, 6.0)
     assert n1 == n2
-    for x, y in zip(outs[0], outs[1], strict=True):
-        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-3)
-    for name in ("bg", "prev"):
-        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-3)
-    active = (rng.random((rows, cols)) > 0.5).astype(np.uint8)
-    k.learn_grid(a["m"], a["bg"], a["var"], outs[0][2], active, 0.1, 0.01, 0.3, 0.02, 6.0)
-    k.learn_grid_reference(b["m"], b["bg"], b["var"], outs[1][2], active, 0.1, 0.01, 0.3, 0.02, 6.0)
-    np.testing.assert_allclose(a["bg"], b["bg"], rtol=1e-5, atol=1e-3)
-    np.testing.assert_allclose(a["var"], b["var"], rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(ua, ub)
+    np.testing.assert_allclose(fa, fb, rtol=1e-5, atol=1e-3)
+    lit1 = k.light_cells(m, fa, ua, 4.0, 6.0)
+    lit2 = k.light_cells_reference(m, fb, ub, 4.0, 6.0)
+    assert lit1 == lit2
+    np.testing.assert_array_equal(ua, ub)
+    np.testing.assert_allclose(fa, fb, rtol=1e-5, atol=1e-3)
+    rates = rng.uniform(0.0, 0.5, G.RATES)
+    rates[G.KAPPA], rates[G.FLOOR] = 4.0, 6.0
+    k.learn_grid(m, fa, ua, rates)
+    k.learn_grid_reference(m, fb, ub, rates)
+    np.testing.assert_allclose(fa, fb, rtol=1e-4, atol=1e-3)
+
+
+def test_compare_flags_persistent_cells_and_light_spares_objects() -> None:
+    rng = np.random.default_rng(3)
+    m, f, u = _state(rng, 30, 30)
+    f[G.BG] = rng.uniform(60, 160, (30, 30)).astype(np.float32)  # textured
+    f[G.NOISE], f[G.REACH] = 1.0, 1.0
+    u[G.WEIGHT], u[G.PREV_CHANGED] = 1, 0
+    u[G.PREV_CHANGED, 5:9, 5:9] = 1  # an object was here in the previous frame
+    m = f[G.BG].copy()
+    m[6:10, 6:10] = 20  # ...and has moved a cell on: it overlaps itself
+    m[20:22, 20:22] = 240  # a new speck: not persistent
+    assert k.compare_grid(m, f, u, 1.0, 0.0, 4.0, 1.2, 6.0) == 20
+    assert u[G.PERSIST].sum() == 16 and u[G.PERSIST, 20:22, 20:22].sum() == 0
+    # an object replaces the texture: not light; the whole grid 1.5x brighter: all light
+    assert k.light_cells(m, f, u, 4.0, 6.0) == 0
+    m2 = (1.5 * f[G.BG]).astype(np.float32)
+    k.compare_grid(m2, f, u, 1.0, 0.0, 4.0, 1.2, 6.0)
+    changed = int(u[G.CHANGED].sum())
+    assert changed > 800 and k.light_cells(m2, f, u, 4.0, 6.0) == changed
+    assert u[G.CHANGED].sum() == 0 and u[G.LIGHT].sum() == changed
+
+
+def test_reach_learns_fluctuation_and_glints_not_a_standing_object() -> None:
+    rows = cols = 8
+    f = np.zeros((G.F_PLANES, rows, cols), np.float32)
+    u = np.zeros((G.U_PLANES, rows, cols), np.uint8)
+    f[G.BG] = f[G.PREV] = 100.0
+    f[G.PREV][:, :3] = 130.0  # the standing object arrived before
+    rates = np.zeros(G.RATES)
+    rates[G.A_REACH_UP], rates[G.A_REACH_DOWN], rates[G.KAPPA], rates[G.FLOOR] = 0.2, 0.005, 4, 6
+    u[G.PERSIST] = 0
+    for i in range(100):
+        m = np.full((rows, cols), 100.0, np.float32)
+        m[:, :3] = 130.0  # standing: far from the background, steady
+        m[:, 3:6] = 100.0 + (25.0 if i % 2 else -25.0)  # swaying: far and changing
+        m[:, 6:] = 180.0 if i % 10 == 0 else 100.0  # a glint one frame in ten
+        f[G.DD] = m - f[G.PREV]
+        f[G.PREV] = m
+        k.learn_grid(m, f, u, rates)
+        f[G.BG] = 100.0
+    assert f[G.REACH][:, :3].max() < 2.0
+    assert f[G.REACH][:, 3:6].min() > 20.0
+    assert f[G.REACH][:, 6:].min() > 60.0
 
 
 @settings(max_examples=40, deadline=None)
@@ -129,14 +181,17 @@ def test_compare_and_learn_match_reference(rows: int, cols: int, seed: int) -> N
 def test_label_cells_matches_reference(rows: int, cols: int, density: float, seed: int) -> None:
     rng = np.random.default_rng(seed)
     mask = (rng.random((rows, cols)) < density).astype(np.uint8)
-    excess = (rng.random((rows, cols)) * mask).astype(np.float32)
-    labels, stats = k.label_cells(mask, excess)
-    ref_labels, ref_stats = k.label_cells_reference(mask, excess)
+    persist = mask & (rng.random((rows, cols)) < 0.5).astype(np.uint8)
+    planes = [rng.uniform(0, 255, (rows, cols)).astype(np.float32) for _ in range(7)]
+    planes[0] *= mask  # excess
+    labels, stats = k.label_cells(mask, persist, *planes)
+    ref_labels, ref_stats = k.label_cells_reference(mask, persist, *planes)
     np.testing.assert_array_equal(labels, ref_labels)
-    np.testing.assert_allclose(stats, ref_stats, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(stats, ref_stats, rtol=1e-5, atol=1e-3)
 
 
 def test_label_cells_counts_blobs_with_8_connectivity() -> None:
     mask = np.array([[1, 0, 0, 1], [0, 1, 0, 1], [0, 0, 0, 0], [1, 1, 0, 1]], np.uint8)
-    _, stats = k.label_cells(mask, mask.astype(np.float32))
+    z = np.zeros(mask.shape, np.float32)
+    _, stats = k.label_cells(mask, mask, mask.astype(np.float32), z, z, z, z, z, z)
     assert sorted(stats[:, 0].tolist()) == [1, 2, 2, 2]

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from privastead.camsim.scene import QUIET_SCENES, SCENES, make_scene
+from privastead.camsim.scene import (
+    QUIET_SCENES,
+    RENDER_DIGEST,
+    RENDER_VERSION,
+    SCENES,
+    make_scene,
+    render_digest,
+)
 
 
 @pytest.mark.parametrize("name", sorted(SCENES))
@@ -66,3 +73,12 @@ def test_bad_arguments_raise() -> None:
         make_scene("nope")
     with pytest.raises(ValueError, match="even"):
         make_scene("static", width=161, height=90)
+
+
+def test_the_render_version_names_the_rendering() -> None:
+    # Cached renders (the detection suite, camsim streams) are keyed by RENDER_VERSION: a
+    # change to any scene's pixels must come with a new version, or stale caches are used.
+    assert render_digest() == RENDER_DIGEST, (
+        f"scenes render differently: set a new RENDER_VERSION (now {RENDER_VERSION}) "
+        f"and RENDER_DIGEST = {render_digest()!r} in camsim/scene.py"
+    )

@@ -52,7 +52,11 @@ def scene_stream(
         scene, width=width, height=height, fps=fps, seed=seed, duration=duration
     )
     # The scene code is part of the key: a changed renderer must not serve stale video.
-    code = hashlib.sha256(Path(str(scene_module.__file__)).read_bytes()).hexdigest()[:16]
+    code = (
+        scene_module.code_hash()
+        if hasattr(scene_module, "code_hash")  # the renderer spans several modules
+        else hashlib.sha256(Path(str(scene_module.__file__)).read_bytes()).hexdigest()[:16]
+    )
     params: dict[str, object] = {
         "scene": scene,
         "width": width,

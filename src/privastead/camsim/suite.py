@@ -1,15 +1,24 @@
 """The detection-quality scene suite: render scenes to H.264 files, detect, score.
 
-Scenes come from ``privastead.camsim.scene`` with their ground truth; each is encoded once with
-libx264 (single-threaded, so the bytes are the same on every machine) and cached under
-``.cache/scenes``. Detection runs through ``privastead.media.scan.scan_file``, the same path
-as ``privastead-hub detect``.
+Scenes come from ``privastead.camsim.scene`` with their ground truth; each is rendered at some
+*rendering* (size, frame rate, GOP, bitrate), encoded once with libx264 (single-threaded, so
+the bytes are the same on every machine) and cached under ``.cache/scenes``. Detection runs
+through ``privastead.media.scan.scan_file``, i.e. the hub's own analysis pipeline.
+
+Two sets, kept apart on purpose:
+
+- ``TUNING``: what may be looked at while changing the detector (seeds 0-2 at 640x360, 10 fps,
+  GOP 1 s; seeds 0-1 at 1280x720, 15 fps, GOP 2 s, a camera's bitrate);
+- ``HELD_OUT``: never run while tuning, only to report (other seeds, and renderings the tuning
+  never saw: 960x540 at 12.5 fps, 1920x1080 at 25 fps with a low bitrate, 3840x2160 at 30 fps).
 
 Scoring is per event: a ground-truth interval is *found* if a detected event overlaps it
 (with ``SLACK`` seconds of tolerance); a detected event is *correct* if it overlaps some
 ground-truth interval. Recall = found / truth, precision = correct / detected. A detected
 event that overlaps nothing is a false alarm; false alarms per hour are reported over the
-scenes in which nothing should fire (``QUIET_SCENES``).
+scenes in which nothing should fire (``QUIET_SCENES``). A correct event whose motion goes on
+more than ``TAIL`` seconds after the object left is a *long tail* (rain or foliage keeping it
+alive), counted apart.
 """
 
 from __future__ import annotations
@@ -24,14 +33,18 @@ from pathlib import Path
 import av
 import numpy as np
 
-from privastead.camsim.scene import QUIET_SCENES, Interval, Scene, make_scene
+from privastead.camsim.encoder import camera_bitrate
+from privastead.camsim.scene import QUIET_SCENES, SCENES, Interval, Scene, code_hash, make_scene
+from privastead.media.analysis import DetectorFactory
 from privastead.media.scan import DetectedEvent, ScanMode, scan_file
 from privastead.media.settings import DetectionSettings, EventSettings
 
 #: Seconds of tolerance when matching detected events to ground truth.
 SLACK = 1.0
+#: Motion this long after the object left makes a long tail.
+TAIL = 3.0
 #: Bumped when encoding changes, so cached files are rebuilt.
-_ENCODING_VERSION = "1"
+_ENCODING_VERSION = "2"
 
 
 def cache_dir() -> Path:
@@ -40,11 +53,8 @@ def cache_dir() -> Path:
 
 
 def _scene_source_hash() -> str:
-    from privastead.camsim import scene, texture
-
     digest = hashlib.sha256(_ENCODING_VERSION.encode())
-    for module in (scene, texture):
-        digest.update(Path(str(module.__file__)).read_bytes())
+    digest.update(code_hash().encode())
     return digest.hexdigest()[:10]
 
 
@@ -55,10 +65,15 @@ def encode_scene(
     codec: str = "h264",
     gop_seconds: float = 1.0,
     crf: int = 26,
+    bitrate: int | None = None,
     preset: str = "veryfast",
     threads: int = 1,
 ) -> Path:
-    """Encode every frame of ``scene`` into an MP4 at ``path`` (camera-like: no B-frames)."""
+    """Encode every frame of ``scene`` into an MP4 at ``path`` (camera-like: no B-frames).
+
+    Quality is constant (``crf``) unless ``bitrate`` (bits/s) is given: then it is capped
+    like a camera's (VBV at that rate), which smears fine detail in busy scenes (rain,
+    noise, foliage) the way real cameras do."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}.mp4")
     rate = Fraction(scene.fps).limit_denominator(1000)
@@ -66,13 +81,13 @@ def encode_scene(
     with av.open(str(tmp), "w") as out:
         if codec == "h264":
             stream = out.add_stream("libx264", rate=rate)
-            stream.options = {
-                "preset": preset,
-                "crf": str(crf),
-                "x264-params": (
-                    f"threads={threads}:keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0"
-                ),
-            }
+            params = f"threads={threads}:keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0"
+            if bitrate is not None:
+                kbps = bitrate // 1000
+                params += f":vbv-maxrate={kbps}:vbv-bufsize={kbps}:bitrate={kbps}"
+            stream.options = {"preset": preset, "x264-params": params}
+            if bitrate is None:
+                stream.options = {**stream.options, "crf": str(crf)}
         elif codec == "hevc":
             stream = out.add_stream("libx265", rate=rate)
             stream.options = {
@@ -106,7 +121,7 @@ def encode_scene(
 
 @dataclass(frozen=True)
 class Case:
-    """One scene variant of the suite."""
+    """One scene variant of the suite: a scene, a seed and a rendering."""
 
     name: str
     seed: int
@@ -115,6 +130,8 @@ class Case:
     fps: float = 10.0
     duration: float = 60.0
     codec: str = "h264"
+    gop: float = 1.0  # seconds between keyframes
+    bitrate: int | None = None  # bits/s like a camera; None: constant quality
 
     def scene(self) -> Scene:
         return make_scene(
@@ -126,16 +143,82 @@ class Case:
             duration=self.duration,
         )
 
+    @property
+    def rendering(self) -> str:
+        rate = f"{self.bitrate / 1e6:.1f}Mb" if self.bitrate else "crf"
+        return f"{self.width}x{self.height}@{self.fps:g} gop{self.gop:g} {rate}"
+
     def video(self) -> Path:
         """The encoded file, rendered on first use and cached."""
+        rate = f"-{self.bitrate}bps" if self.bitrate else ""
+        gop = f"-gop{self.gop:g}" if self.gop != 1.0 else ""
         key = (
             f"{self.name}-{self.width}x{self.height}-{self.fps:g}fps-s{self.seed}-"
-            f"{self.duration:g}s-{self.codec}-{_scene_source_hash()}.mp4"
+            f"{self.duration:g}s-{self.codec}{gop}{rate}-{_scene_source_hash()}.mp4"
         )
         path = cache_dir() / key
         if not path.exists():
-            encode_scene(self.scene(), path, codec=self.codec)
+            encode_scene(
+                self.scene(), path, codec=self.codec, gop_seconds=self.gop, bitrate=self.bitrate
+            )
         return path
+
+
+def _camera(width: int, height: int, fps: float, share: float = 1.0) -> int:
+    return int(camera_bitrate(width, height, fps) * share)
+
+
+def _cases(
+    seeds: Iterable[int], names: Iterable[str] = tuple(SCENES), **rendering: object
+) -> tuple[Case, ...]:
+    return tuple(Case(n, s, **rendering) for s in seeds for n in names)  # type: ignore[arg-type]
+
+
+#: Scenes used at 4K (rendering 4K is slow): one of each kind of phenomenon, and objects.
+FOUR_K_SCENES = (
+    "downpour",
+    "blizzard",
+    "lamp",
+    "gale",
+    "clouds",
+    "darknoise",
+    "walkers",
+    "faint",
+    "rainwalk",
+    "cars",
+)
+
+TUNING: tuple[Case, ...] = _cases(range(3)) + _cases(
+    range(2), width=1280, height=720, fps=15.0, gop=2.0, bitrate=_camera(1280, 720, 15)
+)
+
+HELD_OUT: tuple[Case, ...] = (
+    _cases(
+        range(100, 103), width=1280, height=720, fps=15.0, gop=2.0, bitrate=_camera(1280, 720, 15)
+    )
+    + _cases((110,), width=960, height=540, fps=12.5, gop=1.0, duration=40.0)
+    + _cases(
+        (120,),
+        width=1920,
+        height=1080,
+        fps=25.0,
+        gop=2.0,
+        duration=30.0,
+        bitrate=_camera(1920, 1080, 25, 0.6),
+    )
+    + _cases(
+        (130,),
+        FOUR_K_SCENES,
+        width=3840,
+        height=2160,
+        fps=30.0,
+        gop=1.0,
+        duration=20.0,
+        bitrate=_camera(3840, 2160, 30),
+    )
+)
+
+SETS = {"tuning": TUNING, "held-out": HELD_OUT}
 
 
 @dataclass(frozen=True)
@@ -146,6 +229,11 @@ class CaseResult:
     found: int  # truth intervals overlapped by an event
     correct: int  # events overlapping a truth interval
     latencies: tuple[float, ...]  # detected start - truth start, per found interval
+    tails: int = 0  # correct events whose motion went on TAIL s after the object left
+
+    @property
+    def false_alarms(self) -> int:
+        return len(self.events) - self.correct
 
 
 def _overlaps(event: DetectedEvent, interval: Interval) -> bool:
@@ -161,7 +249,8 @@ def score_case(case: Case, events: Iterable[DetectedEvent]) -> CaseResult:
     for interval in found:
         first = min(e.start for e in evs if _overlaps(e, interval))
         latencies.append(first - interval.start)
-    return CaseResult(case, truth, evs, len(found), len(correct), tuple(latencies))
+    tails = sum(1 for e in correct if e.end > max(i.end for i in truth if _overlaps(e, i)) + TAIL)
+    return CaseResult(case, truth, evs, len(found), len(correct), tuple(latencies), tails)
 
 
 def run_case(
@@ -169,9 +258,14 @@ def run_case(
     detection: DetectionSettings | None = None,
     events: EventSettings | None = None,
     mode: ScanMode = "full",
+    detector: DetectorFactory | None = None,
 ) -> CaseResult:
     report = scan_file(
-        case.video(), detection or DetectionSettings(), events or EventSettings(), mode=mode
+        case.video(),
+        detection or DetectionSettings(),
+        events or EventSettings(),
+        mode=mode,
+        detector=detector,
     )
     return score_case(case, report.events)
 
@@ -184,6 +278,8 @@ class Summary:
     correct: int
     quiet_hours: float
     false_alarms_quiet: int
+    tails: int = 0
+    hours: float = 0.0
 
     @property
     def recall(self) -> float:
@@ -199,6 +295,10 @@ class Summary:
         return 2 * p * r / (p + r) if p + r else 0.0
 
     @property
+    def false_alarms(self) -> int:
+        return self.detected - self.correct
+
+    @property
     def false_alarms_per_hour(self) -> float:
         return self.false_alarms_quiet / self.quiet_hours if self.quiet_hours else 0.0
 
@@ -212,12 +312,18 @@ def summarise(results: Iterable[CaseResult]) -> Summary:
         detected=sum(len(r.events) for r in rs),
         correct=sum(r.correct for r in rs),
         quiet_hours=sum(r.case.duration for r in quiet) / 3600.0,
-        false_alarms_quiet=sum(len(r.events) - r.correct for r in quiet),
+        false_alarms_quiet=sum(r.false_alarms for r in quiet),
+        tails=sum(r.tails for r in rs),
+        hours=sum(r.case.duration for r in rs) / 3600.0,
     )
 
 
 __all__ = [
+    "HELD_OUT",
+    "SETS",
     "SLACK",
+    "TAIL",
+    "TUNING",
     "Case",
     "CaseResult",
     "Summary",

@@ -5,10 +5,11 @@ Threads and the loop:
 - on the loop, every main-stream packet goes into the pre-roll ring and, during an event,
   into the clip writer (muxing is cheap: ~800 MB/s);
 - packets of the detection stream (the substream if configured, else the main stream) go to
-  this camera's analysis thread through a bounded queue. It decodes (``LumaDecoder``), runs the
-  Numba detector and the event state machine, and posts events back to the loop. If the
-  analysis falls behind, packets are dropped up to the next keyframe (a decoder must never see
-  a broken GOP) and counted; recording never drops.
+  this camera's analysis thread through a bounded queue. It runs ``media.analysis.Analysis``
+  (decoder, detector, event tracker, idle policy: the pipeline ``privastead-hub detect`` runs
+  on files) and posts events back to the loop. If the analysis falls behind, packets are
+  dropped up to the next keyframe (a decoder must never see a broken GOP) and counted;
+  recording never drops.
 - ``keyframes`` decode mode decodes only keyframes while idle and switches to full rate when
   the detector wakes (or an event runs), back to keyframes once the event has ended.
 """
@@ -34,9 +35,9 @@ import av
 from privastead.compat import UTC
 from privastead.errors import CameraUnavailableError, MediaError
 from privastead.hub.config import CameraConfig
-from privastead.media.decode import DecodeMode, LumaDecoder
-from privastead.media.detector import MotionDetector, MotionResult
-from privastead.media.events import EventEnded, EventStarted, EventTracker
+from privastead.media.analysis import Analysis
+from privastead.media.decode import DecodeMode
+from privastead.media.events import EventEnded, EventStarted
 from privastead.media.ingest import (
     Disconnected,
     Health,
@@ -57,7 +58,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ANALYSIS_QUEUE = 256  # packets: ~8 s at 30 fps before the analysis starts dropping GOPs
-IDLE_HOLD = 3.0  # seconds of full-rate decoding after a wake that did not become an event
 
 
 @dataclass(frozen=True)
@@ -309,50 +309,32 @@ class Camera:
 
     # -- analysis thread --------------------------------------------------------------------------
     def _analyse(self) -> None:
+        """The analysis thread: the same pipeline ``privastead-hub detect`` runs on files."""
         cfg = self.config
-        tracker = EventTracker(cfg.events)
-        decoder: LumaDecoder | None = None
-        detector: MotionDetector | None = None
-        mode: DecodeMode = cfg.decode
-        size = (0, 0)
-        hold_until = -1.0
+        analysis = Analysis(cfg.detection, cfg.events, mode=cfg.decode)
+        connected = False
         while not self._halt.is_set():
             item = self._queue.get()
             if item is None:
                 return
             if isinstance(item, StreamInfo):
                 template = _DecoderTemplate(item.decoder, item.time_base, item.video.average_rate)
-                decoder = LumaDecoder(template, mode)
-                if detector is None or size != (item.width, item.height):
-                    size = (item.width, item.height)
-                    detector = MotionDetector(cfg.detection, item.width, item.height)
+                analysis.connect(template)
+                connected = True
                 continue
-            if isinstance(item, Disconnected) or decoder is None or detector is None:
+            if isinstance(item, Disconnected) or not connected:
                 continue
             try:
-                frames = decoder.decode(item.packet)
-                for frame in frames:
-                    result: MotionResult = detector.process(frame)
-                    self.stats.frames_analysed += 1
-                    changes = tracker.update(result, frame.pts)
-                    if result.wake or result.motion:
-                        hold_until = frame.pts + IDLE_HOLD
-                    if changes:
-                        self._post(self._on_events, changes, frame.pts)
-                # keyframes mode: full rate while something may be happening
-                if cfg.decode == "keyframes":
-                    wanted: DecodeMode = (
-                        "full" if tracker.active or item.pts < hold_until else "keyframes"
-                    )
-                    if wanted != mode:
-                        mode = decoder.mode = wanted
-                        self.stats.mode = mode
+                for batch in analysis.feed(item.packet, item.pts):
+                    self._post(self._on_events, list(batch.changes), batch.frame_time)
             except MediaError as exc:
                 self.stats.errors += 1
                 log.warning("%s: analysis error: %s", self.name, exc)
             except Exception:  # a detector bug must not kill the camera
                 self.stats.errors += 1
                 log.exception("%s: analysis failed on a packet", self.name)
+            self.stats.frames_analysed = analysis.frames_analysed
+            self.stats.mode = analysis.mode
 
     def _post(self, handler: Any, *args: Any) -> None:
         loop = self._loop

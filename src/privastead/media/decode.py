@@ -13,15 +13,17 @@ Two modes:
                Non-key packets are not even handed to FFmpeg, so idle costs about one
                keyframe decode per GOP.
 
-Switching keyframes -> full takes effect at once, not at the next keyframe: the packets since
-the last keyframe are kept (references to compressed packets, a few MB at most) and replayed
-into a fresh full-rate context, so the detector catches up on the frames it skipped. Switching
+Switching keyframes -> full by setting ``mode`` waits for the next keyframe; ``replay`` makes
+it take effect at once: the caller hands back the packets since an earlier keyframe (it keeps
+them: ``media.analysis`` holds the previous and the current GOP) and they are decoded again in
+a fresh full-rate context, so the detector catches up on the frames it skipped. Switching
 full -> keyframes drains the frame-threaded context so no stale frame appears later.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
@@ -35,10 +37,6 @@ from privastead.errors import CorruptMediaError
 log = logging.getLogger(__name__)
 
 DecodeMode = Literal["full", "keyframes"]
-
-#: Packets kept for catch-up after the last keyframe; beyond this (very long GOPs) the
-#: switch to full rate waits for the next keyframe instead.
-MAX_GOP_PACKETS = 600
 
 
 @dataclass(frozen=True)
@@ -72,8 +70,6 @@ class LumaDecoder:
         self.mode: DecodeMode = mode
         self._active: DecodeMode | None = None
         self._ctx: Any = None
-        self._gop: list[Any] = []
-        self._gop_overflow = False
         self._last_pts = -float("inf")
         self._replaying = False
         self.frames_decoded = 0
@@ -134,18 +130,14 @@ class LumaDecoder:
 
     # -- public -----------------------------------------------------------------------------------
     def decode(self, packet: Any) -> list[LumaFrame]:
-        """Frames that ``packet`` completes (none, one, or several after a mode switch)."""
+        """Frames that ``packet`` completes (none, one, or the delayed frames of a drain)."""
         if packet.size == 0:
             return []
         self.packets_seen += 1
         frames: list[LumaFrame] = []
-        if packet.is_keyframe:
-            self._gop = []
-            self._gop_overflow = False
         if self.mode == "keyframes":
             if self._active == "full":
                 frames += self._drain()
-            self._remember(packet)
             if not packet.is_keyframe:
                 return frames
             if self._active is None:
@@ -155,33 +147,39 @@ class LumaDecoder:
         # full rate
         if self._active != "full":
             frames += self._drain()
-            if packet.is_keyframe:
-                self._ctx = self._open("full")
-                self._active = "full"
-            elif self._gop and not self._gop_overflow:
-                # Catch up: replay the GOP so far (its keyframe first) into a full context.
-                self._ctx = self._open("full")
-                self._active = "full"
-                replay, self._gop = self._gop, []
-                self._replaying = True
-                try:
-                    for old in replay:
-                        frames += self._run(old)
-                finally:
-                    self._replaying = False
-            else:
-                return frames  # no reference frame yet: wait for a keyframe
+            if not packet.is_keyframe:
+                return frames  # no reference frame: wait for a keyframe (or ``replay``)
+            self._ctx = self._open("full")
+            self._active = "full"
         return frames + self._run(packet)
 
-    def _remember(self, packet: Any) -> None:
-        if self._gop_overflow:
-            return
-        if len(self._gop) >= MAX_GOP_PACKETS:
-            self._gop = []
-            self._gop_overflow = True
-            return
-        if self._gop or packet.is_keyframe:
-            self._gop.append(packet)
+    def replay(self, packets: list[Any], after: float) -> Iterator[LumaFrame]:
+        """Switch to full rate at once: decode ``packets`` (starting with a keyframe) again in
+        a fresh full-rate context and yield the frames later than ``after`` seconds.
+
+        Frames are handed out again even if they were delivered before (the caller rewound
+        its analysis to ``after``); from then on the decoder runs at full rate. Frames come
+        one at a time, each to be analysed before the next is decoded: a list of them would
+        pin every decoded picture of two GOPs at once (at 4K30 with a 2 s GOP, 120 frames
+        of 12 MB). Consume the iterator before feeding the decoder again.
+        """
+        if not packets or not packets[0].is_keyframe:
+            raise ValueError("a replay starts with a keyframe")
+        self._drain()
+        self.mode = "full"
+        self._ctx = self._open("full")
+        self._active = "full"
+        self._last_pts = after
+        return self._replay(packets)
+
+    def _replay(self, packets: list[Any]) -> Iterator[LumaFrame]:
+        self._replaying = True
+        try:
+            for packet in packets:
+                if packet.size:
+                    yield from self._run(packet)
+        finally:
+            self._replaying = False
 
     def flush(self) -> list[LumaFrame]:
         """At end of stream: the frames still inside the decoder."""

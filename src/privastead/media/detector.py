@@ -1,31 +1,40 @@
 """The motion detector: luma frames in, a score, boxes and a motion flag out.
 
 One pass over the full-resolution Y plane reduces it to a grid of block means (about 120 rows,
-whatever the resolution); everything else works on that small grid:
+whatever the resolution); everything else works on that small grid. Each step answers one
+kind of thing that changes pixels without being an object:
 
-1. **Global brightness model.** ``m ~ g * bg + o`` is fitted with medians, and background and
-   previous frame are re-based by it, so exposure drift and auto-exposure steps vanish.
-2. **Adaptive per-cell threshold** ``max(floor, k * noise)``, where ``noise`` is learned from
-   frame-to-frame differences with fast attack and slow release: sensor noise, night noise,
-   rain and swaying foliage raise their own cells' thresholds; a passing person cannot (the
-   update is clipped).
-3. **Global change.** If more than ``global_change_fraction`` of the frame still changes after
-   the brightness model (a lamp lighting part of the yard, the IR switch, the camera moved),
-   the background re-bases and the detector settles for a moment instead of firing.
-4. **Spatial coherence.** Changed cells are grouped into 8-connected blobs; blobs smaller than
-   ``min_object_area`` are ignored (rain drops, snowflakes, noise specks).
-5. **Temporal persistence.** Blobs are tracked from frame to frame (a box may move about its
-   own size per frame); a track is motion once it has lived ``persistence`` seconds over at
-   least three analysed frames. Rain and snow rarely survive that; a walker always does.
+1. **Light over the whole view** (exposure drift, auto exposure, a lamp lighting everything,
+   the IR switch): ``m ~ g * bg + o`` is fitted with medians and background and previous frame
+   are re-based by it. What the fit cannot explain, if it covers much of the view or appeared
+   within a fraction of a second, is a *global change*: re-base, learn for a moment.
+2. **Noise and chronic motion** (sensor noise, night noise, foliage, water, flags): a cell is
+   flagged when it strays from its background by more than ``max(floor, k * noise,
+   kb * reach)``. ``noise`` is learned from frame-to-frame differences; ``reach`` is an
+   envelope of how far the cell strays *while it fluctuates* (a standing person strays but
+   stays steady, so it teaches nothing; sun glints on water are rare but learned within a few
+   glints). Both learn fast and forget slowly, nowhere under confirmed objects.
+3. **Rain and snow** (many small, short-lived, fast things): flagged cells form 8-connected
+   blobs; blobs under ``min_object_area`` are ignored, and a blob is *coherent* only if most of
+   its cells were flagged (nearby) in the previous analysed frame too. An object overlaps
+   itself from frame to frame; streaks and flakes do not.
+4. **Local light** (a lamp's pool, headlights sweeping, cloud shadows, a flake right in front of
+   the lens): over a textured blob, the frame still correlates with the background (the same
+   texture, brighter or darker); over an object it does not. Such blobs are absorbed at once.
+5. **Objects**: blobs are tracked (``media.tracks``); a track is motion once it has been
+   coherent for a few frames over ``persistence`` seconds and has either moved or appeared
+   where nothing moves chronically (the *activity* map: how often each cell was flagged lately).
 6. **Background learning** only where nothing is (Frigate's rule): under blobs the background
-   follows very slowly, so a person who stops stays "motion" for a long while, and a parked car
+   follows very slowly, so a person who stops stays motion for a long while, and a parked car
    is absorbed after ``absorb_seconds``.
 
-See docs/design/motion-detection.md for the reasoning and the alternatives.
+``explain`` holds, after each analysed frame, what the detector saw (for ``privastead-hub
+detect --explain`` and the debug video). See docs/design/motion-detection.md.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -33,19 +42,36 @@ import numpy as np
 import numpy.typing as npt
 
 from privastead.media.decode import LumaFrame
-from privastead.media.kernels import block_means, compare_grid, global_fit, label_cells, learn_grid
+from privastead.media.kernels import (
+    block_means,
+    compare_grid,
+    global_fit,
+    label_cells,
+    learn_grid,
+    light_cells,
+)
+from privastead.media.kernels import grid as G
 from privastead.media.kernels.blocks import MAX_BLOCK, grid_shape
 from privastead.media.settings import DetectionSettings
+from privastead.media.tracks import Tracks
+from privastead.media.verdicts import Blobs, FrameExplain, judge
 from privastead.media.zones import cell_weights
 
-#: Analysed frames a track needs besides its age before it counts.
-MIN_HITS = 3
-#: Seconds an unmatched track is remembered (a blob that drops out for a frame or two).
-TRACK_GRACE = 0.5
 #: Time constants (seconds) of the noise estimate: rising, falling, and while settling.
 NOISE_UP, NOISE_DOWN, SETTLE_BG = 2.0, 30.0, 0.25
-#: Noise may rise fast while settling (foliage and rain are learned before watching starts).
-SETTLE_NOISE_UP = 0.5
+#: Noise and reach may rise fast while settling (foliage and rain are learned before
+#: watching starts).
+SETTLE_UP = 0.5
+#: Reach: rising and falling time constants (seconds); how much of the frame-to-frame change
+#: may count (``kappa``: a deviation counts up to kappa * |dd|).
+REACH_UP, REACH_DOWN, KAPPA = 0.5, 30.0, 4.0
+#: Activity (share of time a cell was flagged) follows with this time constant (seconds).
+ACTIVITY_TAU, SETTLE_ACTIVITY_TAU = 20.0, 2.0
+#: Cells changed by light follow the new light with this time constant (seconds): fast, yet
+#: a cell taken for light by mistake for one frame does not become background.
+LIGHT_TAU = 0.3
+#: Seconds a candidate blob is protected from the background before it becomes an object.
+YOUNG = 2.0
 #: Frames kept while settling for the median background.
 MAX_SAMPLES = 40
 #: Newly changed fraction of the frame, within SUDDEN_WITHIN seconds, that is a global change.
@@ -71,7 +97,9 @@ class MotionResult:
     ``motion``: a persistent object-sized change; ``score``: the fraction of the watched area
     it covers; ``global_change``: the whole view changed (light, IR, camera moved) and was
     absorbed; ``wake``: something object-sized changed, not yet confirmed (an idle,
-    keyframes-only decoder should switch to full rate to confirm it).
+    keyframes-only decoder should switch to full rate to confirm it); ``since``: when the
+    oldest object in view was first seen (an object is confirmed some frames after it
+    appeared; events start at its appearance).
     """
 
     score: float
@@ -79,6 +107,7 @@ class MotionResult:
     motion: bool
     global_change: bool
     wake: bool = False
+    since: float | None = None
 
 
 NO_MOTION = MotionResult(0.0, (), False, False, False)
@@ -108,172 +137,206 @@ class MotionDetector:
         self.rows, self.cols = rows, cols
         self._cell_w = self.block / width
         self._cell_h = self.block / height
-        self.weight = cell_weights(rows, cols, self._cell_w, self._cell_h, s.zones, s.masks)
-        self._watched = max(1, int(self.weight.sum()))
+        self.f = np.zeros((G.F_PLANES, rows, cols), np.float32)
+        self.u = np.zeros((G.U_PLANES, rows, cols), np.uint8)
+        self.u[G.WEIGHT] = cell_weights(rows, cols, self._cell_w, self._cell_h, s.zones, s.masks)
+        self._watched = max(1, int(self.u[G.WEIGHT].sum()))
         self.min_cells = max(3, round(s.min_object_area * rows * cols))
-        shape = (rows, cols)
-        self._m = np.zeros(shape, np.float32)
-        self.background = np.zeros(shape, np.float32)
-        self._prev = np.zeros(shape, np.float32)
-        self.noise = np.zeros(shape, np.float32)  # variance of frame-to-frame change
-        self._changed = np.zeros(shape, np.uint8)
-        self._excess = np.zeros(shape, np.float32)
-        self._dd = np.zeros(shape, np.float32)
-        self._tracks = np.zeros((0, 7), np.float64)  # r0 c0 r1 c1 born last hits
+        self._m = np.zeros((rows, cols), np.float32)
+        self._rates = np.zeros(G.RATES, np.float64)
+        self.tracks = Tracks((rows, cols))
         self._last_t: float | None = None
+        self._due = -math.inf  # when the next frame is to be analysed (detect_fps)
         self._settle_until = -math.inf
         self._last_count = 0
         self._samples: list[npt.NDArray[np.float32]] = []
         self._result = NO_MOTION
         self.frames_analysed = 0
+        self.explain: FrameExplain | None = None
+
+    @property
+    def background(self) -> npt.NDArray[np.float32]:
+        plane: npt.NDArray[np.float32] = self.f[G.BG]
+        return plane
 
     def reset(self) -> None:
         """Forget everything learned (e.g. after a reconnect to a moved camera)."""
         self._setup(self.width, self.height)
 
+    def snapshot(self) -> object:
+        """A copy of everything learned so far (``media.analysis`` rewinds to it)."""
+        return copy.deepcopy({k: v for k, v in vars(self).items() if k != "settings"})
+
+    def restore(self, state: object) -> None:
+        """Go back to a ``snapshot`` (which must not be restored twice)."""
+        if not isinstance(state, dict):
+            raise TypeError("not a MotionDetector snapshot")
+        vars(self).update(state)
+
     def process(self, frame: LumaFrame) -> MotionResult:
-        """Analyse ``frame`` (or skip it when within the detect_fps interval)."""
+        """Analyse ``frame`` (or skip it to keep to ``detect_fps``)."""
         s = self.settings
         t = frame.pts
         if frame.y.shape != (self.height, self.width):
             self._setup(frame.y.shape[1], frame.y.shape[0])
-        if self._last_t is not None:
-            if s.detect_fps > 0 and t - self._last_t < 0.9 / s.detect_fps:
-                return self._result
-            dt = min(max(t - self._last_t, 1e-3), 2.0)
-        else:
-            dt = 0.0
+        if not self._due_at(t):
+            return self._result
+        dt = 0.0 if self._last_t is None else min(max(t - self._last_t, 1e-3), 2.0)
         self._last_t = t
         self.frames_analysed += 1
         m = block_means(frame.y, self.block, self._m)
-        floor, k = s.noise_floor, s.noise_factor
+        floor, k, kb = s.noise_floor, s.noise_factor, s.reach_factor
         if dt == 0.0:  # first frame: it is the background; learn the noise for a while
             self._rebase(m, t)
             self._settle_until = t + max(STARTUP_SECONDS, s.settle_seconds)
-            self.noise.fill((floor / k) ** 2 * 0.25)
-            self._result = NO_MOTION
-            return NO_MOTION
-        g, o = global_fit(m, self.background, self.weight)
-        count = compare_grid(
-            m,
-            self.background,
-            self._prev,
-            self.noise,
-            self.weight,
-            g,
-            o,
-            k,
-            floor,
-            self._changed,
-            self._excess,
-            self._dd,
-        )
+            self.f[G.NOISE].fill((floor / k) ** 2 * 0.25)
+            self.f[G.REACH].fill(0.0)
+            return self._set(NO_MOTION, FrameExplain(t, "start-up: learning the scene"))
+        if self._samples and t >= self._settle_until:
+            self._end_settling(s.noise_floor)
+        g, o = global_fit(m, self.f[G.BG], self.u[G.WEIGHT])
+        count = compare_grid(m, self.f, self.u, g, o, k, kb, floor)
         jump = count - self._last_count
         self._last_count = count
         # A global change: much of the view differs, or a large part changed within a
         # fraction of a second (a lamp lighting a pool of the yard): no object appears that
         # fast. Between keyframes a second apart a close person can, so the jump rule only
         # applies to closely spaced frames.
-        if count > s.global_change_fraction * self._watched or (
+        share = count / self._watched
+        if share > s.global_change_fraction or (
             dt <= SUDDEN_WITHIN and jump > SUDDEN_FRACTION * self._watched
         ):
             self._rebase(m, t)
+            why = f"global change: {100 * share:.0f} % of the view changed (gain {g:.2f})"
             # wake: an idle decoder should relearn at full rate, and confirm nothing hides
-            self._result = MotionResult(0.0, (), False, True, True)
-            return self._result
+            return self._set(MotionResult(0.0, (), False, True, True), FrameExplain(t, why))
         if t < self._settle_until:
-            self._changed.fill(0)
-            learn_grid(
-                m,
-                self.background,
-                self.noise,
-                self._dd,
-                self._changed,
-                _alpha(dt, SETTLE_BG),
-                0.0,
-                _alpha(dt, SETTLE_NOISE_UP),
-                _alpha(dt, NOISE_DOWN),
-                floor,
-            )
-            if len(self._samples) < MAX_SAMPLES:
-                self._samples.append(m.copy())
-            self._result = NO_MOTION
-            return NO_MOTION
-        if self._samples:
-            # End of settling: the per-cell median of what was seen is the background, so
-            # someone who walked through meanwhile leaves no ghost behind.
-            np.copyto(self.background, np.median(np.stack(self._samples), axis=0))
-            self._samples = []
-        labels, stats = label_cells(self._changed, self._excess)
-        big = stats[:, 0] >= self.min_cells
-        keep = np.zeros(len(stats) + 1, np.uint8)
-        keep[1:] = big
-        active = np.ascontiguousarray(keep[labels])
-        learn_grid(
-            m,
-            self.background,
-            self.noise,
-            self._dd,
-            active,
-            _alpha(dt, s.background_seconds),
-            _alpha(dt, s.absorb_seconds),
-            _alpha(dt, NOISE_UP),
-            _alpha(dt, NOISE_DOWN),
-            floor,
-        )
-        blobs = stats[big]
-        confirmed = self._track(blobs, t)
-        self._result = self._make_result(blobs, confirmed, wake=bool(len(blobs)))
-        return self._result
+            self.u[G.LIGHT].fill(0)
+            self._learn_settling(m, dt, floor)
+            return self._set(NO_MOTION, FrameExplain(t, "settling: learning only", count=count))
+        lit = light_cells(m, self.f, self.u, k, floor)
+        labels, stats = label_cells(
+            self.u[G.CHANGED], self.u[G.PERSIST], self.f[G.EXCESS], m, self.f[G.BG],
+            self.f[G.DD], self.f[G.ACTIVITY], self.f[G.REACH], self.f[G.NOISE],
+        )  # fmt: skip
+        blobs = judge(stats, self.min_cells, floor)
+        c = blobs.candidate
+        motion, fresh, born = self.tracks.update(
+            blobs.boxes[c], blobs.coherent[c], blobs.chronic[c], blobs.sudden[c], t,
+            s.persistence,
+        )  # fmt: skip
+        blobs.set_motion(motion, fresh, born)
+        self._paint(labels, blobs, t)
+        r = self._rates
+        r[G.A_BG], r[G.A_ABSORB] = _alpha(dt, s.background_seconds), _alpha(dt, s.absorb_seconds)
+        r[G.A_NOISE_UP], r[G.A_NOISE_DOWN] = _alpha(dt, NOISE_UP), _alpha(dt, NOISE_DOWN)
+        r[G.A_REACH_UP], r[G.A_REACH_DOWN] = _alpha(dt, REACH_UP), _alpha(dt, REACH_DOWN)
+        r[G.A_ACTIVITY], r[G.KAPPA], r[G.FLOOR] = _alpha(dt, ACTIVITY_TAU), KAPPA, floor
+        r[G.A_LIGHT] = _alpha(dt, LIGHT_TAU)
+        learn_grid(m, self.f, self.u, r)
+        result = self._make_result(blobs)
+        explain = FrameExplain(t, "", count=count - lit, lit=lit, gain=(g, o), blobs=blobs)
+        return self._set(result, explain)
+
+    def _due_at(self, t: float) -> bool:
+        """Whether the frame at ``t`` is to be analysed (and if so, schedule the next).
+
+        ``detect_fps`` is a rate, not a least gap: a schedule keeps it on average whatever the
+        camera's rate. A least gap of 0.1 s would analyse every other frame of a 12.5 fps
+        stream, 6.25 a second, and a person would move about half their width between
+        analysed frames: their blob would rarely overlap itself as the coherence test expects
+        of objects. A tenth of a period of slack absorbs jitter in the timestamps; after a
+        gap (idle mode, a stall) the schedule restarts from now instead of catching up.
+        """
+        rate = self.settings.detect_fps
+        if rate <= 0:
+            return True
+        period = 1.0 / rate
+        if t < self._due - 0.1 * period:
+            return False
+        due = self._due + period
+        self._due = due if due >= t else t + period
+        return True
+
+    def _set(self, result: MotionResult, explain: FrameExplain) -> MotionResult:
+        self._result = result
+        self.explain = explain
+        return result
+
+    def _learn_settling(self, m: npt.NDArray[np.float32], dt: float, floor: float) -> None:
+        # Everything is learned while settling: nothing counts yet, whatever stays.
+        self.u[G.ACTIVE].fill(0)
+        self.u[G.CONFIRMED].fill(0)
+        self.u[G.PERSIST].fill(0)
+        r = self._rates
+        r[G.A_BG], r[G.A_ABSORB] = _alpha(dt, SETTLE_BG), 0.0
+        r[G.A_NOISE_UP], r[G.A_NOISE_DOWN] = _alpha(dt, SETTLE_UP), _alpha(dt, NOISE_DOWN)
+        r[G.A_REACH_UP], r[G.A_REACH_DOWN] = _alpha(dt, SETTLE_UP), _alpha(dt, REACH_DOWN)
+        r[G.A_ACTIVITY], r[G.KAPPA], r[G.FLOOR] = _alpha(dt, SETTLE_ACTIVITY_TAU), KAPPA, floor
+        r[G.A_LIGHT] = _alpha(dt, LIGHT_TAU)
+        learn_grid(m, self.f, self.u, r)
+        if len(self._samples) < MAX_SAMPLES:
+            self._samples.append(m.copy())
+
+    def _end_settling(self, floor: float) -> None:
+        """The per-cell median of the frames seen while settling is the background, so that
+        someone who walked through meanwhile leaves no ghost behind; and the noise, reach
+        and activity come from the median deviation from it, for the same reason (a car
+        that drove through during start-up must not make its path look noisy or chronic)."""
+        stack = np.stack(self._samples)
+        self._samples = []
+        median = np.median(stack, axis=0)
+        np.copyto(self.f[G.BG], median)
+        if len(stack) < 5:
+            return
+        off = np.abs(stack - median)
+        mad = np.median(off, axis=0)
+        sigma = 1.4826 * mad
+        self.f[G.NOISE] = np.minimum(self.f[G.NOISE], 2.0 * sigma * sigma)
+        self.f[G.REACH] = 3.0 * sigma
+        # Chronic cells stray most of the time (their median deviation is large); a car
+        # that passed once strays in a few frames only.
+        stray = max(G.MIN_STRAY, G.STRAY * floor)
+        busy = (off > stray).mean(axis=0)
+        self.f[G.ACTIVITY] = np.where(mad > stray / 4, busy, 0.0)
+
+    def _paint(self, labels: npt.NDArray[np.int32], blobs: Blobs, t: float) -> None:
+        """Mark the cells where the background learns slowly (objects, and candidates young
+        enough to become one: what has lingered for a while without becoming an object is
+        more likely a change in the scene, which the background must follow) and those of
+        confirmed objects (no noise, reach or activity learning)."""
+        n = len(blobs.cells)
+        lut = np.zeros(n + 1, np.uint8)
+        lut[1:] = blobs.candidate & (blobs.motion | (t - blobs.born < YOUNG))
+        if lut.any():
+            np.take(lut, labels, out=self.u[G.ACTIVE])
+        else:
+            self.u[G.ACTIVE].fill(0)
+        lut[1:] = blobs.motion
+        if lut.any():
+            np.take(lut, labels, out=self.u[G.CONFIRMED])
+        else:
+            self.u[G.CONFIRMED].fill(0)
+        if (blobs.ghost | blobs.soft).any():
+            # The background is wrong under a ghost, and a pool of light is light: take the
+            # frame (as for light cells).
+            lut[1:] = (blobs.ghost | blobs.soft) & blobs.big
+            self.u[G.LIGHT] |= np.take(lut, labels)
 
     def _rebase(self, m: npt.NDArray[np.float32], t: float) -> None:
         self._samples = [m.copy()]
-        np.copyto(self.background, m)
-        np.copyto(self._prev, m)
-        self._tracks = self._tracks[:0]
+        np.copyto(self.f[G.BG], m)
+        np.copyto(self.f[G.PREV], m)
+        self.u[G.PREV_CHANGED].fill(0)
+        self.tracks.clear()
         self._settle_until = t + self.settings.settle_seconds
 
-    def _track(self, blobs: npt.NDArray[np.float64], t: float) -> npt.NDArray[np.bool_]:
-        """Match blobs to tracks by overlap of boxes grown by about their own size."""
-        tracks = self._tracks
-        tracks = tracks[t - tracks[:, 5] <= TRACK_GRACE]
-        n = len(blobs)
-        if n == 0:
-            self._tracks = tracks
-            return np.zeros(0, bool)
-        born = np.full(n, t)
-        hits = np.ones(n)
-        if len(tracks):
-            size = np.maximum(tracks[:, 2] - tracks[:, 0], tracks[:, 3] - tracks[:, 1])
-            grow = 1.0 + 0.75 * size
-            r0 = (tracks[:, 0] - grow)[None, :]
-            c0 = (tracks[:, 1] - grow)[None, :]
-            r1 = (tracks[:, 2] + grow)[None, :]
-            c1 = (tracks[:, 3] + grow)[None, :]
-            hit = (
-                (blobs[:, 1, None] < r1)
-                & (blobs[:, 3, None] > r0)
-                & (blobs[:, 2, None] < c1)
-                & (blobs[:, 4, None] > c0)
-            )
-            matched = hit.any(axis=1)
-            born = np.where(matched, np.where(hit, tracks[None, :, 4], np.inf).min(axis=1), t)
-            hits = np.where(matched, np.where(hit, tracks[None, :, 6], 0).max(axis=1) + 1, 1)
-            tracks = tracks[~hit.any(axis=0)]  # unmatched tracks wait out their grace
-        new = np.column_stack([blobs[:, 1:5], born, np.full(n, t), hits])
-        self._tracks = np.concatenate([tracks, new])
-        confirmed: npt.NDArray[np.bool_] = (hits >= MIN_HITS) & (
-            t - born >= self.settings.persistence - 1e-9
-        )
-        return confirmed
-
-    def _make_result(
-        self, blobs: npt.NDArray[np.float64], confirmed: npt.NDArray[np.bool_], wake: bool
-    ) -> MotionResult:
-        if not confirmed.any():
+    def _make_result(self, blobs: Blobs) -> MotionResult:
+        wake = bool(blobs.wake.any())
+        if not blobs.motion.any():
             return MotionResult(0.0, (), False, False, wake)
-        chosen = blobs[confirmed]
-        score = float(chosen[:, 0].sum()) / self._watched
+        chosen = blobs.motion
+        score = float(blobs.cells[chosen].sum()) / self._watched
         boxes = tuple(
             Box(
                 x=float(c0 * self._cell_w),
@@ -281,9 +344,10 @@ class MotionDetector:
                 w=float((c1 - c0) * self._cell_w),
                 h=float((r1 - r0) * self._cell_h),
             )
-            for _, r0, c0, r1, c1, _ in chosen
+            for r0, c0, r1, c1 in blobs.boxes[chosen]
         )
-        return MotionResult(min(1.0, score), boxes, True, False, wake)
+        since = float(blobs.born[chosen].min())
+        return MotionResult(min(1.0, score), boxes, True, False, wake, since)
 
 
 __all__ = ["NO_MOTION", "Box", "MotionDetector", "MotionResult"]

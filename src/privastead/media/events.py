@@ -4,7 +4,9 @@ Driven only by frame timestamps (no clock, no sleeping), so a file, a live camer
 with made-up times behave the same:
 
 - **start** once motion has lasted ``persistence`` seconds (gaps shorter than half the
-  post-roll do not break the run); the event's start time is the onset of that run;
+  post-roll do not break the run); the event's start time is the onset of that run, or when
+  the detector first saw the object (``MotionResult.since``, at most ``BACKDATE`` earlier:
+  an object is confirmed some frames after it appears);
 - **extend** while motion continues;
 - **end** after ``post_roll`` seconds without motion (``at`` = last motion + post-roll, the
   clip's end; ``last_motion`` says when the scene went quiet);
@@ -45,6 +47,10 @@ class EventEnded:
 
 
 Event = EventStarted | EventEnded
+
+
+#: Longest the detector's first sighting may move an event's start before its motion run.
+BACKDATE = 2.0
 
 
 def _new_id() -> str:
@@ -102,6 +108,8 @@ class EventTracker:
             return out
         if self._run_start is None:
             self._run_start = at
+            if result.since is not None and at - BACKDATE <= result.since < at:
+                self._run_start = result.since
         self._run_last = at
         if at - self._run_start >= s.persistence - 1e-9 and at >= self._cooldown_until:
             onset = max(self._run_start, self._cooldown_until)

@@ -4,7 +4,8 @@ The hub decodes keyframes only while nothing happens (about one frame per GOP: a
 the CPU) and switches to full rate as soon as the detector sees an object-sized change it has
 not confirmed yet (``MotionResult.wake``), while motion lasts, while an event runs, and for
 ``quiet_seconds`` after, so that a person pausing does not drop the camera back to 1 fps.
-``LumaDecoder`` makes the switch to full rate immediate (it replays the current GOP).
+``media.analysis`` makes the switch to full rate immediate (it rewinds to the keyframe before
+the one that showed the change and replays from there).
 """
 
 from __future__ import annotations
@@ -26,7 +27,17 @@ class IdlePolicy:
         if not self.enabled:
             return "full"
         if result.wake or result.motion or event_active:
-            self._busy_until = at + self.quiet_seconds
+            self.hold(at)
+        return self.mode(at)
+
+    def hold(self, at: float) -> None:
+        """Stay at full rate until ``quiet_seconds`` after ``at``."""
+        self._busy_until = max(self._busy_until, at + self.quiet_seconds)
+
+    def mode(self, at: float) -> DecodeMode:
+        """The mode at time ``at`` without a new result."""
+        if not self.enabled:
+            return "full"
         return "full" if at < self._busy_until else "keyframes"
 
 

@@ -1,9 +1,11 @@
-"""Run decoder, detector and event tracker over a video file, the way the hub runs a camera.
+"""Run the hub's analysis pipeline over a video file.
 
-``privastead-hub detect`` and the scene suite both use this, so what they score is what the
-hub does. In ``idle`` decoding the decoder reads keyframes only until the detector reports a
-candidate (``wake``), then runs at full rate until the event is over and the scene has been
-quiet for a few seconds: the hub's ``keyframes`` mode.
+``privastead-hub detect``, the scene suite and the benchmarks use this; the pipeline itself
+(``media.analysis.Analysis``: decoder, detector, event tracker, idle policy) is the one the
+running hub uses for each camera, so what they score is what the hub does. In ``keyframes``
+mode the decoder reads keyframes only until the detector reports a candidate (``wake``), then
+rewinds to the keyframe before and runs at full rate until the event is over and the scene
+has been quiet for a few seconds: the hub's idle mode.
 """
 
 from __future__ import annotations
@@ -17,10 +19,9 @@ from typing import Literal
 import av
 
 from privastead.errors import CorruptMediaError
-from privastead.media.decode import LumaDecoder, LumaFrame
-from privastead.media.detector import Box, MotionDetector
-from privastead.media.events import EventEnded, EventStarted, EventTracker
-from privastead.media.idle import IdlePolicy
+from privastead.media.analysis import Analysis, DetectorFactory, EventChanges, Observer
+from privastead.media.detector import Box
+from privastead.media.events import EventEnded, EventStarted
 from privastead.media.settings import DetectionSettings, EventSettings
 
 ScanMode = Literal["full", "keyframes"]
@@ -35,6 +36,9 @@ class DetectedEvent:
     clip_end: float  # end of the clip (last motion + post-roll, or the split point)
     peak_score: float
     boxes: tuple[Box, ...]
+    #: When a live hub would have notified: the newest packet's time when the event started
+    #: (later than ``start`` by the persistence, and in idle mode by the wait for a keyframe).
+    decided: float = 0.0
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -53,6 +57,7 @@ class ScanReport:
     duration: float = 0.0
     frames_decoded: int = 0
     frames_analysed: int = 0
+    rewinds: int = 0  # idle mode: switches to full rate that replayed from a keyframe
     first_detection: float | None = None  # stream time of the first EventStarted
 
 
@@ -63,6 +68,8 @@ def scan_file(
     *,
     mode: ScanMode = "full",
     progress: Callable[[float, float], None] | None = None,
+    detector: DetectorFactory | None = None,
+    observer: Observer | None = None,
 ) -> ScanReport:
     """Detect events in the first video stream of ``path``."""
     try:
@@ -78,59 +85,67 @@ def scan_file(
             if stream.duration and stream.time_base
             else 0.0
         )
-        decoder = LumaDecoder(stream, mode="keyframes" if mode == "keyframes" else "full")
-        tracker = EventTracker(events)
-        detector: MotionDetector | None = None
-        report = ScanReport()
-        origin: float | None = None
-        policy = IdlePolicy(enabled=mode == "keyframes")
+        analysis = Analysis(detection, events, mode=mode, detector=detector, observer=observer)
+        analysis.connect(stream)
+        collector = _Collector(analysis)
         last_report = time.monotonic()
-        last_t = 0.0
-
-        def handle(frames: list[LumaFrame]) -> None:
-            nonlocal detector, origin, last_t
-            for frame in frames:
-                if detector is None:
-                    detector = MotionDetector(detection, frame.y.shape[1], frame.y.shape[0])
-                if origin is None:
-                    origin = frame.pts
-                t = frame.pts - origin
-                last_t = t
-                result = detector.process(frame)
-                for ev in tracker.update(result, t):
-                    _collect(ev, report)
-                decoder.mode = policy.update(result, t, tracker.active)
-
-        for packet in container.demux(stream):
-            if packet.dts is None and packet.size == 0:
-                continue
-            handle(decoder.decode(packet))
-            if progress is not None and time.monotonic() - last_report > 1.0:
-                last_report = time.monotonic()
-                progress(last_t, total)
-        handle(decoder.flush())
-        for ev in tracker.close(last_t + 1e-6):
-            _collect(ev, report)
-        report.duration = last_t
-        report.frames_decoded = decoder.frames_decoded
-        report.frames_analysed = detector.frames_analysed if detector else 0
+        try:
+            for packet in container.demux(stream):
+                if packet.dts is None and packet.size == 0:
+                    continue
+                collector.add(analysis.feed(packet))
+                if progress is not None and time.monotonic() - last_report > 1.0:
+                    last_report = time.monotonic()
+                    progress(collector.elapsed(), total)
+        except av.error.FFmpegError as exc:
+            raise CorruptMediaError(f"{path}: cannot read video: {exc}") from exc
+        collector.add(analysis.finish())
+        report = collector.report
+        report.duration = collector.elapsed()
+        report.frames_decoded = analysis.frames_decoded
+        report.frames_analysed = analysis.frames_analysed
+        report.rewinds = analysis.rewinds
         return report
 
 
-def _collect(ev: EventStarted | EventEnded, report: ScanReport) -> None:
-    if isinstance(ev, EventStarted):
-        if report.first_detection is None:
-            report.first_detection = ev.at
-        return
-    report.events.append(
-        DetectedEvent(
-            start=ev.started_at,
-            end=ev.last_motion,
-            clip_end=ev.at,
-            peak_score=ev.peak_score,
-            boxes=ev.boxes,
+class _Collector:
+    """Turns event changes into ``DetectedEvent``s, times relative to the first frame."""
+
+    def __init__(self, analysis: Analysis) -> None:
+        self.analysis = analysis
+        self.report = ScanReport()
+        self._decided: dict[str, float] = {}
+
+    @property
+    def origin(self) -> float:
+        first = self.analysis.first_frame
+        return 0.0 if first is None else first
+
+    def elapsed(self) -> float:
+        return max(0.0, self.analysis.last_frame - self.origin)
+
+    def add(self, batch: list[EventChanges]) -> None:
+        for item in batch:
+            for ev in item.changes:
+                self._collect(ev, item.decided_at)
+
+    def _collect(self, ev: EventStarted | EventEnded, decided: float) -> None:
+        if isinstance(ev, EventStarted):
+            self._decided[ev.event_id] = decided
+            if self.report.first_detection is None:
+                self.report.first_detection = ev.at - self.origin
+            return
+        o = self.origin
+        self.report.events.append(
+            DetectedEvent(
+                start=ev.started_at - o,
+                end=ev.last_motion - o,
+                clip_end=ev.at - o,
+                peak_score=ev.peak_score,
+                boxes=ev.boxes,
+                decided=self._decided.pop(ev.event_id, ev.started_at) - o,
+            )
         )
-    )
 
 
 __all__ = ["DetectedEvent", "ScanMode", "ScanReport", "scan_file"]

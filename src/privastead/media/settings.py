@@ -85,6 +85,12 @@ class DetectionSettings:
         """How many noise deviations (per cell, learned) a change must exceed."""
         return 5.0 - 2.0 * self.sensitivity
 
+    @property
+    def reach_factor(self) -> float:
+        """How far beyond its reach (how far a fluctuating cell strays, learned) a change must
+        go: foliage, water and flags stay under it."""
+        return 1.4 - 0.4 * self.sensitivity
+
 
 @dataclass(frozen=True)
 class EventSettings:

@@ -1,12 +1,22 @@
-"""`privastead-hub detect VIDEO`: run the hub's motion detector on a video file.
+"""`privastead-hub detect VIDEO`: run the hub's motion detection on a video file.
 
-Prints one line per event, as JSON with ``--json``::
+It runs the same analysis pipeline as ``privastead-hub run`` (decoder, detector, event
+tracker, and with ``--mode keyframes`` the idle mode). Prints one line per event, as JSON
+with ``--json``::
 
     {"start": 4.9, "end": 11.3, "peak_score": 0.0123, "boxes": [[x, y, w, h], ...]}
 
 Times are seconds from the start of the file (``end`` is the last motion, not the clip's end);
-boxes are normalised 0..1 and come from the frame with the peak score. Use it to tune a
-camera's ``[detection]`` and ``[events]`` settings on recorded footage.
+boxes are normalised 0..1 (x, y from the top left) and come from the frame with the peak
+score. Use it to tune a camera's ``[cameras.detection]`` and ``[cameras.events]`` settings on
+its own recorded footage:
+
+``--explain`` prints what the detector saw, frame by frame: the cells over threshold, every
+object-sized blob with its box and why it counted or not (object; light change; not
+coherent, e.g. rain; in a chronic-motion area and not moving, e.g. foliage), global changes,
+and why each event started and ended; at the end, where motion was chronic (areas to mask).
+``--debug-video FILE`` writes the same as pictures: changed cells red, light changes blue,
+chronic areas green, blobs boxed (white: an object), a white border during events.
 """
 
 from __future__ import annotations
@@ -14,12 +24,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from privastead import configfile
 from privastead.errors import ConfigError, MediaError
+from privastead.media.analysis import Observer, Observers
+from privastead.media.debug_video import DebugVideo
+from privastead.media.explain import Explainer
 from privastead.media.scan import scan_file
 from privastead.media.settings import DetectionSettings, EventSettings
 
@@ -49,6 +63,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     tune.add_argument("--detect-fps", type=float, help="frames analysed per second (0: all)")
     tune.add_argument("--persistence", type=float, help="seconds of motion before an event")
     tune.add_argument("--post-roll", type=float, help="seconds of quiet that end an event")
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="print what the detector saw: blobs, why they counted or not, global changes, "
+        "why events started and ended, and where motion is chronic (to stderr with --json)",
+    )
+    parser.add_argument(
+        "--debug-video",
+        type=Path,
+        metavar="FILE",
+        help="write an annotated MP4: cells over threshold (red), light changes (blue), "
+        "chronic motion (green), blobs boxed (white: object), white border during events",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress line on stderr")
 
 
@@ -84,29 +111,39 @@ def _from_config(path: Path, camera: str | None) -> tuple[DetectionSettings, Eve
     return det, ev
 
 
-def run(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace) -> tuple[DetectionSettings, EventSettings]:
+    """The camera's settings from --config (or the defaults), with the options on top."""
     detection, events = DetectionSettings(), EventSettings()
     if args.config is not None:
         detection, events = _from_config(args.config, args.camera)
+    detection_options = (
+        ("sensitivity", args.sensitivity),
+        ("min_object_area", args.min_object_area),
+        ("detect_fps", args.detect_fps),
+    )
+    event_options = (("persistence", args.persistence), ("post_roll", args.post_roll))
     try:
-        det_over = {
-            k: v
-            for k, v in (
-                ("sensitivity", args.sensitivity),
-                ("min_object_area", args.min_object_area),
-                ("detect_fps", args.detect_fps),
-            )
-            if v is not None
-        }
-        ev_over = {
-            k: v
-            for k, v in (("persistence", args.persistence), ("post_roll", args.post_roll))
-            if v is not None
-        }
-        detection = dataclasses.replace(detection, **det_over)
-        events = dataclasses.replace(events, **ev_over)
+        detection = dataclasses.replace(
+            detection, **{k: v for k, v in detection_options if v is not None}
+        )
+        events = dataclasses.replace(events, **{k: v for k, v in event_options if v is not None})
     except ValueError as exc:
         raise ConfigError(f"bad option: {exc}") from None
+    return detection, events
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _detect(args)
+    except BrokenPipeError:
+        # ``detect --explain | head``: the reader has seen enough; that is no error. Later
+        # writes (the interpreter's final flush) go nowhere instead of failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _detect(args: argparse.Namespace) -> int:
+    detection, events = _settings(args)
     if not args.video.exists():
         raise MediaError(f"{args.video}: no such file")
 
@@ -114,14 +151,37 @@ def run(args: argparse.Namespace) -> int:
         share = f" ({100 * at / total:.0f} %)" if total else ""
         print(f"\r{args.video.name}: {at:.0f} s{share}", end="", file=sys.stderr, flush=True)
 
-    report = scan_file(
-        args.video, detection, events, mode=args.mode, progress=None if args.quiet else progress
-    )
+    explain_out = sys.stderr if args.json else sys.stdout
+    observers: list[Observer] = []
+    explainer = None
+    if args.explain:
+        explainer = Explainer(lambda line: print(line, file=explain_out, flush=True))
+        observers.append(explainer)
+    video = None
+    if args.debug_video is not None:
+        video = DebugVideo(args.debug_video, fps=detection.detect_fps or 10.0)
+        observers.append(video)
+    try:
+        report = scan_file(
+            args.video,
+            detection,
+            events,
+            mode=args.mode,
+            progress=None if args.quiet or args.explain else progress,
+            observer=Observers(observers) if observers else None,
+        )
+    finally:
+        if video is not None:
+            video.close()
+    if explainer is not None:
+        explainer.summary(report.duration)
     if not args.quiet:
         print(
             f"\r{args.video.name}: {report.duration:.1f} s, {len(report.events)} events",
             file=sys.stderr,
         )
+        if video is not None:
+            print(f"debug video: {args.debug_video}", file=sys.stderr)
     for event in report.events:
         if args.json:
             print(json.dumps(event.as_json()))

@@ -16,6 +16,8 @@ from privastead.media.kernels.grid import (
     global_fit_reference,
     learn_grid,
     learn_grid_reference,
+    light_cells,
+    light_cells_reference,
 )
 from privastead.media.kernels.labels import label_cells, label_cells_reference
 
@@ -30,4 +32,6 @@ __all__ = [
     "label_cells_reference",
     "learn_grid",
     "learn_grid_reference",
+    "light_cells",
+    "light_cells_reference",
 ]

@@ -1,15 +1,32 @@
 """Per-frame work on the analysis grid: global exposure fit, change test, learning.
 
-All arrays here are small (about 120 x 213 float32 cells) and C-contiguous; the kernels fuse
-what would be a dozen NumPy passes (and a dozen temporaries) into one loop each.
+All arrays here are small (about 120 x 213 cells) and C-contiguous. The detector's per-cell
+state lives in two stacks of planes (``F`` float32, ``U`` uint8, indices below), so that a
+kernel takes a handful of arguments and a snapshot is two array copies. The kernels fuse what
+would be a dozen NumPy passes (and a dozen temporaries) into one loop each.
 
-``global_fit``  robust brightness model ``m ~ g * bg + o`` (medians over a subsample), so that
-                exposure drift and auto-exposure steps are explained away instead of firing.
+``global_fit``   robust brightness model ``m ~ g * bg + o`` (medians over a subsample), so that
+                 exposure drift and auto-exposure steps are explained away instead of firing.
 ``compare_grid`` re-bases background and previous frame by ``(g, o)``, flags cells whose change
-                exceeds ``max(floor, k * noise)`` and returns the frame-to-frame differences.
-``learn_grid``  updates the background (slowly where something is, normally elsewhere) and the
-                per-cell noise (fast attack, slow release, clipped so one passing object
-                cannot blind a cell) from which the next thresholds come.
+                 exceeds ``max(floor, k * noise, kb * reach)``, marks the flagged cells that
+                 were (next to) flagged cells in the previous analysed frame too (*persistent*:
+                 an object overlaps itself from frame to frame, rain and snow do not), and
+                 keeps the frame-to-frame differences for learning.
+``light_cells``  un-flags cells whose change is light, not an object: over the textured
+                 neighbourhood of the cell the frame still correlates with the background
+                 with a plausible local gain, and that local model explains the cell (a
+                 lamp's pool, headlights, a cloud's shadow keep the texture underneath; an
+                 object replaces it).
+``learn_grid``   updates the background (slowly under objects), the frame-to-frame noise, the
+                 *reach* (how far the cell strays from its background while it fluctuates:
+                 an envelope that rises within half a second and falls over half a minute,
+                 so foliage, waves and sun glints on water, rare as a glint may be, raise
+                 their own thresholds; a cell flagged in two frames running, a thing that
+                 stays, teaches it nothing) and the cell's *activity* (share of time it
+                 strays from its background by more than ``STRAY`` times the floor, whatever
+                 its noise and reach: chronic motion stays chronic even once its reach keeps
+                 it from being flagged); the noise is not learned under confirmed objects,
+                 reach and activity not under anything that may still become one either.
 """
 
 from __future__ import annotations
@@ -20,6 +37,7 @@ import numpy.typing as npt
 
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
+F64 = npt.NDArray[np.float64]
 
 #: Cells darker than this (in the background) carry no usable ratio for the gain fit.
 DARK = 12.0
@@ -30,6 +48,28 @@ SATURATED = 250.0
 GAIN_RANGE = (0.2, 5.0)
 #: Below this brightness spread (levels) the slope is unreliable: fit a pure gain instead.
 MIN_SPREAD = 10.0
+
+# Float planes of the state stack.
+BG, PREV, NOISE, REACH, ACTIVITY, DD, EXCESS = range(7)
+F_PLANES = 7
+# Byte planes: watched cells, flagged now, flagged in the previous analysed frame, flagged
+# and persistent, under an object-sized blob (slow background), under a confirmed object,
+# changed by light (re-based at once).
+WEIGHT, CHANGED, PREV_CHANGED, PERSIST, ACTIVE, CONFIRMED, LIGHT = range(7)
+U_PLANES = 7
+
+#: Light test: neighbourhood radius (cells), least texture (block-mean levels, standard
+#: deviation of the background over the neighbourhood), least correlation, plausible gains.
+LIGHT_RADIUS, TEXTURE, LIGHT_CORR = 2, 2.5, 0.75
+LIGHT_GAIN = (0.3, 3.0)
+
+# Learning rates passed to learn_grid, as one float64 vector.
+(A_BG, A_ABSORB, A_NOISE_UP, A_NOISE_DOWN, A_REACH_UP, A_REACH_DOWN, A_ACTIVITY,
+ A_LIGHT, KAPPA, FLOOR) = range(10)  # fmt: skip
+RATES = 10
+#: A cell is active while it strays more than this many floors (and at least MIN_STRAY
+#: levels) from its background: well beyond sensor noise in block means.
+STRAY, MIN_STRAY = 1.5, 6.0
 
 
 @numba.njit(
@@ -105,142 +145,288 @@ def global_fit_reference(m: F32, bg: F32, weight: U8, step: int = 8) -> tuple[fl
 
 
 @numba.njit(
-    "int64(float32[:, ::1], float32[:, ::1], float32[:, ::1], float32[:, ::1], uint8[:, ::1],"
-    " float64, float64, float64, float64, uint8[:, ::1], float32[:, ::1], float32[:, ::1])",
-    nogil=True,
-    cache=True,
-    fastmath=True,
-)
-def _compare_kernel(m, bg, prev, var, weight, g, o, k, floor, changed, excess, dd):  # type: ignore[no-untyped-def]  # noqa: PLR0917
-    rows, cols = m.shape
-    count = 0
-    for r in range(rows):
-        for c in range(cols):
-            x = m[r, c]
-            b = g * bg[r, c] + o
-            bg[r, c] = b
-            dd[r, c] = x - (g * prev[r, c] + o)
-            prev[r, c] = x
-            d = abs(x - min(b, SATURATED))
-            thr = max(floor, k * np.sqrt(var[r, c]))
-            if weight[r, c] != 0 and d > thr:
-                changed[r, c] = 1
-                excess[r, c] = d / thr
-                count += 1
-            else:
-                changed[r, c] = 0
-                excess[r, c] = 0.0
-    return count
-
-
-def compare_grid(  # noqa: PLR0917 -- mirrors the kernel's signature
-    m: F32,
-    bg: F32,
-    prev: F32,
-    var: F32,
-    weight: U8,
-    g: float,
-    o: float,
-    k: float,
-    floor: float,
-    changed: U8,
-    excess: F32,
-    dd: F32,
-) -> int:
-    """Flag changed cells (in place); re-base ``bg`` and set ``prev = m``. Returns the count."""
-    return int(_compare_kernel(m, bg, prev, var, weight, g, o, k, floor, changed, excess, dd))
-
-
-def compare_grid_reference(  # noqa: PLR0917 -- mirrors the kernel's signature
-    m: F32,
-    bg: F32,
-    prev: F32,
-    var: F32,
-    weight: U8,
-    g: float,
-    o: float,
-    k: float,
-    floor: float,
-    changed: U8,
-    excess: F32,
-    dd: F32,
-) -> int:
-    """NumPy reference for ``compare_grid`` (same in-place contract)."""
-    b = (g * bg + o).astype(np.float32)
-    dd[...] = m - (g * prev + o)
-    bg[...] = b
-    prev[...] = m
-    d = np.abs(m - np.minimum(b, SATURATED))
-    thr = np.maximum(floor, k * np.sqrt(var))
-    hit = (weight != 0) & (d > thr)
-    changed[...] = hit
-    excess[...] = np.where(hit, d / thr, 0.0)
-    return int(hit.sum())
-
-
-@numba.njit(
-    "void(float32[:, ::1], float32[:, ::1], float32[:, ::1], float32[:, ::1], uint8[:, ::1],"
+    "int64(float32[:, ::1], float32[:, :, ::1], uint8[:, :, ::1],"
     " float64, float64, float64, float64, float64)",
     nogil=True,
     cache=True,
     fastmath=True,
 )
-def _learn_kernel(m, bg, var, dd, active, a_bg, a_absorb, a_up, a_down, floor):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+def _compare_kernel(m, f, u, g, o, k, kb, floor):  # type: ignore[no-untyped-def]  # noqa: PLR0917
     rows, cols = m.shape
+    # Flat views of the planes: one simple loop, no 3-D index arithmetic per cell.
+    x = m.ravel()
+    bg, prev, noise, reach = f[BG].ravel(), f[PREV].ravel(), f[NOISE].ravel(), f[REACH].ravel()
+    dd, excess = f[DD].ravel(), f[EXCESS].ravel()
+    weight, changed, persist = u[WEIGHT].ravel(), u[CHANGED].ravel(), u[PERSIST].ravel()
+    count = 0
+    for i in range(x.size):
+        b = g * bg[i] + o
+        bg[i] = b
+        dd[i] = x[i] - (g * prev[i] + o)
+        prev[i] = x[i]
+        d = abs(x[i] - min(b, SATURATED))
+        thr = max(floor, k * np.sqrt(noise[i]), kb * reach[i])
+        hit = weight[i] != 0 and d > thr
+        changed[i] = hit
+        persist[i] = 0
+        excess[i] = d / thr if hit else 0.0
+        count += hit
+    if count:
+        # Persistent: flagged now and (next to) flagged in the previous analysed frame.
+        was = u[PREV_CHANGED]
+        now = u[CHANGED]
+        for r in range(rows):
+            for c in range(cols):
+                if now[r, c] == 0:
+                    continue
+                near = 0
+                for rr in range(max(0, r - 1), min(rows, r + 2)):
+                    for cc in range(max(0, c - 1), min(cols, c + 2)):
+                        near |= was[rr, cc]
+                u[PERSIST, r, c] = near
+    u[PREV_CHANGED] = u[CHANGED]
+    return count
+
+
+def compare_grid(  # noqa: PLR0917 -- mirrors the kernel's signature
+    m: F32, f: F32, u: U8, g: float, o: float, k: float, kb: float, floor: float
+) -> int:
+    """Flag changed and persistent cells (in place, see the module doc); re-base the
+    background and the previous frame, set ``PREV = m``. Returns the number of flagged cells."""
+    return int(_compare_kernel(m, f, u, g, o, k, kb, floor))
+
+
+def compare_grid_reference(  # noqa: PLR0917 -- mirrors the kernel's signature
+    m: F32, f: F32, u: U8, g: float, o: float, k: float, kb: float, floor: float
+) -> int:
+    """NumPy reference for ``compare_grid`` (same in-place contract)."""
+    b = (g * f[BG] + o).astype(np.float32)
+    f[DD] = m - (g * f[PREV] + o)
+    f[BG] = b
+    f[PREV] = m
+    d = np.abs(m - np.minimum(b, SATURATED))
+    thr = np.maximum(np.maximum(floor, k * np.sqrt(f[NOISE])), kb * f[REACH])
+    hit = (u[WEIGHT] != 0) & (d > thr)
+    prev = np.pad(u[PREV_CHANGED] != 0, 1)
+    rows, cols = m.shape
+    near = np.zeros((rows, cols), bool)
+    for dr in range(3):
+        for dc in range(3):
+            near |= prev[dr : dr + rows, dc : dc + cols]
+    u[CHANGED] = hit
+    u[PERSIST] = hit & near
+    u[PREV_CHANGED] = hit
+    f[EXCESS] = np.where(hit, d / thr, 0.0)
+    return int(hit.sum())
+
+
+@numba.njit(
+    "int64(float32[:, ::1], float32[:, :, ::1], uint8[:, :, ::1], float64, float64)",
+    nogil=True,
+    cache=True,
+    fastmath=True,
+)
+def _light_kernel(m, f, u, k, floor):  # type: ignore[no-untyped-def]
+    rows, cols = m.shape
+    lit = 0
+    rad = LIGHT_RADIUS
     for r in range(rows):
         for c in range(cols):
-            a = a_absorb if active[r, c] != 0 else a_bg
-            if m[r, c] < SATURATED:  # a clipped cell says nothing about the true level
-                bg[r, c] += a * (m[r, c] - bg[r, c])
-            v = var[r, c]
+            u[LIGHT, r, c] = 0
+            if u[CHANGED, r, c] == 0:
+                continue
+            n = 0.0
+            sx = sy = sxx = syy = sxy = 0.0
+            for rr in range(max(0, r - rad), min(rows, r + rad + 1)):
+                for cc in range(max(0, c - rad), min(cols, c + rad + 1)):
+                    x = np.float64(f[BG, rr, cc])
+                    y = np.float64(m[rr, cc])
+                    n += 1.0
+                    sx += x
+                    sy += y
+                    sxx += x * x
+                    syy += y * y
+                    sxy += x * y
+            mx = sx / n
+            my = sy / n
+            vx = sxx / n - mx * mx
+            vy = syy / n - my * my
+            cxy = sxy / n - mx * my
+            if vx < TEXTURE * TEXTURE or vy <= 0.0:
+                continue
+            corr = cxy / np.sqrt(vx * vy)
+            gain = cxy / vx
+            if corr < LIGHT_CORR or gain < LIGHT_GAIN[0] or gain > LIGHT_GAIN[1]:
+                continue
+            # The local model must explain this cell, not only its neighbours (a small
+            # object in an unchanged neighbourhood leaves the fit at gain 1 and stands out).
+            predicted = my + gain * (f[BG, r, c] - mx)
+            thr = max(floor, k * np.sqrt(f[NOISE, r, c]))
+            off = abs(m[r, c] - predicted)
+            if off > thr or off > 0.5 * abs(m[r, c] - f[BG, r, c]):
+                continue
+            u[LIGHT, r, c] = 1
+            lit += 1
+    for r in range(rows):
+        for c in range(cols):
+            if u[LIGHT, r, c] != 0:
+                u[CHANGED, r, c] = 0
+                u[PERSIST, r, c] = 0
+                u[PREV_CHANGED, r, c] = 0
+                f[EXCESS, r, c] = 0.0
+    return lit
+
+
+def light_cells(m: F32, f: F32, u: U8, k: float, floor: float) -> int:
+    """Un-flag the flagged cells whose change is light (see the module doc) and mark them in
+    the ``LIGHT`` plane. Returns how many."""
+    return int(_light_kernel(m, f, u, k, floor))
+
+
+def light_cells_reference(m: F32, f: F32, u: U8, k: float, floor: float) -> int:
+    """NumPy reference for ``light_cells``."""
+    rows, cols = m.shape
+    rad = LIGHT_RADIUS
+    lit = np.zeros((rows, cols), bool)
+    for r, c in zip(*np.nonzero(u[CHANGED]), strict=True):
+        win = np.s_[max(0, r - rad) : r + rad + 1, max(0, c - rad) : c + rad + 1]
+        x = f[BG][win].astype(np.float64).ravel()
+        y = m[win].astype(np.float64).ravel()
+        vx, vy = x.var(), y.var()
+        if vx < TEXTURE * TEXTURE or vy <= 0.0:
+            continue
+        cxy = float(((x - x.mean()) * (y - y.mean())).mean())
+        corr, gain = cxy / np.sqrt(vx * vy), cxy / vx
+        if corr < LIGHT_CORR or not LIGHT_GAIN[0] <= gain <= LIGHT_GAIN[1]:
+            continue
+        predicted = y.mean() + gain * (f[BG, r, c] - x.mean())
+        thr = max(floor, k * np.sqrt(f[NOISE, r, c]))
+        off = abs(m[r, c] - predicted)
+        if off <= thr and off <= 0.5 * abs(m[r, c] - f[BG, r, c]):
+            lit[r, c] = True
+    u[LIGHT] = lit
+    for plane in (CHANGED, PERSIST, PREV_CHANGED):
+        u[plane][lit] = 0
+    f[EXCESS][lit] = 0.0
+    return int(lit.sum())
+
+
+@numba.njit(
+    "void(float32[:, ::1], float32[:, :, ::1], uint8[:, :, ::1], float64[::1])",
+    nogil=True,
+    cache=True,
+    fastmath=True,
+)
+def _learn_kernel(m, f, u, rates):  # type: ignore[no-untyped-def]
+    floor = rates[FLOOR]
+    kappa = rates[KAPPA]
+    stray = max(MIN_STRAY, STRAY * floor)
+    a_bg, a_absorb, a_light = rates[A_BG], rates[A_ABSORB], rates[A_LIGHT]
+    n_up, n_down = rates[A_NOISE_UP], rates[A_NOISE_DOWN]
+    r_up, r_down, a_act = rates[A_REACH_UP], rates[A_REACH_DOWN], rates[A_ACTIVITY]
+    # Flat views of the planes: one simple loop, no 3-D index arithmetic per cell.
+    xs = m.ravel()
+    bgs, noise, reach, act, dds = (
+        f[BG].ravel(),
+        f[NOISE].ravel(),
+        f[REACH].ravel(),
+        f[ACTIVITY].ravel(),
+        f[DD].ravel(),
+    )
+    active, confirmed, light = u[ACTIVE].ravel(), u[CONFIRMED].ravel(), u[LIGHT].ravel()
+    persist = u[PERSIST].ravel()
+    for i in range(xs.size):
+        x = xs[i]
+        bg = bgs[i]
+        dev = x - min(bg, SATURATED)
+        a = a_absorb if active[i] != 0 else a_bg
+        if light[i] != 0:
+            a = a_light  # light changed: follow it quickly
+        if x < SATURATED:  # a clipped cell says nothing about the true level
+            bgs[i] = bg + a * (x - bg)
+        if confirmed[i] != 0:
+            continue  # nothing is learned under objects: their motion is not the cell's
+        dd = dds[i]
+        v = noise[i]
+        s = dd * dd
+        if s > v:
             cap = 3.0 * np.sqrt(v) + floor
-            x = min(dd[r, c] * dd[r, c], cap * cap)
-            rate = a_up if x > v else a_down
-            var[r, c] = v + rate * (x - v)
+            noise[i] = v + n_up * (min(s, cap * cap) - v)
+        else:
+            noise[i] = v + n_down * (s - v)
+        if active[i] != 0:
+            continue  # ...nor reach and activity under what may still become one
+        # Reach: how far the cell strays from its background *while it fluctuates*. A
+        # standing person is far from the background but steady (small dd), so it teaches
+        # nothing; swaying leaves are far and changing, so they do.
+        w = reach[i]
+        y = min(abs(dev), kappa * abs(dd))
+        if y > w:
+            if persist[i] == 0:
+                reach[i] = w + r_up * (y - w)
+        else:
+            reach[i] = w - r_down * w
+        # (a cell changed by light is not moving)
+        strays = 1.0 if abs(dev) > stray and light[i] == 0 else 0.0
+        act[i] = act[i] + a_act * (strays - act[i])
 
 
-def learn_grid(  # noqa: PLR0917 -- mirrors the kernel's signature
-    m: F32,
-    bg: F32,
-    var: F32,
-    dd: F32,
-    active: U8,
-    a_bg: float,
-    a_absorb: float,
-    a_up: float,
-    a_down: float,
-    floor: float,
-) -> None:
-    """Blend ``m`` into ``bg`` and ``dd**2`` into ``var`` (both in place)."""
-    _learn_kernel(m, bg, var, dd, active, a_bg, a_absorb, a_up, a_down, floor)
+def learn_grid(m: F32, f: F32, u: U8, rates: F64) -> None:
+    """Learn background, noise, reach and activity from ``m`` (in place; ``rates`` indexed
+    by ``A_BG`` .. ``FLOOR``)."""
+    _learn_kernel(m, f, u, rates)
 
 
-def learn_grid_reference(  # noqa: PLR0917 -- mirrors the kernel's signature
-    m: F32,
-    bg: F32,
-    var: F32,
-    dd: F32,
-    active: U8,
-    a_bg: float,
-    a_absorb: float,
-    a_up: float,
-    a_down: float,
-    floor: float,
-) -> None:
+def learn_grid_reference(m: F32, f: F32, u: U8, rates: F64) -> None:
     """NumPy reference for ``learn_grid``."""
-    a = np.where(active != 0, a_absorb, a_bg)
-    bg[...] = np.where(m < SATURATED, bg + a * (m - bg), bg)
-    cap = 3.0 * np.sqrt(var) + floor
-    x = np.minimum(dd * dd, cap * cap)
-    rate = np.where(x > var, a_up, a_down)
-    var[...] = var + rate * (x - var)
+    floor, kappa = rates[FLOOR], rates[KAPPA]
+    bg = f[BG].copy()
+    dev = m - np.minimum(bg, SATURATED)
+    a = np.where(u[ACTIVE] != 0, rates[A_ABSORB], rates[A_BG])
+    a = np.where(u[LIGHT] != 0, rates[A_LIGHT], a)
+    f[BG] = np.where(m < SATURATED, bg + a * (m - bg), bg)
+    dd = f[DD]
+    free = u[CONFIRMED] == 0
+    idle = free & (u[ACTIVE] == 0)
+    v = f[NOISE].copy()
+    cap = 3.0 * np.sqrt(v) + floor
+    s = np.minimum(dd * dd, cap * cap)
+    rate = np.where(s > v, rates[A_NOISE_UP], rates[A_NOISE_DOWN])
+    f[NOISE] = np.where(free, v + rate * (s - v), v)
+    w = f[REACH].copy()
+    x = np.minimum(np.abs(dev), kappa * np.abs(dd))
+    grown = np.where(x > w, w + rates[A_REACH_UP] * (x - w), w - rates[A_REACH_DOWN] * w)
+    grown = np.where((x > w) & (u[PERSIST] != 0), w, grown)
+    f[REACH] = np.where(idle, grown, w)
+    strays = ((np.abs(dev) > max(MIN_STRAY, STRAY * floor)) & (u[LIGHT] == 0)).astype(np.float32)
+    act = f[ACTIVITY].copy()
+    f[ACTIVITY] = np.where(idle, act + rates[A_ACTIVITY] * (strays - act), act)
 
 
 __all__ = [
+    "ACTIVE",
+    "ACTIVITY",
+    "BG",
+    "CHANGED",
+    "CONFIRMED",
+    "DD",
+    "EXCESS",
+    "F_PLANES",
+    "LIGHT",
+    "NOISE",
+    "PERSIST",
+    "PREV",
+    "PREV_CHANGED",
+    "RATES",
+    "REACH",
+    "U_PLANES",
+    "WEIGHT",
     "compare_grid",
     "compare_grid_reference",
     "global_fit",
     "global_fit_reference",
     "learn_grid",
     "learn_grid_reference",
+    "light_cells",
+    "light_cells_reference",
 ]

@@ -1,0 +1,184 @@
+"""Blob tracks: which blobs are the same thing from frame to frame, and which are objects.
+
+A blob matches a track when its box overlaps the track's box grown by about the track's own
+size (an object moves at most about its size per analysed frame). A track becomes an object
+(*confirmed*) once it has
+
+- lived ``persistence`` seconds,
+- been seen *coherent* in about three analysed frames in a row (most of its cells were
+  flagged in the previous frame too: it overlaps itself; rain streaks and flakes that
+  happen to fall near each other do not, and a track that only lives on such chance
+  matches never builds up its coherence score), and
+- either moved (a side of its box has travelled by at least ``MOVED`` of the largest size
+  it has had, and ``MIN_TRAVEL`` cells: a car coming in at the edge of the view moves its
+  front, not yet its centre; in areas of chronic motion, where foliage, water and flags
+  sway in place and their blobs split and merge, its centre must travel ``MOVED_CHRONIC``
+  sizes), or appeared at once
+  (*sudden* at birth) where nothing moves chronically and stayed ``STATIC_AGE`` seconds:
+  someone stepping out of a door and standing. Whether the area is chronic is judged when
+  the track is born and kept: a slow walker who lingers at the edge of the view must not make
+  the area look chronic by being there.
+
+A confirmed track stays confirmed while blobs keep matching it, so a person who stops stays
+an object (a standing person is coherent: the same cells stay flagged); its blob counts as
+motion in the frames where it is coherent. A track confirmed without ever moving is let go
+after ``STATIC_HOLD`` seconds (what appears and never moves at all is more often a change in
+the scene than a visitor), and so is one whose blob has shrunk to a ``REMNANT`` of its
+largest size away from the edges of the view (what is left in the background where a car
+drove by; a car that leaves the view shrinks too, at the edge). An unmatched track is
+forgotten after ``GRACE`` seconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
+B = npt.NDArray[np.bool_]
+
+#: Coherence score a track needs besides its age: the score halves each analysed frame and
+#: gains 1 per coherent one, so 1.74 means three coherent frames in a row.
+COHERENT = 1.74
+#: Seconds an unmatched track is remembered (a blob that drops out for a frame or two).
+GRACE = 0.5
+#: Distance (in units of the track's largest size) that makes a track an object; more in
+#: areas of chronic motion; and at least MIN_TRAVEL cells (a small blob's centre jitters).
+MOVED, MOVED_CHRONIC, MIN_TRAVEL = 0.5, 1.5, 3.0
+#: Seconds a sudden, unmoving blob must stay to be an object; and how long it stays one.
+STATIC_AGE, STATIC_HOLD = 1.0, 8.0
+#: A confirmed track whose size has fallen under this share of its largest is let go.
+REMNANT = 0.35
+
+# Track columns: box (rows, cols; end exclusive), birth time, last seen, coherent hits,
+# birth centre, size at birth, largest size, largest distance travelled (in sizes),
+# confirmed flag, sudden at birth, chronic area at birth.
+(R0, C0, R1, C1, BORN, LAST, HITS, CY0, CX0, SIZE0, SIZEMAX, TRAVEL, CONFIRMED, SUDDEN,
+ CHRONIC, BR0, BC0, BR1, BC1) = range(19)  # fmt: skip
+COLUMNS = 19
+
+
+class Tracks:
+    """The tracks of one detector (a few dozen at most)."""
+
+    def __init__(self, grid: tuple[int, int]) -> None:
+        self.grid = grid  # rows, columns of the analysis grid
+        self.rows: F64 = np.zeros((0, COLUMNS), np.float64)
+
+    def clear(self) -> None:
+        self.rows = self.rows[:0]
+
+    def update(  # noqa: PLR0917 -- per-blob arrays of one frame
+        self, boxes: F64, coherent: B, chronic: B, sudden: B, t: float, persistence: float
+    ) -> tuple[B, B, F64]:
+        """Match this frame's blobs (``boxes``: n x [r0, c0, r1, c1]) to the tracks.
+
+        Returns per blob: motion (a confirmed object, coherent in this frame), newly
+        confirmed in this frame, and the birth time of its track.
+        """
+        tracks = self.rows[t - self.rows[:, LAST] <= GRACE]
+        n = len(boxes)
+        if n == 0:
+            self.rows = tracks
+            nothing = np.zeros(0, bool)
+            return nothing, nothing, np.zeros(0)
+        size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        # Each blob as a new track; matched ones then inherit from their tracks.
+        new = np.zeros((n, COLUMNS))
+        new[:, R0 : C1 + 1] = boxes
+        new[:, BORN], new[:, LAST], new[:, HITS] = t, t, coherent
+        new[:, CY0], new[:, CX0] = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        new[:, SIZE0], new[:, SIZEMAX] = size, size
+        new[:, SUDDEN], new[:, CHRONIC] = sudden, chronic
+        new[:, BR0 : BC1 + 1] = boxes
+        was = np.zeros(n, bool)
+        if len(tracks) and n:
+            was = _inherit(new, tracks, coherent, size)
+            tracks = tracks[~_hits(boxes, tracks).any(axis=0)]  # the rest wait out their grace
+        confirmed = was | self._confirm(new, boxes, t, persistence)
+        confirmed &= self._keep(new, boxes, size, t)
+        new[:, CONFIRMED] = confirmed
+        self.rows = np.concatenate([tracks, new])
+        return confirmed & coherent, confirmed & ~was, new[:, BORN].copy()
+
+    @staticmethod
+    def _confirm(new: F64, boxes: F64, t: float, persistence: float) -> B:
+        chronic = new[:, CHRONIC] > 0
+        cy, cx = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        centre = np.hypot(cy - new[:, CY0], cx - new[:, CX0])
+        # A side that moves with the centre (half as far when the other side stays at the
+        # edge of the view) is travel; a side that jumps while the centre stays is a blob
+        # changing shape.
+        sides = np.minimum(np.abs(boxes - new[:, BR0 : BC1 + 1]).max(axis=1), 2.0 * centre)
+        shift = np.where(chronic, centre, sides)
+        scale = np.maximum(new[:, SIZEMAX], 1.0)
+        new[:, TRAVEL] = np.maximum(
+            new[:, TRAVEL], np.where(shift >= MIN_TRAVEL, shift / scale, 0.0)
+        )
+        age = t - new[:, BORN]
+        ready = (new[:, HITS] >= COHERENT) & (age >= persistence - 1e-9)
+        moved = new[:, TRAVEL] >= np.where(chronic, MOVED_CHRONIC, MOVED)
+        placed = (new[:, SUDDEN] > 0) & ~chronic & (age >= STATIC_AGE)
+        result: B = ready & (moved | placed)
+        return result
+
+    def _keep(self, new: F64, boxes: F64, size: F64, t: float) -> B:
+        """Let go of what never moved after a while, and of remnants."""
+        moved = new[:, TRAVEL] >= np.where(new[:, CHRONIC] > 0, MOVED_CHRONIC, MOVED)
+        edge = (
+            (boxes[:, 0] <= 0)
+            | (boxes[:, 1] <= 0)
+            | (boxes[:, 2] >= self.grid[0])
+            | (boxes[:, 3] >= self.grid[1])
+        )
+        keep: B = (moved | (t - new[:, BORN] <= STATIC_HOLD)) & (
+            edge | (size >= REMNANT * new[:, SIZEMAX])
+        )
+        return keep
+
+
+def _hits(boxes: F64, tracks: F64) -> B:
+    """blobs x tracks: the blob's box overlaps the track's box grown by about its size."""
+    tsize = np.maximum(tracks[:, R1] - tracks[:, R0], tracks[:, C1] - tracks[:, C0])
+    grow = 1.0 + 0.75 * tsize
+    hit: B = (
+        (boxes[:, 0, None] < (tracks[:, R1] + grow)[None, :])
+        & (boxes[:, 2, None] > (tracks[:, R0] - grow)[None, :])
+        & (boxes[:, 1, None] < (tracks[:, C1] + grow)[None, :])
+        & (boxes[:, 3, None] > (tracks[:, C0] - grow)[None, :])
+    )
+    return hit
+
+
+def _inherit(new: F64, tracks: F64, coherent: B, size: F64) -> B:
+    """Matched blobs inherit their tracks' history (in place); returns which were confirmed."""
+    hit = _hits(new[:, R0 : C1 + 1], tracks)
+    matched = hit.any(axis=1)
+    # A blob that matches several tracks (two people meeting) inherits the oldest.
+    oldest = tracks[np.where(hit, tracks[None, :, BORN], np.inf).argmin(axis=1)]
+    for column in (BORN, CY0, CX0, SIZE0, SUDDEN, CHRONIC, BR0, BC0, BR1, BC1):
+        new[:, column] = np.where(matched, oldest[:, column], new[:, column])
+
+    def best(column: int) -> F64:
+        found: F64 = np.where(hit, tracks[None, :, column], 0).max(axis=1)
+        return found
+
+    new[:, HITS] = np.where(matched, 0.5 * best(HITS) + coherent, new[:, HITS])
+    new[:, SIZEMAX] = np.where(matched, np.maximum(best(SIZEMAX), size), size)
+    new[:, TRAVEL] = np.where(matched, best(TRAVEL), 0.0)
+    was: B = matched & (best(CONFIRMED) > 0)
+    return was
+
+
+__all__ = [
+    "COHERENT",
+    "COLUMNS",
+    "GRACE",
+    "MIN_TRAVEL",
+    "MOVED",
+    "MOVED_CHRONIC",
+    "REMNANT",
+    "STATIC_AGE",
+    "STATIC_HOLD",
+    "Tracks",
+]

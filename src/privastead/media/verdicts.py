@@ -1,0 +1,152 @@
+"""What the detector makes of each blob in a frame, and the record of it for ``--explain``.
+
+``judge`` turns the blob statistics of ``kernels.labels`` into verdicts:
+
+- *small*: fewer cells than the smallest object (``min_object_area``), or too weak for its
+  size (its summed excess over the threshold is under ``STRENGTH`` smallest objects' worth:
+  a few cells barely over threshold are noise or a residue of light, not a visitor): rain,
+  snow, noise;
+- *coherent*: at least ``COHERENT_SHARE`` of its cells were flagged, nearby, in the previous
+  analysed frame too (an object overlaps itself; streaks and flakes do not);
+- *thin*: one cell wide or tall (a streak, an edge shimmering), whatever its length;
+- *ghost*: the contrast across its border is in the background, not in the frame: the
+  frame shows the scene as it is and the background is wrong there (it learned an object
+  that has left, or a light change by mistake); it is re-based at once;
+- *soft*: a brightening whose border has little contrast in the frame compared with how far
+  the blob strays from the background: a pool of light fading out at its edges (headlights
+  sweeping a dark yard, a lamp over bare ground, where there is no texture for the light
+  test); an object ends at its edges, and a car in its own headlights is darker than the
+  pool. It is taken for light and re-based;
+- *chronic*: its cells strayed beyond their noise often lately (foliage, water, flags, heavy
+  rain), whether or not their learned reach kept them from being flagged: there, only a
+  blob that goes somewhere becomes an object (``media.tracks``);
+- *sudden*: its cells changed mostly since the previous frame (something appeared), not
+  through a slow drift (a cloud's shadow creeping over an untextured patch, where the light
+  test cannot see the texture). Only a sudden blob may become an object without moving.
+
+(Cells changed by light were un-flagged before: ``kernels.grid.light_cells``.) Candidates
+(object-sized, not thin, ghost or soft) go to the tracker; ``wake`` tells an idle decoder
+that something object-sized changed outside chronic areas.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from privastead.media.kernels import labels as L
+
+F64 = npt.NDArray[np.float64]
+B = npt.NDArray[np.bool_]
+
+#: Share of a blob's cells that must have been flagged in the previous frame (coherence).
+COHERENT_SHARE = 0.5
+#: Mean activity (share of recent time spent beyond the noise) above which an area is chronic.
+CHRONIC = 0.1
+#: Least summed excess (threshold multiples) of a blob, in units of min_cells.
+STRENGTH = 3.0
+#: A blob is sudden when its frame-to-frame change is at least this share of its deviation.
+SUDDEN_SHARE = 0.5
+#: A ghost has this much more contrast across its border in the background than in the frame.
+GHOST_EDGES = 1.5
+#: A blob is soft when the frame's contrast across its border, per border cell, is under this
+#: share of its mean deviation from the background.
+SOFT_EDGES = 0.3
+#: ...and at least this share of its cells brighter than the background.
+SOFT_BRIGHTER = 0.9
+
+
+@dataclass
+class Blobs:
+    """Per-blob statistics and verdicts of one frame (arrays of the same length)."""
+
+    cells: F64
+    boxes: F64  # n x [row0, col0, row1, col1], end exclusive
+    big: B
+    thin: B
+    ghost: B
+    soft: B
+    coherent: B
+    chronic: B
+    sudden: B
+    motion: B = field(default_factory=lambda: np.zeros(0, bool))
+    fresh: B = field(default_factory=lambda: np.zeros(0, bool))
+    born: F64 = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        self.candidate: B = self.big & ~self.thin & ~self.ghost & ~self.soft
+
+    @property
+    def wake(self) -> B:
+        """Worth a look at full rate (idle mode): object-sized outside chronic areas, soft
+        ones too (a car in its own headlights looks like a pool of light a second apart)."""
+        result: B = self.big & ~self.thin & ~self.ghost & ~self.chronic
+        return result
+
+    def set_motion(self, motion: B, fresh: B, born: F64) -> None:
+        """Scatter the tracker's answers (for the candidates) onto all blobs."""
+        index = np.flatnonzero(self.candidate)
+        self.motion = np.zeros(len(self.cells), bool)
+        self.fresh = np.zeros(len(self.cells), bool)
+        self.born = np.zeros(len(self.cells))
+        self.motion[index] = motion
+        self.fresh[index] = fresh
+        self.born[index] = born
+
+    def reason(self, i: int) -> str:
+        """Why blob ``i`` did or did not count, in words."""
+        if not self.big[i]:
+            return "too small or too faint"
+        if self.thin[i]:
+            return "one cell thin (a streak or an edge)"
+        if self.ghost[i]:
+            return "ghost (edges in the background, not in the frame)"
+        if self.soft[i]:
+            return "soft edges: a pool of light"
+        if self.motion[i]:
+            return "object (new)" if self.fresh[i] else "object"
+        if not self.coherent[i]:
+            return "not coherent (does not overlap the previous frame)"
+        if self.chronic[i]:
+            return "in a chronic-motion area, not moving"
+        return "tracking, not moving yet"
+
+
+def judge(stats: F64, min_cells: int, floor: float) -> Blobs:
+    """Verdicts for the blobs described by ``stats`` (``kernels.labels`` columns)."""
+    n = stats[:, L.CELLS]
+    safe = np.maximum(n, 1.0)
+    tall = stats[:, L.ROW1] - stats[:, L.ROW0]
+    wide = stats[:, L.COL1] - stats[:, L.COL0]
+    return Blobs(
+        cells=n,
+        boxes=stats[:, L.ROW0 : L.COL1 + 1],
+        big=(n >= min_cells) & (stats[:, L.EXCESS] >= STRENGTH * min_cells),
+        thin=np.minimum(tall, wide) < 2,
+        ghost=stats[:, L.EDGE_BG] > GHOST_EDGES * stats[:, L.EDGE_M] + 1.0,
+        soft=(
+            stats[:, L.EDGE_M] / np.maximum(stats[:, L.BORDER], 1.0)
+            < SOFT_EDGES * stats[:, L.DEVIATION] / safe
+        )
+        & (stats[:, L.BRIGHTER] >= SOFT_BRIGHTER * n),
+        coherent=stats[:, L.PERSISTENT] >= COHERENT_SHARE * n,
+        chronic=stats[:, L.ACTIVITY] / safe >= CHRONIC,
+        sudden=stats[:, L.CHANGE] >= SUDDEN_SHARE * stats[:, L.DEVIATION],
+    )
+
+
+@dataclass(frozen=True)
+class FrameExplain:
+    """What the detector saw in one analysed frame (``note`` says why it did not look)."""
+
+    t: float
+    note: str
+    count: int = 0  # cells over their threshold (and not changed by light)
+    lit: int = 0  # cells changed by light (un-flagged)
+    gain: tuple[float, float] = (1.0, 0.0)  # the brightness model m ~ g * bg + o
+    blobs: Blobs | None = None
+
+
+__all__ = ["Blobs", "FrameExplain", "judge"]
