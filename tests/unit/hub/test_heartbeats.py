@@ -1,4 +1,5 @@
-"""The hub's heartbeats (hub/heartbeats.py) and scheduled key rotation (hub/rotation.py), on
+"""The hub's heartbeats (hub/delivery/heartbeats.py) and scheduled key rotation
+(hub/delivery/rotation.py), on
 real groups and a real outbox, with a fake clock: no relay needed (nothing is uploaded, so
 "sent" is what the outbox would have handed over)."""
 
@@ -9,11 +10,11 @@ from pathlib import Path
 
 from privastead.clock import FakeClock
 from privastead.crypto import Identity
-from privastead.hub.groups import HubGroup, HubGroups
-from privastead.hub.heartbeats import Heartbeats, sent_high
-from privastead.hub.outbox import Outbox
-from privastead.hub.rotation import KeyRotation
-from privastead.hub.sender import Sent
+from privastead.hub.delivery.heartbeats import Heartbeats, sent_high
+from privastead.hub.delivery.outbox import Outbox
+from privastead.hub.delivery.rotation import KeyRotation
+from privastead.hub.delivery.sender import Sent
+from privastead.hub.state.groups import HubGroup, HubGroups
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import Heartbeat, Notification
 

@@ -2,7 +2,7 @@
 
 The same :class:`HubAdmin` serves both paths: inside the running hub (``hub.admin`` calls it for
 requests on the admin socket, with the running hub's uploader) and directly from the CLI when no
-hub runs (over :func:`~privastead.hub.service.open_hub`). So a pairing, a removal or a
+hub runs (over :func:`~privastead.hub.state.service.open_hub`). So a pairing, a removal or a
 ``--replace`` behave the same whether `privastead-hub run` is up or not.
 """
 
@@ -13,19 +13,19 @@ from typing import Any
 
 from privastead.clock import Clock, SystemClock
 from privastead.errors import ConfigError
-from privastead.hub.config import HubConfig
-from privastead.hub.devices import (
+from privastead.hub.admin.devices import (
     Removed,
     devices_report,
     find_device,
     remove_device,
     remove_unknown,
 )
-from privastead.hub.groups import HubGroups
-from privastead.hub.outbox import Outbox
-from privastead.hub.pairing import HubPairing, Paired
-from privastead.hub.service import OpenHub
-from privastead.hub.uploader import Uploader
+from privastead.hub.admin.pairing import HubPairing, Paired
+from privastead.hub.config import HubConfig
+from privastead.hub.delivery.uploader import Uploader
+from privastead.hub.state.groups import HubGroups
+from privastead.hub.delivery.outbox import Outbox
+from privastead.hub.state.service import OpenHub
 from privastead.protocol.pairing_code import PairingCode
 from privastead.relay.client import RelayClient
 
@@ -78,7 +78,7 @@ class HubAdmin:
         if replace is not None:
             if cameras:
                 raise ConfigError("--replace re-adds the device to the cameras it had: no --camera")
-            device = find_device(self.groups.data_dir, replace)
+            device = find_device(self.groups.paths, replace)
             device_id = device.device_id
             had = sorted(set(device.cameras()) & set(known))
             if not had:

@@ -35,8 +35,8 @@ from typing import Any
 
 from privastead.atomic_file import write_atomic
 from privastead.errors import MediaError, StorageError
-from privastead.hub.groups import HubGroup, HubGroups
-from privastead.hub.sender import Sent
+from privastead.hub.delivery.sender import Sent
+from privastead.hub.state.groups import HubGroup, HubGroups
 from privastead.media.fmp4 import BoxSplitter
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import ClipEnd, ClipFragment
@@ -172,7 +172,7 @@ class ClipJournal:
                             return path
                 except OSError:
                     continue
-        log.warning("%s: the recorder's file of clip %s not found", camera, recorder_clip[:8])
+        log.warning("%s: the recorder's file of clip %s not found", camera, recorder_clip)
         return None
 
     # -- after a restart -------------------------------------------------------------------
@@ -344,7 +344,7 @@ def end_interrupted_clips(journal: ClipJournal, groups: HubGroups, send: Send) -
             log.warning(
                 "%s: clip %s was cut by a restart; ended after %d fragment(s)",
                 clip.camera,
-                clip.clip_id[:8],
+                clip.clip_id,
                 owed.fragments,
             )
         if refused and clip.part is not None:

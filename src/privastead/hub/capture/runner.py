@@ -12,10 +12,9 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
-from privastead.hub.camera import Camera
+from privastead.hub.capture.camera import Camera, ClipSink
 from privastead.hub.config import HubConfig
 from privastead.media.ingest import IngestSettings
 from privastead.media.recorder import FragmentCallback
@@ -33,16 +32,18 @@ class HubRunner:
         ingest_settings: IngestSettings | None = None,
         on_fragment: FragmentCallback | None = None,
         status_stream: TextIO | None = None,
-        hooks: Callable[[str], Any] | None = None,
+        sink: ClipSink | None = None,
+        cameras: dict[str, Camera] | None = None,
     ) -> None:
-        """``hooks(camera)`` (``hub.delivery.Delivery.hooks``) gives per-camera callbacks
-        ``on_event``, ``on_fragment`` and ``on_clip_end``; it overrides ``on_fragment``."""
+        """``sink`` (``delivery.delivery.Delivery``) gets every camera's events and clips; without
+        one, ``on_fragment`` sees the fragments. ``cameras``: the running cameras by name,
+        filled here and shared with whoever reads them (livestreams, health)."""
         self.config = config
-        self.hooks = hooks
+        self.sink = sink
         self.ingest_settings = ingest_settings
         self.on_fragment = on_fragment
         self.status_stream = status_stream or sys.stderr
-        self.cameras: dict[str, Camera] = {}
+        self.cameras: dict[str, Camera] = cameras if cameras is not None else {}
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -71,14 +72,12 @@ class HubRunner:
     async def _supervise(self, name: str) -> None:
         cfg = next(c for c in self.config.cameras if c.name == name)
         while not self._stop.is_set():
-            hooks = self.hooks(name) if self.hooks is not None else None
             camera = Camera(
                 cfg,
                 self.config.hub.clips,
                 ingest_settings=self.ingest_settings,
-                on_fragment=hooks.on_fragment if hooks is not None else self.on_fragment,
-                on_event=hooks.on_event if hooks is not None else None,
-                on_clip_end=hooks.on_clip_end if hooks is not None else None,
+                sink=self.sink,
+                on_fragment=self.on_fragment,
             )
             self.cameras[name] = camera
             try:

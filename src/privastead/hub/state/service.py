@@ -1,6 +1,7 @@
 """Opening the hub's encrypted side from its config: outbox, groups, relay client.
 
-``run``, ``pair``, ``devices`` and ``reset`` all go through :func:`open_hub`. The group state
+``run`` (through the hub's root, ``hub.app``), ``pair``, ``devices`` and ``reset`` all go
+through :func:`open_hub`. The group state
 files are locked by whoever opened them: while ``run`` holds them, ``pair`` and ``devices`` ask
 it through its admin socket (``hub.admin``) instead of opening them here.
 """
@@ -11,13 +12,10 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from privastead.clock import SystemClock
 from privastead.errors import ConfigError, StateLockedError
-from privastead.hub.clip_journal import ClipJournal
 from privastead.hub.config import HubConfig
-from privastead.hub.delivery import Delivery
-from privastead.hub.groups import HubGroups
-from privastead.hub.outbox import Outbox
+from privastead.hub.delivery.outbox import Outbox
+from privastead.hub.state.groups import HubGroups
 from privastead.relay.client import RelayClient
 
 MB = 1024 * 1024
@@ -36,10 +34,10 @@ async def open_hub(config: HubConfig) -> AsyncIterator[OpenHub]:
     if not config.relay.url:
         raise ConfigError("hub.toml has no [relay] url: set it to pair clients and send events")
     token = config.relay.token()
-    data = config.hub.data_dir
-    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data = config.hub.paths()
+    data.prepare()
     outbox = Outbox(
-        data / "outbox",
+        data.outbox,
         quota_bytes=int(config.relay.outbox_quota_mb * MB),
         sent_retention_bytes=int(config.relay.resend_retention_mb * MB),
     )
@@ -47,7 +45,7 @@ async def open_hub(config: HubConfig) -> AsyncIterator[OpenHub]:
         groups = HubGroups(data, outbox, [c.name for c in config.cameras])
     except StateLockedError:
         raise StateLockedError(
-            f"the hub's state in {data} is in use by a `privastead-hub run` whose admin "
+            f"the hub's state in {data.root} is in use by a `privastead-hub run` whose admin "
             "socket did not answer: stop it first"
         ) from None
     relay = RelayClient(config.relay.url, token)
@@ -58,29 +56,4 @@ async def open_hub(config: HubConfig) -> AsyncIterator[OpenHub]:
         await relay.close()
 
 
-@contextlib.asynccontextmanager
-async def delivery_for(config: HubConfig) -> AsyncIterator[Delivery | None]:
-    """The hub's delivery when ``[relay]`` is configured, else None (local recording only)."""
-    if not config.relay.url:
-        yield None
-        return
-    async with open_hub(config) as hub:
-        delivery = Delivery(
-            hub.groups,
-            hub.outbox,
-            hub.relay,
-            clock=SystemClock(),
-            heartbeat_interval=config.relay.heartbeat_interval,
-            rotation_interval=config.relay.key_rotation_interval,
-            keep_plaintext_clips=config.relay.keep_plaintext_clips,
-            journal=ClipJournal(
-                config.hub.data_dir / "open-clips",
-                config.hub.clips,
-                keep_plaintext=config.relay.keep_plaintext_clips,
-            ),
-        )
-        await delivery.prepare()
-        yield delivery
-
-
-__all__ = ["OpenHub", "delivery_for", "open_hub"]
+__all__ = ["OpenHub", "open_hub"]

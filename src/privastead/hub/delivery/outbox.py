@@ -36,7 +36,7 @@ from pathlib import Path
 
 from privastead import compat
 from privastead.errors import DecodeError, StorageError
-from privastead.hub.outbox_files import (
+from privastead.hub.delivery.outbox_files import (
     TMP_SUFFIX,
     EntryMeta,
     entry_name,

@@ -11,6 +11,7 @@ keys for the hub's path; folding any client proposals) to each group whose epoch
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from privastead.atomic_file import write_atomic
 from privastead.clock import Clock
 from privastead.errors import CryptoError, StorageError
-from privastead.hub.groups import HubGroups
+from privastead.hub.state.groups import HubGroups
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class KeyRotation:
         self.clock = clock
         self.interval = interval
         self.check_every = min(interval / 10, 600.0)
-        self._path = groups.data_dir / "rotation.json"
+        self._path = groups.paths.rotation
         self._seen = self._load(self._path)  # key -> [epoch, hub time it was first seen]
         self.rotated = 0
 
@@ -66,23 +67,38 @@ class KeyRotation:
         return out
 
     def rotate_due(self) -> int:
-        """Commit a self-update to every group that is due; how many."""
+        """Commit a self-update to every group that is due; how many. Synchronous: for callers
+        that own every group (tests, tools); the running hub uses ``rotate_due_queued``."""
+        done = sum(self._rotate(key) for key in self.due())
+        self._finish(done)
+        return done
+
+    async def rotate_due_queued(self) -> int:
+        """``rotate_due`` with each group's commit (and the state reads) on its worker."""
         done = 0
-        for key in self.due():
+        due = await asyncio.to_thread(self.due)  # reads every epoch, may write rotation.json
+        for key in due:
             camera, name = key.split("/", 1)
-            group = self.groups.get(camera, name)
-            try:
-                group.self_update()
-            except (CryptoError, StorageError) as e:
-                log.warning("%s: scheduled key rotation failed: %s", key, e)
-                continue
-            self._seen[key] = [float(group.identity.epoch(group.group_id)), self.clock.time()]
-            done += 1
+            done += await self.groups.get(camera, name).worker.call(self._rotate, key)
+        await asyncio.to_thread(self._finish, done)
+        return done
+
+    def _rotate(self, key: str) -> int:
+        camera, name = key.split("/", 1)
+        group = self.groups.get(camera, name)
+        try:
+            group.self_update()
+        except (CryptoError, StorageError) as e:
+            log.warning("%s: scheduled key rotation failed: %s", key, e)
+            return 0
+        self._seen[key] = [float(group.identity.epoch(group.group_id)), self.clock.time()]
+        return 1
+
+    def _finish(self, done: int) -> None:
         if done:
             self._save()
             self.rotated += done
             log.info("rotated the keys of %d group(s) on schedule", done)
-        return done
 
     def _save(self) -> None:
         write_atomic(self._path, json.dumps(self._seen, sort_keys=True).encode())
@@ -90,7 +106,7 @@ class KeyRotation:
     async def run(self) -> None:
         while True:
             try:
-                self.rotate_due()
+                await self.rotate_due_queued()
             except Exception:  # the schedule must never stop the hub
                 log.exception("key rotation failed")
             await self.clock.sleep(self.check_every)

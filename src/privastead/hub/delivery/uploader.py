@@ -24,7 +24,7 @@ from typing import Protocol
 from privastead import compat
 from privastead.clock import Clock
 from privastead.errors import RelayRejectedError, RelayUnavailableError, StorageError
-from privastead.hub.outbox import Outbox, OutboxEntry
+from privastead.hub.delivery.outbox import Outbox, OutboxEntry
 from privastead.protocol.messages import message_id
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ camera's ``control`` group; MLS authenticates it as a member of that group, neve
   session id and answers with a ``LiveAnswer`` in ``control``: the session id to join and the
   ``live`` epoch the client must have processed. A task then opens the relay's publisher socket,
   waits for the first viewer (so the first fragment, a keyframe from the ring, is not sent into
-  the void) and runs ``hub.live.publish``.
+  the void) and runs ``hub.control.live_publish.publish``.
 - **A session runs:** the answer names the running session; the new viewer joins it (the
   publisher resends the init segment; the viewer starts at the next keyframe).
 
@@ -21,7 +21,8 @@ state, is left as it is). Only the commit and the answers are durable.
 A session ends when every device that asked for it has sent ``LiveStop``, when the relay
 reports ``no_viewers``, at the session's time limit, when the camera disconnects, when the
 relay connection is lost, or when no viewer joins within ``join_timeout``. Each session is
-its own task and takes fragments in a worker thread, so one camera's livestream stalls
+its own task; it takes fragments in a thread and encrypts them on the ``live`` group's worker
+(``hub.delivery.worker``, the hub's one rule for MLS work), so one camera's livestream stalls
 neither the others nor detection and recording.
 """
 
@@ -40,8 +41,8 @@ import aiohttp
 
 from privastead import compat
 from privastead.errors import CameraUnavailableError, RelayError
-from privastead.hub.groups import HubGroup, HubGroups
-from privastead.hub.live import publish, relay_signals
+from privastead.hub.control.live_publish import publish, relay_signals
+from privastead.hub.state.groups import HubGroup, HubGroups
 from privastead.media.live import LiveSession, LiveSettings
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import LiveAnswer, LiveRequest, LiveStop
@@ -54,7 +55,7 @@ FRESH_SECONDS = 1.0  # a session older than this at the first join restarts at a
 
 
 class LiveSource(Protocol):
-    """What a session needs from ``hub.camera.Camera`` (which fits as it is)."""
+    """What a session needs from ``hub.capture.camera.Camera`` (which fits as it is)."""
 
     def start_live(self, settings: LiveSettings | None = None) -> LiveSession: ...
 
@@ -74,7 +75,8 @@ class _Running:
 
 
 class LiveSessions:
-    """Owned by ``hub.delivery.Delivery``; ``cameras`` is the runner's live dict of cameras."""
+    """Built by the hub's root (``hub.app``); ``cameras`` is the running cameras by name (the
+    runner fills it), ``send`` queues a control-group message on that group's worker."""
 
     def __init__(
         self,
@@ -84,13 +86,14 @@ class LiveSessions:
         *,
         settings: LiveSettings | None = None,
         join_timeout: float = JOIN_TIMEOUT,
+        cameras: Mapping[str, LiveSource] | None = None,
     ) -> None:
         self.groups = groups
         self.relay = relay
-        self.send = send  # Delivery._send: app messages through the sender, indexed for resends
+        self.send = send  # app messages through the sender (outbox: indexed for resends)
         self.settings = settings or LiveSettings()
         self.join_timeout = join_timeout
-        self.cameras: Mapping[str, LiveSource] = {}
+        self.cameras: Mapping[str, LiveSource] = cameras if cameras is not None else {}
         self.running: dict[str, _Running] = {}
         self.started = 0
         self.ended: list[str] = []  # reasons, newest last (bounded)
@@ -110,14 +113,14 @@ class LiveSessions:
         error = ""
         if running is None:
             try:
-                running = self._start(message.camera)
+                running = await self._start(message.camera)
             except CameraUnavailableError as e:
                 error = str(e)[:200]
         live = self.groups.get(message.camera, "live")
         session_id = message.session_id if running is None else running.session_id
         if running is not None:
             running.requesters.add(sender)
-        epoch = live.identity.epoch(live.group_id)
+        epoch = await live.worker.call(live.identity.epoch, live.group_id)
         self.send(
             group,
             lambda seq: LiveAnswer(
@@ -132,7 +135,7 @@ class LiveSessions:
         if error:
             log.info("%s: live request refused: %s", group.key, error)
 
-    def _start(self, camera: str) -> _Running:
+    async def _start(self, camera: str) -> _Running:
         source = self.cameras.get(camera)
         if source is None:
             raise CameraUnavailableError(f"camera {camera} is not running on the hub")
@@ -140,7 +143,7 @@ class LiveSessions:
         live = self.groups.get(camera, "live")
         try:
             # New keys for every session: whoever steals one session's keys sees that one only.
-            live.self_update()
+            await live.worker.call(live.self_update)
         except BaseException:
             session.stop("rekey failed")
             raise
@@ -203,9 +206,10 @@ class LiveSessions:
                 running.session = source.start_live(self.settings)
             running.publishing = True
 
-            def encrypt(plaintext: bytes) -> bytes:
-                # Not through the sender: live fragments are ephemeral (no outbox, no app seq).
-                return live.identity.encrypt(live.group_id, plaintext)
+            async def encrypt(plaintext: bytes) -> bytes:
+                # Not through the sender: live fragments are ephemeral (no outbox, no app seq),
+                # but on the group's worker like everything that touches the group.
+                return await live.worker.call(live.identity.encrypt, live.group_id, plaintext)
 
             stats = await publish(running.session, ws, encrypt, viewers=viewers)
             reason = stats.reason

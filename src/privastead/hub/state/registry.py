@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from privastead.atomic_file import write_atomic
 from privastead.errors import StorageError
+from privastead.hub.state.datadir import HubDataDir, as_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +164,8 @@ class DeviceRegistry:
     """The paired devices. Every write re-reads the file first: the pairing, the control
     reader (re-adds) and a removal each write it, with awaits in between."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / "devices.json"
+    def __init__(self, data: HubDataDir | Path) -> None:
+        self.path = as_data_dir(data).devices
 
     def _load(self) -> dict[str, Device]:
         data = _read(self.path)
@@ -225,11 +226,11 @@ class DeviceRegistry:
         return self._load()
 
 
-def migrate(data_dir: Path, members_of: Callable[[str], Sequence[MemberLike] | None]) -> bool:
+def migrate(paths: HubDataDir, members_of: Callable[[str], Sequence[MemberLike] | None]) -> bool:
     """Convert a version-1 ``devices.json`` (``members_of(key)``: the members of an open
     group but the hub's own leaf, None for a group this hub does not hold). True if it
     converted anything."""
-    path = data_dir / "devices.json"
+    path = paths.devices
     if not path.exists():
         return False
     data = _read(path)
@@ -260,7 +261,7 @@ def migrate(data_dir: Path, members_of: Callable[[str], Sequence[MemberLike] | N
             relay_device=str(record.get("relay_device", "")),
             leaves=leaves,
         )
-    DeviceRegistry(data_dir)._save(devices)
+    DeviceRegistry(paths)._save(devices)
     log.info("devices.json: converted %d device(s) to leaf index + signature key", len(devices))
     return True
 

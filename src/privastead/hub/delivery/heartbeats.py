@@ -21,9 +21,9 @@ from typing import Any
 
 from privastead import __version__
 from privastead.clock import Clock
-from privastead.hub.groups import HubGroup, HubGroups
-from privastead.hub.outbox import Outbox
-from privastead.hub.sender import Sent
+from privastead.hub.delivery.outbox import Outbox
+from privastead.hub.delivery.sender import Sent
+from privastead.hub.state.groups import HubGroup, HubGroups
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import MAX_ANSWERS, Heartbeat
 
@@ -115,7 +115,7 @@ class Heartbeats:
         wait = self._last_sent.get(camera, float("-inf")) + self.min_answer_gap
         wait -= self.clock.monotonic()
         if wait <= 0:
-            self._send_safely(camera)
+            self._dispatch(camera)
         elif camera not in self._scheduled:
             self._scheduled.add(camera)
             asyncio.get_running_loop().call_later(wait, self._send_later, camera)
@@ -123,7 +123,12 @@ class Heartbeats:
     def _send_later(self, camera: str) -> None:
         self._scheduled.discard(camera)
         if self._answers.get(camera):
-            self._send_safely(camera)
+            self._dispatch(camera)
+
+    def _dispatch(self, camera: str) -> None:
+        """From the loop: the beat is built and sent on the control group's worker."""
+        self._last_sent[camera] = self.clock.monotonic()  # the gap counts from the request
+        self.groups.get(camera, "control").worker.submit(self._send_safely, camera)
 
     def _send_safely(self, camera: str) -> None:
         try:
@@ -134,7 +139,7 @@ class Heartbeats:
     async def run(self) -> None:
         while True:
             for camera in self.groups.cameras():
-                self._send_safely(camera)
+                await self.groups.get(camera, "control").worker.call(self._send_safely, camera)
             await self.clock.sleep(self.interval)
 
 

@@ -38,10 +38,10 @@ from pathlib import Path
 from privastead.clock import Clock
 from privastead.crypto import Identity
 from privastead.errors import PolicyError, RelayError
-from privastead.hub.groups import HubGroups
-from privastead.hub.outbox import Outbox
-from privastead.hub.registry import Device, DeviceRegistry, DeviceStatus, Leaf
-from privastead.hub.uploader import Uploader
+from privastead.hub.delivery.outbox import Outbox
+from privastead.hub.delivery.uploader import Uploader
+from privastead.hub.state.groups import HubGroups
+from privastead.hub.state.registry import Device, DeviceRegistry, DeviceStatus, Leaf
 from privastead.protocol.codec import decode_message
 from privastead.protocol.groups import GROUPS, PAIRING_MEMBER
 from privastead.protocol.messages import message_id
@@ -136,14 +136,16 @@ class HubPairing:
         replace: str | None,
     ) -> Paired:
         mailbox = code.mailbox
-        if replace is not None and DeviceRegistry(self.groups.data_dir).get(replace) is None:
+        if replace is not None and DeviceRegistry(self.groups.paths).get(replace) is None:
             raise PolicyError(f"no paired device {replace!r} to replace")
         _, key_package = await next_message(self.relay, mailbox, 0, deadline, self.clock)
         group_id = pairing.create_group()
-        added = pairing.add_members(group_id, [key_package], psk=code.secret)
+        added = await asyncio.to_thread(
+            pairing.add_members, group_id, [key_package], psk=code.secret
+        )
         sent = await self.relay.upload(mailbox, added.welcome, secrets.token_hex(16))
         _seq, body = await next_message(self.relay, mailbox, sent.seq, deadline, self.clock)
-        received = pairing.process(group_id, body)
+        received = await asyncio.to_thread(pairing.process, group_id, body)
         request = decode_message(received.data)
         if not isinstance(request, PairKeyPackages):
             raise PolicyError(f"pairing: expected key packages, got {type(request).__name__}")
@@ -158,7 +160,7 @@ class HubPairing:
                 await self.relay.create_mailbox(group_mailbox)
                 await self.relay.register(group_mailbox)  # client messages wait for the hub
         # Read now, not at start: the control reader may have re-added a leaf meanwhile.
-        old = DeviceRegistry(self.groups.data_dir).get(replace) if replace else None
+        old = DeviceRegistry(self.groups.paths).get(replace) if replace else None
         if replace is not None and old is None:
             raise PolicyError(f"device {replace!r} was removed while pairing")
         if old is not None and old.status is not DeviceStatus.PAIRED:
@@ -174,7 +176,7 @@ class HubPairing:
                 for group_name in GROUPS:
                     await own.register(self.groups.get(camera, group_name).mailbox)
         stale = dict(old.leaves) if old else {}
-        grants, leaves, commits = self._add_to_groups(cameras, request, stale)
+        grants, leaves, commits = await self._add_to_groups(cameras, request, stale)
         # Recorded at once (no await since the commits): a cancelled pairing leaves no leaf
         # that `devices list|remove` does not know about.
         device_id = self._record(replace, name, leaves, device.device_id)
@@ -199,7 +201,7 @@ class HubPairing:
         self, replace: str | None, name: str, leaves: dict[str, Leaf], relay_device: str
     ) -> str:
         """Write ``devices.json``: the replaced device's record, or a new one. Its id."""
-        registry = DeviceRegistry(self.groups.data_dir)
+        registry = DeviceRegistry(self.groups.paths)
         if replace is not None:
             registry.replace_leaves(replace, leaves, relay_device)
             return replace
@@ -234,7 +236,7 @@ class HubPairing:
             out.append(CameraGrant(camera=grant.camera, groups=tuple(groups)))
         return out
 
-    def _add_to_groups(
+    async def _add_to_groups(
         self, cameras: Sequence[str], request: PairKeyPackages, stale: dict[str, Leaf]
     ) -> tuple[list[CameraGrant], dict[str, Leaf], dict[str, tuple[int, bytes]]]:
         """Add the client's KeyPackages, first removing the ``stale`` leaves of a device
@@ -247,7 +249,8 @@ class HubPairing:
             group_grants = []
             for name in GROUPS:
                 group = self.groups.get(camera, name)
-                added = group.add_device(request.key_packages[camera][name], stale.get(group.key))
+                key_package = request.key_packages[camera][name]
+                added = await group.worker.call(group.add_device, key_package, stale.get(group.key))
                 commits[group.mailbox] = (added.outbox_seq, added.result.commit)
                 leaves[group.key] = added.leaf
                 group_grants.append(added.grant)

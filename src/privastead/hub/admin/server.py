@@ -8,11 +8,11 @@
   from the kernel (``SO_PEERCRED``), not from anything the peer says.
 - A stale socket file (the last hub was killed) is replaced at start: the hub binds it only
   after it locked the groups' state, so no other live hub can own it.
-- One request per connection, length-prefixed JSON (``admin_wire``). Pairing streams its
+- One request per connection, length-prefixed JSON (``admin.wire``). Pairing streams its
   progress: the code as soon as it exists, the safety code, the result. If the CLI goes away
   (Ctrl-C) the operation is cancelled (a pairing then deletes its one-time mailbox).
-- Operations that change the groups run one at a time; they run on the event loop like the
-  hub's own commits (each MLS call is milliseconds; the waits are relay round trips).
+- Operations that change the groups run one at a time; each MLS call runs on its group's worker
+  (``hub.delivery.worker``), in order with the hub's own messages; the loop only awaits it.
 """
 
 from __future__ import annotations
@@ -24,23 +24,20 @@ import os
 import socket
 import stat
 import struct
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from privastead import compat
 from privastead.errors import AdminError, ConfigError, PrivasteadError, StorageError
-from privastead.hub.admin_ops import HubAdmin
-from privastead.hub.admin_wire import (
+from privastead.hub.admin.ops import HubAdmin
+from privastead.hub.admin.wire import (
     MAX_REQUEST,
     MAX_SOCKET_PATH,
     encode_frame,
     error_reply,
     read_frame,
-    socket_path,
 )
-from privastead.hub.config import HubConfig
-from privastead.hub.delivery import Delivery
 from privastead.protocol.pairing_code import PairingCode
 
 log = logging.getLogger(__name__)
@@ -237,22 +234,4 @@ class AdminServer:
         }
 
 
-@contextlib.asynccontextmanager
-async def admin_server(config: HubConfig, delivery: Delivery | None) -> AsyncIterator[None]:
-    """Serve the admin socket while the hub runs (nothing without a relay: nothing to pair)."""
-    if delivery is None:
-        yield
-        return
-    admin = HubAdmin(
-        config, delivery.groups, delivery.outbox, delivery.relay, uploader=delivery.uploader
-    )
-    server = AdminServer(socket_path(config.hub.data_dir), admin)
-    started = await server.start()
-    try:
-        yield
-    finally:
-        if started:
-            await server.close()
-
-
-__all__ = ["AdminServer", "admin_server", "check_peer", "peer_credentials"]
+__all__ = ["AdminServer", "check_peer", "peer_credentials"]

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import av
 
@@ -50,9 +50,6 @@ from privastead.media.live import LiveSession, LiveSettings
 from privastead.media.recorder import ClipSummary, ClipWriter, FragmentCallback
 from privastead.media.ring import PacketRing
 from privastead.media.thumbnail import thumbnail_from_packets
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +77,22 @@ class EventNotice:
     score: float
     boxes: tuple[tuple[float, float, float, float], ...]
     thumbnail: bytes = b""
+
+
+class ClipSink(Protocol):
+    """Where a camera's events and clips go (``delivery.delivery.Delivery`` with a relay).
+
+    Called on the event loop; an implementation must return at once (it queues the work: the
+    hub's concurrency rule, ``docs/design/hub-concurrency.md``)."""
+
+    def on_event(self, notice: EventNotice) -> None:
+        """An event started (no thumbnail), then the same event with its thumbnail."""
+
+    def on_fragment(self, camera: str, clip: str, index: int, data: bytes, is_init: bool) -> None:
+        """One fMP4 fragment of recorder clip ``clip`` (index 0: the init segment)."""
+
+    def on_clip_end(self, camera: str, clip: str, path: Path) -> None:
+        """The clip's file is complete; every fragment was handed over before."""
 
 
 @dataclass
@@ -114,15 +127,13 @@ class Camera:
         clips_dir: Path,
         *,
         ingest_settings: IngestSettings | None = None,
+        sink: ClipSink | None = None,
         on_fragment: FragmentCallback | None = None,
-        on_event: Callable[[EventNotice], None] | None = None,
-        on_clip_end: Callable[[str, Path], None] | None = None,
     ) -> None:
+        """``sink`` gets events, fragments and clip ends (delivery); without one, only
+        ``on_fragment`` (a plain fragment callback) sees the fragments."""
         self.config = config
-        # Delivery hooks (hub.delivery), called on the event loop: event start/thumbnail, and
-        # the end of a clip (recorder clip id, file) once its last fragment was handed over.
-        self.on_event = on_event
-        self.on_clip_end = on_clip_end
+        self.sink = sink
         self.name = config.name
         self.clips_dir = clips_dir
         self.ingest_settings = ingest_settings or IngestSettings()
@@ -227,7 +238,9 @@ class Camera:
     def _fragment_sink(self, clip_id: str, index: int, data: bytes, is_init: bool) -> None:
         """Hand fragments to ``on_fragment`` on the event loop, whichever thread muxed them
         (the last one is flushed by ``close`` in a worker thread)."""
-        if self.on_fragment is not None:
+        if self.sink is not None:
+            self._post(self.sink.on_fragment, self.name, clip_id, index, data, is_init)
+        elif self.on_fragment is not None:
             self._post(self.on_fragment, clip_id, index, data, is_init)
 
     def _from_thread(self, handler: Any) -> Any:
@@ -287,7 +300,7 @@ class Camera:
                     # A muxer or disk error ends this clip (what is written stays playable);
                     # the event goes on and the camera keeps running.
                     self.stats.errors += 1
-                    log.error("%s: clip %s write failed: %s", self.name, rec.event_id[:8], exc)
+                    log.error("%s: clip %s write failed: %s", self.name, rec.event_id, exc)
                     self._end_recording(None)
         if self.config.substream_url is None:
             self._on_detect_stream(event)
@@ -414,7 +427,7 @@ class Camera:
         self._recording = _Recording(
             event.event_id, writer, path.with_suffix(".jpg"), trigger, event.score, boxes, part
         )
-        log.info("%s: event %s started, recording %s", self.name, event.event_id[:8], path.name)
+        log.info("%s: event %s started, recording %s", self.name, event.event_id, path.name)
         if part == 1:
             notice = EventNotice(
                 self.name,
@@ -423,8 +436,8 @@ class Camera:
                 event.score,
                 tuple((b.x, b.y, b.w, b.h) for b in event.boxes),
             )
-            if self.on_event is not None:
-                self.on_event(notice)
+            if self.sink is not None:
+                self.sink.on_event(notice)
             self._spawn(self._thumbnail(info, packets, trigger, path.with_suffix(".jpg"), notice))
 
     async def _thumbnail(
@@ -438,8 +451,8 @@ class Camera:
         try:
             jpeg = await asyncio.to_thread(thumbnail_from_packets, info, packets, at)
             await asyncio.to_thread(_write_atomic, path, jpeg)
-            if self.on_event is not None:
-                self.on_event(dataclasses.replace(notice, thumbnail=jpeg))
+            if self.sink is not None:
+                self.sink.on_event(dataclasses.replace(notice, thumbnail=jpeg))
         except (MediaError, OSError) as exc:
             self.stats.errors += 1
             log.warning("%s: no thumbnail: %s", self.name, exc)
@@ -467,12 +480,12 @@ class Camera:
             summary: ClipSummary = await asyncio.to_thread(rec.writer.close)
         except (MediaError, OSError) as exc:
             self.stats.errors += 1
-            log.warning("%s: clip %s failed: %s", self.name, rec.event_id[:8], exc)
+            log.warning("%s: clip %s failed: %s", self.name, rec.event_id, exc)
             return
         self.stats.clips += 1
         self.stats.clip_paths.append(summary.path)
-        if self.on_clip_end is not None:
-            self.on_clip_end(rec.writer.clip_id, summary.path)
+        if self.sink is not None:
+            self.sink.on_clip_end(self.name, rec.writer.clip_id, summary.path)
         # Timeline seconds -> wall clock, through the newest packet's arrival (close enough
         # for people; the timeline itself is what the clip's timestamps use).
         wall = time.time() - (self._last_main_pts - summary.start)

@@ -18,9 +18,10 @@ from typing import Any, NoReturn
 
 from privastead import errors
 from privastead.errors import AdminError, PrivasteadError
+from privastead.hub.state.datadir import ADMIN_DIR, ADMIN_SOCKET, HubDataDir, as_data_dir
 
-SOCKET_DIR = "admin"
-SOCKET_NAME = "hub.sock"
+SOCKET_DIR = ADMIN_DIR
+SOCKET_NAME = ADMIN_SOCKET
 MAX_REQUEST = 64 * 1024
 MAX_REPLY = 1024 * 1024
 # sun_path is 108 bytes on Linux, including the terminating NUL.
@@ -29,9 +30,9 @@ MAX_SOCKET_PATH = 107
 _LENGTH = struct.Struct(">I")
 
 
-def socket_path(data_dir: Path) -> Path:
+def socket_path(data: HubDataDir | Path) -> Path:
     """``<data_dir>/admin/hub.sock``: its own 0700 directory, so only the hub's user reaches it."""
-    return data_dir / SOCKET_DIR / SOCKET_NAME
+    return as_data_dir(data).admin_socket
 
 
 def encode_frame(obj: dict[str, Any]) -> bytes:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from privastead.errors import StorageError
-from privastead.hub.outbox import AppendResult, DroppedClip, EntryKind, MailboxQueue
+from privastead.hub.delivery.outbox import AppendResult, DroppedClip, EntryKind, MailboxQueue
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import ClipFragment, Heartbeat, Notification
 

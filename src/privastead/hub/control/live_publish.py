@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +32,19 @@ from privastead.media.live import LiveFragment, LiveSession
 from privastead.protocol.live import LivePayload
 
 log = logging.getLogger(__name__)
+
+#: Encrypts one payload off the loop: in the hub, a job on the live group's worker.
+Encrypt = Callable[[bytes], Awaitable[bytes]]
+
+
+def threaded(encrypt: Callable[[bytes], bytes]) -> Encrypt:
+    """``encrypt`` run in a worker thread (for a caller that owns the group alone)."""
+
+    def run(plaintext: bytes) -> Awaitable[bytes]:
+        return asyncio.to_thread(encrypt, plaintext)
+
+    return run
+
 
 LAG_WINDOW = 2.5  # seconds a lagging signal counts (the relay repeats it at most once a second)
 POLL_SECONDS = 0.25  # how long one worker-thread get() waits: bounds the reaction to an end
@@ -50,7 +63,7 @@ class PublishStats:
 async def publish(
     session: LiveSession,
     ws: aiohttp.ClientWebSocketResponse,
-    encrypt: Callable[[bytes], bytes],
+    encrypt: Encrypt,
     *,
     viewers: int = 0,
 ) -> PublishStats:
@@ -65,9 +78,9 @@ async def publish(
                 if session.ended is not None:
                     break
                 continue
-            # In a worker thread (the core releases the GIL and serialises calls on the group):
-            # a 4K fragment's encryption and state write never hold up the loop.
-            ciphertext = await asyncio.to_thread(encrypt, _payload(fragment).encode())
+            # On the live group's worker (hub.delivery.worker): a 4K fragment's encryption and
+            # state write never hold up the loop.
+            ciphertext = await encrypt(_payload(fragment).encode())
             try:
                 await ws.send_bytes(ciphertext)
             except (ConnectionError, RuntimeError):
@@ -114,7 +127,7 @@ async def relay_signals(ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[di
 async def _follow_signals(
     session: LiveSession,
     ws: aiohttp.ClientWebSocketResponse,
-    encrypt: Callable[[bytes], bytes],
+    encrypt: Encrypt,
     stats: PublishStats,
     viewers: int,
 ) -> None:
@@ -126,7 +139,7 @@ async def _follow_signals(
             if count > viewers and stats.sent > 0 and session.init is not None:
                 # sent before any later fragment: the joiner can start at the next keyframe
                 with contextlib.suppress(ConnectionError, RuntimeError):
-                    await ws.send_bytes(encrypt(_payload(session.init).encode()))
+                    await ws.send_bytes(await encrypt(_payload(session.init).encode()))
                     stats.init_resent += 1
             viewers = count
         elif kind == "viewer_left":
@@ -149,4 +162,4 @@ async def _follow_signals(
     session.stop("relay closed the live channel")
 
 
-__all__ = ["PublishStats", "publish", "relay_signals"]
+__all__ = ["Encrypt", "PublishStats", "publish", "relay_signals", "threaded"]

@@ -22,7 +22,6 @@ import contextlib
 import logging
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from privastead.clock import SystemClock
@@ -34,17 +33,18 @@ from privastead.errors import (
     StorageError,
 )
 from privastead.hub.config import HubConfig
-from privastead.hub.groups import HubGroup, HubGroups, unknown_members
-from privastead.hub.registry import Device, DeviceRegistry, DeviceStatus
-from privastead.hub.service import OpenHub, open_hub
-from privastead.hub.uploader import Uploader
+from privastead.hub.delivery.uploader import Uploader
+from privastead.hub.state.groups import HubGroup, HubGroups, unknown_members
+from privastead.hub.state.datadir import HubDataDir
+from privastead.hub.state.registry import Device, DeviceRegistry, DeviceStatus
+from privastead.hub.state.service import OpenHub, open_hub
 
 log = logging.getLogger(__name__)
 
 
-def find_device(data_dir: Path, wanted: str) -> Device:
+def find_device(data: HubDataDir, wanted: str) -> Device:
     """The one paired device with id (or name) ``wanted``."""
-    devices = DeviceRegistry(data_dir).all()
+    devices = DeviceRegistry(data).all()
     matches = [d for d in devices.values() if wanted in (d.device_id, d.name)]
     if len(matches) != 1:
         raise ConfigError(
@@ -70,8 +70,8 @@ async def remove_device(hub: OpenHub, wanted: str, uploader: Uploader | None = N
     """Remove the device with id (or name) ``wanted`` and prove it gone.
 
     ``uploader``: the running hub's, when it is the running hub that removes."""
-    device = find_device(hub.groups.data_dir, wanted)
-    registry = DeviceRegistry(hub.groups.data_dir)
+    device = find_device(hub.groups.paths, wanted)
+    registry = DeviceRegistry(hub.groups.paths)
     registry.set_status(device.device_id, DeviceStatus.REMOVING)
     problems: dict[str, str] = {}
     done: list[str] = []
@@ -87,7 +87,7 @@ async def remove_device(hub: OpenHub, wanted: str, uploader: Uploader | None = N
         if index is None:
             continue  # gone already (an earlier, interrupted removal)
         try:
-            group.remove_leaves([index])
+            await group.worker.call(group.remove_leaves, [index])
         except CryptoError as e:
             problems[key] = f"the removal commit failed: {e}"
             continue
@@ -102,7 +102,7 @@ async def remove_device(hub: OpenHub, wanted: str, uploader: Uploader | None = N
         if getattr(e, "status", None) != 404:
             problems["relay"] = f"its relay token could not be revoked: {e}"
     # The proof, on fresh reads: every key the device ever had while this ran.
-    current = DeviceRegistry(hub.groups.data_dir).get(device.device_id)
+    current = DeviceRegistry(hub.groups.paths).get(device.device_id)
     keys = {leaf.signature_key for leaf in device.leaves.values()}
     if current is not None:
         keys |= {leaf.signature_key for leaf in current.leaves.values()}
@@ -126,7 +126,7 @@ async def remove_device(hub: OpenHub, wanted: str, uploader: Uploader | None = N
 async def remove_unknown(hub: OpenHub, uploader: Uploader | None = None) -> dict[str, list[int]]:
     """Remove every leaf that belongs to no registered device; per group, the leaf indexes
     removed. Raises ``RemovalIncompleteError`` if a member list still holds one after."""
-    registry = DeviceRegistry(hub.groups.data_dir)
+    registry = DeviceRegistry(hub.groups.paths)
     strays = unknown_members(hub.groups, registry)
     removed: dict[str, list[int]] = {}
     problems: dict[str, str] = {}
@@ -136,7 +136,7 @@ async def remove_unknown(hub: OpenHub, uploader: Uploader | None = None) -> dict
         group = hub.groups.get(camera, name)
         indexes = sorted(m.index for m in members)
         try:
-            group.remove_leaves(indexes)
+            await group.worker.call(group.remove_leaves, indexes)
         except CryptoError as e:
             problems[key] = f"the removal commit failed: {e}"
             continue
@@ -153,7 +153,7 @@ async def remove_unknown(hub: OpenHub, uploader: Uploader | None = None) -> dict
 
 def devices_report(groups: HubGroups) -> dict[str, Any]:
     """What `devices list` shows: every device record, and per group the unknown members."""
-    registry = DeviceRegistry(groups.data_dir)
+    registry = DeviceRegistry(groups.paths)
     return {
         "devices": {d: dev.to_json() for d, dev in registry.all().items()},
         "unknown": {
@@ -164,7 +164,7 @@ def devices_report(groups: HubGroups) -> dict[str, Any]:
 
 
 async def reset_hub(config: HubConfig) -> None:
-    data = config.hub.data_dir
+    data = config.hub.paths()
     async with open_hub(config) as hub:
         for device in DeviceRegistry(data).all().values():
             # The relay knows the device by its own id (the registry's key is the hub's).
@@ -176,10 +176,10 @@ async def reset_hub(config: HubConfig) -> None:
             except RelayError as e:
                 if getattr(e, "status", None) != 404:
                     raise
-    for name in ("mls", "outbox"):
-        shutil.rmtree(data / name, ignore_errors=True)
-    for name in ("groups.json", "devices.json"):
-        (data / name).unlink(missing_ok=True)
+    for directory in (data.mls, data.outbox):
+        shutil.rmtree(directory, ignore_errors=True)
+    for path in (data.groups_manifest, data.devices):
+        path.unlink(missing_ok=True)
 
 
 __all__ = [

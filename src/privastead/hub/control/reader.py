@@ -25,6 +25,7 @@ Welcomes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -35,10 +36,10 @@ from privastead.atomic_file import write_atomic
 from privastead.clock import Clock, SystemClock
 from privastead.crypto import Received
 from privastead.errors import CryptoError, RelayError, StorageError
-from privastead.hub.groups import HubGroup, HubGroups
-from privastead.hub.heartbeats import sent_high
-from privastead.hub.outbox import Outbox
-from privastead.hub.registry import DeviceRegistry, DeviceStatus
+from privastead.hub.delivery.heartbeats import sent_high
+from privastead.hub.delivery.outbox import Outbox
+from privastead.hub.state.groups import HubGroup, HubGroups
+from privastead.hub.state.registry import DeviceRegistry, DeviceStatus
 from privastead.protocol.codec import decode_message
 from privastead.protocol.health_messages import ClockProbe, ResendGone
 from privastead.protocol.messages import LiveRequest, LiveStop, ResendRequest, resend_message_id
@@ -96,13 +97,15 @@ class ControlReader:
         relay: RelayClient,
         *,
         clock: Clock | None = None,
+        on_probe: Callable[[str, str], None] | None = None,
+        live: LiveHandler | None = None,
     ) -> None:
         self.groups = groups
         self.outbox = outbox
         self.relay = relay
         self.budget = ResendBudget(clock or SystemClock())
-        self.on_probe: Callable[[str, str], None] | None = None  # Heartbeats.answer
-        self._path: Path = groups.data_dir / "hub-cursors.json"
+        self.on_probe = on_probe  # Heartbeats.answer: a clock probe gets a heartbeat
+        self._path: Path = groups.paths.cursors
         try:
             self._cursors: dict[str, int] = json.loads(self._path.read_bytes())
         except (OSError, ValueError):
@@ -113,7 +116,7 @@ class ControlReader:
         self.gone = 0
         self.resends_refused = 0
         self.readded = 0
-        self.live: LiveHandler | None = None  # hub.live_sessions.LiveSessions, set by Delivery
+        self.live = live  # control.live_sessions.LiveSessions
 
     async def poll(self) -> int:
         """One pass over every mailbox; how many client messages were handled."""
@@ -133,7 +136,7 @@ class ControlReader:
                 continue
             body = await self.relay.body_of(group.mailbox, info)
             try:
-                received = group.identity.process(group.group_id, body)
+                received = await group.worker.call(group.identity.process, group.group_id, body)
             except CryptoError:
                 continue  # our own message, or one for an epoch we left: nothing to do
             handled += 1
@@ -143,10 +146,13 @@ class ControlReader:
                 await self._request(group, received)
         if page.messages:
             self._cursors[group.mailbox] = cursor
-            write_atomic(self._path, json.dumps(self._cursors).encode())
+            cursors = json.dumps(self._cursors).encode()
+            await asyncio.to_thread(write_atomic, self._path, cursors)
             await self.relay.ack(group.mailbox, cursor)
         if proposals:
-            group.self_update()  # folds the stored proposals: clients get fresh keys
+            await group.worker.call(
+                group.self_update
+            )  # folds the stored proposals: clients get fresh keys
             self.proposals_folded += proposals
         return handled
 
@@ -165,7 +171,7 @@ class ControlReader:
             if message.camera == group.camera and group.group == "control" and self.on_probe:
                 self.on_probe(message.camera, message.nonce)
         elif isinstance(message, ReAddRequest):
-            self._readd(group, received.sender_index, message)
+            await group.worker.call(self._readd, group, received.sender_index, message)
         elif isinstance(message, LiveRequest | LiveStop) and self.live is not None:
             await self.live.handle(group, received.sender, message)
         else:
@@ -173,8 +179,10 @@ class ControlReader:
 
     def _readd(self, group: HubGroup, sender_index: int, request: ReAddRequest) -> None:
         """Re-add ``request.device_id`` to the named groups, if the control-group sender (leaf
-        ``sender_index``) is that device's own control leaf."""
-        registry = DeviceRegistry(self.groups.data_dir)
+        ``sender_index``) is that device's own control leaf. Runs on the control group's worker;
+        each add runs on its own group's worker (control waits for events and live, never the
+        reverse, so workers cannot wait on each other in a circle)."""
+        registry = DeviceRegistry(self.groups.paths)
         device = registry.get(request.device_id)
         bound = device.leaves.get(group.key) if device is not None else None
         sender = next((m for m in group.members() if m.index == sender_index), None)
@@ -199,7 +207,9 @@ class ControlReader:
             except StorageError:
                 continue
             try:
-                added = target.add_device(request.key_packages[name], device.leaves.get(target.key))
+                stale = device.leaves.get(target.key)
+                kp = request.key_packages[name]
+                added = target.worker.submit(target.add_device, kp, stale).result()
             except CryptoError as e:
                 log.warning("%s: re-add refused: %s", target.key, e)
                 continue
@@ -224,8 +234,27 @@ class ControlReader:
             target = self.groups.get(request.camera, request.group)
         except StorageError:
             return
+        wanted, gone = await target.worker.call(self._archived, target, key, who, request)
+        for app_seq, found in wanted:
+            await self._reupload(target, key, app_seq, found)
+        if gone:
+            self.gone += sum(b - a + 1 for a, b in gone)
+            log.info("%s: app seqs %s are no longer held; told the clients", key, gone)
+            ranges = tuple(gone[:256])
+            await control.worker.call(
+                control.sender.send,
+                lambda app_seq: ResendGone(
+                    camera=request.camera, group=request.group, ranges=ranges, seq=app_seq
+                ),
+            )
+
+    def _archived(
+        self, target: HubGroup, key: str, who: bytes, request: ResendRequest
+    ) -> tuple[list[tuple[int, tuple[int, bytes]]], list[tuple[int, int]]]:
+        """On ``target``'s worker (outbox reads): what to re-upload, and the ranges gone."""
         high = sent_high(target, self.outbox)
         queue = self.outbox.mailbox(target.mailbox)
+        wanted: list[tuple[int, tuple[int, bytes]]] = []
         gone: list[tuple[int, int]] = []
         count = 0
         for first, last in request.ranges:
@@ -246,16 +275,8 @@ class ControlReader:
                     self.resends_refused += 1
                     log.warning("%s: resend budget of a device used up; not answered", key)
                     break
-                await self._reupload(target, key, app_seq, found)
-        if gone:
-            self.gone += sum(b - a + 1 for a, b in gone)
-            log.info("%s: app seqs %s are no longer held; told the clients", key, gone)
-            ranges = tuple(gone[:256])
-            control.sender.send(
-                lambda app_seq: ResendGone(
-                    camera=request.camera, group=request.group, ranges=ranges, seq=app_seq
-                )
-            )
+                wanted.append((app_seq, found))
+        return wanted, gone
 
     async def _reupload(
         self, target: HubGroup, key: str, app_seq: int, found: tuple[int, bytes]

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from privastead.errors import AdminError
-from privastead.hub.admin_wire import MAX_REPLY, encode_frame, raise_remote, read_frame, socket_path
+from privastead.hub.admin.wire import MAX_REPLY, encode_frame, raise_remote, read_frame, socket_path
+from privastead.hub.state.datadir import HubDataDir
 
 Progress = Callable[[dict[str, Any]], Awaitable[None] | None]
 
 
 async def call_running_hub(
-    data_dir: Path,
+    data_dir: HubDataDir | Path,
     op: str,
     args: dict[str, Any] | None = None,
     on_progress: Progress | None = None,
@@ -67,7 +68,7 @@ async def call_running_hub(
             await writer.wait_closed()
 
 
-async def running_hub_pid(data_dir: Path) -> int | None:
+async def running_hub_pid(data_dir: HubDataDir | Path) -> int | None:
     """The running hub's pid, or None if no hub answers on its admin socket."""
     result = await call_running_hub(data_dir, "ping")
     return None if result is None else int(result.get("pid", 0))

@@ -5,7 +5,7 @@ Layout under ``<data_dir>``::
 
     groups.json           {"<camera>/<group>": {"group_id": hex, "mailbox": hex, "state": file}}
     mls/<camera>-<group>.mls   one Identity (state file) per group: small per-message snapshots
-    outbox/               hub.outbox (ciphertext waiting for the relay)
+    outbox/               hub.delivery.outbox (ciphertext waiting for the relay)
     devices.json          paired devices: name, relay device id, leaf per group (registry.py)
 
 A group is created on first use and recorded in ``groups.json`` right after its state file
@@ -24,9 +24,11 @@ from typing import Any
 from privastead.atomic_file import write_atomic
 from privastead.crypto import AddResult, Identity, Member
 from privastead.errors import PolicyError, StorageError
-from privastead.hub.outbox import Outbox
-from privastead.hub.registry import DeviceRegistry, Leaf, migrate
-from privastead.hub.sender import GroupSender
+from privastead.hub.delivery.outbox import Outbox
+from privastead.hub.delivery.sender import GroupSender
+from privastead.hub.delivery.worker import GroupWorker
+from privastead.hub.state.datadir import HubDataDir, as_data_dir
+from privastead.hub.state.registry import DeviceRegistry, Leaf, migrate
 from privastead.protocol.groups import GROUPS, HUB_MEMBER
 from privastead.protocol.pairing_messages import GroupGrant
 
@@ -49,6 +51,9 @@ class HubGroup:
     mailbox: str
     identity: Identity
     sender: GroupSender
+    #: The only thread that may run this group's MLS calls and outbox writes while the hub
+    #: runs (``delivery.worker``); synchronous callers outside a running hub call directly.
+    worker: GroupWorker
 
     @property
     def key(self) -> str:
@@ -138,18 +143,18 @@ class HubGroups:
     Raises ``StateLockedError`` if another hub process (``run`` or ``pair``) holds them.
     """
 
-    def __init__(self, data_dir: Path, outbox: Outbox, cameras: Sequence[str]) -> None:
-        self.data_dir = data_dir
+    def __init__(self, data: HubDataDir | Path, outbox: Outbox, cameras: Sequence[str]) -> None:
+        self.paths = as_data_dir(data)
         self.outbox = outbox
-        (data_dir / "mls").mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._manifest_path = data_dir / "groups.json"
+        self.paths.prepare()
+        self._manifest_path = self.paths.groups_manifest
         self._manifest = _read_json(self._manifest_path)
         self._groups: dict[str, HubGroup] = {}
         try:
             for camera in cameras:
                 for group in GROUPS:
                     self._groups[f"{camera}/{group}"] = self._open(camera, group)
-            migrate(data_dir, self._members_of)
+            migrate(self.paths, self._members_of)
         except BaseException:
             self.close()
             raise
@@ -162,7 +167,7 @@ class HubGroups:
         key = f"{camera}/{group}"
         entry = self._manifest.get(key)
         if entry is None:
-            path = self.data_dir / "mls" / f"{camera}-{group}.mls"
+            path = self.paths.group_state(f"{camera}-{group}.mls")
             if path.exists():  # created, but the crash came before the manifest entry
                 path.unlink()
             identity = Identity.create(path, HUB_MEMBER)
@@ -172,11 +177,11 @@ class HubGroups:
             self._manifest[key] = entry
             _write_json(self._manifest_path, self._manifest)
         else:
-            identity = Identity.open(self.data_dir / "mls" / entry["state"])
+            identity = Identity.open(self.paths.group_state(entry["state"]))
             group_id = bytes.fromhex(entry["group_id"])
         mailbox = str(entry["mailbox"])
         sender = GroupSender(identity, group_id, self.outbox.mailbox(mailbox))
-        return HubGroup(camera, group, group_id, mailbox, identity, sender)
+        return HubGroup(camera, group, group_id, mailbox, identity, sender, GroupWorker(key))
 
     def get(self, camera: str, group: str) -> HubGroup:
         try:
@@ -195,6 +200,7 @@ class HubGroups:
 
     def close(self) -> None:
         for group in self._groups.values():
+            group.worker.close()  # what is queued runs (and becomes durable) first
             if not group.identity.closed:
                 group.identity.close()
 
