@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from privastead.clock import FakeClock
+from support.loop_guard import LIMIT, LoopGuard
 
 
 @pytest.fixture
@@ -31,3 +33,19 @@ def artifacts_dir() -> Path:
     path = Path(__file__).resolve().parent.parent / "artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture(autouse=True)
+def hub_loop_guard() -> Iterator[LoopGuard]:
+    """Fails a test in which any event-loop callback of the hub's own code ran over 100 ms
+    (preemption by other processes not counted): the hub's concurrency rule,
+    ``docs/design/hub-concurrency.md``. Test code and other parts are not held to it
+    (``tests/support/loop_guard.py`` says how it measures and why)."""
+    with contextlib.contextmanager(LoopGuard.installed)() as guard:
+        yield guard
+    if guard.slow:
+        pytest.fail(
+            f"event-loop callbacks of the hub over {LIMIT * 1000:.0f} ms (the loop must not "
+            f"wait on disk or MLS):\n{guard.report()}",
+            pytrace=False,
+        )

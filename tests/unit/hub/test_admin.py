@@ -250,7 +250,7 @@ async def test_another_uid_cannot_use_the_socket() -> None:
 async def test_a_connection_that_sends_nothing_is_dropped(
     tmp_path: Path, served: tuple[AdminServer, FakeAdmin], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from privastead.hub import admin
+    from privastead.hub.admin import server as admin
 
     monkeypatch.setattr(admin, "REQUEST_TIMEOUT", 0.2)
     reader, writer = await asyncio.open_unix_connection(str(socket_path(tmp_path)))
