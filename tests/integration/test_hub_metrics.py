@@ -31,9 +31,9 @@ def _port() -> int:
 
 
 def _get(url: str, method: str = "GET") -> tuple[int, str, str]:
-    request = urllib.request.Request(url, method=method)  # noqa: S310 - loopback http
+    request = urllib.request.Request(url, method=method)
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.headers["Content-Type"], response.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.headers["Content-Type"], e.read().decode()
@@ -73,7 +73,7 @@ def test_metrics_and_health_follow_a_camera_that_goes_away(tmp_path: Path) -> No
     try:
 
         def healthy() -> dict[str, Any] | None:
-            status, kind, body = _get(f"{base}/health")
+            status, _kind, body = _get(f"{base}/health")
             return json.loads(body) if status == 200 else None
 
         report = _until(healthy, 60)
@@ -106,7 +106,7 @@ def test_metrics_and_health_follow_a_camera_that_goes_away(tmp_path: Path) -> No
         cam.stop()  # the camera dies: health says so (the hub keeps running)
 
         def degraded() -> dict[str, Any] | None:
-            status, kind, body = _get(f"{base}/health")
+            status, _kind, body = _get(f"{base}/health")
             return json.loads(body) if status == 503 else None
 
         report = _until(degraded, 60)
@@ -143,6 +143,6 @@ def test_metrics_are_off_by_default_and_listen_only_locally() -> None:
 
 def test_an_old_hub_name_line_is_refused_with_what_to_do() -> None:
     text = '[relay]\nhub_name = "home"\n\n[[cameras]]\nname = "door"\nurl = "rtsp://10.0.0.2/m"\n'
-    with pytest.raises(ConfigError, match="relay.hub_name: no longer a setting") as err:
+    with pytest.raises(ConfigError, match=r"relay\.hub_name: no longer a setting") as err:
         hubconfig.parse(text)
     assert "<hub.toml>:2" in str(err.value) and "delete the line" in str(err.value)

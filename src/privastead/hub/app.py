@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator
 from typing import TextIO
 
 from privastead.clock import Clock, SystemClock
+from privastead.hub.admin.loop_lag import LoopLag
 from privastead.hub.admin.metrics import HubMetrics, MetricsServer
 from privastead.hub.admin.ops import HubAdmin
 from privastead.hub.admin.server import AdminServer
@@ -105,6 +106,7 @@ class Hub:
         delivery: Delivery | None,
         admin: AdminServer | None,
         metrics: MetricsServer | None,
+        lag: LoopLag | None = None,
     ) -> None:
         self.config = config
         self.runner = runner
@@ -112,6 +114,7 @@ class Hub:
         self.delivery = delivery
         self.admin = admin
         self.metrics = metrics
+        self.lag = lag
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -151,10 +154,14 @@ class Hub:
                 cameras=cameras,
             )
             metrics: MetricsServer | None = None
+            lag: LoopLag | None = None
             if config.metrics.enabled:
+                lag = LoopLag()
                 host, port = config.metrics.address()
-                metrics = MetricsServer(host, port, HubMetrics(health, delivery))
-            yield cls(config, runner, health, delivery=delivery, admin=admin, metrics=metrics)
+                metrics = MetricsServer(host, port, HubMetrics(health, delivery, lag))
+            yield cls(
+                config, runner, health, delivery=delivery, admin=admin, metrics=metrics, lag=lag
+            )
 
     def stop(self) -> None:
         """Finish the clips being written and return from ``run`` (signal-safe)."""
@@ -174,6 +181,9 @@ class Hub:
             if self.metrics is not None:
                 await self.metrics.start()
                 stack.push_async_callback(self.metrics.close)
+            if self.lag is not None:
+                probe = asyncio.create_task(self.lag.run(), name="loop-lag")
+                stack.callback(probe.cancel)
             sending = asyncio.create_task(self.delivery.run()) if self.delivery else None
             try:
                 await self.runner.run()

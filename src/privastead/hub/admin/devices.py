@@ -34,8 +34,8 @@ from privastead.errors import (
 )
 from privastead.hub.config import HubConfig
 from privastead.hub.delivery.uploader import Uploader
-from privastead.hub.state.groups import HubGroup, HubGroups, unknown_members
 from privastead.hub.state.datadir import HubDataDir
+from privastead.hub.state.groups import HubGroup, HubGroups, unknown_members
 from privastead.hub.state.registry import Device, DeviceRegistry, DeviceStatus
 from privastead.hub.state.service import OpenHub, open_hub
 

@@ -3,7 +3,8 @@
 - ``GET /metrics``: Prometheus text format. Per camera (label ``camera``): connected, time of
   the newest frame, reconnects, decode errors, fps, bitrate, events, clips, dropped packets;
   the outbox (messages and bytes waiting for the relay, dropped clips); what delivery sent;
-  the jobs each camera's group workers ran.
+  the jobs each camera's group workers ran; the event loop's lag (p50, p99, max of the last
+  60 s, ``admin.loop_lag``).
 - ``GET /health``: JSON ``{"status": "ok" | "degraded", "cameras": {...}}``; 200 when every
   camera is connected, 503 otherwise (what a load balancer or a script checks).
 - Anything else: a JSON 404/405.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,7 @@ from aiohttp import web
 
 from privastead import __version__
 from privastead.errors import ConfigError
+from privastead.hub.admin.loop_lag import LoopLag
 from privastead.hub.capture.health import CameraHealth, CameraReport
 from privastead.hub.delivery.delivery import Delivery
 from privastead.relay.metrics import Metrics
@@ -73,11 +76,19 @@ class HubMetrics:
 
     health: CameraHealth
     delivery: Delivery | None
+    lag: LoopLag
 
     async def render(self) -> str:
         m = Metrics()
         m.describe("privastead_hub_info", "gauge", "always 1; the version in a label")
         m.set("privastead_hub_info", 1, version=__version__)
+        lag = "privastead_hub_event_loop_lag_seconds"
+        m.describe(lag, "summary", "how late the event loop ran a 10 ms timer (last 60 s)")
+        for q, lagged in zip((0.5, 0.99, 1.0), self.lag.quantiles(0.5, 0.99, 1.0), strict=True):
+            if not math.isnan(lagged):
+                m.set(lag, lagged, quantile=str(q))
+        m.describe(f"{lag}_count", "counter", "timer wake-ups measured since the hub started")
+        m.set(f"{lag}_count", float(self.lag.count))
         for name, kind, text in _CAMERA_METRICS:
             m.describe(name, kind, text)
         for report in self.health.reports():

@@ -22,9 +22,9 @@ from privastead.hub.admin.devices import (
 )
 from privastead.hub.admin.pairing import HubPairing, Paired
 from privastead.hub.config import HubConfig
+from privastead.hub.delivery.outbox import Outbox
 from privastead.hub.delivery.uploader import Uploader
 from privastead.hub.state.groups import HubGroups
-from privastead.hub.delivery.outbox import Outbox
 from privastead.hub.state.service import OpenHub
 from privastead.protocol.pairing_code import PairingCode
 from privastead.relay.client import RelayClient
