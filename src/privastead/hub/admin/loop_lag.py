@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
+import time
 
 INTERVAL = 0.010
 WINDOW = 60.0
@@ -27,11 +28,11 @@ class LoopLag:
         self.count = 0
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            asked = loop.time()
+            # perf_counter, not loop.time(): uvloop's clock has millisecond steps.
+            asked = time.perf_counter()
             await asyncio.sleep(self.interval)
-            self.add(max(0.0, loop.time() - asked - self.interval))
+            self.add(max(0.0, time.perf_counter() - asked - self.interval))
 
     def add(self, lag: float) -> None:
         self._samples.append(lag)

@@ -19,9 +19,9 @@ PSK-authenticated exchange, but the hub removes that device's stale leaves befor
 fresh KeyPackages, issues it a new relay token (revoking the old one) and keeps its one record
 in ``devices.json``. Other members just process the commits.
 
-Every MLS call here is a few milliseconds and runs on the event loop, like the running hub's
-own commits: the groups' ``Identity`` objects are not thread-safe, and the loop is what
-serialises this with the cameras' messages. Only the waits (relay round trips) take long.
+Every MLS call on a hub group runs on that group's worker (``hub.delivery.worker``, the hub's
+concurrency rule), in order with the cameras' messages; the one-time pairing group's calls run
+in a thread. The loop only awaits them and the relay round trips.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Threads and the loop:
 - the ingest reader thread(s) only read and hand packets to the event loop;
-- on the loop, every main-stream packet goes into the pre-roll ring and, during an event,
-  into the clip writer (muxing is cheap: ~800 MB/s);
+- on the loop, every main-stream packet goes into the pre-roll ring, to the livestreams, and to
+  the recording stage (``hub.recording.clips.ClipRecorder``: during an event, into the clip
+  writer; muxing is cheap, ~800 MB/s);
 - packets of the detection stream (the substream if configured, else the main stream) go to
   this camera's analysis thread through a bounded queue. It decodes (``LumaDecoder``), runs the
   Numba detector and the event state machine, and posts events back to the loop. If the
@@ -18,22 +19,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import queue
 import threading
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import av
-
-from privastead.compat import UTC
 from privastead.errors import CameraUnavailableError, MediaError
 from privastead.hub.config import CameraConfig
+from privastead.hub.recording.clips import ClipRecorder, ClipSink
 from privastead.media.decode import DecodeMode, LumaDecoder
 from privastead.media.detector import MotionDetector, MotionResult
 from privastead.media.events import EventEnded, EventStarted, EventTracker
@@ -47,9 +44,8 @@ from privastead.media.ingest import (
     StreamInfo,
 )
 from privastead.media.live import LiveSession, LiveSettings
-from privastead.media.recorder import ClipSummary, ClipWriter, FragmentCallback
+from privastead.media.recorder import FragmentCallback
 from privastead.media.ring import PacketRing
-from privastead.media.thumbnail import thumbnail_from_packets
 
 log = logging.getLogger(__name__)
 
@@ -66,35 +62,6 @@ class _DecoderTemplate:
     average_rate: Fraction | None = None
 
 
-@dataclass(frozen=True)
-class EventNotice:
-    """What the hub tells clients about an event: at start (no thumbnail) and once the
-    thumbnail exists (same event id; clients upsert)."""
-
-    camera: str
-    event_id: str
-    at: float  # wall clock, Unix seconds
-    score: float
-    boxes: tuple[tuple[float, float, float, float], ...]
-    thumbnail: bytes = b""
-
-
-class ClipSink(Protocol):
-    """Where a camera's events and clips go (``delivery.delivery.Delivery`` with a relay).
-
-    Called on the event loop; an implementation must return at once (it queues the work: the
-    hub's concurrency rule, ``docs/design/hub-concurrency.md``)."""
-
-    def on_event(self, notice: EventNotice) -> None:
-        """An event started (no thumbnail), then the same event with its thumbnail."""
-
-    def on_fragment(self, camera: str, clip: str, index: int, data: bytes, is_init: bool) -> None:
-        """One fMP4 fragment of recorder clip ``clip`` (index 0: the init segment)."""
-
-    def on_clip_end(self, camera: str, clip: str, path: Path) -> None:
-        """The clip's file is complete; every fragment was handed over before."""
-
-
 @dataclass
 class CameraStats:
     events: int = 0
@@ -105,17 +72,6 @@ class CameraStats:
     errors: int = 0
     mode: DecodeMode = "full"
     clip_paths: list[Path] = field(default_factory=list)
-
-
-@dataclass
-class _Recording:
-    event_id: str
-    writer: ClipWriter
-    thumbnail: Path
-    trigger: float
-    score: float
-    boxes: list[dict[str, float]]
-    part: int = 1
 
 
 class Camera:
@@ -148,9 +104,17 @@ class Camera:
         self._main_info: StreamInfo | None = None
         self._last_main_pts = 0.0
         self._last_detect_pts = 0.0
-        self._recording: _Recording | None = None
-        self._resume: _Recording | None = None  # an event cut by a reconnect, to continue
-        self._active_event: str | None = None
+        # The recording stage: clips cut from the ring, handed to the sink.
+        self.recorder = ClipRecorder(
+            self.name,
+            clips_dir,
+            self.ring,
+            self.stats,
+            sink=sink,
+            fragments=self._fragment_sink,
+            to_main_time=self._to_main_time,
+            substream=config.substream_url is not None,
+        )
         # Unbounded as a queue, bounded for packets in _on_detect_stream: connection events
         # (StreamInfo, Disconnected) must never be dropped.
         self._queue: queue.Queue[IngestEvent | None] = queue.Queue()
@@ -158,7 +122,6 @@ class Camera:
         self._skip_to_keyframe = False
         self._ingests: list[Ingest] = []
         self._analysis: threading.Thread | None = None
-        self._pending: set[asyncio.Task[Any]] = set()
         self._stopped = asyncio.Event()
         self._live: set[LiveSession] = set()  # livestreams fed from the main stream
 
@@ -204,11 +167,7 @@ class Camera:
         self._queue.put_nowait(None)
         if self._analysis is not None:
             await asyncio.to_thread(self._analysis.join, 5.0)
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
-        if self._recording is not None:
-            rec, self._recording = self._recording, None
-            await self._finish_clip(rec, self._last_main_pts, None)
+        await self.recorder.close()
 
     def health(self) -> Health:
         return (
@@ -221,7 +180,7 @@ class Camera:
         h = self.health()
         age = "-" if h.last_packet_age is None else f"{h.last_packet_age:.1f}s"
         s = self.stats
-        rec = " REC" if self._recording else ""
+        rec = " REC" if self.recorder.recording else ""
         line = (
             f"{self.name}: {h.state}{rec} {h.fps:.1f} fps {h.bitrate / 1e6:.2f} Mbit/s "
             f"mode={s.mode} events={s.events} clips={s.clips} last_packet={age} "
@@ -270,13 +229,10 @@ class Camera:
 
     def _on_main(self, event: IngestEvent) -> None:
         if isinstance(event, StreamInfo):
-            self._main_info = event
+            self._main_info = self.recorder.info = event
         elif isinstance(event, Disconnected):
             self._stop_live("camera disconnected")  # a new connection needs a new init
-            if self._recording is not None:
-                # The clip cannot continue across a reconnect (new codec parameters): close it;
-                # the event continues in a new part at the next connection's first keyframe.
-                self._end_recording(None, keep_event=True)
+            self.recorder.disconnected()
         elif isinstance(event, MediaPacket):
             self.ring.push(event)
             for session in list(self._live):
@@ -286,22 +242,7 @@ class Camera:
                     session.push(event)
             if event.kind == "video":
                 self._last_main_pts = event.pts
-            resume = self._resume
-            video_key = event.kind == "video" and event.keyframe
-            if resume is not None and self._recording is None and video_key:
-                self._resume = None
-                again = EventStarted(resume.event_id, event.pts, (), resume.score)
-                self._start_clip(again, event.pts, resume.trigger, part=resume.part + 1)
-            rec = self._recording
-            if rec is not None and rec.writer.info.epoch == event.epoch:
-                try:
-                    rec.writer.write(event)
-                except (av.FFmpegError, OSError, MediaError) as exc:
-                    # A muxer or disk error ends this clip (what is written stays playable);
-                    # the event goes on and the camera keeps running.
-                    self.stats.errors += 1
-                    log.error("%s: clip %s write failed: %s", self.name, rec.event_id, exc)
-                    self._end_recording(None)
+            self.recorder.push(event)
         if self.config.substream_url is None:
             self._on_detect_stream(event)
 
@@ -384,150 +325,14 @@ class Camera:
         split = any(isinstance(c, EventEnded) for c in changes)
         for change in changes:
             if isinstance(change, EventEnded):
-                self._resume = None
-                self._active_event = None
-                self._end_recording(change)
+                self.recorder.event_ended(change)
             else:
                 self.stats.events += 1
                 self.stats.last_event = time.strftime("%H:%M:%S")
-                self._active_event = change.event_id
-                self._resume = None
-                self._end_recording(None)  # nothing should be running; never write two clips
+                self.recorder.event_started(change.event_id)
                 onset = self._to_main_time(change.at)
                 start = onset if split else onset - self.config.events.pre_roll
-                self._start_clip(change, start, self._to_main_time(frame_time))
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    def _start_clip(self, event: EventStarted, start: float, trigger: float, part: int = 1) -> None:
-        info = self._main_info
-        if self._stopped.is_set():
-            return
-        if info is None:
-            log.warning("%s: event %s but no stream yet; not recorded", self.name, event.event_id)
-            return
-        day = time.strftime("%Y-%m-%d")
-        stem = f"{self.name}-{time.strftime('%H%M%S')}-{event.event_id[:8]}"
-        if part > 1:
-            stem += f"-part{part}"
-        path = self.clips_dir / day / f"{stem}.mp4"
-        try:
-            writer = ClipWriter(event.event_id, info, path, on_fragment=self._fragment_sink)
-        except (OSError, MediaError) as exc:
-            self.stats.errors += 1
-            log.error("%s: cannot start clip %s: %s", self.name, path, exc)
-            return
-        packets = self.ring.since(start)
-        for packet in packets:
-            writer.write(packet)
-        boxes = [asdict(b) for b in event.boxes]
-        self._recording = _Recording(
-            event.event_id, writer, path.with_suffix(".jpg"), trigger, event.score, boxes, part
-        )
-        log.info("%s: event %s started, recording %s", self.name, event.event_id, path.name)
-        if part == 1:
-            notice = EventNotice(
-                self.name,
-                event.event_id,
-                time.time(),
-                event.score,
-                tuple((b.x, b.y, b.w, b.h) for b in event.boxes),
-            )
-            if self.sink is not None:
-                self.sink.on_event(notice)
-            self._spawn(self._thumbnail(info, packets, trigger, path.with_suffix(".jpg"), notice))
-
-    async def _thumbnail(
-        self,
-        info: StreamInfo,
-        packets: list[MediaPacket],
-        at: float,
-        path: Path,
-        notice: EventNotice,
-    ) -> None:
-        try:
-            jpeg = await asyncio.to_thread(thumbnail_from_packets, info, packets, at)
-            await asyncio.to_thread(_write_atomic, path, jpeg)
-            if self.sink is not None:
-                self.sink.on_event(dataclasses.replace(notice, thumbnail=jpeg))
-        except (MediaError, OSError) as exc:
-            self.stats.errors += 1
-            log.warning("%s: no thumbnail: %s", self.name, exc)
-
-    def _end_recording(self, ended: EventEnded | None, *, keep_event: bool = False) -> None:
-        """Detach the running clip now (so a clip started right after, e.g. at a max-length
-        split, is not touched) and close it in the background."""
-        rec, self._recording = self._recording, None
-        if rec is None:
-            return
-        end = self._to_main_time(ended.at) if ended is not None else self._last_main_pts
-        self._spawn(self._finish_clip(rec, end, ended, keep_event=keep_event))
-
-    async def _finish_clip(
-        self,
-        rec: _Recording | None,
-        end: float,
-        ended: EventEnded | None,
-        *,
-        keep_event: bool = False,
-    ) -> None:
-        if rec is None:
-            return
-        try:
-            summary: ClipSummary = await asyncio.to_thread(rec.writer.close)
-        except (MediaError, OSError) as exc:
-            self.stats.errors += 1
-            log.warning("%s: clip %s failed: %s", self.name, rec.event_id, exc)
-            return
-        self.stats.clips += 1
-        self.stats.clip_paths.append(summary.path)
-        if self.sink is not None:
-            self.sink.on_clip_end(self.name, rec.writer.clip_id, summary.path)
-        # Timeline seconds -> wall clock, through the newest packet's arrival (close enough
-        # for people; the timeline itself is what the clip's timestamps use).
-        wall = time.time() - (self._last_main_pts - summary.start)
-        sidecar = {
-            "wall_clip_start": datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds"),
-            "event_id": rec.event_id,
-            "camera": self.name,
-            "part": rec.part,
-            "clip": summary.path.name,
-            "thumbnail": rec.thumbnail.name if rec.part == 1 else None,
-            "clip_start": round(summary.start, 3),
-            "clip_end": round(summary.end, 3),
-            "event_start": round(ended.started_at, 3) if ended else None,
-            "event_end": round(ended.at, 3) if ended else round(end, 3),
-            "trigger": round(rec.trigger, 3),
-            "score": round(ended.peak_score if ended else rec.score, 5),
-            "boxes": [asdict(b) for b in ended.boxes] if ended else rec.boxes,
-            "frames": summary.video_frames,
-            "bytes": summary.bytes,
-            "fragments": summary.fragments,
-            "completed": ended is not None,
-        }
-        if ended is not None and self.config.substream_url is not None:
-            sidecar["event_start"] = round(self._to_main_time(ended.started_at), 3)
-            sidecar["event_end"] = round(self._to_main_time(ended.at), 3)
-        data = json.dumps(sidecar, indent=2).encode()
-        await asyncio.to_thread(_write_atomic, summary.path.with_suffix(".json"), data)
-        log.info(
-            "%s: clip %s done: %d frames, %.1f s",
-            self.name,
-            summary.path.name,
-            summary.video_frames,
-            summary.end - summary.start,
-        )
-        if keep_event and not self._stopped.is_set() and self._active_event == rec.event_id:
-            self._resume = rec  # the event goes on: continue in a new part once the stream is back
+                self.recorder.start(change, start, self._to_main_time(frame_time))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
-__all__ = ["Camera", "CameraStats"]
+__all__ = ["Camera", "CameraStats", "ClipSink"]

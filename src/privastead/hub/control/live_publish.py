@@ -11,8 +11,9 @@ does the channel closing. The caller rekeys
 the ``live`` group (a self-update commit) before it starts, so a session never shares keys with
 an earlier one.
 
-Fragments are taken from the session in a worker thread (``LiveSession.get`` blocks), so the
-event loop, and with it every other camera, never waits on one livestream.
+Fragments are taken from the session in a thread (``LiveSession.get`` blocks) and encrypted by
+``encrypt``, in the hub a job on the ``live`` group's worker, so the event loop, and with it
+every other camera, never waits on one livestream.
 """
 
 from __future__ import annotations

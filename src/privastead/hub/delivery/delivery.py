@@ -33,7 +33,6 @@ from pathlib import Path
 
 from privastead import compat
 from privastead.errors import RelayError
-from privastead.hub.capture.camera import EventNotice
 from privastead.hub.control.live_sessions import LiveSessions
 from privastead.hub.control.reader import ControlReader
 from privastead.hub.delivery.clip_journal import ClipJournal, end_interrupted_clips
@@ -43,6 +42,7 @@ from privastead.hub.delivery.outbox import Outbox
 from privastead.hub.delivery.rotation import KeyRotation
 from privastead.hub.delivery.sender import Sent
 from privastead.hub.delivery.uploader import Uploader
+from privastead.hub.recording.clips import EventNotice
 from privastead.hub.state.groups import HubGroup, HubGroups
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import ClipFragment, Notification

@@ -20,7 +20,8 @@ names relay message ids; ``app_seq`` numbers only application messages and is wh
 carry, because a client cannot learn the number of a commit. A lost commit shows up at the
 client as undecryptable messages and a stale epoch in the heartbeat instead.
 
-One writer per group: calls on a GroupSender must not overlap.
+One writer per group: calls on a GroupSender must not overlap. In the running hub they all run
+on the group's worker (``delivery.worker``), never on the event loop.
 """
 
 from __future__ import annotations
