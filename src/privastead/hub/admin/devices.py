@@ -18,6 +18,7 @@ MLS state, outbox and device list (recorded clips stay).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import shutil
@@ -72,7 +73,8 @@ async def remove_device(hub: OpenHub, wanted: str, uploader: Uploader | None = N
     ``uploader``: the running hub's, when it is the running hub that removes."""
     device = find_device(hub.groups.paths, wanted)
     registry = DeviceRegistry(hub.groups.paths)
-    registry.set_status(device.device_id, DeviceStatus.REMOVING)
+    # Durable writes leave the loop (the hub's concurrency rule).
+    await asyncio.to_thread(registry.set_status, device.device_id, DeviceStatus.REMOVING)
     problems: dict[str, str] = {}
     done: list[str] = []
     touched: list[HubGroup] = []
@@ -109,8 +111,11 @@ async def remove_device(hub: OpenHub, wanted: str, uploader: Uploader | None = N
     for key in _holding(hub.groups, keys):
         problems.setdefault(key, "its member list still holds a leaf of the device")
     if problems:
-        registry.set_status(
-            device.device_id, DeviceStatus.REMOVAL_INCOMPLETE, tuple(sorted(problems))
+        await asyncio.to_thread(
+            registry.set_status,
+            device.device_id,
+            DeviceStatus.REMOVAL_INCOMPLETE,
+            tuple(sorted(problems)),
         )
         detail = "; ".join(f"{k}: {v}" for k, v in sorted(problems.items()))
         raise RemovalIncompleteError(
@@ -118,8 +123,8 @@ async def remove_device(hub: OpenHub, wanted: str, uploader: Uploader | None = N
             "stays listed as 'removal incomplete'; fix the cause and run `privastead-hub "
             f"devices remove {device.device_id}` again"
         )
-    registry.remove(device.device_id)
-    log.info("removed device %s from %s", device.device_id[:8], ", ".join(done) or "no group")
+    await asyncio.to_thread(registry.remove, device.device_id)
+    log.info("removed device %s from %s", device.device_id, ", ".join(done) or "no group")
     return Removed(device.name, tuple(done))
 
 

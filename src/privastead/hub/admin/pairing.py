@@ -179,7 +179,7 @@ class HubPairing:
         grants, leaves, commits = await self._add_to_groups(cameras, request, stale)
         # Recorded at once (no await since the commits): a cancelled pairing leaves no leaf
         # that `devices list|remove` does not know about.
-        device_id = self._record(replace, name, leaves, device.device_id)
+        device_id = await asyncio.to_thread(self._record, replace, name, leaves, device.device_id)
         # The camera groups' commits go out before the answer: the client's Welcomes are for
         # the epoch after them, and nobody may see a later message first.
         for camera in cameras:
