@@ -36,7 +36,7 @@ from privastead.relay.metrics import Metrics
 log = logging.getLogger(__name__)
 
 _CAMERA_METRICS: tuple[tuple[str, str, str], ...] = (
-    ("privastead_hub_camera_connected", "gauge", "1 while the camera's stream is connected"),
+    ("privastead_hub_camera_connected", "gauge", "1 while frames arrive (none for 10 s: 0)"),
     (
         "privastead_hub_camera_last_frame_timestamp_seconds",
         "gauge",
@@ -59,7 +59,7 @@ _CAMERA_METRICS: tuple[tuple[str, str, str], ...] = (
 def _camera_values(report: CameraReport) -> dict[str, float | None]:
     return {
         "privastead_hub_camera_connected": float(report.connected),
-        "privastead_hub_camera_last_frame_timestamp_seconds": report.last_frame_at,
+        "privastead_hub_camera_last_frame_timestamp_seconds": report.last_frame or None,
         "privastead_hub_camera_reconnects_total": report.reconnects,
         "privastead_hub_camera_decode_errors_total": report.decode_errors,
         "privastead_hub_camera_fps": report.fps,

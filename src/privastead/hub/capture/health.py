@@ -1,66 +1,113 @@
 """Each camera's health, read from the running cameras: the one source for every report.
 
-The heartbeat (``delivery.heartbeats``: encrypted, to clients), the metrics endpoint
-(``admin.metrics``: Prometheus, local) and the status lines all read ``CameraHealth``, so they
-can never disagree about a camera. A camera that is configured but not running (never started,
-or between a crash and its restart) reports ``connected = False``.
+The heartbeat (``delivery.heartbeats``: encrypted, to clients), the metrics and health endpoint
+(``admin.metrics``: local) and anything else that reports a camera read ``CameraHealth``, so
+they can never disagree about it.
+
+"Connected" is judged by frames, not by the connection: a frame arrived within
+``offline_after`` seconds (or the hub started less than that ago: a camera gets that long to
+send its first one). A camera that freezes but keeps its RTSP session open counts as gone
+exactly like one that was unplugged; a short reconnect is not an outage. The newest frame time
+is kept per camera name across restarts of the camera object (the runner replaces a camera
+whose pipeline failed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from privastead.clock import Clock
-from privastead.hub.capture.camera import Camera
+from privastead.media.ingest import Health
+
+CAMERA_OFFLINE_AFTER = 10.0  # seconds without a frame before a camera counts as gone
+
+
+class _Stats(Protocol):
+    errors: int
+    events: int
+    clips: int
+    dropped: int
+
+
+class RunningCamera(Protocol):
+    """What the health reads of a running camera (``capture.camera.Camera``)."""
+
+    @property
+    def stats(self) -> _Stats: ...
+
+    def health(self) -> Health: ...
 
 
 @dataclass(frozen=True)
 class CameraReport:
     camera: str
     connected: bool
-    state: str  # "connecting", "connected", "reconnecting", ... (media.ingest)
-    last_frame_at: float | None  # Unix time of the newest packet from the camera
+    offline_since: float  # hub clock, Unix seconds; 0 while connected
+    last_frame: float  # hub clock, Unix seconds; 0 before the first frame
+    state: str  # the reader's: connecting, connected, stalled, reconnecting, unauthorized
     reconnects: int
-    decode_errors: int  # analysis and recording errors since the camera started
-    fps: float
-    bitrate: float  # bits per second
+    decode_errors: int  # packets the analysis could not process, and clip write failures
+    fps: float  # of the last few seconds
+    bitrate: float  # bits per second, the last few seconds
     events: int
     clips: int
     dropped: int  # detection packets dropped because the analysis fell behind
 
     def facts(self) -> dict[str, Any]:
-        """The flat facts a heartbeat carries for this camera."""
-        return asdict(self) | {"fps": round(self.fps, 2), "bitrate": round(self.bitrate)}
+        """What a heartbeat carries for this camera (flat: the protocol's scalar map)."""
+        return {
+            "connected": self.connected,
+            "offline_since": round(self.offline_since, 3),
+            "last_frame": round(self.last_frame, 3),
+            "state": self.state,
+            "reconnects": self.reconnects,
+            "decode_errors": self.decode_errors,
+            "fps": round(self.fps, 2),
+        }
 
 
 class CameraHealth:
-    def __init__(self, names: list[str], cameras: Mapping[str, Camera], clock: Clock) -> None:
+    def __init__(
+        self,
+        names: Sequence[str],
+        cameras: Mapping[str, RunningCamera],
+        clock: Clock,
+        *,
+        offline_after: float = CAMERA_OFFLINE_AFTER,
+    ) -> None:
         """``names``: every configured camera; ``cameras``: the running ones (the runner's)."""
-        self.names = names
+        self.names = list(names)
         self.cameras = cameras
         self.clock = clock
+        self.offline_after = offline_after
+        self._started = clock.time()
+        self._last_frame: dict[str, float] = {}
 
     def report(self, name: str) -> CameraReport:
+        now = self.clock.time()
         camera = self.cameras.get(name)
-        if camera is None:
-            return CameraReport(name, False, "not running", None, 0, 0, 0.0, 0.0, 0, 0, 0)
-        h = camera.health()
-        s = camera.stats
-        age = h.last_packet_age
+        health = camera.health() if camera is not None else None
+        if health is not None and health.last_packet_age is not None:
+            self._last_frame[name] = now - health.last_packet_age
+        last = self._last_frame.get(name)
+        connected = now - (last if last is not None else self._started) <= self.offline_after
+        since = 0.0 if connected else (last if last is not None else self._started)
+        stats = camera.stats if camera is not None else None
         return CameraReport(
             camera=name,
-            connected=h.state == "connected",
-            state=h.state,
-            last_frame_at=None if age is None else self.clock.time() - age,
-            reconnects=h.reconnects,
-            decode_errors=s.errors,
-            fps=h.fps,
-            bitrate=h.bitrate,
-            events=s.events,
-            clips=s.clips,
-            dropped=s.dropped,
+            connected=connected,
+            offline_since=since,
+            last_frame=last if last is not None else 0.0,
+            state=health.state if health is not None else "not running",
+            reconnects=health.reconnects if health is not None else 0,
+            decode_errors=stats.errors if stats is not None else 0,
+            fps=health.fps if health is not None else 0.0,
+            bitrate=health.bitrate if health is not None else 0.0,
+            events=stats.events if stats is not None else 0,
+            clips=stats.clips if stats is not None else 0,
+            dropped=stats.dropped if stats is not None else 0,
         )
 
     def reports(self) -> list[CameraReport]:
@@ -71,4 +118,4 @@ class CameraHealth:
         return self.report(name).facts()
 
 
-__all__ = ["CameraHealth", "CameraReport"]
+__all__ = ["CAMERA_OFFLINE_AFTER", "CameraHealth", "CameraReport", "RunningCamera"]
