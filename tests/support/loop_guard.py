@@ -79,6 +79,17 @@ def _code_of(callback: Any) -> CodeType | None:
     return getattr(function, "__code__", None)
 
 
+def _describe(handle: asyncio.Handle) -> str:
+    callback = handle._callback  # type: ignore[attr-defined]
+    owner = getattr(callback, "__self__", None)
+    if isinstance(owner, asyncio.Task):
+        coro = owner.get_coro()
+        code = getattr(coro, "cr_code", None)
+        where = f" at {code.co_filename}:{code.co_firstlineno}" if code is not None else ""
+        return f"a step of task {owner.get_name()} ({getattr(coro, '__qualname__', coro)}{where})"
+    return repr(handle)
+
+
 class LoopGuard:
     def __init__(self, roots: tuple[Path, ...] = (HUB_SOURCE,), limit: float = LIMIT) -> None:
         self.roots = tuple(str(r) + os.sep for r in roots)
@@ -113,7 +124,7 @@ class LoopGuard:
                 if wall > guard.limit:
                     own = wall - (guard._delay() - delay0)
                     if own > guard.limit:
-                        guard.slow.append(SlowCallback(repr(handle)[:300], own, wall))
+                        guard.slow.append(SlowCallback(_describe(handle)[:300], own, wall))
 
         return timed_run
 
