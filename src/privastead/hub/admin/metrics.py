@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from privastead import __version__
 from privastead.errors import ConfigError
@@ -146,7 +147,7 @@ class MetricsServer:
 
     def _app(self) -> web.Application:
         @web.middleware
-        async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
+        async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             try:
                 response: web.StreamResponse = await handler(request)
                 return response

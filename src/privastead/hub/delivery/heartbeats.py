@@ -52,7 +52,7 @@ class Heartbeats:
         *,
         clock: Clock,
         interval: float,
-        health: Any = None,
+        health: Callable[[str], dict[str, Any]] | None = None,
         min_answer_gap: float = 1.0,
     ) -> None:
         self.groups = groups
@@ -60,7 +60,7 @@ class Heartbeats:
         self.send = send
         self.clock = clock
         self.interval = interval
-        self.health = health  # callable: camera -> flat dict of health facts
+        self.health = health  # camera -> flat health facts (``capture.health.CameraHealth``)
         self.min_answer_gap = min_answer_gap
         self._answers: dict[str, list[str]] = {}  # camera -> nonces to answer
         self._last_sent: dict[str, float] = {}  # camera -> monotonic time of its last beat
