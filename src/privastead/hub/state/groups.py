@@ -1,12 +1,10 @@
 """The hub's MLS groups: per camera ``events``, ``live`` and ``control``, each with its own
 state file, relay mailbox and :class:`GroupSender`; plus the registry of paired devices.
 
-Layout under ``<data_dir>``::
-
-    groups.json           {"<camera>/<group>": {"group_id": hex, "mailbox": hex, "state": file}}
-    mls/<camera>-<group>.mls   one Identity (state file) per group: small per-message snapshots
-    outbox/               hub.delivery.outbox (ciphertext waiting for the relay)
-    devices.json          paired devices: name, relay device id, leaf per group (registry.py)
+Each group also has its :class:`GroupWorker` (``delivery.worker``), the one thread that runs
+its MLS calls and durable writes while the hub runs. Paths come from ``HubDataDir``
+(``state.datadir``): ``groups.json`` maps ``"<camera>/<group>"`` to the group id, mailbox and
+state file (``mls/<camera>-<group>.mls``); ``devices.json`` is the registry.
 
 A group is created on first use and recorded in ``groups.json`` right after its state file
 exists; a state file without a manifest entry (crash between the two) is recreated.
