@@ -85,7 +85,7 @@ async def remove_device(hub: OpenHub, wanted: str, uploader: Uploader | None = N
         except StorageError:
             problems[key] = "its camera is not in hub.toml (add it back, then remove again)"
             continue
-        index = leaf.find(group.members())
+        index = leaf.find(await group.worker.call(group.members))
         if index is None:
             continue  # gone already (an earlier, interrupted removal)
         try:
@@ -108,7 +108,7 @@ async def remove_device(hub: OpenHub, wanted: str, uploader: Uploader | None = N
     keys = {leaf.signature_key for leaf in device.leaves.values()}
     if current is not None:
         keys |= {leaf.signature_key for leaf in current.leaves.values()}
-    for key in _holding(hub.groups, keys):
+    for key in await asyncio.to_thread(_holding, hub.groups, keys):
         problems.setdefault(key, "its member list still holds a leaf of the device")
     if problems:
         await asyncio.to_thread(
@@ -132,7 +132,7 @@ async def remove_unknown(hub: OpenHub, uploader: Uploader | None = None) -> dict
     """Remove every leaf that belongs to no registered device; per group, the leaf indexes
     removed. Raises ``RemovalIncompleteError`` if a member list still holds one after."""
     registry = DeviceRegistry(hub.groups.paths)
-    strays = unknown_members(hub.groups, registry)
+    strays = await asyncio.to_thread(unknown_members, hub.groups, registry)
     removed: dict[str, list[int]] = {}
     problems: dict[str, str] = {}
     uploader = uploader or Uploader(hub.outbox, hub.relay, clock=SystemClock())
@@ -148,7 +148,7 @@ async def remove_unknown(hub: OpenHub, uploader: Uploader | None = None) -> dict
         removed[key] = indexes
         await uploader.drain(group.mailbox)
     keys = {m.signature_key for members in strays.values() for m in members}
-    for key in _holding(hub.groups, keys):
+    for key in await asyncio.to_thread(_holding, hub.groups, keys):
         problems.setdefault(key, "its member list still holds the leaf")
     if problems:
         detail = "; ".join(f"{k}: {v}" for k, v in sorted(problems.items()))

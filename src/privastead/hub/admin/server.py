@@ -170,7 +170,8 @@ class AdminServer:
             if name == "ping":
                 result: dict[str, Any] = {"pid": os.getpid()}
             elif name == "devices":
-                result = self.admin.devices()
+                # Reads every group's member list and the registry: off the loop.
+                result = await asyncio.to_thread(self.admin.devices)
             elif name in ("remove", "remove_unknown", "pair"):
                 if self._busy.locked():
                     raise AdminError(
