@@ -2,14 +2,16 @@
 
 Read top to bottom, :meth:`Hub.open` is the hub's wiring diagram. Each part gets what it needs
 through its constructor (nothing is assigned afterwards), and parts meet through small typed
-interfaces: the cameras hand events and clips to a ``capture.camera.ClipSink`` (the delivery),
+interfaces: the cameras' recorders hand events and clips to a ``recording.clips.ClipSink`` (the
+delivery),
 livestreams read the running cameras as ``control.live_sessions.LiveSource``, and the camera
 health read by heartbeats and the metrics endpoint is one ``capture.health.CameraHealth``.
 
 Stages (the sub-packages of ``privastead.hub``):
 
     capture     cameras: RTSP ingest, pre-roll ring, live feed; supervised by the runner
-    analysis    decode, motion detection and the event tracker (in each camera's thread)
+    analysis    decode, motion detection, the event tracker (each camera's analysis thread,
+                started by ``capture.camera``)
     recording   clips cut from the ring, thumbnails, sidecars
     delivery    events and clips to MLS messages on per-group workers, outbox, upload,
                 heartbeats, key rotation
