@@ -167,6 +167,7 @@ class CameraConfig:
 @dataclass(frozen=True)
 class RelaySection:
     """Where encrypted events go (``[relay]``). Without ``url`` the hub only records locally.
+    (``hub_name`` of older files is refused: clients name a hub by its cameras.)
 
     The hub's owner token (``privastead-server accounts add``) comes from ``token_file`` or
     the environment variable ``token_env``, never from this file.
