@@ -71,7 +71,22 @@ test-python: venv ## pytest
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: test
-test: venv test-rust lint test-python ## Set everything up from nothing, then run cargo test, linters and pytest
+test: garage-background venv test-rust lint test-python ## Set everything up from nothing, then run cargo test, linters and pytest
+
+# Garage (the S3 store of the cluster tests) is built from crates.io once per machine, which
+# takes tens of minutes: the build starts here, in the background at the lowest CPU priority,
+# and only the tests marked `garage` (run last) wait for it.
+.PHONY: garage-background
+garage-background: system-deps
+	scripts/garage.sh background
+
+.PHONY: garage
+garage: system-deps ## Build the pinned Garage once per machine (~/.cache/privastead); prints its path
+	scripts/garage.sh build
+
+.PHONY: cluster
+cluster: venv garage ## Run PostgreSQL, a 3-node Garage, 3 relays and HAProxy on loopback (Ctrl-C stops)
+	$(VENV)/bin/python -m privastead.devcluster
 
 .PHONY: wheel
 wheel: venv ## Build an abi3 manylinux wheel (glibc <= 2.28) into dist/

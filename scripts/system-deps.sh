@@ -12,6 +12,10 @@ GSTREAMER_PKGS=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
 BENCH_PKGS=(nginx)
 # Browser tests (live fragments through Media Source Extensions) drive Debian's chromium.
 BROWSER_PKGS=(chromium)
+# The relay as a cluster (tests/cluster, `make cluster`): PostgreSQL's server binaries (tests run
+# their own throwaway instance, never the distribution's service) and HAProxy in front of
+# several relay processes. Garage, the object store, is not packaged: scripts/garage.sh builds it.
+CLUSTER_PKGS=(postgresql haproxy)
 EXTRA_PKGS=(${PRIVASTEAD_EXTRA_PKGS:-})
 
 as_root() {
@@ -24,7 +28,7 @@ as_root() {
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
     wanted=("${BUILD_PKGS[@]}" "${PYTHON_PKGS[@]}" "${GSTREAMER_PKGS[@]}" "${BENCH_PKGS[@]}"
-            "${BROWSER_PKGS[@]}" "${EXTRA_PKGS[@]}")
+            "${BROWSER_PKGS[@]}" "${CLUSTER_PKGS[@]}" "${EXTRA_PKGS[@]}")
     # No Python >= 3.10 (a release older than Ubuntu 22.04 or Debian 12): try the archive's 3.11.
     if ! "$(dirname "$0")/find-python.sh" | grep -q '^/'; then
         wanted+=(python3.11 python3.11-venv python3.11-dev)

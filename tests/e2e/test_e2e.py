@@ -104,8 +104,11 @@ async def test_motion_reaches_every_client_encrypted_and_removal_stops_it(home: 
 
 
 async def _readable_by(client: Path, home: Home, token: str) -> int:
-    """How many application messages of the events mailbox ``client``'s keys open, reading
-    everything after its cursor with the owner's token (as a relay or a thief could)."""
+    """How many application messages sent after ``client``'s removal its keys still open,
+    reading everything after its cursor with another token (as a relay or a thief could).
+
+    Messages before the commit that removed it were rightly its to read (its relay token was
+    revoked before it could fetch them); everything after that commit must stay closed."""
     data = DataDir(client)
     entry = next(g for g in data.load().groups if g.group == "events")
     cursor = int(data.sync_state(entry).get("cursor", 0))
@@ -114,10 +117,16 @@ async def _readable_by(client: Path, home: Home, token: str) -> int:
         page = await relay.list_messages(entry.mailbox, after=cursor, limit=1000)
         assert page.messages, "the hub sent nothing after the removal"
         with Identity.open(data.mls / entry.state) as identity:
+            members = identity.members(entry.group_id)
+            removed = identity.signature_key not in {m.signature_key for m in members}
             for info in page.messages:
                 try:
                     got = identity.process(entry.group_id, await relay.body_of(entry.mailbox, info))
                 except CryptoError:
                     continue
-                opened += got.kind == "application"
+                if got.commit is not None and got.commit.removed_self:
+                    removed = True
+                elif removed:
+                    opened += got.kind == "application"
+    assert removed, "the client never saw the commit that removed it"
     return opened

@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"crypto", "media", "protocol"},
     {"relay"},
     {"hub", "client", "camsim"},
-    {"cli", "demo", "demo_crypto", "demo_processes"},
+    {"cli", "demo", "demo_crypto", "demo_processes", "devcluster"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 # The top layer assembles programs: its modules may use each other (demo starts processes).

@@ -64,7 +64,7 @@ class Refusal:
     kind: str = ""
 
 
-def _hash(secret: str) -> bytes:
+def secret_hash(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("ascii")).digest()
 
 
@@ -77,7 +77,7 @@ def split_token(token: str) -> tuple[str, str] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
-def _new_token() -> tuple[str, str, str]:
+def new_token() -> tuple[str, str, str]:
     token_id = secrets.token_hex(8)
     secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")
     return token_id, secret, f"{TOKEN_PREFIX}_{token_id}_{secret}"
@@ -147,7 +147,7 @@ def issue_token(
     """Create a token. Device tokens create their device; restricted ones need mailboxes."""
     if conn.execute("SELECT 1 FROM accounts WHERE name = ?", (account,)).fetchone() is None:
         raise RelayRejectedError(f"no account {account!r}", 404, "account_not_found")
-    token_id, secret, token = _new_token()
+    token_id, secret, token = new_token()
     if kind == "owner":
         device_id = OWNER_DEVICE_ID
     elif kind == "device":
@@ -172,7 +172,7 @@ def issue_token(
             token_id,
             account,
             kind,
-            _hash(secret),
+            secret_hash(secret),
             device_id,
             json.dumps(sorted(set(mailboxes))) if mailboxes else None,
             expires_at,
@@ -194,7 +194,7 @@ def verify_token(
     ).fetchone()
     if row is None:
         return _verify_revoked(conn, token_id, secret)
-    if not hmac.compare_digest(_hash(secret), row[2]):
+    if not hmac.compare_digest(secret_hash(secret), row[2]):
         return Refusal("wrong_secret", token_id)
     if row[5] is not None and now >= row[5]:
         return Refusal("expired", token_id, str(row[1]))
@@ -214,7 +214,7 @@ def _verify_revoked(conn: sqlite3.Connection, token_id: str, secret: str) -> Ref
         "SELECT kind, secret_hash FROM revoked_tokens WHERE token_id = ?", (token_id,)
     ).fetchone()
     # Hash and compare even when nothing matched, so every path costs about the same.
-    matches = hmac.compare_digest(_hash(secret), row[1] if row else b"\0" * 32)
+    matches = hmac.compare_digest(secret_hash(secret), row[1] if row else b"\0" * 32)
     if row is None:
         return Refusal("unknown")
     if not matches:
@@ -383,12 +383,14 @@ __all__ = [
     "list_accounts",
     "list_devices",
     "list_tokens",
+    "new_token",
     "newest_revocation",
     "prune_revoked",
     "remove_account",
     "remove_device",
     "revoke_token",
     "revoked_since",
+    "secret_hash",
     "set_push",
     "split_token",
     "verify_token",

@@ -12,7 +12,6 @@ import contextlib
 import errno
 import logging
 from collections.abc import AsyncIterator
-from functools import partial
 
 from aiohttp import WSCloseCode, web
 from aiohttp.typedefs import Handler
@@ -20,7 +19,7 @@ from aiohttp.typedefs import Handler
 from privastead import compat
 from privastead.clock import SYSTEM_CLOCK, Clock
 from privastead.errors import RelayRejectedError, StorageError
-from privastead.relay import accounts, schema, store
+from privastead.relay import schema
 from privastead.relay.auth import PRINCIPAL, Authenticator, access_of
 from privastead.relay.blobs import BlobStore
 from privastead.relay.bodies import LIMITS
@@ -34,6 +33,7 @@ from privastead.relay.notify import Notifier
 from privastead.relay.push import Pusher
 from privastead.relay.revocations import Revocations
 from privastead.relay.routes import ROUTES
+from privastead.relay.sqlite_storage import SqliteStorage
 from privastead.relay.state import STATE, RelayState
 
 _log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ async def _authenticated(
         st.auth.check_operator(request)
     elif access != "public" and PRINCIPAL not in request:  # (set by an expect handler)
         try:
-            request[PRINCIPAL] = st.auth.principal(request)
+            request[PRINCIPAL] = await st.auth.principal(request)
         except RelayRejectedError:
             st.metrics.inc("relay_auth_failures_total")
             raise
@@ -140,9 +140,9 @@ async def sweep(st: RelayState) -> int:
     """Remove expired messages now (in batches); returns how many went."""
     total = 0
     retention = st.config.auth.revoked_retention_days * 86400
-    await st.db.run(partial(accounts.prune_revoked, before=st.clock.time() - retention))
+    await st.storage.prune_revoked(before=st.clock.time() - retention)
     while True:
-        count, blobs = await st.db.run(partial(store.expire, now=st.clock.time()))
+        count, blobs = await st.storage.expire(now=st.clock.time())
         await st.blobs.delete(blobs)
         total += count
         if count < 1000:
@@ -167,10 +167,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await asyncio.to_thread(secure_dir, config.data_dir)
     await asyncio.to_thread(st.db.open, schema.init)
     await asyncio.to_thread(st.blobs.open)
-    referenced = await st.db.run(store.referenced_blobs)
+    referenced = await st.storage.referenced_blobs()
     await asyncio.to_thread(st.blobs.sweep, referenced)
     await st.pusher.start()
-    st.revocations.start()
+    await st.revocations.start()
     tasks = [asyncio.create_task(st.revocations.watch(config.auth.revocation_poll_seconds))]
     if config.sweep_interval_seconds > 0:
         tasks.append(asyncio.create_task(_sweeper(st, config.sweep_interval_seconds)))
@@ -219,14 +219,16 @@ def create_app(
     """Build the relay application. Nothing touches the disk until it starts."""
     metrics = standard()
     db = Database(config.data_dir / "relay.sqlite3", config.durability)
-    auth = Authenticator(db, config.auth, clock, operator_token)
+    storage = SqliteStorage(db)
+    auth = Authenticator(storage, config.auth, clock, operator_token)
     state = RelayState(
         config=config,
         clock=clock,
         db=db,
+        storage=storage,
         blobs=BlobStore(config.data_dir / "blobs"),
         auth=auth,
-        revocations=Revocations(db, auth.forget),
+        revocations=Revocations(storage, auth.forget),
         shares=Shares.of(config.budgets, config.limits.max_websockets),
         notifier=Notifier(),
         metrics=metrics,

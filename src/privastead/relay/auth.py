@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import math
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any, NoReturn, TypeVar
 
 from aiohttp import web
@@ -24,9 +23,9 @@ from privastead.relay import accounts
 from privastead.relay.accounts import Principal
 from privastead.relay.api import DEVICE_REMOVED, TOKEN_EXPIRED
 from privastead.relay.config import AuthConfig
-from privastead.relay.db import Database
 from privastead.relay.httputil import RetryAfter, retry_after_of
 from privastead.relay.revocations import code_for
+from privastead.relay.storage import Storage
 from privastead.relay.throttle import ClientAddress, Throttle
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -55,9 +54,9 @@ class Authenticator:
     """Turns a bearer token into a ``Principal`` (or raises 401/429); see ``throttle.py``."""
 
     def __init__(
-        self, db: Database, config: AuthConfig, clock: Clock, operator_token: str | None
+        self, storage: Storage, config: AuthConfig, clock: Clock, operator_token: str | None
     ) -> None:
-        self._db = db
+        self._storage = storage
         self._config = config
         self._clock = clock
         self._operator = operator_token
@@ -77,7 +76,7 @@ class Authenticator:
         if key is not None:
             self._cache.pop(key, None)
 
-    def principal(self, request: web.BaseRequest) -> Principal:
+    async def principal(self, request: web.BaseRequest) -> Principal:
         addr = self.addresses.key(request)
         token = _bearer(request)
         if token is None:
@@ -94,10 +93,8 @@ class Authenticator:
         parts = accounts.split_token(token)
         if parts is None:  # malformed (non-ASCII, wrong length...): a failure like any other
             self._refuse([addr], "invalid, expired or revoked token")
-        result = self._db.read(
-            partial(
-                accounts.verify_token, token_id=parts[0], secret=parts[1], now=self._clock.time()
-            )
+        result = await self._storage.verify_token(
+            token_id=parts[0], secret=parts[1], now=self._clock.time()
         )
         if isinstance(result, Principal):
             if len(self._cache) >= _MAX_CACHED:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import sqlite3
-from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -35,34 +33,6 @@ MAX_BATCH_BODY = 8 * 1024 * 1024  # JSON text: 256 x 16 KiB bodies in base64, wi
 
 def _error(exc: RelayRejectedError) -> dict[str, Any]:
     return {"error": {"code": exc.code, "message": str(exc), "status": exc.status}}
-
-
-def append_many(
-    conn: sqlite3.Connection,
-    *,
-    items: list[store.NewMessage | RelayRejectedError],
-    now: float,
-    default_ttl: int,
-    quota: int,
-    wake: list[bool],
-    evict: bool = True,
-) -> list[store.Appended | RelayRejectedError]:
-    """Append each message in its own savepoint, so one bad item spoils nothing else."""
-    out: list[store.Appended | RelayRejectedError] = []
-    for item, want_wake in zip(items, wake, strict=True):
-        if isinstance(item, RelayRejectedError):
-            out.append(item)
-            continue
-        conn.execute("SAVEPOINT item")
-        try:
-            out.append(
-                store.append(conn, item, now, default_ttl, quota, wake=want_wake, evict=evict)
-            )
-        except RelayRejectedError as exc:
-            conn.execute("ROLLBACK TO item")
-            out.append(exc)
-        conn.execute("RELEASE item")
-    return out
 
 
 async def upload_batch(request: web.Request) -> web.Response:
@@ -86,16 +56,13 @@ async def upload_batch(request: web.Request) -> web.Response:
             items.append(message)
         else:
             items.append(reject(403, "forbidden", "this token may not use that mailbox"))
-    results = await st.db.run(
-        partial(
-            append_many,
-            items=items,
-            now=st.clock.time(),
-            default_ttl=limits.default_ttl_seconds,
-            quota=limits.account_quota_bytes,
-            wake=[push is not None for push in pushes],
-            evict=p.kind != "restricted",
-        )
+    results = await st.storage.append_many(
+        items=items,
+        now=st.clock.time(),
+        default_ttl=limits.default_ttl_seconds,
+        quota=limits.account_quota_bytes,
+        wake=[push is not None for push in pushes],
+        evict=p.kind != "restricted",
     )
     answer: list[dict[str, Any]] = []
     unlink: list[str] = []
@@ -153,4 +120,4 @@ def _parse(raw: Any, account: str, inline_max: int) -> store.NewMessage:
     )
 
 
-__all__ = ["MAX_BATCH", "append_many", "upload_batch"]
+__all__ = ["MAX_BATCH", "upload_batch"]

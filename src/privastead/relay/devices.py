@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-from functools import partial
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from privastead.relay import accounts, store
 from privastead.relay.api import DEVICE_ID, is_mailbox_id
 from privastead.relay.auth import PRINCIPAL, require_device, require_owner
 from privastead.relay.httputil import field_int, field_str, only_keys, read_json, reject
@@ -42,10 +39,8 @@ async def create_device(request: web.Request) -> web.Response:
     only_keys(data, "name")
     name = field_str(data, "name", 100, "") or ""
     st = state_of(request)
-    issued = await st.db.run(
-        partial(
-            accounts.issue_token, account=p.account, kind="device", now=st.clock.time(), label=name
-        )
+    issued = await st.storage.issue_token(
+        account=p.account, kind="device", now=st.clock.time(), label=name
     )
     return web.json_response(
         {"device_id": issued.device_id, "token_id": issued.token_id, "token": issued.token},
@@ -56,7 +51,7 @@ async def create_device(request: web.Request) -> web.Response:
 async def list_devices(request: web.Request) -> web.Response:
     p = request[PRINCIPAL]
     require_owner(p)
-    rows = state_of(request).db.read(partial(accounts.list_devices, account=p.account))
+    rows = await state_of(request).storage.list_devices(account=p.account)
     return web.json_response({"devices": rows})
 
 
@@ -69,13 +64,9 @@ async def remove_device(request: web.Request) -> web.Response:
         raise reject(400, "bad_device_id", "not a device id")
     st = state_of(request)
 
-    now = st.clock.time()
-
-    def remove(conn: sqlite3.Connection) -> tuple[list[str], list[str]]:
-        revoked = accounts.remove_device(conn, p.account, device_id, now)
-        return revoked, store.collect_for_device(conn, p.account, device_id)
-
-    revoked, blobs = await st.db.run(remove)
+    revoked, blobs = await st.storage.remove_device(
+        account=p.account, device_id=device_id, now=st.clock.time()
+    )
     # Its sockets and long-polls end now, with 401 device_removed (not at the next request).
     st.revocations.apply([(token_id, "device") for token_id in revoked])
     await st.blobs.delete(blobs)
@@ -103,14 +94,8 @@ async def set_push(request: web.Request) -> web.Response:
         # A literal private, loopback, link-local... address is refused now; a name is
         # resolved and checked each time a push is sent (webhook.py).
         TargetPolicy(st.config.push.webhook_allow_networks).check_literal(parts.hostname)
-    await st.db.run(
-        partial(
-            accounts.set_push,
-            account=p.account,
-            device_id=p.device_id,
-            fcm_token=fcm or None,
-            webhook_url=url or None,
-        )
+    await st.storage.set_push(
+        account=p.account, device_id=p.device_id, fcm_token=fcm or None, webhook_url=url or None
     )
     return web.Response(status=204)
 
@@ -123,9 +108,7 @@ async def get_push(request: web.Request) -> web.Response:
     only its last characters: a leaked device token should not hand out a push address."""
     p = request[PRINCIPAL]
     require_device(p)
-    fcm, url = state_of(request).db.read(
-        partial(accounts.get_push, account=p.account, device_id=p.device_id)
-    )
+    fcm, url = await state_of(request).storage.get_push(account=p.account, device_id=p.device_id)
     return web.json_response(
         {
             "device_id": p.device_id,
@@ -152,16 +135,13 @@ async def create_restricted(request: web.Request) -> web.Response:
     label = field_str(data, "label", 100, "") or ""
     st = state_of(request)
     now = st.clock.time()
-    issued = await st.db.run(
-        partial(
-            accounts.issue_token,
-            account=p.account,
-            kind="restricted",
-            now=now,
-            mailboxes=mailboxes,
-            expires_at=now + ttl,
-            label=label,
-        )
+    issued = await st.storage.issue_token(
+        account=p.account,
+        kind="restricted",
+        now=now,
+        mailboxes=mailboxes,
+        expires_at=now + ttl,
+        label=label,
     )
     return web.json_response(
         {
@@ -177,7 +157,7 @@ async def create_restricted(request: web.Request) -> web.Response:
 async def list_tokens(request: web.Request) -> web.Response:
     p = request[PRINCIPAL]
     require_owner(p)
-    rows = state_of(request).db.read(partial(accounts.list_tokens, account=p.account))
+    rows = await state_of(request).storage.list_tokens(account=p.account)
     return web.json_response({"tokens": rows})
 
 
@@ -188,9 +168,7 @@ async def revoke_token(request: web.Request) -> web.Response:
     if len(token_id) != 16 or not all(c in "0123456789abcdef" for c in token_id):
         raise reject(400, "bad_token_id", "token ids are 16 hex characters")
     st = state_of(request)
-    kind = await st.db.run(
-        partial(accounts.revoke_token, token_id=token_id, now=st.clock.time(), account=p.account)
-    )
+    kind = await st.storage.revoke_token(token_id=token_id, now=st.clock.time(), account=p.account)
     st.revocations.apply([(token_id, kind)])
     return web.Response(status=204)
 

@@ -20,7 +20,8 @@ from privastead.relay.auth import PRINCIPAL, access_of
 from privastead.relay.httputil import error_response, reject, retry_after_of
 from privastead.relay.state import state_of
 
-Check = Callable[[web.Request], None]
+# A route's check: synchronous (limits from the headers) or a coroutine (it asks the storage).
+Check = Callable[[web.Request], Awaitable[None] | None]
 
 
 def expect_after(
@@ -38,14 +39,16 @@ def expect_after(
                 st.auth.check_operator(request)
             elif access != "public":
                 try:
-                    request[PRINCIPAL] = st.auth.principal(request)
+                    request[PRINCIPAL] = await st.auth.principal(request)
                 except RelayRejectedError:
                     st.metrics.inc("relay_auth_failures_total")
                     raise
             if PRINCIPAL in request:
                 st.shares.bodies.check(request[PRINCIPAL])  # no 100 past its upload share
             if check is not None:
-                check(request)
+                pending = check(request)
+                if pending is not None:
+                    await pending
         except RelayRejectedError as exc:
             wait = retry_after_of(exc)
             headers = {"Connection": "close", **({"Retry-After": str(wait)} if wait else {})}

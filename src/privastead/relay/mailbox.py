@@ -7,8 +7,7 @@ import base64
 import binascii
 import hashlib
 import logging
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 import aiohttp
@@ -60,28 +59,19 @@ async def create_mailbox(request: web.Request) -> web.Response:
         # A TTL decides how long the hub's messages wait for everybody: the owner's call.
         require_owner(p)
         ttl = field_int(data, "ttl_seconds", 1, st.config.limits.default_ttl_seconds)
-    created = await st.db.run(
-        partial(
-            store.create_mailbox,
-            account=p.account,
-            mailbox=mailbox,
-            now=st.clock.time(),
-            ttl_seconds=ttl,
-        )
+    created = await st.storage.create_mailbox(
+        account=p.account, mailbox=mailbox, now=st.clock.time(), ttl_seconds=ttl
     )
     return web.json_response({"id": mailbox, "created": created}, status=201 if created else 200)
 
 
 async def mailbox_info(request: web.Request) -> web.Response:
     st, mailbox = _mailbox(request)
-    info = st.db.read(
-        partial(
-            store.mailbox_info,
-            account=request[PRINCIPAL].account,
-            mailbox=mailbox,
-            now=st.clock.time(),
-            default_ttl=st.config.limits.default_ttl_seconds,
-        )
+    info = await st.storage.mailbox_info(
+        account=request[PRINCIPAL].account,
+        mailbox=mailbox,
+        now=st.clock.time(),
+        default_ttl=st.config.limits.default_ttl_seconds,
     )
     return web.json_response(
         {
@@ -99,9 +89,7 @@ async def delete_mailbox(request: web.Request) -> web.Response:
     """DELETE /v1/mailboxes/{mailbox}: the hub's reset; owner only."""
     st, mailbox = _mailbox(request)
     require_owner(request[PRINCIPAL])
-    blobs = await st.db.run(
-        partial(store.delete_mailbox, account=request[PRINCIPAL].account, mailbox=mailbox)
-    )
+    blobs = await st.storage.delete_mailbox(account=request[PRINCIPAL].account, mailbox=mailbox)
     await st.blobs.delete(blobs)
     st.notifier.publish(mailbox, {"type": "deleted", "mailbox": mailbox})
     return web.Response(status=204)
@@ -157,13 +145,13 @@ def upload_headers(request: web.Request) -> tuple[str, bytes | None]:
     return msg_id, push
 
 
-def check_upload(request: web.Request) -> None:
+async def check_upload(request: web.Request) -> None:
     """Before ``100 Continue``: the headers, and that the mailbox is there (the append checks
     again in its transaction; this only spares the client a useless body)."""
     upload_headers(request)
     st, mailbox = state_of(request), mailbox_param(request)
     account = request[PRINCIPAL].account
-    if not st.db.read(partial(store.owned, account=account, mailboxes=[mailbox])):
+    if not await st.storage.owned(account=account, mailboxes=[mailbox]):
         raise reject(404, "mailbox_not_found", "no such mailbox")
 
 
@@ -189,7 +177,7 @@ async def upload(request: web.Request) -> web.Response:
         blob=blob.name if blob else None,
     )
     op = partial(
-        store.append,
+        st.storage.append,
         msg=msg,
         now=st.clock.time(),
         default_ttl=limits.default_ttl_seconds,
@@ -200,7 +188,7 @@ async def upload(request: web.Request) -> web.Response:
     if blob is None:
         # The queued write completes even if this request is cancelled (an evicted blob
         # is then left as an orphan file, swept at the next start).
-        appended = await st.db.run(op)
+        appended = await op()
         if appended.unlink:
             await st.blobs.delete(appended.unlink)
     else:
@@ -219,10 +207,10 @@ async def upload(request: web.Request) -> web.Response:
 
 
 async def _commit(
-    st: RelayState, op: Callable[[sqlite3.Connection], store.Appended], blob: WrittenBlob | None
+    st: RelayState, op: Callable[[], Awaitable[store.Appended]], blob: WrittenBlob | None
 ) -> store.Appended:
     try:
-        appended = await st.db.run(op)
+        appended = await op()
     except BaseException:
         if blob is not None:
             await st.blobs.delete([blob.name])
@@ -323,7 +311,7 @@ def stored(
 
 async def _push(st: RelayState, account: str, devices: list[str], payload: bytes) -> None:
     try:
-        targets = st.db.read(partial(store.push_targets, account=account, devices=devices))
+        targets = await st.storage.push_targets(account=account, devices=devices)
     except Exception:  # pushes are best-effort and never fail an upload
         _log.exception("push target lookup failed")
         return
@@ -347,14 +335,14 @@ async def list_messages(request: web.Request) -> web.Response:
     limit = int_query(request, "limit", 100, 1, limits.max_list)
     wait = int_query(request, "wait", 0, 0, limits.max_wait_seconds)
     fetch = partial(
-        store.list_messages,
+        st.storage.list_messages,
         account=request[PRINCIPAL].account,
         mailbox=mailbox,
         after=after,
         limit=limit,
         inline_max=limits.inline_max,
     )
-    page = st.db.read(partial(fetch, now=st.clock.time()))
+    page = await fetch(now=st.clock.time())
     if not page.messages and wait:
         with st.shares.waits.hold(request[PRINCIPAL]):  # 429 past the account's share
             page = await _wait(
@@ -376,7 +364,7 @@ async def _wait(
     *,
     request: web.Request,
     mailbox: str,
-    fetch: Callable[..., MessagePage],
+    fetch: Callable[..., Awaitable[MessagePage]],
     wait: int,
     page: MessagePage,
 ) -> MessagePage:
@@ -392,13 +380,13 @@ async def _wait(
                 request[PRINCIPAL].token_id, lambda _code: news.event.set()
             ) as hold:
                 # Re-check after registering, so a message stored in between is not missed.
-                page = st.db.read(partial(fetch, now=st.clock.time()))
+                page = await fetch(now=st.clock.time())
                 if page.messages:
                     break
                 await news.wait_for(remaining)
                 if hold.revoked is not None:
                     raise revoked_error(hold.revoked)
-        page = st.db.read(partial(fetch, now=st.clock.time()))
+        page = await fetch(now=st.clock.time())
     return page
 
 
@@ -411,14 +399,8 @@ async def get_message(request: web.Request) -> web.StreamResponse:
         raise reject(400, "bad_seq", "seq must be a positive integer") from None
     if not 1 <= seq < 2**62:
         raise reject(400, "bad_seq", "seq must be a positive integer")
-    size, body, blob = st.db.read(
-        partial(
-            store.get_message,
-            account=request[PRINCIPAL].account,
-            mailbox=mailbox,
-            seq=seq,
-            now=st.clock.time(),
-        )
+    size, body, blob = await st.storage.get_message(
+        account=request[PRINCIPAL].account, mailbox=mailbox, seq=seq, now=st.clock.time()
     )
     st.metrics.inc("relay_sent_bytes_total", size)
     headers = {"Cache-Control": "no-store", "Privastead-Seq": str(seq)}
@@ -440,18 +422,14 @@ async def register(request: web.Request) -> web.Response:
     """PUT .../registration: this device will receive (and must acknowledge) messages."""
     st, mailbox = _mailbox(request)
     p = request[PRINCIPAL]
-    cursor = await st.db.run(
-        partial(store.register, account=p.account, mailbox=mailbox, device_id=p.device_id)
-    )
+    cursor = await st.storage.register(account=p.account, mailbox=mailbox, device_id=p.device_id)
     return web.json_response({"device_id": p.device_id, "cursor": cursor})
 
 
 async def unregister(request: web.Request) -> web.Response:
     st, mailbox = _mailbox(request)
     p = request[PRINCIPAL]
-    blobs = await st.db.run(
-        partial(store.unregister, account=p.account, mailbox=mailbox, device_id=p.device_id)
-    )
+    blobs = await st.storage.unregister(account=p.account, mailbox=mailbox, device_id=p.device_id)
     await st.blobs.delete(blobs)
     return web.Response(status=204)
 
@@ -463,8 +441,8 @@ async def ack(request: web.Request) -> web.Response:
     data = await read_json(request)
     only_keys(data, "seq")
     seq = field_int(data, "seq", 0, 2**62)
-    cursor, blobs = await st.db.run(
-        partial(store.ack, account=p.account, mailbox=mailbox, device_id=p.device_id, seq=seq)
+    cursor, blobs = await st.storage.ack(
+        account=p.account, mailbox=mailbox, device_id=p.device_id, seq=seq
     )
     await st.blobs.delete(blobs)
     return web.json_response({"cursor": cursor})

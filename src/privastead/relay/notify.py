@@ -2,6 +2,11 @@
 
 Nothing here is durable: a missed event costs only latency, because the mailbox itself is
 the source of truth and every client re-lists after it (re)connects.
+
+Several relay processes share their mailboxes' events through a ``Remote`` (the PostgreSQL
+bus, ``backends.wakeups``): ``publish`` also forwards, the remote's events come back through
+``deliver`` (local only, so they are never forwarded again), and when the remote may have
+lost events it calls ``resync``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,11 @@ from privastead import compat
 class Subscriber(Protocol):
     def offer(self, event: dict[str, Any]) -> None:
         """Queue ``event`` without blocking (drop and flag a resync when full)."""
+
+
+class Remote(Protocol):
+    def forward(self, mailbox: str, event: dict[str, Any]) -> None:
+        """Pass ``event`` to the other relay processes without blocking."""
 
 
 class News:
@@ -36,6 +46,11 @@ class Notifier:
     def __init__(self) -> None:
         self._subscribers: dict[str, set[Subscriber]] = {}
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._remote: Remote | None = None
+
+    def attach(self, remote: Remote | None) -> None:
+        """Forward every event published here to the other relay processes (None: stop)."""
+        self._remote = remote
 
     def subscribe(self, mailbox: str, sub: Subscriber) -> None:
         self._subscribers.setdefault(mailbox, set()).add(sub)
@@ -48,10 +63,26 @@ class Notifier:
                 del self._subscribers[mailbox]
 
     def publish(self, mailbox: str, event: dict[str, Any]) -> None:
+        """An event of this process: wake local subscribers, and the other processes'."""
+        self.deliver(mailbox, event)
+        if self._remote is not None:
+            self._remote.forward(mailbox, event)
+
+    def deliver(self, mailbox: str, event: dict[str, Any]) -> None:
+        """Wake this process's subscribers and long-polls of ``mailbox`` only."""
         for sub in self._subscribers.get(mailbox, ()):
             sub.offer(event)
         for waiter in self._waiters.get(mailbox, ()):
             waiter.set()
+
+    def resync(self) -> None:
+        """Events may have been lost: every subscriber re-lists, every long-poll re-checks."""
+        for subs in self._subscribers.values():
+            for sub in subs:
+                sub.offer({"type": "resync"})  # list your mailboxes again
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                waiter.set()
 
     @contextlib.asynccontextmanager
     async def waiting(self, mailbox: str) -> AsyncIterator[News]:
@@ -71,4 +102,4 @@ class Notifier:
         return sum(len(s) for s in self._subscribers.values())
 
 
-__all__ = ["News", "Notifier", "Subscriber"]
+__all__ = ["News", "Notifier", "Remote", "Subscriber"]

@@ -6,7 +6,6 @@ from importlib import resources
 
 from aiohttp import web
 
-from privastead.relay import store
 from privastead.relay.auth import operator, public
 from privastead.relay.state import state_of
 
@@ -24,7 +23,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics: Prometheus text format."""
     st = state_of(request)
-    stats = await st.db.run(store.stats)
+    stats = await st.storage.stats()
     m = st.metrics
     m.set("relay_mailbox_messages", stats["messages"])
     m.set("relay_mailbox_bytes", stats["bytes"])

@@ -21,9 +21,8 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
-from privastead.relay import accounts
 from privastead.relay.api import DEVICE_REMOVED, TOKEN_REVOKED
-from privastead.relay.db import Database
+from privastead.relay.storage import Storage
 
 _log = logging.getLogger(__name__)
 _RECENT = 10_000  # revoked token ids remembered for late holds
@@ -49,8 +48,8 @@ class Hold:
 
 
 class Revocations:
-    def __init__(self, db: Database, forget: Callable[[str], None]) -> None:
-        self._db = db
+    def __init__(self, storage: Storage, forget: Callable[[str], None]) -> None:
+        self._storage = storage
         self._forget = forget  # drops a token id from the authentication cache
         self._holds: dict[str, set[Hold]] = {}
         self._recent: OrderedDict[str, str] = OrderedDict()  # token id -> code
@@ -89,13 +88,13 @@ class Revocations:
     def open_holds(self) -> int:
         return sum(len(h) for h in self._holds.values())
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Skip tombstones that existed before start-up (nothing of theirs is open)."""
-        self._seen = self._db.read(accounts.newest_revocation)
+        self._seen = await self._storage.newest_revocation()
 
-    def poll(self) -> int:
+    async def poll(self) -> int:
         """Apply tombstones written since the last poll (by the CLI); returns how many."""
-        self._seen, revoked = self._db.read(lambda conn: accounts.revoked_since(conn, self._seen))
+        self._seen, revoked = await self._storage.revoked_since(after_id=self._seen)
         self.apply(revoked)
         return len(revoked)
 
@@ -103,7 +102,7 @@ class Revocations:
         while True:
             await asyncio.sleep(interval)  # real time: a FakeClock must not spin this
             try:
-                self.poll()
+                await self.poll()
             except Exception:
                 _log.exception("polling for revocations failed")
 

@@ -1,142 +1,33 @@
-"""The relay's SQLite schema (the index; blob bodies live in files).
+"""The relay's SQLite schema (the index; blob bodies live in files): opening a database.
+
+The tables are created and upgraded by versioned migration steps (``backends.schema_sqlite``
+holds them, ``backends.migrations`` runs them, the same numbering as PostgreSQL's).
 
 ``used_bytes`` per account is kept by triggers from each message's ``charged`` bytes (its
 size plus ``store.MESSAGE_OVERHEAD``), so quota checks need no scan. ``receipts``
 remember (mailbox, message id) -> seq after the message itself is gone, so that an upload
 retried after delivery is still recognised as a duplicate and never stored twice.
+``revoked_tokens`` keep the hash of revoked tokens' secrets, so that the relay tells
+"revoked" (401 device_removed) from "unknown" (401 unauthorized, throttled).
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
-# Versions this code opens: 1 lacked only tables that ``init`` creates (IF NOT EXISTS).
-_UPGRADABLE = (0, 1, SCHEMA_VERSION)
+from privastead.relay.backends import migrations
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS accounts (
-    name        TEXT PRIMARY KEY,
-    created_at  REAL NOT NULL,
-    quota_bytes INTEGER,            -- NULL: the configured default
-    used_bytes  INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS tokens (
-    token_id    TEXT PRIMARY KEY,
-    account     TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
-    kind        TEXT NOT NULL CHECK (kind IN ('owner', 'device', 'restricted')),
-    secret_hash BLOB NOT NULL,      -- SHA-256 of the secret part; the secret is never stored
-    device_id   TEXT NOT NULL,
-    mailboxes   TEXT,               -- restricted: JSON list of allowed mailbox ids
-    expires_at  REAL,
-    created_at  REAL NOT NULL,
-    label       TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS devices (
-    account     TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
-    device_id   TEXT NOT NULL,
-    name        TEXT NOT NULL DEFAULT '',
-    created_at  REAL NOT NULL,
-    fcm_token   TEXT,
-    webhook_url TEXT,
-    PRIMARY KEY (account, device_id)
-);
-CREATE TABLE IF NOT EXISTS mailboxes (
-    id          TEXT PRIMARY KEY,
-    account     TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
-    created_at  REAL NOT NULL,
-    last_seq    INTEGER NOT NULL DEFAULT 0,
-    ttl_seconds INTEGER
-);
-CREATE INDEX IF NOT EXISTS mailboxes_account ON mailboxes(account);
-CREATE TABLE IF NOT EXISTS registrations (
-    mailbox     TEXT NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
-    account     TEXT NOT NULL,
-    device_id   TEXT NOT NULL,
-    cursor      INTEGER NOT NULL DEFAULT 0,   -- highest seq this device acknowledged
-    PRIMARY KEY (mailbox, device_id)
-);
-CREATE INDEX IF NOT EXISTS registrations_device ON registrations(account, device_id);
-CREATE TABLE IF NOT EXISTS messages (
-    mailbox     TEXT NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
-    seq         INTEGER NOT NULL,
-    account     TEXT NOT NULL,
-    size        INTEGER NOT NULL,
-    charged     INTEGER NOT NULL,   -- size + the fixed per-message overhead (quota)
-    body        BLOB,               -- inline body, or NULL when in a blob file
-    blob        TEXT,               -- blob file name
-    created_at  REAL NOT NULL,
-    expires_at  REAL NOT NULL,
-    PRIMARY KEY (mailbox, seq)
-);
-CREATE INDEX IF NOT EXISTS messages_account ON messages(account);
-CREATE INDEX IF NOT EXISTS messages_expiry ON messages(expires_at);
-CREATE TABLE IF NOT EXISTS receipts (
-    mailbox     TEXT NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
-    msg_id      TEXT NOT NULL,
-    seq         INTEGER NOT NULL,
-    digest      BLOB NOT NULL,
-    expires_at  REAL NOT NULL,
-    PRIMARY KEY (mailbox, msg_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS receipts_expiry ON receipts(expires_at);
--- Tombstones of revoked tokens: the relay tells "revoked" (401 device_removed, the client
--- stops) from "unknown" (401 unauthorized, a failure that is throttled). Only the holder of
--- the right secret learns it: the secret's hash is kept. Bounded: pruned after the retention
--- (auth.revoked_retention_days) and to auth.revoked_per_account rows per account. ``id``
--- only grows (AUTOINCREMENT), so a running relay polls for new rows to close the sockets of
--- tokens revoked from the command line.
-CREATE TABLE IF NOT EXISTS revoked_tokens (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    token_id    TEXT NOT NULL UNIQUE,
-    account     TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
-    kind        TEXT NOT NULL,
-    device_id   TEXT NOT NULL,
-    secret_hash BLOB NOT NULL,
-    revoked_at  REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS revoked_tokens_account ON revoked_tokens(account, id);
-CREATE INDEX IF NOT EXISTS revoked_tokens_time ON revoked_tokens(revoked_at);
-CREATE TRIGGER IF NOT EXISTS messages_charge_add AFTER INSERT ON messages BEGIN
-    UPDATE accounts SET used_bytes = used_bytes + NEW.charged WHERE name = NEW.account;
-END;
-CREATE TRIGGER IF NOT EXISTS messages_charge_sub AFTER DELETE ON messages BEGIN
-    UPDATE accounts SET used_bytes = used_bytes - OLD.charged WHERE name = OLD.account;
-END;
-"""
+SCHEMA_VERSION = migrations.LATEST
 
 
 def init(conn: sqlite3.Connection) -> None:
-    """Create, upgrade or check the schema (idempotent)."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version not in _UPGRADABLE:
-        raise sqlite3.DatabaseError(
-            f"relay database has schema {version}, this relay knows {SCHEMA_VERSION}"
-        )
-    if version == 1:
-        _upgrade_from_1(conn)
-    conn.executescript(SCHEMA)
-    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    """Create, upgrade or check the schema (idempotent).
 
-
-def _upgrade_from_1(conn: sqlite3.Connection) -> None:
-    """Version 1 charged quotas by body size alone: add the per-message overhead."""
-    from privastead.relay.store import MESSAGE_OVERHEAD
-
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("DROP TRIGGER IF EXISTS messages_used_add")
-        conn.execute("DROP TRIGGER IF EXISTS messages_used_sub")
-        conn.execute("ALTER TABLE messages ADD COLUMN charged INTEGER NOT NULL DEFAULT 0")
-        conn.execute("UPDATE messages SET charged = size + ?", (MESSAGE_OVERHEAD,))
-        conn.execute(
-            "UPDATE accounts SET used_bytes = (SELECT COALESCE(SUM(charged), 0) FROM messages"
-            " WHERE messages.account = accounts.name)"
-        )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    A single SQLite relay owns its database, so every pending step is applied at start
+    (``plan_at_start``); a database written by a newer relay is refused with StorageError.
+    """
+    migrations.plan_at_start(migrations.sqlite_status(conn))
+    migrations.migrate_sqlite(conn)
 
 
 __all__ = ["SCHEMA_VERSION", "init"]

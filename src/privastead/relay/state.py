@@ -18,6 +18,7 @@ from privastead.relay.metrics import Metrics
 from privastead.relay.notify import Notifier
 from privastead.relay.push import Pusher
 from privastead.relay.revocations import Revocations
+from privastead.relay.storage import Storage
 
 if TYPE_CHECKING:
     from privastead.relay.live import LiveHub
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 class RelayState:
     config: RelayConfig
     clock: Clock
-    db: Database
+    db: Database  # the SQLite database behind ``storage`` (opened and closed by the app)
+    storage: Storage
     blobs: BlobStore
     auth: Authenticator
     notifier: Notifier

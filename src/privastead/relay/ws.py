@@ -24,7 +24,6 @@ from typing import Any
 from aiohttp import WSMessage, WSMsgType, web
 
 from privastead.errors import RelayRejectedError
-from privastead.relay import store
 from privastead.relay.accounts import Principal
 from privastead.relay.api import DEVICE_REMOVED, WS_CLOSE_REVOKED, is_mailbox_id
 from privastead.relay.auth import PRINCIPAL
@@ -189,7 +188,7 @@ async def _change(
         )
         return
     wanted = [m for m in mailboxes if allowed is None or m in allowed]
-    ok = st.db.read(partial(store.owned, account=account, mailboxes=wanted))
+    ok = await st.storage.owned(account=account, mailboxes=wanted)
     for mailbox in ok - mine:
         st.notifier.subscribe(mailbox, sub)
     mine |= ok

@@ -20,6 +20,11 @@ COMMANDS: list[Command] = [
     Command("serve", "run the relay (HTTP/WebSocket API)", "privastead.cli.server.serve"),
     Command("accounts", "add, list or remove accounts", "privastead.cli.server.accounts"),
     Command("tokens", "issue, revoke or list tokens", "privastead.cli.server.tokens"),
+    Command(
+        "migrate",
+        "upgrade the database schema (SQLite or PostgreSQL)",
+        "privastead.cli.server.migrate",
+    ),
     Command("devices", "list or remove an account's devices", "privastead.cli.server.devices"),
 ]
 

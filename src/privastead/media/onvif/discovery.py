@@ -106,10 +106,14 @@ def parse_matches(data: bytes, address: str, probe_id: str) -> list[Device]:
 
 
 class _Collector(asyncio.DatagramProtocol):
-    def __init__(self, probe_id: str) -> None:
+    def __init__(self, probe_id: str, expected: set[tuple[str, int]] | None = None) -> None:
         self.probe_id = probe_id
         self.devices: dict[str, Device] = {}
         self.ignored = 0
+        # Unicast probes: once every probed address has answered there is nothing left to wait
+        # for (multicast has no such end: anyone on the LAN may answer late).
+        self._waiting = set(expected) if expected else None
+        self.complete = asyncio.Event()
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         try:
@@ -120,6 +124,10 @@ class _Collector(asyncio.DatagramProtocol):
             return
         for device in devices:
             self.devices.setdefault(device.endpoint, device)
+        if devices and self._waiting is not None:
+            self._waiting.discard((str(addr[0]), int(str(addr[1]))))
+            if not self._waiting:
+                self.complete.set()
 
 
 def parse_target(text: str, default_port: int = 3702) -> tuple[str, int]:
@@ -145,14 +153,15 @@ async def discover(
     repeat: int = 2,
 ) -> list[Device]:
     """Probe ``targets`` (default: the multicast group) and collect answers for ``timeout``
-    seconds; the probe is sent ``repeat`` times (UDP may drop one), answers are deduplicated by
-    endpoint."""
+    seconds, or until every unicast target has answered; the probe is sent ``repeat`` times (UDP
+    may drop one), answers are deduplicated by endpoint."""
     targets = targets or [MULTICAST]
+    expected = None if MULTICAST in targets else set(targets)
     loop = asyncio.get_running_loop()
     probe_id = message_id()
     family = socket.AF_INET6 if ":" in interface else socket.AF_INET
     transport, collector = await loop.create_datagram_endpoint(
-        lambda: _Collector(probe_id), local_addr=(interface, 0), family=family
+        lambda: _Collector(probe_id, expected), local_addr=(interface, 0), family=family
     )
     try:
         sock = transport.get_extra_info("socket")
@@ -170,8 +179,13 @@ async def discover(
                         f"cannot send a WS-Discovery probe to {target}: {exc}"
                     ) from exc
             if attempt + 1 < repeat:
-                await asyncio.sleep(gap)
-        await asyncio.sleep(max(0.0, timeout - gap * (max(1, repeat) - 1)))
+                with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+                    await asyncio.wait_for(collector.complete.wait(), gap)
+                if collector.complete.is_set():
+                    break
+        rest = max(0.0, timeout - gap * (max(1, repeat) - 1))
+        with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
+            await asyncio.wait_for(collector.complete.wait(), rest)
         return sorted(collector.devices.values(), key=lambda d: (d.address, d.endpoint))
     finally:
         transport.close()
