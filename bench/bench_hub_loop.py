@@ -136,7 +136,10 @@ async def _window(
         text = await asyncio.to_thread(_scrape, port)
         elapsed = time.monotonic() - t0
         cpu = sum(proc.cpu_times()[:2]) - cpu0
-        for task in watchers:
+        # The watchers end on their own at ``until`` (their sessions are time-limited), closing
+        # their clients; cancel only one that hangs.
+        _done, hanging = await asyncio.wait(watchers, timeout=30) if watchers else (set(), set())
+        for task in hanging:
             task.cancel()
         await asyncio.gather(*watchers, return_exceptions=True)
     finally:
