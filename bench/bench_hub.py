@@ -37,8 +37,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from privastead.hub.capture.runner import HubRunner  # noqa: E402
 from privastead.hub.config import CameraConfig, HubConfig, HubSection  # noqa: E402
-from privastead.hub.runner import HubRunner  # noqa: E402
 from privastead.media.ingest import Ingest, IngestEvent, MediaPacket, StreamInfo  # noqa: E402
 
 CORES = 2

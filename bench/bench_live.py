@@ -10,7 +10,7 @@ machine clock. Per camera size (default 1080p and 4K, H.264, 30 fps), all in one
   second thread, the hub's ingest options): the floor every RTSP consumer pays, no hub, relay
   or MLS;
 - **in-process hub**: ``Camera`` ingest (ring, motion detection running as in a hub) ->
-  ``Camera.start_live`` -> ``hub.live.publish`` (MLS ``live`` group) -> a real relay process ->
+  ``Camera.start_live`` -> ``live_publish.publish`` (MLS ``live`` group) -> a real relay process ->
   a viewer *process* (no GIL shared with the hub, as on a phone) running ``client.live.watch``
   (MLS decrypt) and a decoder thread. Per frame: when its fragment left the hub's muxer, was
   decrypted, and when the frame was decoded; ``start_live`` -> first decoded picture;
@@ -67,9 +67,9 @@ from privastead.client.live_request import open_live  # noqa: E402
 from privastead.clock import SystemClock  # noqa: E402
 from privastead.crypto import Identity  # noqa: E402
 from privastead.errors import CameraUnavailableError  # noqa: E402
-from privastead.hub.camera import Camera  # noqa: E402
+from privastead.hub.capture.camera import Camera  # noqa: E402
 from privastead.hub.config import CameraConfig  # noqa: E402
-from privastead.hub.live import publish  # noqa: E402
+from privastead.hub.control.live_publish import publish, threaded  # noqa: E402
 from privastead.media.fmp4 import track_samples  # noqa: E402
 from privastead.protocol.live import LivePayload  # noqa: E402
 from privastead.relay.client import RelayClient  # noqa: E402
@@ -293,7 +293,7 @@ async def _session(
             requested = time.time()  # the viewer is waiting: the hub starts the session now
             session = camera.start_live()
             ws = await hub_relay.live(sid, "publisher")
-            publisher = asyncio.create_task(publish(session, ws, encrypt))
+            publisher = asyncio.create_task(publish(session, ws, threaded(encrypt)))
             out = await asyncio.wait_for(child.stdout.readline(), seconds + 60)
             session.stop("bench done")
             await asyncio.wait_for(publisher, 30)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from privastead.atomic_file import write_atomic
-from privastead.hub.outbox import EntryKind, Outbox
+from privastead.hub.delivery.outbox import EntryKind, Outbox
 
 MAILBOX = "0123456789abcdef0123456789abcdef"
 

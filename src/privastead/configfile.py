@@ -134,7 +134,10 @@ class _Builder:
             raise self.fail(path, f"expected a table, got {_kind(value)}")
         hints = typing.get_type_hints(model)
         fields = {f.name: f for f in dataclasses.fields(model) if f.init}
+        removed: dict[str, str] = getattr(model, "REMOVED_KEYS", {})
         for key in value:
+            if key in removed:
+                raise self.fail((*path, key), f"no longer a setting: {removed[key]}")
             if key not in fields:
                 known = ", ".join(sorted(fields)) or "none"
                 raise self.fail((*path, key), f"unknown key (known keys here: {known})")

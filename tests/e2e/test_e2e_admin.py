@@ -20,8 +20,8 @@ from privastead.client.device import DataDir
 from privastead.client.eventlog import ClipState, EventLog
 from privastead.clock import SystemClock
 from privastead.crypto import Identity
-from privastead.hub.admin_client import running_hub_pid
-from privastead.hub.admin_wire import socket_path
+from privastead.hub.admin.client import running_hub_pid
+from privastead.hub.admin.wire import socket_path
 from privastead.relay.client import RelayClient
 
 pytestmark = pytest.mark.slow

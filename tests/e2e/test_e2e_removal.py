@@ -22,8 +22,8 @@ from privastead.client.eventlog import ClipState, EventLog
 from privastead.clock import SystemClock
 from privastead.crypto import Identity
 from privastead.errors import CryptoError
-from privastead.hub.groups import HubGroups
-from privastead.hub.outbox import Outbox
+from privastead.hub.delivery.outbox import Outbox
+from privastead.hub.state.groups import HubGroups
 from privastead.protocol.pairing_messages import ReAddRequest
 from privastead.relay.client import RelayClient
 

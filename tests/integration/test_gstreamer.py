@@ -64,8 +64,8 @@ async def test_hub_records_an_event_from_gstreamer(tmp_path: Path) -> None:
 
     from privastead.camsim.encoder import encode
     from privastead.camsim.scene import make_scene
+    from privastead.hub.capture.runner import HubRunner
     from privastead.hub.config import CameraConfig, HubConfig, HubSection
-    from privastead.hub.runner import HubRunner
     from privastead.media.settings import EventSettings
 
     scene = make_scene("demo", width=320, height=180, fps=10, duration=14)  # walk: 4.5-11.5 s

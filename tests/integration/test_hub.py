@@ -13,8 +13,8 @@ from pathlib import Path
 import av
 import pytest
 
+from privastead.hub.capture.runner import HubRunner
 from privastead.hub.config import CameraConfig, HubConfig, HubSection
-from privastead.hub.runner import HubRunner
 from privastead.media.ingest import Ingest, IngestEvent, IngestSettings, MediaPacket
 from privastead.media.settings import EventSettings
 from support.procs import camsim

@@ -1,4 +1,5 @@
-"""The hub's control reader (hub/control.py) against a real relay process, with real MLS clients:
+"""The hub's control reader (hub/control/reader.py) against a real relay process, with real MLS
+clients:
 client update proposals are folded into commits (post-compromise security: a copy of a
 client's state taken before its update opens nothing afterwards), resend requests are
 answered within a per-device budget and with ``ResendGone`` for what the hub no longer holds,
@@ -23,10 +24,10 @@ from relay_harness import RelayProcess, make_process
 from privastead.clock import FakeClock, SystemClock
 from privastead.crypto import Identity
 from privastead.errors import CryptoError
-from privastead.hub.control import ControlReader
-from privastead.hub.groups import HubGroup, HubGroups
-from privastead.hub.outbox import Outbox
-from privastead.hub.uploader import Uploader
+from privastead.hub.control.reader import ControlReader
+from privastead.hub.delivery.outbox import Outbox
+from privastead.hub.delivery.uploader import Uploader
+from privastead.hub.state.groups import HubGroup, HubGroups
 from privastead.protocol.codec import Message, decode_message
 from privastead.protocol.health_messages import ClockProbe, ResendGone
 from privastead.protocol.messages import Heartbeat, ResendRequest

@@ -19,9 +19,9 @@ from privastead.camsim.scene import make_scene
 from privastead.client.live import LiveAssembler, watch
 from privastead.crypto import Identity
 from privastead.errors import CameraUnavailableError, DecryptionError
-from privastead.hub.camera import Camera
+from privastead.hub.capture.camera import Camera
 from privastead.hub.config import CameraConfig
-from privastead.hub.live import publish
+from privastead.hub.control.live_publish import publish, threaded
 from privastead.media.live import LiveSession, LiveSettings
 from privastead.media.ring import PacketRing
 from privastead.protocol.live import LivePayload
@@ -130,7 +130,7 @@ async def test_two_viewers_decrypt_a_livestream_that_matches_the_scene(
             )
 
         viewers = [viewer(first, phones[0], outs[0])]
-        publisher = asyncio.create_task(publish(session, pub, encrypt))
+        publisher = asyncio.create_task(publish(session, pub, threaded(encrypt)))
         for p in packets[40:50]:
             session.push(p)
         await asyncio.wait_for(watching.wait(), 30)  # the first viewer is watching

@@ -1,4 +1,4 @@
-"""The client's side of pairing (protocol.md, "Pairing"; the hub's side is hub.pairing).
+"""The client's side of pairing (protocol.md, "Pairing"; the hub's side is hub.admin.pairing).
 
 KeyPackage of a throwaway pairing identity -> pairing mailbox; join the Welcome with the code's
 secret as PSK (a relay or anyone without the code cannot produce it: ``JoinError``); send one

@@ -26,15 +26,17 @@ camera offers both). ``privastead-hub discover`` writes these blocks for ONVIF c
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from privastead import configfile
 from privastead.errors import ConfigError
+from privastead.hub.state.datadir import HubDataDir
 from privastead.media.audio import AudioPolicy
 from privastead.media.ingest import IngestSettings
 from privastead.media.settings import DetectionSettings, EventSettings
@@ -78,7 +80,11 @@ class HubSection:
 
     @property
     def clips(self) -> Path:
-        return self.clips_dir if self.clips_dir is not None else self.data_dir / "clips"
+        return self.paths().clips
+
+    def paths(self) -> HubDataDir:
+        """Every path of the hub's data directory (``clips_dir`` included)."""
+        return HubDataDir(self.data_dir, self.clips_dir)
 
 
 @dataclass(frozen=True)
@@ -162,10 +168,16 @@ class CameraConfig:
 @dataclass(frozen=True)
 class RelaySection:
     """Where encrypted events go (``[relay]``). Without ``url`` the hub only records locally.
+    (``hub_name`` of older files is refused: clients name a hub by its cameras.)
 
     The hub's owner token (``privastead-server accounts add``) comes from ``token_file`` or
     the environment variable ``token_env``, never from this file.
     """
+
+    #: Keys of older hub.toml files, refused with what to do instead (never silently ignored).
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {
+        "hub_name": "clients name a hub by its cameras (from the pairing code); delete the line",
+    }
 
     #: The relay's address, https:// (http:// only on this machine, or on a trusted network
     #: with PRIVASTEAD_INSECURE_HTTP=1 in the environment of the hub and the app).
@@ -174,8 +186,6 @@ class RelaySection:
     token_file: Path | None = None
     #: Or: the environment variable that holds the owner token.
     token_env: str = "PRIVASTEAD_HUB_TOKEN"  # noqa: S105 - a variable name
-    #: The hub's name (not used yet: clients show the camera names).
-    hub_name: str = "home"
     #: Most ciphertext (MB) kept waiting for the relay; the oldest clips go first past it.
     outbox_quota_mb: float = 1024.0
     #: Uploaded ciphertext (MB) kept to answer clients' resend requests.
@@ -240,11 +250,52 @@ def _one_token(text: str, source: str) -> str:
     return token
 
 
+def _local_address(listen: str) -> tuple[str, int]:
+    host, sep, port_text = listen.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"listen must be HOST:PORT (e.g. 127.0.0.1:9814), not {listen!r}")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ValueError(
+                f"listen: {host!r} is not an IP address (use 127.0.0.1 or a LAN address)"
+            ) from None
+        return host, int(port_text)
+    if address.is_unspecified or not (address.is_loopback or address.is_private):
+        raise ValueError(
+            f"listen: {host} is not a loopback or private address; the endpoint has no "
+            "authentication, so it only listens on this machine or the home network"
+        )
+    return host, int(port_text)
+
+
+@dataclass(frozen=True)
+class MetricsSection:
+    """Prometheus metrics and a health check over HTTP (``[metrics]``), for people who watch
+    the hub with their own monitoring. Off by default; no authentication, local addresses only.
+    """
+
+    #: Serve GET /metrics (Prometheus text format) and GET /health (JSON: 200 when every camera
+    #: is connected, 503 otherwise) on ``listen``.
+    enabled: bool = False
+    #: HOST:PORT to listen on: a loopback or private (home network) address, never a public one.
+    listen: str = "127.0.0.1:9814"
+
+    def __post_init__(self) -> None:
+        _local_address(self.listen)
+
+    def address(self) -> tuple[str, int]:
+        return _local_address(self.listen)
+
+
 @dataclass(frozen=True)
 class HubConfig:
     hub: HubSection = field(default_factory=HubSection)
     cameras: tuple[CameraConfig, ...] = ()
-    relay: RelaySection = field(default_factory=RelaySection)  # last: keeps positional use
+    relay: RelaySection = field(default_factory=RelaySection)  # keeps positional use
+    metrics: MetricsSection = field(default_factory=MetricsSection)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.cameras]
@@ -268,6 +319,7 @@ __all__ = [
     "CameraConfig",
     "HubConfig",
     "HubSection",
+    "MetricsSection",
     "RelaySection",
     "default_data_dir",
     "load",

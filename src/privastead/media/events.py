@@ -54,7 +54,9 @@ BACKDATE = 2.0
 
 
 def _new_id() -> str:
-    return secrets.token_hex(8)
+    # 128 bits, the protocol's event id form: the hub's logs, sidecars and clients all name an
+    # event by the same 32 hex digits.
+    return secrets.token_hex(16)
 
 
 @dataclass

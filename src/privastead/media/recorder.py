@@ -43,7 +43,7 @@ class _FragmentSplitter(BoxSplitter):
     def _deliver(self, data: bytes, is_init: bool) -> None:
         self.file.write(data)
         # In the page cache before anyone sees the piece: a hub killed after handing it over
-        # finds it in the file (hub.clip_journal sends it after the restart).
+        # finds it in the file (hub.delivery.clip_journal sends it after the restart).
         self.file.flush()
         self.sizes.append(len(data))
         if self.on_fragment is not None:

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from privastead.atomic_file import write_atomic
-from privastead.hub.outbox import EntryKind, Outbox
+from privastead.hub.delivery.outbox import EntryKind, Outbox
 
 MB = "0123456789abcdef0123456789abcdef"
 

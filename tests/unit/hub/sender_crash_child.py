@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from privastead.atomic_file import write_atomic
-from privastead.hub.outbox import Outbox
-from privastead.hub.sender import GroupSender
+from privastead.hub.delivery.outbox import Outbox
+from privastead.hub.delivery.sender import GroupSender
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import ClipFragment, Notification
 

@@ -1,4 +1,4 @@
-"""The hub's admin socket (hub/admin.py, hub/admin_client.py): real Unix sockets, a stand-in
+"""The hub's admin socket (hub/admin/server.py, hub/admin/client.py): real Unix sockets, a stand-in
 for the hub's operations (the real ones are exercised end to end in tests/e2e/test_e2e_admin.py).
 """
 
@@ -20,11 +20,11 @@ import pytest
 
 from privastead.clock import SystemClock
 from privastead.errors import AdminError, ConfigError, RemovalIncompleteError
-from privastead.hub.admin import AdminServer, check_peer
-from privastead.hub.admin_client import call_running_hub, running_hub_pid
-from privastead.hub.admin_wire import MAX_REQUEST, socket_path
-from privastead.hub.devices import Removed
-from privastead.hub.pairing import Paired
+from privastead.hub.admin.client import call_running_hub, running_hub_pid
+from privastead.hub.admin.devices import Removed
+from privastead.hub.admin.pairing import Paired
+from privastead.hub.admin.server import AdminServer, check_peer
+from privastead.hub.admin.wire import MAX_REQUEST, socket_path
 from privastead.protocol.pairing_code import PairingCode
 
 
@@ -250,7 +250,7 @@ async def test_another_uid_cannot_use_the_socket() -> None:
 async def test_a_connection_that_sends_nothing_is_dropped(
     tmp_path: Path, served: tuple[AdminServer, FakeAdmin], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from privastead.hub import admin
+    from privastead.hub.admin import server as admin
 
     monkeypatch.setattr(admin, "REQUEST_TIMEOUT", 0.2)
     reader, writer = await asyncio.open_unix_connection(str(socket_path(tmp_path)))

@@ -1,100 +1,72 @@
-"""``CameraHealthBoard``: a camera is judged by its frames, on an injected clock."""
+"""Camera health as clients and the metrics endpoint see it (hub/capture/health.py), with a
+fake clock: judged by frames, not by the connection; a grace period for the first frame; the
+newest frame time kept across a camera object's restart. (The endpoint and a real camsim that
+is killed: tests/integration/test_hub_metrics.py.)"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from privastead.clock import FakeClock
-from privastead.hub.camera_health import CameraHealthBoard
+from privastead.hub.capture.health import CAMERA_OFFLINE_AFTER, CameraHealth
 from privastead.media.ingest import Health
 
 
 @dataclass
-class _Stats:
+class Stats:
     errors: int = 0
+    events: int = 0
+    clips: int = 0
+    dropped: int = 0
 
 
 @dataclass
-class FakeCamera:
-    """A running camera's reader as the board sees it: packet age measured on ``clock``."""
+class Reader:
+    """The two things health reads of a camera: its reader's health and its counters."""
 
-    clock: FakeClock
-    last_packet: float | None = None
-    state: str = "connecting"
-    reconnects: int = 0
-    stats: _Stats = field(default_factory=_Stats)
-
-    def frame(self) -> None:
-        self.last_packet = self.clock.monotonic()
-        self.state = "connected"
+    state: str = "connected"
+    age: float | None = 0.1
+    stats: Stats = field(default_factory=Stats)
 
     def health(self) -> Health:
-        age = None if self.last_packet is None else self.clock.monotonic() - self.last_packet
-        return Health(self.state, 10.0, 1e6, age, self.reconnects, "")  # type: ignore[arg-type]
+        return Health(self.state, 30.0, 4e6, self.age, 2, "")  # type: ignore[arg-type]
 
 
-def test_a_camera_that_stops_sending_frames_is_offline_since_its_last_frame(
-    clock: FakeClock,
-) -> None:
-    cam = FakeCamera(clock)
-    board = CameraHealthBoard(["door"], {"door": cam}, clock=clock, offline_after=10)
-    cam.frame()
-    last = clock.time()
-    assert board.facts("door")["connected"] is True
-    assert board.check() == []
-    clock.advance(9)  # a frozen camera: the connection stays "connected", no frame comes
-    assert board.check() == []
-    clock.advance(2)
-    facts = board.facts("door")
-    assert facts["connected"] is False and facts["offline_since"] == round(last, 3)
-    assert facts["last_frame"] == round(last, 3) and facts["state"] == "connected"
-    assert board.check() == ["door"]
-    assert board.check() == []  # once per outage
-    cam.frame()
-    assert board.check() == ["door"]  # and once when it is back
-    assert board.facts("door")["offline_since"] == 0.0
+def test_a_frozen_camera_is_offline_though_its_connection_stays() -> None:
+    clock = FakeClock()
+    cam = Reader()
+    health = CameraHealth(["door"], {"door": cam}, clock)
+    seen = health.report("door")
+    assert seen.connected and seen.offline_since == 0 and seen.fps == 30.0
+    assert seen.last_frame == clock.time() - 0.1
+    frozen_at = clock.time() - 0.1
+    clock.advance(CAMERA_OFFLINE_AFTER + 1)
+    cam.age = CAMERA_OFFLINE_AFTER + 1.1  # RTSP still "connected", no frame since
+    seen = health.report("door")
+    assert not seen.connected and seen.state == "connected"
+    assert seen.offline_since == frozen_at
+    assert health.facts("door")["connected"] is False
 
 
-def test_a_short_reconnect_is_not_an_outage(clock: FakeClock) -> None:
-    cam = FakeCamera(clock)
-    board = CameraHealthBoard(["door"], {"door": cam}, clock=clock, offline_after=10)
-    cam.frame()
-    for _ in range(5):
-        clock.advance(4)
-        cam.state, cam.reconnects = "reconnecting", cam.reconnects + 1
-        assert board.check() == []
-        cam.frame()
-    assert board.facts("door")["reconnects"] == 5
-
-
-def test_a_camera_that_never_connects_is_reported_after_its_grace(clock: FakeClock) -> None:
+def test_a_camera_that_never_ran_gets_a_grace_period_then_is_offline_since_the_start() -> None:
+    clock = FakeClock()
     started = clock.time()
-    board = CameraHealthBoard(["door", "yard"], {}, clock=clock, offline_after=10)
-    assert board.facts("door")["connected"] is True  # still within its first chance
-    assert board.check() == []
-    clock.advance(11)
-    assert board.check() == ["door", "yard"]
-    facts = board.facts("yard")
-    assert facts["connected"] is False and facts["offline_since"] == round(started, 3)
-    assert facts["last_frame"] == 0.0 and facts["state"] == "connecting"
+    health = CameraHealth(["yard"], {}, clock)
+    assert health.report("yard").connected  # just started: no alarm yet
+    clock.advance(CAMERA_OFFLINE_AFTER + 0.5)
+    seen = health.report("yard")
+    assert not seen.connected and seen.offline_since == started and seen.last_frame == 0
+    assert seen.state == "not running"
 
 
-def test_the_last_frame_survives_a_restarted_camera_object(clock: FakeClock) -> None:
-    cameras: dict[str, FakeCamera] = {"door": FakeCamera(clock)}
-    board = CameraHealthBoard(["door"], cameras, clock=clock, offline_after=10)
-    cameras["door"].frame()
-    last = clock.time()
-    board.facts("door")
-    cameras["door"] = FakeCamera(clock)  # the runner restarted the camera: no frame yet
-    clock.advance(12)
-    facts = board.facts("door")
-    assert facts["connected"] is False and facts["offline_since"] == round(last, 3)
-
-
-def test_decode_errors_and_fps_are_reported(clock: FakeClock) -> None:
-    cam = FakeCamera(clock)
-    cam.stats.errors = 3
-    board = CameraHealthBoard(["door"], {"door": cam}, clock=clock)
-    cam.frame()
-    facts = board.facts("door")
-    assert facts["decode_errors"] == 3 and facts["fps"] == 10.0
+def test_the_newest_frame_survives_a_restart_of_the_camera_object() -> None:
+    clock = FakeClock()
+    cameras: dict[str, Reader] = {"door": Reader(age=0.0)}
+    health = CameraHealth(["door"], cameras, clock)
+    first = health.report("door").last_frame
+    cameras["door"] = Reader(state="connecting", age=None)  # the runner restarted it
+    clock.advance(3)
+    seen = health.report("door")
+    assert seen.connected and seen.last_frame == first
+    clock.advance(CAMERA_OFFLINE_AFTER)
+    assert health.report("door").offline_since == first

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from privastead.hub.clip_journal import ClipJournal, end_interrupted_clips
-from privastead.hub.sender import Sent
+from privastead.hub.delivery.clip_journal import ClipJournal, end_interrupted_clips
+from privastead.hub.delivery.sender import Sent
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import ClipEnd, ClipFragment
 

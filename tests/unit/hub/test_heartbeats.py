@@ -1,4 +1,5 @@
-"""The hub's heartbeats (hub/heartbeats.py) and scheduled key rotation (hub/rotation.py), on
+"""The hub's heartbeats (hub/delivery/heartbeats.py) and scheduled key rotation
+(hub/delivery/rotation.py), on
 real groups and a real outbox, with a fake clock: no relay needed (nothing is uploaded, so
 "sent" is what the outbox would have handed over)."""
 
@@ -9,11 +10,11 @@ from pathlib import Path
 
 from privastead.clock import FakeClock
 from privastead.crypto import Identity
-from privastead.hub.groups import HubGroup, HubGroups
-from privastead.hub.heartbeats import Heartbeats, sent_high
-from privastead.hub.outbox import Outbox
-from privastead.hub.rotation import KeyRotation
-from privastead.hub.sender import Sent
+from privastead.hub.delivery.heartbeats import Heartbeats, sent_high
+from privastead.hub.delivery.outbox import Outbox
+from privastead.hub.delivery.rotation import KeyRotation
+from privastead.hub.delivery.sender import Sent
+from privastead.hub.state.groups import HubGroup, HubGroups
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import Heartbeat, Notification
 
@@ -67,6 +68,8 @@ async def test_heartbeats_carry_hub_time_epochs_sent_and_probe_answers(tmp_path:
     clock = FakeClock()
     send = Recorder()
     beats = Heartbeats(groups, outbox, send, clock=clock, interval=60, min_answer_gap=5)
+    # Answers are sent on the control group's worker (the loop never waits for MLS).
+    idle = groups.get("cam", "control").worker.wait_idle
     try:
         events = groups.get("cam", "events")
         events.sender.send(_note)
@@ -83,18 +86,22 @@ async def test_heartbeats_carry_hub_time_epochs_sent_and_probe_answers(tmp_path:
         # A probe right after a heartbeat waits out the gap; others meanwhile ride along.
         beats.answer("cam", "a" * 32)
         beats.answer("cam", "b" * 32)
+        await idle()
         assert len(send.sent) == 1
         clock.advance(5)
         beats.answer("cam", "c" * 32)
+        await idle()
         assert len(send.sent) == 2
         assert send.sent[-1][1].answers == ("a" * 32, "b" * 32, "c" * 32)  # type: ignore[union-attr]
         # A flood keeps only the newest 16.
         clock.advance(1)
         for i in range(40):
             beats.answer("cam", f"{i:032x}")
+        await idle()
         assert len(send.sent) == 2
         clock.advance(5)
         beats.answer("cam", "f" * 32)
+        await idle()
         last = send.sent[-1][1]
         assert isinstance(last, Heartbeat) and len(last.answers) == 16
         assert last.answers[-1] == "f" * 32 and f"{39:032x}" in last.answers

@@ -1,4 +1,5 @@
-"""The hub's livestream sessions (hub/live_sessions.py) with real MLS groups, a real outbox and
+"""The hub's livestream sessions (hub/control/live_sessions.py) with real MLS groups, a real
+outbox and
 an in-process relay: rekey before the answer, one session shared by two requesters, the end
 only once both sent LiveStop, and a refusal while the camera is disconnected."""
 
@@ -17,9 +18,9 @@ from relay_harness import InProcess, inproc, wait_until
 from privastead.camsim.scene import make_scene
 from privastead.crypto import Identity
 from privastead.errors import CameraUnavailableError
-from privastead.hub.groups import HubGroup, HubGroups
-from privastead.hub.live_sessions import LiveSessions
-from privastead.hub.outbox import EntryKind, Outbox
+from privastead.hub.control.live_sessions import LiveSessions
+from privastead.hub.delivery.outbox import EntryKind, Outbox
+from privastead.hub.state.groups import HubGroup, HubGroups
 from privastead.media.ingest import MediaPacket, StreamInfo
 from privastead.media.live import LiveSession, LiveSettings
 from privastead.media.ring import PacketRing
@@ -34,7 +35,7 @@ REQUEST_A, REQUEST_B = "a1" * 16, "b2" * 16
 
 
 class FakeCamera:
-    """``start_live`` like ``hub.camera.Camera``: from a ring of demuxed camsim packets."""
+    """``start_live`` like ``hub.capture.camera.Camera``: from a ring of demuxed camsim packets."""
 
     def __init__(self, info: StreamInfo, packets: list[MediaPacket]) -> None:
         self.info, self.packets, self.connected = info, packets, True

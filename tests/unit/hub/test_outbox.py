@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from privastead.errors import StorageError
-from privastead.hub.outbox import EntryKind, Outbox
+from privastead.hub.delivery.outbox import EntryKind, Outbox
 
 MB = "0123456789abcdef0123456789abcdef"
 MB2 = "fedcba9876543210fedcba9876543210"

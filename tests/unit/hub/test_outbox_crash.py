@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from privastead.hub.outbox import Outbox
+from privastead.hub.delivery.outbox import Outbox
 
 sys.path.insert(0, str(Path(__file__).parent))
 from outbox_crash_child import MB, ciphertext
@@ -69,7 +69,7 @@ def test_kill_9_loses_nothing_acknowledged_and_leaves_no_partial_file(tmp_path: 
 
 
 def queue_kind(seq: int):  # type: ignore[no-untyped-def]
-    from privastead.hub.outbox import EntryKind
+    from privastead.hub.delivery.outbox import EntryKind
 
     return EntryKind.CLIP_FRAGMENT if seq % 3 else EntryKind.NOTIFICATION
 

@@ -10,7 +10,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from privastead.hub.outbox import EntryKind, Outbox
+from privastead.hub.delivery.outbox import EntryKind, Outbox
 
 MB = "0123456789abcdef0123456789abcdef"
 QUOTA = 2000

@@ -1,4 +1,4 @@
-"""The hub's handling of ``ReAddRequest`` (hub/control.py): authenticated by the MLS sender's
+"""The hub's handling of ``ReAddRequest`` (hub/control/reader.py): authenticated by the MLS sender's
 leaf (index and signature key), never by credential text.
 
 Real MLS groups (hub and client identities) and a real ``devices.json``; no relay is needed
@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from privastead.crypto import Identity
-from privastead.hub.control import ControlReader
-from privastead.hub.groups import HubGroups, unknown_members
-from privastead.hub.outbox import Outbox
-from privastead.hub.registry import Device, DeviceRegistry, DeviceStatus, Leaf
+from privastead.hub.control.reader import ControlReader
+from privastead.hub.delivery.outbox import Outbox
+from privastead.hub.state.groups import HubGroups, unknown_members
+from privastead.hub.state.registry import Device, DeviceRegistry, DeviceStatus, Leaf
 from privastead.protocol.codec import decode_message
 from privastead.protocol.pairing_messages import ReAddAccept, ReAddRequest
 from privastead.relay.client import RelayClient

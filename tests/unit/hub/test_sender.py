@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from privastead.errors import StorageError
-from privastead.hub.outbox import EntryKind, MailboxQueue, Outbox
-from privastead.hub.sender import GroupSender
+from privastead.hub.delivery.outbox import EntryKind, MailboxQueue, Outbox
+from privastead.hub.delivery.sender import GroupSender
 from privastead.protocol.codec import Message, decode_message
 from privastead.protocol.messages import ClipFragment, Heartbeat, Notification
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from privastead.hub.outbox import EntryKind, Outbox
+from privastead.hub.delivery.outbox import EntryKind, Outbox
 from privastead.protocol.codec import decode_message
 
 sys.path.insert(0, str(Path(__file__).parent))

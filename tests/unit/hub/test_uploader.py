@@ -10,8 +10,8 @@ import pytest
 from privastead import compat
 from privastead.clock import FakeClock
 from privastead.errors import RelayRejectedError, RelayUnavailableError
-from privastead.hub.outbox import EntryKind, Outbox
-from privastead.hub.uploader import Backoff, Uploader
+from privastead.hub.delivery.outbox import EntryKind, Outbox
+from privastead.hub.delivery.uploader import Backoff, Uploader
 from privastead.protocol.messages import message_id
 
 MB = "0123456789abcdef0123456789abcdef"

@@ -105,9 +105,9 @@ class _Screen:
 
 
 async def _pair(config: Any, args: argparse.Namespace) -> int:
-    from privastead.hub.admin_client import call_running_hub
-    from privastead.hub.admin_ops import HubAdmin
-    from privastead.hub.service import open_hub
+    from privastead.hub.admin.client import call_running_hub
+    from privastead.hub.admin.ops import HubAdmin
+    from privastead.hub.state.service import open_hub
     from privastead.protocol.pairing_code import PairingCode
 
     screen = _Screen(args, config.hub.data_dir)

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     import asyncio
 
     from privastead.hub import config as hubconfig
-    from privastead.hub.admin_client import running_hub_pid
+    from privastead.hub.admin.client import running_hub_pid
 
     config = hubconfig.load(args.config)
     pid = asyncio.run(running_hub_pid(config.hub.data_dir))
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         if answer.strip() != "reset":
             print("privastead-hub: nothing changed", file=sys.stderr)
             return 1
-    from privastead.hub.devices import reset_hub
+    from privastead.hub.admin.devices import reset_hub
 
     asyncio.run(reset_hub(config))
     print("hub reset: pair your clients again with `privastead-hub pair`")

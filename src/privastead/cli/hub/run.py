@@ -8,16 +8,18 @@ fresh machine shows events and clips within a minute.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from privastead import compat
 from privastead.errors import CameraUnavailableError
+
+if TYPE_CHECKING:
+    from privastead.hub.config import HubConfig
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,6 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from privastead.hub import config as hubconfig
-    from privastead.hub.runner import HubRunner
 
     camsim: subprocess.Popen[str] | None = None
     if args.config is not None:
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     try:
-        _run(config, HubRunner, args.duration)
+        _run(config, args.duration)
     finally:
         if camsim is not None:
             camsim.terminate()
@@ -103,51 +104,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(config: Any, runner_cls: type, duration: float | None) -> None:
-    import asyncio
-    import contextlib
+def _run(config: HubConfig, duration: float | None) -> None:
     import signal
 
-    from privastead.clock import SystemClock
-    from privastead.hub.admin import admin_server
-    from privastead.hub.camera_health import CameraHealthBoard
-    from privastead.hub.service import delivery_for
+    from privastead.hub.app import Hub
 
     async def main() -> None:
-        async with delivery_for(config) as delivery, admin_server(config, delivery):
-            hooks = delivery.hooks if delivery is not None else None
-            runner = runner_cls(config, hooks=hooks)
-            watching: asyncio.Task[None] | None = None
-            if delivery is not None:
-                delivery.live.cameras = runner.cameras  # livestreams read the running cameras
-                # Heartbeats carry each camera's health; a camera going away is sent at once.
-                board = CameraHealthBoard(
-                    [c.name for c in config.cameras], runner.cameras, clock=SystemClock()
-                )
-                delivery.heartbeats.health = board.facts
-                watching = asyncio.create_task(board.watch(delivery.heartbeats.soon))
+        async with Hub.open(config) as hub:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, runner.stop)
-            if duration is not None:
-                loop.call_later(duration, runner.stop)
-            started = time.monotonic()
-            sending = asyncio.create_task(delivery.run()) if delivery is not None else None
-            try:
-                await runner.run()
-            finally:
-                if watching is not None:
-                    watching.cancel()
-                if sending is not None:
-                    if delivery is not None:  # let the last fragments reach the relay
-                        with contextlib.suppress(TimeoutError):
-                            async with compat.timeout(10):
-                                for group in delivery.groups:
-                                    await delivery.uploader.drain(group.mailbox)
-                    sending.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await sending
-            log.info("hub stopped after %.0f s", time.monotonic() - started)
+                loop.add_signal_handler(sig, hub.stop)
+            await hub.run(duration)
 
     try:
         import uvloop

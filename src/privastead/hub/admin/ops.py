@@ -1,0 +1,127 @@
+"""What `privastead-hub pair|devices` do to the hub's groups, wherever the groups are open.
+
+The same :class:`HubAdmin` serves both paths: inside the running hub (``hub.admin`` calls it for
+requests on the admin socket, with the running hub's uploader) and directly from the CLI when no
+hub runs (over :func:`~privastead.hub.state.service.open_hub`). So a pairing, a removal or a
+``--replace`` behave the same whether `privastead-hub run` is up or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from privastead.clock import Clock, SystemClock
+from privastead.errors import ConfigError
+from privastead.hub.admin.devices import (
+    Removed,
+    devices_report,
+    find_device,
+    remove_device,
+    remove_unknown,
+)
+from privastead.hub.admin.pairing import HubPairing, Paired
+from privastead.hub.config import HubConfig
+from privastead.hub.delivery.outbox import Outbox
+from privastead.hub.delivery.uploader import Uploader
+from privastead.hub.state.groups import HubGroups
+from privastead.hub.state.service import OpenHub
+from privastead.protocol.pairing_code import PairingCode
+from privastead.relay.client import RelayClient
+
+MIN_TTL = 30.0
+MAX_TTL = 3600.0
+
+CodeCallback = Callable[[PairingCode, Sequence[str]], Awaitable[None]]
+
+
+class HubAdmin:
+    def __init__(
+        self,
+        config: HubConfig,
+        groups: HubGroups,
+        outbox: Outbox,
+        relay: RelayClient,
+        *,
+        uploader: Uploader | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.config = config
+        self.groups = groups
+        self.outbox = outbox
+        self.relay = relay
+        self.uploader = uploader
+        self.clock = clock or SystemClock()
+
+    @classmethod
+    def from_open_hub(cls, hub: OpenHub) -> HubAdmin:
+        return cls(hub.config, hub.groups, hub.outbox, hub.relay)
+
+    def devices(self) -> dict[str, Any]:
+        """Every device record, and per group the leaves nobody owns (``unknown``)."""
+        return devices_report(self.groups)
+
+    def _hub(self) -> OpenHub:
+        return OpenHub(self.config, self.outbox, self.groups, self.relay)
+
+    async def remove(self, wanted: str) -> Removed:
+        return await remove_device(self._hub(), wanted, self.uploader)
+
+    async def remove_unknown(self) -> dict[str, list[int]]:
+        return await remove_unknown(self._hub(), self.uploader)
+
+    def pairing_cameras(
+        self, cameras: Sequence[str], replace: str | None
+    ) -> tuple[str | None, list[str]]:
+        """The device id being replaced (if any) and the cameras the code is for."""
+        known = self.groups.cameras()
+        if replace is not None:
+            if cameras:
+                raise ConfigError("--replace re-adds the device to the cameras it had: no --camera")
+            device = find_device(self.groups.paths, replace)
+            device_id = device.device_id
+            had = sorted(set(device.cameras()) & set(known))
+            if not had:
+                raise ConfigError(
+                    f"device {replace!r} is in no camera group of this hub: pair it anew "
+                    "(`privastead-hub devices remove` it first)"
+                )
+            return device_id, had
+        unknown = sorted(set(cameras) - set(known))
+        if unknown:
+            raise ConfigError(f"no camera named {', '.join(unknown)} (cameras: {', '.join(known)})")
+        return None, list(cameras) or known
+
+    async def pair(
+        self,
+        cameras: Sequence[str],
+        ttl: float,
+        replace: str | None,
+        on_code: CodeCallback,
+        on_safety_code: Callable[[str], None],
+    ) -> Paired:
+        """Issue a code (``on_code`` shows it), wait for the client, add it (or re-add the
+        device ``replace``); ``on_safety_code`` as soon as the hub knows it."""
+        if not MIN_TTL <= ttl <= MAX_TTL:
+            raise ConfigError(f"--ttl must be between {MIN_TTL:.0f} and {MAX_TTL:.0f} seconds")
+        device_id, chosen = self.pairing_cameras(cameras, replace)
+        await self.relay.me()  # fails early, with a clear message, on a bad URL or token
+        pairing = HubPairing(
+            self.groups,
+            self.outbox,
+            self.relay,
+            self.config.relay.url,
+            clock=self.clock,
+            ttl=ttl,
+            uploader=self.uploader,
+        )
+        code = await pairing.start(chosen)
+        try:
+            await on_code(code, chosen)
+        except BaseException:  # nobody will see the code (the CLI went away)
+            await pairing.abandon(code)
+            raise
+        return await pairing.finish(code, chosen, on_safety_code, replace=device_id)
+
+
+__all__ = ["MAX_TTL", "MIN_TTL", "HubAdmin"]

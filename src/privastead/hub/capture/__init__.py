@@ -1,0 +1,1 @@
+"""Capture: each camera's RTSP ingest, pre-roll ring and live feed, supervised by the runner."""

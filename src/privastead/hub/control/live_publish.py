@@ -1,0 +1,166 @@
+"""Publishing one livestream session: ``LiveSession`` fragments, MLS-encrypted, to the relay.
+
+Each fragment (init segment first) becomes a ``LivePayload`` (index, keyframe flag, media
+time, fMP4 bytes), is encrypted as one application message of the camera's ``live`` group and
+sent as one binary frame on the relay's live channel ``/v1/live/{session}``. The relay's text
+signals steer the session: ``viewers`` with a higher count (someone joined mid-stream; the
+relay replays nothing) makes the hub send the init segment again, ``lagging`` (a viewer's
+queue overflowed) makes the session skip to the next keyframe when every viewer lags (one slow
+viewer alone only loses frames at the relay), ``no_viewers`` ends it, and so
+does the channel closing. The caller rekeys
+the ``live`` group (a self-update commit) before it starts, so a session never shares keys with
+an earlier one.
+
+Fragments are taken from the session in a thread (``LiveSession.get`` blocks) and encrypted by
+``encrypt``, in the hub a job on the ``live`` group's worker, so the event loop, and with it
+every other camera, never waits on one livestream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from privastead.media.live import LiveFragment, LiveSession
+from privastead.protocol.live import LivePayload
+
+log = logging.getLogger(__name__)
+
+#: Encrypts one payload off the loop: in the hub, a job on the live group's worker.
+Encrypt = Callable[[bytes], Awaitable[bytes]]
+
+
+def threaded(encrypt: Callable[[bytes], bytes]) -> Encrypt:
+    """``encrypt`` run in a worker thread (for a caller that owns the group alone)."""
+
+    def run(plaintext: bytes) -> Awaitable[bytes]:
+        return asyncio.to_thread(encrypt, plaintext)
+
+    return run
+
+
+LAG_WINDOW = 2.5  # seconds a lagging signal counts (the relay repeats it at most once a second)
+POLL_SECONDS = 0.25  # how long one worker-thread get() waits: bounds the reaction to an end
+
+
+@dataclass
+class PublishStats:
+    sent: int = 0
+    bytes: int = 0
+    lagging: int = 0
+    skipped: int = 0  # times the session skipped to a keyframe because every viewer lagged
+    init_resent: int = 0
+    reason: str = ""
+
+
+async def publish(
+    session: LiveSession,
+    ws: aiohttp.ClientWebSocketResponse,
+    encrypt: Encrypt,
+    *,
+    viewers: int = 0,
+) -> PublishStats:
+    """Send ``session`` on the publisher socket ``ws`` until it ends; closes both.
+    ``viewers``: how many the relay already reported (if the caller read its signals first)."""
+    stats = PublishStats()
+    signals = asyncio.create_task(_follow_signals(session, ws, encrypt, stats, viewers))
+    try:
+        while True:
+            fragment = await asyncio.to_thread(session.get, POLL_SECONDS)
+            if fragment is None:
+                if session.ended is not None:
+                    break
+                continue
+            # On the live group's worker (hub.delivery.worker): a 4K fragment's encryption and
+            # state write never hold up the loop.
+            ciphertext = await encrypt(_payload(fragment).encode())
+            try:
+                await ws.send_bytes(ciphertext)
+            except (ConnectionError, RuntimeError):
+                session.stop("relay connection lost")
+                break
+            stats.sent += 1
+            stats.bytes += len(ciphertext)
+    finally:
+        session.stop("publisher stopped")
+        signals.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await signals
+        await ws.close()
+    stats.reason = session.ended or ""
+    log.info("live session ended (%s): %d messages sent", stats.reason, stats.sent)
+    return stats
+
+
+def _payload(fragment: LiveFragment) -> LivePayload:
+    return LivePayload(
+        index=fragment.index,
+        is_init=fragment.is_init,
+        keyframe=fragment.keyframe,
+        media_time=fragment.media_time,
+        data=fragment.data,
+        arrived=fragment.arrived,  # the hub clock's Unix time (ingest: clock.time())
+    )
+
+
+async def relay_signals(ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[dict[str, Any]]:
+    """The relay's JSON text signals on a publisher socket (binary frames and junk skipped),
+    until the socket closes."""
+    async for msg in ws:
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            continue
+        try:
+            event = json.loads(msg.data)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            yield event
+
+
+async def _follow_signals(
+    session: LiveSession,
+    ws: aiohttp.ClientWebSocketResponse,
+    encrypt: Encrypt,
+    stats: PublishStats,
+    viewers: int,
+) -> None:
+    lagging: dict[str, float] = {}  # viewer id -> when the relay last dropped frames for it
+    async for event in relay_signals(ws):
+        kind = event.get("type")
+        if kind == "viewers":
+            count = int(event.get("count", 0))
+            if count > viewers and stats.sent > 0 and session.init is not None:
+                # sent before any later fragment: the joiner can start at the next keyframe
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await ws.send_bytes(await encrypt(_payload(session.init).encode()))
+                    stats.init_resent += 1
+            viewers = count
+        elif kind == "viewer_left":
+            viewers = int(event.get("count", 0))
+            lagging.pop(str(event.get("viewer", "")), None)
+        elif kind == "lagging":
+            stats.lagging += 1
+            now = time.monotonic()
+            lagging[str(event.get("viewer", ""))] = now
+            recent = sum(1 for t in lagging.values() if now - t <= LAG_WINDOW)
+            # The relay already drops frames for the slow viewer alone; skipping here too
+            # helps only when everyone is behind (the hub's uplink), and would otherwise make
+            # one stalled viewer cost every other viewer pictures.
+            if recent >= max(viewers, 1):
+                stats.skipped += 1
+                session.behind()
+        elif kind == "no_viewers":
+            session.stop("no viewers")
+            return
+    session.stop("relay closed the live channel")
+
+
+__all__ = ["Encrypt", "PublishStats", "publish", "relay_signals", "threaded"]

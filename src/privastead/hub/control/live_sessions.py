@@ -1,0 +1,259 @@
+"""The hub's livestream sessions: answering ``LiveRequest``/``LiveStop`` from the control group.
+
+A client asks for a livestream with a ``LiveRequest`` (its own random request id) in the
+camera's ``control`` group; MLS authenticates it as a member of that group, never the relay.
+
+- **No session runs for the camera:** the hub rekeys the ``live`` group first (a self-update
+  commit through the group's sender and durable outbox, so it reaches the relay's ``live``
+  mailbox in order and before any fragment is decryptable), starts the camera's
+  ``LiveSession`` (it fails at once if the camera is not connected), picks a fresh random
+  session id and answers with a ``LiveAnswer`` in ``control``: the session id to join and the
+  ``live`` epoch the client must have processed. A task then opens the relay's publisher socket,
+  waits for the first viewer (so the first fragment, a keyframe from the ring, is not sent into
+  the void) and runs ``hub.control.live_publish.publish``.
+- **A session runs:** the answer names the running session; the new viewer joins it (the
+  publisher resends the init segment; the viewer starts at the next keyframe).
+
+Live fragments are encrypted as ``live`` application messages straight through the group's
+identity: they are ephemeral and never enter the outbox (``app_data``, i.e. the sender's
+state, is left as it is). Only the commit and the answers are durable.
+
+A session ends when every device that asked for it has sent ``LiveStop``, when the relay
+reports ``no_viewers``, at the session's time limit, when the camera disconnects, when the
+relay connection is lost, or when no viewer joins within ``join_timeout``. Each session is
+its own task; it takes fragments in a thread and encrypts them on the ``live`` group's worker
+(``hub.delivery.worker``, the hub's one rule for MLS work), so one camera's livestream stalls
+neither the others nor detection and recording.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+
+from privastead import compat
+from privastead.errors import CameraUnavailableError, RelayError
+from privastead.hub.control.live_publish import publish, relay_signals
+from privastead.hub.state.groups import HubGroup, HubGroups
+from privastead.media.live import LiveSession, LiveSettings
+from privastead.protocol.codec import Message
+from privastead.protocol.messages import LiveAnswer, LiveRequest, LiveStop
+from privastead.relay.client import RelayClient
+
+log = logging.getLogger(__name__)
+
+JOIN_TIMEOUT = 30.0  # seconds for the first viewer to connect after the answer
+FRESH_SECONDS = 1.0  # a session older than this at the first join restarts at a new keyframe
+
+
+class LiveSource(Protocol):
+    """What a session needs from ``hub.capture.camera.Camera`` (which fits as it is)."""
+
+    def start_live(self, settings: LiveSettings | None = None) -> LiveSession: ...
+
+
+Send = Callable[[HubGroup, Callable[[int], Message]], object]
+
+
+@dataclass
+class _Running:
+    camera: str
+    session_id: str
+    session: LiveSession
+    started: float
+    requesters: set[bytes] = field(default_factory=set)
+    task: asyncio.Task[None] | None = None
+    publishing: bool = False
+
+
+class LiveSessions:
+    """Built by the hub's root (``hub.app``); ``cameras`` is the running cameras by name (the
+    runner fills it), ``send`` queues a control-group message on that group's worker."""
+
+    def __init__(
+        self,
+        groups: HubGroups,
+        relay: RelayClient,
+        send: Send,
+        *,
+        settings: LiveSettings | None = None,
+        join_timeout: float = JOIN_TIMEOUT,
+        cameras: Mapping[str, LiveSource] | None = None,
+    ) -> None:
+        self.groups = groups
+        self.relay = relay
+        self.send = send  # app messages through the sender (outbox: indexed for resends)
+        self.settings = settings or LiveSettings()
+        self.join_timeout = join_timeout
+        self.cameras: Mapping[str, LiveSource] = cameras if cameras is not None else {}
+        self.running: dict[str, _Running] = {}
+        self.started = 0
+        self.ended: list[str] = []  # reasons, newest last (bounded)
+
+    # -- requests (from ControlReader, on the loop) -------------------------------------------
+
+    async def handle(self, group: HubGroup, sender: bytes, message: LiveRequest | LiveStop) -> None:
+        if group.group != "control" or message.camera != group.camera:
+            log.warning("%s: live message for another camera ignored", group.key)
+            return
+        if isinstance(message, LiveStop):
+            self._stop_request(message, sender)
+            return
+        running = self.running.get(message.camera)
+        if running is not None and running.session.ended is not None:
+            running = None  # ending right now: a joiner would wait for a publisher in vain
+        error = ""
+        if running is None:
+            try:
+                running = await self._start(message.camera)
+            except CameraUnavailableError as e:
+                error = str(e)[:200]
+        live = self.groups.get(message.camera, "live")
+        session_id = message.session_id if running is None else running.session_id
+        if running is not None:
+            running.requesters.add(sender)
+        epoch = await live.worker.call(live.identity.epoch, live.group_id)
+        self.send(
+            group,
+            lambda seq: LiveAnswer(
+                camera=message.camera,
+                request=message.session_id,
+                session_id=session_id,
+                epoch=epoch,
+                seq=seq,
+                error=error,
+            ),
+        )
+        if error:
+            log.info("%s: live request refused: %s", group.key, error)
+
+    async def _start(self, camera: str) -> _Running:
+        source = self.cameras.get(camera)
+        if source is None:
+            raise CameraUnavailableError(f"camera {camera} is not running on the hub")
+        session = source.start_live(self.settings)  # raises while the camera is disconnected
+        live = self.groups.get(camera, "live")
+        try:
+            # New keys for every session: whoever steals one session's keys sees that one only.
+            await live.worker.call(live.self_update)
+        except BaseException:
+            session.stop("rekey failed")
+            raise
+        running = _Running(camera, secrets.token_hex(16), session, time.monotonic())
+        self.running[camera] = running
+        running.task = asyncio.get_running_loop().create_task(
+            self._serve(running, live), name=f"live-{camera}"
+        )
+        self.started += 1
+        log.info("%s: live session %s… started", camera, running.session_id[:8])
+        return running
+
+    def _stop_request(self, message: LiveStop, sender: bytes) -> None:
+        running = self.running.get(message.camera)
+        if running is None or running.session_id != message.session_id:
+            return
+        running.requesters.discard(sender)
+        if not running.requesters:
+            self._end(running, "stopped by its viewers")
+
+    def _end(self, running: _Running, reason: str) -> None:
+        running.session.stop(reason)
+        if not running.publishing and running.task is not None:
+            running.task.cancel()  # still waiting for a viewer: nothing to flush
+
+    def stop_all(self, reason: str) -> None:
+        for running in list(self.running.values()):
+            self._end(running, reason)
+
+    async def run(self) -> None:
+        """Until cancelled; then every session ends (the hub is stopping)."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.stop_all("the hub is stopping")
+            tasks = [r.task for r in self.running.values() if r.task is not None]
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, 5.0)
+
+    # -- one session -------------------------------------------------------------------------
+
+    async def _serve(self, running: _Running, live: HubGroup) -> None:
+        reason = "ended"
+        ws: aiohttp.ClientWebSocketResponse | None = None
+        try:
+            ws = await self.relay.live(running.session_id, role="publisher")
+            viewers = await _first_viewer(ws, self.join_timeout)
+            if not viewers:
+                reason = "no viewer joined"
+                return
+            if time.monotonic() - running.started > FRESH_SECONDS:
+                # Fragments queued while nobody watched would only add delay: start again at
+                # the ring's newest keyframe.
+                running.session.stop("restarted for the first viewer")
+                source = self.cameras.get(running.camera)
+                if source is None:
+                    reason = "camera gone"
+                    return
+                running.session = source.start_live(self.settings)
+            running.publishing = True
+
+            async def encrypt(plaintext: bytes) -> bytes:
+                # Not through the sender: live fragments are ephemeral (no outbox, no app seq),
+                # but on the group's worker like everything that touches the group.
+                return await live.worker.call(live.identity.encrypt, live.group_id, plaintext)
+
+            stats = await publish(running.session, ws, encrypt, viewers=viewers)
+            reason = stats.reason
+            log.info(
+                "%s: live session %s… ended (%s): %d messages, %d bytes, %d lagging signals, "
+                "%d skips",
+                running.camera,
+                running.session_id[:8],
+                reason,
+                stats.sent,
+                stats.bytes,
+                stats.lagging,
+                stats.skipped,
+            )
+        except asyncio.CancelledError:
+            reason = running.session.ended or "cancelled"
+            raise
+        except (RelayError, CameraUnavailableError) as e:
+            reason = f"relay or camera unavailable: {e}"
+            log.warning("%s: live session failed: %s", running.camera, e)
+        except Exception:  # a livestream must never take the hub down
+            reason = "internal error"
+            log.exception("%s: live session failed", running.camera)
+        finally:
+            running.session.stop(reason)
+            if ws is not None and not ws.closed:
+                with contextlib.suppress(Exception):
+                    await ws.close()
+            if self.running.get(running.camera) is running:
+                del self.running[running.camera]
+            self.ended = [*self.ended[-31:], reason]
+
+
+async def _first_viewer(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> int:
+    """Wait for the relay to report viewers on the publisher socket: how many (0 on timeout or
+    close)."""
+    with contextlib.suppress(TimeoutError):
+        async with compat.timeout(seconds):
+            async for event in relay_signals(ws):
+                if event.get("type") == "viewers":
+                    count = int(event.get("count", 0))
+                    if count > 0:
+                        return count
+    return 0
+
+
+__all__ = ["LiveSessions", "LiveSource"]
