@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from test_sender import GID, MB, CrashingQueue, FakeCipher, note, plaintexts
 
-from privastead.hub.outbox import EntryKind, MailboxQueue, Outbox
-from privastead.hub.sender import GroupSender
+from privastead.hub.delivery.outbox import EntryKind, MailboxQueue, Outbox
+from privastead.hub.delivery.sender import GroupSender
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import ClipFragment
 
