@@ -65,17 +65,19 @@ async def _collect(conn: Connection, mailbox: str) -> list[str]:
     return [r["blob"] for r in rows if r["blob"]]
 
 
-# One round trip: lock the mailbox and its account (in that order of intent; a deadlock
-# between two of these is retried by the pool), and find a receipt of the message id.
-_APPEND_CHECK = """
-SELECT m.account, m.ttl_seconds, r.seq AS dup_seq, r.digest AS dup_digest,
-       COALESCE(a.quota_bytes, $3) AS quota, a.used_bytes
+# Lock the mailbox and its account (in that order of intent; a deadlock between two of these
+# is retried by the pool). The receipt is looked up by a second statement on purpose: under
+# READ COMMITTED a statement that waited for a row lock re-reads only the locked rows, so a
+# receipt joined into the locking statement would come from the snapshot taken before the
+# wait and miss the one the lock holder just committed (the same message stored twice).
+_APPEND_LOCK = """
+SELECT m.account, m.ttl_seconds, COALESCE(a.quota_bytes, $2) AS quota, a.used_bytes
 FROM mailboxes m
 JOIN accounts a ON a.name = m.account
-LEFT JOIN receipts r ON r.mailbox = m.id AND r.msg_id = $2
 WHERE m.id = $1
 FOR UPDATE OF m, a
 """
+_APPEND_RECEIPT = "SELECT seq, digest FROM receipts WHERE mailbox = $1 AND msg_id = $2"
 
 # One round trip: take the next seq, insert the message and its receipt.
 _APPEND_STORE = """
@@ -106,16 +108,17 @@ async def _append(
     wake: bool,
     evict: bool,
 ) -> Appended:
-    row = await conn.fetchrow(_APPEND_CHECK, msg.mailbox, msg.msg_id, quota)
+    row = await conn.fetchrow(_APPEND_LOCK, msg.mailbox, quota)
     if row is None or row["account"] != msg.account:
         raise _not_found()
-    if row["dup_seq"] is not None:
-        if bytes(row["dup_digest"]) != msg.digest:
+    receipt = await conn.fetchrow(_APPEND_RECEIPT, msg.mailbox, msg.msg_id)
+    if receipt is not None:
+        if bytes(receipt["digest"]) != msg.digest:
             raise RelayRejectedError(
                 "this message id was already used for different bytes", 409, "message_id_conflict"
             )
         return Appended(
-            UploadResult(seq=int(row["dup_seq"]), duplicate=True),
+            UploadResult(seq=int(receipt["seq"]), duplicate=True),
             unlink=[msg.blob] if msg.blob else [],
         )
     limit, used = int(row["quota"]), int(row["used_bytes"])
