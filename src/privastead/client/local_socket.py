@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import stat
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,13 +33,14 @@ from privastead.client import queries
 from privastead.client.app import Client
 from privastead.client.live_request import LiveStatus, open_live
 from privastead.client.local_call import MAX_REQUEST, WHAT, call_running_client, socket_path
-from privastead.errors import LocalSocketError, PrivasteadError, StateLockedError, StorageError
+from privastead.errors import LocalSocketError, PrivasteadError, StateLockedError
 from privastead.protocol.frames import (
     MAX_SOCKET_PATH,
     encode_frame,
     error_reply,
     peer_credentials,
     read_frame,
+    serve_private_socket,
 )
 
 log = logging.getLogger(__name__)
@@ -69,16 +69,8 @@ class LocalServer:
                 self.path,
             )
             return False
-        directory = self.path.parent
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = directory.lstat()
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-            raise StorageError(f"{directory} must be a directory owned by this user")
-        directory.chmod(0o700)
         # We hold the groups' locks: a socket file here is a dead client's, never a live one's.
-        self.path.unlink(missing_ok=True)
-        self._server = await asyncio.start_unix_server(self._accept, path=str(self.path))
-        self.path.chmod(0o600)
+        self._server = await serve_private_socket(self.path, self._accept, owner="this user")
         log.info("client socket: %s", self.path)
         return True
 

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import stat
 import struct
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
-from privastead.errors import PrivasteadError
+from privastead.errors import PrivasteadError, StorageError
 
 _LENGTH = struct.Struct(">I")
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
@@ -60,6 +64,27 @@ async def read_exact(
         return await reader.readexactly(size)
     except asyncio.IncompleteReadError:
         raise error(f"the {what} connection broke off inside a frame") from None
+
+
+async def serve_private_socket(
+    path: Path,
+    accept: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    *,
+    owner: str,
+) -> asyncio.AbstractServer:
+    """Listen on the Unix socket ``path``: 0600 in its own 0700 directory, which must belong to
+    this user (``owner`` names that user in the error). The caller holds the data directory's
+    locks, so a socket file already there is a dead process's and is replaced."""
+    directory = path.parent
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = directory.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise StorageError(f"{directory} must be a directory owned by {owner}")
+    directory.chmod(0o700)
+    path.unlink(missing_ok=True)  # noqa: ASYNC240 - once at start-up, a metadata call
+    server = await asyncio.start_unix_server(accept, path=str(path))
+    path.chmod(0o600)  # noqa: ASYNC240 - once at start-up, a metadata call
+    return server
 
 
 def peer_credentials(sock: Any) -> tuple[int, int, int]:

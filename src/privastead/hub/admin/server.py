@@ -21,13 +21,12 @@ import asyncio
 import contextlib
 import logging
 import os
-import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from privastead import compat
-from privastead.errors import AdminError, ConfigError, PrivasteadError, StorageError
+from privastead.errors import AdminError, ConfigError, PrivasteadError
 from privastead.hub.admin.ops import HubAdmin
 from privastead.hub.admin.wire import (
     MAX_REQUEST,
@@ -36,7 +35,7 @@ from privastead.hub.admin.wire import (
     error_reply,
     read_frame,
 )
-from privastead.protocol.frames import peer_credentials
+from privastead.protocol.frames import peer_credentials, serve_private_socket
 from privastead.protocol.pairing_code import PairingCode
 
 log = logging.getLogger(__name__)
@@ -76,16 +75,8 @@ class AdminServer:
                 self.path,
             )
             return False
-        directory = self.path.parent
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = directory.lstat()
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-            raise StorageError(f"{directory} must be a directory owned by the hub's user")
-        directory.chmod(0o700)
         # We hold the groups' locks: a socket file here is a dead hub's, never a live one's.
-        self.path.unlink(missing_ok=True)
-        self._server = await asyncio.start_unix_server(self._accept, path=str(self.path))
-        self.path.chmod(0o600)
+        self._server = await serve_private_socket(self.path, self._accept, owner="the hub's user")
         log.info("admin socket: %s", self.path)
         return True
 
