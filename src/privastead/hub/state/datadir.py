@@ -10,6 +10,7 @@
         hub-cursors.json     how far the hub has read each control mailbox (``control.reader``)
         admin/hub.sock       the running hub's admin socket (``admin.wire``)
         clips/               recorded clips, thumbnails, sidecars (unless ``clips_dir`` is set)
+        recordings/          continuous recording: <camera>/ segment files and index.sqlite
 
 The client's ``DataDir`` is the same idea on the other side. Parts take the paths they need from
 this object; none of them joins file names onto the root itself.
@@ -73,6 +74,14 @@ class HubDataDir:
     @property
     def clips(self) -> Path:
         return self._clips_dir if self._clips_dir is not None else self.root / "clips"
+
+    @property
+    def recordings(self) -> Path:
+        return self.root / "recordings"
+
+    @property
+    def recordings_index(self) -> Path:
+        return self.recordings / "index.sqlite"
 
     def prepare(self) -> None:
         """Create the root and the MLS directory, owner-only (they hold keys)."""
