@@ -1,7 +1,9 @@
 """Each camera's presence as the hub reports it in its heartbeats (inside the ciphertext).
 
 The hub puts per camera ``connected``, ``offline_since`` (its clock), ``last_frame``,
-``reconnects``, ``decode_errors``, ``fps`` and its reader's ``state`` into each heartbeat, and
+``reconnects``, ``decode_errors``, ``fps``, its reader's ``state``, its continuous ``recording``
+(``off``, ``recording``, ``paused``) and the hub's ``disk`` (``ok``, ``low``, ``full``, with
+``disk_free`` bytes and ``disk_detail``) into each heartbeat, and
 sends one at once when a camera goes away or comes back. ``CameraBoard`` keeps the newest facts
 per camera (by the hub's clock: a replayed older heartbeat changes nothing), says which cameras
 are offline and since when, and which changed since the caller last asked (``changes``: one
@@ -53,6 +55,14 @@ class CameraBoard:
 
     def get(self, name: str) -> CameraState | None:
         return self._latest.get(name)
+
+    def disk(self) -> tuple[str, str] | None:
+        """The hub's disk as its newest heartbeat said: (state ``ok``/``low``/``full``, detail);
+        None if no heartbeat said (an older hub)."""
+        newest = max(self._latest.values(), key=lambda s: s.hub_time, default=None)
+        if newest is None or not isinstance(newest.facts.get("disk"), str):
+            return None
+        return str(newest.facts["disk"]), str(newest.facts.get("disk_detail", ""))
 
     def offline(self) -> list[CameraState]:
         """The cameras the hub last reported as gone, by name."""

@@ -20,6 +20,8 @@ order of precedence:
 - ``HUB_CLOCK``: heartbeats arrive on time, but the hub's clock is more than ``skew_allowance``
   off ours: a clock probe (``ClockProbe``) answered within ``probe_rtt`` measured it (so a
   relay that delays messages is not mistaken for it: its probes come back late or never);
+- ``HUB_DISK``: the hub's newest heartbeat says its disk is full: continuous recording is
+  paused until room is made (event clips and its keys are kept; it deletes old recordings);
 - ``CAMERA_OFFLINE``: the hub is fine, but its newest heartbeat for a camera says the camera
   is gone (no frame for a while: unplugged, or hung with its connection open); ``groups``
   names those cameras (``client.cameras``);
@@ -62,6 +64,7 @@ class HubHealth(enum.Enum):
     STALE_EPOCH = "stale_epoch"
     HUB_CLOCK = "hub_clock"
     CAMERA_OFFLINE = "camera_offline"
+    HUB_DISK = "hub_disk"
 
 
 @dataclass(frozen=True)
@@ -301,6 +304,13 @@ class HealthMonitor:
                 HubHealth.HUB_CLOCK,
                 f"the hub's clock is {_span(skew)} {side} this device's; heartbeats arrive on "
                 f"time{version}",
+            )
+        disk = self.cameras.disk()
+        if disk is not None and disk[0] == "full":
+            return HealthReport(
+                HubHealth.HUB_DISK,
+                f"the hub's disk is full ({disk[1]}); it keeps event clips and its keys and "
+                "deletes its oldest continuous recording to make room",
             )
         offline = self.cameras.offline()
         if offline:

@@ -49,6 +49,9 @@ def _camera(client: Client, name: str) -> dict[str, Any]:
         "fps": facts.get("fps"),
         "reconnects": facts.get("reconnects"),
         "decode_errors": facts.get("decode_errors"),
+        "recording": facts.get("recording"),
+        "disk": facts.get("disk"),
+        "disk_detail": facts.get("disk_detail"),
     }
 
 

@@ -12,7 +12,8 @@ Stages (the sub-packages of ``privastead.hub``):
     capture     cameras: RTSP ingest, pre-roll ring, live feed; supervised by the runner
     analysis    decode, motion detection, the event tracker (each camera's analysis thread,
                 started by ``capture.camera``)
-    recording   clips cut from the ring, thumbnails, sidecars
+    recording   clips cut from the ring, thumbnails, sidecars; continuous recording in
+                segments, event marks, retention and the disk's health (``recordings``)
     delivery    events and clips to MLS messages on per-group workers, outbox, upload,
                 heartbeats, key rotation
     control     what clients ask in their control groups: resends, re-adds, probes, live
@@ -48,7 +49,9 @@ from privastead.hub.delivery.heartbeats import Heartbeats
 from privastead.hub.delivery.mailbox_wake import MailboxWake
 from privastead.hub.delivery.rotation import KeyRotation
 from privastead.hub.delivery.uploader import Uploader
+from privastead.hub.recording.recordings import Recordings
 from privastead.hub.state.service import OpenHub, open_hub
+from privastead.media.diskspace import DiskStatus
 from privastead.media.ingest import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -104,6 +107,7 @@ class Hub:
         config: HubConfig,
         runner: HubRunner,
         health: CameraHealth,
+        recordings: Recordings,
         *,
         delivery: Delivery | None,
         admin: AdminServer | None,
@@ -113,6 +117,7 @@ class Hub:
         self.config = config
         self.runner = runner
         self.health = health
+        self.recordings = recordings
         self.delivery = delivery
         self.admin = admin
         self.metrics = metrics
@@ -131,8 +136,22 @@ class Hub:
         """Build every part from ``config``; on exit, close what was opened (state files last)."""
         clock = clock or SystemClock()
         cameras: dict[str, Camera] = {}  # the running cameras, filled by the runner
-        health = CameraHealth([c.name for c in config.cameras], cameras, clock)
+        paths = config.hub.paths()
         async with contextlib.AsyncExitStack() as stack:
+            # Recover the segments a crash left before any camera records (file I/O: a thread).
+            recordings = await asyncio.to_thread(
+                Recordings.open,
+                config.storage,
+                config.cameras,
+                paths.recordings,
+                paths.clips,
+                paths.recordings_index,
+                clock,
+            )
+            stack.callback(recordings.close)
+            health = CameraHealth(
+                [c.name for c in config.cameras], cameras, clock, storage=recordings.facts
+            )
             delivery: Delivery | None = None
             admin: AdminServer | None = None
             if config.relay.url:
@@ -154,6 +173,7 @@ class Hub:
                 status_stream=status_stream,
                 sink=delivery,
                 cameras=cameras,
+                recordings=recordings,
             )
             metrics: MetricsServer | None = None
             lag: LoopLag | None = None
@@ -162,8 +182,21 @@ class Hub:
                 host, port = config.metrics.address()
                 metrics = MetricsServer(host, port, HubMetrics(health, delivery, lag))
             yield cls(
-                config, runner, health, delivery=delivery, admin=admin, metrics=metrics, lag=lag
+                config,
+                runner,
+                health,
+                recordings,
+                delivery=delivery,
+                admin=admin,
+                metrics=metrics,
+                lag=lag,
             )
+
+    def _disk_changed(self, status: DiskStatus) -> None:
+        """The disk's state changed: every camera's heartbeat now, so clients hear of it."""
+        if self.delivery is not None:
+            for camera in self.health.names:
+                self.delivery.heartbeats.soon(camera)
 
     def stop(self) -> None:
         """Finish the clips being written and return from ``run`` (signal-safe)."""
@@ -191,6 +224,8 @@ class Hub:
                     self.health.watch(self.delivery.heartbeats.soon), name="camera-health"
                 )
                 stack.callback(watching.cancel)
+            keeping = asyncio.create_task(self.recordings.run(self._disk_changed), name="disk")
+            stack.callback(keeping.cancel)
             sending = asyncio.create_task(self.delivery.run()) if self.delivery else None
             try:
                 await self.runner.run()

@@ -12,11 +12,18 @@
     transport = "tcp"                                   # or "udp", or "auto" (UDP, TCP on loss)
     audio = "auto"                                      # or "aac" (all audio to AAC), "off"
     decode = "keyframes"                                # or "full"
+    continuous = true                                   # record 24/7 too (off by default)
+    recording_days = 14                                 # this camera's own retention
 
     [cameras.detection]                                 # privastead.media.settings
     sensitivity = 0.6
     [cameras.events]
     pre_roll = 5.0
+
+    [storage]                                           # retention and the full disk
+    recording_days = 7
+    clip_days = 30
+    min_free_gb = 2
 
 Passwords never live in the file (nor in a URL): ``password_file`` or ``password_env``. The
 camera may ask for Basic or Digest authentication; FFmpeg answers either (Digest when the
@@ -37,6 +44,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from privastead import configfile
 from privastead.errors import ConfigError
 from privastead.hub.state.datadir import HubDataDir
+from privastead.hub.storage_config import StorageSection
 from privastead.media.audio import AudioPolicy
 from privastead.media.ingest import IngestSettings
 from privastead.media.settings import DetectionSettings, EventSettings
@@ -112,10 +120,23 @@ class CameraConfig:
     #: "keyframes" decodes only keyframes while nothing moves (a fraction of the CPU) and
     #: every frame during motion; "full" always decodes every frame.
     decode: Literal["full", "keyframes"] = "keyframes"
+    #: Record this camera 24/7 in segments on the hub's disk (<data_dir>/recordings), beside
+    #: the event clips. Off by default: it needs disk (a 4K camera: ~40 GB a day).
+    continuous: bool = False
+    #: Length of a continuous-recording segment in seconds (default: [storage]).
+    segment_seconds: float | None = None
+    #: Days of this camera's continuous recording to keep (default: [storage]; 0: no limit).
+    recording_days: float | None = None
+    #: GB (10^9 bytes) of this camera's continuous recording to keep at most (default: none).
+    recording_gb: float | None = None
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     events: EventSettings = field(default_factory=EventSettings)
 
     def __post_init__(self) -> None:
+        for key in ("segment_seconds", "recording_days", "recording_gb"):
+            value = getattr(self, key)
+            if value is not None and (value < 0 or (value == 0 and key != "recording_days")):
+                raise ValueError(f"{key} must be positive")
         if not self.name or not all(c.isalnum() or c in "-_" for c in self.name):
             raise ValueError(f"name {self.name!r}: use letters, digits, '-' and '_' only")
         _check_url(self.url, "url")
@@ -296,6 +317,7 @@ class HubConfig:
     cameras: tuple[CameraConfig, ...] = ()
     relay: RelaySection = field(default_factory=RelaySection)  # keeps positional use
     metrics: MetricsSection = field(default_factory=MetricsSection)
+    storage: StorageSection = field(default_factory=StorageSection)
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.cameras]
@@ -321,6 +343,7 @@ __all__ = [
     "HubSection",
     "MetricsSection",
     "RelaySection",
+    "StorageSection",
     "default_data_dir",
     "load",
     "parse",

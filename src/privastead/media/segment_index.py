@@ -6,6 +6,12 @@ keyframes inside it as (seconds into the segment, byte offset of the fragment th
 there), so playback of any moment can start at the keyframe before it without reading the
 file. The files are the truth and the index a cache of them: ``rebuild`` recreates it from the
 files (after a crash, a lost database, or a disk that filled while the index was written).
+
+Events are marked on the same timeline in a second table, ``marks``: one row per event (its
+camera, id, wall-clock start and end; end is NULL while the event runs), written by the hub
+whether or not the camera records continuously, so a timeline can show events on days without
+recording. ``rebuild`` keeps the marks (they are not in the files); retention drops the marks
+older than the oldest thing a timeline could still show (``forget_marks_before``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,14 @@ CREATE TABLE IF NOT EXISTS segments (
     keyframes TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS segments_by_time ON segments (camera, start);
+CREATE TABLE IF NOT EXISTS marks (
+    camera TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    start REAL NOT NULL,
+    end REAL,
+    PRIMARY KEY (camera, event_id)
+);
+CREATE INDEX IF NOT EXISTS marks_by_time ON marks (camera, start);
 """
 
 
@@ -61,6 +75,16 @@ class Segment:
             if keyframe[0] <= offset + 1e-6:
                 best = keyframe
         return best
+
+
+@dataclass(frozen=True)
+class EventMark:
+    """An event on a camera's timeline (wall clock, Unix seconds; ``end`` None while it runs)."""
+
+    camera: str
+    event_id: str
+    start: float
+    end: float | None
 
 
 class SegmentIndex:
@@ -161,6 +185,37 @@ class SegmentIndex:
         (row,) = self._run(f"SELECT COALESCE(SUM(bytes), 0) FROM segments {where}", args)  # noqa: S608
         return int(row[0])
 
+    # -- event marks -------------------------------------------------------------------------
+    def mark_event(self, mark: EventMark) -> None:
+        """Record an event (again at its end: the row is replaced, its start kept)."""
+        self._run(
+            "INSERT INTO marks (camera, event_id, start, end) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (camera, event_id) DO UPDATE SET end = excluded.end",
+            (mark.camera, mark.event_id, mark.start, mark.end),
+        )
+
+    def marks_between(self, camera: str, start: float, end: float) -> list[EventMark]:
+        """Events of ``camera`` overlapping [start, end) (a running one reaches to now),
+        oldest first."""
+        rows = self._run(
+            "SELECT camera, event_id, start, end FROM marks WHERE camera = ? AND start < ?"
+            " AND (end IS NULL OR end >= ?) ORDER BY start",
+            (camera, end, start),
+        )
+        return [
+            EventMark(str(c), str(e), float(s), None if t is None else float(t))
+            for c, e, s, t in rows
+        ]
+
+    def forget_marks_before(self, before: float) -> int:
+        """Drop the marks of events that ended before ``before``; how many."""
+        with self._lock:
+            try:
+                cursor = self._db.execute("DELETE FROM marks WHERE end < ?", (before,))
+            except sqlite3.Error as exc:
+                raise StorageError(f"segment index {self.path}: {exc}") from exc
+            return cursor.rowcount
+
     def replace_all(self, segments: list[Segment]) -> None:
         """Make the index exactly ``segments`` (used by ``rebuild``)."""
         self._run("DELETE FROM segments")
@@ -169,4 +224,4 @@ class SegmentIndex:
         self._run("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-__all__ = ["Segment", "SegmentIndex"]
+__all__ = ["EventMark", "Segment", "SegmentIndex"]

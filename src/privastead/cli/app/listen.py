@@ -49,7 +49,7 @@ stderr) and listening goes on. Its environment (besides this process's own):
   PRIVASTEAD_THUMBNAIL   a JPEG path (usually still empty: the thumbnail follows)
   for a health change:
   PRIVASTEAD_STATE       ok, hub_offline, withheld, relay_unreachable, removed, desync,
-                         stale_epoch, hub_clock or camera_offline
+                         stale_epoch, hub_clock, hub_disk or camera_offline
   PRIVASTEAD_DETAIL      the same sentence as the `health` line
   for a camera change:
   PRIVASTEAD_CAMERA      the camera
@@ -64,7 +64,8 @@ messages that never arrived, and asking again did not bring them within --withhe
 `relay_unreachable`; `removed` this device was removed from the hub (listen then stops with
 status 3: pair it again to use it); `desync`/`stale_epoch` this device needs a re-add (see
 below); `hub_clock` the hub's clock is off ours by more than --skew-allowance although its
-heartbeats arrive on time; `camera_offline` the hub is fine but gets no picture from a camera
+heartbeats arrive on time; `hub_disk` the hub's disk is full (continuous recording paused
+until old recordings are deleted; event clips and keys are kept); `camera_offline` the hub is fine but gets no picture from a camera
 (it counts a camera as gone after 10 s without a frame, whether the camera closed its
 connection or hung with it open, and sends a heartbeat at once). With the hub's default
 heartbeat every 60 s, the defaults tell you within 3 minutes that the hub went dark or that

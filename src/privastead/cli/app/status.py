@@ -29,6 +29,7 @@ EXIT_CODES = {
     "stale_epoch": 7,
     "hub_clock": 8,
     "camera_offline": 9,
+    "hub_disk": 10,
 }
 
 EPILOG = """States and exit status:
@@ -43,6 +44,8 @@ EPILOG = """States and exit status:
   8  hub_clock           the hub's clock is off this device's by more than --skew-allowance
   9  camera_offline      the hub is fine but says a camera is gone (no picture from it since
                          the time shown: unplugged, powered off, or hung)
+ 10  hub_disk            the hub's disk is full: continuous recording is paused until old
+                         recordings are deleted (event clips and keys are kept)
   1  an error (data directory, state), 2 a usage error
 
 While `privastead-app listen` or `ui` runs on the same data directory, `status` asks it over
@@ -80,11 +83,18 @@ def _camera_line(name: str, camera: dict[str, Any]) -> str:
     if not camera:
         return f"camera {name}: no report from the hub yet"
     if not camera["connected"]:
-        return f"camera {name} offline since {_when(camera['offline_since'])}"
-    return (
-        f"camera {name}: connected, {camera['fps'] or 0:.1f} fps, {camera['reconnects'] or 0} "
-        f"reconnect(s), {camera['decode_errors'] or 0} decode error(s)"
-    )
+        line = f"camera {name} offline since {_when(camera['offline_since'])}"
+    else:
+        line = (
+            f"camera {name}: connected, {camera['fps'] or 0:.1f} fps, "
+            f"{camera['reconnects'] or 0} reconnect(s), {camera['decode_errors'] or 0} decode "
+            "error(s)"
+        )
+    if camera.get("recording") not in (None, "off"):
+        line += f", continuous recording {camera['recording']}"
+    if camera.get("disk") not in (None, "ok"):
+        line += f"; hub disk {camera['disk']}: {camera.get('disk_detail') or ''}"
+    return line
 
 
 def _when(t: float) -> str:

@@ -36,6 +36,7 @@ class Health(compat.StrEnum):
     RELAY_UNREACHABLE = "relay_unreachable"
     HUB_CLOCK = "hub_clock"
     CAMERA_OFFLINE = "camera_offline"  # the hub is fine but gets no picture from this camera
+    HUB_DISK = "hub_disk"  # the hub's disk is full: continuous recording paused
 
 
 _FROM_HUB = {
@@ -49,6 +50,7 @@ _FROM_HUB = {
     HubHealth.HUB_CLOCK: Health.HUB_CLOCK,
     # Per camera below: only the cameras the hub reports gone get the badge.
     HubHealth.CAMERA_OFFLINE: Health.ONLINE,
+    HubHealth.HUB_DISK: Health.HUB_DISK,
 }
 
 

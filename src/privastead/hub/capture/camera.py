@@ -11,6 +11,8 @@ Threads and the loop:
   on files) and posts events back to the loop. If the analysis falls behind, packets are
   dropped up to the next keyframe (a decoder must never see a broken GOP) and counted;
   recording never drops.
+- the continuous recorder (``hub.recording.continuous``) gets every main-stream packet and the
+  events too; it only queues them on the loop: its own thread writes the segments.
 - ``keyframes`` decode mode decodes only keyframes while idle and switches to full rate when
   the detector wakes (or an event runs), back to keyframes once the event has ended.
 """
@@ -32,6 +34,7 @@ from typing import Any
 from privastead.errors import CameraUnavailableError, MediaError
 from privastead.hub.config import CameraConfig
 from privastead.hub.recording.clips import ClipRecorder, ClipSink
+from privastead.hub.recording.continuous import ContinuousRecorder
 from privastead.media.analysis import Analysis
 from privastead.media.decode import DecodeMode
 from privastead.media.events import EventEnded, EventStarted
@@ -85,10 +88,13 @@ class Camera:
         ingest_settings: IngestSettings | None = None,
         sink: ClipSink | None = None,
         on_fragment: FragmentCallback | None = None,
+        continuous: ContinuousRecorder | None = None,
     ) -> None:
         """``sink`` gets events, fragments and clip ends (delivery); without one, only
-        ``on_fragment`` (a plain fragment callback) sees the fragments."""
+        ``on_fragment`` (a plain fragment callback) sees the fragments. ``continuous``
+        records the main stream 24/7 and marks the events (closed when the camera stops)."""
         self.config = config
+        self.continuous = continuous
         self.sink = sink
         self.name = config.name
         self.clips_dir = clips_dir
@@ -168,6 +174,8 @@ class Camera:
         if self._analysis is not None:
             await asyncio.to_thread(self._analysis.join, 5.0)
         await self.recorder.close()
+        if self.continuous is not None:
+            await asyncio.to_thread(self.continuous.close)
 
     def health(self) -> Health:
         return (
@@ -228,11 +236,16 @@ class Camera:
         self._live.clear()
 
     def _on_main(self, event: IngestEvent) -> None:
+        continuous = self.continuous
         if isinstance(event, StreamInfo):
             self._main_info = self.recorder.info = event
+            if continuous is not None:
+                continuous.connected(event)
         elif isinstance(event, Disconnected):
             self._stop_live("camera disconnected")  # a new connection needs a new init
             self.recorder.disconnected()
+            if continuous is not None:
+                continuous.disconnected()
         elif isinstance(event, MediaPacket):
             self.ring.push(event)
             for session in list(self._live):
@@ -243,6 +256,8 @@ class Camera:
             if event.kind == "video":
                 self._last_main_pts = event.pts
             self.recorder.push(event)
+            if continuous is not None:
+                continuous.push(event)
         if self.config.substream_url is None:
             self._on_detect_stream(event)
 
@@ -308,11 +323,17 @@ class Camera:
         for change in changes:
             if isinstance(change, EventEnded):
                 self.recorder.event_ended(change)
+                if self.continuous is not None:
+                    started = self._to_main_time(change.started_at)
+                    ended = self._to_main_time(change.at)
+                    self.continuous.event_ended(change.event_id, started, ended)
             else:
                 self.stats.events += 1
                 self.stats.last_event = time.strftime("%H:%M:%S")
                 self.recorder.event_started(change.event_id)
                 onset = self._to_main_time(change.at)
+                if self.continuous is not None:
+                    self.continuous.event_started(change.event_id, onset)
                 start = onset if split else onset - self.config.events.pre_roll
                 self.recorder.start(change, start, self._to_main_time(frame_time))
 

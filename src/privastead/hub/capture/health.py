@@ -78,8 +78,12 @@ class CameraHealth:
         *,
         offline_after: float = CAMERA_OFFLINE_AFTER,
         check_interval: float = CHECK_INTERVAL,
+        storage: Callable[[str], dict[str, Any]] | None = None,
     ) -> None:
-        """``names``: every configured camera; ``cameras``: the running ones (the runner's)."""
+        """``names``: every configured camera; ``cameras``: the running ones (the runner's);
+        ``storage``: the hub's disk and the camera's continuous recording, per camera
+        (``recording.recordings.Recordings.facts``), added to what a heartbeat carries."""
+        self.storage = storage
         self.names = list(names)
         self.cameras = cameras
         self.clock = clock
@@ -119,7 +123,10 @@ class CameraHealth:
 
     def facts(self, name: str) -> dict[str, Any]:
         """For ``Heartbeats(health=...)``."""
-        return self.report(name).facts()
+        facts = self.report(name).facts()
+        if self.storage is not None:
+            facts |= self.storage(name)
+        return facts
 
     def check(self) -> list[str]:
         """The cameras that went away or came back since the last call (a camera is expected

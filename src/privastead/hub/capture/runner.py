@@ -16,6 +16,7 @@ from typing import TextIO
 
 from privastead.hub.capture.camera import Camera, ClipSink
 from privastead.hub.config import HubConfig
+from privastead.hub.recording.recordings import Recordings
 from privastead.media.ingest import IngestSettings
 from privastead.media.recorder import FragmentCallback
 
@@ -34,10 +35,13 @@ class HubRunner:
         status_stream: TextIO | None = None,
         sink: ClipSink | None = None,
         cameras: dict[str, Camera] | None = None,
+        recordings: Recordings | None = None,
     ) -> None:
         """``sink`` (``delivery.delivery.Delivery``) gets every camera's events and clips; without
         one, ``on_fragment`` sees the fragments. ``cameras``: the running cameras by name,
-        filled here and shared with whoever reads them (livestreams, health)."""
+        filled here and shared with whoever reads them (livestreams, health). ``recordings``
+        gives each camera its continuous recorder (24/7 segments, event marks)."""
+        self.recordings = recordings
         self.config = config
         self.sink = sink
         self.ingest_settings = ingest_settings
@@ -53,7 +57,7 @@ class HubRunner:
 
     async def run(self) -> None:
         clips = self.config.hub.clips
-        clips.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(clips.mkdir, mode=0o700, parents=True, exist_ok=True)
         tasks = [
             asyncio.create_task(self._supervise(cfg.name), name=f"camera-{cfg.name}")
             for cfg in self.config.cameras
@@ -78,6 +82,7 @@ class HubRunner:
                 ingest_settings=self.ingest_settings,
                 sink=self.sink,
                 on_fragment=self.on_fragment,
+                continuous=self.recordings.recorder(cfg) if self.recordings else None,
             )
             self.cameras[name] = camera
             try:

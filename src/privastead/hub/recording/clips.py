@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import av
 
+from privastead.atomic_file import write_atomic
 from privastead.compat import UTC
 from privastead.errors import MediaError
 from privastead.media.events import EventEnded, EventStarted
@@ -290,9 +291,8 @@ class ClipRecorder:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    """A thumbnail or sidecar: plaintext about someone's home, so 0600 like the clip."""
+    write_atomic(path, data)
 
 
 __all__ = ["ClipRecorder", "ClipSink", "EventNotice"]

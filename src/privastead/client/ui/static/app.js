@@ -38,7 +38,7 @@ const enc = encodeURIComponent;
 const HEALTH = {
   online: 'Online', offline: 'Hub offline', desync: 'Out of sync', relay_unreachable: 'Relay unreachable',
   withheld: 'Messages withheld', removed: 'Removed', hub_clock: 'Hub clock off',
-  camera_offline: 'Camera offline',
+  camera_offline: 'Camera offline', hub_disk: 'Hub disk full',
 };
 const CLIP = {complete: 'Clip ready', partial: 'Clip arriving', incomplete: 'Clip incomplete', none: 'No clip yet'};
 
@@ -88,6 +88,7 @@ function setBanner(cams) {
   if (hubs('offline')) msgs.push(`Hub ${hubs('offline')} is offline: no fresh heartbeat (by the hub's own clock). Check its power and network, or the relay holds its messages back.`);
   if (hubs('desync')) msgs.push(`This device is out of sync with ${hubs('desync')}: re-add it from the hub.`);
   for (const d of details('hub_clock')) msgs.push(`Note: ${d}. Set the hub's clock right (NTP).`);
+  for (const d of details('hub_disk')) msgs.push(`Warning: ${d}. Free space on the hub, or lower its retention ([storage] in hub.toml).`);
   for (const c of cams.filter(c => c.health === 'camera_offline'))
     msgs.push(`Camera ${c.name} offline since ${clock(c.offline_since)}: the hub gets no picture from it. Check its power and network.`);
   const bad = ['removed', 'withheld', 'relay_unreachable', 'desync'].some(s => cams.some(c => c.health === s));
