@@ -140,13 +140,7 @@ class Hub:
         async with contextlib.AsyncExitStack() as stack:
             # Recover the segments a crash left before any camera records (file I/O: a thread).
             recordings = await asyncio.to_thread(
-                Recordings.open,
-                config.storage,
-                config.cameras,
-                paths.recordings,
-                paths.clips,
-                paths.recordings_index,
-                clock,
+                Recordings.open, config.storage, config.cameras, clock, paths
             )
             stack.callback(recordings.close)
             health = CameraHealth(

@@ -65,9 +65,10 @@ messages that never arrived, and asking again did not bring them within --withhe
 status 3: pair it again to use it); `desync`/`stale_epoch` this device needs a re-add (see
 below); `hub_clock` the hub's clock is off ours by more than --skew-allowance although its
 heartbeats arrive on time; `hub_disk` the hub's disk is full (continuous recording paused
-until old recordings are deleted; event clips and keys are kept); `camera_offline` the hub is fine but gets no picture from a camera
-(it counts a camera as gone after 10 s without a frame, whether the camera closed its
-connection or hung with it open, and sends a heartbeat at once). With the hub's default
+until old recordings are deleted; event clips and keys are kept); `camera_offline` the hub
+is fine but gets no picture from a camera (it counts a camera as gone after 10 s without a
+frame, whether the camera closed its connection or hung with it open, and sends a heartbeat
+at once). With the hub's default
 heartbeat every 60 s, the defaults tell you within 3 minutes that the hub went dark or that
 the relay withholds messages, and within about 15 s that a camera went away.
 

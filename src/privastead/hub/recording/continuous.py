@@ -185,7 +185,7 @@ class ContinuousRecorder:
             self.segments += 1
             self.bytes += segment.bytes
 
-    def _guard(self, step: Callable[[], None]) -> None:
+    def _guard(self, step: Callable[[], object]) -> None:
         """One step of the thread: a full disk pauses, other trouble is logged; never dies."""
         try:
             step()

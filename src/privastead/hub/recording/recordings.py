@@ -30,6 +30,7 @@ from typing import Any
 from privastead.clock import Clock
 from privastead.hub.config import CameraConfig
 from privastead.hub.recording.continuous import ContinuousRecorder
+from privastead.hub.state.datadir import HubDataDir
 from privastead.hub.storage_config import StorageSection
 from privastead.media.diskspace import MB, DiskStatus, DiskWatcher
 from privastead.media.retention import DAY, Deletion, RetentionRules, StoredItem, apply, plan
@@ -48,11 +49,11 @@ class Recordings:
         self,
         storage: StorageSection,
         cameras: Sequence[CameraConfig],
+        clock: Clock,
+        *,
         root: Path,
         index: SegmentIndex,
         clips: Path,
-        clock: Clock,
-        *,
         watch: Path | None = None,
         statvfs: Callable[[Path], Any] | None = None,
     ) -> None:
@@ -77,18 +78,21 @@ class Recordings:
 
     @classmethod
     def open(
-        cls, storage: StorageSection, cameras: Sequence[CameraConfig], root: Path, clips: Path,
-        index_path: Path, clock: Clock,
+        cls,
+        storage: StorageSection,
+        cameras: Sequence[CameraConfig],
+        clock: Clock,
+        paths: HubDataDir,
     ) -> Recordings:
         """Open (blocking: call in a thread) the index, finishing the segments a crash left
         (``.part`` files) and rebuilding the index from the files if it was lost."""
-        private_dir(root)
-        rebuild = not index_path.exists()
-        index = SegmentIndex(index_path)
+        root = private_dir(paths.recordings)
+        rebuild = not paths.recordings_index.exists()
+        index = SegmentIndex(paths.recordings_index)
         recovered = recover(root, index, rebuild=rebuild)
         if recovered:
             log.info("recordings: %d segment(s) recovered or re-indexed", len(recovered))
-        return cls(storage, cameras, root, index, clips, clock)
+        return cls(storage, cameras, clock, root=root, index=index, clips=paths.clips)
 
     def close(self) -> None:
         self.index.close()
@@ -163,10 +167,20 @@ class Recordings:
                     status.detail,
                 )
                 on_change(status)
-            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                await asyncio.wait_for(urgent.wait(), self.storage.check_interval)
-            if urgent.is_set():
-                await self.clock.sleep(URGENT_GAP)
+            await self._pause(urgent)
+
+    async def _pause(self, urgent: asyncio.Event) -> None:
+        """Until the next check, or sooner (but ``URGENT_GAP`` at least) if a recorder hit a
+        full disk."""
+        sleep = asyncio.ensure_future(self.clock.sleep(self.storage.check_interval))
+        wake = asyncio.ensure_future(urgent.wait())
+        try:
+            await asyncio.wait({sleep, wake}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleep.cancel()
+            wake.cancel()
+        if urgent.is_set():
+            await self.clock.sleep(URGENT_GAP)
 
     def _paused(self) -> bool:
         return any(r.state == "paused" for r in self.recorders.values())
