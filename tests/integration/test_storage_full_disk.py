@@ -13,44 +13,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from support.mount_namespace import private_mount_namespace
 from support.procs import ROOT
-
-
-def _namespace() -> list[str] | None:
-    """How to get a private mount namespace here (None: not possible)."""
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        return None
-    options = [["--mount", "--propagation", "private"]] if os.geteuid() == 0 else []
-    options.append(["--user", "--map-root-user", "--mount", "--propagation", "private"])
-    for option in options:
-        probe = subprocess.run(
-            [
-                unshare,
-                *option,
-                "sh",
-                "-c",
-                "mount -t tmpfs -o size=1m none /mnt 2>/dev/null || "
-                "mount -t tmpfs -o size=1m none /tmp",
-            ],
-            capture_output=True,
-            check=False,
-        )
-        if probe.returncode == 0:
-            return [unshare, *option]
-    return None
 
 
 @pytest.mark.slow
 def test_recording_survives_a_full_disk_and_keeps_events_and_state(tmp_path: Path) -> None:
-    namespace = _namespace()
+    namespace = private_mount_namespace()
     if namespace is None:
         pytest.skip("no private mount namespace here (unshare --mount, user namespaces)")
     mountpoint = tmp_path / "small-disk"

@@ -9,9 +9,10 @@ I/O on the loop). Packets are never dropped while the thread keeps up; if it fal
 ``MAX_BACKLOG`` seconds behind (a disk that stalls), packets are dropped up to the next
 keyframe and counted, so memory stays bounded and the loop never waits.
 
-A full disk pauses recording (the writer drops packets and says so with ``StorageFullError``):
-the recorder calls ``on_full`` (the hub's storage keeper makes room at once) and goes on when
-``resume`` is called after room was made. ``state`` is what the camera's health reports:
+A full disk pauses recording: before it happens when the hub's disk watcher sees free space
+fall below its floor (``pause``), or when a write fails with ENOSPC (the writer drops packets
+and says so with ``StorageFullError``; the recorder calls ``on_full`` so the hub's storage
+keeper makes room at once). Recording goes on when ``resume`` is called after room was made. ``state`` is what the camera's health reports:
 ``recording``, ``paused`` (disk full), ``stopped`` or ``off`` (a camera without continuous
 recording: its recorder only marks the events).
 """
@@ -50,7 +51,12 @@ class _Resume:
     pass
 
 
-_Item = StreamInfo | MediaPacket | EventMark | _Disconnected | _Resume | None
+@dataclass(frozen=True)
+class _Pause:
+    pass
+
+
+_Item = StreamInfo | MediaPacket | EventMark | _Disconnected | _Resume | _Pause | None
 
 
 class ContinuousRecorder:
@@ -143,6 +149,12 @@ class ContinuousRecorder:
         """Room was made on the disk: record again (at the next keyframe)."""
         self._queue.put(_Resume())
 
+    def pause(self) -> None:
+        """The disk is nearly full: end the running segment and record nothing until
+        ``resume``, so the last megabytes stay for what must never be lost (MLS state, event
+        clips) rather than waiting for a write to fail."""
+        self._queue.put(_Pause())
+
     def close(self) -> None:
         """Finish the running segment and stop the thread (blocking: call it in a thread)."""
         self._queue.put(None)
@@ -175,6 +187,11 @@ class ContinuousRecorder:
             self._count(writer.start(item))
         elif isinstance(item, _Disconnected):
             self._count(writer.close())
+        elif isinstance(item, _Pause):
+            if not writer.blocked:
+                log.warning("%s: the disk is full; continuous recording paused", self.camera)
+                self._count(writer.close())
+                writer.blocked = True
         elif isinstance(item, _Resume):
             if writer.blocked:
                 log.info("%s: room made on the disk; continuous recording resumes", self.camera)

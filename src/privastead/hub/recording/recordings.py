@@ -11,7 +11,9 @@ marking its events on the timeline) and keeps the disk in order (``run``):
   it applies the retention rules (``media.retention``): recordings by age and size (per camera
   where a camera sets its own limits), clips and thumbnails by theirs, the oldest recording
   first for space. Clips, thumbnails and MLS state are never deleted for space;
-- after room was made, paused recorders resume; a change of the disk's state is reported to
+- while the disk is full (below ``full_below_mb``, even after deleting every recording allowed)
+  the recorders pause, so the last megabytes stay for the MLS state and event clips; after
+  room was made they resume; a change of the disk's state is reported to
   ``on_change`` (the hub sends every camera's heartbeat at once, so clients hear of it).
 
 Every file operation runs in a thread; the loop only schedules.
@@ -154,10 +156,11 @@ class Recordings:
                 except OSError as exc:  # StorageError included: report, try again later
                     log.error("retention failed: %s", exc)
                 status = await asyncio.to_thread(self.watcher.check)
-            if status.state != "full":
-                for recorder in list(self.recorders.values()):
-                    if recorder.state == "paused":
-                        recorder.resume()
+            for recorder in list(self.recorders.values()):
+                if status.state == "full" and recorder.state == "recording":
+                    recorder.pause()  # keep the last megabytes for state and events
+                elif status.state != "full" and recorder.state == "paused":
+                    recorder.resume()
             if status.state != reported:
                 reported = status.state
                 log.log(
