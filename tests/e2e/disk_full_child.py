@@ -7,6 +7,7 @@ namespace, so everything the test checks on it goes through this report."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -51,19 +52,32 @@ def hog(data: Path, ballast: Path) -> None:
     st = os.statvfs(data)
     extra = st.f_bavail * st.f_frsize - KEEP_FREE
     if extra > 0:
-        with ballast.open("ab") as f:
-            try:
-                f.write(b"\0" * extra)
-            except OSError:
-                pass
+        with contextlib.suppress(OSError), ballast.open("ab") as f:  # full: what fitted stays
+            while extra > 0:
+                chunk = min(extra, 1 << 20)
+                f.write(b"\0" * chunk)
+                extra -= chunk
 
 
 def main() -> None:
     data, control, config, log = (Path(a) for a in sys.argv[1:5])
+    disk = os.statvfs(data)
+    if os.stat(data).st_dev == os.stat(data.parent).st_dev or disk.f_blocks * disk.f_frsize > (
+        64 << 20
+    ):  # a safety net: the ballast must only ever fill the test's own tmpfs
+        raise SystemExit(f"{data} is not a small file system of its own: refusing to fill it")
     with log.open("ab") as out:
         hub = subprocess.Popen(
-            [sys.executable, "-m", "privastead.cli.hub", "--log-level", "INFO", "run",
-             "--config", str(config)],
+            [
+                sys.executable,
+                "-m",
+                "privastead.cli.hub",
+                "--log-level",
+                "INFO",
+                "run",
+                "--config",
+                str(config),
+            ],
             stdout=out,
             stderr=out,
         )

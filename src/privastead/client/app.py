@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from privastead.client.cameras import CameraState
+from privastead.client.clip_retention import SWEEP_INTERVAL, load_config, prune
 from privastead.client.clipstore import ClipStore
 from privastead.client.defaults import DEFAULT_UPDATE_INTERVAL
 from privastead.client.device import DataDir, DeviceInfo, GroupEntry
@@ -120,6 +121,8 @@ class Client:
         self.health = self.watch.health
         self.clips = ClipStore(data.clips)
         self.events = EventLog(data.events_db, clock=clock)
+        self.clip_keeping = load_config(data.root).clips
+        self._last_clip_sweep = float("-inf")
         self.sink = LocalSink(self.clips, self.events, data.thumbnails, self._on_heartbeat)
         self.groups: list[GroupState] = []
         # Callbacks for every stored message: the caller's (``on_message``: listen's lines),
@@ -210,6 +213,15 @@ class Client:
     ) -> None:
         """The receive loop until ``stop`` or removal (``Syncer.listen``)."""
         await self.syncer.listen(poll=poll, stop=stop, on_health=on_health, on_camera=on_camera)
+
+    def keep_clips(self) -> int:
+        """Apply this device's clip retention (``client.toml``), at most every
+        ``SWEEP_INTERVAL`` seconds; clips deleted."""
+        now = self.clock.monotonic()
+        if now - self._last_clip_sweep < SWEEP_INTERVAL:
+            return 0
+        self._last_clip_sweep = now
+        return prune(self.clips.root / "clips", self.events, self.clip_keeping, self.clock.time())
 
     async def request_readd(self, camera: str, groups: Sequence[str], reason: str = "") -> None:
         """Ask the hub to replace this device's leaf in ``groups`` of ``camera`` (see

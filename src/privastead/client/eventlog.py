@@ -50,6 +50,7 @@ class ClipState(compat.StrEnum):
     # The prefix is kept and playable: the hub dropped the rest (quota), or stopped recording
     # it early because it restarted (``ClipEnd``; the clip store's record says why).
     INCOMPLETE = "incomplete"
+    EXPIRED = "expired"  # deleted by this device's clip retention (``client.clip_retention``)
 
 
 @dataclass(frozen=True)

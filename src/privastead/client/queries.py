@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from privastead.client.app import Client
+from privastead.client.clip_retention import usage
 from privastead.client.device import DataDir
 from privastead.client.eventlog import EventLog, EventRecord
 from privastead.crypto import Identity
@@ -34,6 +35,7 @@ def status(client: Client) -> dict[str, Any]:
         "resync": client.resync.to_dict() if client.resync is not None else {},
         "safety_code": info.safety_code,
         "cameras": {name: _camera(client, name) for name in info.cameras()},
+        "clip_store": usage(client.clips.root / "clips").as_dict(client.clip_keeping),
     }
 
 

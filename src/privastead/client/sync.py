@@ -183,6 +183,7 @@ class Syncer:
                 if not client.removed:
                     await client.auto_resync()
                 self._tell(on_health, on_camera)
+                client.keep_clips()
                 if client.removed:
                     return
                 if sub is None:

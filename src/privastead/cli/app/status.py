@@ -141,5 +141,11 @@ def run(args: argparse.Namespace) -> int:
     for key, sent in answer["resync"].items():  # what `listen` asked for by itself
         when = _when(sent["last_sent"])
         print(f"  re-add of {key} last requested {when} (request {sent['attempts']})")
+    store = answer.get("clip_store")
+    if store:
+        print(
+            f"clips on this device: {store['clips']}, {store['bytes'] / 1e6:.1f} MB "
+            f"({store['keeping']}; set in client.toml)"
+        )
     print(f"safety code (pairing): {answer['safety_code']}")
     return EXIT_CODES.get(state, 1)

@@ -12,9 +12,10 @@ keyframe and counted, so memory stays bounded and the loop never waits.
 A full disk pauses recording: before it happens when the hub's disk watcher sees free space
 fall below its floor (``pause``), or when a write fails with ENOSPC (the writer drops packets
 and says so with ``StorageFullError``; the recorder calls ``on_full`` so the hub's storage
-keeper makes room at once). Recording goes on when ``resume`` is called after room was made. ``state`` is what the camera's health reports:
-``recording``, ``paused`` (disk full), ``stopped`` or ``off`` (a camera without continuous
-recording: its recorder only marks the events).
+keeper makes room at once). Recording goes on when ``resume`` is called after room was
+made. ``state`` is what the camera's health reports: ``recording``, ``paused`` (disk full),
+``stopped`` or ``off`` (a camera without continuous recording: its recorder only marks the
+events).
 """
 
 from __future__ import annotations

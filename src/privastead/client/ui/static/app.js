@@ -40,7 +40,8 @@ const HEALTH = {
   withheld: 'Messages withheld', removed: 'Removed', hub_clock: 'Hub clock off',
   camera_offline: 'Camera offline', hub_disk: 'Hub disk full',
 };
-const CLIP = {complete: 'Clip ready', partial: 'Clip arriving', incomplete: 'Clip incomplete', none: 'No clip yet'};
+const CLIP = {complete: 'Clip ready', partial: 'Clip arriving', incomplete: 'Clip incomplete', none: 'No clip yet',
+              expired: 'Clip deleted (retention)'};
 
 function ago(t) {
   if (!t) return 'never';
