@@ -77,3 +77,30 @@ def test_no_cameras_is_an_error(tmp_path: Path) -> None:
     path.write_text("[hub]\n")
     with pytest.raises(ConfigError, match="no \\[\\[cameras\\]\\]"):
         hubconfig.load(path)
+
+
+def test_continuous_recording_and_storage_keys_are_typed_and_checked() -> None:
+    text = (
+        "[storage]\nrecording_days = 3\nclip_gb = 50\nmin_free_gb = 5\n\n"
+        '[[cameras]]\nname = "door"\nurl = "rtsp://10.0.0.2/main"\ncontinuous = true\n'
+        "segment_seconds = 30\nrecording_gb = 100\n"
+    )
+    config = hubconfig.parse(text)
+    camera = config.cameras[0]
+    assert camera.continuous and camera.segment_seconds == 30 and camera.recording_gb == 100
+    rules = config.storage.rules()
+    assert rules.segment_days == 3 and rules.clip_gb == 50 and rules.min_free_gb == 5
+    assert config.storage.camera_rules(None, None) is None
+    own = config.storage.camera_rules(0, 100)  # 0 days: no age limit
+    assert own is not None and own.segment_days is None and own.segment_gb == 100
+    assert (
+        not hubconfig.parse('[[cameras]]\nname = "door"\nurl = "rtsp://10.0.0.2/main"\n')
+        .cameras[0]
+        .continuous
+    )  # off by default
+    with pytest.raises(ConfigError, match=r":6: cameras\[0\]: segment_seconds must be positive"):
+        hubconfig.parse(text.replace("segment_seconds = 30", "segment_seconds = 0"))
+    with pytest.raises(ConfigError, match=r"storage.*retention days must be >= 0"):
+        hubconfig.parse(text.replace("recording_days = 3", "recording_days = -1"))
+    with pytest.raises(ConfigError, match=r":3: storage.clip_gbs"):
+        hubconfig.parse(text.replace("clip_gb", "clip_gbs"))
