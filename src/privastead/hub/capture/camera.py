@@ -196,6 +196,11 @@ class Camera:
         )
         if s.dropped:
             line += f" dropped={s.dropped}"
+        continuous = self.continuous
+        if continuous is not None and continuous.record:
+            line += f" continuous={continuous.state} segments={continuous.segments}"
+            if continuous.dropped:
+                line += f" segment_drops={continuous.dropped}"
         if s.last_event:
             line += f" last_event={s.last_event}"
         if h.state != "connected" and h.last_error:
