@@ -121,7 +121,7 @@ class CameraConfig:
     #: every frame during motion; "full" always decodes every frame.
     decode: Literal["full", "keyframes"] = "keyframes"
     #: Record this camera 24/7 in segments on the hub's disk (<data_dir>/recordings), beside
-    #: the event clips. Off by default: it needs disk (a 4K camera: ~40 GB a day).
+    #: the event clips. Off by default: it needs disk (a 4K camera at 16 Mbit/s: ~170 GB a day).
     continuous: bool = False
     #: Length of a continuous-recording segment in seconds (default: [storage]).
     segment_seconds: float | None = None
