@@ -34,6 +34,16 @@ def test_check_config_accepts_a_good_file_and_names_the_bad_line(tmp_path: Path)
     result = _hub("check-config", str(good))
     assert result.returncode == 0, result.stderr
     assert "camera door: full decoding, detection on the main stream" in result.stdout
+    assert "continuous" not in result.stdout  # off by default
+
+    recording = tmp_path / "recording.toml"
+    recording.write_text(
+        '[storage]\nrecording_days = 3\n\n[[cameras]]\nname = "door"\n'
+        'url = "rtsp://10.0.0.2/main"\ncontinuous = true\nrecording_gb = 20\n'
+    )
+    result = _hub("check-config", str(recording))
+    assert result.returncode == 0, result.stderr
+    assert "continuous recording in 60 s segments kept 3 days, 20 GB at most" in result.stdout
 
     bad = tmp_path / "bad.toml"
     bad.write_text(

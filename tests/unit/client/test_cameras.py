@@ -70,3 +70,28 @@ def test_camera_presence_survives_a_restart(clock: FakeClock) -> None:
     again.restore(monitor.to_dict())
     assert again.report().state is HubHealth.CAMERA_OFFLINE
     assert again.cameras.changes() == []  # already told before the restart
+
+
+def _disk_beat(hub_time: float, camera: str, disk: str) -> Heartbeat:
+    facts = {"connected": True, "offline_since": 0.0, "recording": "paused", "disk": disk}
+    facts["disk_detail"] = f"0.00 GB free of 8.00 GB on /hub ({disk})"
+    return Heartbeat(hub_time, 0, "0.1.0", {camera: facts}, {}, {})
+
+
+def test_a_full_hub_disk_is_a_health_state_and_low_is_not(clock: FakeClock) -> None:
+    monitor = HealthMonitor(clock, offline_after=600, hub_name="home")
+    now = clock.time()
+    monitor.heartbeat(_disk_beat(now, "door", "low"), {}, caught_up=True)
+    assert monitor.cameras.disk() == ("low", "0.00 GB free of 8.00 GB on /hub (low)")
+    assert monitor.report().state is HubHealth.OK  # retention is at work: no alarm
+    monitor.heartbeat(_disk_beat(now + 1, "door", "full"), {}, caught_up=True)
+    report = monitor.report()
+    assert report.state is HubHealth.HUB_DISK and "(full)" in report.detail
+    assert "keeps event clips and its keys" in report.detail
+    monitor.heartbeat(_beat(now + 2, "yard", False, since=now - 5), {}, caught_up=True)
+    # yard's newer heartbeat says nothing of the disk (an older hub): the newest saying counts
+    assert monitor.cameras.disk() is None and monitor.report().state is HubHealth.CAMERA_OFFLINE
+    monitor.heartbeat(_disk_beat(now + 3, "door", "ok"), {}, caught_up=True)
+    assert monitor.cameras.disk() == ("ok", "0.00 GB free of 8.00 GB on /hub (ok)")
+    clock.advance(700)  # a silent hub is the news, whatever its disk said
+    assert monitor.report().state is HubHealth.HUB_OFFLINE

@@ -33,7 +33,17 @@ def run(args: argparse.Namespace) -> int:
             config.relay.token()  # one well-formed token, or an error naming its file
     for camera in config.cameras:
         detect = "substream" if camera.substream_url else "main stream"
-        print(f"camera {camera.name}: {camera.decode} decoding, detection on the {detect}")
+        line = f"camera {camera.name}: {camera.decode} decoding, detection on the {detect}"
+        if camera.continuous:
+            storage = config.storage
+            seconds = camera.segment_seconds or storage.segment_seconds
+            days = camera.recording_days
+            days = storage.recording_days if days is None else days
+            kept = f"{days:g} days" if days else "no age limit"
+            if camera.recording_gb is not None:
+                kept += f", {camera.recording_gb:g} GB at most"
+            line += f", continuous recording in {seconds:g} s segments kept {kept}"
+        print(line)
     print(
         f"{args.config}: OK ({len(config.cameras)} camera(s), clips in {config.hub.clips})",
         file=sys.stderr,
