@@ -4,6 +4,7 @@ deletes the oldest recording (never clips or state) and resumes paused recorders
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 from dataclasses import dataclass
@@ -201,3 +202,40 @@ def test_the_disk_state_reaches_the_facts_and_a_paused_recorder_resumes(
     }
     assert rec.facts("yard")["recording"] == "off"
     porch.close()
+
+
+def test_a_stalled_disk_costs_whole_gops_never_the_loop_or_unbounded_memory(
+    tmp_path: Path, stream: tuple[StreamInfo, list[MediaPacket]]
+) -> None:
+    import threading
+
+    info, packets = stream
+    index = SegmentIndex(tmp_path / "index.sqlite")
+    recorder = ContinuousRecorder("porch", tmp_path, index, SegmentSettings(seconds=2.0))
+    assert recorder.writer is not None
+    stalled = threading.Event()
+    write = recorder.writer.write
+    seen: list[MediaPacket] = []
+
+    def slow(packet: MediaPacket) -> object:
+        stalled.wait()  # the disk hangs until released
+        seen.append(packet)
+        return write(packet)
+
+    recorder.writer.write = slow  # type: ignore[method-assign]
+    recorder.connected(info)
+    video = [p for p in packets if p.kind == "video"]
+    fps = len(video) / 6.0
+    limit = recorder._fps * 10.0
+    for _ in range(int(limit / len(video)) + 2):  # more than that pushed while nothing is written
+        for packet in packets:
+            recorder.push(packet)
+    assert recorder.dropped > 0
+    assert recorder._queued - recorder._written <= limit + 1
+    stalled.set()
+    recorder.close()
+    kept = [p for p in seen if p.kind == "video"]
+    # what was dropped was dropped up to a keyframe: every run of kept frames starts on one
+    assert kept[0].keyframe
+    runs = [b for a, b in itertools.pairwise(kept) if b.pts < a.pts or b.pts - a.pts > 1.5 / fps]
+    assert all(p.keyframe for p in runs)
