@@ -383,3 +383,34 @@ def test_a_camera_offline_gets_its_badge_and_the_banner_on_every_page(
     finally:
         for name, camera in saved.items():
             fakes[name].camera = camera
+
+
+def test_a_full_hub_disk_gets_its_badge_and_the_banner_on_every_page(
+    page: Any, ui: Running, shots: Path
+) -> None:
+    fakes = ui.source.cameras_
+    saved = {name: fake.camera for name, fake in fakes.items()}
+    event_id = fakes["front-door"].events[0].event_id
+    detail = (
+        "the hub's disk is full (0.05 GB free of 32.00 GB on /srv/hub: recording paused until "
+        "room is made); it keeps event clips and its keys and deletes its oldest continuous "
+        "recording to make room"
+    )
+    try:
+        for fake in fakes.values():
+            if fake.camera.hub == "home":
+                fake.camera = replace(fake.camera, health=Health.HUB_DISK, detail=detail)
+        for route in ("devices", f"event/{event_id}", "cameras"):
+            _open(page, ui, route)
+            page.wait_for_function(BANNER_SAYS, arg="the hub's disk is full", timeout=10000)
+            text = page.locator("#banner").inner_text()
+            assert "Free space on the hub" in text and text.count("disk is full") == 1, text
+        assert page.locator(".badge.hub_disk").count() == 2
+        assert page.locator(".badge.hub_disk").first.inner_text() == "Hub disk full"
+        page.screenshot(path=shots / "cameras-hub-disk-full.png", full_page=True)
+        for name, camera in saved.items():  # room was made: the banner goes without a reload
+            fakes[name].camera = replace(camera, health=Health.ONLINE)
+        page.wait_for_function(BANNER_GONE, timeout=15000)
+    finally:
+        for name, camera in saved.items():
+            fakes[name].camera = camera
