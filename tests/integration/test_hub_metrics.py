@@ -59,7 +59,8 @@ def test_metrics_and_health_follow_a_camera_that_goes_away(tmp_path: Path) -> No
     config = tmp_path / "hub.toml"
     config.write_text(
         f'[hub]\ndata_dir = "{tmp_path / "data"}"\nstatus_interval = 0\n\n'
-        f'[[cameras]]\nname = "porch"\nurl = "{cam.urls[0]}"\n\n'
+        f'[[cameras]]\nname = "porch"\nurl = "{cam.urls[0]}"\ncontinuous = true\n'
+        "segment_seconds = 1\n\n"
         f'[metrics]\nenabled = true\nlisten = "127.0.0.1:{port}"\n'
     )
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
@@ -100,6 +101,19 @@ def test_metrics_and_health_follow_a_camera_that_goes_away(tmp_path: Path) -> No
         assert text is not None, "the camera's fps never became positive"
         assert 'privastead_hub_camera_connected{camera="porch"} 1' in text
         assert "# TYPE privastead_hub_camera_reconnects_total counter" in text
+
+        def recorded() -> str | None:
+            text = _get(f"{base}/metrics")[2]
+            done = 'privastead_hub_continuous_segments_total{camera="porch"} 0' not in text
+            return text if done and "privastead_hub_disk_free_bytes" in text else None
+
+        text = _until(recorded, 60)
+        assert text is not None, (tmp_path / "hub.log").read_text()[-3000:]
+        assert 'privastead_hub_continuous_recording{camera="porch"} 1' in text
+        states = [x for x in text.splitlines() if x.startswith("privastead_hub_disk_state{")]
+        assert len(states) == 3 and sum(float(x.split()[-1]) for x in states) == 1, states
+        disk = json.loads(_get(f"{base}/health")[2])["disk"]
+        assert disk["state"] in ("ok", "low") and disk["free"] > 0  # this machine's disk
 
         # Bad requests: JSON errors, never a 500 or an HTML page.
         for url, method, code in (

@@ -174,7 +174,7 @@ class Hub:
             if config.metrics.enabled:
                 lag = LoopLag()
                 host, port = config.metrics.address()
-                metrics = MetricsServer(host, port, HubMetrics(health, delivery, lag))
+                metrics = MetricsServer(host, port, HubMetrics(health, delivery, lag, recordings))
             yield cls(
                 config,
                 runner,

@@ -4,9 +4,12 @@
   the newest frame, reconnects, decode errors, fps, bitrate, events, clips, dropped packets;
   the outbox (messages and bytes waiting for the relay, dropped clips); what delivery sent;
   the jobs each camera's group workers ran; the event loop's lag (p50, p99, max of the last
-  60 s, ``admin.loop_lag``).
-- ``GET /health``: JSON ``{"status": "ok" | "degraded", "cameras": {...}}``; 200 when every
-  camera is connected, 503 otherwise (what a load balancer or a script checks).
+  60 s, ``admin.loop_lag``); the disk (free and total bytes, its state), continuous recording
+  per camera (recording or not, segments and bytes written, packets dropped) and what
+  retention deleted (``recording.recordings``).
+- ``GET /health``: JSON ``{"status": "ok" | "degraded", "cameras": {...}, "disk": ...}``;
+  200 when every camera is connected and the disk is not full, 503 otherwise (what a load
+  balancer or a script checks).
 - Anything else: a JSON 404/405.
 
 Everything comes from ``capture.health.CameraHealth`` (the same source as the heartbeat) and
@@ -32,6 +35,7 @@ from privastead.errors import ConfigError
 from privastead.hub.admin.loop_lag import LoopLag
 from privastead.hub.capture.health import CameraHealth, CameraReport
 from privastead.hub.delivery.delivery import Delivery
+from privastead.hub.recording.recordings import Recordings
 from privastead.relay.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,18 @@ _CAMERA_METRICS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+_RECORDING_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("privastead_hub_continuous_recording", "gauge", "1 while recording (0: paused, stopped)"),
+    ("privastead_hub_continuous_segments_total", "counter", "segments finished"),
+    ("privastead_hub_continuous_bytes_total", "counter", "bytes of finished segments"),
+    (
+        "privastead_hub_continuous_dropped_packets_total",
+        "counter",
+        "packets dropped because the segment writer fell behind (a stalled disk)",
+    ),
+)
+
+
 def _camera_values(report: CameraReport) -> dict[str, float | None]:
     return {
         "privastead_hub_camera_connected": float(report.connected),
@@ -78,6 +94,7 @@ class HubMetrics:
     health: CameraHealth
     delivery: Delivery | None
     lag: LoopLag
+    recordings: Recordings | None = None
 
     async def render(self) -> str:
         m = Metrics()
@@ -98,7 +115,40 @@ class HubMetrics:
                     m.set(name, float(value), camera=report.camera)
         if self.delivery is not None:
             await self._delivery(m, self.delivery)
+        if self.recordings is not None:
+            self._recordings(m, self.recordings)
         return m.render()
+
+    @staticmethod
+    def _recordings(m: Metrics, recordings: Recordings) -> None:
+        status = recordings.watcher.status
+        if status is not None:
+            m.describe("privastead_hub_disk_free_bytes", "gauge", "free bytes on the data disk")
+            m.set("privastead_hub_disk_free_bytes", float(status.free))
+            m.describe("privastead_hub_disk_total_bytes", "gauge", "size of the data disk")
+            m.set("privastead_hub_disk_total_bytes", float(status.total))
+            m.describe(
+                "privastead_hub_disk_state", "gauge", "1 for the disk's state: ok, low, full"
+            )
+            for state in ("ok", "low", "full"):
+                m.set("privastead_hub_disk_state", float(status.state == state), state=state)
+        for name, kind, text in _RECORDING_METRICS:
+            m.describe(name, kind, text)
+        for camera, recorder in sorted(recordings.recorders.items()):
+            if not recorder.record:
+                continue
+            values = {
+                "privastead_hub_continuous_recording": float(recorder.state == "recording"),
+                "privastead_hub_continuous_segments_total": float(recorder.segments),
+                "privastead_hub_continuous_bytes_total": float(recorder.bytes),
+                "privastead_hub_continuous_dropped_packets_total": float(recorder.dropped),
+            }
+            for name, value in values.items():
+                m.set(name, value, camera=camera)
+        m.describe("privastead_hub_retention_deleted_files_total", "counter", "files deleted")
+        m.set("privastead_hub_retention_deleted_files_total", float(recordings.deleted))
+        m.describe("privastead_hub_retention_freed_bytes_total", "counter", "bytes freed")
+        m.set("privastead_hub_retention_freed_bytes_total", float(recordings.freed))
 
     @staticmethod
     async def _delivery(m: Metrics, delivery: Delivery) -> None:
@@ -127,10 +177,12 @@ class HubMetrics:
     def health_report(self) -> tuple[int, dict[str, Any]]:
         reports = self.health.reports()
         ok = all(r.connected for r in reports)
-        body = {
-            "status": "ok" if ok else "degraded",
-            "cameras": {r.camera: r.facts() for r in reports},
-        }
+        body: dict[str, Any] = {"cameras": {r.camera: r.facts() for r in reports}}
+        status = self.recordings.watcher.status if self.recordings is not None else None
+        if status is not None:
+            body["disk"] = {"state": status.state, "free": status.free, "detail": status.detail}
+            ok = ok and status.state != "full"
+        body = {"status": "ok" if ok else "degraded", **body}
         return (200 if ok else 503), body
 
 
