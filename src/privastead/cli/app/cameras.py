@@ -49,6 +49,7 @@ def _last_heard(data: Any) -> dict[str, dict[str, Any]]:
             result[name] = {
                 "connected": state.connected,
                 "offline_since": monitor.camera_offline_since(name),
+                "recording": state.facts.get("recording"),
             }
     return result
 
@@ -57,7 +58,9 @@ def _state(presence: dict[str, dict[str, Any]], camera: str) -> str:
     facts = presence.get(camera) or {}
     if not facts:
         return ""
+    recording = facts.get("recording")
+    continuous = f", continuous recording {recording}" if recording not in (None, "off") else ""
     if facts["connected"]:
-        return "  connected"
+        return f"  connected{continuous}"
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(facts["offline_since"]))
-    return f"  OFFLINE since {when}"
+    return f"  OFFLINE since {when}{continuous}"
