@@ -100,6 +100,7 @@ def test_a_full_disk_costs_only_recording_and_the_owner_hears_of_it(home: Home) 
         code, text = _status(phone)
         assert code == 10 and "hub_disk: the hub's disk is full" in text, text
         assert "continuous recording paused" in text and "hub disk full" in text, text
+        assert "clips on this device: " in text and "kept 90 days, no size cap" in text, text
         assert (control / "alive").read_text() == "True"
 
         (control / "release").touch()

@@ -239,3 +239,22 @@ def test_a_stalled_disk_costs_whole_gops_never_the_loop_or_unbounded_memory(
     assert kept[0].keyframe
     runs = [b for a, b in itertools.pairwise(kept) if b.pts < a.pts or b.pts - a.pts > 1.5 / fps]
     assert all(p.keyframe for p in runs)
+
+
+def test_clips_and_thumbnails_go_by_their_own_ages_and_caps(tmp_path: Path) -> None:
+    storage = StorageSection(clip_days=30, thumbnail_days=90, thumbnail_gb=150e-9)
+    rec, index, clips, _ = _recordings(tmp_path, storage, [_camera("porch")], _Vfs(free=10**9))
+    old = _event_files(clips, WALL - 40 * DAY)  # a clip past 30 days, a thumbnail within 90
+    day = clips / "2030-02-01"
+    day.mkdir()
+    newer = [day / "porch-130000-bbbbbbbb.mp4", day / "porch-130000-bbbbbbbb.jpg"]
+    for path in newer:
+        path.write_bytes(b"y" * 100)
+        os.utime(path, (WALL - DAY, WALL - DAY))
+    sidecar = day / "porch-130000-bbbbbbbb.json"
+    sidecar.write_text("{}")
+    assert rec.sweep() == 2
+    # the old clip by age; the old thumbnail by the thumbnails' size cap (oldest first)
+    assert not old[0].exists() and not old[1].exists()
+    assert all(p.exists() for p in newer) and sidecar.exists()
+    assert index.all() == []
