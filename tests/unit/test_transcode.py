@@ -83,6 +83,8 @@ def test_clip_downscale_and_h264_pass_through(tmp_path: Path) -> None:
     src.write_bytes(_mp4("h264"))
     result = transcode_clip(src, tmp_path / "same.mp4")
     assert result.passthrough and (tmp_path / "same.mp4").read_bytes() == src.read_bytes()
+    for name in ("small.mp4", "same.mp4"):  # plaintext video: owner-only, whatever the umask
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
 
 
 def test_live_h265_fragments_become_playable_h264_fragments() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 import typing
 from collections import deque
@@ -141,6 +142,11 @@ class ClipTranscode:
     bytes: int
 
 
+def _private(path: Path) -> typing.BinaryIO:
+    """``path`` opened for writing, 0600: a decoded clip is plaintext video of someone's home."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+
+
 def transcode_clip(
     src: Path, dst: Path, settings: TranscodeSettings | None = None
 ) -> ClipTranscode:
@@ -156,7 +162,8 @@ def transcode_clip(
         video = container.streams.video[0]
         if video.codec_context.name in BROWSER_CODECS:
             data = src.read_bytes()
-            dst.write_bytes(data)
+            with _private(dst) as out:
+                out.write(data)
             return ClipTranscode(True, 0, 0, len(data))
         video.thread_type = "AUTO"  # on demand: use the cores, a person is waiting
         encoder = _Encoder(
@@ -172,7 +179,7 @@ def transcode_clip(
         streams = [video] if audio is None else [video, audio]
         frames_in = 0
         try:
-            with dst.open("wb") as out:
+            with _private(dst) as out:
                 for packet in container.demux(streams):
                     if audio is not None and packet.stream.index == audio.index:
                         encoder.copy_audio(packet)
