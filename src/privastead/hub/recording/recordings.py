@@ -148,7 +148,10 @@ class Recordings:
             status = await asyncio.to_thread(self.watcher.check)
             now = self.clock.monotonic()
             due = now - last_sweep >= self.storage.sweep_interval
-            if due or status.state != "ok" or urgent.is_set() or self._paused():
+            # "low" inside the hysteresis band (already above min_free) has nothing to delete:
+            # only sweep (which lists every segment) when there is room to make.
+            short = status.free < self.rules.min_free(status.total) or status.state == "full"
+            if due or short or urgent.is_set() or self._paused():
                 urgent.clear()
                 last_sweep = now
                 try:
