@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -38,7 +39,12 @@ def snapshot(data: Path) -> dict[str, object]:
         }
     )
     st = os.statvfs(data)
+    with contextlib.closing(sqlite3.connect(data / "recordings" / "index.sqlite")) as db:
+        marks = [list(r) for r in db.execute("SELECT event_id, start, end FROM marks")]
+    sidecars = [json.loads(p.read_text()) for p in sorted(data.glob("clips/*/*.json"))]
     return {
+        "marks": marks,
+        "clip_events": sorted({str(c["event_id"]) for c in sidecars}),
         "segments": recordings,
         "events": events,
         "mls": mls,

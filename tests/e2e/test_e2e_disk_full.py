@@ -132,6 +132,12 @@ def test_a_full_disk_costs_only_recording_and_the_owner_hears_of_it(home: Home) 
     assert any(name.endswith(".mp4") for name in before["events"])
     assert before["mls"] and set(before["mls"]) <= set(after["mls"])
     assert after["modes"] == ["0o600"], after["modes"]
+    # Every recorded event is marked on the recording's timeline (wall clock, start < end).
+    marked = {event_id: (start, end) for event_id, start, end in after["marks"]}
+    assert before["clip_events"] and set(after["clip_events"]) <= set(marked), after
+    for event_id in before["clip_events"]:
+        start, end = marked[event_id]
+        assert abs(start - time.time()) < 3600 and (end is None or end >= start)
     log = hub_log.read_text()
     assert "continuous recording paused" in log and "retention:" in log
     assert not any(mountpoint.iterdir())  # the tmpfs was only ever in the child's namespace
