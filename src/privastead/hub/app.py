@@ -41,6 +41,7 @@ from privastead.hub.capture.health import CameraHealth
 from privastead.hub.capture.runner import HubRunner
 from privastead.hub.config import HubConfig
 from privastead.hub.control.live_sessions import LiveSessions
+from privastead.hub.control.playback_sessions import PlaybackSessions
 from privastead.hub.control.reader import ControlReader
 from privastead.hub.delivery.clip_journal import ClipJournal
 from privastead.hub.delivery.delivery import Delivery, send_now, send_queued
@@ -75,8 +76,17 @@ def build_delivery(
         health=health.facts,
     )
     live = LiveSessions(groups, relay, send_queued, cameras=cameras)
+    playback = PlaybackSessions(
+        groups, relay, send_queued, paths.recordings, paths.recordings_index
+    )
     control = ControlReader(
-        groups, outbox, relay, clock=clock, on_probe=heartbeats.answer, live=live
+        groups,
+        outbox,
+        relay,
+        clock=clock,
+        on_probe=heartbeats.answer,
+        live=live,
+        playback=playback,
     )
     mailboxes = [g.mailbox for g in groups if g.group == "control"]
     return Delivery(
@@ -191,6 +201,10 @@ class Hub:
                     self.health.watch(self.delivery.heartbeats.soon), name="camera-health"
                 )
                 stack.callback(watching.cancel)
+            playback = self.delivery.control.playback if self.delivery else None
+            if playback is not None:  # ends its sessions when the hub stops
+                replaying = asyncio.create_task(playback.run(), name="playback")
+                stack.push_async_callback(_cancelled, replaying)
             sending = asyncio.create_task(self.delivery.run()) if self.delivery else None
             try:
                 await self.runner.run()
@@ -201,6 +215,12 @@ class Hub:
                     with contextlib.suppress(asyncio.CancelledError):
                         await sending
         log.info("hub stopped after %.0f s", time.monotonic() - started)
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 __all__ = ["Hub", "build_delivery"]
