@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 
 from privastead.errors import MediaError
-from privastead.media.fmp4 import _children, _find
+from privastead.media.fmp4 import _children, _find, _path
 
 
 def _box(kind: bytes, payload: bytes) -> bytes:
@@ -67,8 +67,9 @@ def with_duration(init: bytes, seconds: float) -> bytes:
 
 
 def track_configs(init: bytes) -> dict[int, bytes]:
-    """Track id -> its sample description (``stsd``) bytes: two segments whose configs are
-    equal can be played as one stream."""
+    """Track id -> its sample description (``stsd``) without the bitrate (``btrt``) boxes:
+    two segments whose configs are equal can be played as one stream (the bitrate the muxer
+    wrote into each file's header differs with the pictures, the decoder setup does not)."""
     configs: dict[int, bytes] = {}
     for moov_start, moov_end in _find(init, 0, len(init), b"moov"):
         for trak_start, trak_end in _find(init, moov_start, moov_end, b"trak"):
@@ -77,15 +78,23 @@ def track_configs(init: bytes) -> dict[int, bytes]:
                 if kind == b"tkhd":
                     track_id = struct.unpack_from(">I", init, s + (20 if init[s] == 1 else 12))[0]
                 elif kind == b"mdia":
-                    for path in ((b"minf", b"stbl", b"stsd"),):
-                        at: tuple[int, int] | None = (s, e)
-                        for step in path:
-                            found = _find(init, at[0], at[1], step) if at else []
-                            at = found[0] if found else None
-                        if at is not None:
-                            stsd = init[at[0] : at[1]]
+                    found = _path(init, s, e, b"minf", b"stbl", b"stsd")
+                    if found is not None:
+                        stsd = _without_bitrate(init, *found)
             configs[track_id] = stsd
     return configs
+
+
+def _without_bitrate(init: bytes, start: int, end: int) -> bytes:
+    out = bytearray(init[start : start + 8])  # version, flags, entry count
+    for entry, s, e in _children(init, start + 8, end):
+        fields = 78 if entry in (b"avc1", b"avc3", b"hvc1", b"hev1") else 28
+        out += entry + init[s : s + fields]
+        if e - s > fields:
+            for child, cs, ce in _children(init, s + fields, e):
+                if child != b"btrt":
+                    out += child + init[cs:ce]
+    return bytes(out)
 
 
 def rebase_fragment(piece: bytes, shifts: dict[int, int], sequence: int) -> bytes:
