@@ -56,7 +56,7 @@ def test_a_range_across_segments_starts_at_its_keyframe_at_zero(recording: Path)
 
 
 def test_a_recording_gap_is_left_out_not_played_as_a_stall(recording: Path) -> None:
-    plan, duration, numbers, times = _play(recording, 35.0, 105.0)
+    _plan, duration, numbers, times = _play(recording, 35.0, 105.0)
     # 35-40 s of the first recording, then 100-105 s of the second (numbered from 0 again).
     assert numbers[: 5 * FPS] == list(range(350, 400))
     assert numbers[5 * FPS :][:5] == [0, 1, 2, 3, 4]

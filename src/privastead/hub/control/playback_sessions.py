@@ -148,8 +148,7 @@ class PlaybackSessions:
             )
 
         camera = message.camera
-        busy = sum(1 for s in self.running.values() if s.camera == camera)
-        if len(self.running) >= MAX_SESSIONS or busy >= MAX_PER_CAMERA:
+        if not self._room_for(camera):
             refuse("busy", "too many playbacks at once on this hub: try again when one ends")
             return
         try:
@@ -193,6 +192,22 @@ class PlaybackSessions:
             plan.pieces_count,
             plan.size,
         )
+
+    def _room_for(self, camera: str) -> bool:
+        """Whether another session of ``camera`` may start; sessions whose viewer never came
+        (a client that gave up waiting for the answer) make room, oldest first."""
+
+        def full() -> bool:
+            busy = sum(1 for s in self.running.values() if s.camera == camera)
+            return len(self.running) >= MAX_SESSIONS or busy >= MAX_PER_CAMERA
+
+        for session in list(self.running.values()):
+            if not full():
+                break
+            if session.viewers == 0 and session.sent == 0 and session.task is not None:
+                session.task.cancel()
+                self.running.pop(session.session_id, None)
+        return not full()
 
     def _open_index(self) -> SegmentIndex | None:
         if self._index is None and self.index_path.exists():
