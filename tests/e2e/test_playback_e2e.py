@@ -6,11 +6,14 @@ frames that show their own number (``support.recordings``): the test knows which
 belongs to which second. Checked: the listing names what is recorded; a range comes back as
 a file PyAV opens, starting at the keyframe before it, at zero, with the right duration and
 the right pictures; a range with nothing recorded is answered with what exists nearby; the
-relay stores no plaintext; a removed device's request is refused.
+relay stores no plaintext; a removed device's request is refused; a relay that drops,
+replays or reorders playback frames (``support.faulty_relay``) never makes the client write a
+corrupt file: it asks again, skips what does not decrypt, or fails saying so.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import io
 import json
@@ -19,8 +22,9 @@ from pathlib import Path
 
 import av
 import pytest
-from e2e_harness import Home, app_cmd, hub_cmd, run, scan_for_plaintext
+from e2e_harness import Home, app_cmd, free_port, hub_cmd, run, scan_for_plaintext
 
+from support.faulty_relay import FaultyRelay
 from support.recordings import frame_number, record
 
 pytestmark = pytest.mark.slow
@@ -128,3 +132,49 @@ def test_playback_lists_fetches_and_refuses(home: Home) -> None:
         == 1
     )
     assert not scan_for_plaintext(home.relay.data_dir)
+
+
+async def test_a_relay_that_drops_reorders_or_replays_never_yields_a_corrupt_file(
+    home: Home,
+) -> None:
+    client = home.root / "phone"
+    home.pair(client, "phone")
+    wall = round(time.time()) - 600.0
+    record(home.data / "recordings", "door", wall, 30.0, fps=FPS)
+    proxy = FaultyRelay(home.relay.url, live_drop={5}, live_faulty_sessions=1)
+    url = await proxy.start(free_port())
+    home.config.write_text(home.config.read_text().replace(home.relay.url, url))
+    try:
+        home.start_hub()
+        # A dropped frame: the client notices the gap, throws the attempt away, asks again.
+        out = home.root / "retried.mp4"
+        done = await asyncio.to_thread(_playback, client, wall + 2.0, wall + 25.0, out)
+        assert done.returncode == 0, done.stderr + home.hub_log.read_text()[-3000:]
+        assert ("live_drop", 5) in proxy.done
+        assert "missing" in done.stderr and "after 2 attempts" in done.stderr, done.stderr
+        _duration, numbers, _times = _decoded(out)
+        assert numbers == list(range(20, 20 + len(numbers))) and len(numbers) >= 230
+
+        # A replayed frame does not decrypt twice: skipped, the file is still exact.
+        proxy.live_faulty_sessions, proxy.live_drop = proxy.live_sessions + 1, set()
+        proxy.live_duplicate = {4}
+        out = home.root / "replayed.mp4"
+        done = await asyncio.to_thread(_playback, client, wall + 2.0, wall + 25.0, out)
+        assert done.returncode == 0, done.stderr
+        assert ("live_duplicate", 4) in proxy.done and "skipped" in done.stderr, done.stderr
+        _duration, numbers, _times = _decoded(out)
+        assert numbers == list(range(20, 20 + len(numbers))) and len(numbers) >= 230
+
+        # Reordered on every attempt: the client gives up, clearly, and writes nothing.
+        proxy.live_faulty_sessions, proxy.live_duplicate = 1_000_000, set()
+        proxy.live_swap = {3}
+        out = home.root / "reordered.mp4"
+        done = await asyncio.to_thread(
+            _playback, client, wall + 2.0, wall + 25.0, out, "--retries", "1"
+        )
+        assert done.returncode == 1, done.stderr
+        assert "did not arrive whole" in done.stderr and "ask again" in done.stderr, done.stderr
+        assert not out.exists() and not (home.root / "reordered.mp4.part").exists()
+    finally:
+        home.kill_hub()
+        await proxy.stop()

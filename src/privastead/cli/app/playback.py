@@ -154,6 +154,7 @@ async def _main(args: argparse.Namespace, start: float, end: float) -> int:
         f"saved {out}: {status.duration:.1f} s from {_local(status.start)}, "
         f"{status.bytes / 1e6:.1f} MB"
         + (f" (after {status.attempts} attempts)" if status.attempts > 1 else "")
+        + (f"; {status.skipped} unreadable frame(s) skipped" if status.skipped else "")
     )
     return 0
 
