@@ -38,7 +38,7 @@ MAX_PLAYBACK_SECONDS = 3 * 3600.0  # one request; longer ranges are asked for in
 MAX_LISTING_SECONDS = 8 * 86400.0  # a recordings listing covers at most a week and a day
 MAX_SPANS = 1024  # spans in one listing (a day of 60 s segments with a gap between each fits)
 MAX_NEARBY = 16
-PLAYBACK_ERRORS = ("nothing_recorded", "bad_range", "busy", "unavailable")
+PLAYBACK_ERRORS = ("nothing_recorded", "busy", "unavailable")
 
 Span = tuple[float, float]
 
