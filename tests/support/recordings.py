@@ -58,10 +58,11 @@ def record(
     fps: float = 10.0,
     gop: int = 10,
     segment_seconds: float = 10.0,
+    size: tuple[int, int] = (160, 96),
 ) -> list[Segment]:
     """``seconds`` of numbered frames recorded from wall-clock ``wall`` on into ``root``
     (segment files and ``root/index.sqlite``), as the hub's continuous recording does."""
-    source = NumberedSource(fps=fps, duration=seconds)
+    source = NumberedSource(size[0], size[1], fps=fps, duration=seconds)
     info, packets = demux(encode_mp4(source, gop=gop))
     index = SegmentIndex(root / "index.sqlite")
     try:
