@@ -109,10 +109,10 @@ async def _measure(client_dir: Path, wall: float, offsets: list[float]) -> dict[
     rows: dict[str, list[float]] = {}
     try:
         deadline = time.monotonic() + 90
-        done = 0
+        done = -1  # one warm-up session, not counted: the hub may still be starting
         while done < len(offsets):
             try:
-                result = await _session(client, wall + offsets[done])
+                result = await _session(client, wall + offsets[max(done, 0)])
             except CameraUnavailableError:
                 if time.monotonic() > deadline:
                     raise
@@ -120,7 +120,8 @@ async def _measure(client_dir: Path, wall: float, offsets: list[float]) -> dict[
                 continue
             done += 1
             for key, value in result.items():
-                rows.setdefault(key, []).append(value)
+                if done > 0:
+                    rows.setdefault(key, []).append(value)
             await asyncio.sleep(0.5)
     finally:
         await client.close()
