@@ -10,6 +10,7 @@ import av
 import pytest
 
 from privastead.errors import MediaError
+from privastead.media.fmp4_edit import movie_timescale, with_duration
 from privastead.media.playback import nearby, plan_playback, spans
 from privastead.media.segment_index import SegmentIndex
 from support.recordings import frame_number, record
@@ -104,3 +105,38 @@ def test_a_segment_that_is_not_what_the_index_says_is_an_error(
             plan_playback(index, root, "door", WALL, WALL + 5)
     finally:
         index.close()
+
+
+def test_a_camera_that_changed_its_stream_ends_the_plan_there(tmp_path: Path) -> None:
+    root = tmp_path / "rec"
+    record(root, "door", WALL, 20.0)
+    record(root, "door", WALL + 20.0, 20.0, size=(320, 192))  # reconnected at another size
+    index = SegmentIndex(root / "index.sqlite")
+    try:
+        plan = plan_playback(index, root, "door", WALL + 5.0, WALL + 35.0)
+    finally:
+        index.close()
+    assert plan is not None
+    assert plan.end == pytest.approx(WALL + 20.0)  # the answer says how far the stream goes
+    _duration, frames = _decode(b"".join(piece for piece, _i, _t in plan.pieces()))
+    assert {f.width for f in frames} == {160} and len(frames) == 15 * FPS
+
+
+def test_the_init_states_the_duration_for_players(recording: Path) -> None:
+    index = SegmentIndex(recording / "index.sqlite")
+    try:
+        (segment, *_rest) = index.all()
+    finally:
+        index.close()
+    data = (recording / segment.path).read_bytes()
+    init = data[: data.index(b"moof") - 4]
+    assert b"mehd" not in init  # the segment writer's init leaves the length open
+    stated = with_duration(init, 12.5)
+    assert b"mehd" in stated and b"mehd" not in init
+    assert with_duration(stated, 12.5) == stated  # stating it again replaces, never adds
+    scale = movie_timescale(stated)
+    mehd = stated.index(b"mehd")
+    assert int.from_bytes(stated[mehd + 8 : mehd + 16], "big") == round(12.5 * scale)
+    fragments = data[len(init) :]
+    _duration, frames = _decode(stated + fragments)  # (FFmpeg measures the fragments itself)
+    assert len(frames) == segment.frames and frames[0].key_frame
