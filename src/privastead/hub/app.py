@@ -15,7 +15,8 @@ Stages (the sub-packages of ``privastead.hub``):
     recording   clips cut from the ring, thumbnails, sidecars
     delivery    events and clips to MLS messages on per-group workers, outbox, upload,
                 heartbeats, key rotation
-    control     what clients ask in their control groups: resends, re-adds, probes, live
+    control     what clients ask in their control groups: resends, re-adds, probes, live,
+                playback of the continuous recording
     admin       pairing and removal over the admin socket, the metrics endpoint
     state       the data directory, the MLS groups, the device registry
 
