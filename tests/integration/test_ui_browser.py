@@ -424,3 +424,25 @@ def test_recording_timeline_without_recording_shows_the_events(page: Any, ui: Ru
     assert "No continuous recording" in page.locator("#timeline-summary").inner_text()
     page.locator("#timeline .mark").first.click()  # an event mark opens the event
     page.wait_for_selector("body[data-ready='event']")
+
+
+def test_an_h265_recording_is_transcoded_for_chromium(browser: Any, tmp_path: Path) -> None:
+    """The page cannot know the codec before the recording arrives: Chromium refuses the
+    H.265 file, the page asks again with ``h264=1`` and the client transcodes it."""
+    now = time.time()
+    source = FakeSource(media_dir=tmp_path, recording_codec="hevc")
+    camera = Camera("porch-4k", "home", Health.ONLINE, "ok", now, None)
+    source.cameras_["porch-4k"] = FakeCamera(camera, [])
+    source.recordings["porch-4k"] = [(now - 1800, now - 60)]
+    running = Running(source)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(running.url + f"#/timeline/porch-4k/{_day_of(now - 600)}")
+        page.wait_for_selector("body[data-ready='timeline']")
+        page.locator("#timeline .span").last.click()
+        _plays(page, "#playback")
+        assert source.h264_requests == ["recording porch-4k"]
+    finally:
+        context.close()
+        running.close()

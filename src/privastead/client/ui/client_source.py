@@ -166,10 +166,10 @@ class ClientSource:
             raise UnavailableError("this device is not paired with a hub yet: pair it first")
         return await self._local.timeline(camera, start, end)
 
-    async def recording(self, camera: str, start: float, end: float) -> Path:
+    async def recording(self, camera: str, start: float, end: float, *, h264: bool = False) -> Path:
         if self._local is None:
             raise UnavailableError("this device is not paired with a hub yet: pair it first")
-        return await self._local.recording(camera, start, end)
+        return await self._local.recording(camera, start, end, h264=h264)
 
     async def pair(self, code: str) -> AsyncIterator[PairingStep]:
         from privastead.client.pairing import pair

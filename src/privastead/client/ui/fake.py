@@ -155,6 +155,7 @@ class FakeSource:
     recordings: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # spans
     media_dir: Path | None = None  # where fetched recordings are written
     played: list[tuple[str, float, float]] = field(default_factory=list)
+    recording_codec: str = "h264"  # what the fake hub recorded (hevc: a 4K camera's)
 
     async def cameras(self) -> list[Camera]:
         result = []
@@ -257,7 +258,7 @@ class FakeSource:
             "error": "",
         }
 
-    async def recording(self, camera: str, start: float, end: float) -> Path:
+    async def recording(self, camera: str, start: float, end: float, *, h264: bool = False) -> Path:
         """A synthetic recording as long as the range (30 s at most), its duration stated in
         the init segment as the hub's playback does."""
         if not any(a < end and b > start for a, b in self.recordings.get(camera, [])):
@@ -265,10 +266,15 @@ class FakeSource:
         if self.media_dir is None:
             raise UnavailableError("this demo has no place for recordings")
         seconds = max(1.0, min(30.0, end - start))
-        pieces = await asyncio.to_thread(synthetic_clip, seconds)
+        pieces = await asyncio.to_thread(synthetic_clip, seconds, codec=self.recording_codec)
         self.played.append((camera, start, end))
         path = self.media_dir / f"recording-{len(self.played)}.mp4"
         path.write_bytes(with_duration(pieces[0], seconds) + b"".join(pieces[1:]))
+        if h264 and self.recording_codec != "h264":
+            out = path.with_suffix(".h264.mp4")
+            await asyncio.to_thread(transcode_clip, path, out)
+            self.h264_requests.append(f"recording {camera}")
+            return out
         return path
 
 

@@ -8,8 +8,9 @@ Routes, all under ``/<secret>/`` (``security.Guard`` rejects everything else):
 - ``api/devices``;
 - ``api/cameras/{camera}/timeline?start=&end=`` (Unix seconds, at most 8 days): the recorded
   spans (asked from the hub) and this device's events in that time;
-- ``api/cameras/{camera}/recording.mp4?start=&end=`` (at most 3 hours): that range fetched
-  from the hub through the relay (``playback.md``), decrypted, served with HTTP ranges;
+- ``api/cameras/{camera}/recording.mp4?start=&end=[&h264=1]`` (at most 3 hours): that range
+  fetched from the hub through the relay (``playback.md``), decrypted, served with HTTP
+  ranges (``h264=1``: transcoded for a browser without H.265);
 - ``ws/live/{camera}[?h264=1]``: one text message ``{"mime": ...}``, then binary fMP4 pieces
   (init first); closing the socket stops the livestream;
 - ``ws/pair``: send ``{"code": ...}``, receive pairing steps as JSON until the last.
@@ -149,7 +150,9 @@ async def recording(request: web.Request) -> web.StreamResponse:
     if isinstance(asked, web.Response):
         return asked
     try:
-        path = await request.app[SOURCE].recording(request.match_info["camera"], *asked)
+        path = await request.app[SOURCE].recording(
+            request.match_info["camera"], *asked, h264=request.query.get("h264") == "1"
+        )
     except (NothingRecordedError, ConfigError) as exc:
         return _problem(404, str(exc))
     except PrivasteadError as exc:  # the hub, the relay or the stream failed: try again later

@@ -130,9 +130,10 @@ class UiSource(Protocol):
         """``client.timeline.timeline``'s answer: recorded spans and events in [start, end)."""
         ...
 
-    async def recording(self, camera: str, start: float, end: float) -> Path:
+    async def recording(self, camera: str, start: float, end: float, *, h264: bool = False) -> Path:
         """The recording of ``camera`` from ``start`` to ``end`` as a complete MP4 file
-        (fetched from the hub through the relay: ``client.playback_request``)."""
+        (fetched from the hub through the relay: ``client.playback_request``); with ``h264``
+        an H.264 version (transcoded if need be)."""
         ...
 
 
@@ -333,7 +334,16 @@ class LocalSource:
             "error": "recordings are asked from the hub by the client's receive loop",
         }
 
-    async def recording(self, camera: str, start: float, end: float) -> Path:
+    async def recording(self, camera: str, start: float, end: float, *, h264: bool = False) -> Path:
+        path = await self._recording(camera, start, end)
+        mime = clip_mime(path)
+        if not h264 or "avc1" in mime or "avc3" in mime:
+            return path
+        if self._transcode is None:
+            raise UnavailableError("this client has no H.265 to H.264 transcoder")
+        return await self._transcoded(path.stem, path)
+
+    async def _recording(self, camera: str, start: float, end: float) -> Path:
         if self._playback is None:
             raise UnavailableError("playback needs the client's receive loop (`privastead-app ui`)")
         name = hashlib.sha256(f"{camera}\0{start!r}\0{end!r}".encode()).hexdigest()[:32]

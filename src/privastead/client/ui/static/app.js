@@ -314,15 +314,27 @@ async function timelinePage(name, dayArg) {
        h('div', {class: 'card panel'}, bar, h('div', {class: 'legend'},
          h('span', {class: 'key span-key'}), 'recorded', h('span', {class: 'key mark-key'}), 'event')),
        h('div', {class: 'player'}, video), note);
+  let h264 = false; // set once this browser refused a recording (H.265): ask for H.264 then
   const play = (from, to) => {
     note.replaceChildren(status(`Fetching ${clock(from)} to ${clock(to)} from the hub (end-to-end encrypted)…`));
-    video.src = `api/cameras/${enc(name)}/recording.mp4?start=${from}&end=${to}`;
+    video.dataset.range = `${from},${to}`;
+    video.src = `api/cameras/${enc(name)}/recording.mp4?start=${from}&end=${to}${h264 ? '&h264=1' : ''}`;
     video.play().catch(() => {});
   };
   video.addEventListener('loadedmetadata', () => note.replaceChildren(h('p', {class: 'meta'},
     `Playing ${Math.round(video.duration)} s, decrypted on this computer. `,
     h('a', {href: video.src, download: `${name}-${isoDay(d)}.mp4`}, 'Download MP4'))));
   video.addEventListener('error', async () => {
+    if (video.error && video.error.code === MediaError.MEDIA_ERR_SRC_NOT_SUPPORTED && !h264) {
+      const r = await fetch(video.src, {method: 'HEAD', cache: 'no-store'}).catch(() => null);
+      if (r && r.ok) { // fetched fine, but this browser cannot decode it: ask for H.264
+        h264 = true;
+        const [from, to] = video.dataset.range.split(',').map(Number);
+        note.replaceChildren(status('This browser cannot play H.265: converting the recording to H.264…'));
+        play(from, to);
+        return;
+      }
+    }
     let text = 'The recording cannot be played.';
     try { const r = await fetch(video.src, {cache: 'no-store'}); if (!r.ok) text = (await r.json()).error || text; } catch (e) { /* keep the generic text */ }
     note.replaceChildren(status(text, true));
