@@ -18,7 +18,7 @@ the camera sent, no decoding, no muxer. Plain blocking file I/O: callers run it 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +57,7 @@ class PlaybackPlan:
     def size(self) -> int:
         return len(self.init) + sum(f.length for f in self.fragments)
 
-    def pieces(self) -> Iterator[tuple[bytes, bool, float]]:
+    def pieces(self) -> Generator[tuple[bytes, bool, float], None, None]:
         """(bytes, is_init, media time) of each piece of the output, init first."""
         yield self.init, True, 0.0
         handle: tuple[Path, int] | None = None

@@ -32,7 +32,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -290,7 +290,20 @@ class PlaybackSessions:
         self, session: _Session, live: HubGroup, ws: aiohttp.ClientWebSocketResponse
     ) -> str:
         in_flight: collections.deque[tuple[int, int]] = collections.deque()  # (index, bytes)
-        pieces: Iterator[tuple[bytes, bool, float]] = session.plan.pieces()
+        pieces: Generator[tuple[bytes, bool, float], None, None] = session.plan.pieces()
+        try:
+            return await self._send_pieces(session, live, ws, pieces, in_flight)
+        finally:
+            pieces.close()  # its open segment file, now rather than when collected
+
+    async def _send_pieces(
+        self,
+        session: _Session,
+        live: HubGroup,
+        ws: aiohttp.ClientWebSocketResponse,
+        pieces: Iterator[tuple[bytes, bool, float]],
+        in_flight: collections.deque[tuple[int, int]],
+    ) -> str:
         total = session.plan.pieces_count
         number = 0
         while True:
