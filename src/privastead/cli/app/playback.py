@@ -27,9 +27,10 @@ examples:
   privastead-app playback door --from 2026-12-04T14:30 --to 2026-12-04T14:45 --out door.mp4
   privastead-app recordings door --day today      what is recorded (and the events)
 
-Times: {FORMS}. One request covers at most 3 hours. A range with no recording is answered
-with the recorded spans nearest to it. While `privastead-app listen` or `ui` runs on the same
-data directory, the playback comes through it (over its local socket).
+Times: {FORMS}.
+One request covers at most 3 hours. A range with no recording is answered with the recorded
+spans nearest to it. While `privastead-app listen` or `ui` runs on the same data directory,
+the playback comes through it (over its local socket).
 Exit codes: 0 saved, 1 error (the message says what to do), 2 usage, 3 nothing recorded."""
 
 
