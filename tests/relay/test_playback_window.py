@@ -114,3 +114,50 @@ async def test_the_window_holds_until_the_viewer_acknowledges(relay: Any, tmp_pa
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
+
+
+async def test_busy_sessions_refuse_but_abandoned_ones_make_room(
+    relay: Any, tmp_path: Path
+) -> None:
+    """At most two playbacks per camera: a third request is refused as ``busy`` while both
+    stream, but a session whose viewer never came (its client gave up) makes room."""
+    recordings = tmp_path / "recordings"
+    record(recordings, "door", WALL, 20.0)
+    groups = _Groups()
+    answers: list[PlaybackAnswer] = []
+    async with relay.client() as hub, relay.client() as app:
+        sessions = PlaybackSessions(
+            groups,  # type: ignore[arg-type]
+            hub,
+            lambda _group, build: answers.append(build(len(answers))),  # type: ignore[arg-type]
+            recordings,
+            recordings / "index.sqlite",
+        )
+
+        async def ask(n: int) -> PlaybackAnswer:
+            request = PlaybackRequest("door", f"{n:032x}", WALL + 1.0, WALL + 19.0)
+            await sessions.handle(groups.control, b"member", request)  # type: ignore[arg-type]
+            return answers[-1]
+
+        first, abandoned = await ask(1), await ask(2)
+        viewer = await app.live(first.session_id, "viewer")  # only the first one is watched
+        for _ in range(100):
+            if sessions.running[first.session_id].sent:
+                break
+            await asyncio.sleep(0.05)
+        third = await ask(3)  # the abandoned one makes room
+        assert not third.error and abandoned.session_id not in sessions.running
+        watcher = await app.live(third.session_id, "viewer")
+        for _ in range(100):
+            if sessions.running[third.session_id].sent:
+                break
+            await asyncio.sleep(0.05)
+        refused = await ask(4)
+        assert refused.error == "busy" and "try again" in refused.detail
+        await viewer.close()
+        await watcher.close()
+        for running in list(sessions.running.values()):
+            assert running.task is not None
+            running.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running.task
