@@ -23,7 +23,9 @@ Catch ``PrivasteadError`` to catch everything this package raises on purpose::
     │       └── DeviceRemovedError      this device's token was revoked: it was removed, stop
     ├── MediaError                      cameras, decoding, recording
     │   ├── CameraUnavailableError      cannot connect, stalled, or the stream ended
-    │   └── CorruptMediaError           undecodable or malformed video
+    │   ├── CorruptMediaError           undecodable or malformed video
+    │   ├── NothingRecordedError        no recording in the asked time range (says what exists)
+    │   └── PlaybackIncompleteError     a playback arrived with a gap, reordered or cut short
     ├── AdminError                      the running hub's local admin socket refused or broke off
     ├── LocalSocketError                the running client's local socket refused or broke off
     └── RemovalIncompleteError          a device removal that the groups' member lists disprove
@@ -168,6 +170,16 @@ class CorruptMediaError(MediaError):
     """Video data is malformed or cannot be decoded."""
 
 
+class NothingRecordedError(MediaError):
+    """The hub holds no recording of the camera in the asked time range; the message lists
+    the recorded spans nearest to it."""
+
+
+class PlaybackIncompleteError(MediaError):
+    """A playback stream lost, reordered or repeated a message, or ended before its last one:
+    the relay (or the connection) did not deliver it whole. Nothing was written; ask again."""
+
+
 class AdminError(PrivasteadError):
     """A request on the running hub's admin socket was refused (wrong user, malformed, too
     large) or the connection broke off before its answer."""
@@ -198,7 +210,9 @@ __all__ = [
     "JoinError",
     "LocalSocketError",
     "MediaError",
+    "NothingRecordedError",
     "PairingMismatchError",
+    "PlaybackIncompleteError",
     "PolicyError",
     "PrivasteadError",
     "RelayError",

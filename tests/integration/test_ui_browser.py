@@ -414,3 +414,66 @@ def test_a_full_hub_disk_gets_its_badge_and_the_banner_on_every_page(
     finally:
         for name, camera in saved.items():
             fakes[name].camera = camera
+
+
+def _day_of(t: float) -> str:
+    return time.strftime("%Y-%m-%d", time.localtime(t))
+
+
+def _events_on(ui: Running, camera: str, day: str) -> int:
+    return sum(1 for e in ui.source.cameras_[camera].events if e.at and _day_of(e.at) == day)
+
+
+def test_recording_timeline_plays_a_clicked_span(page: Any, ui: Running, shots: Path) -> None:
+    spans = ui.source.recordings["front-door"]
+    day = _day_of(spans[-1][1] - 60)
+    _open(page, ui, f"timeline/front-door/{day}")
+    drawn = page.locator("#timeline .span")
+    assert drawn.count() == sum(1 for a, b in spans if _day_of(a) == day or _day_of(b) == day)
+    assert page.locator("#timeline .mark").count() == _events_on(ui, "front-door", day)
+    played = len(ui.source.played)
+    drawn.last.click()
+    page.wait_for_function(
+        "s => document.querySelector(s)?.duration > 0", arg="#playback", timeout=30000
+    )
+    _plays(page, "#playback")
+    duration = page.evaluate("() => document.querySelector('#playback').duration")
+    assert 0 < duration < 1e6  # finite: the init segment states it, so the page can seek
+    assert len(ui.source.played) == played + 1
+    _camera, start, end = ui.source.played[-1]
+    assert spans[-1][0] <= start < end <= spans[-1][1]  # the clicked stretch, nothing else
+    page.wait_for_selector("text=Download MP4")
+    page.screenshot(path=shots / "recordings.png", full_page=True)
+
+
+def test_recording_timeline_without_recording_shows_the_events(page: Any, ui: Running) -> None:
+    first = min(e.at or 0.0 for e in ui.source.cameras_["garden"].events)
+    day = _day_of(first)
+    _open(page, ui, f"timeline/garden/{day}")
+    assert page.locator("#timeline .span").count() == 0
+    assert page.locator("#timeline .mark").count() == _events_on(ui, "garden", day) > 0
+    assert "No continuous recording" in page.locator("#timeline-summary").inner_text()
+    page.locator("#timeline .mark").first.click()  # an event mark opens the event
+    page.wait_for_selector("body[data-ready='event']")
+
+
+def test_an_h265_recording_is_transcoded_for_chromium(browser: Any, tmp_path: Path) -> None:
+    """The page cannot know the codec before the recording arrives: Chromium refuses the
+    H.265 file, the page asks again with ``h264=1`` and the client transcodes it."""
+    now = time.time()
+    source = FakeSource(media_dir=tmp_path, recording_codec="hevc")
+    camera = Camera("porch-4k", "home", Health.ONLINE, "ok", now, None)
+    source.cameras_["porch-4k"] = FakeCamera(camera, [])
+    source.recordings["porch-4k"] = [(now - 1800, now - 60)]
+    running = Running(source)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(running.url + f"#/timeline/porch-4k/{_day_of(now - 600)}")
+        page.wait_for_selector("body[data-ready='timeline']")
+        page.locator("#timeline .span").last.click()
+        _plays(page, "#playback")
+        assert source.h264_requests == ["recording porch-4k"]
+    finally:
+        context.close()
+        running.close()

@@ -115,3 +115,31 @@ async def test_bad_session_ids_and_roles(inproc: InProcess) -> None:
             with pytest.raises(RelayRejectedError) as err:
                 await c.live(session, role)
             assert err.value.status in statuses
+
+
+async def test_a_viewer_ack_reaches_the_publisher_and_other_text_does_not(
+    inproc: InProcess,
+) -> None:
+    """Playback's flow control: the relay forwards a viewer's well-formed acknowledgement to
+    the publisher, with the viewer's id; malformed or other text goes nowhere."""
+    session = mailbox_id()
+    async with inproc.client() as hub, inproc.client() as app:
+        pub = await hub.live(session, "publisher")
+        assert json.loads((await pub.receive()).data)["type"] == "viewers"
+        viewer = await app.live(session, "viewer")
+        seen: list[dict[str, Any]] = []
+        await _events_until(pub, "viewers", seen)
+        for junk in (
+            "not json",
+            '{"type": "ack", "index": -1}',
+            '{"type": "ack", "index": true}',
+            '{"type": "hello"}',
+            "[1, 2]",
+        ):
+            await viewer.send_str(junk)
+        await viewer.send_str('{"type": "ack", "index": 7}')
+        ack = await _events_until(pub, "ack", seen)
+        assert ack["index"] == 7 and ack["viewer"].startswith("v")
+        assert [e["type"] for e in seen] == ["viewers", "ack"]  # nothing from the junk
+        await viewer.close()
+        await pub.close()

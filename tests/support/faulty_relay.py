@@ -15,7 +15,12 @@ with a made-up success, as a lying relay would. Faults (all may be switched whil
   quiet spell never arrives, and no later seq reveals it;
 - ``capture``: mailboxes whose application messages are kept in ``backlog`` instead of being
   delivered; ``replay(pause)`` releases them later one at a time (old heartbeats, slowly);
-- ``delay``: every upload is forwarded that many seconds late (everything the hub sends).
+- ``delay``: every upload is forwarded that many seconds late (everything the hub sends);
+- ``live_drop``, ``live_duplicate``, ``live_swap``: live channels are proxied (WebSocket both
+  ways); these act on the binary frames a *publisher* sends, by their index within its
+  connection, for the first ``live_faulty_sessions`` publisher connections (then the relay
+  behaves): a dropped frame never reaches the viewers, a duplicated one reaches them twice,
+  a swapped one is held and sent after the next.
 """
 
 from __future__ import annotations
@@ -57,6 +62,11 @@ class FaultyRelay:
     done: list[tuple[str, int]] = field(default_factory=list)
     backlog: list[Upload] = field(default_factory=list)
     count: int = 0
+    live_drop: set[int] = field(default_factory=set)
+    live_duplicate: set[int] = field(default_factory=set)
+    live_swap: set[int] = field(default_factory=set)
+    live_faulty_sessions: int = 1_000_000
+    live_sessions: int = 0  # publisher connections seen
     _held: Upload | None = None
     _newest: dict[str, Upload] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -110,7 +120,9 @@ class FaultyRelay:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request)
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k in FORWARDED}
         path = request.path_qs
@@ -146,6 +158,61 @@ class FaultyRelay:
         if mailbox != self.mailbox:
             return await self._forward("POST", path, headers, body)
         return await self._by_index(upload, fake)
+
+    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        """Proxy a WebSocket (live channels, subscriptions), faulting a publisher's frames."""
+        assert self._session is not None
+        publisher = request.query.get("role") == "publisher"
+        faulty = False
+        if publisher:
+            faulty = self.live_sessions < self.live_faulty_sessions
+            self.live_sessions += 1
+        headers = {k: v for k, v in request.headers.items() if k == "Authorization"}
+        upstream = await self._session.ws_connect(
+            self.upstream.replace("http", "ws", 1) + request.path_qs,
+            headers=headers,
+            max_msg_size=64 << 20,
+        )
+        ws = web.WebSocketResponse(max_msg_size=64 << 20)
+        await ws.prepare(request)
+
+        async def down() -> None:  # relay -> this side
+            async for msg in upstream:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    await ws.send_str(msg.data)
+                elif msg.type == aiohttp.WSMsgType.BINARY:
+                    await ws.send_bytes(msg.data)
+            await ws.close()
+
+        pump = asyncio.ensure_future(down())
+        held: bytes | None = None
+        n = 0
+        try:
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    await upstream.send_str(msg.data)
+                    continue
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    break
+                frame, n = msg.data, n + 1
+                if faulty and n - 1 in self.live_drop:
+                    self.done.append(("live_drop", n - 1))
+                    continue
+                if faulty and n - 1 in self.live_swap:
+                    self.done.append(("live_swap", n - 1))
+                    held = frame
+                    continue
+                await upstream.send_bytes(frame)
+                if faulty and n - 1 in self.live_duplicate:
+                    self.done.append(("live_duplicate", n - 1))
+                    await upstream.send_bytes(frame)
+                if held is not None:
+                    await upstream.send_bytes(held)
+                    held = None
+        finally:
+            pump.cancel()
+            await upstream.close()
+        return ws
 
     async def _by_index(self, upload: Upload, fake: web.Response) -> web.Response:
         path, headers, body = upload

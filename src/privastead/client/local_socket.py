@@ -2,9 +2,9 @@
 
 The process that owns a data directory (``privastead-app listen`` or ``ui``: it holds every
 group's MLS state locked) serves ``<data_dir>/run/app.sock``, and ``status``, ``devices``,
-``events``, ``clip``, ``live``, ``sync`` and ``resync`` ask it when it runs; when it does not
-they open the data directory themselves and print the same lines (``client.queries`` answers
-both ways).
+``events``, ``clip``, ``live``, ``playback``, ``recordings``, ``sync`` and ``resync`` ask it
+when it runs; when it does not they open the data directory themselves and print the same
+lines (``client.queries`` answers both ways).
 
 - The directory is made 0700 (and must belong to the client's user), the socket 0600; the
   peer's uid comes from the kernel (``SO_PEERCRED``) and must be ours (or root's).
@@ -33,6 +33,8 @@ from privastead.client import queries
 from privastead.client.app import Client
 from privastead.client.live_request import LiveStatus, open_live
 from privastead.client.local_call import MAX_REQUEST, WHAT, call_running_client, socket_path
+from privastead.client.playback_request import PlaybackStatus, fetch_playback, playback_status
+from privastead.client.timeline import timeline
 from privastead.errors import LocalSocketError, PrivasteadError, StateLockedError
 from privastead.protocol.frames import (
     MAX_SOCKET_PATH,
@@ -168,6 +170,8 @@ class LocalServer:
             "sync": self._sync,
             "resync": self._resync,
             "live": self._live,
+            "playback": self._playback,
+            "recordings": self._recordings,
         }
 
     async def _ping(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
@@ -222,6 +226,43 @@ class LocalServer:
         finally:
             await stream.aclose()
         return _live_status(status)
+
+    async def _playback(self, args: dict[str, Any], writer: asyncio.StreamWriter) -> dict[str, Any]:
+        camera, out = _str(args, "camera"), Path(_str(args, "out"))
+        start, end, timeout = (_num(args, k) for k in ("start", "end", "timeout"))
+        retries = _int(args, "retries", 2)
+        if not out.is_absolute():
+            raise LocalSocketError("client socket request: out must be an absolute path")
+
+        def on_change(st: PlaybackStatus) -> None:
+            writer.write(encode_frame({"type": "progress", **playback_status(st)}))
+
+        status = PlaybackStatus(on_change=on_change)
+        await fetch_playback(
+            self.client,
+            camera,
+            start,
+            end,
+            out,
+            status=status,
+            retries=max(0, min(retries, 5)),
+            answer_timeout=timeout,
+        )
+        return playback_status(status)
+
+    async def _recordings(
+        self, args: dict[str, Any], writer: asyncio.StreamWriter
+    ) -> dict[str, Any]:
+        camera = _str(args, "camera")
+        start, end, timeout = (_num(args, k) for k in ("start", "end", "timeout"))
+        return await timeline(self.client, camera, start, end, timeout=timeout)
+
+
+def _num(args: dict[str, Any], key: str) -> float:
+    value = args.get(key)
+    if not _number(value):
+        raise LocalSocketError(f"client socket request: {key} must be a number")
+    return float(value)  # type: ignore[arg-type]
 
 
 def _live_status(st: LiveStatus) -> dict[str, Any]:

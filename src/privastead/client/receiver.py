@@ -42,6 +42,7 @@ from privastead.protocol.messages import (
     Notification,
 )
 from privastead.protocol.pairing_messages import ReAddAccept
+from privastead.protocol.playback_messages import PlaybackAnswer, RecordingsAnswer
 from privastead.protocol.seq import Range, SeqStatus, SeqTracker
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 # (relay live channel, client.live_request); the live mailbox carries only the rekey commits.
 ALLOWED: dict[str, tuple[type, ...]] = {
     "events": (Notification, ClipFragment, ClipEnd),
-    "control": (Heartbeat, ReAddAccept, LiveAnswer),
+    "control": (Heartbeat, ReAddAccept, LiveAnswer, PlaybackAnswer, RecordingsAnswer),
     "live": (),
 }
 

@@ -16,7 +16,8 @@ Stages (the sub-packages of ``privastead.hub``):
                 segments, event marks, retention and the disk's health (``recordings``)
     delivery    events and clips to MLS messages on per-group workers, outbox, upload,
                 heartbeats, key rotation
-    control     what clients ask in their control groups: resends, re-adds, probes, live
+    control     what clients ask in their control groups: resends, re-adds, probes, live,
+                playback of the continuous recording
     admin       pairing and removal over the admin socket, the metrics endpoint
     state       the data directory, the MLS groups, the device registry
 
@@ -42,6 +43,7 @@ from privastead.hub.capture.health import CameraHealth
 from privastead.hub.capture.runner import HubRunner
 from privastead.hub.config import HubConfig
 from privastead.hub.control.live_sessions import LiveSessions
+from privastead.hub.control.playback_sessions import PlaybackSessions
 from privastead.hub.control.reader import ControlReader
 from privastead.hub.delivery.clip_journal import ClipJournal
 from privastead.hub.delivery.delivery import Delivery, send_now, send_queued
@@ -65,6 +67,7 @@ def build_delivery(
     cameras: dict[str, Camera],
     health: CameraHealth,
     clock: Clock,
+    recordings: Recordings | None = None,
 ) -> Delivery:
     """Delivery and its parts, over the groups ``open_hub`` opened."""
     groups, outbox, relay = opened.groups, opened.outbox, opened.relay
@@ -78,8 +81,22 @@ def build_delivery(
         health=health.facts,
     )
     live = LiveSessions(groups, relay, send_queued, cameras=cameras)
+    playback = PlaybackSessions(
+        groups,
+        relay,
+        send_queued,
+        paths.recordings,
+        paths.recordings_index,
+        protected=recordings.protected if recordings is not None else None,
+    )
     control = ControlReader(
-        groups, outbox, relay, clock=clock, on_probe=heartbeats.answer, live=live
+        groups,
+        outbox,
+        relay,
+        clock=clock,
+        on_probe=heartbeats.answer,
+        live=live,
+        playback=playback,
     )
     mailboxes = [g.mailbox for g in groups if g.group == "control"]
     return Delivery(
@@ -150,7 +167,7 @@ class Hub:
             admin: AdminServer | None = None
             if config.relay.url:
                 opened = await stack.enter_async_context(open_hub(config))
-                delivery = build_delivery(config, opened, cameras, health, clock)
+                delivery = build_delivery(config, opened, cameras, health, clock, recordings)
                 admin = AdminServer(
                     config.hub.paths().admin_socket,
                     HubAdmin(
@@ -220,6 +237,10 @@ class Hub:
                 stack.callback(watching.cancel)
             keeping = asyncio.create_task(self.recordings.run(self._disk_changed), name="disk")
             stack.callback(keeping.cancel)
+            playback = self.delivery.control.playback if self.delivery else None
+            if playback is not None:  # ends its sessions when the hub stops
+                replaying = asyncio.create_task(playback.run(), name="playback")
+                stack.push_async_callback(_cancelled, replaying)
             sending = asyncio.create_task(self.delivery.run()) if self.delivery else None
             try:
                 await self.runner.run()
@@ -230,6 +251,12 @@ class Hub:
                     with contextlib.suppress(asyncio.CancelledError):
                         await sending
         log.info("hub stopped after %.0f s", time.monotonic() - started)
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 __all__ = ["Hub", "build_delivery"]

@@ -44,6 +44,20 @@ def _boxes(f: BinaryIO, size: int) -> list[tuple[bytes, int, int]]:
     return boxes
 
 
+def top_level_boxes(f: BinaryIO, size: int) -> list[tuple[bytes, int, int]]:
+    """(type, offset, length) of the complete top-level boxes of an open segment file."""
+    return _boxes(f, size)
+
+
+def init_segment(f: BinaryIO, boxes: list[tuple[bytes, int, int]]) -> bytes:
+    """The init segment (``ftyp`` + ``moov``) of an open segment file, or b"" without one."""
+    for kind, at, length in boxes:
+        if kind == b"moov":
+            f.seek(0)
+            return f.read(at + length)
+    return b""
+
+
 def _complete_pieces(path: Path) -> tuple[int, bytes, list[tuple[int, bytes]]]:
     """(bytes of complete pieces, init segment, [(offset, moof) of each moof+mdat pair])."""
     with path.open("rb") as f:
@@ -141,4 +155,4 @@ def recover(root: Path, index: SegmentIndex, rebuild: bool = False) -> list[Segm
     return found
 
 
-__all__ = ["finish_part", "read_segment", "recover"]
+__all__ = ["finish_part", "init_segment", "read_segment", "recover", "top_level_boxes"]

@@ -21,6 +21,12 @@ from privastead.protocol.pairing_messages import (
     ReAddAccept,
     ReAddRequest,
 )
+from privastead.protocol.playback_messages import (
+    PlaybackAnswer,
+    PlaybackRequest,
+    RecordingsAnswer,
+    RecordingsRequest,
+)
 
 Message = (
     Notification
@@ -37,6 +43,10 @@ Message = (
     | ClipEnd
     | ClockProbe
     | ResendGone
+    | PlaybackRequest
+    | PlaybackAnswer
+    | RecordingsRequest
+    | RecordingsAnswer
 )
 
 _CLASSES: dict[MessageKind, type[Message]] = {
@@ -56,6 +66,10 @@ _CLASSES: dict[MessageKind, type[Message]] = {
         ClipEnd,
         ClockProbe,
         ResendGone,
+        PlaybackRequest,
+        PlaybackAnswer,
+        RecordingsRequest,
+        RecordingsAnswer,
     )
 }
 

@@ -62,6 +62,10 @@ class MessageKind(enum.IntEnum):
     CLIP_END = 12
     CLOCK_PROBE = 13
     RESEND_GONE = 14
+    PLAYBACK_REQUEST = 15
+    PLAYBACK_ANSWER = 16
+    RECORDINGS_REQUEST = 17
+    RECORDINGS_ANSWER = 18
 
 
 @dataclass(frozen=True)

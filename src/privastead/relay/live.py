@@ -9,7 +9,11 @@ relay memory, and the publisher is told, so it can slow down or stop:
   last one leaves, ``{"type": "lagging", "viewer": id, "dropped": n}`` (at most once a second
   per viewer) when frames were dropped for a slow viewer;
 - to viewers: the binary frames, ``{"type": "waiting"}`` until a publisher is there,
-  ``{"type": "publisher_joined"}``, and ``{"type": "ended"}`` before the socket closes.
+  ``{"type": "publisher_joined"}``, and ``{"type": "ended"}`` before the socket closes;
+- from a viewer (text JSON): ``{"type": "ack", "index": n}`` (a playback viewer has written
+  every message up to ``n``), forwarded to the publisher as ``{"type": "ack", "viewer": id,
+  "index": n}`` so it can keep its sending window below the viewer's queue (a playback must
+  arrive whole); any other viewer text is ignored.
 
 The relay never looks inside frames; order is kept per viewer, gaps show as dropped frames.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,6 +32,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from privastead.clock import Clock
+from privastead.protocol.playback import parse_ack
 from privastead.relay.accounts import Principal
 from privastead.relay.api import SESSION_ID
 from privastead.relay.auth import PRINCIPAL
@@ -181,6 +187,19 @@ class LiveHub:
             self._forget_if_empty(st, session_id, session)
         return ws
 
+    async def _viewer_signal(self, session: Session, viewer: Viewer, text: str) -> None:
+        """A viewer's text frame: an acknowledgement (a playback viewer says how far it has
+        written) goes to the publisher with the viewer's id; anything else is ignored."""
+        try:
+            event = json.loads(text)
+        except ValueError:
+            return
+        index = parse_ack(event) if isinstance(event, dict) else None
+        if index is not None and session.publisher is not None:
+            await _quiet_send(
+                session.publisher, {"type": "ack", "viewer": viewer.id, "index": index}
+            )
+
     def _fan_out(self, session: Session, publisher: web.WebSocketResponse, frame: bytes) -> None:
         now = self._clock.monotonic()
         for viewer in session.viewers.values():
@@ -222,8 +241,9 @@ class LiveHub:
                         await _quiet_send(
                             session.publisher, {"type": "viewers", "count": len(session.viewers)}
                         )
-                    async for _ in ws:  # viewers only listen; reading keeps close frames flowing
-                        pass
+                    async for msg in ws:  # reading also keeps close frames flowing
+                        if msg.type == WSMsgType.TEXT:
+                            await self._viewer_signal(session, viewer, msg.data)
         finally:
             writer.cancel()
             # The writer may also have died with the connection: nothing to report then.

@@ -31,6 +31,12 @@ from privastead.protocol.pairing_messages import (
     ReAddAccept,
     ReAddRequest,
 )
+from privastead.protocol.playback_messages import (
+    PlaybackAnswer,
+    PlaybackRequest,
+    RecordingsAnswer,
+    RecordingsRequest,
+)
 
 EVENT = "0123456789abcdef" * 2
 CLIP = "fedcba9876543210" * 2
@@ -63,6 +69,21 @@ def samples() -> list[Message]:
         PairAccept(DEVICE, "relay-token_123", (CameraGrant("front", (grant,)),)),
         ReAddAccept(DEVICE, 12, CameraGrant("front", (grant,))),
         ClipEnd(CLIP, EVENT, 4, "hub_restarted", 14),
+        # (kept between the entries tests name by positive and by negative index)
+        PlaybackRequest("front", CLIP, 1_700_000_000.5, 1_700_000_600.0),
+        PlaybackAnswer(
+            "front", CLIP, 20, EVENT, 5, 1_700_000_000.0, 1_700_000_601.0, 601.0, 602, 9_000_000
+        ),
+        PlaybackAnswer(
+            "front",
+            CLIP,
+            21,
+            error="nothing_recorded",
+            detail="nothing of front is recorded in that range",
+            nearby=((1_600_000_000.0, 1_600_000_060.0), (1_600_000_100.0, 1_600_000_200.0)),
+        ),
+        RecordingsRequest("front", CLIP, 1_700_000_000.0, 1_700_086_400.0),
+        RecordingsAnswer("front", CLIP, ((1.0, 2.0), (3.0, 4.5)), False, 22),
         LiveAnswer("front", CLIP, EVENT, 4, 17),
         LiveAnswer("front", CLIP, CLIP, 0, 18, "camera front is not connected"),
         Heartbeat(

@@ -34,6 +34,16 @@ COMMANDS: list[Command] = [
         "privastead.cli.app.live",
     ),
     Command(
+        "recordings",
+        "what a camera recorded continuously on a day, and its events",
+        "privastead.cli.app.recordings",
+    ),
+    Command(
+        "playback",
+        "recorded video of any time range, decrypted into an MP4 file",
+        "privastead.cli.app.playback",
+    ),
+    Command(
         "resync",
         "ask the hub to re-add this device to groups it lost sync with",
         "privastead.cli.app.resync",

@@ -17,12 +17,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 from privastead.client.app import Client, ClientOptions
 from privastead.client.defaults import DEFAULT_OFFLINE_AFTER
 from privastead.client.device import DataDir
 from privastead.client.live_request import ANSWER_TIMEOUT, open_live
 from privastead.client.local_socket import LocalServer, open_owner
+from privastead.client.playback_request import fetch_playback
+from privastead.client.timeline import timeline
 from privastead.client.ui.source import (
     Camera,
     Clip,
@@ -89,6 +93,10 @@ class ClientSource:
             devices=devices,
             live=lambda camera: self._live(syncer, camera),
             transcode_clip=transcode_clip,
+            timeline=lambda camera, start, end: timeline(syncer, camera, start, end),
+            playback=lambda camera, start, end, out: fetch_playback(
+                syncer, camera, start, end, out
+            ),
         )
         self.syncer = syncer
         self._server = LocalServer(syncer)  # `status`, `live`... ask this process meanwhile
@@ -152,6 +160,16 @@ class ClientSource:
 
     async def devices(self) -> list[Device]:
         return [] if self._local is None else await self._local.devices()
+
+    async def timeline(self, camera: str, start: float, end: float) -> dict[str, Any]:
+        if self._local is None:
+            raise UnavailableError("this device is not paired with a hub yet: pair it first")
+        return await self._local.timeline(camera, start, end)
+
+    async def recording(self, camera: str, start: float, end: float, *, h264: bool = False) -> Path:
+        if self._local is None:
+            raise UnavailableError("this device is not paired with a hub yet: pair it first")
+        return await self._local.recording(camera, start, end, h264=h264)
 
     async def pair(self, code: str) -> AsyncIterator[PairingStep]:
         from privastead.client.pairing import pair

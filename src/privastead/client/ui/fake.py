@@ -31,7 +31,9 @@ from privastead.client.ui.source import (
     clip_mime,
     h264_live,
 )
+from privastead.errors import NothingRecordedError
 from privastead.media.fmp4 import BoxSplitter, fragment_info, track_timescales
+from privastead.media.fmp4_edit import with_duration
 from privastead.media.thumbnail import encode_jpeg
 from privastead.media.transcode import transcode_clip
 
@@ -150,6 +152,10 @@ class FakeSource:
     live_started: int = 0
     live_stopped: int = 0
     h264_requests: list[str] = field(default_factory=list)  # cameras and events transcoded
+    recordings: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # spans
+    media_dir: Path | None = None  # where fetched recordings are written
+    played: list[tuple[str, float, float]] = field(default_factory=list)
+    recording_codec: str = "h264"  # what the fake hub recorded (hevc: a 4K camera's)
 
     async def cameras(self) -> list[Camera]:
         result = []
@@ -233,11 +239,51 @@ class FakeSource:
                 return
         yield PairingStep("paired", 1.0, safety_code="31842 90517 22406 77153")
 
+    async def timeline(self, camera: str, start: float, end: float) -> dict[str, Any]:
+        spans = [[a, b] for a, b in self.recordings.get(camera, []) if a < end and b > start]
+        fake = self.cameras_.get(camera)
+        events = [] if fake is None else fake.events
+        marks = [
+            {"event_id": e.event_id, "at": e.at, "score": e.score, "clip_state": e.clip_state}
+            for e in sorted(events, key=lambda e: e.at or 0.0)
+            if e.at is not None and start <= e.at < end
+        ]
+        return {
+            "camera": camera,
+            "start": start,
+            "end": end,
+            "spans": spans,
+            "truncated": False,
+            "events": marks,
+            "error": "",
+        }
+
+    async def recording(self, camera: str, start: float, end: float, *, h264: bool = False) -> Path:
+        """A synthetic recording as long as the range (30 s at most), its duration stated in
+        the init segment as the hub's playback does."""
+        if not any(a < end and b > start for a, b in self.recordings.get(camera, [])):
+            raise NothingRecordedError(f"nothing of {camera} is recorded in that range")
+        if self.media_dir is None:
+            raise UnavailableError("this demo has no place for recordings")
+        seconds = max(1.0, min(30.0, end - start))
+        pieces = await asyncio.to_thread(synthetic_clip, seconds, codec=self.recording_codec)
+        self.played.append((camera, start, end))
+        path = self.media_dir / f"recording-{len(self.played)}.mp4"
+        path.write_bytes(with_duration(pieces[0], seconds) + b"".join(pieces[1:]))
+        if h264 and self.recording_codec != "h264":
+            out = path.with_suffix(".h264.mp4")
+            await asyncio.to_thread(transcode_clip, path, out)
+            self.h264_requests.append(f"recording {camera}")
+            return out
+        return path
+
 
 def demo_source(root: Path, *, now: float, events_per_camera: int = 4) -> FakeSource:
     """A household: two cameras online with events, clips and live; one hub offline."""
     root.mkdir(parents=True, exist_ok=True)
-    source = FakeSource()
+    source = FakeSource(media_dir=root)
+    # front-door records around the clock (with a gap); the others keep only events
+    source.recordings["front-door"] = [(now - 6 * 3600, now - 3 * 3600), (now - 2.5 * 3600, now)]
     plan = [
         ("front-door", "home", Health.ONLINE, "last heartbeat 12 s ago", 0),
         ("garden", "home", Health.ONLINE, "last heartbeat 12 s ago", 20),

@@ -6,6 +6,11 @@ Routes, all under ``/<secret>/`` (``security.Guard`` rejects everything else):
 - ``api/cameras``, ``api/cameras/{camera}/events``, ``api/events/{id}`` JSON;
 - ``api/events/{id}/thumbnail.jpg``; ``api/events/{id}/clip.mp4[?h264=1]`` with HTTP ranges;
 - ``api/devices``;
+- ``api/cameras/{camera}/timeline?start=&end=`` (Unix seconds, at most 8 days): the recorded
+  spans (asked from the hub) and this device's events in that time;
+- ``api/cameras/{camera}/recording.mp4?start=&end=[&h264=1]`` (at most 3 hours): that range
+  fetched from the hub through the relay (``playback.md``), decrypted, served with HTTP
+  ranges (``h264=1``: transcoded for a browser without H.265);
 - ``ws/live/{camera}[?h264=1]``: one text message ``{"mime": ...}``, then binary fMP4 pieces
   (init first); closing the socket stops the livestream;
 - ``ws/pair``: send ``{"code": ...}``, receive pairing steps as JSON until the last.
@@ -18,6 +23,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import socket
 from importlib import resources
 from typing import Any
@@ -26,8 +32,9 @@ from aiohttp import WSMsgType, web
 
 from privastead.client.ui.security import Guard, check_loopback, new_secret
 from privastead.client.ui.source import UiSource, UnavailableError
-from privastead.errors import MediaError, PrivasteadError
+from privastead.errors import ConfigError, MediaError, NothingRecordedError, PrivasteadError
 from privastead.media.fmp4 import mime_codec
+from privastead.protocol.playback_messages import MAX_LISTING_SECONDS, MAX_PLAYBACK_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +116,48 @@ async def clip(request: web.Request) -> web.StreamResponse:
 
 async def devices(request: web.Request) -> web.Response:
     return _json(await request.app[SOURCE].devices())
+
+
+def _problem(status: int, text: str) -> web.Response:
+    return web.json_response({"error": text}, status=status)
+
+
+def _range(request: web.Request, longest: float) -> tuple[float, float] | web.Response:
+    try:
+        start, end = float(request.query["start"]), float(request.query["end"])
+    except (KeyError, ValueError):
+        return _problem(400, "start and end must be Unix seconds")
+    if not (0 <= start < end <= start + longest) or not math.isfinite(end):
+        return _problem(400, f"end must be after start and at most {longest:.0f} s later")
+    return start, end
+
+
+async def timeline(request: web.Request) -> web.Response:
+    asked = _range(request, MAX_LISTING_SECONDS)
+    if isinstance(asked, web.Response):
+        return asked
+    try:
+        found = await request.app[SOURCE].timeline(request.match_info["camera"], *asked)
+    except ConfigError as exc:
+        return _problem(404, str(exc))
+    except PrivasteadError as exc:
+        return _problem(503, str(exc))
+    return _json(found)
+
+
+async def recording(request: web.Request) -> web.StreamResponse:
+    asked = _range(request, MAX_PLAYBACK_SECONDS)
+    if isinstance(asked, web.Response):
+        return asked
+    try:
+        path = await request.app[SOURCE].recording(
+            request.match_info["camera"], *asked, h264=request.query.get("h264") == "1"
+        )
+    except (NothingRecordedError, ConfigError) as exc:
+        return _problem(404, str(exc))
+    except PrivasteadError as exc:  # the hub, the relay or the stream failed: try again later
+        return _problem(503, str(exc))
+    return web.FileResponse(path, headers={"Content-Type": "video/mp4"})
 
 
 async def live(request: web.Request) -> web.WebSocketResponse:
@@ -193,6 +242,8 @@ def make_app(source: UiSource, guard: Guard) -> web.Application:
             web.get("/api/events/{event}/thumbnail.jpg", thumbnail),
             web.get("/api/events/{event}/clip.mp4", clip),
             web.get("/api/devices", devices),
+            web.get("/api/cameras/{camera}/timeline", timeline),
+            web.get("/api/cameras/{camera}/recording.mp4", recording),
             web.get("/ws/live/{camera}", live),
             web.get("/ws/pair", pair),
         ]

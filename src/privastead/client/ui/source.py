@@ -10,11 +10,12 @@ caller passes in, so the UI runs (and says what is missing) without them. ``Fake
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from privastead import compat
 from privastead.client.eventlog import EventLog, EventRecord
@@ -127,6 +128,16 @@ class UiSource(Protocol):
 
     def pair(self, code: str) -> AsyncIterator[PairingStep]: ...
 
+    async def timeline(self, camera: str, start: float, end: float) -> dict[str, Any]:
+        """``client.timeline.timeline``'s answer: recorded spans and events in [start, end)."""
+        ...
+
+    async def recording(self, camera: str, start: float, end: float, *, h264: bool = False) -> Path:
+        """The recording of ``camera`` from ``start`` to ``end`` as a complete MP4 file
+        (fetched from the hub through the relay: ``client.playback_request``); with ``h264``
+        an H.264 version (transcoded if need be)."""
+        ...
+
 
 def _when(t: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
@@ -156,6 +167,9 @@ def event_of(record: EventRecord) -> Event:
 
 
 ClipTranscoder = Callable[[Path, Path], object]  # (src, dst); media.transcode.transcode_clip
+TimelineHook = Callable[[str, float, float], Awaitable[dict[str, Any]]]  # client.timeline
+PlaybackHook = Callable[[str, float, float, Path], Awaitable[object]]  # fetch_playback to a file
+KEEP_RECORDINGS = 8  # fetched playback files kept in the cache (newest)
 LiveOpener = Callable[[str], LiveStream]  # the camera's own stream, decrypted
 PairHook = Callable[[str], AsyncIterator[PairingStep]]
 
@@ -196,6 +210,8 @@ class LocalSource:
         live: LiveOpener | None = None,
         pair: PairHook | None = None,
         transcode_clip: ClipTranscoder | None = None,
+        timeline: TimelineHook | None = None,
+        playback: PlaybackHook | None = None,
     ) -> None:
         self._log = events
         self._cache = cache_dir
@@ -206,6 +222,9 @@ class LocalSource:
         self._pair = pair or _no_pairing
         self._transcode = transcode_clip
         self._transcoding: dict[str, asyncio.Task[Path]] = {}
+        self._timeline = timeline
+        self._playback = playback
+        self._fetching: dict[str, asyncio.Task[Path]] = {}
 
     async def cameras(self) -> list[Camera]:
         names = sorted(set(self._camera_hubs) | set(self._log.cameras()))
@@ -294,6 +313,62 @@ class LocalSource:
 
     def pair(self, code: str) -> AsyncIterator[PairingStep]:
         return self._pair(code)
+
+    async def timeline(self, camera: str, start: float, end: float) -> dict[str, Any]:
+        if self._timeline is not None:
+            return await self._timeline(camera, start, end)
+        records = self._log.events(camera=camera, since=start, until=end, limit=2000)
+        return {
+            "camera": camera,
+            "start": start,
+            "end": end,
+            "spans": [],
+            "truncated": False,
+            "events": [
+                {
+                    "event_id": r.event_id,
+                    "at": r.at if r.at is not None else r.received_at,
+                    "score": r.score,
+                    "clip_state": r.clip_state.value,
+                }
+                for r in records
+            ],
+            "error": "recordings are asked from the hub by the client's receive loop",
+        }
+
+    async def recording(self, camera: str, start: float, end: float, *, h264: bool = False) -> Path:
+        path = await self._recording(camera, start, end)
+        mime = clip_mime(path)
+        if not h264 or "avc1" in mime or "avc3" in mime:
+            return path
+        if self._transcode is None:
+            raise UnavailableError("this client has no H.265 to H.264 transcoder")
+        return await self._transcoded(path.stem, path)
+
+    async def _recording(self, camera: str, start: float, end: float) -> Path:
+        if self._playback is None:
+            raise UnavailableError("playback needs the client's receive loop (`privastead-app ui`)")
+        name = hashlib.sha256(f"{camera}\0{start!r}\0{end!r}".encode()).hexdigest()[:32]
+        dst = self._cache / "playback" / f"{name}.mp4"
+        if dst.is_file():
+            return dst
+        task = self._fetching.get(name)
+        if task is None:  # one fetch per range however many requests wait for it
+            task = asyncio.ensure_future(self._fetch(camera, start, end, dst))
+            self._fetching[name] = task
+            task.add_done_callback(lambda _t: self._fetching.pop(name, None))
+        return await asyncio.shield(task)
+
+    async def _fetch(self, camera: str, start: float, end: float, dst: Path) -> Path:
+        assert self._playback is not None
+        dst.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        await self._playback(camera, start, end, dst)
+        # Decrypted video of someone's home: keep only the newest few.
+        files = sorted(dst.parent.glob("*.mp4"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in files[KEEP_RECORDINGS:]:
+            if old != dst:
+                old.unlink(missing_ok=True)
+        return dst
 
 
 __all__ = [

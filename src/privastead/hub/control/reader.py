@@ -48,6 +48,7 @@ from privastead.protocol.pairing_messages import (
     ReAddAccept,
     ReAddRequest,
 )
+from privastead.protocol.playback_messages import PlaybackRequest, RecordingsRequest
 from privastead.relay.client import RelayClient
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,14 @@ class LiveHandler(Protocol):
     ) -> None: ...
 
 
+class PlaybackHandler(Protocol):
+    async def handle(
+        self, group: HubGroup, sender: bytes, message: PlaybackRequest | RecordingsRequest
+    ) -> None: ...
+
+    async def run(self) -> None: ...
+
+
 class ControlReader:
     def __init__(
         self,
@@ -99,6 +108,7 @@ class ControlReader:
         clock: Clock | None = None,
         on_probe: Callable[[str, str], None] | None = None,
         live: LiveHandler | None = None,
+        playback: PlaybackHandler | None = None,
     ) -> None:
         self.groups = groups
         self.outbox = outbox
@@ -117,6 +127,7 @@ class ControlReader:
         self.resends_refused = 0
         self.readded = 0
         self.live = live  # control.live_sessions.LiveSessions
+        self.playback = playback  # control.playback_sessions.PlaybackSessions
 
     async def poll(self) -> int:
         """One pass over every mailbox; how many client messages were handled."""
@@ -174,6 +185,8 @@ class ControlReader:
             await group.worker.call(self._readd, group, received.sender_index, message)
         elif isinstance(message, LiveRequest | LiveStop) and self.live is not None:
             await self.live.handle(group, received.sender, message)
+        elif isinstance(message, PlaybackRequest | RecordingsRequest) and self.playback:
+            await self.playback.handle(group, received.sender, message)
         else:
             log.info("%s: %s from a client (not handled yet)", group.key, type(message).__name__)
 

@@ -136,6 +136,7 @@ async function camerasPage(quiet) {
         h('br'), c.detail),
       h('div', {class: 'actions'},
         h('a', {class: 'btn', href: `#/camera/${enc(c.name)}`}, 'Events'),
+        h('a', {class: 'btn', href: `#/timeline/${enc(c.name)}`}, 'Timeline'),
         h('a', {class: 'btn primary', href: `#/live/${enc(c.name)}`}, '● Live')))));
   show(h('h1', {}, 'Cameras'),
        h('p', {class: 'sub'}, `${cams.length} camera${cams.length === 1 ? '' : 's'}`),
@@ -150,7 +151,8 @@ async function cameraPage(quiet, name) {
   const events = await api(`api/cameras/${enc(name)}/events`);
   if (!changed(quiet, events)) return;
   const nodes = [...head, h('p', {class: 'sub'}, `${events.length} most recent events, newest first`,
-                              ' · ', h('a', {href: `#/live/${enc(name)}`}, 'watch live'))];
+                              ' · ', h('a', {href: `#/live/${enc(name)}`}, 'watch live'),
+                              ' · ', h('a', {href: `#/timeline/${enc(name)}`}, 'timeline and recordings'))];
   if (!events.length) nodes.push(h('p', {class: 'empty-state'}, 'No events from this camera yet.'));
   let current = null, grid = null;
   for (const ev of events) {
@@ -270,6 +272,86 @@ function livePage(name) {
   cleanup = () => { stopped = true; if (ws) ws.close(); };
 }
 
+// A day of one camera: the spans the hub recorded continuously (asked from the hub) and the
+// events this device received; click a span to fetch that stretch through the relay and play it.
+const isoDay = d => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+const PLAY_SECONDS = 120; // fetched per click: a couple of minutes from the clicked moment
+
+async function timelinePage(name, dayArg) {
+  const d = dayArg ? new Date(`${dayArg}T00:00:00`) : new Date();
+  if (isNaN(d)) throw new Error(`${dayArg} is not a day (YYYY-MM-DD)`);
+  d.setHours(0, 0, 0, 0);
+  const next = new Date(d); next.setDate(d.getDate() + 1);
+  const prev = new Date(d); prev.setDate(d.getDate() - 1);
+  const start = d.getTime() / 1000, end = next.getTime() / 1000;
+  const head = [h('div', {class: 'crumbs'}, h('a', {href: '#/cameras'}, 'Cameras'), ' / ',
+                  h('a', {href: `#/camera/${enc(name)}`}, name), ' / timeline'),
+                h('div', {class: 'row'}, h('h1', {}, `${name} · ${day(start)}`),
+                  h('div', {class: 'actions'},
+                    h('a', {class: 'btn', href: `#/timeline/${enc(name)}/${isoDay(prev)}`}, '← Day before'),
+                    h('a', {class: 'btn', href: `#/timeline/${enc(name)}/${isoDay(next)}`}, 'Day after →')))];
+  show(...head, loading('Asking the hub what it recorded…'));
+  const data = await api(`api/cameras/${enc(name)}/timeline?start=${start}&end=${end}`);
+  const pos = t => `${Math.max(0, Math.min(100, (t - start) / (end - start) * 100))}%`;
+  const bar = h('div', {class: 'timeline', id: 'timeline', title: 'Click a recorded stretch to play it'});
+  for (let hour = 0; hour <= 24; hour += 3)
+    bar.append(h('span', {class: 'tick', style: {left: `${hour / 24 * 100}%`}}, `${String(hour).padStart(2, '0')}:00`));
+  for (const [a, b] of data.spans)
+    bar.append(h('div', {class: 'span', 'data-start': a, 'data-end': b,
+                         title: `recorded ${clock(a)} to ${clock(b)}`,
+                         style: {left: pos(a), width: `calc(${pos(b)} - ${pos(a)})`}}));
+  for (const ev of data.events)
+    bar.append(h('a', {class: 'mark', href: `#/event/${enc(ev.event_id)}`, 'data-event': ev.event_id,
+                       title: `event at ${clock(ev.at)}${ev.score === null ? '' : `, score ${ev.score.toFixed(2)}`}`,
+                       style: {left: pos(ev.at)}}));
+  const video = h('video', {id: 'playback', controls: true, muted: true, playsinline: true});
+  video.muted = true;
+  const note = h('div', {});
+  const recorded = data.spans.reduce((sum, [a, b]) => sum + Math.min(b, end) - Math.max(a, start), 0);
+  const summary = data.error ? `Recordings unknown: ${data.error}.`
+    : data.spans.length ? `${(recorded / 3600).toFixed(1)} h recorded in ${data.spans.length} stretch${data.spans.length === 1 ? '' : 'es'}.`
+    : 'No continuous recording this day: the marks are the events this device received.';
+  show(...head,
+       h('p', {class: 'sub', id: 'timeline-summary'}, summary, ` ${data.events.length} event${data.events.length === 1 ? '' : 's'}.`),
+       h('div', {class: 'card panel'}, bar, h('div', {class: 'legend'},
+         h('span', {class: 'key span-key'}), 'recorded', h('span', {class: 'key mark-key'}), 'event')),
+       h('div', {class: 'player'}, video), note);
+  let h264 = false; // set once this browser refused a recording (H.265): ask for H.264 then
+  const play = (from, to) => {
+    note.replaceChildren(status(`Fetching ${clock(from)} to ${clock(to)} from the hub (end-to-end encrypted)…`));
+    video.dataset.range = `${from},${to}`;
+    video.src = `api/cameras/${enc(name)}/recording.mp4?start=${from}&end=${to}${h264 ? '&h264=1' : ''}`;
+    video.play().catch(() => {});
+  };
+  video.addEventListener('loadedmetadata', () => note.replaceChildren(h('p', {class: 'meta'},
+    `Playing ${Math.round(video.duration)} s, decrypted on this computer. `,
+    h('a', {href: video.src, download: `${name}-${isoDay(d)}.mp4`}, 'Download MP4'))));
+  video.addEventListener('error', async () => {
+    if (video.error && video.error.code === MediaError.MEDIA_ERR_SRC_NOT_SUPPORTED && !h264) {
+      const r = await fetch(video.src, {method: 'HEAD', cache: 'no-store'}).catch(() => null);
+      if (r && r.ok) { // fetched fine, but this browser cannot decode it: ask for H.264
+        h264 = true;
+        const [from, to] = video.dataset.range.split(',').map(Number);
+        note.replaceChildren(status('This browser cannot play H.265: converting the recording to H.264…'));
+        play(from, to);
+        return;
+      }
+    }
+    let text = 'The recording cannot be played.';
+    try { const r = await fetch(video.src, {cache: 'no-store'}); if (!r.ok) text = (await r.json()).error || text; } catch (e) { /* keep the generic text */ }
+    note.replaceChildren(status(text, true));
+  });
+  bar.addEventListener('click', e => {
+    if (e.target.classList.contains('mark')) return; // an event opens its own page
+    const box = bar.getBoundingClientRect();
+    const t = start + (e.clientX - box.left) / box.width * (end - start);
+    const span = data.spans.find(([a, b]) => t < b && t >= a - 60) || data.spans.find(([a]) => a >= t);
+    if (!span) { note.replaceChildren(status('Nothing recorded there.', true)); return; }
+    const from = Math.max(span[0], Math.min(t, span[1] - 1));
+    play(from, Math.min(span[1], from + PLAY_SECONDS));
+  });
+}
+
 async function devicesPage() {
   show(h('h1', {}, 'Devices'), loading('Loading devices…'));
   const devices = await api('api/devices');
@@ -312,7 +394,7 @@ function pairPage() {
 async function route() {
   const at = ++navigation;
   if (cleanup) { cleanup(); cleanup = null; }
-  const [page, arg] = (location.hash.slice(2) || 'cameras').split('/').map(decodeURIComponent);
+  const [page, arg, ...rest] = (location.hash.slice(2) || 'cameras').split('/').map(decodeURIComponent);
   document.body.dataset.page = page;
   for (const a of document.querySelectorAll('[data-nav]')) a.classList.toggle('active', a.dataset.nav === page || (page !== 'devices' && page !== 'pair' && a.dataset.nav === 'cameras'));
   try {
@@ -320,6 +402,7 @@ async function route() {
     if (page === 'camera') { await cameraPage(false, arg); poll(cameraPage, arg); }
     else if (page === 'event') await eventPage(arg);
     else if (page === 'live') livePage(arg);
+    else if (page === 'timeline') await timelinePage(arg, rest[0]);
     else if (page === 'devices') await devicesPage();
     else if (page === 'pair') pairPage();
     else { await camerasPage(false); poll(camerasPage); }
