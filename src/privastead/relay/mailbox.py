@@ -18,9 +18,9 @@ from privastead.relay import store
 from privastead.relay.accounts import Principal
 from privastead.relay.api import HEADER_MESSAGE_ID, HEADER_PUSH, MessagePage, is_message_id
 from privastead.relay.auth import PRINCIPAL, require_mailbox, require_owner, revoked_error
-from privastead.relay.blobs import TooLarge, WrittenBlob
+from privastead.relay.blobs import BlobStore, TooLarge, WrittenBlob
 from privastead.relay.bodies import reader
-from privastead.relay.download import SMALL_BLOB, BlobResponse, read_small_blob
+from privastead.relay.download import SMALL_BLOB, BlobResponse, read_small_blob, stream_object
 from privastead.relay.httputil import (
     field_int,
     int_query,
@@ -407,6 +407,11 @@ async def get_message(request: web.Request) -> web.StreamResponse:
     if body is not None:
         return web.Response(body=body, content_type="application/octet-stream", headers=headers)
     assert blob is not None
+    if not isinstance(st.blobs, BlobStore):
+        streamed = await stream_object(request, st.blobs, blob, headers)
+        if streamed is None:
+            raise reject(404, "message_not_found", "no such message (acknowledged or expired)")
+        return streamed
     path = st.blobs.path(blob)
     if size <= SMALL_BLOB:
         # Read at once (page cache) and answered with its header in one write, one syscall,

@@ -145,4 +145,17 @@ BEGIN
 END $$;
 """
 
-__all__ = ["V1", "V2"]
+# Step 3: nameplates of short-code pairing, shared by every relay process (a hub allocates on
+# one, the device claims on another). No token is kept here: the claim issues it. UNLOGGED is
+# wrong here (a crash would empty it while hubs show their codes); the rows are few and short.
+V3 = """
+CREATE TABLE nameplates (
+    nameplate  integer PRIMARY KEY,
+    account    text NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+    mailbox    text NOT NULL,
+    expires_at double precision NOT NULL
+);
+CREATE INDEX nameplates_account ON nameplates(account);
+"""
+
+__all__ = ["V1", "V2", "V3"]
