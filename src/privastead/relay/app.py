@@ -83,7 +83,7 @@ async def _authenticated(
 ) -> web.StreamResponse:
     access = access_of(request.match_info.handler)
     if access == "operator":
-        st.auth.check_operator(request)
+        await st.auth.check_operator(request)
     elif access != "public" and PRINCIPAL not in request:  # (set by an expect handler)
         try:
             request[PRINCIPAL] = await st.auth.principal(request)
@@ -139,6 +139,11 @@ async def sweep(st: RelayState) -> int:
     total = 0
     retention = st.config.auth.revoked_retention_days * 86400
     await st.storage.prune_revoked(before=st.clock.time() - retention)
+    if st.backend.pg is not None:
+        from privastead.relay.backends.pg_throttle import PgThrottle
+
+        if isinstance(st.auth.shared, PgThrottle):
+            await st.auth.shared.prune()
     while True:
         count, blobs = await st.storage.expire(now=st.clock.time())
         await st.blobs.delete(blobs)
@@ -234,6 +239,10 @@ def create_app(
     backend = backend_for(config, notifier)
     storage = backend.storage
     auth = Authenticator(storage, config.auth, clock, operator_token)
+    if backend.pg is not None:  # several processes: one count of failures for all
+        from privastead.relay.backends.pg_throttle import PgThrottle
+
+        auth.shared = PgThrottle(backend.pg, config.auth, clock)
     state = RelayState(
         config=config,
         clock=clock,

@@ -21,16 +21,14 @@ Expiry is on the injected clock; nameplates never reach a log.
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
 
 from aiohttp import web
 
-from privastead.errors import RelayRejectedError
 from privastead.relay.api import is_mailbox_id
 from privastead.relay.auth import PRINCIPAL, public, require_owner
-from privastead.relay.httputil import RetryAfter, field_int, only_keys, read_json, reject
+from privastead.relay.httputil import field_int, only_keys, read_json, reject
 from privastead.relay.state import state_of
 
 MAX_TTL = 600  # ten minutes: the short code's whole life
@@ -87,20 +85,16 @@ async def allocate(request: web.Request) -> web.Response:
 async def claim(request: web.Request) -> web.Response:
     """POST /v1/nameplates/{nameplate}/claim (no token): the mailbox and token, once."""
     st = state_of(request)
-    addr = st.auth.addresses.key(request)
-    throttle = st.auth.throttle
-    wait = throttle.retry_after([addr])
-    if wait > 0:
-        raise RelayRejectedError(
-            "too many failed attempts; retry later", 429, "too_many_attempts"
-        ) from RetryAfter(math.ceil(wait))
+    auth = st.auth
+    addr = auth.addresses.key(request)
+    await auth.locked([addr])  # 429 while this address is locked, on any relay process
     raw = request.match_info["nameplate"]
     if not _NAMEPLATE.fullmatch(raw):
-        throttle.fail([addr])
+        await auth.count_failure([addr])
         raise reject(400, "bad_nameplate", "a nameplate is a number from 1 to 9999")
     claimed = await st.storage.claim_nameplate(nameplate=int(raw), now=st.clock.time())
     if claimed is None:
-        throttle.fail([addr])
+        await auth.count_failure([addr])
         raise reject(
             404,
             "no_such_nameplate",

@@ -11,8 +11,7 @@ import time
 from typing import Any
 
 from privastead.errors import RelayRejectedError
-from privastead.relay import accounts
-from privastead.relay.api import IssuedToken
+from privastead.relay.api import ACCOUNT_NAME, IssuedToken
 from privastead.relay.backends import pg
 from privastead.relay.backends.pg_tokens import issue
 from privastead.relay.config import RelayConfig
@@ -37,7 +36,7 @@ async def run(args: argparse.Namespace, config: RelayConfig) -> IssuedToken | li
 
 
 async def _add(conn: pg.Connection, name: str, quota: int | None) -> IssuedToken:
-    if not accounts.ACCOUNT_NAME.match(name):
+    if not ACCOUNT_NAME.match(name):
         raise RelayRejectedError(
             "account names are 1-63 chars of a-z 0-9 _ . -", 400, "bad_account_name"
         )
