@@ -123,6 +123,10 @@ def _nested(tp: Any) -> tuple[type[Any] | None, bool]:
     """The dataclass behind a field's type, and whether it is an array of tables."""
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return tp, False
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):  # an optional table
+        tables = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(tables) == 1 and dataclasses.is_dataclass(tables[0]):
+            return tables[0], False
     if typing.get_origin(tp) in (list, tuple):
         (item, *_rest) = typing.get_args(tp) or (Any,)
         if dataclasses.is_dataclass(item) and isinstance(item, type):
