@@ -102,6 +102,8 @@ async def test_blob_round_trip_and_duplicate_blob(any_relay: RelayProcess) -> No
         again = await owner.upload(box, data, "clip-1")
         assert again.duplicate and again.seq == first.seq
         assert await owner.fetch(box, first.seq) == data
+        # From the object store by a presigned URL where there is one, else through the relay.
+        assert await owner.fetch(box, first.seq, direct=True) == data
         assert len(await any_relay.blob_names() - before) == 1  # the retry's copy was removed
         await owner.delete_mailbox(box)
     assert await any_relay.blob_names() == before  # and the mailbox's went with it

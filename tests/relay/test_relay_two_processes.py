@@ -158,3 +158,43 @@ def test_a_relay_without_its_bucket_says_which_setting(
     message = str(err.value)
     assert "[storage.s3]" in message and "missing-" in message and "bucket exists" in message
     assert "Traceback" not in message
+
+
+async def test_presigned_downloads_are_authorised_by_the_relay_only(
+    pair: tuple[RelayProcess, RelayProcess],
+) -> None:
+    """The relay hands a URL only to a token that may read the message; the URL opens that
+    ciphertext without any token, is not cached, and stops working once the message is gone."""
+    a, b = pair
+    box, elsewhere = mailbox_id(), mailbox_id()
+    clip = os.urandom(600_000)
+    async with a.client() as hub:
+        await hub.create_mailbox(box)
+        await hub.create_mailbox(elsewhere)
+        stranger = await hub.create_restricted_token([elsewhere], ttl_seconds=300)
+        phone = await hub.create_device("phone")
+        seq = (await hub.upload(box, clip, "clip-1")).seq
+        small = (await hub.upload(box, b"inline", "small")).seq
+    path = f"/v1/mailboxes/{box}/messages/{seq}"
+    async with aiohttp.ClientSession() as http:
+        auth = {"Authorization": f"Bearer {a.owner_token}"}
+        async with http.get(b.url + path + "?presign=1", headers=auth) as r:
+            assert r.status == 200 and r.headers["Cache-Control"] == "no-store"
+            answer = await r.json()
+        assert answer["size"] == len(clip)
+        async with http.get(answer["url"]) as r:  # no token: the URL is the capability
+            assert r.status == 200 and await r.read() == clip
+        async with http.get(b.url + path + "?presign=yes", headers=auth) as r:
+            assert r.status == 400 and "error" in await r.json()
+        other = {"Authorization": f"Bearer {stranger.token}"}
+        async with http.get(b.url + path + "?presign=1", headers=other) as r:
+            assert r.status == 403 and "url" not in await r.json()
+        async with http.get(b.url + path + "?presign=1") as r:
+            assert r.status == 401
+    async with b.client(phone.token) as p:
+        await p.register(box)
+        assert await p.fetch(box, small, direct=True) == b"inline"  # inline: from the relay
+        assert await p.fetch(box, seq, direct=True) == clip
+        await p.ack(box, small)  # the only device has read both: both are deleted
+        async with aiohttp.ClientSession() as http, http.get(answer["url"]) as r:
+            assert r.status in (403, 404)  # the object is gone, the URL opens nothing
