@@ -54,12 +54,17 @@ class TestStorage:
 
 
 @contextlib.contextmanager
-def storage_for(kind: str, request: pytest.FixtureRequest) -> Iterator[TestStorage]:
-    """Backend ``kind`` for one relay's tests; its database is dropped afterwards."""
+def storage_for(
+    kind: str, request: pytest.FixtureRequest, server: PostgresServer | None = None
+) -> Iterator[TestStorage]:
+    """Backend ``kind`` for one relay's tests, on ``server`` (default: the session's
+    PostgreSQL); its database is dropped afterwards."""
     if kind == "sqlite":
         yield TestStorage(kind, "", {})
         return
-    server: PostgresServer = request.getfixturevalue("postgres_server")
+    if server is None:
+        server = request.getfixturevalue("postgres_server")
+        assert server is not None
     garage: GarageCluster = request.getfixturevalue("garage_cluster")
     assert garage.credentials is not None
     creds = garage.credentials
