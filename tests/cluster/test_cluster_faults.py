@@ -89,6 +89,8 @@ async def test_a_relay_killed_mid_upload_loses_nothing_and_the_retry_lands_once(
         page = await hub.list_messages(box)
         assert [m.seq for m in page.messages] == [first, first + 1]  # once, nothing lost
         assert await hub.fetch(box, first + 1) == clip
+        # One object in the store: the killed process never sent its half-received body on.
+        assert len(await relay_cluster.storage.blob_names(Path())) == 1
 
 
 @pytest.fixture

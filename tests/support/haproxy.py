@@ -28,6 +28,7 @@ class RelayCluster:
     balancer: HAProxy
     relays: list[RelayInstance]
     owner_token: str
+    storage: TestStorage
 
     @property
     def url(self) -> str:
@@ -51,7 +52,7 @@ def start_relay_cluster(root: Path, storage: TestStorage, count: int = 3) -> Rel
     token = out.strip().splitlines()[-1]
     relays = [RelayInstance(i, data, config, logs, env=env) for i in range(1, count + 1)]
     balancer = HAProxy(root / "haproxy", [r.port for r in relays])
-    cluster = RelayCluster(balancer, relays, token)
+    cluster = RelayCluster(balancer, relays, token, storage)
     try:
         for relay in relays:
             relay.start()
