@@ -13,7 +13,10 @@ counterpart:
   NOTIFYs per event;
 - blobs: PUT and GET of 64 KiB and 1 MiB bodies, 8 at a time, to the local blob directory
   against a three-node Garage (replication 3) through ``backends.s3`` (skipped, and said so,
-  when the Garage binary is not built).
+  when the Garage binary is not built);
+- downloads of 1 MiB clips from a relay process on PostgreSQL + Garage, 8 at a time: through
+  the relay (streamed from the store) against presigned URLs (the relay only authorises; the
+  client fetches from Garage), with the relay process's CPU per downloaded GB for each.
 
 Everything runs on loopback on one machine, sharing its cores: compare within a run.
 
@@ -45,6 +48,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from privastead.devcluster import programs  # noqa: E402
 from privastead.devcluster.garage import GarageCluster  # noqa: E402
 from privastead.devcluster.postgres import PostgresServer  # noqa: E402
+from privastead.devcluster.relays import RelayInstance, server_cli, storage_config  # noqa: E402
 from privastead.relay import db, schema, store  # noqa: E402
 from privastead.relay.backends.bus import MailboxEvent, PgNotificationBus  # noqa: E402
 from privastead.relay.backends.pg import Connection, PgDatabase  # noqa: E402
@@ -52,6 +56,7 @@ from privastead.relay.backends.pg_storage import PgStorage  # noqa: E402
 from privastead.relay.backends.s3 import S3BlobStore  # noqa: E402
 from privastead.relay.backends.settings import PostgresSettings, S3Settings  # noqa: E402
 from privastead.relay.blobs import BlobStore  # noqa: E402
+from privastead.relay.client import RelayClient  # noqa: E402
 from privastead.relay.sqlite_storage import SqliteStorage  # noqa: E402
 
 WRITERS = 32
@@ -358,11 +363,62 @@ async def garage_blobs(cluster: GarageCluster, size: int) -> dict[str, float]:
         await store_.close()
 
 
+async def relay_downloads(
+    server: PostgresServer, cluster: GarageCluster, work: Path, size: int, count: int = 64
+) -> dict[str, float]:
+    """One relay process on PostgreSQL + Garage; ``count`` clips fetched 8 at a time through
+    the relay, then by presigned URL; the relay's CPU per GB for each."""
+    creds = cluster.credentials
+    assert creds is not None
+    config = work / "relay.toml"
+    config.write_text(
+        storage_config(server.dsn, server.password_file, creds, creds.endpoint, work / "s3-secret")
+    )
+    data = work / "relay-data"
+    out = server_cli("accounts", "add", "bench", "--config", str(config), "--data-dir", str(data))
+    token = out.strip().splitlines()[-1]
+    (work / "logs").mkdir(exist_ok=True)
+    relay = RelayInstance(1, data, config, work / "logs")
+    relay.start()
+    try:
+        assert relay.server is not None
+        process = psutil.Process(relay.server.pid)
+        box, clip = os.urandom(16).hex(), os.urandom(size)
+        async with RelayClient(relay.url, token) as client:
+            await client.create_mailbox(box)
+            seqs = [(await client.upload(box, clip, f"c{i}")).seq for i in range(count)]
+            result: dict[str, float] = {}
+            for mode, direct in (("via_relay", False), ("presigned", True)):
+                cpu = sum(process.cpu_times()[:2])
+                start = time.monotonic()
+                for i in range(0, count, 8):
+                    bodies = await asyncio.gather(
+                        *(client.fetch(box, s, direct=direct) for s in seqs[i : i + 8])
+                    )
+                    assert all(len(b) == size for b in bodies)
+                elapsed = time.monotonic() - start
+                cpu = sum(process.cpu_times()[:2]) - cpu
+                gb = size * count / 1e9
+                result[f"{mode}_ms"] = elapsed / count * 1000
+                result[f"{mode}_mb_per_s"] = size * count / elapsed / 1e6
+                result[f"{mode}_relay_cpu_s_per_gb"] = cpu / gb
+        return result
+    finally:
+        relay.stop()
+
+
 async def main_async(seconds: float, work: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"bench": "cluster", "writers": WRITERS, "seconds": seconds}
     pg_root = Path(tempfile.mkdtemp(prefix="privastead-bench-pg-"))
     server = PostgresServer(pg_root, fsync=True)
     server.init()
+    try:
+        binary: Path | None = programs.garage()
+    except programs.MissingProgramError as exc:
+        result["garage"] = None
+        result["garage_skipped"] = str(exc)
+        binary = None
+    cluster = GarageCluster(work / "garage")
     try:
         result["index_sqlite"] = await sqlite_appends(work, seconds)
         result["index_postgresql"] = await postgres_appends(server, seconds, False)
@@ -370,25 +426,17 @@ async def main_async(seconds: float, work: Path) -> dict[str, Any]:
         # After postgres_appends: its accounts and mailboxes are there.
         result["index_postgresql_storage"] = await storage_appends(server, seconds)
         result["bus"] = await bus_rate(server)
-    finally:
-        server.stop()
-        shutil.rmtree(pg_root, ignore_errors=True)
-    try:
-        binary = programs.garage()
-    except programs.MissingProgramError as exc:
-        result["garage"] = None
-        result["garage_skipped"] = str(exc)
-        binary = None
-    for size in (65536, 1 << 20):
-        result[f"blobs_local_{size}"] = await local_blobs(work, size)
-    if binary is not None:
-        cluster = GarageCluster(work / "garage")
-        cluster.start(binary)
-        try:
+        for size in (65536, 1 << 20):
+            result[f"blobs_local_{size}"] = await local_blobs(work, size)
+        if binary is not None:
+            cluster.start(binary)
             for size in (65536, 1 << 20):
                 result[f"blobs_garage_{size}"] = await garage_blobs(cluster, size)
-        finally:
-            cluster.stop()
+            result["relay_download_1048576"] = await relay_downloads(server, cluster, work, 1 << 20)
+    finally:
+        cluster.stop()
+        server.stop()
+        shutil.rmtree(pg_root, ignore_errors=True)
     return result
 
 
@@ -422,6 +470,14 @@ def table(result: dict[str, Any]) -> None:
         for key, what in (("put_ms", "PUT ms"), ("get_ms", "GET ms")):
             other = f"{garage[key]:>14.2f}" if garage else f"{'skipped':>14}"
             print(f"{label + ' blob ' + what + ' (8 at a time)':<44} {local[key]:>14.2f} {other}")
+    down = result.get("relay_download_1048576")
+    if down:
+        print(f"{'1 MiB clip download, 8 at a time':<44} {'via relay':>14} {'presigned':>14}")
+        for key, what in (("ms", "ms per clip"), ("relay_cpu_s_per_gb", "relay CPU-s per GB")):
+            print(
+                f"{'  ' + what:<44} {down['via_relay_' + key]:>14.2f}"
+                f" {down['presigned_' + key]:>14.2f}"
+            )
     if result.get("garage_skipped"):
         print(f"garage: {result['garage_skipped']}")
 

@@ -11,13 +11,31 @@ import pytest
 from hypothesis import settings
 
 from privastead.clock import FakeClock
+from support.garage import BUILD_WAIT, garage_cluster
 from support.loop_guard import LIMIT, LoopGuard
+from support.postgres import pg_settings, postgres_factory, postgres_server
+
+# Session servers of the cluster tests and of the relay's tests on the PostgreSQL backend:
+# registered here, once, so that both directories share one PostgreSQL and one Garage.
+__all__ = ["garage_cluster", "pg_settings", "postgres_factory", "postgres_server"]
 
 # Hypothesis' default per-example deadline (200 ms) is a timing threshold: on a shared, loaded
 # machine one GC pause or descheduled moment fails a correct example ("unreliable timings").
 # Tests check behaviour; bench/ measures time. Tests that set their own settings still may.
 settings.register_profile("privastead", deadline=None)
 settings.load_profile("privastead")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Move ``garage`` tests to the end (stable order otherwise), and give the first one the
+    time to wait for the Garage build on top of its own: ``make test`` builds Garage in the
+    background while the rest of the suite runs."""
+    del config
+    later = [item for item in items if item.get_closest_marker("garage")]
+    if not later:
+        return
+    items[:] = [item for item in items if not item.get_closest_marker("garage")] + later
+    later[0].add_marker(pytest.mark.timeout(BUILD_WAIT + 300))
 
 
 @pytest.fixture

@@ -123,6 +123,11 @@ def _nested(tp: Any) -> tuple[type[Any] | None, bool]:
     """The dataclass behind a field's type, and whether it is an array of tables."""
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return tp, False
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):  # an optional table
+        tables = [a for a in typing.get_args(tp) if a is not type(None)]
+        table = tables[0] if len(tables) == 1 else None
+        if dataclasses.is_dataclass(table) and isinstance(table, type):
+            return table, False
     if typing.get_origin(tp) in (list, tuple):
         (item, *_rest) = typing.get_args(tp) or (Any,)
         if dataclasses.is_dataclass(item) and isinstance(item, type):

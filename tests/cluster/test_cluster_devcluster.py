@@ -3,6 +3,7 @@ sees when a server binary is missing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import pytest
 
 from privastead.devcluster import programs
 from privastead.relay.backends import migrations
+from privastead.relay.client import RelayClient
 from support.garage import garage_binary
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -70,6 +72,14 @@ def _closed(port: int) -> bool:
 
 
 @pytest.mark.garage
+async def _clip_round_trip(url: str, token: str) -> None:
+    box, clip = os.urandom(16).hex(), os.urandom(300_000)
+    async with RelayClient(url, token) as relay:
+        await relay.create_mailbox(box)
+        seq = (await relay.upload(box, clip, "clip-1")).seq
+        assert await relay.fetch(box, seq) == clip
+
+
 def test_make_cluster_starts_serves_and_stops_on_ctrl_c() -> None:
     garage_binary()  # waits for the build like the other Garage tests
     env = dict(os.environ, PYTHONPATH=str(SRC))
@@ -103,6 +113,8 @@ def test_make_cluster_starts_serves_and_stops_on_ctrl_c() -> None:
         )
         with urllib.request.urlopen(request, timeout=10) as r:
             assert json.loads(r.read())["account"] == "home"
+        # A clip goes in and comes back through HAProxy: PostgreSQL indexes it, Garage keeps it.
+        asyncio.run(_clip_round_trip(url.group(1), token))
         # The S3 frontend answers (an anonymous request is refused by Garage itself).
         try:
             urllib.request.urlopen(s3.group(1) + "/privastead-blobs", timeout=10)

@@ -10,6 +10,7 @@ import re
 import urllib.request
 
 import aiohttp
+import pytest
 
 from privastead.devcluster.haproxy import config_text
 from support.haproxy import OPERATOR_TOKEN, RelayCluster
@@ -42,6 +43,7 @@ def headers(cluster: RelayCluster) -> dict[str, str]:
     return {"Authorization": f"Bearer {cluster.owner_token}"}
 
 
+@pytest.mark.garage  # relays on PostgreSQL + Garage
 async def test_any_relay_serves_any_request(relay_cluster: RelayCluster) -> None:
     mailbox = os.urandom(16).hex()
     async with aiohttp.ClientSession(headers=headers(relay_cluster)) as http:
@@ -88,6 +90,7 @@ async def _live(http: aiohttp.ClientSession, url: str, session: str, frames: int
             await ws.close()
 
 
+@pytest.mark.garage  # relays on PostgreSQL + Garage
 async def test_live_sessions_meet_on_one_relay_through_the_balancer(
     relay_cluster: RelayCluster,
 ) -> None:
@@ -98,6 +101,7 @@ async def test_live_sessions_meet_on_one_relay_through_the_balancer(
             assert received == [b"frame %d" % i for i in range(5)] * 2
 
 
+@pytest.mark.garage  # relays on PostgreSQL + Garage
 async def test_a_killed_relay_is_routed_around(relay_cluster: RelayCluster) -> None:
     session = os.urandom(16).hex()
     async with aiohttp.ClientSession(headers=headers(relay_cluster)) as http:

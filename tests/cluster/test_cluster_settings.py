@@ -8,7 +8,7 @@ import pytest
 
 from privastead import configfile
 from privastead.errors import ConfigError
-from privastead.relay.backends.settings import StorageSettings
+from privastead.relay.backends.settings import S3Settings, StorageSettings
 
 GOOD = """
 backend = "postgresql"
@@ -74,7 +74,8 @@ def test_missing_secrets_say_where_to_put_them(tmp_path: Path) -> None:
         settings.postgresql.password(env={})
     with pytest.raises(ConfigError, match=r"s3.secret_key_file: cannot read"):
         settings.s3.secret_key(env={})
-    bare = parse('[s3]\nendpoint = "http://x"\nbucket = "b"\naccess_key_id = "k"')
-    assert bare.s3 is not None
+    bare = configfile.parse(
+        'endpoint = "http://x"\nbucket = "b"\naccess_key_id = "k"', S3Settings, source="t"
+    )
     with pytest.raises(ConfigError, match="PRIVASTEAD_RELAY_S3_SECRET_KEY"):
-        bare.s3.secret_key(env={})
+        bare.secret_key(env={})

@@ -353,3 +353,46 @@ async def test_tombstones_become_visible_in_id_order_across_processes(
             release.set()  # a failed check must not leave the slow transaction open
             await first.close()
             await second.close()
+
+
+async def test_a_nameplate_is_claimed_once_and_its_token_made_by_the_claim(
+    backend: Backend,
+) -> None:
+    st = await home(backend)
+    picks = iter([7, 7, 8, 9, 10])  # 7 twice: a taken number is tried again
+
+    def choose(open_now: int) -> int:
+        return next(picks)
+
+    n = await st.add_nameplate(
+        account="home", mailbox=BOX, now=0.0, expires_at=100.0, per_account=2, choose=choose
+    )
+    assert n == 7
+    second = await st.add_nameplate(
+        account="home", mailbox=OTHER_BOX, now=0.0, expires_at=100.0, per_account=2, choose=choose
+    )
+    assert second == 8  # 7 was taken
+    assert (
+        await st.add_nameplate(
+            account="home", mailbox=BOX, now=0.0, expires_at=100.0, per_account=2, choose=choose
+        )
+        is None
+    )  # the account's share is used up
+    assert not [t for t in await st.list_tokens(account="home") if t["label"] == "nameplate"]
+    claimed = await st.claim_nameplate(nameplate=7, now=10.0)
+    assert claimed is not None
+    mailbox, issued = claimed
+    assert mailbox == BOX and issued.expires_at == 100.0
+    parts = accounts.split_token(issued.token)
+    assert parts is not None
+    principal = await st.verify_token(token_id=parts[0], secret=parts[1], now=11.0)
+    assert isinstance(principal, Principal) and principal.kind == "restricted"
+    assert principal.mailboxes == frozenset({BOX})
+    assert await st.claim_nameplate(nameplate=7, now=11.0) is None  # once
+    assert await st.claim_nameplate(nameplate=8, now=100.0) is None  # expired: gone, no token
+    assert await st.claim_nameplate(nameplate=8, now=50.0) is None  # and deleted by that try
+    # Expired ones free the account's share.
+    again = await st.add_nameplate(
+        account="home", mailbox=BOX, now=200.0, expires_at=300.0, per_account=2, choose=choose
+    )
+    assert again == 9

@@ -1,5 +1,5 @@
 """Fixtures of the relay tests (the harness itself is in relay_harness.py)."""
 
-from relay_harness import inproc, relay, shared_relay
+from relay_harness import any_relay, inproc, relay, shared_relay
 
-__all__ = ["inproc", "relay", "shared_relay"]
+__all__ = ["any_relay", "inproc", "relay", "shared_relay"]

@@ -23,6 +23,7 @@ from privastead.relay import accounts, config, db, schema
 from privastead.relay.app import create_app
 from privastead.relay.client import RelayClient
 from privastead.relay.state import STATE, RelayState
+from support.relay_storage import STORAGES, TestStorage, storage_for
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 OPERATOR_TOKEN = "operator-token-for-tests-0123456789"
@@ -34,10 +35,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_cli(*args: str, data_dir: Path) -> str:
+def run_cli(
+    *args: str, data_dir: Path, config: Path | None = None, env: dict[str, str] | None = None
+) -> str:
+    where = ["--data-dir", str(data_dir)] + (["--config", str(config)] if config else [])
     out = subprocess.run(  # noqa: PLW1510 - the return code is checked below
-        [sys.executable, "-m", "privastead.cli.server", *args, "--data-dir", str(data_dir)],
-        env=_env(),
+        [sys.executable, "-m", "privastead.cli.server", *args, *where],
+        env=_env(env),
         capture_output=True,
         text=True,
         timeout=60,
@@ -47,8 +51,8 @@ def run_cli(*args: str, data_dir: Path) -> str:
     return out.stdout
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ) | (extra or {})
     env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
     env["PRIVASTEAD_RELAY_METRICS_TOKEN"] = OPERATOR_TOKEN
     return env
@@ -64,13 +68,29 @@ class RelayProcess:
     proc: subprocess.Popen[bytes] | None = None
     owner_token: str = ""
     log_level: str = "WARNING"
+    env: dict[str, str] = field(default_factory=dict)  # e.g. the S3 secret of [storage.s3]
+    storage: TestStorage | None = None  # None: SQLite and the data directory
+
+    async def blob_names(self) -> set[str]:
+        """Blobs stored now (files, or objects in the S3 store)."""
+        storage = self.storage or TestStorage("sqlite", "", {})
+        return await storage.blob_names(self.data_dir)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir.parent / "relay.toml"
+
+    def cli(self, *args: str) -> str:
+        """``privastead-server ARGS`` on this relay's config and storage."""
+        self.config_file.write_text(self.config_text)
+        return run_cli(*args, data_dir=self.data_dir, config=self.config_file, env=self.env)
+
     def start(self) -> None:
-        cfg = self.data_dir.parent / "relay.toml"
+        cfg = self.config_file
         cfg.write_text(self.config_text)
         log = self.data_dir.parent / "relay.log"
         with log.open("ab") as out:  # the child keeps its own copy of the descriptor
@@ -89,7 +109,7 @@ class RelayProcess:
                     "--port",
                     str(self.port),
                 ],
-                env=_env(),
+                env=_env(self.env),
                 stdout=out,
                 stderr=out,
             )
@@ -128,10 +148,12 @@ class RelayProcess:
         return RelayClient(self.url, token or self.owner_token)
 
 
-def make_process(tmp_path: Path, config_text: str = "") -> RelayProcess:
+def make_process(
+    tmp_path: Path, config_text: str = "", env: dict[str, str] | None = None
+) -> RelayProcess:
     data = tmp_path / "data"
-    proc = RelayProcess(data_dir=data, config_text=config_text)
-    out = run_cli("accounts", "add", "home", data_dir=data)
+    proc = RelayProcess(data_dir=data, config_text=config_text, env=env or {})
+    out = proc.cli("accounts", "add", "home")
     proc.owner_token = out.strip().splitlines()[-1]
     proc.start()
     return proc
@@ -202,6 +224,28 @@ async def wait_until(predicate: object, within: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+SHARED_CONFIG = (
+    "[limits]\nidle_timeout = 2.0\nbody_timeout = 2.0\nbody_grace_seconds = 1.0\n"
+    "[auth]\nmax_failures = 200\n"
+)
+
+
+@pytest.fixture(scope="session", params=STORAGES)
+def any_relay(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RelayProcess]:
+    """``shared_relay`` once on each storage backend: SQLite and a local directory, then
+    PostgreSQL and Garage (S3). The relay's process tests that take it run on both."""
+    root = tmp_path_factory.mktemp("relay-" + request.param)
+    with storage_for(request.param, request) as storage:
+        proc = make_process(root, SHARED_CONFIG + storage.toml, storage.env)
+        proc.storage = storage
+        try:
+            yield proc
+        finally:
+            proc.kill9()
+
+
 @pytest.fixture(scope="session")
 def shared_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
     """One relay process for the tests that neither restart it nor count its files: process
@@ -209,11 +253,7 @@ def shared_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProc
     on: it never refuses the valid tokens of the tests sharing 127.0.0.1; its free failures
     are raised so that one test's bad tokens do not turn another's expected 401 into 429
     (tests/relay/test_relay_throttle.py covers the defaults)."""
-    proc = make_process(
-        tmp_path_factory.mktemp("shared"),
-        "[limits]\nidle_timeout = 2.0\nbody_timeout = 2.0\nbody_grace_seconds = 1.0\n"
-        "[auth]\nmax_failures = 200\n",
-    )
+    proc = make_process(tmp_path_factory.mktemp("shared"), SHARED_CONFIG)
     try:
         yield proc
     finally:

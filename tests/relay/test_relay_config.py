@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from privastead.errors import ConfigError
 from privastead.relay import config
+from privastead.relay.backends.settings import S3_SECRET_ENV
 
 
 def test_file_then_environment(tmp_path: Path) -> None:
@@ -44,3 +48,67 @@ def test_metrics_token_comes_from_env_or_file_never_the_config(tmp_path: Path) -
     secret.write_text("short")
     with pytest.raises(ConfigError, match="at least 16"):
         config.metrics_token(cfg, env={})
+
+
+STORAGE = """
+[storage]
+backend = "postgresql"
+[storage.postgresql]
+dsn = "postgresql://privastead@127.0.0.1:{port}/privastead"
+connect_timeout_seconds = 2.0
+[storage.s3]
+endpoint = "http://127.0.0.1:9"
+bucket = "blobs"
+access_key_id = "GK1"
+"""
+
+
+def test_storage_tables_are_strict(tmp_path: Path) -> None:
+    path = tmp_path / "relay.toml"
+    path.write_text(
+        '[storage]\nbackend = "postgresql"\n[storage.postgresql]\npassword_file = "x"\n'
+    )
+    with pytest.raises(ConfigError, match=r"relay\.toml.*dsn"):
+        config.load(path, env={})
+    path.write_text('[storage]\nbackend = "postgresql"\n')
+    with pytest.raises(ConfigError, match=r"needs \[storage\.postgresql\] and \[storage\.s3\]"):
+        config.load(path, env={})
+    path.write_text(STORAGE.format(port=5432).replace('"postgresql"\n', '"sqlite"\n', 1))
+    with pytest.raises(ConfigError, match="only with backend = 'postgresql'"):
+        config.load(path, env={})
+    path.write_text(STORAGE.format(port=5432) + 'dsn = "x"\n')
+    with pytest.raises(ConfigError, match=r"relay\.toml"):  # a key twice
+        config.load(path, env={})
+
+
+def test_an_unreachable_database_stops_the_relay_naming_the_setting(
+    tmp_path: Path, free_port: int
+) -> None:
+    """Nothing listens on the DSN's port: the relay exits with one line that names
+    [storage.postgresql] dsn and what to check, not a traceback (and no password)."""
+    cfg = tmp_path / "relay.toml"
+    cfg.write_text(STORAGE.format(port=free_port))
+    out = subprocess.run(
+        [sys.executable, "-m", "privastead.cli.server", "serve", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, S3_SECRET_ENV: "s3-secret-not-in-output"},
+        cwd=tmp_path,
+    )
+    assert out.returncode != 0
+    assert "[storage.postgresql] dsn" in out.stderr and str(free_port) in out.stderr
+    assert "PostgreSQL runs" in out.stderr
+    assert "Traceback" not in out.stderr and "s3-secret-not-in-output" not in out.stderr
+    # No S3 secret at all: refused before anything is contacted, naming where it goes.
+    out = subprocess.run(
+        [sys.executable, "-m", "privastead.cli.server", "serve", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != S3_SECRET_ENV},
+        cwd=tmp_path,
+    )
+    assert out.returncode != 0 and "secret_key_file" in out.stderr

@@ -14,16 +14,11 @@ from privastead.errors import RelayRejectedError, RelayUnavailableError
 from privastead.relay.client import RelayClient
 
 
-def _blobs(relay: RelayProcess) -> set[Path]:
-    root = relay.data_dir / "blobs"
-    return {f for d in root.iterdir() if d.name != "tmp" for f in d.iterdir()}
-
-
 async def test_ordering_and_exactly_once_under_concurrent_retrying_uploaders(
-    shared_relay: RelayProcess,
+    any_relay: RelayProcess,
 ) -> None:
     box = mailbox_id()
-    async with shared_relay.client() as owner:
+    async with any_relay.client() as owner:
         await owner.create_mailbox(box)
         uploaders, per = 8, 25
         bodies = {
@@ -58,14 +53,14 @@ async def test_ordering_and_exactly_once_under_concurrent_retrying_uploaders(
         assert err.value.status == 409 and err.value.code == "message_id_conflict"
 
 
-async def test_multi_device_ack_and_deletion(shared_relay: RelayProcess) -> None:
+async def test_multi_device_ack_and_deletion(any_relay: RelayProcess) -> None:
     box = mailbox_id()
-    async with shared_relay.client() as owner:
+    async with any_relay.client() as owner:
         await owner.create_mailbox(box)
         phone = await owner.create_device("phone")
         laptop = await owner.create_device("laptop")
-        async with shared_relay.client(phone.token) as p, shared_relay.client(laptop.token) as lap:
-            before = _blobs(shared_relay)
+        async with any_relay.client(phone.token) as p, any_relay.client(laptop.token) as lap:
+            before = await any_relay.blob_names()
             assert await p.register(box) == 0
             assert await lap.register(box) == 0
             big = os.urandom(200_000)  # a blob, not inline
@@ -82,7 +77,7 @@ async def test_multi_device_ack_and_deletion(shared_relay: RelayProcess) -> None
             with pytest.raises(RelayRejectedError) as err:
                 await lap.fetch(box, 1)
             assert err.value.status == 404
-            assert _blobs(shared_relay) == before  # seq 2 was a blob: its file went with it
+            assert await any_relay.blob_names() == before  # seq 2 was a blob: it went with it
             # Acks are cumulative and never move back; acks past the end are refused.
             assert await p.ack(box, 1) == 3
             with pytest.raises(RelayRejectedError) as err:
@@ -97,24 +92,26 @@ async def test_multi_device_ack_and_deletion(shared_relay: RelayProcess) -> None
             assert err.value.status == 401
 
 
-async def test_blob_round_trip_and_duplicate_blob(relay: RelayProcess, tmp_path: object) -> None:
+async def test_blob_round_trip_and_duplicate_blob(any_relay: RelayProcess) -> None:
     box = mailbox_id()
     data = os.urandom(3 * 1024 * 1024 + 17)
-    async with relay.client() as owner:
+    before = await any_relay.blob_names()
+    async with any_relay.client() as owner:
         await owner.create_mailbox(box)
         first = await owner.upload(box, data, "clip-1")
         again = await owner.upload(box, data, "clip-1")
         assert again.duplicate and again.seq == first.seq
         assert await owner.fetch(box, first.seq) == data
-        files = [
-            f for d in (relay.data_dir / "blobs").iterdir() if d.name != "tmp" for f in d.iterdir()
-        ]
-        assert len(files) == 1  # the retry's copy was removed
+        # From the object store by a presigned URL where there is one, else through the relay.
+        assert await owner.fetch(box, first.seq, direct=True) == data
+        assert len(await any_relay.blob_names() - before) == 1  # the retry's copy was removed
+        await owner.delete_mailbox(box)
+    assert await any_relay.blob_names() == before  # and the mailbox's went with it
 
 
-async def test_long_poll_delivers_a_new_message(shared_relay: RelayProcess) -> None:
+async def test_long_poll_delivers_a_new_message(any_relay: RelayProcess) -> None:
     box = mailbox_id()
-    async with shared_relay.client() as owner, shared_relay.client() as reader:
+    async with any_relay.client() as owner, any_relay.client() as reader:
         await owner.create_mailbox(box)
         poll = asyncio.create_task(reader.list_messages(box, after=0, wait=20))
         await asyncio.sleep(0.3)
@@ -127,9 +124,9 @@ async def test_long_poll_delivers_a_new_message(shared_relay: RelayProcess) -> N
         assert empty.messages == () and empty.last_seq == 1
 
 
-async def test_websocket_delivery(shared_relay: RelayProcess) -> None:
+async def test_websocket_delivery(any_relay: RelayProcess) -> None:
     box, other = mailbox_id(), mailbox_id()
-    async with shared_relay.client() as owner:
+    async with any_relay.client() as owner:
         await owner.create_mailbox(box)
         sub = await owner.subscribe([box, other])
         first = await sub.next_event()
@@ -218,9 +215,9 @@ async def test_graceful_stop_finishes_in_flight_upload(relay: RelayProcess) -> N
         assert await owner.fetch(box, 1) == body
 
 
-async def test_batch_upload_is_exactly_once_per_item(shared_relay: RelayProcess) -> None:
+async def test_batch_upload_is_exactly_once_per_item(any_relay: RelayProcess) -> None:
     a, b, foreign = mailbox_id(), mailbox_id(), mailbox_id()
-    async with shared_relay.client() as owner:
+    async with any_relay.client() as owner:
         await owner.create_mailbox(a)
         await owner.create_mailbox(b)
         await owner.upload(a, b"single", "s0")

@@ -72,10 +72,10 @@ async def _device(relay_url: str, typed: str) -> bytes | str:
 
 @pytest.mark.parametrize("wrong", [False, True])
 async def test_short_code_pairing_through_a_real_relay(
-    shared_relay: RelayProcess, wrong: bool
+    any_relay: RelayProcess, wrong: bool
 ) -> None:
     mailbox = mailbox_id()
-    async with shared_relay.client() as hub:
+    async with any_relay.client() as hub:
         await hub.create_mailbox(mailbox)
         plate = await hub.allocate_nameplate(mailbox)
     code = generate(int(plate.nameplate))
@@ -83,11 +83,11 @@ async def test_short_code_pairing_through_a_real_relay(
     if wrong:  # another list word: a plain wrong guess, not a typo that gets corrected
         other = next(w for w in ("zoom", "acid") if w != code.words[1])
         typed = f"{code.nameplate} {code.words[0]} {other}"
-    ctx = f"{shared_relay.url}|{code.nameplate}".encode()
+    ctx = f"{any_relay.url}|{code.nameplate}".encode()
     hub_result, device_result = await asyncio.gather(
-        _hub(shared_relay, mailbox, code.secret, ctx), _device(shared_relay.url, typed)
+        _hub(any_relay, mailbox, code.secret, ctx), _device(any_relay.url, typed)
     )
-    async with shared_relay.client() as hub:
+    async with any_relay.client() as hub:
         page = await hub.list_messages(mailbox)
         bodies = [await hub.body_of(mailbox, m) for m in page.messages]
     if wrong:

@@ -1,8 +1,9 @@
 """Relay processes behind HAProxy on loopback, for the cluster tests.
 
-Three ``privastead-server serve`` processes (``privastead.devcluster.relays``: until the relay
-has its PostgreSQL backend they share one SQLite data directory) and HAProxy in front of them,
-with the routing of ``privastead.devcluster.haproxy``.
+Three ``privastead-server serve`` processes (``privastead.devcluster.relays``) on the
+PostgreSQL backend (a database of their own on the session's server, a prefix of their own in
+the session's Garage bucket) and HAProxy in front of them, with the routing of
+``privastead.devcluster.haproxy``. Tests taking ``relay_cluster`` are marked ``garage``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from privastead.devcluster.haproxy import HAProxy
 from privastead.devcluster.programs import MissingProgramError
 from privastead.devcluster.relays import RelayInstance, server_cli
+from support.relay_storage import TestStorage, storage_for
 
 OPERATOR_TOKEN = "operator-token-for-cluster-tests-0123"
 CONFIG = "[limits]\nidle_timeout = 5.0\nbody_timeout = 5.0\n[auth]\nmax_failures = 1000000\n"
@@ -26,6 +28,7 @@ class RelayCluster:
     balancer: HAProxy
     relays: list[RelayInstance]
     owner_token: str
+    storage: TestStorage
 
     @property
     def url(self) -> str:
@@ -37,17 +40,19 @@ class RelayCluster:
             relay.stop()
 
 
-def start_relay_cluster(root: Path, count: int = 3) -> RelayCluster:
+def start_relay_cluster(root: Path, storage: TestStorage, count: int = 3) -> RelayCluster:
     data, logs = root / "data", root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     config = root / "relay.toml"
-    config.write_text(CONFIG)
-    out = server_cli("accounts", "add", "home", "--config", str(config), "--data-dir", str(data))
+    config.write_text(CONFIG + storage.toml)
+    env = {"PRIVASTEAD_RELAY_METRICS_TOKEN": OPERATOR_TOKEN, **storage.env}
+    out = server_cli(
+        "accounts", "add", "home", "--config", str(config), "--data-dir", str(data), env=env
+    )
     token = out.strip().splitlines()[-1]
-    env = {"PRIVASTEAD_RELAY_METRICS_TOKEN": OPERATOR_TOKEN}
     relays = [RelayInstance(i, data, config, logs, env=env) for i in range(1, count + 1)]
     balancer = HAProxy(root / "haproxy", [r.port for r in relays])
-    cluster = RelayCluster(balancer, relays, token)
+    cluster = RelayCluster(balancer, relays, token, storage)
     try:
         for relay in relays:
             relay.start()
@@ -62,9 +67,10 @@ def start_relay_cluster(root: Path, count: int = 3) -> RelayCluster:
 
 
 @pytest.fixture
-def relay_cluster(tmp_path: Path) -> Iterator[RelayCluster]:
-    cluster = start_relay_cluster(tmp_path)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+def relay_cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RelayCluster]:
+    with storage_for("postgresql", request) as storage:
+        cluster = start_relay_cluster(tmp_path, storage)
+        try:
+            yield cluster
+        finally:
+            cluster.stop()

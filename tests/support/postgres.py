@@ -70,7 +70,8 @@ def settings_for(server: PostgresServer, database: str | None = None) -> Postgre
     return PostgresSettings(dsn=dsn, password_file=server.password_file, min_connections=1)
 
 
-async def _admin(server: PostgresServer, sql: str) -> None:
+async def admin_sql(server: PostgresServer, sql: str) -> None:
+    """Run ``sql`` on the server's maintenance database (CREATE / DROP DATABASE)."""
     import asyncpg
 
     conn = await asyncpg.connect(
@@ -90,11 +91,11 @@ async def _admin(server: PostgresServer, sql: str) -> None:
 async def fresh_database(server: PostgresServer) -> AsyncIterator[PostgresSettings]:
     """An empty database of its own on ``server``, dropped afterwards."""
     name = "t_" + secrets.token_hex(6)
-    await _admin(server, f'CREATE DATABASE "{name}"')
+    await admin_sql(server, f'CREATE DATABASE "{name}"')
     try:
         yield settings_for(server, name)
     finally:
-        await asyncio.wait_for(_admin(server, f'DROP DATABASE "{name}" WITH (FORCE)'), 30)
+        await asyncio.wait_for(admin_sql(server, f'DROP DATABASE "{name}" WITH (FORCE)'), 30)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from privastead.devcluster import programs
 from privastead.devcluster.garage import GarageCluster, GarageNode
 from privastead.devcluster.haproxy import HAProxy
 from privastead.devcluster.postgres import PostgresServer
-from privastead.devcluster.relays import RelayInstance, server_cli
+from privastead.devcluster.relays import RelayInstance, server_cli, storage_config
 from privastead.errors import PrivasteadError
 
 RELAY_CONFIG = "# relays of `make cluster` (privastead.devcluster)\n"
@@ -120,22 +120,9 @@ def start(root: Path, args: argparse.Namespace, stack: Stack) -> list[str]:
     for node in garage.nodes:
         stack.watch(f"Garage node {node.index}", node.running, partial(_tail, node))
 
-    print(f"cluster: starting {args.relays} relays", flush=True)
     data, config = root / "relay-data", root / "relay.toml"
-    config.write_text(RELAY_CONFIG)
-    token_file = root / "owner-token"
-    if not token_file.exists():
-        out = server_cli(
-            "accounts", "add", "home", "--config", str(config), "--data-dir", str(data)
-        )
-        token_file.touch(mode=0o600)
-        token_file.write_text(out.strip().splitlines()[-1] + "\n")
     relays = [RelayInstance(i, data, config, logs) for i in range(1, args.relays + 1)]
-    for relay in relays:
-        relay.start()
-        stack.started(f"relay {relay.index}", relay.stop)
-        stack.watch(f"relay {relay.index}", relay.running, partial(_tail, relay))
-
+    # HAProxy first: the relays reach Garage through its S3 frontend (any node may be down).
     balancer = HAProxy(
         root / "haproxy",
         [r.port for r in relays],
@@ -146,6 +133,29 @@ def start(root: Path, args: argparse.Namespace, stack: Stack) -> list[str]:
     balancer.start()
     stack.started("HAProxy", balancer.stop)
     stack.watch("HAProxy", balancer.running, partial(_tail, balancer))
+
+    print(f"cluster: starting {args.relays} relays", flush=True)
+    config.write_text(
+        RELAY_CONFIG
+        + storage_config(
+            postgres.dsn,
+            postgres.password_file,
+            credentials,
+            balancer.s3_endpoint,
+            root / "s3-secret",
+        )
+    )
+    token_file = root / "owner-token"
+    if not token_file.exists():
+        out = server_cli(
+            "accounts", "add", "home", "--config", str(config), "--data-dir", str(data)
+        )
+        token_file.touch(mode=0o600)
+        token_file.write_text(out.strip().splitlines()[-1] + "\n")
+    for relay in relays:
+        relay.start()
+        stack.started(f"relay {relay.index}", relay.stop)
+        stack.watch(f"relay {relay.index}", relay.running, partial(_tail, relay))
     return [
         "privastead cluster is up (Ctrl-C stops it)",
         f"  relay URL:     {balancer.url}   (HAProxy -> {args.relays} relay processes)",
@@ -155,9 +165,7 @@ def start(root: Path, args: argparse.Namespace, stack: Stack) -> list[str]:
         f"   (key in {garage.root / 's3-credentials.json'})",
         f"  logs:          {logs} (relays), {postgres.log}, {garage.root}/node*/garage.log,"
         f" {balancer.root / 'haproxy.log'}",
-        "  note: the relays keep their index in one shared SQLite directory until they are "
-        "configured with the postgresql backend; PostgreSQL and Garage are running, migrated "
-        "and ready for it",
+        f'  relay config:  {config}   ([storage] backend = "postgresql")',
     ]
 
 

@@ -12,6 +12,7 @@ Routing (the reasons are in ``docs/design/relay-cluster.md``):
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import urllib.error
@@ -119,14 +120,22 @@ class HAProxy(Supervised):
     def admin_socket(self) -> Path:
         return self.root / "admin.sock"
 
-    def server_states(self, backend: str) -> dict[str, str]:
-        """``{server name: "UP" | "DOWN" | ...}`` of ``backend``, from HAProxy's runtime API."""
+    def command(self, line: str) -> str:
+        """One command of HAProxy's runtime API (its admin socket); returns the answer."""
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(5)
             s.connect(str(self.admin_socket))
-            s.sendall(b"show stat\n")
-            data = b"".join(iter(lambda: s.recv(65536), b""))
-        rows = data.decode().lstrip("# ").splitlines()
+            s.sendall(line.encode() + b"\n")
+            return b"".join(iter(lambda: s.recv(65536), b"")).decode()
+
+    def streams_on(self, backend: str) -> list[str]:
+        """The server of each request in progress on ``backend`` (``show sess``): which
+        relay process is handling a request right now."""
+        return re.findall(rf"\bbe={re.escape(backend)} srv=(\S+)", self.command("show sess"))
+
+    def server_states(self, backend: str) -> dict[str, str]:
+        """``{server name: "UP" | "DOWN" | ...}`` of ``backend``, from HAProxy's runtime API."""
+        rows = self.command("show stat").lstrip("# ").splitlines()
         header = rows[0].split(",")
         out = {}
         for row in rows[1:]:

@@ -1,11 +1,8 @@
 """Relay processes of the local cluster: ``privastead-server serve`` several times over.
 
-Until the relay reads its index from PostgreSQL, the processes share one SQLite data
-directory on this machine (WAL mode lets several processes use one database). That shares
-accounts, mailboxes and blobs, but not what a relay keeps in memory: a long-poll or
-WebSocket subscription on one process is woken by an upload on another only when it next
-re-lists, and a relay that starts sweeps orphaned blob files that another process may be
-committing. Live channels do work across processes: HAProxy routes each session to one.
+Every process runs with ``[storage] backend = "postgresql"`` (``storage_config``): the index
+in PostgreSQL, blobs in Garage through HAProxy's S3 frontend, wake-ups over LISTEN/NOTIFY,
+so any process serves any request. Live channels are routed by HAProxy, each session to one.
 """
 
 from __future__ import annotations
@@ -19,11 +16,38 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from privastead.devcluster.garage import S3Credentials
 from privastead.devcluster.postgres import free_port
 from privastead.devcluster.process import ServerProcess, Supervised
 from privastead.errors import StorageError
 
 SRC = Path(__file__).resolve().parents[2]
+
+
+def storage_config(
+    pg_dsn: str, pg_password_file: Path, s3: S3Credentials, s3_endpoint: str, secret_file: Path
+) -> str:
+    """The ``[storage]`` tables of the relays' ``relay.toml``; the S3 secret goes into
+    ``secret_file`` (0600), never into the file itself."""
+    if not secret_file.exists():
+        secret_file.touch(mode=0o600)
+    secret_file.write_text(s3.secret_access_key + "\n")
+    return f"""
+[storage]
+backend = "postgresql"
+
+[storage.postgresql]
+dsn = "{pg_dsn}"
+password_file = "{pg_password_file}"
+
+[storage.s3]
+endpoint = "{s3_endpoint}"
+public_endpoint = "{s3_endpoint}"
+bucket = "{s3.bucket}"
+region = "{s3.region}"
+access_key_id = "{s3.access_key_id}"
+secret_key_file = "{secret_file}"
+"""
 
 
 def relay_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -97,4 +121,4 @@ class RelayInstance(Supervised):
             time.sleep(0.05)
 
 
-__all__ = ["RelayInstance", "relay_env", "server_cli"]
+__all__ = ["RelayInstance", "relay_env", "server_cli", "storage_config"]

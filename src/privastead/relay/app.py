@@ -19,25 +19,22 @@ from aiohttp.typedefs import Handler
 from privastead import compat
 from privastead.clock import SYSTEM_CLOCK, Clock
 from privastead.errors import RelayRejectedError, StorageError
-from privastead.relay import schema
 from privastead.relay.auth import PRINCIPAL, Authenticator, access_of
-from privastead.relay.blobs import BlobStore
+from privastead.relay.backend import backend_for
 from privastead.relay.bodies import LIMITS
 from privastead.relay.budgets import Shares
 from privastead.relay.config import RelayConfig
-from privastead.relay.db import Database, secure_dir
 from privastead.relay.httputil import MAX_JSON_BODY, error_response, retry_after_of
 from privastead.relay.live import LiveHub
 from privastead.relay.metrics import standard
-from privastead.relay.nameplates import Nameplates
 from privastead.relay.notify import Notifier
 from privastead.relay.push import Pusher
 from privastead.relay.revocations import Revocations
 from privastead.relay.routes import ROUTES
-from privastead.relay.sqlite_storage import SqliteStorage
 from privastead.relay.state import STATE, RelayState
 
 _log = logging.getLogger(__name__)
+BLOB_SWEEP_SECONDS = 600.0  # how often the shared object store is checked for orphans
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -86,7 +83,7 @@ async def _authenticated(
 ) -> web.StreamResponse:
     access = access_of(request.match_info.handler)
     if access == "operator":
-        st.auth.check_operator(request)
+        await st.auth.check_operator(request)
     elif access != "public" and PRINCIPAL not in request:  # (set by an expect handler)
         try:
             request[PRINCIPAL] = await st.auth.principal(request)
@@ -142,6 +139,11 @@ async def sweep(st: RelayState) -> int:
     total = 0
     retention = st.config.auth.revoked_retention_days * 86400
     await st.storage.prune_revoked(before=st.clock.time() - retention)
+    if st.backend.pg is not None:
+        from privastead.relay.backends.pg_throttle import PgThrottle
+
+        if isinstance(st.auth.shared, PgThrottle):
+            await st.auth.shared.prune()
     while True:
         count, blobs = await st.storage.expire(now=st.clock.time())
         await st.blobs.delete(blobs)
@@ -162,21 +164,35 @@ async def _sweeper(st: RelayState, interval: float) -> None:
             _log.exception("TTL sweep failed")
 
 
+async def _blob_sweeper(st: RelayState, interval: float) -> None:
+    """Objects left by a crash between their upload and their row's commit (shared store)."""
+    while True:
+        try:
+            await st.backend.sweep_blobs()
+        except Exception:
+            _log.exception("object store sweep failed")
+        await asyncio.sleep(interval)
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     st = app[STATE]
     config = st.config
-    await asyncio.to_thread(secure_dir, config.data_dir)
-    await asyncio.to_thread(st.db.open, schema.init)
-    await asyncio.to_thread(st.blobs.open)
-    referenced = await st.storage.referenced_blobs()
-    await asyncio.to_thread(st.blobs.sweep, referenced)
-    await st.pusher.start()
-    await st.revocations.start()
+    await st.backend.open(config)
+    try:
+        await st.pusher.start()
+        await st.revocations.start()
+    except BaseException:
+        await st.backend.close()
+        raise
+    # Revocations made elsewhere (the CLI, or another relay process on the same database).
     tasks = [asyncio.create_task(st.revocations.watch(config.auth.revocation_poll_seconds))]
     if config.sweep_interval_seconds > 0:
         tasks.append(asyncio.create_task(_sweeper(st, config.sweep_interval_seconds)))
+        if st.backend.shared:
+            tasks.append(asyncio.create_task(_blob_sweeper(st, BLOB_SWEEP_SECONDS)))
     st.ready = True
-    _log.info("relay storage open at %s", config.data_dir)
+    where = config.data_dir if st.backend.sqlite is not None else "PostgreSQL and S3"
+    _log.info("relay storage open (%s)", where)
     try:
         yield
     finally:
@@ -186,7 +202,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await st.pusher.stop()
-        await asyncio.to_thread(st.db.close)  # runs every queued write first
+        await st.backend.close()
         _log.info("relay storage closed")
 
 
@@ -219,23 +235,25 @@ def create_app(
 ) -> web.Application:
     """Build the relay application. Nothing touches the disk until it starts."""
     metrics = standard()
-    db = Database(config.data_dir / "relay.sqlite3", config.durability)
-    storage = SqliteStorage(db)
+    notifier = Notifier()
+    backend = backend_for(config, notifier)
+    storage = backend.storage
     auth = Authenticator(storage, config.auth, clock, operator_token)
+    if backend.pg is not None:  # several processes: one count of failures for all
+        from privastead.relay.backends.pg_throttle import PgThrottle
+
+        auth.shared = PgThrottle(backend.pg, config.auth, clock)
     state = RelayState(
         config=config,
         clock=clock,
-        db=db,
-        storage=storage,
-        blobs=BlobStore(config.data_dir / "blobs"),
+        backend=backend,
         auth=auth,
         revocations=Revocations(storage, auth.forget),
         shares=Shares.of(config.budgets, config.limits.max_websockets),
-        notifier=Notifier(),
+        notifier=notifier,
         metrics=metrics,
         pusher=Pusher(config.push, clock, metrics),
         live=LiveHub(clock, metrics, config.limits.live_queue_frames, config.budgets),
-        nameplates=Nameplates(clock),
     )
     app = web.Application(
         middlewares=[relay_middleware],

@@ -26,7 +26,7 @@ from privastead.relay.config import AuthConfig
 from privastead.relay.httputil import RetryAfter, retry_after_of
 from privastead.relay.revocations import code_for
 from privastead.relay.storage import Storage
-from privastead.relay.throttle import ClientAddress, Throttle
+from privastead.relay.throttle import ClientAddress, SharedThrottle, Throttle
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Handler)
@@ -61,6 +61,9 @@ class Authenticator:
         self._clock = clock
         self._operator = operator_token
         self.throttle = Throttle(config, clock)
+        # Failures counted by every relay process together (PostgreSQL backend), set by the
+        # app; None: this process's throttle alone (one SQLite relay).
+        self.shared: SharedThrottle | None = None
         self.addresses = ClientAddress(config)
         # sha256(token) -> (principal, checked at); short-lived, and revocations drop their
         # entry at once (``forget``), so only the cost of a lookup is saved.
@@ -80,7 +83,7 @@ class Authenticator:
         addr = self.addresses.key(request)
         token = _bearer(request)
         if token is None:
-            self._refuse([addr], "send Authorization: Bearer <token>")
+            await self.refuse([addr], "send Authorization: Bearer <token>")
         key = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
         cached = self._cache.get(key)
         if cached is not None and self._clock.monotonic() - cached[1] < self._config.cache_seconds:
@@ -92,7 +95,7 @@ class Authenticator:
             raise revoked_error(over)
         parts = accounts.split_token(token)
         if parts is None:  # malformed (non-ASCII, wrong length...): a failure like any other
-            self._refuse([addr], "invalid, expired or revoked token")
+            await self.refuse([addr], "invalid, expired or revoked token")
         result = await self._storage.verify_token(
             token_id=parts[0], secret=parts[1], now=self._clock.time()
         )
@@ -114,19 +117,34 @@ class Authenticator:
         keys = [addr]
         if result.reason == "wrong_secret":
             keys.append("tid:" + result.token_id)
-        return self._refuse(keys, "invalid, expired or revoked token")
+        return await self.refuse(keys, "invalid, expired or revoked token")
 
-    def _refuse(self, keys: list[str], message: str) -> NoReturn:
-        """Count a failure; 429 once a key is locked, else 401."""
+    async def locked(self, keys: list[str]) -> None:
+        """Raise 429 if one of ``keys`` is locked, here or (shared) on any relay process."""
+        wait = self.throttle.retry_after(keys)
+        if wait <= 0 and self.shared is not None:
+            wait = await self.shared.retry_after(keys)
+        if wait > 0:
+            raise _too_many(wait)
+
+    async def count_failure(self, keys: list[str]) -> None:
+        """Count one failure of each key (a public route's bad guess), here and shared."""
+        self.throttle.fail(keys)
+        if self.throttle.retry_after(keys) <= 0 and self.shared is not None:
+            await self.shared.fail(keys)
+
+    async def refuse(self, keys: list[str], message: str) -> NoReturn:
+        """Count a failure; 429 once a key is locked, else 401 with ``message``. A key this
+        process has locked already is refused without asking the shared throttle."""
         self.throttle.fail(keys)
         wait = self.throttle.retry_after(keys)
+        if wait <= 0 and self.shared is not None:
+            wait = await self.shared.fail(keys)
         if wait > 0:
-            raise RelayRejectedError(
-                "too many failed attempts; retry later", 429, "too_many_attempts"
-            ) from RetryAfter(math.ceil(wait))
+            raise _too_many(wait)
         raise RelayRejectedError(message, 401, "unauthorized")
 
-    def check_operator(self, request: web.BaseRequest) -> None:
+    async def check_operator(self, request: web.BaseRequest) -> None:
         token = _bearer(request)
         if self._operator is None:
             raise RelayRejectedError(
@@ -135,7 +153,13 @@ class Authenticator:
         if token is None or not hmac.compare_digest(
             token.encode("utf-8", "surrogateescape"), self._operator.encode()
         ):
-            self._refuse([self.addresses.key(request)], "operator token required")
+            await self.refuse([self.addresses.key(request)], "operator token required")
+
+
+def _too_many(wait: float) -> RelayRejectedError:
+    error = RelayRejectedError("too many failed attempts; retry later", 429, "too_many_attempts")
+    error.__cause__ = RetryAfter(math.ceil(wait))
+    return error
 
 
 def revoked_error(code: str) -> RelayRejectedError:

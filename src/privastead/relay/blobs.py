@@ -35,6 +35,10 @@ class TooLarge(Exception):
     """The body grew past the limit while streaming."""
 
 
+class BlobNotFoundError(StorageError):
+    """The blob is gone (deleted by an ack, an expiry or a sweep since its row was read)."""
+
+
 class BlobStore:
     """The file half of storage. An S3-compatible store would implement the same four calls."""
 
@@ -138,4 +142,4 @@ def _install(fd: int, tmp: Path, final: Path) -> None:
         os.close(dir_fd)
 
 
-__all__ = ["BlobStore", "TooLarge", "WrittenBlob"]
+__all__ = ["BlobNotFoundError", "BlobStore", "TooLarge", "WrittenBlob"]

@@ -16,6 +16,7 @@ from typing import Literal
 
 from privastead import configfile
 from privastead.errors import ConfigError
+from privastead.relay.backends.settings import StorageSettings
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -156,6 +157,9 @@ class RelayConfig:
     auth: AuthConfig = field(default_factory=AuthConfig)
     budgets: Budgets = field(default_factory=Budgets)
     push: PushConfig = field(default_factory=PushConfig)
+    # Where the index and the blobs live: the data directory (SQLite + files, the default),
+    # or PostgreSQL + an S3 store shared by several relay processes.
+    storage: StorageSettings = field(default_factory=StorageSettings)
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -14,11 +14,16 @@ import asyncio
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
 from privastead.errors import StorageError
+from privastead.relay.blobs import BlobNotFoundError
+
+if TYPE_CHECKING:
+    from privastead.relay.backends.s3 import S3BlobStore
 
 _CHUNK = 1024 * 1024
 # Blobs up to this size are read whole on the event loop: a thread hop would cost more than
@@ -107,4 +112,27 @@ def open_blob(path: Path) -> int | None:
         return None
 
 
-__all__ = ["SMALL_BLOB", "BlobResponse", "open_blob", "read_small_blob"]
+async def stream_object(
+    request: web.Request, blobs: S3BlobStore, name: str, headers: dict[str, str]
+) -> web.StreamResponse | None:
+    """Stream one object from the S3 store to the client, a chunk at a time (the relay never
+    holds a whole blob); None if it is gone. A failure once bytes are sent can only close
+    the connection: the client sees fewer bytes than Content-Length and retries."""
+    try:
+        async with blobs.reader(name) as obj:
+            response = web.StreamResponse(headers=headers)
+            response.content_type = "application/octet-stream"
+            response.content_length = obj.size
+            await response.prepare(request)
+            try:
+                async for chunk in obj.chunks():
+                    await response.write(chunk)
+            except StorageError as exc:
+                raise ConnectionResetError(f"object store failed mid-download: {exc}") from exc
+            await response.write_eof()
+            return response
+    except BlobNotFoundError:
+        return None
+
+
+__all__ = ["SMALL_BLOB", "BlobResponse", "open_blob", "read_small_blob", "stream_object"]

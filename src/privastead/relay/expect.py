@@ -36,7 +36,7 @@ def expect_after(
             st = state_of(request)
             access = access_of(request.match_info.handler)
             if access == "operator":
-                st.auth.check_operator(request)
+                await st.auth.check_operator(request)
             elif access != "public":
                 try:
                     request[PRINCIPAL] = await st.auth.principal(request)

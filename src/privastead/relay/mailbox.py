@@ -18,9 +18,9 @@ from privastead.relay import store
 from privastead.relay.accounts import Principal
 from privastead.relay.api import HEADER_MESSAGE_ID, HEADER_PUSH, MessagePage, is_message_id
 from privastead.relay.auth import PRINCIPAL, require_mailbox, require_owner, revoked_error
-from privastead.relay.blobs import TooLarge, WrittenBlob
+from privastead.relay.blobs import BlobStore, TooLarge, WrittenBlob
 from privastead.relay.bodies import reader
-from privastead.relay.download import SMALL_BLOB, BlobResponse, read_small_blob
+from privastead.relay.download import SMALL_BLOB, BlobResponse, read_small_blob, stream_object
 from privastead.relay.httputil import (
     field_int,
     int_query,
@@ -391,7 +391,9 @@ async def _wait(
 
 
 async def get_message(request: web.Request) -> web.StreamResponse:
-    """GET .../messages/{seq}: the raw ciphertext (blobs are sent from their file)."""
+    """GET .../messages/{seq}: the raw ciphertext (blobs are sent from their file or object).
+    With ``?presign=1`` a blob in an S3 store with a public endpoint is answered instead with
+    ``{"url", "size", "expires_at"}``: a short-lived GET URL of the object itself."""
     st, mailbox = _mailbox(request)
     try:
         seq = int(request.match_info["seq"], 10)
@@ -399,14 +401,33 @@ async def get_message(request: web.Request) -> web.StreamResponse:
         raise reject(400, "bad_seq", "seq must be a positive integer") from None
     if not 1 <= seq < 2**62:
         raise reject(400, "bad_seq", "seq must be a positive integer")
+    presign = request.query.get("presign", "0")
+    if presign not in ("0", "1"):
+        raise reject(400, "bad_query", "presign is 1 (a URL for a blob, if the relay has one) or 0")
     size, body, blob = await st.storage.get_message(
         account=request[PRINCIPAL].account, mailbox=mailbox, seq=seq, now=st.clock.time()
     )
-    st.metrics.inc("relay_sent_bytes_total", size)
     headers = {"Cache-Control": "no-store", "Privastead-Seq": str(seq)}
     if body is not None:
+        st.metrics.inc("relay_sent_bytes_total", size)
         return web.Response(body=body, content_type="application/octet-stream", headers=headers)
     assert blob is not None
+    if presign == "1" and not isinstance(st.blobs, BlobStore):
+        # Authorised above, for this one message: the URL opens this ciphertext only, for a
+        # few minutes, and the bytes then flow from the object store, not through the relay.
+        url = await st.blobs.presign(blob)
+        if url is not None:
+            st.metrics.inc("relay_presigned_total")
+            expires_at = st.clock.time() + st.blobs.settings.presign_seconds
+            return web.json_response(
+                {"url": url, "size": size, "expires_at": expires_at}, headers=headers
+            )
+    st.metrics.inc("relay_sent_bytes_total", size)
+    if not isinstance(st.blobs, BlobStore):
+        streamed = await stream_object(request, st.blobs, blob, headers)
+        if streamed is None:
+            raise reject(404, "message_not_found", "no such message (acknowledged or expired)")
+        return streamed
     path = st.blobs.path(blob)
     if size <= SMALL_BLOB:
         # Read at once (page cache) and answered with its header in one write, one syscall,

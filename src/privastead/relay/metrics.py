@@ -62,6 +62,7 @@ def standard() -> Metrics:
     m.describe("relay_requests_total", "counter", "HTTP requests by route and status")
     m.describe("relay_received_bytes_total", "counter", "message body bytes accepted")
     m.describe("relay_sent_bytes_total", "counter", "message body bytes served")
+    m.describe("relay_presigned_total", "counter", "blob downloads handed to the object store")
     m.describe("relay_messages_stored_total", "counter", "messages stored (not duplicates)")
     m.describe("relay_messages_duplicate_total", "counter", "uploads answered as duplicates")
     m.describe("relay_messages_evicted_total", "counter", "messages evicted by account quota")

@@ -1,10 +1,12 @@
 """Nameplates: the short number at the front of a typed pairing code.
 
-A hub (owner token) asks for a nameplate for its pairing mailbox: the relay issues a restricted
-token for that one mailbox, keeps ``nameplate -> (mailbox, token)`` for at most ten minutes, and
-answers a number of one to four digits. The device that types ``417-acorn-shiny`` has no token
-yet; it claims nameplate 417 without one and gets the mailbox and token, once: the claim deletes
-the nameplate, so nobody else (nor the same device) can claim it again.
+A hub (owner token) asks for a nameplate for its pairing mailbox: the relay keeps
+``nameplate -> mailbox`` for at most ten minutes and answers a number of one to four digits.
+The device that types ``417-acorn-shiny`` has no token yet; it claims nameplate 417 without
+one and gets the mailbox and a restricted token for it (expiring with the nameplate), once:
+the claim deletes the nameplate and issues the token in one transaction, so nobody else (nor
+the same device) can claim it again. No token exists before the claim, so none sits in the
+relay's storage waiting to be claimed.
 
 The nameplate is not a secret and protects nothing by itself: whoever claims it first only gets
 a mailbox in which to run the PAKE, where a wrong guess of the two words burns the code. So the
@@ -12,26 +14,21 @@ relay guards the *rate*: an unknown, expired or already claimed nameplate counts
 attempt against the client address in the authentication throttle (429 once locked), and each
 account holds at most ``MAX_PER_ACCOUNT`` open nameplates.
 
-Nameplates live in memory, on the injected clock: a relay restart forgets them (the pairing is
-started again), and they never touch the database or a log.
+Nameplates live in the relay's storage (``Storage.add_nameplate`` / ``claim_nameplate``): in a
+cluster the hub allocates through one relay process and the device claims through another.
+Expiry is on the injected clock; nameplates never reach a log.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
-from dataclasses import dataclass, field
-from functools import partial
 
 from aiohttp import web
 
-from privastead.clock import Clock
-from privastead.errors import RelayRejectedError
-from privastead.relay import accounts
 from privastead.relay.api import is_mailbox_id
 from privastead.relay.auth import PRINCIPAL, public, require_owner
-from privastead.relay.httputil import RetryAfter, field_int, only_keys, read_json, reject
+from privastead.relay.httputil import field_int, only_keys, read_json, reject
 from privastead.relay.state import state_of
 
 MAX_TTL = 600  # ten minutes: the short code's whole life
@@ -41,53 +38,15 @@ LONG_RANGE = 9999  # ...four when busy (a typed code stays within 20 characters)
 _NAMEPLATE = re.compile(r"[1-9][0-9]{0,3}")
 
 
-@dataclass(frozen=True)
-class _Entry:
-    account: str
-    mailbox: str
-    token: str = field(repr=False)
-    expires_at: float
+def choose(open_now: int) -> int:
+    """A candidate nameplate while ``open_now`` are open (the storage retries a taken one).
 
-
-class Nameplates:
-    """``nameplate -> entry`` with expiry on the injected clock; no I/O."""
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._open: dict[int, _Entry] = {}
-
-    def _prune(self) -> None:
-        now = self._clock.time()
-        for n in [n for n, e in self._open.items() if e.expires_at <= now]:
-            del self._open[n]
-
-    def allocate(self, account: str, mailbox: str, token: str, expires_at: float) -> int:
-        self._prune()
-        if sum(e.account == account for e in self._open.values()) >= MAX_PER_ACCOUNT:
-            raise reject(
-                429,
-                "too_many_nameplates",
-                f"this account already has {MAX_PER_ACCOUNT} open nameplates; wait for one "
-                "to be claimed or expire",
-            )
-        # Random, not sequential: a stranger cannot predict (and claim first) the next one.
-        limit = SHORT_RANGE if len(self._open) < SHORT_RANGE // 2 else LONG_RANGE
-        if len(self._open) >= LONG_RANGE // 2:
-            raise reject(503, "nameplates_exhausted", "too many pairings in progress; retry later")
-        while True:
-            n = 1 + secrets.randbelow(limit)
-            if n not in self._open:
-                self._open[n] = _Entry(account, mailbox, token, expires_at)
-                return n
-
-    def claim(self, nameplate: int) -> _Entry | None:
-        """The entry, removed (so a nameplate is claimed at most once), or None."""
-        self._prune()
-        return self._open.pop(nameplate, None)
-
-    def __len__(self) -> int:
-        self._prune()
-        return len(self._open)
+    Random, not sequential: a stranger cannot predict (and claim first) the next one. At most
+    half of the range is ever in use, so a free number is found in two tries on average."""
+    if open_now >= LONG_RANGE // 2:
+        raise reject(503, "nameplates_exhausted", "too many pairings in progress; retry later")
+    limit = SHORT_RANGE if open_now < SHORT_RANGE // 2 else LONG_RANGE
+    return 1 + secrets.randbelow(limit)
 
 
 async def allocate(request: web.Request) -> web.Response:
@@ -102,25 +61,21 @@ async def allocate(request: web.Request) -> web.Response:
     ttl = field_int(data, "ttl_seconds", 1, MAX_TTL, MAX_TTL)
     st = state_of(request)
     now = st.clock.time()
-    issued = await st.db.run(
-        partial(
-            accounts.issue_token,
-            account=p.account,
-            kind="restricted",
-            now=now,
-            mailboxes=[mailbox],
-            expires_at=now + ttl,
-            label="nameplate",
-        )
+    n = await st.storage.add_nameplate(
+        account=p.account,
+        mailbox=mailbox,
+        now=now,
+        expires_at=now + ttl,
+        per_account=MAX_PER_ACCOUNT,
+        choose=choose,
     )
-    try:
-        n = st.nameplates.allocate(p.account, mailbox, issued.token, now + ttl)
-    except RelayRejectedError:
-        # No nameplate: the token just issued must not outlive the refusal.
-        await st.db.run(
-            partial(accounts.revoke_token, token_id=issued.token_id, now=now, account=p.account)
+    if n is None:
+        raise reject(
+            429,
+            "too_many_nameplates",
+            f"this account already has {MAX_PER_ACCOUNT} open nameplates; wait for one "
+            "to be claimed or expire",
         )
-        raise
     return web.json_response(
         {"nameplate": str(n), "mailbox": mailbox, "expires_at": now + ttl}, status=201
     )
@@ -130,29 +85,26 @@ async def allocate(request: web.Request) -> web.Response:
 async def claim(request: web.Request) -> web.Response:
     """POST /v1/nameplates/{nameplate}/claim (no token): the mailbox and token, once."""
     st = state_of(request)
-    addr = st.auth.addresses.key(request)
-    throttle = st.auth.throttle
-    wait = throttle.retry_after([addr])
-    if wait > 0:
-        raise RelayRejectedError(
-            "too many failed attempts; retry later", 429, "too_many_attempts"
-        ) from RetryAfter(math.ceil(wait))
+    auth = st.auth
+    addr = auth.addresses.key(request)
+    await auth.locked([addr])  # 429 while this address is locked, on any relay process
     raw = request.match_info["nameplate"]
     if not _NAMEPLATE.fullmatch(raw):
-        throttle.fail([addr])
+        await auth.count_failure([addr])
         raise reject(400, "bad_nameplate", "a nameplate is a number from 1 to 9999")
-    entry = st.nameplates.claim(int(raw))
-    if entry is None:
-        throttle.fail([addr])
+    claimed = await st.storage.claim_nameplate(nameplate=int(raw), now=st.clock.time())
+    if claimed is None:
+        await auth.count_failure([addr])
         raise reject(
             404,
             "no_such_nameplate",
             "no pairing waits under this number (mistyped, expired or already used): "
             "check the code, or start pairing again on the hub",
         )
+    mailbox, issued = claimed
     return web.json_response(
-        {"mailbox": entry.mailbox, "token": entry.token, "expires_at": entry.expires_at}
+        {"mailbox": mailbox, "token": issued.token, "expires_at": issued.expires_at}
     )
 
 
-__all__ = ["MAX_PER_ACCOUNT", "MAX_TTL", "Nameplates", "allocate", "claim"]
+__all__ = ["MAX_PER_ACCOUNT", "MAX_TTL", "allocate", "choose", "claim"]

@@ -9,6 +9,7 @@ behaviour and cost are unchanged. The SQL itself lives in ``store`` and ``accoun
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -54,6 +55,56 @@ def _remove_device(
 ) -> tuple[list[str], list[str]]:
     revoked = accounts.remove_device(conn, account, device_id, now)
     return revoked, store.collect_for_device(conn, account, device_id)
+
+
+def _add_nameplate(
+    conn: sqlite3.Connection,
+    *,
+    account: str,
+    mailbox: str,
+    now: float,
+    expires_at: float,
+    per_account: int,
+    choose: Callable[[int], int],
+) -> int | None:
+    conn.execute("DELETE FROM nameplates WHERE expires_at <= ?", (now,))
+    held = conn.execute("SELECT COUNT(*) FROM nameplates WHERE account = ?", (account,)).fetchone()
+    if held[0] >= per_account:
+        return None
+    total = int(conn.execute("SELECT COUNT(*) FROM nameplates").fetchone()[0])
+    while True:
+        n = choose(total)
+        added = conn.execute(
+            "INSERT OR IGNORE INTO nameplates(nameplate, account, mailbox, expires_at)"
+            " VALUES (?, ?, ?, ?)",
+            (n, account, mailbox, expires_at),
+        )
+        if added.rowcount:
+            return n
+
+
+def _claim_nameplate(
+    conn: sqlite3.Connection, *, nameplate: int, now: float
+) -> tuple[str, IssuedToken] | None:
+    row = conn.execute(
+        "SELECT account, mailbox, expires_at FROM nameplates WHERE nameplate = ?", (nameplate,)
+    ).fetchone()
+    if row is None:
+        return None
+    conn.execute("DELETE FROM nameplates WHERE nameplate = ?", (nameplate,))
+    account, mailbox, expires_at = row
+    if expires_at <= now:
+        return None
+    issued = accounts.issue_token(
+        conn,
+        account,
+        "restricted",
+        now,
+        mailboxes=[mailbox],
+        expires_at=expires_at,
+        label="nameplate",
+    )
+    return mailbox, issued
 
 
 class SqliteStorage:
@@ -264,6 +315,35 @@ class SqliteStorage:
 
     async def prune_revoked(self, *, before: float) -> int:
         return await self.db.run(partial(accounts.prune_revoked, before=before))
+
+    # ---- nameplates (short-code pairing) -------------------------------------------
+
+    async def add_nameplate(
+        self,
+        *,
+        account: str,
+        mailbox: str,
+        now: float,
+        expires_at: float,
+        per_account: int,
+        choose: Callable[[int], int],
+    ) -> int | None:
+        return await self.db.run(
+            partial(
+                _add_nameplate,
+                account=account,
+                mailbox=mailbox,
+                now=now,
+                expires_at=expires_at,
+                per_account=per_account,
+                choose=choose,
+            )
+        )
+
+    async def claim_nameplate(
+        self, *, nameplate: int, now: float
+    ) -> tuple[str, IssuedToken] | None:
+        return await self.db.run(partial(_claim_nameplate, nameplate=nameplate, now=now))
 
 
 # mypy checks here that the class implements the whole interface.

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from privastead.clock import Clock
+from privastead.errors import StorageError
 from privastead.relay.auth import Authenticator
-from privastead.relay.blobs import BlobStore
+from privastead.relay.backend import Backend
 from privastead.relay.budgets import Shares
 from privastead.relay.config import RelayConfig
 from privastead.relay.db import Database
@@ -21,17 +22,16 @@ from privastead.relay.revocations import Revocations
 from privastead.relay.storage import Storage
 
 if TYPE_CHECKING:
+    from privastead.relay.backends.s3 import S3BlobStore
+    from privastead.relay.blobs import BlobStore
     from privastead.relay.live import LiveHub
-    from privastead.relay.nameplates import Nameplates
 
 
 @dataclass
 class RelayState:
     config: RelayConfig
     clock: Clock
-    db: Database  # the SQLite database behind ``storage`` (opened and closed by the app)
-    storage: Storage
-    blobs: BlobStore
+    backend: Backend  # what ``storage`` and ``blobs`` are (opened and closed by the app)
     auth: Authenticator
     notifier: Notifier
     metrics: Metrics
@@ -39,12 +39,26 @@ class RelayState:
     live: LiveHub
     revocations: Revocations
     shares: Shares
-    nameplates: Nameplates  # short-code pairing: nameplate -> pairing mailbox, in memory
     websockets: set[web.WebSocketResponse] = field(default_factory=set)
     ready: bool = False
     in_flight: int = 0  # HTTP requests being handled (graceful shutdown waits for 0)
     background: set[asyncio.Task[None]] = field(default_factory=set)
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set when in_flight drops to 0
+
+    @property
+    def storage(self) -> Storage:
+        return self.backend.storage
+
+    @property
+    def blobs(self) -> BlobStore | S3BlobStore:
+        return self.backend.blobs
+
+    @property
+    def db(self) -> Database:
+        """The SQLite database (the default backend); tests inject faults through it."""
+        if self.backend.sqlite is None:
+            raise StorageError("the relay runs on PostgreSQL, not SQLite")
+        return self.backend.sqlite
 
 
 STATE = web.AppKey("privastead_relay_state", RelayState)

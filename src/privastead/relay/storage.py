@@ -18,6 +18,7 @@ Times (``now``) are passed in by the caller, from the relay's clock, never read 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from privastead.errors import RelayRejectedError
@@ -142,6 +143,28 @@ class Storage(Protocol):
         """Tombstones written after ``after_id``: (newest id, [(token id, kind)])."""
 
     async def prune_revoked(self, *, before: float) -> int: ...
+
+    # ---- nameplates (short-code pairing) -------------------------------------------
+
+    async def add_nameplate(
+        self,
+        *,
+        account: str,
+        mailbox: str,
+        now: float,
+        expires_at: float,
+        per_account: int,
+        choose: Callable[[int], int],
+    ) -> int | None:
+        """Open a nameplate naming ``mailbox`` until ``expires_at`` (expired ones are dropped
+        first). ``choose(open)`` picks a candidate number given how many are open, or raises
+        to refuse; None when ``account`` already holds ``per_account``."""
+
+    async def claim_nameplate(
+        self, *, nameplate: int, now: float
+    ) -> tuple[str, IssuedToken] | None:
+        """Remove the nameplate and, in the same transaction, issue a restricted token for
+        its mailbox expiring with it: ``(mailbox, token)``, or None (unknown or expired)."""
 
 
 __all__ = ["PushTarget", "Storage"]

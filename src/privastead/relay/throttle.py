@@ -31,6 +31,7 @@ import ipaddress
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
 
@@ -44,10 +45,34 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass
-class _Record:
+class FailureRecord:
     failures: int = 0
     last: float = 0.0
     locked_until: float = 0.0
+
+
+def count_failure(record: FailureRecord, now: float, c: AuthConfig) -> bool:
+    """One more failure of ``record``'s key at ``now`` (in place); True when it has just
+    become locked. The same arithmetic for this process's keys and for the shared ones."""
+    if record.failures and now - max(record.last, record.locked_until) >= c.window_seconds:
+        record.failures = 0  # quiet long enough: start afresh
+    record.failures += 1
+    record.last = now
+    excess = record.failures - c.max_failures
+    if excess <= 0:
+        return False
+    delay = min(c.max_delay_seconds, c.base_delay_seconds * 2.0 ** min(excess - 1, 60))
+    record.locked_until = max(record.locked_until, now + delay)
+    return excess == 1
+
+
+class SharedThrottle(Protocol):
+    """Failures counted by several relay processes together (``backends.pg_throttle``)."""
+
+    async def retry_after(self, keys: Iterable[str]) -> float: ...
+
+    async def fail(self, keys: Iterable[str]) -> float:
+        """Count one failure of each key; returns ``retry_after`` of them."""
 
 
 class Throttle:
@@ -56,7 +81,7 @@ class Throttle:
     def __init__(self, config: AuthConfig, clock: Clock) -> None:
         self._config = config
         self._clock = clock
-        self._keys: dict[str, _Record] = {}
+        self._keys: dict[str, FailureRecord] = {}
 
     def retry_after(self, keys: Iterable[str]) -> float:
         """Seconds until the most locked of ``keys`` may fail again unpunished (0: none)."""
@@ -77,17 +102,9 @@ class Throttle:
         for key in keys:
             record = self._keys.get(key)
             if record is None:
-                record = self._keys[key] = _Record()
-            elif now - max(record.last, record.locked_until) >= c.window_seconds:
-                record.failures = 0  # quiet long enough: start afresh
-            record.failures += 1
-            record.last = now
-            excess = record.failures - c.max_failures
-            if excess > 0:
-                delay = min(c.max_delay_seconds, c.base_delay_seconds * 2.0 ** min(excess - 1, 60))
-                record.locked_until = max(record.locked_until, now + delay)
-                if excess == 1:
-                    _log.warning("auth failures throttled (%s)", key.partition(":")[0])
+                record = self._keys[key] = FailureRecord()
+            if count_failure(record, now, c):
+                _log.warning("auth failures throttled (%s)", key.partition(":")[0])
 
     def _prune(self, now: float) -> None:
         horizon = self._config.window_seconds
@@ -146,4 +163,4 @@ def _network_of(address: IpAddress) -> str:
     return str(address)
 
 
-__all__ = ["ClientAddress", "Throttle"]
+__all__ = ["ClientAddress", "FailureRecord", "SharedThrottle", "Throttle", "count_failure"]

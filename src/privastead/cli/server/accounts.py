@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
+from typing import Any
 
 from privastead.cli.server.common import add_location, load_config, open_index
 from privastead.relay import accounts
+from privastead.relay.api import IssuedToken
+from privastead.relay.config import RelayConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args)
+    if config.storage.backend == "postgresql":
+        return _run_postgresql(args, config)
     conn = open_index(config)
     try:
         if args.action == "add":
@@ -36,25 +42,9 @@ def run(args: argparse.Namespace) -> int:
             accounts.add_account(conn, args.name, time.time(), args.quota_bytes)
             issued = accounts.issue_token(conn, args.name, "owner", time.time(), label="cli")
             conn.execute("COMMIT")
-            # The token alone on stdout, so `accounts add NAME > owner-token` makes a token file.
-            print(
-                f"account {args.name} created; its owner token (shown once, for the hub's "
-                "[relay] token_file) follows on stdout",
-                file=sys.stderr,
-            )
-            print(issued.token)
+            _print_token(args.name, issued.token)
         elif args.action == "list":
-            rows = accounts.list_accounts(conn)
-            if args.json:
-                print(json.dumps(rows))
-            else:
-                print(f"{'account':<24} {'used bytes':>12} {'quota':>12} mailboxes devices")
-                for r in rows:
-                    quota = r["quota_bytes"] or config.limits.account_quota_bytes
-                    print(
-                        f"{r['name']:<24} {r['used_bytes']:>12} {quota:>12}"
-                        f" {r['mailboxes']:>9} {r['devices']:>7}"
-                    )
+            _print_list(args, config, accounts.list_accounts(conn))
         else:
             conn.execute("BEGIN IMMEDIATE")
             blobs = accounts.remove_account(conn, args.name)
@@ -67,3 +57,39 @@ def run(args: argparse.Namespace) -> int:
             conn.execute("ROLLBACK")
         conn.close()
     return 0
+
+
+def _run_postgresql(args: argparse.Namespace, config: RelayConfig) -> int:
+    from privastead.cli.server import pg_accounts
+
+    result = asyncio.run(pg_accounts.run(args, config))
+    if isinstance(result, IssuedToken):
+        _print_token(args.name, result.token)
+    elif isinstance(result, list):
+        _print_list(args, config, result)
+    else:
+        print(f"account {args.name} removed")
+    return 0
+
+
+def _print_token(name: str, token: str) -> None:
+    # The token alone on stdout, so `accounts add NAME > owner-token` makes a token file.
+    print(
+        f"account {name} created; its owner token (shown once, for the hub's "
+        "[relay] token_file) follows on stdout",
+        file=sys.stderr,
+    )
+    print(token)
+
+
+def _print_list(args: argparse.Namespace, config: RelayConfig, rows: list[Any]) -> None:
+    if args.json:
+        print(json.dumps(rows))
+        return
+    print(f"{'account':<24} {'used bytes':>12} {'quota':>12} mailboxes devices")
+    for r in rows:
+        quota = r["quota_bytes"] or config.limits.account_quota_bytes
+        print(
+            f"{r['name']:<24} {r['used_bytes']:>12} {quota:>12}"
+            f" {r['mailboxes']:>9} {r['devices']:>7}"
+        )

@@ -7,6 +7,7 @@ import dataclasses
 import sqlite3
 from pathlib import Path
 
+from privastead.errors import ConfigError
 from privastead.relay import config as relay_config
 from privastead.relay import db, schema
 
@@ -35,6 +36,12 @@ def load_config(args: argparse.Namespace) -> relay_config.RelayConfig:
 
 def open_index(config: relay_config.RelayConfig) -> sqlite3.Connection:
     """The relay's database, for administration while the relay may be running (WAL)."""
+    if config.storage.backend != "sqlite":
+        raise ConfigError(
+            "this command works on the SQLite backend only; with [storage] backend = "
+            "'postgresql', manage tokens and devices through the relay's API with the "
+            "account's owner token (`privastead-server accounts` works on both)"
+        )
     db.secure_dir(config.data_dir)
     conn = db.connect(config.data_dir / "relay.sqlite3", config.durability)
     schema.init(conn)

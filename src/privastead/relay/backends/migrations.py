@@ -56,6 +56,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         postgresql=schema_pg.V2,
         online=False,
     ),
+    Migration(
+        3,
+        "nameplates of short-code pairing",
+        sqlite=schema_sqlite.V3,
+        postgresql=schema_pg.V3,
+        online=True,
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -115,11 +115,15 @@ class PgDatabase:
         except (*_LOST, asyncpg.PostgresError) as exc:
             raise storage_error("connection failed", exc) from exc
         if migrate:
-            applied = await self.transactionless(
-                lambda conn: migrations.migrate_postgresql(conn, at_start=True)
-            )
-            for step in applied:
-                _log.info("applied schema migration %d (%s)", step.version, step.name)
+            await self.migrate_at_start()
+
+    async def migrate_at_start(self) -> None:
+        """Apply the pending steps a starting relay may apply (refuses the others)."""
+        applied = await self.transactionless(
+            lambda conn: migrations.migrate_postgresql(conn, at_start=True)
+        )
+        for step in applied:
+            _log.info("applied schema migration %d (%s)", step.version, step.name)
 
     async def close(self) -> None:
         if self._pool is not None:

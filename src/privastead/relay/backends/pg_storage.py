@@ -13,7 +13,8 @@ began). What SQLite's single writer gave for free is taken with row locks:
   one statement), COMMIT; ``bench_cluster`` measures it beside the same work in plain SQL;
 - eviction follows ``messages.id`` (insertion order, SQLite's rowid).
 
-Tokens, devices and tombstones are in ``pg_tokens`` (``PgTokens``, the other half of the class).
+Tokens, devices and tombstones are in ``pg_tokens`` (``PgTokens``), nameplates in
+``pg_nameplates`` (``PgNameplates``): the other parts of the class.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from privastead.relay.api import (
     UploadResult,
 )
 from privastead.relay.backends.pg import Connection, PgDatabase
+from privastead.relay.backends.pg_nameplates import PgNameplates
 from privastead.relay.backends.pg_tokens import PgTokens, bury
 from privastead.relay.storage import PushTarget, Storage
 from privastead.relay.store import MESSAGE_OVERHEAD, Appended, NewMessage
@@ -172,7 +174,7 @@ async def _append(
     )
 
 
-class PgStorage(PgTokens):
+class PgStorage(PgTokens, PgNameplates):
     """``relay.storage.Storage`` on PostgreSQL (a relay process's pool: ``PgDatabase``)."""
 
     def __init__(self, db: PgDatabase) -> None:

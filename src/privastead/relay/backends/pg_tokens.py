@@ -48,6 +48,58 @@ async def bury(conn: Connection, where: str, args: list[Any], now: float) -> lis
     return [r["token_id"] for r in rows]
 
 
+async def issue(
+    conn: Connection,
+    *,
+    account: str,
+    kind: TokenKind,
+    now: float,
+    device_id: str | None = None,
+    mailboxes: list[str] | None = None,
+    expires_at: float | None = None,
+    label: str = "",
+) -> IssuedToken:
+    """Create a token inside the caller's transaction (see ``accounts.issue_token``)."""
+    if await conn.fetchval("SELECT 1 FROM accounts WHERE name = $1", account) is None:
+        raise RelayRejectedError(f"no account {account!r}", 404, "account_not_found")
+    token_id, secret, token = accounts.new_token()
+    device = device_id
+    if kind == "owner":
+        device = OWNER_DEVICE_ID
+    elif kind == "device":
+        device = device or "d" + secrets.token_hex(8)
+        await conn.execute(
+            "INSERT INTO devices(account, device_id, name, created_at)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            account,
+            device,
+            label,
+            now,
+        )
+    else:
+        if not mailboxes or not all(is_mailbox_id(m) for m in mailboxes):
+            raise RelayRejectedError(
+                "a restricted token needs a list of mailbox ids", 400, "bad_request"
+            )
+        if expires_at is None:
+            raise RelayRejectedError("a restricted token needs an expiry", 400, "bad_request")
+        device = "r" + token_id
+    await conn.execute(
+        "INSERT INTO tokens(token_id, account, kind, secret_hash, device_id, mailboxes,"
+        " expires_at, created_at, label) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        token_id,
+        account,
+        kind,
+        accounts.secret_hash(secret),
+        device,
+        json.dumps(sorted(set(mailboxes))) if mailboxes else None,
+        expires_at,
+        now,
+        label,
+    )
+    return IssuedToken(token_id=token_id, token=token, device_id=device, expires_at=expires_at)
+
+
 class PgTokens:
     """The token and device half of ``PgStorage``."""
 
@@ -101,51 +153,18 @@ class PgTokens:
         expires_at: float | None = None,
         label: str = "",
     ) -> IssuedToken:
-        async def op(conn: Connection) -> IssuedToken:
-            if await conn.fetchval("SELECT 1 FROM accounts WHERE name = $1", account) is None:
-                raise RelayRejectedError(f"no account {account!r}", 404, "account_not_found")
-            token_id, secret, token = accounts.new_token()
-            device = device_id
-            if kind == "owner":
-                device = OWNER_DEVICE_ID
-            elif kind == "device":
-                device = device or "d" + secrets.token_hex(8)
-                await conn.execute(
-                    "INSERT INTO devices(account, device_id, name, created_at)"
-                    " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    account,
-                    device,
-                    label,
-                    now,
-                )
-            else:
-                if not mailboxes or not all(is_mailbox_id(m) for m in mailboxes):
-                    raise RelayRejectedError(
-                        "a restricted token needs a list of mailbox ids", 400, "bad_request"
-                    )
-                if expires_at is None:
-                    raise RelayRejectedError(
-                        "a restricted token needs an expiry", 400, "bad_request"
-                    )
-                device = "r" + token_id
-            await conn.execute(
-                "INSERT INTO tokens(token_id, account, kind, secret_hash, device_id, mailboxes,"
-                " expires_at, created_at, label) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                token_id,
-                account,
-                kind,
-                accounts.secret_hash(secret),
-                device,
-                json.dumps(sorted(set(mailboxes))) if mailboxes else None,
-                expires_at,
-                now,
-                label,
+        return await self.db.transaction(
+            lambda conn: issue(
+                conn,
+                account=account,
+                kind=kind,
+                now=now,
+                device_id=device_id,
+                mailboxes=mailboxes,
+                expires_at=expires_at,
+                label=label,
             )
-            return IssuedToken(
-                token_id=token_id, token=token, device_id=device, expires_at=expires_at
-            )
-
-        return await self.db.transaction(op)
+        )
 
     async def revoke_token(self, *, token_id: str, now: float, account: str | None = None) -> str:
         async def op(conn: Connection) -> str:

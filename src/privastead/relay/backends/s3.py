@@ -46,7 +46,7 @@ from aiobotocore.session import get_session
 
 from privastead.errors import StorageError
 from privastead.relay.backends.settings import S3Settings
-from privastead.relay.blobs import TooLarge, WrittenBlob
+from privastead.relay.blobs import BlobNotFoundError, TooLarge, WrittenBlob
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -67,10 +67,6 @@ _UNAVAILABLE = (
     TimeoutError,
     asyncio.TimeoutError,  # aiohttp's timeouts on Python 3.10 (the builtin from 3.11 on)
 )
-
-
-class BlobNotFoundError(StorageError):
-    """The object is not in the store (deleted by an ack, an expiry or a sweep)."""
 
 
 @dataclass

@@ -145,4 +145,29 @@ BEGIN
 END $$;
 """
 
-__all__ = ["V1", "V2"]
+# Step 3: nameplates of short-code pairing, shared by every relay process (a hub allocates
+# on one, the device claims on another; no token is kept: the claim issues it; logged, since a
+# crash must not forget codes hubs show), and the throttle of failed authentication shared by
+# the processes (PostgreSQL only: one SQLite relay keeps it in memory).
+V3 = """
+CREATE TABLE nameplates (
+    nameplate  integer PRIMARY KEY,
+    account    text NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+    mailbox    text NOT NULL,
+    expires_at double precision NOT NULL
+);
+CREATE INDEX nameplates_account ON nameplates(account);
+
+-- Failed authentication counted by every relay process together (``pg_throttle``). Keys are
+-- SHA-256 of "addr:<client>" / "tid:<token id>" (no address stored in the clear); rows live
+-- for the throttle's window. UNLOGGED: no WAL for attackers' failures, and a crash that
+-- empties it only forgets counts (each process's own throttle still holds its share).
+CREATE UNLOGGED TABLE auth_failures (
+    key          bytea PRIMARY KEY,
+    failures     integer NOT NULL,
+    last         double precision NOT NULL,
+    locked_until double precision NOT NULL
+);
+"""
+
+__all__ = ["V1", "V2", "V3"]

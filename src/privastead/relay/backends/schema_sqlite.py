@@ -118,4 +118,15 @@ CREATE TRIGGER messages_charge_sub AFTER DELETE ON messages BEGIN
 END;
 """
 
-__all__ = ["V1", "V2"]
+# Step 3: nameplates of short-code pairing (a restarted relay keeps the codes hubs show).
+V3 = """
+CREATE TABLE IF NOT EXISTS nameplates (
+    nameplate  INTEGER PRIMARY KEY,
+    account    TEXT NOT NULL REFERENCES accounts(name) ON DELETE CASCADE,
+    mailbox    TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS nameplates_account ON nameplates(account);
+"""
+
+__all__ = ["V1", "V2", "V3"]

@@ -62,7 +62,7 @@ class PostgresSettings:
 @dataclass(frozen=True)
 class S3Settings:
     endpoint: str  # where the relay reaches the store (a load balancer over its nodes)
-    bucket: str
+    bucket: str  # the blobs' bucket (made beforehand: the relay never creates one)
     access_key_id: str  # an identifier, not a secret
     secret_key_file: Path | None = None  # the key's secret (or PRIVASTEAD_RELAY_S3_SECRET_KEY)
     region: str = "garage"  # the store's region name (Garage: s3_region of garage.toml)
@@ -71,7 +71,7 @@ class S3Settings:
     presign_seconds: int = 300  # lifetime of a presigned GET URL
     # Bodies up to this size are uploaded in one PUT; larger ones in parts of part_size.
     multipart_threshold: int = 16 * 1024 * 1024
-    part_size: int = 8 * 1024 * 1024
+    part_size: int = 8 * 1024 * 1024  # one part of a multipart upload (S3 minimum: 5 MiB)
     max_connections: int = 64  # concurrent connections to the store per relay process
 
     def __post_init__(self) -> None:
@@ -93,13 +93,20 @@ class S3Settings:
 
 @dataclass(frozen=True)
 class StorageSettings:
-    backend: Literal["sqlite", "postgresql"] = "sqlite"  # sqlite: the data directory alone
+    # sqlite: the data directory, one process; postgresql: [storage.postgresql] and
+    # [storage.s3], shared by any number of relay processes
+    backend: Literal["sqlite", "postgresql"] = "sqlite"
     postgresql: PostgresSettings | None = None  # the index, with backend = "postgresql"
     s3: S3Settings | None = None  # the blobs, with backend = "postgresql"
 
     def __post_init__(self) -> None:
         if self.backend == "postgresql" and (self.postgresql is None or self.s3 is None):
             raise ValueError("backend = 'postgresql' needs [storage.postgresql] and [storage.s3]")
+        if self.backend == "sqlite" and (self.postgresql is not None or self.s3 is not None):
+            raise ValueError(
+                "[storage.postgresql] and [storage.s3] are used only with backend = 'postgresql'"
+                " (set it, or remove them)"
+            )
 
 
 def _secret(env: Mapping[str, str] | None, name: str, path: Path | None, key: str) -> str | None:
