@@ -67,6 +67,7 @@ def build_delivery(
     cameras: dict[str, Camera],
     health: CameraHealth,
     clock: Clock,
+    *,
     recordings: Recordings | None = None,
 ) -> Delivery:
     """Delivery and its parts, over the groups ``open_hub`` opened."""
@@ -167,7 +168,9 @@ class Hub:
             admin: AdminServer | None = None
             if config.relay.url:
                 opened = await stack.enter_async_context(open_hub(config))
-                delivery = build_delivery(config, opened, cameras, health, clock, recordings)
+                delivery = build_delivery(
+                    config, opened, cameras, health, clock, recordings=recordings
+                )
                 admin = AdminServer(
                     config.hub.paths().admin_socket,
                     HubAdmin(
