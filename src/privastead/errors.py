@@ -16,7 +16,8 @@ Catch ``PrivasteadError`` to catch everything this package raises on purpose::
     │   ├── PolicyError                 well-formed and authentic, but not allowed by our rules
     │   ├── GroupStateError             unknown group, removed from group, pending commit ...
     │   ├── JoinError                   a Welcome that cannot be joined (wrong PSK, no key package)
-    │   └── PairingMismatchError        short-code pairing failed: wrong code or a tampering relay
+    │   ├── PairingMismatchError        short-code pairing failed: wrong code or a tampering relay
+    │   └── PairingRefusedError         the owner rejected the device, or never confirmed it in time
     ├── RelayError                      talking to the relay
     │   ├── RelayUnavailableError       network error, timeout, 5xx: retry later
     │   └── RelayRejectedError          a 4xx: the request is wrong and retrying will not help
@@ -112,6 +113,15 @@ class PairingMismatchError(CryptoError):
 
 class PolicyError(CryptoError):
     """The message or operation is authentic but not allowed by Privastead's group policy."""
+
+
+class PairingRefusedError(PolicyError):
+    """The hub held the device as pending and the owner rejected it, or did not confirm it
+    before the code expired: the device got nothing (no group, no relay token)."""
+
+    def __init__(self, message: str, reason: str = "rejected") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class GroupStateError(CryptoError):

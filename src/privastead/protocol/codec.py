@@ -18,6 +18,7 @@ from privastead.protocol.messages import (
 from privastead.protocol.pairing_messages import (
     PairAccept,
     PairKeyPackages,
+    PairReject,
     ReAddAccept,
     ReAddRequest,
 )
@@ -37,6 +38,7 @@ Message = (
     | ClipEnd
     | ClockProbe
     | ResendGone
+    | PairReject
 )
 
 _CLASSES: dict[MessageKind, type[Message]] = {
@@ -56,6 +58,7 @@ _CLASSES: dict[MessageKind, type[Message]] = {
         ClipEnd,
         ClockProbe,
         ResendGone,
+        PairReject,
     )
 }
 

@@ -62,6 +62,7 @@ class MessageKind(enum.IntEnum):
     CLIP_END = 12
     CLOCK_PROBE = 13
     RESEND_GONE = 14
+    PAIR_REJECT = 15
 
 
 @dataclass(frozen=True)
