@@ -22,6 +22,7 @@ from privastead.clock import SystemClock
 from privastead.protocol.short_code import MAX_CODE_LENGTH, parse
 from privastead.relay.client import RelayClient
 from support.faulty_relay import FaultyRelay
+from test_e2e_admin import _wait_admin
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +35,7 @@ def _line(text: str, prefix: str) -> str:
 
 
 def _pending_id(shown: str) -> str:
-    found = re.search(r"devices approve ([0-9a-f]{32})", shown)
+    found = re.search(r"^pending id: ([0-9a-f]{32})$", shown, re.MULTILINE)
     assert found, shown
     return found.group(1)
 
@@ -162,6 +163,7 @@ async def test_running_hub_rejects_then_approves_through_its_admin_socket(home: 
     """A hub without a terminal: `devices list|reject|approve` reach the running hub."""
     home.start_hub()
     try:
+        hub_pid = await _wait_admin(home)
         stranger, phone = home.root / "stranger", home.root / "phone"
         hub, code, _png = home.start_pairing()
         app = home.start_app_pair(
@@ -206,5 +208,6 @@ async def test_running_hub_rejects_then_approves_through_its_admin_socket(home: 
 
         await sync_until([phone], done, limit=150)
         assert _clips(phone), home.hub_log.read_text()[-3000:]
+        assert home.hub is not None and home.hub.pid == hub_pid  # one hub did all of it
     finally:
         home.stop_hub()

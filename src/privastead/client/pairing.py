@@ -29,6 +29,7 @@ from privastead.clock import Clock
 from privastead.crypto import Identity
 from privastead.errors import (
     ConfigError,
+    CryptoError,
     JoinError,
     PairingRefusedError,
     PolicyError,
@@ -258,16 +259,26 @@ async def _answer(  # noqa: PLR0917 - one step of _pair()
     code: PairingCode,
     clock: Clock,
 ) -> tuple[int, object]:
-    """The hub's answer once the owner decided: ``PairAccept``, or a refusal raised."""
-    try:
-        seq, body = await next_message(
-            relay, mailbox, after, float(code.expires) + EXPIRY_GRACE, clock
-        )
-    except RelayUnavailableError:
-        if clock.time() < float(code.expires):
-            raise
-        raise PairingRefusedError(REFUSED["expired"], "expired") from None
-    answer = decode_message(pairing.process(group_id, body).data)
+    """The hub's answer once the owner decided: ``PairAccept``, or a refusal raised.
+
+    What is not a message of our pairing group is skipped: another device that answered the
+    same code uploads its KeyPackage here too (the hub alerts the owner about it)."""
+    while True:
+        try:
+            seq, body = await next_message(
+                relay, mailbox, after, float(code.expires) + EXPIRY_GRACE, clock
+            )
+        except RelayUnavailableError:
+            if clock.time() < float(code.expires):
+                raise
+            raise PairingRefusedError(REFUSED["expired"], "expired") from None
+        try:
+            received = pairing.process(group_id, body)
+        except CryptoError:
+            after = seq
+            continue
+        break
+    answer = decode_message(received.data)
     if isinstance(answer, PairReject):
         await relay.ack(mailbox, seq)  # the hub waits for this before it deletes the mailbox
         raise PairingRefusedError(REFUSED[answer.reason], answer.reason)

@@ -146,15 +146,15 @@ class _Screen:
         print(f"Or scan the QR ({self.png}), or type the long code:")
         print(code.to_text())
         where = "`privastead-app resync --code`" if self.args.replace else "the device"
-        print(
-            f"The code expires in {self.args.ttl / 60:.0f} min. Waiting for {where}...",
-            flush=True,
-        )
+        ttl = self.args.ttl
+        left = f"{ttl / 60:.0f} min" if ttl >= 90 else f"{ttl:.0f} s"
+        print(f"The code expires in {left}. Waiting for {where}...", flush=True)
 
     def pending(self, device: Any) -> None:
         self.png.unlink(missing_ok=True)  # used: the QR must not pair anyone else
         until = time.strftime("%H:%M:%S", time.localtime(device.expires_at))
         print(f"device {device.name!r} wants to join {', '.join(device.cameras)}")
+        print(f"pending id: {device.pending_id}")
         print(f"safety code: {device.safety_code}")
         print(f"device key fingerprint: {device.fingerprint}")
         print(

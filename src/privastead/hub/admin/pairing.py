@@ -88,6 +88,8 @@ class PairingEvents(Protocol):
     def safety(self, safety: str) -> None: ...
 
 
+REFUSAL_GRACE = 30.0  # seconds the pairing mailbox outlives its code
+
 SHORT_CODE_BURNED = (
     "SECURITY ALERT: the short code's exchange failed: {why} If you did not just mistype "
     "the code on your device, someone else (a person who saw the code, or the relay) tried "
@@ -132,8 +134,11 @@ class HubPairing:
         """Create the pairing mailbox and token; the code to show. With ``short``, also a
         nameplate mailbox for the short code (``self.short``)."""
         mailbox = secrets.token_hex(16)
-        await self.relay.create_mailbox(mailbox, ttl_seconds=int(self.ttl))
-        token = await self.relay.create_restricted_token([mailbox], int(self.ttl), label="pairing")
+        # The mailbox and its token outlive the code a little: a device still pending when
+        # the code expires must be able to read the hub's "expired" answer.
+        life = int(self.ttl + REFUSAL_GRACE)
+        await self.relay.create_mailbox(mailbox, ttl_seconds=life)
+        token = await self.relay.create_restricted_token([mailbox], life, label="pairing")
         self._token_id = token.token_id
         code = PairingCode.new(
             relay_url=self.relay_url,
