@@ -174,8 +174,8 @@ class Home:
     def relay_url(self) -> str:
         """The relay URL the hub's config names (a test may point it at a proxy)."""
         section = ""
-        for line in self.config.read_text().splitlines():
-            line = line.strip()
+        for raw in self.config.read_text().splitlines():
+            line = raw.strip()
             if line.startswith("["):
                 section = line
             elif section == "[relay]" and line.startswith("url"):

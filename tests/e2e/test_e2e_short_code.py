@@ -12,17 +12,18 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from e2e_harness import Home, close_stdin, free_port, hub_cmd, run, sync_until
+from test_e2e_admin import _wait_admin
 
 from privastead.client.eventlog import ClipState, EventLog
 from privastead.clock import SystemClock
 from privastead.protocol.short_code import MAX_CODE_LENGTH, parse
 from privastead.relay.client import RelayClient
 from support.faulty_relay import FaultyRelay
-from test_e2e_admin import _wait_admin
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +73,7 @@ async def test_short_code_pairing_confirmed_then_an_event_decrypts(home: Home) -
     assert len(short) <= MAX_CODE_LENGTH and parse(short).nameplate >= 1
     app = home.start_app_pair(phone, "phone", "--relay", home.relay.url, code=short)
     shown = home.confirm(hub)
-    hub_out, hub_err = _finish(hub)
+    _hub_out, hub_err = _finish(hub)
     out, err = _finish(app)
     assert hub.returncode == 0 and app.returncode == 0, hub_err + err
     # The owner compared the same two things the device showed before approving.
@@ -102,8 +103,8 @@ async def test_a_wrong_guess_burns_the_code_on_both_sides(home: Home) -> None:
     other = next(w for w in ("zoom", "acid") if w != right.words[1])
     wrong = f"{right.nameplate}-{right.words[0]}-{other}"
     app = home.start_app_pair(phone, "phone", "--relay", home.relay.url, code=wrong)
-    out, err = _finish(app)
-    hub_out, hub_err = _finish(hub)
+    _out, err = _finish(app)
+    _hub_out, hub_err = _finish(hub)
     assert app.returncode == 1 and "burned" in err and "Traceback" not in err, err
     assert hub.returncode == 1 and "SECURITY ALERT" in hub_err and "burned" in hub_err, hub_err
     assert not png.exists()  # the QR of a pairing that ended is gone too
@@ -126,8 +127,8 @@ async def test_a_relay_that_runs_the_exchange_itself_is_caught_on_both_sides(
     try:  # the proxy runs on this loop: the blocking harness calls run in threads
         hub, _code, _png = await asyncio.to_thread(home.start_pairing)
         app = home.start_app_pair(phone, "phone", "--relay", url, code=home.last_short)
-        out, err = await asyncio.to_thread(_finish, app)
-        hub_out, hub_err = await asyncio.to_thread(_finish, hub)
+        _out, err = await asyncio.to_thread(_finish, app)
+        _hub_out, hub_err = await asyncio.to_thread(_finish, hub)
     finally:
         await proxy.stop()
     assert [kind for kind, _ in proxy.done] == ["substitute_pake"]
@@ -149,7 +150,7 @@ async def test_a_device_never_confirmed_gets_nothing_and_expires(home: Home) -> 
     assert pending in listed.stdout and "PENDING (waiting" in listed.stdout, listed
     assert _line(shown, "device key fingerprint:") in listed.stdout
     out, err = _finish(app)
-    hub_out, hub_err = _finish(hub)
+    _hub_out, hub_err = _finish(hub)
     assert app.returncode == 1 and "did not confirm this device before the code expired" in err
     assert hub.returncode == 1 and "not confirmed before the code expired" in hub_err, hub_err
     assert _line(out, "safety code:") == _line(shown, "safety code:")  # it did wait, showing it
@@ -174,11 +175,17 @@ async def test_running_hub_rejects_then_approves_through_its_admin_socket(home: 
         pending = _pending_id(shown)
         # A second device that answers the same (long) code: the owner is alerted.
         second = home.start_app_pair(home.root / "second", "second", code=code)
-        listed = run(hub_cmd("devices", "list", "--config", str(home.config)))
-        assert "'stranger'" in listed.stdout and "PENDING" in listed.stdout, listed
+        # `devices list` shows the pending device, then also the alert once the hub saw it.
+        deadline = time.monotonic() + 90
+        while True:
+            listed = run(hub_cmd("devices", "list", "--config", str(home.config)))
+            assert "'stranger'" in listed.stdout and "PENDING" in listed.stdout, listed
+            if "a second device answered" in listed.stdout or time.monotonic() > deadline:
+                break
+        assert "a second device answered" in listed.stdout, listed
         rejected = run(hub_cmd("devices", "reject", "stranger", "--config", str(home.config)))
         assert rejected.returncode == 0, rejected.stderr
-        out, err = _finish(app)
+        _out, err = _finish(app)
         hub_out, hub_err = _finish(hub)
         second.kill()
         second.communicate()
@@ -198,7 +205,7 @@ async def test_running_hub_rejects_then_approves_through_its_admin_socket(home: 
         )
         assert approved.returncode == 0 and "approved 'phone'" in approved.stdout, approved
         close_stdin(hub)
-        out, err = _finish(app)
+        _out, err = _finish(app)
         hub_out, hub_err = _finish(hub)
         assert app.returncode == 0 and hub.returncode == 0, err + hub_err
         assert "paired device 'phone'" in hub_out

@@ -104,13 +104,12 @@ async def _decide(config: Any, action: str, device: str) -> dict[str, Any]:
 
 async def _call(config: Any, op: str, call_args: dict[str, Any]) -> dict[str, Any]:
     """Ask the running hub; without one, open the groups here and do the same."""
-    from privastead.hub.admin.client import call_running_hub
-    from privastead.hub.admin.ops import HubAdmin
-    from privastead.hub.state.service import open_hub
-
     from privastead.clock import SystemClock
     from privastead.errors import StateLockedError
+    from privastead.hub.admin.client import call_running_hub
+    from privastead.hub.admin.ops import HubAdmin
     from privastead.hub.state.registry import DeviceRegistry
+    from privastead.hub.state.service import open_hub
 
     result = await call_running_hub(config.hub.data_dir, op, call_args)
     if result is not None:
