@@ -274,6 +274,14 @@ class DeviceRegistry:
 
         self._write_pending(change, now)
 
+    def forget_pending(self, now: float) -> list[PendingDevice]:
+        """Drop every pending device (their exchange died with the process that held it);
+        the ones that had not expired, for the log."""
+        orphans = list(self.pending(now).values())
+        if orphans or self._load_pending():
+            self._save(self._load(), {})
+        return orphans
+
     def find_pending(self, wanted: str, now: float) -> PendingDevice:
         """The one pending device with id (or name) ``wanted``; a clear error otherwise."""
         matches = [p for p in self.pending(now).values() if wanted in (p.pending_id, p.name)]

@@ -9,16 +9,20 @@ it through its admin socket (``hub.admin``) instead of opening them here.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from privastead.clock import SystemClock
 from privastead.errors import ConfigError, StateLockedError
 from privastead.hub.config import HubConfig
 from privastead.hub.delivery.outbox import Outbox
 from privastead.hub.state.groups import HubGroups
+from privastead.hub.state.registry import DeviceRegistry
 from privastead.relay.client import RelayClient
 
 MB = 1024 * 1024
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,6 +52,15 @@ async def open_hub(config: HubConfig) -> AsyncIterator[OpenHub]:
             f"the hub's state in {data.root} is in use by a `privastead-hub run` whose admin "
             "socket did not answer: stop it first"
         ) from None
+    # Whoever opens the groups holds their locks: no other process can hold a pairing, so a
+    # pending device left in devices.json lost its exchange (a restart or crash): drop it,
+    # or `devices approve` would answer for a pairing nobody runs.
+    for orphan in DeviceRegistry(data).forget_pending(SystemClock().time()):
+        log.warning(
+            "pairing of device %r was interrupted (the process holding it ended) before the "
+            "owner confirmed it: it got nothing; run `privastead-hub pair` again",
+            orphan.name,
+        )
     relay = RelayClient(config.relay.url, token)
     try:
         yield OpenHub(config, outbox, groups, relay)
