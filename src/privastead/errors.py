@@ -14,10 +14,10 @@ Catch ``PrivasteadError`` to catch everything this package raises on purpose::
     │   ├── StaleMessageError           too old: its keys are gone (forward secrecy)
     │   ├── DuplicateMessageError       already decrypted once; safe to drop
     │   ├── PolicyError                 well-formed and authentic, but not allowed by our rules
+    │   │   └── PairingRefusedError     the owner rejected the device, or did not confirm in time
     │   ├── GroupStateError             unknown group, removed from group, pending commit ...
     │   ├── JoinError                   a Welcome that cannot be joined (wrong PSK, no key package)
-    │   ├── PairingMismatchError        short-code pairing failed: wrong code or a tampering relay
-    │   └── PairingRefusedError         the owner rejected the device, or never confirmed it in time
+    │   └── PairingMismatchError        short-code pairing failed: wrong code or a tampering relay
     ├── RelayError                      talking to the relay
     │   ├── RelayUnavailableError       network error, timeout, 5xx: retry later
     │   └── RelayRejectedError          a 4xx: the request is wrong and retrying will not help
@@ -209,6 +209,7 @@ __all__ = [
     "LocalSocketError",
     "MediaError",
     "PairingMismatchError",
+    "PairingRefusedError",
     "PolicyError",
     "PrivasteadError",
     "RelayError",
