@@ -10,7 +10,9 @@ hub's groups gained no member.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -216,5 +218,47 @@ async def test_running_hub_rejects_then_approves_through_its_admin_socket(home: 
         await sync_until([phone], done, limit=150)
         assert _clips(phone), home.hub_log.read_text()[-3000:]
         assert home.hub is not None and home.hub.pid == hub_pid  # one hub did all of it
+    finally:
+        home.stop_hub()
+
+
+async def test_a_pending_device_survives_a_hub_restart(home: Home) -> None:
+    """The hub restarts while the owner has not decided yet: the device stays pending (its
+    record and pairing group are in the data directory), the restarted hub resumes waiting,
+    and an approval then pairs it."""
+    phone = home.root / "phone"
+    home.start_hub()
+    try:
+        await _wait_admin(home)
+        hub, _code, _png = home.start_pairing()
+        app = home.start_app_pair(phone, "phone", "--relay", home.relay.url, code=home.last_short)
+        shown = home.await_pending(hub)
+        close_stdin(hub)
+        pending = _pending_id(shown)
+        home.stop_hub()  # SIGTERM, as a service manager restarts it
+        _hub_out, hub_err = _finish(hub)
+        assert hub.returncode == 1 and "closed the admin connection" in hub_err, hub_err
+        devices = json.loads((home.data / "devices.json").read_text())
+        assert set(devices["pending"]) == {pending}
+        assert stat.S_IMODE((home.data / "devices.json").stat().st_mode) == 0o600
+        assert stat.S_IMODE((home.data / "pairing").stat().st_mode) == 0o700
+
+        home.start_hub()
+        restarted = await _wait_admin(home)
+        listed = run(hub_cmd("devices", "list", "--config", str(home.config)))
+        assert pending in listed.stdout and "PENDING (waiting" in listed.stdout, listed
+        approved = run(hub_cmd("devices", "approve", pending, "--config", str(home.config)))
+        assert approved.returncode == 0, approved.stdout + approved.stderr
+        out, err = _finish(app)
+        assert app.returncode == 0, err + home.hub_log.read_text()[-3000:]
+        assert _line(out, "safety code:") == _line(shown, "safety code:")
+        assert not list((home.data / "pairing").iterdir())  # the pairing group is gone
+
+        def done(syncers) -> bool:  # type: ignore[no-untyped-def]
+            return any(r.clip_state is ClipState.COMPLETE for r in syncers[0].events.events())
+
+        await sync_until([phone], done, limit=150)
+        assert _clips(phone), home.hub_log.read_text()[-3000:]
+        assert home.hub is not None and home.hub.pid == restarted
     finally:
         home.stop_hub()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +53,7 @@ EXPIRED = (
 
 
 def pending_of(  # noqa: PLR0917 - one record from the pairing's facts
+    pending_id: str,
     request: PairKeyPackages,
     safety: str,
     cameras: Sequence[str],
@@ -63,7 +63,7 @@ def pending_of(  # noqa: PLR0917 - one record from the pairing's facts
     clock: Clock,
 ) -> PendingDevice:
     return PendingDevice(
-        pending_id=secrets.token_hex(16),
+        pending_id=pending_id,
         name=replaced_name or request.device_name,
         requested_at=clock.time(),
         expires_at=deadline,
@@ -84,11 +84,17 @@ async def await_decision(
     events: PairingEvents,
     refuse: Callable[[PairReject], Awaitable[Any]],
     clock: Clock,
+    add: bool = True,
+    keep: Callable[[], bool] = lambda: False,
 ) -> None:
     """Returns once the owner approved; raises :class:`PairingRefusedError` (after telling
-    the device) when they rejected it or the code expired first."""
+    the device) when they rejected it or the code expired first. ``add`` False: the record
+    exists already (a restarted hub resumes it). Cancelled while ``keep()`` (the hub is
+    stopping), the record stays for the next start; otherwise it goes when this returns."""
     registry = DeviceRegistry(data)
-    await asyncio.to_thread(registry.add_pending, pending, clock.time())
+    if add:
+        await asyncio.to_thread(registry.add_pending, pending, clock.time())
+    kept = False
     try:
         events.pending(pending)
         alerted = False
@@ -118,8 +124,12 @@ async def await_decision(
                     )
                     events.alert(SECOND_DEVICE)
             await asyncio.sleep(POLL)
+    except asyncio.CancelledError:
+        kept = keep()
+        raise
     finally:
-        await asyncio.to_thread(registry.drop_pending, pending.pending_id, clock.time())
+        if not kept:
+            await asyncio.to_thread(registry.drop_pending, pending.pending_id, clock.time())
 
 
 async def _tell(

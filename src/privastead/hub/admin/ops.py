@@ -52,6 +52,33 @@ class HubAdmin:
         self.relay = relay
         self.uploader = uploader
         self.clock = clock or SystemClock()
+        self.stopping = False  # set when the hub shuts down: pending pairings then stay
+
+    def _pairing(self, ttl: float) -> HubPairing:
+        return HubPairing(
+            self.groups,
+            self.outbox,
+            self.relay,
+            self.config.relay.url,
+            clock=self.clock,
+            ttl=ttl,
+            uploader=self.uploader,
+            keep_on_stop=lambda: self.stopping,
+        )
+
+    def resumable(self) -> list[PendingDevice]:
+        """Devices a previous process of this hub held pending, whose pairing can go on."""
+        paths = self.groups.paths
+        return [
+            p
+            for p in DeviceRegistry(paths).pending(self.clock.time()).values()
+            if p.resumable and paths.pairing_state(p.pending_id).exists()
+        ]
+
+    async def resume(self, pending: PendingDevice, events: PairingEvents) -> Paired:
+        """Go on waiting for the owner's answer about ``pending``, then add it."""
+        ttl = max(pending.expires_at - self.clock.time(), 1.0)
+        return await self._pairing(ttl).resume(pending, events)
 
     @classmethod
     def from_open_hub(cls, hub: OpenHub) -> HubAdmin:
@@ -114,15 +141,7 @@ class HubAdmin:
             raise ConfigError(f"--ttl must be between {MIN_TTL:.0f} and {MAX_TTL:.0f} seconds")
         device_id, chosen = self.pairing_cameras(cameras, replace)
         await self.relay.me()  # fails early, with a clear message, on a bad URL or token
-        pairing = HubPairing(
-            self.groups,
-            self.outbox,
-            self.relay,
-            self.config.relay.url,
-            clock=self.clock,
-            ttl=ttl,
-            uploader=self.uploader,
-        )
+        pairing = self._pairing(ttl)
         code = await pairing.start(chosen, short=short)
         try:
             await events.code(code, pairing.short, chosen)

@@ -39,14 +39,13 @@ in a thread. The loop only awaits them and the relay round trips.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import logging
 import secrets
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from privastead.clock import Clock
@@ -55,6 +54,7 @@ from privastead.errors import PairingMismatchError, PolicyError, RelayError
 from privastead.hub.admin.confirm import await_decision, pending_of
 from privastead.hub.delivery.outbox import Outbox
 from privastead.hub.delivery.uploader import Uploader
+from privastead.hub.state.datadir import HubDataDir
 from privastead.hub.state.groups import HubGroups
 from privastead.hub.state.pending import PendingDevice
 from privastead.hub.state.registry import Device, DeviceRegistry, DeviceStatus, Leaf
@@ -66,6 +66,7 @@ from privastead.protocol.pairing_messages import (
     CameraGrant,
     PairAccept,
     PairKeyPackages,
+    PairReject,
 )
 from privastead.protocol.short_code import ShortCode, exchange_context, generate
 from privastead.relay.client import RelayClient, next_message
@@ -117,9 +118,12 @@ class HubPairing:
         clock: Clock,
         ttl: float = 600.0,
         uploader: Uploader | None = None,
+        keep_on_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         """``uploader``: the running hub's (so one task uploads each mailbox); by default a
-        fresh one, for a hub that is not running."""
+        fresh one, for a hub that is not running. ``keep_on_stop()``: whether a cancelled
+        pairing is the hub stopping (a pending device then stays, to be resumed)."""
+        self.keep_on_stop = keep_on_stop
         self.groups = groups
         self.outbox = outbox
         self.relay = relay
@@ -186,22 +190,96 @@ class HubPairing:
         ``replace``: the id of a paired device to re-add with the client's fresh KeyPackages."""
         deadline = float(code.expires)
         short = asyncio.ensure_future(self._serve_short(code, events)) if self.short else None
+        # The pairing group's state lives in the data directory (0700), named by the id the
+        # device gets if it becomes pending: a restarted hub can then resume waiting for the
+        # owner's answer (``resume``).
+        pending_id = secrets.token_hex(16)
+        paths = self.groups.paths
+        paths.pairing.mkdir(mode=0o700, exist_ok=True)
+        keep = False
         try:
-            with tempfile.TemporaryDirectory(prefix="privastead-pair-") as tmp:
-                pairing = Identity.create(Path(tmp) / "pairing.mls", PAIRING_MEMBER)
-                try:
-                    main = asyncio.ensure_future(
-                        self._exchange(pairing, code, cameras, deadline, events, replace)
-                    )
-                    return await _first_failure(main, short)
-                finally:
-                    pairing.close()
+            pairing = Identity.create(paths.pairing_state(pending_id), PAIRING_MEMBER)
+            try:
+                main = asyncio.ensure_future(
+                    self._exchange(pairing, pending_id, code, cameras, deadline, events, replace)
+                )
+                return await _first_failure(main, short)
+            except asyncio.CancelledError:
+                keep = self.keep_on_stop()
+                raise
+            finally:
+                pairing.close()
         finally:
-            await self._cleanup(code.mailbox)
+            if not keep:
+                forget_pairing_state(paths, pending_id)
+                await self._cleanup(code.mailbox)
+
+    async def resume(self, pending: PendingDevice, events: PairingEvents) -> Paired:
+        """Finish a pairing a previous hub process held pending (it stopped or crashed):
+        wait for the owner's answer, then add the device as ``finish`` would have."""
+        self._token_id = pending.token_id
+        paths = self.groups.paths
+        request = decode_message(base64.b64decode(pending.request))
+        if not isinstance(request, PairKeyPackages):
+            raise PolicyError("pairing: the pending device's saved request is damaged")
+        group_id = bytes.fromhex(pending.group_id)
+        keep = False
+        try:
+            pairing = Identity.open(paths.pairing_state(pending.pending_id))
+            try:
+                await self._decision(pairing, group_id, pending, {pending.after_seq}, events, False)
+                return await self._admit(
+                    pairing,
+                    group_id,
+                    request,
+                    list(pending.cameras),
+                    pending.replace,
+                    pending.mailbox,
+                    pending.expires_at,
+                    pending.safety_code,
+                )
+            except asyncio.CancelledError:
+                keep = self.keep_on_stop()
+                raise
+            finally:
+                pairing.close()
+        finally:
+            if not keep:
+                forget_pairing_state(paths, pending.pending_id)
+                await self._cleanup(pending.mailbox)
+
+    async def _decision(  # noqa: PLR0917 - the confirm step of _exchange() and resume()
+        self,
+        pairing: Identity,
+        group_id: bytes,
+        pending: PendingDevice,
+        seen: set[int],
+        events: PairingEvents,
+        add: bool,
+    ) -> None:
+        mailbox = pending.mailbox
+
+        def refuse(reject: PairReject) -> Awaitable[object]:
+            data = pairing.encrypt(group_id, reject.encode())
+            return self.relay.upload(mailbox, data, secrets.token_hex(16))
+
+        await await_decision(
+            self.relay,
+            self.groups.paths,
+            pending,
+            pairing_mailbox=mailbox,
+            seen=seen,
+            events=events,
+            refuse=refuse,
+            clock=self.clock,
+            add=add,
+            keep=self.keep_on_stop,
+        )
 
     async def _exchange(  # noqa: PLR0917 - the private body of finish()
         self,
         pairing: Identity,
+        pending_id: str,
         code: PairingCode,
         cameras: Sequence[str],
         deadline: float,
@@ -230,22 +308,32 @@ class HubPairing:
         # Confirm before adding: the device waits, holding nothing, until the owner decides.
         safety = pairing.safety_code(group_id)
         known = DeviceRegistry(self.groups.paths).get(replace) if replace else None
-        pending = pending_of(
-            request, safety, cameras, replace, known.name if known else None, deadline, self.clock
+        name = known.name if known else None
+        pending = dataclasses.replace(
+            pending_of(pending_id, request, safety, cameras, replace, name, deadline, self.clock),
+            mailbox=mailbox,
+            token_id=self._token_id,
+            group_id=group_id.hex(),
+            request=base64.b64encode(received.data).decode("ascii"),
+            after_seq=seq,
         )
         events.safety(safety)
-        await await_decision(
-            self.relay,
-            self.groups.paths,
-            pending,
-            pairing_mailbox=mailbox,
-            seen={kp_seq, sent.seq, seq},
-            events=events,
-            refuse=lambda reject: self.relay.upload(
-                mailbox, pairing.encrypt(group_id, reject.encode()), secrets.token_hex(16)
-            ),
-            clock=self.clock,
+        await self._decision(pairing, group_id, pending, {kp_seq, sent.seq, seq}, events, True)
+        return await self._admit(
+            pairing, group_id, request, cameras, replace, mailbox, deadline, safety
         )
+
+    async def _admit(  # noqa: PLR0917 - the adds once the owner approved
+        self,
+        pairing: Identity,
+        group_id: bytes,
+        request: PairKeyPackages,
+        cameras: Sequence[str],
+        replace: str | None,
+        mailbox: str,
+        deadline: float,
+        safety: str,
+    ) -> Paired:
         for camera in cameras:
             for name in GROUPS:  # exist before the client registers on them
                 group_mailbox = self.groups.get(camera, name).mailbox
@@ -376,6 +464,13 @@ class HubPairing:
             log.warning("pairing cleanup: %s", e)
 
 
+def forget_pairing_state(paths: HubDataDir, pending_id: str) -> None:
+    """Delete a pairing group's state file (and its lock or temporary siblings)."""
+    state = paths.pairing_state(pending_id)
+    for leftover in state.parent.glob(f"{state.name}*"):
+        leftover.unlink(missing_ok=True)
+
+
 async def _first_failure(
     main: asyncio.Future[Paired], short: asyncio.Future[None] | None
 ) -> Paired:
@@ -398,4 +493,4 @@ async def _first_failure(
                     await task
 
 
-__all__ = ["HubPairing", "Paired", "PairingEvents"]
+__all__ = ["HubPairing", "Paired", "PairingEvents", "forget_pairing_state"]

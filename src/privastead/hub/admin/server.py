@@ -82,9 +82,33 @@ class AdminServer:
         # We hold the groups' locks: a socket file here is a dead hub's, never a live one's.
         self._server = await serve_private_socket(self.path, self._accept, owner="the hub's user")
         log.info("admin socket: %s", self.path)
+        resumable = getattr(self.admin, "resumable", None)
+        for pending in resumable() if resumable is not None else []:
+            task = asyncio.create_task(self._resume(pending))
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         return True
 
+    async def _resume(self, pending: PendingDevice) -> None:
+        """A pairing the last hub process held pending: it waits on (approve|reject reach it
+        through this socket), without a CLI to show anything: the log says what happens."""
+        log.warning(
+            "device %r is still pending (pending id %s): approve or reject it with "
+            "`privastead-hub devices approve|reject %s`",
+            pending.name,
+            pending.pending_id,
+            pending.pending_id,
+        )
+        try:
+            async with self._busy:
+                paired = await self.admin.resume(pending, _LogEvents())
+        except PrivasteadError as e:
+            log.warning("pending device %r: %s", pending.name, e)
+            return
+        log.info("paired device %r (id %s) after a restart", paired.device_name, paired.device_id)
+
     async def close(self) -> None:
+        self.admin.stopping = True  # pending pairings stay, to be resumed at the next start
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -212,6 +236,24 @@ class AdminServer:
             "safety": paired.safety_code,
             "cameras": list(paired.cameras),
         }
+
+
+class _LogEvents:
+    """A resumed pairing's progress, with nobody at a terminal: the hub's log."""
+
+    async def code(
+        self, code: PairingCode, short: ShortCode | None, cameras: Sequence[str]
+    ) -> None:
+        return None
+
+    def pending(self, device: PendingDevice) -> None:
+        return None
+
+    def alert(self, text: str) -> None:
+        log.warning("%s", text)
+
+    def safety(self, safety: str) -> None:
+        return None
 
 
 class _FrameEvents:

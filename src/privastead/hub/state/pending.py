@@ -37,6 +37,11 @@ _KEYS = frozenset(
         "fingerprint",
         "decision",
         "alerts",
+        "mailbox",
+        "token_id",
+        "group_id",
+        "request",
+        "after_seq",
     }
 )
 
@@ -53,6 +58,19 @@ class PendingDevice:
     fingerprint: str
     decision: Decision = Decision.WAITING
     alerts: tuple[str, ...] = ()  # security alerts seen while it waited (shown to the owner)
+    # What a restarted hub needs to finish the pairing (the pairing group's state is the file
+    # ``HubDataDir.pairing_state(pending_id)``): the pairing mailbox and its token's id, the
+    # pairing group, the device's request (base64 of the ``PairKeyPackages`` plaintext: public
+    # keys and a name) and the mailbox seq after which the answer goes.
+    mailbox: str = ""
+    token_id: str = ""
+    group_id: str = ""
+    request: str = ""
+    after_seq: int = 0
+
+    @property
+    def resumable(self) -> bool:
+        return bool(self.mailbox and self.group_id and self.request)
 
     def expired(self, now: float) -> bool:
         return now >= self.expires_at
@@ -68,6 +86,11 @@ class PendingDevice:
             "fingerprint": self.fingerprint,
             "decision": self.decision.value,
             "alerts": list(self.alerts),
+            "mailbox": self.mailbox,
+            "token_id": self.token_id,
+            "group_id": self.group_id,
+            "request": self.request,
+            "after_seq": self.after_seq,
         }
 
     @classmethod
@@ -95,6 +118,11 @@ class PendingDevice:
                 fingerprint=str(value["fingerprint"]),
                 decision=decision,
                 alerts=tuple(alerts),
+                mailbox=str(value["mailbox"]),
+                token_id=str(value["token_id"]),
+                group_id=str(value["group_id"]),
+                request=str(value["request"]),
+                after_seq=int(value["after_seq"]),
             )
         except (TypeError, ValueError):
             raise StorageError(f"{what}: a field has the wrong type or value") from None

@@ -274,12 +274,16 @@ class DeviceRegistry:
 
         self._write_pending(change, now)
 
-    def forget_pending(self, now: float) -> list[PendingDevice]:
-        """Drop every pending device (their exchange died with the process that held it);
-        the ones that had not expired, for the log."""
-        orphans = list(self.pending(now).values())
-        if orphans or self._load_pending():
-            self._save(self._load(), {})
+    def forget_pending(
+        self, now: float, keep: Callable[[PendingDevice], bool] = lambda _p: False
+    ) -> list[PendingDevice]:
+        """Drop every pending device but those ``keep`` names (their exchange died with the
+        process that held it); the dropped ones that had not expired, for the log."""
+        pending = self.pending(now)
+        kept = {k: p for k, p in pending.items() if keep(p)}
+        orphans = [p for k, p in pending.items() if k not in kept]
+        if orphans or len(self._load_pending()) != len(kept):
+            self._save(self._load(), kept)
         return orphans
 
     def find_pending(self, wanted: str, now: float) -> PendingDevice:
