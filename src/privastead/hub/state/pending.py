@@ -4,7 +4,9 @@ not confirmed it yet (``docs/design/pairing-short-code.md``, "Confirm before add
 A pending device has nothing: no leaf in any camera group, no Welcome, no relay token. It is a
 record in ``devices.json`` (``state.registry``), so ``privastead-hub devices list`` shows it and
 ``devices approve|reject`` decide it from any terminal, also while another process (the running
-hub, or a ``privastead-hub pair`` without one) holds the exchange. It expires with the code.
+hub, or a ``privastead-hub pair`` without one) holds the exchange. It expires with the code, and
+it survives a hub restart: the record and the pairing group's state file let the next
+``privastead-hub run`` resume waiting.
 
 What the owner compares before confirming: the pairing group's safety code (both sides derive
 it from the same MLS epoch) and the device's key fingerprint (a hash of the KeyPackages it sent,
