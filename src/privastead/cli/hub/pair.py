@@ -50,7 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--png", type=Path, help="where to write the QR code (default: DATA_DIR/pairing-qr.png)"
     )
     parser.add_argument(
-        "--ttl", type=float, default=600.0, help="seconds until the code expires (default 600)"
+        "--ttl",
+        type=float,
+        default=600.0,
+        help="seconds until the code expires (default 600; the short code lasts at most 600)",
     )
     parser.add_argument("--no-qr", action="store_true", help="do not draw the QR in the terminal")
     parser.add_argument(
