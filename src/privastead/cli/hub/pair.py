@@ -140,9 +140,9 @@ class _Screen:
         print(f"Pairing {what} with {', '.join(cameras)}.")
         if short is not None:
             print(f"short code: {short}")
+            print(f"relay: {code.relay_url}")
             print(
-                f"  type it on the device (`privastead-app pair`, relay {code.relay_url}); "
-                "nobody else should see it"
+                "  type both on the device (`privastead-app pair`); nobody else should see the code"
             )
         if not self.args.no_qr:
             print(qr_terminal(code))
