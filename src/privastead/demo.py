@@ -2,8 +2,9 @@
 
 Starts, as separate processes: a relay (`privastead-server serve`) with one account, a
 `privastead-camsim` camera playing the `demo` scene (a person crosses the yard every ~20 s),
-a hub paired with one client through the real pairing flow (code with its PSK, safety code on
-both sides), and that client's web UI, which also runs its receive loop. Prints the UI address,
+a hub paired with one client through the real pairing flow (the short code typed from a file,
+the device confirmed on the hub with the same safety code and key fingerprint on both sides),
+and that client's web UI, which also runs its receive loop. Prints the UI address,
 then a line for each event the client has decrypted. Ctrl-C or SIGTERM stops everything.
 
 `python -m privastead.demo --crypto` runs the MLS walk-through in `demo_crypto` instead.
@@ -119,29 +120,50 @@ def start_camera(kids: Children) -> str:
 
 
 def pair(kids: Children, config: Path, client: Path, root: Path) -> None:
-    status("pairing: `privastead-hub pair` makes a one-time code (relay mailbox + PSK)")
+    status("pairing: `privastead-hub pair` shows a short code (PAKE through the relay), a QR")
+    status("         and the long code (relay mailbox + PSK)")
     hub = kids.start(
         "hub-pair",
         program("privastead.cli.hub", "pair", "--config", str(config), "--no-qr",
                 "--png", str(root / "pairing-qr.png")),
         stdout_pipe=True,
     )  # fmt: skip
-    code = _read_line(hub, "privastead:", timeout=60)
-    status(f"hub   > code: {code}")
-    status("client: `privastead-app pair CODE` joins the camera's MLS groups with that PSK")
-    out = _check(
-        program("privastead.cli.app", "pair", code, "--data-dir", str(client), "--name", "demo"),
-        "pairing the client",
-    )
-    client_safety = _safety(out)
-    hub_safety = _safety(_read_line(hub, "safety code:", timeout=60))
-    if kids.finished(hub) != 0:
-        raise DemoError(f"`privastead-hub pair` failed; see {hub.log}:\n{hub.tail()}")
+    short = _read_line(hub, "short code:", timeout=60).split(":", 1)[1].strip()
+    relay_url = _read_line(hub, "relay:", timeout=10).split(":", 1)[1].strip()
+    status(f"hub   > short code: {short}")
+    status("client: `privastead-app pair` asks for the code (never in argv; here from a file)")
+    code_file = root / "short-code"
+    code_file.write_text(short + "\n")
+    code_file.chmod(0o600)
+    app = kids.start(
+        "app-pair",
+        program("privastead.cli.app", "pair", "--code-file", str(code_file), "--relay",
+                relay_url, "--data-dir", str(client), "--name", "demo"),
+        stdout_pipe=True,
+    )  # fmt: skip
+    pending = _read_line(hub, "pending id:", timeout=120).split(":", 1)[1].strip()
+    hub_safety = _safety(_read_line(hub, "safety code:", timeout=10))
+    hub_keys = _read_line(hub, "device key fingerprint:", timeout=10).split(":", 1)[1].strip()
+    client_safety = _safety(_read_line(app, "safety code:", timeout=60))
+    client_keys = _read_line(app, "device key fingerprint:", timeout=10).split(":", 1)[1].strip()
+    status("hub   > device 'demo' is pending (it has nothing yet)")
     status(f"hub   > safety code: {hub_safety}")
+    status(f"hub   > device key fingerprint: {hub_keys}")
     status(f"client> safety code: {client_safety}")
-    if hub_safety != client_safety:
+    status(f"client> device key fingerprint: {client_keys}")
+    if (hub_safety, hub_keys) != (client_safety, client_keys):
         raise DemoError("the safety codes differ: the pairing was tampered with")
-    status("        the same on both sides: nobody sat in the middle")
+    status("        the same on both sides: the owner approves (`devices approve`)")
+    _check(
+        program("privastead.cli.hub", "devices", "approve", pending, "--config", str(config)),
+        "approving the device",
+    )
+    code_file.unlink()
+    if kids.finished(app, timeout=120) != 0:
+        raise DemoError(f"`privastead-app pair` failed; see {app.log}:\n{app.tail()}")
+    if kids.finished(hub, timeout=120) != 0:
+        raise DemoError(f"`privastead-hub pair` failed; see {hub.log}:\n{hub.tail()}")
+    status("        paired: nobody sat in the middle, and nothing was shared before approval")
 
 
 def _safety(text: str) -> str:

@@ -14,6 +14,7 @@ Catch ``PrivasteadError`` to catch everything this package raises on purpose::
     │   ├── StaleMessageError           too old: its keys are gone (forward secrecy)
     │   ├── DuplicateMessageError       already decrypted once; safe to drop
     │   ├── PolicyError                 well-formed and authentic, but not allowed by our rules
+    │   │   └── PairingRefusedError     the owner rejected the device, or did not confirm in time
     │   ├── GroupStateError             unknown group, removed from group, pending commit ...
     │   ├── JoinError                   a Welcome that cannot be joined (wrong PSK, no key package)
     │   └── PairingMismatchError        short-code pairing failed: wrong code or a tampering relay
@@ -116,6 +117,15 @@ class PolicyError(CryptoError):
     """The message or operation is authentic but not allowed by Privastead's group policy."""
 
 
+class PairingRefusedError(PolicyError):
+    """The hub held the device as pending and the owner rejected it, or did not confirm it
+    before the code expired: the device got nothing (no group, no relay token)."""
+
+    def __init__(self, message: str, reason: str = "rejected") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class GroupStateError(CryptoError):
     """The group is unknown, inactive (we were removed), or in a state that forbids the call."""
 
@@ -212,6 +222,7 @@ __all__ = [
     "MediaError",
     "NothingRecordedError",
     "PairingMismatchError",
+    "PairingRefusedError",
     "PlaybackIncompleteError",
     "PolicyError",
     "PrivasteadError",

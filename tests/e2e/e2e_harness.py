@@ -85,17 +85,23 @@ class Home:
     # -- pairing ------------------------------------------------------------------------------
 
     def start_pairing(self, *extra: str) -> tuple[subprocess.Popen[str], str, Path]:
-        """Start `privastead-hub pair`; returns the process, the typed code and the PNG."""
+        """Start `privastead-hub pair`; returns the process, the long code and the PNG (the
+        short code is in ``last_short``). Its stdin is a pipe: ``confirm`` answers the
+        prompt; closing it leaves the decision to `devices approve|reject`."""
         png = self.root / f"qr-{time.monotonic_ns()}.png"
         proc = subprocess.Popen(
             hub_cmd("pair", "--config", str(self.config), "--no-qr", "--png", str(png), *extra),
             env=env(),
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         assert proc.stdout is not None
+        self.last_short = ""
         for line in proc.stdout:
+            if line.startswith("short code:"):
+                self.last_short = line.split(":", 1)[1].strip()
             if line.startswith("privastead:"):
                 return proc, line.strip(), png
         proc.kill()
@@ -103,16 +109,78 @@ class Home:
             "hub pair printed no code: " + (proc.stderr.read() if proc.stderr else "")
         )
 
-    def pair(self, client: Path, name: str, *, use_qr: bool = False) -> tuple[str, str]:
-        """Pair ``client``; returns (hub safety code, client safety code)."""
+    @staticmethod
+    def await_pending(proc: subprocess.Popen[str]) -> str:
+        """The hub pair's output up to the pending device's key fingerprint."""
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("device key fingerprint:"):
+                return "".join(lines)
+        raise AssertionError(
+            "hub pair never showed a pending device: "
+            + "".join(lines)
+            + (proc.stderr.read() if proc.stderr else "")
+        )
+
+    def confirm(self, proc: subprocess.Popen[str], answer: str = "y") -> str:
+        """Answer the hub's y/N prompt once it shows the pending device; what it printed."""
+        shown = self.await_pending(proc)
+        assert proc.stdin is not None
+        proc.stdin.write(answer + "\n")
+        proc.stdin.flush()
+        return shown
+
+    def start_app_pair(
+        self, client: Path, name: str, *args: str, code: str | None = None
+    ) -> subprocess.Popen[str]:
+        """`privastead-app pair ARGS`, the code (if any) typed on its standard input."""
+        app = subprocess.Popen(
+            app_cmd("pair", *args, "--data-dir", str(client), "--name", name),
+            env=env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert app.stdin is not None
+        if code is not None:
+            app.stdin.write(code + "\n")
+        close_stdin(app)
+        return app
+
+    def pair(
+        self, client: Path, name: str, *, use_qr: bool = False, short: bool = False
+    ) -> tuple[str, str]:
+        """Pair ``client`` (by the long code typed at its prompt, the QR, or the short code),
+        confirming it on the hub; returns (hub safety code, client safety code)."""
         proc, code, png = self.start_pairing()
-        args = ["--qr", str(png)] if use_qr else [code]
-        out = run(app_cmd("pair", *args, "--data-dir", str(client), "--name", name))
+        if use_qr:
+            app = self.start_app_pair(client, name, "--qr", str(png))
+        elif short:
+            app = self.start_app_pair(client, name, "--relay", self.relay_url, code=self.last_short)
+        else:
+            app = self.start_app_pair(client, name, code=code)
+        shown = self.confirm(proc)
         hub_out, hub_err = proc.communicate(timeout=60)
-        assert out.returncode == 0, out.stderr
+        out, err = app.communicate(timeout=60)
+        assert app.returncode == 0, err
         assert proc.returncode == 0, hub_err
         self.last_code = code
-        return _safety(hub_out), _safety(out.stdout)
+        return _safety(shown + hub_out), _safety(out)
+
+    @property
+    def relay_url(self) -> str:
+        """The relay URL the hub's config names (a test may point it at a proxy)."""
+        section = ""
+        for raw in self.config.read_text().splitlines():
+            line = raw.strip()
+            if line.startswith("["):
+                section = line
+            elif section == "[relay]" and line.startswith("url"):
+                return line.split("=", 1)[1].strip().strip('"')
+        return self.relay.url
 
     # -- running ------------------------------------------------------------------------------
 
@@ -144,6 +212,13 @@ class Home:
 
     def recorded_clips(self) -> list[Path]:
         return sorted((self.data / "clips").glob("*/*.mp4"))
+
+
+def close_stdin(proc: subprocess.Popen[str]) -> None:
+    """End the process's input (``communicate`` then leaves it alone)."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+        proc.stdin = None
 
 
 def _safety(text: str) -> str:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from e2e_harness import Home, app_cmd, hub_cmd, run, sync_until
+from e2e_harness import Home, app_cmd, close_stdin, env, hub_cmd, run, sync_until
 from test_e2e import _readable_by
 
 from privastead.client.device import DataDir
@@ -107,12 +108,24 @@ async def test_pair_and_remove_while_the_hub_runs(home: Home) -> None:
 
 def _replace(home: Home, device: str, client: Path) -> tuple[str, str]:
     proc, code, _png = home.start_pairing("--replace", device)
-    out = run(app_cmd("resync", "--code", code, "--data-dir", str(client)))
+    app = subprocess.Popen(
+        app_cmd("resync", "--code-file", "-", "--data-dir", str(client)),
+        env=env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert app.stdin is not None
+    app.stdin.write(code + "\n")
+    close_stdin(app)
+    shown = home.confirm(proc)  # a re-add is confirmed on the hub like a new device
     hub_out, hub_err = proc.communicate(timeout=60)
-    assert out.returncode == 0, out.stdout + out.stderr + hub_err
+    out, err = app.communicate(timeout=60)
+    assert app.returncode == 0, out + err + hub_err
     assert proc.returncode == 0, hub_err
-    hub_safety = next(x for x in hub_out.splitlines() if x.startswith("safety code:"))
-    app_safety = next(x for x in out.stdout.splitlines() if x.startswith("safety code:"))
+    hub_safety = next(x for x in (shown + hub_out).splitlines() if x.startswith("safety code:"))
+    app_safety = next(x for x in out.splitlines() if x.startswith("safety code:"))
     return hub_safety, app_safety
 
 

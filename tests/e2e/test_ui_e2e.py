@@ -48,8 +48,10 @@ async def test_pair_then_events_and_clip_through_the_ui(home: Home) -> None:
             proc, code, _png = home.start_pairing()
             ws = await http.ws_connect(ui.url + "ws/pair", headers=origin)
             await ws.send_str(json.dumps({"code": code}))
+            shown = asyncio.ensure_future(asyncio.to_thread(home.confirm, proc))
             steps = [json.loads(m.data) async for m in ws]
             hub_out, _ = await asyncio.to_thread(proc.communicate, timeout=60)
+            hub_out = await shown + hub_out
             assert steps[-1]["safety_code"], steps
             assert steps[-1]["safety_code"] in hub_out  # the owner compares these
 

@@ -188,12 +188,37 @@ def test_devices_page(page: Any, ui: Running, shots: Path) -> None:
 
 def test_pairing_page(page: Any, ui: Running, shots: Path) -> None:
     _open(page, ui, "pair")
-    page.fill("#code", "privastead:EXAMPLE-PAIRING-CODE")
+    approval = asyncio.Event()
+    ui.source.pair_approval = approval
+    try:
+        page.fill("#code", "privastead:EXAMPLE-PAIRING-CODE")
+        page.click("#pair")
+        # While the hub's owner confirms, the page shows what to compare with the hub.
+        page.wait_for_selector("#waiting-safety")
+        assert page.locator("#waiting-safety").inner_text() == "31842 90517 22406 77153"
+        assert page.locator("#fingerprint").inner_text() == "d461 2729 5f5a 8ffa"
+        assert page.locator("#safety").count() == 0  # not paired before the owner decides
+        page.screenshot(path=shots / "pair-waiting.png", full_page=True)
+        ui.loop.call_soon_threadsafe(approval.set)  # the owner approves on the hub
+        page.wait_for_selector("#safety")
+    finally:
+        ui.source.pair_approval = None
+    assert page.locator("#safety").inner_text() == "31842 90517 22406 77153"
+    assert page.locator("#waiting").count() == 0  # the waiting panel goes once decided
+    assert page.locator(".steps li").count() == 5
+    page.screenshot(path=shots / "pair.png", full_page=True)
+
+
+def test_pairing_page_with_a_short_code_asks_for_the_relay(page: Any, ui: Running) -> None:
+    _open(page, ui, "pair")
+    page.fill("#code", "417-acorn-shiny")
+    page.click("#pair")
+    page.wait_for_selector("#pair-error")
+    assert "relay URL" in page.locator("#pair-error").inner_text()
+    page.fill("#relay", "https://relay.example.org")
     page.click("#pair")
     page.wait_for_selector("#safety")
     assert page.locator("#safety").inner_text() == "31842 90517 22406 77153"
-    assert page.locator(".steps li").count() == 4
-    page.screenshot(path=shots / "pair.png", full_page=True)
 
 
 def test_requests_without_secret_are_refused(page: Any, ui: Running) -> None:

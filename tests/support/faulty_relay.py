@@ -21,19 +21,25 @@ with a made-up success, as a lying relay would. Faults (all may be switched whil
   connection, for the first ``live_faulty_sessions`` publisher connections (then the relay
   behaves): a dropped frame never reaches the viewers, a duplicated one reaches them twice,
   a swapped one is held and sent after the next.
+- ``substitute_pake``: ``"hub"`` or ``"device"``: in a short-code pairing, that side's PAKE
+  message is replaced by one the relay made itself with a guessed code (the relay learns the
+  nameplate from its own allocation answer), as a relay that runs the exchange would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import secrets
 from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
 
-from privastead.crypto import peek
+from privastead.crypto import ShortCodeExchange, peek
 from privastead.errors import CryptoError
+from privastead.protocol.short_code import exchange_context, frame, wordlist
 
 UPLOAD = re.compile(r"/v1/mailboxes/([0-9a-f]{32})/messages")
 FORWARDED = ("Authorization", "Content-Type", "Privastead-Message-Id", "Privastead-Push")
@@ -59,6 +65,8 @@ class FaultyRelay:
     hold_newest: set[str] = field(default_factory=set)
     capture: set[str] = field(default_factory=set)
     delay: float = 0.0
+    substitute_pake: str = ""
+    nameplates: dict[str, int] = field(default_factory=dict)  # mailbox -> nameplate it named
     done: list[tuple[str, int]] = field(default_factory=list)
     backlog: list[Upload] = field(default_factory=list)
     count: int = 0
@@ -127,8 +135,16 @@ class FaultyRelay:
         headers = {k: v for k, v in request.headers.items() if k in FORWARDED}
         path = request.path_qs
         match = UPLOAD.fullmatch(request.path)
+        if request.method == "POST" and request.path == "/v1/nameplates":
+            answer = await self._forward("POST", path, headers, body)
+            if answer.status == 201 and isinstance(answer.body, bytes):
+                given = json.loads(answer.body)
+                self.nameplates[given["mailbox"]] = int(given["nameplate"])
+            return answer
         if request.method != "POST" or match is None:
             return await self._forward(request.method, path, headers, body)
+        if self.substitute_pake and match.group(1) in self.nameplates:
+            body = self._substituted(match.group(1), body)
         fake = web.json_response({"seq": 0, "duplicate": False, "evicted": []}, status=201)
         upload = (path, headers, body)
         if self.delay > 0:
@@ -213,6 +229,18 @@ class FaultyRelay:
             pump.cancel()
             await upstream.close()
         return ws
+
+    def _substituted(self, mailbox: str, body: bytes) -> bytes:
+        """The relay's own PAKE message (a guessed code) in place of one side's."""
+        side = self.substitute_pake
+        if body != frame(side, "pake", body[6:]):  # not that side's PAKE frame
+            return body
+        nameplate = self.nameplates[mailbox]
+        guess = "-".join([str(nameplate), *(secrets.choice(wordlist()) for _ in range(2))])
+        context = exchange_context(mailbox, nameplate)
+        mine = ShortCodeExchange(side, guess.encode(), context)
+        self.done.append(("substitute_pake", nameplate))
+        return frame(side, "pake", mine.pake_message())
 
     async def _by_index(self, upload: Upload, fake: web.Response) -> web.Response:
         path, headers, body = upload

@@ -115,6 +115,21 @@ class DataDir:
     def paired(self) -> bool:
         return (self.root / "device.json").exists()
 
+    @property
+    def relay_url_file(self) -> Path:
+        """The relay a short code is typed for, asked once and remembered (no secret)."""
+        return self.root / "relay-url"
+
+    def remembered_relay_url(self) -> str | None:
+        try:
+            return self.relay_url_file.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def remember_relay_url(self, url: str) -> None:
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_atomic(self.relay_url_file, url.encode())
+
     def prepare(self) -> None:
         for d in (self.root, self.mls, self.sync):
             d.mkdir(mode=0o700, parents=True, exist_ok=True)

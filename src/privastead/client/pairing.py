@@ -6,6 +6,11 @@ KeyPackage per (camera, group) inside that group; join each camera group from ``
 checking the inviter is the hub signature key the PSK-authenticated answer names; store the
 device token; acknowledge the answer so the hub deletes the one-time mailbox.
 
+Between sending its KeyPackages and the answer, the device is *pending* on the hub: it shows
+the pairing group's safety code and its key fingerprint (``on_waiting``) and waits, until the
+code expires, for the owner to confirm. A ``PairReject`` (rejected, or expired) ends it with
+:class:`PairingRefusedError` and nothing stored.
+
 ``rejoin`` (``privastead-app resync --code``) is the same exchange for an already paired device
 whose state the hub replaces (``privastead-hub pair --replace``): the fresh identities are built
 beside the old state files (``*.rejoin.mls``) and swapped in only once every Welcome was joined
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from privastead.client.device import DataDir, DeviceInfo, GroupEntry
@@ -23,17 +29,40 @@ from privastead.clock import Clock
 from privastead.crypto import Identity
 from privastead.errors import (
     ConfigError,
+    CryptoError,
     JoinError,
+    PairingRefusedError,
     PolicyError,
     RelayRejectedError,
+    RelayUnavailableError,
     StateLockedError,
     StorageError,
 )
 from privastead.protocol.codec import decode_message
 from privastead.protocol.groups import CLIENT_PAIRING_MEMBER, GROUPS, PAIRING_MEMBER
 from privastead.protocol.pairing_code import PairingCode
-from privastead.protocol.pairing_messages import PairAccept, PairKeyPackages
+from privastead.protocol.pairing_messages import PairAccept, PairKeyPackages, PairReject
 from privastead.relay.client import RelayClient, next_message
+
+#: Shown while the hub holds this device pending: (safety code, key fingerprint).
+Waiting = Callable[[str, str], None]
+#: How long after the code's expiry the device still listens for the hub's last word.
+EXPIRY_GRACE = 15.0
+
+REFUSED = {
+    "rejected": (
+        "the hub's owner rejected this device: nothing was shared with it. If that was a "
+        "mistake, pair again with a new code"
+    ),
+    "expired": (
+        "the hub's owner did not confirm this device before the code expired: nothing was "
+        "shared. Run `privastead-hub pair` again for a new code"
+    ),
+}
+
+
+def _ignore(_safety: str, _fingerprint: str) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -43,15 +72,23 @@ class ClientPaired:
 
 
 async def pair(
-    code: PairingCode, data: DataDir, device_name: str, *, clock: Clock, wait: float = 60.0
+    code: PairingCode,
+    data: DataDir,
+    device_name: str,
+    *,
+    clock: Clock,
+    wait: float = 60.0,
+    on_waiting: Waiting = _ignore,
 ) -> ClientPaired:
+    """``wait``: how long to wait for the hub's first answer; the owner's confirmation is
+    awaited until the code expires."""
     code.check_fresh(clock)
     if data.paired():
         raise ConfigError(f"{data.root} is already paired; use another --data-dir")
     cameras = code.hub_name.split(",")
     data.prepare()
     try:
-        return await _run(code, data, device_name, cameras, clock, wait, None)
+        return await _run(code, data, device_name, cameras, clock, wait, None, on_waiting)
     except BaseException:
         # Leave nothing half-paired behind: the next attempt starts clean.
         for leftover in (data.mls, data.sync):
@@ -60,7 +97,12 @@ async def pair(
 
 
 async def rejoin(
-    code: PairingCode, data: DataDir, *, clock: Clock, wait: float = 60.0
+    code: PairingCode,
+    data: DataDir,
+    *,
+    clock: Clock,
+    wait: float = 60.0,
+    on_waiting: Waiting = _ignore,
 ) -> ClientPaired:
     """Join again with fresh keys, replacing this device's state (``pair --replace`` code)."""
     code.check_fresh(clock)
@@ -77,7 +119,8 @@ async def rejoin(
             pass  # corrupt or missing: exactly what is being replaced
     data.prepare()
     try:
-        return await _run(code, data, old.device_name, code.hub_name.split(","), clock, wait, old)
+        cameras = code.hub_name.split(",")
+        return await _run(code, data, old.device_name, cameras, clock, wait, old, on_waiting)
     finally:
         for leftover in data.mls.glob(f"*{_REJOIN}.mls*"):
             leftover.unlink(missing_ok=True)
@@ -94,6 +137,7 @@ async def _run(  # noqa: PLR0917 - the shared body of pair() and rejoin()
     clock: Clock,
     wait: float,
     old: DeviceInfo | None,
+    on_waiting: Waiting,
 ) -> ClientPaired:
     deadline = min(float(code.expires), clock.time() + wait)
     pairing_path = data.root / "pairing.mls"
@@ -101,7 +145,9 @@ async def _run(  # noqa: PLR0917 - the shared body of pair() and rejoin()
     try:
         async with RelayClient(code.relay_url, code.token) as relay:
             try:
-                return await _pair(relay, code, data, device_name, cameras, deadline, clock, old)
+                return await _pair(
+                    relay, code, data, device_name, cameras, deadline, clock, old, on_waiting
+                )
             except RelayRejectedError as e:
                 if e.status in (401, 403, 404):
                     raise PolicyError(
@@ -133,11 +179,15 @@ async def _pair(  # noqa: PLR0917 - one private step of pair()
     deadline: float,
     clock: Clock,
     old: DeviceInfo | None = None,
+    on_waiting: Waiting = _ignore,
 ) -> ClientPaired:
     """``old``: the device being replaced (its new states are built as ``*.rejoin.mls``)."""
     mailbox = code.mailbox
     suffix = _REJOIN if old is not None else ""
     with Identity.create(data.root / "pairing.mls", CLIENT_PAIRING_MEMBER) as pairing:
+        # Registered from the start: our cursor tells the hub we read its answer, even a
+        # refusal, before it deletes the mailbox.
+        await relay.register(mailbox)
         sent = await relay.upload(mailbox, pairing.key_package(), secrets.token_hex(16))
         seq, welcome = await next_message(relay, mailbox, sent.seq, deadline, clock)
         try:
@@ -161,8 +211,8 @@ async def _pair(  # noqa: PLR0917 - one private step of pair()
             sent = await relay.upload(
                 mailbox, pairing.encrypt(group_id, request.encode()), secrets.token_hex(16)
             )
-            seq, body = await next_message(relay, mailbox, sent.seq, deadline, clock)
-            accept = decode_message(pairing.process(group_id, body).data)
+            on_waiting(pairing.safety_code(group_id), request.fingerprint())
+            seq, accept = await _answer(relay, pairing, group_id, mailbox, sent.seq, code, clock)
             if not isinstance(accept, PairAccept):
                 raise PolicyError(
                     f"pairing: expected the hub's answer, got {type(accept).__name__}"
@@ -198,6 +248,41 @@ async def _pair(  # noqa: PLR0917 - one private step of pair()
     )
     await _start_reading(relay, code, data, accept, entries, info, seq)
     return ClientPaired(info, safety)
+
+
+async def _answer(  # noqa: PLR0917 - one step of _pair()
+    relay: RelayClient,
+    pairing: Identity,
+    group_id: bytes,
+    mailbox: str,
+    after: int,
+    code: PairingCode,
+    clock: Clock,
+) -> tuple[int, object]:
+    """The hub's answer once the owner decided: ``PairAccept``, or a refusal raised.
+
+    What is not a message of our pairing group is skipped: another device that answered the
+    same code uploads its KeyPackage here too (the hub alerts the owner about it)."""
+    while True:
+        try:
+            seq, body = await next_message(
+                relay, mailbox, after, float(code.expires) + EXPIRY_GRACE, clock
+            )
+        except RelayUnavailableError:
+            if clock.time() < float(code.expires):
+                raise
+            raise PairingRefusedError(REFUSED["expired"], "expired") from None
+        try:
+            received = pairing.process(group_id, body)
+        except CryptoError:
+            after = seq
+            continue
+        break
+    answer = decode_message(received.data)
+    if isinstance(answer, PairReject):
+        await relay.ack(mailbox, seq)  # the hub waits for this before it deletes the mailbox
+        raise PairingRefusedError(REFUSED[answer.reason], answer.reason)
+    return seq, answer
 
 
 async def _start_reading(  # noqa: PLR0917 - the last step of _pair()

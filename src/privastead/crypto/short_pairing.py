@@ -73,6 +73,11 @@ class ShortCodeExchange:
         self.stage = Stage.BURNED
         self._key = b""
 
+    def burn(self) -> None:
+        """Give up on this exchange (the transport saw something that does not belong in it);
+        every later call raises."""
+        self._burn()
+
     def pake_message(self) -> bytes:
         """Our PAKE message, to send first; not secret, so it may be sent again (a retry)
         until the exchange is burned."""

@@ -18,6 +18,7 @@ from privastead.protocol.messages import (
 from privastead.protocol.pairing_messages import (
     PairAccept,
     PairKeyPackages,
+    PairReject,
     ReAddAccept,
     ReAddRequest,
 )
@@ -47,6 +48,7 @@ Message = (
     | PlaybackAnswer
     | RecordingsRequest
     | RecordingsAnswer
+    | PairReject
 )
 
 _CLASSES: dict[MessageKind, type[Message]] = {
@@ -70,6 +72,7 @@ _CLASSES: dict[MessageKind, type[Message]] = {
         PlaybackAnswer,
         RecordingsRequest,
         RecordingsAnswer,
+        PairReject,
     )
 }
 

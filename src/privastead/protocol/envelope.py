@@ -66,6 +66,7 @@ class MessageKind(enum.IntEnum):
     PLAYBACK_ANSWER = 16
     RECORDINGS_REQUEST = 17
     RECORDINGS_ANSWER = 18
+    PAIR_REJECT = 19
 
 
 @dataclass(frozen=True)

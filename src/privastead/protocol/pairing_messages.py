@@ -1,14 +1,17 @@
 """Messages of pairing and re-adding a device (protocol.md, "Pairing").
 
-``PairKeyPackages`` and ``PairAccept`` travel only inside the two-member pairing group, which is
-keyed by the one-time secret of the pairing code (an MLS external PSK); being inside that group
-is what authenticates them. ``ReAddRequest`` comes from a device that lost sync with some of its
-camera groups and asks the hub to remove and re-add it there, without touching other devices.
+``PairKeyPackages``, ``PairAccept`` and ``PairReject`` travel only inside the two-member pairing
+group, which is keyed by the one-time secret of the pairing code (an MLS external PSK); being
+inside that group is what authenticates them. ``ReAddRequest`` comes from a device that lost
+sync with some of its camera groups and asks the hub to remove and re-add it there, without
+touching other devices.
 Binary fields (key packages, Welcomes, signature keys) are strict base64 in the JSON header.
 """
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -89,6 +92,18 @@ class PairKeyPackages(_Message):
                 for cam, groups in self.key_packages.items()
             },
         }
+
+    def fingerprint(self) -> str:
+        """The device's key fingerprint the owner compares before confirming: SHA-256 over
+        every KeyPackage it sent (camera, group, bytes; sorted), 64 bits as four groups of
+        four hex digits. Both sides compute it from the same bytes."""
+        digest = hashlib.sha256(b"privastead device keys v1")
+        for cam in sorted(self.key_packages):
+            for group, kp in sorted(self.key_packages[cam].items()):
+                for part in (cam.encode(), group.encode(), bytes(kp)):
+                    digest.update(struct.pack(">I", len(part)) + part)
+        hexed = digest.hexdigest()[:16]
+        return " ".join(hexed[i : i + 4] for i in range(0, 16, 4))
 
     @classmethod
     def _parse(cls, envelope: Envelope) -> Self:
@@ -220,6 +235,31 @@ class PairAccept(_Message):
         return cls(device_id=f.raw("device_id"), relay_token=f.raw("relay_token"), cameras=cameras)
 
 
+#: Why the hub refused a device that it held as pending.
+REJECT_REASONS = ("rejected", "expired")
+
+
+@dataclass(frozen=True)
+class PairReject(_Message):
+    """Hub → pairing group: the owner rejected this device, or never confirmed it before the
+    code expired. The device got nothing (no group, no token) and is told so plainly."""
+
+    KIND: ClassVar[MessageKind] = MessageKind.PAIR_REJECT
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.reason not in REJECT_REASONS:
+            raise DecodeError(f"pair_reject.reason must be one of {', '.join(REJECT_REASONS)}")
+
+    def _header(self) -> dict[str, Any]:
+        return {"reason": self.reason}
+
+    @classmethod
+    def _parse(cls, envelope: Envelope) -> Self:
+        f = Fields(envelope.header, "pair_reject", ("reason",))
+        return cls(reason=f.raw("reason"))
+
+
 @dataclass(frozen=True)
 class ReAddRequest(_Message):
     """A desynced device asks to be removed and re-added to some groups of one camera.
@@ -296,10 +336,12 @@ class ReAddAccept(_Message):
 
 
 __all__ = [
+    "REJECT_REASONS",
     "CameraGrant",
     "GroupGrant",
     "PairAccept",
     "PairKeyPackages",
+    "PairReject",
     "ReAddAccept",
     "ReAddRequest",
 ]

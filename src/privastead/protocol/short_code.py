@@ -134,3 +134,35 @@ def looks_short(text: str) -> bool:
     """Whether ``text`` is shaped like a short code rather than the long ``privastead:`` one."""
     parts = [p for p in _SEPARATORS.split(text.strip()) if p]
     return len(parts) == 1 + WORDS_PER_CODE and parts[0].isdigit()
+
+
+# -- the exchange's frames in the nameplate's mailbox ---------------------------------------
+# Both sides write into one pairing mailbox; each frame names its sender and step, so a side
+# reads only the other's frames, in order: ``psc1 | side (h/d) | step (p/c/s) | body``.
+# The PAKE message, the confirmation tag and the sealed payload: none is secret.
+_FRAME_MAGIC = b"psc1"
+SIDES = {"hub": b"h", "device": b"d"}
+STEPS = {"pake": b"p", "confirm": b"c", "sealed": b"s"}
+MAX_FRAME = 64 * 1024
+
+
+def frame(side: str, step: str, body: bytes) -> bytes:
+    return _FRAME_MAGIC + SIDES[side] + STEPS[step] + body
+
+
+def unframe(data: bytes) -> tuple[str, str, bytes]:
+    """``(side, step, body)``; a :class:`DecodeError` for anything else (a hostile relay)."""
+    if len(data) > MAX_FRAME or len(data) < 6 or data[:4] != _FRAME_MAGIC:
+        raise DecodeError("not a short-code pairing frame")
+    side = next((k for k, v in SIDES.items() if v == data[4:5]), None)
+    step = next((k for k, v in STEPS.items() if v == data[5:6]), None)
+    if side is None or step is None:
+        raise DecodeError("short-code pairing frame of an unknown side or step")
+    return side, step, bytes(data[6:])
+
+
+def exchange_context(mailbox: str, nameplate: int) -> bytes:
+    """What both sides bind into the PAKE: the pairing mailbox and the nameplate (the hub
+    allocated them; the device learnt the mailbox from its claim). A relay that swaps the
+    mailbox behind a nameplate makes the two contexts differ: the exchange fails."""
+    return f"privastead short-code pairing|{mailbox}|{check_nameplate(nameplate)}".encode()

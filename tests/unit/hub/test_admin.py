@@ -25,7 +25,11 @@ from privastead.hub.admin.devices import Removed
 from privastead.hub.admin.pairing import Paired
 from privastead.hub.admin.server import AdminServer, check_peer
 from privastead.hub.admin.wire import MAX_REQUEST, socket_path
+from privastead.hub.state.pending import PendingDevice
 from privastead.protocol.pairing_code import PairingCode
+from privastead.protocol.short_code import parse
+
+PENDING = PendingDevice("ef" * 16, "phone", 1.0, 2e9, ("cam",), None, "12345 67890", "ab12 cd34")
 
 
 class FakeAdmin:
@@ -35,6 +39,8 @@ class FakeAdmin:
         self.removed: list[str] = []
         self.release = asyncio.Event()
         self.cancelled = asyncio.Event()
+        self.decided = asyncio.Event()
+        self.decisions: list[tuple[str, bool]] = []
 
     def devices(self) -> dict[str, Any]:
         leaf = {"index": 1, "signature_key": "00"}
@@ -53,7 +59,13 @@ class FakeAdmin:
         raise RemovalIncompleteError("unknown members are NOT all removed: cam/live: failed")
 
     async def pair(
-        self, cameras: Sequence[str], ttl: float, replace: str | None, on_code: Any, on_safety: Any
+        self,
+        cameras: Sequence[str],
+        ttl: float,
+        replace: str | None,
+        events: Any,
+        *,
+        short: bool = True,
     ) -> Paired:
         code = PairingCode.new(
             relay_url="http://127.0.0.1:1",
@@ -62,14 +74,24 @@ class FakeAdmin:
             ttl=ttl,
             clock=SystemClock(),
         )
-        await on_code(code, ["cam"])
+        await events.code(code, parse("417-acorn-shiny") if short else None, ["cam"])
         try:
             await self.release.wait()
         except asyncio.CancelledError:
             self.cancelled.set()
             raise
-        on_safety("12345 67890")
+        events.safety("12345 67890")
+        events.pending(PENDING)
+        events.alert("SECURITY ALERT: test")
+        await self.decided.wait()
         return Paired("cd" * 16, replace or "new-phone", "12345 67890", ("cam",))
+
+    async def decide(self, wanted: str, approve: bool) -> PendingDevice:
+        if wanted != PENDING.pending_id:
+            raise ConfigError(f"no pending device {wanted!r}")
+        self.decisions.append((wanted, approve))
+        self.decided.set()
+        return PENDING
 
 
 @pytest.fixture
@@ -111,14 +133,23 @@ async def test_pairing_streams_the_code_first_then_the_outcome(
     _, fake = served
     seen: list[dict[str, Any]] = []
 
-    def progress(frame: dict[str, Any]) -> None:
+    async def progress(frame: dict[str, Any]) -> None:
         seen.append(frame)
         if frame["event"] == "code":
             assert PairingCode.parse(frame["code"]).hub_name == "cam"
+            assert frame["short_code"] == "417-acorn-shiny"
             fake.release.set()  # the code was shown before the hub finished
+        if frame["event"] == "pending":
+            # The owner's answer comes on its own connection while the pairing waits for it.
+            with pytest.raises(ConfigError, match="no pending device"):
+                await call_running_hub(tmp_path, "approve", {"device": "tablet"})
+            answer = await call_running_hub(tmp_path, "approve", {"device": frame["pending_id"]})
+            assert answer == {"pending_id": PENDING.pending_id, "name": "phone"}
 
     result = await call_running_hub(tmp_path, "pair", {"cameras": [], "ttl": 60}, progress)
-    assert [f["event"] for f in seen] == ["code", "safety"]
+    assert [f["event"] for f in seen] == ["code", "safety", "pending", "alert"]
+    assert seen[2]["device"]["fingerprint"] == "ab12 cd34"
+    assert fake.decisions == [(PENDING.pending_id, True)]
     assert result is not None and result["safety"] == "12345 67890"
 
 

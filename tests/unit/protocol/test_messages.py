@@ -28,6 +28,7 @@ from privastead.protocol.pairing_messages import (
     GroupGrant,
     PairAccept,
     PairKeyPackages,
+    PairReject,
     ReAddAccept,
     ReAddRequest,
 )
@@ -101,7 +102,12 @@ def samples() -> list[Message]:
     ]
 
 
-@pytest.mark.parametrize("message", samples(), ids=lambda m: type(m).__name__)
+def all_samples() -> list[Message]:
+    """``samples()`` (whose indices the tests below use) and the later kinds."""
+    return [*samples(), PairReject("rejected"), PairReject("expired")]
+
+
+@pytest.mark.parametrize("message", all_samples(), ids=lambda m: type(m).__name__)
 def test_every_message_round_trips(message: Message) -> None:
     data = encode_message(message)
     assert decode_message(data) == message
@@ -109,7 +115,7 @@ def test_every_message_round_trips(message: Message) -> None:
 
 
 def test_every_kind_has_a_message_class() -> None:
-    assert {m.KIND for m in samples()} == set(MessageKind)
+    assert {m.KIND for m in all_samples()} == set(MessageKind)
 
 
 def test_message_of_another_kind_is_refused() -> None:

@@ -13,7 +13,11 @@ DESCRIPTION = (
 
 # One row per subcommand; each module has add_arguments(parser) and run(args) -> int.
 COMMANDS: list[Command] = [
-    Command("pair", "pair with a hub from its code or QR image", "privastead.cli.app.pair"),
+    Command(
+        "pair",
+        "pair with a hub: type its short code (asked, never in argv) or read its QR image",
+        "privastead.cli.app.pair",
+    ),
     Command(
         "listen",
         "receive and print notifications as they arrive (or run a command per event)",

@@ -6,8 +6,9 @@ device needs to pair again. Run it when `privastead-app status` reports a desync
 
 If the ``control`` group itself is lost or desynced (the request cannot be authenticated), the
 owner runs `privastead-hub pair --replace DEVICE` on the hub and this device joins again with
-`privastead-app resync --code CODE` (or `--qr FILE`): fresh keys in every group of every camera
-it had, the same device id, and nobody else re-pairs.
+`privastead-app resync --code` (it asks for the code without echo; or `--code-file FILE`, or
+`--qr FILE`): fresh keys in every group of every camera it had, the same device id, and nobody
+else re-pairs. The owner confirms the device on the hub first, as for a new pairing.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from privastead.cli.app.code_input import add_code_source, apply_insecure_http
 from privastead.cli.app.common import RUNNING_NOTE, add_data_dir, ask_running, data_dir
 
 
@@ -33,10 +35,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--code",
-        help="a code from `privastead-hub pair --replace DEVICE`: re-join every group with "
-        "fresh keys (needed when the control group itself is out of sync)",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="CODE",
+        help="re-join every group with fresh keys, with a code from `privastead-hub pair "
+        "--replace DEVICE` (needed when the control group itself is out of sync); give no "
+        "value to be asked for it without echo (a value is visible to other local users)",
     )
     parser.add_argument("--qr", type=Path, help="the same code as a QR picture (PNG)")
+    add_code_source(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from privastead.client.device import DataDir
     from privastead.clock import SystemClock
 
-    if args.code or args.qr:
+    if args.code is not None or args.qr or args.code_file is not None:
         return _rejoin(args)
     groups = args.group or ["events", "live"]
 
@@ -75,14 +83,22 @@ def run(args: argparse.Namespace) -> int:
 def _rejoin(args: argparse.Namespace) -> int:
     import asyncio
 
+    from privastead.cli.app.pair import obtain_code, show_waiting
     from privastead.client.device import DataDir
-    from privastead.client.pairing import rejoin
+    from privastead.client.pairing import ClientPaired, rejoin
     from privastead.clock import SystemClock
-    from privastead.protocol.pairing_code import PairingCode
-    from privastead.protocol.pairing_qr import decode_qr_png
 
-    code = decode_qr_png(args.qr) if args.qr is not None else PairingCode.parse(args.code)
-    result = asyncio.run(rejoin(code, DataDir(data_dir(args)), clock=SystemClock(), wait=args.wait))
+    apply_insecure_http(args)
+    data = DataDir(data_dir(args))
+
+    async def main() -> ClientPaired:
+        clock = SystemClock()
+        known = data.load().relay_url if data.paired() else None
+        code = await obtain_code(args, data, clock, args.code or None, known)
+        waiting = show_waiting(code.expires)
+        return await rejoin(code, data, clock=clock, wait=args.wait, on_waiting=waiting)
+
+    result = asyncio.run(main())
     groups = ", ".join(g.key for g in result.info.groups)
     print(f"re-joined {groups} as device {result.info.device_id} with fresh keys")
     print(f"safety code: {result.safety_code}")

@@ -23,7 +23,7 @@ COMMANDS: list[Command] = [
     ),
     Command(
         "pair",
-        "pair a client: show a QR code and a typed code, print the safety code",
+        "pair a client: show a short code, a QR and the long code; confirm the device first",
         "privastead.cli.hub.pair",
     ),
     Command(

@@ -1,4 +1,9 @@
-"""`privastead-hub devices list | remove DEVICE | remove --unknown`.
+"""`privastead-hub devices list | approve ID | reject ID | remove DEVICE | remove --unknown`.
+
+`approve` / `reject` answer for a device that `privastead-hub pair` holds as pending (it knows
+the code but gets nothing until the owner confirms it; compare the safety code and key
+fingerprint `pair` and `devices list` show with the device's screen). `list` shows the pending
+devices too, with any security alert about them.
 
 `list` shows every paired device (a device whose removal could not be proven is marked
 "REMOVAL INCOMPLETE") and, per group, every leaf that belongs to no registered device
@@ -20,8 +25,14 @@ from typing import Any
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=Path("hub.toml"), help="hub.toml")
-    parser.add_argument("action", choices=["list", "remove"], help="list, or remove a device")
-    parser.add_argument("device", nargs="?", help="the device id (or name) to remove")
+    parser.add_argument(
+        "action",
+        choices=["list", "approve", "reject", "remove"],
+        help="list; approve or reject a pending device; or remove a paired device",
+    )
+    parser.add_argument(
+        "device", nargs="?", help="the device id (or name) to approve, reject or remove"
+    )
     parser.add_argument(
         "--unknown",
         action="store_true",
@@ -47,6 +58,16 @@ def run(args: argparse.Namespace) -> int:
             return 2
         _print(asyncio.run(_call(config, "devices", {})))
         return 0
+    if args.action in ("approve", "reject"):
+        if not args.device or args.unknown:
+            print(f"privastead-hub: {args.action} which pending device? give its id or name")
+            return 2
+        decided = asyncio.run(_decide(config, args.action, args.device))
+        if args.action == "approve":
+            print(f"approved {decided['name']!r}: the pairing adds it now")
+        else:
+            print(f"rejected {decided['name']!r}: it gets nothing")
+        return 0
     if args.unknown == bool(args.device):
         print("privastead-hub: remove which device? give its id or name, or --unknown")
         return 2
@@ -66,19 +87,51 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _decide(config: Any, action: str, device: str) -> dict[str, Any]:
+    """Ask the running hub; without one, write the answer into ``devices.json``, where the
+    `privastead-hub pair` that holds the device (and holds the groups' locks) reads it."""
+    from privastead.clock import SystemClock
+    from privastead.hub.admin.client import call_running_hub
+    from privastead.hub.state.registry import DeviceRegistry
+
+    result = await call_running_hub(config.hub.data_dir, action, {"device": device})
+    if result is not None:
+        return result
+    registry = DeviceRegistry(config.hub.paths())
+    decided = registry.decide(device, action == "approve", SystemClock().time())
+    return {"pending_id": decided.pending_id, "name": decided.name}
+
+
 async def _call(config: Any, op: str, call_args: dict[str, Any]) -> dict[str, Any]:
     """Ask the running hub; without one, open the groups here and do the same."""
+    from privastead.clock import SystemClock
+    from privastead.errors import StateLockedError
     from privastead.hub.admin.client import call_running_hub
     from privastead.hub.admin.ops import HubAdmin
+    from privastead.hub.state.registry import DeviceRegistry
     from privastead.hub.state.service import open_hub
 
     result = await call_running_hub(config.hub.data_dir, op, call_args)
     if result is not None:
         return result
+    if op == "devices":
+        try:
+            async with open_hub(config) as hub:
+                return HubAdmin.from_open_hub(hub).devices()
+        except StateLockedError:
+            # A `privastead-hub pair` without a running hub holds the groups: the list of
+            # devices (pending ones included) still comes from devices.json.
+            registry = DeviceRegistry(config.hub.paths())
+            now = SystemClock().time()
+            return {
+                "devices": {d: dev.to_json() for d, dev in registry.all().items()},
+                "pending": {p: dev.to_json() for p, dev in registry.pending(now).items()},
+                "unknown": {},
+                "note": "the groups are in use (a `privastead-hub pair` runs): unknown "
+                "members are not listed",
+            }
     async with open_hub(config) as hub:
         admin = HubAdmin.from_open_hub(hub)
-        if op == "devices":
-            return admin.devices()
         if op == "remove_unknown":
             return {"removed": await admin.remove_unknown()}
         removed = await admin.remove(str(call_args["device"]))
@@ -88,6 +141,20 @@ async def _call(config: Any, op: str, call_args: dict[str, Any]) -> dict[str, An
 def _print(report: dict[str, Any]) -> None:
     devices: dict[str, dict[str, Any]] = report.get("devices", {})
     unknown: dict[str, list[dict[str, Any]]] = report.get("unknown", {})
+    pending: dict[str, dict[str, Any]] = report.get("pending", {})
+    for pending_id, p in sorted(pending.items(), key=lambda kv: kv[1].get("requested_at", 0)):
+        until = time.strftime("%H:%M:%S", time.localtime(p.get("expires_at", 0)))
+        print(
+            f"{pending_id}  {p.get('name', '')!r}  PENDING ({p.get('decision', 'waiting')}, "
+            f"expires {until})  cameras: {', '.join(p.get('cameras', []))}  safety code: "
+            f"{p.get('safety_code', '')}  key fingerprint: {p.get('fingerprint', '')}"
+        )
+        for alert in p.get("alerts", []):
+            print(f"  {alert}")
+    if pending:
+        print("approve or reject with `privastead-hub devices approve|reject ID`")
+    if report.get("note"):
+        print(f"({report['note']})")
     if not devices:
         print("no paired devices (pair one with `privastead-hub pair`)")
     for device_id, d in sorted(devices.items(), key=lambda kv: kv[1].get("paired_at", 0)):

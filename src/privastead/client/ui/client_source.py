@@ -28,6 +28,8 @@ from privastead.client.local_socket import LocalServer, open_owner
 from privastead.client.playback_request import fetch_playback
 from privastead.client.timeline import timeline
 from privastead.client.ui.source import (
+    NEEDS_RELAY,
+    WAITING,
     Camera,
     Clip,
     Device,
@@ -38,7 +40,7 @@ from privastead.client.ui.source import (
     UnavailableError,
 )
 from privastead.clock import Clock
-from privastead.errors import CameraUnavailableError, PrivasteadError
+from privastead.errors import CameraUnavailableError, DecodeError, PrivasteadError
 from privastead.media.transcode import transcode_clip
 from privastead.protocol.pairing_code import PairingCode
 
@@ -171,29 +173,74 @@ class ClientSource:
             raise UnavailableError("this device is not paired with a hub yet: pair it first")
         return await self._local.recording(camera, start, end, h264=h264)
 
-    async def pair(self, code: str) -> AsyncIterator[PairingStep]:
-        from privastead.client.pairing import pair
-
+    async def pair(self, code: str, relay: str | None = None) -> AsyncIterator[PairingStep]:
+        """Long code, or short code through ``relay`` (else the remembered relay); a step
+        with the safety code and key fingerprint while the hub's owner confirms."""
         if self._local is not None:
             yield PairingStep(
                 "this device is already paired", 1.0, error="start the UI with another --data-dir"
             )
             return
+        from privastead.client.pairing import pair
+
         yield PairingStep("reading the pairing code", 0.1)
         try:
-            parsed = PairingCode.parse(code)
-        except PrivasteadError as exc:
+            parsed = await self._pairing_code(code, relay)
+        except DecodeError as exc:
             yield PairingStep("the code is not valid", 1.0, error=str(exc))
             return
+        except PrivasteadError as exc:  # the short code's exchange failed (burned, expired)
+            yield PairingStep("pairing failed", 1.0, error=str(exc))
+            return
+        if parsed is None:
+            yield PairingStep("which relay?", 1.0, error=NEEDS_RELAY)
+            return
         yield PairingStep("contacting the relay and waiting for the hub", 0.3)
+        steps: asyncio.Queue[PairingStep] = asyncio.Queue()
+
+        def waiting(safety: str, fingerprint: str) -> None:
+            steps.put_nowait(
+                PairingStep(WAITING, 0.6, waiting_safety_code=safety, fingerprint=fingerprint)
+            )
+
+        task = asyncio.ensure_future(
+            pair(parsed, self.data, self.device_name, clock=self.clock, on_waiting=waiting)
+        )
         try:
-            result = await pair(parsed, self.data, self.device_name, clock=self.clock)
+            while not task.done():
+                getter = asyncio.ensure_future(steps.get())
+                await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield getter.result()
+                else:
+                    getter.cancel()
+            while not steps.empty():
+                yield steps.get_nowait()
+            result = task.result()
         except PrivasteadError as exc:
             yield PairingStep("pairing failed", 1.0, error=str(exc))
             return
-        yield PairingStep(f"joined {', '.join(result.info.cameras())}", 0.9)
+        finally:
+            task.cancel()  # the page went away: the pairing stops (nothing half-stored)
+        yield PairingStep(f"approved: joined {', '.join(result.info.cameras())}", 0.9)
         await self._open()
         yield PairingStep("paired", 1.0, safety_code=result.safety_code)
+
+    async def _pairing_code(self, code: str, relay: str | None) -> PairingCode | None:
+        """The hub's pairing code; None when a short code lacks a relay to ask."""
+        from privastead.client.short_code import fetch_pairing_code
+        from privastead.protocol.relay_url import check_relay_url
+        from privastead.protocol.short_code import looks_short, parse
+
+        if not looks_short(code):
+            return PairingCode.parse(code)
+        url = (relay or "").strip().rstrip("/") or self.data.remembered_relay_url()
+        if not url:
+            return None
+        short = parse(code)
+        parsed = await fetch_pairing_code(check_relay_url(url), short, clock=self.clock)
+        self.data.remember_relay_url(url)  # asked once
+        return parsed
 
 
 __all__ = ["ClientSource"]

@@ -20,6 +20,8 @@ import av
 import numpy as np
 
 from privastead.client.ui.source import (
+    NEEDS_RELAY,
+    WAITING,
     Camera,
     Clip,
     Device,
@@ -36,6 +38,7 @@ from privastead.media.fmp4 import BoxSplitter, fragment_info, track_timescales
 from privastead.media.fmp4_edit import with_duration
 from privastead.media.thumbnail import encode_jpeg
 from privastead.media.transcode import transcode_clip
+from privastead.protocol.short_code import looks_short
 
 
 def moving_box(index: int, fps: int) -> tuple[float, float, float, float]:
@@ -149,6 +152,8 @@ class FakeSource:
     clips: dict[str, Path] = field(default_factory=dict)
     devices_: list[Device] = field(default_factory=list)
     pair_delay: float = 0.3
+    # Set: a pairing waits at the confirm step until it is set, as a hub waits for its owner.
+    pair_approval: asyncio.Event | None = None
     live_started: int = 0
     live_stopped: int = 0
     h264_requests: list[str] = field(default_factory=list)  # cameras and events transcoded
@@ -225,18 +230,31 @@ class FakeSource:
     async def devices(self) -> list[Device]:
         return list(self.devices_)
 
-    async def pair(self, code: str) -> AsyncIterator[PairingStep]:
+    async def pair(self, code: str, relay: str | None = None) -> AsyncIterator[PairingStep]:
         steps = ["reading the pairing code", "contacting the relay", "joining the hub's groups"]
+        short = looks_short(code)
         for i, message in enumerate(steps):
             yield PairingStep(message, i / len(steps))
             await asyncio.sleep(self.pair_delay)
-            if i == 0 and not code.strip().lower().startswith("privastead:"):
+            if i == 0 and short and not relay:
+                yield PairingStep("which relay?", 1.0, error=NEEDS_RELAY)
+                return
+            if i == 0 and not short and not code.strip().lower().startswith("privastead:"):
                 yield PairingStep(
                     "this is not a Privastead pairing code",
                     1.0,
                     error="copy the whole code the hub printed (it starts with privastead:)",
                 )
                 return
+            if i == 1:  # the hub holds this device until its owner confirms it
+                yield PairingStep(
+                    WAITING,
+                    0.6,
+                    waiting_safety_code="31842 90517 22406 77153",
+                    fingerprint="d461 2729 5f5a 8ffa",
+                )
+                if self.pair_approval is not None:
+                    await self.pair_approval.wait()
         yield PairingStep("paired", 1.0, safety_code="31842 90517 22406 77153")
 
     async def timeline(self, camera: str, start: float, end: float) -> dict[str, Any]:

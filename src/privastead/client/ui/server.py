@@ -13,7 +13,9 @@ Routes, all under ``/<secret>/`` (``security.Guard`` rejects everything else):
   ranges (``h264=1``: transcoded for a browser without H.265);
 - ``ws/live/{camera}[?h264=1]``: one text message ``{"mime": ...}``, then binary fMP4 pieces
   (init first); closing the socket stops the livestream;
-- ``ws/pair``: send ``{"code": ...}``, receive pairing steps as JSON until the last.
+- ``ws/pair``: send ``{"code": ..., "relay": URL or absent}``, receive pairing steps as JSON until
+  the last (one of them, while the hub's owner confirms, carries the safety code and key
+  fingerprint to compare).
 """
 
 from __future__ import annotations
@@ -214,13 +216,18 @@ async def pair(request: web.Request) -> web.WebSocketResponse:
         await ws.close()
         return ws
     try:
-        code = str(json.loads(message.data)["code"])
-    except (ValueError, KeyError, TypeError):
-        await ws.send_json({"message": "bad request", "progress": 1.0, "error": "send {code}"})
+        asked = json.loads(message.data)
+        code = str(asked["code"])
+        relay = asked.get("relay") or None
+        if relay is not None and not isinstance(relay, str):
+            raise TypeError("relay")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        error = "send {code, relay (optional)}"
+        await ws.send_json({"message": "bad request", "progress": 1.0, "error": error})
         await ws.close()
         return ws
     try:
-        async for step in request.app[SOURCE].pair(code):
+        async for step in request.app[SOURCE].pair(code, relay):
             await ws.send_json(dataclasses.asdict(step))
     except PrivasteadError as exc:
         await ws.send_json({"message": "pairing failed", "progress": 1.0, "error": str(exc)})

@@ -98,6 +98,16 @@ class PairingStep:
     progress: float  # 0..1
     safety_code: str | None = None  # set on the last step of a successful pairing
     error: str | None = None  # set on the last step of a failed one
+    # While the hub's owner confirms this device: what to compare with the hub's screen.
+    waiting_safety_code: str | None = None
+    fingerprint: str | None = None
+
+
+WAITING = "waiting for the hub's owner to confirm this device: compare these with the hub"
+NEEDS_RELAY = (
+    "a short code is typed for a relay: enter the relay URL `privastead-hub pair` shows "
+    "beside the code"
+)
 
 
 class UnavailableError(PrivasteadError):
@@ -126,7 +136,9 @@ class UiSource(Protocol):
 
     async def devices(self) -> list[Device]: ...
 
-    def pair(self, code: str) -> AsyncIterator[PairingStep]: ...
+    def pair(self, code: str, relay: str | None = None) -> AsyncIterator[PairingStep]:
+        """Pair with the long code, or a short code typed for ``relay`` (the relay URL)."""
+        ...
 
     async def timeline(self, camera: str, start: float, end: float) -> dict[str, Any]:
         """``client.timeline.timeline``'s answer: recorded spans and events in [start, end)."""
@@ -311,7 +323,7 @@ class LocalSource:
     async def devices(self) -> list[Device]:
         return [] if self._devices is None else self._devices()
 
-    def pair(self, code: str) -> AsyncIterator[PairingStep]:
+    def pair(self, code: str, relay: str | None = None) -> AsyncIterator[PairingStep]:
         return self._pair(code)
 
     async def timeline(self, camera: str, start: float, end: float) -> dict[str, Any]:

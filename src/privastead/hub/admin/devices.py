@@ -156,11 +156,13 @@ async def remove_unknown(hub: OpenHub, uploader: Uploader | None = None) -> dict
     return removed
 
 
-def devices_report(groups: HubGroups) -> dict[str, Any]:
-    """What `devices list` shows: every device record, and per group the unknown members."""
+def devices_report(groups: HubGroups, now: float) -> dict[str, Any]:
+    """What `devices list` shows: every device record, the devices waiting for the owner's
+    confirmation, and per group the unknown members."""
     registry = DeviceRegistry(groups.paths)
     return {
         "devices": {d: dev.to_json() for d, dev in registry.all().items()},
+        "pending": {p: dev.to_json() for p, dev in registry.pending(now).items()},
         "unknown": {
             key: [{"index": m.index, "signature_key": m.signature_key.hex()} for m in members]
             for key, members in unknown_members(groups, registry).items()

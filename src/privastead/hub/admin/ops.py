@@ -8,7 +8,8 @@ hub runs (over :func:`~privastead.hub.state.service.open_hub`). So a pairing, a 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from privastead.clock import Clock, SystemClock
@@ -20,19 +21,18 @@ from privastead.hub.admin.devices import (
     remove_device,
     remove_unknown,
 )
-from privastead.hub.admin.pairing import HubPairing, Paired
+from privastead.hub.admin.pairing import HubPairing, Paired, PairingEvents
 from privastead.hub.config import HubConfig
 from privastead.hub.delivery.outbox import Outbox
 from privastead.hub.delivery.uploader import Uploader
 from privastead.hub.state.groups import HubGroups
+from privastead.hub.state.pending import PendingDevice
+from privastead.hub.state.registry import DeviceRegistry
 from privastead.hub.state.service import OpenHub
-from privastead.protocol.pairing_code import PairingCode
 from privastead.relay.client import RelayClient
 
 MIN_TTL = 30.0
 MAX_TTL = 3600.0
-
-CodeCallback = Callable[[PairingCode, Sequence[str]], Awaitable[None]]
 
 
 class HubAdmin:
@@ -52,14 +52,47 @@ class HubAdmin:
         self.relay = relay
         self.uploader = uploader
         self.clock = clock or SystemClock()
+        self.stopping = False  # set when the hub shuts down: pending pairings then stay
+
+    def _pairing(self, ttl: float) -> HubPairing:
+        return HubPairing(
+            self.groups,
+            self.outbox,
+            self.relay,
+            self.config.relay.url,
+            clock=self.clock,
+            ttl=ttl,
+            uploader=self.uploader,
+            keep_on_stop=lambda: self.stopping,
+        )
+
+    def resumable(self) -> list[PendingDevice]:
+        """Devices a previous process of this hub held pending, whose pairing can go on."""
+        paths = self.groups.paths
+        return [
+            p
+            for p in DeviceRegistry(paths).pending(self.clock.time()).values()
+            if p.resumable and paths.pairing_state(p.pending_id).exists()
+        ]
+
+    async def resume(self, pending: PendingDevice, events: PairingEvents) -> Paired:
+        """Go on waiting for the owner's answer about ``pending``, then add it."""
+        ttl = max(pending.expires_at - self.clock.time(), 1.0)
+        return await self._pairing(ttl).resume(pending, events)
 
     @classmethod
     def from_open_hub(cls, hub: OpenHub) -> HubAdmin:
         return cls(hub.config, hub.groups, hub.outbox, hub.relay)
 
     def devices(self) -> dict[str, Any]:
-        """Every device record, and per group the leaves nobody owns (``unknown``)."""
-        return devices_report(self.groups)
+        """Every device record, the pending ones, and per group the leaves nobody owns."""
+        return devices_report(self.groups, self.clock.time())
+
+    async def decide(self, wanted: str, approve: bool) -> PendingDevice:
+        """The owner's answer for a pending device (id or name); the pairing that holds it
+        (in this process or another) reads it from the registry."""
+        registry = DeviceRegistry(self.groups.paths)
+        return await asyncio.to_thread(registry.decide, wanted, approve, self.clock.time())
 
     def _hub(self) -> OpenHub:
         return OpenHub(self.config, self.outbox, self.groups, self.relay)
@@ -97,31 +130,25 @@ class HubAdmin:
         cameras: Sequence[str],
         ttl: float,
         replace: str | None,
-        on_code: CodeCallback,
-        on_safety_code: Callable[[str], None],
+        events: PairingEvents,
+        *,
+        short: bool = True,
     ) -> Paired:
-        """Issue a code (``on_code`` shows it), wait for the client, add it (or re-add the
-        device ``replace``); ``on_safety_code`` as soon as the hub knows it."""
+        """Issue a code (``events.code`` shows it, with the short code unless ``short`` is
+        False), wait for the client, hold it pending until the owner approves, add it (or
+        re-add the device ``replace``)."""
         if not MIN_TTL <= ttl <= MAX_TTL:
             raise ConfigError(f"--ttl must be between {MIN_TTL:.0f} and {MAX_TTL:.0f} seconds")
         device_id, chosen = self.pairing_cameras(cameras, replace)
         await self.relay.me()  # fails early, with a clear message, on a bad URL or token
-        pairing = HubPairing(
-            self.groups,
-            self.outbox,
-            self.relay,
-            self.config.relay.url,
-            clock=self.clock,
-            ttl=ttl,
-            uploader=self.uploader,
-        )
-        code = await pairing.start(chosen)
+        pairing = self._pairing(ttl)
+        code = await pairing.start(chosen, short=short)
         try:
-            await on_code(code, chosen)
+            await events.code(code, pairing.short, chosen)
         except BaseException:  # nobody will see the code (the CLI went away)
             await pairing.abandon(code)
             raise
-        return await pairing.finish(code, chosen, on_safety_code, replace=device_id)
+        return await pairing.finish(code, chosen, events, replace=device_id)
 
 
 __all__ = ["MAX_TTL", "MIN_TTL", "HubAdmin"]

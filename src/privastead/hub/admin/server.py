@@ -9,7 +9,9 @@
 - A stale socket file (the last hub was killed) is replaced at start: the hub binds it only
   after it locked the groups' state, so no other live hub can own it.
 - One request per connection, length-prefixed JSON (``admin.wire``). Pairing streams its
-  progress: the code as soon as it exists, the safety code, the result. If the CLI goes away
+  progress: the codes (long and short) as soon as they exist, the pending device with its
+  safety code and key fingerprint, security alerts, the result. ``approve`` / ``reject``
+  decide a pending device; they run beside the pairing that waits for them. If the CLI goes away
   (Ctrl-C) the operation is cancelled (a pairing then deletes its one-time mailbox).
 - Operations that change the groups run one at a time; each MLS call runs on its group's worker
   (``hub.delivery.worker``), in order with the hub's own messages; the loop only awaits it.
@@ -35,8 +37,10 @@ from privastead.hub.admin.wire import (
     error_reply,
     read_frame,
 )
+from privastead.hub.state.pending import PendingDevice
 from privastead.protocol.frames import peer_credentials, serve_private_socket
 from privastead.protocol.pairing_code import PairingCode
+from privastead.protocol.short_code import ShortCode
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +82,33 @@ class AdminServer:
         # We hold the groups' locks: a socket file here is a dead hub's, never a live one's.
         self._server = await serve_private_socket(self.path, self._accept, owner="the hub's user")
         log.info("admin socket: %s", self.path)
+        resumable = getattr(self.admin, "resumable", None)
+        for pending in resumable() if resumable is not None else []:
+            task = asyncio.create_task(self._resume(pending))
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         return True
 
+    async def _resume(self, pending: PendingDevice) -> None:
+        """A pairing the last hub process held pending: it waits on (approve|reject reach it
+        through this socket), without a CLI to show anything: the log says what happens."""
+        log.warning(
+            "device %r is still pending (pending id %s): approve or reject it with "
+            "`privastead-hub devices approve|reject %s`",
+            pending.name,
+            pending.pending_id,
+            pending.pending_id,
+        )
+        try:
+            async with self._busy:
+                paired = await self.admin.resume(pending, _LogEvents())
+        except PrivasteadError as e:
+            log.warning("pending device %r: %s", pending.name, e)
+            return
+        log.info("paired device %r (id %s) after a restart", paired.device_name, paired.device_id)
+
     async def close(self) -> None:
+        self.admin.stopping = True  # pending pairings stay, to be resumed at the next start
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -154,6 +182,10 @@ class AdminServer:
             elif name == "devices":
                 # Reads every group's member list and the registry: off the loop.
                 result = await asyncio.to_thread(self.admin.devices)
+            elif name in ("approve", "reject"):
+                # Not one at a time: the pairing that holds the device waits for this answer.
+                decided = await self.admin.decide(str(args.get("device", "")), name == "approve")
+                result = {"pending_id": decided.pending_id, "name": decided.name}
             elif name in ("remove", "remove_unknown", "pair"):
                 if self._busy.locked():
                     raise AdminError(
@@ -193,28 +225,66 @@ class AdminServer:
             raise AdminError("admin request: ttl must be a number")
         if replace is not None and not isinstance(replace, str):
             raise AdminError("admin request: replace must be a device id or name")
-
-        async def on_code(code: PairingCode, chosen: Sequence[str]) -> None:
-            frame = {
-                "type": "progress",
-                "event": "code",
-                "code": code.to_text(),
-                "cameras": list(chosen),
-                "expires": code.expires,
-            }
-            writer.write(encode_frame(frame))
-            await writer.drain()
-
-        def on_safety(safety: str) -> None:
-            writer.write(encode_frame({"type": "progress", "event": "safety", "safety": safety}))
-
-        paired = await self.admin.pair(cameras, float(ttl), replace, on_code, on_safety)
+        short = args.get("short", True)
+        if not isinstance(short, bool):
+            raise AdminError("admin request: short must be true or false")
+        events = _FrameEvents(writer)
+        paired = await self.admin.pair(cameras, float(ttl), replace, events, short=short)
         return {
             "device_id": paired.device_id,
             "device_name": paired.device_name,
             "safety": paired.safety_code,
             "cameras": list(paired.cameras),
         }
+
+
+class _LogEvents:
+    """A resumed pairing's progress, with nobody at a terminal: the hub's log."""
+
+    async def code(
+        self, code: PairingCode, short: ShortCode | None, cameras: Sequence[str]
+    ) -> None:
+        return None
+
+    def pending(self, device: PendingDevice) -> None:
+        return None
+
+    def alert(self, text: str) -> None:
+        log.warning("%s", text)
+
+    def safety(self, safety: str) -> None:
+        return None
+
+
+class _FrameEvents:
+    """A pairing's progress as admin frames to the `pair` command (``PairingEvents``)."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+
+    def _send(self, event: str, **fields: Any) -> None:
+        self.writer.write(encode_frame({"type": "progress", "event": event, **fields}))
+
+    async def code(
+        self, code: PairingCode, short: ShortCode | None, cameras: Sequence[str]
+    ) -> None:
+        self._send(
+            "code",
+            code=code.to_text(),
+            short_code=str(short) if short is not None else None,
+            cameras=list(cameras),
+            expires=code.expires,
+        )
+        await self.writer.drain()
+
+    def pending(self, device: PendingDevice) -> None:
+        self._send("pending", pending_id=device.pending_id, device=device.to_json())
+
+    def alert(self, text: str) -> None:
+        self._send("alert", text=text)
+
+    def safety(self, safety: str) -> None:
+        self._send("safety", safety=safety)
 
 
 __all__ = ["AdminServer", "check_peer", "peer_credentials"]

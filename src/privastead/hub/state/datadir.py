@@ -9,6 +9,7 @@
         rotation.json        when each group last got new keys (``delivery.rotation``)
         hub-cursors.json     how far the hub has read each control mailbox (``control.reader``)
         admin/hub.sock       the running hub's admin socket (``admin.wire``)
+        pairing/<id>.mls     the pairing group of a device pending the owner's confirmation
         clips/               recorded clips, thumbnails, sidecars (unless ``clips_dir`` is set)
         recordings/          continuous recording: <camera>/ segment files and index.sqlite
 
@@ -66,6 +67,14 @@ class HubDataDir:
     @property
     def admin(self) -> Path:
         return self.root / ADMIN_DIR
+
+    @property
+    def pairing(self) -> Path:
+        """Pairing groups of pending devices (0700): a restarted hub resumes waiting."""
+        return self.root / "pairing"
+
+    def pairing_state(self, pending_id: str) -> Path:
+        return self.pairing / f"{pending_id}.mls"
 
     @property
     def admin_socket(self) -> Path:

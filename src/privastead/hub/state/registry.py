@@ -13,7 +13,12 @@ Format (version 2)::
         "name": str, "paired_at": float, "relay_device": str,
         "status": "paired" | "removing" | "removal_incomplete",
         "leaves": {"<camera>/<group>": {"index": int, "signature_key": hex}},
-        "incomplete": ["<camera>/<group>" or "relay", ...]}}}
+        "incomplete": ["<camera>/<group>" or "relay", ...]}},
+     "pending": {"<pending id>": {...}}}
+
+``pending`` (optional; absent means none) holds the devices that proved they know a pairing
+code and wait for the owner's confirmation (``state.pending``): no leaf, no token yet. An
+expired one is dropped at the next write; readers never see it.
 
 A removal sets ``removing`` before its first commit (the control reader re-adds nobody in that
 state) and either deletes the record once the member lists prove the device gone, or leaves it
@@ -36,8 +41,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from privastead.atomic_file import write_atomic
-from privastead.errors import StorageError
+from privastead.errors import ConfigError, StorageError
 from privastead.hub.state.datadir import HubDataDir, as_data_dir
+from privastead.hub.state.pending import Decision, PendingDevice
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +184,24 @@ class DeviceRegistry:
             raise StorageError(f"{self.path}: unknown version {data.get('version')!r}")
         return {str(k): Device.from_json(str(k), v) for k, v in data["devices"].items()}
 
-    def _save(self, devices: dict[str, Device]) -> None:
-        body = {"version": VERSION, "devices": {k: d.to_json() for k, d in devices.items()}}
+    def _load_pending(self) -> dict[str, PendingDevice]:
+        pending = _read(self.path).get("pending", {})
+        if not isinstance(pending, dict):
+            raise StorageError(f"{self.path}: pending must be an object")
+        return {str(k): PendingDevice.from_json(str(k), v) for k, v in pending.items()}
+
+    def _save(
+        self, devices: dict[str, Device], pending: dict[str, PendingDevice] | None = None
+    ) -> None:
+        """Write the file (0600, atomically); ``pending`` None keeps the pending devices."""
+        if pending is None:
+            pending = self._load_pending() if self.path.exists() else {}
+        body: dict[str, Any] = {
+            "version": VERSION,
+            "devices": {k: d.to_json() for k, d in devices.items()},
+        }
+        if pending:
+            body["pending"] = {k: p.to_json() for k, p in pending.items()}
         write_atomic(self.path, json.dumps(body, indent=1, sort_keys=True).encode())
 
     def _update(self, device_id: str, change: Callable[[Device], Device]) -> Device | None:
@@ -221,6 +243,69 @@ class DeviceRegistry:
 
     def get(self, device_id: str) -> Device | None:
         return self._load().get(device_id)
+
+    # -- pending devices (confirm before adding) ------------------------------------------
+
+    def pending(self, now: float) -> dict[str, PendingDevice]:
+        """The pending devices that have not expired at ``now``."""
+        return {k: p for k, p in self._load_pending().items() if not p.expired(now)}
+
+    def _write_pending(
+        self, change: Callable[[dict[str, PendingDevice]], None], now: float
+    ) -> None:
+        pending = {k: p for k, p in self._load_pending().items() if not p.expired(now)}
+        change(pending)
+        self._save(self._load(), pending)
+
+    def add_pending(self, device: PendingDevice, now: float) -> None:
+        self._write_pending(lambda p: p.__setitem__(device.pending_id, device), now)
+
+    def drop_pending(self, pending_id: str, now: float) -> None:
+        def change(pending: dict[str, PendingDevice]) -> None:
+            pending.pop(pending_id, None)
+
+        self._write_pending(change, now)
+
+    def alert_pending(self, pending_id: str, alert: str, now: float) -> None:
+        def change(pending: dict[str, PendingDevice]) -> None:
+            old = pending.get(pending_id)
+            if old is not None and alert not in old.alerts:
+                pending[pending_id] = replace(old, alerts=(*old.alerts, alert))
+
+        self._write_pending(change, now)
+
+    def forget_pending(
+        self, now: float, keep: Callable[[PendingDevice], bool] = lambda _p: False
+    ) -> list[PendingDevice]:
+        """Drop every pending device but those ``keep`` names (their exchange died with the
+        process that held it); the dropped ones that had not expired, for the log."""
+        pending = self.pending(now)
+        kept = {k: p for k, p in pending.items() if keep(p)}
+        orphans = [p for k, p in pending.items() if k not in kept]
+        if orphans or len(self._load_pending()) != len(kept):
+            self._save(self._load(), kept)
+        return orphans
+
+    def find_pending(self, wanted: str, now: float) -> PendingDevice:
+        """The one pending device with id (or name) ``wanted``; a clear error otherwise."""
+        matches = [p for p in self.pending(now).values() if wanted in (p.pending_id, p.name)]
+        if len(matches) != 1:
+            raise ConfigError(
+                f"no pending device {wanted!r}: it may have expired with its code, or been "
+                "decided already (see `privastead-hub devices list`)"
+                if not matches
+                else f"several pending devices are called {wanted!r}: give the id"
+            )
+        return matches[0]
+
+    def decide(self, wanted: str, approve: bool, now: float) -> PendingDevice:
+        """The owner's answer for a pending device (id or name); the decided record."""
+        found = self.find_pending(wanted, now)
+        if found.decision is not Decision.WAITING:
+            raise ConfigError(f"pending device {wanted!r} was already {found.decision.value}")
+        decided = replace(found, decision=Decision.APPROVED if approve else Decision.REJECTED)
+        self._write_pending(lambda p: p.__setitem__(found.pending_id, decided), now)
+        return decided
 
     def all(self) -> dict[str, Device]:
         return self._load()
@@ -266,4 +351,12 @@ def migrate(paths: HubDataDir, members_of: Callable[[str], Sequence[MemberLike] 
     return True
 
 
-__all__ = ["Device", "DeviceRegistry", "DeviceStatus", "Leaf", "MemberLike", "migrate"]
+__all__ = [
+    "Device",
+    "DeviceRegistry",
+    "DeviceStatus",
+    "Leaf",
+    "MemberLike",
+    "PendingDevice",
+    "migrate",
+]

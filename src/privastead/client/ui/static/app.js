@@ -365,26 +365,36 @@ async function devicesPage() {
 }
 
 function pairPage() {
-  const code = h('textarea', {id: 'code', placeholder: 'privastead:…', spellcheck: 'false', autocomplete: 'off'});
+  const code = h('textarea', {id: 'code', placeholder: '417-acorn-shiny  or  privastead:…', spellcheck: 'false', autocomplete: 'off'});
+  const relay = h('input', {id: 'relay', type: 'url', placeholder: 'relay URL, for a short code (https://relay.example.org)', spellcheck: 'false', autocomplete: 'off'});
   const go = h('button', {class: 'btn primary', id: 'pair'}, 'Pair');
   const out = h('div', {});
   show(h('h1', {}, 'Pair a hub'),
-       h('p', {class: 'sub'}, 'On the hub, run privastead-hub pair and paste the code it prints here.'),
-       h('div', {class: 'card panel'}, code, h('div', {class: 'actions', style: {marginTop: '12px'}}, go), out));
+       h('p', {class: 'sub'}, 'On the hub, run privastead-hub pair. Type the short code it shows (and the relay URL printed beside it, the first time), or paste the long code.'),
+       h('div', {class: 'card panel'}, code, relay, h('div', {class: 'actions', style: {marginTop: '12px'}}, go), out));
   go.addEventListener('click', () => {
-    if (!code.value.trim()) { out.replaceChildren(status('Paste the code first.', true)); return; }
+    if (!code.value.trim()) { out.replaceChildren(status('Type the code first.', true)); return; }
     go.disabled = true;
-    const bar = h('div', {}), steps = h('ul', {class: 'steps'});
-    out.replaceChildren(h('div', {class: 'progress'}, bar), steps);
+    const bar = h('div', {}), steps = h('ul', {class: 'steps'}), wait = h('div', {});
+    out.replaceChildren(h('div', {class: 'progress'}, bar), steps, wait);
     const ws = new WebSocket(`ws://${location.host}${location.pathname}ws/pair`);
     cleanup = () => ws.close();
-    ws.onopen = () => ws.send(JSON.stringify({code: code.value.trim()}));
+    ws.onopen = () => ws.send(JSON.stringify({code: code.value.trim(), relay: relay.value.trim() || null}));
     ws.onmessage = msg => {
       const s = JSON.parse(msg.data);
       bar.style.width = `${Math.round(s.progress * 100)}%`;
       steps.append(h('li', {class: s.error ? 'error' : ''}, s.error ? `${s.message}: ${s.error}` : s.message));
-      if (s.safety_code) out.append(h('p', {}, 'Paired. Check that the hub shows the same safety code:'),
+      if (s.waiting_safety_code) {
+        // The hub holds this device until its owner confirms: they compare these two.
+        wait.replaceChildren(h('div', {id: 'waiting'},
+          h('p', {}, 'Waiting for the hub\'s owner to confirm this device. They should see the same safety code and key fingerprint on the hub:'),
+          h('div', {class: 'code safety', id: 'waiting-safety'}, s.waiting_safety_code),
+          h('div', {class: 'code', id: 'fingerprint'}, s.fingerprint || '')));
+      }
+      if (s.error || s.safety_code) wait.replaceChildren();
+      if (s.safety_code) out.append(h('p', {}, 'Paired: the owner approved this device. The hub shows the same safety code:'),
                                     h('div', {class: 'code safety', id: 'safety'}, s.safety_code));
+      if (s.error) out.append(h('p', {class: 'error', id: 'pair-error'}, s.error));
       if (s.error || s.safety_code) go.disabled = false;
     };
     ws.onclose = () => { go.disabled = false; };
