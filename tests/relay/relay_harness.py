@@ -82,6 +82,7 @@ class RelayProcess:
 
     @property
     def config_file(self) -> Path:
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         return self.data_dir.parent / "relay.toml"
 
     def cli(self, *args: str) -> str:
