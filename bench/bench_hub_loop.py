@@ -18,7 +18,10 @@ one JSON line. On a loaded 2-core machine 4K decoding may not keep up; `--sizes`
 ones (say so when quoting the numbers).
 
     python bench/bench_hub_loop.py [--sizes 3840x2160,3840x2160,1920x1080,1920x1080]
-        [--fps 30] [--window 60] [--warmup 20] [--live 2]
+        [--fps 30] [--window 60] [--warmup 20] [--live 2] [--profile DIR]
+
+A size ``file:PATH`` loops a pre-encoded H.264 file instead of rendering a scene (4K scenes
+take too long to render here: ``bench/upscale.py`` makes one from a smaller scene).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import contextlib
 import json
 import re
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +45,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e"), str(ROOT / "bench")]
 
-from e2e_harness import Home, make_process  # noqa: E402
+from e2e_harness import Home, env, make_process  # noqa: E402
 
 from privastead.client.device import DataDir  # noqa: E402
 from privastead.client.live_request import open_live  # noqa: E402
@@ -113,10 +117,26 @@ async def _watch(data: Path, camera: str, until: float, counts: dict[str, int]) 
         await syncer.close()
 
 
+def _start_profiled(home: Home, report: Path) -> None:
+    """The hub under ``loop_profiler.py`` (same command line, same environment)."""
+    cmd = [sys.executable, str(ROOT / "bench" / "loop_profiler.py"), str(report), "--"]
+    cmd += ["--log-level", "INFO", "run", "--config", str(home.config)]
+    with home.hub_log.open("a") as log:
+        home.hub = subprocess.Popen(cmd, env=env(), stdout=log, stderr=log, text=True)
+
+
 async def _window(
-    home: Home, port: int, args: argparse.Namespace, phone: Path | None, cameras: int
+    home: Home,
+    port: int,
+    args: argparse.Namespace,
+    phone: Path | None,
+    cameras: int,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
-    home.start_hub()
+    if profile is None:
+        home.start_hub()
+    else:
+        _start_profiled(home, profile)
     assert home.hub is not None
     try:
         _wait_connected(port, cameras, 120)
@@ -166,6 +186,12 @@ async def main() -> None:
     parser.add_argument("--window", type=float, default=60.0, help="seconds measured (<= 60)")
     parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--live", type=int, default=2, help="cameras streamed live")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="directory: run each phase's hub under bench/loop_profiler.py and write "
+        "<phase>.json there (what the loop did during each stall, CPU per thread)",
+    )
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "camsim")
     args = parser.parse_args()
     sizes = args.sizes.split(",")
@@ -175,10 +201,15 @@ async def main() -> None:
         cams: list[Proc] = []
         try:
             for size in sizes:
-                print(f"camsim {size} {args.fps} fps {args.scene} (first run encodes)", flush=True)
-                cam = camsim(
-                    _port(), args.cache, scene=args.scene, size=size, fps=args.fps, duration=20
-                )
+                if size.startswith("file:"):  # a pre-encoded file, looped (bench/upscale.py)
+                    print(f"camsim {size} at {args.fps} fps", flush=True)
+                    extra = ("--file", size.removeprefix("file:"))
+                    cam = camsim(_port(), args.cache, *extra, fps=args.fps)
+                else:
+                    print(f"camsim {size} {args.fps} fps {args.scene} (first run encodes)")
+                    cam = camsim(
+                        _port(), args.cache, scene=args.scene, size=size, fps=args.fps, duration=20
+                    )
                 cam.timeout = 1800
                 cams.append(cam.start())
             urls = [c.urls[0] for c in cams]
@@ -186,13 +217,20 @@ async def main() -> None:
             home = Home(root, relay, urls[0], keep_plaintext=False)
             home.config.write_text(_config(root / "local", urls, port, None))
             print("phase 1: recording only (baseline)", flush=True)
-            baseline = await _window(home, port, args, None, len(urls))
+            profile = args.profile
+            if profile is not None:
+                profile.mkdir(parents=True, exist_ok=True)
+            baseline = await _window(
+                home, port, args, None, len(urls), profile and profile / "baseline.json"
+            )
             token = root / "owner-token"
             home.config.write_text(_config(root, urls, port, (relay.url, token)))
             phone = root / "phone"
             home.pair(phone, "phone")
             print("phase 2: full (relay, uploads, live)", flush=True)
-            full = await _window(home, port, args, phone, len(urls))
+            full = await _window(
+                home, port, args, phone, len(urls), profile and profile / "full.json"
+            )
         finally:
             for cam in cams:
                 cam.stop()
