@@ -111,7 +111,10 @@ async def _watch(data: Path, camera: str, until: float, counts: dict[str, int]) 
                     if time.monotonic() >= until:
                         break
                 await stream.aclose()
-            except PrivasteadError:
+            except PrivasteadError as e:
+                if not counts.get(f"error:{camera}"):
+                    print(f"live {camera}: {type(e).__name__}: {e} (retrying)", flush=True)
+                counts[f"error:{camera}"] = 1
                 await asyncio.sleep(1.0)
     finally:
         await syncer.close()
@@ -174,7 +177,7 @@ async def _window(
         "cpu_per_camera": cpu / elapsed / cameras,
         "clips": clips,
         "fragments_sent": int(float(sent.group(1))) if sent else 0,
-        "live_mb": sum(counts.values()) / 1e6,
+        "live_mb": sum(v for k, v in counts.items() if not k.startswith("error:")) / 1e6,
     }
 
 

@@ -73,6 +73,14 @@ class MuxThread:
         self.put(job)
         return await asyncio.wrap_future(future)
 
+    def drain(self) -> None:
+        """Block until every job queued so far has run (for shutdown and tests)."""
+        if self.on_thread():
+            return
+        done = threading.Event()
+        self.put(done.set)
+        done.wait()
+
     def _run(self) -> None:
         while True:
             with self._cond:
