@@ -47,9 +47,9 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e"), str(ROOT / "be
 
 from e2e_harness import Home, env, make_process  # noqa: E402
 
+from privastead.client.app import Client  # noqa: E402
 from privastead.client.device import DataDir  # noqa: E402
 from privastead.client.live_request import open_live  # noqa: E402
-from privastead.client.sync import Syncer  # noqa: E402
 from privastead.clock import SystemClock  # noqa: E402
 from privastead.errors import PrivasteadError  # noqa: E402
 from support.procs import Proc, camsim  # noqa: E402
@@ -100,24 +100,22 @@ def _wait_connected(port: int, cameras: int, seconds: float) -> None:
     raise RuntimeError("the hub's cameras did not all connect")
 
 
-async def _watch(data: Path, camera: str, until: float, counts: dict[str, int]) -> None:
-    syncer = Syncer(DataDir(data), clock=SystemClock())
-    try:
-        while time.monotonic() < until:
-            try:
-                stream = open_live(syncer, camera, seconds=until - time.monotonic())
-                async for piece in stream:
-                    counts[camera] = counts.get(camera, 0) + len(piece)
-                    if time.monotonic() >= until:
-                        break
-                await stream.aclose()
-            except PrivasteadError as e:
-                if not counts.get(f"error:{camera}"):
-                    print(f"live {camera}: {type(e).__name__}: {e} (retrying)", flush=True)
-                counts[f"error:{camera}"] = 1
-                await asyncio.sleep(1.0)
-    finally:
-        await syncer.close()
+async def _watch(client: Client, camera: str, until: float, counts: dict[str, int]) -> None:
+    """Watch ``camera`` live until ``until``, counting the bytes (one client for all cameras:
+    it owns the data directory)."""
+    while time.monotonic() < until:
+        try:
+            stream = open_live(client, camera, seconds=until - time.monotonic())
+            async for piece in stream:
+                counts[camera] = counts.get(camera, 0) + len(piece)
+                if time.monotonic() >= until:
+                    break
+            await stream.aclose()
+        except PrivasteadError as e:
+            if not counts.get(f"error:{camera}"):
+                print(f"live {camera}: {type(e).__name__}: {e} (retrying)", flush=True)
+            counts[f"error:{camera}"] = 1
+            await asyncio.sleep(1.0)
 
 
 def _start_profiled(home: Home, report: Path) -> None:
@@ -149,10 +147,12 @@ async def _window(
         t0 = time.monotonic()
         counts: dict[str, int] = {}
         watchers = []
+        client = None
         if phone is not None:
             until = t0 + args.window
+            client = Client(DataDir(phone), clock=SystemClock())
             watchers = [
-                asyncio.create_task(_watch(phone, f"cam{i}", until, counts))
+                asyncio.create_task(_watch(client, f"cam{i}", until, counts))
                 for i in range(min(args.live, cameras))
             ]
         await asyncio.sleep(args.window)
@@ -164,7 +164,11 @@ async def _window(
         _done, hanging = await asyncio.wait(watchers, timeout=30) if watchers else (set(), set())
         for task in hanging:
             task.cancel()
-        await asyncio.gather(*watchers, return_exceptions=True)
+        for result in await asyncio.gather(*watchers, return_exceptions=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                print(f"live watcher failed: {result!r}", flush=True)  # never silently
+        if client is not None:
+            await client.close()
     finally:
         home.stop_hub()
     clips = sum(
@@ -195,10 +199,18 @@ async def main() -> None:
         help="directory: run each phase's hub under bench/loop_profiler.py and write "
         "<phase>.json there (what the loop did during each stall, CPU per thread)",
     )
+    parser.add_argument("--keep", action="store_true", help="keep the run's directory (logs)")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "camsim")
     args = parser.parse_args()
     sizes = args.sizes.split(",")
-    with tempfile.TemporaryDirectory(prefix="bench-hub-loop-") as tmp:
+    keep = tempfile.mkdtemp(prefix="bench-hub-loop-") if args.keep else None
+    if keep:
+        print(f"keeping the run's files (hub.log, data) in {keep}", flush=True)
+    with (
+        contextlib.nullcontext(keep)
+        if keep
+        else tempfile.TemporaryDirectory(prefix="bench-hub-loop-") as tmp
+    ):
         root = Path(tmp)
         relay = make_process(root / "relay")
         cams: list[Proc] = []

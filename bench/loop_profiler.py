@@ -61,6 +61,15 @@ def _where(frame: FrameType | None) -> tuple[str, str]:
     return callback, f"{Path(leaf.f_code.co_filename).name}:{leaf.f_code.co_name}:{leaf.f_lineno}"
 
 
+def _run_delay(tid: int) -> float:
+    """Seconds thread ``tid`` spent runnable but not running (0.0 where unknown)."""
+    try:
+        with open(f"/proc/self/task/{tid}/schedstat", "rb") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _group(name: str) -> str:
     return re.sub(r"[-_]?\d+$", "", re.sub(r"-cam\d+.*$", "", name)) or name
 
@@ -70,7 +79,9 @@ class Profiler:
         self.out, self.interval, self.stall = out, interval, stall
         self.samples: collections.deque[tuple[float, str, str]] = collections.deque(maxlen=400_000)
         self.gaps: list[tuple[float, float, list[str]]] = []
-        self.stalls: list[tuple[float, float]] = []
+        self.stalls: list[tuple[float, float, float]] = []  # start, end, seconds preempted
+        self._run_delay = 0.0
+        self._thread_cpu: dict[int, tuple[str, float]] = {}  # tid -> (group, CPU seconds)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name="loop-profiler", daemon=True)
 
@@ -81,9 +92,12 @@ class Profiler:
         profiler = self
 
         def add(lag_probe: Any, lag: float) -> None:
+            # The loop thread's time runnable but not running (no core): the kernel's account.
+            delay = _run_delay(threading.get_native_id())
+            preempted, profiler._run_delay = delay - profiler._run_delay, delay
             if lag >= profiler.stall:
                 end = time.perf_counter()
-                profiler.stalls.append((end - lag, end))
+                profiler.stalls.append((end - lag, end, min(lag, preempted)))
             original(lag_probe, lag)
 
         loop_lag.LoopLag.add = add  # type: ignore[method-assign]
@@ -94,7 +108,11 @@ class Profiler:
         ident = MAIN.ident
         names = {}
         last = time.perf_counter()
+        ticks = 0
         while not self._stop.is_set():
+            ticks += 1
+            if ticks % 1000 == 0:
+                self._note_cpu()
             time.sleep(self.interval)
             now = time.perf_counter()
             frames = sys._current_frames()
@@ -113,8 +131,23 @@ class Profiler:
                 self.gaps.append((last, now, busy))
             last = now
 
+    def _note_cpu(self) -> None:
+        """Each live thread's CPU seconds so far (threads that ended keep their last value)."""
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        hz = os.sysconf("SC_CLK_TCK")
+        for task in Path("/proc/self/task").iterdir():
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                comm = (task / "comm").read_text().strip()
+            except OSError:
+                continue
+            tid = int(task.name)
+            name = _group(names.get(tid, comm))
+            self._thread_cpu[tid] = (name, (int(fields[11]) + int(fields[12])) / hz)
+
     def write(self) -> None:
         self._stop.set()
+        self._note_cpu()
         by_callback: collections.Counter[str] = collections.Counter()
         by_detail: collections.Counter[str] = collections.Counter()
         stall_time: collections.Counter[str] = collections.Counter()
@@ -123,38 +156,39 @@ class Profiler:
         times = [s[0] for s in samples]
         import bisect
 
-        for start, end in self.stalls:
+        preempted: collections.Counter[str] = collections.Counter()
+        for start, end, lost in self.stalls:
             i, j = bisect.bisect_left(times, start), bisect.bisect_right(times, end)
             window = samples[i:j]
             if not window:
                 by_callback["no sample (GIL held elsewhere or no core)"] += 1
                 stall_time["no sample (GIL held elsewhere or no core)"] += end - start
+                preempted["no sample (GIL held elsewhere or no core)"] += lost
                 continue
             kinds = collections.Counter(s[1] for s in window)
             top = kinds.most_common(1)[0][0]
             by_callback[top] += 1
             stall_time[top] += end - start
+            preempted[top] += lost
             for s in window:
                 if s[1] != "idle":
                     by_detail[s[2]] += 1
         for _start, _end, busy in self.gaps:
             for b in busy:
                 gap_threads[b] += 1
-        cpu = collections.Counter[str]()
-        names = {t.native_id: t.name for t in threading.enumerate()}
-        for task in Path("/proc/self/task").iterdir():
-            try:
-                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-                comm = (task / "comm").read_text().strip()
-            except OSError:
-                continue
-            ticks = int(fields[11]) + int(fields[12])
-            cpu[_group(names.get(int(task.name), comm))] += ticks / os.sysconf("SC_CLK_TCK")
+        cpu: collections.Counter[str] = collections.Counter()
+        for name, seconds in self._thread_cpu.values():
+            cpu[name] += seconds
         report = {
             "stalls": len(self.stalls),
-            "stall_seconds": round(sum(e - s for s, e in self.stalls), 3),
+            "stall_seconds": round(sum(e - s for s, e, _ in self.stalls), 3),
             "stalls_by_loop_state": dict(by_callback.most_common()),
             "stall_ms_by_loop_state": {k: round(v * 1000) for k, v in stall_time.most_common()},
+            # Of that, the loop thread waited for a core (schedstat run_delay); the rest it
+            # ran, or waited for the GIL or a lock.
+            "stall_ms_preempted_by_loop_state": {
+                k: round(v * 1000) for k, v in preempted.most_common()
+            },
             "busy_loop_frames_in_stalls": dict(by_detail.most_common(25)),
             "sampler_gaps": len(self.gaps),
             "sampler_gap_ms_total": round(sum(e - s for s, e, _ in self.gaps) * 1000),
