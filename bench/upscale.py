@@ -6,27 +6,46 @@ camera-like bitrate and a 1 s GOP) gives a file ``privastead-camsim --file`` loo
 re-encoding. The picture is the small scene's, so detection sees the same motion; packet
 sizes and rates are those of a 4K camera at the chosen bitrate.
 
+``IN`` is a video file or a camsim cache file (``.cache/camsim/*.bin``, what a benchmark run
+rendered and encoded before).
+
     python bench/upscale.py IN.mp4 OUT.mp4 [--size 3840x2160] [--fps 30] [--bitrate 16000000]
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
+from privastead.camsim.encoder import load
+
+
+def _frames(src: Path) -> Iterator[av.VideoFrame]:
+    """Decoded frames of a video file, or of a camsim cache file (``.bin``: access units)."""
+    if src.suffix == ".bin":
+        stream = load(src)
+        decoder = av.CodecContext.create({"h264": "h264", "h265": "hevc"}[stream.codec], "r")
+        for unit in stream.units:
+            yield from decoder.decode(av.Packet(unit.data))  # type: ignore[misc]
+        yield from decoder.decode(None)  # type: ignore[misc]
+        return
+    with av.open(str(src)) as inp:
+        yield from inp.decode(video=0)
+
 
 def upscale(src: Path, dst: Path, width: int, height: int, fps: int, bitrate: int) -> int:
     frames = 0
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+    with av.open(str(dst), "w") as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.bit_rate = bitrate
         stream.time_base = Fraction(1, fps)
         stream.options = {"preset": "ultrafast", "g": str(fps), "keyint_min": str(fps)}
-        for frame in inp.decode(video=0):
+        for frame in _frames(src):
             big = frame.reformat(width=width, height=height, format="yuv420p")
             big.pts, big.time_base = frames, Fraction(1, fps)
             for packet in stream.encode(big):
