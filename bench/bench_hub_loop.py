@@ -18,7 +18,10 @@ one JSON line. On a loaded 2-core machine 4K decoding may not keep up; `--sizes`
 ones (say so when quoting the numbers).
 
     python bench/bench_hub_loop.py [--sizes 3840x2160,3840x2160,1920x1080,1920x1080]
-        [--fps 30] [--window 60] [--warmup 20] [--live 2]
+        [--fps 30] [--window 60] [--warmup 20] [--live 2] [--profile DIR]
+
+A size ``file:PATH`` loops a pre-encoded H.264 file instead of rendering a scene (4K scenes
+take too long to render here: ``bench/upscale.py`` makes one from a smaller scene).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import contextlib
 import json
 import re
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,11 +45,11 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e"), str(ROOT / "bench")]
 
-from e2e_harness import Home, make_process  # noqa: E402
+from e2e_harness import Home, env, make_process  # noqa: E402
 
+from privastead.client.app import Client  # noqa: E402
 from privastead.client.device import DataDir  # noqa: E402
 from privastead.client.live_request import open_live  # noqa: E402
-from privastead.client.sync import Syncer  # noqa: E402
 from privastead.clock import SystemClock  # noqa: E402
 from privastead.errors import PrivasteadError  # noqa: E402
 from support.procs import Proc, camsim  # noqa: E402
@@ -96,27 +100,44 @@ def _wait_connected(port: int, cameras: int, seconds: float) -> None:
     raise RuntimeError("the hub's cameras did not all connect")
 
 
-async def _watch(data: Path, camera: str, until: float, counts: dict[str, int]) -> None:
-    syncer = Syncer(DataDir(data), clock=SystemClock())
-    try:
-        while time.monotonic() < until:
-            try:
-                stream = open_live(syncer, camera, seconds=until - time.monotonic())
-                async for piece in stream:
-                    counts[camera] = counts.get(camera, 0) + len(piece)
-                    if time.monotonic() >= until:
-                        break
-                await stream.aclose()
-            except PrivasteadError:
-                await asyncio.sleep(1.0)
-    finally:
-        await syncer.close()
+async def _watch(client: Client, camera: str, until: float, counts: dict[str, int]) -> None:
+    """Watch ``camera`` live until ``until``, counting the bytes (one client for all cameras:
+    it owns the data directory)."""
+    while time.monotonic() < until:
+        try:
+            stream = open_live(client, camera, seconds=until - time.monotonic())
+            async for piece in stream:
+                counts[camera] = counts.get(camera, 0) + len(piece)
+                if time.monotonic() >= until:
+                    break
+            await stream.aclose()
+        except PrivasteadError as e:
+            if not counts.get(f"error:{camera}"):
+                print(f"live {camera}: {type(e).__name__}: {e} (retrying)", flush=True)
+            counts[f"error:{camera}"] = 1
+            await asyncio.sleep(1.0)
+
+
+def _start_profiled(home: Home, report: Path) -> None:
+    """The hub under ``loop_profiler.py`` (same command line, same environment)."""
+    cmd = [sys.executable, str(ROOT / "bench" / "loop_profiler.py"), str(report), "--"]
+    cmd += ["--log-level", "INFO", "run", "--config", str(home.config)]
+    with home.hub_log.open("a") as log:
+        home.hub = subprocess.Popen(cmd, env=env(), stdout=log, stderr=log, text=True)
 
 
 async def _window(
-    home: Home, port: int, args: argparse.Namespace, phone: Path | None, cameras: int
+    home: Home,
+    port: int,
+    args: argparse.Namespace,
+    phone: Path | None,
+    cameras: int,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
-    home.start_hub()
+    if profile is None:
+        home.start_hub()
+    else:
+        _start_profiled(home, profile)
     assert home.hub is not None
     try:
         _wait_connected(port, cameras, 120)
@@ -126,10 +147,12 @@ async def _window(
         t0 = time.monotonic()
         counts: dict[str, int] = {}
         watchers = []
+        client = None
         if phone is not None:
             until = t0 + args.window
+            client = Client(DataDir(phone), clock=SystemClock())
             watchers = [
-                asyncio.create_task(_watch(phone, f"cam{i}", until, counts))
+                asyncio.create_task(_watch(client, f"cam{i}", until, counts))
                 for i in range(min(args.live, cameras))
             ]
         await asyncio.sleep(args.window)
@@ -141,7 +164,11 @@ async def _window(
         _done, hanging = await asyncio.wait(watchers, timeout=30) if watchers else (set(), set())
         for task in hanging:
             task.cancel()
-        await asyncio.gather(*watchers, return_exceptions=True)
+        for result in await asyncio.gather(*watchers, return_exceptions=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                print(f"live watcher failed: {result!r}", flush=True)  # never silently
+        if client is not None:
+            await client.close()
     finally:
         home.stop_hub()
     clips = sum(
@@ -154,7 +181,7 @@ async def _window(
         "cpu_per_camera": cpu / elapsed / cameras,
         "clips": clips,
         "fragments_sent": int(float(sent.group(1))) if sent else 0,
-        "live_mb": sum(counts.values()) / 1e6,
+        "live_mb": sum(v for k, v in counts.items() if not k.startswith("error:")) / 1e6,
     }
 
 
@@ -166,19 +193,38 @@ async def main() -> None:
     parser.add_argument("--window", type=float, default=60.0, help="seconds measured (<= 60)")
     parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--live", type=int, default=2, help="cameras streamed live")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="directory: run each phase's hub under bench/loop_profiler.py and write "
+        "<phase>.json there (what the loop did during each stall, CPU per thread)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the run's directory (logs)")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "camsim")
     args = parser.parse_args()
     sizes = args.sizes.split(",")
-    with tempfile.TemporaryDirectory(prefix="bench-hub-loop-") as tmp:
+    keep = tempfile.mkdtemp(prefix="bench-hub-loop-") if args.keep else None
+    if keep:
+        print(f"keeping the run's files (hub.log, data) in {keep}", flush=True)
+    with (
+        contextlib.nullcontext(keep)
+        if keep
+        else tempfile.TemporaryDirectory(prefix="bench-hub-loop-") as tmp
+    ):
         root = Path(tmp)
         relay = make_process(root / "relay")
         cams: list[Proc] = []
         try:
             for size in sizes:
-                print(f"camsim {size} {args.fps} fps {args.scene} (first run encodes)", flush=True)
-                cam = camsim(
-                    _port(), args.cache, scene=args.scene, size=size, fps=args.fps, duration=20
-                )
+                if size.startswith("file:"):  # a pre-encoded file, looped (bench/upscale.py)
+                    print(f"camsim {size} at {args.fps} fps", flush=True)
+                    extra = ("--file", size.removeprefix("file:"))
+                    cam = camsim(_port(), args.cache, *extra, fps=args.fps)
+                else:
+                    print(f"camsim {size} {args.fps} fps {args.scene} (first run encodes)")
+                    cam = camsim(
+                        _port(), args.cache, scene=args.scene, size=size, fps=args.fps, duration=20
+                    )
                 cam.timeout = 1800
                 cams.append(cam.start())
             urls = [c.urls[0] for c in cams]
@@ -186,13 +232,20 @@ async def main() -> None:
             home = Home(root, relay, urls[0], keep_plaintext=False)
             home.config.write_text(_config(root / "local", urls, port, None))
             print("phase 1: recording only (baseline)", flush=True)
-            baseline = await _window(home, port, args, None, len(urls))
+            profile = args.profile
+            if profile is not None:
+                profile.mkdir(parents=True, exist_ok=True)
+            baseline = await _window(
+                home, port, args, None, len(urls), profile and profile / "baseline.json"
+            )
             token = root / "owner-token"
             home.config.write_text(_config(root, urls, port, (relay.url, token)))
             phone = root / "phone"
             home.pair(phone, "phone")
             print("phase 2: full (relay, uploads, live)", flush=True)
-            full = await _window(home, port, args, phone, len(urls))
+            full = await _window(
+                home, port, args, phone, len(urls), profile and profile / "full.json"
+            )
         finally:
             for cam in cams:
                 cam.stop()

@@ -172,6 +172,7 @@ def test_camera_feeds_a_livestream_from_its_ring_and_forgets_it_when_ended(
     session = camera.start_live(LiveSettings(max_queued=1000))
     for p in packets[40:]:
         camera._on_main(p)
+    camera.recorder.mux.drain()  # the camera muxes livestreams on its mux thread
     session.stop("done")
     data = b"".join(f.data for f in iter(lambda: session.get(0), None))
     assert _check_frames(scene, data) == (30, 75 - 30)  # ring's newest keyframe, then live

@@ -247,9 +247,16 @@ class LiveSession:
         self.skips = 0
         self.fragments = 0
         self.init: LiveFragment | None = None
-        backlog = ring.since(float("inf")) if ring is not None else []
+        if ring is not None:
+            self.push_backlog(ring.since(float("inf")))
+
+    def push_backlog(self, packets: list[MediaPacket]) -> None:
+        """The ring's newest GOP, pushed before any live packet (the first picture at once,
+        no back-pressure): by the constructor, or by a caller that muxes in its own thread."""
         with self._cond:
-            for packet in backlog:  # the newest GOP: the first picture at once
+            for packet in packets:
+                if self.ended is not None:
+                    return
                 self._push_locked(packet)
 
     def push(self, packet: MediaPacket) -> None:

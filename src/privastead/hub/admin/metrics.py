@@ -167,6 +167,20 @@ class HubMetrics:
         m.set("privastead_hub_sent_notifications_total", float(delivery.sent_notifications))
         m.describe("privastead_hub_sent_fragments_total", "counter", "clip fragments encrypted")
         m.set("privastead_hub_sent_fragments_total", float(delivery.sent_fragments))
+        clips = delivery.clips
+        m.describe(
+            "privastead_hub_clip_fragments_spilled_total",
+            "counter",
+            "clip fragments queued without their bytes (over the per-camera queue budget; "
+            "read back from the recording)",
+        )
+        m.set("privastead_hub_clip_fragments_spilled_total", float(clips.spilled_fragments))
+        m.describe(
+            "privastead_hub_clip_fragments_unreadable_total",
+            "counter",
+            "spilled clip fragments missing from the recording (their clip was cut there)",
+        )
+        m.set("privastead_hub_clip_fragments_unreadable_total", float(clips.unreadable_fragments))
         m.describe("privastead_hub_group_jobs_total", "counter", "jobs run by a group's worker")
         m.describe("privastead_hub_group_jobs_failed_total", "counter", "jobs that raised")
         for group in delivery.groups:

@@ -2,9 +2,10 @@
 
 Threads and the loop:
 - the ingest reader thread(s) only read and hand packets to the event loop;
-- on the loop, every main-stream packet goes into the pre-roll ring, to the livestreams, and to
-  the recording stage (``hub.recording.clips.ClipRecorder``: during an event, into the clip
-  writer; muxing is cheap, ~800 MB/s);
+- on the loop, every main-stream packet goes into the pre-roll ring; the muxing it needs (the
+  clip writer during an event, every livestream's fragmenter) runs on the camera's mux thread
+  (``hub.recording.mux_thread``), in packet order, so the loop never parses boxes or writes a
+  file per packet (``docs/design/hub-concurrency.md``);
 - packets of the detection stream (the substream if configured, else the main stream) go to
   this camera's analysis thread through a bounded queue. It runs ``media.analysis.Analysis``
   (decoder, detector, event tracker, idle policy: the pipeline ``privastead-hub detect`` runs
@@ -54,6 +55,7 @@ from privastead.media.ring import PacketRing
 log = logging.getLogger(__name__)
 
 ANALYSIS_QUEUE = 256  # packets: ~8 s at 30 fps before the analysis starts dropping GOPs
+LIVE_BACKLOG = 60  # packets the mux thread may lag before livestreams skip to a keyframe
 
 
 @dataclass(frozen=True)
@@ -227,11 +229,14 @@ class Camera:
     # -- loop side: packets -----------------------------------------------------------------------
     def start_live(self, settings: LiveSettings | None = None) -> LiveSession:
         """A livestream of the main stream, starting at the ring's newest keyframe. It is fed
-        on the loop next to the recorder (a lock and a stream-copy mux per packet), so motion
-        detection and recording go on. Raises ``CameraUnavailableError`` while disconnected."""
+        on the camera's mux thread next to the clip writer (a stream-copy mux per packet), so
+        motion detection and recording go on. Raises ``CameraUnavailableError`` while
+        disconnected."""
         if self._main_info is None:
             raise CameraUnavailableError(f"{self.name}: not connected, no livestream possible")
-        session = LiveSession(self._main_info, self.ring, settings)
+        session = LiveSession(self._main_info, None, settings)
+        # The newest GOP first, then every packet routed after this call, in order.
+        self.recorder.mux.put(session.push_backlog, self.ring.since(float("inf")))
         self._live.add(session)
         return session
 
@@ -253,11 +258,14 @@ class Camera:
                 continuous.disconnected()
         elif isinstance(event, MediaPacket):
             self.ring.push(event)
-            for session in list(self._live):
-                if session.ended is not None:
+            if self._live:
+                for session in [s for s in self._live if s.ended is not None]:
                     self._live.discard(session)  # stopped, timed out or reconnected
-                else:
-                    session.push(event)
+                if self.recorder.mux.backlog < LIVE_BACKLOG:
+                    self.recorder.mux.put(_push_live, tuple(self._live), event)
+                else:  # the mux thread is far behind: live viewers skip, clips keep theirs
+                    for session in self._live:
+                        session.behind()
             if event.kind == "video":
                 self._last_main_pts = event.pts
             self.recorder.push(event)
@@ -341,6 +349,12 @@ class Camera:
                     self.continuous.event_started(change.event_id, onset)
                 start = onset if split else onset - self.config.events.pre_roll
                 self.recorder.start(change, start, self._to_main_time(frame_time))
+
+
+def _push_live(sessions: tuple[LiveSession, ...], packet: MediaPacket) -> None:
+    """On the mux thread: one packet into every livestream of the camera."""
+    for session in sessions:
+        session.push(packet)
 
 
 __all__ = ["Camera", "CameraStats", "ClipSink"]

@@ -144,6 +144,21 @@ class ClipJournal:
         self._next_offset[key] = offset + size
         self._write(key)
 
+    def read_next(self, camera: str, clip_id: str, size: int) -> bytes | None:
+        """The next ``size`` bytes of the clip to send, read back from the recorder's file
+        (where the next ``sending`` places them); None if the file or the bytes are missing.
+        The delivery reads a fragment back this way when it did not keep it in memory."""
+        key = (camera, clip_id)
+        record = self._open.get(key)
+        if record is None or record["part"] is None:
+            return None
+        offset = self._next_offset[key]
+        for path in _candidates(Path(record["part"])):  # renamed once the clip is complete
+            data = _read(path, offset, size)
+            if len(data) == size:
+                return data
+        return None
+
     def close(self, camera: str, clip_id: str) -> None:
         """The clip went out whole (or was given up by the quota): forget it."""
         key = (camera, clip_id)
@@ -153,25 +168,30 @@ class ClipJournal:
 
     def _find_part(self, camera: str, recorder_clip: str, init: bytes) -> Path | None:
         """The recorder's file of this clip: ``<clips>/<day>/<camera>-<time>-<event[:8]>...``
-        still being written, beginning with ``init``; today's and yesterday's days first."""
+        still being written, beginning with ``init``; today's and yesterday's days first. A
+        delivery that fell behind may find the recorder done already: then the finished
+        ``.mp4`` is the file (named here by its ``.part`` name, as every reader expects)."""
         if self.clips_dir is None:
             return None
         today = datetime.date.today()
         days = [str(today), str(today - datetime.timedelta(days=1)), "*"]
-        pattern = f"{camera}-*-{recorder_clip[:8]}*.mp4{PART_SUFFIX}"
-        for day in days:
-            found = sorted(
-                self.clips_dir.glob(f"{day}/{pattern}"),
-                key=lambda p: p.stat().st_mtime_ns if p.exists() else 0,
-                reverse=True,
-            )
-            for path in found:
-                try:
-                    with path.open("rb") as f:
-                        if f.read(len(init)) == init:
-                            return path
-                except OSError:
-                    continue
+        for suffix in (PART_SUFFIX, ""):  # a file still being written first
+            pattern = f"{camera}-*-{recorder_clip[:8]}*.mp4{suffix}"
+            for day in days:
+                found = sorted(
+                    self.clips_dir.glob(f"{day}/{pattern}"),
+                    key=lambda p: p.stat().st_mtime_ns if p.exists() else 0,
+                    reverse=True,
+                )
+                for path in found:
+                    try:
+                        with path.open("rb") as f:
+                            if f.read(len(init)) == init:
+                                return path.with_name(
+                                    path.name.removesuffix(PART_SUFFIX) + PART_SUFFIX
+                                )
+                    except OSError:
+                        continue
         log.warning("%s: the recorder's file of clip %s not found", camera, recorder_clip)
         return None
 

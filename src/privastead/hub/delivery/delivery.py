@@ -1,14 +1,10 @@
 """From camera events to encrypted relay messages: notifications, clip fragments, heartbeats.
 
-Delivery is the camera stage's ``ClipSink`` (``capture.camera``). The camera calls it on the
-event loop; each call only queues a job on the camera's ``events`` group worker
-(``delivery.worker``) and returns, so packet routing never waits for MLS or a disk:
+Delivery is the camera stage's ``ClipSink`` (``capture.camera``) through ``ClipDelivery``
+(``delivery.clip_delivery``): each call only queues a job on the camera's ``events`` group
+worker (``delivery.worker``) and returns, so packet routing never waits for MLS or a disk;
+the bytes it queues per camera are bounded. Besides:
 
-- event start: a ``Notification`` without thumbnail (256 bytes of plaintext, small enough for
-  the push wake-up), then the same event id with the thumbnail once it exists;
-- clip: a self-update commit in ``events`` before its init segment (a leaked key opens one
-  clip at most), then each fMP4 fragment as a ``ClipFragment``. One fragment is held back so
-  the last one can carry ``final`` when the recorder closes the clip;
 - every ``heartbeat_interval``: a ``Heartbeat`` in each camera's ``control`` group
   (``delivery.heartbeats``: the hub's clock and what it sent, so clients judge the relay), plus
   one at once to answer a client's ``ClockProbe``;
@@ -26,15 +22,14 @@ import asyncio
 import contextlib
 import functools
 import logging
-import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from privastead import compat
 from privastead.errors import RelayError
 from privastead.hub.control.live_sessions import LiveSessions
 from privastead.hub.control.reader import ControlReader
+from privastead.hub.delivery.clip_delivery import ClipDelivery, wire_event_id
 from privastead.hub.delivery.clip_journal import ClipJournal, end_interrupted_clips
 from privastead.hub.delivery.heartbeats import Heartbeats
 from privastead.hub.delivery.mailbox_wake import MailboxWake
@@ -45,7 +40,6 @@ from privastead.hub.delivery.uploader import Uploader
 from privastead.hub.recording.clips import EventNotice
 from privastead.hub.state.groups import HubGroup, HubGroups
 from privastead.protocol.codec import Message
-from privastead.protocol.messages import ClipFragment, Notification
 from privastead.relay.client import RelayClient
 
 log = logging.getLogger(__name__)
@@ -53,20 +47,6 @@ log = logging.getLogger(__name__)
 
 def _nothing(_app_seq: int) -> None:
     return None
-
-
-def wire_event_id(event_id: str) -> str:
-    """The protocol's 128-bit hex form; the detector's ids have it already (older 64-bit ids,
-    e.g. in a journal written before, are padded)."""
-    return event_id.rjust(32, "0")
-
-
-@dataclass
-class _Clip:
-    clip_id: str
-    event_id: str
-    held: tuple[int, bytes] | None = None  # the latest fragment, sent when the next arrives
-    refused: bool = False  # the outbox refused a fragment (quota): the rest is not sent
 
 
 class Delivery:
@@ -97,12 +77,16 @@ class Delivery:
         self.wake = wake
         # Open clips on disk, so that a restart ends a clip cut mid-recording (clip_journal).
         self.journal = journal
-        self.keep_plaintext_clips = keep_plaintext_clips
         self.control_interval = control_interval
-        # Touched only by the camera's events worker (one per camera: keys never collide).
-        self._clips: dict[tuple[str, str], _Clip] = {}
-        self.sent_notifications = 0
-        self.sent_fragments = 0
+        self.clips = ClipDelivery(groups, journal, keep_plaintext_clips=keep_plaintext_clips)
+
+    @property
+    def sent_notifications(self) -> int:
+        return self.clips.sent_notifications
+
+    @property
+    def sent_fragments(self) -> int:
+        return self.clips.sent_fragments
 
     # -- startup ---------------------------------------------------------------------------
 
@@ -151,91 +135,16 @@ class Delivery:
                 log.exception("reading client messages failed")
             await self.wake.wait(self.control_interval)
 
-    # -- ClipSink: called by the cameras on the event loop; each call only queues a job ---------
+    # -- ClipSink (the cameras call it on the event loop): ClipDelivery queues the work -------
 
     def on_event(self, notice: EventNotice) -> None:
-        group = self.groups.get(notice.camera, "events")
-        group.worker.submit(self._notify, group, notice)
+        self.clips.on_event(notice)
 
     def on_fragment(self, camera: str, clip: str, index: int, data: bytes, is_init: bool) -> None:
-        group = self.groups.get(camera, "events")
-        group.worker.submit(self._fragment, group, clip, index, data, is_init)
+        self.clips.on_fragment(camera, clip, index, data, is_init)
 
     def on_clip_end(self, camera: str, clip: str, path: Path) -> None:
-        group = self.groups.get(camera, "events")
-        group.worker.submit(self._clip_end, group, clip, path)
-
-    # -- on the events group's worker -----------------------------------------------------------
-
-    def _notify(self, group: HubGroup, notice: EventNotice) -> None:
-        group.sender.send(
-            lambda seq: Notification(
-                camera=notice.camera,
-                event_id=wire_event_id(notice.event_id),
-                at=notice.at,
-                score=notice.score,
-                boxes=notice.boxes,
-                seq=seq,
-                thumbnail=notice.thumbnail,
-            ),
-        )
-        self.sent_notifications += 1
-
-    def _fragment(self, group: HubGroup, clip: str, index: int, data: bytes, is_init: bool) -> None:
-        camera = group.camera
-        key = (camera, clip)
-        if is_init:
-            # New keys before every clip: whoever steals one epoch's keys reads one clip.
-            group.self_update()
-            new = _Clip(clip_id=secrets.token_hex(16), event_id=wire_event_id(clip))
-            self._clips[key] = new
-            self.journal.open(camera, new.clip_id, new.event_id, clip, data)
-        state = self._clips.get(key)
-        if state is None:
-            log.warning("%s: fragment %d of an unknown clip: not sent", camera, index)
-            return
-        if state.held is not None:
-            self._send_fragment(group, state, state.held, final=False)
-        state.held = (index, data)
-
-    def _clip_end(self, group: HubGroup, clip: str, path: Path) -> None:
-        camera = group.camera
-        state = self._clips.pop((camera, clip), None)
-        if state is None:
-            return
-        if state.held is not None:
-            self._send_fragment(group, state, state.held, final=True)
-        self.journal.close(camera, state.clip_id)
-        if not self.keep_plaintext_clips and not state.refused:
-            # Every fragment's ciphertext is durable in the outbox: the plaintext may go.
-            with contextlib.suppress(OSError):
-                path.unlink()
-
-    def _send_fragment(
-        self, group: HubGroup, state: _Clip, held: tuple[int, bytes], *, final: bool
-    ) -> None:
-        if state.refused:
-            return
-        index, data = held
-        camera = group.camera
-        next_app_seq = group.sender.next_app_seq
-        self.journal.sending(camera, state.clip_id, index, next_app_seq, len(data), final=final)
-        sent = group.sender.send(
-            lambda seq: ClipFragment(
-                clip_id=state.clip_id,
-                event_id=state.event_id,
-                index=index,
-                final=final,
-                is_init=index == 0,
-                seq=seq,
-                data=data,
-            ),
-        )
-        if not sent.accepted:
-            state.refused = True
-            self.journal.close(camera, state.clip_id)
-            log.warning("%s: outbox full, clip %s not sent", camera, state.clip_id)
-        self.sent_fragments += 1
+        self.clips.on_clip_end(camera, clip, path)
 
 
 def send_now(group: HubGroup, build: Callable[[int], Message]) -> Sent:

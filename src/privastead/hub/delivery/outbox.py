@@ -20,8 +20,12 @@ not enough, a clip fragment is refused and the rest of its clip too; notificatio
 heartbeats and control messages are never dropped: they are small, and losing a commit would
 desync every client. Drops are returned by ``append`` and collected for the heartbeat.
 
-Thread safety: one writer (the encrypting pipeline) and one uploader may call concurrently; all
-index changes happen under one lock.
+Thread safety: one writer per mailbox (its group's worker) and the uploader may call
+concurrently. Changes (and the disk writes that go with them: entry files, ``state.json``, all
+fsynced) happen under the outbox's ``lock``. The uploader's questions on the event loop
+(``first_pending``, ``contains``, ``mailbox``, ``mailboxes``) take only a small index lock that
+no one holds across disk I/O: otherwise the loop would wait for another camera's fsync
+(``docs/design/hub-concurrency.md`` measured it as the largest share of the loop's stalls).
 """
 
 from __future__ import annotations
@@ -135,6 +139,9 @@ class MailboxQueue:
         self.mailbox = mailbox
         self._dir = directory
         self._entries: dict[int, OutboxEntry] = {}
+        # Guards ``_entries`` for readers that must not wait on disk (the uploader on the
+        # loop). Taken after ``outbox.lock`` when both are needed, never held across I/O.
+        self._index = threading.Lock()
         self._uploaded_through = -1
         self._dropped: list[Range] = []
         self._load()
@@ -221,9 +228,10 @@ class MailboxQueue:
             path = self._dir / entry_name(seq)
             meta = EntryMeta(seq, kind.value, clip_id, push_payload, app_seq)
             write_atomic(path, pack_entry(meta, ciphertext))
-            self._entries[seq] = OutboxEntry(
-                self.mailbox, seq, kind, clip_id, push_payload, size, path, app_seq
-            )
+            with self._index:
+                self._entries[seq] = OutboxEntry(
+                    self.mailbox, seq, kind, clip_id, push_payload, size, path, app_seq
+                )
             self._outbox._note_append(self, seq, size, clip_id)
         self._outbox._notify(self.mailbox)
         return AppendResult(True, dropped)
@@ -252,15 +260,16 @@ class MailboxQueue:
 
     def pending(self) -> list[OutboxEntry]:
         """Entries not yet uploaded, lowest seq first."""
-        with self._outbox.lock:
+        with self._index:
             return [self._entries[s] for s in sorted(self._entries)]
 
     def first_pending(self) -> OutboxEntry | None:
-        with self._outbox.lock:
+        """The lowest entry not yet uploaded; never waits for a disk write."""
+        with self._index:
             return self._entries[min(self._entries)] if self._entries else None
 
     def contains(self, seq: int) -> bool:
-        with self._outbox.lock:
+        with self._index:
             return seq in self._entries
 
     @property
@@ -274,7 +283,8 @@ class MailboxQueue:
                 return  # dropped by the quota while it was being uploaded
             if seq != min(self._entries):
                 raise StorageError(f"outbox {self.mailbox}: seq {seq} uploaded out of order")
-            entry = self._entries.pop(seq)
+            with self._index:
+                entry = self._entries.pop(seq)
             # Record first, delete second: a crash in between leaves a file that _load deletes.
             self._uploaded_through = seq
             self._dropped = [r for r in self._dropped if r[1] > seq]
@@ -317,7 +327,8 @@ class MailboxQueue:
     def discard(self, seq: int, reason: str) -> None:
         """Give up on one entry the relay keeps refusing; it counts as dropped, not lost."""
         with self._outbox.lock:
-            entry = self._entries.pop(seq, None)
+            with self._index:
+                entry = self._entries.pop(seq, None)
             if entry is None:
                 return
             log.error("outbox %s: dropping seq %d (%s): %s", self.mailbox, seq, entry.kind, reason)
@@ -343,7 +354,8 @@ class MailboxQueue:
 
     def _drop_entries(self, seqs: Iterable[int]) -> None:
         for seq in seqs:
-            entry = self._entries.pop(seq, None)
+            with self._index:
+                entry = self._entries.pop(seq, None)
             if entry is not None:
                 self._dropped = _add_range(self._dropped, seq)
                 entry.path.unlink(missing_ok=True)
@@ -371,6 +383,7 @@ class Outbox:
         self._sent_bytes = 0
         self.lock = threading.RLock()
         self._queues: dict[str, MailboxQueue] = {}
+        self._index = threading.Lock()  # ``_queues`` for readers that must not wait on disk
         self._listeners: list[Callable[[str], None]] = []
         self._clip_order: dict[str, int] = {}  # clip id -> age rank (lower is older)
         self._counter = 0
@@ -395,7 +408,8 @@ class Outbox:
         directory = self.root / mailbox
         directory.mkdir(mode=0o700, exist_ok=True)
         queue = MailboxQueue(self, mailbox, directory)
-        self._queues[mailbox] = queue
+        with self._index:
+            self._queues[mailbox] = queue
         for entry in queue.pending():
             self._note_append(queue, entry.seq, entry.size, entry.clip_id)
         return queue
@@ -408,6 +422,10 @@ class Outbox:
         """The queue of ``mailbox`` (32 hex digits), created on first use."""
         if not parse_mailbox(mailbox):
             raise ValueError("a mailbox id is 32 lowercase hex digits")
+        with self._index:
+            known = self._queues.get(mailbox)
+        if known is not None:
+            return known  # the common case, on the loop: no wait for another writer's disk
         with self.lock:
             queue = self._queues.get(mailbox)
             if queue is None:
@@ -418,7 +436,7 @@ class Outbox:
             return queue
 
     def mailboxes(self) -> list[str]:
-        with self.lock:
+        with self._index:
             return sorted(self._queues)
 
     def subscribe(self, callback: Callable[[str], None]) -> Callable[[], None]:

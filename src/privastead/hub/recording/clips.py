@@ -3,15 +3,20 @@
 ``ClipRecorder`` is fed by its camera on the event loop: every main-stream packet (``push``),
 the detector's events (``start``/``end``) and connection losses (``disconnected``). A clip
 starts ``pre_roll`` before the event's onset (the ring keeps enough), is written as fMP4 by
-``media.recorder.ClipWriter`` (muxing appends to a file: no ``fsync``, memory speed) and ends
-with the event; closing it, its thumbnail and its sidecar JSON run in threads. An event that
-outlives a reconnect goes on in a new part at the next connection's first keyframe. Events,
-fragments and clip ends go to the camera's ``ClipSink`` (delivery), which only queues them.
+``media.recorder.ClipWriter`` and ends with the event. The loop only decides: opening the
+clip file, muxing every packet into it (box parsing, ``write`` + ``flush`` per fragment) and
+closing it run on the camera's ``MuxThread`` (``recording.mux_thread``), in order; the
+thumbnail and the sidecar JSON run in threads. A write that fails, or a mux thread that falls
+``MAX_BACKLOG`` packets behind (a stalled disk), ends the clip: logged and counted, what was
+written stays playable and is delivered. An event that outlives a reconnect goes on in a new
+part at the next connection's first keyframe. Events, fragments and clip ends go to the
+camera's ``ClipSink`` (delivery), which only queues them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -27,6 +32,7 @@ import av
 from privastead.atomic_file import write_atomic
 from privastead.compat import UTC
 from privastead.errors import MediaError
+from privastead.hub.recording.mux_thread import MuxThread
 from privastead.media.events import EventEnded, EventStarted
 from privastead.media.ingest import MediaPacket, StreamInfo
 from privastead.media.recorder import ClipSummary, ClipWriter
@@ -39,6 +45,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FragmentSink = Callable[[str, int, bytes, bool], None]
+
+# Packets the mux thread may lag behind before the clip is ended: ~20 s of 30 fps video with
+# audio. Only a disk that stalls for that long gets there; memory stays bounded.
+MAX_BACKLOG = 1200
 
 
 @dataclass(frozen=True)
@@ -73,12 +83,17 @@ class ClipSink(Protocol):
 @dataclass
 class _Recording:
     event_id: str
-    writer: ClipWriter
+    path: Path
+    epoch: int  # the connection the clip belongs to
     thumbnail: Path
     trigger: float
     score: float
     boxes: list[dict[str, float]]
     part: int = 1
+    # Set and used on the mux thread only: the writer once the file is open, and whether a
+    # write failed (the loop learns it through ``_write_failed``).
+    writer: ClipWriter | None = None
+    failed: bool = False
 
 
 class ClipRecorder:
@@ -112,6 +127,8 @@ class ClipRecorder:
         self.active_event: str | None = None
         self._pending: set[asyncio.Task[Any]] = set()
         self._stopped = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.mux = MuxThread(name)
 
     @property
     def recording(self) -> bool:
@@ -128,15 +145,11 @@ class ClipRecorder:
             again = EventStarted(resume.event_id, packet.pts, (), resume.score)
             self.start(again, packet.pts, resume.trigger, part=resume.part + 1)
         rec = self.current
-        if rec is not None and rec.writer.info.epoch == packet.epoch:
-            try:
-                rec.writer.write(packet)
-            except (av.FFmpegError, OSError, MediaError) as exc:
-                # A muxer or disk error ends this clip (what is written stays playable);
-                # the event goes on and the camera keeps running.
-                self.stats.errors += 1
-                log.error("%s: clip %s write failed: %s", self.name, rec.event_id, exc)
-                self.end(None)
+        if rec is not None and rec.epoch == packet.epoch:
+            if self.mux.backlog >= MAX_BACKLOG:
+                self._write_failed(rec, f"the disk fell {MAX_BACKLOG} packets behind")
+                return
+            self.mux.put(self._write, rec, packet)
 
     def disconnected(self) -> None:
         if self.current is not None:
@@ -162,6 +175,7 @@ class ClipRecorder:
         if self.current is not None:
             rec, self.current = self.current, None
             await self._finish_clip(rec, self.last_pts, None)
+        await asyncio.to_thread(self.mux.close)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -180,19 +194,22 @@ class ClipRecorder:
         if part > 1:
             stem += f"-part{part}"
         path = self.clips_dir / day / f"{stem}.mp4"
-        try:
-            writer = ClipWriter(event.event_id, info, path, on_fragment=self.fragments)
-        except (OSError, MediaError) as exc:
-            self.stats.errors += 1
-            log.error("%s: cannot start clip %s: %s", self.name, path, exc)
-            return
+        self._loop = asyncio.get_running_loop()
         packets = self.ring.since(start)
-        for packet in packets:
-            writer.write(packet)
         boxes = [asdict(b) for b in event.boxes]
-        self.current = _Recording(
-            event.event_id, writer, path.with_suffix(".jpg"), trigger, event.score, boxes, part
+        rec = _Recording(
+            event.event_id,
+            path,
+            info.epoch,
+            path.with_suffix(".jpg"),
+            trigger,
+            event.score,
+            boxes,
+            part,
         )
+        self.current = rec
+        # The file is created and the pre-roll muxed on the mux thread, before any later packet.
+        self.mux.put(self._open, rec, info, packets)
         log.info("%s: event %s started, recording %s", self.name, event.event_id, path.name)
         if part == 1:
             notice = EventNotice(
@@ -232,6 +249,44 @@ class ClipRecorder:
         end = self.to_main_time(ended.at) if ended is not None else self.last_pts
         self._spawn(self._finish_clip(rec, end, ended, keep_event=keep_event))
 
+    # -- on the mux thread ----------------------------------------------------------------
+    def _open(self, rec: _Recording, info: StreamInfo, packets: list[MediaPacket]) -> None:
+        try:
+            rec.writer = ClipWriter(rec.event_id, info, rec.path, on_fragment=self.fragments)
+            for packet in packets:
+                rec.writer.write(packet)
+        except (av.FFmpegError, OSError, MediaError) as exc:
+            self._failed_on_thread(rec, f"cannot start clip {rec.path}: {exc}")
+
+    def _write(self, rec: _Recording, packet: MediaPacket) -> None:
+        if rec.writer is None or rec.failed:
+            return
+        try:
+            rec.writer.write(packet)
+        except (av.FFmpegError, OSError, MediaError) as exc:
+            self._failed_on_thread(rec, f"clip {rec.event_id} write failed: {exc}")
+
+    def _close(self, rec: _Recording) -> ClipSummary | None:
+        """Flush and publish the clip's file; None if it never opened (reported already)."""
+        return None if rec.writer is None else rec.writer.close()
+
+    def _failed_on_thread(self, rec: _Recording, message: str) -> None:
+        rec.failed = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop is closing
+                loop.call_soon_threadsafe(self._write_failed, rec, message)
+
+    # -- back on the loop ----------------------------------------------------------------
+    def _write_failed(self, rec: _Recording, message: str) -> None:
+        """A muxer or disk error ends this clip (what is written stays playable and is
+        delivered); the event goes on and the camera keeps running."""
+        if self.current is not rec:
+            return  # ended already: counted once
+        self.stats.errors += 1
+        log.error("%s: %s; the clip ends here", self.name, message)
+        self.end(None)
+
     async def _finish_clip(
         self,
         rec: _Recording | None,
@@ -243,15 +298,17 @@ class ClipRecorder:
         if rec is None:
             return
         try:
-            summary: ClipSummary = await asyncio.to_thread(rec.writer.close)
-        except (MediaError, OSError) as exc:
+            summary = await self.mux.call(self._close, rec)  # after the clip's last packet
+        except (av.FFmpegError, MediaError, OSError) as exc:
             self.stats.errors += 1
             log.warning("%s: clip %s failed: %s", self.name, rec.event_id, exc)
             return
+        if summary is None:
+            return  # the file never opened: counted and logged by _write_failed
         self.stats.clips += 1
         self.stats.clip_paths.append(summary.path)
         if self.sink is not None:
-            self.sink.on_clip_end(self.name, rec.writer.clip_id, summary.path)
+            self.sink.on_clip_end(self.name, rec.event_id, summary.path)
         # Timeline seconds -> wall clock, through the newest packet's arrival (close enough
         # for people; the timeline itself is what the clip's timestamps use).
         wall = time.time() - (self.last_pts - summary.start)
