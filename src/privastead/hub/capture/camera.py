@@ -259,13 +259,7 @@ class Camera:
         elif isinstance(event, MediaPacket):
             self.ring.push(event)
             if self._live:
-                for session in [s for s in self._live if s.ended is not None]:
-                    self._live.discard(session)  # stopped, timed out or reconnected
-                if self.recorder.mux.backlog < LIVE_BACKLOG:
-                    self.recorder.mux.put(_push_live, tuple(self._live), event)
-                else:  # the mux thread is far behind: live viewers skip, clips keep theirs
-                    for session in self._live:
-                        session.behind()
+                self._to_live(event)
             if event.kind == "video":
                 self._last_main_pts = event.pts
             self.recorder.push(event)
@@ -273,6 +267,15 @@ class Camera:
                 continuous.push(event)
         if self.config.substream_url is None:
             self._on_detect_stream(event)
+
+    def _to_live(self, event: MediaPacket) -> None:
+        for session in [s for s in self._live if s.ended is not None]:
+            self._live.discard(session)  # stopped, timed out or reconnected
+        if self.recorder.mux.backlog < LIVE_BACKLOG:
+            self.recorder.mux.put(_push_live, tuple(self._live), event)
+        else:  # the mux thread is far behind: live viewers skip, clips keep theirs
+            for session in self._live:
+                session.behind()
 
     def _on_detect_stream(self, event: IngestEvent) -> None:
         if isinstance(event, MediaPacket):
