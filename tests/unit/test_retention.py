@@ -112,6 +112,22 @@ def test_apply_deletes_files_and_tells_the_index(tmp_path: Path) -> None:
         apply([Deletion(StoredItem("state", "k", 1, 0), "age")], tmp_path)
 
 
+def test_a_sidecar_goes_with_the_last_of_its_events_media(tmp_path: Path) -> None:
+    from privastead.media.retention import Deletion
+
+    day = tmp_path / "2026-12-01"
+    day.mkdir()
+    stem = day / "door-1764547200000-abcd"
+    for suffix, body in ((".mp4", b"c" * 50), (".jpg", b"t" * 20), (".json", b"{}")):
+        stem.with_suffix(suffix).write_bytes(body)
+    clip = StoredItem("clip", str(stem.with_suffix(".mp4")), 50, NOW - 40 * DAY)
+    thumb = StoredItem("thumbnail", str(stem.with_suffix(".jpg")), 20, NOW - 100 * DAY)
+    assert apply([Deletion(clip, "age")], tmp_path) == 50
+    assert stem.with_suffix(".json").exists()  # the thumbnail still shows the event
+    assert apply([Deletion(thumb, "age")], tmp_path) == 22  # and its sidecar with it
+    assert list(day.iterdir()) == []
+
+
 @dataclass
 class _Vfs:
     f_frsize: int

@@ -165,6 +165,23 @@ def plan(
     return Plan(tuple(chosen.values()), shortfall, freed)
 
 
+EVENT_MEDIA = ("clip", "thumbnail")  # an event's files, beside its ``.json`` sidecar
+
+
+def _drop_orphan_sidecar(media: Path) -> int:
+    """An event's sidecar goes with the last of its media (clip ``.mp4`` and thumbnail
+    ``.jpg`` share its stem): once neither is left it describes nothing. Bytes freed."""
+    if media.with_suffix(".mp4").exists() or media.with_suffix(".jpg").exists():
+        return 0
+    sidecar = media.with_suffix(".json")
+    try:
+        size = sidecar.stat().st_size
+        sidecar.unlink()
+    except FileNotFoundError:
+        return 0
+    return size
+
+
 def apply(
     deletions: Iterable[Deletion],
     root: Path,
@@ -187,6 +204,8 @@ def apply(
         done.append(deletion)
         item = deletion.item
         log.info("retention: deleted %s (%s, %d bytes)", path.name, deletion.reason, item.bytes)
+        if item.kind in EVENT_MEDIA:
+            freed += _drop_orphan_sidecar(path)
     # The index learns it after every file is gone: on a full disk, it needs that room itself.
     segments = [d.item.key for d in done if d.item.kind == "segment"]
     if segments and on_segments is not None:

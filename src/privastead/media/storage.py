@@ -2,7 +2,8 @@
 
 ``catalog`` lists the deletable media: continuous-recording segments from their index, event
 clips (``*.mp4``) and thumbnails (``*.jpg``) from the clips directory (``<day>/<camera>-...``),
-each with its size and time. Sidecars (``*.json``, an event's description) are small and stay.
+each with its size and time. Sidecars (``*.json``, an event's description) are small: one
+goes when the last of its event's clip and thumbnail is deleted (``retention.apply``).
 Nothing else under the hub's data directory (MLS state, outbox) is ever listed, so retention
 cannot reach it. ``make_room`` plans with ``retention.plan`` for the disk's current free space
 and deletes.
