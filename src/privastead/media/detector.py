@@ -223,7 +223,7 @@ class MotionDetector:
         c = blobs.candidate
         motion, fresh, born = self.tracks.update(
             blobs.boxes[c], blobs.coherent[c], blobs.chronic[c], blobs.sudden[c], t,
-            s.persistence,
+            s.persistence, blobs.shaped[c],
         )  # fmt: skip
         blobs.set_motion(motion, fresh, born)
         self._paint(labels, blobs, t)
