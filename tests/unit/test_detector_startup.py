@@ -35,8 +35,8 @@ def _scene(walkers: tuple[Walker, ...]) -> Scene:
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("startup")
-    visited = encode_scene(_scene((VISITOR,)), root / "visited.mp4", gop_seconds=1.0)
-    empty = encode_scene(_scene(()), root / "empty.mp4", gop_seconds=1.0)
+    visited = encode_scene(_scene((VISITOR,)), root / "visited.mp4", gop_seconds=2.0)
+    empty = encode_scene(_scene(()), root / "empty.mp4", gop_seconds=2.0)
     return visited, empty
 
 

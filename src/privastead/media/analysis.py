@@ -35,6 +35,8 @@ from privastead.media.settings import DetectionSettings, EventSettings
 #: A GOP longer than this many packets is not kept for a rewind (the switch to full rate then
 #: replays the current GOP only, or waits for the next keyframe).
 MAX_GOP_PACKETS = 600
+#: Seconds by which the newest packet may lead the newest decoded frame (frame threading).
+DECODER_LEAD = 0.5
 
 
 class Detector(Protocol):
@@ -218,7 +220,10 @@ class Analysis:
             self.first_frame = frame.pts
             # The detector's start-up is decoded at full rate in either mode: it learns the
             # scene from those frames and looks at them again once it knows the background.
-            self.policy.hold(frame.pts + max(0.0, STARTUP_SECONDS - self.policy.quiet_seconds))
+            # The hold runs on packet times, which lead the frames by the decoder's delay, so
+            # it lasts a little longer than the start-up.
+            busy_until = frame.pts + STARTUP_SECONDS + DECODER_LEAD
+            self.policy.hold(busy_until - self.policy.quiet_seconds)
         result = self.detector.process(frame)
         changes: list[Event] = []
         take_late = getattr(self.detector, "take_late", None)
