@@ -178,12 +178,15 @@ async def test_a_camera_change_is_sent_at_once_with_its_health(tmp_path: Path) -
         assert isinstance(first, Heartbeat) and first.cameras == {"cam": facts}
         clock.advance(30)  # half an interval later the camera goes away
         facts.update(connected=False, offline_since=clock.time() - 10)
+        idle = groups.get("cam", "control").worker.wait_idle  # beats are built on the worker
         beats.soon("cam")
+        await idle()
         assert len(send.sent) == 2  # not at the next interval: now
         now = send.sent[-1][1]
         assert isinstance(now, Heartbeat) and now.cameras["cam"]["connected"] is False
         assert now.answers == ()
         beats.soon("cam")  # a flapping camera cannot flood the mailbox: the gap holds
+        await idle()
         assert len(send.sent) == 2
     finally:
         groups.close()
