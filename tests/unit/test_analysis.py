@@ -11,7 +11,7 @@ from privastead.camsim.scene import make_scene
 from privastead.camsim.suite import encode_scene
 from privastead.media.analysis import Detector
 from privastead.media.decode import LumaFrame
-from privastead.media.detector import MotionDetector, MotionResult
+from privastead.media.detector import STARTUP_SECONDS, MotionDetector, MotionResult
 from privastead.media.events import Event
 from privastead.media.scan import scan_file
 from privastead.media.settings import DetectionSettings, EventSettings
@@ -54,7 +54,9 @@ def test_idle_mode_starts_events_when_full_rate_does(demo: Path) -> None:
     assert idle.events[0].start > to
     # It decided no earlier than the keyframe that showed the change.
     assert idle.events[0].decided >= at
-    assert idle.frames_decoded < full.frames_decoded * 0.8  # idle decoding is cheap
+    # Idle decoding is cheap, apart from the detector's start-up, decoded at full rate in
+    # either mode (10 fps here).
+    assert idle.frames_decoded - 10 * STARTUP_SECONDS < full.frames_decoded * 0.8
     assert len(seen.changes) == 2  # started, ended: one event, nothing duplicated by a rewind
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from privastead.media.decode import DecodeMode, LumaDecoder, LumaFrame
-from privastead.media.detector import MotionDetector, MotionResult
+from privastead.media.detector import STARTUP_SECONDS, MotionDetector, MotionResult
 from privastead.media.events import Event, EventTracker
 from privastead.media.idle import IdlePolicy
 from privastead.media.settings import DetectionSettings, EventSettings
@@ -35,6 +35,8 @@ from privastead.media.settings import DetectionSettings, EventSettings
 #: A GOP longer than this many packets is not kept for a rewind (the switch to full rate then
 #: replays the current GOP only, or waits for the next keyframe).
 MAX_GOP_PACKETS = 600
+#: Seconds by which the newest packet may lead the newest decoded frame (frame threading).
+DECODER_LEAD = 0.5
 
 
 class Detector(Protocol):
@@ -142,7 +144,9 @@ class Analysis:
         detector learned is kept when the frame size stays the same."""
         if self._decoder is not None:
             self.frames_decoded_before += self._decoder.frames_decoded
-        self._decoder = LumaDecoder(stream, self.mode)
+        # Nothing learned yet: the start-up runs at full rate (see ``_analyse``).
+        mode: DecodeMode = "full" if self.detector is None else self.mode
+        self._decoder = LumaDecoder(stream, mode)
         self._gops = []
         self._snapshots = []
 
@@ -186,7 +190,8 @@ class Analysis:
         was_idle = decoder.mode == "keyframes"
         for frame in decoder.decode(packet):
             self._analyse(frame, out)
-        wanted = self.policy.mode(self._newest)
+        # full rate until the first frame is analysed (the start-up, see ``_analyse``)
+        wanted = self.policy.mode(self._newest) if self.first_frame is not None else "full"
         if was_idle and wanted == "full":
             self._wake(out)
         elif wanted != decoder.mode:
@@ -213,11 +218,25 @@ class Analysis:
         self._last_frame = frame.pts
         if self.first_frame is None:
             self.first_frame = frame.pts
+            # The detector's start-up is decoded at full rate in either mode: it learns the
+            # scene from those frames and looks at them again once it knows the background.
+            # The hold runs on packet times, which lead the frames by the decoder's delay, so
+            # it lasts a little longer than the start-up.
+            busy_until = frame.pts + STARTUP_SECONDS + DECODER_LEAD
+            self.policy.hold(busy_until - self.policy.quiet_seconds)
         result = self.detector.process(frame)
+        changes: list[Event] = []
+        take_late = getattr(self.detector, "take_late", None)
+        if take_late is not None:
+            # Frames looked at again (the start-up's, once the background is known): the
+            # event tracker sees them in order, before this frame.
+            for at, late in take_late():
+                self.policy.update(late, frame.pts, self.tracker.active)
+                changes += self.tracker.update(late, at)
         self.policy.update(result, frame.pts, self.tracker.active)
         if self.observer is not None:
             self.observer.analysed(frame, result, self.detector)
-        changes = self.tracker.update(result, frame.pts)
+        changes += self.tracker.update(result, frame.pts)
         if changes:
             out.append(EventChanges(tuple(changes), frame.pts, self._newest))
             if self.observer is not None:

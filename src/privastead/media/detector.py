@@ -72,8 +72,9 @@ ACTIVITY_TAU, SETTLE_ACTIVITY_TAU = 20.0, 2.0
 LIGHT_TAU = 0.3
 #: Seconds a candidate blob is protected from the background before it becomes an object.
 YOUNG = 2.0
-#: Frames kept while settling for the median background.
-MAX_SAMPLES = 40
+#: Frames kept while settling for the median background (and looked at again after the
+#: start-up): the start-up at 30 analysed frames a second.
+MAX_SAMPLES = 100
 #: Newly changed fraction of the frame, within SUDDEN_WITHIN seconds, that is a global change.
 SUDDEN_FRACTION, SUDDEN_WITHIN = 0.15, 0.25
 #: Seconds the detector only learns after start-up (noise levels are unknown until then).
@@ -150,6 +151,9 @@ class MotionDetector:
         self._settle_until = -math.inf
         self._last_count = 0
         self._samples: list[npt.NDArray[np.float32]] = []
+        self._sample_times: list[float] = []
+        self._starting = True  # the start-up's frames are looked at again once it ends
+        self._late: list[tuple[float, MotionResult]] = []
         self._result = NO_MOTION
         self.frames_analysed = 0
         self.explain: FrameExplain | None = None
@@ -185,7 +189,7 @@ class MotionDetector:
         self._last_t = t
         self.frames_analysed += 1
         m = block_means(frame.y, self.block, self._m)
-        floor, k, kb = s.noise_floor, s.noise_factor, s.reach_factor
+        floor, k = s.noise_floor, s.noise_factor
         if dt == 0.0:  # first frame: it is the background; learn the noise for a while
             self._rebase(m, t)
             self._settle_until = t + max(STARTUP_SECONDS, s.settle_seconds)
@@ -193,7 +197,17 @@ class MotionDetector:
             self.f[G.REACH].fill(0.0)
             return self._set(NO_MOTION, FrameExplain(t, "start-up: learning the scene"))
         if self._samples and t >= self._settle_until:
+            samples, times = self._samples, self._sample_times
             self._end_settling(s.noise_floor)
+            if self._starting:
+                self._starting = False
+                self._replay(samples, times)
+        return self._analyse(m, t, dt)
+
+    def _analyse(self, m: npt.NDArray[np.float32], t: float, dt: float) -> MotionResult:
+        """Compare the grid ``m`` at ``t`` with what was learned, judge, track, learn."""
+        s = self.settings
+        floor, k, kb = s.noise_floor, s.noise_factor, s.reach_factor
         g, o = global_fit(m, self.f[G.BG], self.u[G.WEIGHT])
         count = compare_grid(m, self.f, self.u, g, o, k, kb, floor)
         jump = count - self._last_count
@@ -212,7 +226,7 @@ class MotionDetector:
             return self._set(MotionResult(0.0, (), False, True, True), FrameExplain(t, why))
         if t < self._settle_until:
             self.u[G.LIGHT].fill(0)
-            self._learn_settling(m, dt, floor)
+            self._learn_settling(m, t, dt, floor)
             return self._set(NO_MOTION, FrameExplain(t, "settling: learning only", count=count))
         lit = light_cells(m, self.f, self.u, k, floor)
         labels, stats = label_cells(
@@ -223,7 +237,7 @@ class MotionDetector:
         c = blobs.candidate
         motion, fresh, born = self.tracks.update(
             blobs.boxes[c], blobs.coherent[c], blobs.chronic[c], blobs.sudden[c], t,
-            s.persistence,
+            s.persistence, blobs.shaped[c],
         )  # fmt: skip
         blobs.set_motion(motion, fresh, born)
         self._paint(labels, blobs, t)
@@ -263,7 +277,9 @@ class MotionDetector:
         self.explain = explain
         return result
 
-    def _learn_settling(self, m: npt.NDArray[np.float32], dt: float, floor: float) -> None:
+    def _learn_settling(
+        self, m: npt.NDArray[np.float32], t: float, dt: float, floor: float
+    ) -> None:
         # Everything is learned while settling: nothing counts yet, whatever stays.
         self.u[G.ACTIVE].fill(0)
         self.u[G.CONFIRMED].fill(0)
@@ -277,6 +293,34 @@ class MotionDetector:
         learn_grid(m, self.f, self.u, r)
         if len(self._samples) < MAX_SAMPLES:
             self._samples.append(m.copy())
+            self._sample_times.append(t)
+
+    def _replay(self, samples: list[npt.NDArray[np.float32]], times: list[float]) -> None:
+        """Look at the start-up's frames again, now that the background is known.
+
+        During the start-up nothing is known (background, noise, what moves chronically), so
+        the detector only learns. Someone who came and went within those seconds would be
+        missed; so once the median background and the noise are established, the frames
+        kept meanwhile go through the ordinary analysis, in order, as if the detector had
+        started from that background. Their results wait in ``take_late`` for the event
+        tracker (``media.analysis``). Costs one grid analysis per start-up frame, once.
+        """
+        if len(samples) < 2:
+            return
+        np.copyto(self.f[G.PREV], samples[0])
+        self.u[G.PREV_CHANGED].fill(0)
+        self._last_count = 0
+        self._settle_until = -math.inf
+        for i in range(1, len(samples)):
+            dt = min(max(times[i] - times[i - 1], 1e-3), 2.0)
+            self._late.append((times[i], self._analyse(samples[i], times[i], dt)))
+        np.copyto(self.f[G.PREV], samples[-1])
+
+    def take_late(self) -> list[tuple[float, MotionResult]]:
+        """Results for earlier frames looked at again (the start-up's), oldest first, each
+        with its frame time; handed out once. The current frame's result follows them."""
+        late, self._late = self._late, []
+        return late
 
     def _end_settling(self, floor: float) -> None:
         """The per-cell median of the frames seen while settling is the background, so that
@@ -325,6 +369,7 @@ class MotionDetector:
 
     def _rebase(self, m: npt.NDArray[np.float32], t: float) -> None:
         self._samples = [m.copy()]
+        self._sample_times = [t]
         np.copyto(self.f[G.BG], m)
         np.copyto(self.f[G.PREV], m)
         self.u[G.PREV_CHANGED].fill(0)
@@ -350,4 +395,4 @@ class MotionDetector:
         return MotionResult(min(1.0, score), boxes, True, False, wake, since)
 
 
-__all__ = ["NO_MOTION", "Box", "MotionDetector", "MotionResult"]
+__all__ = ["NO_MOTION", "STARTUP_SECONDS", "Box", "MotionDetector", "MotionResult"]

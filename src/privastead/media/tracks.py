@@ -9,6 +9,8 @@ size (an object moves at most about its size per analysed frame). A track become
   flagged in the previous frame too: it overlaps itself; rain streaks and flakes that
   happen to fall near each other do not, and a track that only lives on such chance
   matches never builds up its coherence score), and
+- been seen *sharp* in at least ``SHARP_FRAMES`` analysed frames (its change has sharp steps:
+  an object's outline, not the smooth field of light or shadow; ``media.verdicts``), and
 - either moved (a side of its box has travelled by at least ``MOVED`` of the largest size
   it has had, and ``MIN_TRAVEL`` cells: a car coming in at the edge of the view moves its
   front, not yet its centre; in areas of chronic motion, where foliage, water and flags
@@ -21,12 +23,13 @@ size (an object moves at most about its size per analysed frame). A track become
 
 A confirmed track stays confirmed while blobs keep matching it, so a person who stops stays
 an object (a standing person is coherent: the same cells stay flagged); its blob counts as
-motion in the frames where it is coherent. A track confirmed without ever moving is let go
-after ``STATIC_HOLD`` seconds (what appears and never moves at all is more often a change in
-the scene than a visitor), and so is one whose blob has shrunk to a ``REMNANT`` of its
-largest size away from the edges of the view (what is left in the background where a car
-drove by; a car that leaves the view shrinks too, at the edge). An unmatched track is
-forgotten after ``GRACE`` seconds.
+motion in the frames where it is coherent and sharp (a cloud's shadow that swallowed the
+blob of a person walking under it, and goes on after they left, is not them). A track
+confirmed without ever moving is let go after ``STATIC_HOLD`` seconds (what appears and
+never moves at all is more often a change in the scene than a visitor), and so is one whose
+blob has shrunk to a ``REMNANT`` of its largest size away from the edges of the view (what
+is left in the background where a car drove by; a car that leaves the view shrinks too, at
+the edge). An unmatched track is forgotten after ``GRACE`` seconds.
 """
 
 from __future__ import annotations
@@ -49,13 +52,15 @@ MOVED, MOVED_CHRONIC, MIN_TRAVEL = 0.5, 1.5, 3.0
 STATIC_AGE, STATIC_HOLD = 1.0, 8.0
 #: A confirmed track whose size has fallen under this share of its largest is let go.
 REMNANT = 0.35
+#: Analysed frames a track must have been seen sharp in (not only a smooth field of light).
+SHARP_FRAMES = 2
 
 # Track columns: box (rows, cols; end exclusive), birth time, last seen, coherent hits,
 # birth centre, size at birth, largest size, largest distance travelled (in sizes),
-# confirmed flag, sudden at birth, chronic area at birth.
+# confirmed flag, sudden at birth, chronic area at birth, box at birth, frames seen sharp.
 (R0, C0, R1, C1, BORN, LAST, HITS, CY0, CX0, SIZE0, SIZEMAX, TRAVEL, CONFIRMED, SUDDEN,
- CHRONIC, BR0, BC0, BR1, BC1) = range(19)  # fmt: skip
-COLUMNS = 19
+ CHRONIC, BR0, BC0, BR1, BC1, SHARPS) = range(20)  # fmt: skip
+COLUMNS = 20
 
 
 class Tracks:
@@ -69,12 +74,20 @@ class Tracks:
         self.rows = self.rows[:0]
 
     def update(  # noqa: PLR0917 -- per-blob arrays of one frame
-        self, boxes: F64, coherent: B, chronic: B, sudden: B, t: float, persistence: float
+        self,
+        boxes: F64,
+        coherent: B,
+        chronic: B,
+        sudden: B,
+        t: float,
+        persistence: float,
+        sharp: B,
     ) -> tuple[B, B, F64]:
         """Match this frame's blobs (``boxes``: n x [r0, c0, r1, c1]) to the tracks.
 
         Returns per blob: motion (a confirmed object, coherent in this frame), newly
-        confirmed in this frame, and the birth time of its track.
+        confirmed in this frame, and the birth time of its track. ``sharp`` says which blobs
+        have an object's sharp edges in this frame.
         """
         tracks = self.rows[t - self.rows[:, LAST] <= GRACE]
         n = len(boxes)
@@ -91,15 +104,18 @@ class Tracks:
         new[:, SIZE0], new[:, SIZEMAX] = size, size
         new[:, SUDDEN], new[:, CHRONIC] = sudden, chronic
         new[:, BR0 : BC1 + 1] = boxes
+        new[:, SHARPS] = sharp
         was = np.zeros(n, bool)
         if len(tracks) and n:
-            was = _inherit(new, tracks, coherent, size)
+            was = _inherit(new, tracks, coherent, size, sharp)
             tracks = tracks[~_hits(boxes, tracks).any(axis=0)]  # the rest wait out their grace
         confirmed = was | self._confirm(new, boxes, t, persistence)
         confirmed &= self._keep(new, boxes, size, t)
         new[:, CONFIRMED] = confirmed
         self.rows = np.concatenate([tracks, new])
-        return confirmed & coherent, confirmed & ~was, new[:, BORN].copy()
+        # Motion where the object shows: coherent, and sharp (a confirmed track that a smooth
+        # blob of light or shadow matched, where the object left, is not the object).
+        return confirmed & coherent & sharp, confirmed & ~was, new[:, BORN].copy()
 
     @staticmethod
     def _confirm(new: F64, boxes: F64, t: float, persistence: float) -> B:
@@ -116,7 +132,11 @@ class Tracks:
             new[:, TRAVEL], np.where(shift >= MIN_TRAVEL, shift / scale, 0.0)
         )
         age = t - new[:, BORN]
-        ready = (new[:, HITS] >= COHERENT) & (age >= persistence - 1e-9)
+        ready = (
+            (new[:, HITS] >= COHERENT)
+            & (age >= persistence - 1e-9)
+            & (new[:, SHARPS] >= SHARP_FRAMES)
+        )
         moved = new[:, TRAVEL] >= np.where(chronic, MOVED_CHRONIC, MOVED)
         placed = (new[:, SUDDEN] > 0) & ~chronic & (age >= STATIC_AGE)
         result: B = ready & (moved | placed)
@@ -150,7 +170,7 @@ def _hits(boxes: F64, tracks: F64) -> B:
     return hit
 
 
-def _inherit(new: F64, tracks: F64, coherent: B, size: F64) -> B:
+def _inherit(new: F64, tracks: F64, coherent: B, size: F64, sharp: B) -> B:
     """Matched blobs inherit their tracks' history (in place); returns which were confirmed."""
     hit = _hits(new[:, R0 : C1 + 1], tracks)
     matched = hit.any(axis=1)
@@ -166,6 +186,7 @@ def _inherit(new: F64, tracks: F64, coherent: B, size: F64) -> B:
     new[:, HITS] = np.where(matched, 0.5 * best(HITS) + coherent, new[:, HITS])
     new[:, SIZEMAX] = np.where(matched, np.maximum(best(SIZEMAX), size), size)
     new[:, TRAVEL] = np.where(matched, best(TRAVEL), 0.0)
+    new[:, SHARPS] = np.where(matched, best(SHARPS) + sharp, sharp)
     was: B = matched & (best(CONFIRMED) > 0)
     return was
 
@@ -178,6 +199,7 @@ __all__ = [
     "MOVED",
     "MOVED_CHRONIC",
     "REMNANT",
+    "SHARP_FRAMES",
     "STATIC_AGE",
     "STATIC_HOLD",
     "Tracks",

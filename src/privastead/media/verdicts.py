@@ -20,6 +20,15 @@
 - *chronic*: its cells strayed beyond their noise often lately (foliage, water, flags, heavy
   rain), whether or not their learned reach kept them from being flagged: there, only a
   blob that goes somewhere becomes an object (``media.tracks``);
+- *sharp*: it has at least ``SHARP_MIN`` sharp steps (``kernels.labels``: neighbouring cells
+  whose ratios to the background differ by more than twice the detection threshold). Light
+  and shadow multiply the scene by a smooth field (a cloud's shadow drifting over bare
+  ground, a headlight pool, an exposure ramp, a big soft flake right in front of the lens):
+  their blobs have almost no such steps, whatever their size or how they move. An object
+  replaces what is behind it: its outline is sharp, and so is its inside over textured
+  ground. Only a track seen sharp becomes an object (``media.tracks``); once it is one, a
+  frame where it looks smooth (a car mostly seen as its own headlight pool) does not break
+  it;
 - *sudden*: its cells changed mostly since the previous frame (something appeared), not
   through a slow drift (a cloud's shadow creeping over an untextured patch, where the light
   test cannot see the texture). Only a sudden blob may become an object without moving.
@@ -56,6 +65,10 @@ GHOST_EDGES = 1.5
 SOFT_EDGES = 0.3
 #: ...and at least this share of its cells brighter than the background.
 SOFT_BRIGHTER = 0.9
+#: A blob is sharp with at least this many sharp steps: part of the outline of the smallest
+#: object. (On the tuning scenes, cloud shadows and headlight pools of up to 300 cells had
+#: none; the outline of a distant walker has a dozen or more, whatever else its blob holds.)
+SHARP_MIN = 4.0
 
 
 @dataclass
@@ -71,12 +84,22 @@ class Blobs:
     coherent: B
     chronic: B
     sudden: B
+    sharp: B
     motion: B = field(default_factory=lambda: np.zeros(0, bool))
     fresh: B = field(default_factory=lambda: np.zeros(0, bool))
     born: F64 = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         self.candidate: B = self.big & ~self.thin & ~self.ghost & ~self.soft
+
+    @property
+    def shaped(self) -> B:
+        """Not a smooth drift of light: sharp edges, or a sudden change. A slow, smooth change
+        (a cloud's shadow creeping over bare ground, an exposure ramp) is light; a fast one
+        may be a car seen mostly as its own headlight pool at night, where the dark street
+        shows no sharp edge, so it is left to the other tests."""
+        result: B = self.sharp | self.sudden
+        return result
 
     @property
     def wake(self) -> B:
@@ -109,6 +132,8 @@ class Blobs:
             return "object (new)" if self.fresh[i] else "object"
         if not self.coherent[i]:
             return "not coherent (does not overlap the previous frame)"
+        if not self.shaped[i]:
+            return "smooth, slow change without a sharp edge (light or shadow)"
         if self.chronic[i]:
             return "in a chronic-motion area, not moving"
         return "tracking, not moving yet"
@@ -134,6 +159,7 @@ def judge(stats: F64, min_cells: int, floor: float) -> Blobs:
         coherent=stats[:, L.PERSISTENT] >= COHERENT_SHARE * n,
         chronic=stats[:, L.ACTIVITY] / safe >= CHRONIC,
         sudden=stats[:, L.CHANGE] >= SUDDEN_SHARE * stats[:, L.DEVIATION],
+        sharp=stats[:, L.SHARP] >= SHARP_MIN,
     )
 
 

@@ -4,11 +4,17 @@ Spatial coherence is what separates a person (one blob of many cells) from rain 
 (scattered single cells). Per blob: size and box; summed excess over the threshold; how many
 of its cells are *persistent* (flagged in the previous frame too, nearby); how far its cells
 are from the background and how much they changed since the previous frame (a thing that
-appears does so at once; a slow drift in the light builds up over many frames); and the
-summed activity and reach (how often its cells were flagged lately, how far they stray while
-they fluctuate: chronic motion such as foliage and water); and the contrast across its
-border in the frame and in the background (an object has its edges in the frame; a *ghost*,
-where the background went wrong and the frame is right, has them in the background).
+appears does so at once; a slow drift in the light builds up over many frames); and the summed
+activity and reach (how often its cells were flagged lately, how far they stray while they
+fluctuate: chronic motion such as foliage and water); and the contrast across its border in
+the frame and in the background (an object has its edges in the frame; a *ghost*, where the
+background went wrong and the frame is right, has them in the background); and how many *sharp
+steps* it has: pairs of a cell and a 4-neighbour (inside the blob or across its border) whose
+brightness ratio to the background differs by more than ``STEP`` times the cell's own
+detection threshold. Light and shadow multiply the scene by a field that is smooth from cell
+to cell (a cloud's shadow, a headlight pool, an exposure ramp: the ratio ``m / bg`` barely
+changes between neighbours); an object replaces the scene, so its outline, and its inside
+wherever the ground behind it has texture, is made of such steps.
 Labels are numbered 1.. in raster order of each blob's first cell, so the Numba kernel and the
 NumPy reference (a different algorithm: iterative min-label propagation) agree exactly.
 """
@@ -28,8 +34,21 @@ F64 = npt.NDArray[np.float64]
 CELLS, ROW0, COL0, ROW1, COL1, EXCESS, PERSISTENT = range(7)  # box ends exclusive
 # sums of |m - bg|, |m - prev|, activity, reach beyond what sensor noise explains; contrast
 # across the border in the frame and in the background
-DEVIATION, CHANGE, ACTIVITY, REACH, EDGE_M, EDGE_BG, BORDER, BRIGHTER = range(7, 15)
-STATS = 15
+DEVIATION, CHANGE, ACTIVITY, REACH, EDGE_M, EDGE_BG, BORDER, BRIGHTER, SHARP = range(7, 16)
+STATS = 16
+#: Backgrounds darker than this give no usable ratio: the ratio test clamps them here.
+DARK = 12.0
+#: A sharp step: the neighbour misses the prediction from this cell's ratio by more than STEP
+#: detection thresholds (noise and the gradient of a soft shadow stay well under it).
+STEP = 2.0
+
+
+@numba.njit("boolean(float32, float32, float32, float32, float64)", nogil=True, cache=True)
+def _sharp(m, bg, m_nb, bg_nb, thr):  # type: ignore[no-untyped-def]
+    # The neighbour predicted from this cell's ratio to the background: light keeps the
+    # ratio from cell to cell, an object's edge does not.
+    ratio = np.float64(m) / max(np.float64(bg), DARK)
+    return abs(np.float64(m_nb) - ratio * max(np.float64(bg_nb), DARK)) > STEP * thr
 
 
 @numba.njit(
@@ -58,7 +77,7 @@ def _label_kernel(mask, persist, excess, m, bg, dd, act, reach, noise, labels, s
             rmin, cmin, rmax, cmax = r0, c0, r0, c0
             strength = 0.0
             kept = 0
-            dev = change = busy = stray = edge_m = edge_bg = border = brighter = 0.0
+            dev = change = busy = stray = edge_m = edge_bg = border = brighter = sharp = 0.0
             while top > 0:
                 top -= 1
                 p = stack[top]
@@ -67,7 +86,9 @@ def _label_kernel(mask, persist, excess, m, bg, dd, act, reach, noise, labels, s
                 cells += 1
                 strength += excess[r, c]
                 kept += persist[r, c]
-                dev += abs(np.float64(m[r, c]) - np.float64(bg[r, c]))
+                d = abs(np.float64(m[r, c]) - np.float64(bg[r, c]))
+                dev += d
+                thr = d / max(np.float64(excess[r, c]), 1e-6)  # the cell's threshold
                 if m[r, c] > bg[r, c]:
                     brighter += 1.0
                 change += abs(np.float64(dd[r, c]))
@@ -76,7 +97,11 @@ def _label_kernel(mask, persist, excess, m, bg, dd, act, reach, noise, labels, s
                 # alone reaches about 3 sensor deviations
                 stray += max(0.0, reach[r, c] - 3.0 * np.sqrt(0.5 * noise[r, c]))
                 for rr, cc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
-                    if 0 <= rr < rows and 0 <= cc < cols and mask[rr, cc] == 0:
+                    if not (0 <= rr < rows and 0 <= cc < cols):
+                        continue
+                    if _sharp(m[r, c], bg[r, c], m[rr, cc], bg[rr, cc], thr):
+                        sharp += 1.0
+                    if mask[rr, cc] == 0:
                         border += 1.0
                         edge_m += abs(np.float64(m[r, c]) - np.float64(m[rr, cc]))
                         edge_bg += abs(np.float64(bg[r, c]) - np.float64(bg[rr, cc]))
@@ -111,6 +136,7 @@ def _label_kernel(mask, persist, excess, m, bg, dd, act, reach, noise, labels, s
             stats[n - 1, 12] = edge_bg
             stats[n - 1, 13] = border
             stats[n - 1, 14] = brighter
+            stats[n - 1, 15] = sharp
     return n
 
 
@@ -175,9 +201,15 @@ def label_cells_reference(  # noqa: PLR0917 -- mirrors label_cells
         rr, cc = np.nonzero(sel)
         x, y = bg[sel].astype(np.float64), m[sel].astype(np.float64)
         change = np.abs(dd[sel].astype(np.float64))
-        edge_m = edge_bg = border = 0.0
+        edge_m = edge_bg = border = sharp = 0.0
         for r, c in zip(rr, cc, strict=True):
+            thr = abs(float(m[r, c]) - float(bg[r, c])) / max(float(excess[r, c]), 1e-6)
+            ratio = float(m[r, c]) / max(float(bg[r, c]), DARK)
             for nr, nc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
+                if 0 <= nr < rows and 0 <= nc < cols:
+                    sharp += (
+                        abs(float(m[nr, nc]) - ratio * max(float(bg[nr, nc]), DARK)) > STEP * thr
+                    )
                 if 0 <= nr < rows and 0 <= nc < cols and not on[nr, nc]:
                     border += 1.0
                     edge_m += abs(float(m[r, c]) - float(m[nr, nc]))
@@ -202,6 +234,7 @@ def label_cells_reference(  # noqa: PLR0917 -- mirrors label_cells
             edge_bg,
             border,
             float((y > x).sum()),
+            sharp,
         )
     return labels, stats
 
@@ -222,6 +255,7 @@ __all__ = [
     "REACH",
     "ROW0",
     "ROW1",
+    "SHARP",
     "STATS",
     "label_cells",
     "label_cells_reference",
