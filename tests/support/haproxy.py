@@ -40,11 +40,14 @@ class RelayCluster:
             relay.stop()
 
 
-def start_relay_cluster(root: Path, storage: TestStorage, count: int = 3) -> RelayCluster:
+def start_relay_cluster(
+    root: Path, storage: TestStorage, count: int = 3, limits: str = ""
+) -> RelayCluster:
+    """``limits``: extra lines of ``[limits]`` in the relays' ``relay.toml``."""
     data, logs = root / "data", root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     config = root / "relay.toml"
-    config.write_text(CONFIG + storage.toml)
+    config.write_text(CONFIG.replace("[limits]\n", "[limits]\n" + limits) + storage.toml)
     env = {"PRIVASTEAD_RELAY_METRICS_TOKEN": OPERATOR_TOKEN, **storage.env}
     out = server_cli(
         "accounts", "add", "home", "--config", str(config), "--data-dir", str(data), env=env
