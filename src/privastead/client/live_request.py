@@ -29,7 +29,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -37,6 +37,7 @@ import aiohttp
 from privastead import compat
 from privastead.client.app import Client
 from privastead.client.live import LiveAssembler
+from privastead.crypto import Identity
 from privastead.errors import (
     CameraUnavailableError,
     CryptoError,
@@ -211,26 +212,17 @@ class _Viewer:
 
     async def _decrypt(self, frame: bytes) -> LivePayload | None:
         """The payload of one live frame, or None if it is not a readable message from the hub."""
-        group_id = self.live_entry.group_id
-        for attempt in (0, 1):
-            try:
-                received = self.live.process(group_id, frame)
-            except WrongEpochError:
-                if attempt:
-                    return None
-                await self.syncer.sync_groups(self.camera, ("live",))  # rekeyed: read the commit
-                continue
-            except CryptoError:
-                return None
-            if received.kind != "application" or received.sender_index != self.live.committer(
-                group_id
-            ):
-                return None  # only the hub sends pictures
-            try:
-                return LivePayload.decode(received.data)
-            except CryptoError:
-                return None
-        return None
+
+        async def resync() -> None:
+            await self.syncer.sync_groups(self.camera, ("live",))
+
+        data = await hub_plaintext(self.live, self.live_entry.group_id, frame, resync)
+        if data is None:
+            return None
+        try:
+            return LivePayload.decode(data)
+        except CryptoError:
+            return None
 
     async def _unsubscribe(self) -> None:
         if self.sub is not None:
@@ -279,4 +271,27 @@ def live_opener(syncer: Client) -> Callable[[str], LiveStream]:
     return lambda camera: open_live(syncer, camera)
 
 
-__all__ = ["LiveStatus", "LiveStream", "live_opener", "open_live"]
+async def hub_plaintext(
+    live: Identity, group_id: bytes, frame: bytes, resync: Callable[[], Awaitable[None]]
+) -> bytes | None:
+    """The plaintext of one frame of a live channel (livestream or playback) if it is an
+    application message from the hub, else None. A frame of a newer epoch means the hub
+    rekeyed ``live`` for this session: ``resync`` reads the commit once and the frame is tried
+    again."""
+    for attempt in (0, 1):
+        try:
+            received = live.process(group_id, frame)
+        except WrongEpochError:
+            if attempt:
+                return None
+            await resync()
+            continue
+        except CryptoError:
+            return None
+        if received.kind != "application" or received.sender_index != live.committer(group_id):
+            return None  # only the hub sends pictures
+        return bytes(received.data)
+    return None
+
+
+__all__ = ["LiveStatus", "LiveStream", "hub_plaintext", "live_opener", "open_live"]

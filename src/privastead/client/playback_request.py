@@ -37,6 +37,7 @@ import aiohttp
 
 from privastead import compat
 from privastead.client.app import Client
+from privastead.client.live_request import hub_plaintext
 from privastead.errors import (
     CameraUnavailableError,
     CryptoError,
@@ -44,7 +45,6 @@ from privastead.errors import (
     PlaybackIncompleteError,
     RelayError,
     RelayUnavailableError,
-    WrongEpochError,
 )
 from privastead.protocol.codec import Message
 from privastead.protocol.playback import PlaybackPayload, ack_text
@@ -385,26 +385,16 @@ class _Receiver:
             await self.ws.send_str(ack_text(index))
 
     async def _decrypt(self, frame: bytes) -> PlaybackPayload | None:
-        group_id = self.entry.group_id
-        for attempt in (0, 1):
-            try:
-                received = self.live.process(group_id, frame)
-            except WrongEpochError:
-                if attempt:
-                    return None
-                await self.client.sync_groups(self.camera, ("live",))  # rekeyed: read the commit
-                continue
-            except CryptoError:
-                return None
-            if received.kind != "application" or received.sender_index != self.live.committer(
-                group_id
-            ):
-                return None  # only the hub sends pictures
-            try:
-                return PlaybackPayload.decode(received.data)
-            except CryptoError:
-                return None
-        return None
+        async def resync() -> None:
+            await self.client.sync_groups(self.camera, ("live",))
+
+        data = await hub_plaintext(self.live, self.entry.group_id, frame, resync)
+        if data is None:
+            return None
+        try:
+            return PlaybackPayload.decode(data)
+        except CryptoError:
+            return None
 
 
 __all__ = [
