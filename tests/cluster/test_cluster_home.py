@@ -210,7 +210,6 @@ async def _story(
                 if pieces == 5:
                     holder.kill9()
         await stream.aclose()
-        restart = asyncio.ensure_future(asyncio.to_thread(holder.start))
         stream, first, again = await _watch(syncer)
         got = bytearray(first)
         async for piece in stream:
@@ -218,16 +217,17 @@ async def _story(
             if again.fragments >= 10:
                 break
         await stream.aclose()
-        await restart
     finally:
         await syncer.close()
     assert again.session_id != status.session_id
     assert _frames(bytes(got)) >= 10  # pictures again, from a new session on a survivor
+    restart = asyncio.ensure_future(asyncio.to_thread(holder.start))  # back for what follows
 
     # -- a clip's upload: the relay receiving it dies mid-body ----------------------------------
     groups = json.loads((home.data / "groups.json").read_text())
     events_mailbox = groups["door/events"]["mailbox"]
     recording = await _next_recording(home)
+    await restart  # three relays again
     # Past the event's notification, its thumbnail, the clip's commit and init segment.
     port = await asyncio.wait_for(proxy.arm(events_mailbox, skip=4), LIMIT)
     victim = await asyncio.to_thread(_upload_server, cluster, port)
