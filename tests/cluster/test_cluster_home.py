@@ -228,7 +228,7 @@ async def _story(
     events_mailbox = groups["door/events"]["mailbox"]
     recording = await _next_recording(home)
     await restart  # three relays again
-    # Past the event's notification, its thumbnail, the clip's commit and init segment.
+    # At least past the event's notification, its thumbnail, the clip's commit and init segment.
     port = await asyncio.wait_for(proxy.arm(events_mailbox, skip=4), LIMIT)
     victim = await asyncio.to_thread(_upload_server, cluster, port)
     assert f"clip {recording} done" not in home.hub_log.read_text()  # mid-clip
