@@ -119,14 +119,12 @@ def _check_delivered(home: Home, clients: list[Path], since: float) -> int:
     between them and to what the hub recorded: nothing skipped, nothing truncated. Returns
     how many clips that is."""
     every = [_events(c) for c in clients]
-    bound = min(
-        min(
-            r.at
-            for r in events
-            if r.at is not None and r.at > since and r.clip_state is ClipState.COMPLETE
-        )
+    later = [
+        [r.at for r in events if r.at and r.at > since and r.clip_state is ClipState.COMPLETE]
         for events in every
-    )
+    ]
+    assert all(later), (every, home.hub_log.read_text()[-3000:])  # nothing came through
+    bound = min(min(at) for at in later)
     held = []
     for events in every:
         upto = [r for r in events if r.at is not None and r.at <= bound]
