@@ -19,7 +19,6 @@ The parts are built by the hub's composition root (``hub.app``) and handed in.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Callable
@@ -118,12 +117,22 @@ class Delivery:
 
     async def drain(self, seconds: float) -> None:
         """At shutdown: let the queued jobs finish and the last fragments reach the relay."""
-        with contextlib.suppress(TimeoutError):
+        try:
             async with compat.timeout(seconds):
                 for group in self.groups:
                     await group.worker.wait_idle()
                 for group in self.groups:
                     await self.uploader.drain(group.mailbox)
+        except TimeoutError:
+            # The outbox lock may be held across a worker's fsync: ask from a thread.
+            left = await asyncio.to_thread(self.outbox.status)
+            log.warning(
+                "stopping with %d message(s) (%d bytes) not yet at the relay after %.0f s: "
+                "they stay in the outbox and go when the hub next runs",
+                left.pending_messages,
+                left.pending_bytes,
+                seconds,
+            )
 
     async def _read_control(self) -> None:
         while True:
