@@ -241,6 +241,40 @@ def test_a_stalled_disk_costs_whole_gops_never_the_loop_or_unbounded_memory(
     assert all(p.keyframe for p in runs)
 
 
+def test_pause_and_resume_are_reported_as_soon_as_asked(
+    tmp_path: Path, stream: tuple[StreamInfo, list[MediaPacket]]
+) -> None:
+    """The heartbeat sent right after the disk filled reads ``state`` on the loop while the
+    writer thread may still be busy: it must already say what was asked."""
+    import threading
+
+    info, packets = stream
+    index = SegmentIndex(tmp_path / "index.sqlite")
+    recorder = ContinuousRecorder("porch", tmp_path, index, SegmentSettings(seconds=2.0))
+    assert recorder.writer is not None
+    stalled, busy = threading.Event(), threading.Event()
+    write = recorder.writer.write
+
+    def slow(packet: MediaPacket) -> object:
+        busy.set()
+        stalled.wait()  # the thread is held inside a write
+        return write(packet)
+
+    recorder.writer.write = slow  # type: ignore[method-assign]
+    recorder.connected(info)
+    recorder.push(packets[0])
+    assert busy.wait(10)
+    assert recorder.state == "recording"
+    recorder.pause()
+    assert recorder.state == "paused"  # asked, though the thread has not got to it
+    recorder.resume()
+    assert recorder.state == "recording"
+    recorder.pause()
+    stalled.set()
+    recorder.close()
+    assert recorder.writer.blocked  # the thread did what was asked last
+
+
 def test_clips_and_thumbnails_go_by_their_own_ages_and_caps(tmp_path: Path) -> None:
     storage = StorageSection(clip_days=30, thumbnail_days=90, thumbnail_gb=150e-9)
     rec, index, clips, _ = _recordings(tmp_path, storage, [_camera("porch")], _Vfs(free=10**9))

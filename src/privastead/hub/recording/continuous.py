@@ -91,6 +91,12 @@ class ContinuousRecorder:
         # writer, so the backlog needs no lock.
         self._queued = 0
         self._written = 0
+        # Pause/resume are asked on the loop and done by the thread; until the thread has
+        # done the last one asked, ``state`` reports what was asked (a heartbeat sent right
+        # after the disk filled must already say "paused").
+        self._wanted: RecorderState = "recording"
+        self._asked = 0
+        self._done = 0
         self._skipping = False
         self._fps = 30.0
         self._last_pts = 0.0
@@ -103,6 +109,8 @@ class ContinuousRecorder:
             return "off"
         if not self._thread.is_alive():
             return "stopped"
+        if self._done < self._asked:
+            return self._wanted
         return "paused" if self.writer.blocked else "recording"
 
     # -- fed by the camera, on the loop ---------------------------------------------------------
@@ -148,13 +156,18 @@ class ContinuousRecorder:
 
     def resume(self) -> None:
         """Room was made on the disk: record again (at the next keyframe)."""
-        self._queue.put(_Resume())
+        self._ask("recording", _Resume())
 
     def pause(self) -> None:
         """The disk is nearly full: end the running segment and record nothing until
         ``resume``, so the last megabytes stay for what must never be lost (MLS state, event
         clips) rather than waiting for a write to fail."""
-        self._queue.put(_Pause())
+        self._ask("paused", _Pause())
+
+    def _ask(self, wanted: RecorderState, item: _Pause | _Resume) -> None:
+        self._wanted = wanted
+        self._asked += 1
+        self._queue.put(item)
 
     def close(self) -> None:
         """Finish the running segment and stop the thread (blocking: call it in a thread)."""
@@ -188,12 +201,19 @@ class ContinuousRecorder:
             self._count(writer.start(item))
         elif isinstance(item, _Disconnected):
             self._count(writer.close())
-        elif isinstance(item, _Pause):
+        elif isinstance(item, (_Pause, _Resume)):
+            try:
+                self._pause_or_resume(writer, item)
+            finally:
+                self._done += 1
+
+    def _pause_or_resume(self, writer: SegmentWriter, item: _Pause | _Resume) -> None:
+        if isinstance(item, _Pause):
             if not writer.blocked:
                 log.warning("%s: the disk is full; continuous recording paused", self.camera)
                 self._count(writer.close())
                 writer.blocked = True
-        elif isinstance(item, _Resume):
+        else:
             if writer.blocked:
                 log.info("%s: room made on the disk; continuous recording resumes", self.camera)
             writer.resume()
