@@ -73,12 +73,17 @@ def wait_port(port: int, timeout: float = 10) -> None:
 
 # ---------------------------------------------------------------- load generator (child)
 async def small_messages(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Concurrent uploaders of 256-byte messages; one WebSocket subscriber times delivery."""
+    """Concurrent uploaders of 256-byte messages; one WebSocket subscriber times delivery.
+
+    ``cfg["accounts"]`` (optional): ``[{"token", "mailboxes"}, ...]``, several households;
+    uploader ``n`` sends as household ``n % len(accounts)``, one subscriber per household.
+    Without it, ``cfg["token"]`` and ``cfg["mailboxes"]`` are the one household.
+    """
     import aiohttp
 
-    url, token, boxes = cfg["url"], cfg["token"], cfg["mailboxes"]
+    url = cfg["url"]
+    households = cfg.get("accounts") or [{"token": cfg["token"], "mailboxes": cfg["mailboxes"]}]
     batch = cfg.get("batch", 1)
-    headers = {"Authorization": f"Bearer {token}"}
     sent: dict[tuple[str, int], float] = {}
     received: dict[tuple[str, int], float] = {}
     rtt: list[float] = []  # upload request -> its answer (the commit is durable by then)
@@ -86,19 +91,30 @@ async def small_messages(cfg: dict[str, Any]) -> dict[str, Any]:
     stop_at = time.monotonic() + cfg["seconds"]
     connector = aiohttp.TCPConnector(limit=cfg["clients"])
     async with aiohttp.ClientSession(connector=connector) as s:
-        ws = await s.ws_connect(url.replace("http", "ws", 1) + "/v1/ws", headers=headers)
-        await ws.send_json({"type": "subscribe", "mailboxes": boxes})
-        assert json.loads((await ws.receive()).data)["type"] == "subscribed"
+        sockets = []
+        for home in households:
+            ws = await s.ws_connect(
+                url.replace("http", "ws", 1) + "/v1/ws",
+                headers={"Authorization": f"Bearer {home['token']}"},
+            )
+            await ws.send_json({"type": "subscribe", "mailboxes": home["mailboxes"]})
+            assert json.loads((await ws.receive()).data)["type"] == "subscribed"
+            sockets.append(ws)
 
-        async def listen() -> None:
+        async def listen(ws: aiohttp.ClientWebSocketResponse) -> None:
             async for msg in ws:
                 event = json.loads(msg.data)
                 if event["type"] == "message":
                     received[(event["mailbox"], event["seq"])] = time.monotonic()
 
-        listener = asyncio.create_task(listen())
+        listeners = [asyncio.create_task(listen(ws)) for ws in sockets]
+
+        def household(n: int) -> tuple[dict[str, str], list[str]]:
+            home = households[n % len(households)]
+            return {"Authorization": f"Bearer {home['token']}"}, home["mailboxes"]
 
         async def batcher(n: int) -> None:
+            headers, boxes = household(n)
             i = 0
             encoded = base64.b64encode(body).decode("ascii")
             while time.monotonic() < stop_at:
@@ -125,6 +141,7 @@ async def small_messages(cfg: dict[str, Any]) -> dict[str, Any]:
             if batch > 1:
                 await batcher(n)
                 return
+            headers, boxes = household(n)
             i = 0
             while time.monotonic() < stop_at:
                 box = boxes[(n + i) % len(boxes)]
@@ -144,8 +161,10 @@ async def small_messages(cfg: dict[str, Any]) -> dict[str, Any]:
         await asyncio.gather(*(uploader(n) for n in range(cfg["clients"])))
         elapsed = time.monotonic() - t_start
         await asyncio.sleep(1.0)  # let the last events arrive
-        listener.cancel()
-        await ws.close()
+        for listener in listeners:
+            listener.cancel()
+        for ws in sockets:
+            await ws.close()
     lat = sorted(received[k] - t for k, t in sent.items() if k in received)
     return {
         "messages": len(sent),
