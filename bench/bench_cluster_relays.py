@@ -123,6 +123,13 @@ def measure(target: Target, tokens: list[str], args: argparse.Namespace) -> dict
     create_mailboxes(target.url, [*households, {"token": tokens[0], "mailboxes": blob_boxes}])
     groups = {"relay": lambda: target.relays, **target.others}
     out: dict[str, Any] = {"relays": len(target.relays), "loadavg": os.getloadavg()[0]}
+
+    def spent(phase: str, cpu: dict[str, float], requests: int) -> None:
+        """CPU milliseconds per request of the relays and of Garage (None: not in this set-up)."""
+        for name in ("relay", "garage"):
+            used = cpu.get(name)
+            out[f"{phase}_{name}_cpu_ms"] = None if used is None else 1000 * used / max(requests, 1)
+
     meter = CpuMeter(groups)
     small = bench_relay.run_load(
         "small",
@@ -158,7 +165,7 @@ def measure(target: Target, tokens: list[str], args: argparse.Namespace) -> dict
                 "seconds": args.seconds,
             },
         )
-        out[f"put_{label}_relay_cpu_ms"] = 1000 * meter.used()["relay"] / max(put["requests"], 1)
+        spent(f"put_{label}", meter.used(), put["requests"])
         seqs = bench_relay.upload_blobs(target.url, tokens[0], blob_boxes[1], size, 16)
         urls = [f"{target.url}/v1/mailboxes/{blob_boxes[1]}/messages/{s}" for s in seqs]
         meter = CpuMeter(groups)
@@ -172,7 +179,7 @@ def measure(target: Target, tokens: list[str], args: argparse.Namespace) -> dict
                 "seconds": args.seconds,
             },
         )
-        out[f"get_{label}_relay_cpu_ms"] = 1000 * meter.used()["relay"] / max(got["requests"], 1)
+        spent(f"get_{label}", meter.used(), got["requests"])
         for kind, r in (("put", put), ("get", got)):
             # Little's law: with `clients` requests always in flight, each took this long.
             out[f"{kind}_{label}_ms"] = 1000 * args.clients * r["seconds"] / max(r["requests"], 1)
@@ -287,6 +294,8 @@ ROWS = (
     ("blob GET 1 MiB MB/s", "get_1m_mb_s", ".0f"),
     ("  relay CPU ms per 1 MiB PUT", "put_1m_relay_cpu_ms", ".1f"),
     ("  relay CPU ms per 1 MiB GET", "get_1m_relay_cpu_ms", ".1f"),
+    ("  Garage CPU ms per 1 MiB PUT (3 nodes)", "put_1m_garage_cpu_ms", ".1f"),
+    ("  Garage CPU ms per 1 MiB GET", "get_1m_garage_cpu_ms", ".1f"),
     ("load average (1 min) at start", "loadavg", ".1f"),
 )
 
