@@ -211,8 +211,7 @@ def run_sqlite(work: Path, args: argparse.Namespace) -> dict[str, Any]:
         relay.stop()
 
 
-def run_cluster(work: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    binary = programs.garage()  # fails with what to do when Garage is not built
+def run_cluster(work: Path, args: argparse.Namespace, binary: Path) -> dict[str, dict[str, Any]]:
     pg_root = Path(tempfile.mkdtemp(prefix="privastead-bench-pg-"))
     postgres = PostgresServer(pg_root, fsync=True)
     garage = GarageCluster(work / "garage")
@@ -308,8 +307,10 @@ def table(result: dict[str, Any]) -> None:
     )
     print(f"  {'':<40} {'sqlite_1':>12} {'pg_s3_1':>12} {'pg_s3_3':>12}")
     for label, key, spec in ROWS:
-        cells = " ".join(f"{fmt(result[t].get(key), spec):>12}" for t in TARGETS)
+        cells = " ".join(f"{fmt((result[t] or {}).get(key), spec):>12}" for t in TARGETS)
         print(f"  {label:<40} {cells}")
+    if result.get("cluster_skipped"):
+        print(f"pg_s3_1, pg_s3_3 skipped: {result['cluster_skipped']}")
 
 
 def _interrupt(_sig: int, _frame: object) -> None:
@@ -341,8 +342,18 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="privastead-bench-relays-"))
     start = time.monotonic()
     try:
+        # Both found before anything starts; missing, the cluster columns are skipped and
+        # the message says how to install them.
+        binary: Path | None = programs.garage()
+        programs.haproxy()
+    except programs.MissingProgramError as exc:
+        binary = None
+        result["pg_s3_1"] = result["pg_s3_3"] = None
+        result["cluster_skipped"] = str(exc)
+    try:
         result["sqlite_1"] = run_sqlite(work, args)
-        result.update(run_cluster(work, args))
+        if binary is not None:
+            result.update(run_cluster(work, args, binary))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result["loadavg_end"] = os.getloadavg()[0]
