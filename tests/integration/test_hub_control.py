@@ -171,6 +171,33 @@ async def test_a_client_update_is_folded_and_locks_out_a_stolen_copy_of_its_stat
     )
 
 
+async def test_a_proposal_is_folded_before_anything_else_is_encrypted_in_its_group(
+    home: Home,
+) -> None:
+    """A clip fragment queued on the events group's worker while the hub reads a client's
+    update proposal must find the proposal folded already: MLS refuses to encrypt while a
+    proposal is pending (it once failed a fragment under load, cutting the clip)."""
+    phone = home.phones[0]
+    group = home.group("events")
+    proposal = phone.idents["events"].propose_update(group.group_id)
+    await phone.relay.upload(group.mailbox, proposal, secrets.token_hex(16))
+    relay = home.reader.relay
+    ack = relay.ack
+    sent: list[object] = []
+
+    async def ack_after_sending(mailbox: str, cursor: int) -> None:
+        # Between reading a page and acknowledging it the worker runs whatever else is queued.
+        sent.append(await group.worker.call(group.sender.send, _beat))
+        await ack(mailbox, cursor)
+
+    relay.ack = ack_after_sending  # type: ignore[method-assign]
+    try:
+        assert await home.reader.poll() >= 1
+    finally:
+        relay.ack = ack  # type: ignore[method-assign]
+    assert sent and home.reader.proposals_folded >= 1
+
+
 async def test_resends_are_budgeted_per_device_and_gone_seqs_are_told(home: Home) -> None:
     events, control = home.group("events"), home.group("control")
     for _ in range(4):

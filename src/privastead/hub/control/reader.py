@@ -139,33 +139,25 @@ class ControlReader:
     async def _poll_group(self, group: HubGroup) -> int:
         cursor = self._cursors.get(group.mailbox, 0)
         page = await self.relay.list_messages(group.mailbox, after=cursor, limit=200)
-        handled = 0
-        proposals = 0
+        bodies: list[bytes] = []
         for info in page.messages:
             cursor = info.seq
-            if info.size > SMALL:
-                continue
-            body = await self.relay.body_of(group.mailbox, info)
-            try:
-                received = await group.worker.call(group.identity.process, group.group_id, body)
-            except CryptoError:
-                continue  # our own message, or one for an epoch we left: nothing to do
-            handled += 1
-            if received.kind == "proposal":
-                proposals += 1
-            elif received.kind == "application":
-                await self._request(group, received)
+            if info.size <= SMALL:
+                bodies.append(await self.relay.body_of(group.mailbox, info))
+        # One worker job processes the page and folds its proposals: a proposal stored by one
+        # job and committed by a later one left the group with a proposal pending in between,
+        # and any clip fragment or notification encrypted there was refused by MLS.
+        received, proposals = await group.worker.call(_process_page, group, bodies)
+        for message in received:
+            if message.kind == "application":
+                await self._request(group, message)
         if page.messages:
             self._cursors[group.mailbox] = cursor
             cursors = json.dumps(self._cursors).encode()
             await asyncio.to_thread(write_atomic, self._path, cursors)
             await self.relay.ack(group.mailbox, cursor)
-        if proposals:
-            await group.worker.call(
-                group.self_update
-            )  # folds the stored proposals: clients get fresh keys
-            self.proposals_folded += proposals
-        return handled
+        self.proposals_folded += proposals
+        return len(received)
 
     async def _request(self, group: HubGroup, received: Received) -> None:
         try:
@@ -310,6 +302,23 @@ def _sender_key(group: HubGroup, index: int) -> bytes:
     """The signature key of the member at leaf ``index`` (who asks, for the resend budget)."""
     member = next((m for m in group.members() if m.index == index), None)
     return member.signature_key if member is not None else index.to_bytes(4, "big")
+
+
+def _process_page(group: HubGroup, bodies: list[bytes]) -> tuple[list[Received], int]:
+    """On the group's worker: each message processed, then the stored update proposals folded
+    into one self-update commit (clients get fresh keys). (messages read, proposals folded)"""
+    received: list[Received] = []
+    proposals = 0
+    for body in bodies:
+        try:
+            message = group.identity.process(group.group_id, body)
+        except CryptoError:
+            continue  # our own message, or one for an epoch we left: nothing to do
+        received.append(message)
+        proposals += message.kind == "proposal"
+    if proposals:
+        group.self_update()
+    return received, proposals
 
 
 __all__ = ["ControlReader"]
