@@ -147,23 +147,9 @@ class _Viewer:
         return answer
 
     async def _read(self, group: str, deadline: float, what: str) -> None:
-        """Read one group's mailbox, then wait for relay news (or a short while)."""
-        if time.monotonic() > deadline:
-            if self.syncer.relay_error:
-                raise RelayUnavailableError(f"waiting for {what}: {self.syncer.relay_error}")
-            raise CameraUnavailableError(
-                f"no answer from the hub ({what}): is `privastead-hub run` running and connected?"
-            )
-        before = self.syncer.received
-        await self.syncer.sync_groups(self.camera, (group,))
-        if self.syncer.received != before or self.answers:
-            return  # something arrived: look at it before waiting
-        if self.sub is None:
-            await asyncio.sleep(0.25)
-            return
-        with contextlib.suppress(TimeoutError, RelayError):
-            async with compat.timeout(NEWS_WAIT):
-                await self.sub.next_event()
+        await read_or_wait(
+            self.syncer, self.camera, group, self.sub, deadline, what, lambda: bool(self.answers)
+        )
 
     async def play(self, ws: aiohttp.ClientWebSocketResponse, seconds: float | None) -> LiveStream:
         status, assembler = self.status, LiveAssembler()
@@ -271,6 +257,35 @@ def live_opener(syncer: Client) -> Callable[[str], LiveStream]:
     return lambda camera: open_live(syncer, camera)
 
 
+async def read_or_wait(  # noqa: PLR0917 - one step of every ask-the-hub loop
+    client: Client,
+    camera: str,
+    group: str,
+    sub: Subscription | None,
+    deadline: float,
+    what: str,
+    answered: Callable[[], bool],
+) -> None:
+    """Read one group's mailbox, then wait for relay news on ``sub`` (or a short while);
+    past ``deadline`` say why nothing came (the relay, or the hub not answering)."""
+    if time.monotonic() > deadline:
+        if client.relay_error:
+            raise RelayUnavailableError(f"waiting for {what}: {client.relay_error}")
+        raise CameraUnavailableError(
+            f"no answer from the hub ({what}): is `privastead-hub run` running and connected?"
+        )
+    before = client.received
+    await client.sync_groups(camera, (group,))
+    if client.received != before or answered():
+        return  # something arrived: look at it before waiting
+    if sub is None:
+        await asyncio.sleep(0.25)
+        return
+    with contextlib.suppress(TimeoutError, RelayError):
+        async with compat.timeout(NEWS_WAIT):
+            await sub.next_event()
+
+
 async def hub_plaintext(
     live: Identity, group_id: bytes, frame: bytes, resync: Callable[[], Awaitable[None]]
 ) -> bytes | None:
@@ -294,4 +309,4 @@ async def hub_plaintext(
     return None
 
 
-__all__ = ["LiveStatus", "LiveStream", "hub_plaintext", "live_opener", "open_live"]
+__all__ = ["LiveStatus", "LiveStream", "hub_plaintext", "live_opener", "open_live", "read_or_wait"]

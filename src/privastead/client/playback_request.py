@@ -35,9 +35,8 @@ from typing import Any
 
 import aiohttp
 
-from privastead import compat
 from privastead.client.app import Client
-from privastead.client.live_request import hub_plaintext
+from privastead.client.live_request import hub_plaintext, read_or_wait
 from privastead.errors import (
     CameraUnavailableError,
     CryptoError,
@@ -59,7 +58,6 @@ from privastead.relay.client import Subscription
 
 ANSWER_TIMEOUT = 20.0  # seconds for the hub's answer and the session's commit
 FRAME_TIMEOUT = 30.0  # seconds without a message before the stream counts as stalled
-NEWS_WAIT = 1.0
 RETRIES = 2
 
 Playback = AsyncGenerator[bytes, None]
@@ -266,22 +264,9 @@ class _Asker:
         return next(a for a in self.answers if isinstance(a, kind))
 
     async def read(self, group: str, deadline: float, what: str) -> None:
-        if time.monotonic() > deadline:
-            if self.client.relay_error:
-                raise RelayUnavailableError(f"waiting for {what}: {self.client.relay_error}")
-            raise CameraUnavailableError(
-                f"no answer from the hub ({what}): is `privastead-hub run` running and connected?"
-            )
-        before = self.client.received
-        await self.client.sync_groups(self.camera, (group,))
-        if self.client.received != before or self.answers:
-            return
-        if self.sub is None:
-            await asyncio.sleep(0.25)
-            return
-        with contextlib.suppress(TimeoutError, RelayError):
-            async with compat.timeout(NEWS_WAIT):
-                await self.sub.next_event()
+        await read_or_wait(
+            self.client, self.camera, group, self.sub, deadline, what, lambda: bool(self.answers)
+        )
 
     async def unsubscribe(self) -> None:
         if self.sub is not None:
