@@ -133,6 +133,29 @@ def remove_account(conn: sqlite3.Connection, name: str) -> list[str]:
     return blobs
 
 
+def token_device(
+    kind: TokenKind,
+    token_id: str,
+    device_id: str | None,
+    mailboxes: list[str] | None,
+    expires_at: float | None,
+) -> str:
+    """The device a new token belongs to (every storage backend issues tokens by this rule):
+    the owner's, the given or a new device's, or for a restricted token (which must name its
+    mailboxes and expire) one of its own."""
+    if kind == "owner":
+        return OWNER_DEVICE_ID
+    if kind == "device":
+        return device_id or "d" + secrets.token_hex(8)
+    if not mailboxes or not all(is_mailbox_id(m) for m in mailboxes):
+        raise RelayRejectedError(
+            "a restricted token needs a list of mailbox ids", 400, "bad_request"
+        )
+    if expires_at is None:
+        raise RelayRejectedError("a restricted token needs an expiry", 400, "bad_request")
+    return "r" + token_id
+
+
 def issue_token(
     conn: sqlite3.Connection,
     account: str,
@@ -148,23 +171,13 @@ def issue_token(
     if conn.execute("SELECT 1 FROM accounts WHERE name = ?", (account,)).fetchone() is None:
         raise RelayRejectedError(f"no account {account!r}", 404, "account_not_found")
     token_id, secret, token = new_token()
-    if kind == "owner":
-        device_id = OWNER_DEVICE_ID
-    elif kind == "device":
-        device_id = device_id or "d" + secrets.token_hex(8)
+    device_id = token_device(kind, token_id, device_id, mailboxes, expires_at)
+    if kind == "device":
         conn.execute(
             "INSERT OR IGNORE INTO devices(account, device_id, name, created_at)"
             " VALUES (?, ?, ?, ?)",
             (account, device_id, label, now),
         )
-    else:
-        if not mailboxes or not all(is_mailbox_id(m) for m in mailboxes):
-            raise RelayRejectedError(
-                "a restricted token needs a list of mailbox ids", 400, "bad_request"
-            )
-        if expires_at is None:
-            raise RelayRejectedError("a restricted token needs an expiry", 400, "bad_request")
-        device_id = "r" + token_id
     conn.execute(
         "INSERT INTO tokens(token_id, account, kind, secret_hash, device_id, mailboxes,"
         " expires_at, created_at, label) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -393,5 +406,6 @@ __all__ = [
     "secret_hash",
     "set_push",
     "split_token",
+    "token_device",
     "verify_token",
 ]

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hmac
 import json
-import secrets
 from typing import Any
 
 from privastead.errors import RelayRejectedError
 from privastead.relay import accounts
 from privastead.relay.accounts import Principal, Refusal
-from privastead.relay.api import OWNER_DEVICE_ID, IssuedToken, TokenKind, is_mailbox_id
+from privastead.relay.api import IssuedToken, TokenKind
 from privastead.relay.backends.pg import Connection, PgDatabase
 
 
@@ -63,11 +62,8 @@ async def issue(
     if await conn.fetchval("SELECT 1 FROM accounts WHERE name = $1", account) is None:
         raise RelayRejectedError(f"no account {account!r}", 404, "account_not_found")
     token_id, secret, token = accounts.new_token()
-    device = device_id
-    if kind == "owner":
-        device = OWNER_DEVICE_ID
-    elif kind == "device":
-        device = device or "d" + secrets.token_hex(8)
+    device = accounts.token_device(kind, token_id, device_id, mailboxes, expires_at)
+    if kind == "device":
         await conn.execute(
             "INSERT INTO devices(account, device_id, name, created_at)"
             " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
@@ -76,14 +72,6 @@ async def issue(
             label,
             now,
         )
-    else:
-        if not mailboxes or not all(is_mailbox_id(m) for m in mailboxes):
-            raise RelayRejectedError(
-                "a restricted token needs a list of mailbox ids", 400, "bad_request"
-            )
-        if expires_at is None:
-            raise RelayRejectedError("a restricted token needs an expiry", 400, "bad_request")
-        device = "r" + token_id
     await conn.execute(
         "INSERT INTO tokens(token_id, account, kind, secret_hash, device_id, mailboxes,"
         " expires_at, created_at, label) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
