@@ -152,6 +152,14 @@ async def test_postgresql_schema_mirrors_sqlite(
     sqlite_columns = columns_sqlite(lite)
     # The throttle's failures shared by relay processes; one SQLite relay keeps them in memory.
     assert pg_columns.pop("auth_failures") == {"key", "failures", "last", "locked_until"}
+    # Budget slots counted by relay processes together; one SQLite relay counts in memory.
+    assert pg_columns.pop("budget_leases") == {
+        "lease",
+        "account",
+        "resource",
+        "instance",
+        "expires_at",
+    }
     assert set(pg_columns) == set(sqlite_columns)
     # PostgreSQL has an explicit insertion-order column where SQLite has its implicit rowid.
     assert pg_columns.pop("messages") == sqlite_columns.pop("messages") | {"id"}

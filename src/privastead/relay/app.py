@@ -12,6 +12,7 @@ import contextlib
 import errno
 import logging
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from aiohttp import WSCloseCode, web
 from aiohttp.typedefs import Handler
@@ -32,6 +33,9 @@ from privastead.relay.push import Pusher
 from privastead.relay.revocations import Revocations
 from privastead.relay.routes import ROUTES
 from privastead.relay.state import STATE, RelayState
+
+if TYPE_CHECKING:
+    from privastead.relay.backends.pg_leases import PgLeases
 
 _log = logging.getLogger(__name__)
 BLOB_SWEEP_SECONDS = 600.0  # how often the shared object store is checked for orphans
@@ -94,7 +98,7 @@ async def _authenticated(
     if p is None or not request.body_exists:
         return await handler(request)
     # A household sending many (slow) bodies at once uses up its own share, not everybody's.
-    with st.shares.bodies.hold(p):
+    async with st.shares.bodies.hold(p):
         return await handler(request)
 
 
@@ -181,6 +185,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     try:
         await st.pusher.start()
         await st.revocations.start()
+        if st.leases is not None:
+            await st.leases.start()
     except BaseException:
         await st.backend.close()
         raise
@@ -202,6 +208,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await st.pusher.stop()
+        if st.leases is not None:
+            await st.leases.stop()
         await st.backend.close()
         _log.info("relay storage closed")
 
@@ -239,17 +247,22 @@ def create_app(
     backend = backend_for(config, notifier)
     storage = backend.storage
     auth = Authenticator(storage, config.auth, clock, operator_token)
-    if backend.pg is not None:  # several processes: one count of failures for all
+    leases: PgLeases | None = None
+    if backend.pg is not None:  # several processes: one count of failures for all ...
+        from privastead.relay.backends.pg_leases import PgLeases
         from privastead.relay.backends.pg_throttle import PgThrottle
 
         auth.shared = PgThrottle(backend.pg, config.auth, clock)
+        # ... and one count of each account's slots: its share holds across processes.
+        leases = PgLeases(backend.pg, config.budgets.lease_seconds, clock)
     state = RelayState(
         config=config,
         clock=clock,
         backend=backend,
         auth=auth,
         revocations=Revocations(storage, auth.forget),
-        shares=Shares.of(config.budgets, config.limits.max_websockets),
+        shares=Shares.of(config.budgets, config.limits.max_websockets, leases),
+        leases=leases,
         notifier=notifier,
         metrics=metrics,
         pusher=Pusher(config.push, clock, metrics),

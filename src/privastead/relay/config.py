@@ -70,6 +70,10 @@ class Budgets:
     live_sessions_total: int = 2_000  # ... of all accounts (the last resort)
     live_viewer_queue_bytes: int = 8 * MiB  # frames queued for one viewer, in bytes
     live_account_queue_bytes: int = 32 * MiB  # ... for all viewers of one account
+    # PostgreSQL backend: an account's slots are leases counted by every relay process;
+    # each process renews its own every third of this. A process that dies without giving
+    # its leases back (kill -9, power loss) holds the account's slots this long at most.
+    lease_seconds: float = 15.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

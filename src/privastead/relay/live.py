@@ -36,11 +36,12 @@ from privastead.protocol.playback import parse_ack
 from privastead.relay.accounts import Principal
 from privastead.relay.api import SESSION_ID
 from privastead.relay.auth import PRINCIPAL
+from privastead.relay.budgets import Slot
 from privastead.relay.config import Budgets
 from privastead.relay.httputil import reject
 from privastead.relay.metrics import Metrics
 from privastead.relay.state import RelayState, state_of
-from privastead.relay.ws import end_revoked, open_socket
+from privastead.relay.ws import MAX_COMMAND_FRAME, end_revoked, open_socket
 
 MAX_VIEWERS = 16
 LAG_SIGNAL_INTERVAL = 1.0
@@ -119,6 +120,7 @@ class QueuedBytes:
 class Session:
     owner: Principal  # whose live-session budget this session uses
     ledger: QueuedBytes
+    slot: Slot  # the account's live-session slot, given back when the session is forgotten
     publisher: web.WebSocketResponse | None = None
     viewers: dict[str, Viewer] = field(default_factory=dict)
 
@@ -138,53 +140,69 @@ class LiveHub:
         self._signals: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
 
-    def _session(self, st: RelayState, session_id: str, p: Principal) -> Session:
+    async def _session(self, st: RelayState, session_id: str, p: Principal) -> Session:
         session = self.sessions.get(session_id)
         if session is None:
-            st.shares.live_sessions.acquire(p)  # 429 past the account's share of sessions
-            ledger = QueuedBytes(p.account, self.queued_bytes, self._budgets)
-            session = self.sessions[session_id] = Session(owner=p, ledger=ledger)
-        elif session.account != p.account:
+            slot = await st.shares.live_sessions.acquire(p)  # 429 past the account's share
+            session = self.sessions.get(session_id)  # another party may have opened it meanwhile
+            if session is None:
+                ledger = QueuedBytes(p.account, self.queued_bytes, self._budgets)
+                session = self.sessions[session_id] = Session(owner=p, ledger=ledger, slot=slot)
+            else:
+                slot.release()
+        if session.account != p.account:
             raise reject(404, "session_not_found", "no such live session")
         return session
 
-    def _forget_if_empty(self, st: RelayState, session_id: str, session: Session) -> None:
+    def _forget_if_empty(self, session_id: str, session: Session) -> None:
         if (
             session.publisher is None
             and not session.viewers
-            and self.sessions.pop(session_id, None) is not None
+            and self.sessions.get(session_id) is session
         ):
-            st.shares.live_sessions.release(session.owner)
+            del self.sessions[session_id]
+            session.slot.release()
+
+    async def _join(
+        self, st: RelayState, session_id: str, p: Principal, max_msg_size: int
+    ) -> tuple[Session, web.WebSocketResponse, Slot]:
+        """The session (opened if new) and a socket slot for one more party. No await comes
+        between this and the caller registering its party, so the session is not forgotten
+        under it."""
+        ws = open_socket(st, p, max_msg_size)  # this process's counts first: no query
+        socket = await st.shares.sockets.acquire(p)  # before the upgrade: a refusal is a 429
+        try:
+            return await self._session(st, session_id, p), ws, socket
+        except BaseException:
+            socket.release()
+            raise
 
     async def publish(self, request: web.Request, session_id: str) -> web.WebSocketResponse:
         st = state_of(request)
         p = request[PRINCIPAL]
-        session = self._session(st, session_id, p)
-        try:
-            if session.publisher is not None:
-                raise reject(409, "publisher_exists", "this session already has a publisher")
-            ws = open_socket(st, p, st.config.limits.max_live_frame)
-        except BaseException:
-            self._forget_if_empty(st, session_id, session)
-            raise
+        session, ws, socket = await self._join(st, session_id, p, st.config.limits.max_live_frame)
+        if session.publisher is not None:
+            socket.release()
+            self._forget_if_empty(session_id, session)
+            raise reject(409, "publisher_exists", "this session already has a publisher")
         session.publisher = ws
         st.websockets.add(ws)
         try:
-            with st.shares.sockets.hold(p):
-                await ws.prepare(request)
-                with st.revocations.hold(p.token_id, partial(end_revoked, st, ws)):
-                    for viewer in session.viewers.values():
-                        viewer.offer({"type": "publisher_joined"})
-                    await ws.send_json({"type": "viewers", "count": len(session.viewers)})
-                    async for msg in ws:
-                        if msg.type == WSMsgType.BINARY:
-                            self._fan_out(session, ws, msg.data)
+            await ws.prepare(request)
+            with st.revocations.hold(p.token_id, partial(end_revoked, st, ws)):
+                for viewer in session.viewers.values():
+                    viewer.offer({"type": "publisher_joined"})
+                await ws.send_json({"type": "viewers", "count": len(session.viewers)})
+                async for msg in ws:
+                    if msg.type == WSMsgType.BINARY:
+                        self._fan_out(session, ws, msg.data)
         finally:
+            socket.release()
             session.publisher = None
             st.websockets.discard(ws)
             for viewer in session.viewers.values():
                 viewer.offer({"type": "ended"})
-            self._forget_if_empty(st, session_id, session)
+            self._forget_if_empty(session_id, session)
         return ws
 
     async def _viewer_signal(self, session: Session, viewer: Viewer, text: str) -> None:
@@ -219,32 +237,29 @@ class LiveHub:
     async def view(self, request: web.Request, session_id: str) -> web.WebSocketResponse:
         st = state_of(request)
         p = request[PRINCIPAL]
-        session = self._session(st, session_id, p)
-        try:
-            if len(session.viewers) >= MAX_VIEWERS:
-                raise reject(409, "too_many_viewers", f"at most {MAX_VIEWERS} viewers per session")
-            ws = open_socket(st, p)
-        except BaseException:
-            self._forget_if_empty(st, session_id, session)
-            raise
+        session, ws, socket = await self._join(st, session_id, p, MAX_COMMAND_FRAME)
+        if len(session.viewers) >= MAX_VIEWERS:
+            socket.release()
+            self._forget_if_empty(session_id, session)
+            raise reject(409, "too_many_viewers", f"at most {MAX_VIEWERS} viewers per session")
         viewer = Viewer(f"v{next(self._ids)}", ws, self._queue_frames, session.ledger)
         session.viewers[viewer.id] = viewer
         st.websockets.add(ws)
         writer = asyncio.create_task(_write(viewer))
         try:
-            with st.shares.sockets.hold(p):
-                await ws.prepare(request)
-                with st.revocations.hold(p.token_id, partial(end_revoked, st, ws)):
-                    if session.publisher is None:
-                        viewer.offer({"type": "waiting"})
-                    else:
-                        await _quiet_send(
-                            session.publisher, {"type": "viewers", "count": len(session.viewers)}
-                        )
-                    async for msg in ws:  # reading also keeps close frames flowing
-                        if msg.type == WSMsgType.TEXT:
-                            await self._viewer_signal(session, viewer, msg.data)
+            await ws.prepare(request)
+            with st.revocations.hold(p.token_id, partial(end_revoked, st, ws)):
+                if session.publisher is None:
+                    viewer.offer({"type": "waiting"})
+                else:
+                    await _quiet_send(
+                        session.publisher, {"type": "viewers", "count": len(session.viewers)}
+                    )
+                async for msg in ws:  # reading also keeps close frames flowing
+                    if msg.type == WSMsgType.TEXT:
+                        await self._viewer_signal(session, viewer, msg.data)
         finally:
+            socket.release()
             writer.cancel()
             # The writer may also have died with the connection: nothing to report then.
             with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
@@ -259,7 +274,7 @@ class LiveHub:
                 )
                 if count == 0:
                     await _quiet_send(session.publisher, {"type": "no_viewers"})
-            self._forget_if_empty(st, session_id, session)
+            self._forget_if_empty(session_id, session)
         return ws
 
 

@@ -344,7 +344,7 @@ async def list_messages(request: web.Request) -> web.Response:
     )
     page = await fetch(now=st.clock.time())
     if not page.messages and wait:
-        with st.shares.waits.hold(request[PRINCIPAL]):  # 429 past the account's share
+        async with st.shares.waits.hold(request[PRINCIPAL]):  # 429 past the account's share
             page = await _wait(
                 st, request=request, mailbox=mailbox, fetch=fetch, wait=wait, page=page
             )

@@ -22,6 +22,7 @@ from privastead.relay.revocations import Revocations
 from privastead.relay.storage import Storage
 
 if TYPE_CHECKING:
+    from privastead.relay.backends.pg_leases import PgLeases
     from privastead.relay.backends.s3 import S3BlobStore
     from privastead.relay.blobs import BlobStore
     from privastead.relay.live import LiveHub
@@ -39,6 +40,7 @@ class RelayState:
     live: LiveHub
     revocations: Revocations
     shares: Shares
+    leases: PgLeases | None = None  # PostgreSQL: the account shares counted by all processes
     websockets: set[web.WebSocketResponse] = field(default_factory=set)
     ready: bool = False
     in_flight: int = 0  # HTTP requests being handled (graceful shutdown waits for 0)

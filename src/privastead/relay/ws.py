@@ -79,7 +79,7 @@ async def subscribe_socket(request: web.Request) -> web.WebSocketResponse:
     st = state_of(request)
     p = request[PRINCIPAL]
     ws = open_socket(st, p)
-    with st.shares.sockets.hold(p):
+    async with st.shares.sockets.hold(p):  # before the upgrade: a refusal is an HTTP 429
         return await _serve(st, p, ws, request)
 
 

@@ -63,6 +63,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         postgresql=schema_pg.V3,
         online=True,
     ),
+    Migration(
+        4,
+        "budget leases shared by relay processes",
+        sqlite=schema_sqlite.V4,
+        postgresql=schema_pg.V4,
+        online=True,
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -145,6 +145,12 @@ class PgDatabase:
         retried on a fresh connection if the connection was lost: it must not write."""
         return await self._run(fn, "read")
 
+    async def idempotent(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run ``fn`` without an explicit transaction (each statement commits by itself, so a
+        one-statement ``fn`` is one round trip), retried on a lost connection like a read:
+        ``fn`` must be safe to repeat."""
+        return await self._run(fn, "read")
+
     async def transactionless(self, fn: Callable[[Connection], Awaitable[T]]) -> T:
         """Run ``fn`` managing its own transactions (migrations); never retried once begun."""
         return await self._run(fn, "raw")

@@ -170,4 +170,49 @@ CREATE UNLOGGED TABLE auth_failures (
 );
 """
 
-__all__ = ["V1", "V2", "V3"]
+# Step 4: each account's budget slots (sockets, waits, bodies, live sessions) counted by every
+# relay process together (``pg_leases``; one SQLite relay counts them in memory). A lease
+# lives while its process renews it; a dead process's leases expire by themselves. UNLOGGED:
+# renewals write no WAL, and a crash that empties the table loses nothing a process cannot
+# re-insert at its next renewal. Times are the database server's epoch seconds, the one clock
+# every process shares.
+V4 = """
+CREATE UNLOGGED TABLE budget_leases (
+    lease      text PRIMARY KEY,
+    account    text NOT NULL,
+    resource   text NOT NULL,
+    instance   text NOT NULL,
+    expires_at double precision NOT NULL
+);
+CREATE INDEX budget_leases_slot ON budget_leases(account, resource);
+CREATE INDEX budget_leases_expiry ON budget_leases(expires_at);
+
+-- Take one lease unless the account holds ``share`` live leases of the resource: one round
+-- trip, atomic under a transaction-scoped advisory lock per (account, resource), so two
+-- processes taking the last slot at once cannot both get it. Idempotent by lease id (the
+-- caller may repeat it after a lost connection).
+CREATE FUNCTION budget_lease_take(
+    p_lease text, p_account text, p_resource text, p_instance text, p_share integer,
+    p_seconds double precision
+) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    now_s double precision;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_resource || '/' || p_account, 1651));
+    now_s := extract(epoch FROM clock_timestamp());
+    IF EXISTS (SELECT 1 FROM budget_leases WHERE lease = p_lease) THEN
+        RETURN true;
+    END IF;
+    DELETE FROM budget_leases
+        WHERE account = p_account AND resource = p_resource AND expires_at <= now_s;
+    IF (SELECT count(*) FROM budget_leases
+            WHERE account = p_account AND resource = p_resource) >= p_share THEN
+        RETURN false;
+    END IF;
+    INSERT INTO budget_leases VALUES (p_lease, p_account, p_resource, p_instance,
+                                      now_s + p_seconds);
+    RETURN true;
+END $$;
+"""
+
+__all__ = ["V1", "V2", "V3", "V4"]

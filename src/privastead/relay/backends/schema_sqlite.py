@@ -129,4 +129,8 @@ CREATE TABLE IF NOT EXISTS nameplates (
 CREATE INDEX IF NOT EXISTS nameplates_account ON nameplates(account);
 """
 
-__all__ = ["V1", "V2", "V3"]
+# Step 4: nothing. The PostgreSQL backend's budget leases are counted by one SQLite relay in
+# memory; the step exists so both dialects keep one version sequence.
+V4 = ""
+
+__all__ = ["V1", "V2", "V3", "V4"]
