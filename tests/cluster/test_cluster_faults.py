@@ -11,10 +11,12 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
+from privastead import compat
 from privastead.devcluster.postgres import PostgresServer
 from privastead.errors import RelayUnavailableError
 from privastead.relay.api import HEADER_MESSAGE_ID
@@ -130,3 +132,87 @@ async def test_a_postgresql_restart_is_ridden_out(
         assert [m.body for m in page.messages] == [b"woken"]
         listed = await a.list_messages(box)
         assert [m.body for m in listed.messages] == [b"before", b"after", b"woken"]
+
+
+async def _answer_in_outage(
+    session: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
+) -> tuple[int, str]:
+    """A request to a relay while PostgreSQL is down: its status and JSON error code. It
+    must be answered (the bound is far above the pool's retries and connect timeout)."""
+    async with (
+        compat.timeout(30),  # a hang fails the test here
+        session.request(method, url, **kwargs) as r,
+    ):
+        return r.status, (await r.json())["error"]["code"]
+
+
+async def test_postgresql_down_and_back_under_uploads_and_a_subscriber(
+    cluster_on_own_postgresql: tuple[PostgresServer, RelayCluster],
+) -> None:
+    """A client uploads without pause through one relay and another listens on the other
+    (a WebSocket subscription and long-polls) while PostgreSQL stops and starts again.
+    During the outage every request is answered with a JSON 503, never a 500 or a hang;
+    afterwards both processes serve again unaided, every acknowledged upload is there once
+    and the subscriber is woken by new messages again."""
+    server, cluster = cluster_on_own_postgresql
+    one, two = cluster.relays
+    box = os.urandom(16).hex()
+    acked: dict[str, int] = {}
+    outage = asyncio.Event()
+    stop = asyncio.Event()
+
+    async with RelayClient(one.url, cluster.owner_token) as up:
+        await up.create_mailbox(box)
+
+        async def uploader() -> None:
+            n = 0
+            while not stop.is_set():
+                mid = f"m{n:04d}"
+                try:  # the same id until acknowledged, as the hub's outbox does
+                    acked[mid] = (await up.upload(box, mid.encode(), mid)).seq
+                    n += 1
+                except RelayUnavailableError:
+                    outage.set()
+                    await asyncio.sleep(0.2)
+                await asyncio.sleep(0.02)
+
+        async with RelayClient(two.url, cluster.owner_token) as listener:
+            sub = await listener.subscribe([box])
+            assert (await sub.next_event())["type"] == "subscribed"
+            uploading = asyncio.create_task(uploader())
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(server.stop)
+            headers = {"Authorization": f"Bearer {cluster.owner_token}"}
+            async with aiohttp.ClientSession(headers=headers) as s:
+                await asyncio.sleep(2.5)  # past the token cache: authentication needs the database
+                for relay in (one, two):
+                    base = f"{relay.url}/v1/mailboxes/{box}/messages"
+                    assert await _answer_in_outage(
+                        s, "POST", base, data=b"x", headers={HEADER_MESSAGE_ID: "outage"}
+                    ) == (503, "storage_unavailable")
+                    assert await _answer_in_outage(s, "GET", base + "?after=0&wait=5") == (
+                        503,
+                        "storage_unavailable",
+                    )
+            await asyncio.wait_for(outage.wait(), 30)  # the uploader met the outage too
+            await asyncio.to_thread(server.start)
+            # The uploader goes on by itself; new messages wake the subscriber on the other
+            # process (after a resync: the bus reconnected).
+            last = max(acked.values(), default=0)
+            woken = None
+            async with compat.timeout(30):
+                while woken is None:
+                    event = await sub.next_event()
+                    if event["type"] == "message" and event["seq"] > last:
+                        woken = event["seq"]
+            stop.set()
+            await uploading
+            listed: dict[str, int] = {}
+            while True:
+                page = await listener.list_messages(box, after=max(listed.values(), default=0))
+                if not page.messages:
+                    break
+                listed.update((bytes(m.body or b"").decode(), m.seq) for m in page.messages)
+            assert listed == acked  # each acknowledged upload once, at its seq
+            assert len(acked) > 10
+            await sub.close()
