@@ -10,7 +10,10 @@ One cluster and one home serve the whole story, to keep it short:
    hub and balancer holds that upload after its headers, so the kill is certain to land
    mid-upload): the hub retries, and both clients end with every clip complete, decrypted,
    byte-identical to each other and to the hub's recording;
-4. one Garage node is killed with the relays running: clips still go up and come down whole.
+4. one Garage node is killed with the relays running: clips still go up and come down whole;
+5. PostgreSQL (a server of this test's own) is stopped for a few seconds and started again:
+   the hub's uploads meanwhile get 503 and are retried, no request gets a 500, and both
+   clients hold the next clip complete and every clip before it.
 What each fault loses and what is retried is in ``docs/design/relay-cluster.md``.
 """
 
@@ -40,6 +43,7 @@ from privastead.client.eventlog import ClipState, EventLog, EventRecord
 from privastead.client.live_request import LiveStatus, open_live
 from privastead.clock import SystemClock
 from privastead.devcluster.garage import GarageCluster
+from privastead.devcluster.postgres import PostgresServer
 from privastead.devcluster.relays import RelayInstance
 from privastead.errors import CameraUnavailableError, RelayUnavailableError
 from support.haproxy import OPERATOR_TOKEN, RelayCluster, start_relay_cluster
@@ -156,8 +160,16 @@ def _frames(data: bytes) -> int:
 
 
 @pytest.fixture
-def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RelayCluster]:
-    with storage_for("postgresql", request) as storage:
+def database(postgres_factory: Callable[[], PostgresServer]) -> PostgresServer:
+    """A PostgreSQL server of this test's own: the story restarts it."""
+    return postgres_factory()
+
+
+@pytest.fixture
+def cluster(
+    request: pytest.FixtureRequest, tmp_path: Path, database: PostgresServer
+) -> Iterator[RelayCluster]:
+    with storage_for("postgresql", request, database) as storage:
         # Clip fragments are objects in Garage, not rows (notifications stay inline).
         relays = start_relay_cluster(tmp_path / "cluster", storage, limits="inline_max = 2048\n")
         try:
@@ -168,7 +180,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RelayClu
 
 @pytest.mark.timeout(900)
 async def test_a_home_rides_out_relay_and_store_faults(
-    cluster: RelayCluster, garage_cluster: GarageCluster, tmp_path: Path
+    cluster: RelayCluster, garage_cluster: GarageCluster, database: PostgresServer, tmp_path: Path
 ) -> None:
     started = time.monotonic()
     proxy = UploadHold(cluster.balancer.port)
@@ -178,7 +190,7 @@ async def test_a_home_rides_out_relay_and_store_faults(
         ) as cam:
             home = Home(tmp_path, Balanced(cluster.url, cluster.owner_token), cam.urls[0])  # type: ignore[arg-type]
             try:
-                await _story(home, cluster, proxy, garage_cluster)
+                await _story(home, cluster, proxy, garage_cluster, database)
             finally:
                 home.kill_hub()
     finally:
@@ -187,7 +199,11 @@ async def test_a_home_rides_out_relay_and_store_faults(
 
 
 async def _story(
-    home: Home, cluster: RelayCluster, proxy: UploadHold, garage: GarageCluster
+    home: Home,
+    cluster: RelayCluster,
+    proxy: UploadHold,
+    garage: GarageCluster,
+    database: PostgresServer,
 ) -> None:
     a, b = home.root / "phone-a", home.root / "phone-b"
     home.pair(a, "phone-a")  # through the balancer: any relay serves each step
@@ -247,3 +263,13 @@ async def _story(
     finally:
         node.start(garage.binary)
         await asyncio.to_thread(garage.wait_healthy, 120)
+
+    # -- PostgreSQL stopped for a few seconds and started again under the running home -------
+    await asyncio.to_thread(database.stop)
+    await asyncio.sleep(3.0)  # the hub's heartbeats and the clients' syncs meet the outage
+    await asyncio.to_thread(database.start)
+    back_at = time.time()
+    await sync_until([a, b], _clip_after(back_at), limit=LIMIT)
+    _check_delivered(home, [a, b], back_at)
+    logs = "".join((r.logs / f"relay{r.index}.log").read_text() for r in cluster.relays)
+    assert "unexpected failure" not in logs  # no request got a 500 meanwhile
