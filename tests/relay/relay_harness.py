@@ -213,6 +213,18 @@ async def inproc(tmp_path: Path, clock: FakeClock) -> AsyncIterator[InProcess]:
         await relay.server.close()
 
 
+def slow_upload(port: int, token: str, box: str, msg_id: str) -> socket.socket:
+    """An upload whose body has barely started: it holds an upload slot."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(
+        f"POST /v1/mailboxes/{box}/messages HTTP/1.1\r\nHost: relay\r\n"
+        f"Authorization: Bearer {token}\r\nPrivastead-Message-Id: {msg_id}\r\n"
+        "Content-Length: 1000000\r\n\r\n".encode()
+        + b"x" * 1000
+    )
+    return s
+
+
 def mailbox_id() -> str:
     return os.urandom(16).hex()
 

@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import Iterator
 
 import aiohttp
 import psutil
 import pytest
 import requests
-from relay_harness import OPERATOR_TOKEN, RelayProcess, mailbox_id, make_process, run_cli
+from relay_harness import (
+    OPERATOR_TOKEN,
+    RelayProcess,
+    mailbox_id,
+    make_process,
+    run_cli,
+    slow_upload,
+)
 
 from privastead.errors import RelayRejectedError
 from privastead.relay.client import RelayClient
@@ -110,24 +116,12 @@ async def test_long_polls_per_account(homes: tuple[RelayProcess, str]) -> None:
             assert len((await asyncio.wait_for(poll, 10)).messages) == 1
 
 
-def _slow_upload(port: int, token: str, box: str, msg_id: str) -> socket.socket:
-    """An upload whose body has barely started: it holds an upload slot."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(
-        f"POST /v1/mailboxes/{box}/messages HTTP/1.1\r\nHost: relay\r\n"
-        f"Authorization: Bearer {token}\r\nPrivastead-Message-Id: {msg_id}\r\n"
-        "Content-Length: 1000000\r\n\r\n".encode()
-        + b"x" * 1000
-    )
-    return s
-
-
 async def test_bodies_in_flight_per_account(homes: tuple[RelayProcess, str]) -> None:
     relay, neighbour = homes
     box = mailbox_id()
     async with relay.client() as o:
         await o.create_mailbox(box)
-        slow = [_slow_upload(relay.port, relay.owner_token, box, f"s{i}") for i in range(2)]
+        slow = [slow_upload(relay.port, relay.owner_token, box, f"s{i}") for i in range(2)]
         try:
             await asyncio.sleep(0.3)
             with pytest.raises(RelayRejectedError) as err:

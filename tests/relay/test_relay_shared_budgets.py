@@ -1,11 +1,11 @@
 """Each account's budgets held across relay processes: two real relay processes on one
 PostgreSQL and one Garage bucket, as behind a load balancer, with small shares. A household's
-sockets, long-polls and live sessions spread over both are refused (429 with the resource's
-code) at its share, counted once for both; another household is still served; a slot given
-back on one process is free on the other; a household opening sockets on both as fast as it
-can never holds more than its share; and the slots of a process killed with SIGKILL are free
-again once its leases expire (1.5 s on ``a``; 30 s on ``b``, so that a slot freed on ``b``
-within seconds can only have been given back, not expired)."""
+sockets, long-polls, request bodies and live sessions spread over both are refused (429 with
+the resource's code) at its share, counted once for both; another household is still served;
+a slot given back on one process is free on the other; a household opening sockets on both as
+fast as it can never holds more than its share; and the slots of a process killed with
+SIGKILL are free again once its leases expire (1.5 s on ``a``; 30 s on ``b``, so that a slot
+freed on ``b`` within seconds can only have been given back, not expired)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import aiohttp
 import pytest
-from relay_harness import RelayProcess, mailbox_id, make_process
+from relay_harness import RelayProcess, mailbox_id, make_process, slow_upload
 
 from privastead.errors import RelayRejectedError
 from privastead.relay.client import RelayClient
@@ -34,6 +34,8 @@ sockets_per_token = 3
 waits_per_account = 2
 waits_per_token = 2
 live_sessions_per_account = 2
+bodies_per_account = 2
+bodies_per_token = 2
 lease_seconds = {lease}
 """
 Pair = tuple[RelayProcess, RelayProcess, str]
@@ -161,6 +163,26 @@ async def test_live_sessions_on_both_processes_stop_at_the_account_share(pair: P
         third = await _once_free(lambda: cb.live(mailbox_id()))
         await third.close()
         await publisher.close()
+
+
+async def test_bodies_on_both_processes_stop_at_the_account_share(pair: Pair) -> None:
+    a, b, _ = pair
+    box = mailbox_id()
+    async with a.client() as ca, b.client() as cb:
+        await ca.create_mailbox(box)
+        # One upload whose body has barely begun on each process: the account's two slots.
+        slow = [slow_upload(r.port, r.owner_token, box, f"slow-{r.port}") for r in (a, b)]
+        try:
+            await asyncio.sleep(0.3)  # both bodies are being received
+            for c in (ca, cb):
+                with pytest.raises(RelayRejectedError) as err:
+                    await c.upload(box, b"one more", "more")
+                assert _code(err) == (429, "too_many_uploads")
+            await _neighbour_is_served(pair)
+        finally:
+            for s in slow:
+                s.close()
+        assert (await _once_free(lambda: cb.upload(box, b"one more", "more"))).seq == 1
 
 
 async def test_sockets_opened_on_both_as_fast_as_possible_never_pass_the_share(
