@@ -69,7 +69,7 @@ async def test_two_processes_racing_get_the_share_and_no_more(
     mine = one if any(x in one._held for x in leases) else two
     other = two if mine is one else one
     mine.give_back(next(x for x in leases if x in mine._held))
-    await asyncio.gather(*mine._tasks)
+    await mine.settled()
     assert await other.take("websockets", "home", SHARE) is not None
     assert await other.take("websockets", "home", SHARE) is None
 
@@ -113,7 +113,7 @@ async def test_without_the_database_a_process_keeps_its_own_share(
         await leases.renew()
         assert await _rows(db) == SHARE
         first.release()
-        await asyncio.gather(*leases._tasks)
+        await leases.settled()
         assert await _rows(db) == SHARE - 1
         for slot in slots:
             slot.release()

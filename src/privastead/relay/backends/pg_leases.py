@@ -9,8 +9,9 @@ a slot is a row of ``budget_leases`` (account, resource, instance, lease id, exp
   step 4) takes a transaction-scoped advisory lock on (account, resource), drops that pair's
   expired leases, counts the live ones and inserts the new one if the count is below the
   share. Two processes taking the last slot at once serialise on the lock; one gets it.
-- **Giving back** deletes the row at once (a background task, so closing a socket never waits
-  for the database).
+- **Giving back** deletes the row at once, in a background task (closing a socket never waits
+  for the database); leases given back while a delete runs go in the next one, one
+  statement for many.
 - **Renewing**: every ``lease_seconds / 3`` the process extends all its leases in one
   statement, an upsert, so leases lost with the table (a PostgreSQL crash empties an UNLOGGED
   table) or taken while the database was away are written again. The same statement removes
@@ -76,7 +77,8 @@ class PgLeases:
         self._clock = clock
         self.instance = instance_id()
         self._held: dict[str, _Held] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._dropping: list[str] = []  # given back, not deleted yet
+        self._dropper: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._warned = -_WARN_EVERY
 
@@ -116,18 +118,28 @@ class PgLeases:
     def give_back(self, lease: str) -> None:
         if self._held.pop(lease, None) is None:
             return
-        task = asyncio.get_running_loop().create_task(self._delete(lease))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._dropping.append(lease)
+        if self._dropper is None or self._dropper.done():
+            self._dropper = asyncio.get_running_loop().create_task(self._drop_pending())
 
-    async def _delete(self, lease: str) -> None:
-        async def op(conn: Connection) -> None:
-            await conn.execute("DELETE FROM budget_leases WHERE lease = $1", lease)
+    async def _drop_pending(self) -> None:
+        """Delete given-back leases; those given back while a delete runs go in the next one,
+        so a busy process sends one statement for many (uploads give one back each)."""
+        while self._dropping:
+            leases, self._dropping = self._dropping, []
 
-        try:
-            await self._db.idempotent(op)
-        except StorageError as exc:  # not renewed any more: it expires by itself
-            self._warn(exc)
+            async def op(conn: Connection, leases: list[str] = leases) -> None:
+                await conn.execute("DELETE FROM budget_leases WHERE lease = ANY($1)", leases)
+
+            try:
+                await self._db.idempotent(op)
+            except StorageError as exc:  # not renewed any more: they expire by themselves
+                self._warn(exc)
+
+    async def settled(self) -> None:
+        """Wait until every lease given back so far is deleted (or found undeletable)."""
+        while self._dropper is not None and not self._dropper.done():
+            await asyncio.shield(self._dropper)
 
     async def renew(self) -> None:
         """Extend (or write again) every lease this process holds; drop long-expired rows."""
@@ -180,8 +192,7 @@ class PgLeases:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
             self._renewer = None
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.settled()
         self._held.clear()
 
         async def op(conn: Connection) -> None:
