@@ -1,9 +1,10 @@
 """The budget leases of relay processes sharing one PostgreSQL (``backends/pg_leases.py``),
 against a real server: two pools play two processes racing for an account's last slots, the
 renewal keeps a live process's leases, a clean stop gives them back at once, and with the
-database gone a process fails open to its own share and writes its leases again afterwards
-(a crash empties the UNLOGGED table). Expiry after a process is killed is tested with real
-relay processes in ``tests/relay/test_relay_shared_budgets.py``."""
+database gone a process fails open to its own share (without asking the database again for a
+moment) and writes its leases again afterwards (a crash empties the UNLOGGED table). Expiry
+after a process is killed is tested with real relay processes in
+``tests/relay/test_relay_shared_budgets.py``."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from privastead.clock import SYSTEM_CLOCK
+from privastead.clock import SYSTEM_CLOCK, FakeClock
 from privastead.devcluster.postgres import PostgresServer
 from privastead.errors import RelayRejectedError
 from privastead.relay.accounts import Principal
+from privastead.relay.backends import pg_leases
 from privastead.relay.backends.pg import PgDatabase
 from privastead.relay.backends.pg_leases import PgLeases
 from privastead.relay.backends.settings import PostgresSettings
@@ -97,22 +99,33 @@ async def test_without_the_database_a_process_keeps_its_own_share(
     server: PostgresServer = postgres_factory()
     db = PgDatabase(settings_for(server))
     await db.open()
-    leases = PgLeases(db, 30.0, SYSTEM_CLOCK)
+    clock = FakeClock()  # the pause after a failure; lease expiry is the server's clock
+    leases = PgLeases(db, 30.0, clock)
     budget = Budget("websockets", per_account=SHARE, total=100, per_token=0, leases=leases)
     try:
-        first = await budget.acquire(_principal())
+        slots = [await budget.acquire(_principal())]
         server.kill9()
         # Fail open, to this process's own count: within the share it is served ...
-        slots = [await budget.acquire(_principal()) for _ in range(SHARE - 1)]
+        slots += [await budget.acquire(_principal()) for _ in range(SHARE - 1)]
         # ... and past it refused, as a relay on one process would.
         with pytest.raises(RelayRejectedError) as err:
             await budget.acquire(_principal())
         assert (err.value.status, err.value.code) == (429, "too_many_websockets")
         server.start()
-        # The crash emptied the UNLOGGED table; one renewal writes every held lease again.
+        assert await _rows(db) == 0  # the crash emptied the UNLOGGED table
+        # Shortly after a failure takes do not ask the database (no wait for its timeout) ...
+        slots.pop().release()
+        slots.append(await budget.acquire(_principal()))
+        assert await _rows(db) == 0
+        # ... afterwards they do again.
+        clock.advance(pg_leases._PAUSE_SECONDS)
+        slots.pop().release()
+        slots.append(await budget.acquire(_principal()))
+        assert await _rows(db) == 1
+        # One renewal writes every held lease again.
         await leases.renew()
         assert await _rows(db) == SHARE
-        first.release()
+        slots.pop().release()
         await leases.settled()
         assert await _rows(db) == SHARE - 1
         for slot in slots:

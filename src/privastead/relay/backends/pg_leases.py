@@ -24,7 +24,9 @@ Times are the database server's clock (``clock_timestamp()``): the processes sha
 **The database unreachable: fail open to this process's share.** A slot is still refused past
 the account's share *on this process* (``Budget.check`` counts locally before asking), so
 the bound degrades to what one process alone enforces, never to nothing. The slot is kept as
-a lease of this process and written by the first renewal that reaches the database. Refusing
+a lease of this process and written by the first renewal that reaches the database. After a
+failed take, takes do not ask the database for a few seconds (or until a renewal reaches
+it), so an unreachable host does not make every socket wait for the pool's connect timeout. Refusing
 every socket and long-poll instead would turn a database restart into an outage of the
 live fan-out and of requests served from the token cache, which need no database at all.
 """
@@ -45,6 +47,10 @@ from privastead.relay.backends.pg import Connection, PgDatabase
 
 _log = logging.getLogger(__name__)
 _WARN_EVERY = 30.0  # seconds between two warnings of an unreachable database
+# After a failed take, takes fail open at once for this long instead of each waiting for the
+# pool's connection attempts (up to its connect timeout, retried); a renewal that reaches the
+# database ends the pause sooner.
+_PAUSE_SECONDS = 5.0
 
 _RENEW = """
 WITH gone AS (
@@ -81,6 +87,7 @@ class PgLeases:
         self._dropper: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._warned = -_WARN_EVERY
+        self._paused_until = 0.0  # monotonic: takes do not ask the database before this
 
     @property
     def held(self) -> int:
@@ -89,6 +96,8 @@ class PgLeases:
     async def take(self, resource: str, account: str, share: int) -> str | None:
         lease = secrets.token_hex(12)
         self._held[lease] = _Held(resource, account)  # renewed even if the answer is lost
+        if self._clock.monotonic() < self._paused_until:
+            return lease  # the database failed a moment ago: fail open without waiting
 
         async def op(conn: Connection) -> bool:
             ok = await conn.fetchval(
@@ -106,6 +115,7 @@ class PgLeases:
             ok = await self._db.idempotent(op)
         except StorageError as exc:
             self._warn(exc)
+            self._paused_until = self._clock.monotonic() + _PAUSE_SECONDS
             return lease  # fail open: this process's own count has already allowed it
         except BaseException:
             self.give_back(lease)  # cancelled: the row may exist
@@ -156,6 +166,7 @@ class PgLeases:
             )
 
         await self._db.idempotent(op)
+        self._paused_until = 0.0  # the database answers: takes ask it again
         # A lease given back while the upsert ran may have been written again: delete it.
         stale = [lease for lease, _ in held if lease not in self._held]
         if stale:
