@@ -213,6 +213,32 @@ async def inproc(tmp_path: Path, clock: FakeClock) -> AsyncIterator[InProcess]:
         await relay.server.close()
 
 
+def post_head(box: str, token: str, length: int | None, extra: str = "") -> bytes:
+    size = (
+        f"Content-Length: {length}\r\n" if length is not None else "Transfer-Encoding: chunked\r\n"
+    )
+    return (
+        f"POST /v1/mailboxes/{box}/messages HTTP/1.1\r\nHost: relay\r\n"
+        f"Authorization: Bearer {token}\r\nPrivastead-Message-Id: m1\r\n{size}{extra}\r\n"
+    ).encode()
+
+
+def first_answer(port: int, head: bytes, wait: float = 3.0) -> bytes:
+    """What the relay answers to ``head`` before any body byte is sent."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        s.sendall(head)
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except TimeoutError:
+            pass
+        return data
+
+
 def slow_upload(port: int, token: str, box: str, msg_id: str) -> socket.socket:
     """An upload whose body has barely started: it holds an upload slot."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)

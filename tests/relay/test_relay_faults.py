@@ -17,8 +17,10 @@ import pytest
 from relay_harness import (
     InProcess,
     RelayProcess,
+    first_answer,
     mailbox_id,
     make_process,
+    post_head,
     run_cli,
     start_inprocess,
 )
@@ -69,16 +71,6 @@ def _expected(data: bytes) -> int:
         if line.lower().startswith(b"content-length:"):
             return len(head) + len(sep) + int(line.split(b":")[1])
     return len(data) + 1
-
-
-def post_head(box: str, token: str, length: int | None, extra: str = "") -> bytes:
-    size = (
-        f"Content-Length: {length}\r\n" if length is not None else "Transfer-Encoding: chunked\r\n"
-    )
-    return (
-        f"POST /v1/mailboxes/{box}/messages HTTP/1.1\r\nHost: relay\r\n"
-        f"Authorization: Bearer {token}\r\nPrivastead-Message-Id: m1\r\n{size}{extra}\r\n"
-    ).encode()
 
 
 def blob_files(data_dir: Path) -> list[Path]:
@@ -553,22 +545,6 @@ async def test_bad_websocket_commands_get_error_frames_and_the_socket_stays(
         await sub.close()
 
 
-def _first_answer(port: int, head: bytes, wait: float = 3.0) -> bytes:
-    """What the relay answers to ``head`` before any body byte is sent."""
-    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
-        s.sendall(head)
-        data = b""
-        try:
-            while b"\r\n\r\n" not in data:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        except TimeoutError:
-            pass
-        return data
-
-
 async def test_expect_100_continue_only_after_authentication(shared_relay: RelayProcess) -> None:
     box = mailbox_id()
     async with shared_relay.client() as c:
@@ -593,12 +569,12 @@ async def test_expect_100_continue_only_after_authentication(shared_relay: Relay
         ),
     ]
     for head, status in refused:
-        answer = await asyncio.to_thread(_first_answer, shared_relay.port, head)
+        answer = await asyncio.to_thread(first_answer, shared_relay.port, head)
         first_line = answer.split(b"\r\n", 1)[0]
         assert first_line.startswith(b"HTTP/1.1 " + status), (head[:60], answer[:80])
         assert b'"error"' in answer or b"Content-Length" in answer
     answer = await asyncio.to_thread(
-        _first_answer, shared_relay.port, post_head(box, shared_relay.owner_token, 3, expect)
+        first_answer, shared_relay.port, post_head(box, shared_relay.owner_token, 3, expect)
     )
     assert answer.startswith(b"HTTP/1.1 100 Continue")
     assert await _stored(shared_relay, box) == 0

@@ -18,7 +18,14 @@ from typing import TypeVar
 
 import aiohttp
 import pytest
-from relay_harness import RelayProcess, mailbox_id, make_process, slow_upload
+from relay_harness import (
+    RelayProcess,
+    first_answer,
+    mailbox_id,
+    make_process,
+    post_head,
+    slow_upload,
+)
 
 from privastead.errors import RelayRejectedError
 from privastead.relay.client import RelayClient
@@ -178,6 +185,10 @@ async def test_bodies_on_both_processes_stop_at_the_account_share(pair: Pair) ->
                 with pytest.raises(RelayRejectedError) as err:
                     await c.upload(box, b"one more", "more")
                 assert _code(err) == (429, "too_many_uploads")
+            # With Expect: 100-continue no go-ahead is given: the share is known before.
+            head = post_head(box, a.owner_token, 1000, "Expect: 100-continue\r\n")
+            answer = await asyncio.to_thread(first_answer, a.port, head)
+            assert answer.startswith(b"HTTP/1.1 429"), answer[:80]
             await _neighbour_is_served(pair)
         finally:
             for s in slow:

@@ -23,7 +23,7 @@ from privastead.errors import RelayRejectedError, StorageError
 from privastead.relay.auth import PRINCIPAL, Authenticator, access_of
 from privastead.relay.backend import backend_for
 from privastead.relay.bodies import LIMITS
-from privastead.relay.budgets import Shares
+from privastead.relay.budgets import BODY_SLOT, Shares
 from privastead.relay.config import RelayConfig
 from privastead.relay.httputil import MAX_JSON_BODY, error_response, retry_after_of
 from privastead.relay.live import LiveHub
@@ -69,6 +69,9 @@ async def relay_middleware(request: web.Request, handler: Handler) -> web.Stream
         except Exception as exc:
             response = _failure(request, exc)
     finally:
+        slot = request.get(BODY_SLOT)  # taken by an expect handler before its 100 Continue
+        if slot is not None:
+            slot.release()
         st.in_flight -= 1
         if not st.in_flight:
             st.idle.set()
@@ -95,7 +98,7 @@ async def _authenticated(
             st.metrics.inc("relay_auth_failures_total")
             raise
     p = request.get(PRINCIPAL)
-    if p is None or not request.body_exists:
+    if p is None or not request.body_exists or BODY_SLOT in request:
         return await handler(request)
     # A household sending many (slow) bodies at once uses up its own share, not everybody's.
     async with st.shares.bodies.hold(p):

@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from aiohttp import web
+
 from privastead.errors import RelayRejectedError
 from privastead.relay.accounts import Principal
 from privastead.relay.config import Budgets
@@ -128,6 +130,11 @@ class Slot:
             self.budget.leases.give_back(self.lease)
 
 
+# The upload slot an ``Expect: 100-continue`` handler took before its go-ahead; the middleware
+# gives it back when the request ends.
+BODY_SLOT = web.RequestKey("body_slot", Slot)
+
+
 def _add(counts: dict[str, int], key: str, step: int) -> None:
     left = counts.get(key, 0) + step
     if left:
@@ -161,4 +168,4 @@ class Shares:
         )
 
 
-__all__ = ["Budget", "Leases", "Shares", "Slot"]
+__all__ = ["BODY_SLOT", "Budget", "Leases", "Shares", "Slot"]

@@ -1,7 +1,8 @@
 """``Expect: 100-continue``: the client waits for our go-ahead before sending its body, so
 the relay answers it only once the request may succeed: authenticated, allowed, within the
-size limit and the budgets. Anything else is refused with the JSON error (and the connection
-closed) before a single body byte is sent.
+size limit and the budgets (the upload slot is taken before the 100, so a client never sends
+a body the relay then refuses for its share). Anything else is refused with the JSON error
+(and the connection closed) before a single body byte is sent.
 
 aiohttp runs expect handlers before the middlewares, so this one authenticates itself and
 leaves the principal on the request for the middleware (no second check, no failure
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from privastead.errors import RelayRejectedError
 from privastead.relay.auth import PRINCIPAL, access_of
+from privastead.relay.budgets import BODY_SLOT
 from privastead.relay.httputil import error_response, reject, retry_after_of
 from privastead.relay.state import state_of
 
@@ -44,12 +46,19 @@ def expect_after(
                     st.metrics.inc("relay_auth_failures_total")
                     raise
             if PRINCIPAL in request:
-                st.shares.bodies.check(request[PRINCIPAL])  # no 100 past its upload share
+                # No 100 past its upload share (of this process, and of all processes on
+                # PostgreSQL): the slot is taken now and given back when the request ends.
+                request[BODY_SLOT] = await st.shares.bodies.acquire(request[PRINCIPAL])
             if check is not None:
                 pending = check(request)
                 if pending is not None:
                     await pending
-        except RelayRejectedError as exc:
+        except BaseException as exc:
+            slot = request.pop(BODY_SLOT, None)
+            if slot is not None:
+                slot.release()
+            if not isinstance(exc, RelayRejectedError):
+                raise
             wait = retry_after_of(exc)
             headers = {"Connection": "close", **({"Retry-After": str(wait)} if wait else {})}
             return error_response(exc.status, exc.code, str(exc), headers)
