@@ -10,12 +10,12 @@ keyframe 8x a P-frame) goes through the hub's real ``ClipDelivery`` (MLS groups 
 core, outbox, clip journal) in two cadences: ``clip`` (the recorder's 1 s fragments) and
 ``frame`` (one fragment per frame, the livestream's cadence), and two feeds: ``paced`` (fed at
 the stream's real rate) and ``backlog`` (the whole stream queued while the worker was busy, as
-after a disk stall). ``drain_s``: from the last fragment queued until the worker was idle. Each runs without batching
-(``BatchLimits(messages=1)``: one journal write, one MLS state write and one outbox directory
-fsync per message, as before batching) and with the default batch limits, in the same run.
-Reported per second of stream: MLS state writes (each call into the core writes its state
-file once), Python-side fsyncs (journal, outbox), their sum, and the CPU seconds spent in the
-core's encrypt calls.
+after a disk stall). ``drain_s``: from the last fragment queued until the worker was idle.
+Each runs without batching (``BatchLimits(messages=1)``: one journal write, one MLS state
+write and one outbox directory fsync per message, as before batching) and with the default
+batch limits, in the same run. Reported per second of stream: MLS state writes (each call
+into the core writes its state file once), Python-side fsyncs (journal, outbox), their sum,
+and the CPU seconds spent in the core's encrypt calls.
 
 Prints tables and one JSON line.
 
