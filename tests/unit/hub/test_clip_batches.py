@@ -192,3 +192,27 @@ def test_a_fragment_queued_alone_is_sent_without_waiting_for_more(setup: Setup) 
         setup.events.worker.drain()  # nothing else waits: the fragment is not held back
     assert [f.index for f in setup.fragments()] == [0, 1]  # the last is held for ``final``
     assert isinstance(setup.sent[-1], ClipFragment)
+
+
+def test_a_message_that_cannot_be_built_fails_alone(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bad notification among queued fragments (its thumbnail is not a JPEG) fails its own
+    call, logged; what was staged before it and everything queued after it still goes out,
+    with consecutive app seqs."""
+    clip = pieces(7, 300)
+    release = setup.hold_worker()
+    for index, piece in enumerate(clip):
+        setup.delivery.on_fragment(CAMERA, EVENT, index, piece, index == 0)
+        if index == 3:
+            bad = EventNotice(CAMERA, EVENT, 1.7e9, 0.8, (), thumbnail=b"not a jpeg")
+            setup.delivery.on_event(bad)
+    setup.delivery.on_event(notice())
+    setup.delivery.on_clip_end(CAMERA, EVENT, setup.part)
+    release.set()
+    setup.events.worker.drain()
+    assert [f.index for f in setup.fragments()] == list(range(len(clip)))
+    assert [getattr(m, "seq", None) for m in setup.sent] == list(range(len(clip) + 1))
+    assert setup.delivery.sent_notifications == 1
+    assert setup.events.worker.failed == 1
+    assert "a queued job failed" in caplog.text

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from privastead.errors import StorageError
 from privastead.hub.delivery.clip_journal import ClipJournal
 from privastead.hub.delivery.sender import Sent
 from privastead.hub.state.groups import HubGroup
@@ -67,28 +68,28 @@ class OutgoingBatch:
         self._journal = journal
         self._limits = limits
         self._stats = stats if stats is not None else BatchStats()
-        self._builds: list[Callable[[int], Message]] = []
+        self._messages: list[Message] = []
         self._done: list[Callable[[Sent], None] | None] = []
         self._clips: dict[tuple[str, str], None] = {}  # journals to write, in order
         self._bytes = 0
 
     def __len__(self) -> int:
-        return len(self._builds)
+        return len(self._messages)
 
     @property
     def next_app_seq(self) -> int:
         """The app seq the next staged message will take."""
-        return self.group.sender.next_app_seq + len(self._builds)
+        return self.group.sender.next_app_seq + len(self._messages)
 
     def full(self) -> bool:
-        return len(self._builds) >= self._limits.messages or self._bytes >= self._limits.bytes
+        return len(self._messages) >= self._limits.messages or self._bytes >= self._limits.bytes
 
     def room_for(self, size: int) -> bool:
         """Whether a message of ``size`` bytes fits (an empty batch takes anything)."""
-        if not self._builds:
+        if not self._messages:
             return True
         return (
-            len(self._builds) < self._limits.messages and self._bytes + size <= self._limits.bytes
+            len(self._messages) < self._limits.messages and self._bytes + size <= self._limits.bytes
         )
 
     def add(
@@ -99,10 +100,11 @@ class OutgoingBatch:
         clip: tuple[str, str] | None = None,
         done: Callable[[Sent], None] | None = None,
     ) -> None:
-        """Stage ``build`` (it gets ``next_app_seq`` as it was before this call); ``clip``
-        (camera, clip id) names the journal the caller staged its record in; ``done`` gets the
-        message's ``Sent`` once the batch is durable."""
-        self._builds.append(build)
+        """Stage ``build(next_app_seq)``; ``clip`` (camera, clip id) names the journal the
+        caller staged its record in; ``done`` gets the message's ``Sent`` once the batch is
+        durable. The message is built here, so that one that cannot be built (invalid
+        content) fails its own caller and not the whole batch."""
+        self._messages.append(build(self.next_app_seq))
         self._done.append(done)
         self._bytes += size
         if clip is not None:
@@ -110,18 +112,31 @@ class OutgoingBatch:
 
     def flush(self) -> None:
         """Journal, encrypt (one durable MLS write) and queue what is staged; then call back."""
-        if not self._builds:
+        if not self._messages:
             return
-        builds, done, clips = self._builds, self._done, list(self._clips)
-        self._builds, self._done, self._clips, self._bytes = [], [], {}, 0
+        messages, done, clips = self._messages, self._done, list(self._clips)
+        self._messages, self._done, self._clips, self._bytes = [], [], {}, 0
         for camera, clip_id in clips:
             self._journal.write(camera, clip_id)
-        sent = self.group.sender.send_batch(builds)
+        sent = self.group.sender.send_batch([_built(m) for m in messages])
         self._stats.batches += 1
-        self._stats.messages += len(builds)
+        self._stats.messages += len(messages)
         for callback, result in zip(done, sent, strict=True):
             if callback is not None:
                 callback(result)
+
+
+def _built(message: Message) -> Callable[[int], Message]:
+    """``message``, built for the app seq the sender gives it (checked: only this batch's
+    messages may take seqs between staging and the flush)."""
+
+    def build(seq: int) -> Message:
+        built_for = getattr(message, "seq", seq)
+        if built_for != seq:
+            raise StorageError(f"a staged message was built for seq {built_for}, got {seq}")
+        return message
+
+    return build
 
 
 __all__ = ["MAX_BYTES", "MAX_MESSAGES", "BatchLimits", "BatchStats", "OutgoingBatch"]

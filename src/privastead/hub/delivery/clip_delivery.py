@@ -181,10 +181,13 @@ class ClipDelivery:
                         break
                     op = queue.ops.popleft()
                 op(group, batch)
-            batch.flush()
         finally:
-            if more:  # also after a failure: what is queued must not wait for the next call
-                group.worker.defer(self._drain, group, queue)
+            try:
+                # Also when a call failed: what the calls before it staged goes out.
+                batch.flush()
+            finally:
+                if more:  # also after a failure: what is queued must not wait for a new call
+                    group.worker.defer(self._drain, group, queue)
 
     def _notify(self, group: HubGroup, batch: OutgoingBatch, notice: EventNotice) -> None:
         def build(seq: int) -> Notification:
