@@ -11,6 +11,7 @@ journal)."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -198,8 +199,8 @@ def test_a_message_that_cannot_be_built_fails_alone(
     setup: Setup, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A bad notification among queued fragments (its thumbnail is not a JPEG) fails its own
-    call, logged; what was staged before it and everything queued after it still goes out,
-    with consecutive app seqs."""
+    call, logged and counted; what was staged before it and everything queued after it still
+    goes out, in the same batch, with consecutive app seqs."""
     clip = pieces(7, 300)
     release = setup.hold_worker()
     for index, piece in enumerate(clip):
@@ -214,5 +215,27 @@ def test_a_message_that_cannot_be_built_fails_alone(
     assert [f.index for f in setup.fragments()] == list(range(len(clip)))
     assert [getattr(m, "seq", None) for m in setup.sent] == list(range(len(clip) + 1))
     assert setup.delivery.sent_notifications == 1
-    assert setup.events.worker.failed == 1
-    assert "a queued job failed" in caplog.text
+    assert setup.batches == [len(clip) + 1]
+    assert setup.delivery.failed_calls == 1
+    assert "a queued delivery call failed" in caplog.text
+
+
+def test_a_closing_worker_still_sends_every_queued_batch(setup: Setup) -> None:
+    """At shutdown the worker takes no new job: the drain goes on in place instead of
+    deferring, so every queued fragment still goes out before the thread stops."""
+    setup.delivery.batch_limits = BatchLimits(messages=3)
+    clip = pieces(10, 100)
+    release = setup.hold_worker()
+    queue_clip(setup, EVENT, clip)
+    closer = threading.Thread(target=setup.events.worker.close)
+    closer.start()
+    for _ in range(6000):  # until close() has begun (it then waits for the held job)
+        if setup.events.worker.closing:
+            break
+        closer.join(0.01)
+    assert setup.events.worker.closing
+    release.set()
+    closer.join(60)
+    assert not closer.is_alive()
+    assert [f.index for f in setup.fragments()] == list(range(len(clip)))
+    assert setup.batches == [3, 3, 3, 1]

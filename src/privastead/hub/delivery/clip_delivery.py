@@ -128,6 +128,7 @@ class ClipDelivery:
         self.sent_fragments = 0
         self.spilled_fragments = 0  # queued without their bytes (over the budget)
         self.unreadable_fragments = 0  # spilled, then not found in the clip file
+        self.failed_calls = 0  # queued calls or batches that raised (logged)
 
     def budget(self, camera: str) -> ByteBudget:
         budget = self._budgets.get(camera)
@@ -169,25 +170,36 @@ class ClipDelivery:
     # -- on the events group's worker -----------------------------------------------------------
 
     def _drain(self, group: HubGroup, queue: _GroupQueue) -> None:
-        """Run the queued callbacks in order, sending their messages in batches; after a full
-        batch, defer the rest so that other jobs of the group (heartbeats, commits) run."""
+        """Run the queued calls in order, sending their messages in batches; after a full
+        batch, defer the rest so that other jobs of the group (heartbeats, commits) run in
+        between (a closing worker takes no new job: then go on here)."""
+        while self._drain_batch(group, queue):
+            if group.worker.defer(self._drain, group, queue):
+                return
+
+    def _drain_batch(self, group: HubGroup, queue: _GroupQueue) -> bool:
+        """One batch of queued calls, flushed; True if calls are left. A call or a flush that
+        fails is logged and counted, and the rest go on, as separate jobs would."""
         batch = OutgoingBatch(group, self.journal, self.batch_limits, self.batch_stats)
         more = True
-        try:
-            while not batch.full():
-                with queue.lock:
-                    if not queue.ops:
-                        queue.scheduled = more = False
-                        break
-                    op = queue.ops.popleft()
-                op(group, batch)
-        finally:
+        while more and not batch.full():
+            with queue.lock:
+                if not queue.ops:
+                    queue.scheduled = more = False
+                    break
+                op = queue.ops.popleft()
             try:
-                # Also when a call failed: what the calls before it staged goes out.
-                batch.flush()
-            finally:
-                if more:  # also after a failure: what is queued must not wait for a new call
-                    group.worker.defer(self._drain, group, queue)
+                op(group, batch)
+            except Exception:
+                self.failed_calls += 1
+                log.exception("%s: a queued delivery call failed", group.key)
+        staged = len(batch)
+        try:
+            batch.flush()
+        except Exception:
+            self.failed_calls += 1
+            log.exception("%s: a batch of %d message(s) failed", group.key, staged)
+        return more
 
     def _notify(self, group: HubGroup, batch: OutgoingBatch, notice: EventNotice) -> None:
         def build(seq: int) -> Notification:

@@ -11,7 +11,8 @@ that group's worker:
 - a job that submits to its own group runs in place: it already holds the group;
 - ``defer(fn, *args)`` queues behind everything waiting, also from the worker itself: a job
   that did a bounded share of its work continues later, letting other callers' jobs run in
-  between (``drain`` and ``wait_idle`` wait for such continuations too).
+  between (``drain`` and ``wait_idle`` wait for such continuations too); once the worker is
+  closing it refuses (returns False) and the job goes on in place.
 
 One thread per group keeps ``GroupSender``'s rule (calls on a group never overlap) without a
 lock, lets different groups and cameras encrypt in parallel (the Rust core releases the GIL),
@@ -42,6 +43,7 @@ class GroupWorker:
         self.jobs = 0
         self.failed = 0
         self._deferred = 0  # continuations queued by ``defer`` and not yet run
+        self._closing = False
         self._lock = threading.Lock()
 
     def _started(self) -> None:
@@ -62,11 +64,21 @@ class GroupWorker:
             return done
         return self._executor.submit(self._run, fn, *args)
 
-    def defer(self, fn: Callable[..., R], *args: Any) -> concurrent.futures.Future[R]:
-        """Queue ``fn(*args)`` behind every job waiting, even when called on the worker."""
+    def defer(self, fn: Callable[..., R], *args: Any) -> bool:
+        """Queue ``fn(*args)`` behind every job waiting, even when called on the worker.
+        False once the worker is closing (it takes no new job): the caller goes on in place."""
         with self._lock:
+            if self._closing:
+                return False
             self._deferred += 1
-        return self._executor.submit(self._run_deferred, fn, *args)
+            self._executor.submit(self._run_deferred, fn, *args)
+            return True
+
+    @property
+    def closing(self) -> bool:
+        """``close`` has begun: the worker runs what is queued and takes no new job."""
+        with self._lock:
+            return self._closing
 
     def _run_deferred(self, fn: Callable[..., R], *args: Any) -> R:
         try:
@@ -113,6 +125,8 @@ class GroupWorker:
 
     def close(self) -> None:
         """Run what is queued, then stop the thread."""
+        with self._lock:
+            self._closing = True
         self._executor.shutdown(wait=True)
 
 
