@@ -9,9 +9,9 @@ write for the whole batch, all or nothing, app seqs consecutive in queue order.
 A batch is bounded, so that one batch never holds the worker (and the heartbeat, rotation or
 control job queued behind it) for long, and a crash never has much in flight:
 
-- ``MAX_MESSAGES`` (32): past a few dozen messages the fixed cost per message is already
-  amortised (``bench/bench_outbox.py`` measures it), and 32 is ~1 s of a 30 fps camera that
-  cuts a fragment per frame;
+- ``MAX_MESSAGES`` (32): the state write and the journal write shared by 32 messages cost
+  each far less than its own outbox entry's fsync, which batching does not remove
+  (``bench/bench_outbox.py`` part 2 counts them); 32 is ~1 s of a per-frame cadence;
 - ``MAX_BYTES`` (4 MiB): about two seconds of a 4K camera at 16 Mbit/s; encrypting and writing
   it takes tens of milliseconds here, which is what another job of the group may wait.
 
