@@ -299,7 +299,6 @@ class ClipDelivery:
                 )
                 return
             data = read
-        self.journal.stage(camera, state.clip_id, index, batch.next_app_seq, len(data), final=final)
 
         def build(seq: int) -> ClipFragment:
             return ClipFragment(
@@ -319,7 +318,11 @@ class ClipDelivery:
                 self.journal.close(camera, state.clip_id)
                 log.warning("%s: outbox full, clip %s not sent", camera, state.clip_id)
 
+        app_seq = batch.next_app_seq
         batch.add(build, len(data), clip=(camera, state.clip_id), done=done)
+        # Journalled once built (a fragment that cannot be built takes no app seq); written
+        # by the flush, before the encryption.
+        self.journal.stage(camera, state.clip_id, index, app_seq, len(data), final=final)
 
 
 __all__ = ["ByteBudget", "ClipDelivery", "wire_event_id"]
