@@ -243,7 +243,7 @@ class LiveSessions:
             log.exception("%s: live session failed", running.camera)
         finally:
             running.session.stop(reason)
-            if ws is not None and not ws.closed:
+            if ws is not None:  # closed or not: gives its connection back
                 with contextlib.suppress(Exception):
                     await ws.close()
             if self.running.get(running.camera) is running:
