@@ -25,8 +25,12 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one."""
+def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves either the old file or the new one.
+
+    ``sync_dir=False`` leaves the directory's fsync to the caller: several files renamed into
+    one directory need it once, after the last (until then a power cut may lose the renames,
+    a killed process does not)."""
     tmp = path.with_name(path.name + TMP_SUFFIX)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -38,7 +42,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         finally:
             os.close(fd)
         tmp.replace(path)
-        fsync_dir(path.parent)
+        if sync_dir:
+            fsync_dir(path.parent)
     except OSError as e:
         with contextlib.suppress(OSError):
             tmp.unlink()

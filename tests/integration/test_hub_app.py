@@ -168,3 +168,5 @@ async def test_the_root_runs_a_whole_hub_whose_messages_a_member_decrypts(tmp_pa
     assert facts["connected"] is True and facts["last_frame"] > 0 and facts["fps"] > 0
     assert 'privastead_hub_camera_connected{camera="porch"} 1' in text
     assert "privastead_hub_sent_fragments_total" in text
+    assert "privastead_hub_delivery_batches_total" in text
+    assert "privastead_hub_delivery_calls_failed_total 0" in text

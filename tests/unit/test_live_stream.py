@@ -21,7 +21,7 @@ from privastead.crypto import Identity
 from privastead.errors import CameraUnavailableError, DecryptionError
 from privastead.hub.capture.camera import Camera
 from privastead.hub.config import CameraConfig
-from privastead.hub.control.live_publish import publish, threaded
+from privastead.hub.control.live_publish import LIVE_BATCH, publish, threaded
 from privastead.media.live import LiveSession, LiveSettings
 from privastead.media.ring import PacketRing
 from privastead.protocol.live import LivePayload
@@ -156,6 +156,55 @@ async def test_two_viewers_decrypt_a_livestream_that_matches_the_scene(
     assert joined.keyframes and joined.keyframes[0] > 1 and joined.written < whole.written
     start, count = _check_frames(scene, outs[1].getvalue())
     assert start in (45, 60) and count == 75 - start  # from a keyframe on, nothing missing
+
+
+async def test_fragments_that_wait_are_encrypted_together_and_play_whole(
+    tmp_path: Path, inproc: InProcess
+) -> None:
+    """A publisher behind its session (here: the whole stream queued before it starts)
+    encrypts what waits in batches of at most ``LIVE_BATCH`` (one state write each); the
+    viewer still gets every fragment once, in order, and the pictures match the scene."""
+    scene = make_scene("walkers", width=192, height=112, fps=FPS, duration=20.0, seed=0)
+    info, packets = demux(encode_mp4(scene, "h264", gop=15, frames=75))
+    hub, gid, (phone,) = _group(tmp_path, 1)
+    ring = PacketRing(keep_seconds=2.0)
+    for p in packets[:40]:
+        ring.push(p)
+    session = LiveSession(info, ring, LiveSettings(frames_per_fragment=3, max_queued=1000))
+    for p in packets[40:]:
+        session.push(p)  # everything waits before the publisher takes the first fragment
+    session.stop("test done")  # ends once what is queued was taken
+    calls: list[int] = []
+
+    def encrypt_one(plaintext: bytes) -> bytes:
+        calls.append(1)
+        return hub.encrypt(gid, plaintext)
+
+    def encrypt_many(plaintexts: list[bytes]) -> list[bytes]:
+        calls.append(len(plaintexts))
+        return hub.encrypt_batch(gid, plaintexts)
+
+    async def encrypt_batch(plaintexts: list[bytes]) -> list[bytes]:
+        return await asyncio.to_thread(encrypt_many, plaintexts)
+
+    out = io.BytesIO()
+    sid = mailbox_id()
+    async with inproc.client() as hub_relay, inproc.client() as app_relay:
+        viewer_ws = await app_relay.live(sid, "viewer")
+        pub = await hub_relay.live(sid, "publisher")
+        viewer = asyncio.create_task(
+            watch(viewer_ws, lambda c: phone.process(gid, c).data, out.write, seconds=60)
+        )
+        stats = await asyncio.wait_for(
+            publish(session, pub, threaded(encrypt_one), encrypt_batch=encrypt_batch), 60
+        )
+        whole = await asyncio.wait_for(viewer, 30)
+    assert sum(calls) == stats.sent
+    assert max(calls) == LIVE_BATCH and all(c <= LIVE_BATCH for c in calls)
+    assert stats.batches == sum(1 for c in calls if c > 1) and len(calls) < stats.sent / 2
+    assert whole.gaps == 0 and whole.dropped == 0
+    assert whole.written == stats.sent - 1  # every media fragment once, the init once
+    assert _check_frames(scene, out.getvalue()) == (30, 75 - 30)
 
 
 def test_camera_feeds_a_livestream_from_its_ring_and_forgets_it_when_ended(

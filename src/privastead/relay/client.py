@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any, Literal, cast
 from urllib.parse import quote
 
 import aiohttp
@@ -67,6 +69,22 @@ async def _file_chunks(path: Path, size: int = 256 * 1024) -> AsyncIterator[byte
     with path.open("rb") as f:
         while chunk := f.read(size):
             yield chunk
+
+
+class RelaySocket(aiohttp.ClientWebSocketResponse[Literal[True]]):
+    """A WebSocket that always gives its connection back when closed.
+
+    aiohttp marks a client socket closed without releasing its connection on some ways a
+    socket ends (a connection error while receiving); ``close()`` then returns at once and
+    the connection stays open until it is garbage collected, holding a file descriptor and
+    warning. A relay restart or a load balancer cutting sockets ends them exactly that way.
+    """
+
+    async def close(self, *, code: int = aiohttp.WSCloseCode.OK, message: bytes = b"") -> bool:
+        try:
+            return await super().close(code=code, message=message)
+        finally:
+            self._response.close()  # idempotent: a no-op once released
 
 
 @dataclass
@@ -141,9 +159,13 @@ class RelayClient:
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._own_session = session is None
         self._session = session or aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout),
+            ws_response_class=RelaySocket,
         )
         self._ssl = ssl
+        # Sockets still open when the client closes are closed with it (a task cancelled
+        # between opening a socket and its own cleanup must not leak the connection).
+        self._sockets: weakref.WeakSet[aiohttp.ClientWebSocketResponse] = weakref.WeakSet()
 
     async def __aenter__(self) -> Self:
         return self
@@ -157,6 +179,9 @@ class RelayClient:
         await self.close()
 
     async def close(self) -> None:
+        for ws in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await ws.close()
         if self._own_session:
             await self._session.close()
 
@@ -405,7 +430,9 @@ class RelayClient:
                 url, headers=self._headers, ssl=self._ssl, heartbeat=30.0, **kwargs
             )
             # aiohttp's overloads narrow decode_text to Literal[True] only on Python >= 3.11
-            return cast("aiohttp.ClientWebSocketResponse", ws)
+            sock = cast("aiohttp.ClientWebSocketResponse", ws)
+            self._sockets.add(sock)
+            return sock
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:
                 # The handshake's error body is not exposed: ask why with a plain request,
@@ -444,4 +471,11 @@ async def next_message(
             return info.seq, await relay.body_of(mailbox, info)
 
 
-__all__ = ["Nameplate", "NameplateClaim", "RelayClient", "Subscription", "next_message"]
+__all__ = [
+    "Nameplate",
+    "NameplateClaim",
+    "RelayClient",
+    "RelaySocket",
+    "Subscription",
+    "next_message",
+]

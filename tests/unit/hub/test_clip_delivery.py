@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -52,17 +52,22 @@ class Setup:
         self.delivery = ClipDelivery(self.groups, self.journal, queue_bytes=queue_bytes)
         self.events: HubGroup = self.groups.get(CAMERA, "events")
         self.sent: list[Message] = []
-        send = self.events.sender.send
+        self.batches: list[int] = []  # messages per send_batch call
+        send_batch = self.events.sender.send_batch
 
-        def spy(build: Callable[[int], Message], *args: object, **kwargs: object) -> Sent:
-            def recorded(seq: int) -> Message:
-                message = build(seq)
-                self.sent.append(message)
-                return message
+        def spy(builds: Sequence[Callable[[int], Message]]) -> list[Sent]:
+            def recorded(build: Callable[[int], Message]) -> Callable[[int], Message]:
+                def built(seq: int) -> Message:
+                    message = build(seq)
+                    self.sent.append(message)
+                    return message
 
-            return send(recorded, *args, **kwargs)  # type: ignore[arg-type]
+                return built
 
-        self.events.sender.send = spy  # type: ignore[method-assign]
+            self.batches.append(len(builds))
+            return send_batch([recorded(b) for b in builds])
+
+        self.events.sender.send_batch = spy  # type: ignore[method-assign]
 
     def record(self, piece: bytes) -> None:
         """What the recorder does: append (and flush) the piece, then hand it over."""

@@ -4,6 +4,7 @@ no plaintext behind."""
 
 from __future__ import annotations
 
+import json
 import stat
 import struct
 from collections.abc import Callable
@@ -218,3 +219,52 @@ def test_a_clip_whose_last_message_went_out_is_only_cleaned_up(tmp_path: Path, f
     rec.groups.group.sender.next_app_seq += 1  # ... and was encrypted
     assert rec.restart() == []
     assert not rec.part.exists()
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_a_journal_of_an_older_hub_with_one_message_in_flight_is_read(
+    tmp_path: Path, encrypted: bool
+) -> None:
+    """Journals written before batches hold ``sending`` as one object (or null): a hub
+    upgraded across a crash still resumes those clips where they stopped."""
+    rec = Recording(tmp_path)
+    rec.start()
+    rec.record(4)
+    rec.send(0)
+    rec.send(1, encrypt=encrypted)
+    path = next(rec.journal_dir.iterdir())
+    record = json.loads(path.read_bytes())
+    (record["sending"],) = record["sending"]  # the older form: the one object
+    path.write_bytes(json.dumps(record).encode())
+    owed = rec.restart()
+    first = 2 if encrypted else 1
+    assert fragments_of(owed) == [(i, rec.pieces[i]) for i in range(first, 4)]
+    assert isinstance(owed[-1], ClipEnd) and owed[-1].fragments == 4
+
+
+def test_a_batch_in_flight_resumes_at_its_first_message_unless_it_was_encrypted(
+    tmp_path: Path,
+) -> None:
+    """One journal write names every message of a batch; a batch is encrypted all or
+    nothing, so a restart resumes at its first message (not encrypted) or after its last."""
+    for encrypted in (False, True):
+        rec = Recording(tmp_path / str(encrypted))
+        rec.start()
+        rec.record(5)
+        rec.send(0)
+        seq = rec.groups.group.sender.next_app_seq
+        for i in (1, 2, 3):
+            rec.journal.stage(CAMERA, CLIP, i, seq + i - 1, len(rec.pieces[i]))
+        rec.journal.write(CAMERA, CLIP)
+        if encrypted:
+            for i in (1, 2, 3):
+                data = rec.pieces[i]
+                rec.groups.send(
+                    rec.groups.group,
+                    lambda s, i=i, data=data: ClipFragment(CLIP, EVENT, i, False, False, s, data),
+                )
+            assert rec.journal.replay(CAMERA, seq + 1) is not None  # any message of it
+        owed = rec.restart()
+        first = 4 if encrypted else 1
+        assert fragments_of(owed) == [(i, rec.pieces[i]) for i in range(first, 5)]
+        assert isinstance(owed[-1], ClipEnd) and owed[-1].fragments == 5

@@ -28,11 +28,11 @@ def test_readers_answer_while_a_writer_is_stuck_in_its_fsync(
     inside, disk_back = threading.Event(), threading.Event()
     real_write = outbox_module.write_atomic
 
-    def stuck_write(path: Path, data: bytes) -> None:
+    def stuck_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
         if threading.current_thread().name == "writer":
             inside.set()
             disk_back.wait()
-        real_write(path, data)
+        real_write(path, data, sync_dir=sync_dir)
 
     monkeypatch.setattr(outbox_module, "write_atomic", stuck_write)
     writer = threading.Thread(

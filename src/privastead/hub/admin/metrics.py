@@ -181,6 +181,28 @@ class HubMetrics:
             "spilled clip fragments missing from the recording (their clip was cut there)",
         )
         m.set("privastead_hub_clip_fragments_unreadable_total", float(clips.unreadable_fragments))
+        for name, kind, text, value in (
+            (
+                "privastead_hub_delivery_batches_total",
+                "counter",
+                "batches the events workers encrypted (one durable MLS state write each)",
+                clips.batch_stats.batches,
+            ),
+            (
+                "privastead_hub_delivery_batched_messages_total",
+                "counter",
+                "notifications and clip fragments sent in those batches",
+                clips.batch_stats.messages,
+            ),
+            (
+                "privastead_hub_delivery_calls_failed_total",
+                "counter",
+                "queued delivery calls or batches that raised (logged)",
+                clips.failed_calls,
+            ),
+        ):
+            m.describe(name, kind, text)
+            m.set(name, float(value))
         m.describe("privastead_hub_group_jobs_total", "counter", "jobs run by a group's worker")
         m.describe("privastead_hub_group_jobs_failed_total", "counter", "jobs that raised")
         for group in delivery.groups:

@@ -211,7 +211,15 @@ class LiveSessions:
                 # but on the group's worker like everything that touches the group.
                 return await live.worker.call(live.identity.encrypt, live.group_id, plaintext)
 
-            stats = await publish(running.session, ws, encrypt, viewers=viewers)
+            async def encrypt_batch(plaintexts: list[bytes]) -> list[bytes]:
+                # What already waited: one durable write of the group's state for all of them.
+                return await live.worker.call(
+                    live.identity.encrypt_batch, live.group_id, plaintexts
+                )
+
+            stats = await publish(
+                running.session, ws, encrypt, viewers=viewers, encrypt_batch=encrypt_batch
+            )
             reason = stats.reason
             log.info(
                 "%s: live session %s… ended (%s): %d messages, %d bytes, %d lagging signals, "
@@ -235,7 +243,7 @@ class LiveSessions:
             log.exception("%s: live session failed", running.camera)
         finally:
             running.session.stop(reason)
-            if ws is not None and not ws.closed:
+            if ws is not None:  # closed or not: gives its connection back
                 with contextlib.suppress(Exception):
                     await ws.close()
             if self.running.get(running.camera) is running:

@@ -290,7 +290,7 @@ class PlaybackSessions:
         finally:
             if signals is not None:
                 signals.cancel()
-            if ws is not None and not ws.closed:
+            if ws is not None:  # closed or not: gives its connection back
                 with contextlib.suppress(Exception):
                     await ws.close()
             self.running.pop(session.session_id, None)

@@ -10,6 +10,13 @@ disk:
   clip at most), then each fMP4 fragment as a ``ClipFragment``. One fragment is held back so
   the last one can carry ``final`` when the recorder closes the clip.
 
+**Batches.** Calls are queued per group in order; one job on the worker drains the queue and
+encrypts what waits with one durable MLS write per batch (``delivery.batch``: bounded by count
+and bytes, all or nothing). A batch is flushed before anything that must follow durable
+ciphertext or precede an encryption (a clip's self-update commit, the plaintext's deletion at
+a clip's end, giving up a clip), and the job defers the rest of the queue after each full batch
+so that other jobs of the group run in between.
+
 **Bounded queue, nothing lost.** The loop cannot wait for a worker that falls behind (a slow
 disk, a 4K burst on a loaded machine), and queueing every fragment's bytes would let memory
 grow without end. Each camera's queued fragment bytes are limited (``queue_bytes``). Over the
@@ -23,14 +30,18 @@ counted (``unreadable_fragments``), like a clip the outbox quota refuses.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import secrets
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from privastead.hub.delivery.batch import BatchLimits, BatchStats, OutgoingBatch
 from privastead.hub.delivery.clip_journal import ClipJournal
+from privastead.hub.delivery.sender import Sent
 from privastead.hub.recording.clips import EventNotice
 from privastead.hub.state.groups import HubGroup, HubGroups
 from privastead.protocol.messages import ClipFragment, Notification
@@ -78,6 +89,19 @@ class _Clip:
     refused: bool = False  # the outbox refused a fragment (quota): the rest is not sent
 
 
+# One queued camera callback, run on the group's worker with the batch being filled.
+Op = Callable[[HubGroup, OutgoingBatch], None]
+
+
+@dataclass
+class _GroupQueue:
+    """Callbacks waiting for one group's worker; ``scheduled``: a drain job is queued."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ops: collections.deque[Op] = field(default_factory=collections.deque)
+    scheduled: bool = False
+
+
 class ClipDelivery:
     def __init__(
         self,
@@ -86,8 +110,13 @@ class ClipDelivery:
         *,
         keep_plaintext_clips: bool = False,
         queue_bytes: int = QUEUE_BYTES,
+        batch_limits: BatchLimits | None = None,
     ) -> None:
         self.groups = groups
+        self.batch_limits = batch_limits or BatchLimits()
+        self.batch_stats = BatchStats()
+        self._queues: dict[str, _GroupQueue] = {}
+        self._queues_lock = threading.Lock()
         # Open clips on disk, so that a restart ends a clip cut mid-recording (clip_journal).
         self.journal = journal
         self.keep_plaintext_clips = keep_plaintext_clips
@@ -99,6 +128,7 @@ class ClipDelivery:
         self.sent_fragments = 0
         self.spilled_fragments = 0  # queued without their bytes (over the budget)
         self.unreadable_fragments = 0  # spilled, then not found in the clip file
+        self.failed_calls = 0  # queued calls or batches that raised (logged)
 
     def budget(self, camera: str) -> ByteBudget:
         budget = self._budgets.get(camera)
@@ -110,7 +140,7 @@ class ClipDelivery:
 
     def on_event(self, notice: EventNotice) -> None:
         group = self.groups.get(notice.camera, "events")
-        group.worker.submit(self._notify, group, notice)
+        self._enqueue(group, lambda g, batch: self._notify(g, batch, notice))
 
     def on_fragment(self, camera: str, clip: str, index: int, data: bytes, is_init: bool) -> None:
         group = self.groups.get(camera, "events")
@@ -119,17 +149,61 @@ class ClipDelivery:
         if not is_init and not self.budget(camera).take(len(data)):
             payload = len(data)
             self.spilled_fragments += 1
-        group.worker.submit(self._fragment, group, clip, index, payload, is_init)
+        self._enqueue(
+            group, lambda g, batch: self._fragment(g, batch, clip, index, payload, is_init=is_init)
+        )
 
     def on_clip_end(self, camera: str, clip: str, path: Path) -> None:
         group = self.groups.get(camera, "events")
-        group.worker.submit(self._clip_end, group, clip, path)
+        self._enqueue(group, lambda g, batch: self._clip_end(g, batch, clip, path))
+
+    def _enqueue(self, group: HubGroup, op: Op) -> None:
+        with self._queues_lock:
+            queue = self._queues.setdefault(group.key, _GroupQueue())
+        with queue.lock:
+            queue.ops.append(op)
+            if queue.scheduled:
+                return  # the queued drain job takes this one too
+            queue.scheduled = True
+        group.worker.submit(self._drain, group, queue)
 
     # -- on the events group's worker -----------------------------------------------------------
 
-    def _notify(self, group: HubGroup, notice: EventNotice) -> None:
-        group.sender.send(
-            lambda seq: Notification(
+    def _drain(self, group: HubGroup, queue: _GroupQueue) -> None:
+        """Run the queued calls in order, sending their messages in batches; after a full
+        batch, defer the rest so that other jobs of the group (heartbeats, commits) run in
+        between (a closing worker takes no new job: then go on here)."""
+        while self._drain_batch(group, queue):
+            if group.worker.defer(self._drain, group, queue):
+                return
+
+    def _drain_batch(self, group: HubGroup, queue: _GroupQueue) -> bool:
+        """One batch of queued calls, flushed; True if calls are left. A call or a flush that
+        fails is logged and counted, and the rest go on, as separate jobs would."""
+        batch = OutgoingBatch(group, self.journal, self.batch_limits, self.batch_stats)
+        more = True
+        while more and not batch.full():
+            with queue.lock:
+                if not queue.ops:
+                    queue.scheduled = more = False
+                    break
+                op = queue.ops.popleft()
+            try:
+                op(group, batch)
+            except Exception:
+                self.failed_calls += 1
+                log.exception("%s: a queued delivery call failed", group.key)
+        staged = len(batch)
+        try:
+            batch.flush()
+        except Exception:
+            self.failed_calls += 1
+            log.exception("%s: a batch of %d message(s) failed", group.key, staged)
+        return more
+
+    def _notify(self, group: HubGroup, batch: OutgoingBatch, notice: EventNotice) -> None:
+        def build(seq: int) -> Notification:
+            return Notification(
                 camera=notice.camera,
                 event_id=wire_event_id(notice.event_id),
                 at=notice.at,
@@ -137,12 +211,25 @@ class ClipDelivery:
                 boxes=notice.boxes,
                 seq=seq,
                 thumbnail=notice.thumbnail,
-            ),
-        )
+            )
+
+        size = 256 + len(notice.thumbnail or b"")
+        if not batch.room_for(size):
+            batch.flush()
+        batch.add(build, size, done=self._notified)
+
+    def _notified(self, _sent: Sent) -> None:
         self.sent_notifications += 1
 
     def _fragment(
-        self, group: HubGroup, clip: str, index: int, payload: Payload, is_init: bool
+        self,
+        group: HubGroup,
+        batch: OutgoingBatch,
+        clip: str,
+        index: int,
+        payload: Payload,
+        *,
+        is_init: bool,
     ) -> None:
         camera = group.camera
         if isinstance(payload, bytes) and not is_init:
@@ -150,7 +237,9 @@ class ClipDelivery:
         key = (camera, clip)
         if is_init:
             assert isinstance(payload, bytes)
-            # New keys before every clip: whoever steals one epoch's keys reads one clip.
+            # New keys before every clip: whoever steals one epoch's keys reads one clip. What
+            # is staged was built for the old epoch's seqs: it goes out first.
+            batch.flush()
             group.self_update()
             new = _Clip(clip_id=secrets.token_hex(16), event_id=wire_event_id(clip))
             self._clips[key] = new
@@ -160,34 +249,44 @@ class ClipDelivery:
             log.warning("%s: fragment %d of an unknown clip: not sent", camera, index)
             return
         if state.held is not None:
-            self._send_fragment(group, state, state.held, final=False)
+            self._send_fragment(group, batch, state, state.held, final=False)
         state.held = (index, payload)
 
-    def _clip_end(self, group: HubGroup, clip: str, path: Path) -> None:
+    def _clip_end(self, group: HubGroup, batch: OutgoingBatch, clip: str, path: Path) -> None:
         camera = group.camera
         state = self._clips.pop((camera, clip), None)
         if state is None:
             return
         if state.held is not None:
-            self._send_fragment(group, state, state.held, final=True)
+            self._send_fragment(group, batch, state, state.held, final=True)
+        batch.flush()  # the plaintext goes only once every fragment's ciphertext is durable
         self.journal.close(camera, state.clip_id)
         if not self.keep_plaintext_clips and not state.refused:
-            # Every fragment's ciphertext is durable in the outbox: the plaintext may go.
             with contextlib.suppress(OSError):
                 path.unlink()
 
     def _send_fragment(
-        self, group: HubGroup, state: _Clip, held: tuple[int, Payload], *, final: bool
+        self,
+        group: HubGroup,
+        batch: OutgoingBatch,
+        state: _Clip,
+        held: tuple[int, Payload],
+        *,
+        final: bool,
     ) -> None:
         if state.refused:
             return
         index, payload = held
         camera = group.camera
+        size = payload if isinstance(payload, int) else len(payload)
+        if not batch.room_for(size):
+            batch.flush()
         if isinstance(payload, bytes):
             data = payload
         else:
             read = self.journal.read_next(camera, state.clip_id, payload)
             if read is None:
+                batch.flush()  # what is staged of this clip goes out with its journal
                 self.unreadable_fragments += 1
                 state.refused = True
                 self.journal.close(camera, state.clip_id)
@@ -200,10 +299,9 @@ class ClipDelivery:
                 )
                 return
             data = read
-        next_app_seq = group.sender.next_app_seq
-        self.journal.sending(camera, state.clip_id, index, next_app_seq, len(data), final=final)
-        sent = group.sender.send(
-            lambda seq: ClipFragment(
+
+        def build(seq: int) -> ClipFragment:
+            return ClipFragment(
                 clip_id=state.clip_id,
                 event_id=state.event_id,
                 index=index,
@@ -211,13 +309,20 @@ class ClipDelivery:
                 is_init=index == 0,
                 seq=seq,
                 data=data,
-            ),
-        )
-        if not sent.accepted:
-            state.refused = True
-            self.journal.close(camera, state.clip_id)
-            log.warning("%s: outbox full, clip %s not sent", camera, state.clip_id)
-        self.sent_fragments += 1
+            )
+
+        def done(sent: Sent) -> None:
+            self.sent_fragments += 1
+            if not sent.accepted and not state.refused:
+                state.refused = True
+                self.journal.close(camera, state.clip_id)
+                log.warning("%s: outbox full, clip %s not sent", camera, state.clip_id)
+
+        app_seq = batch.next_app_seq
+        batch.add(build, len(data), clip=(camera, state.clip_id), done=done)
+        # Journalled once built (a fragment that cannot be built takes no app seq); written
+        # by the flush, before the encryption.
+        self.journal.stage(camera, state.clip_id, index, app_seq, len(data), final=final)
 
 
 __all__ = ["ByteBudget", "ClipDelivery", "wire_event_id"]

@@ -6,14 +6,17 @@ cut) would leave that clip "partial" at every client forever. So each open clip 
 journal file ``<dir>/<camera>--<clip id>.json`` (0600, written atomically)::
 
     {"v": 1, "camera": ..., "clip_id": ..., "event_id": ..., "part": recorder file or null,
-     "sending": null | {"index", "app_seq", "offset", "size", "final", "end"}}
+     "sending": [{"index", "app_seq", "offset", "size", "final", "end"}, ...]}
 
-It is written when the clip's init segment arrives and again *before* each message of the clip
-is encrypted: which fragment, the app seq it takes, and where its bytes lie in the recorder's
-``.mp4.part`` file (the recorder flushes each piece before handing it over, so the bytes of a
-held fragment are on disk, in plaintext, like the rest of the recording). Whether that message
-was encrypted is then read from the group sender's own state (its next app seq is past it); if
-it was but never reached the outbox, the sender's recovery rebuilds it through :meth:`replay`.
+It is written when the clip's init segment arrives and again *before* each batch of the clip's
+messages is encrypted (the delivery encrypts what waits for a group in one batch, with one
+durable write of the MLS state): which fragments, in order, the app seq each takes, and where
+their bytes lie in the recorder's ``.mp4.part`` file (the recorder flushes each piece before
+handing it over, so the bytes of a held fragment are on disk, in plaintext, like the rest of
+the recording). Whether those messages were encrypted is then read from the group sender's own
+state (its next app seq is past them: a batch is encrypted all or nothing); if they were but
+never reached the outbox, the sender's recovery rebuilds each through :meth:`replay`. A journal
+written by an older hub holds one message in flight as an object (or null): read as a list.
 
 After a restart :func:`end_interrupted_clips` sends what each journal says is still owed: the
 complete pieces of the recorder's file after the last fragment sent, then a ``ClipEnd`` naming
@@ -65,7 +68,7 @@ class OpenClip:
     clip_id: str
     event_id: str
     part: Path | None  # the recorder's ``.mp4.part`` (None if it could not be found)
-    sending: Sending | None
+    sending: tuple[Sending, ...]  # the last batch in flight, in order (empty: none yet)
     path: Path  # the journal file
 
 
@@ -92,6 +95,8 @@ class ClipJournal:
         self.keep_plaintext = keep_plaintext
         self._open: dict[tuple[str, str], dict[str, Any]] = {}
         self._next_offset: dict[tuple[str, str], int] = {}
+        # Clips whose in-flight list was written: the next ``stage`` starts a new batch.
+        self._written: set[tuple[str, str]] = set()
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as e:
@@ -103,6 +108,7 @@ class ClipJournal:
     def _write(self, key: tuple[str, str]) -> None:
         record = self._open[key]
         write_atomic(self._file(*key), json.dumps(record, sort_keys=True).encode())
+        self._written.add(key)
 
     # -- while sending ---------------------------------------------------------------------
 
@@ -118,7 +124,7 @@ class ClipJournal:
             "clip_id": clip_id,
             "event_id": event_id,
             "part": None if part is None else str(part),
-            "sending": None,
+            "sending": [],
         }
         self._next_offset[key] = 0
         self._write(key)
@@ -134,15 +140,39 @@ class ClipJournal:
         final: bool = False,
         end: bool = False,
     ) -> None:
-        """Record, durably, the message about to be encrypted (fragments in index order)."""
+        """Record, durably, the one message about to be encrypted (``stage`` + ``write``)."""
+        self.stage(camera, clip_id, index, app_seq, size, final=final, end=end)
+        self.write(camera, clip_id)
+
+    def stage(
+        self,
+        camera: str,
+        clip_id: str,
+        index: int,
+        app_seq: int,
+        size: int,
+        *,
+        final: bool = False,
+        end: bool = False,
+    ) -> None:
+        """Add a message to the batch about to be encrypted (fragments in index order); in
+        memory only until :meth:`write`, which must come before the batch's encryption."""
         key = (camera, clip_id)
-        if key not in self._open:
+        record = self._open.get(key)
+        if record is None:
             return
+        if key in self._written:  # the previous batch is settled: this one starts afresh
+            record["sending"] = []
+            self._written.discard(key)
         offset = self._next_offset[key]
-        sending = Sending(index, app_seq, offset, size, final, end)
-        self._open[key]["sending"] = asdict(sending)
+        record["sending"].append(asdict(Sending(index, app_seq, offset, size, final, end)))
         self._next_offset[key] = offset + size
-        self._write(key)
+
+    def write(self, camera: str, clip_id: str) -> None:
+        """Make the staged batch durable: one atomic write for all of its messages."""
+        key = (camera, clip_id)
+        if key in self._open and key not in self._written:
+            self._write(key)
 
     def read_next(self, camera: str, clip_id: str, size: int) -> bytes | None:
         """The next ``size`` bytes of the clip to send, read back from the recorder's file
@@ -164,6 +194,7 @@ class ClipJournal:
         key = (camera, clip_id)
         self._open.pop(key, None)
         self._next_offset.pop(key, None)
+        self._written.discard(key)
         self._file(*key).unlink(missing_ok=True)
 
     def _find_part(self, camera: str, recorder_clip: str, init: bytes) -> Path | None:
@@ -203,13 +234,15 @@ class ClipJournal:
             try:
                 value = json.loads(path.read_bytes())
                 sending = value["sending"]
+                if not isinstance(sending, list):  # an older hub's journal: one or none
+                    sending = [] if sending is None else [sending]
                 clips.append(
                     OpenClip(
                         camera=str(value["camera"]),
                         clip_id=str(value["clip_id"]),
                         event_id=str(value["event_id"]),
                         part=None if value["part"] is None else Path(value["part"]),
-                        sending=None if sending is None else Sending(**sending),
+                        sending=tuple(Sending(**item) for item in sending),
                         path=path,
                     )
                 )
@@ -222,8 +255,8 @@ class ClipJournal:
         """The clip message with ``app_seq`` if a journal was sending it (for the sender's
         recovery of a message encrypted but not queued before the crash)."""
         for clip in self.entries():
-            s = clip.sending
-            if clip.camera != camera or s is None or s.app_seq != app_seq:
+            s = next((s for s in clip.sending if s.app_seq == app_seq), None)
+            if clip.camera != camera or s is None:
                 continue
             if s.end:
                 return ClipEnd(clip.clip_id, clip.event_id, s.index, REASON, app_seq)
@@ -238,7 +271,6 @@ class ClipJournal:
 
     def owed(self, clip: OpenClip, next_app_seq: int) -> Owed:
         """What is still to send for ``clip``, given the events group's next app seq."""
-        s = clip.sending
         key = (clip.camera, clip.clip_id)
         self._open[key] = {  # resumed: what is sent now is journalled like before
             "v": 1,
@@ -246,19 +278,24 @@ class ClipJournal:
             "clip_id": clip.clip_id,
             "event_id": clip.event_id,
             "part": None if clip.part is None else str(clip.part),
-            "sending": None if s is None else asdict(s),
+            "sending": [asdict(s) for s in clip.sending],
         }
+        self._written.add(key)
         self._next_offset[key] = 0
-        if s is None:
+        # A batch is encrypted all or nothing, so its messages are either all below the next
+        # app seq or none; the first one not encrypted is where sending resumes either way.
+        waiting = [s for s in clip.sending if s.app_seq >= next_app_seq]
+        if not clip.sending:
             first, offset = 0, 0
-        elif s.app_seq < next_app_seq:  # encrypted (and queued, or rebuilt by the sender)
-            if s.final or s.end:
-                return Owed(s.index, (), whole=False, done=True)
-            first, offset = s.index + 1, s.offset + s.size
-        elif s.end:
-            return Owed(s.index, (), whole=False, done=False)  # only the end is missing
+        elif not waiting:  # encrypted (and queued, or rebuilt by the sender)
+            last = clip.sending[-1]
+            if last.final or last.end:
+                return Owed(last.index, (), whole=False, done=True)
+            first, offset = last.index + 1, last.offset + last.size
+        elif waiting[0].end:
+            return Owed(waiting[0].index, (), whole=False, done=False)  # only the end is missing
         else:
-            first, offset = s.index, s.offset
+            first, offset = waiting[0].index, waiting[0].offset
         source, whole = self._source(clip)
         pieces = _pieces(source, offset) if source is not None else ()
         if first == 0 and len(pieces) <= 1:

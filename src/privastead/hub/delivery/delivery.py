@@ -1,9 +1,10 @@
 """From camera events to encrypted relay messages: notifications, clip fragments, heartbeats.
 
 Delivery is the camera stage's ``ClipSink`` (``capture.camera``) through ``ClipDelivery``
-(``delivery.clip_delivery``): each call only queues a job on the camera's ``events`` group
+(``delivery.clip_delivery``): each call only queues work for the camera's ``events`` group
 worker (``delivery.worker``) and returns, so packet routing never waits for MLS or a disk;
-the bytes it queues per camera are bounded. Besides:
+the bytes it queues per camera are bounded, and the worker sends what waits in bounded batches
+with one durable MLS write each (``delivery.batch``). Besides:
 
 - every ``heartbeat_interval``: a ``Heartbeat`` in each camera's ``control`` group
   (``delivery.heartbeats``: the hub's clock and what it sent, so clients judge the relay), plus

@@ -201,9 +201,14 @@ class MailboxQueue:
         clip_id: str | None = None,
         push_payload: bytes | None = None,
         app_seq: int | None = None,
+        sync_dir: bool = True,
     ) -> AppendResult:
         """Persist ``ciphertext`` as message ``seq``; durable when this returns. ``app_seq`` is
-        the envelope seq of an application message (how clients name it in resend requests)."""
+        the envelope seq of an application message (how clients name it in resend requests).
+
+        ``sync_dir=False`` (for all but the last of a batch the caller can rebuild after a
+        crash) skips the directory fsync: the next append or state write of this mailbox makes
+        the rename durable with its own."""
         if (clip_id is None) != (kind is not EntryKind.CLIP_FRAGMENT):
             raise ValueError("clip_id is required for clip fragments and only for them")
         if clip_id is not None:
@@ -227,7 +232,7 @@ class MailboxQueue:
                 return AppendResult(False, (*dropped, refused))
             path = self._dir / entry_name(seq)
             meta = EntryMeta(seq, kind.value, clip_id, push_payload, app_seq)
-            write_atomic(path, pack_entry(meta, ciphertext))
+            write_atomic(path, pack_entry(meta, ciphertext), sync_dir=sync_dir)
             with self._index:
                 self._entries[seq] = OutboxEntry(
                     self.mailbox, seq, kind, clip_id, push_payload, size, path, app_seq

@@ -175,7 +175,11 @@ class GroupSender:
         self._state = state
         sent: list[Sent] = []
         for i, (ciphertext, message) in enumerate(zip(ciphertexts, messages, strict=True)):
-            result = self._append(seq + i, ciphertext, message, app_seq + i)
+            # One directory fsync, with the last entry: every entry of this batch can be
+            # rebuilt by ``recover`` until the next call changes ``last``, and the next call
+            # comes after this one's fsync.
+            last = i == count - 1
+            result = self._append(seq + i, ciphertext, message, app_seq + i, sync_dir=last)
             sent.append(Sent(app_seq + i, result.accepted, result.dropped))
         return sent
 
@@ -248,14 +252,22 @@ class GroupSender:
         self._append(seq, ciphertext, message, app_seq)
         return True
 
-    def _append(self, seq: int, ciphertext: bytes, message: Message, app_seq: int) -> AppendResult:
+    def _append(
+        self, seq: int, ciphertext: bytes, message: Message, app_seq: int, *, sync_dir: bool = True
+    ) -> AppendResult:
         kind = _entry_kind(message)
         push = None
         if kind is EntryKind.NOTIFICATION and len(ciphertext) <= MAX_PUSH_CIPHERTEXT:
             push = ciphertext  # the wake-up carries the (small) notification itself
         clip_id = message.clip_id if isinstance(message, ClipFragment) else None
         return self._queue.append(
-            seq, ciphertext, kind=kind, clip_id=clip_id, push_payload=push, app_seq=app_seq
+            seq,
+            ciphertext,
+            kind=kind,
+            clip_id=clip_id,
+            push_payload=push,
+            app_seq=app_seq,
+            sync_dir=sync_dir,
         )
 
 
