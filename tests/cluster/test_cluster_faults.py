@@ -216,3 +216,5 @@ async def test_postgresql_down_and_back_under_uploads_and_a_subscriber(
             assert listed == acked  # each acknowledged upload once, at its seq
             assert len(acked) > 10
             await sub.close()
+    logs = "".join((r.logs / f"relay{r.index}.log").read_text() for r in cluster.relays)
+    assert "unexpected failure" not in logs  # no request got a 500

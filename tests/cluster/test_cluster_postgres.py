@@ -199,3 +199,32 @@ async def test_statement_timeout_bounds_a_stuck_query(pg_settings: PostgresSetti
         assert isinstance(caught.value.__cause__, asyncpg.QueryCanceledError)
     finally:
         await db.close()
+
+
+async def test_a_connection_stuck_in_its_protocol_is_a_lost_connection(
+    pg_settings: PostgresSettings,
+) -> None:
+    """asyncpg's ``InternalClientError`` ("cannot switch to state 12; another operation is in
+    progress"), met on a pooled connection while the server was shutting down, is a lost
+    connection: a read is retried on another connection, a transaction that began is not, and
+    either ends as ``StorageError`` (503 for the client), never as a 500. Injected here: the
+    real one depends on the moment of the shutdown."""
+    db = PgDatabase(pg_settings)
+    await db.open()
+    calls = 0
+
+    async def stuck(conn: Connection) -> None:
+        nonlocal calls
+        calls += 1
+        raise asyncpg.exceptions.InternalClientError("cannot switch to state 12")
+
+    try:
+        with pytest.raises(StorageError, match="unavailable"):
+            await db.read(stuck)
+        assert calls == 4  # every attempt
+        with pytest.raises(StorageError, match="unavailable"):
+            await db.transaction(stuck)
+        assert calls == 5  # begun: the outcome is unknown, so not retried
+        assert await db.read(lambda c: c.fetchval("SELECT 1")) == 1  # the pool is whole
+    finally:
+        await db.close()

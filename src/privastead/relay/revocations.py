@@ -21,6 +21,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
+from privastead.errors import StorageError
 from privastead.relay.api import DEVICE_REMOVED, TOKEN_REVOKED
 from privastead.relay.storage import Storage
 
@@ -103,6 +104,8 @@ class Revocations:
             await asyncio.sleep(interval)  # real time: a FakeClock must not spin this
             try:
                 await self.poll()
+            except StorageError as exc:  # the database away: one line a poll, not a traceback
+                _log.warning("polling for revocations failed (retried in %g s): %s", interval, exc)
             except Exception:
                 _log.exception("polling for revocations failed")
 

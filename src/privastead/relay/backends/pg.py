@@ -55,6 +55,9 @@ _ATTEMPTS = 4
 _LOST = (
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.InterfaceError,
+    # The connection's protocol is in a state it cannot leave ("another operation is in
+    # progress"): seen on a pooled connection while the server shuts down.
+    asyncpg.exceptions.InternalClientError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
