@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import itertools
 import json
 import os
 import re
@@ -38,7 +39,7 @@ from privastead.client.live_request import LiveStatus, open_live
 from privastead.client.ui.client_source import ClientSource
 from privastead.client.ui.server import UiServer
 from privastead.clock import SystemClock
-from privastead.errors import CameraUnavailableError, RelayUnavailableError
+from privastead.errors import CameraUnavailableError
 from support.luma import block_error, luma
 
 pytestmark = pytest.mark.slow
@@ -251,23 +252,36 @@ async def test_a_stalled_viewer_costs_bounded_memory_and_the_other_keeps_playing
     assert hub_growth < 100 * 2**20, (hub_growth, got)
 
 
-async def test_relay_restart_ends_the_session_cleanly_and_a_new_one_starts(home: Home) -> None:
+async def test_a_relay_restart_mid_stream_resumes_the_same_session(home: Home) -> None:
+    """The relay dies (SIGKILL) and comes back while a client watches: the hub and the viewer
+    both join the same session id again by themselves and the picture goes on, in the same
+    playable stream, from a keyframe; no new request, no new session."""
     a = home.root / "phone-a"
     home.pair(a, "phone-a")
     home.start_hub()
     syncer = Client(DataDir(a), clock=SystemClock())
+    phases: list[str] = []
     try:
-        (stream, _first), status = await _open_when_ready(syncer)
-        pieces = 0
-        with pytest.raises(RelayUnavailableError, match="relay connection was lost"):
-            async for _piece in stream:  # type: ignore[attr-defined]
-                pieces += 1
-                if pieces == 10:
-                    home.relay.kill9()
-                    home.relay.start()
+        (stream, first), status = await _open_when_ready(syncer)
+        status.on_change = lambda st: phases.append(st.phase)
+        got, pieces, before = bytearray(first), 0, 0
+        async for piece in stream:  # type: ignore[attr-defined]
+            got += piece
+            pieces += 1
+            if pieces == 10:
+                home.relay.kill9()
+                home.relay.start()
+                before = len(_frames(bytes(got)))
+            if pieces >= 40:
+                break
         await stream.aclose()  # type: ignore[attr-defined]
-        assert status.ended == "relay connection lost"
-        # The hub noticed (its session ended) and answers a new request once the relay is back.
+        assert "reconnecting" in phases and status.ended == "stopped"
+        frames = _frames(bytes(got))  # one stream, decodable from its start to its end
+        assert len(frames) >= before + 30, (before, len(frames))
+        assert all(f1.time > f0.time for f0, f1 in itertools.pairwise(frames))
+        resumed = re.findall(r"live session (\w+)… resumed", home.hub_log.read_text())
+        assert resumed == [status.session_id[:8]]
+        # A new request after that one gets a new session.
         (stream2, first2), status2 = await _open_when_ready(syncer)
         got = bytearray(first2)
         async for piece in stream2:  # type: ignore[attr-defined]

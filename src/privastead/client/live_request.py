@@ -17,7 +17,11 @@ first, then media fragments, each starting where the previous one ended):
 
 A frame of a later epoch (the hub folded a key update mid-session) makes it read the ``live``
 mailbox again and retry. The socket closing without the relay's ``ended`` means the relay
-connection was lost: ``RelayUnavailableError`` says so; the caller may simply ask again.
+connection was lost (the relay process died): the viewer joins the same session id again
+(behind a load balancer it leads to a surviving relay, where the hub's publisher comes back
+too) and plays on from the next keyframe, the same fMP4 stream to its reader. Only when no
+picture comes back within ``RESUME_SECONDS`` does ``RelayUnavailableError`` say so; the caller
+may then ask again.
 ``LiveStatus`` lets a caller (the CLI's status lines) follow the phases and counters.
 """
 
@@ -54,6 +58,10 @@ from privastead.relay.client import Subscription
 log = logging.getLogger(__name__)
 
 ANSWER_TIMEOUT = 20.0  # seconds for the hub's answer and the session's commit
+# How long a lost session is joined again, and then how long its pictures may take to come
+# back (the hub gives its publisher as long: hub.control.live_sessions.RESUME_SECONDS).
+RESUME_SECONDS = 10.0
+RESUME_RETRY = 0.5  # seconds between two attempts to join the session again
 NEWS_WAIT = 1.0  # the longest wait between mailbox reads when the relay sends no news
 
 LiveStream = AsyncGenerator[bytes, None]
@@ -97,13 +105,8 @@ async def open_live(
     syncer.watching += 1  # key updates wait: see ``Client.update_keys_if_due``
     try:
         answer = await view.request(answer_timeout)
-        ws = await syncer.relay.live(answer.session_id, role="viewer")
-        view.status.set("waiting")
-        try:
-            async for piece in view.play(ws, seconds):
-                yield piece
-        finally:
-            await ws.close()
+        async for piece in view.play(answer.session_id, seconds):
+            yield piece
     finally:
         syncer.watching -= 1
         await view.close()
@@ -118,6 +121,7 @@ class _Viewer:
         self.request_id = secrets.token_hex(16)
         self.answers: list[LiveAnswer] = []
         self.sub: Subscription | None = None
+        self.ws: aiohttp.ClientWebSocketResponse | None = None  # the viewer socket of the moment
         self.first_frame_timeout = ANSWER_TIMEOUT
 
     def on_message(self, _camera: str, _group: str, message: Message) -> None:
@@ -151,22 +155,30 @@ class _Viewer:
             self.syncer, self.camera, group, self.sub, deadline, what, lambda: bool(self.answers)
         )
 
-    async def play(self, ws: aiohttp.ClientWebSocketResponse, seconds: float | None) -> LiveStream:
+    async def play(self, session_id: str, seconds: float | None) -> LiveStream:
+        ws = await self.syncer.relay.live(session_id, role="viewer")
+        self.status.set("waiting")
+        try:
+            async for piece in self._play(ws, session_id, seconds):
+                yield piece
+        finally:
+            await self._close_socket()
+
+    async def _play(
+        self, ws: aiohttp.ClientWebSocketResponse, session_id: str, seconds: float | None
+    ) -> LiveStream:
         status, assembler = self.status, LiveAssembler()
+        self.ws = ws
         loop = asyncio.get_running_loop()
         stop_at = None if seconds is None else loop.time() + seconds
-        # A session that never sends a picture (its publisher died before we joined) ends.
-        give_up = loop.time() + self.first_frame_timeout
+        # A session that never sends a picture (its publisher died before we joined) ends;
+        # so does one whose pictures do not come back after its relay was lost.
+        give_up: float | None = loop.time() + self.first_frame_timeout
         while True:
-            limit = (
-                stop_at if status.first_picture is not None else min(stop_at or give_up, give_up)
-            )
+            limit = stop_at if give_up is None else min(stop_at or give_up, give_up)
             msg = await _receive(ws, None if limit is None else limit - loop.time())
             if msg is None:  # a time limit
-                if status.first_picture is None and loop.time() >= give_up:
-                    status.ended = "no picture"
-                    raise CameraUnavailableError("the hub did not start the stream in time")
-                status.ended = "time limit reached"
+                self._time_is_up(give_up is not None and loop.time() >= give_up)
                 return
             if msg.type == aiohttp.WSMsgType.TEXT:
                 if _is_end(msg.data):
@@ -174,10 +186,17 @@ class _Viewer:
                     return
                 continue
             if msg.type != aiohttp.WSMsgType.BINARY:
-                status.ended = "relay connection lost"
-                raise RelayUnavailableError(
-                    "the relay connection was lost: the livestream ended (ask for it again)"
-                )
+                again = await self._rejoin(session_id)
+                if again is None:
+                    status.ended = "relay connection lost"
+                    raise RelayUnavailableError(
+                        "the relay connection was lost: the livestream ended (ask for it again)"
+                    )
+                ws = again
+                assembler.waiting = True  # frames were lost: go on from a keyframe
+                give_up = loop.time() + RESUME_SECONDS
+                continue
+            give_up = None
             payload = await self._decrypt(msg.data)
             if payload is None:
                 status.dropped += 1
@@ -195,6 +214,42 @@ class _Viewer:
                 status.bytes += len(piece)
                 yield piece
             status.dropped += assembler.dropped - before
+
+    def _time_is_up(self, gave_up: bool) -> None:
+        """Why a time limit ended the stream; raises when that is a failure (``gave_up``: no
+        picture came, at the start or after the relay was lost)."""
+        if not gave_up:
+            self.status.ended = "time limit reached"
+        elif self.status.first_picture is not None:
+            self.status.ended = "relay connection lost"
+            raise RelayUnavailableError(
+                "the relay connection was lost and the livestream did not come back "
+                "(ask for it again)"
+            )
+        else:
+            self.status.ended = "no picture"
+            raise CameraUnavailableError("the hub did not start the stream in time")
+
+    async def _rejoin(self, session_id: str) -> aiohttp.ClientWebSocketResponse | None:
+        """The session joined again as a viewer, trying for ``RESUME_SECONDS`` (None then)."""
+        await self._close_socket()
+        self.status.set("reconnecting")
+        deadline = time.monotonic() + RESUME_SECONDS
+        while time.monotonic() < deadline:
+            # Only an unreachable relay is tried again: a refusal (this device was removed,
+            # the session is full) is the answer and goes to the caller.
+            with contextlib.suppress(RelayUnavailableError):
+                self.ws = await self.syncer.relay.live(session_id, role="viewer")
+                self.status.set("waiting")
+                return self.ws
+            await asyncio.sleep(RESUME_RETRY)
+        return None
+
+    async def _close_socket(self) -> None:
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+            self.ws = None
 
     async def _decrypt(self, frame: bytes) -> LivePayload | None:
         """The payload of one live frame, or None if it is not a readable message from the hub."""

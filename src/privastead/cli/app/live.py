@@ -72,8 +72,12 @@ def _phase(args: argparse.Namespace, status: LiveStatus) -> None:
         _say(args, f"asking the hub for {args.camera}…")
     elif status.phase == "catching up":
         _say(args, f"session {status.session_id}: reading the session's new keys")
-    elif status.phase == "waiting":
+    elif status.phase == "waiting" and status.first_picture is None:
         _say(args, "connected to the relay, waiting for the first picture")
+    elif status.phase == "waiting":
+        _say(args, "back on the relay, waiting for the pictures to go on")
+    elif status.phase == "reconnecting":
+        _say(args, "the relay connection was lost: joining the session again…")
     elif status.phase == "playing" and status.first_picture is not None:
         _say(args, f"first picture after {status.first_picture:.2f} s")
 

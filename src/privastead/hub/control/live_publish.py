@@ -6,10 +6,13 @@ sent as one binary frame on the relay's live channel ``/v1/live/{session}``. The
 signals steer the session: ``viewers`` with a higher count (someone joined mid-stream; the
 relay replays nothing) makes the hub send the init segment again, ``lagging`` (a viewer's
 queue overflowed) makes the session skip to the next keyframe when every viewer lags (one slow
-viewer alone only loses frames at the relay), ``no_viewers`` ends it, and so
-does the channel closing. The caller rekeys
-the ``live`` group (a self-update commit) before it starts, so a session never shares keys with
-an earlier one.
+viewer alone only loses frames at the relay) and ``no_viewers`` ends it. The channel closing
+under it (the relay process died, the connection broke) does not end the session:
+``publish`` returns with ``lost`` set and the session still running, so that the caller can
+join the same channel again (behind a load balancer, on a surviving relay) and call
+``publish`` once more with ``resume``: the init segment first, then from the next keyframe.
+The caller rekeys the ``live`` group (a self-update commit) before a session starts, so a
+session never shares keys with an earlier one.
 
 Fragments are taken from the session in a thread (``LiveSession.get`` blocks) and encrypted by
 ``encrypt``, in the hub a job on the ``live`` group's worker, so the event loop, and with it
@@ -70,6 +73,7 @@ class PublishStats:
     skipped: int = 0  # times the session skipped to a keyframe because every viewer lagged
     init_resent: int = 0
     batches: int = 0  # encrypt_batch calls (several fragments waited): one state write each
+    lost: bool = False  # the channel closed under a running session (it may be joined again)
     reason: str = ""
 
 
@@ -80,18 +84,26 @@ async def publish(
     *,
     viewers: int = 0,
     encrypt_batch: EncryptBatch | None = None,
+    resume: bool = False,
 ) -> PublishStats:
-    """Send ``session`` on the publisher socket ``ws`` until it ends; closes both.
+    """Send ``session`` on the publisher socket ``ws`` until it ends or the channel is lost
+    (``lost``: the session still runs); closes the socket, and the session unless lost.
     ``viewers``: how many the relay already reported (if the caller read its signals first);
-    ``encrypt_batch``: encrypt what already waits together (see the module's docstring)."""
+    ``encrypt_batch``: encrypt what already waits together (see the module's docstring);
+    ``resume``: the session was published before on a channel now lost: send the init segment
+    again and go on from the next keyframe (what queued meanwhile is stale)."""
     stats = PublishStats()
     signals = asyncio.create_task(_follow_signals(session, ws, encrypt, stats, viewers))
     limit = LIVE_BATCH if encrypt_batch is not None else 1
     try:
-        while True:
+        if resume and session.init is not None:
+            session.behind()
+            init = await encrypt(_payload(session.init).encode())
+            stats.lost = not await _send_all(ws, [init], stats)
+        while not stats.lost:
             fragments = await asyncio.to_thread(_take, session, limit)
             if not fragments:
-                if session.ended is not None:
+                if session.ended is not None or signals.done():
                     break
                 continue
             # On the live group's worker (hub.delivery.worker): a 4K fragment's encryption and
@@ -103,15 +115,15 @@ async def publish(
             else:
                 ciphertexts = [await encrypt(plaintexts[0])]
             if not await _send_all(ws, ciphertexts, stats):
-                session.stop("relay connection lost")
-                break
+                stats.lost = True
     finally:
-        session.stop("publisher stopped")
+        if not stats.lost:
+            session.stop("publisher stopped")
         signals.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await signals
         await ws.close()
-    stats.reason = session.ended or ""
+    stats.reason = session.ended or ("relay connection lost" if stats.lost else "")
     log.info("live session ended (%s): %d messages sent", stats.reason, stats.sent)
     return stats
 
@@ -202,7 +214,7 @@ async def _follow_signals(
         elif kind == "no_viewers":
             session.stop("no viewers")
             return
-    session.stop("relay closed the live channel")
+    stats.lost = True  # the channel closed under the session: the caller may join it again
 
 
 __all__ = ["Encrypt", "PublishStats", "publish", "relay_signals", "threaded"]
