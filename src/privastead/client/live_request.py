@@ -20,7 +20,7 @@ mailbox again and retry. The socket closing without the relay's ``ended`` means 
 connection was lost (the relay process died): the viewer joins the same session id again
 (behind a load balancer it leads to a surviving relay, where the hub's publisher comes back
 too) and plays on from the next keyframe, the same fMP4 stream to its reader. Only when no
-picture comes back within ``RESUME_SECONDS`` does ``RelayUnavailableError`` say so; the caller
+picture comes back within ``LIVE_REJOIN_SECONDS`` does ``RelayUnavailableError`` say so; the caller
 may then ask again.
 ``LiveStatus`` lets a caller (the CLI's status lines) follow the phases and counters.
 """
@@ -53,15 +53,11 @@ from privastead.errors import (
 from privastead.protocol.codec import Message
 from privastead.protocol.live import LivePayload
 from privastead.protocol.messages import LiveAnswer, LiveRequest, LiveStop
-from privastead.relay.client import Subscription
+from privastead.relay.client import LIVE_REJOIN_SECONDS, Subscription
 
 log = logging.getLogger(__name__)
 
 ANSWER_TIMEOUT = 20.0  # seconds for the hub's answer and the session's commit
-# How long a lost session is joined again, and then how long its pictures may take to come
-# back (the hub gives its publisher as long: hub.control.live_sessions.RESUME_SECONDS).
-RESUME_SECONDS = 10.0
-RESUME_RETRY = 0.5  # seconds between two attempts to join the session again
 NEWS_WAIT = 1.0  # the longest wait between mailbox reads when the relay sends no news
 
 LiveStream = AsyncGenerator[bytes, None]
@@ -156,7 +152,7 @@ class _Viewer:
         )
 
     async def play(self, session_id: str, seconds: float | None) -> LiveStream:
-        ws = await self.syncer.relay.live(session_id, role="viewer")
+        ws = self.ws = await self.syncer.relay.live(session_id, role="viewer")
         self.status.set("waiting")
         try:
             async for piece in self._play(ws, session_id, seconds):
@@ -168,7 +164,6 @@ class _Viewer:
         self, ws: aiohttp.ClientWebSocketResponse, session_id: str, seconds: float | None
     ) -> LiveStream:
         status, assembler = self.status, LiveAssembler()
-        self.ws = ws
         loop = asyncio.get_running_loop()
         stop_at = None if seconds is None else loop.time() + seconds
         # A session that never sends a picture (its publisher died before we joined) ends;
@@ -194,7 +189,7 @@ class _Viewer:
                     )
                 ws = again
                 assembler.waiting = True  # frames were lost: go on from a keyframe
-                give_up = loop.time() + RESUME_SECONDS
+                give_up = loop.time() + LIVE_REJOIN_SECONDS
                 continue
             give_up = None
             payload = await self._decrypt(msg.data)
@@ -231,19 +226,13 @@ class _Viewer:
             raise CameraUnavailableError("the hub did not start the stream in time")
 
     async def _rejoin(self, session_id: str) -> aiohttp.ClientWebSocketResponse | None:
-        """The session joined again as a viewer, trying for ``RESUME_SECONDS`` (None then)."""
+        """The session joined again as a viewer (None if the relay stayed unreachable)."""
         await self._close_socket()
         self.status.set("reconnecting")
-        deadline = time.monotonic() + RESUME_SECONDS
-        while time.monotonic() < deadline:
-            # Only an unreachable relay is tried again: a refusal (this device was removed,
-            # the session is full) is the answer and goes to the caller.
-            with contextlib.suppress(RelayUnavailableError):
-                self.ws = await self.syncer.relay.live(session_id, role="viewer")
-                self.status.set("waiting")
-                return self.ws
-            await asyncio.sleep(RESUME_RETRY)
-        return None
+        self.ws = await self.syncer.relay.rejoin_live(session_id, "viewer")
+        if self.ws is not None:
+            self.status.set("waiting")
+        return self.ws
 
     async def _close_socket(self) -> None:
         if self.ws is not None:

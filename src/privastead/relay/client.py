@@ -14,7 +14,7 @@ import contextlib
 import io
 import json
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -57,6 +57,13 @@ async def _raise_for(resp: aiohttp.ClientResponse) -> None:
     if code == DEVICE_REMOVED:
         raise DeviceRemovedError(message, resp.status, code)
     raise RelayRejectedError(message, resp.status, code)
+
+
+# How long both ends of a live channel try to join it again after losing it (the hub as its
+# publisher, a viewer), and how long the hub then waits for a viewer and a viewer for pictures:
+# a load balancer's failover plus the other side's own rejoin. One figure for both ends.
+LIVE_REJOIN_SECONDS = 10.0
+LIVE_REJOIN_RETRY = 0.5  # seconds between two attempts
 
 
 def _revoked(code: str, message: str = "") -> RelayRejectedError:
@@ -456,6 +463,22 @@ class RelayClient:
         """A live channel socket (``publisher`` sends binary frames; viewers receive them)."""
         return await self._ws(f"/v1/live/{session}?role={role}", max_msg_size=max_msg_size)
 
+    async def rejoin_live(
+        self, session: str, role: str, *, wanted: Callable[[], bool] = lambda: True
+    ) -> aiohttp.ClientWebSocketResponse | None:
+        """The live channel ``session`` joined again after its socket was lost (its relay
+        died; behind a load balancer the same id leads to a survivor), trying every
+        ``LIVE_REJOIN_RETRY`` seconds for ``LIVE_REJOIN_SECONDS`` while ``wanted()``; None
+        then. Only an unreachable relay is tried again: a refusal (a removed device, another
+        publisher, a full session) is the answer and raises."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LIVE_REJOIN_SECONDS
+        while wanted() and loop.time() < deadline:
+            with contextlib.suppress(RelayUnavailableError):
+                return await self.live(session, role)
+            await asyncio.sleep(LIVE_REJOIN_RETRY)
+        return None
+
 
 async def next_message(
     relay: RelayClient, mailbox: str, after: int, deadline: float, clock: Clock
@@ -472,6 +495,7 @@ async def next_message(
 
 
 __all__ = [
+    "LIVE_REJOIN_SECONDS",
     "Nameplate",
     "NameplateClaim",
     "RelayClient",

@@ -23,7 +23,7 @@ reports ``no_viewers``, at the session's time limit, when the camera disconnects
 viewer joins within ``join_timeout``. A relay connection lost under it (the relay process
 died) does not end it at once: the hub joins the same session id again (behind a load
 balancer it now leads to a surviving relay) and goes on from the next keyframe once a viewer
-is back, within ``RESUME_SECONDS``; only then does it end. Each session is
+is back, within ``LIVE_REJOIN_SECONDS``; only then does it end. Each session is
 its own task; it takes fragments in a thread and encrypts them on the ``live`` group's worker
 (``hub.delivery.worker``, the hub's one rule for MLS work), so one camera's livestream stalls
 neither the others nor detection and recording.
@@ -43,23 +43,18 @@ from typing import Protocol
 import aiohttp
 
 from privastead import compat
-from privastead.errors import CameraUnavailableError, RelayError, RelayUnavailableError
+from privastead.errors import CameraUnavailableError, RelayError
 from privastead.hub.control.live_publish import publish, relay_signals
 from privastead.hub.state.groups import HubGroup, HubGroups
 from privastead.media.live import LiveSession, LiveSettings
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import LiveAnswer, LiveRequest, LiveStop
-from privastead.relay.client import RelayClient
+from privastead.relay.client import LIVE_REJOIN_SECONDS, RelayClient
 
 log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT = 30.0  # seconds for the first viewer to connect after the answer
 FRESH_SECONDS = 1.0  # a session older than this at the first join restarts at a new keyframe
-# A channel lost under a running session (its relay died) is joined again for this long, and
-# a viewer must be back on it within as long again: a load balancer's failover plus the
-# viewer's own rejoin (client.live_request uses the same figure).
-RESUME_SECONDS = 10.0
-RESUME_RETRY = 0.5  # seconds between two attempts to join the channel again
 
 
 class LiveSource(Protocol):
@@ -232,8 +227,10 @@ class LiveSessions:
                 # The relay carrying the channel is gone (behind a load balancer the same
                 # session id now leads to a survivor): join it again and go on, if a viewer
                 # comes back in time; nothing is rekeyed (the session's keys stay the same).
-                ws = await self._rejoin(running)
-                viewers = 0 if ws is None else await _first_viewer(ws, RESUME_SECONDS)
+                ws = await self.relay.rejoin_live(
+                    running.session_id, "publisher", wanted=lambda: running.session.ended is None
+                )
+                viewers = 0 if ws is None else await _first_viewer(ws, LIVE_REJOIN_SECONDS)
                 if ws is None or not viewers:
                     running.session.stop("relay connection lost")
                     break
@@ -275,17 +272,6 @@ class LiveSessions:
             if self.running.get(running.camera) is running:
                 del self.running[running.camera]
             self.ended = [*self.ended[-31:], reason]
-
-    async def _rejoin(self, running: _Running) -> aiohttp.ClientWebSocketResponse | None:
-        """The session's channel joined again as its publisher, trying for ``RESUME_SECONDS``."""
-        deadline = time.monotonic() + RESUME_SECONDS
-        while running.session.ended is None and time.monotonic() < deadline:
-            # Only an unreachable relay is tried again; a refusal (a revoked token, another
-            # publisher on the channel) ends the session.
-            with contextlib.suppress(RelayUnavailableError):
-                return await self.relay.live(running.session_id, role="publisher")
-            await asyncio.sleep(RESUME_RETRY)
-        return None
 
 
 async def _first_viewer(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> int:
