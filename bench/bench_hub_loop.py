@@ -19,6 +19,11 @@ ones (say so when quoting the numbers).
 
     python bench/bench_hub_loop.py [--sizes 3840x2160,3840x2160,1920x1080,1920x1080]
         [--fps 30] [--window 60] [--warmup 20] [--live 2] [--profile DIR]
+        [--busy N [--busy-same-group]]
+
+``--busy N`` runs N processes that spin on a core each for the whole run (another program
+wanting the machine); the table then also shows what that costs detection: packets the
+analysis dropped because it fell behind.
 
 A size ``file:PATH`` loops a pre-encoded H.264 file instead of rendering a scene (4K scenes
 take too long to render here: ``bench/upscale.py`` makes one from a smaller scene).
@@ -126,6 +131,27 @@ def _start_profiled(home: Home, report: Path) -> None:
         home.hub = subprocess.Popen(cmd, env=env(), stdout=log, stderr=log, text=True)
 
 
+def _total(text: str, metric: str) -> int:
+    """A per-camera counter summed over the cameras."""
+    return sum(int(float(v)) for v in re.findall(rf"^{metric}\{{[^}}]*\}} (\S+)$", text, re.M))
+
+
+def _busy(count: int, same_group: bool) -> list[subprocess.Popen[bytes]]:
+    """``count`` processes that spin on a core each: another program wanting the machine.
+
+    By default each starts its own session, as another service or a program started from
+    another terminal runs: the kernel then shares the cores between scheduling groups first
+    (autogroups, or a systemd service's cgroup) and by nice value only within a group.
+    ``same_group`` keeps them in the benchmark's group, as if started from the hub's own
+    shell: the hub's threads then compete with them one by one."""
+    return [
+        subprocess.Popen(
+            [sys.executable, "-c", "while True: pass"], start_new_session=not same_group
+        )
+        for _ in range(count)
+    ]
+
+
 async def _window(
     home: Home,
     port: int,
@@ -171,15 +197,15 @@ async def _window(
             await client.close()
     finally:
         home.stop_hub()
-    clips = sum(
-        int(float(v))
-        for v in re.findall(r"^privastead_hub_camera_clips_total\{[^}]*\} (\S+)$", text, re.M)
-    )
+    clips = _total(text, "privastead_hub_camera_clips_total")
     sent = re.search(r"^privastead_hub_sent_fragments_total (\S+)$", text, re.M)
     return {
         **_lags(text),
         "cpu_per_camera": cpu / elapsed / cameras,
         "clips": clips,
+        # Detection packets the analysis dropped because it fell behind (it skips to the next
+        # keyframe; recording goes on): what a loaded machine costs the detector.
+        "dropped": _total(text, "privastead_hub_camera_dropped_packets_total"),
         "fragments_sent": int(float(sent.group(1))) if sent else 0,
         "live_mb": sum(v for k, v in counts.items() if not k.startswith("error:")) / 1e6,
     }
@@ -199,6 +225,20 @@ async def main() -> None:
         help="directory: run each phase's hub under bench/loop_profiler.py and write "
         "<phase>.json there (what the loop did during each stall, CPU per thread)",
     )
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="processes spinning on a core each for the whole run, each in its own session "
+        "(as another service or program would run): how the hub fares when another program "
+        "wants the cores",
+    )
+    parser.add_argument(
+        "--busy-same-group",
+        action="store_true",
+        help="start the --busy processes in the benchmark's own session instead, so that the "
+        "hub's threads compete with them thread by thread (the worst case)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run's directory (logs)")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "camsim")
     args = parser.parse_args()
@@ -214,6 +254,7 @@ async def main() -> None:
         root = Path(tmp)
         relay = make_process(root / "relay")
         cams: list[Proc] = []
+        busy = _busy(args.busy, args.busy_same_group)
         try:
             for size in sizes:
                 if size.startswith("file:"):  # a pre-encoded file, looped (bench/upscale.py)
@@ -250,20 +291,24 @@ async def main() -> None:
             for cam in cams:
                 cam.stop()
             relay.kill9()
+            for spinner in busy:
+                spinner.kill()
+                spinner.wait()
     rows = {"recording only (baseline)": baseline, "full: upload + live": full}
     print(
         f"\nhub with {len(sizes)} cameras ({args.sizes} @ {args.fps:g} fps, {args.scene}), "
-        f"{args.window:g} s windows, {args.live} live"
+        f"{args.window:g} s windows, {args.live} live, {args.busy} busy processes"
+        f"{' (same group)' if args.busy_same_group else ''}"
     )
     print(
         f"{'phase':28} {'lag p50':>8} {'p99':>8} {'max':>8} {'CPU/cam':>8} {'clips':>6} "
-        f"{'frags':>6} {'live MB':>8}"
+        f"{'frags':>6} {'live MB':>8} {'dropped':>8}"
     )
     for name, r in rows.items():
         print(
             f"{name:28} {r['p50']:7.1f}ms {r['p99']:7.1f}ms {r['max']:7.1f}ms "
             f"{r['cpu_per_camera']:8.3f} {r['clips']:6d} {r['fragments_sent']:6d} "
-            f"{r['live_mb']:8.1f}"
+            f"{r['live_mb']:8.1f} {r['dropped']:8d}"
         )
     print(
         json.dumps(
@@ -273,15 +318,19 @@ async def main() -> None:
                 "fps": args.fps,
                 "window_s": args.window,
                 "live_cameras": args.live,
+                "busy_processes": args.busy,
+                "busy_same_group": args.busy_same_group,
                 "baseline_lag_p50_ms": round(baseline["p50"], 2),
                 "baseline_lag_p99_ms": round(baseline["p99"], 2),
                 "baseline_lag_max_ms": round(baseline["max"], 2),
                 "baseline_cpu_per_camera": round(baseline["cpu_per_camera"], 3),
+                "baseline_dropped_packets": baseline["dropped"],
                 "lag_p50_ms": round(full["p50"], 2),
                 "lag_p99_ms": round(full["p99"], 2),
                 "lag_max_ms": round(full["max"], 2),
                 "cpu_per_camera": round(full["cpu_per_camera"], 3),
                 "clips": full["clips"],
+                "dropped_packets": full["dropped"],
                 "fragments_sent": full["fragments_sent"],
                 "live_mb": round(full["live_mb"], 1),
                 "target_p99_ms": 20,
