@@ -42,6 +42,11 @@ COMMANDS: list[Command] = [
         "privastead.cli.hub.init",
     ),
     Command(
+        "service",
+        "write a systemd unit that runs this hub 24/7, sandboxed, restarted when it dies",
+        "privastead.cli.hub.service",
+    ),
+    Command(
         "check-config",
         "validate a hub.toml and point at the offending line",
         "privastead.cli.hub.check_config",
