@@ -6,9 +6,14 @@ only once both sent LiveStop, and a refusal while the camera is disconnected."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import itertools
+import json
 import sys
 from pathlib import Path
 
+import aiohttp
+import av
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "relay"))
@@ -35,11 +40,27 @@ REQUEST_A, REQUEST_B = "a1" * 16, "b2" * 16
 
 
 class FakeCamera:
-    """``start_live`` like ``hub.capture.camera.Camera``: from a ring of demuxed camsim packets."""
+    """``start_live`` like ``hub.capture.camera.Camera``: from a ring of demuxed camsim packets;
+    ``endless``: then the clip again and again at its frame rate (later timestamps), until the
+    session ends, as a camera goes on sending."""
 
-    def __init__(self, info: StreamInfo, packets: list[MediaPacket]) -> None:
-        self.info, self.packets, self.connected = info, packets, True
+    def __init__(
+        self, info: StreamInfo, packets: list[MediaPacket], *, endless: bool = False
+    ) -> None:
+        self.info, self.packets, self.connected, self.endless = info, packets, True, endless
         self.sessions: list[LiveSession] = []
+        self.feeders: set[asyncio.Task[None]] = set()
+
+    async def _feed(self, session: LiveSession) -> None:
+        video = [p for p in self.packets if p.kind == "video"]
+        step = video[1].pts - video[0].pts
+        length = video[-1].pts - video[0].pts + step
+        for loop in itertools.count(1):
+            for p in self.packets:
+                if session.ended is not None:
+                    return
+                session.push(_later(p, loop * length))
+                await asyncio.sleep(step if p.kind == "video" else 0)
 
     def start_live(self, settings: LiveSettings | None = None) -> LiveSession:
         if not self.connected:
@@ -51,7 +72,23 @@ class FakeCamera:
         for p in self.packets[20:]:
             session.push(p)
         self.sessions.append(session)
+        if self.endless:
+            feeder = asyncio.get_running_loop().create_task(self._feed(session))
+            self.feeders.add(feeder)
+            feeder.add_done_callback(self.feeders.discard)
         return session
+
+
+def _later(p: MediaPacket, seconds: float) -> MediaPacket:
+    """``p`` ``seconds`` later on the camera's timeline (a copy: packets are never mutated)."""
+    src = p.packet
+    assert src.time_base is not None and src.pts is not None and src.dts is not None
+    ticks = round(seconds / src.time_base)
+    packet = av.Packet(bytes(src))
+    packet.pts, packet.dts, packet.time_base = src.pts + ticks, src.dts + ticks, src.time_base
+    if src.duration:
+        packet.duration = src.duration
+    return dataclasses.replace(p, packet=packet, pts=p.pts + seconds)
 
 
 @pytest.fixture(scope="module")
@@ -177,5 +214,120 @@ async def test_a_session_nobody_joins_ends_and_frees_the_camera(
             live.stop_all("test over")
             for phone in phones.values():
                 for ident in phone.values():
+                    ident.close()
+            groups.close()
+
+
+async def _payloads(
+    ws: aiohttp.ClientWebSocketResponse, phone: Identity, group_id: bytes, count: int
+) -> list[LivePayload]:
+    """The next ``count`` live payloads a viewer receives (the relay's text signals skipped)."""
+    payloads: list[LivePayload] = []
+    while len(payloads) < count:
+        msg = await asyncio.wait_for(ws.receive(), 20)
+        assert msg.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT), msg
+        if msg.type == aiohttp.WSMsgType.BINARY:
+            payloads.append(LivePayload.decode(phone.process(group_id, msg.data).data))
+    return payloads
+
+
+async def test_a_viewer_that_comes_back_in_the_grace_period_resumes_the_same_session(
+    tmp_path: Path, inproc: InProcess, stream: tuple[StreamInfo, list[MediaPacket]]
+) -> None:
+    """The last viewer's socket closes (no LiveStop): the session pauses instead of ending; the
+    viewer joining the same id again gets the init segment, then a keyframe; after
+    ``max_resumes`` such returns the next pause ends the session and tells the relay (the
+    viewer waiting gets ``ended``). With no viewer back in time, it ends: ``no viewers``."""
+    outbox = Outbox(tmp_path / "outbox", quota_bytes=1 << 26)
+    groups = HubGroups(tmp_path, outbox, ["cam"])
+    phones = _members(tmp_path, groups)
+    control, live_group = groups.get("cam", "control"), groups.get("cam", "live")
+    camera = FakeCamera(*stream, endless=True)
+    async with inproc.client() as relay:
+        live = LiveSessions(
+            groups, relay, lambda g, build: g.sender.send(build), grace=5.0, max_resumes=2
+        )
+        live.cameras = {"cam": camera}
+        phone = phones["a"]["live"]
+        try:
+            answer = await _ask(live, control, phones["a"], LiveRequest("cam", REQUEST_A))
+            assert answer is not None and not answer.error
+            queued = _queued(live_group)
+            phone.process(live_group.group_id, queued[-1][1])
+            ws = await relay.live(answer.session_id, "viewer")
+            first = await _payloads(ws, phone, live_group.group_id, 3)
+            assert first[0].is_init and first[1].keyframe
+            for resumes in (1, 2):
+                await ws.close()  # the socket breaks: no LiveStop
+                await wait_until(lambda: not live.running["cam"].publishing)  # paused
+                ws = await relay.live(answer.session_id, "viewer")
+                again = await _payloads(ws, phone, live_group.group_id, 2)
+                while not again[-1].keyframe:
+                    again += await _payloads(ws, phone, live_group.group_id, 1)
+                # The init, at most the fragmenter's tail (muxed before the pause), then a
+                # keyframe: what queued during the pause was dropped, not sent late.
+                assert again[0].is_init and len(again) <= 3, again
+                assert again[1].index > first[-1].index  # the same session, going on
+                running = live.running["cam"]
+                assert running.session_id == answer.session_id and running.resumes == resumes
+                first = again
+            await ws.close()
+            ws = await relay.live(answer.session_id, "viewer")
+            await wait_until(lambda: "cam" not in live.running, 20)
+            assert live.ended[-1] == "gave up after 2 resumes"
+            assert camera.sessions[-1].ended == "gave up after 2 resumes"
+            ends = [m async for m in ws]  # the relay's word that the session is over, then close
+            assert [json.loads(m.data) for m in ends if m.type == aiohttp.WSMsgType.TEXT][-1] == {
+                "type": "ended"
+            }
+
+            # A new session whose viewer leaves for good: over after the grace period.
+            live.grace = 0.5
+            answer = await _ask(live, control, phones["a"], LiveRequest("cam", REQUEST_B))
+            assert answer is not None and not answer.error
+            phone.process(live_group.group_id, _queued(live_group)[-1][1])
+            ws = await relay.live(answer.session_id, "viewer")
+            await _payloads(ws, phone, live_group.group_id, 2)
+            await ws.close()
+            await wait_until(lambda: "cam" not in live.running, 20)
+            assert live.ended[-1] == "no viewers" and camera.sessions[-1].ended == "no viewers"
+        finally:
+            live.stop_all("test over")
+            for phone_groups in phones.values():
+                for ident in phone_groups.values():
+                    ident.close()
+            groups.close()
+
+
+async def test_a_livestop_during_the_grace_period_ends_the_session_at_once(
+    tmp_path: Path, inproc: InProcess, stream: tuple[StreamInfo, list[MediaPacket]]
+) -> None:
+    """A paused session (its viewer's socket closed) waits for no grace period once its last
+    requester said LiveStop: a grace far longer than the wait here."""
+    outbox = Outbox(tmp_path / "outbox", quota_bytes=1 << 26)
+    groups = HubGroups(tmp_path, outbox, ["cam"])
+    phones = _members(tmp_path, groups)
+    control, live_group = groups.get("cam", "control"), groups.get("cam", "live")
+    camera = FakeCamera(*stream, endless=True)
+    async with inproc.client() as relay:
+        live = LiveSessions(groups, relay, lambda g, build: g.sender.send(build), grace=600.0)
+        live.cameras = {"cam": camera}
+        try:
+            answer = await _ask(live, control, phones["a"], LiveRequest("cam", REQUEST_A))
+            assert answer is not None
+            phones["a"]["live"].process(live_group.group_id, _queued(live_group)[-1][1])
+            ws = await relay.live(answer.session_id, "viewer")
+            await _payloads(ws, phones["a"]["live"], live_group.group_id, 2)
+            await ws.close()
+            await wait_until(lambda: not inproc.state.live.sessions[answer.session_id].viewers)
+            await wait_until(lambda: not live.running["cam"].publishing)  # paused, not ended
+            await _ask(live, control, phones["a"], LiveStop("cam", answer.session_id))
+            await wait_until(lambda: "cam" not in live.running, 10)
+            assert live.ended[-1] == "stopped by its viewers"
+            await wait_until(lambda: not inproc.state.live.sessions)  # the relay's too
+        finally:
+            live.stop_all("test over")
+            for phone_groups in phones.values():
+                for ident in phone_groups.values():
                     ident.close()
             groups.close()

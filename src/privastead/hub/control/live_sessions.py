@@ -49,7 +49,7 @@ import aiohttp
 
 from privastead import compat
 from privastead.errors import CameraUnavailableError, RelayError
-from privastead.hub.control.live_publish import end_channel, publish, relay_signals
+from privastead.hub.control.live_publish import PublishStats, end_channel, publish, relay_signals
 from privastead.hub.state.groups import HubGroup, HubGroups
 from privastead.media.live import LiveSession, LiveSettings
 from privastead.protocol.codec import Message
@@ -59,6 +59,7 @@ from privastead.relay.client import LIVE_MAX_RESUMES, LIVE_REJOIN_SECONDS, Relay
 log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT = 30.0  # seconds for the first viewer to connect after the answer
+_TOTALS = ("sent", "bytes", "lagging", "skipped")  # PublishStats summed in the session's log line
 FRESH_SECONDS = 1.0  # a session older than this at the first join restarts at a new keyframe
 
 
@@ -81,6 +82,7 @@ class _Running:
     task: asyncio.Task[None] | None = None
     publishing: bool = False
     resumes: int = 0  # times it went on after a lost channel or a viewer's return
+    stats: list[PublishStats] = field(default_factory=list)  # one per publish (resume)
 
 
 class LiveSessions:
@@ -256,6 +258,7 @@ class LiveSessions:
             stats = await publish(
                 running.session, ws, encrypt, viewers=viewers, encrypt_batch=encrypt_batch
             )
+            running.stats.append(stats)
             while (stats.lost or stats.idle) and running.session.ended is None:
                 if running.resumes >= self.max_resumes:
                     # A relay that keeps cutting the sockets: stop rejoining for it.
@@ -275,18 +278,8 @@ class LiveSessions:
                     encrypt_batch=encrypt_batch,
                     resume=True,
                 )
+                running.stats.append(stats)
             reason = running.session.ended or stats.reason
-            log.info(
-                "%s: live session %s… ended (%s): %d messages, %d bytes, %d lagging signals, "
-                "%d skips",
-                running.camera,
-                running.session_id[:8],
-                reason,
-                stats.sent,
-                stats.bytes,
-                stats.lagging,
-                stats.skipped,
-            )
         except asyncio.CancelledError:
             reason = running.session.ended or "cancelled"
             raise
@@ -303,6 +296,15 @@ class LiveSessions:
             if self.running.get(running.camera) is running:
                 del self.running[running.camera]
             self.ended = [*self.ended[-31:], reason]
+            log.info(
+                "%s: live session %s… ended (%s): %d messages, %d bytes, %d lagging signals, "
+                "%d skips, %d resumes",
+                running.camera,
+                running.session_id[:8],
+                reason,
+                *(sum(getattr(s, n) for s in running.stats) for n in _TOTALS),
+                running.resumes,
+            )
 
 
 async def _ended(ws: aiohttp.ClientWebSocketResponse | None) -> None:
