@@ -109,40 +109,41 @@ async def test_cut_viewer_then_hub_sockets_resume_one_session_and_leaving_ends_i
         assert len(re.findall(r"live session \w+… started", log)) == 1, log[-3000:]
         # LiveStop from its only viewer: ended at once, not after a grace period.
         await _hub_log(home, rf"live session {session}… ended \(stopped by its viewers\)")
-
-        # A viewer whose process is killed sends no LiveStop: the relay's no_viewers starts
-        # the grace period, after which the hub ends the session and frees the camera's.
-        proxy.live_cut_publisher = 0
-        err_path = home.root / "killed.err"
-        with err_path.open("w") as err:
-            proc = await asyncio.create_subprocess_exec(
-                *app_cmd("live", "door", "--out", str(home.root / "killed.mp4")),
-                "--data-dir",
-                str(home.root / "phone-a"),
-                env=env(),
-                stderr=err,
-            )
-            try:
-                for _ in range(600):
-                    if "first picture" in err_path.read_text():
-                        break
-                    await asyncio.sleep(0.1)
-                assert "first picture" in err_path.read_text(), err_path.read_text()
-                proc.send_signal(signal.SIGKILL)
-                killed = time.monotonic()
-                await proc.wait()
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
-        ended = await _hub_log(home, r"live session (\w+)… ended \(no viewers\)")
-        print(f"killed viewer: session ended {time.monotonic() - killed:.1f} s after the kill")
-        log = home.hub_log.read_text()
-        assert ended.group(1) != session
-        assert len(re.findall(r"live session \w+… started", log)) == 2
-        assert re.findall(rf"live session {ended.group(1)}… resumed", log) == []
     finally:
-        await syncer.close()
+        await syncer.close()  # `privastead-app live` needs the phone's state files
+
+    # A viewer whose process is killed sends no LiveStop: the relay's no_viewers starts the
+    # grace period, after which the hub ends the session and frees the camera's.
+    proxy.live_cut_publisher = 0
+    err_path = home.root / "killed.err"
+    with err_path.open("w") as err:
+        proc = await asyncio.create_subprocess_exec(
+            *app_cmd("live", "door", "--out", str(home.root / "killed.mp4")),
+            "--data-dir",
+            str(home.root / "phone-a"),
+            env=env(),
+            stderr=err,
+        )
+        try:
+            for _ in range(900):
+                if re.search(r"first picture after \d", err_path.read_text()):
+                    break
+                await asyncio.sleep(0.1)
+            assert re.search(r"first picture after \d", err_path.read_text()), err_path.read_text()
+            proc.send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    ended = await _hub_log(home, r"live session (\w+)… ended \(no viewers\)")
+    print(f"killed viewer: session ended {time.monotonic() - killed:.1f} s after the kill")
+    log = home.hub_log.read_text()
+    assert ended.group(1) != session
+    assert len(re.findall(r"live session \w+… started", log)) == 2
+    assert re.findall(rf"live session {ended.group(1)}… resumed", log) == []
+
     # The camera's sessions are over and the hub kept running: a new one starts at once.
     syncer = Client(DataDir(home.root / "phone-a"), clock=SystemClock())
     try:

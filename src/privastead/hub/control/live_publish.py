@@ -132,9 +132,14 @@ async def publish(
             await end_channel(ws)
         if not stats.idle:
             await ws.close()
-    stats.reason = session.ended or ("relay connection lost" if stats.lost else "")
-    stats.reason = stats.reason or ("no viewers" if stats.idle else "")
-    log.info("live session ended (%s): %d messages sent", stats.reason, stats.sent)
+    paused = "relay connection lost" if stats.lost else "no viewers" if stats.idle else ""
+    stats.reason = session.ended or paused
+    log.info(
+        "live session %s (%s): %d messages sent",
+        "ended" if session.ended else "paused",
+        stats.reason,
+        stats.sent,
+    )
     return stats
 
 
