@@ -14,13 +14,15 @@ from privastead.client.live_request import LiveStatus, LiveStream, open_live
 from privastead.errors import CameraUnavailableError
 
 
-async def open_when_ready(syncer: Client, **kwargs: object) -> tuple[LiveStream, bytes, LiveStatus]:
-    """An open livestream of ``door`` (its first piece read) once the hub's camera is
-    connected; ``kwargs`` go to ``open_live``."""
+async def open_when_ready(
+    syncer: Client, camera: str = "door", *, seconds: float | None = None
+) -> tuple[LiveStream, bytes, LiveStatus]:
+    """An open livestream of ``camera`` (its first piece read) once the hub has connected to
+    the camera; ``seconds``: its time limit (``open_live``)."""
     deadline = time.monotonic() + 90
     while True:
         status = LiveStatus()
-        stream = open_live(syncer, "door", status=status, **kwargs)  # type: ignore[arg-type]
+        stream = open_live(syncer, camera, seconds=seconds, status=status)
         try:
             first = await stream.__anext__()
             return stream, first, status
