@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from privastead.errors import CorruptMediaError
+from privastead.media.codec_threads import open_in_background
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class LumaDecoder:
         else:
             ctx.thread_type = "SLICE"
             ctx.skip_frame = "NONKEY"
-        ctx.open()
+        open_in_background(ctx)  # FFmpeg's worker threads yield the cores to the event loop
         return ctx
 
     def _drain(self) -> list[LumaFrame]:
