@@ -183,3 +183,26 @@ async def test_a_viewer_ack_reaches_the_publisher_and_other_text_does_not(
         assert [e["type"] for e in seen] == ["viewers", "ack"]  # nothing from the junk
         await viewer.close()
         await pub.close()
+
+
+async def test_a_publisher_rejoining_before_the_relay_let_go_of_its_old_socket(
+    inproc: InProcess,
+) -> None:
+    """``rejoin_live`` as a publisher retries the relay's 409 (the lost socket is still
+    registered, as with a half-open connection) until the old one is gone; as a viewer a
+    refusal is the answer at once."""
+    session = mailbox_id()
+    async with inproc.client() as hub, inproc.client() as app:
+        old = await hub.live(session, "publisher")
+        rejoin = asyncio.create_task(hub.rejoin_live(session, "publisher"))
+        await asyncio.sleep(1.2)  # at least two refused attempts (one every 0.5 s)
+        assert not rejoin.done()
+        await old.close()  # the relay lets go of it
+        again = await asyncio.wait_for(rejoin, 20)
+        assert again is not None
+        assert json.loads((await again.receive()).data) == {"type": "viewers", "count": 0}
+        await again.close()
+        with pytest.raises(RelayRejectedError) as err:
+            await app.rejoin_live("A" * 32, "viewer")  # refused (bad id): no retry
+        assert err.value.status == 400
+    await wait_until(lambda: not inproc.state.live.sessions)
