@@ -7,7 +7,8 @@ Checked: a viewer's socket cut mid-stream, then the hub's: the same session goes
 (no new request, no new session), and what the viewer wrote is one decodable stream whose
 timestamps keep increasing; a relay that cuts forever is given up on by both ends after
 ``LIVE_MAX_RESUMES`` resumes, the viewer with a clear message; a viewer that stops on purpose
-ends the session at once, and one whose process is killed ends it after the grace period.
+ends the session at once, and one whose process is killed ends it after the grace period
+(the hub's log and its metrics: no session left running).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from e2e_harness import Home, app_cmd, env, free_port
 from live_support import decoded_frames, open_when_ready
@@ -40,7 +42,8 @@ async def cutting(home: Home) -> AsyncIterator[FaultyRelay]:
     ``phone-a``; the hub running. Cuts are switched on by each test."""
     proxy = FaultyRelay(home.relay.url)
     url = await proxy.start(free_port())
-    home.config.write_text(home.config.read_text().replace(home.relay.url, url))
+    metrics = f'\n[metrics]\nenabled = true\nlisten = "127.0.0.1:{free_port()}"\n'
+    home.config.write_text(home.config.read_text().replace(home.relay.url, url) + metrics)
     try:
         # The phone's relay URL is the proxy's; pairing blocks, the proxy runs on this loop.
         await asyncio.to_thread(home.pair, home.root / "phone-a", "phone-a")
@@ -76,6 +79,21 @@ async def _hub_log(home: Home, pattern: str) -> re.Match[str]:
             return found
         await asyncio.sleep(0.2)
     raise AssertionError(pattern + "\n" + home.hub_log.read_text()[-3000:])
+
+
+async def _live_metrics(home: Home) -> dict[str, float]:
+    """The hub's livestream metrics (its ``/metrics``, Prometheus text), by name and labels."""
+    port = re.search(r'listen = "127.0.0.1:(\d+)"', home.config.read_text())
+    assert port is not None
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port.group(1)}/metrics") as resp,
+    ):
+        text = await resp.text()
+    return {
+        name: float(value)
+        for name, value in re.findall(r"^(privastead_hub_live_\S+) (\S+)$", text, re.M)
+    }
 
 
 async def test_cut_viewer_then_hub_sockets_resume_one_session_and_leaving_ends_it(
@@ -143,6 +161,14 @@ async def test_cut_viewer_then_hub_sockets_resume_one_session_and_leaving_ends_i
     assert ended.group(1) != session
     assert len(re.findall(r"live session \w+… started", log)) == 2
     assert re.findall(rf"live session {ended.group(1)}… resumed", log) == []
+    # Nothing of the two sessions is left running; the hub counted what happened.
+    assert await _live_metrics(home) == {
+        'privastead_hub_live_sessions{state="publishing"}': 0,
+        'privastead_hub_live_sessions{state="paused"}': 0,
+        "privastead_hub_live_sessions_started_total": 2,
+        "privastead_hub_live_sessions_ended_total": 2,
+        "privastead_hub_live_resumes_total": 2,
+    }
 
     # The camera's sessions are over and the hub kept running: a new one starts at once.
     syncer = Client(DataDir(home.root / "phone-a"), clock=SystemClock())

@@ -111,6 +111,8 @@ class LiveSessions:
         self.cameras: Mapping[str, LiveSource] = cameras if cameras is not None else {}
         self.running: dict[str, _Running] = {}
         self.started = 0
+        self.finished = 0  # sessions over, their camera session and sockets given back
+        self.resumed = 0  # resumes of all sessions (after a lost socket or a viewer's return)
         self.ended: list[str] = []  # reasons, newest last (bounded)
 
     # -- requests (from ControlReader, on the loop) -------------------------------------------
@@ -269,6 +271,7 @@ class LiveSessions:
                     running.session.stop("relay connection lost" if stats.lost else "no viewers")
                     break
                 running.resumes += 1
+                self.resumed += 1
                 log.info("%s: live session %s… resumed", running.camera, running.session_id[:8])
                 stats = await publish(
                     running.session,
@@ -290,21 +293,28 @@ class LiveSessions:
             reason = "internal error"
             log.exception("%s: live session failed", running.camera)
         finally:
-            running.session.stop(reason)
-            with contextlib.suppress(Exception):  # closed or not: gives its connection back
-                await _ended(ws)
-            if self.running.get(running.camera) is running:
-                del self.running[running.camera]
-            self.ended = [*self.ended[-31:], reason]
-            log.info(
-                "%s: live session %s… ended (%s): %d messages, %d bytes, %d lagging signals, "
-                "%d skips, %d resumes",
-                running.camera,
-                running.session_id[:8],
-                reason,
-                *(sum(getattr(s, n) for s in running.stats) for n in _TOTALS),
-                running.resumes,
-            )
+            await self._finish(running, ws, reason)
+
+    async def _finish(
+        self, running: _Running, ws: aiohttp.ClientWebSocketResponse | None, reason: str
+    ) -> None:
+        """A session is over: its camera session, its socket and its place are given back."""
+        running.session.stop(reason)
+        with contextlib.suppress(Exception):  # closed or not: gives its connection back
+            await _ended(ws)
+        if self.running.get(running.camera) is running:
+            del self.running[running.camera]
+        self.ended = [*self.ended[-31:], reason]
+        self.finished += 1
+        log.info(
+            "%s: live session %s… ended (%s): %d messages, %d bytes, %d lagging signals, "
+            "%d skips, %d resumes",
+            running.camera,
+            running.session_id[:8],
+            reason,
+            *(sum(getattr(s, n) for s in running.stats) for n in _TOTALS),
+            running.resumes,
+        )
 
 
 async def _ended(ws: aiohttp.ClientWebSocketResponse | None) -> None:
