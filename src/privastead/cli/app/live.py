@@ -202,7 +202,7 @@ def _update(status: LiveStatus, frame: dict[str, Any]) -> None:
     status.session_id = str(frame.get("session_id") or status.session_id)
     first = frame.get("first_picture")
     status.first_picture = float(first) if isinstance(first, int | float) else None
-    for name in ("fragments", "bytes", "dropped"):
+    for name in ("fragments", "bytes", "dropped", "interruptions"):
         value = frame.get(name)
         if isinstance(value, int):
             setattr(status, name, value)
