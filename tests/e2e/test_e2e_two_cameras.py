@@ -19,13 +19,12 @@ import time
 import av
 import pytest
 from e2e_harness import Home, scan_for_plaintext
+from live_support import open_when_ready
 
 from privastead.client.app import Client
 from privastead.client.device import DataDir
 from privastead.client.eventlog import ClipState, EventRecord
-from privastead.client.live_request import LiveStatus, LiveStream, open_live
 from privastead.clock import SystemClock
-from privastead.errors import CameraUnavailableError
 
 pytestmark = pytest.mark.slow
 
@@ -38,22 +37,6 @@ def _add_camera(home: Home, name: str) -> None:
     text += f'\n[[cameras]]\nname = "{name}"\nurl = "{home.camera_url}"\ndecode = "keyframes"\n'
     text += "\n[cameras.events]\npre_roll = 1.0\npost_roll = 1.0\n"
     home.config.write_text(text)
-
-
-async def _open_when_ready(syncer: Client, camera: str) -> tuple[LiveStream, bytes, LiveStatus]:
-    """An open livestream (first piece read) once the hub's camera is connected."""
-    deadline = time.monotonic() + 90
-    while True:
-        status = LiveStatus()
-        stream = open_live(syncer, camera, seconds=LIMIT, status=status)
-        try:
-            first = await stream.__anext__()
-            return stream, first, status
-        except CameraUnavailableError:
-            await stream.aclose()
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(1.0)
 
 
 def _complete_after(syncer: Client, camera: str, since: float) -> list[EventRecord]:
@@ -73,7 +56,7 @@ async def test_a_livestream_of_one_camera_and_events_of_the_other(home: Home) ->
     seen_note: dict[str, float] = {}  # event id -> when this client first had its notification
     seen_clip: dict[str, float] = {}  # event id -> when its clip was complete here
     try:
-        stream, first, status = await _open_when_ready(syncer, "door")
+        stream, first, status = await open_when_ready(syncer, "door", seconds=LIMIT)
         watching_since = time.time()
         arrivals: list[float] = []  # when each livestream piece came
         got = bytearray(first)

@@ -51,10 +51,50 @@ async def test_fan_out_in_order_and_viewer_counts(inproc: InProcess) -> None:
         seen: list[dict[str, Any]] = []
         left = await _events_until(pub, "viewer_left", seen)
         assert left["count"] == 1
+        await pub.send_json({"type": "end"})  # the session is over on purpose
         await pub.close()
         msg = await viewer1.receive()
         assert json.loads(msg.data) == {"type": "ended"}
         assert (await viewer1.receive()).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    await wait_until(lambda: not inproc.state.live.sessions)
+
+
+async def test_a_lost_publisher_keeps_its_viewers_until_it_joins_again(
+    inproc: InProcess,
+) -> None:
+    """A publisher socket that closes without ``end`` (its connection broke) is
+    ``publisher_lost`` to the viewers, who stay; the same session id joined again brings the
+    publisher back (``publisher_joined``, the viewer count to the publisher) and its frames."""
+    session = mailbox_id()
+    async with inproc.client() as hub, inproc.client() as app:
+        viewer = await app.live(session, "viewer")
+        assert json.loads((await viewer.receive()).data) == {"type": "waiting"}
+        pub = await hub.live(session, "publisher")
+        assert json.loads((await pub.receive()).data) == {"type": "viewers", "count": 1}
+        assert json.loads((await viewer.receive()).data) == {"type": "publisher_joined"}
+        await pub.send_str("not json")  # other publisher text is ignored: not an end
+        await pub.send_bytes(b"one")
+        assert (await viewer.receive()).data == b"one"
+        await pub.close()
+        assert json.loads((await viewer.receive()).data) == {"type": "publisher_lost"}
+        assert session in inproc.state.live.sessions  # kept for its viewer
+        pub = await hub.live(session, "publisher")
+        assert json.loads((await pub.receive()).data) == {"type": "viewers", "count": 1}
+        assert json.loads((await viewer.receive()).data) == {"type": "publisher_joined"}
+        await pub.send_bytes(b"two")
+        assert (await viewer.receive()).data == b"two"
+        # The last viewer leaving is no_viewers to the publisher, and the session stays with
+        # it: a viewer joining again is a viewer count the publisher hears.
+        await viewer.close()
+        seen: list[dict[str, Any]] = []
+        await _events_until(pub, "no_viewers", seen)
+        assert session in inproc.state.live.sessions
+        viewer = await app.live(session, "viewer")
+        assert (await _events_until(pub, "viewers", seen))["count"] == 1
+        await pub.send_bytes(b"three")
+        assert (await viewer.receive()).data == b"three"
+        await viewer.close()
+        await pub.close()
     await wait_until(lambda: not inproc.state.live.sessions)
 
 
@@ -143,3 +183,26 @@ async def test_a_viewer_ack_reaches_the_publisher_and_other_text_does_not(
         assert [e["type"] for e in seen] == ["viewers", "ack"]  # nothing from the junk
         await viewer.close()
         await pub.close()
+
+
+async def test_a_publisher_rejoining_before_the_relay_let_go_of_its_old_socket(
+    inproc: InProcess,
+) -> None:
+    """``rejoin_live`` as a publisher retries the relay's 409 (the lost socket is still
+    registered, as with a half-open connection) until the old one is gone; as a viewer a
+    refusal is the answer at once."""
+    session = mailbox_id()
+    async with inproc.client() as hub, inproc.client() as app:
+        old = await hub.live(session, "publisher")
+        rejoin = asyncio.create_task(hub.rejoin_live(session, "publisher"))
+        await asyncio.sleep(1.2)  # at least two refused attempts (one every 0.5 s)
+        assert not rejoin.done()
+        await old.close()  # the relay lets go of it
+        again = await asyncio.wait_for(rejoin, 20)
+        assert again is not None
+        assert json.loads((await again.receive()).data) == {"type": "viewers", "count": 0}
+        await again.close()
+        with pytest.raises(RelayRejectedError) as err:
+            await app.rejoin_live("A" * 32, "viewer")  # refused (bad id): no retry
+        assert err.value.status == 400
+    await wait_until(lambda: not inproc.state.live.sessions)

@@ -21,6 +21,12 @@ with a made-up success, as a lying relay would. Faults (all may be switched whil
   connection, for the first ``live_faulty_sessions`` publisher connections (then the relay
   behaves): a dropped frame never reaches the viewers, a duplicated one reaches them twice,
   a swapped one is held and sent after the next.
+- ``live_cut_viewer``, ``live_cut_publisher``: a proxied viewer's (publisher's) live socket
+  is cut once it has carried that many binary frames (0: never; set on a running socket that
+  carried more, at its next frame), on every connection, until ``live_cuts`` cuts were made
+  in all (then the relay behaves). A cut aborts the TCP
+  connection to that side (no close frame, as a broken network or a relay dropping it) and
+  closes the one to the real relay, which sees the party leave without a word.
 - ``substitute_pake``: ``"hub"`` or ``"device"``: in a short-code pairing, that side's PAKE
   message is replaced by one the relay made itself with a guessed code (the relay learns the
   nameplate from its own allocation answer), as a relay that runs the exchange would.
@@ -75,6 +81,10 @@ class FaultyRelay:
     live_swap: set[int] = field(default_factory=set)
     live_faulty_sessions: int = 1_000_000
     live_sessions: int = 0  # publisher connections seen
+    live_cut_viewer: int = 0
+    live_cut_publisher: int = 0
+    live_cuts: int = 1_000_000
+    live_cut: int = 0  # cuts made
     _held: Upload | None = None
     _newest: dict[str, Upload] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -176,9 +186,12 @@ class FaultyRelay:
         return await self._by_index(upload, fake)
 
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
-        """Proxy a WebSocket (live channels, subscriptions), faulting a publisher's frames."""
+        """Proxy a WebSocket (live channels, subscriptions), faulting a publisher's frames
+        and cutting live sockets."""
         assert self._session is not None
-        publisher = request.query.get("role") == "publisher"
+        live = request.path.startswith("/v1/live/")
+        publisher = live and request.query.get("role") == "publisher"
+        viewer = live and not publisher
         faulty = False
         if publisher:
             faulty = self.live_sessions < self.live_faulty_sessions
@@ -193,11 +206,19 @@ class FaultyRelay:
         await ws.prepare(request)
 
         async def down() -> None:  # relay -> this side
+            sent = 0
             async for msg in upstream:
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     await ws.send_str(msg.data)
                 elif msg.type == aiohttp.WSMsgType.BINARY:
                     await ws.send_bytes(msg.data)
+                    sent += 1
+                    if (
+                        viewer
+                        and 0 < self.live_cut_viewer <= sent
+                        and await self._cut("live_cut_viewer", request, upstream)
+                    ):
+                        return
             await ws.close()
 
         pump = asyncio.ensure_future(down())
@@ -219,6 +240,12 @@ class FaultyRelay:
                     held = frame
                     continue
                 await upstream.send_bytes(frame)
+                if (
+                    publisher
+                    and 0 < self.live_cut_publisher <= n
+                    and await self._cut("live_cut_publisher", request, upstream)
+                ):
+                    break
                 if faulty and n - 1 in self.live_duplicate:
                     self.done.append(("live_duplicate", n - 1))
                     await upstream.send_bytes(frame)
@@ -229,6 +256,20 @@ class FaultyRelay:
             pump.cancel()
             await upstream.close()
         return ws
+
+    async def _cut(
+        self, kind: str, request: web.Request, upstream: aiohttp.ClientWebSocketResponse
+    ) -> bool:
+        """Cut a proxied live socket if cuts are left: the TCP connection to the party is
+        aborted (it sees the connection break), the one to the real relay closed."""
+        if self.live_cut >= self.live_cuts:
+            return False
+        self.done.append((kind, self.live_cut))
+        self.live_cut += 1
+        if request.transport is not None:
+            request.transport.abort()
+        await upstream.close()
+        return True
 
     def _substituted(self, mailbox: str, body: bytes) -> bytes:
         """The relay's own PAKE message (a guessed code) in place of one side's."""

@@ -19,9 +19,11 @@ A frame of a later epoch (the hub folded a key update mid-session) makes it read
 mailbox again and retry. The socket closing without the relay's ``ended`` means the relay
 connection was lost (the relay process died): the viewer joins the same session id again
 (behind a load balancer it leads to a surviving relay, where the hub's publisher comes back
-too) and plays on from the next keyframe, the same fMP4 stream to its reader. Only when no
-picture comes back within ``LIVE_REJOIN_SECONDS`` does ``RelayUnavailableError`` say so; the caller
-may then ask again.
+too) and plays on from the next keyframe, the same fMP4 stream to its reader; the relay's
+``publisher_lost`` (the hub's socket broke, the viewer's did not) is waited out the same way.
+Only when no picture comes back within ``LIVE_REJOIN_SECONDS``, or the session was cut more
+than ``LIVE_MAX_RESUMES`` times (a relay that keeps cutting it), does ``RelayUnavailableError``
+say so; the caller may then ask again.
 ``LiveStatus`` lets a caller (the CLI's status lines) follow the phases and counters.
 """
 
@@ -53,7 +55,7 @@ from privastead.errors import (
 from privastead.protocol.codec import Message
 from privastead.protocol.live import LivePayload
 from privastead.protocol.messages import LiveAnswer, LiveRequest, LiveStop
-from privastead.relay.client import LIVE_REJOIN_SECONDS, Subscription
+from privastead.relay.client import LIVE_MAX_RESUMES, LIVE_REJOIN_SECONDS, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class LiveStatus:
     dropped: int = 0  # frames dropped while waiting for a keyframe, or undecryptable
     arrived: float = 0.0  # Unix time the newest fragment's newest frame reached the hub
     ended: str = ""  # why it ended
+    interruptions: int = 0  # times its socket or the hub's was lost and the stream went on
     on_change: Callable[[LiveStatus], None] | None = None
 
     def set(self, phase: str) -> None:
@@ -176,19 +179,17 @@ class _Viewer:
                 self._time_is_up(give_up is not None and loop.time() >= give_up)
                 return
             if msg.type == aiohttp.WSMsgType.TEXT:
-                if _is_end(msg.data):
+                signal = _signal(msg.data)
+                if signal == "ended":
                     status.ended = "the hub ended the session"
                     return
-                continue
+                if signal != "publisher_lost":
+                    continue
             if msg.type != aiohttp.WSMsgType.BINARY:
-                again = await self._rejoin(session_id)
-                if again is None:
-                    status.ended = "relay connection lost"
-                    raise RelayUnavailableError(
-                        "the relay connection was lost: the livestream ended (ask for it again)"
-                    )
-                ws = again
-                assembler.waiting = True  # frames were lost: go on from a keyframe
+                # This socket was lost (join again), or the hub's (``publisher_lost``: it
+                # joins again, this socket stays): the same session goes on, from a keyframe.
+                ws = await self._resume(ws, session_id, rejoin=msg.type != aiohttp.WSMsgType.TEXT)
+                assembler.waiting = True
                 give_up = loop.time() + LIVE_REJOIN_SECONDS
                 continue
             give_up = None
@@ -203,12 +204,39 @@ class _Viewer:
             for piece in assembler.accept(payload):
                 if status.first_picture is None:
                     status.first_picture = time.monotonic() - status.started
+                if status.phase != "playing":  # the first picture, or the first after a resume
                     status.set("playing")
                 if piece is not assembler.init:
                     status.fragments += 1
                 status.bytes += len(piece)
                 yield piece
             status.dropped += assembler.dropped - before
+
+    async def _resume(
+        self, ws: aiohttp.ClientWebSocketResponse, session_id: str, *, rejoin: bool
+    ) -> aiohttp.ClientWebSocketResponse:
+        """The socket to go on with after an interruption (``rejoin``: this one was lost).
+        Each one is counted: past ``LIVE_MAX_RESUMES`` the stream ends, as the hub gives up on
+        the session at the same count."""
+        status = self.status
+        status.interruptions += 1
+        status.set("reconnecting")
+        if status.interruptions > LIVE_MAX_RESUMES:
+            status.ended = "the relay kept cutting the stream"
+            raise RelayUnavailableError(
+                f"the livestream was cut {status.interruptions} times, and the hub gives up "
+                "on a session cut that often: the relay or the network keeps dropping the "
+                "connection (check them, then ask for the livestream again)"
+            )
+        if not rejoin:
+            return ws
+        again = await self._rejoin(session_id)
+        if again is None:
+            status.ended = "relay connection lost"
+            raise RelayUnavailableError(
+                "the relay connection was lost: the livestream ended (ask for it again)"
+            )
+        return again
 
     def _time_is_up(self, gave_up: bool) -> None:
         """Why a time limit ended the stream; raises when that is a failure (``gave_up``: no
@@ -228,7 +256,6 @@ class _Viewer:
     async def _rejoin(self, session_id: str) -> aiohttp.ClientWebSocketResponse | None:
         """The session joined again as a viewer (None if the relay stayed unreachable)."""
         await self._close_socket()
-        self.status.set("reconnecting")
         self.ws = await self.syncer.relay.rejoin_live(session_id, "viewer")
         if self.ws is not None:
             self.status.set("waiting")
@@ -288,12 +315,14 @@ async def _receive(
         return None
 
 
-def _is_end(text: str) -> bool:
+def _signal(text: str) -> str:
+    """The type of a relay's text signal on a viewer socket ("" if it is not one)."""
     try:
         event = json.loads(text)
     except ValueError:
-        return False
-    return isinstance(event, dict) and event.get("type") == "ended"
+        return ""
+    kind = event.get("type") if isinstance(event, dict) else None
+    return kind if isinstance(kind, str) else ""
 
 
 def live_opener(syncer: Client) -> Callable[[str], LiveStream]:

@@ -273,6 +273,7 @@ def _live_status(st: LiveStatus) -> dict[str, Any]:
         "fragments": st.fragments,
         "bytes": st.bytes,
         "dropped": st.dropped,
+        "interruptions": st.interruptions,
         "ended": st.ended,
     }
 

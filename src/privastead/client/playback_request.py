@@ -342,7 +342,7 @@ class _Receiver:
         while True:
             msg = await self._receive()
             if msg.type == aiohttp.WSMsgType.TEXT:
-                if '"ended"' in msg.data:
+                if '"ended"' in msg.data or '"publisher_lost"' in msg.data:
                     raise self._fail("the stream ended early")
                 continue
             if msg.type != aiohttp.WSMsgType.BINARY:

@@ -299,6 +299,14 @@ class LiveSession:
         with self._cond:
             self._skip_locked()
 
+    def catch_up(self) -> None:
+        """The consumer comes back after a pause (its channel was lost, or nobody watched):
+        what queued meanwhile is stale, so drop it and go on from the next keyframe."""
+        with self._cond:
+            if self.ended is None:  # an ended session's queue holds its tail: keep it
+                self._queue.clear()
+                self._skip_locked()
+
     def get(self, timeout: float | None = None) -> LiveFragment | None:
         """The next fragment (the init segment first); None when the session has ended and
         everything was taken, or on timeout."""

@@ -64,6 +64,11 @@ async def _raise_for(resp: aiohttp.ClientResponse) -> None:
 # a load balancer's failover plus the other side's own rejoin. One figure for both ends.
 LIVE_REJOIN_SECONDS = 10.0
 LIVE_REJOIN_RETRY = 0.5  # seconds between two attempts
+# How many times one live session resumes (a side's socket was lost, or its last viewer left
+# and one came back) before both ends give up on it: a relay that cuts the sockets forever
+# must not keep the hub's publisher and the viewer rejoining until the session's time limit.
+# Generous for honest trouble (a few Wi-Fi hand-overs, a relay failover or two in a session).
+LIVE_MAX_RESUMES = 8
 
 
 def _revoked(code: str, message: str = "") -> RelayRejectedError:
@@ -469,13 +474,19 @@ class RelayClient:
         """The live channel ``session`` joined again after its socket was lost (its relay
         died; behind a load balancer the same id leads to a survivor), trying every
         ``LIVE_REJOIN_RETRY`` seconds for ``LIVE_REJOIN_SECONDS`` while ``wanted()``; None
-        then. Only an unreachable relay is tried again: a refusal (a removed device, another
-        publisher, a full session) is the answer and raises."""
+        then. Only an unreachable relay is tried again, and a publisher's ``409`` (the relay
+        has not yet noticed that the lost socket is gone, as after a half-open connection):
+        any other refusal (a removed device, a full session) is the answer and raises."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LIVE_REJOIN_SECONDS
         while wanted() and loop.time() < deadline:
-            with contextlib.suppress(RelayUnavailableError):
+            try:
                 return await self.live(session, role)
+            except RelayUnavailableError:
+                pass
+            except RelayRejectedError as e:
+                if role != "publisher" or e.status != 409:
+                    raise
             await asyncio.sleep(LIVE_REJOIN_RETRY)
         return None
 
@@ -495,6 +506,7 @@ async def next_message(
 
 
 __all__ = [
+    "LIVE_MAX_RESUMES",
     "LIVE_REJOIN_SECONDS",
     "Nameplate",
     "NameplateClaim",

@@ -9,7 +9,13 @@ relay memory, and the publisher is told, so it can slow down or stop:
   last one leaves, ``{"type": "lagging", "viewer": id, "dropped": n}`` (at most once a second
   per viewer) when frames were dropped for a slow viewer;
 - to viewers: the binary frames, ``{"type": "waiting"}`` until a publisher is there,
-  ``{"type": "publisher_joined"}``, and ``{"type": "ended"}`` before the socket closes;
+  ``{"type": "publisher_joined"}``, ``{"type": "ended"}`` before the socket closes once the
+  publisher ended the session (it sends ``{"type": "end"}`` first), and
+  ``{"type": "publisher_lost"}`` when the publisher's socket closed without saying so (its
+  connection broke): the viewers stay, and the session with them, until the publisher joins
+  the same session again (``publisher_joined``) or they leave;
+- from the publisher (text JSON): ``{"type": "end"}``, the session is over on purpose; any
+  other publisher text is ignored;
 - from a viewer (text JSON): ``{"type": "ack", "index": n}`` (a playback viewer has written
   every message up to ``n``), forwarded to the publisher as ``{"type": "ack", "viewer": id,
   "index": n}`` so it can keep its sending window below the viewer's queue (a playback must
@@ -187,6 +193,7 @@ class LiveHub:
             raise reject(409, "publisher_exists", "this session already has a publisher")
         session.publisher = ws
         st.websockets.add(ws)
+        ended = False
         try:
             await ws.prepare(request)
             with st.revocations.hold(p.token_id, partial(end_revoked, st, ws)):
@@ -196,12 +203,17 @@ class LiveHub:
                 async for msg in ws:
                     if msg.type == WSMsgType.BINARY:
                         self._fan_out(session, ws, msg.data)
+                    elif msg.type == WSMsgType.TEXT:
+                        ended = ended or _is_end(msg.data)
         finally:
             socket.release()
             session.publisher = None
             st.websockets.discard(ws)
+            # A publisher that did not say ``end`` lost its connection (a Wi-Fi hand-over, a
+            # proxy, a cut): its viewers wait for it to join the same session again.
+            signal = {"type": "ended" if ended else "publisher_lost"}
             for viewer in session.viewers.values():
-                viewer.offer({"type": "ended"})
+                viewer.offer(signal)
             self._forget_if_empty(session_id, session)
         return ws
 
@@ -292,6 +304,15 @@ async def _write(viewer: Viewer) -> None:
                 if item.get("type") == "ended":
                     await ws.close()
                     return
+
+
+def _is_end(text: str) -> bool:
+    """Whether a publisher's text frame is ``{"type": "end"}``."""
+    try:
+        event = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(event, dict) and event.get("type") == "end"
 
 
 async def _quiet_send(ws: web.WebSocketResponse, event: dict[str, Any]) -> None:

@@ -28,6 +28,9 @@ examples:
 
 The stream starts at the camera's newest keyframe, so the first picture comes at once. It runs
 until --seconds pass, Ctrl-C, or the hub ends it (its time limit, the camera disconnecting).
+A connection that breaks (a Wi-Fi hand-over, a relay restart, a proxy) is joined again and the
+same stream goes on from the next keyframe, up to 8 times a session; past that, or when the
+pictures do not come back within 10 s, it stops with an error: ask for the livestream again.
 While `privastead-app listen` or `ui` runs on the same data directory, the stream comes
 through it (over its local socket); otherwise this command reads the relay itself.
 Exit codes: 0 ended normally or by Ctrl-C, 1 error (the message says what to do), 2 usage."""
@@ -77,7 +80,15 @@ def _phase(args: argparse.Namespace, status: LiveStatus) -> None:
     elif status.phase == "waiting":
         _say(args, "back on the relay, waiting for the pictures to go on")
     elif status.phase == "reconnecting":
-        _say(args, "the relay connection was lost: joining the session again…")
+        from privastead.relay.client import LIVE_MAX_RESUMES  # here: keeps --help fast
+
+        _say(
+            args,
+            f"the connection was lost ({status.interruptions} of at most "
+            f"{LIVE_MAX_RESUMES} times a session): joining the session again…",
+        )
+    elif status.phase == "playing" and status.interruptions:
+        _say(args, "pictures again: the same session goes on")
     elif status.phase == "playing" and status.first_picture is not None:
         _say(args, f"first picture after {status.first_picture:.2f} s")
 
@@ -87,7 +98,8 @@ def _summary(args: argparse.Namespace, status: LiveStatus) -> None:
     _say(
         args,
         f"ended ({status.ended or 'stopped'}): {status.fragments} fragments, "
-        f"{status.bytes} bytes, first picture after {first}, {status.dropped} dropped",
+        f"{status.bytes} bytes, first picture after {first}, {status.dropped} dropped"
+        + (f", resumed {status.interruptions} times" if status.interruptions else ""),
     )
 
 
@@ -190,7 +202,7 @@ def _update(status: LiveStatus, frame: dict[str, Any]) -> None:
     status.session_id = str(frame.get("session_id") or status.session_id)
     first = frame.get("first_picture")
     status.first_picture = float(first) if isinstance(first, int | float) else None
-    for name in ("fragments", "bytes", "dropped"):
+    for name in ("fragments", "bytes", "dropped", "interruptions"):
         value = frame.get(name)
         if isinstance(value, int):
             setattr(status, name, value)

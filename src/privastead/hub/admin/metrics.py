@@ -6,7 +6,8 @@
   the jobs each camera's group workers ran; the event loop's lag (p50, p99, max of the last
   60 s, ``admin.loop_lag``); the disk (free and total bytes, its state), continuous recording
   per camera (recording or not, segments and bytes written, packets dropped) and what
-  retention deleted (``recording.recordings``).
+  retention deleted (``recording.recordings``); livestream sessions (running, publishing or
+  paused; started, ended and resumed since the hub started).
 - ``GET /health``: JSON ``{"status": "ok" | "degraded", "cameras": {...}, "disk": ...}``;
   200 when every camera is connected and the disk is not full, 503 otherwise (what a load
   balancer or a script checks).
@@ -200,9 +201,36 @@ class HubMetrics:
                 "queued delivery calls or batches that raised (logged)",
                 clips.failed_calls,
             ),
+            (
+                "privastead_hub_live_sessions_started_total",
+                "counter",
+                "livestream sessions started",
+                delivery.live.started,
+            ),
+            (
+                "privastead_hub_live_sessions_ended_total",
+                "counter",
+                "livestream sessions ended (their camera session and sockets freed)",
+                delivery.live.finished,
+            ),
+            (
+                "privastead_hub_live_resumes_total",
+                "counter",
+                "times a livestream went on after a lost socket or its viewer's return",
+                delivery.live.resumed,
+            ),
         ):
             m.describe(name, kind, text)
             m.set(name, float(value))
+        m.describe(
+            "privastead_hub_live_sessions",
+            "gauge",
+            "livestream sessions running: publishing, or paused (waiting for a viewer)",
+        )
+        running = list(delivery.live.running.values())
+        for state, publishing in (("publishing", True), ("paused", False)):
+            count = sum(1 for r in running if r.publishing is publishing)
+            m.set("privastead_hub_live_sessions", float(count), state=state)
         m.describe("privastead_hub_group_jobs_total", "counter", "jobs run by a group's worker")
         m.describe("privastead_hub_group_jobs_failed_total", "counter", "jobs that raised")
         for group in delivery.groups:

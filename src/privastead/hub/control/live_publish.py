@@ -6,11 +6,15 @@ sent as one binary frame on the relay's live channel ``/v1/live/{session}``. The
 signals steer the session: ``viewers`` with a higher count (someone joined mid-stream; the
 relay replays nothing) makes the hub send the init segment again, ``lagging`` (a viewer's
 queue overflowed) makes the session skip to the next keyframe when every viewer lags (one slow
-viewer alone only loses frames at the relay) and ``no_viewers`` ends it. The channel closing
-under it (the relay process died, the connection broke) does not end the session:
-``publish`` returns with ``lost`` set and the session still running, so that the caller can
-join the same channel again (behind a load balancer, on a surviving relay) and call
-``publish`` once more with ``resume``: the init segment first, then from the next keyframe.
+viewer alone only loses frames at the relay) and ``no_viewers`` pauses it: ``publish``
+returns with ``idle`` set, the socket open and the session running, so that the caller can
+wait a while for a viewer whose connection broke to join again. The channel closing under it
+(the relay process died, the connection broke) does not end the session either: ``publish``
+returns with ``lost`` set, so that the caller can join the same channel again (behind a load
+balancer, on a surviving relay). Either way the caller then calls ``publish`` once more with
+``resume``: the init segment first, then from the next keyframe. A session that ends on
+purpose says ``end`` to the relay before closing, so that its viewers learn it is over; a
+socket that just closes tells them the publisher was lost (they wait for it).
 The caller rekeys the ``live`` group (a self-update commit) before a session starts, so a
 session never shares keys with an earlier one.
 
@@ -74,6 +78,7 @@ class PublishStats:
     init_resent: int = 0
     batches: int = 0  # encrypt_batch calls (several fragments waited): one state write each
     lost: bool = False  # the channel closed under a running session (it may be joined again)
+    idle: bool = False  # the last viewer left; the socket is open and the session running
     reason: str = ""
 
 
@@ -86,8 +91,10 @@ async def publish(
     encrypt_batch: EncryptBatch | None = None,
     resume: bool = False,
 ) -> PublishStats:
-    """Send ``session`` on the publisher socket ``ws`` until it ends or the channel is lost
-    (``lost``: the session still runs); closes the socket, and the session unless lost.
+    """Send ``session`` on the publisher socket ``ws`` until it ends, the channel is lost
+    (``lost``) or the relay reports no viewers (``idle``); in the last two the session still
+    runs. Closes the socket unless idle, and ends the session (saying ``end``) unless lost or
+    idle.
     ``viewers``: how many the relay already reported (if the caller read its signals first);
     ``encrypt_batch``: encrypt what already waits together (see the module's docstring);
     ``resume``: the session was published before on a channel now lost: send the init segment
@@ -97,10 +104,10 @@ async def publish(
     limit = LIVE_BATCH if encrypt_batch is not None else 1
     try:
         if resume and session.init is not None:
-            session.behind()
+            session.catch_up()
             init = await encrypt(_payload(session.init).encode())
             stats.lost = not await _send_all(ws, [init], stats)
-        while not stats.lost:
+        while not stats.lost and not stats.idle:
             fragments = await asyncio.to_thread(_take, session, limit)
             if not fragments:
                 if session.ended is not None or signals.done():
@@ -117,15 +124,30 @@ async def publish(
             if not await _send_all(ws, ciphertexts, stats):
                 stats.lost = True
     finally:
-        if not stats.lost:
-            session.stop("publisher stopped")
         signals.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await signals
-        await ws.close()
-    stats.reason = session.ended or ("relay connection lost" if stats.lost else "")
-    log.info("live session ended (%s): %d messages sent", stats.reason, stats.sent)
+        if not stats.lost and not stats.idle:
+            session.stop("publisher stopped")
+            await end_channel(ws)
+        if not stats.idle:
+            await ws.close()
+    paused = "relay connection lost" if stats.lost else "no viewers" if stats.idle else ""
+    stats.reason = session.ended or paused
+    log.info(
+        "live session %s (%s): %d messages sent",
+        "ended" if session.ended else "paused",
+        stats.reason,
+        stats.sent,
+    )
     return stats
+
+
+async def end_channel(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Tell the relay the session is over on purpose (its viewers get ``ended``, not
+    ``publisher_lost``); best effort: a socket already gone has nobody left to tell."""
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await ws.send_json({"type": "end"})
 
 
 def _take(session: LiveSession, limit: int) -> list[LiveFragment]:
@@ -212,9 +234,11 @@ async def _follow_signals(
                 stats.skipped += 1
                 session.behind()
         elif kind == "no_viewers":
-            session.stop("no viewers")
+            # Not the end: the last viewer's connection may have broken (it joins again at
+            # once); the caller waits a grace period for one, not sending meanwhile.
+            stats.idle = True
             return
     stats.lost = True  # the channel closed under the session: the caller may join it again
 
 
-__all__ = ["Encrypt", "PublishStats", "publish", "relay_signals", "threaded"]
+__all__ = ["Encrypt", "PublishStats", "end_channel", "publish", "relay_signals", "threaded"]

@@ -18,12 +18,17 @@ Live fragments are encrypted as ``live`` application messages straight through t
 identity: they are ephemeral and never enter the outbox (``app_data``, i.e. the sender's
 state, is left as it is). Only the commit and the answers are durable.
 
-A session ends when every device that asked for it has sent ``LiveStop``, when the relay
-reports ``no_viewers``, at the session's time limit, when the camera disconnects, or when no
-viewer joins within ``join_timeout``. A relay connection lost under it (the relay process
-died) does not end it at once: the hub joins the same session id again (behind a load
-balancer it now leads to a surviving relay) and goes on from the next keyframe once a viewer
-is back, within ``LIVE_REJOIN_SECONDS``; only then does it end. Each session is
+A session ends when every device that asked for it has sent ``LiveStop``, at the session's
+time limit, when the camera disconnects, when no viewer joins within ``join_timeout``, or
+when no viewer is back within ``grace`` (``LIVE_REJOIN_SECONDS``) after a pause. Pauses do not
+end it at once: the relay's ``no_viewers`` (the last viewer's connection may have broken: a
+Wi-Fi hand-over, a proxy) keeps the publisher socket open without sending, and a relay
+connection lost under it (the relay process died, the hub's socket was cut) makes the hub join
+the same session id again (behind a load balancer it now leads to a surviving relay); either
+way it goes on from the next keyframe once a viewer is there. After ``max_resumes``
+(``LIVE_MAX_RESUMES``) such pauses the session ends: a relay that keeps cutting it does not
+keep the publisher rejoining. A session that ends says so to the relay (``end``), which tells
+its viewers ``ended``. Each session is
 its own task; it takes fragments in a thread and encrypts them on the ``live`` group's worker
 (``hub.delivery.worker``, the hub's one rule for MLS work), so one camera's livestream stalls
 neither the others nor detection and recording.
@@ -44,16 +49,17 @@ import aiohttp
 
 from privastead import compat
 from privastead.errors import CameraUnavailableError, RelayError
-from privastead.hub.control.live_publish import publish, relay_signals
+from privastead.hub.control.live_publish import PublishStats, end_channel, publish, relay_signals
 from privastead.hub.state.groups import HubGroup, HubGroups
 from privastead.media.live import LiveSession, LiveSettings
 from privastead.protocol.codec import Message
 from privastead.protocol.messages import LiveAnswer, LiveRequest, LiveStop
-from privastead.relay.client import LIVE_REJOIN_SECONDS, RelayClient
+from privastead.relay.client import LIVE_MAX_RESUMES, LIVE_REJOIN_SECONDS, RelayClient
 
 log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT = 30.0  # seconds for the first viewer to connect after the answer
+_TOTALS = ("sent", "bytes", "lagging", "skipped")  # PublishStats summed in the session's log line
 FRESH_SECONDS = 1.0  # a session older than this at the first join restarts at a new keyframe
 
 
@@ -75,6 +81,8 @@ class _Running:
     requesters: set[bytes] = field(default_factory=set)
     task: asyncio.Task[None] | None = None
     publishing: bool = False
+    resumes: int = 0  # times it went on after a lost channel or a viewer's return
+    stats: list[PublishStats] = field(default_factory=list)  # one per publish (resume)
 
 
 class LiveSessions:
@@ -90,15 +98,21 @@ class LiveSessions:
         settings: LiveSettings | None = None,
         join_timeout: float = JOIN_TIMEOUT,
         cameras: Mapping[str, LiveSource] | None = None,
+        grace: float = LIVE_REJOIN_SECONDS,
+        max_resumes: int = LIVE_MAX_RESUMES,
     ) -> None:
         self.groups = groups
         self.relay = relay
         self.send = send  # app messages through the sender (outbox: indexed for resends)
         self.settings = settings or LiveSettings()
         self.join_timeout = join_timeout
+        self.grace = grace  # how long a paused session waits for a viewer to come back
+        self.max_resumes = max_resumes  # per session: then a relay cutting it wins, clearly
         self.cameras: Mapping[str, LiveSource] = cameras if cameras is not None else {}
         self.running: dict[str, _Running] = {}
         self.started = 0
+        self.finished = 0  # sessions over, their camera session and sockets given back
+        self.resumed = 0  # resumes of all sessions (after a lost socket or a viewer's return)
         self.ended: list[str] = []  # reasons, newest last (bounded)
 
     # -- requests (from ControlReader, on the loop) -------------------------------------------
@@ -189,6 +203,29 @@ class LiveSessions:
 
     # -- one session -------------------------------------------------------------------------
 
+    async def _come_back(
+        self, running: _Running, ws: aiohttp.ClientWebSocketResponse, *, lost: bool
+    ) -> tuple[aiohttp.ClientWebSocketResponse, int]:
+        """After a pause of the session (``lost``: its channel closed under it; else the relay
+        reported no viewers and ``ws`` is still open): the publisher socket and how many
+        viewers are there once one is (0 if none came within ``grace``).
+        Nothing is sent meanwhile; ``LiveStop`` from the last requester cancels the wait."""
+        running.publishing = False  # a LiveStop now ends the session at once
+        try:
+            if lost:
+                # The relay carrying the channel is gone (behind a load balancer the same
+                # session id now leads to a survivor): join it again; nothing is rekeyed (the
+                # session's keys stay the same).
+                again = await self.relay.rejoin_live(
+                    running.session_id, "publisher", wanted=lambda: running.session.ended is None
+                )
+                if again is None:
+                    return ws, 0
+                ws = again
+            return ws, await _first_viewer(ws, self.grace)
+        finally:
+            running.publishing = True
+
     async def _serve(self, running: _Running, live: HubGroup) -> None:
         reason = "ended"
         ws: aiohttp.ClientWebSocketResponse | None = None
@@ -223,17 +260,18 @@ class LiveSessions:
             stats = await publish(
                 running.session, ws, encrypt, viewers=viewers, encrypt_batch=encrypt_batch
             )
-            while stats.lost and running.session.ended is None:
-                # The relay carrying the channel is gone (behind a load balancer the same
-                # session id now leads to a survivor): join it again and go on, if a viewer
-                # comes back in time; nothing is rekeyed (the session's keys stay the same).
-                ws = await self.relay.rejoin_live(
-                    running.session_id, "publisher", wanted=lambda: running.session.ended is None
-                )
-                viewers = 0 if ws is None else await _first_viewer(ws, LIVE_REJOIN_SECONDS)
-                if ws is None or not viewers:
-                    running.session.stop("relay connection lost")
+            running.stats.append(stats)
+            while (stats.lost or stats.idle) and running.session.ended is None:
+                if running.resumes >= self.max_resumes:
+                    # A relay that keeps cutting the sockets: stop rejoining for it.
+                    running.session.stop(f"gave up after {running.resumes} resumes")
                     break
+                ws, viewers = await self._come_back(running, ws, lost=stats.lost)
+                if not viewers:
+                    running.session.stop("relay connection lost" if stats.lost else "no viewers")
+                    break
+                running.resumes += 1
+                self.resumed += 1
                 log.info("%s: live session %s… resumed", running.camera, running.session_id[:8])
                 stats = await publish(
                     running.session,
@@ -243,18 +281,8 @@ class LiveSessions:
                     encrypt_batch=encrypt_batch,
                     resume=True,
                 )
+                running.stats.append(stats)
             reason = running.session.ended or stats.reason
-            log.info(
-                "%s: live session %s… ended (%s): %d messages, %d bytes, %d lagging signals, "
-                "%d skips",
-                running.camera,
-                running.session_id[:8],
-                reason,
-                stats.sent,
-                stats.bytes,
-                stats.lagging,
-                stats.skipped,
-            )
         except asyncio.CancelledError:
             reason = running.session.ended or "cancelled"
             raise
@@ -265,13 +293,38 @@ class LiveSessions:
             reason = "internal error"
             log.exception("%s: live session failed", running.camera)
         finally:
-            running.session.stop(reason)
-            if ws is not None:  # closed or not: gives its connection back
-                with contextlib.suppress(Exception):
-                    await ws.close()
-            if self.running.get(running.camera) is running:
-                del self.running[running.camera]
-            self.ended = [*self.ended[-31:], reason]
+            await self._finish(running, ws, reason)
+
+    async def _finish(
+        self, running: _Running, ws: aiohttp.ClientWebSocketResponse | None, reason: str
+    ) -> None:
+        """A session is over: its camera session, its socket and its place are given back."""
+        running.session.stop(reason)
+        with contextlib.suppress(Exception):  # closed or not: gives its connection back
+            await _ended(ws)
+        if self.running.get(running.camera) is running:
+            del self.running[running.camera]
+        self.ended = [*self.ended[-31:], reason]
+        self.finished += 1
+        log.info(
+            "%s: live session %s… ended (%s): %d messages, %d bytes, %d lagging signals, "
+            "%d skips, %d resumes",
+            running.camera,
+            running.session_id[:8],
+            reason,
+            *(sum(getattr(s, n) for s in running.stats) for n in _TOTALS),
+            running.resumes,
+        )
+
+
+async def _ended(ws: aiohttp.ClientWebSocketResponse | None) -> None:
+    """Close a publisher socket of a session that is over, telling the relay so (its viewers
+    get ``ended``); a socket already closed or lost has nobody left to tell."""
+    if ws is None:
+        return
+    if not ws.closed:
+        await end_channel(ws)
+    await ws.close()
 
 
 async def _first_viewer(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> int:
