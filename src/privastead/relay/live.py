@@ -307,10 +307,13 @@ async def _write(viewer: Viewer) -> None:
 
 
 def _is_end(text: str) -> bool:
-    """Whether a publisher's text frame is ``{"type": "end"}``."""
+    """Whether a publisher's text frame is ``{"type": "end"}``. Anything else, however
+    malformed or deeply nested, is not (and never costs more than a short parse)."""
+    if len(text) > 64:  # the end frame is tiny; nothing longer is worth parsing
+        return False
     try:
         event = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(event, dict) and event.get("type") == "end"
 
