@@ -83,12 +83,13 @@ def test_execstart_runs_this_installations_hub(
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd not installed")
 def test_systemd_accepts_the_unit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = tmp_path / "data"
+    data = tmp_path / "data 100%"  # a space and a systemd specifier sign
     data.mkdir()
     _config(tmp_path, data)
     unit = tmp_path / "privastead-hub.service"
     assert main(["service", "--config", str(tmp_path / "hub.toml"), "--out", str(unit)]) == 0
     assert "systemctl daemon-reload" in capsys.readouterr().err
+    assert _settings(unit.read_text())["ReadWritePaths"] == [f'"{tmp_path}/data 100%%"']
     verified = subprocess.run(
         ["systemd-analyze", "verify", str(unit)],
         check=False,

@@ -64,16 +64,18 @@ def _executable() -> list[str]:
 
 
 def _quote(arg: str) -> str:
-    """One ExecStart argument (systemd splits on spaces and honours double quotes)."""
-    if arg and all(c.isalnum() or c in "/._-=:+@," for c in arg):
+    """One ExecStart argument: systemd splits on spaces, honours double quotes and expands
+    ``%`` specifiers (``%%`` is a percent sign)."""
+    arg = arg.replace("%", "%%")
+    if arg and all(c.isalnum() or c in "/._-=:+@,%" for c in arg):
         return arg
     escaped = arg.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
 
 
 def _path_setting(path: Path) -> str:
-    """A path in a space-separated path list: quoted if it holds a space."""
-    text = str(path)
+    """A path in a space-separated path list: quoted if it holds a space, ``%`` doubled."""
+    text = str(path).replace("%", "%%")
     return f'"{text}"' if " " in text else text
 
 
