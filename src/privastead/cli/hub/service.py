@@ -45,9 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "instead of standard output",
     )
     parser.epilog = (
-        "Then: `systemctl daemon-reload && systemctl enable --now privastead-hub`, and "
-        "`journalctl -u privastead-hub -f` for its log. Pair clients with "
-        "`privastead-hub pair --config FILE` as the same user while it runs."
+        "Then, as root:\n"
+        "  systemctl daemon-reload && systemctl enable --now privastead-hub\n"
+        "  journalctl -u privastead-hub -f      # its log\n"
+        "Pair clients with `privastead-hub pair --config FILE` as the same account while it runs."
     )
 
 
