@@ -134,9 +134,11 @@ async def publish(
             await ws.close()
     paused = "relay connection lost" if stats.lost else "no viewers" if stats.idle else ""
     stats.reason = session.ended or paused
+    # One line per channel use; the session's own start, resumes and end (with totals) are
+    # logged once by its owner (``LiveSessions``), so that a log reader has one line to find.
     log.info(
-        "live session %s (%s): %d messages sent",
-        "ended" if session.ended else "paused",
+        "live channel %s (%s): %d messages sent",
+        "closed" if session.ended else "paused",
         stats.reason,
         stats.sent,
     )
