@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 import time
@@ -53,7 +52,7 @@ from privastead.errors import (
     WrongEpochError,
 )
 from privastead.protocol.codec import Message
-from privastead.protocol.live import LivePayload
+from privastead.protocol.live import LivePayload, relay_signal
 from privastead.protocol.messages import LiveAnswer, LiveRequest, LiveStop
 from privastead.relay.client import LIVE_MAX_RESUMES, LIVE_REJOIN_SECONDS, Subscription
 
@@ -317,11 +316,8 @@ async def _receive(
 
 def _signal(text: str) -> str:
     """The type of a relay's text signal on a viewer socket ("" if it is not one)."""
-    try:
-        event = json.loads(text)
-    except ValueError:
-        return ""
-    kind = event.get("type") if isinstance(event, dict) else None
+    event = relay_signal(text)
+    kind = None if event is None else event.get("type")
     return kind if isinstance(kind, str) else ""
 
 

@@ -23,8 +23,10 @@ on real live fragments), so it cannot read motion or keyframes off the exact bit
 
 from __future__ import annotations
 
+import json
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 from privastead.errors import DecodeError
 from privastead.protocol.envelope import padme
@@ -76,4 +78,18 @@ class LivePayload:
         )
 
 
-__all__ = ["LivePayload"]
+def relay_signal(text: str | bytes) -> dict[str, Any] | None:
+    """A JSON text signal the relay sends on a live channel (``viewers``, ``ended`` ...), or
+    None for anything else: invalid JSON, nesting too deep for the parser, not an object. The
+    relay is not trusted, so junk is skipped, never raised."""
+    try:
+        event = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return event if isinstance(event, dict) else None
+
+
+__all__ = [
+    "LivePayload",
+    "relay_signal",
+]

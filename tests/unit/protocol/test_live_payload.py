@@ -41,3 +41,11 @@ def test_tampered_or_truncated_padding_is_refused() -> None:
         LivePayload.decode(good[:-1])
     with pytest.raises(DecodeError, match="version"):
         LivePayload.decode(b"PVLV\x02" + good[5:])
+
+
+def test_a_relays_junk_signal_is_skipped_never_raised() -> None:
+    from privastead.protocol.live import relay_signal
+
+    assert relay_signal('{"type": "viewers", "count": 2}') == {"type": "viewers", "count": 2}
+    for junk in ("[" * 100_000 + "]" * 100_000, "not json", "[1, 2]", '"ended"', b"\xff"):
+        assert relay_signal(junk) is None

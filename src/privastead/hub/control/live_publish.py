@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -41,7 +40,7 @@ from typing import Any
 import aiohttp
 
 from privastead.media.live import LiveFragment, LiveSession
-from privastead.protocol.live import LivePayload
+from privastead.protocol.live import LivePayload, relay_signal
 
 log = logging.getLogger(__name__)
 
@@ -193,13 +192,8 @@ async def relay_signals(ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[di
     """The relay's JSON text signals on a publisher socket (binary frames and junk skipped),
     until the socket closes."""
     async for msg in ws:
-        if msg.type != aiohttp.WSMsgType.TEXT:
-            continue
-        try:
-            event = json.loads(msg.data)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
+        event = relay_signal(msg.data) if msg.type == aiohttp.WSMsgType.TEXT else None
+        if event is not None:
             yield event
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import logging
 import secrets
 from collections.abc import Callable, Generator, Iterator
@@ -40,6 +39,7 @@ import aiohttp
 
 from privastead import compat
 from privastead.errors import MediaError, RelayError, StorageError
+from privastead.hub.control.live_publish import relay_signals
 from privastead.hub.state.groups import HubGroup, HubGroups
 from privastead.media.playback import PlaybackPlan, nearby, plan_playback, spans
 from privastead.media.segment_index import SegmentIndex
@@ -382,15 +382,7 @@ class PlaybackSessions:
 async def _follow(ws: aiohttp.ClientWebSocketResponse, session: _Session) -> None:
     """The relay's signals on the publisher socket: viewers, acknowledgements, leaving."""
     try:
-        async for msg in ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue
-            try:
-                event = json.loads(msg.data)
-            except ValueError:
-                continue
-            if not isinstance(event, dict):
-                continue
+        async for event in relay_signals(ws):
             kind = event.get("type")
             if kind in ("viewers", "viewer_left"):
                 session.viewers = int(event.get("count", 0))
