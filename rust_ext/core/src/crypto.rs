@@ -1,16 +1,17 @@
-//! The crypto provider OpenMLS runs on: AWS-LC (through aws-lc-rs) for everything a message
-//! touches, RustCrypto for the rest.
+//! The crypto provider OpenMLS runs on: AWS-LC (through aws-lc-rs) for AEAD, hashing and key
+//! derivation, Ed25519 from `signer.rs`, RustCrypto for the rest.
 //!
 //! An application message costs one Ed25519 signature over its whole content (two SHA-512
 //! passes), one AEAD pass, a few HKDF expansions for the sender ratchet, and on the receiver
-//! one AEAD pass and one Ed25519 verification. Those run here on AWS-LC's assembly
-//! (AES-GCM with AES-NI/VAES, ChaCha20-Poly1305, SHA-2 and Ed25519). HPKE (only in commits
-//! and Welcomes), signature key generation, non-Ed25519 signatures and randomness stay with
-//! OpenMLS's RustCrypto provider, whose outputs are byte-identical where both could serve:
-//! the choice of backend changes speed, never the wire format. `docs/design/crypto-provider.md`
-//! says why AWS-LC and what was measured.
+//! one AEAD pass and one Ed25519 verification. The AEAD (AES-GCM with AES-NI/VAES,
+//! ChaCha20-Poly1305), SHA-2 and HKDF run here on AWS-LC's assembly; Ed25519 runs on
+//! ed25519-dalek with its SHA-512 passes on the system's OpenSSL where there is one
+//! (`signer.rs`). HPKE (only in commits and Welcomes), signature key generation,
+//! non-Ed25519 signatures and randomness stay with OpenMLS's RustCrypto provider, whose
+//! outputs are byte-identical where both could serve: the choice of backend changes speed,
+//! never the wire format. `docs/design/crypto-provider.md` says why and what was measured.
 
-use aws_lc_rs::{aead, digest, hkdf, hmac, signature};
+use aws_lc_rs::{aead, digest, hkdf, hmac};
 use openmls::prelude::tls_codec::SecretVLBytes;
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::crypto::OpenMlsCrypto;
@@ -19,7 +20,7 @@ use openmls_traits::types::{
     HpkeKeyPair, KemOutput, SignatureScheme,
 };
 
-/// AWS-LC for hashing, HKDF/HMAC, AEAD and Ed25519; `fallback` for everything else.
+/// AWS-LC for hashing, HKDF/HMAC and AEAD, `signer.rs` for Ed25519; `fallback` for the rest.
 #[derive(Default)]
 pub(crate) struct Crypto {
     pub fallback: RustCrypto,
@@ -179,23 +180,14 @@ impl OpenMlsCrypto for Crypto {
         sig: &[u8],
     ) -> Result<(), CryptoError> {
         match alg {
-            SignatureScheme::ED25519 => {
-                crate::signer::reject_weak_ed25519(pk, sig)?;
-                signature::UnparsedPublicKey::new(&signature::ED25519, pk)
-                    .verify(data, sig)
-                    .map_err(|_| CryptoError::InvalidSignature)
-            }
+            SignatureScheme::ED25519 => crate::signer::verify_ed25519(pk, data, sig),
             _ => self.fallback.verify_signature(alg, data, pk, sig),
         }
     }
 
     fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
         match alg {
-            SignatureScheme::ED25519 => {
-                let pair = signature::Ed25519KeyPair::from_seed_unchecked(key)
-                    .map_err(|_| CryptoError::CryptoLibraryError)?;
-                Ok(pair.sign(data).as_ref().to_vec())
-            }
+            SignatureScheme::ED25519 => crate::signer::sign_ed25519(key, data),
             _ => self.fallback.sign(alg, data, key),
         }
     }

@@ -26,6 +26,7 @@ pub use pairing_box::{
 };
 pub use pake::{Pake, Side, PAKE_KEY_LEN, PAKE_MESSAGE_LEN};
 pub use policy::{peek, CommitInfo, Kind, Peek, Received};
+pub use privastead_sha512::backend as sha512_backend;
 pub use provider::{Config, X25519_AES128GCM, X25519_CHACHA20POLY1305};
 pub use snapshot::OPENMLS_VERSION;
 

@@ -1,17 +1,23 @@
-//! The client's Ed25519 signer: stored as OpenMLS's `SignatureKeyPair` (so state files keep
-//! their format), signing through AWS-LC.
+//! Ed25519 for OpenMLS: the client's signer (stored as OpenMLS's `SignatureKeyPair`, so state
+//! files keep their format) and the verification the crypto provider does.
 //!
 //! OpenMLS signs every message with the `Signer` it is handed, not through the crypto
 //! provider, so the hot signing path needs its own type. `SignatureKeyPair` keeps its private
 //! key private; its serde form, which is exactly what the state file stores, carries the
 //! 32-byte Ed25519 seed, and that is where this type reads it once, when a client is created
-//! or opened. Ed25519 is deterministic (RFC 8032), so AWS-LC's signature over a message is
-//! byte-for-byte the one RustCrypto would make (unit-tested).
+//! or opened.
+//!
+//! The curve arithmetic is ed25519-dalek's (`hazmat`, constant-time Rust); the SHA-512 passes
+//! over the message, most of the cost for a video fragment, run on `privastead_sha512` (the
+//! system's OpenSSL 3 where it is, AWS-LC otherwise). Ed25519 is deterministic (RFC 8032), so
+//! these signatures are byte-for-byte RustCrypto's and AWS-LC's (unit-tested).
 
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+use ed25519_dalek::hazmat::{raw_sign, raw_verify, ExpandedSecretKey};
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::signatures::{Signer as OpenMlsSigner, SignerError};
 use openmls_traits::types::{CryptoError, SignatureScheme};
+use privastead_sha512::Sha512;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -24,10 +30,12 @@ struct StoredKey {
     public: Vec<u8>,
 }
 
-/// A signature key pair whose signatures AWS-LC computes.
+/// A signature key pair whose signatures this module computes.
 pub(crate) struct Signer {
     key: SignatureKeyPair,
-    fast: Ed25519KeyPair,
+    /// Scalar and nonce prefix from the seed (wiped when dropped).
+    expanded: ExpandedSecretKey,
+    public: VerifyingKey,
 }
 
 impl Signer {
@@ -51,9 +59,25 @@ impl Signer {
         );
         let stored: StoredKey = serde_json::from_slice(&json)
             .map_err(|e| Error::Storage(format!("unreadable signature key: {e}")))?;
-        let fast = Ed25519KeyPair::from_seed_and_public_key(&stored.private, &stored.public)
-            .map_err(|e| Error::Storage(format!("inconsistent signature key: {e}")))?;
-        Ok(Signer { key, fast })
+        let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
+            stored
+                .private
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::Storage("signature key seed is not 32 bytes".into()))?,
+        );
+        let public = SigningKey::from_bytes(&seed).verifying_key();
+        if public.as_bytes()[..] != stored.public[..] {
+            return Err(Error::Storage(
+                "inconsistent signature key: the public key is not the seed's".into(),
+            ));
+        }
+        let expanded = ExpandedSecretKey::from(&*seed);
+        Ok(Signer {
+            key,
+            expanded,
+            public,
+        })
     }
 
     /// The key pair as OpenMLS stores it.
@@ -63,13 +87,15 @@ impl Signer {
 
     /// The Ed25519 public key.
     pub fn to_public_vec(&self) -> Vec<u8> {
-        self.fast.public_key().as_ref().to_vec()
+        self.public.as_bytes().to_vec()
     }
 }
 
 impl OpenMlsSigner for Signer {
     fn sign(&self, payload: &[u8]) -> std::result::Result<Vec<u8>, SignerError> {
-        Ok(self.fast.sign(payload).as_ref().to_vec())
+        Ok(raw_sign::<Sha512>(&self.expanded, payload, &self.public)
+            .to_bytes()
+            .to_vec())
     }
 
     fn signature_scheme(&self) -> SignatureScheme {
@@ -77,29 +103,42 @@ impl OpenMlsSigner for Signer {
     }
 }
 
-/// Refuse a small-order ("weak") Ed25519 public key, as RustCrypto's `verify_strict` did.
+/// An Ed25519 signature from a 32-byte seed (the provider's `sign`; not on the message path).
+pub(crate) fn sign_ed25519(seed: &[u8], data: &[u8]) -> std::result::Result<Vec<u8>, CryptoError> {
+    let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
+        seed.try_into()
+            .map_err(|_| CryptoError::CryptoLibraryError)?,
+    );
+    let public = SigningKey::from_bytes(&seed).verifying_key();
+    let expanded = ExpandedSecretKey::from(&*seed);
+    Ok(raw_sign::<Sha512>(&expanded, data, &public)
+        .to_bytes()
+        .to_vec())
+}
+
+/// Verify an Ed25519 signature as RFC 8032 says (canonical S, cofactorless equation, R
+/// compared as encoded), refusing small-order ("weak") public keys as RustCrypto's
+/// `verify_strict` did.
 ///
-/// AWS-LC verifies as RFC 8032 says (canonical S, cofactorless equation), which accepts a
-/// signature under a small-order key that anyone can produce for any message. A member's key
-/// is its own choice, so a member with such a key could have messages forged in its name by
-/// the rest of the group; refusing these keys keeps signatures binding. (A small-order R
-/// under a strong key needs the private key, so checking A suffices for unforgeability.)
-pub(crate) fn reject_weak_ed25519(
+/// RFC 8032's equation accepts a signature under a small-order key that anyone can produce
+/// for any message. A member's key is its own choice, so a member with such a key could have
+/// messages forged in its name by the rest of the group; refusing these keys keeps
+/// signatures binding. (A small-order R under a strong key needs the private key, so
+/// checking A suffices for unforgeability.)
+pub(crate) fn verify_ed25519(
     public_key: &[u8],
+    data: &[u8],
     signature: &[u8],
 ) -> std::result::Result<(), CryptoError> {
     let bytes: &[u8; 32] = public_key
         .try_into()
         .map_err(|_| CryptoError::InvalidPublicKey)?;
-    if signature.len() != 64 {
-        return Err(CryptoError::InvalidSignature);
-    }
-    let key = ed25519_dalek::VerifyingKey::from_bytes(bytes)
-        .map_err(|_| CryptoError::InvalidPublicKey)?;
+    let signature = Signature::from_slice(signature).map_err(|_| CryptoError::InvalidSignature)?;
+    let key = VerifyingKey::from_bytes(bytes).map_err(|_| CryptoError::InvalidPublicKey)?;
     if key.is_weak() {
         return Err(CryptoError::InvalidSignature);
     }
-    Ok(())
+    raw_verify::<Sha512>(&key, data, &signature).map_err(|_| CryptoError::InvalidSignature)
 }
 
 #[cfg(test)]
@@ -119,6 +158,11 @@ mod tests {
             let fast = OpenMlsSigner::sign(&signer, &msg).expect("sign");
             let reference = OpenMlsSigner::sign(signer.key(), &msg).expect("sign");
             assert_eq!(fast, reference, "message of {len} bytes");
+            assert_eq!(
+                fast,
+                aws_lc_signature(&signer, &msg),
+                "message of {len} bytes"
+            );
             for verifier in [&crypto as &dyn VerifyDyn, &crypto.fallback] {
                 verifier
                     .verify(&msg, &signer.to_public_vec(), &fast)
@@ -126,6 +170,78 @@ mod tests {
             }
         }
         assert_eq!(signer.to_public_vec(), signer.key().to_public_vec());
+    }
+
+    /// The same signature made by AWS-LC from the stored seed (the previous signer).
+    fn aws_lc_signature(signer: &Signer, msg: &[u8]) -> Vec<u8> {
+        let json = serde_json::to_vec(signer.key()).expect("json");
+        let stored: StoredKey = serde_json::from_slice(&json).expect("stored");
+        aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&stored.private)
+            .expect("seed")
+            .sign(msg)
+            .as_ref()
+            .to_vec()
+    }
+
+    /// AWS-LC's RFC 8032 verification plus the weak-key refusal: the rule this module keeps.
+    fn aws_lc_verdict(pk: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+        let weak = <&[u8; 32]>::try_from(pk)
+            .ok()
+            .and_then(|b| VerifyingKey::from_bytes(b).ok())
+            .is_none_or(|k| k.is_weak());
+        !weak
+            && aws_lc_rs::signature::UnparsedPublicKey::new(&aws_lc_rs::signature::ED25519, pk)
+                .verify(msg, sig)
+                .is_ok()
+    }
+
+    #[test]
+    fn verification_accepts_and_refuses_exactly_what_aws_lc_did() {
+        // Every single-bit change of R, S and the key, S + L (malleability), S with its top
+        // bits set, and the untouched signature, over a short and a long message.
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let signer = Signer::generate(SignatureScheme::ED25519).expect("signer");
+        let pk = signer.to_public_vec();
+        for len in [3usize, 70_000] {
+            let msg: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            let sig = OpenMlsSigner::sign(&signer, &msg).expect("sign");
+            let mut cases: Vec<(Vec<u8>, Vec<u8>)> = vec![(pk.clone(), sig.clone())];
+            for bit in (0..512).step_by(7) {
+                let mut s = sig.clone();
+                s[bit / 8] ^= 1 << (bit % 8);
+                cases.push((pk.clone(), s));
+            }
+            for bit in (0..256).step_by(5) {
+                let mut k = pk.clone();
+                k[bit / 8] ^= 1 << (bit % 8);
+                cases.push((k, sig.clone()));
+            }
+            let mut s_plus_l = sig.clone();
+            let mut carry = 0u16;
+            for i in 0..32 {
+                let v = u16::from(s_plus_l[32 + i]) + u16::from(L[i]) + carry;
+                s_plus_l[32 + i] = v as u8;
+                carry = v >> 8;
+            }
+            cases.push((pk.clone(), s_plus_l));
+            let mut top = sig.clone();
+            top[63] |= 0xe0;
+            cases.push((pk.clone(), top));
+            let mut accepted = 0;
+            for (k, s) in &cases {
+                let ours = verify_ed25519(k, &msg, s).is_ok();
+                assert_eq!(
+                    ours,
+                    aws_lc_verdict(k, &msg, s),
+                    "key {k:02x?} sig {s:02x?}"
+                );
+                accepted += usize::from(ours);
+            }
+            assert_eq!(accepted, 1, "only the untouched signature verifies");
+        }
     }
 
     /// Object-safe view of `verify_signature` for the two providers.
@@ -175,6 +291,12 @@ mod tests {
         assert!(
             library_alone.is_ok(),
             "AWS-LC alone accepts the forgery: the check matters"
+        );
+        let key = VerifyingKey::from_bytes(&identity).expect("a point");
+        let sig = Signature::from_slice(&forged).expect("64 bytes");
+        assert!(
+            raw_verify::<Sha512>(&key, b"anything", &sig).is_ok(),
+            "RFC 8032's equation alone accepts it too"
         );
         for msg in [&b"anything"[..], b"else"] {
             assert_eq!(
