@@ -466,6 +466,13 @@ mod _native {
         privastead_mls::OPENMLS_VERSION
     }
 
+    /// The SHA-512 implementation Ed25519 hashes messages with in this process: the system's
+    /// OpenSSL 3 where it loads and passes its self-test, AWS-LC otherwise (and why).
+    #[pyfunction]
+    fn sha512_backend() -> &'static str {
+        privastead_mls::sha512_backend()
+    }
+
     /// Group id, epoch and content type of a message, readable without keys.
     #[pyfunction]
     fn peek(

@@ -12,7 +12,7 @@ Errors come from :mod:`privastead.errors` (``CryptoError`` and ``StorageError`` 
 
 from __future__ import annotations
 
-from privastead.crypto.identity import Identity, peek
+from privastead.crypto.identity import Identity, peek, signature_hash_backend
 from privastead.crypto.short_pairing import ShortCodeExchange
 from privastead.crypto.types import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -41,4 +41,5 @@ __all__ = [
     "Received",
     "ShortCodeExchange",
     "peek",
+    "signature_hash_backend",
 ]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, cast
 
 from privastead._native import NativeClient
 from privastead._native import peek as _peek
+from privastead._native import sha512_backend as _sha512_backend
 from privastead.compat import Self
 from privastead.crypto.types import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -41,6 +42,13 @@ def peek(message: bytes, *, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) ->
     buffering messages of a future epoch. Raises ``DecodeError`` on malformed input."""
     group_id, epoch, kind = _peek(bytes(message), max_message_size)
     return Peek(group_id=group_id, epoch=epoch, content_type=cast(Kind, kind))
+
+
+def signature_hash_backend() -> str:
+    """Which SHA-512 implementation this process's Ed25519 signatures hash messages with: the
+    system's OpenSSL 3 (``"OpenSSL 3.x.y ... (system libcrypto)"``) where it loads and passes
+    its self-test, AWS-LC otherwise (``"AWS-LC (why)"``). Speed only; signatures are the same."""
+    return _sha512_backend()
 
 
 def _received(raw: _RawReceived) -> Received:

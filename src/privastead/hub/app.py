@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator
 from typing import TextIO
 
 from privastead.clock import Clock, SystemClock
+from privastead.crypto import signature_hash_backend
 from privastead.hub.admin.loop_lag import LoopLag
 from privastead.hub.admin.metrics import HubMetrics, MetricsServer
 from privastead.hub.admin.ops import HubAdmin
@@ -222,6 +223,7 @@ class Hub:
         if duration is not None:
             loop.call_later(duration, self.stop)
         started = time.monotonic()
+        log.info("MLS: Ed25519 hashes with %s", signature_hash_backend())
         async with contextlib.AsyncExitStack() as stack:
             if self.delivery is not None:
                 await self.delivery.prepare()
