@@ -129,7 +129,7 @@ async def publish(
         if not stats.lost and not stats.idle:
             session.stop("publisher stopped")
             await end_channel(ws)
-        if not stats.idle:
+        elif not stats.idle:  # lost: nobody to tell, but the connection is given back
             await ws.close()
     paused = "relay connection lost" if stats.lost else "no viewers" if stats.idle else ""
     stats.reason = session.ended or paused
@@ -145,10 +145,13 @@ async def publish(
 
 
 async def end_channel(ws: aiohttp.ClientWebSocketResponse) -> None:
-    """Tell the relay the session is over on purpose (its viewers get ``ended``, not
-    ``publisher_lost``); best effort: a socket already gone has nobody left to tell."""
-    with contextlib.suppress(ConnectionError, RuntimeError):
-        await ws.send_json({"type": "end"})
+    """Close the publisher socket of a session that is over, first telling the relay it ended
+    on purpose (its viewers get ``ended``, not ``publisher_lost``); best effort: a socket
+    already closed or lost has nobody left to tell, and is closed all the same."""
+    if not ws.closed:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.send_json({"type": "end"})
+    await ws.close()
 
 
 def _take(session: LiveSession, limit: int) -> list[LiveFragment]:

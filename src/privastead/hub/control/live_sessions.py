@@ -300,8 +300,9 @@ class LiveSessions:
     ) -> None:
         """A session is over: its camera session, its socket and its place are given back."""
         running.session.stop(reason)
-        with contextlib.suppress(Exception):  # closed or not: gives its connection back
-            await _ended(ws)
+        if ws is not None:
+            with contextlib.suppress(Exception):  # closed or not: gives its connection back
+                await end_channel(ws)
         if self.running.get(running.camera) is running:
             del self.running[running.camera]
         self.ended = [*self.ended[-31:], reason]
@@ -315,16 +316,6 @@ class LiveSessions:
             *(sum(getattr(s, n) for s in running.stats) for n in _TOTALS),
             running.resumes,
         )
-
-
-async def _ended(ws: aiohttp.ClientWebSocketResponse | None) -> None:
-    """Close a publisher socket of a session that is over, telling the relay so (its viewers
-    get ``ended``); a socket already closed or lost has nobody left to tell."""
-    if ws is None:
-        return
-    if not ws.closed:
-        await end_channel(ws)
-    await ws.close()
 
 
 async def _first_viewer(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> int:
