@@ -50,6 +50,8 @@ import privastead, privastead._native as native, sys
 assert "site-packages" in native.__file__, native.__file__
 print(f"  privastead {privastead.__version__}, core {native.core_version()}, "
       f"OpenMLS {native.openmls_version()} on Python {sys.version.split()[0]}")
+from privastead.crypto import signature_hash_backend
+print(f"  Ed25519's SHA-512: {signature_hash_backend()}")
 from privastead.crypto import ShortCodeExchange
 from privastead.protocol.short_code import generate, parse
 code = generate(7)  # reads the wordlist shipped as package data
