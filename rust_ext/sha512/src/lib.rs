@@ -5,11 +5,11 @@
 //! passes are most of the cryptography's cost. AWS-LC (and ring, and RustCrypto) hash at
 //! about 610 MB/s on an AMD Zen 4, where their vector SHA-512 is switched off; OpenSSL 3's
 //! AVX2/BMI2 code runs at about 860 MB/s on the same core. Every Linux this project supports
-//! ships OpenSSL 3 as `libcrypto.so.3`, and CPython's `hashlib` and `ssl` already load it
-//! into our process, so [`Sha512`] hashes with it when it loads, is OpenSSL 3, and passes a
-//! known-answer self-test against AWS-LC; otherwise (another libc, a statically linked
-//! Python, `PRIVASTEAD_SYSTEM_LIBCRYPTO=0`) it hashes with AWS-LC. Either way the bytes are
-//! SHA-512's: the choice changes speed, never a signature.
+//! ships OpenSSL 3 as `libcrypto.so.3` (the distributions' own CPython loads it for `hashlib`
+//! and `ssl`), so [`Sha512`] hashes with it when it loads, is OpenSSL 3, and passes a
+//! known-answer self-test against AWS-LC; otherwise (a system without OpenSSL 3, such as a
+//! musl container, or `PRIVASTEAD_SYSTEM_LIBCRYPTO=0`) it hashes with AWS-LC. Either way the
+//! bytes are SHA-512's: the choice changes speed, never a signature.
 //!
 //! [`Sha512`] implements RustCrypto's `Digest` so that ed25519-dalek's `hazmat` signing and
 //! verification (curve arithmetic in Rust) can take their hash from it.
