@@ -11,14 +11,13 @@ decoded without its predecessors.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
 
 from privastead.errors import CryptoError
-from privastead.protocol.live import LivePayload
+from privastead.protocol.live import LivePayload, live_signal
 
 
 @dataclass
@@ -90,7 +89,8 @@ async def watch(
                 for piece in assembler.accept(payload):
                     write(piece)
             elif msg.type == aiohttp.WSMsgType.TEXT:
-                if json.loads(msg.data).get("type") == "ended":
+                event = live_signal(msg.data)  # the relay's junk is skipped
+                if event is not None and event.get("type") == "ended":
                     break
             else:
                 break  # closed or failed

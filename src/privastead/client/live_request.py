@@ -52,7 +52,7 @@ from privastead.errors import (
     WrongEpochError,
 )
 from privastead.protocol.codec import Message
-from privastead.protocol.live import LivePayload, relay_signal
+from privastead.protocol.live import LivePayload, live_signal
 from privastead.protocol.messages import LiveAnswer, LiveRequest, LiveStop
 from privastead.relay.client import LIVE_MAX_RESUMES, LIVE_REJOIN_SECONDS, Subscription
 
@@ -316,7 +316,7 @@ async def _receive(
 
 def _signal(text: str) -> str:
     """The type of a relay's text signal on a viewer socket ("" if it is not one)."""
-    event = relay_signal(text)
+    event = live_signal(text)
     kind = None if event is None else event.get("type")
     return kind if isinstance(kind, str) else ""
 

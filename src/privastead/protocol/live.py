@@ -78,10 +78,11 @@ class LivePayload:
         )
 
 
-def relay_signal(text: str | bytes) -> dict[str, Any] | None:
-    """A JSON text signal the relay sends on a live channel (``viewers``, ``ended`` ...), or
-    None for anything else: invalid JSON, nesting too deep for the parser, not an object. The
-    relay is not trusted, so junk is skipped, never raised."""
+def live_signal(text: str | bytes) -> dict[str, Any] | None:
+    """A JSON text signal on a live channel (the relay's ``viewers``, ``ended`` ..., the
+    publisher's ``end``, a viewer's ``ack``), or None for anything else: invalid JSON, nesting
+    too deep for the parser, not an object. No side of the channel trusts the other, so junk
+    is skipped, never raised."""
     try:
         event = json.loads(text)
     except (ValueError, RecursionError):
@@ -91,5 +92,5 @@ def relay_signal(text: str | bytes) -> dict[str, Any] | None:
 
 __all__ = [
     "LivePayload",
-    "relay_signal",
+    "live_signal",
 ]

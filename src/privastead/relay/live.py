@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
@@ -38,6 +37,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from privastead.clock import Clock
+from privastead.protocol.live import live_signal
 from privastead.protocol.playback import parse_ack
 from privastead.relay.accounts import Principal
 from privastead.relay.api import SESSION_ID
@@ -220,11 +220,8 @@ class LiveHub:
     async def _viewer_signal(self, session: Session, viewer: Viewer, text: str) -> None:
         """A viewer's text frame: an acknowledgement (a playback viewer says how far it has
         written) goes to the publisher with the viewer's id; anything else is ignored."""
-        try:
-            event = json.loads(text)
-        except ValueError:
-            return
-        index = parse_ack(event) if isinstance(event, dict) else None
+        event = live_signal(text)
+        index = None if event is None else parse_ack(event)
         if index is not None and session.publisher is not None:
             await _quiet_send(
                 session.publisher, {"type": "ack", "viewer": viewer.id, "index": index}
@@ -311,11 +308,8 @@ def _is_end(text: str) -> bool:
     malformed or deeply nested, is not (and never costs more than a short parse)."""
     if len(text) > 64:  # the end frame is tiny; nothing longer is worth parsing
         return False
-    try:
-        event = json.loads(text)
-    except (ValueError, RecursionError):
-        return False
-    return isinstance(event, dict) and event.get("type") == "end"
+    event = live_signal(text)
+    return event is not None and event.get("type") == "end"
 
 
 async def _quiet_send(ws: web.WebSocketResponse, event: dict[str, Any]) -> None:

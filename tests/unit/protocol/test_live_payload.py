@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from privastead.errors import DecodeError
 from privastead.protocol.envelope import padme
-from privastead.protocol.live import LivePayload
+from privastead.protocol.live import LivePayload, live_signal
 
 
 @given(st.binary(max_size=70_000), st.booleans(), st.integers(0, 2**32 - 1))
@@ -44,8 +44,6 @@ def test_tampered_or_truncated_padding_is_refused() -> None:
 
 
 def test_a_relays_junk_signal_is_skipped_never_raised() -> None:
-    from privastead.protocol.live import relay_signal
-
-    assert relay_signal('{"type": "viewers", "count": 2}') == {"type": "viewers", "count": 2}
+    assert live_signal('{"type": "viewers", "count": 2}') == {"type": "viewers", "count": 2}
     for junk in ("[" * 100_000 + "]" * 100_000, "not json", "[1, 2]", '"ended"', b"\xff"):
-        assert relay_signal(junk) is None
+        assert live_signal(junk) is None

@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 
 from privastead.media.live import LiveFragment, LiveSession
-from privastead.protocol.live import LivePayload, relay_signal
+from privastead.protocol.live import LivePayload, live_signal
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ async def relay_signals(ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[di
     """The relay's JSON text signals on a publisher socket (binary frames and junk skipped),
     until the socket closes."""
     async for msg in ws:
-        event = relay_signal(msg.data) if msg.type == aiohttp.WSMsgType.TEXT else None
+        event = live_signal(msg.data) if msg.type == aiohttp.WSMsgType.TEXT else None
         if event is not None:
             yield event
 
