@@ -59,20 +59,13 @@ impl Signer {
         );
         let stored: StoredKey = serde_json::from_slice(&json)
             .map_err(|e| Error::Storage(format!("unreadable signature key: {e}")))?;
-        let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
-            stored
-                .private
-                .as_slice()
-                .try_into()
-                .map_err(|_| Error::Storage("signature key seed is not 32 bytes".into()))?,
-        );
-        let public = SigningKey::from_bytes(&seed).verifying_key();
+        let (expanded, public) = expand(&stored.private)
+            .ok_or_else(|| Error::Storage("signature key seed is not 32 bytes".into()))?;
         if public.as_bytes()[..] != stored.public[..] {
             return Err(Error::Storage(
                 "inconsistent signature key: the public key is not the seed's".into(),
             ));
         }
-        let expanded = ExpandedSecretKey::from(&*seed);
         Ok(Signer {
             key,
             expanded,
@@ -105,15 +98,17 @@ impl OpenMlsSigner for Signer {
 
 /// An Ed25519 signature from a 32-byte seed (the provider's `sign`; not on the message path).
 pub(crate) fn sign_ed25519(seed: &[u8], data: &[u8]) -> std::result::Result<Vec<u8>, CryptoError> {
-    let seed: Zeroizing<[u8; 32]> = Zeroizing::new(
-        seed.try_into()
-            .map_err(|_| CryptoError::CryptoLibraryError)?,
-    );
-    let public = SigningKey::from_bytes(&seed).verifying_key();
-    let expanded = ExpandedSecretKey::from(&*seed);
+    let (expanded, public) = expand(seed).ok_or(CryptoError::CryptoLibraryError)?;
     Ok(raw_sign::<Sha512>(&expanded, data, &public)
         .to_bytes()
         .to_vec())
+}
+
+/// The signing scalar and nonce prefix, and the public key, of a 32-byte Ed25519 seed.
+fn expand(seed: &[u8]) -> Option<(ExpandedSecretKey, VerifyingKey)> {
+    let seed: Zeroizing<[u8; 32]> = Zeroizing::new(seed.try_into().ok()?);
+    let public = SigningKey::from_bytes(&seed).verifying_key();
+    Some((ExpandedSecretKey::from(&*seed), public))
 }
 
 /// Verify an Ed25519 signature as RFC 8032 says (canonical S, cofactorless equation, R
