@@ -53,13 +53,22 @@ from privastead.hub.delivery.mailbox_wake import MailboxWake
 from privastead.hub.delivery.rotation import KeyRotation
 from privastead.hub.delivery.uploader import Uploader
 from privastead.hub.recording.recordings import Recordings
-from privastead.hub.state.service import OpenHub, open_hub
+from privastead.hub.state.service import OpenHub, StateHolder, open_hub
 from privastead.media.diskspace import DiskStatus
 from privastead.media.ingest import IngestSettings
 
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 10.0  # at shutdown: how long the last fragments may take to reach the relay
+STATE_WAIT_SECONDS = 30.0  # at start: how long to wait for a `devices` command to let go
+
+
+def _waiting_for(holder: StateHolder | None) -> None:
+    log.info(
+        "waiting up to %.0f s for %s to release the hub's state",
+        STATE_WAIT_SECONDS,
+        holder or "another privastead-hub process",
+    )
 
 
 def build_delivery(
@@ -168,7 +177,10 @@ class Hub:
             delivery: Delivery | None = None
             admin: AdminServer | None = None
             if config.relay.url:
-                opened = await stack.enter_async_context(open_hub(config))
+                # A `devices` command may hold the groups for a moment: wait for it.
+                opened = await stack.enter_async_context(
+                    open_hub(config, "run", wait=STATE_WAIT_SECONDS, on_wait=_waiting_for)
+                )
                 delivery = build_delivery(
                     config, opened, cameras, health, clock, recordings=recordings
                 )

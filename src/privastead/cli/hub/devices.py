@@ -106,36 +106,35 @@ async def _call(config: Any, op: str, call_args: dict[str, Any]) -> dict[str, An
     """Ask the running hub; without one, open the groups here and do the same."""
     from privastead.clock import SystemClock
     from privastead.errors import StateLockedError
-    from privastead.hub.admin.client import call_running_hub
-    from privastead.hub.admin.ops import HubAdmin
+    from privastead.hub.admin.ops import HubAdmin, on_hub
     from privastead.hub.state.registry import DeviceRegistry
-    from privastead.hub.state.service import open_hub
+    from privastead.hub.state.service import state_holder
 
-    result = await call_running_hub(config.hub.data_dir, op, call_args)
-    if result is not None:
-        return result
-    if op == "devices":
-        try:
-            async with open_hub(config) as hub:
-                return HubAdmin.from_open_hub(hub).devices()
-        except StateLockedError:
-            # A `privastead-hub pair` without a running hub holds the groups: the list of
-            # devices (pending ones included) still comes from devices.json.
-            registry = DeviceRegistry(config.hub.paths())
-            now = SystemClock().time()
-            return {
-                "devices": {d: dev.to_json() for d, dev in registry.all().items()},
-                "pending": {p: dev.to_json() for p, dev in registry.pending(now).items()},
-                "unknown": {},
-                "note": "the groups are in use (a `privastead-hub pair` runs): unknown "
-                "members are not listed",
-            }
-    async with open_hub(config) as hub:
-        admin = HubAdmin.from_open_hub(hub)
+    async def here(admin: HubAdmin) -> dict[str, Any]:
+        if op == "devices":
+            return admin.devices()
         if op == "remove_unknown":
             return {"removed": await admin.remove_unknown()}
         removed = await admin.remove(str(call_args["device"]))
         return {"name": removed.name, "groups": list(removed.groups)}
+
+    try:
+        return await on_hub(config, "devices", op, call_args, local=here)
+    except StateLockedError:
+        if op != "devices":
+            raise
+        # A `privastead-hub pair` without a running hub holds the groups: the list of
+        # devices (pending ones included) still comes from devices.json.
+        paths = config.hub.paths()
+        registry = DeviceRegistry(paths)
+        now = SystemClock().time()
+        holder = state_holder(paths) or "another privastead-hub process"
+        return {
+            "devices": {d: dev.to_json() for d, dev in registry.all().items()},
+            "pending": {p: dev.to_json() for p, dev in registry.pending(now).items()},
+            "unknown": {},
+            "note": f"the groups are in use by {holder}: unknown members are not listed",
+        }
 
 
 def _print(report: dict[str, Any]) -> None:

@@ -197,9 +197,8 @@ class _Screen:
 
 async def _pair(config: Any, args: argparse.Namespace) -> int:
     from privastead.hub.admin.client import call_running_hub
-    from privastead.hub.admin.ops import HubAdmin
+    from privastead.hub.admin.ops import HubAdmin, on_hub
     from privastead.hub.state.pending import PendingDevice
-    from privastead.hub.state.service import open_hub
     from privastead.protocol.pairing_code import PairingCode
     from privastead.protocol.short_code import parse
 
@@ -237,17 +236,15 @@ async def _pair(config: Any, args: argparse.Namespace) -> int:
             elif event == "alert":
                 screen.alert(str(frame.get("text", "")))
 
-        result = await call_running_hub(data_dir, "pair", request, progress)
-        if result is not None:
-            screen.done(str(result["device_id"]), str(result["device_name"]))
-            return 0
-
-        async with open_hub(config) as hub:
-            hub_admin.append(HubAdmin.from_open_hub(hub))
-            paired = await hub_admin[0].pair(
+        async def here(admin: HubAdmin) -> dict[str, Any]:
+            hub_admin.append(admin)
+            paired = await admin.pair(
                 args.camera, args.ttl, args.replace, screen, short=not args.no_short_code
             )
-        screen.done(paired.device_id, paired.device_name)
+            return {"device_id": paired.device_id, "device_name": paired.device_name}
+
+        result = await on_hub(config, "pair", "pair", request, local=here, progress=progress)
+        screen.done(str(result["device_id"]), str(result["device_name"]))
         return 0
     finally:
         screen.png.unlink(missing_ok=True)

@@ -172,7 +172,7 @@ def devices_report(groups: HubGroups, now: float) -> dict[str, Any]:
 
 async def reset_hub(config: HubConfig) -> None:
     data = config.hub.paths()
-    async with open_hub(config) as hub:
+    async with open_hub(config, "reset") as hub:
         for device in DeviceRegistry(data).all().values():
             # The relay knows the device by its own id (the registry's key is the hub's).
             with contextlib.suppress(RelayError):

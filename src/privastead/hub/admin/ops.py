@@ -4,16 +4,24 @@ The same :class:`HubAdmin` serves both paths: inside the running hub (``hub.admi
 requests on the admin socket, with the running hub's uploader) and directly from the CLI when no
 hub runs (over :func:`~privastead.hub.state.service.open_hub`). So a pairing, a removal or a
 ``--replace`` behave the same whether `privastead-hub run` is up or not.
+
+:func:`on_hub` chooses between the two for a command. Neither may be available for a moment:
+a ``run`` that is starting holds the groups before its admin socket answers, another
+``devices`` command holds them for a second. It asks again until one of the two works, and
+fails at once (naming the holder) only for a holder that may keep them for long (a ``pair``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from privastead.clock import Clock, SystemClock
-from privastead.errors import ConfigError
+from privastead.errors import ConfigError, StateLockedError
+from privastead.hub.admin.client import Progress, call_running_hub
 from privastead.hub.admin.devices import (
     Removed,
     devices_report,
@@ -28,11 +36,13 @@ from privastead.hub.delivery.uploader import Uploader
 from privastead.hub.state.groups import HubGroups
 from privastead.hub.state.pending import PendingDevice
 from privastead.hub.state.registry import DeviceRegistry
-from privastead.hub.state.service import OpenHub
+from privastead.hub.state.service import OpenHub, locked_message, open_hub, state_holder
 from privastead.relay.client import RelayClient
 
 MIN_TTL = 30.0
 MAX_TTL = 3600.0
+REACH_SECONDS = 30.0  # how long a command waits for a starting hub or a short-lived holder
+REACH_POLL_SECONDS = 0.25
 
 
 class HubAdmin:
@@ -151,4 +161,37 @@ class HubAdmin:
         return await pairing.finish(code, chosen, events, replace=device_id)
 
 
-__all__ = ["MAX_TTL", "MIN_TTL", "HubAdmin"]
+__all__ = ["MAX_TTL", "MIN_TTL", "HubAdmin", "on_hub"]
+
+
+async def on_hub(
+    config: HubConfig,
+    command: str,
+    op: str,
+    args: dict[str, Any],
+    *,
+    local: Callable[[HubAdmin], Awaitable[dict[str, Any]]],
+    progress: Progress | None = None,
+    wait: float = REACH_SECONDS,
+) -> dict[str, Any]:
+    """``op`` done by the running hub, or ``local`` with the groups opened in this process.
+
+    Raises ``StateLockedError`` (naming the holder) if neither is possible within ``wait``
+    seconds, or at once if the holder is not a starting hub or a short-lived command."""
+    paths = config.hub.paths()
+    deadline = time.monotonic() + wait
+    while True:
+        result = await call_running_hub(paths, op, args, progress)
+        if result is not None:
+            return result
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                hub = await stack.enter_async_context(open_hub(config, command))
+            except StateLockedError:
+                holder = state_holder(paths)
+                soon = holder is None or holder.short_lived or holder.command == "run"
+                if not soon or time.monotonic() >= deadline:
+                    raise StateLockedError(locked_message(paths, holder)) from None
+            else:
+                return await local(HubAdmin.from_open_hub(hub))
+        await asyncio.sleep(REACH_POLL_SECONDS)

@@ -9,6 +9,7 @@
         rotation.json        when each group last got new keys (``delivery.rotation``)
         hub-cursors.json     how far the hub has read each control mailbox (``control.reader``)
         admin/hub.sock       the running hub's admin socket (``admin.wire``)
+        holder.json          who holds the group state's locks now: pid, command (``state.service``)
         pairing/<id>.mls     the pairing group of a device pending the owner's confirmation
         clips/               recorded clips, thumbnails, sidecars (unless ``clips_dir`` is set)
         recordings/          continuous recording: <camera>/ segment files and index.sqlite
@@ -63,6 +64,10 @@ class HubDataDir:
     @property
     def cursors(self) -> Path:
         return self.root / "hub-cursors.json"
+
+    @property
+    def holder(self) -> Path:
+        return self.root / "holder.json"
 
     @property
     def admin(self) -> Path:
