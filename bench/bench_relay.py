@@ -2,8 +2,9 @@
 
 The relay runs as `privastead-server serve` in its own process; the load generator runs in
 another process (this script with ``--load``), so neither shares an event loop or a GIL with
-the other. nginx (Debian package) serves the very blob files the relay stored, from the
-relay's data directory, as the ceiling for blob GET. Everything is loopback on one machine:
+the other. nginx (Debian package) serves files of the same sizes from a directory of their
+own, as the ceiling for blob GET (the relay keeps bodies up to ``inline_max`` in its database,
+larger ones in files; either way both answer from memory). Everything is loopback on one machine:
 the relay, nginx and the load generator share its cores, so numbers are for comparison in
 one run, not absolute.
 
@@ -406,7 +407,7 @@ def start_nginx(tmp: Path, root: Path, workers: int) -> tuple[subprocess.Popen[b
         )
     port = free_port()
     conf = tmp / "nginx.conf"
-    # Blob files are private (0600) to the relay's user: nginx workers must run as it too.
+    # The files are private (0600), as the relay's are: nginx workers must run as their owner.
     user = f"user {pwd.getpwuid(os.geteuid()).pw_name};" if os.geteuid() == 0 else ""
     conf.write_text(NGINX_CONF.format(user=user, workers=workers, tmp=tmp, port=port, root=root))
     proc = subprocess.Popen(
@@ -415,6 +416,18 @@ def start_nginx(tmp: Path, root: Path, workers: int) -> tuple[subprocess.Popen[b
         stderr=subprocess.DEVNULL,
     )
     return proc, port
+
+
+def static_files(root: Path, size: int, n: int) -> list[Path]:
+    """``n`` files of ``size`` random bytes for nginx to serve (0600, as the relay's)."""
+    root.mkdir(mode=0o700, exist_ok=True)
+    files = []
+    for i in range(n):
+        path = root / f"{size}-{i}"
+        path.write_bytes(os.urandom(size))
+        path.chmod(0o600)
+        files.append(path)
+    return files
 
 
 def upload_blobs(url: str, token: str, box: str, size: int, n: int) -> list[int]:
@@ -697,13 +710,11 @@ def main() -> int:
                 },
                 relay.pid,
             )
-            files = [p for p in (data / "blobs").glob("??/*") if p.stat().st_size == size]
+            files = static_files(tmp / "static", size, 32)
             if nginx is None:
-                nginx, nginx_port = start_nginx(tmp, data / "blobs", args.nginx_workers)
+                nginx, nginx_port = start_nginx(tmp, tmp / "static", args.nginx_workers)
                 wait_port(nginx_port)
-            nginx_urls = [
-                f"http://127.0.0.1:{nginx_port}/{p.parent.name}/{p.name}" for p in files[:32]
-            ]
+            nginx_urls = [f"http://127.0.0.1:{nginx_port}/{p.name}" for p in files]
             ceiling = run_load(
                 "get",
                 {
@@ -742,7 +753,8 @@ def main() -> int:
                     f"{ceiling['req_per_s']:.0f} req/s",
                 )
             )
-            rows.append((f"blob GET {label} relay/nginx", f"{ratio:.2f}x", "target >= 0.5x"))
+            target = 0.5 if size <= 64 * 1024 else 0.8
+            rows.append((f"blob GET {label} relay/nginx", f"{ratio:.2f}x", f"target >= {target}x"))
             per_cpu = (got["mib_per_s"] * got["seconds"] / max(got["server_cpu_s"], 1e-9)) / (
                 ceiling["mib_per_s"] * ceiling["seconds"] / max(ceiling["server_cpu_s"], 1e-9)
             )

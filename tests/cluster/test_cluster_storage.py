@@ -105,7 +105,7 @@ async def test_mailboxes_belong_to_one_account(backend: Backend) -> None:
     assert taken.value.code == "mailbox_exists"
     with pytest.raises(RelayRejectedError) as hidden:  # not "forbidden": ids are not probed
         await st.list_messages(
-            account="other", mailbox=BOX, after=0, limit=10, now=1.0, inline_max=1024
+            account="other", mailbox=BOX, after=0, limit=10, now=1.0, list_body_max=1024
         )
     assert hidden.value.code == "mailbox_not_found"
     assert await st.owned(account="home", mailboxes=[BOX, OTHER_BOX]) == {BOX}
@@ -125,7 +125,7 @@ async def test_seqs_are_dense_and_a_retry_is_stored_once(backend: Backend) -> No
         await put(st, message("m2", b"other bytes"))
     assert conflict.value.code == "message_id_conflict"
     page = await st.list_messages(
-        account="home", mailbox=BOX, after=1, limit=10, now=2.0, inline_max=1024
+        account="home", mailbox=BOX, after=1, limit=10, now=2.0, list_body_max=1024
     )
     assert [(m.seq, m.body) for m in page.messages] == [(2, b"xx"), (3, b"xxx")]
     assert page.last_seq == 3
@@ -204,7 +204,7 @@ async def test_expiry_deletes_messages_and_their_receipts(backend: Backend) -> N
     await put(st, message("new", b"2"), now=TTL / 2)
     assert await st.expire(now=TTL + 1) == (1, [])
     page = await st.list_messages(
-        account="home", mailbox=BOX, after=0, limit=10, now=TTL + 1, inline_max=1024
+        account="home", mailbox=BOX, after=0, limit=10, now=TTL + 1, list_body_max=1024
     )
     assert [m.seq for m in page.messages] == [2]
     assert await put(st, message("old", b"1"), now=TTL + 2) == 3  # its receipt went too

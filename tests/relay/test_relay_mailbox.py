@@ -109,6 +109,30 @@ async def test_blob_round_trip_and_duplicate_blob(any_relay: RelayProcess) -> No
     assert await any_relay.blob_names() == before  # and the mailbox's went with it
 
 
+async def test_bodies_up_to_inline_max_are_committed_with_their_row(
+    any_relay: RelayProcess,
+) -> None:
+    """Up to ``inline_max`` (64 KiB) a body is stored in the database with its row, made
+    durable by the commit (no file or object); a listing carries bodies up to
+    ``list_body_max`` (16 KiB) only, so that a page stays small: the others are fetched."""
+    box = mailbox_id()
+    bodies = [os.urandom(n) for n in (16 * 1024, 16 * 1024 + 1, 64 * 1024, 64 * 1024 + 1)]
+    before = await any_relay.blob_names()
+    async with any_relay.client() as owner:
+        await owner.create_mailbox(box)
+        for i, body in enumerate(bodies):
+            await owner.upload(box, body, f"m{i}")
+        assert len(await any_relay.blob_names() - before) == 1  # only the one over 64 KiB
+        page = await owner.list_messages(box)
+        assert [m.body for m in page.messages] == [bodies[0], None, None, None]
+        assert [m.size for m in page.messages] == [len(b) for b in bodies]
+        for m, body in zip(page.messages, bodies, strict=True):
+            assert await owner.fetch(box, m.seq) == body
+            assert await owner.fetch(box, m.seq, direct=True) == body
+        await owner.delete_mailbox(box)
+    assert await any_relay.blob_names() == before
+
+
 async def test_long_poll_delivers_a_new_message(any_relay: RelayProcess) -> None:
     box = mailbox_id()
     async with any_relay.client() as owner, any_relay.client() as reader:

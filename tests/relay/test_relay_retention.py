@@ -49,8 +49,9 @@ async def test_ttl_hides_then_sweeps_messages(inproc: InProcess) -> None:
 
 
 async def test_quota_evicts_oldest_and_reports_it(tmp_path: Path) -> None:
-    cfg = RelayConfig(limits=dataclasses.replace(Limits(), account_quota_bytes=100_000))
-    relay = await start_inprocess(tmp_path, FakeClock(), cfg)
+    # Bodies over 16 KiB as files, so that eviction is seen to delete them too.
+    limits = dataclasses.replace(Limits(), account_quota_bytes=100_000, inline_max=16 * 1024)
+    relay = await start_inprocess(tmp_path, FakeClock(), RelayConfig(limits=limits))
     try:
         a, b = mailbox_id(), mailbox_id()
         async with relay.client() as c:

@@ -6,7 +6,7 @@ its mailbox, its own push, evictions reported. A malformed request (bad JSON, a 
 base64, a body too large to batch) is refused whole, before anything is stored; items that
 are well-formed but refused by the store (unknown mailbox, id reused for other bytes, quota,
 a restricted token's limits) fail on their own: the answer lists, in order, a result or an
-error per item. Bodies here are small (inline, <= ``inline_max``);
+error per item. Bodies here are small (<= ``MAX_ITEM_BODY``, stored inline);
 clip fragments go through the streaming single upload.
 """
 
@@ -28,6 +28,7 @@ from privastead.relay.mailbox import push_of, stored
 from privastead.relay.state import state_of
 
 MAX_BATCH = 256
+MAX_ITEM_BODY = 16 * 1024  # batches are for small messages (and inline_max, if lower)
 MAX_BATCH_BODY = 8 * 1024 * 1024  # JSON text: 256 x 16 KiB bodies in base64, with room
 
 
@@ -48,7 +49,7 @@ async def upload_batch(request: web.Request) -> web.Response:
     pushes: list[bytes | None] = []
     for index, raw in enumerate(raw_items):
         try:
-            message = _parse(raw, p.account, limits.inline_max)
+            message = _parse(raw, p.account, min(MAX_ITEM_BODY, limits.inline_max))
             pushes.append(push_of(p, raw.get("push"), limits.max_push_payload))
         except RelayRejectedError as exc:
             raise reject(exc.status, exc.code, f"messages[{index}]: {exc}") from None
@@ -86,7 +87,7 @@ async def upload_batch(request: web.Request) -> web.Response:
     return web.json_response({"results": answer})
 
 
-def _parse(raw: Any, account: str, inline_max: int) -> store.NewMessage:
+def _parse(raw: Any, account: str, max_body: int) -> store.NewMessage:
     if not isinstance(raw, dict):
         raise reject(400, "bad_field", "each message is an object")
     only_keys(raw, "mailbox", "id", "body", "push")
@@ -103,11 +104,11 @@ def _parse(raw: Any, account: str, inline_max: int) -> store.NewMessage:
         raise reject(400, "bad_field", "body must be base64 text") from None
     if not body:
         raise reject(400, "empty_body", "a message needs a body")
-    if len(body) > inline_max:
+    if len(body) > max_body:
         raise reject(
             413,
             "body_too_large",
-            f"batched bodies are limited to {inline_max} bytes; upload larger ones alone",
+            f"batched bodies are limited to {max_body} bytes; upload larger ones alone",
         )
     return store.NewMessage(
         account=account,

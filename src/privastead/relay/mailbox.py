@@ -340,7 +340,7 @@ async def list_messages(request: web.Request) -> web.Response:
         mailbox=mailbox,
         after=after,
         limit=limit,
-        inline_max=limits.inline_max,
+        list_body_max=limits.list_body_max,
     )
     page = await fetch(now=st.clock.time())
     if not page.messages and wait:

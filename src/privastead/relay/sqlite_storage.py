@@ -190,7 +190,7 @@ class SqliteStorage:
         )
 
     async def list_messages(
-        self, *, account: str, mailbox: str, after: int, limit: int, now: float, inline_max: int
+        self, *, account: str, mailbox: str, after: int, limit: int, now: float, list_body_max: int
     ) -> MessagePage:
         return self.db.read(
             partial(
@@ -200,7 +200,7 @@ class SqliteStorage:
                 after=after,
                 limit=limit,
                 now=now,
-                inline_max=inline_max,
+                list_body_max=list_body_max,
             )
         )
 

@@ -72,7 +72,7 @@ class Storage(Protocol):
         """One transaction, each item on its own: a refused item spoils nothing else."""
 
     async def list_messages(
-        self, *, account: str, mailbox: str, after: int, limit: int, now: float, inline_max: int
+        self, *, account: str, mailbox: str, after: int, limit: int, now: float, list_body_max: int
     ) -> MessagePage: ...
 
     async def get_message(

@@ -221,21 +221,17 @@ def list_messages(
     after: int,
     limit: int,
     now: float,
-    inline_max: int,
+    list_body_max: int,
 ) -> MessagePage:
     last_seq, _ = _mailbox(conn, account, mailbox)
+    # Larger inline bodies stay in the database: a listing page must stay small.
     rows = conn.execute(
-        "SELECT seq, size, body FROM messages WHERE mailbox = ? AND seq > ? AND expires_at > ?"
-        " ORDER BY seq LIMIT ?",
-        (mailbox, after, now, limit),
+        "SELECT seq, size, CASE WHEN size <= ? THEN body END FROM messages"
+        " WHERE mailbox = ? AND seq > ? AND expires_at > ? ORDER BY seq LIMIT ?",
+        (list_body_max, mailbox, after, now, limit),
     ).fetchall()
     return MessagePage(
-        messages=tuple(
-            MessageInfo(
-                seq=r[0], size=r[1], body=r[2] if r[2] is not None and r[1] <= inline_max else None
-            )
-            for r in rows
-        ),
+        messages=tuple(MessageInfo(seq=r[0], size=r[1], body=r[2]) for r in rows),
         last_seq=last_seq,
     )
 

@@ -316,13 +316,15 @@ class PgStorage(PgTokens, PgNameplates):
         return await self.db.transaction(op)
 
     async def list_messages(
-        self, *, account: str, mailbox: str, after: int, limit: int, now: float, inline_max: int
+        self, *, account: str, mailbox: str, after: int, limit: int, now: float, list_body_max: int
     ) -> MessagePage:
         async def op(conn: Connection) -> MessagePage:
             last_seq, _ = await _mailbox(conn, account, mailbox)
+            # Larger inline bodies stay in the database: a listing page must stay small.
             rows = await conn.fetch(
-                "SELECT seq, size, body FROM messages WHERE mailbox = $1 AND seq > $2"
-                " AND expires_at > $3 ORDER BY seq LIMIT $4",
+                "SELECT seq, size, CASE WHEN size <= $1 THEN body END AS body FROM messages"
+                " WHERE mailbox = $2 AND seq > $3 AND expires_at > $4 ORDER BY seq LIMIT $5",
+                list_body_max,
                 mailbox,
                 after,
                 now,
@@ -333,9 +335,7 @@ class PgStorage(PgTokens, PgNameplates):
                     MessageInfo(
                         seq=int(r["seq"]),
                         size=int(r["size"]),
-                        body=bytes(r["body"])
-                        if r["body"] is not None and r["size"] <= inline_max
-                        else None,
+                        body=None if r["body"] is None else bytes(r["body"]),
                     )
                     for r in rows
                 ),
