@@ -258,6 +258,10 @@ async def test_bad_json_bad_fields_and_bad_acks(shared_relay: RelayProcess) -> N
             f"{shared_relay.url}/v1/mailboxes/{box}/messages", headers=headers
         ) as r:
             assert r.status == 405 and (await r.json())["error"]["code"] == "method_not_allowed"
+        # An optional body may be empty or JSON whitespace; other control bytes are not JSON.
+        for junk in (b"\x0b", b"\x0c", b" \x0b\n"):
+            async with s.post(f"{shared_relay.url}/v1/devices", data=junk, headers=headers) as r:
+                assert r.status == 400 and (await r.json())["error"]["code"] == "bad_json", junk
     device = None
     async with shared_relay.client() as c:
         device = await c.create_device("d")

@@ -75,6 +75,9 @@ def body_limit(limit: int) -> Callable[[web.Request], None]:
     return check
 
 
+JSON_SPACE = b" \t\n\r"  # whitespace as JSON defines it (RFC 8259)
+
+
 async def read_json(
     request: web.Request, *, optional: bool = False, limit: int = MAX_JSON_BODY
 ) -> dict[str, Any]:
@@ -92,7 +95,7 @@ async def read_json(
     except (ConnectionError, HttpProcessingError, asyncio.IncompleteReadError):
         raise reject(400, "truncated", "the body ended early or was malformed") from None
     raw = b"".join(parts)
-    if not raw.strip():
+    if not raw.strip(JSON_SPACE):  # bytes.strip() would also take \x0b and \x0c
         if optional:
             return {}
         raise reject(400, "bad_json", "a JSON object body is required")
