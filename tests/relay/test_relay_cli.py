@@ -147,6 +147,24 @@ def test_serve_with_tls(tmp_path: Path) -> None:
             headers={"Authorization": f"Bearer {owner}"},
         )
         assert r.status_code == 200 and r.json()["account"] == "home"
+        # A blob large enough for the file path: over TLS it is encrypted like everything
+        # else, never sent raw from the file to the socket.
+        box, body = "ab" * 16, os.urandom(1536 * 1024 + 5)
+        auth = {"Authorization": f"Bearer {owner}"}
+        base = f"https://127.0.0.1:{port}/v1/mailboxes/{box}"
+        requests.put(base, verify=str(cert), timeout=10, headers=auth).raise_for_status()
+        up = requests.post(
+            base + "/messages",
+            data=body,
+            verify=str(cert),
+            timeout=30,
+            headers={**auth, "Privastead-Message-Id": "big"},
+        )
+        up.raise_for_status()
+        got = requests.get(
+            f"{base}/messages/{up.json()['seq']}", verify=str(cert), timeout=30, headers=auth
+        )
+        assert got.status_code == 200 and got.content == body
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
     finally:

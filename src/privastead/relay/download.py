@@ -6,6 +6,15 @@ blobs are immutable files whose size the index already knows, so this response o
 file on the loop (a metadata call on a local disk), then uses the kernel's zero-copy
 ``sendfile`` when the loop has it (the stdlib loop does) and otherwise reads with ``pread``
 in a worker thread, 1 MiB at a time.
+
+Under uvloop, which has no ``loop.sendfile``, the body goes to the socket with ``sendfile``
+directly from the event loop, as far as the socket takes it without waiting, when that is
+safe: a plain TCP or Unix socket (not TLS), the headers already handed to the kernel (the
+transport's buffer empty, so nothing of ours can overtake them), and the file's pages in
+memory (an ``RWF_NOWAIT`` read of its last byte says so: a blob on a slow disk is read in a
+thread, never on the loop). The rest, if the socket's buffer filled, goes the ``pread`` way
+through the transport, which then waits for the client. 1 MiB downloads cost the relay less
+than half the CPU this way (relay-throughput.md).
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from privastead.relay.blobs import BlobNotFoundError
 
 if TYPE_CHECKING:
     from privastead.relay.backends.s3 import S3BlobStore
+    from privastead.relay.metrics import Metrics
 
 _CHUNK = 1024 * 1024
 # Blobs up to this size are read whole on the event loop: a thread hop would cost more than
@@ -40,8 +50,9 @@ _GONE = json.dumps(
 class BlobResponse(web.StreamResponse):
     """The file is opened only when the response is sent, so nothing can leak a descriptor."""
 
-    def __init__(self, path: Path, size: int, headers: dict[str, str]) -> None:
+    def __init__(self, path: Path, size: int, headers: dict[str, str], metrics: Metrics) -> None:
         super().__init__(headers=headers)
+        self._metrics = metrics
         self._path = path
         self.content_type = "application/octet-stream"
         self.content_length = size
@@ -69,8 +80,10 @@ class BlobResponse(web.StreamResponse):
             try:
                 with os.fdopen(os.dup(self._fd), "rb") as f:
                     await loop.sendfile(transport, f, 0, size)
+                self._metrics.inc("relay_sendfile_bytes_total", size)
             except NotImplementedError:  # uvloop
-                offset = 0
+                offset = send_direct(writer, transport, self._fd, size)
+                self._metrics.inc("relay_sendfile_bytes_total", offset)
                 while offset < size:
                     want = min(_CHUNK, size - offset)
                     if size <= SMALL_BLOB:
@@ -88,6 +101,43 @@ class BlobResponse(web.StreamResponse):
         finally:
             os.close(self._fd)
             self._fd = -1
+
+
+def send_direct(
+    writer: AbstractStreamWriter | None, transport: asyncio.Transport, fd: int, size: int
+) -> int:
+    """Bytes of the file at ``fd`` the kernel took straight from the page cache for the
+    socket under ``transport``, without waiting (0 where that is not safe: see above)."""
+    send_headers = getattr(writer, "send_headers", None)
+    sock = transport.get_extra_info("socket")
+    if (
+        size <= SMALL_BLOB
+        or send_headers is None
+        or sock is None
+        or transport.get_extra_info("sslcontext") is not None
+        or transport.get_extra_info("ssl_object") is not None
+        or not hasattr(os, "RWF_NOWAIT")
+    ):
+        return 0
+    try:  # the last page cached: the file was just written or read, the rest is too
+        os.preadv(fd, [bytearray(1)], size - 1, os.RWF_NOWAIT)
+    except OSError:  # BlockingIOError: on disk only; or a file system without the flag
+        return 0
+    send_headers()
+    if transport.get_write_buffer_size():
+        return 0  # the headers wait in the transport: our bytes must not overtake them
+    out, offset = sock.fileno(), 0
+    while offset < size:
+        try:
+            sent = os.sendfile(out, fd, offset, size - offset)
+        except BlockingIOError:
+            break  # the socket's buffer is full: the transport waits for the client
+        except OSError as exc:  # the client went away
+            raise ConnectionResetError(str(exc)) from None
+        if sent == 0:
+            raise ConnectionResetError("blob shorter than its index entry")
+        offset += sent
+    return offset
 
 
 def read_small_blob(path: Path, size: int) -> bytes | None:
@@ -135,4 +185,11 @@ async def stream_object(
         return None
 
 
-__all__ = ["SMALL_BLOB", "BlobResponse", "open_blob", "read_small_blob", "stream_object"]
+__all__ = [
+    "SMALL_BLOB",
+    "BlobResponse",
+    "open_blob",
+    "read_small_blob",
+    "send_direct",
+    "stream_object",
+]

@@ -436,7 +436,7 @@ async def get_message(request: web.Request) -> web.StreamResponse:
         if data is None:
             raise reject(404, "message_not_found", "no such message (acknowledged or expired)")
         return web.Response(body=data, content_type="application/octet-stream", headers=headers)
-    return BlobResponse(path, size, headers)
+    return BlobResponse(path, size, headers, st.metrics)
 
 
 async def register(request: web.Request) -> web.Response:

@@ -63,6 +63,9 @@ def standard() -> Metrics:
     m.describe("relay_received_bytes_total", "counter", "message body bytes accepted")
     m.describe("relay_sent_bytes_total", "counter", "message body bytes served")
     m.describe("relay_presigned_total", "counter", "blob downloads handed to the object store")
+    m.describe(
+        "relay_sendfile_bytes_total", "counter", "served bytes the kernel sent from the file"
+    )
     m.describe("relay_messages_stored_total", "counter", "messages stored (not duplicates)")
     m.describe("relay_messages_duplicate_total", "counter", "uploads answered as duplicates")
     m.describe("relay_messages_evicted_total", "counter", "messages evicted by account quota")
