@@ -341,7 +341,7 @@ async def test_full_disk_injected_through_storage(inproc: InProcess) -> None:
             aiohttp.ClientSession() as s,
             s.post(
                 f"{inproc.url}/v1/mailboxes/{box}/messages",
-                data=os.urandom(50_000),
+                data=os.urandom(100_000),  # over inline_max: a blob file, to be removed
                 headers={
                     "Authorization": f"Bearer {inproc.owner_token}",
                     "Privastead-Message-Id": "b",

@@ -187,7 +187,8 @@ async def test_kill9_during_uploads_loses_nothing_acknowledged(relay: RelayProce
         async with RelayClient(relay.url, relay.owner_token) as c:
             for i in range(10_000):
                 mid = f"k{u}-{i}"
-                body = os.urandom(50_000 if i % 4 == 0 else 500)  # blobs and inline
+                # A blob file, a body stored with its row near inline_max, small ones.
+                body = os.urandom((100_000, 50_000, 500, 500)[i % 4])
                 try:
                     result = await c.upload(box, body, mid)
                 except RelayUnavailableError:
