@@ -80,10 +80,11 @@ class Authenticator:
             self._cache.pop(key, None)
 
     async def principal(self, request: web.BaseRequest) -> Principal:
-        addr = self.addresses.key(request)
+        # The client's address (parsed, perhaps from a proxy's header) is needed only to
+        # count a failure: a valid token in the cache costs a hash and a lookup.
         token = _bearer(request)
         if token is None:
-            await self.refuse([addr], "send Authorization: Bearer <token>")
+            await self.refuse([self.addresses.key(request)], "send Authorization: Bearer <token>")
         key = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
         cached = self._cache.get(key)
         if cached is not None and self._clock.monotonic() - cached[1] < self._config.cache_seconds:
@@ -95,7 +96,7 @@ class Authenticator:
             raise revoked_error(over)
         parts = accounts.split_token(token)
         if parts is None:  # malformed (non-ASCII, wrong length...): a failure like any other
-            await self.refuse([addr], "invalid, expired or revoked token")
+            await self.refuse([self.addresses.key(request)], "invalid, expired or revoked token")
         result = await self._storage.verify_token(
             token_id=parts[0], secret=parts[1], now=self._clock.time()
         )
@@ -114,7 +115,7 @@ class Authenticator:
             raise revoked_error(code)
         if result.reason == "expired":
             raise revoked_error(TOKEN_EXPIRED)
-        keys = [addr]
+        keys = [self.addresses.key(request)]
         if result.reason == "wrong_secret":
             keys.append("tid:" + result.token_id)
         return await self.refuse(keys, "invalid, expired or revoked token")
