@@ -113,13 +113,14 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def test_serve_with_tls(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_serve_with_tls(tmp_path: Path, loop: str) -> None:
     cert, key = _self_signed(tmp_path)
     data = tmp_path / "data"
     owner = run_cli("accounts", "add", "home", data_dir=data).strip().splitlines()[-1]
     port = free_port()
     cfg = tmp_path / "relay.toml"
-    cfg.write_text(f'tls_cert = "{cert}"\ntls_key = "{key}"\n')
+    cfg.write_text(f'tls_cert = "{cert}"\ntls_key = "{key}"\nevent_loop = "{loop}"\n')
     child = subprocess.Popen(
         [
             sys.executable,

@@ -76,26 +76,27 @@ class BlobResponse(web.StreamResponse):
             transport = request.transport
             if transport is None:
                 raise ConnectionResetError("connection lost")
-            loop = asyncio.get_running_loop()
-            try:
-                with os.fdopen(os.dup(self._fd), "rb") as f:
-                    await loop.sendfile(transport, f, 0, size)
-                self._metrics.inc("relay_sendfile_bytes_total", size)
-            except NotImplementedError:  # uvloop
-                offset = send_direct(writer, transport, self._fd, size)
+            offset = 0
+            if not _tls(transport):  # under TLS every byte is encrypted in user space
+                try:
+                    with os.fdopen(os.dup(self._fd), "rb") as f:
+                        await asyncio.get_running_loop().sendfile(transport, f, 0, size)
+                    offset = size
+                except NotImplementedError:  # uvloop
+                    offset = send_direct(writer, transport, self._fd, size)
                 self._metrics.inc("relay_sendfile_bytes_total", offset)
-                while offset < size:
-                    want = min(_CHUNK, size - offset)
-                    if size <= SMALL_BLOB:
-                        # A small blob was written moments ago and is in the page cache: a
-                        # thread hop would cost more than the copy.
-                        chunk = os.pread(self._fd, want, offset)
-                    else:
-                        chunk = await asyncio.to_thread(os.pread, self._fd, want, offset)
-                    if not chunk:
-                        raise ConnectionResetError("blob shorter than its index entry") from None
-                    await super().write(chunk)
-                    offset += len(chunk)
+            while offset < size:
+                want = min(_CHUNK, size - offset)
+                if size <= SMALL_BLOB:
+                    # A small blob was written moments ago and is in the page cache: a
+                    # thread hop would cost more than the copy.
+                    chunk = os.pread(self._fd, want, offset)
+                else:
+                    chunk = await asyncio.to_thread(os.pread, self._fd, want, offset)
+                if not chunk:
+                    raise ConnectionResetError("blob shorter than its index entry") from None
+                await super().write(chunk)
+                offset += len(chunk)
             await super().write_eof()
             return writer
         finally:
@@ -114,8 +115,7 @@ def send_direct(
         size <= SMALL_BLOB
         or send_headers is None
         or sock is None
-        or transport.get_extra_info("sslcontext") is not None
-        or transport.get_extra_info("ssl_object") is not None
+        or _tls(transport)
         or not hasattr(os, "RWF_NOWAIT")
     ):
         return 0
@@ -138,6 +138,13 @@ def send_direct(
             raise ConnectionResetError("blob shorter than its index entry")
         offset += sent
     return offset
+
+
+def _tls(transport: asyncio.BaseTransport) -> bool:
+    return (
+        transport.get_extra_info("sslcontext") is not None
+        or transport.get_extra_info("ssl_object") is not None
+    )
 
 
 def read_small_blob(path: Path, size: int) -> bytes | None:

@@ -161,9 +161,6 @@ class HubAdmin:
         return await pairing.finish(code, chosen, events, replace=device_id)
 
 
-__all__ = ["MAX_TTL", "MIN_TTL", "HubAdmin", "on_hub"]
-
-
 async def on_hub(
     config: HubConfig,
     command: str,
@@ -195,3 +192,6 @@ async def on_hub(
             else:
                 return await local(HubAdmin.from_open_hub(hub))
         await asyncio.sleep(REACH_POLL_SECONDS)
+
+
+__all__ = ["MAX_TTL", "MIN_TTL", "HubAdmin", "on_hub"]
