@@ -36,7 +36,7 @@ from privastead.hub.delivery.uploader import Uploader
 from privastead.hub.state.groups import HubGroups
 from privastead.hub.state.pending import PendingDevice
 from privastead.hub.state.registry import DeviceRegistry
-from privastead.hub.state.service import OpenHub, locked_message, open_hub, state_holder
+from privastead.hub.state.service import OpenHub, open_hub, state_holder
 from privastead.relay.client import RelayClient
 
 MIN_TTL = 30.0
@@ -184,11 +184,11 @@ async def on_hub(
         async with contextlib.AsyncExitStack() as stack:
             try:
                 hub = await stack.enter_async_context(open_hub(config, command))
-            except StateLockedError:
+            except StateLockedError:  # its message names the holder
                 holder = state_holder(paths)
                 soon = holder is None or holder.short_lived or holder.command == "run"
                 if not soon or time.monotonic() >= deadline:
-                    raise StateLockedError(locked_message(paths, holder)) from None
+                    raise
             else:
                 return await local(HubAdmin.from_open_hub(hub))
         await asyncio.sleep(REACH_POLL_SECONDS)

@@ -70,7 +70,7 @@ def state_holder(data: HubDataDir) -> StateHolder | None:
     return StateHolder(pid, command)
 
 
-def locked_message(data: HubDataDir, holder: StateHolder | None) -> str:
+def _locked_message(data: HubDataDir, holder: StateHolder | None) -> str:
     where = f"the hub's state in {data.root} is in use by"
     if holder is None:
         return f"{where} another privastead-hub process: let it finish, then try again"
@@ -99,7 +99,7 @@ async def _open_groups(
             holder = state_holder(data)
             worth_waiting = holder is None or holder.short_lived
             if not worth_waiting or time.monotonic() >= deadline:
-                raise StateLockedError(locked_message(data, holder)) from None
+                raise StateLockedError(_locked_message(data, holder)) from None
             if on_wait is not None and not told:
                 on_wait(holder)
                 told = True
@@ -173,4 +173,4 @@ def _forget_orphans(data: HubDataDir) -> None:
             state.unlink(missing_ok=True)  # a pairing group nobody waits on any more
 
 
-__all__ = ["OpenHub", "StateHolder", "locked_message", "open_hub", "state_holder"]
+__all__ = ["OpenHub", "StateHolder", "open_hub", "state_holder"]
