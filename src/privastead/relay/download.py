@@ -83,7 +83,7 @@ class BlobResponse(web.StreamResponse):
                         await asyncio.get_running_loop().sendfile(transport, f, 0, size)
                     offset = size
                 except NotImplementedError:  # uvloop
-                    offset = send_direct(writer, transport, self._fd, size)
+                    offset = _send_direct(writer, transport, self._fd, size)
                 self._metrics.inc("relay_sendfile_bytes_total", offset)
             while offset < size:
                 want = min(_CHUNK, size - offset)
@@ -104,26 +104,20 @@ class BlobResponse(web.StreamResponse):
             self._fd = -1
 
 
-def send_direct(
+def _send_direct(
     writer: AbstractStreamWriter | None, transport: asyncio.Transport, fd: int, size: int
 ) -> int:
     """Bytes of the file at ``fd`` the kernel took straight from the page cache for the
-    socket under ``transport``, without waiting (0 where that is not safe: see above)."""
-    send_headers = getattr(writer, "send_headers", None)
+    socket under ``transport`` (not TLS: the caller checked), without waiting (0 where that
+    is not safe: see above)."""
     sock = transport.get_extra_info("socket")
-    if (
-        size <= SMALL_BLOB
-        or send_headers is None
-        or sock is None
-        or _tls(transport)
-        or not hasattr(os, "RWF_NOWAIT")
-    ):
+    if writer is None or sock is None or not hasattr(os, "RWF_NOWAIT"):
         return 0
     try:  # the last page cached: the file was just written or read, the rest is too
         os.preadv(fd, [bytearray(1)], size - 1, os.RWF_NOWAIT)
     except OSError:  # BlockingIOError: on disk only; or a file system without the flag
         return 0
-    send_headers()
+    writer.send_headers()
     if transport.get_write_buffer_size():
         return 0  # the headers wait in the transport: our bytes must not overtake them
     out, offset = sock.fileno(), 0
@@ -192,11 +186,4 @@ async def stream_object(
         return None
 
 
-__all__ = [
-    "SMALL_BLOB",
-    "BlobResponse",
-    "open_blob",
-    "read_small_blob",
-    "send_direct",
-    "stream_object",
-]
+__all__ = ["SMALL_BLOB", "BlobResponse", "open_blob", "read_small_blob", "stream_object"]
