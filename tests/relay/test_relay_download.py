@@ -21,7 +21,8 @@ SIZES = (256 * 1024 + 1, 1024 * 1024 + 123, 5 * 1024 * 1024 + 7)
 async def test_downloads_are_whole_on_a_kept_alive_connection_beside_slow_readers(
     tmp_path: Path, loop: str
 ) -> None:
-    relay: RelayProcess = make_process(tmp_path, f'event_loop = "{loop}"\n')
+    # The relay's own download path (the native front would forward it: front.md).
+    relay: RelayProcess = make_process(tmp_path, f'event_loop = "{loop}"\nfront = "python"\n')
     try:
         box = mailbox_id()
         bodies = [os.urandom(n) for n in SIZES]

@@ -103,10 +103,12 @@ async def test_behind_a_trusted_proxy_each_client_has_its_own_count(
 
 
 class _Request:
-    """What ``ClientAddress`` reads of a request: the peer address and the headers."""
+    """What ``ClientAddress`` reads of a request: the peer address, the headers, and the
+    connection (``protocol``: none from the native front here)."""
 
     def __init__(self, remote: str | None, forwarded: str | None) -> None:
         self.remote = remote
+        self.protocol = None
         self.headers = CIMultiDict({"X-Forwarded-For": forwarded} if forwarded else {})
 
 

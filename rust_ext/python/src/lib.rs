@@ -454,6 +454,20 @@ mod _native {
         pairing_confirmation, pairing_open, pairing_seal, pairing_verify_confirmation, NativePake,
     };
 
+    /// Run the relay's native front until the relay asks it to stop (or is gone); blocks,
+    /// without the GIL. ``settings_json``: the front's settings (see the relay's
+    /// ``front`` module). Raises ValueError for settings that cannot work, OSError else.
+    #[pyfunction]
+    fn relay_front(py: Python<'_>, settings_json: &str) -> PyResult<()> {
+        let settings: privastead_relayfront::Settings = serde_json::from_str(settings_json)
+            .map_err(|e| PyValueError::new_err(format!("relay front settings: {e}")))?;
+        py.detach(|| privastead_relayfront::run(settings))
+            .map_err(|e| match e {
+                privastead_relayfront::Error::Settings(_) => PyValueError::new_err(e.to_string()),
+                _ => pyo3::exceptions::PyOSError::new_err(e.to_string()),
+            })
+    }
+
     /// Version of the Rust core compiled into this module.
     #[pyfunction]
     fn core_version() -> &'static str {

@@ -17,7 +17,7 @@ the account's share already bounds what its tokens hold together.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -53,6 +53,15 @@ class Budget:
         self._accounts: dict[str, int] = {}
         self._tokens: dict[str, int] = {}
         self.used = 0
+        # Called when an account, a token or the total reaches its share or leaves it (the
+        # native front refuses nothing itself: it leaves those to the relay, see ``front``).
+        self.on_change: Callable[[], None] | None = None
+
+    def saturated(self) -> tuple[list[str], list[str], bool]:
+        """Accounts and tokens at their share now, and whether the total is at its limit."""
+        accounts = [a for a, n in self._accounts.items() if n >= self.per_account]
+        tokens = [t for t, n in self._tokens.items() if self.per_token and n >= self.per_token]
+        return accounts, tokens, self.used >= self.total
 
     def check(self, p: Principal) -> None:
         """Raise the refusal this process's own counts call for, without taking anything
@@ -95,9 +104,12 @@ class Budget:
 
     def _count(self, p: Principal, step: int) -> None:
         self.used += step
-        _add(self._accounts, p.account, step)
+        crossed = _crosses(self.used, step, self.total)
+        crossed |= _crosses(_add(self._accounts, p.account, step), step, self.per_account)
         if self.per_token:
-            _add(self._tokens, p.token_id, step)
+            crossed |= _crosses(_add(self._tokens, p.token_id, step), step, self.per_token)
+        if crossed and self.on_change is not None:
+            self.on_change()
 
     @contextlib.asynccontextmanager
     async def hold(self, p: Principal) -> AsyncIterator[None]:
@@ -135,12 +147,18 @@ class Slot:
 BODY_SLOT = web.RequestKey("body_slot", Slot)
 
 
-def _add(counts: dict[str, int], key: str, step: int) -> None:
+def _add(counts: dict[str, int], key: str, step: int) -> int:
     left = counts.get(key, 0) + step
     if left:
         counts[key] = left
     else:
         del counts[key]
+    return left
+
+
+def _crosses(now: int, step: int, share: int) -> bool:
+    """Whether a count that moved by ``step`` to ``now`` reached ``share`` or left it."""
+    return (now >= share) != (now - step >= share)
 
 
 @dataclass

@@ -161,6 +161,11 @@ class RelayConfig:
     # uvloop answers small requests about 15 % cheaper; blob files go out by the kernel's
     # sendfile() under both (uvloop has no loop.sendfile, so the relay calls it itself).
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # Who accepts connections. "native": a Rust front process answers single small uploads
+    # and message downloads itself and forwards every other request to this relay; "python":
+    # this relay serves everything; "auto": native with SQLite storage and without TLS (the
+    # front speaks plain HTTP and writes SQLite), else python.
+    front: Literal["auto", "native", "python"] = "auto"
     limits: Limits = field(default_factory=Limits)
     auth: AuthConfig = field(default_factory=AuthConfig)
     budgets: Budgets = field(default_factory=Budgets)
@@ -172,6 +177,8 @@ class RelayConfig:
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
+        if self.front not in ("auto", "native", "python"):
+            raise ValueError("front is auto, native or python")
 
 
 # Environment variables that override (or supply secrets to) the file.
@@ -194,6 +201,7 @@ def apply_env(config: RelayConfig, env: Mapping[str, str]) -> RelayConfig:
         ("tls_cert", Path),
         ("tls_key", Path),
         ("metrics_token_file", Path),
+        ("front", str),
     ):
         raw = env.get(ENV_PREFIX + name.upper())
         if raw:
@@ -201,7 +209,10 @@ def apply_env(config: RelayConfig, env: Mapping[str, str]) -> RelayConfig:
                 changes[name] = convert(raw)
             except ValueError:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()}: bad value {raw!r}") from None
-    return dataclasses.replace(config, **changes) if changes else config  # type: ignore[arg-type]
+    try:
+        return dataclasses.replace(config, **changes) if changes else config  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_PREFIX}*: {exc}") from None
 
 
 def metrics_token(config: RelayConfig, env: Mapping[str, str] | None = None) -> str | None:

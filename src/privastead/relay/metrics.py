@@ -74,6 +74,13 @@ def standard() -> Metrics:
     m.describe("relay_live_frames_dropped_total", "counter", "live frames dropped for slow viewers")
     m.describe("relay_ws_events_dropped_total", "counter", "subscription events replaced by resync")
     m.describe("relay_auth_failures_total", "counter", "rejected tokens")
+    m.describe("relay_front_uploads_total", "counter", "uploads the native front stored itself")
+    m.describe("relay_front_downloads_total", "counter", "downloads the native front answered")
+    m.describe(
+        "relay_front_backend_connections_total",
+        "counter",
+        "connections the native front opened to forward requests to the relay",
+    )
     m.describe("relay_mailbox_messages", "gauge", "messages stored, all mailboxes")
     m.describe("relay_mailbox_bytes", "gauge", "bytes stored, all mailboxes")
     m.describe("relay_mailbox_depth_max", "gauge", "messages in the deepest mailbox")

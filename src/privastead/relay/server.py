@@ -8,6 +8,7 @@ import resource
 import signal
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -15,9 +16,11 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 from privastead.clock import SYSTEM_CLOCK
+from privastead.relay import front, peers
 from privastead.relay.app import create_app, drain
 from privastead.relay.config import RelayConfig
 from privastead.relay.httputil import error_response
+from privastead.relay.state import STATE
 
 _log = logging.getLogger(__name__)
 
@@ -59,12 +62,57 @@ class JsonErrorHandler(RequestHandler):
         return response
 
 
-def json_errors(factory: Callable[[], RequestHandler]) -> Callable[[], RequestHandler]:
-    """Wrap aiohttp's protocol factory so every connection uses ``JsonErrorHandler``."""
+class FrontHandler(JsonErrorHandler):
+    """A connection from the native front: its first line names the client (``peers``)."""
+
+    __slots__ = ()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        _PREAMBLE[self] = b""
+        super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        pending = _PREAMBLE.get(self)
+        if pending is None:
+            super().data_received(data)
+            return
+        pending += data
+        line, newline, rest = pending.partition(b"\n")
+        if not newline:
+            if len(pending) > _PREAMBLE_MAX and self.transport is not None:
+                self.transport.close()
+            _PREAMBLE[self] = pending
+            return
+        del _PREAMBLE[self]
+        kind, _, address = line.decode("ascii", "replace").partition(" ")
+        if kind != "PEER" or not address:
+            _log.error("a front connection without its PEER line; closing it")
+            if self.transport is not None:
+                self.transport.close()
+            return
+        peers.remember(self, address)
+        if rest:
+            super().data_received(rest)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        _PREAMBLE.pop(self, None)
+        peers.forget(self)
+        super().connection_lost(exc)
+
+
+_PREAMBLE: dict[RequestHandler, bytes] = {}  # front connections before their PEER line
+_PREAMBLE_MAX = 128
+
+
+def json_errors(
+    factory: Callable[[], RequestHandler], kind: type[JsonErrorHandler] = JsonErrorHandler
+) -> Callable[[], RequestHandler]:
+    """Wrap aiohttp's protocol factory so every connection uses ``kind`` (``JsonErrorHandler``,
+    or ``FrontHandler`` on the native front's socket)."""
 
     def make() -> RequestHandler:
         handler = factory()
-        handler.__class__ = JsonErrorHandler  # same layout (no new slots): only the method
+        handler.__class__ = kind  # same layout (no new slots): only methods
         return handler
 
     return make
@@ -77,6 +125,50 @@ def tls_context(config: RelayConfig) -> ssl.SSLContext | None:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(config.tls_cert, config.tls_key)
     return context
+
+
+@dataclass
+class Listening:
+    """Where the relay takes connections: its own TCP server, or the native front."""
+
+    port: int
+    native: front.Front | None = None
+    server: asyncio.Server | None = None
+
+    def stop_accepting(self) -> None:
+        if self.native is not None:
+            self.native.begin_stop()
+        if self.server is not None:
+            self.server.close()
+
+    async def close(self) -> None:
+        self.stop_accepting()
+        if self.native is not None:
+            await self.native.stop()
+
+
+async def listen(
+    config: RelayConfig,
+    app: web.Application,
+    factory: Callable[[], RequestHandler],
+    fatal: Callable[[str], None],
+) -> Listening:
+    """Start taking connections: through the native front when ``front.wanted``, else on
+    our own listening server (not a TCPSite, so a graceful stop can close the listener first
+    and keep reading bodies of uploads in flight; aiohttp's own shutdown stops reading
+    request bodies at once)."""
+    if front.wanted(config):
+        native = front.Front(config, app[STATE], json_errors(factory, FrontHandler), fatal)
+        return Listening(await native.start(), native=native)
+    server = await asyncio.get_running_loop().create_server(
+        json_errors(factory),
+        config.host,
+        config.port,
+        ssl=tls_context(config),
+        backlog=1024,
+        reuse_address=True,
+    )
+    return Listening(config.port, server=server)
 
 
 async def serve(
@@ -94,37 +186,39 @@ async def serve(
         lingering_time=2.0,
     )
     await runner.setup()
-    context = tls_context(config)
-    # Our own listening server (not a TCPSite), so a graceful stop can close the listener
-    # first and keep reading bodies of uploads in flight; aiohttp's own shutdown stops
-    # reading request bodies at once.
     loop = asyncio.get_running_loop()
-    protocol_factory = runner.server
-    assert protocol_factory is not None  # set by setup()
-    listener = await loop.create_server(
-        json_errors(protocol_factory),
-        config.host,
-        config.port,
-        ssl=context,
-        backlog=1024,
-        reuse_address=True,
-    )
-    scheme = "https" if context else "http"
-    _log.info("relay listening on %s://%s:%d", scheme, config.host, config.port)
-    print(f"privastead-server: listening on {scheme}://{config.host}:{config.port}", flush=True)
-    stop = stop or asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stopping = stop or asyncio.Event()
+    failure: list[str] = []
+
+    def fatal(reason: str) -> None:
+        _log.critical("%s; stopping the relay", reason)
+        failure.append(reason)
+        stopping.set()
+
+    assert runner.server is not None  # set by setup()
     try:
-        await stop.wait()
+        listening = await listen(config, app, runner.server, fatal)
+    except BaseException:
+        await runner.cleanup()
+        raise
+    scheme = "https" if config.tls_cert else "http"
+    how = " (native front)" if listening.native is not None else ""
+    _log.info("relay listening on %s://%s:%d%s", scheme, config.host, listening.port, how)
+    print(f"privastead-server: listening on {scheme}://{config.host}:{listening.port}", flush=True)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    try:
+        await stopping.wait()
         _log.info("stopping: finishing in-flight requests")
-        listener.close()
+        listening.stop_accepting()
         await drain(app, limits.shutdown_timeout)
     finally:
-        listener.close()
+        await listening.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await runner.cleanup()
+    if failure:
+        raise RuntimeError(failure[0])
     _log.info("relay stopped")
 
 
@@ -138,4 +232,14 @@ def run(config: RelayConfig, operator_token: str | None) -> None:
         asyncio.run(serve(config, operator_token))
 
 
-__all__ = ["JsonErrorHandler", "json_errors", "raise_fd_limit", "run", "serve", "tls_context"]
+__all__ = [
+    "FrontHandler",
+    "JsonErrorHandler",
+    "Listening",
+    "json_errors",
+    "listen",
+    "raise_fd_limit",
+    "run",
+    "serve",
+    "tls_context",
+]

@@ -37,6 +37,7 @@ from aiohttp import web
 
 from privastead.clock import Clock
 from privastead.relay.config import AuthConfig
+from privastead.relay.peers import peer_of
 
 _log = logging.getLogger(__name__)
 _MAX_TRACKED = 100_000  # bounded memory under a flood of distinct addresses or token ids
@@ -128,7 +129,7 @@ class ClientAddress:
 
     def key(self, request: web.BaseRequest) -> str:
         """The throttle key of the client behind ``request`` (``addr:...``)."""
-        peer = _parse(request.remote)
+        peer = _parse(peer_of(request))
         if peer is not None and self._proxies and self._trusted(peer):
             # A chain "client, proxy1, proxy2": walk from the right past our own proxies.
             hops = ",".join(request.headers.getall(self._header, [])).split(",")

@@ -1,0 +1,614 @@
+//! One client connection, for its whole life: each request is either a small upload the
+//! front stores itself, or forwarded byte for byte to the Python relay over this
+//! connection's own backend connection (a Unix socket), whose answer comes back the same way.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::timeout;
+
+use crate::control::Outgoing;
+use crate::date;
+use crate::fetch::{self, Body as FetchBody, Found, SMALL_FILE};
+use crate::frame::{self, Body, Chunks, Parsed};
+use crate::request::{examine, Fetch, Peeked, Upload, HEADER_MAX};
+use crate::settings::Settings;
+use crate::writer::{Job, Outcome};
+
+/// Largest response head the front reads from the relay.
+const RESPONSE_HEAD_MAX: usize = 64 * 1024;
+const COPY_BUFFER: usize = 64 * 1024;
+const TUNNEL_CHUNK: usize = 16 * 1024;
+
+/// What every connection shares.
+pub struct Shared {
+    pub settings: Settings,
+    pub jobs: mpsc::Sender<Job>,
+    pub reader: fetch::Reader,
+    /// Downloads answered since the relay was last told (it counts them in its metrics).
+    pub served: Arc<Served>,
+    pub control: std::sync::mpsc::SyncSender<Outgoing>,
+    /// `Some(_)` once the front stops.
+    pub stop: watch::Receiver<Option<bool>>,
+}
+
+#[derive(Default)]
+pub struct Served {
+    pub requests: AtomicU64,
+    pub bytes: AtomicU64,
+    /// A report is queued and has not taken the counts yet.
+    pending: std::sync::atomic::AtomicBool,
+}
+
+impl Served {
+    /// Count one download and make sure a report follows. While the control thread is busy,
+    /// many downloads share one report; the relay's counts are behind by microseconds.
+    pub fn add(&self, bytes: u64, control: &std::sync::mpsc::SyncSender<Outgoing>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            let _ = control.try_send(Outgoing::Served);
+        }
+    }
+
+    /// (requests, bytes) since the last call.
+    pub fn take(&self) -> (u64, u64) {
+        self.pending.store(false, Ordering::Release);
+        (
+            self.requests.swap(0, Ordering::Relaxed),
+            self.bytes.swap(0, Ordering::Relaxed),
+        )
+    }
+}
+
+/// The relay's side of one client connection, opened at its first forwarded request.
+struct Backend {
+    stream: UnixStream,
+    idle_since: Instant,
+}
+
+enum Head {
+    /// An upload of `length` bytes (header and body) the front may store.
+    Upload(Upload, usize),
+    /// A message fetch of `length` bytes the front may answer.
+    Fetch(Fetch, usize),
+    /// For the relay.
+    Forward(frame::Request),
+    /// The client closed the connection.
+    Closed,
+}
+
+/// After a forwarded exchange: serve the next request, or close.
+enum Next {
+    Again,
+    Close,
+}
+
+pub async fn serve(mut client: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = client.set_nodelay(true);
+    let settings = &shared.settings;
+    let mut stop = shared.stop.clone();
+    let mut backend: Option<Backend> = None;
+    loop {
+        // Between requests: no buffer held, only the keep-alive timer. (Waiting for the
+        // first byte itself: a socket may report itself readable before it has any.)
+        let mut first = [0u8; 1];
+        tokio::select! {
+            got = timeout(settings.idle(), client.peek(&mut first)) => {
+                if !matches!(got, Ok(Ok(n)) if n > 0) {
+                    return;
+                }
+            }
+            _ = stop.wait_for(Option::is_some) => return,
+        }
+        let mut buf = vec![0u8; HEADER_MAX + settings.body_max];
+        let request = match peek_request(&client, &mut buf, settings).await {
+            Head::Closed => return,
+            Head::Forward(request) => request,
+            Head::Upload(upload, length) => match store(&shared, upload).await {
+                Some(seq) => {
+                    if !answer_stored(&mut client, &mut buf, length, seq, settings).await {
+                        return;
+                    }
+                    continue;
+                }
+                // Not the front's to answer (a refusal, a duplicate...): the relay's.
+                None => frame::request(&buf[..length]),
+            },
+            Head::Fetch(fetch, length) => match shared.reader.find(&fetch, unix_now()) {
+                Some(found) => {
+                    let served =
+                        answer_fetch(&mut client, &mut buf, length, &fetch, found, &shared);
+                    if !served.await {
+                        return;
+                    }
+                    continue;
+                }
+                None => frame::request(&buf[..length]),
+            },
+        };
+        drop(buf); // a WebSocket or a long-poll may follow: hold nothing for it
+        let Some(link) = connect(&mut backend, peer, settings).await else {
+            let _ = client.write_all(&unavailable()).await;
+            return;
+        };
+        let next = match request {
+            frame::Request::Length {
+                head,
+                body,
+                head_method,
+            } => exchange(&mut client, link, head as u64 + body, head_method).await,
+            frame::Request::Tunnel | frame::Request::Incomplete => {
+                tunnel(&mut client, link).await;
+                Next::Close
+            }
+        };
+        match next {
+            Next::Again => {
+                if let Some(b) = backend.as_mut() {
+                    b.idle_since = Instant::now();
+                }
+            }
+            Next::Close => {
+                linger(&mut client).await;
+                return;
+            }
+        }
+    }
+}
+
+/// The request at the head of the connection, without taking it off the socket.
+async fn peek_request(client: &TcpStream, buf: &mut [u8], settings: &Settings) -> Head {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let n = match client.peek(buf).await {
+            Ok(0) | Err(_) => return Head::Closed,
+            Ok(n) => n,
+        };
+        let seen = &buf[..n];
+        match examine(seen, settings.body_max, settings.max_push_payload) {
+            Peeked::Upload { upload, length } => return Head::Upload(upload, length),
+            Peeked::Fetch { fetch, length } => return Head::Fetch(fetch, length),
+            Peeked::Other => match frame::request(seen) {
+                frame::Request::Incomplete if n < buf.len() => {}
+                request => return Head::Forward(request),
+            },
+            Peeked::Incomplete => {}
+        }
+        // The rest of a request usually follows within a round trip. Peeking again cannot
+        // wait for "more" bytes, so poll, backing off; past the hand-over time the relay
+        // takes it as it is, and its own timeouts apply.
+        if started.elapsed() >= settings.handover() {
+            return Head::Forward(frame::request(seen));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+async fn store(shared: &Shared, upload: Upload) -> Option<i64> {
+    let (reply, outcome) = oneshot::channel();
+    shared.jobs.send(Job { upload, reply }).await.ok()?;
+    match outcome.await {
+        Ok(Outcome::Stored(seq)) => Some(seq),
+        _ => None,
+    }
+}
+
+/// Take the stored request off the socket and answer it; false: close the connection.
+async fn answer_stored(
+    client: &mut TcpStream,
+    buf: &mut [u8],
+    length: usize,
+    seq: i64,
+    settings: &Settings,
+) -> bool {
+    // Only now is the request read: until the commit said "stored", it could still have
+    // gone to the relay as it was.
+    let close = matches!(
+        examine(&buf[..length], settings.body_max, settings.max_push_payload),
+        Peeked::Upload { ref upload, .. } if upload.close
+    );
+    if client.read_exact(&mut buf[..length]).await.is_err() {
+        return false;
+    }
+    let answer = created(seq, close);
+    if !matches!(
+        timeout(settings.idle(), client.write_all(&answer)).await,
+        Ok(Ok(()))
+    ) {
+        return false;
+    }
+    if close {
+        let _ = client.shutdown().await;
+        return false;
+    }
+    true
+}
+
+/// Take the fetch request off the socket and answer it with the message; false: close.
+async fn answer_fetch(
+    client: &mut TcpStream,
+    buf: &mut [u8],
+    length: usize,
+    fetch: &Fetch,
+    found: Found,
+    shared: &Shared,
+) -> bool {
+    if client.read_exact(&mut buf[..length]).await.is_err() {
+        return false;
+    }
+    let size = found.size;
+    let mut answer =
+        format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\n\
+         Cache-Control: no-store\r\nPrivastead-Seq: {}\r\nDate: {}\r\n{}\r\n",
+        fetch.seq,
+        date::now(),
+        if fetch.close { "Connection: close\r\n" } else { "" },
+    )
+        .into_bytes();
+    let stall = shared.settings.idle();
+    // Counted before the answer goes out, so the relay's metrics have it by the time the
+    // client can ask for them.
+    shared.served.add(size, &shared.control);
+    let sent = match found.body {
+        FetchBody::Inline(body) => {
+            answer.extend_from_slice(&body);
+            write_within(client, &answer, stall).await
+        }
+        // Small files with their header in one write; larger ones by sendfile.
+        FetchBody::File(mut file) if size <= SMALL_FILE => {
+            let before = answer.len();
+            file.read_to_end(&mut answer).is_ok()
+                && (answer.len() - before) as u64 == size
+                && write_within(client, &answer, stall).await
+        }
+        FetchBody::File(file) => {
+            write_within(client, &answer, stall).await
+                && send_file(client, &file, size, stall).await
+        }
+    };
+    if !sent {
+        return false;
+    }
+    if fetch.close {
+        let _ = client.shutdown().await;
+        return false;
+    }
+    true
+}
+
+async fn write_within(client: &mut TcpStream, bytes: &[u8], stall: Duration) -> bool {
+    matches!(timeout(stall, client.write_all(bytes)).await, Ok(Ok(())))
+}
+
+/// `size` bytes of `file` to the client by `sendfile`, as much as the socket takes at a
+/// time; false if the client stops reading for `stall` or the file is shorter.
+async fn send_file(client: &TcpStream, file: &std::fs::File, size: u64, stall: Duration) -> bool {
+    let Ok(size) = nix::libc::off_t::try_from(size) else {
+        return false;
+    };
+    let mut offset: nix::libc::off_t = 0;
+    while offset < size {
+        if !matches!(timeout(stall, client.writable()).await, Ok(Ok(()))) {
+            return false;
+        }
+        let left = usize::try_from(size - offset)
+            .unwrap_or(usize::MAX)
+            .min(1 << 20);
+        let sent = client.try_io(Interest::WRITABLE, || {
+            nix::sys::sendfile::sendfile(client, file, Some(&mut offset), left)
+                .map_err(std::io::Error::from)
+        });
+        match sent {
+            Ok(0) => return false, // the file is shorter than its row says
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// This connection's backend connection: the one it had, unless idle for half the relay's
+/// keep-alive time (the relay may be closing it), else a new one. Its first line tells the
+/// relay who the client is: the relay trusts it because only the front can reach the socket.
+async fn connect<'a>(
+    slot: &'a mut Option<Backend>,
+    peer: SocketAddr,
+    settings: &Settings,
+) -> Option<&'a mut UnixStream> {
+    let fresh = slot
+        .as_ref()
+        .is_some_and(|b| b.idle_since.elapsed() < settings.idle() / 2);
+    if !fresh {
+        let mut stream = UnixStream::connect(&settings.backend).await.ok()?;
+        let line = format!("PEER {}\n", peer.ip().to_canonical());
+        stream.write_all(line.as_bytes()).await.ok()?;
+        *slot = Some(Backend {
+            stream,
+            idle_since: Instant::now(),
+        });
+    }
+    slot.as_mut().map(|b| &mut b.stream)
+}
+
+/// Forward one request of `length` bytes and its response; the body goes up while the
+/// answer may already come down (the relay may refuse before reading it).
+async fn exchange(
+    client: &mut TcpStream,
+    backend: &mut UnixStream,
+    length: u64,
+    head_method: bool,
+) -> Next {
+    let (outcome, sent) = {
+        let (mut client_r, mut client_w) = client.split();
+        let (mut backend_r, mut backend_w) = backend.split();
+        let send = copy_exact(&mut client_r, &mut backend_w, length);
+        let recv = relay_response(&mut backend_r, &mut client_w, head_method);
+        tokio::pin!(send, recv);
+        let mut sent = false;
+        let outcome = loop {
+            tokio::select! {
+                done = &mut send, if !sent => {
+                    if !done {
+                        return Next::Close;
+                    }
+                    sent = true;
+                }
+                outcome = &mut recv => break outcome,
+            }
+        };
+        (outcome, sent)
+    };
+    match outcome {
+        Relayed::Done { close: false } if sent => Next::Again,
+        Relayed::Upgraded => {
+            // A WebSocket: the rest of the connection belongs to it.
+            tunnel(client, backend).await;
+            Next::Close
+        }
+        _ => Next::Close,
+    }
+}
+
+/// Copy both ways until the relay's side ends (it answered and closed, or the WebSocket
+/// ended); the client's end of input is passed on and the relay's answer still copied. A
+/// buffer exists only while bytes move: an idle WebSocket holds none.
+async fn tunnel(client: &mut TcpStream, backend: &mut UnixStream) {
+    let mut client_open = true;
+    loop {
+        tokio::select! {
+            ready = client.readable(), if client_open => {
+                if ready.is_err() {
+                    return;
+                }
+                let mut buf = vec![0u8; TUNNEL_CHUNK];
+                match client.try_read(&mut buf) {
+                    Ok(0) => {
+                        client_open = false;
+                        let _ = backend.shutdown().await;
+                    }
+                    Ok(n) => {
+                        if backend.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => return,
+                }
+            }
+            ready = backend.readable() => {
+                if ready.is_err() {
+                    return;
+                }
+                let mut buf = vec![0u8; TUNNEL_CHUNK];
+                match backend.try_read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        if client.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => return,
+                }
+            }
+        }
+    }
+}
+
+/// Close after an answer without losing it: a close with unread input would reset the
+/// connection, and the client could lose the answer; so say we are done, then read and drop
+/// what the client still sends, for a moment (as aiohttp does).
+async fn linger(client: &mut TcpStream) {
+    const LINGER: Duration = Duration::from_secs(2);
+    let _ = client.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = timeout(LINGER, async {
+        while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
+async fn copy_exact<R, W>(from: &mut R, to: &mut W, mut left: u64) -> bool
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut buf = vec![
+        0u8;
+        COPY_BUFFER
+            .min(usize::try_from(left).unwrap_or(COPY_BUFFER))
+            .max(1)
+    ];
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(buf.len()));
+        match from.read(&mut buf[..want]).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return false;
+                }
+                left -= n as u64;
+            }
+        }
+    }
+    to.flush().await.is_ok()
+}
+
+enum Relayed {
+    Done { close: bool },
+    Upgraded,
+    Broken,
+}
+
+/// Copy one response (interim `1xx` ones first) from the relay to the client.
+async fn relay_response<R, W>(from: &mut R, to: &mut W, head_method: bool) -> Relayed
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        let response = loop {
+            match frame::response(&buf, head_method) {
+                Parsed::Complete(r) => break r,
+                Parsed::Invalid => return Relayed::Broken,
+                Parsed::Incomplete if buf.len() >= RESPONSE_HEAD_MAX => return Relayed::Broken,
+                Parsed::Incomplete => {
+                    if !read_more(from, &mut buf).await {
+                        return Relayed::Broken;
+                    }
+                }
+            }
+        };
+        let interim = (100..200).contains(&response.status) && response.status != 101;
+        if interim {
+            if to.write_all(&buf[..response.head]).await.is_err() {
+                return Relayed::Broken;
+            }
+            buf.drain(..response.head);
+            continue;
+        }
+        return match response.body {
+            Body::Upgrade => {
+                if to.write_all(&buf).await.is_err() || to.flush().await.is_err() {
+                    return Relayed::Broken;
+                }
+                Relayed::Upgraded
+            }
+            Body::Length(n) => {
+                let have = (buf.len() - response.head) as u64;
+                if have > n {
+                    return Relayed::Broken; // more than one answer per request
+                }
+                if to.write_all(&buf).await.is_err() || !copy_exact(from, to, n - have).await {
+                    return Relayed::Broken;
+                }
+                Relayed::Done {
+                    close: response.close,
+                }
+            }
+            Body::Chunked => {
+                let mut chunks = Chunks::default();
+                let first = &buf[response.head..];
+                match chunks.feed(first) {
+                    Some(n) if n == first.len() => {}
+                    _ => return Relayed::Broken,
+                }
+                if to.write_all(&buf).await.is_err() {
+                    return Relayed::Broken;
+                }
+                let mut piece = vec![0u8; COPY_BUFFER];
+                while !chunks.done() {
+                    let n = match from.read(&mut piece).await {
+                        Ok(0) | Err(_) => return Relayed::Broken,
+                        Ok(n) => n,
+                    };
+                    match chunks.feed(&piece[..n]) {
+                        Some(used) if used == n => {}
+                        _ => return Relayed::Broken,
+                    }
+                    if to.write_all(&piece[..n]).await.is_err() {
+                        return Relayed::Broken;
+                    }
+                }
+                if to.flush().await.is_err() {
+                    return Relayed::Broken;
+                }
+                Relayed::Done {
+                    close: response.close,
+                }
+            }
+            Body::UntilClose => {
+                if to.write_all(&buf).await.is_err() {
+                    return Relayed::Broken;
+                }
+                let _ = tokio::io::copy(from, to).await;
+                Relayed::Done { close: true }
+            }
+        };
+    }
+}
+
+async fn read_more<R: tokio::io::AsyncRead + Unpin>(from: &mut R, buf: &mut Vec<u8>) -> bool {
+    let mut piece = [0u8; 4096];
+    match from.read(&mut piece).await {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            buf.extend_from_slice(&piece[..n]);
+            true
+        }
+    }
+}
+
+/// The answer when the relay cannot be reached (it is restarting, say).
+fn unavailable() -> Vec<u8> {
+    let body = r#"{"error": {"code": "relay_unavailable", "message": "the relay is not answering; retry in a moment"}}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n\
+         Content-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn created(seq: i64, close: bool) -> Vec<u8> {
+    let body = format!("{{\"seq\": {seq}, \"duplicate\": false, \"evicted\": []}}");
+    format!(
+        "HTTP/1.1 201 Created\r\nContent-Type: application/json; charset=utf-8\r\n\
+         Content-Length: {}\r\nDate: {}\r\n{}\r\n{}",
+        body.len(),
+        date::now(),
+        if close { "Connection: close\r\n" } else { "" },
+        body
+    )
+    .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_unavailable_answer_is_well_framed() {
+        let answer = super::unavailable();
+        let text = std::str::from_utf8(&answer).unwrap_or_default();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+    }
+}
