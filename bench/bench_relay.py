@@ -253,7 +253,7 @@ async def idle_sockets(cfg: dict[str, Any]) -> dict[str, Any]:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     relay = psutil.Process(cfg["pid"])
-    before = relay.memory_info().rss
+    before = _rss(relay)
     headers = {"Authorization": f"Bearer {cfg['token']}"}
     url = cfg["url"].replace("http", "ws", 1) + "/v1/ws"
     sockets = []
@@ -269,7 +269,7 @@ async def idle_sockets(cfg: dict[str, Any]) -> dict[str, Any]:
 
         await asyncio.gather(*(connect() for _ in range(cfg["count"])))
         await asyncio.sleep(1.0)
-        after = relay.memory_info().rss
+        after = _rss(relay)
         await asyncio.gather(*(ws.close() for ws in sockets))
     return {
         "sockets": len(sockets),
@@ -358,6 +358,13 @@ def run_load(kind: str, cfg: dict[str, Any], server_pid: int | None = None) -> d
     if server_pid is not None:
         result["server_cpu_s"] = _cpu(server_pid) - cpu0
     return result
+
+
+def _rss(proc: Any) -> int:
+    """Resident bytes of a server process and its children (the relay's native front)."""
+    return int(proc.memory_info().rss) + sum(
+        int(c.memory_info().rss) for c in proc.children(recursive=True)
+    )
 
 
 def _cpu(pid: int | None) -> float:
@@ -473,6 +480,12 @@ def main() -> int:
         default="full",
         help="SQLite synchronous= of the relay (config key durability)",
     )
+    parser.add_argument(
+        "--front",
+        choices=["auto", "native", "python"],
+        default="auto",
+        help="who accepts connections (config key front): the native front or Python alone",
+    )
     parser.add_argument("--load", nargs=2, metavar=("KIND", "JSON"), help=argparse.SUPPRESS)
     parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -516,6 +529,7 @@ def main() -> int:
     # limits (the defaults are per household; budgets.py).
     config.write_text(
         f'event_loop = "{args.event_loop}"\ndurability = "{args.durability}"\n'
+        f'front = "{args.front}"\n'
         "[budgets]\nsockets_per_account = 10000\nsockets_per_token = 10000\n"
     )
     relay = subprocess.Popen(
@@ -542,6 +556,7 @@ def main() -> int:
         "clients": args.clients,
         "event_loop": args.event_loop,
         "durability": args.durability,
+        "front": args.front,
         "seconds": args.seconds,
         "cpus": os.cpu_count(),
         "loadavg_start": os.getloadavg()[0],
@@ -551,7 +566,7 @@ def main() -> int:
         wait_http(url + "/healthz")
         import psutil
 
-        results["idle_rss_mib"] = psutil.Process(relay.pid).memory_info().rss / 2**20
+        results["idle_rss_mib"] = _rss(psutil.Process(relay.pid)) / 2**20
         rows.append(("relay idle RSS (after start)", f"{results['idle_rss_mib']:.1f} MiB", ""))
         boxes = [os.urandom(16).hex() for _ in range(8)]
         for box in boxes:
