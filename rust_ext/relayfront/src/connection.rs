@@ -111,17 +111,22 @@ pub async fn serve(mut client: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         let request = match peek_request(&client, &mut buf, settings).await {
             Head::Closed => return,
             Head::Forward(request) => request,
-            Head::Upload(upload, length) => match store(&shared, upload).await {
-                Some(seq) => {
-                    if !answer_stored(&mut client, &mut buf, length, seq, settings).await {
-                        return;
+            Head::Upload(upload, length) => {
+                let close = upload.close;
+                match store(&shared, upload).await {
+                    Some(seq) => {
+                        let answered =
+                            answer_stored(&mut client, &mut buf, length, seq, close, settings);
+                        if !answered.await {
+                            return;
+                        }
+                        continue;
                     }
-                    continue;
+                    // Not the front's to answer (a refusal, a duplicate...): the relay's.
+                    None => frame::request(&buf[..length]),
                 }
-                // Not the front's to answer (a refusal, a duplicate...): the relay's.
-                None => frame::request(&buf[..length]),
-            },
-            Head::Fetch(fetch, length) => match shared.reader.find(&fetch, unix_now()) {
+            }
+            Head::Fetch(fetch, length) => match shared.reader.find(&fetch, date::unix_now()) {
                 Some(found) => {
                     let served =
                         answer_fetch(&mut client, &mut buf, length, &fetch, found, &shared);
@@ -208,22 +213,15 @@ async fn answer_stored(
     buf: &mut [u8],
     length: usize,
     seq: i64,
+    close: bool,
     settings: &Settings,
 ) -> bool {
     // Only now is the request read: until the commit said "stored", it could still have
     // gone to the relay as it was.
-    let close = matches!(
-        examine(&buf[..length], settings.body_max, settings.max_push_payload),
-        Peeked::Upload { ref upload, .. } if upload.close
-    );
     if client.read_exact(&mut buf[..length]).await.is_err() {
         return false;
     }
-    let answer = created(seq, close);
-    if !matches!(
-        timeout(settings.idle(), client.write_all(&answer)).await,
-        Ok(Ok(()))
-    ) {
+    if !write_within(client, &created(seq, close), settings.idle()).await {
         return false;
     }
     if close {
@@ -316,13 +314,6 @@ async fn send_file(client: &TcpStream, file: &std::fs::File, size: u64, stall: D
         }
     }
     true
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// This connection's backend connection: the one it had, unless idle for half the relay's

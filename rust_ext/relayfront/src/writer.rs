@@ -8,7 +8,6 @@
 //! `Outcome::NotMine`: the connection then goes to the relay, which decides.
 
 use std::fs::File;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -18,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::auth;
 use crate::control::Outgoing;
+use crate::date;
 use crate::error::Error;
 use crate::request::Upload;
 use crate::saturation;
@@ -55,8 +55,7 @@ pub struct Record {
 
 pub struct Writer {
     conn: Connection,
-    lock: Option<Flock<File>>,
-    lock_file: Option<File>,
+    lock_file: File,
     settings: Settings,
     saturation: saturation::Shared,
 }
@@ -89,8 +88,7 @@ impl Writer {
             .open(&settings.write_lock)?;
         Ok(Writer {
             conn,
-            lock: None,
-            lock_file: Some(lock_file),
+            lock_file,
             settings: settings.clone(),
             saturation,
         })
@@ -140,40 +138,13 @@ impl Writer {
         Ok(())
     }
 
-    fn lock(&mut self) -> Result<(), Error> {
-        if let Some(file) = self.lock_file.take() {
-            match Flock::lock(file, FlockArg::LockExclusive) {
-                Ok(lock) => self.lock = Some(lock),
-                Err((file, e)) => {
-                    self.lock_file = Some(file);
-                    return Err(e.into());
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn unlock(&mut self) -> Result<(), Error> {
-        if let Some(lock) = self.lock.take() {
-            match lock.unlock() {
-                Ok(file) => self.lock_file = Some(file),
-                Err((lock, e)) => {
-                    self.lock = Some(lock);
-                    return Err(e.into());
-                }
-            }
-        }
-        Ok(())
-    }
-
     fn commit(&mut self, batch: &[Job]) -> Result<(Vec<Outcome>, Vec<Record>), Error> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
-        self.lock()?;
-        let result = self.transaction(batch, now);
-        self.unlock()?;
+        // The writers' lock for the transaction (a duplicate of the descriptor, released when
+        // the guard drops); the relay's writer takes the same one.
+        let lock = Flock::lock(self.lock_file.try_clone()?, FlockArg::LockExclusive)
+            .map_err(|(_, e)| Error::from(e))?;
+        let result = self.transaction(batch, date::unix_now());
+        drop(lock);
         match result {
             Ok(done) => Ok(done),
             Err(e) => {

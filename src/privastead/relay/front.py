@@ -75,13 +75,13 @@ def wanted(config: RelayConfig) -> bool:
     return config.front != "python" and possible
 
 
-def _settings(config: RelayConfig, control: Path, backend: Path) -> str:
+def _settings(config: RelayConfig, port: int, control: Path, backend: Path) -> str:
     limits = config.limits
     database = config.data_dir / "relay.sqlite3"
     return json.dumps(
         {
             "host": config.host,
-            "port": config.port,
+            "port": port,
             "control": str(control),
             "backend": str(backend),
             "parent_pid": os.getpid(),
@@ -129,7 +129,9 @@ class Front:
         self._stopping = False
         self._deaths: list[float] = []
         self._watcher: asyncio.Task[None] | None = None
-        self.port = config.port
+        # The configured port, then the one the first front bound (port 0: a front started
+        # again listens where its clients already connect).
+        self._port = config.port
 
     async def start(self) -> int:
         """Start the front; returns the port it listens on."""
@@ -148,8 +150,8 @@ class Front:
         listener.listen(1)
         listener.setblocking(False)
         self._listener = listener
-        self.port = await self._spawn()
-        return self.port
+        self._port = await self._spawn()
+        return self._port
 
     async def _spawn(self) -> int:
         assert self._listener is not None
@@ -158,7 +160,7 @@ class Front:
             sys.executable,
             "-m",
             "privastead.relay.front_child",
-            _settings(self._config, self._path, self._backend_path),
+            _settings(self._config, self._port, self._path, self._backend_path),
             stdin=asyncio.subprocess.DEVNULL,
         )
         self._proc = proc
@@ -167,7 +169,6 @@ class Front:
                 conn = await self._accept(proc)
                 self._conn = conn
                 self._loop.add_reader(conn.fileno(), self._readable)
-                self._watcher = self._loop.create_task(self._watch(proc))
                 self.send_saturation()
                 port = await self._ready
         except BaseException:
@@ -176,6 +177,8 @@ class Front:
             await proc.wait()
             self._disconnect()
             raise
+        # Watched only once it runs: a front that failed to start is not started again.
+        self._watcher = self._loop.create_task(self._watch(proc))
         _log.info("native front (pid %d) listening on port %d", proc.pid, port)
         return port
 
@@ -202,12 +205,12 @@ class Front:
         """Tell the front which accounts and tokens are at their share of bodies being
         received (and whether all are): their uploads go to the relay, which refuses them as
         ever. Sent at start and whenever it changes."""
+        if self._conn is None:
+            return
         accounts, tokens, total = self._state.shares.bodies.saturated()
         message = (
             b"B" + json.dumps({"accounts": accounts, "tokens": tokens, "total": total}).encode()
         )
-        if self._conn is None:
-            return
         try:
             self._conn.send(message)
         except BlockingIOError:  # the front is behind: try again in a moment
