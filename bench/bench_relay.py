@@ -73,6 +73,56 @@ def wait_port(port: int, timeout: float = 10) -> None:
 
 
 # ---------------------------------------------------------------- load generator (child)
+class RawExchange(asyncio.Protocol):
+    """One kept-alive HTTP/1.1 connection of the raw load generator: write a prepared request,
+    wait for its answer (status line and Content-Length, nothing else parsed).
+
+    aiohttp's client costs about as much CPU per small request as the relay itself, so on two
+    shared cores a load generated with it measures the client as much as the server. This
+    speaks just enough HTTP for the relay's and the floor's answers (always Content-Length)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.waiter is not None and not self.waiter.done():
+            answer = self._answer()
+            if answer is not None:
+                self.waiter.set_result(answer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc or ConnectionError("the server closed the connection"))
+
+    def _answer(self) -> tuple[int, bytes] | None:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        head = bytes(self.buffer[:end]).lower()
+        at = head.find(b"\r\ncontent-length:")
+        if at < 0:
+            raise RuntimeError(f"an answer without Content-Length: {head[:200]!r}")
+        stop = head.find(b"\r\n", at + 2)
+        length = int(head[at + 17 : stop if stop > 0 else None])
+        if len(self.buffer) < end + 4 + length:
+            return None
+        body = bytes(self.buffer[end + 4 : end + 4 + length])
+        del self.buffer[: end + 4 + length]
+        return int(head[9:12]), body
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return await self.waiter
+
+
 async def small_messages(cfg: dict[str, Any]) -> dict[str, Any]:
     """Concurrent uploaders of 256-byte messages; one WebSocket subscriber times delivery.
 
@@ -138,9 +188,44 @@ async def small_messages(cfg: dict[str, Any]) -> dict[str, Any]:
                 rtt.append(time.monotonic() - t0)
                 i += batch
 
+        async def raw_uploader(n: int) -> None:
+            headers, boxes = household(n)
+            host, port = url.removeprefix("http://").rsplit(":", 1)
+            _, conn = await asyncio.get_running_loop().create_connection(
+                RawExchange, host, int(port)
+            )
+            fixed = (
+                f"Host: {host}:{port}\r\nAuthorization: {headers['Authorization']}\r\n"
+                f"Content-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n"
+            ).encode()
+            i = 0
+            try:
+                while time.monotonic() < stop_at:
+                    box = boxes[(n + i) % len(boxes)]
+                    request = (
+                        f"POST /v1/mailboxes/{box}/messages HTTP/1.1\r\n"
+                        f"Privastead-Message-Id: c{n}-{i}\r\n".encode()
+                        + fixed
+                        + b"\r\n"
+                        + body
+                    )
+                    t0 = time.monotonic()
+                    status, answer = await conn.exchange(request)
+                    result = json.loads(answer)
+                    assert status == 201, result
+                    sent[(box, result["seq"])] = t0
+                    rtt.append(time.monotonic() - t0)
+                    i += 1
+            finally:
+                assert conn.transport is not None
+                conn.transport.close()
+
         async def uploader(n: int) -> None:
             if batch > 1:
                 await batcher(n)
+                return
+            if cfg.get("loader", "aiohttp") == "raw":
+                await raw_uploader(n)
                 return
             headers, boxes = household(n)
             i = 0
@@ -486,6 +571,13 @@ def main() -> int:
         default="auto",
         help="who accepts connections (config key front): the native front or Python alone",
     )
+    parser.add_argument(
+        "--loader",
+        choices=["raw", "aiohttp"],
+        default="raw",
+        help="client of the single small uploads: raw (a minimal HTTP/1.1 client, so the "
+        "load generator does not take the relay's CPU) or aiohttp",
+    )
     parser.add_argument("--load", nargs=2, metavar=("KIND", "JSON"), help=argparse.SUPPRESS)
     parser.add_argument("--serve-floor", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -557,6 +649,7 @@ def main() -> int:
         "event_loop": args.event_loop,
         "durability": args.durability,
         "front": args.front,
+        "loader": args.loader,
         "seconds": args.seconds,
         "cpus": os.cpu_count(),
         "loadavg_start": os.getloadavg()[0],
@@ -584,6 +677,7 @@ def main() -> int:
                 "mailboxes": boxes,
                 "clients": args.senders,
                 "seconds": args.seconds,
+                "loader": args.loader,
             },
             relay.pid,
         )
@@ -629,6 +723,7 @@ def main() -> int:
                     "mailboxes": boxes,
                     "clients": args.senders,
                     "seconds": args.seconds,
+                    "loader": args.loader,
                 },
                 floor.pid,
             )

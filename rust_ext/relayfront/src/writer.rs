@@ -1,11 +1,15 @@
 //! The front's database writer: one thread, one connection, group commit.
 //!
-//! Each batch is one transaction (one WAL fsync for every upload waiting at that moment),
-//! each upload in its own savepoint. The statements are the relay's own append (token
-//! lookup, receipt check, seq, quota, message, receipt), except that every case the relay
-//! would answer with anything but "stored" (a token that does not check out, a scope or
-//! quota refusal, an eviction, a duplicate id) is rolled back and reported as
-//! `Outcome::NotMine`: the connection then goes to the relay, which decides.
+//! Each batch is one transaction (one WAL fsync for every upload waiting at that moment).
+//! The statements are the relay's own append (token lookup, receipt check, seq, quota,
+//! message, receipt), except that every case the relay would answer with anything but
+//! "stored" (a token that does not check out, a scope or quota refusal, an eviction, a
+//! duplicate id) is reported as `Outcome::NotMine`: the connection then goes to the relay,
+//! which decides. Those cases are all decided by reads before an upload writes anything, so
+//! an upload needs no savepoint of its own (a savepoint copies every page it is about to
+//! change into a sub-journal, which for a batch spills to a temporary file); a statement
+//! that fails after the first write fails the whole batch, and every uploader of it goes to
+//! the relay.
 
 use std::fs::File;
 
@@ -169,17 +173,12 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut records = Vec::new();
         for job in batch {
-            conn.execute_batch("SAVEPOINT op")?;
-            match append(conn, &self.settings, &self.saturation, &job.upload, now) {
-                Ok(Some(record)) => {
-                    conn.execute_batch("RELEASE op")?;
+            match append(conn, &self.settings, &self.saturation, &job.upload, now)? {
+                Some(record) => {
                     outcomes.push(Outcome::Stored(record.seq));
                     records.push(record);
                 }
-                Ok(None) | Err(_) => {
-                    conn.execute_batch("ROLLBACK TO op; RELEASE op")?;
-                    outcomes.push(Outcome::NotMine);
-                }
+                None => outcomes.push(Outcome::NotMine),
             }
         }
         conn.execute_batch("COMMIT")?;
@@ -198,7 +197,8 @@ fn chunked(records: Vec<Record>) -> Vec<Vec<Record>> {
     out
 }
 
-/// The relay's append, for the one outcome the front answers itself.
+/// The relay's append, for the one outcome the front answers itself. Every `Ok(None)` is
+/// returned before the first write (see the module's note on savepoints).
 fn append(
     conn: &Connection,
     settings: &Settings,
@@ -222,16 +222,16 @@ fn append(
     if seen {
         return Ok(None); // a duplicate or a conflict: the relay answers either
     }
-    let bumped: Option<(i64, Option<i64>)> = conn
+    let mailbox: Option<(i64, Option<i64>)> = conn
         .prepare_cached(
-            "UPDATE mailboxes SET last_seq = last_seq + 1 WHERE id = ?1 AND account = ?2 \
-             RETURNING last_seq, ttl_seconds",
+            "SELECT last_seq, ttl_seconds FROM mailboxes WHERE id = ?1 AND account = ?2",
         )?
         .query_row(params![u.mailbox, account], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let Some((seq, ttl)) = bumped else {
+    let Some((last_seq, ttl)) = mailbox else {
         return Ok(None);
     };
+    let seq = last_seq + 1;
     let (limit, used): (i64, i64) = conn
         .prepare_cached(
             "SELECT COALESCE(quota_bytes, ?1), used_bytes FROM accounts WHERE name = ?2",
@@ -244,6 +244,9 @@ fn append(
     if used.saturating_add(charge) > limit {
         return Ok(None); // eviction, or a refusal: the relay's
     }
+    // Decided: from here on the upload only writes.
+    conn.prepare_cached("UPDATE mailboxes SET last_seq = ?1 WHERE id = ?2")?
+        .execute(params![seq, u.mailbox])?;
     let ttl = ttl
         .filter(|t| *t != 0)
         .unwrap_or(settings.default_ttl_seconds);
