@@ -104,6 +104,11 @@ class Database:
         # otherwise run inside whichever COMMIT crosses the threshold and stall that batch;
         # a separate thread does them in PASSIVE mode, which never blocks the writer.
         self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        # Each operation runs in a savepoint, which copies every page it is about to change
+        # into the transaction's sub-journal; past 64 KiB (a batch of a dozen uploads) SQLite
+        # moves that into a temporary file, a write syscall per page. In memory it stays a
+        # copy: at most a batch's changed pages, freed at COMMIT.
+        self._conn.execute("PRAGMA temp_store=MEMORY")
         self._reader = connect(self._path, self._durability)
         self._reader.execute("PRAGMA query_only=ON")
         self._stop_checkpoints.clear()
