@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 from pathlib import Path
 
+import aiohttp
 import pytest
 from relay_harness import RelayProcess, mailbox_id, run_cli
 
 from privastead.errors import RelayRejectedError, RelayUnavailableError
+from privastead.relay.api import UploadResult
 from privastead.relay.client import RelayClient
 
 
@@ -162,6 +165,38 @@ async def test_websocket_delivery(any_relay: RelayProcess) -> None:
         await sub.ws.send_json({"type": "ping"})
         assert await sub.next_event() == {"type": "pong"}
         await sub.close()
+
+
+async def test_websocket_delivery_of_a_batch(any_relay: RelayProcess) -> None:
+    """A batch upload wakes a subscriber with many events at once (written together as
+    consecutive frames): each arrives whole and in order, with or without compression."""
+    boxes = [mailbox_id(), mailbox_id()]
+    async with any_relay.client() as owner:
+        for box in boxes:
+            await owner.create_mailbox(box)
+        plain = await owner.subscribe(boxes)
+        url = any_relay.url.replace("http", "ws", 1) + "/v1/ws"
+        headers = {"Authorization": f"Bearer {any_relay.owner_token}"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(url, headers=headers, compress=15) as packed,
+        ):
+            await packed.send_json({"type": "subscribe", "mailboxes": boxes})
+            assert (await plain.next_event())["type"] == "subscribed"
+            assert json.loads((await packed.receive(timeout=10)).data)["type"] == "subscribed"
+            items = [(boxes[i % 2], b"x" * i, f"batch{i}", None) for i in range(1, 61)]
+            results = await owner.upload_many(items)
+            expected = [
+                {"type": "message", "mailbox": box, "seq": r.seq}
+                for (box, *_), r in zip(items, results, strict=True)
+                if isinstance(r, UploadResult)
+            ]
+            assert len(expected) == 60
+            got = [await asyncio.wait_for(plain.next_event(), 10) for _ in expected]
+            assert got == expected
+            got = [json.loads((await packed.receive(timeout=10)).data) for _ in expected]
+            assert got == expected
+        await plain.close()
 
 
 async def test_restart_keeps_everything_acknowledged(relay: RelayProcess) -> None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import struct
 from collections import deque
 from functools import partial
 from typing import Any
@@ -36,6 +38,9 @@ MAX_SUBSCRIPTIONS = 1024
 # 40 KiB; the margin keeps hostile-but-small frames (deep nesting...) on the error path.
 MAX_COMMAND_FRAME = 256 * 1024
 HEARTBEAT_SECONDS = 30.0
+# Events queued together go out in one write while the socket keeps up (less than this is
+# waiting in its send buffer); past it, one at a time, with aiohttp's flow control.
+COALESCE_BELOW = 64 * 1024
 
 
 class Subscription:
@@ -92,7 +97,7 @@ async def _serve(
         st.config.limits.ws_queue_events, partial(st.metrics.inc, "relay_ws_events_dropped_total")
     )
     mine: set[str] = set()
-    writer = asyncio.create_task(_write(ws, sub))
+    writer = asyncio.create_task(_write(ws, sub, request.transport))
     try:
         with st.revocations.hold(p.token_id, partial(end_revoked, st, ws)):
             async for msg in ws:
@@ -196,12 +201,46 @@ async def _change(
     sub.offer({"type": "subscribed", "mailboxes": sorted(ok), "missing": missing})
 
 
-async def _write(ws: web.WebSocketResponse, sub: Subscription) -> None:
+async def _write(
+    ws: web.WebSocketResponse, sub: Subscription, transport: asyncio.Transport | None
+) -> None:
     while not ws.closed:
         await sub.wake.wait()
         sub.wake.clear()
-        for event in sub.drain():
+        events = sub.drain()
+        if len(events) > 1 and transport is not None and _can_coalesce(ws, transport):
+            # A batch of uploads stored together wakes a subscriber with one event each:
+            # one write of consecutive frames instead of a system call per event here (and,
+            # behind the native front, a read and a write there too). Written whole in one
+            # synchronous call, so aiohttp's own frames (pongs, pings, close) never interleave.
+            transport.write(b"".join(_text_frame(json.dumps(e).encode()) for e in events))
+            continue
+        for event in events:
             await ws.send_json(event)
+
+
+def _can_coalesce(ws: web.WebSocketResponse, transport: asyncio.Transport) -> bool:
+    """Frames may be written directly: the socket is open (no frame after a close frame), no
+    compression was negotiated (aiohttp's compressor keeps a context across messages), and
+    the socket keeps up (otherwise aiohttp's flow control)."""
+    return (
+        not ws.closed
+        and not ws.compress
+        and not transport.is_closing()
+        and transport.get_write_buffer_size() < COALESCE_BELOW
+    )
+
+
+def _text_frame(payload: bytes) -> bytes:
+    """One unmasked, final text frame (RFC 6455 section 5.2: a server never masks)."""
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x81, size)
+    elif size < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, size)
+    return head + payload
 
 
 __all__ = ["Subscription", "end_revoked", "open_socket", "subscribe_socket"]
