@@ -6,7 +6,10 @@ the other. nginx (Debian package) serves files of the same sizes from a director
 own, as the ceiling for blob GET (the relay keeps bodies up to ``inline_max`` in its database,
 larger ones in files; either way both answer from memory). Everything is loopback on one machine:
 the relay, nginx and the load generator share its cores, so numbers are for comparison in
-one run, not absolute.
+one run, not absolute. The single small uploads come from a minimal HTTP/1.1 client
+(``--loader raw``, the default): aiohttp's client costs about as much CPU per small request
+as the relay, so on two cores it measured itself as much as the server (``--loader aiohttp``
+for the old figures). Bare aiohttp is measured with the same client.
 
     python bench/bench_relay.py [--seconds 4] [--clients 16]
 
