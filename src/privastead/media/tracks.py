@@ -15,11 +15,19 @@ size (an object moves at most about its size per analysed frame). A track become
   it has had, and ``MIN_TRAVEL`` cells: a car coming in at the edge of the view moves its
   front, not yet its centre; in areas of chronic motion, where foliage, water and flags
   sway in place and their blobs split and merge, its centre must travel ``MOVED_CHRONIC``
-  sizes), or appeared at once
-  (*sudden* at birth) where nothing moves chronically and stayed ``STATIC_AGE`` seconds:
-  someone stepping out of a door and standing. Whether the area is chronic is judged when
-  the track is born and kept: a slow walker who lingers at the edge of the view must not make
-  the area look chronic by being there.
+  sizes, and the track must have been seen outside chronic areas at least once: churning
+  stays where it churns, an object comes from or goes to where nothing churns), or appeared
+  at once (*sudden* at birth) where nothing moves chronically and stayed ``STATIC_AGE``
+  seconds: someone stepping out of a door and standing. A track is chronic once its blob was
+  in a chronic area in any frame before it was confirmed (a bush's blob born at the bush's
+  edge is still the bush), and stays as it was once confirmed: a person who stops in front
+  of a bush stays a person, and a slow walker who lingers at the edge of the view, making the
+  area look chronic by being there, has been seen outside it.
+
+Travel is measured from where the track's blob came from: a blob that does not touch the
+box its track had in the previous frame (a fragment of foliage lighting up beside another,
+a second thing appearing near the first) continues the track but has not carried it
+anywhere, so its own place becomes the place travel is measured from.
 
 A confirmed track stays confirmed while blobs keep matching it, so a person who stops stays
 an object (a standing person is coherent: the same cells stay flagged); its blob counts as
@@ -57,10 +65,11 @@ SHARP_FRAMES = 2
 
 # Track columns: box (rows, cols; end exclusive), birth time, last seen, coherent hits,
 # birth centre, size at birth, largest size, largest distance travelled (in sizes),
-# confirmed flag, sudden at birth, chronic area at birth, box at birth, frames seen sharp.
+# confirmed flag, sudden at birth, seen in a chronic area before it was confirmed, box at
+# birth, frames seen sharp, seen outside chronic areas.
 (R0, C0, R1, C1, BORN, LAST, HITS, CY0, CX0, SIZE0, SIZEMAX, TRAVEL, CONFIRMED, SUDDEN,
- CHRONIC, BR0, BC0, BR1, BC1, SHARPS) = range(20)  # fmt: skip
-COLUMNS = 20
+ CHRONIC, BR0, BC0, BR1, BC1, SHARPS, LEFT) = range(21)  # fmt: skip
+COLUMNS = 21
 
 
 class Tracks:
@@ -105,9 +114,10 @@ class Tracks:
         new[:, SUDDEN], new[:, CHRONIC] = sudden, chronic
         new[:, BR0 : BC1 + 1] = boxes
         new[:, SHARPS] = sharp
+        new[:, LEFT] = ~chronic
         was = np.zeros(n, bool)
         if len(tracks) and n:
-            was = _inherit(new, tracks, coherent, size, sharp)
+            was = _inherit(new, tracks, coherent, size, sharp, chronic)
             tracks = tracks[~_hits(boxes, tracks).any(axis=0)]  # the rest wait out their grace
         confirmed = was | self._confirm(new, boxes, t, persistence)
         confirmed &= self._keep(new, boxes, size, t)
@@ -138,8 +148,13 @@ class Tracks:
             & (new[:, SHARPS] >= SHARP_FRAMES)
         )
         moved = new[:, TRAVEL] >= np.where(chronic, MOVED_CHRONIC, MOVED)
+        # Churning stays where it churns (a bush swings back, glints run across the water and
+        # never leave it); an object goes somewhere: in a chronic area, a track is an object
+        # once it has also been seen outside it (it came from, or went to, where nothing
+        # churns).
+        went = ~chronic | (new[:, LEFT] > 0)
         placed = (new[:, SUDDEN] > 0) & ~chronic & (age >= STATIC_AGE)
-        result: B = ready & (moved | placed)
+        result: B = ready & ((moved & went) | placed)
         return result
 
     def _keep(self, new: F64, boxes: F64, size: F64, t: float) -> B:
@@ -170,14 +185,37 @@ def _hits(boxes: F64, tracks: F64) -> B:
     return hit
 
 
-def _inherit(new: F64, tracks: F64, coherent: B, size: F64, sharp: B) -> B:
+def _touch(boxes: F64, tracks: F64) -> B:
+    """blobs x tracks: the blob's box overlaps or adjoins the track's box."""
+    touch: B = (
+        (boxes[:, 0, None] <= tracks[None, :, R1])
+        & (boxes[:, 2, None] >= tracks[None, :, R0])
+        & (boxes[:, 1, None] <= tracks[None, :, C1])
+        & (boxes[:, 3, None] >= tracks[None, :, C0])
+    )
+    return touch
+
+
+def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
+    new: F64, tracks: F64, coherent: B, size: F64, sharp: B, chronic: B
+) -> B:
     """Matched blobs inherit their tracks' history (in place); returns which were confirmed."""
     hit = _hits(new[:, R0 : C1 + 1], tracks)
     matched = hit.any(axis=1)
     # A blob that matches several tracks (two people meeting) inherits the oldest.
     oldest = tracks[np.where(hit, tracks[None, :, BORN], np.inf).argmin(axis=1)]
-    for column in (BORN, CY0, CX0, SIZE0, SUDDEN, CHRONIC, BR0, BC0, BR1, BC1):
+    # A blob that does not touch the box its track had in the previous frame did not come
+    # from there: a fragment of foliage lighting up beside another, a second thing near the
+    # first. It continues the track (no new event) but has not carried it anywhere: its own
+    # place is where the track's travel is measured from. (An object overlaps itself from
+    # frame to frame, which the coherence test expects anyway.)
+    touch = hit & _touch(new[:, R0 : C1 + 1], tracks)
+    jumped = matched & ~touch.any(axis=1)
+    origin = tracks[np.where(touch, tracks[None, :, BORN], np.inf).argmin(axis=1)]
+    for column in (BORN, SIZE0, SUDDEN, CHRONIC, LEFT):
         new[:, column] = np.where(matched, oldest[:, column], new[:, column])
+    for column in (CY0, CX0, BR0, BC0, BR1, BC1):
+        new[:, column] = np.where(matched & ~jumped, origin[:, column], new[:, column])
 
     def best(column: int) -> F64:
         found: F64 = np.where(hit, tracks[None, :, column], 0).max(axis=1)
@@ -188,6 +226,14 @@ def _inherit(new: F64, tracks: F64, coherent: B, size: F64, sharp: B) -> B:
     new[:, TRAVEL] = np.where(matched, best(TRAVEL), 0.0)
     new[:, SHARPS] = np.where(matched, best(SHARPS) + sharp, sharp)
     was: B = matched & (best(CONFIRMED) > 0)
+    # Chronic once seen in a chronic area before it was confirmed (a bush's blob born at the
+    # bush's edge is still the bush), kept as it was once confirmed (a person who stops in
+    # front of a bush stays a person); seen outside chronic areas once, it went somewhere.
+    # Its travel so far was measured by its sides; in a chronic area only its centre counts.
+    turned = matched & ~was & chronic & (new[:, CHRONIC] == 0)
+    new[:, TRAVEL] = np.where(turned, 0.0, new[:, TRAVEL])
+    new[:, CHRONIC] = np.where(turned, 1.0, new[:, CHRONIC])
+    new[:, LEFT] = np.where(matched & ~chronic, 1.0, new[:, LEFT])
     return was
 
 
