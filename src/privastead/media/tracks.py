@@ -24,6 +24,13 @@ size (an object moves at most about its size per analysed frame). A track become
   of a bush stays a person, and a slow walker who lingers at the edge of the view, making the
   area look chronic by being there, has been seen outside it.
 
+A track born while the light over the whole view stepped (an auto-exposure step: every
+strong edge changes at once, and where the sensor clips or the tone curve bends, not as the
+global brightness model says, so blobs appear along those edges and change shape as the step
+ramps) is judged like one in a chronic area: its centre must travel ``MOVED_CHRONIC`` sizes,
+and it is never an object for having appeared at once. Someone walking in during the step
+goes on walking.
+
 Travel is measured from where the track's blob came from: a blob that does not touch the
 box its track had in the previous frame (a fragment of foliage lighting up beside another,
 a second thing appearing near the first) continues the track but has not carried it
@@ -66,10 +73,11 @@ SHARP_FRAMES = 2
 # Track columns: box (rows, cols; end exclusive), birth time, last seen, coherent hits,
 # birth centre, size at birth, largest size, largest distance travelled (in sizes),
 # confirmed flag, sudden at birth, seen in a chronic area before it was confirmed, box at
-# birth, frames seen sharp, seen outside chronic areas.
+# birth, frames seen sharp, seen outside chronic areas, born while the light over the whole
+# view stepped.
 (R0, C0, R1, C1, BORN, LAST, HITS, CY0, CX0, SIZE0, SIZEMAX, TRAVEL, CONFIRMED, SUDDEN,
- CHRONIC, BR0, BC0, BR1, BC1, SHARPS, LEFT) = range(21)  # fmt: skip
-COLUMNS = 21
+ CHRONIC, BR0, BC0, BR1, BC1, SHARPS, LEFT, LIT) = range(22)  # fmt: skip
+COLUMNS = 22
 
 
 class Tracks:
@@ -91,12 +99,14 @@ class Tracks:
         t: float,
         persistence: float,
         sharp: B,
+        light_step: bool = False,
     ) -> tuple[B, B, F64]:
         """Match this frame's blobs (``boxes``: n x [r0, c0, r1, c1]) to the tracks.
 
         Returns per blob: motion (a confirmed object, coherent in this frame), newly
         confirmed in this frame, and the birth time of its track. ``sharp`` says which blobs
-        have an object's sharp edges in this frame.
+        have an object's sharp edges in this frame; ``light_step`` that the light over the
+        whole view stepped just now (blobs born now are judged like chronic motion).
         """
         tracks = self.rows[t - self.rows[:, LAST] <= GRACE]
         n = len(boxes)
@@ -115,6 +125,7 @@ class Tracks:
         new[:, BR0 : BC1 + 1] = boxes
         new[:, SHARPS] = sharp
         new[:, LEFT] = ~chronic
+        new[:, LIT] = light_step
         was = np.zeros(n, bool)
         if len(tracks) and n:
             was = _inherit(new, tracks, coherent, size, sharp, chronic)
@@ -130,13 +141,18 @@ class Tracks:
     @staticmethod
     def _confirm(new: F64, boxes: F64, t: float, persistence: float) -> B:
         chronic = new[:, CHRONIC] > 0
+        # Born as the light over the whole view stepped: an auto-exposure step changes every
+        # strong edge at once, and where the sensor clips or the tone curve bends the change
+        # is not the global model's, so blobs appear along those edges and change shape as
+        # the step ramps. Like churning, that goes nowhere; an object must carry its centre.
+        steady = chronic | (new[:, LIT] > 0)
         cy, cx = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
         centre = np.hypot(cy - new[:, CY0], cx - new[:, CX0])
         # A side that moves with the centre (half as far when the other side stays at the
         # edge of the view) is travel; a side that jumps while the centre stays is a blob
         # changing shape.
         sides = np.minimum(np.abs(boxes - new[:, BR0 : BC1 + 1]).max(axis=1), 2.0 * centre)
-        shift = np.where(chronic, centre, sides)
+        shift = np.where(steady, centre, sides)
         scale = np.maximum(new[:, SIZEMAX], 1.0)
         new[:, TRAVEL] = np.maximum(
             new[:, TRAVEL], np.where(shift >= MIN_TRAVEL, shift / scale, 0.0)
@@ -147,19 +163,20 @@ class Tracks:
             & (age >= persistence - 1e-9)
             & (new[:, SHARPS] >= SHARP_FRAMES)
         )
-        moved = new[:, TRAVEL] >= np.where(chronic, MOVED_CHRONIC, MOVED)
+        moved = new[:, TRAVEL] >= np.where(steady, MOVED_CHRONIC, MOVED)
         # Churning stays where it churns (a bush swings back, glints run across the water and
         # never leave it); an object goes somewhere: in a chronic area, a track is an object
         # once it has also been seen outside it (it came from, or went to, where nothing
         # churns).
         went = ~chronic | (new[:, LEFT] > 0)
-        placed = (new[:, SUDDEN] > 0) & ~chronic & (age >= STATIC_AGE)
+        placed = (new[:, SUDDEN] > 0) & ~steady & (age >= STATIC_AGE)
         result: B = ready & ((moved & went) | placed)
         return result
 
     def _keep(self, new: F64, boxes: F64, size: F64, t: float) -> B:
         """Let go of what never moved after a while, and of remnants."""
-        moved = new[:, TRAVEL] >= np.where(new[:, CHRONIC] > 0, MOVED_CHRONIC, MOVED)
+        steady = (new[:, CHRONIC] > 0) | (new[:, LIT] > 0)
+        moved = new[:, TRAVEL] >= np.where(steady, MOVED_CHRONIC, MOVED)
         edge = (
             (boxes[:, 0] <= 0)
             | (boxes[:, 1] <= 0)
@@ -212,7 +229,7 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     touch = hit & _touch(new[:, R0 : C1 + 1], tracks)
     jumped = matched & ~touch.any(axis=1)
     origin = tracks[np.where(touch, tracks[None, :, BORN], np.inf).argmin(axis=1)]
-    for column in (BORN, SIZE0, SUDDEN, CHRONIC, LEFT):
+    for column in (BORN, SIZE0, SUDDEN, CHRONIC, LEFT, LIT):
         new[:, column] = np.where(matched, oldest[:, column], new[:, column])
     for column in (CY0, CX0, BR0, BC0, BR1, BC1):
         new[:, column] = np.where(matched & ~jumped, origin[:, column], new[:, column])
