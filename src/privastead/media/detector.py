@@ -24,6 +24,8 @@ kind of thing that changes pixels without being an object:
 5. **Objects**: blobs are tracked (``media.tracks``); a track is motion once it has been
    coherent for a few frames over ``persistence`` seconds and has either moved or appeared
    where nothing moves chronically (the *activity* map: how often each cell was flagged lately).
+   In a chronic area it must also have been seen outside it, and what was born as the light
+   over the whole view stepped (auto exposure) must carry its centre like chronic motion.
 6. **Background learning** only where nothing is (Frigate's rule): under blobs the background
    follows very slowly, so a person who stops stays motion for a long while, and a parked car
    is absorbed after ``absorb_seconds``.
@@ -79,6 +81,9 @@ MAX_SAMPLES = 100
 SUDDEN_FRACTION, SUDDEN_WITHIN = 0.15, 0.25
 #: Seconds the detector only learns after start-up (noise levels are unknown until then).
 STARTUP_SECONDS = 3.0
+#: The light over the whole view *steps* when the global model changes dark or bright
+#: textures by more than the noise floor within this many seconds (an auto-exposure ramp).
+LIGHT_STEP_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,7 @@ class MotionDetector:
         self._starting = True  # the start-up's frames are looked at again once it ends
         self._late: list[tuple[float, MotionResult]] = []
         self._result = NO_MOTION
+        self._light_log: list[tuple[float, float, float]] = []  # (t, g, o) lately
         self.frames_analysed = 0
         self.explain: FrameExplain | None = None
 
@@ -237,7 +243,7 @@ class MotionDetector:
         c = blobs.candidate
         motion, fresh, born = self.tracks.update(
             blobs.boxes[c], blobs.coherent[c], blobs.chronic[c], blobs.sudden[c], t,
-            s.persistence, blobs.shaped[c],
+            s.persistence, blobs.shaped[c], self._light_step(t, dt, g, o, floor),
         )  # fmt: skip
         blobs.set_motion(motion, fresh, born)
         self._paint(labels, blobs, t)
@@ -251,6 +257,20 @@ class MotionDetector:
         result = self._make_result(blobs)
         explain = FrameExplain(t, "", count=count - lit, lit=lit, gain=(g, o), blobs=blobs)
         return self._set(result, explain)
+
+    def _light_step(self, t: float, dt: float, g: float, o: float, floor: float) -> bool:
+        """Whether the light over the whole view stepped just now: the global model (each
+        frame's gain and offset over the previous one) changed dark or bright textures by
+        more than the noise floor within ``LIGHT_STEP_SECONDS``, at that rate when frames are
+        further apart (idle mode). Slow exposure drift does not; an auto-exposure step does."""
+        log = [e for e in self._light_log if t - e[0] < LIGHT_STEP_SECONDS]
+        log.append((t, g, o))
+        self._light_log = log
+        dark, bright = 64.0, 192.0
+        for _, gain, offset in log:
+            dark, bright = gain * dark + offset, gain * bright + offset
+        change = max(abs(dark - 64.0), abs(bright - 192.0))
+        return change * LIGHT_STEP_SECONDS / max(dt, LIGHT_STEP_SECONDS) > floor
 
     def _due_at(self, t: float) -> bool:
         """Whether the frame at ``t`` is to be analysed (and if so, schedule the next).

@@ -15,11 +15,26 @@ size (an object moves at most about its size per analysed frame). A track become
   it has had, and ``MIN_TRAVEL`` cells: a car coming in at the edge of the view moves its
   front, not yet its centre; in areas of chronic motion, where foliage, water and flags
   sway in place and their blobs split and merge, its centre must travel ``MOVED_CHRONIC``
-  sizes), or appeared at once
-  (*sudden* at birth) where nothing moves chronically and stayed ``STATIC_AGE`` seconds:
-  someone stepping out of a door and standing. Whether the area is chronic is judged when
-  the track is born and kept: a slow walker who lingers at the edge of the view must not make
-  the area look chronic by being there.
+  sizes, and the track must have been seen outside chronic areas at least once: churning
+  stays where it churns, an object comes from or goes to where nothing churns), or appeared
+  at once (*sudden* at birth) where nothing moves chronically and stayed ``STATIC_AGE``
+  seconds: someone stepping out of a door and standing. A track is chronic once its blob was
+  in a chronic area in any frame before it was confirmed (a bush's blob born at the bush's
+  edge is still the bush), and stays as it was once confirmed: a person who stops in front
+  of a bush stays a person, and a slow walker who lingers at the edge of the view, making the
+  area look chronic by being there, has been seen outside it.
+
+A track born while the light over the whole view stepped (an auto-exposure step: every
+strong edge changes at once, and where the sensor clips or the tone curve bends, not as the
+global brightness model says, so blobs appear along those edges and change shape as the step
+ramps) is judged like one in a chronic area: its centre must travel ``MOVED_CHRONIC`` sizes,
+and it is never an object for having appeared at once. Someone walking in during the step
+goes on walking.
+
+Travel is measured from where the track's blob came from: a blob that does not touch the
+box its track had in the previous frame (a fragment of foliage lighting up beside another,
+a second thing appearing near the first) continues the track but has not carried it
+anywhere, so its own place becomes the place travel is measured from.
 
 A confirmed track stays confirmed while blobs keep matching it, so a person who stops stays
 an object (a standing person is coherent: the same cells stay flagged); its blob counts as
@@ -57,10 +72,12 @@ SHARP_FRAMES = 2
 
 # Track columns: box (rows, cols; end exclusive), birth time, last seen, coherent hits,
 # birth centre, size at birth, largest size, largest distance travelled (in sizes),
-# confirmed flag, sudden at birth, chronic area at birth, box at birth, frames seen sharp.
+# confirmed flag, sudden at birth, seen in a chronic area before it was confirmed, box at
+# birth, frames seen sharp, seen outside chronic areas, born while the light over the whole
+# view stepped.
 (R0, C0, R1, C1, BORN, LAST, HITS, CY0, CX0, SIZE0, SIZEMAX, TRAVEL, CONFIRMED, SUDDEN,
- CHRONIC, BR0, BC0, BR1, BC1, SHARPS) = range(20)  # fmt: skip
-COLUMNS = 20
+ CHRONIC, BR0, BC0, BR1, BC1, SHARPS, LEFT, LIT) = range(22)  # fmt: skip
+COLUMNS = 22
 
 
 class Tracks:
@@ -82,12 +99,14 @@ class Tracks:
         t: float,
         persistence: float,
         sharp: B,
+        light_step: bool = False,
     ) -> tuple[B, B, F64]:
         """Match this frame's blobs (``boxes``: n x [r0, c0, r1, c1]) to the tracks.
 
         Returns per blob: motion (a confirmed object, coherent in this frame), newly
         confirmed in this frame, and the birth time of its track. ``sharp`` says which blobs
-        have an object's sharp edges in this frame.
+        have an object's sharp edges in this frame; ``light_step`` that the light over the
+        whole view stepped just now (blobs born now are judged like chronic motion).
         """
         tracks = self.rows[t - self.rows[:, LAST] <= GRACE]
         n = len(boxes)
@@ -105,9 +124,11 @@ class Tracks:
         new[:, SUDDEN], new[:, CHRONIC] = sudden, chronic
         new[:, BR0 : BC1 + 1] = boxes
         new[:, SHARPS] = sharp
+        new[:, LEFT] = ~chronic
+        new[:, LIT] = light_step
         was = np.zeros(n, bool)
         if len(tracks) and n:
-            was = _inherit(new, tracks, coherent, size, sharp)
+            was = _inherit(new, tracks, coherent, size, sharp, chronic)
             tracks = tracks[~_hits(boxes, tracks).any(axis=0)]  # the rest wait out their grace
         confirmed = was | self._confirm(new, boxes, t, persistence)
         confirmed &= self._keep(new, boxes, size, t)
@@ -120,13 +141,18 @@ class Tracks:
     @staticmethod
     def _confirm(new: F64, boxes: F64, t: float, persistence: float) -> B:
         chronic = new[:, CHRONIC] > 0
+        # Born as the light over the whole view stepped: an auto-exposure step changes every
+        # strong edge at once, and where the sensor clips or the tone curve bends the change
+        # is not the global model's, so blobs appear along those edges and change shape as
+        # the step ramps. Like churning, that goes nowhere; an object must carry its centre.
+        steady = chronic | (new[:, LIT] > 0)
         cy, cx = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
         centre = np.hypot(cy - new[:, CY0], cx - new[:, CX0])
         # A side that moves with the centre (half as far when the other side stays at the
         # edge of the view) is travel; a side that jumps while the centre stays is a blob
         # changing shape.
         sides = np.minimum(np.abs(boxes - new[:, BR0 : BC1 + 1]).max(axis=1), 2.0 * centre)
-        shift = np.where(chronic, centre, sides)
+        shift = np.where(steady, centre, sides)
         scale = np.maximum(new[:, SIZEMAX], 1.0)
         new[:, TRAVEL] = np.maximum(
             new[:, TRAVEL], np.where(shift >= MIN_TRAVEL, shift / scale, 0.0)
@@ -137,14 +163,20 @@ class Tracks:
             & (age >= persistence - 1e-9)
             & (new[:, SHARPS] >= SHARP_FRAMES)
         )
-        moved = new[:, TRAVEL] >= np.where(chronic, MOVED_CHRONIC, MOVED)
-        placed = (new[:, SUDDEN] > 0) & ~chronic & (age >= STATIC_AGE)
-        result: B = ready & (moved | placed)
+        moved = new[:, TRAVEL] >= np.where(steady, MOVED_CHRONIC, MOVED)
+        # Churning stays where it churns (a bush swings back, glints run across the water and
+        # never leave it); an object goes somewhere: in a chronic area, a track is an object
+        # once it has also been seen outside it (it came from, or went to, where nothing
+        # churns).
+        went = ~chronic | (new[:, LEFT] > 0)
+        placed = (new[:, SUDDEN] > 0) & ~steady & (age >= STATIC_AGE)
+        result: B = ready & ((moved & went) | placed)
         return result
 
     def _keep(self, new: F64, boxes: F64, size: F64, t: float) -> B:
         """Let go of what never moved after a while, and of remnants."""
-        moved = new[:, TRAVEL] >= np.where(new[:, CHRONIC] > 0, MOVED_CHRONIC, MOVED)
+        steady = (new[:, CHRONIC] > 0) | (new[:, LIT] > 0)
+        moved = new[:, TRAVEL] >= np.where(steady, MOVED_CHRONIC, MOVED)
         edge = (
             (boxes[:, 0] <= 0)
             | (boxes[:, 1] <= 0)
@@ -170,14 +202,37 @@ def _hits(boxes: F64, tracks: F64) -> B:
     return hit
 
 
-def _inherit(new: F64, tracks: F64, coherent: B, size: F64, sharp: B) -> B:
+def _touch(boxes: F64, tracks: F64) -> B:
+    """blobs x tracks: the blob's box overlaps or adjoins the track's box."""
+    touch: B = (
+        (boxes[:, 0, None] <= tracks[None, :, R1])
+        & (boxes[:, 2, None] >= tracks[None, :, R0])
+        & (boxes[:, 1, None] <= tracks[None, :, C1])
+        & (boxes[:, 3, None] >= tracks[None, :, C0])
+    )
+    return touch
+
+
+def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
+    new: F64, tracks: F64, coherent: B, size: F64, sharp: B, chronic: B
+) -> B:
     """Matched blobs inherit their tracks' history (in place); returns which were confirmed."""
     hit = _hits(new[:, R0 : C1 + 1], tracks)
     matched = hit.any(axis=1)
     # A blob that matches several tracks (two people meeting) inherits the oldest.
     oldest = tracks[np.where(hit, tracks[None, :, BORN], np.inf).argmin(axis=1)]
-    for column in (BORN, CY0, CX0, SIZE0, SUDDEN, CHRONIC, BR0, BC0, BR1, BC1):
+    # A blob that does not touch the box its track had in the previous frame did not come
+    # from there: a fragment of foliage lighting up beside another, a second thing near the
+    # first. It continues the track (no new event) but has not carried it anywhere: its own
+    # place is where the track's travel is measured from. (An object overlaps itself from
+    # frame to frame, which the coherence test expects anyway.)
+    touch = hit & _touch(new[:, R0 : C1 + 1], tracks)
+    jumped = matched & ~touch.any(axis=1)
+    origin = tracks[np.where(touch, tracks[None, :, BORN], np.inf).argmin(axis=1)]
+    for column in (BORN, SIZE0, SUDDEN, CHRONIC, LEFT, LIT):
         new[:, column] = np.where(matched, oldest[:, column], new[:, column])
+    for column in (CY0, CX0, BR0, BC0, BR1, BC1):
+        new[:, column] = np.where(matched & ~jumped, origin[:, column], new[:, column])
 
     def best(column: int) -> F64:
         found: F64 = np.where(hit, tracks[None, :, column], 0).max(axis=1)
@@ -188,6 +243,14 @@ def _inherit(new: F64, tracks: F64, coherent: B, size: F64, sharp: B) -> B:
     new[:, TRAVEL] = np.where(matched, best(TRAVEL), 0.0)
     new[:, SHARPS] = np.where(matched, best(SHARPS) + sharp, sharp)
     was: B = matched & (best(CONFIRMED) > 0)
+    # Chronic once seen in a chronic area before it was confirmed (a bush's blob born at the
+    # bush's edge is still the bush), kept as it was once confirmed (a person who stops in
+    # front of a bush stays a person); seen outside chronic areas once, it went somewhere.
+    # Its travel so far was measured by its sides; in a chronic area only its centre counts.
+    turned = matched & ~was & chronic & (new[:, CHRONIC] == 0)
+    new[:, TRAVEL] = np.where(turned, 0.0, new[:, TRAVEL])
+    new[:, CHRONIC] = np.where(turned, 1.0, new[:, CHRONIC])
+    new[:, LEFT] = np.where(matched & ~chronic, 1.0, new[:, LEFT])
     return was
 
 

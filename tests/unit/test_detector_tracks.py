@@ -1,0 +1,124 @@
+"""Tracks in chronic areas, fragments and light steps: what churns in place, lights up beside
+something that was already there, or appears along the edges as the exposure steps, has gone
+nowhere and is not an object; what goes somewhere is.
+
+Synthetic blob sequences straight into ``media.tracks.Tracks`` (boxes on a 60 x 120 grid,
+10 analysed frames a second, every blob coherent and sharp unless said otherwise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from privastead.media.detector import MotionDetector
+from privastead.media.settings import DetectionSettings
+from privastead.media.tracks import Tracks
+
+FPS = 10.0
+YES, NO = np.ones(1, bool), np.zeros(1, bool)
+
+
+def _run(frames: list[tuple[list[list[float]], list[bool]]]) -> list[bool]:
+    """Feed (boxes, chronic per blob) per frame; return whether any blob was motion."""
+    tracks = Tracks((60, 120))
+    out = []
+    for i, (boxes, chronic) in enumerate(frames):
+        n = len(boxes)
+        motion, _, _ = tracks.update(
+            np.array(boxes, np.float64).reshape(n, 4),
+            np.ones(n, bool),
+            np.array(chronic, bool),
+            np.zeros(n, bool),
+            i / FPS,
+            0.4,
+            np.ones(n, bool),
+        )
+        out.append(bool(motion.any()))
+    return out
+
+
+def _walk(steps: int, chronic: list[bool] | bool, *, start: int = 10) -> list[tuple]:
+    """A 6 x 6 blob moving a cell a frame to the right."""
+    flags = chronic if isinstance(chronic, list) else [chronic] * steps
+    return [([[20.0, start + i, 26.0, start + 6 + i]], [flags[i]]) for i in range(steps)]
+
+
+def test_a_blob_travelling_inside_a_chronic_area_is_not_an_object() -> None:
+    # glints running across water, never leaving it: 3 sizes of travel, 4 s
+    assert not any(_run(_walk(40, True)))
+
+
+def test_a_blob_that_comes_out_of_a_chronic_area_is_an_object() -> None:
+    # the same travel, but seen once where nothing churns (it went somewhere)
+    flags = [True] * 40
+    flags[25] = False
+    seen = _run(_walk(40, flags))
+    assert any(seen)
+    assert not any(seen[:25])
+
+
+def test_a_blob_that_walks_into_a_chronic_area_is_an_object() -> None:
+    flags = [False] * 3 + [True] * 37  # born outside, then in front of a bush
+    assert any(_run(_walk(40, flags)))
+
+
+def test_a_track_that_turned_chronic_must_move_its_centre() -> None:
+    # born at a bush's edge (not chronic), then the bush's blob: it only grows to one side
+    # (the sides move, the centre moves by half as much), never going anywhere
+    frames = [([[20.0, 10.0, 26.0, 16.0]], [False])]
+    frames += [([[20.0, 10.0, 26.0, 16.0 + min(i, 8)]], [True]) for i in range(1, 40)]
+    assert not any(_run(frames))
+
+
+def test_a_fragment_lighting_up_beside_a_blob_does_not_move_its_track() -> None:
+    # two still fragments of the same churning thing: the second appears a few cells away
+    # (within reach of the track, not touching it) and stays; neither moves
+    first = [20.0, 40.0, 24.0, 44.0]
+    second = [16.0, 33.0, 19.0, 38.0]
+    frames = [([first], [False])] * 2 + [([first, second], [False, False])] * 30
+    assert not any(_run(frames))
+
+
+def test_a_walker_is_still_an_object() -> None:
+    seen = _run(_walk(30, False))
+    assert any(seen[:10])
+
+
+def _reshape(light_step: bool) -> list[bool]:
+    """A sharp blob that grows to one side (a side moves, its centre half as much), born in a
+    frame where the light over the whole view stepped or not."""
+    tracks = Tracks((60, 120))
+    seen = []
+    for i in range(30):
+        grow = min(i, 9)
+        box = np.array([[20.0, 10.0, 26.0, 16.0 + grow]])
+        motion, _, _ = tracks.update(
+            box, YES, NO, NO, i / FPS, 0.4, YES, light_step=light_step and i == 0
+        )
+        seen.append(bool(motion.any()))
+    return seen
+
+
+def test_a_blob_born_with_a_light_step_must_carry_its_centre() -> None:
+    # an auto-exposure step: a residue along a strong edge that clips, reshaping as the
+    # step ramps; the same reshaping blob born at another moment counts (a car coming in)
+    assert not any(_reshape(True))
+    assert any(_reshape(False))
+
+
+def test_the_light_steps_with_an_auto_exposure_ramp_not_with_drift() -> None:
+    settings = DetectionSettings()
+    floor = settings.noise_floor
+
+    def steps(gains: list[float], dt: float) -> list[bool]:
+        det = MotionDetector(settings, 320, 180)
+        return [det._light_step(i * dt, dt, g, 0.0, floor) for i, g in enumerate(gains)]
+
+    # exposure drifting 25 % over 40 s: under 0.4 % a frame at 10 fps
+    assert not any(steps([1.004] * 50, 0.1))
+    # an auto-exposure step of x1.1 ramped over 0.3 s
+    assert any(steps([1.0] * 5 + [1.033] * 3 + [1.0] * 5, 0.1))
+    # idle mode, keyframes a second apart: drift (4 % a second at most) is not a step, the
+    # same auto-exposure step is
+    assert not any(steps([1.04] * 5, 1.0))
+    assert any(steps([1.0, 1.1, 1.0], 1.0))
