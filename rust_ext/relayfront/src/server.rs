@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::fetch;
 use crate::saturation;
 use crate::settings::Settings;
-use crate::writer::Writer;
+use crate::writer::{Answers, Writer};
 
 const BACKLOG: u32 = 1024;
 /// A front whose relay was killed may still hold the port for a moment.
@@ -41,6 +41,15 @@ pub fn run(settings: Settings) -> Result<(), Error> {
     let (outgoing, queue) = std::sync::mpsc::sync_channel(4096);
     let served = Arc::new(Served::default());
     let (jobs, job_queue) = mpsc::channel(1024);
+    let (answers, mut answer_queue) = mpsc::unbounded_channel::<Answers>();
+    // Each uploader hears its outcome from here, on the connections' own thread.
+    runtime.spawn(async move {
+        while let Some(batch) = answer_queue.recv().await {
+            for (reply, outcome) in batch {
+                let _ = reply.send(outcome); // the connection may be gone: stored anyway
+            }
+        }
+    });
     let (stop_tx, stop) = watch::channel(None);
     let sender = {
         let control = control.clone();
@@ -59,7 +68,7 @@ pub fn run(settings: Settings) -> Result<(), Error> {
         let outgoing = outgoing.clone();
         thread::Builder::new()
             .name("front-writer".into())
-            .spawn(move || writer.work(job_queue, outgoing))?
+            .spawn(move || writer.work(job_queue, answers, outgoing))?
     };
     outgoing
         .send(Outgoing::Ready { port })

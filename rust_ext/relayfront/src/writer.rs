@@ -37,6 +37,11 @@ pub struct Job {
     pub reply: oneshot::Sender<Outcome>,
 }
 
+/// A batch's answers, handed to the connections' thread in one piece: one wake-up of that
+/// thread per batch, where answering each uploader from here would write its event
+/// descriptor once per upload.
+pub type Answers = Vec<(oneshot::Sender<Outcome>, Outcome)>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Stored(i64),
@@ -102,6 +107,7 @@ impl Writer {
     pub fn work(
         mut self,
         mut jobs: mpsc::Receiver<Job>,
+        answers: mpsc::UnboundedSender<Answers>,
         control: std::sync::mpsc::SyncSender<Outgoing>,
     ) -> Result<(), Error> {
         let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -135,9 +141,8 @@ impl Writer {
                     }
                 }
             }
-            for (job, outcome) in batch.drain(..).zip(outcomes) {
-                let _ = job.reply.send(outcome); // the connection may be gone: stored anyway
-            }
+            let answered = batch.drain(..).map(|job| job.reply).zip(outcomes).collect();
+            let _ = answers.send(answered); // the front may be stopping: stored anyway
         }
         Ok(())
     }
