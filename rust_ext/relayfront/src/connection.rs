@@ -170,49 +170,33 @@ pub async fn serve(mut client: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
 /// The buffer is taken only once the socket has something (an idle keep-alive connection
 /// holds none), and the wait is on readiness alone: one peek per request instead of a
 /// one-byte peek that finds nothing, a second that finds the byte, and a third for the rest.
-/// A socket may report itself readable before it has a byte; the peek then finds nothing
-/// and the wait goes on.
+/// A socket may report itself readable before it has a byte; the peek then waits on (the
+/// caller's keep-alive timer still runs).
 async fn first_bytes(client: &TcpStream, settings: &Settings) -> Option<(Vec<u8>, usize)> {
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
-        client.readable().await.ok()?;
-        if buf.is_empty() {
-            buf = vec![0u8; HEADER_MAX + settings.body_max];
-        }
-        let peeked = client.try_io(Interest::READABLE, || {
-            nix::sys::socket::recv(
-                std::os::fd::AsRawFd::as_raw_fd(client),
-                &mut buf,
-                nix::sys::socket::MsgFlags::MSG_PEEK,
-            )
-            .map_err(std::io::Error::from)
-        });
-        match peeked {
-            Ok(0) => return None,
-            Ok(n) => return Some((buf, n)),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(_) => return None,
-        }
+    client.readable().await.ok()?;
+    let mut buf = vec![0u8; HEADER_MAX + settings.body_max];
+    match client.peek(&mut buf).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) => Some((buf, n)),
     }
 }
 
-/// The request at the head of the connection, without taking it off the socket; `seen`
-/// bytes of it are already in `buf`.
+/// The request at the head of the connection, without taking it off the socket; the first
+/// `n` bytes of it are already in `buf`.
 async fn peek_request(
     client: &TcpStream,
     buf: &mut [u8],
-    mut seen: usize,
+    mut n: usize,
     settings: &Settings,
 ) -> Head {
     let started = Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {
-        let n = seen;
-        let seen_bytes = &buf[..n];
-        match examine(seen_bytes, settings.body_max, settings.max_push_payload) {
+        let seen = &buf[..n];
+        match examine(seen, settings.body_max, settings.max_push_payload) {
             Peeked::Upload { upload, length } => return Head::Upload(upload, length),
             Peeked::Fetch { fetch, length } => return Head::Fetch(fetch, length),
-            Peeked::Other => match frame::request(seen_bytes) {
+            Peeked::Other => match frame::request(seen) {
                 frame::Request::Incomplete if n < buf.len() => {}
                 request => return Head::Forward(request),
             },
@@ -222,11 +206,11 @@ async fn peek_request(
         // wait for "more" bytes, so poll, backing off; past the hand-over time the relay
         // takes it as it is, and its own timeouts apply.
         if started.elapsed() >= settings.handover() {
-            return Head::Forward(frame::request(seen_bytes));
+            return Head::Forward(frame::request(seen));
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(50));
-        seen = match client.peek(buf).await {
+        n = match client.peek(buf).await {
             Ok(0) | Err(_) => return Head::Closed,
             Ok(n) => n,
         };
