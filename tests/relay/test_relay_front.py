@@ -9,8 +9,9 @@ against a ``front = "python"`` twin fed the same requests); the front really sto
 revoked and throttled clients are served as before; and neither a kill -9 of the child nor
 of the parent loses an upload that was answered 201.
 
-Requests are written as raw bytes on asyncio sockets, so each test decides exactly what
-arrives in which TCP write and on which connection (the front decides per request).
+Requests are written as raw bytes on asyncio sockets (``raw_http.py``), so each test decides
+exactly what arrives in which TCP write and on which connection (the front decides per
+request).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import contextlib
 import gzip
 import hashlib
 import itertools
-import json
 import os
 import random
 import signal
@@ -29,7 +29,6 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
@@ -39,9 +38,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
+from raw_http import Answer, Conn, http_request, ws_frame, ws_subscribe, ws_text
+from relay_fronts import front_children, front_config, gone, kill_with_front
 from relay_harness import OPERATOR_TOKEN, RelayProcess, mailbox_id, make_process, run_cli
 
-from privastead.compat import Self
 from privastead.errors import RelayRejectedError, RelayUnavailableError
 from privastead.relay.api import MessageInfo
 from privastead.relay.client import RelayClient
@@ -49,7 +49,6 @@ from privastead.relay.client import RelayClient
 FRONT_UPLOADS = "relay_front_uploads_total"
 BACKEND = "relay_front_backend_connections_total"
 STORED = "relay_messages_stored_total"
-FRONT_CHILD = "privastead.relay.front_child"
 # Webhooks to the local receiver of the push test (plain HTTP on loopback).
 PUSH_TOML = (
     '[push]\nwebhook_allow_http = true\nwebhook_allow_networks = ["127.0.0.0/8"]\nretries = 0\n'
@@ -59,161 +58,6 @@ PUSH_TOML = (
 PAIR_CONFIG = "[auth]\nmax_failures = 1000000\n" + PUSH_TOML
 # Small timeouts so that slow clients are cut off within seconds (see Limits in config.py).
 SLOW_CONFIG = "[limits]\nidle_timeout = 5.0\nbody_timeout = 2.0\nbody_grace_seconds = 1.0\n"
-ANSWER_WAIT = 20.0  # seconds a test waits for an answer the relay owes
-
-
-def front_config(mode: str, rest: str = "") -> str:
-    """A relay config with ``front = mode`` (a top-level key: before any table)."""
-    return f'front = "{mode}"\n{rest}'
-
-
-# --- raw HTTP/1.1 on asyncio sockets ----------------------------------------------------------
-
-
-@dataclass
-class Answer:
-    version: str
-    status: int
-    headers: dict[str, str]  # lower-case names; a repeated header keeps its last value
-    body: bytes
-
-    @property
-    def closes(self) -> bool:
-        """The relay said it closes the connection after this answer."""
-        if self.headers.get("connection", "").lower() == "close":
-            return True
-        return self.version == "HTTP/1.0" and "keep-alive" not in self.headers.get("connection", "")
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def outcome(self) -> tuple[object, ...]:
-        """What the differential compares: the status and the error code, or the JSON."""
-        try:
-            data = json.loads(self.body)
-        except ValueError:
-            return (self.status, "not JSON", hashlib.sha256(self.body).hexdigest()[:16])
-        if isinstance(data, dict) and isinstance(data.get("error"), dict):
-            return (self.status, data["error"].get("code"))
-        return (self.status, data)
-
-
-class Conn:
-    """One client TCP connection: requests are written as the bytes given, answers parsed."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.closed = False  # by the relay (an EOF or a reset was seen), or by us
-
-    @classmethod
-    async def open(cls, port: int) -> Conn:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
-        return cls(reader, writer)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def send(self, data: bytes) -> bool:
-        """False if the relay had closed the connection."""
-        try:
-            self.writer.write(data)
-            await self.writer.drain()
-        except OSError:  # ConnectionResetError, BrokenPipeError
-            self.closed = True
-            return False
-        return True
-
-    async def answer(self, wait: float = ANSWER_WAIT) -> Answer | None:
-        """The next final answer (1xx skipped); None if the connection ended first.
-        ``TimeoutError`` if nothing came within ``wait`` seconds."""
-        try:
-            return await asyncio.wait_for(self._read(), wait)
-        # First: TimeoutError is an OSError, and asyncio's a distinct one before Python 3.11.
-        except (TimeoutError, asyncio.TimeoutError) as exc:
-            raise TimeoutError(f"no answer within {wait} s") from exc
-        except (asyncio.IncompleteReadError, OSError):
-            self.closed = True
-            return None
-
-    async def request(self, data: bytes, wait: float = ANSWER_WAIT) -> Answer:
-        await self.send(data)
-        answer = await self.answer(wait)
-        assert answer is not None, "the relay closed the connection without an answer"
-        return answer
-
-    async def ended(self, wait: float) -> bool:
-        """Whether the relay closes the connection within ``wait`` seconds (no more bytes)."""
-        try:
-            data = await asyncio.wait_for(self.reader.read(1), wait)
-        except (TimeoutError, asyncio.TimeoutError):
-            return False
-        except OSError:
-            data = b""
-        self.closed = self.closed or data == b""
-        return data == b""
-
-    async def close(self) -> None:
-        self.closed = True
-        self.writer.close()
-        with contextlib.suppress(Exception):
-            await self.writer.wait_closed()
-
-    async def _read(self) -> Answer:
-        while True:
-            head = await self.reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            version, status, _ = (lines[0] + " ").split(" ", 2)
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                name, sep, value = line.partition(":")
-                if sep:
-                    headers[name.strip().lower()] = value.strip()
-            code = int(status)
-            if 100 <= code < 200:
-                continue  # 100 Continue: the final answer follows
-            if headers.get("transfer-encoding", "").lower() == "chunked":
-                body = await self._chunked()
-            elif "content-length" in headers:
-                body = await self.reader.readexactly(int(headers["content-length"]))
-            elif code in (204, 304):
-                body = b""
-            else:
-                body = await self.reader.read()
-            return Answer(version, code, headers, body)
-
-    async def _chunked(self) -> bytes:
-        parts: list[bytes] = []
-        while True:
-            size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            if size == 0:
-                await self.reader.readuntil(b"\r\n")  # no trailers from aiohttp
-                return b"".join(parts)
-            parts.append(await self.reader.readexactly(size))
-            await self.reader.readexactly(2)
-
-
-def http_request(
-    method: str,
-    target: str,
-    headers: Sequence[tuple[str, str | bytes]],
-    body: bytes = b"",
-    version: str = "HTTP/1.1",
-) -> bytes:
-    lines = [f"{method} {target} {version}".encode()]
-    for name, value in headers:
-        lines.append(
-            name.encode() + b": " + (value if isinstance(value, bytes) else value.encode())
-        )
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
 def upload_request(
@@ -296,25 +140,6 @@ def delta(after: dict[str, float], before: dict[str, float], name: str) -> float
     return after.get(name, 0.0) - before.get(name, 0.0)
 
 
-def front_children(relay: RelayProcess) -> list[psutil.Process]:
-    """The relay's front child processes (``python -m privastead.relay.front_child``)."""
-    assert relay.proc is not None
-    found = []
-    for child in psutil.Process(relay.proc.pid).children():
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
-            if FRONT_CHILD in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
-                found.append(child)
-    return found
-
-
-def gone(pid: int) -> bool:
-    """The process has exited (a zombie nobody reaped yet counts as exited)."""
-    try:
-        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
-    except psutil.NoSuchProcess:
-        return True
-
-
 def body_of(size: int, seed: object) -> bytes:
     """Deterministic bytes, the same for both relays of a differential."""
     return hashlib.shake_256(f"{seed}:{size}".encode()).digest(size) if size else b""
@@ -364,21 +189,6 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
 def slow_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     """Relays with timeouts of seconds, for the slow clients."""
     yield from _pairs(tmp_path_factory, "front-slow", SLOW_CONFIG)
-
-
-def kill_with_front(relay: RelayProcess) -> None:
-    """kill -9 the relay, then its front by its pid should it outlive its parent (the bug
-    the crash tests look for): it would keep the port and the database."""
-    alive = relay.proc is not None and relay.proc.poll() is None
-    fronts = front_children(relay) if alive else []
-    relay.kill9()
-    deadline = time.monotonic() + 5
-    for front in fronts:
-        while not gone(front.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if not gone(front.pid):
-                front.kill()
 
 
 @pytest.fixture
@@ -1163,26 +973,6 @@ async def test_pipelined_requests_are_answered_in_order(pair: Pair) -> None:
             assert delta(after, before, FRONT_UPLOADS) == 4
 
 
-def ws_frame(payload: bytes) -> bytes:
-    """A client's text frame (masked, as RFC 6455 wants from clients)."""
-    mask = os.urandom(4)
-    n = len(payload)
-    size = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
-    return b"\x81" + size + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-async def ws_text(conn: Conn) -> Any:
-    """The next text frame from the relay, as JSON (other frames are skipped)."""
-    while True:
-        first, second = await asyncio.wait_for(conn.reader.readexactly(2), ANSWER_WAIT)
-        n = second & 0x7F
-        if n >= 126:
-            n = int.from_bytes(await conn.reader.readexactly(2 if n == 126 else 8), "big")
-        data = await conn.reader.readexactly(n)
-        if first & 0x0F == 1:
-            return json.loads(data)
-
-
 async def test_a_websocket_after_uploads_on_the_same_connection(pair: Pair) -> None:
     """A client that reuses its kept-alive connection for /v1/ws (aiohttp's pool does):
     the upgrade is forwarded after the front's own uploads, and the socket works both
@@ -1195,26 +985,7 @@ async def test_a_websocket_after_uploads_on_the_same_connection(pair: Pair) -> N
         async with await Conn.open(relay.port) as conn:
             answer = await conn.request(upload_request(box, token, "w1", b"one"))
             assert answer.outcome() == created(1)
-            await conn.send(
-                http_request(
-                    "GET",
-                    "/v1/ws",
-                    [
-                        ("Host", "relay"),
-                        ("Authorization", f"Bearer {token}"),
-                        ("Upgrade", "websocket"),
-                        ("Connection", "Upgrade"),
-                        ("Sec-WebSocket-Version", "13"),
-                        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-                    ],
-                )
-            )
-            head = await asyncio.wait_for(conn.reader.readuntil(b"\r\n\r\n"), ANSWER_WAIT)
-            assert head.startswith(b"HTTP/1.1 101"), head
-            await conn.send(
-                ws_frame(json.dumps({"type": "subscribe", "mailboxes": [box]}).encode())
-            )
-            assert await ws_text(conn) == {"type": "subscribed", "mailboxes": [box], "missing": []}
+            await ws_subscribe(conn, token, box)
             async with await Conn.open(relay.port) as other:
                 answer = await other.request(upload_request(box, token, "w2", b"two"))
             assert answer.outcome() == created(2)

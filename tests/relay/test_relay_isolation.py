@@ -5,6 +5,9 @@ ids), B is served exactly as if A were not there, within the stated global limit
 One real relay process serves both; A's share of every budget is small so that A hits its
 limits within a few actions. B is modelled: what it uploaded is what it must read back, its
 subscription must report exactly its own messages, its token must keep working.
+
+And one hostile thing that needs no model, on a relay of its own with each front: B's
+subscription socket that is never read while tens of thousands of events are due to it.
 """
 
 from __future__ import annotations
@@ -12,16 +15,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
 
 import aiohttp
+import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from raw_http import ANSWER_WAIT, Conn, ws_subscribe, ws_text
+from relay_fronts import front_children, front_config, kill_with_front
 from relay_harness import RelayProcess, mailbox_id, make_process, run_cli
 
 from privastead.errors import RelayError
+from privastead.relay.batch import MAX_BATCH
 from privastead.relay.client import RelayClient, Subscription
 
 CONFIG = """
@@ -203,3 +213,106 @@ def test_nothing_one_household_does_changes_what_another_is_served(
     homes: Homes, actions: list[tuple[str, int | None, bool]]
 ) -> None:
     asyncio.run(_b_is_served_as_modelled(homes, actions))
+
+
+# --- a subscriber that never reads ----------------------------------------------------------
+
+STALLED_BATCHES = 160  # of MAX_BATCH uploads: 40,960 events due to a socket that is not read
+# What the relay may hold for a socket that is not read: its event queue (ws_queue_events,
+# 256 events of a few hundred bytes), its write buffer (under ws.COALESCE_BELOW, 64 KiB, plus
+# one coalesced write of queued events) and, behind the native front, one tunnel chunk: well
+# under 1 MiB. The rest is what storing 40,000 small messages costs any relay process
+# (SQLite's page cache, the allocator's arenas): 1.3 to 3.3 MiB measured, the same for 65,000.
+# A relay that held every event grew by 12 to 14 MiB here. The kernel's socket buffers are
+# not in a process's RSS.
+RSS_BUDGET = 8 * 2**20
+
+
+@pytest.fixture(params=["native", "python"])
+def fronted(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RelayProcess]:
+    """A relay of its own with the native front, then with the Python relay alone."""
+    relay = make_process(tmp_path, front_config(request.param))
+    try:
+        yield relay
+    finally:
+        kill_with_front(relay)
+
+
+async def _unread_subscription(port: int, token: str, box: str) -> Conn:
+    """A ``/v1/ws`` subscription to ``box`` that, once subscribed, is not read at all (not
+    even by the event loop) until its transport resumes reading. Its receive buffer and its
+    segment size are tiny (set before connecting: they are negotiated), so that the relay's
+    socket stops taking its bytes after a few kilobytes and its own queue is what the events
+    pile into; with the kernel's defaults that socket would take megabytes of them first."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    conn = Conn(*await asyncio.open_connection(sock=sock))
+    await ws_subscribe(conn, token, box)
+    cast("asyncio.Transport", conn.writer.transport).pause_reading()
+    return conn
+
+
+def _rss(relay: RelayProcess) -> list[int]:
+    """Resident memory (VmRSS) of the relay process and of its front child, if it has one."""
+    assert relay.proc is not None
+    return [p.memory_info().rss for p in [psutil.Process(relay.proc.pid), *front_children(relay)]]
+
+
+async def test_a_subscriber_that_never_reads_costs_bounded_memory_and_delays_no_other_household(
+    fronted: RelayProcess,
+) -> None:
+    """A WebSocket subscriber that stops reading while 40,000 events are due to it costs the
+    relay bounded memory and loses events instead (it is told to resync once it reads again),
+    while another household's subscriber hears of each of its own uploads, in order."""
+    relay = fronted
+    a_token = relay.cli("accounts", "add", "a").strip().splitlines()[-1]
+    b_token = relay.cli("accounts", "add", "b").strip().splitlines()[-1]
+    a_box, b_box = mailbox_id(), mailbox_id()
+    async with RelayClient(relay.url, a_token) as a, RelayClient(relay.url, b_token) as b:
+        await a.create_mailbox(a_box)
+        await b.create_mailbox(b_box)
+        # B must read again within the relay's heartbeat (a ping 30 s after B last sent
+        # anything, 15 s for the pong) or the relay closes its socket: the flood takes 5 to
+        # 15 s here, on a machine shared with other work.
+        stalled = await _unread_subscription(relay.port, b_token, b_box)
+        try:
+            sub = await a.subscribe([a_box])
+            assert (await sub.next_event())["mailboxes"] == [a_box]
+            before: list[int] = []
+            for n in range(STALLED_BATCHES):
+                ids = [f"b{n}-{i}" for i in range(MAX_BATCH)]
+                await b.upload_many([(b_box, b"b", msg_id, None) for msg_id in ids])
+                if n == 0:  # what serving its first batch costs any relay is not counted
+                    before = _rss(relay)
+                # Meanwhile A uploads, and hears of it, in order, with nothing in between.
+                result = await a.upload(a_box, b"a", f"a{n}")
+                assert result.seq == n + 1
+                event = await asyncio.wait_for(sub.next_event(), ANSWER_WAIT)
+                assert event == {"type": "message", "mailbox": a_box, "seq": n + 1}
+            after = _rss(relay)
+            assert len(after) == (2 if relay.config_text == front_config("native") else 1)
+            grown = [new - old for new, old in zip(after, before, strict=True)]
+            assert max(grown) < RSS_BUDGET, f"the relay (and its front) grew by {grown} bytes"
+            await sub.ws.send_json({"type": "ping"})  # nothing else is waiting for A
+            assert await asyncio.wait_for(sub.next_event(), ANSWER_WAIT) == {"type": "pong"}
+
+            # B reads again: the events that were on their way, in order and without a gap,
+            # then one resync in place of all those the relay dropped.
+            total = STALLED_BATCHES * MAX_BATCH
+            cast("asyncio.Transport", stalled.writer.transport).resume_reading()
+            seen = 0
+            while (event := await ws_text(stalled)) != {"type": "resync"}:
+                seen += 1
+                assert event == {"type": "message", "mailbox": b_box, "seq": seen}
+                assert seen < total, "every event reached B: the relay held them all for it"
+            info = await b.mailbox_info(b_box)  # what a resync asks for: nothing was lost
+            assert (info.count, info.last_seq) == (total, total)
+            # The socket stays subscribed: the next upload is heard as usual.
+            await b.upload(b_box, b"b", "after")
+            event = await ws_text(stalled)
+            assert event == {"type": "message", "mailbox": b_box, "seq": total + 1}
+        finally:
+            await stalled.close()
