@@ -10,7 +10,9 @@ When the socket's token is revoked it gets an error frame with the code ``device
 (or ``token_revoked``) and is closed with ``WS_CLOSE_REVOKED`` (4401).
 
 The per-socket queue is bounded: a client that does not read its socket loses events, not
-relay memory, and is told to resync once it reads again.
+relay memory, and is told to resync once it reads again. One that reads nothing for longer
+than the heartbeat (a ping ``HEARTBEAT_SECONDS`` after it last spoke, half that again for the
+pong) is taken for gone and its socket closed; it reconnects and lists its mailboxes.
 """
 
 from __future__ import annotations
