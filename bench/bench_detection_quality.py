@@ -6,7 +6,9 @@ Every case (scene x seed x rendering) runs through the hub's own analysis pipeli
 against the scene's ground truth: recall, precision, F1, false alarms per hour of quiet video,
 long tails. The held-out set (other seeds and renderings: 960x540, 1080p at a low bitrate,
 4K30) is never run while tuning the detector. Also measured: how much later idle mode starts
-and decides (notifies) events than full-rate decoding. Prints tables and one JSON line.
+and decides (notifies) events than full-rate decoding, and what share of the quiet scenes'
+frames it decodes (what waking up for rain, foliage or light costs). Prints tables and one
+JSON line.
 
     python bench/bench_detection_quality.py [--set tuning|held-out|all] [--jobs 2]
 """
@@ -107,14 +109,15 @@ def report(set_name: str, results: dict[str, list[CaseResult]]) -> dict[str, obj
             print(f"{name:13s}" + "".join(f"{_cell(rs):>17s}" for rs in row))
     print(
         f"{'detector':15s} {'recall':>6s} {'prec.':>6s} {'F1':>6s} {'FA':>4s} "
-        f"{'FA/h quiet':>10s} {'quiet h':>7s} {'tails':>5s}"
+        f"{'FA/h quiet':>10s} {'quiet h':>7s} {'tails':>5s} {'decoded quiet':>13s}"
     )
     out: dict[str, object] = {}
     for label in labels:
         s = summarise(results[label])
         print(
             f"{label:15s} {s.recall:6.3f} {s.precision:6.3f} {s.f1:6.3f} {s.false_alarms:4d} "
-            f"{s.false_alarms_per_hour:10.2f} {s.quiet_hours:7.2f} {s.tails:5d}"
+            f"{s.false_alarms_per_hour:10.2f} {s.quiet_hours:7.2f} {s.tails:5d} "
+            f"{100 * s.decoded_quiet:12.1f}%"
         )
         out[label] = {
             "recall": round(s.recall, 4),
@@ -126,6 +129,7 @@ def report(set_name: str, results: dict[str, list[CaseResult]]) -> dict[str, obj
             "long_tails": s.tails,
             "hours": round(s.hours, 3),
             "cases": len(results[label]),
+            "decoded_share_quiet": round(s.decoded_quiet, 4),
         }
     if "ours_full" in results and "ours_keyframes" in results:
         delays = start_delays(results["ours_full"], results["ours_keyframes"])
