@@ -199,6 +199,9 @@ class _ReplayMemory:
         self._before, self._until = _rss(), at
         self.added.append(0)
 
+    def looked_again(self, at: float, result: object, explain: object) -> None:
+        """The start-up's frames looked at again: no rewind, nothing to measure."""
+
     def analysed(self, frame: LumaFrame, result: object, detector: object) -> None:
         if frame.pts <= self._until:
             self.added[-1] = max(self.added[-1], _rss() - self._before)

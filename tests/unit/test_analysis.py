@@ -15,6 +15,7 @@ from privastead.media.detector import STARTUP_SECONDS, MotionDetector, MotionRes
 from privastead.media.events import Event
 from privastead.media.scan import scan_file
 from privastead.media.settings import DetectionSettings, EventSettings
+from privastead.media.verdicts import FrameExplain
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,9 @@ class Recorder:
 
     def rewound(self, to: float, at: float) -> None:
         self.rewinds.append((to, at))
+
+    def looked_again(self, at: float, result: MotionResult, explain: FrameExplain | None) -> None:
+        pass  # the start-up's frames again: not decoded, not counted
 
 
 def test_idle_mode_starts_events_when_full_rate_does(demo: Path) -> None:

@@ -19,6 +19,7 @@ from privastead.camsim.render import Phenomena, Scene
 from privastead.camsim.suite import encode_scene
 from privastead.media.decode import LumaFrame
 from privastead.media.detector import STARTUP_SECONDS, MotionDetector
+from privastead.media.explain import Explainer
 from privastead.media.scan import scan_file
 from privastead.media.settings import DetectionSettings, EventSettings
 
@@ -59,7 +60,20 @@ def test_late_results_are_handed_out_once_in_order() -> None:
         y = np.ascontiguousarray(scene.render(i)[0])
         det.process(LumaFrame(y, i / scene.fps, i % 10 == 0))
         late += det.take_late()
-    times = [t for t, _ in late]
+    times = [t for t, _, _ in late]
     assert times == sorted(times) and times[0] < 0.5 and times[-1] < STARTUP_SECONDS
-    assert any(r.motion for _, r in late)
+    assert any(r.motion for _, r, _ in late)
+    assert all(explain is not None and explain.t == t for t, _, explain in late)
     assert det.take_late() == []
+
+
+def test_explain_shows_the_startup_looked_at_again(clips: tuple[Path, Path]) -> None:
+    # ``detect --explain`` says what the detector saw in the start-up's frames too: the
+    # visitor's event is decided there, and an owner must be able to see why.
+    visited, _ = clips
+    lines: list[str] = []
+    scan_file(visited, DetectionSettings(), EventSettings(), observer=Explainer(lines.append))
+    again = [line for line in lines if line[10:11] == "^"]
+    assert any("looked at again" in line for line in lines)
+    assert again and all(float(line[:8]) < STARTUP_SECONDS for line in again)
+    assert any("object" in line for line in lines[lines.index(again[0]) :])

@@ -84,16 +84,18 @@ def test_a_walker_is_still_an_object() -> None:
     assert any(seen[:10])
 
 
-def _reshape(light_step: bool) -> list[bool]:
+def _reshape(light_step: bool, *, early: bool = False) -> list[bool]:
     """A sharp blob that grows to one side (a side moves, its centre half as much), born in a
-    frame where the light over the whole view stepped or not."""
+    frame where the light over the whole view stepped or not, in the detector's start-up or
+    not."""
     tracks = Tracks((60, 120))
     seen = []
     for i in range(30):
         grow = min(i, 9)
         box = np.array([[20.0, 10.0, 26.0, 16.0 + grow]])
+        step, start = light_step and i == 0, early and i < 5
         motion, _, _ = tracks.update(
-            box, YES, NO, NO, i / FPS, 0.4, YES, light_step=light_step and i == 0
+            box, YES, NO, NO, i / FPS, 0.4, YES, light_step=step, early=start
         )
         seen.append(bool(motion.any()))
     return seen
@@ -122,3 +124,45 @@ def test_the_light_steps_with_an_auto_exposure_ramp_not_with_drift() -> None:
     # same auto-exposure step is
     assert not any(steps([1.04] * 5, 1.0))
     assert any(steps([1.0, 1.1, 1.0], 1.0))
+
+
+def test_a_blob_born_in_the_startup_must_carry_its_centre() -> None:
+    # what sways in place while the start-up is looked at again (a bush not yet known as
+    # chronic) changes shape without going anywhere; a walker born then goes on walking
+    assert not any(_reshape(False, early=True))
+    tracks = Tracks((60, 120))
+    seen = []
+    for i, (boxes, _) in enumerate(_walk(30, False)):
+        motion, _, _ = tracks.update(np.array(boxes), YES, NO, NO, i / FPS, 0.4, YES, early=i < 5)
+        seen.append(bool(motion.any()))
+    assert any(seen[:15])
+
+
+def _appear(early: bool) -> list[bool]:
+    """A blob that appears at once and stays where it is (someone stepping out of a door)."""
+    tracks = Tracks((60, 120))
+    box = np.array([[20.0, 10.0, 30.0, 16.0]])
+    return [
+        bool(tracks.update(box, YES, NO, YES, i / FPS, 0.4, YES, early=early and i < 5)[0].any())
+        for i in range(20)
+    ]
+
+
+def test_a_blob_born_in_the_startup_is_never_placed() -> None:
+    # appearing at once means nothing where the frame before is the start-up's median
+    assert any(_appear(False))
+    assert not any(_appear(True))
+
+
+def test_the_light_steps_when_auto_exposure_hunts() -> None:
+    settings = DetectionSettings()
+    floor = settings.noise_floor
+
+    def steps(gains: list[float]) -> list[bool]:
+        det = MotionDetector(settings, 320, 180)
+        return [det._light_step(i * 0.1, 0.1, g, 0.0, floor) for i, g in enumerate(gains)]
+
+    # up 3 % and back down every frame: no net change, every strong edge flickers
+    assert any(steps([1.03, 1 / 1.03] * 5))
+    # the fit's own jitter is not a hunt
+    assert not any(steps([1.002, 1 / 1.002] * 25))

@@ -31,6 +31,7 @@ from privastead.media.detector import STARTUP_SECONDS, MotionDetector, MotionRes
 from privastead.media.events import Event, EventTracker
 from privastead.media.idle import IdlePolicy
 from privastead.media.settings import DetectionSettings, EventSettings
+from privastead.media.verdicts import FrameExplain
 
 #: A GOP longer than this many packets is not kept for a rewind (the switch to full rate then
 #: replays the current GOP only, or waits for the next keyframe).
@@ -64,6 +65,10 @@ class Observer(Protocol):
 
     def analysed(self, frame: LumaFrame, result: MotionResult, detector: Detector) -> None: ...
 
+    def looked_again(self, at: float, result: MotionResult, explain: FrameExplain | None) -> None:
+        """An earlier frame the detector looked at again (the start-up's, once it knew the
+        scene): there is no picture, only what it saw."""
+
     def events(self, changes: list[Event], frame_time: float) -> None: ...
 
     def rewound(self, to: float, at: float) -> None: ...
@@ -78,6 +83,10 @@ class Observers:
     def analysed(self, frame: LumaFrame, result: MotionResult, detector: Detector) -> None:
         for observer in self.observers:
             observer.analysed(frame, result, detector)
+
+    def looked_again(self, at: float, result: MotionResult, explain: FrameExplain | None) -> None:
+        for observer in self.observers:
+            observer.looked_again(at, result, explain)
 
     def events(self, changes: list[Event], frame_time: float) -> None:
         for observer in self.observers:
@@ -230,8 +239,10 @@ class Analysis:
         if take_late is not None:
             # Frames looked at again (the start-up's, once the background is known): the
             # event tracker sees them in order, before this frame.
-            for at, late in take_late():
+            for at, late, explain in take_late():
                 self.policy.update(late, frame.pts, self.tracker.active)
+                if self.observer is not None:
+                    self.observer.looked_again(at, late, explain)
                 changes += self.tracker.update(late, at)
         self.policy.update(result, frame.pts, self.tracker.active)
         if self.observer is not None:

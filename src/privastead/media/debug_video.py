@@ -26,6 +26,7 @@ from privastead.media.decode import LumaFrame
 from privastead.media.detector import MotionDetector, MotionResult
 from privastead.media.events import Event, EventEnded, EventStarted
 from privastead.media.kernels import grid as G
+from privastead.media.verdicts import FrameExplain
 
 #: Widest picture written (pixels).
 MAX_WIDTH = 640
@@ -51,6 +52,10 @@ class DebugVideo:
         stream.options = {"preset": "veryfast", "crf": "23"}
         self._stream = stream
         return stream
+
+    def looked_again(self, at: float, result: MotionResult, explain: FrameExplain | None) -> None:
+        """The start-up's frames looked at again: their pictures are gone, and the events
+        they start are drawn from the frame that decides them."""
 
     def analysed(self, frame: LumaFrame, result: MotionResult, detector: Detector) -> None:
         if not isinstance(detector, MotionDetector) or detector.explain is None:

@@ -25,7 +25,8 @@ kind of thing that changes pixels without being an object:
    coherent for a few frames over ``persistence`` seconds and has either moved or appeared
    where nothing moves chronically (the *activity* map: how often each cell was flagged lately).
    In a chronic area it must also have been seen outside it, and what was born as the light
-   over the whole view stepped (auto exposure) must carry its centre like chronic motion.
+   over the whole view stepped or hunted (auto exposure) must carry its centre like chronic
+   motion; what was born in the start-up must carry its centre too.
 6. **Background learning** only where nothing is (Frigate's rule): under blobs the background
    follows very slowly, so a person who stops stays motion for a long while, and a parked car
    is absorbed after ``absorb_seconds``.
@@ -158,7 +159,8 @@ class MotionDetector:
         self._samples: list[npt.NDArray[np.float32]] = []
         self._sample_times: list[float] = []
         self._starting = True  # the start-up's frames are looked at again once it ends
-        self._late: list[tuple[float, MotionResult]] = []
+        self._late: list[tuple[float, MotionResult, FrameExplain | None]] = []
+        self._replaying = False  # looking at the start-up's frames again (``_replay``)
         self._result = NO_MOTION
         self._light_log: list[tuple[float, float, float]] = []  # (t, g, o) lately
         self.frames_analysed = 0
@@ -243,7 +245,7 @@ class MotionDetector:
         c = blobs.candidate
         motion, fresh, born = self.tracks.update(
             blobs.boxes[c], blobs.coherent[c], blobs.chronic[c], blobs.sudden[c], t,
-            s.persistence, blobs.shaped[c], self._light_step(t, dt, g, o, floor),
+            s.persistence, blobs.shaped[c], self._light_step(t, dt, g, o, floor), self._replaying,
         )  # fmt: skip
         blobs.set_motion(motion, fresh, born)
         self._paint(labels, blobs, t)
@@ -261,15 +263,19 @@ class MotionDetector:
     def _light_step(self, t: float, dt: float, g: float, o: float, floor: float) -> bool:
         """Whether the light over the whole view stepped just now: the global model (each
         frame's gain and offset over the previous one) changed dark or bright textures by
-        more than the noise floor within ``LIGHT_STEP_SECONDS``, at that rate when frames are
-        further apart (idle mode). Slow exposure drift does not; an auto-exposure step does."""
+        more than the noise floor within ``LIGHT_STEP_SECONDS``, or swung them back and forth
+        by more than twice that (auto exposure hunting: up and down again, so that the net
+        change is small while every strong edge flickers), at that rate when frames are
+        further apart (idle mode). Slow exposure drift does neither; an auto-exposure step
+        or hunt does."""
         log = [e for e in self._light_log if t - e[0] < LIGHT_STEP_SECONDS]
         log.append((t, g, o))
         self._light_log = log
-        dark, bright = 64.0, 192.0
+        dark, bright, swing = 64.0, 192.0, 0.0
         for _, gain, offset in log:
-            dark, bright = gain * dark + offset, gain * bright + offset
-        change = max(abs(dark - 64.0), abs(bright - 192.0))
+            step = max(abs((gain - 1.0) * 64.0 + offset), abs((gain - 1.0) * 192.0 + offset))
+            dark, bright, swing = gain * dark + offset, gain * bright + offset, swing + step
+        change = max(abs(dark - 64.0), abs(bright - 192.0), swing / 2.0)
         return change * LIGHT_STEP_SECONDS / max(dt, LIGHT_STEP_SECONDS) > floor
 
     def _due_at(self, t: float) -> bool:
@@ -331,14 +337,18 @@ class MotionDetector:
         self.u[G.PREV_CHANGED].fill(0)
         self._last_count = 0
         self._settle_until = -math.inf
+        self._replaying = True
         for i in range(1, len(samples)):
             dt = min(max(times[i] - times[i - 1], 1e-3), 2.0)
-            self._late.append((times[i], self._analyse(samples[i], times[i], dt)))
+            result = self._analyse(samples[i], times[i], dt)
+            self._late.append((times[i], result, self.explain))
+        self._replaying = False
         np.copyto(self.f[G.PREV], samples[-1])
 
-    def take_late(self) -> list[tuple[float, MotionResult]]:
+    def take_late(self) -> list[tuple[float, MotionResult, FrameExplain | None]]:
         """Results for earlier frames looked at again (the start-up's), oldest first, each
-        with its frame time; handed out once. The current frame's result follows them."""
+        with its frame time and what the detector saw in it (for ``--explain``); handed out
+        once. The current frame's result follows them."""
         late, self._late = self._late, []
         return late
 

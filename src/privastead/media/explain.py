@@ -19,6 +19,7 @@ from privastead.media.decode import LumaFrame
 from privastead.media.detector import MotionDetector, MotionResult
 from privastead.media.events import Event, EventEnded, EventStarted
 from privastead.media.kernels import grid as G
+from privastead.media.verdicts import FrameExplain
 
 
 def _box(detector: MotionDetector, r0: float, c0: float, r1: float, c1: float) -> str:
@@ -45,6 +46,7 @@ class Explainer:
         self._quiet_since: float | None = None
         self._quiet_frames = 0
         self._note = ""
+        self._again = False  # writing the start-up's frames, looked at again
 
     def _t(self, t: float) -> str:
         return f"{t - self.origin:8.2f} s"
@@ -63,9 +65,29 @@ class Explainer:
         if not isinstance(detector, MotionDetector) or detector.explain is None:
             return
         self.detector = detector
-        info = detector.explain
-        if info.t != frame.pts:
+        if detector.explain.t != frame.pts:
             return  # skipped by detect_fps: nothing new
+        self._frame(detector.explain)
+
+    def looked_again(self, at: float, result: MotionResult, explain: FrameExplain | None) -> None:
+        if explain is None or self.detector is None:
+            return
+        if not self._again:
+            self._flush_quiet(at)
+            self.write(
+                f"{self._t(at)}  start-up over (the scene is known): its frames are looked at "
+                "again, marked '^'"
+            )
+        self._again = True
+        self._frame(explain, mark="^")
+
+    def _frame(self, info: FrameExplain, mark: str = " ") -> None:
+        """One analysed frame: a line per object-sized blob, quiet stretches collapsed."""
+        detector = self.detector
+        assert detector is not None
+        if mark != "^" and self._again:
+            self._flush_quiet(info.t)
+            self._again = False
         blobs = info.blobs
         shown = [] if blobs is None else [i for i in range(len(blobs.cells)) if blobs.big[i]]
         if info.note.startswith("global change"):
@@ -89,7 +111,10 @@ class Explainer:
         self._flush_quiet(info.t)
         assert blobs is not None
         g, o = info.gain
-        head = f"{self._t(info.t)}  {info.count} cells over threshold, light model x{g:.2f}{o:+.1f}"
+        head = (
+            f"{self._t(info.t)}{mark} {info.count} cells over threshold, light model "
+            f"x{g:.2f}{o:+.1f}"
+        )
         if info.lit:
             head += f", {info.lit} cells changed by light (texture kept) re-based"
         small = int((~blobs.big).sum())

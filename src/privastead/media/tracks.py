@@ -31,6 +31,12 @@ ramps) is judged like one in a chronic area: its centre must travel ``MOVED_CHRO
 and it is never an object for having appeared at once. Someone walking in during the step
 goes on walking.
 
+A track born in the detector's start-up, looked at again once the background is known, is
+judged with what a few seconds taught about the scene: a bush that swayed little in them is
+not yet known as chronic. Its centre must travel (``MOVED`` sizes; sides that jump while the
+centre stays are a blob changing shape in place), and it is never an object for having
+appeared at once (the frame before is the start-up's median, not a frame of the stream).
+
 Travel is measured from where the track's blob came from: a blob that does not touch the
 box its track had in the previous frame (a fragment of foliage lighting up beside another,
 a second thing appearing near the first) continues the track but has not carried it
@@ -74,10 +80,10 @@ SHARP_FRAMES = 2
 # birth centre, size at birth, largest size, largest distance travelled (in sizes),
 # confirmed flag, sudden at birth, seen in a chronic area before it was confirmed, box at
 # birth, frames seen sharp, seen outside chronic areas, born while the light over the whole
-# view stepped.
+# view stepped, born in the detector's start-up.
 (R0, C0, R1, C1, BORN, LAST, HITS, CY0, CX0, SIZE0, SIZEMAX, TRAVEL, CONFIRMED, SUDDEN,
- CHRONIC, BR0, BC0, BR1, BC1, SHARPS, LEFT, LIT) = range(22)  # fmt: skip
-COLUMNS = 22
+ CHRONIC, BR0, BC0, BR1, BC1, SHARPS, LEFT, LIT, EARLY) = range(23)  # fmt: skip
+COLUMNS = 23
 
 
 class Tracks:
@@ -100,13 +106,16 @@ class Tracks:
         persistence: float,
         sharp: B,
         light_step: bool = False,
+        early: bool = False,
     ) -> tuple[B, B, F64]:
         """Match this frame's blobs (``boxes``: n x [r0, c0, r1, c1]) to the tracks.
 
         Returns per blob: motion (a confirmed object, coherent in this frame), newly
         confirmed in this frame, and the birth time of its track. ``sharp`` says which blobs
         have an object's sharp edges in this frame; ``light_step`` that the light over the
-        whole view stepped just now (blobs born now are judged like chronic motion).
+        whole view stepped just now (blobs born now are judged like chronic motion);
+        ``early`` that the frame is one of the detector's start-up, looked at again (blobs
+        born then must carry their centre, and are never placed).
         """
         tracks = self.rows[t - self.rows[:, LAST] <= GRACE]
         n = len(boxes)
@@ -126,6 +135,7 @@ class Tracks:
         new[:, SHARPS] = sharp
         new[:, LEFT] = ~chronic
         new[:, LIT] = light_step
+        new[:, EARLY] = early
         was = np.zeros(n, bool)
         if len(tracks) and n:
             was = _inherit(new, tracks, coherent, size, sharp, chronic)
@@ -152,7 +162,10 @@ class Tracks:
         # edge of the view) is travel; a side that jumps while the centre stays is a blob
         # changing shape.
         sides = np.minimum(np.abs(boxes - new[:, BR0 : BC1 + 1]).max(axis=1), 2.0 * centre)
-        shift = np.where(steady, centre, sides)
+        # Born in the start-up, where what moves chronically has been learned from a few
+        # seconds only: a swaying bush not yet known as one changes shape in place, an object
+        # carries its centre (a car coming in at the edge carries it half as fast as its front).
+        shift = np.where(steady | (new[:, EARLY] > 0), centre, sides)
         scale = np.maximum(new[:, SIZEMAX], 1.0)
         new[:, TRAVEL] = np.maximum(
             new[:, TRAVEL], np.where(shift >= MIN_TRAVEL, shift / scale, 0.0)
@@ -169,7 +182,7 @@ class Tracks:
         # once it has also been seen outside it (it came from, or went to, where nothing
         # churns).
         went = ~chronic | (new[:, LEFT] > 0)
-        placed = (new[:, SUDDEN] > 0) & ~steady & (age >= STATIC_AGE)
+        placed = (new[:, SUDDEN] > 0) & ~steady & (new[:, EARLY] == 0) & (age >= STATIC_AGE)
         result: B = ready & ((moved & went) | placed)
         return result
 
@@ -229,7 +242,7 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     touch = hit & _touch(new[:, R0 : C1 + 1], tracks)
     jumped = matched & ~touch.any(axis=1)
     origin = tracks[np.where(touch, tracks[None, :, BORN], np.inf).argmin(axis=1)]
-    for column in (BORN, SIZE0, SUDDEN, CHRONIC, LEFT, LIT):
+    for column in (BORN, SIZE0, SUDDEN, CHRONIC, LEFT, LIT, EARLY):
         new[:, column] = np.where(matched, oldest[:, column], new[:, column])
     for column in (CY0, CX0, BR0, BC0, BR1, BC1):
         new[:, column] = np.where(matched & ~jumped, origin[:, column], new[:, column])
