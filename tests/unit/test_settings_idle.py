@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from privastead import configfile
@@ -9,6 +10,7 @@ from privastead.errors import ConfigError
 from privastead.media.detector import MotionResult
 from privastead.media.idle import IdlePolicy
 from privastead.media.settings import DetectionSettings, EventSettings
+from privastead.media.verdicts import Blobs
 
 TOML = """
 sensitivity = 0.7
@@ -46,3 +48,24 @@ def test_idle_policy() -> None:
     assert policy.update(quiet, 7.4, False) == "full"
     assert policy.update(quiet, 7.6, False) == "keyframes"
     assert IdlePolicy(enabled=False).update(quiet, 0.0, False) == "full"
+
+
+def test_object_sized_change_wakes_the_idle_decoder_in_chronic_areas_too() -> None:
+    # A keyframe shows a person in front of swaying bushes: only full rate can tell them from
+    # the bushes, so that blob wakes the decoder like any other; streaks, ghosts and what is
+    # too small do not.
+    n = 5
+    yes = np.ones(n, bool)
+    blobs = Blobs(
+        cells=np.full(n, 40.0),
+        boxes=np.zeros((n, 4)),
+        big=np.array([True, True, True, True, False]),
+        thin=np.array([False, False, True, False, False]),
+        ghost=np.array([False, False, False, True, False]),
+        soft=np.zeros(n, bool),
+        coherent=yes,
+        chronic=np.array([False, True, True, True, True]),
+        sudden=yes,
+        sharp=yes,
+    )
+    assert blobs.wake.tolist() == [True, True, False, False, False]

@@ -35,7 +35,7 @@
 
 (Cells changed by light were un-flagged before: ``kernels.grid.light_cells``.) Candidates
 (object-sized, not thin, ghost or soft) go to the tracker; ``wake`` tells an idle decoder
-that something object-sized changed outside chronic areas.
+that something object-sized changed, wherever it is.
 """
 
 from __future__ import annotations
@@ -103,9 +103,13 @@ class Blobs:
 
     @property
     def wake(self) -> B:
-        """Worth a look at full rate (idle mode): object-sized outside chronic areas, soft
-        ones too (a car in its own headlights looks like a pool of light a second apart)."""
-        result: B = self.big & ~self.thin & ~self.ghost & ~self.chronic
+        """Worth a look at full rate (idle mode): object-sized, soft ones too (a car in its
+        own headlights looks like a pool of light a second apart), in chronic areas too (a
+        person walking in front of swaying bushes is seen there in the keyframe; only full
+        rate can tell them from the bushes, and waiting for a keyframe that shows them
+        elsewhere started such events seconds late). Bushes wake the decoder now and then:
+        on the quiet scenes idle mode decoded 29.4 % of the frames instead of 28.2 %."""
+        result: B = self.big & ~self.thin & ~self.ghost
         return result
 
     def set_motion(self, motion: B, fresh: B, born: F64) -> None:
