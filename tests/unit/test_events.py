@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from privastead.media.detector import Box, MotionResult
-from privastead.media.events import EventEnded, EventStarted, EventTracker
+from privastead.media.events import BACKDATE, EventEnded, EventStarted, EventTracker
 from privastead.media.settings import EventSettings
 
 BOX = (Box(0.1, 0.2, 0.3, 0.4),)
@@ -40,6 +40,18 @@ def test_start_needs_persistence_and_is_backdated_to_onset() -> None:
     assert len(events) == 1
     started = events[0]
     assert isinstance(started, EventStarted) and started.at == 0.0 and started.event_id == "e0"
+
+
+def test_start_goes_back_to_when_the_object_was_first_seen_as_far_as_allowed() -> None:
+    # The detector confirms an object some frames after it first saw it (``since``); the event
+    # starts then. An object first seen longer ago than BACKDATE (a tall person walking
+    # slowly needs a while to travel half their height) starts BACKDATE before its motion,
+    # not at it.
+    s = EventSettings(persistence=0.3, post_roll=2.0)
+    for seen, start in ((9.0, 9.0), (6.0, 10.0 - BACKDATE)):
+        seen_at = MotionResult(0.1, BOX, True, False, since=seen)
+        started = run(s, frames(10, 11, seen_at))[0]
+        assert isinstance(started, EventStarted) and started.at == start, (seen, started)
 
 
 def test_extends_while_motion_continues_and_ends_after_post_roll() -> None:

@@ -6,7 +6,8 @@ with made-up times behave the same:
 - **start** once motion has lasted ``persistence`` seconds (gaps shorter than half the
   post-roll do not break the run); the event's start time is the onset of that run, or when
   the detector first saw the object (``MotionResult.since``, at most ``BACKDATE`` earlier:
-  an object is confirmed some frames after it appears);
+  an object is confirmed some frames after it appears, and the recording's ring must still
+  hold the start);
 - **extend** while motion continues;
 - **end** after ``post_roll`` seconds without motion (``at`` = last motion + post-roll, the
   clip's end; ``last_motion`` says when the scene went quiet);
@@ -110,8 +111,11 @@ class EventTracker:
             return out
         if self._run_start is None:
             self._run_start = at
-            if result.since is not None and at - BACKDATE <= result.since < at:
-                self._run_start = result.since
+            if result.since is not None and result.since < at:
+                # An object first seen longer ago than BACKDATE (a tall person walking slowly
+                # takes a while to travel half their height) still started then: the event
+                # starts as early as allowed, rather than when it was confirmed.
+                self._run_start = max(result.since, at - BACKDATE)
         self._run_last = at
         if at - self._run_start >= s.persistence - 1e-9 and at >= self._cooldown_until:
             onset = max(self._run_start, self._cooldown_until)
