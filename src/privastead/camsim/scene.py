@@ -57,6 +57,7 @@ SCENES: dict[str, str] = {
     "windwalk": "strong wind in the bushes while people walk in front of them",
     "nightcars": "night, no IR: cars with headlights and people in the light of the street",
     "lampwalk": "whole-frame light steps while people cross",
+    "exposurewalk": "auto-exposure steps (ramped) and hunting while people cross",
 }
 
 #: Scenes in which nothing should ever fire (false alarms per hour are measured on these).
@@ -565,6 +566,15 @@ _NEW: dict[str, Builder] = {
         light_steps=_steps(rng, d, 9.0, (1.3, 1.6)),
         walkers=_near(rng, d, 12.0, 2.0),
     ),
+    "exposurewalk": lambda rng, d: Phenomena(
+        noise=float(rng.uniform(2, 3)),
+        background=_background(rng),
+        ae_steps=_steps(rng, d, 7.0, (1.1, 1.3)),
+        ae_hunting=float(rng.uniform(0.02, 0.05)),
+        exposure_drift=float(rng.uniform(0.1, 0.25)),
+        exposure_period=float(rng.uniform(25, 45)),
+        walkers=_near(rng, d, 11.0, 2.0),
+    ),
 }
 _BUILDERS.update(_NEW)
 
@@ -600,7 +610,7 @@ def make_scene(
 #: streams) are keyed by it. Change it whenever any scene renders differently;
 #: ``RENDER_DIGEST`` (checked by tests/unit/test_scene.py) catches a forgotten change.
 RENDER_VERSION = "9e9ff89abe2c6609"
-RENDER_DIGEST = "69b5b08dfab308d6"
+RENDER_DIGEST = "1b016be101d284b7"
 
 
 def code_hash() -> str:
