@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from privastead.camsim.scene import make_scene
-from privastead.camsim.suite import encode_scene
 from privastead.media.analysis import Detector
 from privastead.media.decode import LumaFrame
 from privastead.media.detector import STARTUP_SECONDS, MotionDetector, MotionResult
@@ -16,13 +15,18 @@ from privastead.media.events import Event
 from privastead.media.scan import scan_file
 from privastead.media.settings import DetectionSettings, EventSettings
 from privastead.media.verdicts import FrameExplain
+from support.clips import demo_clip
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # 2 s GOP: without the rewind an idle-mode event would start up to 2 s late.
-    scene = make_scene("demo", width=320, height=180, fps=10, seed=3, duration=16)
-    return encode_scene(scene, tmp_path_factory.mktemp("v") / "demo.mp4", gop_seconds=2.0)
+    # 2 s GOP: without the rewind an idle-mode event would start up to 2 s late. The person
+    # arrives after the detector's start-up (decoded at full rate in either mode).
+    path = tmp_path_factory.mktemp("v") / "demo.mp4"
+    return demo_clip(
+        path, width=320, height=180, seed=3, duration=16 + STARTUP_SECONDS,
+        delay=STARTUP_SECONDS, gop_seconds=2.0,
+    )  # fmt: skip
 
 
 class Recorder:

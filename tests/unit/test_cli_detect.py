@@ -14,12 +14,18 @@ import pytest
 from privastead.camsim.scene import make_scene
 from privastead.camsim.suite import encode_scene
 from privastead.cli.hub import main
+from privastead.media.detector import STARTUP_SECONDS
+from support.clips import DEMO_ENTERS, demo_clip
+
+#: The demo's person enters after the detector's start-up, walks for about 7 s.
+ENTERS = DEMO_ENTERS + STARTUP_SECONDS
+SECONDS = ENTERS + 11.5
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    scene = make_scene("demo", width=640, height=360, fps=10, seed=0, duration=16)
-    return encode_scene(scene, tmp_path_factory.mktemp("v") / "demo.mp4")
+    path = tmp_path_factory.mktemp("v") / "demo.mp4"
+    return demo_clip(path, width=640, height=360, duration=SECONDS, delay=STARTUP_SECONDS)
 
 
 def test_json_lines(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -28,7 +34,8 @@ def test_json_lines(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert len(lines) == 1
     event = json.loads(lines[0])
     assert set(event) == {"start", "end", "peak_score", "boxes"}
-    assert 4.0 < event["start"] < 6.0 and 10.0 < event["end"] < 13.0
+    assert ENTERS - 0.5 < event["start"] < ENTERS + 1.5
+    assert ENTERS + 5.5 < event["end"] < ENTERS + 8.5
     assert event["peak_score"] > 0 and len(event["boxes"][0]) == 4
 
 
@@ -97,7 +104,8 @@ def test_debug_video_paints_what_the_detector_saw(demo: Path, tmp_path: Path) ->
     assert main(["detect", str(demo), "--debug-video", str(out), "--quiet"]) == 0
     with av.open(str(out)) as container:
         frames = [f.to_ndarray(format="yuv420p") for f in container.decode(video=0)]
-    assert 150 <= len(frames) <= 161  # one picture per analysed frame (10 fps, 16 s)
+    # one picture per analysed frame (10 fps)
+    assert 10 * SECONDS - 10 <= len(frames) <= 10 * SECONDS + 1
     height = frames[0].shape[0] * 2 // 3
     width = frames[0].shape[1]
 
@@ -111,12 +119,13 @@ def test_debug_video_paints_what_the_detector_saw(demo: Path, tmp_path: Path) ->
 
     during = [i for i, f in enumerate(frames) if event_border(f)]
     assert during, "no picture shows the running event"
-    # The event (motion about 4.5-11.3 s, then post-roll past the end of the file) is painted
-    # from the frame that started it on, without a gap; the quiet start is not.
-    assert 40 <= during[0] <= 60 and during[-1] >= 112
+    # The event (motion for about 7 s from ENTERS, then post-roll past the end of the file) is
+    # painted from the frame that started it on, without a gap; the quiet start is not.
+    assert 10 * ENTERS - 5 <= during[0] <= 10 * ENTERS + 15
+    assert during[-1] >= 10 * (ENTERS + 7)
     assert during == list(range(during[0], during[-1] + 1))
     assert any(red(frames[i]) for i in during)
-    assert not any(event_border(f) for f in frames[:30])
+    assert not any(event_border(f) for f in frames[: int(10 * ENTERS) - 15])
 
 
 def test_explain_into_a_closed_pipe_is_no_error(demo: Path) -> None:

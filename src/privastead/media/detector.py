@@ -60,6 +60,8 @@ from privastead.media.tracks import Tracks
 from privastead.media.verdicts import Blobs, FrameExplain, judge
 from privastead.media.zones import cell_weights
 
+F32 = npt.NDArray[np.float32]
+
 #: Time constants (seconds) of the noise estimate: rising, falling, and while settling.
 NOISE_UP, NOISE_DOWN, SETTLE_BG = 2.0, 30.0, 0.25
 #: Noise and reach may rise fast while settling (foliage and rain are learned before
@@ -75,13 +77,18 @@ ACTIVITY_TAU, SETTLE_ACTIVITY_TAU = 20.0, 2.0
 LIGHT_TAU = 0.3
 #: Seconds a candidate blob is protected from the background before it becomes an object.
 YOUNG = 2.0
-#: Frames kept while settling for the median background (and looked at again after the
-#: start-up): the start-up at 30 analysed frames a second.
-MAX_SAMPLES = 100
 #: Newly changed fraction of the frame, within SUDDEN_WITHIN seconds, that is a global change.
 SUDDEN_FRACTION, SUDDEN_WITHIN = 0.15, 0.25
-#: Seconds the detector only learns after start-up (noise levels are unknown until then).
-STARTUP_SECONDS = 3.0
+#: Seconds the detector only learns after start-up (noise levels are unknown until then,
+#: and what moves chronically: a gust takes a few seconds to sway every bush; with 3 s,
+#: gusty foliage, rippling water and near-lens flakes not yet known as chronic started events
+#: as the start-up's frames were looked at again).
+STARTUP_SECONDS = 6.0
+#: Frames kept while settling for the median background (and looked at again after the
+#: start-up): the start-up at 30 analysed frames a second. The grid is at most 120 x 213
+#: cells, 100 KiB a frame: 6 MiB at the default 10 analysed frames a second, 18 MiB at 30,
+#: and three times that for the moment the start-up's statistics are computed.
+MAX_SAMPLES = round(STARTUP_SECONDS * 30)
 #: The light over the whole view *steps* when the global model changes dark or bright
 #: textures by more than the noise floor within this many seconds (an auto-exposure ramp).
 LIGHT_STEP_SECONDS = 0.5
@@ -355,17 +362,16 @@ class MotionDetector:
     def _end_settling(self, floor: float) -> None:
         """The per-cell median of the frames seen while settling is the background, so that
         someone who walked through meanwhile leaves no ghost behind; and the noise, reach
-        and activity come from the median deviation from it, for the same reason (a car
-        that drove through during start-up must not make its path look noisy or chronic)."""
+        and activity come from the median deviation (``_settling_deviation``), for the same
+        reason (a car that drove through during start-up must not make its path look noisy
+        or chronic)."""
         stack = np.stack(self._samples)
-        self._samples = []
+        self._samples, self._sample_times = [], []
         median = np.median(stack, axis=0)
         np.copyto(self.f[G.BG], median)
         if len(stack) < 5:
             return
-        off = np.abs(stack - median)
-        mad = np.median(off, axis=0)
-        sigma = 1.4826 * mad
+        off, mad, sigma = _settling_deviation(stack, median, self.u[G.WEIGHT])
         self.f[G.NOISE] = np.minimum(self.f[G.NOISE], 2.0 * sigma * sigma)
         self.f[G.REACH] = 3.0 * sigma
         # Chronic cells stray most of the time (their median deviation is large); a car
@@ -404,7 +410,9 @@ class MotionDetector:
         np.copyto(self.f[G.PREV], m)
         self.u[G.PREV_CHANGED].fill(0)
         self.tracks.clear()
-        self._settle_until = t + self.settings.settle_seconds
+        # Learn for a while again; a global change within the start-up does not cut the
+        # start-up short (what moves chronically would be learned from 1.5 s only).
+        self._settle_until = max(self._settle_until, t + self.settings.settle_seconds)
 
     def _make_result(self, blobs: Blobs) -> MotionResult:
         wake = bool(blobs.wake.any())
@@ -423,6 +431,37 @@ class MotionDetector:
         )
         since = float(blobs.born[chosen].min())
         return MotionResult(min(1.0, score), boxes, True, False, wake, since)
+
+
+def _settling_deviation(
+    stack: F32, median: F32, weight: npt.NDArray[np.uint8]
+) -> tuple[F32, F32, F32]:
+    """How far each cell strayed from its median while settling, per frame; its median over
+    the frames; and the noise that implies (a robust standard deviation).
+
+    Where the light over the whole view changed meanwhile (auto exposure drifting or hunting,
+    a lamp), every cell strayed by the light's swing, and a person walking through in those
+    seconds made their path look chronic. So each frame is also brought to the median's
+    light, by the global model the analysis re-bases every frame with, and each cell keeps
+    whichever deviation is the smaller over the frames: the fit is thrown off when a large
+    part of the view changes for other reasons (bushes swaying over much of it), and there
+    the plain deviation is the smaller. The noise comes from the plain deviation: the smaller
+    of two estimates is biased low, and a detector that starts out taking its noise for less
+    than it is flags what it should learn.
+    """
+    off: F32 = np.abs(stack - median)
+    lit = stack.copy()
+    for i in range(len(lit)):
+        g, o = global_fit(lit[i], median, weight)
+        lit[i] -= o
+        lit[i] /= g
+    relit = np.abs(lit - np.median(lit, axis=0), out=lit)
+    plain, relit_mad = np.median(off, axis=0), np.median(relit, axis=0)
+    better = relit_mad < plain
+    np.copyto(off, relit, where=better[None])
+    mad: F32 = np.where(better, relit_mad, plain)
+    sigma: F32 = 1.4826 * plain
+    return off, mad, sigma
 
 
 __all__ = ["NO_MOTION", "STARTUP_SECONDS", "Box", "MotionDetector", "MotionResult"]
