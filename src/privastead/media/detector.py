@@ -87,7 +87,8 @@ STARTUP_SECONDS = 6.0
 #: Frames kept while settling for the median background (and looked at again after the
 #: start-up): the start-up at 30 analysed frames a second. The grid is at most 120 x 213
 #: cells, 100 KiB a frame: 6 MiB at the default 10 analysed frames a second, 18 MiB at 30,
-#: and three times that for the moment the start-up's statistics are computed.
+#: and about five times that while the start-up's statistics are computed (the frames, their
+#: stack, two deviations and a temporary), for a moment once per connection.
 MAX_SAMPLES = round(STARTUP_SECONDS * 30)
 #: The light over the whole view *steps* when the global model changes dark or bright
 #: textures by more than the noise floor within this many seconds (an auto-exposure ramp).
