@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -332,6 +333,19 @@ def _steps(
     return tuple(steps)
 
 
+def _auto_exposure(rng: np.random.Generator, duration: float, period: float) -> dict[str, Any]:
+    """A camera's auto exposure over a textured yard: ramped steps about every ``period``
+    seconds, hunting and slow drift (``Phenomena`` keywords, drawn in this order)."""
+    return {
+        "noise": float(rng.uniform(2, 3)),
+        "background": _background(rng),
+        "ae_steps": _steps(rng, duration, period, (1.1, 1.3)),
+        "ae_hunting": float(rng.uniform(0.02, 0.05)),
+        "exposure_drift": float(rng.uniform(0.1, 0.25)),
+        "exposure_period": float(rng.uniform(25, 45)),
+    }
+
+
 def _sweeps(rng: np.random.Generator, duration: float) -> tuple[Sweep, ...]:
     sweeps = []
     t = float(rng.uniform(3, 8))
@@ -432,14 +446,7 @@ _NEW: dict[str, Builder] = {
         cloud_speed=float(rng.uniform(0.01, 0.03)),
         exposure_drift=0.05,
     ),
-    "autoexposure": lambda rng, d: Phenomena(
-        noise=float(rng.uniform(2, 3)),
-        background=_background(rng),
-        ae_steps=_steps(rng, d, 8.0, (1.1, 1.3)),
-        ae_hunting=float(rng.uniform(0.02, 0.05)),
-        exposure_drift=float(rng.uniform(0.1, 0.25)),
-        exposure_period=float(rng.uniform(25, 45)),
-    ),
+    "autoexposure": lambda rng, d: Phenomena(**_auto_exposure(rng, d, 8.0)),
     "gale": lambda rng, d: Phenomena(
         noise=2.5,
         background=str(rng.choice(["yard", "street"])),
@@ -567,13 +574,7 @@ _NEW: dict[str, Builder] = {
         walkers=_near(rng, d, 12.0, 2.0),
     ),
     "exposurewalk": lambda rng, d: Phenomena(
-        noise=float(rng.uniform(2, 3)),
-        background=_background(rng),
-        ae_steps=_steps(rng, d, 7.0, (1.1, 1.3)),
-        ae_hunting=float(rng.uniform(0.02, 0.05)),
-        exposure_drift=float(rng.uniform(0.1, 0.25)),
-        exposure_period=float(rng.uniform(25, 45)),
-        walkers=_near(rng, d, 11.0, 2.0),
+        **_auto_exposure(rng, d, 7.0), walkers=_near(rng, d, 11.0, 2.0)
     ),
 }
 _BUILDERS.update(_NEW)
