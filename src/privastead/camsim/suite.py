@@ -325,9 +325,7 @@ def summarise(results: Iterable[CaseResult]) -> Summary:
         tails=sum(r.tails for r in rs),
         hours=sum(r.case.duration for r in rs) / 3600.0,
         decoded_quiet=(
-            sum(r.frames_decoded for r in quiet) / max(1, sum(r.frames for r in quiet))
-            if quiet
-            else 1.0
+            sum(r.frames_decoded for r in quiet) / sum(r.frames for r in quiet) if quiet else 1.0
         ),
     )
 

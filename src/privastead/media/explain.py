@@ -79,13 +79,15 @@ class Explainer:
                 "again, marked '^'"
             )
         self._again = True
-        self._frame(explain, mark="^")
+        self._frame(explain, again=True)
 
-    def _frame(self, info: FrameExplain, mark: str = " ") -> None:
-        """One analysed frame: a line per object-sized blob, quiet stretches collapsed."""
+    def _frame(self, info: FrameExplain, *, again: bool = False) -> None:
+        """One analysed frame (``again``: one of the start-up's, looked at again, marked
+        ``^``): a line per object-sized blob, quiet stretches collapsed."""
         detector = self.detector
         assert detector is not None
-        if mark != "^" and self._again:
+        mark = "^" if again else " "
+        if not again and self._again:
             self._flush_quiet(info.t)
             self._again = False
         blobs = info.blobs
