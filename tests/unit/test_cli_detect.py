@@ -80,6 +80,21 @@ def test_explain_says_why_an_event_started(demo: Path, capsys: pytest.CaptureFix
     assert "chronic motion" in log.splitlines()[-1]
 
 
+def test_explain_says_when_the_start_up_ends(
+    demo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["detect", str(demo), "--explain", "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    over = next(i for i, line in enumerate(lines) if "start-up over" in line)
+    # Learning lasts the start-up, and it ends with it, not at the first frame looked at again.
+    learning = lines[over - 1].split()
+    assert lines[over - 1].split(":")[1].strip() == "settling"
+    assert float(learning[0]) == 0.0
+    assert STARTUP_SECONDS - 0.25 <= float(learning[3]) <= STARTUP_SECONDS
+    assert float(lines[over].split()[0]) == float(learning[3])
+    assert "frames from 0." in lines[over]
+
+
 def test_explain_in_idle_mode_shows_the_rewind(
     demo: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

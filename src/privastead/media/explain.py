@@ -47,6 +47,7 @@ class Explainer:
         self._quiet_frames = 0
         self._note = ""
         self._again = False  # writing the start-up's frames, looked at again
+        self._live: float | None = None  # time of the newest frame written as it came
 
     def _t(self, t: float) -> str:
         return f"{t - self.origin:8.2f} s"
@@ -73,10 +74,13 @@ class Explainer:
         if explain is None or self.detector is None:
             return
         if not self._again:
-            self._flush_quiet(at)
+            # The start-up ends with the newest frame that came; ``at`` is the first of the
+            # start-up's frames, now looked at again.
+            end = at if self._live is None else self._live
+            self._flush_quiet(end)
             self.write(
-                f"{self._t(at)}  start-up over (the scene is known): its frames are looked at "
-                "again, marked '^'"
+                f"{self._t(end)}  start-up over (the scene is known): its frames from "
+                f"{at - self.origin:.2f} s are looked at again, marked '^'"
             )
         self._again = True
         self._frame(explain, again=True)
@@ -87,9 +91,11 @@ class Explainer:
         detector = self.detector
         assert detector is not None
         mark = "^" if again else " "
-        if not again and self._again:
-            self._flush_quiet(info.t)
-            self._again = False
+        if not again:
+            self._live = info.t
+            if self._again:
+                self._flush_quiet(info.t)
+                self._again = False
         blobs = info.blobs
         shown = [] if blobs is None else [i for i in range(len(blobs.cells)) if blobs.big[i]]
         if info.note.startswith("global change"):
