@@ -15,7 +15,7 @@ from privastead.media.events import Event
 from privastead.media.scan import scan_file
 from privastead.media.settings import DetectionSettings, EventSettings
 from privastead.media.verdicts import FrameExplain
-from support.clips import demo_clip
+from support.clips import DEMO_ENTERS, demo_clip
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,31 @@ def test_idle_mode_starts_events_when_full_rate_does(demo: Path) -> None:
     # either mode (10 fps here).
     assert idle.frames_decoded - 10 * STARTUP_SECONDS < full.frames_decoded * 0.8
     assert len(seen.changes) == 2  # started, ended: one event, nothing duplicated by a rewind
+
+
+@pytest.fixture(scope="module")
+def early(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # The person enters about 1 s after the start-up, in the GOP where analysis drops to
+    # keyframes: the keyframe before the one that shows them was decoded at full rate.
+    path = tmp_path_factory.mktemp("v") / "early.mp4"
+    return demo_clip(
+        path, width=320, height=180, seed=3, duration=12 + STARTUP_SECONDS,
+        delay=STARTUP_SECONDS + 1.0 - DEMO_ENTERS, gop_seconds=2.0,
+    )  # fmt: skip
+
+
+def test_a_change_in_the_gop_where_idle_mode_began_starts_on_time(early: Path) -> None:
+    full = scan_file(early, DetectionSettings(), EventSettings())
+    seen = Recorder()
+    idle = scan_file(early, DetectionSettings(), EventSettings(), mode="keyframes", observer=seen)
+    assert len(full.events) == len(idle.events) == 1
+    assert abs(idle.events[0].start - full.events[0].start) <= 0.5
+    # The rewind went back to where analysis dropped to keyframes, not to the keyframe that
+    # showed the change: the frames in between had never been looked at.
+    assert seen.rewinds
+    to, at = seen.rewinds[0]
+    assert STARTUP_SECONDS <= to < idle.events[0].start < at
+    assert len(seen.changes) == 2
 
 
 def test_a_restored_snapshot_replays_exactly() -> None:

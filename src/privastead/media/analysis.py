@@ -13,7 +13,10 @@ happens. A keyframe that shows a change means the change began somewhere after t
 before it, so the analysis rewinds: the detector, tracker and idle policy go back to the state
 they had just after that previous keyframe (a snapshot is taken at every idle keyframe: the
 detector's grid state, ~1 MB at 4K), and the previous and the current GOP are decoded again at
-full rate. Event onsets therefore match full-rate decoding; only the moment the event can be
+full rate. When analysis drops to keyframes in the middle of a GOP, the first keyframe it
+decodes has no idle keyframe before it: the snapshot then is the one taken as it dropped (the
+state after the last frame analysed at full rate), and the frames after that one are looked
+at. Event onsets therefore match full-rate decoding; only the moment the event can be
 confirmed waits for the keyframe that showed it. The packets of the previous and the current
 GOP are kept for this (references to compressed packets that the pre-roll ring holds anyway
 when detection runs on the main stream: at 4K30, 17 Mbit/s and a 2 s GOP about 8.5 MB).
@@ -205,6 +208,10 @@ class Analysis:
             self._wake(out)
         elif wanted != decoder.mode:
             decoder.mode = wanted
+            if wanted == "keyframes" and self.detector is not None:
+                # What a rewind goes back to until an idle keyframe comes: the frames skipped
+                # from here on are the ones the GOP kept lets it look at.
+                self._snapshots = [self._snapshot(self._last_frame)]
         return out
 
     def finish(self) -> list[EventChanges]:
@@ -271,20 +278,26 @@ class Analysis:
             at, self.detector.snapshot(), copy.deepcopy(self.tracker), copy.deepcopy(self.policy)
         )
 
+    def _packets_since(self, at: float) -> list[Any]:
+        """The packets kept from the last keyframe at or before ``at`` (none if every GOP
+        kept begins after it)."""
+        for i in range(len(self._gops) - 1, -1, -1):
+            if self._gops[i] and _seconds(self._gops[i][0], float("inf")) <= at + 1e-3:
+                return [p for gop in self._gops[i:] for p in gop]
+        return []
+
     def _wake(self, out: list[EventChanges]) -> None:
         """Keyframes -> full rate: rewind to the keyframe before the one that showed the
-        change and decode everything since at full rate."""
+        change (or to where analysis dropped to keyframes, if that was later) and decode
+        everything since at full rate."""
         decoder = self._decoder
         assert decoder is not None
-        packets = [p for gop in self._gops for p in gop]
         start = self._snapshots[0] if self._snapshots else None
-        if start is not None and self.detector is not None and packets:
-            first = _seconds(packets[0], -1.0)
-            if abs(first - start.at) > 1e-3:
-                # The GOPs kept do not start at the snapshot's keyframe (a gap): rewind to the
-                # current keyframe only.
-                start = self._snapshots[-1]
-                packets = list(self._gops[-1])
+        packets = self._packets_since(start.at) if start is not None else []
+        if start is not None and not packets and self._gops:
+            # The GOPs kept begin after the snapshot (a gap): rewind to the current keyframe.
+            start = self._snapshots[-1]
+            packets = self._packets_since(start.at)
         if start is None or self.detector is None or not packets:
             decoder.mode = "full"  # nothing to replay: full rate from the next keyframe
             return

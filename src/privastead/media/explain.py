@@ -148,8 +148,9 @@ class Explainer:
     def rewound(self, to: float, at: float) -> None:
         self._flush_quiet(at)
         self.write(
-            f"{self._t(at)}  idle mode: a keyframe showed a change; rewinding to the keyframe "
-            f"at {to - self.origin:.2f} s and decoding every frame since"
+            f"{self._t(at)}  idle mode: a keyframe showed a change; rewinding to "
+            f"{to - self.origin:.2f} s (the keyframe before, or the last frame looked at) and "
+            "decoding every frame since"
         )
 
     def summary(self, until: float) -> None:
