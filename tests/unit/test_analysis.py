@@ -12,7 +12,7 @@ from privastead.media.analysis import Detector
 from privastead.media.decode import LumaFrame
 from privastead.media.detector import STARTUP_SECONDS, MotionDetector, MotionResult
 from privastead.media.events import Event
-from privastead.media.scan import scan_file
+from privastead.media.scan import ScanReport, scan_file
 from privastead.media.settings import DetectionSettings, EventSettings
 from privastead.media.verdicts import FrameExplain
 from support.clips import DEMO_ENTERS, demo_clip
@@ -48,10 +48,16 @@ class Recorder:
         pass  # the start-up's frames again: not decoded, not counted
 
 
-def test_idle_mode_starts_events_when_full_rate_does(demo: Path) -> None:
-    full = scan_file(demo, DetectionSettings(), EventSettings())
+def scan_both_modes(path: Path) -> tuple[ScanReport, ScanReport, Recorder]:
+    """The file scanned at full rate, then in keyframes idle mode with a ``Recorder``."""
+    full = scan_file(path, DetectionSettings(), EventSettings())
     seen = Recorder()
-    idle = scan_file(demo, DetectionSettings(), EventSettings(), mode="keyframes", observer=seen)
+    idle = scan_file(path, DetectionSettings(), EventSettings(), mode="keyframes", observer=seen)
+    return full, idle, seen
+
+
+def test_idle_mode_starts_events_when_full_rate_does(demo: Path) -> None:
+    full, idle, seen = scan_both_modes(demo)
     assert len(full.events) == len(idle.events) == 1
     assert abs(idle.events[0].start - full.events[0].start) <= 0.5
     assert abs(idle.events[0].end - full.events[0].end) <= 0.5
@@ -80,9 +86,7 @@ def early(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_change_in_the_gop_where_idle_mode_began_starts_on_time(early: Path) -> None:
-    full = scan_file(early, DetectionSettings(), EventSettings())
-    seen = Recorder()
-    idle = scan_file(early, DetectionSettings(), EventSettings(), mode="keyframes", observer=seen)
+    full, idle, seen = scan_both_modes(early)
     assert len(full.events) == len(idle.events) == 1
     assert abs(idle.events[0].start - full.events[0].start) <= 0.5
     # The rewind went back to where analysis dropped to keyframes, not to the keyframe that
