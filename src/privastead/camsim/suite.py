@@ -8,9 +8,11 @@ through ``privastead.media.scan.scan_file``, i.e. the hub's own analysis pipelin
 Two sets, kept apart on purpose:
 
 - ``TUNING``: what may be looked at while changing the detector (seeds 0-2 at 640x360, 10 fps,
-  GOP 1 s; seeds 0-5 at 1280x720, 15 fps, GOP 2 s, a camera's bitrate);
+  GOP 1 s; seeds 0-5 at 1280x720, 15 fps, GOP 2 s, a camera's bitrate; weather and wind at
+  3840x2160, 30 fps, on seeds 3-4);
 - ``HELD_OUT``: never run while tuning, only to report (other seeds, and renderings the tuning
-  never saw: 960x540 at 12.5 fps, 1920x1080 at 25 fps with a low bitrate, 3840x2160 at 30 fps).
+  never saw: 960x540 at 12.5 fps, 1920x1080 at 25 fps with a low bitrate; 3840x2160 at 30 fps
+  on a seed of its own).
 
 Scoring is per event: a ground-truth interval is *found* if a detected event overlaps it
 (with ``SLACK`` seconds of tolerance); a detected event is *correct* if it overlaps some
@@ -174,7 +176,8 @@ def _cases(
     return tuple(Case(n, s, **rendering) for s in seeds for n in names)  # type: ignore[arg-type]
 
 
-#: Scenes used at 4K (rendering 4K is slow): one of each kind of phenomenon, and objects.
+#: Scenes the held-out set renders at 4K (slow to render): one of each kind of phenomenon, and
+#: objects.
 FOUR_K_SCENES = (
     "downpour",
     "blizzard",
@@ -188,8 +191,33 @@ FOUR_K_SCENES = (
     "cars",
 )
 
-TUNING: tuple[Case, ...] = _cases(range(3)) + _cases(
-    range(6), width=1280, height=720, fps=15.0, gop=2.0, bitrate=_camera(1280, 720, 15)
+#: Scenes the tuning set also renders at 4K: weather and wind, which look different when a
+#: flake or a leaf covers many more pixels, and people crossing in them.
+TUNING_4K_SCENES = (
+    "blizzard",
+    "gale",
+    "snow",
+    "foliage",
+    "downpour",
+    "pond",
+    "snowwalk",
+    "windwalk",
+)
+
+_4K = {
+    "width": 3840,
+    "height": 2160,
+    "fps": 30.0,
+    "gop": 1.0,
+    "duration": 20.0,
+    "bitrate": _camera(3840, 2160, 30),
+}
+
+TUNING: tuple[Case, ...] = (
+    _cases(range(3))
+    + _cases(range(6), width=1280, height=720, fps=15.0, gop=2.0, bitrate=_camera(1280, 720, 15))
+    + _cases((3,), TUNING_4K_SCENES, **_4K)
+    + _cases((4,), ("blizzard", "gale"), **_4K)
 )
 
 HELD_OUT: tuple[Case, ...] = (
@@ -206,16 +234,7 @@ HELD_OUT: tuple[Case, ...] = (
         duration=30.0,
         bitrate=_camera(1920, 1080, 25, 0.6),
     )
-    + _cases(
-        (130,),
-        FOUR_K_SCENES,
-        width=3840,
-        height=2160,
-        fps=30.0,
-        gop=1.0,
-        duration=20.0,
-        bitrate=_camera(3840, 2160, 30),
-    )
+    + _cases((130,), FOUR_K_SCENES, **_4K)
 )
 
 SETS = {"tuning": TUNING, "held-out": HELD_OUT}
