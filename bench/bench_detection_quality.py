@@ -27,9 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peers import FrigateStyle, Mog2
+from privastead.camsim.render import Interval
 from privastead.camsim.scene import QUIET_SCENES, SCENES
 from privastead.camsim.suite import SETS, Case, CaseResult, run_case, summarise
 from privastead.media.analysis import DetectorFactory
+from privastead.media.scan import DetectedEvent
 from privastead.media.settings import DetectionSettings, EventSettings
 
 #: (label, detector factory or None for ours, mode)
@@ -59,18 +61,31 @@ def run_one(case: Case, runs: tuple[tuple[str, str, str], ...]) -> dict[str, Cas
     }
 
 
+def _first_events(
+    full: CaseResult, idle: CaseResult
+) -> list[tuple[Interval, DetectedEvent, DetectedEvent]]:
+    """Per truth interval found in both modes: the first event overlapping it in each."""
+    pairs = []
+    for interval in full.truth:
+        ea = [e for e in full.events if e.start < interval.end + 1 and e.end + 1 > interval.start]
+        eb = [e for e in idle.events if e.start < interval.end + 1 and e.end + 1 > interval.start]
+        if ea and eb:
+            pairs.append((interval, min(ea, key=lambda e: e.start), min(eb, key=lambda e: e.start)))
+    return pairs
+
+
+def _start_delays(full: CaseResult, idle: CaseResult) -> list[tuple[Interval, float]]:
+    return [(i, fb.start - fa.start) for i, fa, fb in _first_events(full, idle)]
+
+
 def start_delays(full: list[CaseResult], idle: list[CaseResult]) -> dict[str, float]:
     """Per truth interval found in both modes: idle start - full start, and the same for the
     moment the event was decided (when the hub notifies)."""
     starts, decided = [], []
     for a, b in zip(full, idle, strict=True):
-        for interval in a.truth:
-            ea = [e for e in a.events if e.start < interval.end + 1 and e.end + 1 > interval.start]
-            eb = [e for e in b.events if e.start < interval.end + 1 and e.end + 1 > interval.start]
-            if ea and eb:
-                fa, fb = min(ea, key=lambda e: e.start), min(eb, key=lambda e: e.start)
-                starts.append(fb.start - fa.start)
-                decided.append(fb.decided - fa.decided)
+        for _, fa, fb in _first_events(a, b):
+            starts.append(fb.start - fa.start)
+            decided.append(fb.decided - fa.decided)
     if not starts:
         return {}
 
@@ -86,6 +101,39 @@ def start_delays(full: list[CaseResult], idle: list[CaseResult]) -> dict[str, fl
         "decided_p95_s": p95(decided),
         "decided_max_s": max(decided),
     }
+
+
+#: Idle mode starting an event later than full rate by more than this is listed.
+LATE_START = 0.5
+
+
+def faults(results: dict[str, list[CaseResult]]) -> list[str]:
+    """One line per thing our detector got wrong, so that a change in the totals can be
+    traced to the clip and second at once: each false alarm and missed object, per mode, and
+    each event that idle mode started more than ``LATE_START`` later than full rate."""
+    lines = []
+    for label, rs in results.items():
+        if not label.startswith("ours"):
+            continue
+        for r in rs:
+            where = f"{r.case.name} s{r.case.seed} {r.case.rendering}"
+            lines += [
+                f"  {label:15s} false alarm  {where}: {e.start:.2f}-{e.end:.2f} s" for e in r.alarms
+            ]
+            lines += [
+                f"  {label:15s} missed       {where}: object at {i.start:.2f}-{i.end:.2f} s"
+                for i in r.missed
+            ]
+    if "ours_full" in results and "ours_keyframes" in results:
+        for a, b in zip(results["ours_full"], results["ours_keyframes"], strict=True):
+            for interval, delay in _start_delays(a, b):
+                if delay > LATE_START:
+                    lines.append(
+                        f"  {'ours_keyframes':15s} late start   {a.case.name} s{a.case.seed} "
+                        f"{a.case.rendering}: object at {interval.start:.2f} s, "
+                        f"{delay:+.2f} s after full rate"
+                    )
+    return lines
 
 
 def _cell(rs: list[CaseResult]) -> str:
@@ -141,6 +189,10 @@ def report(set_name: str, results: dict[str, list[CaseResult]]) -> dict[str, obj
                 f"(p95 {delays['decided_p95_s']:+.2f}, max {delays['decided_max_s']:+.2f})"
             )
             out["idle_delay"] = {k: round(v, 3) for k, v in delays.items()}
+    wrong = faults(results)
+    print(f"what our detector got wrong ({len(wrong)}):" if wrong else "ours: nothing wrong")
+    for line in wrong:
+        print(line)
     return out
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from privastead.camsim.suite import Case, run_case, summarise
+from privastead.camsim.suite import SLACK, Case, run_case, score_case, summarise
+from privastead.media.scan import DetectedEvent
 
 #: (scene, seconds): short, but each object scene holds at least one crossing.
 SCENES = (
@@ -39,3 +40,20 @@ def test_quality_bar(seeds: tuple[int, ...]) -> None:
     }
     assert summary.f1 >= 0.95, detail
     assert summary.false_alarms_quiet == 0, detail
+
+
+def _event(start: float, end: float) -> DetectedEvent:
+    return DetectedEvent(start=start, end=end, clip_end=end + 5.0, peak_score=0.01, boxes=())
+
+
+def test_scoring_names_each_false_alarm_and_each_miss() -> None:
+    # The benchmark lists them (clip and second) so a change in the totals can be traced.
+    case = Case("walkers", 0, duration=40.0)
+    truth = case.scene().truth
+    assert len(truth) >= 2
+    first, *rest = truth
+    quiet = max(i.end for i in truth) + 3 * SLACK  # after every crossing
+    result = score_case(case, [_event(first.start + 0.2, first.end), _event(quiet, quiet + 1)])
+    assert result.found == 1 and result.correct == 1 and result.false_alarms == 1
+    assert result.alarms == (_event(quiet, quiet + 1),)
+    assert result.missed == tuple(rest)

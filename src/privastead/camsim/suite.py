@@ -260,6 +260,16 @@ class CaseResult:
     def false_alarms(self) -> int:
         return len(self.events) - self.correct
 
+    @property
+    def missed(self) -> tuple[Interval, ...]:
+        """Ground-truth intervals no event overlapped."""
+        return tuple(i for i in self.truth if not any(_overlaps(e, i) for e in self.events))
+
+    @property
+    def alarms(self) -> tuple[DetectedEvent, ...]:
+        """Events that overlapped no ground truth (the false alarms)."""
+        return tuple(e for e in self.events if not any(_overlaps(e, i) for i in self.truth))
+
 
 def _overlaps(event: DetectedEvent, interval: Interval) -> bool:
     return event.start < interval.end + SLACK and event.end + SLACK > interval.start
