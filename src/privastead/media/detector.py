@@ -372,8 +372,19 @@ class MotionDetector:
         np.copyto(self.f[G.BG], median)
         if len(stack) < 5:
             return
-        off, mad, sigma = _settling_deviation(stack, median, self.u[G.WEIGHT])
-        self.f[G.NOISE] = np.minimum(self.f[G.NOISE], 2.0 * sigma * sigma)
+        off, mad, sigma, flicker = _settling_deviation(stack, median, self.u[G.WEIGHT])
+        # The noise is what the median deviation says, and at least what the view changes
+        # by from frame to frame *everywhere*: in a blizzard each cell is hit by a flake in
+        # a few frames in ten, so its median deviation is the sensor's noise, a fraction of
+        # how much it changes from frame to frame, and judged with that the start-up's first
+        # frames flagged thousands of cells and a few flakes falling together became
+        # objects. The median over the view keeps a car or a person out of it: they change
+        # the cells of their path, not most of the view.
+        watched = self.u[G.WEIGHT] > 0
+        everywhere = float(np.median(flicker[watched])) if watched.any() else 0.0
+        self.f[G.NOISE] = np.maximum(
+            np.minimum(self.f[G.NOISE], 2.0 * sigma * sigma), np.minimum(flicker, everywhere)
+        )
         self.f[G.REACH] = 3.0 * sigma
         # Chronic cells stray most of the time (their median deviation is large); a car
         # that passed once strays in a few frames only.
@@ -436,9 +447,10 @@ class MotionDetector:
 
 def _settling_deviation(
     stack: F32, median: F32, weight: npt.NDArray[np.uint8]
-) -> tuple[F32, F32, F32]:
+) -> tuple[F32, F32, F32, F32]:
     """How far each cell strayed from its median while settling, per frame; its median over
-    the frames; and the noise that implies (a robust standard deviation).
+    the frames; the noise that implies (a robust standard deviation); and the cell's mean
+    squared change from frame to frame (the light over the whole view taken out).
 
     Where the light over the whole view changed meanwhile (auto exposure drifting or hunting,
     a lamp), every cell strayed by the light's swing, and a person walking through in those
@@ -456,13 +468,16 @@ def _settling_deviation(
         g, o = global_fit(lit[i], median, weight)
         lit[i] -= o
         lit[i] /= g
+    steps = np.diff(lit, axis=0)
+    flicker: F32 = np.mean(np.square(steps, out=steps), axis=0, dtype=np.float32)
+    del steps
     relit = np.abs(lit - np.median(lit, axis=0), out=lit)
     plain, relit_mad = np.median(off, axis=0), np.median(relit, axis=0)
     better = relit_mad < plain
     np.copyto(off, relit, where=better[None])
     mad: F32 = np.where(better, relit_mad, plain)
     sigma: F32 = 1.4826 * plain
-    return off, mad, sigma
+    return off, mad, sigma, flicker
 
 
 __all__ = ["NO_MOTION", "STARTUP_SECONDS", "Box", "MotionDetector", "MotionResult"]
