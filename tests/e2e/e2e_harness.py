@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ from relay_harness import RelayProcess, make_process
 from privastead.client.app import Client
 from privastead.client.device import DataDir
 from privastead.clock import SystemClock
+from privastead.devcluster.ports import free_port
 from privastead.hub.sample_config import loopback_config
 from support.procs import Proc, camsim
 
@@ -318,13 +318,6 @@ __all__ = [
     "scan_for_plaintext",
     "sync_until",
 ]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager

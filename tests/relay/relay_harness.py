@@ -19,6 +19,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from privastead.clock import FakeClock
+from privastead.devcluster.ports import free_port
 from privastead.relay import accounts, config, db, schema
 from privastead.relay.app import create_app
 from privastead.relay.client import RelayClient
@@ -27,12 +28,6 @@ from support.relay_storage import STORAGES, TestStorage, storage_for
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 OPERATOR_TOKEN = "operator-token-for-tests-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_cli(

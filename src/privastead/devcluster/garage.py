@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from privastead.devcluster import programs
-from privastead.devcluster.postgres import free_port
+from privastead.devcluster.ports import free_port
 from privastead.devcluster.process import ServerProcess, Supervised
 from privastead.errors import StorageError
 

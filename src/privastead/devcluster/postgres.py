@@ -18,13 +18,13 @@ import asyncio
 import concurrent.futures
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from privastead.devcluster import programs
+from privastead.devcluster.ports import free_port
 from privastead.devcluster.process import (
     ServerProcess,
     Supervised,
@@ -36,12 +36,6 @@ from privastead.errors import StorageError
 
 ROLE = "privastead"
 DATABASE = "privastead"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -198,4 +192,4 @@ class PostgresServer(Supervised):
         self.start()
 
 
-__all__ = ["DATABASE", "ROLE", "PostgresServer", "free_port"]
+__all__ = ["DATABASE", "ROLE", "PostgresServer"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from privastead.devcluster.garage import S3Credentials
-from privastead.devcluster.postgres import free_port
+from privastead.devcluster.ports import free_port
 from privastead.devcluster.process import ServerProcess, Supervised
 from privastead.errors import StorageError
 
