@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import FrigateStyle, Mog2
 from privastead.camsim.render import Interval
 from privastead.camsim.scene import QUIET_SCENES, SCENES
-from privastead.camsim.suite import SETS, Case, CaseResult, run_case, summarise
+from privastead.camsim.suite import SETS, Case, CaseResult, overlaps, run_case, summarise
 from privastead.media.analysis import DetectorFactory
 from privastead.media.scan import DetectedEvent
 from privastead.media.settings import DetectionSettings, EventSettings
@@ -67,8 +67,8 @@ def _first_events(
     """Per truth interval found in both modes: the first event overlapping it in each."""
     pairs = []
     for interval in full.truth:
-        ea = [e for e in full.events if e.start < interval.end + 1 and e.end + 1 > interval.start]
-        eb = [e for e in idle.events if e.start < interval.end + 1 and e.end + 1 > interval.start]
+        ea = [e for e in full.events if overlaps(e, interval)]
+        eb = [e for e in idle.events if overlaps(e, interval)]
         if ea and eb:
             pairs.append((interval, min(ea, key=lambda e: e.start), min(eb, key=lambda e: e.start)))
     return pairs

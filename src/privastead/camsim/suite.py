@@ -268,28 +268,28 @@ class CaseResult:
     @property
     def missed(self) -> tuple[Interval, ...]:
         """Ground-truth intervals no event overlapped."""
-        return tuple(i for i in self.truth if not any(_overlaps(e, i) for e in self.events))
+        return tuple(i for i in self.truth if not any(overlaps(e, i) for e in self.events))
 
     @property
     def alarms(self) -> tuple[DetectedEvent, ...]:
         """Events that overlapped no ground truth (the false alarms)."""
-        return tuple(e for e in self.events if not any(_overlaps(e, i) for i in self.truth))
+        return tuple(e for e in self.events if not any(overlaps(e, i) for i in self.truth))
 
 
-def _overlaps(event: DetectedEvent, interval: Interval) -> bool:
+def overlaps(event: DetectedEvent, interval: Interval) -> bool:
     return event.start < interval.end + SLACK and event.end + SLACK > interval.start
 
 
 def score_case(case: Case, events: Iterable[DetectedEvent], decoded: int = 0) -> CaseResult:
     truth = case.scene().truth
     evs = tuple(events)
-    found = [i for i in truth if any(_overlaps(e, i) for e in evs)]
-    correct = [e for e in evs if any(_overlaps(e, i) for i in truth)]
+    found = [i for i in truth if any(overlaps(e, i) for e in evs)]
+    correct = [e for e in evs if any(overlaps(e, i) for i in truth)]
     latencies = []
     for interval in found:
-        first = min(e.start for e in evs if _overlaps(e, interval))
+        first = min(e.start for e in evs if overlaps(e, interval))
         latencies.append(first - interval.start)
-    tails = sum(1 for e in correct if e.end > max(i.end for i in truth if _overlaps(e, i)) + TAIL)
+    tails = sum(1 for e in correct if e.end > max(i.end for i in truth if overlaps(e, i)) + TAIL)
     return CaseResult(case, truth, evs, len(found), len(correct), tuple(latencies), tails, decoded)
 
 
@@ -374,6 +374,7 @@ __all__ = [
     "CaseResult",
     "Summary",
     "encode_scene",
+    "overlaps",
     "run_case",
     "score_case",
     "summarise",
