@@ -8,7 +8,10 @@ Synthetic blob sequences straight into ``media.tracks.Tracks`` (boxes on a 60 x 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import numpy.typing as npt
 
 from privastead.media.detector import MotionDetector
 from privastead.media.settings import DetectionSettings
@@ -18,8 +21,12 @@ FPS = 10.0
 YES, NO = np.ones(1, bool), np.zeros(1, bool)
 
 
-def _run(frames: list[tuple[list[list[float]], list[bool]]]) -> list[bool]:
-    """Feed (boxes, chronic per blob) per frame; return whether any blob was motion."""
+def _run(
+    frames: list[tuple[list[list[float]], list[bool]]],
+    activity: Callable[[int], npt.NDArray[np.float32]] | None = None,
+) -> list[bool]:
+    """Feed (boxes, chronic per blob) per frame, and the detector's map of chronic motion in
+    each frame if given; return whether any blob was motion."""
     tracks = Tracks((60, 120))
     out = []
     for i, (boxes, chronic) in enumerate(frames):
@@ -32,6 +39,7 @@ def _run(frames: list[tuple[list[list[float]], list[bool]]]) -> list[bool]:
             i / FPS,
             0.4,
             np.ones(n, bool),
+            activity=None if activity is None else activity(i),
         )
         out.append(bool(motion.any()))
     return out
@@ -60,6 +68,41 @@ def test_a_blob_that_comes_out_of_a_chronic_area_is_an_object() -> None:
 def test_a_blob_that_walks_into_a_chronic_area_is_an_object() -> None:
     flags = [False] * 3 + [True] * 37  # born outside, then in front of a bush
     assert any(_run(_walk(40, flags)))
+
+
+def _pond(learned_by: int) -> Callable[[int], npt.NDArray[np.float32]]:
+    """The map of chronic motion over a pond (rows 15-35, columns 5-70) that is learned from
+    its left end to its right: columns 5-30 are known from the start, the rest from frame
+    ``learned_by`` on; the lawn around it stays quiet."""
+    known = np.zeros((60, 120), np.float32)
+    known[15:35, 5:30] = 0.4
+    later = known.copy()
+    later[15:35, 5:70] = 0.4
+    return lambda i: later if i >= learned_by else known
+
+
+def test_a_patch_seen_outside_only_where_the_map_had_not_learned_yet_is_not_an_object() -> None:
+    # a patch of ripples drifting right across the pond, born in the part of the water the
+    # map has not learned yet ("outside" chronic areas for its first frames); by the time it
+    # has travelled far enough, the map covers where it was seen outside
+    flags = [False] * 2 + [True] * 38
+    assert not any(_run(_walk(40, flags, start=32), _pond(learned_by=2)))
+    # the same track, judged as if the map had never learned that part: it went somewhere
+    assert any(_run(_walk(40, flags, start=32), _pond(learned_by=10_000)))
+
+
+def test_a_person_who_steps_out_of_the_pond_onto_the_lawn_is_an_object() -> None:
+    # seen outside on the lawn, which stays quiet: the map does not cover where they went
+    flags = [True] * 30 + [False] * 10
+    walk = [([[20.0, 10.0 + 2 * i, 26.0, 16.0 + 2 * i]], [flags[i]]) for i in range(40)]
+    assert any(_run(walk, _pond(learned_by=0)))
+
+
+def test_a_person_who_comes_from_the_lawn_into_the_pond_is_an_object() -> None:
+    # born on the lawn (first seen outside there), then wading in: chronic from then on
+    flags = [False] * 3 + [True] * 37
+    walk = [([[20.0, 75.0 - 2 * i, 26.0, 81.0 - 2 * i]], [flags[i]]) for i in range(40)]
+    assert any(_run(walk, _pond(learned_by=0)))
 
 
 def test_a_track_that_turned_chronic_must_move_its_centre() -> None:

@@ -254,6 +254,7 @@ class MotionDetector:
         motion, fresh, born = self.tracks.update(
             blobs.boxes[c], blobs.coherent[c], blobs.chronic[c], blobs.sudden[c], t,
             s.persistence, blobs.shaped[c], self._light_step(t, dt, g, o, floor), self._replaying,
+            self.f[G.ACTIVITY],
         )  # fmt: skip
         blobs.set_motion(motion, fresh, born)
         self._paint(labels, blobs, t)

@@ -15,8 +15,10 @@ size (an object moves at most about its size per analysed frame). A track become
   it has had, and ``MIN_TRAVEL`` cells: a car coming in at the edge of the view moves its
   front, not yet its centre; in areas of chronic motion, where foliage, water and flags
   sway in place and their blobs split and merge, its centre must travel ``MOVED_CHRONIC``
-  sizes, and the track must have been seen outside chronic areas at least once: churning
-  stays where it churns, an object comes from or goes to where nothing churns), or appeared
+  sizes, and the track must have been seen outside chronic areas at least once, at a place
+  the map of chronic motion still sees as quiet when the track is judged: churning stays
+  where it churns, an object comes from or goes to where nothing churns; ripples drifting
+  through a part of a pond the map had not learned yet were never anywhere else), or appeared
   at once (*sudden* at birth) where nothing moves chronically and stayed ``STATIC_AGE``
   seconds: someone stepping out of a door and standing. A track is chronic once its blob was
   in a chronic area in any frame before it was confirmed (a bush's blob born at the bush's
@@ -58,6 +60,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from privastead.media.verdicts import CHRONIC as CHRONIC_ACTIVITY
+
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
@@ -80,10 +84,14 @@ SHARP_FRAMES = 2
 # birth centre, size at birth, largest size, largest distance travelled (in sizes),
 # confirmed flag, sudden at birth, seen in a chronic area before it was confirmed, box at
 # birth, frames seen sharp, seen outside chronic areas, born while the light over the whole
-# view stepped, born in the detector's start-up.
+# view stepped, born in the detector's start-up; the boxes it had when it was first and last
+# seen outside chronic areas.
 (R0, C0, R1, C1, BORN, LAST, HITS, CY0, CX0, SIZE0, SIZEMAX, TRAVEL, CONFIRMED, SUDDEN,
- CHRONIC, BR0, BC0, BR1, BC1, SHARPS, LEFT, LIT, EARLY) = range(23)  # fmt: skip
-COLUMNS = 23
+ CHRONIC, BR0, BC0, BR1, BC1, SHARPS, LEFT, LIT, EARLY,
+ FR0, FC0, FR1, FC1, LR0, LC0, LR1, LC1) = range(31)  # fmt: skip
+COLUMNS = 31
+#: Where a track was first and last seen outside chronic areas.
+FIRST_OUT, LAST_OUT = slice(FR0, FC1 + 1), slice(LR0, LC1 + 1)
 
 
 class Tracks:
@@ -107,6 +115,7 @@ class Tracks:
         sharp: B,
         light_step: bool = False,
         early: bool = False,
+        activity: npt.NDArray[np.float32] | None = None,
     ) -> tuple[B, B, F64]:
         """Match this frame's blobs (``boxes``: n x [r0, c0, r1, c1]) to the tracks.
 
@@ -115,7 +124,9 @@ class Tracks:
         have an object's sharp edges in this frame; ``light_step`` that the light over the
         whole view stepped just now (blobs born now are judged like chronic motion);
         ``early`` that the frame is one of the detector's start-up, looked at again (blobs
-        born then must carry their centre, and are never placed).
+        born then must carry their centre, and are never placed). ``activity`` is the
+        detector's map of chronic motion as it is now: a place where a track was seen outside
+        chronic areas counts only while it is still outside them (see ``_went``).
         """
         tracks = self.rows[t - self.rows[:, LAST] <= GRACE]
         n = len(boxes)
@@ -134,13 +145,14 @@ class Tracks:
         new[:, BR0 : BC1 + 1] = boxes
         new[:, SHARPS] = sharp
         new[:, LEFT] = ~chronic
+        new[:, FIRST_OUT] = new[:, LAST_OUT] = np.where(~chronic[:, None], boxes, -1.0)
         new[:, LIT] = light_step
         new[:, EARLY] = early
         was = np.zeros(n, bool)
         if len(tracks) and n:
             was = _inherit(new, tracks, coherent, size, sharp, chronic)
             tracks = tracks[~_hits(boxes, tracks).any(axis=0)]  # the rest wait out their grace
-        confirmed = was | self._confirm(new, boxes, t, persistence)
+        confirmed = was | self._confirm(new, boxes, t, persistence, _went(new, activity))
         confirmed &= self._keep(new, boxes, size, t)
         new[:, CONFIRMED] = confirmed
         self.rows = np.concatenate([tracks, new])
@@ -149,7 +161,7 @@ class Tracks:
         return confirmed & coherent & sharp, confirmed & ~was, new[:, BORN].copy()
 
     @staticmethod
-    def _confirm(new: F64, boxes: F64, t: float, persistence: float) -> B:
+    def _confirm(new: F64, boxes: F64, t: float, persistence: float, went: B) -> B:
         chronic = new[:, CHRONIC] > 0
         # Born as the light over the whole view stepped: an auto-exposure step changes every
         # strong edge at once, and where the sensor clips or the tone curve bends the change
@@ -180,8 +192,8 @@ class Tracks:
         # Churning stays where it churns (a bush swings back, glints run across the water and
         # never leave it); an object goes somewhere: in a chronic area, a track is an object
         # once it has also been seen outside it (it came from, or went to, where nothing
-        # churns).
-        went = ~chronic | (new[:, LEFT] > 0)
+        # churns: ``_went``).
+        went = ~chronic | went
         placed = (new[:, SUDDEN] > 0) & ~steady & (new[:, EARLY] == 0) & (age >= STATIC_AGE)
         result: B = ready & ((moved & went) | placed)
         return result
@@ -200,6 +212,31 @@ class Tracks:
             edge | (size >= REMNANT * new[:, SIZEMAX])
         )
         return keep
+
+
+def _went(new: F64, activity: npt.NDArray[np.float32] | None) -> B:
+    """Per track: it has been seen outside chronic areas, at a place that is still outside
+    them.
+
+    What moves chronically is learned as it moves: just after the start-up, or when the wind
+    rises, part of a pond or a bush is not yet known as chronic, and a patch of ripples that
+    drifts across the water is seen "outside" while it is in that part. Seconds later the
+    map covers it. So the first and the last place a track was seen outside are looked at
+    again in the map as it is now: a person who came from the lawn (first) or went to it
+    (last) was there; a patch of ripples was only where the map had not yet learned the
+    water. (Under a person who walks there, the map does not learn: ``kernels.grid``.)
+    """
+    left: B = new[:, LEFT] > 0
+    if activity is None or not left.any():
+        return left
+    for i in np.flatnonzero(left):
+        quiet = False
+        for box in (new[i, FIRST_OUT], new[i, LAST_OUT]):
+            r0, c0, r1, c1 = (int(v) for v in box)
+            if r1 > r0 and c1 > c0 and activity[r0:r1, c0:c1].mean() < CHRONIC_ACTIVITY:
+                quiet = True
+        left[i] = quiet
+    return left
 
 
 def _hits(boxes: F64, tracks: F64) -> B:
@@ -242,7 +279,7 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     touch = hit & _touch(new[:, R0 : C1 + 1], tracks)
     jumped = matched & ~touch.any(axis=1)
     origin = tracks[np.where(touch, tracks[None, :, BORN], np.inf).argmin(axis=1)]
-    for column in (BORN, SIZE0, SUDDEN, CHRONIC, LEFT, LIT, EARLY):
+    for column in (BORN, SIZE0, SUDDEN, CHRONIC, LEFT, LIT, EARLY, *range(FR0, LC1 + 1)):
         new[:, column] = np.where(matched, oldest[:, column], new[:, column])
     for column in (CY0, CX0, BR0, BC0, BR1, BC1):
         new[:, column] = np.where(matched & ~jumped, origin[:, column], new[:, column])
@@ -263,7 +300,11 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     turned = matched & ~was & chronic & (new[:, CHRONIC] == 0)
     new[:, TRAVEL] = np.where(turned, 0.0, new[:, TRAVEL])
     new[:, CHRONIC] = np.where(turned, 1.0, new[:, CHRONIC])
-    new[:, LEFT] = np.where(matched & ~chronic, 1.0, new[:, LEFT])
+    out = matched & ~chronic
+    new[:, LEFT] = np.where(out, 1.0, new[:, LEFT])
+    box = new[:, R0 : C1 + 1]
+    new[:, LAST_OUT] = np.where(out[:, None], box, new[:, LAST_OUT])
+    new[:, FIRST_OUT] = np.where((out & (new[:, FR1] < 0))[:, None], box, new[:, FIRST_OUT])
     return was
 
 
