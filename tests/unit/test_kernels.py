@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from privastead.media import kernels as k
+from privastead.media.kernels import clipping
 from privastead.media.kernels import grid as G
 
 
@@ -195,3 +196,51 @@ def test_label_cells_counts_blobs_with_8_connectivity() -> None:
     z = np.zeros(mask.shape, np.float32)
     _, stats = k.label_cells(mask, mask, mask.astype(np.float32), z, z, z, z, z, z)
     assert sorted(stats[:, 0].tolist()) == [1, 2, 2, 2]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    rows=st.integers(1, 12),
+    cols=st.integers(1, 12),
+    block=st.integers(1, 9),
+    pad=st.integers(0, 16),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_clipped_cells_match_reference(
+    rows: int, cols: int, block: int, pad: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    # highlights: a third of the pixels at the ceiling or above, the rest anywhere
+    y = _plane(rng, rows * block, cols * block, pad)
+    y[rng.random(y.shape) < 0.3] = 255
+    m = k.block_means(y, block)
+    _, f, u = _state(rng, rows, cols)
+    f[G.BG] = m + rng.uniform(-20, 20, m.shape).astype(np.float32)
+    fa, ua, fb, ub = f.copy(), u.copy(), f.copy(), u.copy()
+    n1 = clipping.clipped_cells(y, block, m, fa, ua)
+    n2 = clipping.clipped_cells_reference(y, block, m, fb, ub)
+    assert n1 == n2
+    np.testing.assert_array_equal(ua, ub)
+    np.testing.assert_array_equal(fa, fb)
+
+
+def test_clipping_explains_a_wall_that_brightens_less_than_predicted_not_a_person() -> None:
+    block, rng = 8, np.random.default_rng(5)
+    # after an exposure step, a bright wall (the top 5 rows of cells) would be 200-300: about
+    # half of its pixels clip at 255, so its blocks are darker than the brightness model says
+    scene = rng.integers(120, 200, (80, 80))
+    scene[:40] = rng.integers(200, 300, (40, 80))
+    predicted = scene.reshape(10, block, 10, block).mean(axis=(1, 3)).astype(np.float32)
+    y = np.minimum(scene, 255).astype(np.uint8)
+    y[8:32, 32:48] = 60  # a person in dark clothes in front of the wall: cells 1-3, 4-5
+    person = np.zeros((10, 10), bool)
+    person[1:4, 4:6] = True
+    m = k.block_means(y, block)
+    f = np.zeros((G.F_PLANES, 10, 10), np.float32)
+    u = np.zeros((G.U_PLANES, 10, 10), np.uint8)
+    f[G.BG], u[G.WEIGHT] = predicted, 1
+    u[G.CHANGED] = np.abs(m - np.minimum(predicted, G.SATURATED)) > 6.0
+    assert u[G.CHANGED][:5].sum() == 50  # the whole wall is flagged by its block means
+    assert clipping.clipped_cells(y, block, m, f, u) == 50 - 6
+    assert u[G.CHANGED][person].all() and not u[G.LIGHT][person].any()  # the person is not
+    assert u[G.CHANGED].sum() == 6

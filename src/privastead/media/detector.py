@@ -7,7 +7,9 @@ kind of thing that changes pixels without being an object:
 1. **Light over the whole view** (exposure drift, auto exposure, a lamp lighting everything,
    the IR switch): ``m ~ g * bg + o`` is fitted with medians and background and previous frame
    are re-based by it. What the fit cannot explain, if it covers much of the view or appeared
-   within a fraction of a second, is a *global change*: re-base, learn for a moment.
+   within a fraction of a second, is a *global change*: re-base, learn for a moment. Where
+   the highlights clip as the exposure rises, a block brightens less than the model says;
+   flagged cells whose shortfall their clipped pixels explain are light (``kernels.clipping``).
 2. **Noise and chronic motion** (sensor noise, night noise, foliage, water, flags): a cell is
    flagged when it strays from its background by more than ``max(floor, k * noise,
    kb * reach)``. ``noise`` is learned from frame-to-frame differences; ``reach`` is an
@@ -47,6 +49,7 @@ import numpy.typing as npt
 from privastead.media.decode import LumaFrame
 from privastead.media.kernels import (
     block_means,
+    clipped_cells,
     compare_grid,
     global_fit,
     label_cells,
@@ -218,10 +221,18 @@ class MotionDetector:
             if self._starting:
                 self._starting = False
                 self._replay(samples, times)
-        return self._analyse(m, t, dt)
+        return self._analyse(m, t, dt, frame.y)
 
-    def _analyse(self, m: npt.NDArray[np.float32], t: float, dt: float) -> MotionResult:
-        """Compare the grid ``m`` at ``t`` with what was learned, judge, track, learn."""
+    def _analyse(
+        self,
+        m: npt.NDArray[np.float32],
+        t: float,
+        dt: float,
+        y: npt.NDArray[np.uint8] | None = None,
+    ) -> MotionResult:
+        """Compare the grid ``m`` at ``t`` with what was learned, judge, track, learn.
+        ``y`` is the frame's luma plane (not kept for the start-up's frames): where the
+        highlights clip, the block means alone cannot tell light from an object."""
         s = self.settings
         floor, k, kb = s.noise_floor, s.noise_factor, s.reach_factor
         g, o = global_fit(m, self.f[G.BG], self.u[G.WEIGHT])
@@ -245,6 +256,8 @@ class MotionDetector:
             self._learn_settling(m, t, dt, floor)
             return self._set(NO_MOTION, FrameExplain(t, "settling: learning only", count=count))
         lit = light_cells(m, self.f, self.u, k, floor)
+        if y is not None:
+            lit += clipped_cells(y, self.block, m, self.f, self.u)
         labels, stats = label_cells(
             self.u[G.CHANGED], self.u[G.PERSIST], self.f[G.EXCESS], m, self.f[G.BG],
             self.f[G.DD], self.f[G.ACTIVITY], self.f[G.REACH], self.f[G.NOISE],

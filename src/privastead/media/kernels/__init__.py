@@ -9,6 +9,7 @@ function, and two dispatchers built from one function would share (and clobber) 
 """
 
 from privastead.media.kernels.blocks import block_means, block_means_reference
+from privastead.media.kernels.clipping import clipped_cells, clipped_cells_reference
 from privastead.media.kernels.grid import (
     compare_grid,
     compare_grid_reference,
@@ -24,6 +25,8 @@ from privastead.media.kernels.labels import label_cells, label_cells_reference
 __all__ = [
     "block_means",
     "block_means_reference",
+    "clipped_cells",
+    "clipped_cells_reference",
     "compare_grid",
     "compare_grid_reference",
     "global_fit",

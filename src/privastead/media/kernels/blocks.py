@@ -80,14 +80,22 @@ def block_means(y: U8, block: int, out: F32 | None = None) -> F32:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
     if shape[0] == 0 or shape[1] == 0:
         return out
-    if y.strides[1] != 1 or y.strides[0] < width:
-        y = np.ascontiguousarray(y)
-    stride = y.strides[0]
-    # 1-D view from y[0, 0] to y[-1, -1]: stays inside the buffer even for the last row.
-    span = (height - 1) * stride + width
-    flat = np.lib.stride_tricks.as_strided(y, shape=(span,), strides=(1,))
+    flat, stride = flat_plane(y)
     _block_means_kernel(flat, stride, block, out)
     return out
+
+
+def flat_plane(y: U8) -> tuple[U8, int]:
+    """``y`` as a 1-D contiguous view from its first to its last visible pixel, and its row
+    stride: what the kernels take instead of a padded 2-D view (see the module doc)."""
+    height, width = y.shape
+    if y.strides[1] != 1 or y.strides[0] < width:
+        y = np.ascontiguousarray(y)
+    stride = int(y.strides[0])
+    # 1-D view from y[0, 0] to y[-1, -1]: stays inside the buffer even for the last row.
+    span = (height - 1) * stride + width
+    flat: U8 = np.lib.stride_tricks.as_strided(y, shape=(span,), strides=(1,))
+    return flat, stride
 
 
 def block_means_reference(y: U8, block: int) -> F32:
@@ -99,4 +107,4 @@ def block_means_reference(y: U8, block: int) -> F32:
     return result
 
 
-__all__ = ["MAX_BLOCK", "block_means", "block_means_reference", "grid_shape"]
+__all__ = ["MAX_BLOCK", "block_means", "block_means_reference", "flat_plane", "grid_shape"]
