@@ -1,4 +1,5 @@
-"""Compare decoded pictures with what camsim drew: 8x8 block means of the luma plane.
+"""Luma planes in tests: compare decoded pictures with what camsim drew (8x8 block means of
+the luma plane), and feed drawn pictures to the detector as a camera would.
 
 Block means average the sensor noise away (the encoder does too), so the right frame matches
 within a level or two while a neighbouring frame of a moving person differs by tens of levels.
@@ -8,6 +9,10 @@ from __future__ import annotations
 
 import av
 import numpy as np
+
+from privastead.media.decode import LumaFrame
+from privastead.media.detector import MotionDetector
+from privastead.media.settings import DetectionSettings
 
 
 def luma(frame: av.VideoFrame) -> np.ndarray:
@@ -24,3 +29,17 @@ def block_error(a: np.ndarray, b: np.ndarray, block: int = 8) -> float:
         return y[:h, :w].reshape(h // block, block, w // block, block).mean(axis=(1, 3))
 
     return float(np.abs(means(a.astype(np.float64)) - means(b.astype(np.float64))).max())
+
+
+def camera_frame(picture: np.ndarray, t: float, index: int, rng: np.random.Generator) -> LumaFrame:
+    """A drawn picture (float levels) as a camera delivers it to the detector: sensor noise
+    of 2 levels, clipped to 0-255, a keyframe every 10 frames."""
+    y = picture + rng.normal(0.0, 2.0, picture.shape)
+    return LumaFrame(np.clip(y, 0, 255).astype(np.uint8), t, index % 10 == 0)
+
+
+def motion_times(frames: list[LumaFrame]) -> list[float]:
+    """The times of the frames the detector (default settings) reports motion in."""
+    height, width = frames[0].y.shape
+    det = MotionDetector(DetectionSettings(), width, height)
+    return [f.pts for f in frames if det.process(f).motion]

@@ -14,8 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from privastead.media.decode import LumaFrame
-from privastead.media.detector import MotionDetector
-from privastead.media.settings import DetectionSettings
+from support.luma import camera_frame, motion_times
 
 W, H, FPS, SECONDS = 320, 180, 10.0, 30.0
 STEP_AT, STEP, RAMP = 12.0, 1.3, 0.5
@@ -44,21 +43,15 @@ def _frames(*, person: bool) -> list[LumaFrame]:
         if person and 18.0 <= t <= 28.0:
             x0 = int(10 + 25.0 * (t - 18.0))  # 10 x 30 px, along the wall, 25 px/s
             y[40:70, x0 : x0 + 10] = 50.0 * _exposure(t)
-        y = y + rng.normal(0.0, 2.0, y.shape)
-        frames.append(LumaFrame(np.clip(y, 0, 255).astype(np.uint8), t, i % 10 == 0))
+        frames.append(camera_frame(y, t, i, rng))
     return frames
 
 
-def _motion(frames: list[LumaFrame]) -> list[float]:
-    det = MotionDetector(DetectionSettings(), W, H)
-    return [f.pts for f in frames if det.process(f).motion]
-
-
 def test_highlights_clipping_as_the_exposure_steps_up_are_not_an_object() -> None:
-    assert _motion(_frames(person=False)) == []
+    assert motion_times(_frames(person=False)) == []
 
 
 def test_a_person_in_front_of_the_clipped_wall_is_an_object() -> None:
-    times = _motion(_frames(person=True))
+    times = motion_times(_frames(person=True))
     assert times, "the person was missed"
     assert all(18.0 <= t <= 29.0 for t in times), times

@@ -17,9 +17,9 @@ import numpy as np
 import numpy.typing as npt
 
 from privastead.media.decode import LumaFrame
-from privastead.media.detector import STARTUP_SECONDS, MotionDetector
-from privastead.media.settings import DetectionSettings
+from privastead.media.detector import STARTUP_SECONDS
 from privastead.media.tracks import SHARP_FRAMES, Tracks
+from support.luma import camera_frame, motion_times
 
 W, H, FPS, SECONDS = 320, 180, 10.0, 30.0
 GROUND = 120.0
@@ -45,23 +45,17 @@ def _frames(*, person: bool, speed: float = 8.0, depth: float = 0.45) -> list[Lu
             # through the shadow's path
             x0 = int(10 + 20.0 * (t - 8.0))
             y[104:120, x0 : x0 + 6] = 70.0 * _shadow(t, speed, depth)[104:120, x0 : x0 + 6]
-        y = y + rng.normal(0.0, 2.0, y.shape)
-        frames.append(LumaFrame(np.clip(y, 0, 255).astype(np.uint8), t, i % 10 == 0))
+        frames.append(camera_frame(y, t, i, rng))
     return frames
-
-
-def _motion(frames: list[LumaFrame]) -> list[float]:
-    det = MotionDetector(DetectionSettings(), W, H)
-    return [f.pts for f in frames if det.process(f).motion]
 
 
 def test_a_soft_shadow_drifting_over_bare_ground_is_not_an_object() -> None:
     for speed, depth in ((8.0, 0.45), (4.0, 0.3), (14.0, 0.6)):
-        assert _motion(_frames(person=False, speed=speed, depth=depth)) == [], (speed, depth)
+        assert motion_times(_frames(person=False, speed=speed, depth=depth)) == [], (speed, depth)
 
 
 def test_a_small_person_under_the_same_shadow_is_an_object() -> None:
-    times = _motion(_frames(person=True))
+    times = motion_times(_frames(person=True))
     assert times, "the person was missed"
     assert all(8.0 <= t <= 23.0 for t in times), times
     assert sum(1 for t in times if 9.0 <= t <= 21.0) > 60  # most of the crossing
