@@ -227,15 +227,16 @@ def _went(new: F64, activity: npt.NDArray[np.float32] | None) -> B:
     water. (Under a person who walks there, the map does not learn: ``kernels.grid``.)
     """
     left: B = new[:, LEFT] > 0
-    if activity is None or not left.any():
+    if activity is None:
         return left
-    for i in np.flatnonzero(left):
-        quiet = False
-        for box in (new[i, FIRST_OUT], new[i, LAST_OUT]):
-            r0, c0, r1, c1 = (int(v) for v in box)
-            if r1 > r0 and c1 > c0 and activity[r0:r1, c0:c1].mean() < CHRONIC_ACTIVITY:
-                quiet = True
-        left[i] = quiet
+
+    def quiet(box: F64) -> bool:
+        r0, c0, r1, c1 = (int(v) for v in box)
+        return r1 > r0 and c1 > c0 and activity[r0:r1, c0:c1].mean() < CHRONIC_ACTIVITY
+
+    # Only chronic tracks are asked whether they went somewhere (``_confirm``).
+    for i in np.flatnonzero(left & (new[:, CHRONIC] > 0)):
+        left[i] = quiet(new[i, FIRST_OUT]) or quiet(new[i, LAST_OUT])
     return left
 
 
