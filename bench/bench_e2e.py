@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import secrets
-import socket
 import sys
 import tempfile
 import time
@@ -42,16 +41,11 @@ from latency_table import pct, print_latency  # noqa: E402
 from privastead.client.app import Client  # noqa: E402
 from privastead.client.device import DataDir  # noqa: E402
 from privastead.clock import SystemClock  # noqa: E402
+from privastead.ports import free_port  # noqa: E402
 from privastead.protocol.codec import Message  # noqa: E402
 from privastead.protocol.messages import ClipFragment, Notification  # noqa: E402
 from privastead.relay.client import RelayClient  # noqa: E402
 from support.procs import camsim  # noqa: E402
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _relay_baseline(url: str, token: str, n: int = 30) -> list[float]:
@@ -108,7 +102,7 @@ def _cpu(root: Path, relay: object, args: argparse.Namespace) -> CpuResult:
     extra = ("--codec", "h264")
     print(f"camsim {args.cpu_size}@{args.cpu_fps:g} (first run encodes the scene)", file=sys.stderr)
     with camsim(
-        _port(),
+        free_port(),
         cache,
         *extra,
         scene="demo",
@@ -153,7 +147,7 @@ async def main() -> None:
         try:
             if not args.skip_latency:
                 with camsim(
-                    _port(), root / "cache", scene="demo", size=args.size, fps=15, duration=14
+                    free_port(), root / "cache", scene="demo", size=args.size, fps=15, duration=14
                 ) as cam:
                     home = Home(root, relay, cam.urls[0], keep_plaintext=False)
                     client = root / "phone"

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from privastead.hub.capture.runner import HubRunner  # noqa: E402
 from privastead.hub.config import CameraConfig, HubConfig, HubSection  # noqa: E402
 from privastead.media.ingest import Ingest, IngestEvent, MediaPacket, StreamInfo  # noqa: E402
+from privastead.ports import free_port  # noqa: E402
 
 CORES = 2
 
@@ -47,12 +47,6 @@ CORES = 2
 def cpu_seconds() -> float:
     t = psutil.Process().cpu_times()
     return t.user + t.system
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_camsim(args: argparse.Namespace, cache: Path) -> tuple[subprocess.Popen[str], str]:

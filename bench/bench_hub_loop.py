@@ -36,7 +36,6 @@ import asyncio
 import contextlib
 import json
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,15 +56,10 @@ from privastead.client.device import DataDir  # noqa: E402
 from privastead.client.live_request import open_live  # noqa: E402
 from privastead.clock import SystemClock  # noqa: E402
 from privastead.errors import PrivasteadError  # noqa: E402
+from privastead.ports import free_port  # noqa: E402
 from support.procs import Proc, camsim  # noqa: E402
 
 LAG = re.compile(r'^privastead_hub_event_loop_lag_seconds\{quantile="([0-9.]+)"\} (\S+)$', re.M)
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(root: Path, urls: list[str], metrics: int, relay: tuple[str, Path] | None) -> str:
@@ -260,16 +254,21 @@ async def main() -> None:
                 if size.startswith("file:"):  # a pre-encoded file, looped (bench/upscale.py)
                     print(f"camsim {size} at {args.fps} fps", flush=True)
                     extra = ("--file", size.removeprefix("file:"))
-                    cam = camsim(_port(), args.cache, *extra, fps=args.fps)
+                    cam = camsim(free_port(), args.cache, *extra, fps=args.fps)
                 else:
                     print(f"camsim {size} {args.fps} fps {args.scene} (first run encodes)")
                     cam = camsim(
-                        _port(), args.cache, scene=args.scene, size=size, fps=args.fps, duration=20
+                        free_port(),
+                        args.cache,
+                        scene=args.scene,
+                        size=size,
+                        fps=args.fps,
+                        duration=20,
                     )
                 cam.timeout = 1800
                 cams.append(cam.start())
             urls = [c.urls[0] for c in cams]
-            port = _port()
+            port = free_port()
             home = Home(root, relay, urls[0], keep_plaintext=False)
             home.config.write_text(_config(root / "local", urls, port, None))
             print("phase 1: recording only (baseline)", flush=True)

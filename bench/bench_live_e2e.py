@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -39,15 +38,10 @@ from privastead.client.live_request import LiveStatus, open_live  # noqa: E402
 from privastead.clock import SystemClock  # noqa: E402
 from privastead.errors import CameraUnavailableError  # noqa: E402
 from privastead.media.fmp4 import fragment_info  # noqa: E402
+from privastead.ports import free_port  # noqa: E402
 from support.procs import camsim  # noqa: E402
 
 WARMUP = 2.0  # seconds of a session not counted in the latency (the ring's catch-up)
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Phases:
@@ -163,7 +157,7 @@ async def main() -> None:
         relay = make_process(root / "relay")
         try:
             with camsim(
-                _port(), root / "cache", scene="demo", size=args.size, fps=args.fps, duration=14
+                free_port(), root / "cache", scene="demo", size=args.size, fps=args.fps, duration=14
             ) as cam:
                 home = Home(root, relay, cam.urls[0], keep_plaintext=False)
                 a, b = root / "phone-a", root / "phone-b"
@@ -208,7 +202,7 @@ async def _latency_main(args: argparse.Namespace) -> None:
         relay = make_process(root / "relay")
         try:
             with camsim(
-                _port(), args.cache, scene="demo", size=args.size, fps=args.fps, duration=14
+                free_port(), args.cache, scene="demo", size=args.size, fps=args.fps, duration=14
             ) as cam:
                 home = Home(root, relay, cam.urls[0], keep_plaintext=False)
                 a = root / "phone-a"

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import io
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -42,16 +41,11 @@ from privastead.clock import SystemClock  # noqa: E402
 from privastead.errors import CameraUnavailableError  # noqa: E402
 from privastead.media.playback import plan_playback  # noqa: E402
 from privastead.media.segment_index import SegmentIndex  # noqa: E402
+from privastead.ports import free_port  # noqa: E402
 from support.procs import camsim  # noqa: E402
 from support.recordings import record  # noqa: E402
 
 RANGE = 10.0  # seconds asked for per session
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _first_picture(init: bytes, fragment: bytes) -> None:
@@ -142,7 +136,7 @@ async def main() -> None:
         root = Path(tmp)
         relay = make_process(root / "relay")
         try:
-            with camsim(_port(), root / "cache", scene="demo", size="320x180", fps=5) as cam:
+            with camsim(free_port(), root / "cache", scene="demo", size="320x180", fps=5) as cam:
                 home = Home(root, relay, cam.urls[0], keep_plaintext=False)
                 client_dir = root / "phone"
                 home.pair(client_dir, "phone")

@@ -34,11 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_hub import cpu_seconds, free_port, run_decode_only  # noqa: E402
+from bench_hub import cpu_seconds, run_decode_only  # noqa: E402
 from privastead.clock import SystemClock  # noqa: E402
 from privastead.hub.capture.runner import HubRunner  # noqa: E402
 from privastead.hub.config import CameraConfig, HubConfig, HubSection  # noqa: E402
 from privastead.hub.recording.recordings import Recordings  # noqa: E402
+from privastead.ports import free_port  # noqa: E402
 
 
 def written_bytes() -> int:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
+from privastead import ports
 from privastead.clock import FakeClock
 from support.garage import BUILD_WAIT, garage_cluster
 from support.loop_guard import LIMIT, LoopGuard
@@ -44,12 +44,10 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def free_port() -> Iterator[int]:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    yield port
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago, below the ephemeral range
+    (``privastead.ports.free_port``)."""
+    return ports.free_port()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from types import FrameType
 from privastead.demo_processes import Child, Children, program
 from privastead.errors import PrivasteadError
 from privastead.hub.sample_config import loopback_config
+from privastead.ports import free_port
 
 SCENE_SECONDS = 60  # three crossings per loop, at 4, 24 and 44 s
 CAMERA_SIZE = "640x360"  # small enough that a 2-core machine decodes, detects and records
@@ -44,12 +44,6 @@ class _Stop(Exception):
 
 def status(text: str) -> None:
     print(f"[demo] {text}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _check(cmd: list[str], what: str) -> str:

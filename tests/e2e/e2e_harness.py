@@ -22,8 +22,8 @@ from relay_harness import RelayProcess, make_process
 from privastead.client.app import Client
 from privastead.client.device import DataDir
 from privastead.clock import SystemClock
-from privastead.devcluster.ports import free_port
 from privastead.hub.sample_config import loopback_config
+from privastead.ports import free_port
 from support.procs import Proc, camsim
 
 SRC = Path(__file__).resolve().parents[2] / "src"

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -34,6 +33,7 @@ from privastead.media.ingest import (
     StreamInfo,
 )
 from privastead.media.transport import LossSettings
+from privastead.ports import free_port
 from support.procs import gstreamer, gstreamer_available
 from support.rtsp import box_stream
 
@@ -259,9 +259,7 @@ def test_gstreamer_server_with_each_scheme_and_transport(
     h264.write_bytes(b"".join(u.data for u in stream.units))
     secret = tmp_path / "gst.pass"
     secret.write_text(SECRET + "\n")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with gstreamer(port, h264, 15.0, auth=scheme, password_file=secret, audio=audio) as server:
         url = server.urls[0]
         good = _camera(url, tmp_path, transport)

@@ -11,7 +11,6 @@ import io
 import itertools
 import os
 import signal
-import socket
 import sqlite3
 import stat
 import subprocess
@@ -22,17 +21,12 @@ from pathlib import Path
 import av
 import pytest
 
+from privastead.ports import free_port
 from support.procs import ROOT, camsim
 
 pytestmark = pytest.mark.slow
 
 SEGMENT = 2.0
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(path: Path, data: Path, url: str, extra: str = "") -> None:
@@ -90,7 +84,7 @@ def test_a_hub_records_continuously_survives_kill_and_keeps_within_its_size(
     tmp_path: Path,
 ) -> None:
     data, config, log = tmp_path / "data", tmp_path / "hub.toml", tmp_path / "hub.log"
-    with camsim(_port(), tmp_path / "cache", "--audio", "aac", fps=15, duration=4.0) as cam:
+    with camsim(free_port(), tmp_path / "cache", "--audio", "aac", fps=15, duration=4.0) as cam:
         _config(config, data, cam.urls[0])
         hub = _start(config, log)
         try:

@@ -20,6 +20,7 @@ import pytest
 
 from privastead.hub import config as hubconfig
 from privastead.media.ingest import Ingest, IngestEvent, MediaPacket
+from privastead.ports import free_port
 from support.procs import ROOT, Proc, camsim
 
 SECRET = "onvif-Secret-42"
@@ -31,15 +32,9 @@ def _udp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _onvif_camsim(cache: Path, secret: Path, probe_port: int, name_seed: int = 0) -> Proc:
     return camsim(
-        _tcp_port(),
+        free_port(),
         cache,
         "--sub",
         "320x180",

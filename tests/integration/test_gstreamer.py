@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from privastead.media.ingest import Ingest, IngestEvent, MediaPacket, StreamInfo
 from privastead.media.recorder import ClipWriter
+from privastead.ports import free_port
 from support.procs import gstreamer, gstreamer_available
 from support.rtsp import box_stream
 
@@ -24,9 +24,7 @@ def test_ingest_and_clip_from_gstreamer_rtsp_server(tmp_path: Path) -> None:
     stream = box_stream("h264", duration=2.0, motion=(0.5, 1.5))
     h264 = tmp_path / "clip.h264"
     h264.write_bytes(b"".join(u.data for u in stream.units))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     events: list[IngestEvent] = []
     with gstreamer(port, h264, float(stream.fps)) as server:
         ingest = Ingest(server.urls[0], events.append)
@@ -72,9 +70,7 @@ async def test_hub_records_an_event_from_gstreamer(tmp_path: Path) -> None:
     stream = await asyncio.to_thread(encode, scene, "h264")
     h264 = tmp_path / "demo.h264"
     h264.write_bytes(b"".join(u.data for u in stream.units))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with gstreamer(port, h264, 10.0) as server:
         camera = CameraConfig(
             name="gst",

@@ -6,7 +6,6 @@ import asyncio
 import io
 import json
 import signal
-import socket
 import time
 from pathlib import Path
 
@@ -17,17 +16,12 @@ from privastead.hub.capture.runner import HubRunner
 from privastead.hub.config import CameraConfig, HubConfig, HubSection
 from privastead.media.ingest import Ingest, IngestEvent, IngestSettings, MediaPacket
 from privastead.media.settings import EventSettings
+from privastead.ports import free_port
 from support.procs import camsim
 
 FAST = IngestSettings(
     open_timeout=3.0, read_timeout=2.0, stall_after=1.0, backoff_initial=0.2, backoff_max=1.0
 )
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _until(predicate, limit: float) -> bool:  # type: ignore[no-untyped-def]
@@ -43,7 +37,7 @@ async def _until(predicate, limit: float) -> bool:  # type: ignore[no-untyped-de
 async def test_scripted_motion_becomes_a_clip_with_pre_and_post_roll(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     # demo scene, 14 s loop: a person walks through from 4.5 s to 11.5 s
-    with camsim(_port(), cache, scene="demo", size="320x180", fps=10, duration=14) as cam:
+    with camsim(free_port(), cache, scene="demo", size="320x180", fps=10, duration=14) as cam:
         events = EventSettings(pre_roll=2.0, post_roll=1.5)
         camera = CameraConfig(name="door", url=cam.urls[0], decode="keyframes", events=events)
         config = HubConfig(HubSection(data_dir=tmp_path, status_interval=0), (camera,))
@@ -87,7 +81,7 @@ async def test_scripted_motion_becomes_a_clip_with_pre_and_post_roll(tmp_path: P
 @pytest.mark.slow
 async def test_reconnect_hang_and_corruption_do_not_stop_other_cameras(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    port_a, port_b, port_c = _port(), _port(), _port()
+    port_a, port_b, port_c = free_port(), free_port(), free_port()
     received: dict[str, list[float]] = {"a": [], "b": [], "c": []}
 
     def sink(name: str):  # type: ignore[no-untyped-def]
@@ -144,8 +138,8 @@ async def test_hub_keeps_recording_a_corrupted_camera_alongside_a_clean_one(
     cache = tmp_path / "cache"
     scene = {"scene": "demo", "fps": 10, "duration": 14}
     with (
-        camsim(_port(), cache, "--corrupt", "0.2", size="320x180", **scene) as bad,  # type: ignore[arg-type]
-        camsim(_port(), cache, "--sub", "160x90", size="320x180", **scene) as good,  # type: ignore[arg-type]
+        camsim(free_port(), cache, "--corrupt", "0.2", size="320x180", **scene) as bad,  # type: ignore[arg-type]
+        camsim(free_port(), cache, "--sub", "160x90", size="320x180", **scene) as good,  # type: ignore[arg-type]
     ):
         events = EventSettings(pre_roll=1.0, post_roll=1.0)
         cameras = (
@@ -192,7 +186,7 @@ async def test_hub_keeps_recording_a_corrupted_camera_alongside_a_clean_one(
 @pytest.mark.slow
 async def test_hub_camera_survives_a_server_restart(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    port = _port()
+    port = free_port()
     cam = camsim(port, cache).start()
     camera = CameraConfig(name="gate", url=cam.urls[0], decode="full")
     runner = HubRunner(

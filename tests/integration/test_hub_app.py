@@ -35,20 +35,13 @@ from privastead.hub.delivery.uploader import Uploader
 from privastead.hub.state.groups import HubGroups
 from privastead.media.ingest import IngestSettings
 from privastead.media.settings import EventSettings
+from privastead.ports import free_port
 from privastead.protocol.codec import Message, decode_message
 from privastead.protocol.messages import ClipFragment, Heartbeat, Notification
 from privastead.relay.client import RelayClient
 from support.procs import camsim
 
 FAST = IngestSettings(open_timeout=5.0, read_timeout=5.0, backoff_initial=0.2, backoff_max=1.0)
-
-
-def _port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -108,12 +101,12 @@ async def test_the_root_runs_a_whole_hub_whose_messages_a_member_decrypts(tmp_pa
     relay = make_process(tmp_path / "relay")
     token = tmp_path / "owner-token"
     token.write_text(relay.owner_token + "\n")
-    metrics_port = _port()
+    metrics_port = free_port()
     phone: Phone | None = None
     try:
         # demo scene, 14 s loop: a person walks through from 4.5 s to 11.5 s
         with camsim(
-            _port(), tmp_path / "cache", scene="demo", size="320x180", fps=10, duration=14
+            free_port(), tmp_path / "cache", scene="demo", size="320x180", fps=10, duration=14
         ) as cam:
             camera = CameraConfig(
                 name="porch",

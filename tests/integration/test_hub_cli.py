@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from privastead.ports import free_port
 from support.procs import ROOT, camsim
 
 
@@ -56,9 +56,7 @@ def test_check_config_accepts_a_good_file_and_names_the_bad_line(tmp_path: Path)
 
 @pytest.mark.slow
 def test_run_reads_a_camera_prints_status_and_stops(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with camsim(port, tmp_path / "cache") as cam:
         config = tmp_path / "hub.toml"
         config.write_text(

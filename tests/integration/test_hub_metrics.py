@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,13 +20,8 @@ import pytest
 
 from privastead.errors import ConfigError
 from privastead.hub import config as hubconfig
+from privastead.ports import free_port
 from support.procs import ROOT, camsim
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str, method: str = "GET") -> tuple[int, str, str]:
@@ -53,9 +47,9 @@ def _until(probe: Any, seconds: float) -> Any:
 
 @pytest.mark.slow
 def test_metrics_and_health_follow_a_camera_that_goes_away(tmp_path: Path) -> None:
-    port = _port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    cam = camsim(_port(), tmp_path / "cache", duration=2.0).start()
+    cam = camsim(free_port(), tmp_path / "cache", duration=2.0).start()
     config = tmp_path / "hub.toml"
     config.write_text(
         f'[hub]\ndata_dir = "{tmp_path / "data"}"\nstatus_interval = 0\n\n'

@@ -19,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from privastead.clock import FakeClock
-from privastead.devcluster.ports import free_port
+from privastead.ports import free_port
 from privastead.relay import accounts, config, db, schema
 from privastead.relay.app import create_app
 from privastead.relay.client import RelayClient

@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "privastead"
 # The README's table ("Python layers, lowest first"); each top-level module or package.
 LAYERS: list[set[str]] = [
     {"errors", "compat"},
-    {"clock", "configfile", "configdoc", "atomic_file", "logs", "_native"},
+    {"clock", "configfile", "configdoc", "atomic_file", "logs", "ports", "_native"},
     {"crypto", "media", "protocol"},
     {"relay"},
     {"hub", "client", "camsim"},

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from privastead.devcluster import programs
-from privastead.devcluster.ports import free_port
 from privastead.devcluster.process import ServerProcess, Supervised
 from privastead.errors import StorageError
+from privastead.ports import free_port
 
 REGION = "garage"
 

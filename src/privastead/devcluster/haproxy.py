@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from privastead.devcluster import programs
-from privastead.devcluster.ports import free_port
 from privastead.devcluster.process import ServerProcess, Supervised
 from privastead.errors import StorageError
+from privastead.ports import free_port
 
 
 def config_text(

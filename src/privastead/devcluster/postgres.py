@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from privastead.devcluster import programs
-from privastead.devcluster.ports import free_port
 from privastead.devcluster.process import (
     ServerProcess,
     Supervised,
@@ -33,6 +32,7 @@ from privastead.devcluster.process import (
     unprivileged_user,
 )
 from privastead.errors import StorageError
+from privastead.ports import free_port
 
 ROLE = "privastead"
 DATABASE = "privastead"

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from privastead.devcluster.garage import S3Credentials
-from privastead.devcluster.ports import free_port
 from privastead.devcluster.process import ServerProcess, Supervised
 from privastead.errors import StorageError
+from privastead.ports import free_port
 
 SRC = Path(__file__).resolve().parents[2]
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from privastead.errors import CameraUnavailableError
+from privastead.ports import free_port
 
 if TYPE_CHECKING:
     from privastead.hub.config import HubConfig
@@ -45,14 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start_demo_camera() -> tuple[subprocess.Popen[str], str]:
-    port = _free_port()
+    port = free_port()
     args = [
         sys.executable,
         "-m",

@@ -1,12 +1,20 @@
-"""Ports for the servers a development cluster starts, chosen outside the ephemeral range.
+"""Loopback ports for servers that bind them later, chosen below the ephemeral range.
+
+The demo picks a port for its relay, ``privastead-hub run`` one for the camera simulator it
+starts without a config, tests and benchmarks ports for the servers they start, a development
+cluster ports for PostgreSQL, Garage, HAProxy and its relays: each port is chosen first and
+handed to a process that binds it later.
 
 Binding port 0 finds a free port in the kernel's *ephemeral* range, the range it also takes
 the source ports of outgoing connections from. Between choosing a server's port and the
 server binding it, an outgoing connection (a Garage node dialling its peers, a relay opening
-a session to PostgreSQL) may take that very port as its source port: the server then cannot
-listen there, and a client connecting to it reaches that connection instead and is reset.
-Ports below the ephemeral range are never handed out as source ports, so a cluster whose
-processes all dial each other picks its ports there.
+a session to PostgreSQL, a client of an earlier test) may take that very port as its source
+port: the server then cannot listen there, and a client connecting to it reaches that
+connection instead and is reset. Ports below the ephemeral range are never handed out as
+source ports, so ``free_port`` picks its ports there.
+
+A server that binds port 0 itself and reports the port it got has no such gap and needs none
+of this.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""A development cluster's ports come from below the kernel's ephemeral range.
+"""``privastead.ports.free_port``: the ports the demo, the tests, the benchmarks and a
+development cluster choose for their servers come from below the kernel's ephemeral range.
 
 Ports found by binding port 0 are ephemeral: between choosing one for a server and the server
 binding it, an outgoing connection of another process (a Garage node dialling its peers) can
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import socket
 
-from privastead.devcluster.ports import LOWEST, ephemeral_range, free_port
+from privastead.ports import LOWEST, ephemeral_range, free_port
 
 
 def test_ports_are_free_distinct_and_never_ephemeral() -> None:
