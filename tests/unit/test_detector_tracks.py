@@ -1,6 +1,6 @@
-"""Tracks in chronic areas, fragments and light steps: what churns in place, lights up beside
-something that was already there, or appears along the edges as the exposure steps, has gone
-nowhere and is not an object; what goes somewhere is.
+"""Tracks in chronic areas, fragments, broken blobs and light steps: what churns in place,
+lights up beside something that was already there, breaks in two, or appears along the edges
+as the exposure steps, has gone nowhere and is not an object; what goes somewhere is.
 
 Synthetic blob sequences straight into ``media.tracks.Tracks`` (boxes on a 60 x 120 grid,
 10 analysed frames a second, every blob coherent and sharp unless said otherwise).
@@ -120,6 +120,28 @@ def test_a_fragment_lighting_up_beside_a_blob_does_not_move_its_track() -> None:
     second = [16.0, 33.0, 19.0, 38.0]
     frames = [([first], [False])] * 2 + [([first, second], [False, False])] * 30
     assert not any(_run(frames))
+
+
+def test_a_blob_that_splits_in_two_has_not_moved() -> None:
+    # a still patch (a cloud's shadow thinning out) that breaks into two halves which stay
+    # where they were: each half's centre lies a quarter of the whole's width off its centre
+    whole = [[20.0, 40.0, 30.0, 60.0]]
+    halves = [[20.0, 40.0, 30.0, 49.0], [20.0, 51.0, 30.0, 60.0]]
+    frames = [(whole, [False])] * 10 + [(halves, [False, False])] * 30
+    assert not any(_run(frames))
+
+
+def test_a_walker_whose_blob_breaks_up_and_joins_again_is_an_object() -> None:
+    # a person's blob splits (legs apart from the body) every third frame as they walk:
+    # the walking counts, the breaking up does not take it back
+    frames: list[tuple[list[list[float]], list[bool]]] = []
+    for i in range(30):
+        c = 10.0 + i
+        body = [[20.0, c, 30.0, c + 6.0]]
+        if i % 3 == 2:
+            body = [[20.0, c, 25.0, c + 6.0], [26.0, c, 30.0, c + 6.0]]
+        frames.append((body, [False] * len(body)))
+    assert any(_run(frames)[:15])
 
 
 def test_a_walker_is_still_an_object() -> None:

@@ -42,7 +42,10 @@ appeared at once (the frame before is the start-up's median, not a frame of the 
 Travel is measured from where the track's blob came from: a blob that does not touch the
 box its track had in the previous frame (a fragment of foliage lighting up beside another,
 a second thing appearing near the first) continues the track but has not carried it
-anywhere, so its own place becomes the place travel is measured from.
+anywhere, so its own place becomes the place travel is measured from. A blob that broke
+off from another within the box they came from changed shape, not place: its centre lies
+off the whole's by up to half a size, so it keeps the displacement its track had, measured
+from a place shifted with it.
 
 A confirmed track stays confirmed while blobs keep matching it, so a person who stops stays
 an object (a standing person is coherent: the same cells stay flagged); its blob counts as
@@ -279,11 +282,31 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     # frame to frame, which the coherence test expects anyway.)
     touch = hit & _touch(new[:, R0 : C1 + 1], tracks)
     jumped = matched & ~touch.any(axis=1)
-    origin = tracks[np.where(touch, tracks[None, :, BORN], np.inf).argmin(axis=1)]
+    came = np.where(touch, tracks[None, :, BORN], np.inf).argmin(axis=1)
+    origin = tracks[came]
     for column in (BORN, SIZE0, SUDDEN, CHRONIC, LEFT, LIT, EARLY, *range(FR0, LC1 + 1)):
         new[:, column] = np.where(matched, oldest[:, column], new[:, column])
     for column in (CY0, CX0, BR0, BC0, BR1, BC1):
         new[:, column] = np.where(matched & ~jumped, origin[:, column], new[:, column])
+    # A blob that split off within the box it came from (another blob came from the same
+    # box) changed shape: a piece's centre lies off the whole's by up to half its size
+    # without anything having gone anywhere. Its displacement so far is the one its box had
+    # in the previous frame, measured from a place shifted with it (a cloud's shadow that
+    # broke in two made an object of one half). Blobs that merge are left as they are: a
+    # car's blob grows into the pool its headlights lit a frame before, and that is travel.
+    split = touch.sum(axis=0)[came] > 1
+    within = (new[:, R0 : C0 + 1] >= origin[:, R0 : C0 + 1]).all(axis=1) & (
+        new[:, R1 : C1 + 1] <= origin[:, R1 : C1 + 1]
+    ).all(axis=1)
+    shaped = matched & ~jumped & split & within
+    if shaped.any():
+        box, was_box = new[:, R0 : C1 + 1], origin[:, R0 : C1 + 1]
+        held = box - (was_box - origin[:, BR0 : BC1 + 1])
+        new[:, BR0 : BC1 + 1] = np.where(shaped[:, None], held, new[:, BR0 : BC1 + 1])
+        for c, lo, hi in ((CY0, R0, R1), (CX0, C0, C1)):
+            moved = (origin[:, lo] + origin[:, hi]) / 2 - origin[:, c]
+            held_c = (new[:, lo] + new[:, hi]) / 2 - moved
+            new[:, c] = np.where(shaped, held_c, new[:, c])
 
     def best(column: int) -> F64:
         found: F64 = np.where(hit, tracks[None, :, column], 0).max(axis=1)
