@@ -45,7 +45,8 @@ a second thing appearing near the first) continues the track but has not carried
 anywhere, so its own place becomes the place travel is measured from. A blob that broke
 off from another within the box they came from changed shape, not place: its centre lies
 off the whole's by up to half a size, so it keeps the displacement its track had, measured
-from a place shifted with it.
+from a place shifted with it; pieces of a track judged by its centre alone that join again
+keep the mean of theirs (``_hold_shape``).
 
 A confirmed track stays confirmed while blobs keep matching it, so a person who stops stays
 an object (a standing person is coherent: the same cells stay flagged); its blob counts as
@@ -267,6 +268,60 @@ def _touch(boxes: F64, tracks: F64) -> B:
     return touch
 
 
+def _hold_shape(new: F64, tracks: F64, touch: B, came: npt.NDArray[np.intp], kept: B) -> None:
+    """Blobs that only changed shape keep their tracks' displacement (in place).
+
+    A blob that broke off within the box it came from (another blob of this frame came from
+    the same box) has not gone anywhere: a piece's centre lies off the whole's by up to half
+    its size (a cloud's shadow that thinned out and broke in two made an object of one half).
+    It keeps the displacement its track had in the previous frame, measured from a place
+    shifted with it. Pieces of a track judged by its centre alone (born in the start-up or as
+    the light stepped) that join again within their boxes keep the mean of theirs: joined
+    from one piece's place, a patch breaking up and joining again in place added the offset
+    up, cycle after cycle. Other merges are left as they are: a car's blob grows into the pool
+    its headlights lit a frame before, which is travel (holding every merge lost a night car).
+    ``kept``: blobs that continue the track they came from (``came``), not jumped ones.
+    """
+
+    def within(lo: F64, hi: F64) -> B:
+        inside: B = np.all(new[:, R0 : C0 + 1] >= lo, axis=1) & np.all(
+            new[:, R1 : C1 + 1] <= hi, axis=1
+        )
+        return inside
+
+    origin = tracks[came]
+    split = (touch.sum(axis=0)[came] > 1) & within(origin[:, R0 : C0 + 1], origin[:, R1 : C1 + 1])
+    born = np.where(touch, tracks[None, :, BORN], np.inf)
+    pieces: B = touch & (born == born.min(axis=1, keepdims=True))  # of the oldest track touched
+    joined: B = (
+        (pieces.sum(axis=1) > 1)
+        & (pieces.sum(axis=1) == touch.sum(axis=1))
+        & ((origin[:, EARLY] > 0) | (origin[:, LIT] > 0))
+        & within(
+            np.where(touch[:, :, None], tracks[None, :, R0 : C0 + 1], np.inf).min(axis=1),
+            np.where(touch[:, :, None], tracks[None, :, R1 : C1 + 1], -np.inf).max(axis=1),
+        )
+    )
+    shaped = kept & (split | joined)
+    if not shaped.any():
+        return
+    # Each track's displacement: its centre from its place of origin, its sides from its
+    # birth box; a piece takes its track's, a joined blob the mean of its pieces'.
+    centre = np.stack(
+        [(tracks[:, R0] + tracks[:, R1]) / 2 - tracks[:, CY0],
+         (tracks[:, C0] + tracks[:, C1]) / 2 - tracks[:, CX0]], axis=1
+    )  # fmt: skip
+    sides = tracks[:, R0 : C1 + 1] - tracks[:, BR0 : BC1 + 1]
+    weight = np.where(joined[:, None], pieces, np.eye(len(tracks), dtype=bool)[came])
+    weight = weight / weight.sum(axis=1, keepdims=True)
+    box = new[:, R0 : C1 + 1]
+    new[:, BR0 : BC1 + 1] = np.where(shaped[:, None], box - weight @ sides, new[:, BR0 : BC1 + 1])
+    mid = np.stack([(box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2], axis=1)
+    place = mid - weight @ centre
+    new[:, CY0] = np.where(shaped, place[:, 0], new[:, CY0])
+    new[:, CX0] = np.where(shaped, place[:, 1], new[:, CX0])
+
+
 def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     new: F64, tracks: F64, coherent: B, size: F64, sharp: B, chronic: B
 ) -> B:
@@ -288,25 +343,8 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
         new[:, column] = np.where(matched, oldest[:, column], new[:, column])
     for column in (CY0, CX0, BR0, BC0, BR1, BC1):
         new[:, column] = np.where(matched & ~jumped, origin[:, column], new[:, column])
-    # A blob that split off within the box it came from (another blob came from the same
-    # box) changed shape: a piece's centre lies off the whole's by up to half its size
-    # without anything having gone anywhere. Its displacement so far is the one its box had
-    # in the previous frame, measured from a place shifted with it (a cloud's shadow that
-    # broke in two made an object of one half). Blobs that merge are left as they are: a
-    # car's blob grows into the pool its headlights lit a frame before, and that is travel.
-    split = touch.sum(axis=0)[came] > 1
-    within = (new[:, R0 : C0 + 1] >= origin[:, R0 : C0 + 1]).all(axis=1) & (
-        new[:, R1 : C1 + 1] <= origin[:, R1 : C1 + 1]
-    ).all(axis=1)
-    shaped = matched & ~jumped & split & within
-    if shaped.any():
-        box, was_box = new[:, R0 : C1 + 1], origin[:, R0 : C1 + 1]
-        held = box - (was_box - origin[:, BR0 : BC1 + 1])
-        new[:, BR0 : BC1 + 1] = np.where(shaped[:, None], held, new[:, BR0 : BC1 + 1])
-        for c, lo, hi in ((CY0, R0, R1), (CX0, C0, C1)):
-            moved = (origin[:, lo] + origin[:, hi]) / 2 - origin[:, c]
-            held_c = (new[:, lo] + new[:, hi]) / 2 - moved
-            new[:, c] = np.where(shaped, held_c, new[:, c])
+    kept: B = np.logical_and(matched, ~jumped)
+    _hold_shape(new, tracks, touch, came, kept)
 
     def best(column: int) -> F64:
         found: F64 = np.where(hit, tracks[None, :, column], 0).max(axis=1)
