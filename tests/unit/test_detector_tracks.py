@@ -24,9 +24,12 @@ YES, NO = np.ones(1, bool), np.zeros(1, bool)
 def _run(
     frames: list[tuple[list[list[float]], list[bool]]],
     activity: Callable[[int], npt.NDArray[np.float32]] | None = None,
+    *,
+    early: int = 0,
 ) -> list[bool]:
     """Feed (boxes, chronic per blob) per frame, and the detector's map of chronic motion in
-    each frame if given; return whether any blob was motion."""
+    each frame if given, the first ``early`` frames as the start-up's; return whether any
+    blob was motion."""
     tracks = Tracks((60, 120))
     out = []
     for i, (boxes, chronic) in enumerate(frames):
@@ -40,6 +43,7 @@ def _run(
             0.4,
             np.ones(n, bool),
             activity=None if activity is None else activity(i),
+            early=i < early,
         )
         out.append(bool(motion.any()))
     return out
@@ -135,16 +139,11 @@ def test_a_patch_breaking_up_and_joining_again_in_the_startup_has_not_moved() ->
     # a bush not yet known as chronic, in the start-up: its blob breaks in two and joins again
     # in place, every frame or every few; where the joined blob took one piece's place, each
     # cycle added the offset between them to its travel
-    whole = [20.0, 40.0, 30.0, 60.0]
-    halves = [[20.0, 40.0, 30.0, 49.0], [20.0, 51.0, 30.0, 60.0]]
+    whole = ([[20.0, 40.0, 30.0, 60.0]], [False])
+    halves = ([[20.0, 40.0, 30.0, 49.0], [20.0, 51.0, 30.0, 60.0]], [False, False])
     for period in (1, 3):
-        tracks = Tracks((60, 120))
-        for i in range(60):
-            boxes = np.array([whole] if (i // period) % 2 == 0 else halves)
-            n = len(boxes)
-            yes, no = np.ones(n, bool), np.zeros(n, bool)
-            motion, _, _ = tracks.update(boxes, yes, no, no, i / FPS, 0.4, yes, early=True)
-            assert not motion.any(), (period, i)
+        frames = [whole if (i // period) % 2 == 0 else halves for i in range(60)]
+        assert not any(_run(frames, early=60)), period
 
 
 def test_a_walker_whose_blob_breaks_up_and_joins_again_is_an_object() -> None:
@@ -211,12 +210,7 @@ def test_a_blob_born_in_the_startup_must_carry_its_centre() -> None:
     # what sways in place while the start-up is looked at again (a bush not yet known as
     # chronic) changes shape without going anywhere; a walker born then goes on walking
     assert not any(_reshape(False, early=True))
-    tracks = Tracks((60, 120))
-    seen = []
-    for i, (boxes, _) in enumerate(_walk(30, False)):
-        motion, _, _ = tracks.update(np.array(boxes), YES, NO, NO, i / FPS, 0.4, YES, early=i < 5)
-        seen.append(bool(motion.any()))
-    assert any(seen[:15])
+    assert any(_run(_walk(30, False), early=5)[:15])
 
 
 def _appear(early: bool) -> list[bool]:

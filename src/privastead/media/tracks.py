@@ -341,9 +341,9 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     origin = tracks[came]
     for column in (BORN, SIZE0, SUDDEN, CHRONIC, LEFT, LIT, EARLY, *range(FR0, LC1 + 1)):
         new[:, column] = np.where(matched, oldest[:, column], new[:, column])
-    for column in (CY0, CX0, BR0, BC0, BR1, BC1):
-        new[:, column] = np.where(matched & ~jumped, origin[:, column], new[:, column])
     kept: B = np.logical_and(matched, ~jumped)
+    for column in (CY0, CX0, BR0, BC0, BR1, BC1):
+        new[:, column] = np.where(kept, origin[:, column], new[:, column])
     _hold_shape(new, tracks, touch, came, kept)
 
     def best(column: int) -> F64:
