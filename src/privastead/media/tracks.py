@@ -35,18 +35,21 @@ goes on walking.
 
 A track born in the detector's start-up, looked at again once the background is known, is
 judged with what a few seconds taught about the scene: a bush that swayed little in them is
-not yet known as chronic. Its centre must travel (``MOVED`` sizes; sides that jump while the
-centre stays are a blob changing shape in place), and it is never an object for having
-appeared at once (the frame before is the start-up's median, not a frame of the stream).
+not yet known as chronic. Its box must move as a whole (``MOVED`` sizes, both sides of an
+axis shifting the same way: a bush leaning into a gust grows on one side and shrinks on the
+other, which carries its centre but not its box; ``_translation``), and it is never an
+object for having appeared at once (the frame before is the start-up's median, not a frame
+of the stream).
 
 Travel is measured from where the track's blob came from: a blob that does not touch the
 box its track had in the previous frame (a fragment of foliage lighting up beside another,
-a second thing appearing near the first) continues the track but has not carried it
-anywhere, so its own place becomes the place travel is measured from. A blob that broke
-off from another within the box they came from changed shape, not place: its centre lies
-off the whole's by up to half a size, so it keeps the displacement its track had, measured
-from a place shifted with it; pieces of a track judged by its centre alone that join again
-keep the mean of theirs (``_hold_shape``).
+a second thing appearing near the first; for a start-up track, that does not overlap it: a
+leaf lighting up at its corner) continues the track but has not carried it anywhere, so its
+own place becomes the place travel is measured from. A blob that broke off from another
+within the box they came from changed shape, not place: its centre lies off the whole's by
+up to half a size, so it keeps the displacement its track had, measured from a place
+shifted with it; pieces of a track judged by its centre alone that join again keep the mean
+of theirs (``_hold_shape``).
 
 A confirmed track stays confirmed while blobs keep matching it, so a person who stops stays
 an object (a standing person is coherent: the same cells stay flagged); its blob counts as
@@ -164,8 +167,7 @@ class Tracks:
         # blob of light or shadow matched, where the object left, is not the object).
         return confirmed & coherent & sharp, confirmed & ~was, new[:, BORN].copy()
 
-    @staticmethod
-    def _confirm(new: F64, boxes: F64, t: float, persistence: float, went: B) -> B:
+    def _confirm(self, new: F64, boxes: F64, t: float, persistence: float, went: B) -> B:
         chronic = new[:, CHRONIC] > 0
         # Born as the light over the whole view stepped: an auto-exposure step changes every
         # strong edge at once, and where the sensor clips or the tone curve bends the change
@@ -179,9 +181,10 @@ class Tracks:
         # changing shape.
         sides = np.minimum(np.abs(boxes - new[:, BR0 : BC1 + 1]).max(axis=1), 2.0 * centre)
         # Born in the start-up, where what moves chronically has been learned from a few
-        # seconds only: a swaying bush not yet known as one changes shape in place, an object
-        # carries its centre (a car coming in at the edge carries it half as fast as its front).
-        shift = np.where(steady | (new[:, EARLY] > 0), centre, sides)
+        # seconds only: a swaying bush not yet known as one changes shape in place (growing on
+        # one side, shrinking on the other, it carries its centre), an object moves its box.
+        early = _translation(boxes, new[:, BR0 : BC1 + 1], self.grid)
+        shift = np.where(new[:, EARLY] > 0, early, np.where(steady, centre, sides))
         scale = np.maximum(new[:, SIZEMAX], 1.0)
         new[:, TRAVEL] = np.maximum(
             new[:, TRAVEL], np.where(shift >= MIN_TRAVEL, shift / scale, 0.0)
@@ -244,6 +247,23 @@ def _went(new: F64, activity: npt.NDArray[np.float32] | None) -> B:
     return left
 
 
+def _translation(boxes: F64, birth: F64, grid: tuple[int, int]) -> F64:
+    """How far each box moved as a whole from its birth box: per axis, the shift both sides
+    made in the same direction (the smaller of the two); a blob that grew or shrank on one
+    side did not move. Along an axis where the blob was born at the edge of the view, or a
+    cell from it (a car coming in: where its back was, the view did not show), the centre's
+    shift."""
+    d = boxes - birth
+    out = []
+    for lo, hi, end in ((0, 2, grid[0]), (1, 3, grid[1])):
+        a, b = d[:, lo], d[:, hi]
+        both = np.where(a * b > 0, np.minimum(np.abs(a), np.abs(b)), 0.0)
+        cut = (birth[:, lo] <= 1) | (birth[:, hi] >= end - 1)
+        out.append(np.where(cut, np.abs(a + b) / 2, both))
+    moved: F64 = np.hypot(out[0], out[1])
+    return moved
+
+
 def _hits(boxes: F64, tracks: F64) -> B:
     """blobs x tracks: the blob's box overlaps the track's box grown by about its size."""
     tsize = np.maximum(tracks[:, R1] - tracks[:, R0], tracks[:, C1] - tracks[:, C0])
@@ -257,13 +277,15 @@ def _hits(boxes: F64, tracks: F64) -> B:
     return hit
 
 
-def _touch(boxes: F64, tracks: F64) -> B:
-    """blobs x tracks: the blob's box overlaps or adjoins the track's box."""
+def _touch(boxes: F64, tracks: F64, strict: bool = False) -> B:
+    """blobs x tracks: the blob's box overlaps or adjoins the track's box (``strict``:
+    overlaps)."""
+    m = 1.0 if strict else 0.0
     touch: B = (
-        (boxes[:, 0, None] <= tracks[None, :, R1])
-        & (boxes[:, 2, None] >= tracks[None, :, R0])
-        & (boxes[:, 1, None] <= tracks[None, :, C1])
-        & (boxes[:, 3, None] >= tracks[None, :, C0])
+        (boxes[:, 0, None] + m <= tracks[None, :, R1])
+        & (boxes[:, 2, None] >= tracks[None, :, R0] + m)
+        & (boxes[:, 1, None] + m <= tracks[None, :, C1])
+        & (boxes[:, 3, None] >= tracks[None, :, C0] + m)
     )
     return touch
 
@@ -335,7 +357,12 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     # first. It continues the track (no new event) but has not carried it anywhere: its own
     # place is where the track's travel is measured from. (An object overlaps itself from
     # frame to frame, which the coherence test expects anyway.)
-    touch = hit & _touch(new[:, R0 : C1 + 1], tracks)
+    # A start-up track is judged by how far its box moved as a whole: a fragment lighting
+    # up at its corner (adjoining, not overlapping) did not come from it either.
+    boxes = new[:, R0 : C1 + 1]
+    touch = hit & np.where(
+        tracks[None, :, EARLY] > 0, _touch(boxes, tracks, strict=True), _touch(boxes, tracks)
+    )
     jumped = matched & ~touch.any(axis=1)
     came = np.where(touch, tracks[None, :, BORN], np.inf).argmin(axis=1)
     origin = tracks[came]
