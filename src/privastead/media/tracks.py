@@ -36,10 +36,10 @@ goes on walking.
 A track born in the detector's start-up, looked at again once the background is known, is
 judged with what a few seconds taught about the scene: a bush that swayed little in them is
 not yet known as chronic. Its box must move as a whole (``MOVED`` sizes, both sides of an
-axis shifting the same way: a bush leaning into a gust grows on one side and shrinks on the
-other, which carries its centre but not its box; ``_translation``), and it is never an
-object for having appeared at once (the frame before is the start-up's median, not a frame
-of the stream).
+axis shifting the same way: a swaying bush's blob that falls back into a corner of itself
+and swells again carries its centre back and forth, not its box; ``_translation``), and it
+is never an object for having appeared at once (the frame before is the start-up's median,
+not a frame of the stream).
 
 Travel is measured from where the track's blob came from: a blob that does not touch the
 box its track had in the previous frame (a fragment of foliage lighting up beside another,
@@ -181,8 +181,8 @@ class Tracks:
         # changing shape.
         sides = np.minimum(np.abs(boxes - new[:, BR0 : BC1 + 1]).max(axis=1), 2.0 * centre)
         # Born in the start-up, where what moves chronically has been learned from a few
-        # seconds only: a swaying bush not yet known as one changes shape in place (growing on
-        # one side, shrinking on the other, it carries its centre), an object moves its box.
+        # seconds only: a swaying bush not yet known as one changes shape in place (falling
+        # back into a corner of itself, it carries its centre), an object moves its box.
         early = _translation(boxes, new[:, BR0 : BC1 + 1], self.grid)
         shift = np.where(new[:, EARLY] > 0, early, np.where(steady, centre, sides))
         scale = np.maximum(new[:, SIZEMAX], 1.0)
