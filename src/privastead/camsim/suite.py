@@ -9,8 +9,8 @@ Two sets, kept apart on purpose:
 
 - ``TUNING``: what may be looked at while changing the detector (seeds 0-2 at 640x360, 10 fps,
   GOP 1 s; seeds 0-5 at 1280x720, 15 fps, GOP 2 s, a camera's bitrate; weather and wind at
-  3840x2160, 30 fps, on seeds 0-5; wind at 1024x576, 12.5 fps, on seeds 6-17, and at
-  854x480, 15 fps, on seeds 18-29);
+  3840x2160, 30 fps, on seeds 0-5, gale and foliage also on seeds 6-11; wind at 1024x576,
+  12.5 fps, on seeds 6-17, and at 854x480, 15 fps, on seeds 18-29);
 - ``HELD_OUT``: never run while tuning, only to report (other seeds, and renderings the tuning
   never saw: 960x540 at 12.5 fps, 1920x1080 at 25 fps with a low bitrate; 3840x2160 at 30 fps
   on a seed of its own).
@@ -225,6 +225,7 @@ TUNING: tuple[Case, ...] = (
     + _cases((0, 1, 2, 4, 5), ("blizzard", "gale"), **_4K)
     + _cases(range(6, 18), WIND_SCENES, width=1024, height=576, fps=12.5, duration=40.0)
     + _cases(range(18, 30), WIND_SCENES, width=854, height=480, fps=15.0, gop=1.0, duration=30.0)
+    + _cases(range(6, 12), ("gale", "foliage"), **_4K)
 )
 
 HELD_OUT: tuple[Case, ...] = (
