@@ -277,10 +277,11 @@ def _hits(boxes: F64, tracks: F64) -> B:
     return hit
 
 
-def _touch(boxes: F64, tracks: F64, strict: bool = False) -> B:
-    """blobs x tracks: the blob's box overlaps or adjoins the track's box (``strict``:
-    overlaps)."""
-    m = 1.0 if strict else 0.0
+def _touch(boxes: F64, tracks: F64) -> B:
+    """blobs x tracks: the blob's box overlaps or adjoins the track's box; for a track born
+    in the start-up, overlaps (it is judged by how far its box moved as a whole, and a
+    fragment lighting up at its corner did not come from it)."""
+    m = (tracks[:, EARLY] > 0)[None, :].astype(np.float64)
     touch: B = (
         (boxes[:, 0, None] + m <= tracks[None, :, R1])
         & (boxes[:, 2, None] >= tracks[None, :, R0] + m)
@@ -357,12 +358,7 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     # first. It continues the track (no new event) but has not carried it anywhere: its own
     # place is where the track's travel is measured from. (An object overlaps itself from
     # frame to frame, which the coherence test expects anyway.)
-    # A start-up track is judged by how far its box moved as a whole: a fragment lighting
-    # up at its corner (adjoining, not overlapping) did not come from it either.
-    boxes = new[:, R0 : C1 + 1]
-    touch = hit & np.where(
-        tracks[None, :, EARLY] > 0, _touch(boxes, tracks, strict=True), _touch(boxes, tracks)
-    )
+    touch = hit & _touch(new[:, R0 : C1 + 1], tracks)
     jumped = matched & ~touch.any(axis=1)
     came = np.where(touch, tracks[None, :, BORN], np.inf).argmin(axis=1)
     origin = tracks[came]
