@@ -35,11 +35,12 @@ goes on walking.
 
 A track born in the detector's start-up, looked at again once the background is known, is
 judged with what a few seconds taught about the scene: a bush that swayed little in them is
-not yet known as chronic. Its box must move as a whole (``MOVED`` sizes, both sides of an
-axis shifting the same way: a swaying bush's blob that falls back into a corner of itself
-and swells again carries its centre back and forth, not its box; ``_translation``), and it
-is never an object for having appeared at once (the frame before is the start-up's median,
-not a frame of the stream).
+not yet known as chronic. Its box must move as a whole, frame after frame (``MOVED`` sizes
+summed over its moves, both sides of an axis shifting the same way in each: a swaying bush's
+blob that swells and falls back into a corner of itself carries its centre back and forth,
+and even its box against the box it was born with, but never moves it as a whole from one
+frame to the next; ``_step``), and it is never an object for having appeared at once (the
+frame before is the start-up's median, not a frame of the stream).
 
 Travel is measured from where the track's blob came from: a blob that does not touch the
 box its track had in the previous frame (a fragment of foliage lighting up beside another,
@@ -92,11 +93,12 @@ SHARP_FRAMES = 2
 # confirmed flag, sudden at birth, seen in a chronic area before it was confirmed, box at
 # birth, frames seen sharp, seen outside chronic areas, born while the light over the whole
 # view stepped, born in the detector's start-up; the boxes it had when it was first and last
-# seen outside chronic areas.
+# seen outside chronic areas; the sum of its box's frame-to-frame moves as a whole (rows,
+# columns; ``_step``).
 (R0, C0, R1, C1, BORN, LAST, HITS, CY0, CX0, SIZE0, SIZEMAX, TRAVEL, CONFIRMED, SUDDEN,
  CHRONIC, BR0, BC0, BR1, BC1, SHARPS, LEFT, LIT, EARLY,
- FR0, FC0, FR1, FC1, LR0, LC0, LR1, LC1) = range(31)  # fmt: skip
-COLUMNS = 31
+ FR0, FC0, FR1, FC1, LR0, LC0, LR1, LC1, MY, MX) = range(33)  # fmt: skip
+COLUMNS = 33
 #: Where a track was first and last seen outside chronic areas.
 FIRST_OUT, LAST_OUT = slice(FR0, FC1 + 1), slice(LR0, LC1 + 1)
 
@@ -157,7 +159,7 @@ class Tracks:
         new[:, EARLY] = early
         was = np.zeros(n, bool)
         if len(tracks) and n:
-            was = _inherit(new, tracks, coherent, size, sharp, chronic)
+            was = _inherit(new, tracks, coherent, size, sharp, chronic, self.grid)
             tracks = tracks[~_hits(boxes, tracks).any(axis=0)]  # the rest wait out their grace
         confirmed = was | self._confirm(new, boxes, t, persistence, _went(new, activity))
         confirmed &= self._keep(new, boxes, size, t)
@@ -181,9 +183,11 @@ class Tracks:
         # changing shape.
         sides = np.minimum(np.abs(boxes - new[:, BR0 : BC1 + 1]).max(axis=1), 2.0 * centre)
         # Born in the start-up, where what moves chronically has been learned from a few
-        # seconds only: a swaying bush not yet known as one changes shape in place (falling
-        # back into a corner of itself, it carries its centre), an object moves its box.
-        early = _translation(boxes, new[:, BR0 : BC1 + 1], self.grid)
+        # seconds only: a swaying bush not yet known as one changes shape in place (swelling
+        # and falling back into a corner of itself, it carries its centre, and even its box
+        # against the box it was born with), an object moves its box as a whole, frame
+        # after frame.
+        early = np.hypot(new[:, MY], new[:, MX])
         shift = np.where(new[:, EARLY] > 0, early, np.where(steady, centre, sides))
         scale = np.maximum(new[:, SIZEMAX], 1.0)
         new[:, TRAVEL] = np.maximum(
@@ -247,20 +251,21 @@ def _went(new: F64, activity: npt.NDArray[np.float32] | None) -> B:
     return left
 
 
-def _translation(boxes: F64, birth: F64, grid: tuple[int, int]) -> F64:
-    """How far each box moved as a whole from its birth box: per axis, the shift both sides
-    made in the same direction (the smaller of the two); a blob that grew or shrank on one
-    side did not move. Along an axis where the blob was born at the edge of the view, or a
-    cell from it (a car coming in: where its back was, the view did not show), the centre's
-    shift."""
-    d = boxes - birth
+def _step(boxes: F64, prev: F64, birth: F64, grid: tuple[int, int]) -> F64:
+    """How far each box moved as a whole since the previous frame (``prev``), signed, per
+    axis (rows, columns): the shift both sides made in the same direction (the smaller of
+    the two). A blob that grew or shrank on one side, or swelled and fell back into a corner
+    of itself, did not move: summed over frames, that leaves a swaying bush where it was,
+    while a walker's box moves as a whole nearly every frame. Along an axis where the blob
+    was born at the edge of the view, or a cell from it (a car coming in: where its back
+    was, the view did not show), the centre's shift."""
     out = []
     for lo, hi, end in ((0, 2, grid[0]), (1, 3, grid[1])):
-        a, b = d[:, lo], d[:, hi]
-        both = np.where(a * b > 0, np.minimum(np.abs(a), np.abs(b)), 0.0)
+        a, b = boxes[:, lo] - prev[:, lo], boxes[:, hi] - prev[:, hi]
+        both = np.where(a * b > 0, np.sign(a) * np.minimum(np.abs(a), np.abs(b)), 0.0)
         cut = (birth[:, lo] <= 1) | (birth[:, hi] >= end - 1)
-        out.append(np.where(cut, np.abs(a + b) / 2, both))
-    moved: F64 = np.hypot(out[0], out[1])
+        out.append(np.where(cut, (a + b) / 2, both))
+    moved: F64 = np.stack(out, axis=1)
     return moved
 
 
@@ -346,7 +351,7 @@ def _hold_shape(new: F64, tracks: F64, touch: B, came: npt.NDArray[np.intp], kep
 
 
 def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
-    new: F64, tracks: F64, coherent: B, size: F64, sharp: B, chronic: B
+    new: F64, tracks: F64, coherent: B, size: F64, sharp: B, chronic: B, grid: tuple[int, int]
 ) -> B:
     """Matched blobs inherit their tracks' history (in place); returns which were confirmed."""
     hit = _hits(new[:, R0 : C1 + 1], tracks)
@@ -368,6 +373,15 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     for column in (CY0, CX0, BR0, BC0, BR1, BC1):
         new[:, column] = np.where(kept, origin[:, column], new[:, column])
     _hold_shape(new, tracks, touch, came, kept)
+    # The box's moves as a whole, summed from frame to frame; a start-up track is judged by
+    # them (``_confirm``). A jumped blob keeps its track's sum without adding the jump: a
+    # fragment lighting up beside the track did not carry it there, and a small walker that
+    # cleared its own width between two analysed frames has still walked as far as before.
+    step = _step(new[:, R0 : C1 + 1], origin[:, R0 : C1 + 1], new[:, BR0 : BC1 + 1], grid)
+    for column, axis in ((MY, 0), (MX, 1)):
+        new[:, column] = np.where(
+            kept, origin[:, column] + step[:, axis], np.where(matched, oldest[:, column], 0.0)
+        )
 
     def best(column: int) -> F64:
         found: F64 = np.where(hit, tracks[None, :, column], 0).max(axis=1)
