@@ -46,7 +46,8 @@ Travel is measured from where the track's blob came from: a blob that does not t
 box its track had in the previous frame (a fragment of foliage lighting up beside another,
 a second thing appearing near the first; for a start-up track, that does not overlap it: a
 leaf lighting up at its corner) continues the track but has not carried it anywhere, so its
-own place becomes the place travel is measured from. A blob that broke off from another
+own place becomes the place travel is measured from (a start-up track keeps the sum of its
+moves so far, without the jump). A blob that broke off from another
 within the box they came from changed shape, not place: its centre lies off the whole's by
 up to half a size, so it keeps the displacement its track had, measured from a place
 shifted with it; pieces of a track judged by its centre alone that join again keep the mean
