@@ -8,7 +8,9 @@ size (an object moves at most about its size per analysed frame). A track become
 - been seen *coherent* in about three analysed frames in a row (most of its cells were
   flagged in the previous frame too: it overlaps itself; rain streaks and flakes that
   happen to fall near each other do not, and a track that only lives on such chance
-  matches never builds up its coherence score), and
+  matches never builds up its coherence score; or its blob is the one of a coherent frame
+  carried on whole, the same shape shifted: a brisk walker that moved more than half its
+  width since the previous analysed frame, ``_carried``), and
 - been seen *sharp* in at least ``SHARP_FRAMES`` analysed frames (its change has sharp steps:
   an object's outline, not the smooth field of light or shadow; ``media.verdicts``), and
 - either moved (a side of its box has travelled by at least ``MOVED`` of the largest size
@@ -88,6 +90,10 @@ STATIC_AGE, STATIC_HOLD = 1.0, 8.0
 REMNANT = 0.35
 #: Analysed frames a track must have been seen sharp in (not only a smooth field of light).
 SHARP_FRAMES = 2
+#: A blob whose height and width are each within this share (or a cell) of its track's box
+#: in the previous frame has kept its shape; cells a box must move as a whole to have left
+#: the overlap with itself the coherence test looks for (flagged cells next to flagged ones).
+SAME_SHAPE, CARRIED = 0.25, 2.0
 
 # Track columns: box (rows, cols; end exclusive), birth time, last seen, coherent hits,
 # birth centre, size at birth, largest size, largest distance travelled (in sizes),
@@ -95,11 +101,11 @@ SHARP_FRAMES = 2
 # birth, frames seen sharp, seen outside chronic areas, born while the light over the whole
 # view stepped, born in the detector's start-up; the boxes it had when it was first and last
 # seen outside chronic areas; the sum of its box's frame-to-frame moves as a whole (rows,
-# columns; ``_step``).
+# columns; ``_step``); coherent in its last frame (``_carried``).
 (R0, C0, R1, C1, BORN, LAST, HITS, CY0, CX0, SIZE0, SIZEMAX, TRAVEL, CONFIRMED, SUDDEN,
  CHRONIC, BR0, BC0, BR1, BC1, SHARPS, LEFT, LIT, EARLY,
- FR0, FC0, FR1, FC1, LR0, LC0, LR1, LC1, MY, MX) = range(33)  # fmt: skip
-COLUMNS = 33
+ FR0, FC0, FR1, FC1, LR0, LC0, LR1, LC1, MY, MX, COH) = range(34)  # fmt: skip
+COLUMNS = 34
 #: Where a track was first and last seen outside chronic areas.
 FIRST_OUT, LAST_OUT = slice(FR0, FC1 + 1), slice(LR0, LC1 + 1)
 
@@ -158,9 +164,11 @@ class Tracks:
         new[:, FIRST_OUT] = new[:, LAST_OUT] = np.where(~chronic[:, None], boxes, -1.0)
         new[:, LIT] = light_step
         new[:, EARLY] = early
+        new[:, COH] = coherent
         was = np.zeros(n, bool)
         if len(tracks) and n:
             was = _inherit(new, tracks, coherent, size, sharp, chronic, self.grid)
+            coherent = new[:, COH] > 0
             tracks = tracks[~_hits(boxes, tracks).any(axis=0)]  # the rest wait out their grace
         confirmed = was | self._confirm(new, boxes, t, persistence, _went(new, activity))
         confirmed &= self._keep(new, boxes, size, t)
@@ -268,6 +276,28 @@ def _step(boxes: F64, prev: F64, birth: F64, grid: tuple[int, int]) -> F64:
         out.append(np.where(cut, (a + b) / 2, both))
     moved: F64 = np.stack(out, axis=1)
     return moved
+
+
+def _carried(boxes: F64, origin: F64, kept: B) -> B:
+    """Per blob: its track carried it here whole from a coherent frame, so it is coherent too.
+
+    A thing that moved more than about half its width since the previous analysed frame
+    overlaps itself by less than half, and the coherence test (most of its cells flagged
+    next to cells flagged before) fails: a brisk walker, where the frames analysed are
+    unevenly spaced (ten a second from a 15 fps camera leaves 0.13 s between some of them),
+    fails it in every other frame and never builds up the coherent frames in a row a track
+    needs. Such a blob is the track's blob of the previous frame, coherent then, moved as a
+    whole: the same height and width, shifted by at least ``CARRIED`` cells. Rain streaks
+    and flakes that happen to make an object-sized blob are not coherent to begin with, and
+    the next chance blob has neither their place nor their shape.
+    """
+    prev = origin[:, R0 : C1 + 1]
+    size, before = boxes[:, 2:] - boxes[:, :2], prev[:, 2:] - prev[:, :2]
+    same = np.all(np.abs(size - before) <= np.maximum(1.0, SAME_SHAPE * before), axis=1)
+    lo, hi = boxes[:, :2] - prev[:, :2], boxes[:, 2:] - prev[:, 2:]
+    whole = np.where(lo * hi > 0, np.minimum(np.abs(lo), np.abs(hi)), 0.0).max(axis=1)
+    carried: B = kept & same & (whole >= CARRIED) & (origin[:, COH] > 0)
+    return carried
 
 
 def _hits(boxes: F64, tracks: F64) -> B:
@@ -383,6 +413,9 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
         new[:, column] = np.where(
             kept, origin[:, column] + step[:, axis], np.where(matched, oldest[:, column], 0.0)
         )
+
+    coherent = coherent | _carried(new[:, R0 : C1 + 1], origin, kept)
+    new[:, COH] = coherent
 
     def best(column: int) -> F64:
         found: F64 = np.where(hit, tracks[None, :, column], 0).max(axis=1)
