@@ -16,6 +16,7 @@ import numpy.typing as npt
 from privastead.media.detector import MotionDetector
 from privastead.media.settings import DetectionSettings
 from privastead.media.tracks import Tracks
+from privastead.media.verdicts import Blobs
 
 FPS = 10.0
 YES, NO = np.ones(1, bool), np.zeros(1, bool)
@@ -192,6 +193,22 @@ def test_a_blob_that_changes_shape_after_a_coherent_one_was_not_carried() -> Non
     # what follows a coherent blob with another shape (chance streaks of rain next to
     # something) is not that blob carried on
     assert not any(_stride([30.0, 15.0]))
+
+
+def test_explain_says_a_carried_blob_was_counted_coherent() -> None:
+    # --explain tells an owner why a blob did not count; one the tracks carried on whole was
+    # counted coherent, so "not coherent" would send them looking for the wrong cause
+    tracks = Tracks((120, 213))
+    tracks.update(np.array([[60.0, 0.0, 90.0, 8.0]]), YES, NO, NO, 0.0, 0.4, YES)
+    box = np.array([[60.0, 5.0, 90.0, 13.0]])
+    tracks.update(box, NO, NO, NO, 2 / 15, 0.4, YES)
+    assert list(tracks.coherent) == [True]
+    one = np.ones(1, bool)
+    blobs = Blobs(np.array([240.0]), box, one, ~one, ~one, ~one, ~one, ~one, ~one, one)
+    blobs.set_motion(~one, ~one, np.zeros(1), ~one)
+    assert "not coherent" in blobs.reason(0)
+    blobs.set_motion(~one, ~one, np.zeros(1), tracks.coherent)
+    assert blobs.reason(0) == "tracking, not moving yet"
 
 
 def _reshape(light_step: bool, *, early: bool = False) -> list[bool]:

@@ -116,6 +116,8 @@ class Tracks:
     def __init__(self, grid: tuple[int, int]) -> None:
         self.grid = grid  # rows, columns of the analysis grid
         self.rows: F64 = np.zeros((0, COLUMNS), np.float64)
+        #: Per blob of the last update: coherent as the tracks counted it (carried ones too).
+        self.coherent: B = np.zeros(0, bool)
 
     def clear(self) -> None:
         self.rows = self.rows[:0]
@@ -149,6 +151,7 @@ class Tracks:
         if n == 0:
             self.rows = tracks
             nothing = np.zeros(0, bool)
+            self.coherent = nothing
             return nothing, nothing, np.zeros(0)
         size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         # Each blob as a new track; matched ones then inherit from their tracks.
@@ -174,6 +177,7 @@ class Tracks:
         confirmed &= self._keep(new, boxes, size, t)
         new[:, CONFIRMED] = confirmed
         self.rows = np.concatenate([tracks, new])
+        self.coherent = coherent
         # Motion where the object shows: coherent, and sharp (a confirmed track that a smooth
         # blob of light or shadow matched, where the object left, is not the object).
         return confirmed & coherent & sharp, confirmed & ~was, new[:, BORN].copy()

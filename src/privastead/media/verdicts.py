@@ -112,9 +112,13 @@ class Blobs:
         result: B = self.big & ~self.thin & ~self.ghost
         return result
 
-    def set_motion(self, motion: B, fresh: B, born: F64) -> None:
-        """Scatter the tracker's answers (for the candidates) onto all blobs."""
+    def set_motion(self, motion: B, fresh: B, born: F64, coherent: B) -> None:
+        """Scatter the tracker's answers (for the candidates) onto all blobs; ``coherent``:
+        what it counted as coherent (a blob its track carried whole from a coherent frame
+        too, ``media.tracks``)."""
         index = np.flatnonzero(self.candidate)
+        self.coherent = self.coherent.copy()
+        self.coherent[index] |= coherent
         self.motion = np.zeros(len(self.cells), bool)
         self.fresh = np.zeros(len(self.cells), bool)
         self.born = np.zeros(len(self.cells))
