@@ -11,7 +11,8 @@ Two sets, kept apart on purpose:
   GOP 1 s; seeds 0-5 at 1280x720, 15 fps, GOP 2 s, a camera's bitrate; weather and wind at
   3840x2160, 30 fps, on seeds 0-5, gale and foliage also on seeds 6-11; wind at 1024x576,
   12.5 fps, on seeds 6-17, and at 854x480, 15 fps, on seeds 18-29; people and cars at night,
-  in lamp light and storms at 1280x720 on seeds 30-35);
+  in lamp light and storms at 1280x720 on seeds 30-35, night cars and lamp crossings at
+  1024x576, 12.5 fps, on seeds 36-41);
 - ``HELD_OUT``: never run while tuning, only to report (other seeds, and renderings the tuning
   never saw: 960x540 at 12.5 fps, 1920x1080 at 25 fps with a low bitrate; 3840x2160 at 30 fps
   on a seed of its own).
@@ -241,6 +242,7 @@ TUNING: tuple[Case, ...] = (
     + _cases(range(18, 30), WIND_SCENES, width=854, height=480, fps=15.0, gop=1.0, duration=30.0)
     + _cases(range(6, 12), ("gale", "foliage"), **_4K)
     + _cases(range(30, 36), NIGHT_SCENES, **_720P)
+    + _cases(range(36, 42), ("nightcars", "lampwalk"), width=1024, height=576, fps=12.5, gop=1.0)
 )
 
 HELD_OUT: tuple[Case, ...] = (
