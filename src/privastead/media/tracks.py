@@ -264,25 +264,30 @@ def _went(new: F64, activity: npt.NDArray[np.float32] | None) -> B:
     return left
 
 
-def _step(boxes: F64, prev: F64, birth: F64, grid: tuple[int, int]) -> F64:
+def _whole(boxes: F64, prev: F64) -> F64:
     """How far each box moved as a whole since the previous frame (``prev``), signed, per
     axis (rows, columns): the shift both sides made in the same direction (the smaller of
     the two). A blob that grew or shrank on one side, or swelled and fell back into a corner
-    of itself, did not move: summed over frames, that leaves a swaying bush where it was,
-    while a walker's box moves as a whole nearly every frame. Along an axis where the blob
-    was born at the edge of the view, or a cell from it (a car coming in: where its back
-    was, the view did not show), the centre's shift."""
-    out = []
-    for lo, hi, end in ((0, 2, grid[0]), (1, 3, grid[1])):
-        a, b = boxes[:, lo] - prev[:, lo], boxes[:, hi] - prev[:, hi]
-        both = np.where(a * b > 0, np.sign(a) * np.minimum(np.abs(a), np.abs(b)), 0.0)
-        cut = (birth[:, lo] <= 1) | (birth[:, hi] >= end - 1)
-        out.append(np.where(cut, (a + b) / 2, both))
-    moved: F64 = np.stack(out, axis=1)
+    of itself, did not move."""
+    lo, hi = boxes[:, :2] - prev[:, :2], boxes[:, 2:] - prev[:, 2:]
+    moved: F64 = np.where(lo * hi > 0, np.sign(lo) * np.minimum(np.abs(lo), np.abs(hi)), 0.0)
     return moved
 
 
-def _carried(boxes: F64, origin: F64, kept: B) -> B:
+def _step(whole: F64, boxes: F64, prev: F64, birth: F64, grid: tuple[int, int]) -> F64:
+    """A start-up track's move in this frame, per axis: its box's move as a whole
+    (``whole``, from ``_whole``). Summed over frames, that leaves a swaying bush where it was,
+    while a walker's box moves as a whole nearly every frame. Along an axis where the blob
+    was born at the edge of the view, or a cell from it (a car coming in: where its back
+    was, the view did not show), the centre's shift."""
+    centre = ((boxes[:, :2] - prev[:, :2]) + (boxes[:, 2:] - prev[:, 2:])) / 2
+    grid_end = np.array(grid, np.float64)
+    cut = (birth[:, :2] <= 1) | (birth[:, 2:] >= grid_end - 1)
+    moved: F64 = np.where(cut, centre, whole)
+    return moved
+
+
+def _carried(whole: F64, boxes: F64, origin: F64, kept: B) -> B:
     """Per blob: its track carried it here whole from a coherent frame, so it is coherent too.
 
     A thing that moved more than about half its width since the previous analysed frame
@@ -291,16 +296,16 @@ def _carried(boxes: F64, origin: F64, kept: B) -> B:
     unevenly spaced (ten a second from a 15 fps camera leaves 0.13 s between some of them),
     fails it in every other frame and never builds up the coherent frames in a row a track
     needs. Such a blob is the track's blob of the previous frame, coherent then, moved as a
-    whole: the same height and width, shifted by at least ``CARRIED`` cells. Rain streaks
-    and flakes that happen to make an object-sized blob are not coherent to begin with, and
-    the next chance blob has neither their place nor their shape.
+    whole (``whole``, from ``_whole``): the same height and width, shifted by at least
+    ``CARRIED`` cells. Rain streaks and flakes that happen to make an object-sized blob are
+    not coherent to begin with, and the next chance blob has neither their place nor their
+    shape.
     """
     prev = origin[:, R0 : C1 + 1]
     size, before = boxes[:, 2:] - boxes[:, :2], prev[:, 2:] - prev[:, :2]
     same = np.all(np.abs(size - before) <= np.maximum(1.0, SAME_SHAPE * before), axis=1)
-    lo, hi = boxes[:, :2] - prev[:, :2], boxes[:, 2:] - prev[:, 2:]
-    whole = np.where(lo * hi > 0, np.minimum(np.abs(lo), np.abs(hi)), 0.0).max(axis=1)
-    carried: B = kept & same & (whole >= CARRIED) & (origin[:, COH] > 0)
+    far = np.abs(whole).max(axis=1) >= CARRIED
+    carried: B = kept & same & far & (origin[:, COH] > 0)
     return carried
 
 
@@ -412,13 +417,15 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     # them (``_confirm``). A jumped blob keeps its track's sum without adding the jump: a
     # fragment lighting up beside the track did not carry it there, and a small walker that
     # cleared its own width between two analysed frames has still walked as far as before.
-    step = _step(new[:, R0 : C1 + 1], origin[:, R0 : C1 + 1], new[:, BR0 : BC1 + 1], grid)
+    box, prev = new[:, R0 : C1 + 1], origin[:, R0 : C1 + 1]
+    whole = _whole(box, prev)
+    step = _step(whole, box, prev, new[:, BR0 : BC1 + 1], grid)
     for column, axis in ((MY, 0), (MX, 1)):
         new[:, column] = np.where(
             kept, origin[:, column] + step[:, axis], np.where(matched, oldest[:, column], 0.0)
         )
 
-    coherent = coherent | _carried(new[:, R0 : C1 + 1], origin, kept)
+    coherent = coherent | _carried(whole, box, origin, kept)
     new[:, COH] = coherent
 
     def best(column: int) -> F64:
@@ -439,7 +446,6 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     new[:, CHRONIC] = np.where(turned, 1.0, new[:, CHRONIC])
     out = matched & ~chronic
     new[:, LEFT] = np.where(out, 1.0, new[:, LEFT])
-    box = new[:, R0 : C1 + 1]
     new[:, LAST_OUT] = np.where(out[:, None], box, new[:, LAST_OUT])
     new[:, FIRST_OUT] = np.where((out & (new[:, FR1] < 0))[:, None], box, new[:, FIRST_OUT])
     return was
