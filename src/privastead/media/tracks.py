@@ -10,7 +10,10 @@ size (an object moves at most about its size per analysed frame). A track become
   happen to fall near each other do not, and a track that only lives on such chance
   matches never builds up its coherence score; or its blob is the one of a coherent frame
   carried on whole, the same shape shifted: a brisk walker that moved more than half its
-  width since the previous analysed frame, ``_carried``), and
+  width since the previous analysed frame, ``_carried``; or its track goes steadily on, a
+  size or more and nearly straight over a few frames, outside chronic areas: a small car far
+  away at night that moves more than its own length between frames, and stretches and
+  shrinks with its headlights' smear, ``_steady``), and
 - been seen *sharp* in at least ``SHARP_FRAMES`` analysed frames (its change has sharp steps:
   an object's outline, not the smooth field of light or shadow; ``media.verdicts``), and
 - either moved (a side of its box has travelled by at least ``MOVED`` of the largest size
@@ -94,6 +97,10 @@ SHARP_FRAMES = 2
 #: in the previous frame has kept its shape; cells a box must move as a whole to have left
 #: the overlap with itself the coherence test looks for (flagged cells next to flagged ones).
 SAME_SHAPE, CARRIED = 0.25, 2.0
+#: A track is steady (``_steady``) once it has been followed over this many frames from where
+#: its travel is measured, its centre has gone at least a size (and MIN_TRAVEL cells) from
+#: there, and at least this share of the way its centre went, frame to frame, was progress.
+STEADY_FRAMES, STRAIGHT = 4, 0.8
 
 # Track columns: box (rows, cols; end exclusive), birth time, last seen, coherent hits,
 # birth centre, size at birth, largest size, largest distance travelled (in sizes),
@@ -101,11 +108,13 @@ SAME_SHAPE, CARRIED = 0.25, 2.0
 # birth, frames seen sharp, seen outside chronic areas, born while the light over the whole
 # view stepped, born in the detector's start-up; the boxes it had when it was first and last
 # seen outside chronic areas; the sum of its box's frame-to-frame moves as a whole (rows,
-# columns; ``_step``); coherent in its last frame (``_carried``).
+# columns; ``_step``); coherent in its last frame (``_carried``); the length of the way its
+# centre went, frame to frame, and the frames it was followed over, since the place its travel
+# is measured from (``_steady``).
 (R0, C0, R1, C1, BORN, LAST, HITS, CY0, CX0, SIZE0, SIZEMAX, TRAVEL, CONFIRMED, SUDDEN,
  CHRONIC, BR0, BC0, BR1, BC1, SHARPS, LEFT, LIT, EARLY,
- FR0, FC0, FR1, FC1, LR0, LC0, LR1, LC1, MY, MX, COH) = range(34)  # fmt: skip
-COLUMNS = 34
+ FR0, FC0, FR1, FC1, LR0, LC0, LR1, LC1, MY, MX, COH, PATH, STEPS) = range(36)  # fmt: skip
+COLUMNS = 36
 #: Where a track was first and last seen outside chronic areas.
 FIRST_OUT, LAST_OUT = slice(FR0, FC1 + 1), slice(LR0, LC1 + 1)
 
@@ -309,6 +318,36 @@ def _carried(whole: F64, boxes: F64, origin: F64, kept: B) -> B:
     return carried
 
 
+def _centre(boxes: F64) -> F64:
+    """Per box: its centre (row, column)."""
+    mid: F64 = (boxes[:, :2] + boxes[:, 2:]) / 2
+    return mid
+
+
+def _steady(new: F64, sharp: B, chronic: B) -> B:
+    """Per blob: its track goes on steadily, so it is coherent too.
+
+    A small car far away at night, driving across the view, moves more than its own length
+    between analysed frames (0.08 s apart), and its box stretches and shrinks as the smear of
+    its headlights joins and leaves it: its blob seldom overlaps itself, and is seldom the
+    same shape twice, so neither the coherence test nor ``_carried`` holds. What it does is
+    go on: followed over ``STEADY_FRAMES`` frames, its centre has gone a size or more from
+    where it came from, and nearly all the way it went, frame to frame, was progress
+    (``STRAIGHT``). A chain of rain streaks or flakes that happen to make object-sized blobs
+    near each other goes this way and that, as does a bush's blob; where either churns, the
+    area is chronic, and a blob there, or on a track judged by its centre alone (born in the
+    start-up or as the light stepped), is not steady. The blob must be sharp, too.
+    """
+    mid = _centre(new[:, R0 : C1 + 1])
+    net = np.hypot(mid[:, 0] - new[:, CY0], mid[:, 1] - new[:, CX0])
+    far = net >= np.maximum(new[:, SIZEMAX], MIN_TRAVEL)
+    plain = (new[:, CHRONIC] == 0) & (new[:, LIT] == 0) & (new[:, EARLY] == 0) & ~chronic
+    steady: B = (
+        (new[:, STEPS] >= STEADY_FRAMES) & far & (net >= STRAIGHT * new[:, PATH]) & plain & sharp
+    )
+    return steady
+
+
 def _hits(boxes: F64, tracks: F64) -> B:
     """blobs x tracks: the blob's box overlaps the track's box grown by about its size."""
     tsize = np.maximum(tracks[:, R1] - tracks[:, R0], tracks[:, C1] - tracks[:, C0])
@@ -425,15 +464,20 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
             kept, origin[:, column] + step[:, axis], np.where(matched, oldest[:, column], 0.0)
         )
 
-    coherent = coherent | _carried(whole, box, origin, kept)
-    new[:, COH] = coherent
-
     def best(column: int) -> F64:
         found: F64 = np.where(hit, tracks[None, :, column], 0).max(axis=1)
         return found
 
-    new[:, HITS] = np.where(matched, 0.5 * best(HITS) + coherent, new[:, HITS])
+    # The way the centre went, frame to frame, from where travel is measured (a jumped blob
+    # starts it again, with its own place).
+    mid, before = _centre(box), _centre(prev)
+    way = np.hypot(mid[:, 0] - before[:, 0], mid[:, 1] - before[:, 1])
+    new[:, PATH] = np.where(kept, origin[:, PATH] + way, 0.0)
+    new[:, STEPS] = np.where(kept, origin[:, STEPS] + 1, 0.0)
     new[:, SIZEMAX] = np.where(matched, np.maximum(best(SIZEMAX), size), size)
+    coherent = coherent | _carried(whole, box, origin, kept) | _steady(new, sharp, chronic)
+    new[:, COH] = coherent
+    new[:, HITS] = np.where(matched, 0.5 * best(HITS) + coherent, new[:, HITS])
     new[:, TRAVEL] = np.where(matched, best(TRAVEL), 0.0)
     new[:, SHARPS] = np.where(matched, best(SHARPS) + sharp, sharp)
     was: B = matched & (best(CONFIRMED) > 0)
