@@ -289,7 +289,7 @@ def _step(whole: F64, boxes: F64, prev: F64, birth: F64, grid: tuple[int, int]) 
     while a walker's box moves as a whole nearly every frame. Along an axis where the blob
     was born at the edge of the view, or a cell from it (a car coming in: where its back
     was, the view did not show), the centre's shift."""
-    centre = ((boxes[:, :2] - prev[:, :2]) + (boxes[:, 2:] - prev[:, 2:])) / 2
+    centre = _centre(boxes) - _centre(prev)
     grid_end = np.array(grid, np.float64)
     cut = (birth[:, :2] <= 1) | (birth[:, 2:] >= grid_end - 1)
     moved: F64 = np.where(cut, centre, whole)
@@ -423,7 +423,7 @@ def _hold_shape(new: F64, tracks: F64, touch: B, came: npt.NDArray[np.intp], kep
     weight = weight / weight.sum(axis=1, keepdims=True)
     box = new[:, R0 : C1 + 1]
     new[:, BR0 : BC1 + 1] = np.where(shaped[:, None], box - weight @ sides, new[:, BR0 : BC1 + 1])
-    mid = np.stack([(box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2], axis=1)
+    mid = _centre(box)
     place = mid - weight @ centre
     new[:, CY0] = np.where(shaped, place[:, 0], new[:, CY0])
     new[:, CX0] = np.where(shaped, place[:, 1], new[:, CX0])
