@@ -238,6 +238,20 @@ def test_a_small_fast_car_at_night_is_an_object() -> None:
     assert any(_drive(_CAR))
 
 
+def test_a_car_seen_as_the_smooth_smear_of_its_headlights_is_motion_while_it_goes_on() -> None:
+    # traced from a night scene at 640x360: sharp in its first two frames, then only the
+    # smear of its headlights, which has no sharp edge, growing ahead of it and then moving
+    # on whole; confirmed early, it is motion once it has gone steadily further than its size
+    tracks = Tracks((180, 320))
+    seen = []
+    for i in range(40):
+        c1 = 205.0 if i < 20 else 205.0 - 4 * (i - 20)
+        box = np.array([[101.0, 196.0 - 4 * i, 110.0, c1]])
+        motion, _, _ = tracks.update(box, YES, NO, NO, i / FPS, 0.4, np.array([i < 2]))
+        seen.append(bool(motion.any()))
+    assert any(seen[30:])
+
+
 def test_a_chance_chain_going_this_way_and_that_is_not_steady() -> None:
     # object-sized chance blobs of rain, each touching the last, four cells on and two back:
     # after 30 frames the chain is far from where it began, but most of the way it went was

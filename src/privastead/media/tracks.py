@@ -61,7 +61,8 @@ of theirs (``_hold_shape``).
 A confirmed track stays confirmed while blobs keep matching it, so a person who stops stays
 an object (a standing person is coherent: the same cells stay flagged); its blob counts as
 motion in the frames where it is coherent and sharp (a cloud's shadow that swallowed the
-blob of a person walking under it, and goes on after they left, is not them). A track
+blob of a person walking under it, and goes on after they left, is not them), or where its
+track goes steadily on (a car at night seen as the smooth smear of its headlights). A track
 confirmed without ever moving is let go after ``STATIC_HOLD`` seconds (what appears and
 never moves at all is more often a change in the scene than a visitor), and so is one whose
 blob has shrunk to a ``REMNANT`` of its largest size away from the edges of the view (what
@@ -177,10 +178,11 @@ class Tracks:
         new[:, LIT] = light_step
         new[:, EARLY] = early
         new[:, COH] = coherent
-        was = np.zeros(n, bool)
+        was = steady = np.zeros(n, bool)
         if len(tracks) and n:
             was = _inherit(new, tracks, coherent, size, sharp, chronic, self.grid)
             coherent = new[:, COH] > 0
+            steady = _steady(new, chronic)
             tracks = tracks[~_hits(boxes, tracks).any(axis=0)]  # the rest wait out their grace
         confirmed = was | self._confirm(new, boxes, t, persistence, _went(new, activity))
         confirmed &= self._keep(new, boxes, size, t)
@@ -188,8 +190,11 @@ class Tracks:
         self.rows = np.concatenate([tracks, new])
         self.coherent = coherent
         # Motion where the object shows: coherent, and sharp (a confirmed track that a smooth
-        # blob of light or shadow matched, where the object left, is not the object).
-        return confirmed & coherent & sharp, confirmed & ~was, new[:, BORN].copy()
+        # blob of light or shadow matched, where the object left, is not the object); or
+        # going steadily on, smooth or not (a car at night seen as the smear of its
+        # headlights, which has no sharp edge: what was left behind stays where it was).
+        motion: B = confirmed & ((coherent & sharp) | steady)
+        return motion, confirmed & ~was, new[:, BORN].copy()
 
     def _confirm(self, new: F64, boxes: F64, t: float, persistence: float, went: B) -> B:
         chronic = new[:, CHRONIC] > 0
@@ -324,7 +329,7 @@ def _centre(boxes: F64) -> F64:
     return mid
 
 
-def _steady(new: F64, sharp: B, chronic: B) -> B:
+def _steady(new: F64, chronic: B) -> B:
     """Per blob: its track goes on steadily, so it is coherent too.
 
     A small car far away at night, driving across the view, moves more than its own length
@@ -336,15 +341,14 @@ def _steady(new: F64, sharp: B, chronic: B) -> B:
     (``STRAIGHT``). A chain of rain streaks or flakes that happen to make object-sized blobs
     near each other goes this way and that, as does a bush's blob; where either churns, the
     area is chronic, and a blob there, or on a track judged by its centre alone (born in the
-    start-up or as the light stepped), is not steady. The blob must be sharp, too.
+    start-up or as the light stepped), is not steady. To be counted coherent, the blob must
+    be sharp too (``_inherit``).
     """
     mid = _centre(new[:, R0 : C1 + 1])
     net = np.hypot(mid[:, 0] - new[:, CY0], mid[:, 1] - new[:, CX0])
     far = net >= np.maximum(new[:, SIZEMAX], MIN_TRAVEL)
     plain = (new[:, CHRONIC] == 0) & (new[:, LIT] == 0) & (new[:, EARLY] == 0) & ~chronic
-    steady: B = (
-        (new[:, STEPS] >= STEADY_FRAMES) & far & (net >= STRAIGHT * new[:, PATH]) & plain & sharp
-    )
+    steady: B = (new[:, STEPS] >= STEADY_FRAMES) & far & (net >= STRAIGHT * new[:, PATH]) & plain
     return steady
 
 
@@ -475,7 +479,7 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     new[:, PATH] = np.where(kept, origin[:, PATH] + way, 0.0)
     new[:, STEPS] = np.where(kept, origin[:, STEPS] + 1, 0.0)
     new[:, SIZEMAX] = np.where(matched, np.maximum(best(SIZEMAX), size), size)
-    coherent = coherent | _carried(whole, box, origin, kept) | _steady(new, sharp, chronic)
+    coherent = coherent | _carried(whole, box, origin, kept) | (_steady(new, chronic) & sharp)
     new[:, COH] = coherent
     new[:, HITS] = np.where(matched, 0.5 * best(HITS) + coherent, new[:, HITS])
     new[:, TRAVEL] = np.where(matched, best(TRAVEL), 0.0)
