@@ -180,9 +180,8 @@ class Tracks:
         new[:, COH] = coherent
         was = steady = np.zeros(n, bool)
         if len(tracks) and n:
-            was = _inherit(new, tracks, coherent, size, sharp, chronic, self.grid)
+            was, steady = _inherit(new, tracks, coherent, size, sharp, chronic, self.grid)
             coherent = new[:, COH] > 0
-            steady = _steady(new, chronic)
             tracks = tracks[~_hits(boxes, tracks).any(axis=0)]  # the rest wait out their grace
         confirmed = was | self._confirm(new, boxes, t, persistence, _went(new, activity))
         confirmed &= self._keep(new, boxes, size, t)
@@ -203,8 +202,7 @@ class Tracks:
         # is not the global model's, so blobs appear along those edges and change shape as
         # the step ramps. Like churning, that goes nowhere; an object must carry its centre.
         steady = chronic | (new[:, LIT] > 0)
-        cy, cx = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
-        centre = np.hypot(cy - new[:, CY0], cx - new[:, CX0])
+        centre = _gone(new)
         # A side that moves with the centre (half as far when the other side stays at the
         # edge of the view) is travel; a side that jumps while the centre stays is a blob
         # changing shape.
@@ -288,16 +286,15 @@ def _whole(boxes: F64, prev: F64) -> F64:
     return moved
 
 
-def _step(whole: F64, boxes: F64, prev: F64, birth: F64, grid: tuple[int, int]) -> F64:
+def _step(whole: F64, shift: F64, birth: F64, grid: tuple[int, int]) -> F64:
     """A start-up track's move in this frame, per axis: its box's move as a whole
     (``whole``, from ``_whole``). Summed over frames, that leaves a swaying bush where it was,
     while a walker's box moves as a whole nearly every frame. Along an axis where the blob
     was born at the edge of the view, or a cell from it (a car coming in: where its back
-    was, the view did not show), the centre's shift."""
-    centre = _centre(boxes) - _centre(prev)
+    was, the view did not show), the centre's shift (``shift``)."""
     grid_end = np.array(grid, np.float64)
     cut = (birth[:, :2] <= 1) | (birth[:, 2:] >= grid_end - 1)
-    moved: F64 = np.where(cut, centre, whole)
+    moved: F64 = np.where(cut, shift, whole)
     return moved
 
 
@@ -329,6 +326,13 @@ def _centre(boxes: F64) -> F64:
     return mid
 
 
+def _gone(new: F64) -> F64:
+    """Per track: how far its centre is from the place its travel is measured from."""
+    mid = _centre(new[:, R0 : C1 + 1])
+    gone: F64 = np.hypot(mid[:, 0] - new[:, CY0], mid[:, 1] - new[:, CX0])
+    return gone
+
+
 def _steady(new: F64, chronic: B) -> B:
     """Per blob: its track goes on steadily, so it is coherent too.
 
@@ -344,8 +348,7 @@ def _steady(new: F64, chronic: B) -> B:
     start-up or as the light stepped), is not steady. To be counted coherent, the blob must
     be sharp too (``_inherit``).
     """
-    mid = _centre(new[:, R0 : C1 + 1])
-    net = np.hypot(mid[:, 0] - new[:, CY0], mid[:, 1] - new[:, CX0])
+    net = _gone(new)
     far = net >= np.maximum(new[:, SIZEMAX], MIN_TRAVEL)
     plain = (new[:, CHRONIC] == 0) & (new[:, LIT] == 0) & (new[:, EARLY] == 0) & ~chronic
     steady: B = (new[:, STEPS] >= STEADY_FRAMES) & far & (net >= STRAIGHT * new[:, PATH]) & plain
@@ -435,8 +438,9 @@ def _hold_shape(new: F64, tracks: F64, touch: B, came: npt.NDArray[np.intp], kep
 
 def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     new: F64, tracks: F64, coherent: B, size: F64, sharp: B, chronic: B, grid: tuple[int, int]
-) -> B:
-    """Matched blobs inherit their tracks' history (in place); returns which were confirmed."""
+) -> tuple[B, B]:
+    """Matched blobs inherit their tracks' history (in place); returns which were confirmed,
+    and which go steadily on (``_steady``)."""
     hit = _hits(new[:, R0 : C1 + 1], tracks)
     matched = hit.any(axis=1)
     # A blob that matches several tracks (two people meeting) inherits the oldest.
@@ -462,7 +466,8 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     # cleared its own width between two analysed frames has still walked as far as before.
     box, prev = new[:, R0 : C1 + 1], origin[:, R0 : C1 + 1]
     whole = _whole(box, prev)
-    step = _step(whole, box, prev, new[:, BR0 : BC1 + 1], grid)
+    shift = _centre(box) - _centre(prev)
+    step = _step(whole, shift, new[:, BR0 : BC1 + 1], grid)
     for column, axis in ((MY, 0), (MX, 1)):
         new[:, column] = np.where(
             kept, origin[:, column] + step[:, axis], np.where(matched, oldest[:, column], 0.0)
@@ -474,12 +479,12 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
 
     # The way the centre went, frame to frame, from where travel is measured (a jumped blob
     # starts it again, with its own place).
-    mid, before = _centre(box), _centre(prev)
-    way = np.hypot(mid[:, 0] - before[:, 0], mid[:, 1] - before[:, 1])
+    way = np.hypot(shift[:, 0], shift[:, 1])
     new[:, PATH] = np.where(kept, origin[:, PATH] + way, 0.0)
     new[:, STEPS] = np.where(kept, origin[:, STEPS] + 1, 0.0)
     new[:, SIZEMAX] = np.where(matched, np.maximum(best(SIZEMAX), size), size)
-    coherent = coherent | _carried(whole, box, origin, kept) | (_steady(new, chronic) & sharp)
+    steady = _steady(new, chronic)
+    coherent = coherent | _carried(whole, box, origin, kept) | (steady & sharp)
     new[:, COH] = coherent
     new[:, HITS] = np.where(matched, 0.5 * best(HITS) + coherent, new[:, HITS])
     new[:, TRAVEL] = np.where(matched, best(TRAVEL), 0.0)
@@ -496,7 +501,7 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     new[:, LEFT] = np.where(out, 1.0, new[:, LEFT])
     new[:, LAST_OUT] = np.where(out[:, None], box, new[:, LAST_OUT])
     new[:, FIRST_OUT] = np.where((out & (new[:, FR1] < 0))[:, None], box, new[:, FIRST_OUT])
-    return was
+    return was, steady
 
 
 __all__ = [
