@@ -172,3 +172,29 @@ def test_flakes_everywhere_do_not_fire_when_the_start_up_is_looked_at_again() ->
     assert len(late) > 50  # the start-up was looked at again
     assert not any(r.motion for _, r, _ in late), [t for t, r, _ in late if r.motion]
     assert not any(r.motion for r in live)
+
+
+#: Walks in from the left after the start-up, across the yard and out by 10.5 s.
+LATECOMER = Walker(path=((6.5, -0.1, 0.75), (10.5, 1.1, 0.75)), height=0.4, luma=65.0)
+
+
+def _lamp_scene(walkers: tuple[Walker, ...]) -> Scene:
+    """Night, a lamp switched on halfway through the start-up (the whole view x1.45)."""
+    phenomena = Phenomena(noise=3.5, darkness=0.5, light_steps=((3.0, 1.45),), walkers=walkers)
+    return Scene("lamp", phenomena, width=320, height=180, fps=10.0, seed=12, duration=13.0)
+
+
+@pytest.mark.parametrize("mode", ["full", "keyframes"])
+def test_a_lamp_switched_on_in_the_start_up_does_not_hide_who_comes_next(
+    tmp_path: Path, mode: str
+) -> None:
+    # Half the start-up's frames are a step away from the median in every cell. Taken as how
+    # far each cell strays, the step raised every threshold for a minute, and a person who
+    # walked through just after the start-up was not seen at all.
+    walked = encode_scene(_lamp_scene((LATECOMER,)), tmp_path / "walked.mp4", gop_seconds=2.0)
+    events = scan_file(walked, DetectionSettings(), EventSettings(), mode=mode).events  # type: ignore[arg-type]
+    assert len(events) == 1, events
+    assert 6.0 <= events[0].start <= 8.0, events
+    # the lamp alone stays quiet
+    lamp = encode_scene(_lamp_scene(()), tmp_path / "lamp.mp4", gop_seconds=2.0)
+    assert scan_file(lamp, DetectionSettings(), EventSettings(), mode=mode).events == []  # type: ignore[arg-type]

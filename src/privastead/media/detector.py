@@ -399,7 +399,12 @@ class MotionDetector:
         self.f[G.NOISE] = np.maximum(
             np.minimum(self.f[G.NOISE], 2.0 * sigma * sigma), np.minimum(flicker, everywhere)
         )
-        self.f[G.REACH] = 3.0 * sigma
+        # The reach from the deviation with the light taken out where that is the smaller:
+        # a lamp switched on halfway through the start-up puts half its frames a step away
+        # from the median in every cell, and a reach learned from that (about the step)
+        # hid a person for the next minute, until it had decayed. The analysis compares with
+        # the background brought to the frame's light, so that is what the reach must span.
+        self.f[G.REACH] = 3.0 * 1.4826 * mad
         # Chronic cells stray most of the time (their median deviation is large); a car
         # that passed once strays in a few frames only.
         stray = max(G.MIN_STRAY, G.STRAY * floor)
@@ -474,7 +479,9 @@ def _settling_deviation(
     part of the view changes for other reasons (bushes swaying over much of it), and there
     the plain deviation is the smaller. The noise comes from the plain deviation: the smaller
     of two estimates is biased low, and a detector that starts out taking its noise for less
-    than it is flags what it should learn.
+    than it is flags what it should learn. The reach (how far a cell strays while it
+    fluctuates) comes from the smaller: the analysis compares each frame with the background
+    brought to its light, so a light step is not a cell's straying.
     """
     off: F32 = np.abs(stack - median)
     lit = stack.copy()
