@@ -59,7 +59,53 @@ class JsonErrorHandler(RequestHandler):
             detail = (message or str(exc or "") or "malformed HTTP request")[:200]
             response = error_response(status, "malformed_http", detail)
         response.force_close()
+        if self.transport is not None and not _lingering(self):
+            self.transport = _Lingering(self.transport)  # type: ignore[assignment]
         return response
+
+    def data_received(self, data: bytes) -> None:
+        if _lingering(self):
+            return  # the rest of what was answered: read, so that closing does not reset
+        super().data_received(data)
+
+
+class _Lingering:
+    """The transport of a connection answered with an error, closing without losing the answer.
+
+    The client may still be sending (the rest of an oversized header, a body) when the answer
+    goes out. A socket closed with unread input resets the connection, and a reset can reach
+    the client, or the native front relaying for it, before it has read the answer: it saw
+    the connection drop and nothing else (an oversized header, now and then). So closing
+    says we are done (EOF) and goes on reading and dropping what comes, until the client
+    closes too or ``LINGER_SECONDS`` pass; aiohttp does the same after an unread body.
+    """
+
+    __slots__ = ("_transport",)
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        transport = self._transport
+        if transport.is_closing():
+            return
+        if transport.can_write_eof():  # not over TLS: there the answer's length must do
+            transport.write_eof()  # after what is still buffered
+        if not transport.is_reading():
+            transport.resume_reading()
+        asyncio.get_running_loop().call_later(LINGER_SECONDS, transport.close)
+
+
+#: How long a connection answered with an error goes on reading before it closes.
+LINGER_SECONDS = 2.0
+
+
+def _lingering(handler: RequestHandler) -> bool:
+    """The connection was answered with an error and closes by lingering."""
+    return isinstance(getattr(handler, "transport", None), _Lingering)
 
 
 class FrontHandler(JsonErrorHandler):
