@@ -73,6 +73,8 @@ SETTLE_UP = 0.5
 #: Reach: rising and falling time constants (seconds); how much of the frame-to-frame change
 #: may count (``kappa``: a deviation counts up to kappa * |dd|).
 REACH_UP, REACH_DOWN, KAPPA = 0.5, 30.0, 4.0
+#: A median absolute deviation times this is the standard deviation of normal noise.
+NORMAL_MAD = 1.4826
 #: Activity (share of time a cell was flagged) follows with this time constant (seconds).
 ACTIVITY_TAU, SETTLE_ACTIVITY_TAU = 20.0, 2.0
 #: Cells changed by light follow the new light with this time constant (seconds): fast, yet
@@ -404,7 +406,7 @@ class MotionDetector:
         # from the median in every cell, and a reach learned from that (about the step)
         # hid a person for the next minute, until it had decayed. The analysis compares with
         # the background brought to the frame's light, so that is what the reach must span.
-        self.f[G.REACH] = 3.0 * 1.4826 * mad
+        self.f[G.REACH] = 3.0 * NORMAL_MAD * mad
         # Chronic cells stray most of the time (their median deviation is large); a car
         # that passed once strays in a few frames only.
         stray = max(G.MIN_STRAY, G.STRAY * floor)
@@ -497,7 +499,7 @@ def _settling_deviation(
     better = relit_mad < plain
     np.copyto(off, relit, where=better[None])
     mad: F32 = np.where(better, relit_mad, plain)
-    sigma: F32 = 1.4826 * plain
+    sigma: F32 = NORMAL_MAD * plain
     return off, mad, sigma, flicker
 
 

@@ -168,7 +168,7 @@ class Tracks:
         new = np.zeros((n, COLUMNS))
         new[:, R0 : C1 + 1] = boxes
         new[:, BORN], new[:, LAST], new[:, HITS] = t, t, coherent
-        new[:, CY0], new[:, CX0] = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+        new[:, CY0 : CX0 + 1] = _centre(boxes)
         new[:, SIZE0], new[:, SIZEMAX] = size, size
         new[:, SUDDEN], new[:, CHRONIC] = sudden, chronic
         new[:, BR0 : BC1 + 1] = boxes
@@ -421,10 +421,7 @@ def _hold_shape(new: F64, tracks: F64, touch: B, came: npt.NDArray[np.intp], kep
         return
     # Each track's displacement: its centre from its place of origin, its sides from its
     # birth box; a piece takes its track's, a joined blob the mean of its pieces'.
-    centre = np.stack(
-        [(tracks[:, R0] + tracks[:, R1]) / 2 - tracks[:, CY0],
-         (tracks[:, C0] + tracks[:, C1]) / 2 - tracks[:, CX0]], axis=1
-    )  # fmt: skip
+    centre = _centre(tracks[:, R0 : C1 + 1]) - tracks[:, CY0 : CX0 + 1]
     sides = tracks[:, R0 : C1 + 1] - tracks[:, BR0 : BC1 + 1]
     weight = np.where(joined[:, None], pieces, np.eye(len(tracks), dtype=bool)[came])
     weight = weight / weight.sum(axis=1, keepdims=True)
