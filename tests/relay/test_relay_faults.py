@@ -4,7 +4,6 @@ is stored, and the relay stays up for everybody else."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import json
 import os
@@ -469,18 +468,6 @@ async def test_malformed_http_gets_a_json_4xx(
         assert (await c.me())["kind"] == "owner"
 
 
-def _answer_while_still_sending(port: int, request: bytes) -> bytes:
-    """Send all of ``request`` (the relay answers before it has read it all); then read."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10.0) as s:
-        with contextlib.suppress(OSError):  # a reset while sending: read what came anyway
-            s.sendall(request)
-        data = b""
-        with contextlib.suppress(OSError):
-            while chunk := s.recv(65536):
-                data += chunk
-    return data
-
-
 @pytest.mark.parametrize("front", ["native", "python"])
 def test_an_answer_to_a_malformed_request_survives_the_client_still_sending(
     tmp_path: Path, front: str
@@ -499,14 +486,12 @@ def test_an_answer_to_a_malformed_request_survives_the_client_still_sending(
     )
     try:
         # The race is lost in a few tries in ten without the lingering close: try it often.
-        answers = [_answer_while_still_sending(relay.port, head + body) for _ in range(15)]
+        answers = [raw(relay.port, head, body_parts=[body]) for _ in range(15)]
     finally:
         relay.kill9()
-    for data in answers:
-        status, _, answer = data.partition(b"\r\n\r\n")
-        assert status.startswith(b"HTTP/1."), data[:200]
-        assert 400 <= int(status.split(b" ", 2)[1]) < 500
-        assert _error_code(json.loads(answer)) == "malformed_http"
+    for status, answer in answers:
+        assert 400 <= status < 500
+        assert _error_code(answer) == "malformed_http"
 
 
 DEEP = b"[" * 30_000 + b"]" * 30_000
