@@ -198,3 +198,30 @@ def test_a_lamp_switched_on_in_the_start_up_does_not_hide_who_comes_next(
     # the lamp alone stays quiet
     lamp = encode_scene(_lamp_scene(()), tmp_path / "lamp.mp4", gop_seconds=2.0)
     assert scan_file(lamp, DetectionSettings(), EventSettings(), mode=mode).events == []  # type: ignore[arg-type]
+
+
+def _dimmed_scene(walkers: tuple[Walker, ...]) -> Scene:
+    """Night, a lamp switched off halfway through the start-up (the whole view x0.75)."""
+    phenomena = Phenomena(noise=3.5, darkness=0.5, light_steps=((2.9, 0.75),), walkers=walkers)
+    return Scene("dimmed", phenomena, width=320, height=180, fps=10.0, seed=12, duration=13.0)
+
+
+@pytest.mark.parametrize("mode", ["full", "keyframes"])
+@pytest.mark.parametrize("luma", [60.0, 157.0])
+def test_someone_crossing_as_the_light_steps_in_the_start_up_is_seen_at_once(
+    tmp_path: Path, mode: str, luma: float
+) -> None:
+    # Whoever walks through the start-up raises the noise learned along their path; the
+    # hand-over cuts it back to what the cell's deviation from the median says. With the
+    # light stepping halfway through, every cell's plain deviation is about the step, so
+    # nothing was cut, and the walker was seen only once past the noisy part of the path.
+    walker = Walker(path=((2.0, 1.1, 0.85), (8.6, -0.1, 0.83)), height=0.31, luma=luma)
+    scene = _dimmed_scene((walker,))
+    came = scene.truth[0].start
+    events = scan_file(encode_scene(scene, tmp_path / "walked.mp4", gop_seconds=2.0),
+                       DetectionSettings(), EventSettings(), mode=mode).events  # type: ignore[arg-type]  # fmt: skip
+    assert len(events) == 1, events
+    assert came - 0.5 <= events[0].start <= came + 1.0, (came, events)
+    # the light step alone stays quiet
+    dimmed = encode_scene(_dimmed_scene(()), tmp_path / "dimmed.mp4", gop_seconds=2.0)
+    assert scan_file(dimmed, DetectionSettings(), EventSettings(), mode=mode).events == []  # type: ignore[arg-type]

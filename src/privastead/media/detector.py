@@ -75,6 +75,9 @@ SETTLE_UP = 0.5
 REACH_UP, REACH_DOWN, KAPPA = 0.5, 30.0, 4.0
 #: A median absolute deviation times this is the standard deviation of normal noise.
 NORMAL_MAD = 1.4826
+#: A cell's deviation from its median while settling is the light's, not its noise, where
+#: bringing each frame to the median's light leaves less than this share of it.
+LIGHT_EXPLAINS = 0.5
 #: Activity (share of time a cell was flagged) follows with this time constant (seconds).
 ACTIVITY_TAU, SETTLE_ACTIVITY_TAU = 20.0, 2.0
 #: Cells changed by light follow the new light with this time constant (seconds): fast, yet
@@ -395,7 +398,11 @@ class MotionDetector:
         # how much it changes from frame to frame, and judged with that the start-up's first
         # frames flagged thousands of cells and a few flakes falling together became
         # objects. The median over the view keeps a car or a person out of it: they change
-        # the cells of their path, not most of the view.
+        # the cells of their path, not most of the view. Someone walking through the
+        # start-up raises the noise learned along their path; the median deviation cuts it
+        # back, with the light taken out where the light explains it: a lamp switched off
+        # halfway through put every cell's plain deviation at about the step, nothing was
+        # cut, and the walker was seen only once past the start-up's part of the path.
         watched = self.u[G.WEIGHT] > 0
         everywhere = float(np.median(flicker[watched])) if watched.any() else 0.0
         self.f[G.NOISE] = np.maximum(
@@ -481,9 +488,12 @@ def _settling_deviation(
     part of the view changes for other reasons (bushes swaying over much of it), and there
     the plain deviation is the smaller. The noise comes from the plain deviation: the smaller
     of two estimates is biased low, and a detector that starts out taking its noise for less
-    than it is flags what it should learn. The reach (how far a cell strays while it
-    fluctuates) comes from the smaller: the analysis compares each frame with the background
-    brought to its light, so a light step is not a cell's straying.
+    than it is flags what it should learn. Except where the light explains most of it (the
+    deviation with the light taken out is under half the plain one): that is no coin toss
+    between two estimates of one noise, but a lamp stepping in the middle of the start-up,
+    which put every cell's plain deviation at about the step. The reach (how far a cell
+    strays while it fluctuates) comes from the smaller: the analysis compares each frame with
+    the background brought to its light, so a light step is not a cell's straying.
     """
     off: F32 = np.abs(stack - median)
     lit = stack.copy()
@@ -499,7 +509,8 @@ def _settling_deviation(
     better = relit_mad < plain
     np.copyto(off, relit, where=better[None])
     mad: F32 = np.where(better, relit_mad, plain)
-    sigma: F32 = NORMAL_MAD * plain
+    spread: F32 = np.where(relit_mad < LIGHT_EXPLAINS * plain, relit_mad, plain)
+    sigma: F32 = NORMAL_MAD * spread
     return off, mad, sigma, flicker
 
 
