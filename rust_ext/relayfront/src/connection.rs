@@ -25,6 +25,8 @@ use crate::writer::{Job, Outcome};
 const RESPONSE_HEAD_MAX: usize = 64 * 1024;
 const COPY_BUFFER: usize = 64 * 1024;
 const TUNNEL_CHUNK: usize = 16 * 1024;
+/// How long the relay's answer may still take once it closed before reading the whole body.
+const ANSWER_GRACE: Duration = Duration::from_secs(2);
 
 /// What every connection shares.
 pub struct Shared {
@@ -375,14 +377,20 @@ async fn exchange(
         let mut sent = false;
         let outcome = loop {
             tokio::select! {
-                done = &mut send, if !sent => {
-                    if !done {
-                        return Next::Close;
-                    }
-                    sent = true;
-                }
-                outcome = &mut recv => break outcome,
+                done = &mut send, if !sent => match done {
+                    Copied::All => sent = true,
+                    Copied::SourceEnded => return Next::Close, // the client left mid-request
+                    Copied::SinkFailed => break None,
+                },
+                outcome = &mut recv => break Some(outcome),
             }
+        };
+        let Some(outcome) = outcome else {
+            // The relay answered before reading the whole body (a refusal) and closed. That
+            // answer is still on its way; dropping it left the client with a closed
+            // connection and no reason. So it is passed on if it comes within a moment.
+            let _ = timeout(ANSWER_GRACE, &mut recv).await;
+            return Next::Close;
         };
         (outcome, sent)
     };
@@ -456,7 +464,17 @@ async fn linger(client: &mut TcpStream) {
     .await;
 }
 
-async fn copy_exact<R, W>(from: &mut R, to: &mut W, mut left: u64) -> bool
+/// How a `copy_exact` ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Copied {
+    All,
+    /// Reading failed or ended early.
+    SourceEnded,
+    /// Writing failed: the other side closed (or broke).
+    SinkFailed,
+}
+
+async fn copy_exact<R, W>(from: &mut R, to: &mut W, mut left: u64) -> Copied
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
@@ -470,16 +488,20 @@ where
     while left > 0 {
         let want = buf.len().min(usize::try_from(left).unwrap_or(buf.len()));
         match from.read(&mut buf[..want]).await {
-            Ok(0) | Err(_) => return false,
+            Ok(0) | Err(_) => return Copied::SourceEnded,
             Ok(n) => {
                 if to.write_all(&buf[..n]).await.is_err() {
-                    return false;
+                    return Copied::SinkFailed;
                 }
                 left -= n as u64;
             }
         }
     }
-    to.flush().await.is_ok()
+    if to.flush().await.is_ok() {
+        Copied::All
+    } else {
+        Copied::SinkFailed
+    }
 }
 
 enum Relayed {
@@ -528,7 +550,9 @@ where
                 if have > n {
                     return Relayed::Broken; // more than one answer per request
                 }
-                if to.write_all(&buf).await.is_err() || !copy_exact(from, to, n - have).await {
+                if to.write_all(&buf).await.is_err()
+                    || copy_exact(from, to, n - have).await != Copied::All
+                {
                     return Relayed::Broken;
                 }
                 Relayed::Done {
@@ -614,6 +638,67 @@ fn created(seq: i64, close: bool) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream, UnixStream};
+
+    const REFUSAL: &[u8] = b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 2\r\n\
+                             Connection: close\r\n\r\n{}";
+
+    /// A client sends a large request; the relay answers after its first bytes and closes
+    /// without reading the rest. What the client reads back.
+    async fn refused_upload() -> Vec<u8> {
+        const LENGTH: usize = 4 << 20;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("listen");
+        let client = TcpStream::connect(listener.local_addr().expect("address"))
+            .await
+            .expect("connect");
+        let (mut accepted, _) = listener.accept().await.expect("accept");
+        let (mut front_side, mut relay_side) = UnixStream::pair().expect("socket pair");
+        let (mut client_r, mut client_w) = client.into_split();
+        let sender = tokio::spawn(async move {
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..LENGTH / chunk.len() {
+                if client_w.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+            client_w
+        });
+        let relay = tokio::spawn(async move {
+            let mut first = vec![0u8; 1024];
+            let _ = relay_side.read_exact(&mut first).await;
+            let _ = relay_side.write_all(REFUSAL).await;
+            // dropped here: closed with the rest of the request unread
+        });
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.ends_with(b"{}") {
+                match client_r.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            got
+        });
+        let _ = super::exchange(&mut accepted, &mut front_side, LENGTH as u64, false).await;
+        relay.await.expect("relay task");
+        // The front is done with the connection: whatever reached the client has.
+        let _ = accepted.shutdown().await;
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), reader).await;
+        sender.abort();
+        got.map(|r| r.expect("reader task")).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_refusal_before_the_body_is_read_reaches_the_client() {
+        // Which of "the body could not be passed on" and "the answer came" the front sees
+        // first is up to the scheduler, so the case is tried many times.
+        for _ in 0..30 {
+            assert_eq!(refused_upload().await, REFUSAL);
+        }
+    }
+
     #[test]
     fn the_unavailable_answer_is_well_framed() {
         let answer = super::unavailable();
