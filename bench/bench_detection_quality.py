@@ -109,8 +109,9 @@ LATE_START = 0.5
 
 def faults(results: dict[str, list[CaseResult]]) -> list[str]:
     """One line per thing our detector got wrong, so that a change in the totals can be
-    traced to the clip and second at once: each false alarm and missed object, per mode, and
-    each event that idle mode started more than ``LATE_START`` later than full rate."""
+    traced to the clip and second at once: each false alarm, missed object and long tail, per
+    mode, and each event that idle mode started more than ``LATE_START`` later than full
+    rate."""
     lines = []
     for label, rs in results.items():
         if not label.startswith("ours"):
@@ -123,6 +124,10 @@ def faults(results: dict[str, list[CaseResult]]) -> list[str]:
             lines += [
                 f"  {label:15s} missed       {where}: object at {i.start:.2f}-{i.end:.2f} s"
                 for i in r.missed
+            ]
+            lines += [
+                f"  {label:15s} long tail    {where}: event {e.start:.2f}-{e.end:.2f} s"
+                for e in r.tailed
             ]
     if "ours_full" in results and "ours_keyframes" in results:
         for a, b in zip(results["ours_full"], results["ours_keyframes"], strict=True):

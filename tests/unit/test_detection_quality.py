@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from privastead.camsim.suite import SLACK, Case, run_case, score_case, summarise
+from privastead.camsim.suite import SLACK, TAIL, Case, run_case, score_case, summarise
 from privastead.media.scan import DetectedEvent
+from privastead.media.settings import EventSettings
 
 #: (scene, seconds): short, but each object scene holds at least one crossing.
 SCENES = (
@@ -57,3 +58,22 @@ def test_scoring_names_each_false_alarm_and_each_miss() -> None:
     assert result.found == 1 and result.correct == 1 and result.false_alarms == 1
     assert result.alarms == (_event(quiet, quiet + 1),)
     assert result.missed == tuple(rest)
+
+
+def test_an_event_that_spans_a_quiet_gap_between_two_objects_is_a_long_tail() -> None:
+    # Motion that went on after the first object left, until the next one came, merged both
+    # into one event: the tail hid in the next object's event.
+    case = Case("walkers", 0, duration=40.0)
+    first, second = case.scene().truth[:2]
+    assert second.start - first.end > EventSettings().post_roll + TAIL  # a quiet gap
+    merged = _event(first.start, second.end)
+    result = score_case(case, [merged])
+    assert result.found == 2 and result.tailed == (merged,)
+    # two events, each ending with its object, have none
+    assert (
+        score_case(case, [_event(first.start, first.end), _event(second.start, second.end)]).tails
+        == 0
+    )
+    # nor has one that ends TAIL s after the last object it covers, at most
+    assert score_case(case, [_event(second.start, second.end + TAIL)]).tails == 0
+    assert score_case(case, [_event(second.start, second.end + TAIL + 0.5)]).tails == 1

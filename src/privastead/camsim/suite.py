@@ -23,7 +23,11 @@ ground-truth interval. Recall = found / truth, precision = correct / detected. A
 event that overlaps nothing is a false alarm; false alarms per hour are reported over the
 scenes in which nothing should fire (``QUIET_SCENES``). A correct event whose motion goes on
 more than ``TAIL`` seconds after the object left is a *long tail* (rain or foliage keeping it
-alive), counted apart.
+alive, or what the object left behind), counted apart: motion past the last object it
+covers, or through a quiet gap between two objects it covers (an event stays open for the
+post-roll after its last motion, so one that spans a gap longer than the post-roll and
+``TAIL`` saw motion that long after the first object left; merged with the next visitor,
+such a tail hid in the next object's event).
 """
 
 from __future__ import annotations
@@ -271,8 +275,13 @@ class CaseResult:
     found: int  # truth intervals overlapped by an event
     correct: int  # events overlapping a truth interval
     latencies: tuple[float, ...]  # detected start - truth start, per found interval
-    tails: int = 0  # correct events whose motion went on TAIL s after the object left
+    #: Correct events whose motion went on TAIL s after an object they cover left.
+    tailed: tuple[DetectedEvent, ...] = ()
     frames_decoded: int = 0  # by the analysis (keyframes idle mode decodes fewer)
+
+    @property
+    def tails(self) -> int:
+        return len(self.tailed)
 
     @property
     def frames(self) -> int:
@@ -298,7 +307,24 @@ def overlaps(event: DetectedEvent, interval: Interval) -> bool:
     return event.start < interval.end + SLACK and event.end + SLACK > interval.start
 
 
-def score_case(case: Case, events: Iterable[DetectedEvent], decoded: int = 0) -> CaseResult:
+def _tailed(event: DetectedEvent, truth: Iterable[Interval], post_roll: float) -> bool:
+    """Whether ``event``'s motion went on ``TAIL`` seconds after an object it covers left:
+    past the last one, or through a gap between two (see the module's docstring)."""
+    covered = sorted((i for i in truth if overlaps(event, i)), key=lambda i: i.start)
+    gone = covered[0].end
+    for interval in covered[1:]:
+        if interval.start - gone > post_roll + TAIL:
+            return True
+        gone = max(gone, interval.end)
+    return event.end > gone + TAIL
+
+
+def score_case(
+    case: Case,
+    events: Iterable[DetectedEvent],
+    decoded: int = 0,
+    post_roll: float = EventSettings().post_roll,
+) -> CaseResult:
     truth = case.scene().truth
     evs = tuple(events)
     found = [i for i in truth if any(overlaps(e, i) for e in evs)]
@@ -307,8 +333,8 @@ def score_case(case: Case, events: Iterable[DetectedEvent], decoded: int = 0) ->
     for interval in found:
         first = min(e.start for e in evs if overlaps(e, interval))
         latencies.append(first - interval.start)
-    tails = sum(1 for e in correct if e.end > max(i.end for i in truth if overlaps(e, i)) + TAIL)
-    return CaseResult(case, truth, evs, len(found), len(correct), tuple(latencies), tails, decoded)
+    tailed = tuple(e for e in correct if _tailed(e, truth, post_roll))
+    return CaseResult(case, truth, evs, len(found), len(correct), tuple(latencies), tailed, decoded)
 
 
 def run_case(
@@ -318,14 +344,11 @@ def run_case(
     mode: ScanMode = "full",
     detector: DetectorFactory | None = None,
 ) -> CaseResult:
+    events = events or EventSettings()
     report = scan_file(
-        case.video(),
-        detection or DetectionSettings(),
-        events or EventSettings(),
-        mode=mode,
-        detector=detector,
+        case.video(), detection or DetectionSettings(), events, mode=mode, detector=detector
     )
-    return score_case(case, report.events, report.frames_decoded)
+    return score_case(case, report.events, report.frames_decoded, events.post_roll)
 
 
 @dataclass(frozen=True)
