@@ -395,3 +395,26 @@ def test_the_light_steps_when_auto_exposure_hunts() -> None:
     assert any(steps([1.03, 1 / 1.03] * 5))
     # the fit's own jitter is not a hunt
     assert not any(steps([1.002, 1 / 1.002] * 25))
+
+
+def test_what_a_walker_leaves_at_the_edge_of_the_view_is_let_go() -> None:
+    # A walker leaves at the right edge; what stays in the last column (the background under
+    # the last of them was not learning) is not them. Kept as the walker, it went on as
+    # motion until the next visitor came, and handed them its history.
+    walk = [([[20.0, 74.0 + i, 32.0, 80.0 + i]], [False]) for i in range(40)]  # 12 x 6
+    leaving = [([[20.0, 114.0 + i, 32.0, 120.0]], [False]) for i in range(1, 6)]
+    remnant = [([[24.0, 119.0, 28.0, 120.0]], [False])] * 30  # a third of their size
+    tracks = Tracks((60, 120))
+    motion, left = [], []
+    for i, (boxes, chronic) in enumerate(walk + leaving + remnant):
+        n = len(boxes)
+        moving, _, _ = tracks.update(
+            np.array(boxes, np.float64).reshape(n, 4), np.ones(n, bool),
+            np.array(chronic, bool), np.zeros(n, bool), i / FPS, 0.4, np.ones(n, bool),
+        )  # fmt: skip
+        motion.append(bool(moving.any()))
+        left.append(bool(tracks.left.any()))
+    assert any(motion[:40]) and motion[39]  # the walker
+    assert not any(motion[-25:])  # not what they left
+    assert left.count(True) == 1  # let go once, for the background to take
+    assert left.index(True) >= 40

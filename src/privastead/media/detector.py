@@ -274,7 +274,7 @@ class MotionDetector:
             s.persistence, blobs.shaped[c], self._light_step(t, dt, g, o, floor), self._replaying,
             self.f[G.ACTIVITY],
         )  # fmt: skip
-        blobs.set_motion(motion, fresh, born, self.tracks.coherent)
+        blobs.set_motion(motion, fresh, born, self.tracks.coherent, self.tracks.left)
         self._paint(labels, blobs, t)
         r = self._rates
         r[G.A_BG], r[G.A_ABSORB] = _alpha(dt, s.background_seconds), _alpha(dt, s.absorb_seconds)
@@ -437,10 +437,11 @@ class MotionDetector:
             np.take(lut, labels, out=self.u[G.CONFIRMED])
         else:
             self.u[G.CONFIRMED].fill(0)
-        if (blobs.ghost | blobs.soft).any():
-            # The background is wrong under a ghost, and a pool of light is light: take the
-            # frame (as for light cells).
-            lut[1:] = (blobs.ghost | blobs.soft) & blobs.big
+        taken = ((blobs.ghost | blobs.soft) & blobs.big) | blobs.left
+        if taken.any():
+            # The background is wrong under a ghost and under what an object left behind, and
+            # a pool of light is light: take the frame (as for light cells).
+            lut[1:] = taken
             self.u[G.LIGHT] |= np.take(lut, labels)
 
     def _rebase(self, m: npt.NDArray[np.float32], t: float) -> None:

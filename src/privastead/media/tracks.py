@@ -65,9 +65,12 @@ blob of a person walking under it, and goes on after they left, is not them), or
 track goes steadily on (a car at night seen as the smooth smear of its headlights). A track
 confirmed without ever moving is let go after ``STATIC_HOLD`` seconds (what appears and
 never moves at all is more often a change in the scene than a visitor), and so is one whose
-blob has shrunk to a ``REMNANT`` of its largest size away from the edges of the view (what
-is left in the background where a car drove by; a car that leaves the view shrinks too, at
-the edge). An unmatched track is forgotten after ``GRACE`` seconds.
+blob has shrunk to a ``REMNANT`` of its largest size (what is left in the background where a
+car drove by, or the last of a car leaving the view). What a track let go leaves is taken
+into the background at once (``left``): left as a blob, it kept its track alive, and the next
+car to come by inherited that track's history (its size, and the chronic area the blob had
+made of its place) and was never an object. An unmatched track is forgotten after ``GRACE``
+seconds.
 """
 
 from __future__ import annotations
@@ -128,6 +131,9 @@ class Tracks:
         self.rows: F64 = np.zeros((0, COLUMNS), np.float64)
         #: Per blob of the last update: coherent as the tracks counted it (carried ones too).
         self.coherent: B = np.zeros(0, bool)
+        #: Per blob of the last update: its confirmed track was let go (``_keep``): what an
+        #: object left behind, or a change in the scene, for the background to take.
+        self.left: B = np.zeros(0, bool)
 
     def clear(self) -> None:
         self.rows = self.rows[:0]
@@ -161,7 +167,7 @@ class Tracks:
         if n == 0:
             self.rows = tracks
             nothing = np.zeros(0, bool)
-            self.coherent = nothing
+            self.coherent = self.left = nothing
             return nothing, nothing, np.zeros(0)
         size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         # Each blob as a new track; matched ones then inherit from their tracks.
@@ -184,7 +190,9 @@ class Tracks:
             coherent = new[:, COH] > 0
             tracks = tracks[~_hits(boxes, tracks).any(axis=0)]  # the rest wait out their grace
         confirmed = was | self._confirm(new, boxes, t, persistence, _went(new, activity))
-        confirmed &= self._keep(new, boxes, size, t)
+        kept = self._keep(new, boxes, size, t)
+        self.left = was & ~kept
+        confirmed &= kept
         new[:, CONFIRMED] = confirmed
         self.rows = np.concatenate([tracks, new])
         self.coherent = coherent
@@ -235,18 +243,12 @@ class Tracks:
         return result
 
     def _keep(self, new: F64, boxes: F64, size: F64, t: float) -> B:
-        """Let go of what never moved after a while, and of remnants."""
+        """Let go of what never moved after a while, and of remnants (at the edges of the
+        view too: what a car leaving the view left in the last column was kept as the car,
+        where nothing learns, and went on as motion until the next visitor came)."""
         steady = (new[:, CHRONIC] > 0) | (new[:, LIT] > 0)
         moved = new[:, TRAVEL] >= np.where(steady, MOVED_CHRONIC, MOVED)
-        edge = (
-            (boxes[:, 0] <= 0)
-            | (boxes[:, 1] <= 0)
-            | (boxes[:, 2] >= self.grid[0])
-            | (boxes[:, 3] >= self.grid[1])
-        )
-        keep: B = (moved | (t - new[:, BORN] <= STATIC_HOLD)) & (
-            edge | (size >= REMNANT * new[:, SIZEMAX])
-        )
+        keep: B = (moved | (t - new[:, BORN] <= STATIC_HOLD)) & (size >= REMNANT * new[:, SIZEMAX])
         return keep
 
 

@@ -88,6 +88,8 @@ class Blobs:
     motion: B = field(default_factory=lambda: np.zeros(0, bool))
     fresh: B = field(default_factory=lambda: np.zeros(0, bool))
     born: F64 = field(default_factory=lambda: np.zeros(0))
+    #: What an object left behind: its track was let go in this frame (``media.tracks``).
+    left: B = field(default_factory=lambda: np.zeros(0, bool))
 
     def __post_init__(self) -> None:
         self.candidate: B = self.big & ~self.thin & ~self.ghost & ~self.soft
@@ -112,10 +114,12 @@ class Blobs:
         result: B = self.big & ~self.thin & ~self.ghost
         return result
 
-    def set_motion(self, motion: B, fresh: B, born: F64, coherent: B) -> None:
+    def set_motion(
+        self, motion: B, fresh: B, born: F64, coherent: B, left: B | None = None
+    ) -> None:
         """Scatter the tracker's answers (for the candidates) onto all blobs; ``coherent``:
         what it counted as coherent (a blob its track carried whole from a coherent frame
-        too, ``media.tracks``)."""
+        too, ``media.tracks``); ``left``: what an object left behind."""
         index = np.flatnonzero(self.candidate)
         self.coherent = self.coherent.copy()
         self.coherent[index] |= coherent
@@ -125,6 +129,9 @@ class Blobs:
         self.motion[index] = motion
         self.fresh[index] = fresh
         self.born[index] = born
+        self.left = np.zeros(len(self.cells), bool)
+        if left is not None:
+            self.left[index] = left
 
     def reason(self, i: int) -> str:
         """Why blob ``i`` did or did not count, in words."""
@@ -138,6 +145,8 @@ class Blobs:
             return "soft edges: a pool of light"
         if self.motion[i]:
             return "object (new)" if self.fresh[i] else "object"
+        if self.left[i]:
+            return "left behind by an object (taken into the background)"
         if not self.coherent[i]:
             return "not coherent (does not overlap the previous frame)"
         if not self.shaped[i]:
