@@ -27,10 +27,11 @@ def _run(
     activity: Callable[[int], npt.NDArray[np.float32]] | None = None,
     *,
     early: int = 0,
+    let_go: list[bool] | None = None,
 ) -> list[bool]:
     """Feed (boxes, chronic per blob) per frame, and the detector's map of chronic motion in
     each frame if given, the first ``early`` frames as the start-up's; return whether any
-    blob was motion."""
+    blob was motion (and append to ``let_go`` whether any blob's track was let go)."""
     tracks = Tracks((60, 120))
     out = []
     for i, (boxes, chronic) in enumerate(frames):
@@ -47,6 +48,8 @@ def _run(
             early=i < early,
         )
         out.append(bool(motion.any()))
+        if let_go is not None:
+            let_go.append(bool(tracks.left.any()))
     return out
 
 
@@ -404,16 +407,8 @@ def test_what_a_walker_leaves_at_the_edge_of_the_view_is_let_go() -> None:
     walk = [([[20.0, 74.0 + i, 32.0, 80.0 + i]], [False]) for i in range(40)]  # 12 x 6
     leaving = [([[20.0, 114.0 + i, 32.0, 120.0]], [False]) for i in range(1, 6)]
     remnant = [([[24.0, 119.0, 28.0, 120.0]], [False])] * 30  # a third of their size
-    tracks = Tracks((60, 120))
-    motion, left = [], []
-    for i, (boxes, chronic) in enumerate(walk + leaving + remnant):
-        n = len(boxes)
-        moving, _, _ = tracks.update(
-            np.array(boxes, np.float64).reshape(n, 4), np.ones(n, bool),
-            np.array(chronic, bool), np.zeros(n, bool), i / FPS, 0.4, np.ones(n, bool),
-        )  # fmt: skip
-        motion.append(bool(moving.any()))
-        left.append(bool(tracks.left.any()))
+    left: list[bool] = []
+    motion = _run(walk + leaving + remnant, let_go=left)
     assert any(motion[:40]) and motion[39]  # the walker
     assert not any(motion[-25:])  # not what they left
     assert left.count(True) == 1  # let go once, for the background to take

@@ -190,7 +190,7 @@ class Tracks:
             coherent = new[:, COH] > 0
             tracks = tracks[~_hits(boxes, tracks).any(axis=0)]  # the rest wait out their grace
         confirmed = was | self._confirm(new, boxes, t, persistence, _went(new, activity))
-        kept = self._keep(new, boxes, size, t)
+        kept = self._keep(new, size, t)
         self.left = was & ~kept
         confirmed &= kept
         new[:, CONFIRMED] = confirmed
@@ -242,7 +242,7 @@ class Tracks:
         result: B = ready & ((moved & went) | placed)
         return result
 
-    def _keep(self, new: F64, boxes: F64, size: F64, t: float) -> B:
+    def _keep(self, new: F64, size: F64, t: float) -> B:
         """Let go of what never moved after a while, and of remnants (at the edges of the
         view too: what a car leaving the view left in the last column was kept as the car,
         where nothing learns, and went on as motion until the next visitor came)."""
