@@ -23,11 +23,13 @@ use crate::error::Error;
 use crate::saturation;
 use crate::writer::Record;
 
+/// What the control thread sends for the other threads. Stored messages are not among
+/// them: the writer sends those itself (`Control::stored`), before the uploaders are
+/// answered, so that the relay knows of a message before its uploader can ask about it.
 pub enum Outgoing {
     Ready {
         port: u16,
     },
-    Stored(Vec<Record>),
     /// Downloads were answered: send what `served` counted since the last report.
     Served,
 }
@@ -67,24 +69,37 @@ impl Control {
         queue: Receiver<Outgoing>,
         served: &crate::connection::Served,
     ) -> Result<(), Error> {
-        let fd = self.socket.as_raw_fd();
         for item in queue {
-            let (kind, payload) = match item {
-                Outgoing::Ready { port } => (b'R', json(&Ready { port })),
-                Outgoing::Stored(records) => (b'S', json(&records)),
+            match item {
+                Outgoing::Ready { port } => self.send(b'R', &json(&Ready { port }))?,
                 Outgoing::Served => {
                     let (requests, bytes) = served.take();
-                    if requests == 0 {
-                        continue;
+                    if requests > 0 {
+                        self.send(b'M', &json(&Served { requests, bytes }))?;
                     }
-                    (b'M', json(&Served { requests, bytes }))
                 }
-            };
-            let head = [kind];
-            let iov = [IoSlice::new(&head), IoSlice::new(&payload)];
-            sendmsg::<UnixAddr>(fd, &iov, &[], MsgFlags::MSG_NOSIGNAL, None)
-                .map_err(|_| Error::ParentGone)?;
+            }
         }
+        Ok(())
+    }
+
+    /// Tell the relay of stored messages; returns once the packet is in the relay's socket
+    /// (from any thread: a packet is sent whole).
+    pub fn stored(&self, records: &[Record]) -> Result<(), Error> {
+        self.send(b'S', &json(&records))
+    }
+
+    fn send(&self, kind: u8, payload: &[u8]) -> Result<(), Error> {
+        let head = [kind];
+        let iov = [IoSlice::new(&head), IoSlice::new(payload)];
+        sendmsg::<UnixAddr>(
+            self.socket.as_raw_fd(),
+            &iov,
+            &[],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|_| Error::ParentGone)?;
         Ok(())
     }
 

@@ -65,10 +65,10 @@ pub fn run(settings: Settings) -> Result<(), Error> {
             .spawn(move || control.watch(&stop_tx, &saturation))?;
     }
     let writer = {
-        let outgoing = outgoing.clone();
+        let control = control.clone();
         thread::Builder::new()
             .name("front-writer".into())
-            .spawn(move || writer.work(job_queue, answers, outgoing))?
+            .spawn(move || writer.work(job_queue, answers, control))?
     };
     outgoing
         .send(Outgoing::Ready { port })

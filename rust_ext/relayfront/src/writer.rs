@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth;
-use crate::control::Outgoing;
+use crate::control::Control;
 use crate::date;
 use crate::error::Error;
 use crate::request::Upload;
@@ -31,6 +31,8 @@ const MAX_BATCH: usize = 512;
 const GATHER_UNTIL: usize = 64;
 const GATHER_FOR: std::time::Duration = std::time::Duration::from_micros(1000);
 const GATHER_STEP: std::time::Duration = std::time::Duration::from_micros(100);
+/// Records per control message (each message is one packet).
+const PER_PACKET: usize = 64;
 
 pub struct Job {
     pub upload: Upload,
@@ -108,7 +110,7 @@ impl Writer {
         mut self,
         mut jobs: mpsc::Receiver<Job>,
         answers: mpsc::UnboundedSender<Answers>,
-        control: std::sync::mpsc::SyncSender<Outgoing>,
+        control: Control,
     ) -> Result<(), Error> {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut last = 0;
@@ -133,13 +135,11 @@ impl Writer {
             }
             last = batch.len();
             let (outcomes, records) = self.commit(&batch)?;
-            if !records.is_empty() {
-                // Told before the uploaders get their answer, as the relay itself does.
-                for chunk in chunked(records) {
-                    if control.send(Outgoing::Stored(chunk)).is_err() {
-                        return Err(Error::ParentGone);
-                    }
-                }
+            // Told before the uploaders get their answer, as the relay itself does: sent from
+            // here, not queued for the control thread, so that a client that asks right after
+            // its answer (a listing, the metrics) reaches a relay that knows of the message.
+            for chunk in records.chunks(PER_PACKET) {
+                control.stored(chunk)?;
             }
             let answered = batch.drain(..).map(|job| job.reply).zip(outcomes).collect();
             let _ = answers.send(answered); // the front may be stopping: stored anyway
@@ -189,17 +189,6 @@ impl Writer {
         conn.execute_batch("COMMIT")?;
         Ok((outcomes, records))
     }
-}
-
-/// Records in packets small enough for one control message each.
-fn chunked(records: Vec<Record>) -> Vec<Vec<Record>> {
-    const PER_PACKET: usize = 64;
-    let mut out = Vec::new();
-    let mut rest = records.into_iter().peekable();
-    while rest.peek().is_some() {
-        out.push(rest.by_ref().take(PER_PACKET).collect());
-    }
-    out
 }
 
 /// The relay's append, for the one outcome the front answers itself. Every `Ok(None)` is
