@@ -50,7 +50,9 @@ pub struct Served {
 
 impl Served {
     /// Count one download and make sure a report follows. While the control thread is busy,
-    /// many downloads share one report; the relay's counts are behind by microseconds.
+    /// many downloads share one report; the relay's counts are behind until that thread
+    /// runs (on a busy host, a scrape right after a download may not count it yet; stored
+    /// messages, which have effects beyond counts, are told before answering instead).
     pub fn add(&self, bytes: u64, control: &std::sync::mpsc::SyncSender<Outgoing>) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
