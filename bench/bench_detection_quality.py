@@ -29,7 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import FrigateStyle, Mog2
 from privastead.camsim.render import Interval
 from privastead.camsim.scene import QUIET_SCENES, SCENES
-from privastead.camsim.suite import SETS, Case, CaseResult, overlaps, run_case, summarise
+from privastead.camsim.suite import (
+    SETS,
+    Case,
+    CaseResult,
+    overlaps,
+    render_build,
+    run_case,
+    summarise,
+)
 from privastead.media.analysis import DetectorFactory
 from privastead.media.scan import DetectedEvent
 from privastead.media.settings import DetectionSettings, EventSettings
@@ -221,6 +229,7 @@ def main() -> int:
     seeds = {int(x) for x in args.seeds.split(",")} if args.seeds else None
     out: dict[str, object] = {
         "bench": "detection_quality",
+        "render_build": render_build(),
         "quiet_scenes": list(QUIET_SCENES),
         "max_height": args.max_height,
         "seeds": sorted(seeds) if seeds else None,

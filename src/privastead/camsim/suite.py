@@ -2,8 +2,9 @@
 
 Scenes come from ``privastead.camsim.scene`` with their ground truth; each is rendered at some
 *rendering* (size, frame rate, GOP, bitrate), encoded once with libx264 (single-threaded, so
-the bytes are the same on every machine) and cached under ``.cache/scenes``. Detection runs
-through ``privastead.media.scan.scan_file``, i.e. the hub's own analysis pipeline.
+the bytes are the same on every machine with the same PyAV and numpy, ``render_build``) and
+cached under ``.cache/scenes``. Detection runs through ``privastead.media.scan.scan_file``,
+i.e. the hub's own analysis pipeline.
 
 Two sets, kept apart on purpose:
 
@@ -61,9 +62,18 @@ def cache_dir() -> Path:
     return Path(root) if root else Path.cwd() / ".cache" / "scenes"
 
 
+def render_build() -> str:
+    """What the suite's files are made with: numpy draws the scenes, the PyAV build (its
+    FFmpeg and libx264) encodes and decodes them. A fresh install can change the result of a
+    crossing near the detector's limits, so files are cached per build and figures name it."""
+    codec = ".".join(str(part) for part in av.library_versions["libavcodec"])
+    return f"PyAV {av.__version__} (libavcodec {codec}), numpy {np.__version__}"
+
+
 def _scene_source_hash() -> str:
     digest = hashlib.sha256(_ENCODING_VERSION.encode())
     digest.update(code_hash().encode())
+    digest.update(render_build().encode())
     return digest.hexdigest()[:10]
 
 
@@ -157,15 +167,21 @@ class Case:
         rate = f"{self.bitrate / 1e6:.1f}Mb" if self.bitrate else "crf"
         return f"{self.width}x{self.height}@{self.fps:g} gop{self.gop:g} {rate}"
 
-    def video(self) -> Path:
-        """The encoded file, rendered on first use and cached."""
+    @property
+    def path(self) -> Path:
+        """Where the encoded file is cached: named by scene, seed and rendering, and by a
+        hash of the scene code and of what renders it (``render_build``)."""
         rate = f"-{self.bitrate}bps" if self.bitrate else ""
         gop = f"-gop{self.gop:g}" if self.gop != 1.0 else ""
         key = (
             f"{self.name}-{self.width}x{self.height}-{self.fps:g}fps-s{self.seed}-"
             f"{self.duration:g}s-{self.codec}{gop}{rate}-{_scene_source_hash()}.mp4"
         )
-        path = cache_dir() / key
+        return cache_dir() / key
+
+    def video(self) -> Path:
+        """The encoded file, rendered on first use and cached."""
+        path = self.path
         if not path.exists():
             encode_scene(
                 self.scene(), path, codec=self.codec, gop_seconds=self.gop, bitrate=self.bitrate
@@ -416,6 +432,7 @@ __all__ = [
     "Summary",
     "encode_scene",
     "overlaps",
+    "render_build",
     "run_case",
     "score_case",
     "summarise",
