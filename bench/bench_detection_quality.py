@@ -33,8 +33,8 @@ from privastead.camsim.suite import (
     SETS,
     Case,
     CaseResult,
+    encoder_build,
     overlaps,
-    render_build,
     run_case,
     summarise,
 )
@@ -229,7 +229,7 @@ def main() -> int:
     seeds = {int(x) for x in args.seeds.split(",")} if args.seeds else None
     out: dict[str, object] = {
         "bench": "detection_quality",
-        "render_build": render_build(),
+        "encoder_build": encoder_build(),
         "quiet_scenes": list(QUIET_SCENES),
         "max_height": args.max_height,
         "seeds": sorted(seeds) if seeds else None,

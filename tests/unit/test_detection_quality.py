@@ -15,7 +15,7 @@ from privastead.camsim.suite import (
     SLACK,
     TAIL,
     Case,
-    render_build,
+    encoder_build,
     run_case,
     score_case,
     summarise,
@@ -88,13 +88,13 @@ def test_an_event_that_spans_a_quiet_gap_between_two_objects_is_a_long_tail() ->
     assert score_case(case, [_event(second.start, second.end + TAIL + 0.5)]).tails == 1
 
 
-def test_renders_are_cached_per_render_build(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_renders_are_cached_per_encoder_build(monkeypatch: pytest.MonkeyPatch) -> None:
     # Another PyAV build encodes (and decodes) other bytes: its renders must not be mixed
     # with this one's in the cache, and the bench's figures say what made them.
     case = Case("walkers", 0, duration=20.0)
-    here, build = case.path, render_build()
+    here, build = case.path, encoder_build()
     assert av.__version__ in build
     monkeypatch.setattr(av, "__version__", "0.0.0+other")
-    assert render_build() != build
+    assert encoder_build() != build
     assert case.path != here
     assert case.path.parent == here.parent

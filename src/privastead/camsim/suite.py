@@ -2,7 +2,7 @@
 
 Scenes come from ``privastead.camsim.scene`` with their ground truth; each is rendered at some
 *rendering* (size, frame rate, GOP, bitrate), encoded once with libx264 (single-threaded, so
-the bytes are the same on every machine with the same PyAV and numpy, ``render_build``) and
+the bytes are the same on every machine with the same PyAV build, ``encoder_build``) and
 cached under ``.cache/scenes``. Detection runs through ``privastead.media.scan.scan_file``,
 i.e. the hub's own analysis pipeline.
 
@@ -62,18 +62,19 @@ def cache_dir() -> Path:
     return Path(root) if root else Path.cwd() / ".cache" / "scenes"
 
 
-def render_build() -> str:
-    """What the suite's files are made with: numpy draws the scenes, the PyAV build (its
-    FFmpeg and libx264) encodes and decodes them. A fresh install can change the result of a
-    crossing near the detector's limits, so files are cached per build and figures name it."""
+def encoder_build() -> str:
+    """The PyAV build (its FFmpeg and libx264) that encodes and decodes the suite's files. The
+    scenes' drawing is pinned by ``RENDER_DIGEST``; the encoder is not, and a fresh install can
+    change the result of a crossing near the detector's limits: files are cached per build,
+    and figures name it."""
     codec = ".".join(str(part) for part in av.library_versions["libavcodec"])
-    return f"PyAV {av.__version__} (libavcodec {codec}), numpy {np.__version__}"
+    return f"PyAV {av.__version__} (libavcodec {codec})"
 
 
 def _scene_source_hash() -> str:
     digest = hashlib.sha256(_ENCODING_VERSION.encode())
     digest.update(code_hash().encode())
-    digest.update(render_build().encode())
+    digest.update(encoder_build().encode())
     return digest.hexdigest()[:10]
 
 
@@ -170,7 +171,7 @@ class Case:
     @property
     def path(self) -> Path:
         """Where the encoded file is cached: named by scene, seed and rendering, and by a
-        hash of the scene code and of what renders it (``render_build``)."""
+        hash of the scene code and of what renders it (``encoder_build``)."""
         rate = f"-{self.bitrate}bps" if self.bitrate else ""
         gop = f"-gop{self.gop:g}" if self.gop != 1.0 else ""
         key = (
@@ -431,8 +432,8 @@ __all__ = [
     "CaseResult",
     "Summary",
     "encode_scene",
+    "encoder_build",
     "overlaps",
-    "render_build",
     "run_case",
     "score_case",
     "summarise",
