@@ -27,13 +27,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peers import FrigateStyle, Mog2
+from privastead.camsim.encoder import encoder_build
 from privastead.camsim.render import Interval
 from privastead.camsim.scene import QUIET_SCENES, SCENES
 from privastead.camsim.suite import (
     SETS,
     Case,
     CaseResult,
-    encoder_build,
     overlaps,
     run_case,
     summarise,

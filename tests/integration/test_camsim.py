@@ -119,3 +119,24 @@ def test_encoding_is_deterministic(codec: str) -> None:
     assert first.units[0].keyframe and sum(u.keyframe for u in first.units) == 1
     other = encode(BoxSource(width=160, height=120, duration=1.0, seed=4), codec)  # type: ignore[arg-type]
     assert other.units != first.units
+
+
+def test_encoded_streams_are_cached_per_encoder_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another PyAV build encodes other bytes: camsim must not serve one build's stream as
+    # another's (tests compare what they decode with what was encoded).
+    import av
+
+    from privastead.camsim.encoder import encode_cached, encoder_build
+    from support.frames import BoxSource
+
+    source = BoxSource(width=160, height=120, duration=0.5, seed=3)
+    first = encode_cached(source, "h264", tmp_path, {"scene": "box"})  # type: ignore[arg-type]
+    assert encode_cached(source, "h264", tmp_path, {"scene": "box"}) == first  # type: ignore[arg-type]
+    assert len(list(tmp_path.glob("*.bin"))) == 1
+    build = encoder_build()
+    monkeypatch.setattr(av, "__version__", "0.0.0+other")
+    assert encoder_build() != build
+    encode_cached(source, "h264", tmp_path, {"scene": "box"})  # type: ignore[arg-type]
+    assert len(list(tmp_path.glob("*.bin"))) == 2

@@ -11,11 +11,11 @@ from __future__ import annotations
 import av
 import pytest
 
+from privastead.camsim.encoder import encoder_build
 from privastead.camsim.suite import (
     SLACK,
     TAIL,
     Case,
-    encoder_build,
     run_case,
     score_case,
     summarise,

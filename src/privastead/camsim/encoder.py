@@ -167,6 +167,16 @@ def assemble(
     return EncodedStream(codec, width, height, fps, tuple(units), parameter_sets)
 
 
+def encoder_build() -> str:
+    """The PyAV build (its FFmpeg, libx264 and libx265) that encodes and decodes generated
+    scenes. A scene's drawing is pinned (``privastead.camsim.scene.RENDER_DIGEST``); its
+    encoding is not: another build gives other bytes, and a fresh install can change the
+    result of a crossing near the detector's limits. Encoded files are cached per build, and
+    figures name it."""
+    codec = ".".join(str(part) for part in av.library_versions["libavcodec"])
+    return f"PyAV {av.__version__} (libavcodec {codec})"
+
+
 def cache_key(**params: object) -> str:
     text = json.dumps(params, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -229,7 +239,9 @@ def encode_cached(
     """``encode`` unless a cache file for ``key_params`` (the scene's parameters) exists."""
     if cache_dir is None:
         return encode(source, codec, gop_seconds=gop_seconds, bitrate=bitrate, progress=progress)
-    key = cache_key(codec=codec, gop=gop_seconds, bitrate=bitrate, **key_params)
+    key = cache_key(
+        codec=codec, gop=gop_seconds, bitrate=bitrate, encoder=encoder_build(), **key_params
+    )
     path = cache_dir / f"{key}.bin"
     if path.exists():
         try:
@@ -249,6 +261,7 @@ __all__ = [
     "camera_bitrate",
     "encode",
     "encode_cached",
+    "encoder_build",
     "load",
     "save",
 ]

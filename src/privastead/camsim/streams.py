@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 from privastead.camsim.encoder import EncodedStream, encode_cached
 from privastead.camsim.rtp import Codec
+from privastead.camsim.scene import code_hash, make_scene
 
 
 def default_cache_dir() -> Path:
@@ -45,18 +44,7 @@ def scene_stream(
     progress: Callable[[int, int], None] | None = None,
 ) -> EncodedStream:
     """Scene ``scene`` from ``privastead.camsim.scene`` encoded (or loaded from the cache)."""
-    # Imported by name: the scene generator is built on its own branch (detect).
-    scene_module = importlib.import_module("privastead.camsim.scene")
-
-    source = scene_module.make_scene(
-        scene, width=width, height=height, fps=fps, seed=seed, duration=duration
-    )
-    # The scene code is part of the key: a changed renderer must not serve stale video.
-    code = (
-        scene_module.code_hash()
-        if hasattr(scene_module, "code_hash")  # the renderer spans several modules
-        else hashlib.sha256(Path(str(scene_module.__file__)).read_bytes()).hexdigest()[:16]
-    )
+    source = make_scene(scene, width=width, height=height, fps=fps, seed=seed, duration=duration)
     params: dict[str, object] = {
         "scene": scene,
         "width": width,
@@ -64,7 +52,7 @@ def scene_stream(
         "fps": fps,
         "seed": seed,
         "duration": source.duration,
-        "scene_code": code,
+        "scene_code": code_hash(),  # a changed renderer must not serve stale video
     }
     return encode_cached(
         source,

@@ -43,7 +43,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from privastead.camsim.encoder import camera_bitrate
+from privastead.camsim.encoder import camera_bitrate, encoder_build
 from privastead.camsim.scene import QUIET_SCENES, SCENES, Interval, Scene, code_hash, make_scene
 from privastead.media.analysis import DetectorFactory
 from privastead.media.scan import DetectedEvent, ScanMode, scan_file
@@ -60,15 +60,6 @@ _ENCODING_VERSION = "2"
 def cache_dir() -> Path:
     root = os.environ.get("PRIVASTEAD_SCENE_CACHE")
     return Path(root) if root else Path.cwd() / ".cache" / "scenes"
-
-
-def encoder_build() -> str:
-    """The PyAV build (its FFmpeg and libx264) that encodes and decodes the suite's files. The
-    scenes' drawing is pinned by ``RENDER_DIGEST``; the encoder is not, and a fresh install can
-    change the result of a crossing near the detector's limits: files are cached per build,
-    and figures name it."""
-    codec = ".".join(str(part) for part in av.library_versions["libavcodec"])
-    return f"PyAV {av.__version__} (libavcodec {codec})"
 
 
 def _scene_source_hash() -> str:
@@ -432,7 +423,6 @@ __all__ = [
     "CaseResult",
     "Summary",
     "encode_scene",
-    "encoder_build",
     "overlaps",
     "run_case",
     "score_case",
