@@ -173,7 +173,7 @@ async def test_stalled_viewers_hold_only_their_accounts_bytes(
             lagging = 0
             for sid in sessions:
                 pub = await o.live(sid, "publisher")
-                held = await asyncio.to_thread(_gauge, relay, "relay_live_queued_bytes")
+                held = await _queued(relay)
                 await _publish(pub, 80)
                 while True:
                     msg = await asyncio.wait_for(pub.receive(), 10)
@@ -186,17 +186,22 @@ async def test_stalled_viewers_hold_only_their_accounts_bytes(
                 # publisher goes on until those are full and the relay holds frames itself.
                 for _ in range(50):
                     await asyncio.sleep(0.1)
-                    if await asyncio.to_thread(_gauge, relay, "relay_live_queued_bytes") > held:
+                    if await _queued(relay) > held:
                         break
                     await _publish(pub, 8)
                 await pub.close()
             assert lagging == 2
-            queued = await asyncio.to_thread(_gauge, relay, "relay_live_queued_bytes")
+            queued = await _queued(relay)
             assert 0 < queued <= 2 * MiB  # live_account_queue_bytes
             grown = psutil.Process(relay.proc.pid).memory_info().rss - rss
             assert grown < 40 * MiB, f"the relay grew by {grown / MiB:.0f} MiB"
             for v in viewers:
                 await v.close()
+
+
+async def _queued(relay: RelayProcess) -> float:
+    """Bytes of live frames the relay holds for viewers, all sessions."""
+    return await asyncio.to_thread(_gauge, relay, "relay_live_queued_bytes")
 
 
 async def _publish(pub: aiohttp.ClientWebSocketResponse, frames: int) -> None:
