@@ -25,6 +25,7 @@ import itertools
 import os
 import random
 import signal
+import stat
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -1489,6 +1490,37 @@ async def test_kill9_of_the_parent_ends_the_front_and_a_restart_has_everything(
     await asyncio.to_thread(native.start)  # the same port: the old front holds nothing
     await _assert_all_listed(native, box, acknowledged, extra=3)
     assert len(front_children(native)) == 1
+
+
+def test_the_socket_directories_of_killed_relays_are_swept_by_the_next(tmp_path: Path) -> None:
+    """A relay killed with kill -9 cannot remove its front's private socket directory; the
+    next relay to start removes every one whose relay is gone, and nothing else: not a
+    running relay's, not one it cannot tell is ours (no lock in it)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(mode=0o700)
+    env = {"TMPDIR": str(tmp)}
+
+    def dirs() -> set[Path]:
+        return set(tmp.glob("privastead-front-*"))
+
+    relays = [make_process(tmp_path / "killed", front_config("native"), env=env)]
+    try:
+        [killed] = dirs()
+        assert stat.S_IMODE(killed.stat().st_mode) == 0o700
+        kill_with_front(relays[0])
+        assert killed.exists()
+        unknown = tmp / "privastead-front-unknown"
+        unknown.mkdir(mode=0o700)
+        relays.append(make_process(tmp_path / "running", front_config("native"), env=env))
+        [running] = dirs() - {unknown}
+        assert running != killed
+        relays.append(make_process(tmp_path / "third", front_config("native"), env=env))
+        assert len(dirs()) == 3 and {running, unknown} < dirs()
+        relays[2].stop()  # a graceful stop removes its own
+        assert dirs() == {running, unknown}
+    finally:
+        for relay in relays:
+            kill_with_front(relay)
 
 
 async def test_sigterm_finishes_an_upload_the_front_is_receiving(native: RelayProcess) -> None:

@@ -26,11 +26,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import shutil
 import socket
+import stat
 import struct
 import sys
 import tempfile
@@ -62,6 +64,36 @@ START_TIMEOUT = 30.0
 RESTART_DELAY = 0.5
 MAX_RESTARTS = 5
 _PACKET = 1 << 20
+_DIR_PREFIX = "privastead-front-"
+
+
+def _private_dir() -> tuple[Path, int]:
+    """A new private directory (0700) for the front's sockets, and the descriptor of the lock
+    this process holds on it for as long as it lives.
+
+    The sockets need a short path (at most 107 bytes), so the directory is in the temporary
+    directory, not the data directory. A relay stopped gracefully removes its own; one killed
+    (``kill -9``, a crash, the machine's OOM killer) cannot, and its directory stays. The
+    kernel drops a dead process's locks, so the next relay removes every such directory whose
+    lock it can take: its owner is gone."""
+    base = Path(tempfile.gettempdir())
+    for stale in base.glob(_DIR_PREFIX + "*"):
+        with contextlib.suppress(OSError):
+            info = stale.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue  # not one of ours
+            fd = os.open(stale / "lock", os.O_RDWR | os.O_NOFOLLOW)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(stale, ignore_errors=True)
+            finally:
+                os.close(fd)
+    path = Path(tempfile.mkdtemp(prefix=_DIR_PREFIX))
+    # Locked before it is named "lock": another relay sweeping now must never take it.
+    fd = os.open(path / "lock.new", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    (path / "lock.new").rename(path / "lock")
+    return path, fd
 
 
 def wanted(config: RelayConfig) -> bool:
@@ -117,8 +149,7 @@ class Front:
         self._factory = protocol_factory
         self._on_fatal = on_fatal
         self._loop = asyncio.get_running_loop()
-        # A short private path: a Unix socket's path is limited to 107 bytes.
-        self._dir = Path(tempfile.mkdtemp(prefix="privastead-front-"))
+        self._dir, self._lock = _private_dir()
         self._path = self._dir / "control"
         self._backend_path = self._dir / "http"
         self._backend: asyncio.Server | None = None
@@ -341,6 +372,8 @@ class Front:
             self._listener.close()
             self._listener = None
         shutil.rmtree(self._dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.close(self._lock)
 
 
 __all__ = ["BODY_MAX", "FETCH_ROUTE", "UPLOAD_ROUTE", "Front", "wanted"]
