@@ -372,8 +372,9 @@ class Front:
             self._listener.close()
             self._listener = None
         shutil.rmtree(self._dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
+        if self._lock >= 0:  # once: the number may be another file's after it is closed
             os.close(self._lock)
+            self._lock = -1
 
 
 __all__ = ["BODY_MAX", "FETCH_ROUTE", "UPLOAD_ROUTE", "Front", "wanted"]
