@@ -411,5 +411,20 @@ def test_what_a_walker_leaves_at_the_edge_of_the_view_is_let_go() -> None:
     motion = _run(walk + leaving + remnant, let_go=left)
     assert any(motion[:40]) and motion[39]  # the walker
     assert not any(motion[-25:])  # not what they left
-    assert left.count(True) == 1  # let go once, for the background to take
-    assert left.index(True) >= 40
+    # let go as it shrank (frame 45); what stays still from the next frame on is for the
+    # background to take
+    assert left.index(True) == 46 and all(left[46:])
+
+
+def test_only_what_a_let_go_track_leaves_still_is_taken() -> None:
+    # A car's headlight smear shrinks to a remnant of the car as it drives off, and goes on
+    # moving: that is light passing, not something left behind. Only what stands still is
+    # taken into the background.
+    drive = [([[20.0, 10.0 + 2 * i, 32.0, 22.0 + 2 * i]], [False]) for i in range(30)]  # 12 x 12
+    smear = [([[24.0, 70.0 + 2 * i, 28.0, 74.0 + 2 * i]], [False]) for i in range(10)]
+    stays = [([[24.0, 90.0, 28.0, 94.0]], [False])] * 10
+    left: list[bool] = []
+    motion = _run(drive + smear + stays, let_go=left)
+    assert motion[29] and not any(motion[30:])  # the car, let go as it shrank
+    assert not any(left[:40])  # not while its smear moves on
+    assert all(left[41:])  # what it left still, from the frame after it stopped

@@ -66,10 +66,14 @@ track goes steadily on (a car at night seen as the smooth smear of its headlight
 confirmed without ever moving is let go after ``STATIC_HOLD`` seconds (what appears and
 never moves at all is more often a change in the scene than a visitor), and so is one whose
 blob has shrunk to a ``REMNANT`` of its largest size (what is left in the background where a
-car drove by, or the last of a car leaving the view). What a track let go leaves is taken
-into the background at once (``left``): left as a blob, it kept its track alive, and the next
-car to come by inherited that track's history (its size, and the chronic area the blob had
-made of its place) and was never an object. An unmatched track is forgotten after ``GRACE``
+car drove by, or the last of a car leaving the view). What a track let go leaves where it
+stands still is taken into the background (``left``), from the first frame its box is the
+same as in the frame before: left as a blob, it kept its track alive, and the next car to
+come by inherited that track's history (its size, and the chronic area the blob had made of
+its place) and was never an object. What a let-go track's blob does while it still moves is
+not left behind: the smear of a car's headlights shrinking as the car drives off is light
+passing, and painted into the background it put light there that the road does not have,
+until the background learned the road again. An unmatched track is forgotten after ``GRACE``
 seconds.
 """
 
@@ -114,11 +118,13 @@ STEADY_FRAMES, STRAIGHT = 4, 0.8
 # seen outside chronic areas; the sum of its box's frame-to-frame moves as a whole (rows,
 # columns; ``_step``); coherent in its last frame (``_carried``); the length of the way its
 # centre went, frame to frame, and the frames it was followed over, since the place its travel
-# is measured from (``_steady``).
+# is measured from (``_steady``); let go (``_keep``) and not confirmed again since, and its box
+# the same as in the frame before (``left``).
 (R0, C0, R1, C1, BORN, LAST, HITS, CY0, CX0, SIZE0, SIZEMAX, TRAVEL, CONFIRMED, SUDDEN,
  CHRONIC, BR0, BC0, BR1, BC1, SHARPS, LEFT, LIT, EARLY,
- FR0, FC0, FR1, FC1, LR0, LC0, LR1, LC1, MY, MX, COH, PATH, STEPS) = range(36)  # fmt: skip
-COLUMNS = 36
+ FR0, FC0, FR1, FC1, LR0, LC0, LR1, LC1, MY, MX, COH, PATH, STEPS, RELEASED,
+ STILL) = range(38)  # fmt: skip
+COLUMNS = 38
 #: Where a track was first and last seen outside chronic areas.
 FIRST_OUT, LAST_OUT = slice(FR0, FC1 + 1), slice(LR0, LC1 + 1)
 
@@ -131,8 +137,9 @@ class Tracks:
         self.rows: F64 = np.zeros((0, COLUMNS), np.float64)
         #: Per blob of the last update: coherent as the tracks counted it (carried ones too).
         self.coherent: B = np.zeros(0, bool)
-        #: Per blob of the last update: its confirmed track was let go (``_keep``): what an
-        #: object left behind, or a change in the scene, for the background to take.
+        #: Per blob of the last update: its track was let go (``_keep``) and its box is the
+        #: same as in the frame before: what an object left behind, or a change in the scene,
+        #: for the background to take.
         self.left: B = np.zeros(0, bool)
 
     def clear(self) -> None:
@@ -191,8 +198,10 @@ class Tracks:
             tracks = tracks[~_hits(boxes, tracks).any(axis=0)]  # the rest wait out their grace
         confirmed = was | self._confirm(new, boxes, t, persistence, _went(new, activity))
         kept = self._keep(new, size, t)
-        self.left = was & ~kept
+        released = np.where(confirmed & kept, 0.0, new[:, RELEASED])
+        new[:, RELEASED] = np.where(was & ~kept, 1.0, released)
         confirmed &= kept
+        self.left = (new[:, RELEASED] > 0) & (new[:, STILL] > 0)
         new[:, CONFIRMED] = confirmed
         self.rows = np.concatenate([tracks, new])
         self.coherent = coherent
@@ -453,7 +462,7 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     jumped = matched & ~touch.any(axis=1)
     came = np.where(touch, tracks[None, :, BORN], np.inf).argmin(axis=1)
     origin = tracks[came]
-    for column in (BORN, SIZE0, SUDDEN, CHRONIC, LEFT, LIT, EARLY, *range(FR0, LC1 + 1)):
+    for column in (BORN, SIZE0, SUDDEN, CHRONIC, LEFT, LIT, EARLY, RELEASED, *range(FR0, LC1 + 1)):
         new[:, column] = np.where(matched, oldest[:, column], new[:, column])
     kept: B = np.logical_and(matched, ~jumped)
     for column in (CY0, CX0, BR0, BC0, BR1, BC1):
@@ -465,6 +474,7 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     # cleared its own width between two analysed frames has still walked as far as before.
     box, prev = new[:, R0 : C1 + 1], origin[:, R0 : C1 + 1]
     whole = _whole(box, prev)
+    new[:, STILL] = kept & (box == prev).all(axis=1)
     shift = _centre(box) - _centre(prev)
     step = _step(whole, shift, new[:, BR0 : BC1 + 1], grid)
     for column, axis in ((MY, 0), (MX, 1)):
