@@ -88,7 +88,7 @@ class Blobs:
     motion: B = field(default_factory=lambda: np.zeros(0, bool))
     fresh: B = field(default_factory=lambda: np.zeros(0, bool))
     born: F64 = field(default_factory=lambda: np.zeros(0))
-    #: What an object left behind: its track was let go in this frame (``media.tracks``).
+    #: What an object left behind: its track was let go and it stands still (``media.tracks``).
     left: B = field(default_factory=lambda: np.zeros(0, bool))
 
     def __post_init__(self) -> None:
