@@ -28,10 +28,12 @@ def _run(
     *,
     early: int = 0,
     let_go: list[bool] | None = None,
+    trailing: list[bool] | None = None,
 ) -> list[bool]:
     """Feed (boxes, chronic per blob) per frame, and the detector's map of chronic motion in
     each frame if given, the first ``early`` frames as the start-up's; return whether any
-    blob was motion (and append to ``let_go`` whether any blob's track was let go)."""
+    blob was motion (and append to ``let_go`` whether any blob was taken into the background
+    as what a let-go track left, to ``trailing`` whether one was let go but still moving)."""
     tracks = Tracks((60, 120))
     out = []
     for i, (boxes, chronic) in enumerate(frames):
@@ -50,6 +52,8 @@ def _run(
         out.append(bool(motion.any()))
         if let_go is not None:
             let_go.append(bool(tracks.left.any()))
+        if trailing is not None:
+            trailing.append(bool(tracks.trailing.any()))
     return out
 
 
@@ -424,7 +428,16 @@ def test_only_what_a_let_go_track_leaves_still_is_taken() -> None:
     smear = [([[24.0, 70.0 + 2 * i, 28.0, 74.0 + 2 * i]], [False]) for i in range(10)]
     stays = [([[24.0, 90.0, 28.0, 94.0]], [False])] * 10
     left: list[bool] = []
-    motion = _run(drive + smear + stays, let_go=left)
+    moving: list[bool] = []
+    motion = _run(drive + smear + stays, let_go=left, trailing=moving)
     assert motion[29] and not any(motion[30:])  # the car, let go as it shrank
     assert not any(left[:40])  # not while its smear moves on
     assert all(left[41:])  # what it left still, from the frame after it stopped
+    # --explain says why the moving smear is neither an object nor taken
+    assert not any(moving[:30]) and all(moving[30:41]) and not any(moving[41:])
+    one = np.ones(1, bool)
+    blobs = Blobs(
+        np.array([16.0]), np.array(stays[0][0]), one, ~one, ~one, ~one, ~one, ~one, ~one, one
+    )
+    blobs.set_motion(~one, ~one, np.zeros(1), one, trailing=one)
+    assert blobs.reason(0).startswith("what a passing object trails, still moving")

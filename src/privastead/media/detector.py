@@ -274,7 +274,10 @@ class MotionDetector:
             s.persistence, blobs.shaped[c], self._light_step(t, dt, g, o, floor), self._replaying,
             self.f[G.ACTIVITY],
         )  # fmt: skip
-        blobs.set_motion(motion, fresh, born, self.tracks.coherent, self.tracks.left)
+        tracks = self.tracks
+        blobs.set_motion(
+            motion, fresh, born, tracks.coherent, left=tracks.left, trailing=tracks.trailing
+        )
         self._paint(labels, blobs, t)
         r = self._rates
         r[G.A_BG], r[G.A_ABSORB] = _alpha(dt, s.background_seconds), _alpha(dt, s.absorb_seconds)

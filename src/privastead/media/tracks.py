@@ -141,6 +141,9 @@ class Tracks:
         #: same as in the frame before: what an object left behind, or a change in the scene,
         #: for the background to take.
         self.left: B = np.zeros(0, bool)
+        #: Per blob of the last update: its track was let go but it still moves (the smear of
+        #: a car's headlights shrinking as it drives off): not taken (``--explain`` says so).
+        self.trailing: B = np.zeros(0, bool)
 
     def clear(self) -> None:
         self.rows = self.rows[:0]
@@ -174,7 +177,7 @@ class Tracks:
         if n == 0:
             self.rows = tracks
             nothing = np.zeros(0, bool)
-            self.coherent = self.left = nothing
+            self.coherent = self.left = self.trailing = nothing
             return nothing, nothing, np.zeros(0)
         size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         # Each blob as a new track; matched ones then inherit from their tracks.
@@ -202,6 +205,7 @@ class Tracks:
         new[:, RELEASED] = np.where(was & ~kept, 1.0, released)
         confirmed &= kept
         self.left = (new[:, RELEASED] > 0) & (new[:, STILL] > 0)
+        self.trailing = (new[:, RELEASED] > 0) & ~self.left
         new[:, CONFIRMED] = confirmed
         self.rows = np.concatenate([tracks, new])
         self.coherent = coherent

@@ -90,6 +90,8 @@ class Blobs:
     born: F64 = field(default_factory=lambda: np.zeros(0))
     #: What an object left behind: its track was let go and it stands still (``media.tracks``).
     left: B = field(default_factory=lambda: np.zeros(0, bool))
+    #: Let go by its track but still moving: light passing, not taken (``media.tracks``).
+    trailing: B = field(default_factory=lambda: np.zeros(0, bool))
 
     def __post_init__(self) -> None:
         self.candidate: B = self.big & ~self.thin & ~self.ghost & ~self.soft
@@ -115,11 +117,19 @@ class Blobs:
         return result
 
     def set_motion(
-        self, motion: B, fresh: B, born: F64, coherent: B, left: B | None = None
+        self,
+        motion: B,
+        fresh: B,
+        born: F64,
+        coherent: B,
+        *,
+        left: B | None = None,
+        trailing: B | None = None,
     ) -> None:
         """Scatter the tracker's answers (for the candidates) onto all blobs; ``coherent``:
         what it counted as coherent (a blob its track carried whole from a coherent frame
-        too, ``media.tracks``); ``left``: what an object left behind."""
+        too, ``media.tracks``); ``left``: what an object left behind; ``trailing``: what a
+        let-go track still moves."""
         index = np.flatnonzero(self.candidate)
         self.coherent = self.coherent.copy()
         self.coherent[index] |= coherent
@@ -132,6 +142,9 @@ class Blobs:
         self.left = np.zeros(len(self.cells), bool)
         if left is not None:
             self.left[index] = left
+        self.trailing = np.zeros(len(self.cells), bool)
+        if trailing is not None:
+            self.trailing[index] = trailing
 
     def reason(self, i: int) -> str:
         """Why blob ``i`` did or did not count, in words."""
@@ -147,6 +160,8 @@ class Blobs:
             return "object (new)" if self.fresh[i] else "object"
         if self.left[i]:
             return "left behind by an object (taken into the background)"
+        if self.trailing[i]:
+            return "what a passing object trails, still moving (taken once it stands still)"
         if not self.coherent[i]:
             return "not coherent (does not overlap the previous frame)"
         if not self.shaped[i]:
