@@ -118,13 +118,12 @@ STEADY_FRAMES, STRAIGHT = 4, 0.8
 # seen outside chronic areas; the sum of its box's frame-to-frame moves as a whole (rows,
 # columns; ``_step``); coherent in its last frame (``_carried``); the length of the way its
 # centre went, frame to frame, and the frames it was followed over, since the place its travel
-# is measured from (``_steady``); let go (``_keep``) and not confirmed again since, and its box
-# the same as in the frame before (``left``).
+# is measured from (``_steady``); let go (``_keep``) and not confirmed again since (``left``).
 (R0, C0, R1, C1, BORN, LAST, HITS, CY0, CX0, SIZE0, SIZEMAX, TRAVEL, CONFIRMED, SUDDEN,
  CHRONIC, BR0, BC0, BR1, BC1, SHARPS, LEFT, LIT, EARLY,
- FR0, FC0, FR1, FC1, LR0, LC0, LR1, LC1, MY, MX, COH, PATH, STEPS, RELEASED,
- STILL) = range(38)  # fmt: skip
-COLUMNS = 38
+ FR0, FC0, FR1, FC1, LR0, LC0, LR1, LC1, MY, MX, COH, PATH, STEPS,
+ RELEASED) = range(37)  # fmt: skip
+COLUMNS = 37
 #: Where a track was first and last seen outside chronic areas.
 FIRST_OUT, LAST_OUT = slice(FR0, FC1 + 1), slice(LR0, LC1 + 1)
 
@@ -194,9 +193,9 @@ class Tracks:
         new[:, LIT] = light_step
         new[:, EARLY] = early
         new[:, COH] = coherent
-        was = steady = np.zeros(n, bool)
+        was = steady = still = np.zeros(n, bool)
         if len(tracks) and n:
-            was, steady = _inherit(new, tracks, coherent, size, sharp, chronic, self.grid)
+            was, steady, still = _inherit(new, tracks, coherent, size, sharp, chronic, self.grid)
             coherent = new[:, COH] > 0
             tracks = tracks[~_hits(boxes, tracks).any(axis=0)]  # the rest wait out their grace
         confirmed = was | self._confirm(new, boxes, t, persistence, _went(new, activity))
@@ -204,7 +203,7 @@ class Tracks:
         released = np.where(confirmed & kept, 0.0, new[:, RELEASED])
         new[:, RELEASED] = np.where(was & ~kept, 1.0, released)
         confirmed &= kept
-        self.left = (new[:, RELEASED] > 0) & (new[:, STILL] > 0)
+        self.left = (new[:, RELEASED] > 0) & still
         self.trailing = (new[:, RELEASED] > 0) & ~self.left
         new[:, CONFIRMED] = confirmed
         self.rows = np.concatenate([tracks, new])
@@ -450,9 +449,10 @@ def _hold_shape(new: F64, tracks: F64, touch: B, came: npt.NDArray[np.intp], kep
 
 def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     new: F64, tracks: F64, coherent: B, size: F64, sharp: B, chronic: B, grid: tuple[int, int]
-) -> tuple[B, B]:
+) -> tuple[B, B, B]:
     """Matched blobs inherit their tracks' history (in place); returns which were confirmed,
-    and which go steadily on (``_steady``)."""
+    which go steadily on (``_steady``), and which continue their track with the box it had in
+    the previous frame (standing still: what a let-go track leaves there is taken, ``left``)."""
     hit = _hits(new[:, R0 : C1 + 1], tracks)
     matched = hit.any(axis=1)
     # A blob that matches several tracks (two people meeting) inherits the oldest.
@@ -478,7 +478,7 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     # cleared its own width between two analysed frames has still walked as far as before.
     box, prev = new[:, R0 : C1 + 1], origin[:, R0 : C1 + 1]
     whole = _whole(box, prev)
-    new[:, STILL] = kept & (box == prev).all(axis=1)
+    still: B = kept & (box == prev).all(axis=1)
     shift = _centre(box) - _centre(prev)
     step = _step(whole, shift, new[:, BR0 : BC1 + 1], grid)
     for column, axis in ((MY, 0), (MX, 1)):
@@ -514,7 +514,7 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     new[:, LEFT] = np.where(out, 1.0, new[:, LEFT])
     new[:, LAST_OUT] = np.where(out[:, None], box, new[:, LAST_OUT])
     new[:, FIRST_OUT] = np.where((out & (new[:, FR1] < 0))[:, None], box, new[:, FIRST_OUT])
-    return was, steady
+    return was, steady, still
 
 
 __all__ = [

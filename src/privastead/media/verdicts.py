@@ -41,6 +41,7 @@ that something object-sized changed, wherever it is.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -133,18 +134,16 @@ class Blobs:
         index = np.flatnonzero(self.candidate)
         self.coherent = self.coherent.copy()
         self.coherent[index] |= coherent
-        self.motion = np.zeros(len(self.cells), bool)
-        self.fresh = np.zeros(len(self.cells), bool)
-        self.born = np.zeros(len(self.cells))
-        self.motion[index] = motion
-        self.fresh[index] = fresh
-        self.born[index] = born
-        self.left = np.zeros(len(self.cells), bool)
-        if left is not None:
-            self.left[index] = left
-        self.trailing = np.zeros(len(self.cells), bool)
-        if trailing is not None:
-            self.trailing[index] = trailing
+
+        def onto_all(values: npt.NDArray[Any] | None, dtype: type = bool) -> npt.NDArray[Any]:
+            every: npt.NDArray[Any] = np.zeros(len(self.cells), dtype)
+            if values is not None:
+                every[index] = values
+            return every
+
+        self.motion, self.fresh = onto_all(motion), onto_all(fresh)
+        self.born = onto_all(born, np.float64)
+        self.left, self.trailing = onto_all(left), onto_all(trailing)
 
     def reason(self, i: int) -> str:
         """Why blob ``i`` did or did not count, in words."""
