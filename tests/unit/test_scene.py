@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from privastead.camsim.mount import Knock, offset, shift
 from privastead.camsim.scene import (
     QUIET_SCENES,
     RENDER_DIGEST,
@@ -82,3 +83,28 @@ def test_the_render_version_names_the_rendering() -> None:
         f"scenes render differently: set a new RENDER_VERSION (now {RENDER_VERSION}) "
         f"and RENDER_DIGEST = {render_digest()!r} in camsim/scene.py"
     )
+
+
+def test_a_knock_moves_the_whole_view_rings_and_stays() -> None:
+    knock = Knock(t=2.0, dx=3 / 360, dy=-2 / 360)  # 3 px right, 2 px up at 360 rows
+    assert offset((knock,), 1.9, 360) == (0, 0)
+    assert offset((knock,), 2.0, 360) == (-4, 6)  # it overshoots at first
+    assert offset((knock,), 3.5, 360) == (-2, 3)  # and settles where it ended up
+    plane = np.arange(40 * 60, dtype=np.float32).reshape(40, 60)
+    moved = shift(plane, -2, 3)
+    assert np.array_equal(moved[:-2, 3:], plane[2:, :-3])  # content moved up and right
+    assert np.array_equal(moved[:, 0], np.r_[plane[2:, 0], plane[-1, 0], plane[-1, 0]])
+
+
+def test_the_knock_scene_moves_every_edge_and_nothing_else() -> None:
+    scene = make_scene("knock", width=640, height=360, fps=5, seed=1, duration=30)
+    knock = scene.phenomena.knocks[0]
+    before = scene.render(int((knock.t - 0.5) * 5))[0].astype(np.float64)
+    after = scene.render(int((knock.t + 1.5) * 5))[0].astype(np.float64)
+    dy, dx = offset(scene.phenomena.knocks[:1], knock.t + 1.5, 360)
+    assert (dy, dx) != (0, 0)
+    # Moved back by the knock, the later frame is the earlier one up to sensor noise.
+    back = after[max(0, dy) : 360 + min(0, dy), max(0, dx) : 640 + min(0, dx)]
+    same = before[max(0, -dy) : 360 + min(0, -dy), max(0, -dx) : 640 + min(0, -dx)]
+    assert np.abs(back - same).mean() < 4.0
+    assert np.abs(after - before).mean() > np.abs(back - same).mean() + 1.0

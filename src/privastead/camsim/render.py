@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from privastead.camsim import actors, clutter, lighting, weather
+from privastead.camsim import actors, clutter, lighting, mount, weather
 from privastead.camsim.actors import Walker
 from privastead.camsim.texture import BACKGROUNDS, F32, U8
 from privastead.camsim.texture import background as _background
@@ -63,6 +63,7 @@ class Phenomena:
     wind: float = 1.0  # foliage sway strength (1: the first scenes' breeze)
     water: bool = False  # a rippling pond with glints
     flags: int = 0  # flags flapping in the wind
+    knocks: tuple[mount.Knock, ...] = ()  # the camera knocked: the view jumps and stays
 
 
 @dataclass
@@ -229,6 +230,10 @@ class Scene:
                 y *= st.lamp * 2.2
         if gain != 1.0:
             y *= gain
+        if p.knocks:
+            dy, dx = mount.offset(p.knocks, t, h)
+            y = mount.shift(y, dy, dx)
+            u, v = mount.shift(u, dy // 2, dx // 2), mount.shift(v, dy // 2, dx // 2)
         noise = p.noise * (2.2 if ir else 1.0)
         self._draw_weather(y, rng, k, t)
         oy, ox = rng.integers(0, 64, 2)
