@@ -61,6 +61,7 @@ from privastead.media.kernels.blocks import MAX_BLOCK, grid_shape
 from privastead.media.settings import DetectionSettings
 from privastead.media.tracks import Tracks
 from privastead.media.verdicts import Blobs, FrameExplain, judge
+from privastead.media.view import LEAST_SHARE, view_move
 from privastead.media.zones import cell_weights
 
 F32 = npt.NDArray[np.float32]
@@ -87,6 +88,10 @@ LIGHT_TAU = 0.3
 YOUNG = 2.0
 #: Newly changed fraction of the frame, within SUDDEN_WITHIN seconds, that is a global change.
 SUDDEN_FRACTION, SUDDEN_WITHIN = 0.15, 0.25
+#: Whether the view moved (``media.view``) is asked for VIEW_SECONDS after the flagged cells
+#: grew by this share of the view from one analysed frame to the next: a knock is sudden, and
+#: asking in every busy frame of rain or wind would cost a millisecond each.
+VIEW_SHARE, VIEW_SECONDS = LEAST_SHARE, 0.5
 #: Seconds the detector only learns after start-up (noise levels are unknown until then,
 #: and what moves chronically: a gust takes a few seconds to sway every bush; with 3 s,
 #: gusty foliage, rippling water and near-lens flakes not yet known as chronic started events
@@ -172,6 +177,7 @@ class MotionDetector:
         self._due = -math.inf  # when the next frame is to be analysed (detect_fps)
         self._settle_until = -math.inf
         self._last_count = 0
+        self._look_at_view_until = -math.inf  # whether the view moved is asked till then
         self._samples: list[npt.NDArray[np.float32]] = []
         self._sample_times: list[float] = []
         self._starting = True  # the start-up's frames are looked at again once it ends
@@ -244,6 +250,8 @@ class MotionDetector:
         count = compare_grid(m, self.f, self.u, g, o, k, kb, floor)
         jump = count - self._last_count
         self._last_count = count
+        if jump >= VIEW_SHARE * self._watched:
+            self._look_at_view_until = t + VIEW_SECONDS
         # A global change: much of the view differs, or a large part changed within a
         # fraction of a second (a lamp lighting a pool of the yard): no object appears that
         # fast. Between keyframes a second apart a close person can, so the jump rule only
@@ -263,6 +271,16 @@ class MotionDetector:
         lit = light_cells(m, self.f, self.u, k, floor)
         if y is not None:
             lit += clipped_cells(y, self.block, m, self.f, self.u)
+            moved = None
+            if t <= self._look_at_view_until:
+                moved = view_move(m, self.f, self.u, y, self.block, k, kb, floor)
+            if moved is not None:  # the camera was knocked: a global change of geometry
+                self._rebase(m, t)
+                why = (
+                    f"global change: the view moved by {moved.dx:+.1f}, {moved.dy:+.1f} px (the "
+                    f"camera was knocked), explaining {moved.cells} changed cells"
+                )
+                return self._set(MotionResult(0.0, (), False, True, True), FrameExplain(t, why))
         labels, stats = label_cells(
             self.u[G.CHANGED], self.u[G.PERSIST], self.f[G.EXCESS], m, self.f[G.BG],
             self.f[G.DD], self.f[G.ACTIVITY], self.f[G.REACH], self.f[G.NOISE],
