@@ -139,6 +139,7 @@ class MotionResult:
 
 
 NO_MOTION = MotionResult(0.0, (), False, False, False)
+GLOBAL_CHANGE = MotionResult(0.0, (), False, True, True)
 
 
 def _alpha(dt: float, tau: float) -> float:
@@ -260,10 +261,9 @@ class MotionDetector:
         if share > s.global_change_fraction or (
             dt <= SUDDEN_WITHIN and jump > SUDDEN_FRACTION * self._watched
         ):
-            self._rebase(m, t)
-            why = f"global change: {100 * share:.0f} % of the view changed (gain {g:.2f})"
-            # wake: an idle decoder should relearn at full rate, and confirm nothing hides
-            return self._set(MotionResult(0.0, (), False, True, True), FrameExplain(t, why))
+            return self._global_change(
+                m, t, f"{100 * share:.0f} % of the view changed (gain {g:.2f})"
+            )
         if t < self._settle_until:
             self.u[G.LIGHT].fill(0)
             self._learn_settling(m, t, dt, floor)
@@ -275,12 +275,12 @@ class MotionDetector:
             if t <= self._look_at_view_until:
                 moved = view_move(m, self.f, self.u, y, self.block, k, kb, floor)
             if moved is not None:  # the camera was knocked: a global change of geometry
-                self._rebase(m, t)
-                why = (
-                    f"global change: the view moved by {moved.dx:+.1f}, {moved.dy:+.1f} px (the "
-                    f"camera was knocked), explaining {moved.cells} changed cells"
+                return self._global_change(
+                    m,
+                    t,
+                    f"the view moved by {moved.dx:+.1f}, {moved.dy:+.1f} px (the camera was "
+                    f"knocked), explaining {moved.cells} changed cells",
                 )
-                return self._set(MotionResult(0.0, (), False, True, True), FrameExplain(t, why))
         labels, stats = label_cells(
             self.u[G.CHANGED], self.u[G.PERSIST], self.f[G.EXCESS], m, self.f[G.BG],
             self.f[G.DD], self.f[G.ACTIVITY], self.f[G.REACH], self.f[G.NOISE],
@@ -307,6 +307,12 @@ class MotionDetector:
         result = self._make_result(blobs)
         explain = FrameExplain(t, "", count=count - lit, lit=lit, gain=(g, o), blobs=blobs)
         return self._set(result, explain)
+
+    def _global_change(self, m: npt.NDArray[np.float32], t: float, why: str) -> MotionResult:
+        """Re-base on ``m`` and learn for a while; ``wake``: an idle decoder should relearn at
+        full rate, and confirm nothing hides."""
+        self._rebase(m, t)
+        return self._set(GLOBAL_CHANGE, FrameExplain(t, f"global change: {why}"))
 
     def _light_step(self, t: float, dt: float, g: float, o: float, floor: float) -> bool:
         """Whether the light over the whole view stepped just now: the global model (each
