@@ -93,7 +93,7 @@ def encoder_options(codec: Codec, gop: int, bitrate: int) -> tuple[str, dict[str
         )
         return "libx264", {"preset": "veryfast", "x264-params": params}
     params = (
-        f"pools=1:frame-threads=1:keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0"
+        f"pools=none:frame-threads=1:keyint={gop}:min-keyint={gop}:scenecut=0:bframes=0"
         f":repeat-headers=1:vbv-maxrate={kbps}:vbv-bufsize={kbps}:log-level=error"
     )
     return "libx265", {"preset": "ultrafast", "x265-params": params}

@@ -104,7 +104,7 @@ def encode_scene(
             stream.options = {
                 "preset": "ultrafast",
                 "crf": str(crf),
-                "x265-params": f"pools=1:frame-threads=1:keyint={gop}:"
+                "x265-params": f"pools=none:frame-threads=1:keyint={gop}:"
                 f"min-keyint={gop}:scenecut=0:bframes=0:log-level=error",
             }
         else:

@@ -92,7 +92,7 @@ def synthetic_clip(
     stream.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(max(1, fps // 2))}
     if codec == "hevc":
         stream.codec_tag = "hvc1"
-        stream.options |= {"x265-params": "log-level=error:pools=1"}
+        stream.options |= {"x265-params": "log-level=error:pools=none"}
     stream.codec_context.thread_count = 1
     for i in range(round(seconds * fps)):
         frame = _frame(i, width, height, fps, tint)
