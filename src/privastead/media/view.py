@@ -129,13 +129,14 @@ def _moved_back(y: U8, block: int, dy: float, dx: float) -> F32:
     pad = max(abs(iy), abs(ix)) + 1
     padded = np.pad(y, pad, mode="edge")
     out = np.zeros(grid_shape(rows, cols, block), np.float32)
+    total = 0.0
     for oy, wy in ((iy, 1.0 - fy), (iy + 1, fy)):
         for ox, wx in ((ix, 1.0 - fx), (ix + 1, fx)):
             if wy * wx < 0.05:  # a whole-pixel move or nearly: skip the far neighbours
                 continue
             view = padded[pad + oy : pad + oy + rows, pad + ox : pad + ox + cols]
             out += np.float32(wy * wx) * block_means(np.ascontiguousarray(view), block)
-    total = sum(wy * wx for wy in (1.0 - fy, fy) for wx in (1.0 - fx, fx) if wy * wx >= 0.05)
+            total += wy * wx
     result: F32 = out / np.float32(total)
     return result
 
@@ -186,7 +187,7 @@ def view_move(  # noqa: PLR0917 -- the detector's state and its thresholds
     if left > GRID_LEFT * before:
         return None
     back = _moved_back(y, block, py, px)
-    thr = np.maximum(np.maximum(floor, k * np.sqrt(f[G.NOISE])), kb * f[G.REACH])
+    thr = G.thresholds(f, k, kb, floor)
     # Explained: within the cell's threshold, or most of its change gone (the encoder draws
     # a strong edge a little differently after it moved, beyond a quiet cell's threshold).
     base = np.minimum(bg, G.SATURATED)

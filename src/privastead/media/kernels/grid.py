@@ -196,6 +196,12 @@ def compare_grid(  # noqa: PLR0917 -- mirrors the kernel's signature
     return int(_compare_kernel(m, f, u, g, o, k, kb, floor))
 
 
+def thresholds(f: F32, k: float, kb: float, floor: float) -> F32:
+    """Each cell's flag threshold, ``max(floor, k * noise, kb * reach)`` (``compare_grid``)."""
+    thr: F32 = np.maximum(np.maximum(floor, k * np.sqrt(f[NOISE])), kb * f[REACH])
+    return thr
+
+
 def compare_grid_reference(  # noqa: PLR0917 -- mirrors the kernel's signature
     m: F32, f: F32, u: U8, g: float, o: float, k: float, kb: float, floor: float
 ) -> int:
@@ -205,7 +211,7 @@ def compare_grid_reference(  # noqa: PLR0917 -- mirrors the kernel's signature
     f[BG] = b
     f[PREV] = m
     d = np.abs(m - np.minimum(b, SATURATED))
-    thr = np.maximum(np.maximum(floor, k * np.sqrt(f[NOISE])), kb * f[REACH])
+    thr = thresholds(f, k, kb, floor)
     hit = (u[WEIGHT] != 0) & (d > thr)
     prev = np.pad(u[PREV_CHANGED] != 0, 1)
     rows, cols = m.shape
@@ -429,4 +435,5 @@ __all__ = [
     "learn_grid_reference",
     "light_cells",
     "light_cells_reference",
+    "thresholds",
 ]
