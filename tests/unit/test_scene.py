@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from privastead.camsim.lighting import Flicker, flicker_gain
 from privastead.camsim.mount import Knock, offset, shift
 from privastead.camsim.scene import (
     QUIET_SCENES,
@@ -108,3 +109,28 @@ def test_the_knock_scene_moves_every_edge_and_nothing_else() -> None:
     same = before[max(0, -dy) : 360 + min(0, -dy), max(0, -dx) : 640 + min(0, -dx)]
     assert np.abs(back - same).mean() < 4.0
     assert np.abs(after - before).mean() > np.abs(back - same).mean() + 1.0
+
+
+def test_a_mains_light_bands_the_rows_and_the_bands_jump() -> None:
+    # 100 Hz pulses, a shutter rolling over 90 % of a 15 fps frame: six bands, each frame
+    # starting 6.67 cycles later than the one before (two thirds of a band on).
+    flicker = Flicker(depth=0.1, pulses=100.0, readout=0.9, phase=0.1)
+    rows = flicker_gain(flicker, 0.0, 720, 15.0)[:, 0]
+    assert rows.shape == (720,)
+    assert rows.min() == pytest.approx(0.9, abs=1e-3) and rows.max() == pytest.approx(1.1, abs=1e-3)
+    crossings = np.count_nonzero(np.diff(rows > 1.0))
+    assert crossings == 12  # six bands: twelve crossings of the mean
+    later = flicker_gain(flicker, 1 / 15, 720, 15.0)[:, 0]
+    shift = round(720 * (2 / 3) / 6)  # two thirds of a band (120 rows) earlier in the frame
+    np.testing.assert_allclose(later[: 720 - shift], rows[shift:], atol=1e-4)
+
+
+def test_the_flicker_scene_bands_the_rows_and_nothing_else() -> None:
+    scene = make_scene("flicker", width=640, height=360, fps=5, seed=2, duration=10)
+    flicker = scene.phenomena.flicker
+    assert flicker is not None
+    a, b = (scene.render(i)[0].astype(np.float64) for i in (10, 11))
+    want = flicker_gain(flicker, 11 / 5, 360, 5.0) / flicker_gain(flicker, 10 / 5, 360, 5.0)
+    # Row by row, one frame is the other times the ratio of their bands (up to noise).
+    ratio = np.median((b + 0.5) / (a + 0.5), axis=1)
+    np.testing.assert_allclose(ratio, want[:, 0], atol=0.03)

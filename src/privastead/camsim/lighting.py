@@ -5,7 +5,8 @@
   sensor saturates;
 - ``ae_steps``: the camera's auto exposure correcting in a quick ramp (0.2-0.5 s);
 - ``headlights``: a pool of light sweeping across the ground (a car passing outside the view);
-- ``clouds``: soft shadows drifting across a sunny scene.
+- ``clouds``: soft shadows drifting across a sunny scene;
+- ``flicker``: a light on mains power seen through a rolling shutter (bands across the rows).
 
 Each returns a gain (a number or a per-pixel map) that multiplies the scene's luma.
 """
@@ -66,6 +67,33 @@ def sweep_map(sweep: Sweep, t: float, h: int, w: int) -> F32 | None:
     return result
 
 
+@dataclass(frozen=True)
+class Flicker:
+    """A light on mains power seen through a rolling shutter.
+
+    The light pulses at twice the mains frequency (``pulses``: about 100 or 120 Hz, a little
+    off as the grid wanders) and the sensor exposes each row a little later than the one
+    above it (``readout``: the share of a frame time the shutter takes from top to bottom),
+    so a frame shows horizontal bands where the gain swings ``1 +/- depth``. There are
+    ``pulses * readout / fps`` of them; from one frame to the next they jump by the
+    fractional part of ``pulses / fps`` cycles, or roll slowly where the frame rate divides
+    the pulses (the grid's wander)."""
+
+    depth: float
+    pulses: float
+    readout: float
+    phase: float
+
+
+def flicker_gain(flicker: Flicker, t: float, h: int, fps: float) -> F32:
+    """The gain of each row (an ``(h, 1)`` column) of the frame exposed from ``t``."""
+    rows = np.arange(h, dtype=np.float64)[:, None] / h
+    when = t + flicker.readout * rows / fps
+    cycles = flicker.pulses * when + flicker.phase
+    gain: F32 = (1.0 + flicker.depth * np.cos(2.0 * math.pi * cycles)).astype(np.float32)
+    return gain
+
+
 class Clouds:
     """Soft shadows drifting across the ground: a fixed random field sliding sideways. They
     fall on the ground, not on the sky: the shadow fades out over the upper part of the
@@ -88,4 +116,4 @@ class Clouds:
         return result
 
 
-__all__ = ["Clouds", "Sweep", "ramp_gain", "step_gain", "sweep_map"]
+__all__ = ["Clouds", "Flicker", "Sweep", "flicker_gain", "ramp_gain", "step_gain", "sweep_map"]

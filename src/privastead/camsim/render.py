@@ -64,6 +64,7 @@ class Phenomena:
     water: bool = False  # a rippling pond with glints
     flags: int = 0  # flags flapping in the wind
     knocks: tuple[mount.Knock, ...] = ()  # the camera knocked: the view jumps and stays
+    flicker: lighting.Flicker | None = None  # a mains-powered light: bands across the rows
 
 
 @dataclass
@@ -234,6 +235,8 @@ class Scene:
             dy, dx = mount.offset(p.knocks, t, h)
             y = mount.shift(y, dy, dx)
             u, v = mount.shift(u, dy // 2, dx // 2), mount.shift(v, dy // 2, dx // 2)
+        if p.flicker is not None:  # in the sensor's rows, wherever the mount points it
+            y *= lighting.flicker_gain(p.flicker, t, h, self.fps)
         noise = p.noise * (2.2 if ir else 1.0)
         self._draw_weather(y, rng, k, t)
         oy, ox = rng.integers(0, 64, 2)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from privastead.camsim.lighting import Sweep
+from privastead.camsim.lighting import Flicker, Sweep
 from privastead.camsim.mount import Knock
 from privastead.camsim.render import Interval, Phenomena, Scene, Walker
 from privastead.camsim.texture import rng as _rng
@@ -63,6 +63,8 @@ SCENES: dict[str, str] = {
     "exposurewalk": "auto-exposure steps (ramped) and hunting while people cross",
     "knock": "the camera is knocked now and then: the view jumps a few pixels, rings, settles",
     "knockwalk": "the camera is knocked now and then while people cross",
+    "flicker": "evening under a light on mains power: bands roll or jump across the rows",
+    "flickerwalk": "people cross under a light on mains power that bands the rows",
 }
 
 #: Scenes in which nothing should ever fire (false alarms per hour are measured on these).
@@ -86,6 +88,7 @@ QUIET_SCENES: tuple[str, ...] = (
     "pond",
     "darknoise",
     "knock",
+    "flicker",
 )
 
 #: The original suite (tuned on seeds 0-2 before the generalisation work).
@@ -387,6 +390,19 @@ def _knocks(rng: np.random.Generator, duration: float, period: float) -> tuple[K
     return tuple(knocks)
 
 
+def _flicker(rng: np.random.Generator) -> Flicker:
+    """A mains light's bands: 50 or 60 Hz mains (pulses at twice that, off by up to 0.4 %
+    as the grid wanders), a shutter rolling over 60-95 % of the frame time, a gain swinging
+    by 5-20 % (cheap LED drivers and old tubes; a long exposure smooths it)."""
+    mains = float(rng.choice([100.0, 120.0])) * (1.0 + float(rng.uniform(-0.004, 0.004)))
+    return Flicker(
+        depth=float(rng.uniform(0.05, 0.2)),
+        pulses=mains,
+        readout=float(rng.uniform(0.6, 0.95)),
+        phase=float(rng.uniform(0, 1)),
+    )
+
+
 Builder = Callable[[np.random.Generator, float], Phenomena]
 
 _BUILDERS: dict[str, Builder] = {
@@ -612,6 +628,19 @@ _NEW: dict[str, Builder] = {
         knocks=_knocks(rng, d, 8.0),
         walkers=_near(rng, d, 12.0, 2.0),
     ),
+    "flicker": lambda rng, d: Phenomena(
+        noise=float(rng.uniform(2.5, 4)),
+        darkness=float(rng.uniform(0.5, 0.8)),
+        background=_background(rng),
+        flicker=_flicker(rng),
+    ),
+    "flickerwalk": lambda rng, d: Phenomena(
+        noise=float(rng.uniform(2.5, 3.5)),
+        darkness=float(rng.uniform(0.5, 0.8)),
+        background=_background(rng),
+        flicker=_flicker(rng),
+        walkers=_near(rng, d, 12.0, 2.0),
+    ),
 }
 _BUILDERS.update(_NEW)
 
@@ -648,7 +677,7 @@ def make_scene(
 #: differently; ``RENDER_DIGEST`` (checked by tests/unit/test_scene.py) catches a forgotten
 #: change. A new scene changes only the digest: no cache holds a rendering of its name.
 RENDER_VERSION = "9e9ff89abe2c6609"
-RENDER_DIGEST = "7bd4be50b1cf1974"
+RENDER_DIGEST = "0a5982ef8b81dada"
 
 
 def code_hash() -> str:
