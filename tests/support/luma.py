@@ -10,8 +10,10 @@ from __future__ import annotations
 import av
 import numpy as np
 
+from privastead.camsim.render import Scene
+from privastead.camsim.scene import make_scene
 from privastead.media.decode import LumaFrame
-from privastead.media.detector import MotionDetector
+from privastead.media.detector import MotionDetector, MotionResult
 from privastead.media.settings import DetectionSettings
 
 
@@ -43,3 +45,18 @@ def motion_times(frames: list[LumaFrame]) -> list[float]:
     height, width = frames[0].y.shape
     det = MotionDetector(DetectionSettings(), width, height)
     return [f.pts for f in frames if det.process(f).motion]
+
+
+def scene_results(
+    name: str, seed: int, fps: float = 15.0
+) -> tuple[list[tuple[float, MotionResult, str]], Scene]:
+    """Every frame of camsim scene ``name`` (720p, 30 s, drawn luma: no encoder) through the
+    detector (default settings): time, result and what ``--explain`` notes of it; the scene."""
+    scene = make_scene(name, width=1280, height=720, fps=fps, seed=seed, duration=30.0)
+    det = MotionDetector(DetectionSettings(), scene.width, scene.height)
+    results = []
+    for index in range(scene.frame_count):
+        t = index / fps
+        result = det.process(LumaFrame(scene.render(index)[0], t, index % 30 == 0))
+        results.append((t, result, det.explain.note if det.explain else ""))
+    return results, scene

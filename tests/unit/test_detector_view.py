@@ -14,28 +14,14 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from privastead.camsim.scene import make_scene
 from privastead.media.decode import LumaFrame
 from privastead.media.detector import MotionDetector, MotionResult
 from privastead.media.settings import DetectionSettings
 from privastead.media.view import estimate
+from support.luma import scene_results
 
 FPS = 15.0
 F32 = npt.NDArray[np.float32]
-
-
-def _run(name: str, seed: int) -> tuple[list[tuple[float, MotionResult, str]], object]:
-    """Every frame of camsim scene ``name`` (720p, 30 s, drawn luma: no encoder) through the
-    detector: time, result and what ``--explain`` says of it; the scene too."""
-    scene = make_scene(name, width=1280, height=720, fps=FPS, seed=seed, duration=30.0)
-    det = MotionDetector(DetectionSettings(), scene.width, scene.height)
-    results = []
-    for index in range(scene.frame_count):
-        t = index / FPS
-        frame = LumaFrame(scene.render(index)[0], t, index % 30 == 0)
-        result = det.process(frame)
-        results.append((t, result, det.explain.note if det.explain else ""))
-    return results, scene
 
 
 def _texture(rows: int, cols: int, seed: int = 3) -> npt.NDArray[np.float32]:
@@ -84,20 +70,20 @@ def test_a_flat_view_gives_no_move() -> None:
 @pytest.mark.parametrize("seed", [1, 6])
 def test_a_knocked_camera_is_not_an_object(seed: int) -> None:
     # Seeds whose knocks made the detector report an object for seconds before this test.
-    results, scene = _run("knock", seed)
-    assert scene.phenomena.knocks  # type: ignore[attr-defined]
+    results, scene = scene_results("knock", seed)
+    assert scene.phenomena.knocks
     assert [t for t, r, _ in results if r.motion] == []
     # Each knock (all after the start-up) was a global change within half a second: the view
     # moving, or (as it rings, overshooting at first) a large part changing at once.
     changes = [t for t, r, _ in results if r.global_change]
-    for knock in scene.phenomena.knocks:  # type: ignore[attr-defined]
+    for knock in scene.phenomena.knocks:
         assert any(knock.t <= t <= knock.t + 0.5 for t in changes), (knock, changes)
     assert any("the view moved by" in note for _, r, note in results if r.global_change)
 
 
 def test_people_crossing_a_knocked_view_are_found_and_nothing_else() -> None:
-    results, scene = _run("knockwalk", 1)
-    truth = scene.truth  # type: ignore[attr-defined]
+    results, scene = scene_results("knockwalk", 1)
+    truth = scene.truth
     moving = [t for t, r, _ in results if r.motion]
     for interval in truth:
         assert any(interval.start <= t < interval.end for t in moving), interval

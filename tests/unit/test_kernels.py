@@ -87,6 +87,84 @@ def test_global_fit_recovers_an_exposure_change() -> None:
     assert g == pytest.approx(1.2, abs=0.01) and o == pytest.approx(5, abs=1.0)
 
 
+def _rows_state(bg: np.ndarray) -> np.ndarray:
+    """Byte planes for ``row_gains``: every cell watched, nothing flagged before, no blob."""
+    u = np.zeros((G.U_PLANES, *bg.shape), np.uint8)
+    u[G.WEIGHT] = 1
+    return u
+
+
+@settings(max_examples=30, deadline=None)
+@given(rows=st.integers(1, 40), cols=st.integers(1, 60), seed=st.integers(0, 2**32 - 1))
+def test_row_gains_match_reference(rows: int, cols: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    bg = rng.uniform(0, 255, (rows, cols)).astype(np.float32)
+    phase = rng.uniform(0, 1)
+    band = 1.0 + 0.2 * np.cos(2 * np.pi * (np.arange(rows) / rng.uniform(8, 30) + phase))
+    band[rng.random(rows) < 0.1] = 1.0 + rng.uniform(-0.3, 0.3)  # a few rows off the bands
+    m = np.clip(bg * band[:, None] + rng.normal(0, 3, bg.shape), 0, 255).astype(np.float32)
+    u = (rng.random((G.U_PLANES, rows, cols)) < 0.1).astype(np.uint8)
+    u[G.WEIGHT] = rng.random((rows, cols)) > 0.1
+    got_h, want_h = np.zeros(rows, np.float32), np.zeros(rows, np.float32)
+    got = k.row_gains(m, bg, u, 1.02, -1.0, got_h)
+    want = k.row_gains_reference(m, bg, u, 1.02, -1.0, want_h)
+    assert got == want
+    np.testing.assert_allclose(got_h, want_h, rtol=1e-6)
+
+
+def test_row_gains_find_the_bands_of_a_mains_light() -> None:
+    rng = np.random.default_rng(1)
+    bg = rng.uniform(30, 200, (120, 213)).astype(np.float32)
+    band = 1.0 + 0.15 * np.cos(2 * np.pi * (np.arange(120) / 40 + 0.3))
+    m = (bg * band[:, None] + rng.normal(0, 1.5, bg.shape)).astype(np.float32)
+    m[40:70, 100:130] = 20.0  # a person: the rows' medians ignore them
+    gains = np.zeros(120, np.float32)
+    banded = k.row_gains(m, bg, _rows_state(bg), 1.0, 0.0, gains)
+    deep = np.abs(band - 1) > 0.03  # shallower rows are within the noise: left alone
+    assert banded >= deep.sum()
+    np.testing.assert_allclose(gains[deep], band[deep], atol=0.01)
+    rest = np.ones(bg.shape, bool)
+    rest[40:70, 100:130] = False
+    # The background brought to each row's light is the frame, up to the noise.
+    assert np.abs(m - gains[:, None] * bg)[rest].mean() < 2.0
+
+
+def test_row_gains_ignore_a_knocked_walls_courses() -> None:
+    """A brick wall moved a pixel up changes short runs of rows, alternately brighter and
+    darker, as a whole: not a light's smooth bands."""
+    rng = np.random.default_rng(4)
+    courses = np.where((np.arange(120) // 3) % 2 == 0, 150.0, 90.0)
+    bg = (courses[:, None] + rng.normal(0, 4, (120, 213))).astype(np.float32)
+    m = (np.roll(bg, -1, axis=0) + rng.normal(0, 1.5, bg.shape)).astype(np.float32)
+    gains = np.zeros(120, np.float32)
+    assert k.row_gains(m, bg, _rows_state(bg), 1.0, 0.0, gains) == 0
+    assert (gains == 1.0).all()
+
+
+def test_row_gains_leave_a_pool_of_light_over_part_of_the_rows() -> None:
+    """A headlight's pool brightening 45 % of some rows pulls their medians but leaves the
+    rest of each row where it was: no row light (the light test judges the pool)."""
+    rng = np.random.default_rng(2)
+    bg = rng.uniform(30, 200, (60, 100)).astype(np.float32)
+    m = (bg + rng.normal(0, 1.5, bg.shape)).astype(np.float32)
+    m[30:50, 10:55] *= 1.8
+    gains = np.zeros(60, np.float32)
+    assert k.row_gains(m, bg, _rows_state(bg), 1.0, 0.0, gains) == 0
+    assert (gains == 1.0).all()
+
+
+def test_row_gains_count_the_dark_cells_of_a_night_row() -> None:
+    """At night a row's only cells above the dark limit can all be in a headlight's pool:
+    the dark rest of the row, unchanged, says the row is not lit as a whole."""
+    rng = np.random.default_rng(3)
+    bg = rng.uniform(3, 10, (40, 200)).astype(np.float32)
+    bg[:, :30] = rng.uniform(14, 20, (40, 30))  # the only cells the ratio can use
+    m = (bg + rng.normal(0, 1.0, bg.shape)).astype(np.float32)
+    m[:, :30] *= 1.9  # all of them lit
+    gains = np.zeros(40, np.float32)
+    assert k.row_gains(m, bg, _rows_state(bg), 1.0, 0.0, gains) == 0
+
+
 def _state(rng: np.random.Generator, rows: int, cols: int) -> tuple[np.ndarray, ...]:
     """A frame and a plausible detector state (float and byte planes of kernels.grid)."""
     g = _grid(rng, rows, cols)

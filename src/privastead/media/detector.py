@@ -6,8 +6,10 @@ kind of thing that changes pixels without being an object:
 
 1. **Light over the whole view** (exposure drift, auto exposure, a lamp lighting everything,
    the IR switch): ``m ~ g * bg + o`` is fitted with medians and background and previous frame
-   are re-based by it. What the fit cannot explain, if it covers much of the view or appeared
-   within a fraction of a second, is a *global change*: re-base, learn for a moment. Where
+   are re-based by it; a row that the model leaves lit differently as a whole (the bands of a
+   mains light under a rolling shutter) is re-based by its own gain (``kernels.rows``). What
+   the fit cannot explain, if it covers much of the view or appeared within a fraction of a
+   second, is a *global change*: re-base, learn for a moment. Where
    the highlights clip as the exposure rises, a block brightens less than the model says;
    flagged cells whose shortfall their clipped pixels explain are light (``kernels.clipping``).
 2. **Noise and chronic motion** (sensor noise, night noise, foliage, water, flags): a cell is
@@ -55,6 +57,7 @@ from privastead.media.kernels import (
     label_cells,
     learn_grid,
     light_cells,
+    row_gains,
 )
 from privastead.media.kernels import grid as G
 from privastead.media.kernels.blocks import MAX_BLOCK, grid_shape
@@ -172,6 +175,7 @@ class MotionDetector:
         self._watched = max(1, int(self.u[G.WEIGHT].sum()))
         self.min_cells = max(3, round(s.min_object_area * rows * cols))
         self._m = np.zeros((rows, cols), np.float32)
+        self._row_gains = np.ones(rows, np.float32)
         self._rates = np.zeros(G.RATES, np.float64)
         self.tracks = Tracks((rows, cols))
         self._last_t: float | None = None
@@ -248,6 +252,9 @@ class MotionDetector:
         s = self.settings
         floor, k, kb = s.noise_floor, s.noise_factor, s.reach_factor
         g, o = global_fit(m, self.f[G.BG], self.u[G.WEIGHT])
+        banded = row_gains(m, self.f[G.BG], self.u, g, o, self._row_gains)
+        if banded:
+            self._relight_rows(g, o)
         count = compare_grid(m, self.f, self.u, g, o, k, kb, floor)
         jump = count - self._last_count
         self._last_count = count
@@ -305,7 +312,9 @@ class MotionDetector:
         r[G.A_LIGHT] = _alpha(dt, LIGHT_TAU)
         learn_grid(m, self.f, self.u, r)
         result = self._make_result(blobs)
-        explain = FrameExplain(t, "", count=count - lit, lit=lit, gain=(g, o), blobs=blobs)
+        explain = FrameExplain(
+            t, "", count=count - lit, lit=lit, gain=(g, o), rows=banded, blobs=blobs
+        )
         return self._set(result, explain)
 
     def _global_change(self, m: npt.NDArray[np.float32], t: float, why: str) -> MotionResult:
@@ -313,6 +322,18 @@ class MotionDetector:
         full rate, and confirm nothing hides."""
         self._rebase(m, t)
         return self._set(GLOBAL_CHANGE, FrameExplain(t, f"global change: {why}"))
+
+    def _relight_rows(self, g: float, o: float) -> None:
+        """Bring background and previous frame to each banded row's light (``kernels.rows``):
+        ``g * bg + o`` becomes ``h_r * (g * bg + o)``, which ``compare_grid`` then takes."""
+        h = self._row_gains[:, None]
+        planes = self.f[[G.BG, G.PREV]]
+        planes *= g
+        planes += o
+        planes *= h
+        planes -= o
+        planes /= g
+        self.f[[G.BG, G.PREV]] = planes
 
     def _light_step(self, t: float, dt: float, g: float, o: float, floor: float) -> bool:
         """Whether the light over the whole view stepped just now: the global model (each
@@ -511,7 +532,8 @@ def _settling_deviation(
     Where the light over the whole view changed meanwhile (auto exposure drifting or hunting,
     a lamp), every cell strayed by the light's swing, and a person walking through in those
     seconds made their path look chronic. So each frame is also brought to the median's
-    light, by the global model the analysis re-bases every frame with, and each cell keeps
+    light, by the global model the analysis re-bases every frame with (and each banded row by
+    its own gain: a mains light's bands, ``kernels.rows``), and each cell keeps
     whichever deviation is the smaller over the frames: the fit is thrown off when a large
     part of the view changes for other reasons (bushes swaying over much of it), and there
     the plain deviation is the smaller. The noise comes from the plain deviation: the smaller
@@ -525,8 +547,13 @@ def _settling_deviation(
     """
     off: F32 = np.abs(stack - median)
     lit = stack.copy()
+    state = np.zeros((G.U_PLANES, *median.shape), np.uint8)
+    state[G.WEIGHT] = weight
+    gains = np.ones(median.shape[0], np.float32)
     for i in range(len(lit)):
         g, o = global_fit(lit[i], median, weight)
+        if row_gains(lit[i], median, state, g, o, gains):
+            lit[i] /= gains[:, None]
         lit[i] -= o
         lit[i] /= g
     steps = np.diff(lit, axis=0)

@@ -125,6 +125,8 @@ class Explainer:
         )
         if info.lit:
             head += f", {info.lit} cells changed by light (texture kept) re-based"
+        if info.rows:
+            head += f", {info.rows} rows banded by a mains light re-lit"
         small = int((~blobs.big).sum())
         self.write(head + (f", {small} small blobs ignored" if small else ""))
         for i in shown:
