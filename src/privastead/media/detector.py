@@ -254,6 +254,7 @@ class MotionDetector:
         g, o = global_fit(m, self.f[G.BG], self.u[G.WEIGHT])
         banded = row_gains(m, self.f[G.BG], self.u, g, o, self._row_gains)
         if banded:
+            g, o, banded = self._fit_bands(m, g, o, banded)
             self._relight_rows(g, o)
         count = compare_grid(m, self.f, self.u, g, o, k, kb, floor)
         jump = count - self._last_count
@@ -322,6 +323,30 @@ class MotionDetector:
         full rate, and confirm nothing hides."""
         self._rebase(m, t)
         return self._set(GLOBAL_CHANGE, FrameExplain(t, f"global change: {why}"))
+
+    def _fit_bands(
+        self, m: npt.NDArray[np.float32], g: float, o: float, banded: int
+    ) -> tuple[float, float, int]:
+        """The whole-view model and the row gains again, when the rows are banded: bands pull
+        the whole-view fit (the dark and bright thirds it fits sit in different rows, so a
+        gain of 0.35 and an offset of 40 came out where nothing but the bands changed), and
+        row gains over a wrong model leave much of each row unexplained. So the rows are fitted
+        over the background as it stands first (it is re-based every analysed frame, so the
+        light rarely changed much since), the bands taken out of a copy of the frame by them
+        (scaled so that their median is 1: what all rows share is the whole view's), the whole
+        view fitted on that, and the rows over it again. Where that finds nothing, the first
+        fit stands."""
+        bg, weight, gains = self.f[G.BG], self.u[G.WEIGHT], self._row_gains
+        first = gains.copy()
+        if row_gains(m, bg, self.u, 1.0, 0.0, gains):
+            rows = gains != 1.0
+            gains[rows] /= np.median(gains[rows])
+            g2, o2 = global_fit(m / gains[:, None], bg, weight)
+            again = row_gains(m, bg, self.u, g2, o2, gains)
+            if again:
+                return g2, o2, again
+        np.copyto(gains, first)
+        return g, o, banded
 
     def _relight_rows(self, g: float, o: float) -> None:
         """Bring background and previous frame to each banded row's light (``kernels.rows``):

@@ -51,8 +51,11 @@ EXPLAINS = 0.5
 #: a brick wall moved a pixel up change short runs of rows that alternate. Rows between bands
 #: (gains near 1) and dark rows are not banded, so runs end there.
 SMOOTH, LEAST_RUNS, RUN_SHARE = 0.5, 3, 0.25
-#: Least usable cells in a row for a gain of its own.
-LEAST_CELLS = 16
+#: Least usable cells in a row for a gain of its own; a row is sampled at every STEP-th cell
+#: (a checkerboard: a band spans the row, and half the cells tell it as well as all of them
+#: at half the cost). A row within LEAST_BAND of the model keeps a gain of 1 untested: a
+#: band that shallow is a level or two, within the noise floor.
+LEAST_CELLS, STEP, LEAST_BAND = 16, 2, 0.01
 #: Row gains beyond these are no mains light (a band swings the light by a few tens of %).
 ROW_GAIN = (0.5, 2.0)
 
@@ -87,7 +90,7 @@ def _row_gains_kernel(m, bg, u, g, o, gains):  # type: ignore[no-untyped-def]  #
     for r in range(rows):
         gains[r] = 1.0
         n = 0
-        for c in range(cols):
+        for c in range(r % STEP, cols, STEP):
             b = g * bg[r, c] + o
             if _counts(u, r, c, b, m[r, c]) and b > DARK:
                 ratio[n] = m[r, c] / b
@@ -95,10 +98,10 @@ def _row_gains_kernel(m, bg, u, g, o, gains):  # type: ignore[no-untyped-def]  #
         if n < LEAST_CELLS:
             continue
         h = np.median(ratio[:n])
-        if not ROW_GAIN[0] <= h <= ROW_GAIN[1]:
+        if abs(h - 1.0) < LEAST_BAND or not ROW_GAIN[0] <= h <= ROW_GAIN[1]:
             continue
         n = 0
-        for c in range(cols):
+        for c in range(r % STEP, cols, STEP):
             b = g * bg[r, c] + o
             if _counts(u, r, c, b, m[r, c]):
                 ratio[n] = abs(m[r, c] - h * b)
@@ -144,13 +147,16 @@ def row_gains_reference(  # noqa: PLR0917 -- mirrors the kernel's signature
     gains.fill(1.0)
     banded = 0
     for r in range(m.shape[0]):
-        lit = counts[r] & (b[r] > DARK)
+        cells = np.zeros(m.shape[1], bool)
+        cells[r % STEP :: STEP] = True
+        use = counts[r] & cells
+        lit = use & (b[r] > DARK)
         if lit.sum() < LEAST_CELLS:
             continue
         h = float(np.median(m[r, lit] / b[r, lit]))
-        if not ROW_GAIN[0] <= h <= ROW_GAIN[1]:
+        if abs(h - 1.0) < LEAST_BAND or not ROW_GAIN[0] <= h <= ROW_GAIN[1]:
             continue
-        x, model = m[r, counts[r]], b[r, counts[r]]
+        x, model = m[r, use], b[r, use]
         if np.median(np.abs(x - h * model)) >= EXPLAINS * np.median(np.abs(x - model)):
             continue
         gains[r] = h
