@@ -48,11 +48,11 @@ def motion_times(frames: list[LumaFrame]) -> list[float]:
 
 
 def scene_results(
-    name: str, seed: int, fps: float = 15.0
+    name: str, seed: int, fps: float = 15.0, duration: float = 30.0
 ) -> tuple[list[tuple[float, MotionResult, str]], Scene]:
-    """Every frame of camsim scene ``name`` (720p, 30 s, drawn luma: no encoder) through the
+    """Every frame of camsim scene ``name`` (720p, drawn luma: no encoder) through the
     detector (default settings): time, result and what ``--explain`` notes of it; the scene."""
-    scene = make_scene(name, width=1280, height=720, fps=fps, seed=seed, duration=30.0)
+    scene = make_scene(name, width=1280, height=720, fps=fps, seed=seed, duration=duration)
     det = MotionDetector(DetectionSettings(), scene.width, scene.height)
     results = []
     for index in range(scene.frame_count):

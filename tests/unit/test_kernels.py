@@ -141,6 +141,18 @@ def test_row_gains_ignore_a_knocked_walls_courses() -> None:
     assert (gains == 1.0).all()
 
 
+def test_row_gains_leave_a_beam_that_lights_a_few_rows() -> None:
+    """A car's headlights light a few rows of the road as a whole at night: smooth, but no
+    mains light, whose bands run through the whole frame."""
+    rng = np.random.default_rng(5)
+    bg = rng.uniform(30, 120, (120, 213)).astype(np.float32)
+    m = (bg + rng.normal(0, 1.5, bg.shape)).astype(np.float32)
+    m[90:98] *= 1.0 + 0.5 * np.sin(np.linspace(0.2, np.pi - 0.2, 8))[:, None]
+    gains = np.zeros(120, np.float32)
+    assert k.row_gains(m, bg, _rows_state(bg), 1.0, 0.0, gains) == 0
+    assert (gains == 1.0).all()
+
+
 def test_row_gains_leave_a_pool_of_light_over_part_of_the_rows() -> None:
     """A headlight's pool brightening 45 % of some rows pulls their medians but leaves the
     rest of each row where it was: no row light (the light test judges the pool)."""

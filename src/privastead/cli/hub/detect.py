@@ -13,9 +13,10 @@ its own recorded footage:
 
 ``--explain`` prints what the detector saw, frame by frame: the cells over threshold, every
 object-sized blob with its box and why it counted or not (object; light change; not
-coherent, e.g. rain; in a chronic-motion area and not moving, e.g. foliage), global changes
-(a lamp, the IR switch, the camera knocked), and why each event started and ended; at the
-end, where motion was chronic (areas to mask).
+coherent, e.g. rain; in a chronic-motion area and not moving, e.g. foliage), the rows re-lit
+under a light on mains power that bands them, global changes (a lamp, the IR switch, the
+camera knocked), and why each event started and ended; at the end, where motion was chronic
+(areas to mask).
 ``--debug-video FILE`` writes the same as pictures: changed cells red, light changes blue,
 chronic areas green, blobs boxed (white: an object), a white border during events.
 """

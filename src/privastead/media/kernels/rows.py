@@ -22,7 +22,10 @@ not dark (or clipped, or masked) keeps a gain of 1. And the gains together must 
 along the rows, as a light's bands are: a knocked camera moves the horizontal edges of the
 view a pixel up or down, which also changes some rows as a whole, alternately brighter and
 darker; taking those for light put the background out of step with the view test
-(``media.view``), and it no longer recognised the knock.
+(``media.view``), and it no longer recognised the knock. Nor is a light that lights a few
+rows a mains light's bands, which run through the whole frame: at least a third of the rows
+that can tell must be banded (a car's headlight beam across the road at night lit 6-8 rows
+of 120 as a whole).
 
 The detector brings the background (and the previous frame) of each banded row to the row's
 light, as it brings them to the whole view's by ``(g, o)``: the background follows the
@@ -51,9 +54,13 @@ EXPLAINS = 0.5
 #: a brick wall moved a pixel up change short runs of rows that alternate. Rows between bands
 #: (gains near 1) and dark rows are not banded, so runs end there.
 SMOOTH, LEAST_RUNS, RUN_SHARE = 0.5, 3, 0.25
+#: A mains light bands the whole frame: at least this share of the rows with enough cells to
+#: tell must be banded. A car's headlights light a few rows of the road as a whole (6-8 of
+#: 120 at night), and re-basing them put the background out of step under the next car.
+WHOLE = 1 / 3
 #: Least usable cells in a row for a gain of its own; a row is sampled at every STEP-th cell
 #: (a checkerboard: a band spans the row, and half the cells tell it as well as all of them
-#: at half the cost). A row within LEAST_BAND of the model keeps a gain of 1 untested: a
+#: at half the cost). A row within LEAST_BAND of the model keeps a gain of 1 unexamined: a
 #: band that shallow is a level or two, within the noise floor.
 LEAST_CELLS, STEP, LEAST_BAND = 16, 2, 0.01
 #: Row gains beyond these are no mains light (a band swings the light by a few tens of %).
@@ -87,6 +94,7 @@ def _row_gains_kernel(m, bg, u, g, o, gains):  # type: ignore[no-untyped-def]  #
     ratio = np.empty(cols, np.float64)
     dev = np.empty(cols, np.float64)
     banded = 0
+    tested = 0
     for r in range(rows):
         gains[r] = 1.0
         n = 0
@@ -97,6 +105,7 @@ def _row_gains_kernel(m, bg, u, g, o, gains):  # type: ignore[no-untyped-def]  #
                 n += 1
         if n < LEAST_CELLS:
             continue
+        tested += 1
         h = np.median(ratio[:n])
         if abs(h - 1.0) < LEAST_BAND or not ROW_GAIN[0] <= h <= ROW_GAIN[1]:
             continue
@@ -120,7 +129,11 @@ def _row_gains_kernel(m, bg, u, g, o, gains):  # type: ignore[no-untyped-def]  #
             runs += 1
             depth += abs(gains[r] - 1.0)
             bend += abs(gains[r] - 0.5 * (gains[r - 1] + gains[r + 1]))
-    if banded and (runs < max(LEAST_RUNS, RUN_SHARE * banded) or bend > SMOOTH * depth):
+    if banded and (
+        banded < WHOLE * tested
+        or runs < max(LEAST_RUNS, RUN_SHARE * banded)
+        or bend > SMOOTH * depth
+    ):
         gains[:] = 1.0
         banded = 0
     return banded
@@ -145,7 +158,7 @@ def row_gains_reference(  # noqa: PLR0917 -- mirrors the kernel's signature
         & (m < SATURATED)
     )
     gains.fill(1.0)
-    banded = 0
+    banded = tested = 0
     for r in range(m.shape[0]):
         cells = np.zeros(m.shape[1], bool)
         cells[r % STEP :: STEP] = True
@@ -153,6 +166,7 @@ def row_gains_reference(  # noqa: PLR0917 -- mirrors the kernel's signature
         lit = use & (b[r] > DARK)
         if lit.sum() < LEAST_CELLS:
             continue
+        tested += 1
         h = float(np.median(m[r, lit] / b[r, lit]))
         if abs(h - 1.0) < LEAST_BAND or not ROW_GAIN[0] <= h <= ROW_GAIN[1]:
             continue
@@ -166,7 +180,9 @@ def row_gains_reference(  # noqa: PLR0917 -- mirrors the kernel's signature
     bend = np.abs(d[1:-1] - 0.5 * (d[:-2] + d[2:]))[inner].sum()
     runs = int(inner.sum())
     if banded and (
-        runs < max(LEAST_RUNS, RUN_SHARE * banded) or bend > SMOOTH * np.abs(d[1:-1][inner]).sum()
+        banded < WHOLE * tested
+        or runs < max(LEAST_RUNS, RUN_SHARE * banded)
+        or bend > SMOOTH * np.abs(d[1:-1][inner]).sum()
     ):
         gains.fill(1.0)
         banded = 0
