@@ -251,10 +251,8 @@ class MotionDetector:
         highlights clip, the block means alone cannot tell light from an object."""
         s = self.settings
         floor, k, kb = s.noise_floor, s.noise_factor, s.reach_factor
-        g, o = global_fit(m, self.f[G.BG], self.u[G.WEIGHT])
-        banded = row_gains(m, self.f[G.BG], self.u, g, o, self._row_gains)
+        g, o, banded = fit_light(m, self.f[G.BG], self.u, self._row_gains)
         if banded:
-            g, o, banded = self._fit_bands(m, g, o, banded)
             self._relight_rows(g, o)
         count = compare_grid(m, self.f, self.u, g, o, k, kb, floor)
         jump = count - self._last_count
@@ -323,30 +321,6 @@ class MotionDetector:
         full rate, and confirm nothing hides."""
         self._rebase(m, t)
         return self._set(GLOBAL_CHANGE, FrameExplain(t, f"global change: {why}"))
-
-    def _fit_bands(
-        self, m: npt.NDArray[np.float32], g: float, o: float, banded: int
-    ) -> tuple[float, float, int]:
-        """The whole-view model and the row gains again, when the rows are banded: bands pull
-        the whole-view fit (the dark and bright thirds it fits sit in different rows, so a
-        gain of 0.35 and an offset of 40 came out where nothing but the bands changed), and
-        row gains over a wrong model leave much of each row unexplained. So the rows are fitted
-        over the background as it stands first (it is re-based every analysed frame, so the
-        light rarely changed much since), the bands taken out of a copy of the frame by them
-        (scaled so that their median is 1: what all rows share is the whole view's), the whole
-        view fitted on that, and the rows over it again. Where that finds nothing, the first
-        fit stands."""
-        bg, weight, gains = self.f[G.BG], self.u[G.WEIGHT], self._row_gains
-        first = gains.copy()
-        if row_gains(m, bg, self.u, 1.0, 0.0, gains):
-            rows = gains != 1.0
-            gains[rows] /= np.median(gains[rows])
-            g2, o2 = global_fit(m / gains[:, None], bg, weight)
-            again = row_gains(m, bg, self.u, g2, o2, gains)
-            if again:
-                return g2, o2, again
-        np.copyto(gains, first)
-        return g, o, banded
 
     def _relight_rows(self, g: float, o: float) -> None:
         """Bring background and previous frame to each banded row's light (``kernels.rows``):
@@ -547,6 +521,38 @@ class MotionDetector:
         return MotionResult(min(1.0, score), boxes, True, False, wake, since)
 
 
+def fit_light(
+    m: npt.NDArray[np.float32], bg: F32, u: npt.NDArray[np.uint8], gains: F32
+) -> tuple[float, float, int]:
+    """The light of grid ``m`` over background ``bg``: the whole view's gain and offset
+    ``(g, o)`` and, where a light on mains power bands the rows, each row's gain over them
+    (into ``gains``, ``kernels.rows``; 1 elsewhere) and how many rows are banded.
+
+    Bands pull the whole-view fit: its dark and bright thirds sit in different rows, so under
+    a ±19 % light it swung from frame to frame between a gain of 0.9 and one of 0.35 with an
+    offset of 40 where nothing but the bands changed, and row gains over such a model left a
+    person unseen. So when the rows are banded, they are fitted over the background as it
+    stands first (it is re-based every analysed frame, so the light rarely changed much
+    since), the bands taken out of a copy of the frame by them (scaled to a median of 1: what
+    all rows share is the whole view's light), the whole view fitted on that, and the rows
+    over it again. Where that finds no bands, the first fit stands.
+    """
+    g, o = global_fit(m, bg, u[G.WEIGHT])
+    banded = row_gains(m, bg, u, g, o, gains)
+    if not banded:
+        return g, o, 0
+    first = gains.copy()
+    if row_gains(m, bg, u, 1.0, 0.0, gains):
+        rows = gains != 1.0
+        gains[rows] /= np.median(gains[rows])
+        g2, o2 = global_fit(m / gains[:, None], bg, u[G.WEIGHT])
+        again = row_gains(m, bg, u, g2, o2, gains)
+        if again:
+            return g2, o2, again
+    np.copyto(gains, first)
+    return g, o, banded
+
+
 def _settling_deviation(
     stack: F32, median: F32, weight: npt.NDArray[np.uint8]
 ) -> tuple[F32, F32, F32, F32]:
@@ -576,8 +582,8 @@ def _settling_deviation(
     state[G.WEIGHT] = weight
     gains = np.ones(median.shape[0], np.float32)
     for i in range(len(lit)):
-        g, o = global_fit(lit[i], median, weight)
-        if row_gains(lit[i], median, state, g, o, gains):
+        g, o, banded = fit_light(lit[i], median, state, gains)
+        if banded:
             lit[i] /= gains[:, None]
         lit[i] -= o
         lit[i] /= g
