@@ -326,13 +326,12 @@ class MotionDetector:
         """Bring background and previous frame to each banded row's light (``kernels.rows``):
         ``g * bg + o`` becomes ``h_r * (g * bg + o)``, which ``compare_grid`` then takes."""
         h = self._row_gains[:, None]
-        planes = self.f[[G.BG, G.PREV]]
+        planes = self.f[G.BG : G.PREV + 1]  # a view of both planes (adjacent in the stack)
         planes *= g
         planes += o
         planes *= h
         planes -= o
         planes /= g
-        self.f[[G.BG, G.PREV]] = planes
 
     def _light_step(self, t: float, dt: float, g: float, o: float, floor: float) -> bool:
         """Whether the light over the whole view stepped just now: the global model (each
