@@ -61,7 +61,10 @@ WHOLE = 1 / 3
 #: Least usable cells in a row for a gain of its own; a row is sampled at every STEP-th cell
 #: (a checkerboard: a band spans the row, and half the cells tell it as well as all of them
 #: at half the cost). A row within LEAST_BAND of the model keeps a gain of 1 unexamined: a
-#: band that shallow is a level or two, within the noise floor.
+#: band that shallow is a level or two, within the noise floor. Most rows are, every frame
+#: on a quiet camera, so the kernel tells them without sorting: where fewer than half of a
+#: row's ratios lie at or beyond LEAST_BAND on either side, the middle ones, and so the
+#: median, lie within it (the same answer as the median's; a third of the cost at 4K).
 LEAST_CELLS, STEP, LEAST_BAND = 16, 2, 0.01
 #: Row gains beyond these are no mains light (a band swings the light by a few tens of %).
 ROW_GAIN = (0.5, 2.0)
@@ -98,14 +101,20 @@ def _row_gains_kernel(m, bg, u, g, o, gains):  # type: ignore[no-untyped-def]  #
     for r in range(rows):
         gains[r] = 1.0
         n = 0
+        low = 0
+        high = 0
         for c in range(r % STEP, cols, STEP):
             b = g * bg[r, c] + o
             if _counts(u, r, c, b, m[r, c]) and b > DARK:
                 ratio[n] = m[r, c] / b
+                low += ratio[n] - 1.0 <= -LEAST_BAND
+                high += ratio[n] - 1.0 >= LEAST_BAND
                 n += 1
         if n < LEAST_CELLS:
             continue
         tested += 1
+        if 2 * low < n and 2 * high < n:
+            continue  # the median is within LEAST_BAND (see the constant): no sort
         h = np.median(ratio[:n])
         if abs(h - 1.0) < LEAST_BAND or not ROW_GAIN[0] <= h <= ROW_GAIN[1]:
             continue
