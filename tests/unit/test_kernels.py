@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from privastead.media import kernels as k
-from privastead.media.kernels import clipping
+from privastead.media.kernels import clipping, order
 from privastead.media.kernels import grid as G
 
 
@@ -76,6 +76,46 @@ def test_global_fit_matches_reference(rows: int, cols: int, seed: int, step: int
     got = k.global_fit(g["m"], g["bg"], g["weight"], step)
     want = k.global_fit_reference(g["m"], g["bg"], g["weight"], step)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-4)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), levels=st.sampled_from([2, 16, 256]))
+def test_global_fit_matches_reference_on_tied_values(seed: int, levels: int) -> None:
+    """Block means come in steps (a flat wall, a clipped sky): thirds and medians with ties."""
+    rng = np.random.default_rng(seed)
+    bg = (20 + np.floor(rng.uniform(0, levels, (120, 213))) * (220 / levels)).astype(np.float32)
+    m = (bg * 1.1 + np.round(rng.normal(0, 2, bg.shape))).astype(np.float32)
+    weight = np.ones(bg.shape, np.uint8)
+    assert k.global_fit(m, bg, weight) == k.global_fit_reference(m, bg, weight)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(1, 3000),
+    kind=st.sampled_from(["uniform", "ties", "cluster", "constant", "spread"]),
+    at=st.floats(0, 1),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_order_statistics_match_numpy(n: int, kind: str, at: float, seed: int) -> None:
+    """The binned selection gives NumPy's exact values: ties, a tight cluster among outliers
+    (several passes of bins), all equal, values spanning many orders of magnitude."""
+    rng = np.random.default_rng(seed)
+    a = {
+        "uniform": lambda: rng.uniform(-50, 300, n),
+        "ties": lambda: rng.integers(0, 5, n).astype(np.float64),
+        "cluster": lambda: np.where(
+            rng.random(n) < 0.05, rng.uniform(-1e6, 1e6, n), 7 + rng.uniform(0, 1e-9, n)
+        ),
+        "constant": lambda: np.full(n, 3.25),
+        "spread": lambda: rng.standard_normal(n) * 10.0 ** rng.integers(-8, 8, n),
+    }[kind]()
+    kth = min(n - 1, int(at * n))
+    before = a.copy()
+    work = np.empty(n, np.float64)
+    assert order.select_pair(a, n, kth, work) == order.select_pair_reference(a, n, kth)
+    np.testing.assert_array_equal(a, before)  # read only, when it is not the scratch
+    assert order.median(a, n, work) == order.median_reference(a, n)
+    assert order.median(a, n, a) == order.median_reference(before, n)  # in place
 
 
 def test_global_fit_recovers_an_exposure_change() -> None:

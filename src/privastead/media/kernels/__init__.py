@@ -21,6 +21,7 @@ from privastead.media.kernels.grid import (
     light_cells_reference,
 )
 from privastead.media.kernels.labels import label_cells, label_cells_reference
+from privastead.media.kernels.order import median, median_reference
 from privastead.media.kernels.rows import row_gains, row_gains_reference
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "learn_grid_reference",
     "light_cells",
     "light_cells_reference",
+    "median",
+    "median_reference",
     "row_gains",
     "row_gains_reference",
 ]

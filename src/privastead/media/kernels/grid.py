@@ -35,6 +35,8 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from privastead.media.kernels.order import median, select_pair
+
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]
 F64 = npt.NDArray[np.float64]
@@ -73,6 +75,21 @@ STRAY, MIN_STRAY = 1.5, 6.0
 
 
 @numba.njit(
+    "float64(float64[::1], float64[::1], int64, float64, float64, float64[::1])",
+    nogil=True,
+    cache=True,
+)
+def _median_where(v, key, count, low, high, work):  # type: ignore[no-untyped-def]  # noqa: PLR0917
+    """The median of ``v[i]`` over the ``i < count`` with ``low <= key[i] <= high``."""
+    n = 0
+    for i in range(count):
+        if low <= key[i] <= high:
+            work[n] = v[i]
+            n += 1
+    return median(work, n, work)
+
+
+@numba.njit(
     "UniTuple(float64, 2)(float32[:, ::1], float32[:, ::1], uint8[:, ::1], int64)",
     nogil=True,
     cache=True,
@@ -92,23 +109,27 @@ def _global_fit_kernel(m, bg, weight, step):  # type: ignore[no-untyped-def]
             count += 1
     if count < 16:
         return 1.0, 0.0
-    xs = xs[:count]
-    ys = ys[:count]
+    # Order statistics by bins, not by quickselect (``kernels.order``): on a frame it has not
+    # seen, a quickselect's branches are mostly mispredicted.
+    work = np.empty(count, np.float64)
     third = count // 3
-    # Thirds by value (quickselect, not a sort): cells at or below the lower cut, at or
-    # above the upper cut.
-    x_lo = np.partition(xs, third)[third]
-    x_hi = np.partition(xs, count - 1 - third)[count - 1 - third]
-    lo = xs <= x_lo
-    hi = xs >= x_hi
-    xlo = np.median(xs[lo])
-    xhi = np.median(xs[hi])
+    # Thirds by value: cells at or below the lower cut, at or above the upper cut.
+    x_lo, _ = select_pair(xs, count, third, work)
+    x_hi, _ = select_pair(xs, count, count - 1 - third, work)
+    xlo = _median_where(xs, xs, count, -np.inf, x_lo, work)
+    xhi = _median_where(xs, xs, count, x_hi, np.inf, work)
     if xhi - xlo > MIN_SPREAD:
-        g = (np.median(ys[hi]) - np.median(ys[lo])) / (xhi - xlo)
+        yhi = _median_where(ys, xs, count, x_hi, np.inf, work)
+        ylo = _median_where(ys, xs, count, -np.inf, x_lo, work)
+        g = (yhi - ylo) / (xhi - xlo)
     else:
-        g = np.median(ys / xs)
+        for i in range(count):
+            work[i] = ys[i] / xs[i]
+        g = median(work, count, work)
     g = min(max(g, GAIN_RANGE[0]), GAIN_RANGE[1])
-    o = np.median(ys - g * xs)
+    for i in range(count):
+        work[i] = ys[i] - g * xs[i]
+    o = median(work, count, work)
     return g, o
 
 
