@@ -225,18 +225,3 @@ def test_someone_crossing_as_the_light_steps_in_the_start_up_is_seen_at_once(
     # the light step alone stays quiet
     dimmed = encode_scene(_dimmed_scene(()), tmp_path / "dimmed.mp4", gop_seconds=2.0)
     assert scan_file(dimmed, DetectionSettings(), EventSettings(), mode=mode).events == []  # type: ignore[arg-type]
-
-
-def test_a_brisk_walker_at_a_low_frame_rate_in_the_start_up_is_found(tmp_path: Path) -> None:
-    """At 5 fps a walker clears most of its width (here about 0.7 of it) between analysed
-    frames, so its blob never overlaps itself by half (never coherent); born in the start-up,
-    its track is found by its box's moves as a whole, which leave a swaying bush where it was
-    (``tracks._steady``)."""
-    walker = Walker(path=((0.3, -0.1, 0.7), (5.1, 1.1, 0.72)), height=0.45, luma=45.0)
-    scene = Scene("brisk", Phenomena(noise=2.5, walkers=(walker,)), width=320, height=180,
-                  fps=5.0, seed=12, duration=9.0)  # fmt: skip
-    clip = encode_scene(scene, tmp_path / "brisk.mp4", gop_seconds=2.0)
-    for mode in ("full", "keyframes"):
-        events = scan_file(clip, DetectionSettings(), EventSettings(), mode=mode).events  # type: ignore[arg-type]
-        assert len(events) == 1, (mode, events)
-        assert events[0].start <= 2.0, (mode, events)

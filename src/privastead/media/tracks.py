@@ -358,17 +358,13 @@ def _steady(new: F64, chronic: B) -> B:
     where it came from, and nearly all the way it went, frame to frame, was progress
     (``STRAIGHT``). A chain of rain streaks or flakes that happen to make object-sized blobs
     near each other goes this way and that, as does a bush's blob; where either churns, the
-    area is chronic, and a blob there, or on a track born as the light stepped (judged by its
-    centre alone), is not steady. A track born in the start-up, where what churns is not
-    known yet, goes on by its box's moves as a whole (``_step``), which leave a swaying bush
-    where it was: at a low frame rate (5 fps) a walker clears most of its width between
-    analysed frames, is never coherent, and is only ever found this way. To be counted
-    coherent, the blob must be sharp too (``_inherit``).
+    area is chronic, and a blob there, or on a track judged by its centre alone (born in the
+    start-up or as the light stepped), is not steady. To be counted coherent, the blob must
+    be sharp too (``_inherit``).
     """
-    early = new[:, EARLY] > 0
-    net = np.where(early, np.hypot(new[:, MY], new[:, MX]), _gone(new))
+    net = _gone(new)
     far = net >= np.maximum(new[:, SIZEMAX], MIN_TRAVEL)
-    plain = (new[:, CHRONIC] == 0) & (new[:, LIT] == 0) & ~chronic
+    plain = (new[:, CHRONIC] == 0) & (new[:, LIT] == 0) & (new[:, EARLY] == 0) & ~chronic
     steady: B = (new[:, STEPS] >= STEADY_FRAMES) & far & (net >= STRAIGHT * new[:, PATH]) & plain
     return steady
 
