@@ -26,6 +26,7 @@ import os
 import random
 import signal
 import stat
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -1490,6 +1491,42 @@ async def test_kill9_of_the_parent_ends_the_front_and_a_restart_has_everything(
     await asyncio.to_thread(native.start)  # the same port: the old front holds nothing
     await _assert_all_listed(native, box, acknowledged, extra=3)
     assert len(front_children(native)) == 1
+
+
+#: ``privastead-server`` with a SIGTERM sent to itself the moment ``listen`` returns: the
+#: native front answers requests before that, so a caller may already stop the relay there.
+_TERM_AT_LISTEN = """
+import os, signal, sys
+from privastead.relay import server
+from privastead.cli.server import main
+listen = server.listen
+async def listen_then_term(*args, **kwargs):
+    listening = await listen(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return listening
+server.listen = listen_then_term
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_sigterm_as_the_front_starts_answering_is_a_graceful_stop(tmp_path: Path) -> None:
+    """Signals are handled from before the relay listens: a SIGTERM that lands as soon as the
+    front answers (it once took the default action there and killed the relay, leaving the
+    front's socket directory behind) stops the relay gracefully."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(mode=0o700)
+    relay = RelayProcess(data_dir=tmp_path / "data", config_text=front_config("native"))
+    relay.config_file.write_text(relay.config_text)
+    args = ["serve", "--config", str(relay.config_file), "--data-dir", str(relay.data_dir)]
+    proc = subprocess.run(
+        [sys.executable, "-c", _TERM_AT_LISTEN, *args, "--port", str(relay.port)],
+        env={**os.environ, "TMPDIR": str(tmp)},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert not list(tmp.glob("privastead-front-*"))
 
 
 def test_the_socket_directories_of_killed_relays_are_swept_by_the_next(tmp_path: Path) -> None:

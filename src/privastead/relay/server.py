@@ -242,17 +242,22 @@ async def serve(
         stopping.set()
 
     assert runner.server is not None  # set by setup()
+    # Before listening: the native front answers requests before ``listen`` returns, and a
+    # SIGTERM in between used to take the default action, killing the relay without its
+    # graceful stop (in-flight requests cut, the front's socket directory left behind).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
     try:
         listening = await listen(config, app, runner.server, fatal)
     except BaseException:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         await runner.cleanup()
         raise
     scheme = "https" if config.tls_cert else "http"
     how = " (native front)" if listening.native is not None else ""
     _log.info("relay listening on %s://%s:%d%s", scheme, config.host, listening.port, how)
     print(f"privastead-server: listening on {scheme}://{config.host}:{listening.port}", flush=True)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
     try:
         await stopping.wait()
         _log.info("stopping: finishing in-flight requests")
