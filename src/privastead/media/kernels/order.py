@@ -25,7 +25,8 @@ import numpy.typing as npt
 
 F64 = npt.NDArray[np.float64]
 
-#: Bins per pass, and the count at or under which the values left are quickselected.
+#: Bins per pass, and the count at or under which the values left are quickselected (fewer
+#: than that and a pass over 256 bins costs more than the mispredicted branches it saves).
 BINS, SMALL = 256, 48
 
 
