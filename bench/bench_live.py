@@ -53,13 +53,12 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "relay"), str(ROOT / "
 os.environ.setdefault("NUMBA_CACHE_DIR", str(ROOT / ".cache" / "numba"))
 
 import av  # noqa: E402
-from av.sidedata.sidedata import Type as SideDataType  # noqa: E402
 from e2e_harness import Home  # noqa: E402
 from relay_harness import RelayProcess, free_port, make_process  # noqa: E402
 
 from latency_table import pct  # noqa: E402
 from privastead.camsim.rtp import split_annexb  # noqa: E402
-from privastead.camsim.stamp import read_stamp, sample_stamp  # noqa: E402
+from privastead.camsim.stamp import frame_stamp, sample_stamp  # noqa: E402
 from privastead.client.app import Client  # noqa: E402
 from privastead.client.device import DataDir  # noqa: E402
 from privastead.client.live import watch  # noqa: E402
@@ -88,13 +87,7 @@ RTSP_OPTIONS = {  # what media.ingest uses
 
 
 def stamps_of(frame: av.VideoFrame) -> float | None:
-    sides: Any = frame.side_data  # iterates SideData (PyAV's stubs say str)
-    for side in sides:
-        if side.type == SideDataType.SEI_UNREGISTERED:
-            stamp = read_stamp(bytes(side))
-            if stamp is not None:
-                return stamp
-    return None
+    return frame_stamp(frame)
 
 
 @dataclass

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import struct
 import uuid
+from enum import Enum
+from typing import Any
 
 from privastead.camsim.rtp import Codec
 
@@ -125,6 +127,23 @@ def read_stamp(sei_user_data: bytes) -> float | None:
     return float(micros) / 1e6
 
 
+def frame_stamp(frame: object) -> float | None:
+    """The send time a decoded frame carries in its side data, or None.
+
+    PyAV 18.1.0 iterates a frame's side data as the entries themselves, 18.1.1 as their types
+    (a mapping): an entry is taken either way. A mapping holds one entry per type, so where
+    the encoder's own user-data SEI shares a frame with the stamp (x264's, on its first
+    frame) the stamp may not show."""
+    sides: Any = getattr(frame, "side_data", {})
+    for key in sides:
+        side = sides[key] if isinstance(key, Enum) else key
+        if side.type.name == "SEI_UNREGISTERED":
+            stamp = read_stamp(bytes(side))
+            if stamp is not None:
+                return stamp
+    return None
+
+
 def is_vcl_payload(codec: Codec, payload: bytes) -> bool:
     """Whether an RTP payload (single NAL unit or fragmentation unit) carries a slice."""
     if codec == "h264":
@@ -137,6 +156,7 @@ def is_vcl_payload(codec: Codec, payload: bytes) -> bool:
 __all__ = [
     "STAMP_UUID",
     "escape",
+    "frame_stamp",
     "is_vcl_payload",
     "read_stamp",
     "sample_stamp",
