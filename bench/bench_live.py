@@ -86,10 +86,6 @@ RTSP_OPTIONS = {  # what media.ingest uses
 }
 
 
-def stamps_of(frame: av.VideoFrame) -> float | None:
-    return frame_stamp(frame)
-
-
 @dataclass
 class Samples:
     """Latencies (seconds) of one way of watching a camera."""
@@ -157,7 +153,7 @@ class DecodeThread:
             item, arrived = entry
             start = time.perf_counter()
             for frame in self.decode(item):
-                self.frames.append((stamps_of(frame), arrived, time.time()))
+                self.frames.append((frame_stamp(frame), arrived, time.time()))
             self.busy += time.perf_counter() - start
 
 

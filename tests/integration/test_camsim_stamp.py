@@ -7,7 +7,6 @@ import asyncio
 import io
 import random
 import time
-from enum import Enum
 from typing import Any
 
 import av
@@ -18,6 +17,7 @@ from privastead.camsim.server import RtspServer
 from privastead.camsim.stamp import (
     escape,
     frame_stamp,
+    frame_user_data,
     read_stamp,
     sample_stamp,
     sei_nal,
@@ -54,13 +54,6 @@ def test_a_stamp_is_read_back_from_an_mp4_sample(codec: Codec) -> None:
     assert read_stamp(b"\x00" * 24) is None  # another user-data SEI (x264 writes one)
 
 
-def _foreign_sei(frame: Any) -> bool:
-    """The frame shows a user-data SEI that is no stamp (x264 writes its version in one)."""
-    sides: Any = frame.side_data
-    entries = [sides[k] if isinstance(k, Enum) else k for k in sides]
-    return any(e.type.name == "SEI_UNREGISTERED" and read_stamp(bytes(e)) is None for e in entries)
-
-
 def _read(url: str, count: int) -> tuple[list[float | None], bytes, list[float]]:
     """Decoded frames' stamps, and the same packets remuxed into per-frame fMP4 fragments
     (as the hub's livestream muxer does), with the wall-clock window of the read."""
@@ -86,7 +79,8 @@ def _read(url: str, count: int) -> tuple[list[float | None], bytes, list[float]]
                     stamp = frame_stamp(frame)
                     # PyAV from 18.1.1 hands out one side-data entry per type: where x264's
                     # own user-data SEI (its first frame) shares the frame, that one shows.
-                    stamps.append(stamp if stamp is not None or not _foreign_sei(frame) else -1.0)
+                    foreign = any(read_stamp(d) is None for d in frame_user_data(frame))
+                    stamps.append(-1.0 if stamp is None and foreign else stamp)
                 if len(stamps) >= count:
                     break
     return stamps, out.getvalue(), [start, time.time()]

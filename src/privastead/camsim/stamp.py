@@ -127,21 +127,23 @@ def read_stamp(sei_user_data: bytes) -> float | None:
     return float(micros) / 1e6
 
 
-def frame_stamp(frame: object) -> float | None:
-    """The send time a decoded frame carries in its side data, or None.
+def frame_user_data(frame: object) -> list[bytes]:
+    """The user-data-unregistered SEI payloads a decoded frame shows in its side data.
 
     PyAV 18.1.0 iterates a frame's side data as the entries themselves, 18.1.1 as their types
     (a mapping): an entry is taken either way. A mapping holds one entry per type, so where
     the encoder's own user-data SEI shares a frame with the stamp (x264's, on its first
-    frame) the stamp may not show."""
+    frame) only one of them shows."""
     sides: Any = getattr(frame, "side_data", {})
-    for key in sides:
-        side = sides[key] if isinstance(key, Enum) else key
-        if side.type.name == "SEI_UNREGISTERED":
-            stamp = read_stamp(bytes(side))
-            if stamp is not None:
-                return stamp
-    return None
+    entries = [sides[key] if isinstance(key, Enum) else key for key in sides]
+    return [bytes(e) for e in entries if e.type.name == "SEI_UNREGISTERED"]
+
+
+def frame_stamp(frame: object) -> float | None:
+    """The send time a decoded frame carries in its side data, or None (``frame_user_data``:
+    under PyAV from 18.1.1 the encoder's own SEI may hide it)."""
+    stamps = (read_stamp(data) for data in frame_user_data(frame))
+    return next((s for s in stamps if s is not None), None)
 
 
 def is_vcl_payload(codec: Codec, payload: bytes) -> bool:
@@ -157,6 +159,7 @@ __all__ = [
     "STAMP_UUID",
     "escape",
     "frame_stamp",
+    "frame_user_data",
     "is_vcl_payload",
     "read_stamp",
     "sample_stamp",
