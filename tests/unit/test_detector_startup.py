@@ -225,3 +225,22 @@ def test_someone_crossing_as_the_light_steps_in_the_start_up_is_seen_at_once(
     # the light step alone stays quiet
     dimmed = encode_scene(_dimmed_scene(()), tmp_path / "dimmed.mp4", gop_seconds=2.0)
     assert scan_file(dimmed, DetectionSettings(), EventSettings(), mode=mode).events == []  # type: ignore[arg-type]
+
+
+def test_a_brisk_walker_at_a_low_frame_rate_from_the_start_up_on_is_found(
+    tmp_path: Path,
+) -> None:
+    """At 5 fps a brisk walker clears most of its width between analysed frames, so its blob
+    never overlaps itself by half (never coherent). Born in the start-up, its track is found
+    once the start-up is over by going steadily on (``tracks._steady``), as a track born
+    later is; what the start-up's frames alone show of a track (a flake that falls straight
+    through them) still cannot make it steady. The event is backdated into the start-up (by
+    at most ``events.BACKDATE``)."""
+    walker = Walker(path=((3.0, -0.1, 0.7), (7.8, 1.1, 0.72)), height=0.45, luma=45.0)
+    scene = Scene("brisk", Phenomena(noise=2.5, walkers=(walker,)), width=320, height=180,
+                  fps=5.0, seed=12, duration=9.0)  # fmt: skip
+    clip = encode_scene(scene, tmp_path / "brisk.mp4", gop_seconds=2.0)
+    for mode in ("full", "keyframes"):
+        events = scan_file(clip, DetectionSettings(), EventSettings(), mode=mode).events  # type: ignore[arg-type]
+        assert len(events) == 1, (mode, events)
+        assert events[0].start < STARTUP_SECONDS, (mode, events)

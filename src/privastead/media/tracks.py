@@ -45,7 +45,13 @@ summed over its moves, both sides of an axis shifting the same way in each: a sw
 blob that swells and falls back into a corner of itself carries its centre back and forth,
 and even its box against the box it was born with, but never moves it as a whole from one
 frame to the next; ``_step``), and it is never an object for having appeared at once (the
-frame before is the start-up's median, not a frame of the stream).
+frame before is the start-up's median, not a frame of the stream). It goes on steadily
+(``_steady``) only in frames after the start-up: while the start-up is looked at again, what
+moves chronically is not known yet, and a big flake right in front of the lens falls as
+straight through those frames as a walker walks. A walker who goes on after the start-up is
+followed on like any track; at 5 analysed frames a second, where a brisk walker clears most
+of its width between frames and its blob never overlaps itself by half, that is what finds
+someone who came in during the start-up.
 
 Travel is measured from where the track's blob came from: a blob that does not touch the
 box its track had in the previous frame (a fragment of foliage lighting up beside another,
@@ -195,7 +201,9 @@ class Tracks:
         new[:, COH] = coherent
         was = steady = still = np.zeros(n, bool)
         if len(tracks) and n:
-            was, steady, still = _inherit(new, tracks, coherent, size, sharp, chronic, self.grid)
+            was, steady, still = _inherit(
+                new, tracks, coherent, size, sharp, chronic, early, self.grid
+            )
             coherent = new[:, COH] > 0
             tracks = tracks[~_hits(boxes, tracks).any(axis=0)]  # the rest wait out their grace
         confirmed = was | self._confirm(new, boxes, t, persistence, _went(new, activity))
@@ -347,7 +355,7 @@ def _gone(new: F64) -> F64:
     return gone
 
 
-def _steady(new: F64, chronic: B) -> B:
+def _steady(new: F64, chronic: B, early: bool) -> B:
     """Per blob: its track goes on steadily, so it is coherent too.
 
     A small car far away at night, driving across the view, moves more than its own length
@@ -358,13 +366,16 @@ def _steady(new: F64, chronic: B) -> B:
     where it came from, and nearly all the way it went, frame to frame, was progress
     (``STRAIGHT``). A chain of rain streaks or flakes that happen to make object-sized blobs
     near each other goes this way and that, as does a bush's blob; where either churns, the
-    area is chronic, and a blob there, or on a track judged by its centre alone (born in the
-    start-up or as the light stepped), is not steady. To be counted coherent, the blob must
-    be sharp too (``_inherit``).
+    area is chronic, and a blob there, or on a track born as the light stepped (judged by its
+    centre alone), is not steady; nor is a track born in the start-up while the start-up's
+    frames are looked at again (``early``; what moves chronically is not known yet): it may
+    go on steadily in the frames after. To be counted coherent, the blob must be sharp too
+    (``_inherit``).
     """
     net = _gone(new)
     far = net >= np.maximum(new[:, SIZEMAX], MIN_TRAVEL)
-    plain = (new[:, CHRONIC] == 0) & (new[:, LIT] == 0) & (new[:, EARLY] == 0) & ~chronic
+    born_early = (new[:, EARLY] > 0) & early
+    plain = (new[:, CHRONIC] == 0) & (new[:, LIT] == 0) & ~born_early & ~chronic
     steady: B = (new[:, STEPS] >= STEADY_FRAMES) & far & (net >= STRAIGHT * new[:, PATH]) & plain
     return steady
 
@@ -448,7 +459,14 @@ def _hold_shape(new: F64, tracks: F64, touch: B, came: npt.NDArray[np.intp], kep
 
 
 def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
-    new: F64, tracks: F64, coherent: B, size: F64, sharp: B, chronic: B, grid: tuple[int, int]
+    new: F64,
+    tracks: F64,
+    coherent: B,
+    size: F64,
+    sharp: B,
+    chronic: B,
+    early: bool,
+    grid: tuple[int, int],
 ) -> tuple[B, B, B]:
     """Matched blobs inherit their tracks' history (in place); returns which were confirmed,
     which go steadily on (``_steady``), and which continue their track with the box it had in
@@ -496,7 +514,7 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     new[:, PATH] = np.where(kept, origin[:, PATH] + way, 0.0)
     new[:, STEPS] = np.where(kept, origin[:, STEPS] + 1, 0.0)
     new[:, SIZEMAX] = np.where(matched, np.maximum(best(SIZEMAX), size), size)
-    steady = _steady(new, chronic)
+    steady = _steady(new, chronic, early)
     coherent = coherent | _carried(whole, box, origin, kept) | (steady & sharp)
     new[:, COH] = coherent
     new[:, HITS] = np.where(matched, 0.5 * best(HITS) + coherent, new[:, HITS])
