@@ -272,6 +272,26 @@ def test_a_chance_chain_going_this_way_and_that_is_not_steady() -> None:
     assert not any(_drive(trace))
 
 
+def test_a_walker_that_came_in_as_head_and_body_goes_steadily_on_once_whole() -> None:
+    # traced from a walker coming in at 6 fps (960x540): never coherent (it moves half its
+    # width a frame), and its first blobs were its head and body, now apart, now whole,
+    # the track's centre hopping up and down between them; once it walks on whole it goes
+    # steadily on, as it would had it come in whole (what went this way and that a second
+    # ago no longer counts against it)
+    tracks = Tracks((120, 213))
+    split = [True, False, True, False, True, True, True, True, False, True]
+    seen = []
+    for i in range(26):
+        c0 = 6.0 * i
+        parts = [(74, 84), (85, 115)] if i < len(split) and split[i] else [(74, 115)]
+        boxes = np.array([[r0, c0, r1, c0 + 11] for r0, r1 in parts], np.float64)
+        n = len(boxes)
+        never = np.zeros(n, bool)
+        motion, _, _ = tracks.update(boxes, never, never, never, i / 6, 0.4, np.ones(n, bool))
+        seen.append(bool(motion.any()))
+    assert any(seen)
+
+
 def test_a_steady_chain_in_a_chronic_area_is_not_an_object() -> None:
     # (a guard: a chronic track must also be seen outside chronic areas) where rain or
     # foliage churns, a chain of its blobs that happens to go one way is not taken for a car
@@ -303,6 +323,28 @@ def _reshape(light_step: bool, *, early: bool = False) -> list[bool]:
         )
         seen.append(bool(motion.any()))
     return seen
+
+
+def _brisk(light_step: Callable[[int], bool]) -> list[bool]:
+    """A thing six cells wide moving four a frame at 5 analysed frames a second (never
+    coherent), the light over the whole view stepping in the frames ``light_step`` says."""
+    tracks = Tracks((144, 256))
+    seen = []
+    for i in range(20):
+        box = np.array([[80.0, 10.0 + 4 * i, 92.0, 16.0 + 4 * i]])
+        step = light_step(i)
+        motion, _, _ = tracks.update(box, NO, NO, NO, i * 0.2, 0.4, YES, light_step=step)
+        seen.append(bool(motion.any()))
+    return seen
+
+
+def test_a_walker_born_as_the_light_stepped_goes_on_steadily_once_it_is_steady() -> None:
+    # a walker under a light on mains power: its own blob can make the light look as if it
+    # stepped in the frame it came in (and in some after); it goes on steadily in the frames
+    # where the light does not step. What goes on only while the light steps is not steady
+    assert any(_brisk(lambda i: i == 0))
+    assert any(_brisk(lambda i: i % 4 == 0))
+    assert not any(_brisk(lambda i: True))
 
 
 def test_a_blob_born_with_a_light_step_must_carry_its_centre() -> None:

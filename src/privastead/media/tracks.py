@@ -36,7 +36,10 @@ strong edge changes at once, and where the sensor clips or the tone curve bends,
 global brightness model says, so blobs appear along those edges and change shape as the step
 ramps) is judged like one in a chronic area: its centre must travel ``MOVED_CHRONIC`` sizes,
 and it is never an object for having appeared at once. Someone walking in during the step
-goes on walking.
+goes on walking, and goes on steadily (``_steady``) in the frames where the light does not
+step: what a step leaves along the edges reshapes in place and never goes a size away in a
+straight line, while under a light on mains power a walker's own blob pulls the fit of the
+light enough that the light seems to step in the frame the walker comes in, and in some after.
 
 A track born in the detector's start-up, looked at again once the background is known, is
 judged with what a few seconds taught about the scene: a bush that swayed little in them is
@@ -113,8 +116,9 @@ SHARP_FRAMES = 2
 SAME_SHAPE, CARRIED = 0.25, 2.0
 #: A track is steady (``_steady``) once it has been followed over this many frames from where
 #: its travel is measured, its centre has gone at least a size (and MIN_TRAVEL cells) from
-#: there, and at least this share of the way its centre went, frame to frame, was progress.
-STEADY_FRAMES, STRAIGHT = 4, 0.8
+#: there, and at least this share of the way its centre went lately, frame to frame, was
+#: progress; the way and the progress both fade with this time constant (seconds).
+STEADY_FRAMES, STRAIGHT, STEADY_SECONDS = 4, 0.8, 1.0
 
 # Track columns: box (rows, cols; end exclusive), birth time, last seen, coherent hits,
 # birth centre, size at birth, largest size, largest distance travelled (in sizes),
@@ -123,13 +127,14 @@ STEADY_FRAMES, STRAIGHT = 4, 0.8
 # view stepped, born in the detector's start-up; the boxes it had when it was first and last
 # seen outside chronic areas; the sum of its box's frame-to-frame moves as a whole (rows,
 # columns; ``_step``); coherent in its last frame (``_carried``); the length of the way its
-# centre went, frame to frame, and the frames it was followed over, since the place its travel
-# is measured from (``_steady``); let go (``_keep``) and not confirmed again since (``left``).
+# centre went lately, frame to frame, the progress it made on it (rows, columns; both fading,
+# ``STEADY_SECONDS``), and the frames it was followed over, since the place its travel is
+# measured from (``_steady``); let go (``_keep``) and not confirmed again since (``left``).
 (R0, C0, R1, C1, BORN, LAST, HITS, CY0, CX0, SIZE0, SIZEMAX, TRAVEL, CONFIRMED, SUDDEN,
  CHRONIC, BR0, BC0, BR1, BC1, SHARPS, LEFT, LIT, EARLY,
- FR0, FC0, FR1, FC1, LR0, LC0, LR1, LC1, MY, MX, COH, PATH, STEPS,
- RELEASED) = range(37)  # fmt: skip
-COLUMNS = 37
+ FR0, FC0, FR1, FC1, LR0, LC0, LR1, LC1, MY, MX, COH, PATH, WY, WX, STEPS,
+ RELEASED) = range(39)  # fmt: skip
+COLUMNS = 39
 #: Where a track was first and last seen outside chronic areas.
 FIRST_OUT, LAST_OUT = slice(FR0, FC1 + 1), slice(LR0, LC1 + 1)
 
@@ -202,7 +207,7 @@ class Tracks:
         was = steady = still = np.zeros(n, bool)
         if len(tracks) and n:
             was, steady, still = _inherit(
-                new, tracks, coherent, size, sharp, chronic, early, self.grid
+                new, tracks, coherent, size, sharp, chronic, (early, light_step), self.grid
             )
             coherent = new[:, COH] > 0
             tracks = tracks[~_hits(boxes, tracks).any(axis=0)]  # the rest wait out their grace
@@ -355,7 +360,7 @@ def _gone(new: F64) -> F64:
     return gone
 
 
-def _steady(new: F64, chronic: B, early: bool) -> B:
+def _steady(new: F64, chronic: B, doubt: tuple[bool, bool]) -> B:
     """Per blob: its track goes on steadily, so it is coherent too.
 
     A small car far away at night, driving across the view, moves more than its own length
@@ -363,20 +368,25 @@ def _steady(new: F64, chronic: B, early: bool) -> B:
     its headlights joins and leaves it: its blob seldom overlaps itself, and is seldom the
     same shape twice, so neither the coherence test nor ``_carried`` holds. What it does is
     go on: followed over ``STEADY_FRAMES`` frames, its centre has gone a size or more from
-    where it came from, and nearly all the way it went, frame to frame, was progress
-    (``STRAIGHT``). A chain of rain streaks or flakes that happen to make object-sized blobs
-    near each other goes this way and that, as does a bush's blob; where either churns, the
-    area is chronic, and a blob there, or on a track born as the light stepped (judged by its
-    centre alone), is not steady; nor is a track born in the start-up while the start-up's
-    frames are looked at again (``early``; what moves chronically is not known yet): it may
-    go on steadily in the frames after. To be counted coherent, the blob must be sharp too
-    (``_inherit``).
+    where it came from, and nearly all the way it went lately (the last second or so,
+    ``STEADY_SECONDS``), frame to frame, was progress (``STRAIGHT``). A chain of rain
+    streaks or flakes that happen to make object-sized blobs near each other goes this way
+    and that, as does a bush's blob; where either churns, the area is chronic, and a blob
+    there is not steady. Nor is, in frames that cast ``doubt``, a track born in them: one
+    born in the start-up while the start-up's frames are looked at again (what moves
+    chronically is not known yet, and a big flake falls as straight through them as a walker
+    walks), one born as the light over the whole view stepped while the light steps. Either
+    may go on steadily in the frames after. To be counted coherent, the blob must be sharp
+    too (``_inherit``).
     """
     net = _gone(new)
     far = net >= np.maximum(new[:, SIZEMAX], MIN_TRAVEL)
-    born_early = (new[:, EARLY] > 0) & early
-    plain = (new[:, CHRONIC] == 0) & (new[:, LIT] == 0) & ~born_early & ~chronic
-    steady: B = (new[:, STEPS] >= STEADY_FRAMES) & far & (net >= STRAIGHT * new[:, PATH]) & plain
+    early, light_step = doubt
+    doubtful = ((new[:, EARLY] > 0) & early) | ((new[:, LIT] > 0) & light_step)
+    plain = (new[:, CHRONIC] == 0) & ~doubtful & ~chronic
+    lately = np.hypot(new[:, WY], new[:, WX])
+    straight = lately >= STRAIGHT * new[:, PATH]
+    steady: B = (new[:, STEPS] >= STEADY_FRAMES) & far & straight & plain
     return steady
 
 
@@ -465,7 +475,7 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     size: F64,
     sharp: B,
     chronic: B,
-    early: bool,
+    doubt: tuple[bool, bool],
     grid: tuple[int, int],
 ) -> tuple[B, B, B]:
     """Matched blobs inherit their tracks' history (in place); returns which were confirmed,
@@ -508,13 +518,19 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
         found: F64 = np.where(hit, tracks[None, :, column], 0).max(axis=1)
         return found
 
-    # The way the centre went, frame to frame, from where travel is measured (a jumped blob
-    # starts it again, with its own place).
+    # The way the centre went lately, frame to frame, and the progress made on it, from where
+    # travel is measured (a jumped blob starts them again, with its own place). Both fade: a
+    # walker whose first blobs were its head and body in turn, the centre hopping up and
+    # down between them, goes steadily on once it walks on whole, as it would had it come in
+    # whole; a chain of chance blobs that goes this way and that does so all along.
+    fade = np.exp(-(new[:, LAST] - origin[:, LAST]) / STEADY_SECONDS)
     way = np.hypot(shift[:, 0], shift[:, 1])
-    new[:, PATH] = np.where(kept, origin[:, PATH] + way, 0.0)
+    new[:, PATH] = np.where(kept, fade * origin[:, PATH] + way, 0.0)
+    new[:, WY] = np.where(kept, fade * origin[:, WY] + shift[:, 0], 0.0)
+    new[:, WX] = np.where(kept, fade * origin[:, WX] + shift[:, 1], 0.0)
     new[:, STEPS] = np.where(kept, origin[:, STEPS] + 1, 0.0)
     new[:, SIZEMAX] = np.where(matched, np.maximum(best(SIZEMAX), size), size)
-    steady = _steady(new, chronic, early)
+    steady = _steady(new, chronic, doubt)
     coherent = coherent | _carried(whole, box, origin, kept) | (steady & sharp)
     new[:, COH] = coherent
     new[:, HITS] = np.where(matched, 0.5 * best(HITS) + coherent, new[:, HITS])
