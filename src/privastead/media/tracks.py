@@ -207,8 +207,9 @@ class Tracks:
         was = steady = still = np.zeros(n, bool)
         if len(tracks) and n:
             was, steady, still = _inherit(
-                new, tracks, coherent, size, sharp, chronic, (early, light_step), self.grid
-            )
+                new, tracks, coherent, size, sharp, chronic, self.grid,
+                early=early, light_step=light_step,
+            )  # fmt: skip
             coherent = new[:, COH] > 0
             tracks = tracks[~_hits(boxes, tracks).any(axis=0)]  # the rest wait out their grace
         confirmed = was | self._confirm(new, boxes, t, persistence, _went(new, activity))
@@ -360,7 +361,7 @@ def _gone(new: F64) -> F64:
     return gone
 
 
-def _steady(new: F64, chronic: B, doubt: tuple[bool, bool]) -> B:
+def _steady(new: F64, chronic: B, *, early: bool, light_step: bool) -> B:
     """Per blob: its track goes on steadily, so it is coherent too.
 
     A small car far away at night, driving across the view, moves more than its own length
@@ -372,16 +373,15 @@ def _steady(new: F64, chronic: B, doubt: tuple[bool, bool]) -> B:
     ``STEADY_SECONDS``), frame to frame, was progress (``STRAIGHT``). A chain of rain
     streaks or flakes that happen to make object-sized blobs near each other goes this way
     and that, as does a bush's blob; where either churns, the area is chronic, and a blob
-    there is not steady. Nor is, in frames that cast ``doubt``, a track born in them: one
-    born in the start-up while the start-up's frames are looked at again (what moves
-    chronically is not known yet, and a big flake falls as straight through them as a walker
-    walks), one born as the light over the whole view stepped while the light steps. Either
-    may go on steadily in the frames after. To be counted coherent, the blob must be sharp
-    too (``_inherit``).
+    there is not steady. Nor is a track born in the start-up while the start-up's frames are
+    looked at again (``early``: what moves chronically is not known yet, and a big flake
+    falls as straight through them as a walker walks), or one born as the light over the
+    whole view stepped, in a frame where the light steps (``light_step``). Either may go on
+    steadily in the frames after. To be counted coherent, the blob must be sharp too
+    (``_inherit``).
     """
     net = _gone(new)
     far = net >= np.maximum(new[:, SIZEMAX], MIN_TRAVEL)
-    early, light_step = doubt
     doubtful = ((new[:, EARLY] > 0) & early) | ((new[:, LIT] > 0) & light_step)
     plain = (new[:, CHRONIC] == 0) & ~doubtful & ~chronic
     lately = np.hypot(new[:, WY], new[:, WX])
@@ -475,8 +475,10 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     size: F64,
     sharp: B,
     chronic: B,
-    doubt: tuple[bool, bool],
     grid: tuple[int, int],
+    *,
+    early: bool,
+    light_step: bool,
 ) -> tuple[B, B, B]:
     """Matched blobs inherit their tracks' history (in place); returns which were confirmed,
     which go steadily on (``_steady``), and which continue their track with the box it had in
@@ -530,7 +532,7 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     new[:, WX] = np.where(kept, fade * origin[:, WX] + shift[:, 1], 0.0)
     new[:, STEPS] = np.where(kept, origin[:, STEPS] + 1, 0.0)
     new[:, SIZEMAX] = np.where(matched, np.maximum(best(SIZEMAX), size), size)
-    steady = _steady(new, chronic, doubt)
+    steady = _steady(new, chronic, early=early, light_step=light_step)
     coherent = coherent | _carried(whole, box, origin, kept) | (steady & sharp)
     new[:, COH] = coherent
     new[:, HITS] = np.where(matched, 0.5 * best(HITS) + coherent, new[:, HITS])
