@@ -67,3 +67,41 @@ def test_run_reads_a_camera_prints_status_and_stops(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "porch: connected" in result.stderr
     assert (tmp_path / "data" / "clips").is_dir()
+
+
+_TERM_WHILE_OPENING = """
+import asyncio, contextlib, os, signal, sys
+from privastead.hub import app
+from privastead.cli.hub import main
+opened = app.Hub.open
+@contextlib.asynccontextmanager
+async def open_with_term(*args, **kwargs):
+    async with opened(*args, **kwargs) as hub:
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.sleep(0.2)  # the signal lands while the hub is still opening
+        yield hub
+app.Hub.open = open_with_term
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_sigterm_while_the_hub_opens_is_a_graceful_stop(tmp_path: Path) -> None:
+    """Signals are handled from before the hub opens its state: a SIGTERM that lands while it
+    opens (a supervisor stopping it as it starts) stops it gracefully, closing what was
+    opened, instead of killing it with the default action (exit -15)."""
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        f'[hub]\ndata_dir = "{tmp_path / "data"}"\n\n'
+        f'[[cameras]]\nname = "porch"\nurl = "rtsp://127.0.0.1:{free_port()}/main"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", _TERM_WHILE_OPENING, "run", "--config", str(config)],
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "porch: connected" not in result.stderr  # no camera was started

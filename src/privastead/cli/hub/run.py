@@ -104,8 +104,16 @@ def _run(config: HubConfig, duration: float | None) -> None:
     from privastead.hub.app import Hub
 
     async def main() -> None:
+        # Signals are taken from before the hub opens its state (which can wait for a
+        # `devices` command holding it): a SIGTERM from a supervisor in that moment would
+        # otherwise take the default action and kill the hub instead of stopping it.
+        loop = asyncio.get_running_loop()
+        stopped = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopped.set)
         async with Hub.open(config) as hub:
-            loop = asyncio.get_running_loop()
+            if stopped.is_set():
+                return  # stopped while opening: close what was opened, start nothing
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, hub.stop)
             await hub.run(duration)
