@@ -8,7 +8,7 @@ Synthetic blob sequences straight into ``media.tracks.Tracks`` (boxes on a 60 x 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 import numpy as np
 import numpy.typing as npt
@@ -229,18 +229,30 @@ _CAR = [
 
 
 def _drive(
-    trace: list[tuple[float, int, int]], *, chronic: bool = False, early: int = 0
+    trace: list[tuple[float, int, int]],
+    *,
+    chronic: bool = False,
+    early: int = 0,
+    light_steps: Container[int] = (),
 ) -> list[bool]:
     """Feed a trace of (time, first column, end column) as blobs that are never coherent, the
-    first ``early`` frames as the start-up's."""
+    first ``early`` frames as the start-up's, the light over the whole view stepping in the
+    frames ``light_steps`` holds."""
     tracks = Tracks((144, 256))
     seen = []
     for i, (t, c0, c1) in enumerate(trace):
         box = np.array([[88.0, c0, 92.0, c1]])
         chronic_now = np.array([chronic])
-        motion, _, _ = tracks.update(box, NO, chronic_now, NO, t, 0.4, YES, early=i < early)
+        motion, _, _ = tracks.update(
+            box, NO, chronic_now, NO, t, 0.4, YES, early=i < early, light_step=i in light_steps
+        )
         seen.append(bool(motion.any()))
     return seen
+
+
+#: 5 analysed frames a second: a thing six cells wide that moves four a frame overlaps
+#: itself by a third, never coherent (a brisk walker).
+_BRISK = [(i * 0.2, 10 + 4 * i, 16 + 4 * i) for i in range(20)]
 
 
 def test_a_small_fast_car_at_night_is_an_object() -> None:
@@ -299,13 +311,11 @@ def test_a_steady_chain_in_a_chronic_area_is_not_an_object() -> None:
 
 
 def test_a_track_born_in_the_start_up_goes_on_steadily_once_it_is_over() -> None:
-    # 5 analysed frames a second: a thing six cells wide that moves four a frame overlaps
-    # itself by a third, never coherent. Born in the start-up and going on after it, it is
-    # an object once it has gone on steadily in frames after the start-up; what the
-    # start-up's frames alone show (a flake falling straight through them) is not
-    trace = [(i * 0.2, 10 + 4 * i, 16 + 4 * i) for i in range(20)]
-    assert any(_drive(trace, early=10)[10:])
-    assert not any(_drive(trace, early=20))
+    # a brisk walker born in the start-up and going on after it is an object once it has
+    # gone on steadily in frames after the start-up; what the start-up's frames alone show
+    # (a flake falling straight through them) is not
+    assert any(_drive(_BRISK, early=10)[10:])
+    assert not any(_drive(_BRISK, early=20))
 
 
 def _reshape(light_step: bool, *, early: bool = False) -> list[bool]:
@@ -325,26 +335,13 @@ def _reshape(light_step: bool, *, early: bool = False) -> list[bool]:
     return seen
 
 
-def _brisk(light_step: Callable[[int], bool]) -> list[bool]:
-    """A thing six cells wide moving four a frame at 5 analysed frames a second (never
-    coherent), the light over the whole view stepping in the frames ``light_step`` says."""
-    tracks = Tracks((144, 256))
-    seen = []
-    for i in range(20):
-        box = np.array([[80.0, 10.0 + 4 * i, 92.0, 16.0 + 4 * i]])
-        step = light_step(i)
-        motion, _, _ = tracks.update(box, NO, NO, NO, i * 0.2, 0.4, YES, light_step=step)
-        seen.append(bool(motion.any()))
-    return seen
-
-
 def test_a_walker_born_as_the_light_stepped_goes_on_steadily_once_it_is_steady() -> None:
     # a walker under a light on mains power: its own blob can make the light look as if it
     # stepped in the frame it came in (and in some after); it goes on steadily in the frames
     # where the light does not step. What goes on only while the light steps is not steady
-    assert any(_brisk(lambda i: i == 0))
-    assert any(_brisk(lambda i: i % 4 == 0))
-    assert not any(_brisk(lambda i: True))
+    assert any(_drive(_BRISK, light_steps={0}))
+    assert any(_drive(_BRISK, light_steps=range(0, 20, 4)))
+    assert not any(_drive(_BRISK, light_steps=range(20)))
 
 
 def test_a_blob_born_with_a_light_step_must_carry_its_centre() -> None:
