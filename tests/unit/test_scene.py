@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from privastead.camsim.lens import Refocus, radius, soften
 from privastead.camsim.lighting import Flicker, flicker_gain
 from privastead.camsim.mount import Knock, offset, shift
 from privastead.camsim.scene import (
@@ -109,6 +110,39 @@ def test_the_knock_scene_moves_every_edge_and_nothing_else() -> None:
     same = before[max(0, -dy) : 360 + min(0, -dy), max(0, -dx) : 640 + min(0, -dx)]
     assert np.abs(back - same).mean() < 4.0
     assert np.abs(after - before).mean() > np.abs(back - same).mean() + 1.0
+
+
+def test_a_refocus_ramps_the_blur_and_hunts_back_part_of_the_way() -> None:
+    changes = (Refocus(2.0, 4 / 720, ramp=0.5), Refocus(3.0, 2 / 720), Refocus(9.0, 0.0))
+    assert radius(changes, 1.9, 720) == 0.0
+    assert radius(changes, 2.25, 720) == pytest.approx(2.0)  # halfway up the ramp
+    assert radius(changes, 2.9, 720) == pytest.approx(4.0)
+    assert radius(changes, 3.0, 1440) == pytest.approx(4.0)  # scales with the frame
+    assert radius(changes, 9.5, 720) == 0.0
+
+
+def test_softening_keeps_the_light_and_blurs_the_edges() -> None:
+    rng = np.random.default_rng(2)
+    plane = np.kron(rng.uniform(40, 200, (12, 20)), np.ones((10, 10))).astype(np.float32)
+    assert soften(plane, 0.8) is plane  # under a pixel's worth: sharp
+    soft = soften(plane, 4.0)
+    assert soft.shape == plane.shape and soft.dtype == np.float32
+    assert abs(float(soft.mean()) - float(plane.mean())) < 1.0
+    # Inside a patch nothing changes; across its edges the steps spread over pixels.
+    assert soft[5, 5] == pytest.approx(plane[5, 5])
+    steps = np.abs(np.diff(plane, axis=1)).max()
+    assert np.abs(np.diff(soft, axis=1)).max() < 0.5 * steps
+
+
+def test_the_focus_scene_softens_every_edge_and_moves_nothing() -> None:
+    scene = make_scene("focus", width=640, height=360, fps=5, seed=0, duration=30)
+    change = scene.phenomena.focus[0]
+    assert change.blur > 0
+    before = scene.render(int((change.t - 1.0) * 5))[0].astype(np.float64)
+    after = scene.render(int((change.t + 1.5) * 5))[0].astype(np.float64)
+    detail = [float(np.abs(np.diff(p, axis=1)).mean()) for p in (before, after)]
+    assert detail[1] < 0.8 * detail[0]  # sensor noise included, the edges are softer
+    assert abs(after.mean() - before.mean()) < 3.0  # ...and the light the same
 
 
 def test_a_mains_light_bands_the_rows_and_the_bands_jump() -> None:

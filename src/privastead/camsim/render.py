@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from privastead.camsim import actors, clutter, lighting, mount, weather
+from privastead.camsim import actors, clutter, lens, lighting, mount, weather
 from privastead.camsim.actors import Walker
 from privastead.camsim.texture import BACKGROUNDS, F32, U8
 from privastead.camsim.texture import background as _background
@@ -65,6 +65,7 @@ class Phenomena:
     flags: int = 0  # flags flapping in the wind
     knocks: tuple[mount.Knock, ...] = ()  # the camera knocked: the view jumps and stays
     flicker: lighting.Flicker | None = None  # a mains-powered light: bands across the rows
+    focus: tuple[lens.Refocus, ...] = ()  # the lens goes soft (and sharp again)
 
 
 @dataclass
@@ -235,6 +236,8 @@ class Scene:
             dy, dx = mount.offset(p.knocks, t, h)
             y = mount.shift(y, dy, dx)
             u, v = mount.shift(u, dy // 2, dx // 2), mount.shift(v, dy // 2, dx // 2)
+        if p.focus:  # the lens blurs what the view holds, before the sensor's rows and noise
+            y = lens.soften(y, lens.radius(p.focus, t, h))
         if p.flicker is not None:  # in the sensor's rows, wherever the mount points it
             y *= lighting.flicker_gain(p.flicker, t, h, self.fps)
         noise = p.noise * (2.2 if ir else 1.0)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from privastead.camsim.lens import Refocus
 from privastead.camsim.lighting import Flicker, Sweep
 from privastead.camsim.mount import Knock
 from privastead.camsim.render import Interval, Phenomena, Scene, Walker
@@ -65,6 +66,8 @@ SCENES: dict[str, str] = {
     "knockwalk": "the camera is knocked now and then while people cross",
     "flicker": "evening under a light on mains power: bands roll or jump across the rows",
     "flickerwalk": "people cross under a light on mains power that bands the rows",
+    "focus": "the lens goes soft now and then (refocusing, hunting) and sharp again",
+    "focuswalk": "people cross while the lens goes soft and sharp again",
 }
 
 #: Scenes in which nothing should ever fire (false alarms per hour are measured on these).
@@ -89,6 +92,7 @@ QUIET_SCENES: tuple[str, ...] = (
     "darknoise",
     "knock",
     "flicker",
+    "focus",
 )
 
 #: The original suite (tuned on seeds 0-2 before the generalisation work).
@@ -390,6 +394,24 @@ def _knocks(rng: np.random.Generator, duration: float, period: float) -> tuple[K
     return tuple(knocks)
 
 
+def _refocus(rng: np.random.Generator, duration: float, period: float) -> tuple[Refocus, ...]:
+    """The lens goes soft about every ``period`` seconds (a blur of 1-4.5 pixels at 720p,
+    reached at once or within 0.6 s), half the time hunts back part of the way, and is sharp
+    again 4-12 s later."""
+    changes = []
+    t = float(rng.uniform(0.5, 1.0)) * period
+    while t < duration - 2:
+        blur = float(rng.uniform(1.0, 4.5)) / 720
+        changes.append(Refocus(round(t, 3), blur, float(rng.choice([0.0, rng.uniform(0.1, 0.6)]))))
+        if rng.random() < 0.5:
+            t += float(rng.uniform(0.3, 0.8))
+            changes.append(Refocus(round(t, 3), blur * float(rng.uniform(0.3, 0.7)), 0.3))
+        t += float(rng.uniform(4, 12))
+        changes.append(Refocus(round(t, 3), 0.0, float(rng.choice([0.0, rng.uniform(0.1, 0.6)]))))
+        t += period * float(rng.uniform(0.4, 0.8))
+    return tuple(changes)
+
+
 def _flicker(rng: np.random.Generator) -> Flicker:
     """A mains light's bands: 50 or 60 Hz mains (pulses at twice that, off by up to 0.4 %
     as the grid wanders), a shutter rolling over 60-95 % of the frame time, a gain swinging
@@ -641,6 +663,18 @@ _NEW: dict[str, Builder] = {
         flicker=_flicker(rng),
         walkers=_near(rng, d, 12.0, 2.0),
     ),
+    "focus": lambda rng, d: Phenomena(
+        noise=float(rng.uniform(2, 3.5)),
+        background=_background(rng),
+        exposure_drift=0.05,
+        focus=_refocus(rng, d, 14.0),
+    ),
+    "focuswalk": lambda rng, d: Phenomena(
+        noise=float(rng.uniform(2, 3)),
+        background=_background(rng),
+        focus=_refocus(rng, d, 12.0),
+        walkers=_near(rng, d, 12.0, 2.0),
+    ),
 }
 _BUILDERS.update(_NEW)
 
@@ -677,7 +711,7 @@ def make_scene(
 #: differently; ``RENDER_DIGEST`` (checked by tests/unit/test_scene.py) catches a forgotten
 #: change. A new scene changes only the digest: no cache holds a rendering of its name.
 RENDER_VERSION = "9e9ff89abe2c6609"
-RENDER_DIGEST = "0a5982ef8b81dada"
+RENDER_DIGEST = "9e94b97cc04ec9e9"
 
 
 def code_hash() -> str:
