@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from privastead.camsim.lens import soften
 from privastead.media import kernels as k
 from privastead.media.kernels import clipping, order
 from privastead.media.kernels import grid as G
@@ -285,6 +286,80 @@ def test_compare_flags_persistent_cells_and_light_spares_objects() -> None:
     changed = int(u[G.CHANGED].sum())
     assert changed > 800 and k.light_cells(m2, f, u, 4.0, 6.0) == changed
     assert u[G.CHANGED].sum() == 0 and u[G.LIGHT].sum() == changed
+
+
+def _pixels(rng: np.random.Generator, patch: int) -> np.ndarray:
+    """A 360x640 view of flat patches ``patch`` pixels wide (sharp edges a block apart)."""
+    coarse = rng.uniform(40, 200, (360 // patch + 1, 640 // patch + 1))
+    return np.kron(coarse, np.ones((patch, patch)))[:360, :640].astype(np.float32)
+
+
+def _blocks(pixels: np.ndarray) -> np.ndarray:
+    """The analysis grid (3x3-pixel blocks) of a float picture."""
+    plane = np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
+    return k.block_means(plane, 3, np.zeros((120, 213), np.float32)).copy()
+
+
+def _calm(bg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Detector state over background ``bg``: low noise and reach, watched everywhere."""
+    f = np.zeros((G.F_PLANES, *bg.shape), np.float32)
+    u = np.zeros((G.U_PLANES, *bg.shape), np.uint8)
+    f[G.BG], f[G.PREV], f[G.NOISE], f[G.REACH] = bg, bg, 1.0, 1.0
+    u[G.WEIGHT] = 1
+    return f, u
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    patch=st.integers(6, 40),
+    blur=st.floats(1.5, 9.0),
+    sharpen=st.booleans(),
+    person=st.integers(0, 2),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_light_matches_reference_as_the_focus_changes(
+    patch: int, blur: float, sharpen: bool, person: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    pixels = _pixels(rng, patch)
+    sharp, soft = pixels, soften(pixels, blur)
+    before, after = (soft, sharp) if sharpen else (sharp, soft)
+    after = after.copy()
+    for _ in range(person):  # people in the view, replacing what is behind them
+        top, left = rng.integers(0, 300), rng.integers(0, 600)
+        after[top : top + 60, left : left + 24] = rng.uniform(20, 230)
+    m = _blocks(after + rng.normal(0, 2, after.shape))
+    fa, ua = _calm(_blocks(before))
+    fb, ub = fa.copy(), ua.copy()
+    k.compare_grid(m, fa, ua, 1.0, 0.0, 4.0, 1.2, 6.0)
+    k.compare_grid_reference(m, fb, ub, 1.0, 0.0, 4.0, 1.2, 6.0)
+    assert k.light_cells(m, fa, ua, 4.0, 6.0) == k.light_cells_reference(m, fb, ub, 4.0, 6.0)
+    np.testing.assert_array_equal(ua, ub)
+
+
+def test_focus_explains_a_view_gone_soft_or_sharp_again_not_a_person() -> None:
+    rng = np.random.default_rng(4)
+    pixels = _pixels(rng, 24)
+    sharp, soft = _blocks(pixels), _blocks(soften(pixels, 4.0))
+    # The lens goes soft: every edge's cells change, and all of it is focus.
+    f, u = _calm(sharp)
+    changed = k.compare_grid(soft, f, u, 1.0, 0.0, 4.0, 1.2, 6.0)
+    assert changed > 5000 and k.light_cells(soft, f, u, 4.0, 6.0) == changed
+    # ...and sharp again over the background learned while it was soft: focus too.
+    f, u = _calm(soft)
+    changed = k.compare_grid(sharp, f, u, 1.0, 0.0, 4.0, 1.2, 6.0)
+    assert changed > 5000 and k.light_cells(sharp, f, u, 4.0, 6.0) == changed
+    # A person across the patches' edges replaces what is behind them: not focus, sharp
+    # view or soft.
+    for picture in (pixels, soften(pixels, 4.0)):
+        person = picture.copy()
+        person[130:220, 300:324] = 40 + rng.normal(0, 3, (90, 24))
+        m = _blocks(person)
+        f, u = _calm(_blocks(picture))
+        changed = k.compare_grid(m, f, u, 1.0, 0.0, 4.0, 1.2, 6.0)
+        assert changed > 200
+        k.light_cells(m, f, u, 4.0, 6.0)
+        assert u[G.CHANGED, 44:73, 101:107].mean() > 0.9
 
 
 def test_reach_learns_fluctuation_and_glints_not_a_standing_object() -> None:

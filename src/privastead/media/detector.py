@@ -24,7 +24,12 @@ kind of thing that changes pixels without being an object:
    itself from frame to frame; streaks and flakes do not.
 4. **Local light** (a lamp's pool, headlights sweeping, cloud shadows, a flake right in front of
    the lens): over a textured blob, the frame still correlates with the background (the same
-   texture, brighter or darker); over an object it does not. Such blobs are absorbed at once.
+   texture, brighter or darker); over an object it does not. **Focus** (the IR switch
+   refocusing, a varifocal lens hunting, dew): a blur shows in block means only along edges,
+   where each cell moves towards the mean of its neighbours by one share over the
+   neighbourhood (or away from it, as the view sharpens again over a background learned
+   soft); an object's change does not follow the background's edges. Such cells are
+   absorbed at once.
 5. **Objects**: blobs are tracked (``media.tracks``); a track is motion once it has been
    coherent for a few frames over ``persistence`` seconds and has either moved or appeared
    where nothing moves chronically (the *activity* map: how often each cell was flagged lately).

@@ -124,7 +124,7 @@ class Explainer:
             f"x{g:.2f}{o:+.1f}"
         )
         if info.lit:
-            head += f", {info.lit} cells changed by light (texture kept) re-based"
+            head += f", {info.lit} cells changed by light or focus (texture kept) re-based"
         if info.rows:
             head += f", {info.rows} rows banded by a mains light re-lit"
         small = int((~blobs.big).sum())

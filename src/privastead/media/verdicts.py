@@ -200,8 +200,8 @@ class FrameExplain:
 
     t: float
     note: str
-    count: int = 0  # cells over their threshold (and not changed by light)
-    lit: int = 0  # cells changed by light (un-flagged)
+    count: int = 0  # cells over their threshold (and not changed by light or focus)
+    lit: int = 0  # cells changed by light or focus (un-flagged)
     gain: tuple[float, float] = (1.0, 0.0)  # the brightness model m ~ g * bg + o
     rows: int = 0  # grid rows with a light of their own (a mains light's bands), re-lit
     blobs: Blobs | None = None

@@ -16,7 +16,13 @@ would be a dozen NumPy passes (and a dozen temporaries) into one loop each.
                  neighbourhood of the cell the frame still correlates with the background
                  with a plausible local gain, and that local model explains the cell (a
                  lamp's pool, headlights, a cloud's shadow keep the texture underneath; an
-                 object replaces it).
+                 object replaces it). Or whose change is focus: the lens went soft (the IR
+                 switch refocusing, a varifocal lens hunting, dew) or sharp again, and over
+                 the neighbourhood each cell moved by one share of how far it stood from its
+                 neighbours' mean (towards it, or away), which explains the cell. Blocks
+                 average fine texture out, so a blur shows only along edges a block or more
+                 apart, in cells that stand still; an object's change does not follow the
+                 background's edges.
 ``learn_grid``   updates the background (slowly under objects), the frame-to-frame noise, the
                  *reach* (how far the cell strays from its background while it fluctuates:
                  an envelope that rises within half a second and falls over half a minute,
@@ -30,6 +36,8 @@ would be a dozen NumPy passes (and a dozen temporaries) into one loop each.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
@@ -56,7 +64,7 @@ BG, PREV, NOISE, REACH, ACTIVITY, DD, EXCESS = range(7)
 F_PLANES = 7
 # Byte planes: watched cells, flagged now, flagged in the previous analysed frame, flagged
 # and persistent, under an object-sized blob (slow background), under a confirmed object,
-# changed by light (re-based at once).
+# changed by light or focus (re-based at once).
 WEIGHT, CHANGED, PREV_CHANGED, PERSIST, ACTIVE, CONFIRMED, LIGHT = range(7)
 U_PLANES = 7
 
@@ -64,6 +72,9 @@ U_PLANES = 7
 #: deviation of the background over the neighbourhood), least correlation, plausible gains.
 LIGHT_RADIUS, TEXTURE, LIGHT_CORR = 2, 2.5, 0.75
 LIGHT_GAIN = (0.3, 3.0)
+#: Focus test: softening a view moves each cell by at most this share of how far it stands
+#: from the mean of its eight neighbours (1: it becomes that mean).
+SOFTEN_MOST = 1.0
 
 # Learning rates passed to learn_grid, as one float64 vector.
 (A_BG, A_ABSORB, A_NOISE_UP, A_NOISE_DOWN, A_REACH_UP, A_REACH_DOWN, A_ACTIVITY,
@@ -247,6 +258,88 @@ def compare_grid_reference(  # noqa: PLR0917 -- mirrors the kernel's signature
     return int(hit.sum())
 
 
+# Inlined into its caller: called twice per cell looked at, a call costs more than the work.
+@numba.njit(nogil=True, cache=True, fastmath=True, inline="always")
+def _edges(plane, known, edges, rows, cols):  # type: ignore[no-untyped-def]
+    """How far the mean of each cell's neighbours (those in the grid) lies above it, for the
+    cells in ``rows`` x ``cols`` (ranges), worked out once per frame: ``edges`` keeps it
+    where ``known`` says so."""
+    height, width = plane.shape
+    for r in rows:
+        for c in cols:
+            if known[r, c]:
+                continue
+            total = 0.0
+            count = 0
+            for rr in range(max(0, r - 1), min(height, r + 2)):
+                for cc in range(max(0, c - 1), min(width, c + 2)):
+                    total += np.float64(plane[rr, cc])
+                    count += 1
+            centre = np.float64(plane[r, c])
+            edges[r, c] = (total - centre) / (count - 1) - centre if count > 1 else 0.0
+            known[r, c] = 1
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _focus(m, bg, known, edges, at):  # type: ignore[no-untyped-def]
+    """How far cell ``at`` is from the view softened or sharpened, or infinity if its
+    neighbourhood is neither (``known``, ``edges``: the background's and the frame's edges,
+    ``_edges``). Softened: ``m - bg ~ s * edge(bg)`` with one share ``0 < s <= SOFTEN_MOST``
+    that correlates (``LIGHT_CORR``, through the origin: the light is taken out already)
+    over edges of at least ``TEXTURE``; sharpened: ``bg - m ~ s * edge(m)`` alike (the
+    background was learned soft)."""
+    r, c = at
+    d = np.float64(m[r, c]) - np.float64(bg[r, c])
+    # The cell itself must be able to pass: off <= |d| / 2 needs s * edge on d's side, at
+    # least half of it (most flagged cells fail here, without their neighbourhood's sums).
+    _edges(bg, known[0], edges[0], range(r, r + 1), range(c, c + 1))
+    _edges(m, known[1], edges[1], range(r, r + 1), range(c, c + 1))
+    eb, em = edges[0, r, c], edges[1, r, c]
+    soft = d * eb > 0.0 and 2.0 * abs(eb) * SOFTEN_MOST >= abs(d)
+    sharp = -d * em > 0.0 and 2.0 * abs(em) * SOFTEN_MOST >= abs(d)
+    if not (soft or sharp):
+        return np.inf
+    height, width = m.shape
+    rad = LIGHT_RADIUS
+    rows = range(max(0, r - rad), min(height, r + rad + 1))
+    cols = range(max(0, c - rad), min(width, c + rad + 1))
+    _edges(bg, known[0], edges[0], rows, cols)
+    _edges(m, known[1], edges[1], rows, cols)
+    n = 0.0
+    sbb = smm = sdd = sdb = sdm = 0.0
+    for rr in rows:
+        for cc in cols:
+            b = edges[0, rr, cc]
+            e = edges[1, rr, cc]
+            x = np.float64(m[rr, cc]) - np.float64(bg[rr, cc])
+            n += 1.0
+            sbb += b * b
+            smm += e * e
+            sdd += x * x
+            sdb += x * b
+            sdm += x * e
+    least = n * TEXTURE * TEXTURE
+    off = np.inf
+    if soft and sbb >= least and LIGHT_CORR * np.sqrt(sbb * sdd) < sdb <= SOFTEN_MOST * sbb:
+        off = abs(d - sdb / sbb * eb)
+    if sharp and smm >= least and LIGHT_CORR * np.sqrt(smm * sdd) < -sdm <= SOFTEN_MOST * smm:
+        off = min(off, abs(d - sdm / smm * em))
+    return off
+
+
+@numba.njit(nogil=True, cache=True)
+def _unflag_light(f, u):  # type: ignore[no-untyped-def]
+    """The cells marked ``LIGHT`` are not flagged (nor persistent, nor excessive)."""
+    rows, cols = u.shape[1], u.shape[2]
+    for r in range(rows):
+        for c in range(cols):
+            if u[LIGHT, r, c] != 0:
+                u[CHANGED, r, c] = 0
+                u[PERSIST, r, c] = 0
+                u[PREV_CHANGED, r, c] = 0
+                f[EXCESS, r, c] = 0.0
+
+
 @numba.njit(
     "int64(float32[:, ::1], float32[:, :, ::1], uint8[:, :, ::1], float64, float64)",
     nogil=True,
@@ -257,6 +350,11 @@ def _light_kernel(m, f, u, k, floor):  # type: ignore[no-untyped-def]
     rows, cols = m.shape
     lit = 0
     rad = LIGHT_RADIUS
+    # The background's and the frame's edges, worked out where the focus test needs them
+    # (a few cells around what the light test leaves; every cell once would cost more).
+    edges = np.empty((2, rows, cols))
+    known = np.zeros((2, rows, cols), np.uint8)
+    bg = f[BG]
     for r in range(rows):
         for c in range(cols):
             u[LIGHT, r, c] = 0
@@ -279,28 +377,30 @@ def _light_kernel(m, f, u, k, floor):  # type: ignore[no-untyped-def]
             vx = sxx / n - mx * mx
             vy = syy / n - my * my
             cxy = sxy / n - mx * my
-            if vx < TEXTURE * TEXTURE or vy <= 0.0:
+            if vx < TEXTURE * TEXTURE:
                 continue
-            corr = cxy / np.sqrt(vx * vy)
-            gain = cxy / vx
-            if corr < LIGHT_CORR or gain < LIGHT_GAIN[0] or gain > LIGHT_GAIN[1]:
-                continue
-            # The local model must explain this cell, not only its neighbours (a small
-            # object in an unchanged neighbourhood leaves the fit at gain 1 and stands out).
-            predicted = my + gain * (f[BG, r, c] - mx)
             thr = max(floor, k * np.sqrt(f[NOISE, r, c]))
-            off = abs(m[r, c] - predicted)
-            if off > thr or off > 0.5 * abs(m[r, c] - f[BG, r, c]):
-                continue
-            u[LIGHT, r, c] = 1
-            lit += 1
-    for r in range(rows):
-        for c in range(cols):
-            if u[LIGHT, r, c] != 0:
-                u[CHANGED, r, c] = 0
-                u[PERSIST, r, c] = 0
-                u[PREV_CHANGED, r, c] = 0
-                f[EXCESS, r, c] = 0.0
+            change = abs(np.float64(m[r, c]) - np.float64(f[BG, r, c]))
+            if vy > 0.0:
+                corr = cxy / np.sqrt(vx * vy)
+                gain = cxy / vx
+                if corr >= LIGHT_CORR and LIGHT_GAIN[0] <= gain <= LIGHT_GAIN[1]:
+                    # The local model must explain this cell, not only its neighbours (a
+                    # small object in an unchanged neighbourhood leaves the fit at gain 1
+                    # and stands out).
+                    predicted = my + gain * (f[BG, r, c] - mx)
+                    off = abs(m[r, c] - predicted)
+                    if off <= thr and off <= 0.5 * change:
+                        u[LIGHT, r, c] = 1
+                        lit += 1
+                        continue
+            # The view went soft (the frame is the background softened) or sharp again
+            # (the background, learned while it was soft, is the frame softened).
+            off = _focus(m, bg, known, edges, (r, c))
+            if off <= thr and off <= 0.5 * change:
+                u[LIGHT, r, c] = 1
+                lit += 1
+    _unflag_light(f, u)
     return lit
 
 
@@ -310,27 +410,68 @@ def light_cells(m: F32, f: F32, u: U8, k: float, floor: float) -> int:
     return int(_light_kernel(m, f, u, k, floor))
 
 
+def _edges_reference(plane: F64) -> F64:
+    """How far the mean of each cell's neighbours (those in the grid) lies above the cell."""
+    rows, cols = plane.shape
+    padded = np.pad(plane, 1)
+    inside = np.pad(np.ones_like(plane), 1)
+    total, count = np.zeros_like(plane), np.zeros_like(plane)
+    for dr in range(3):
+        for dc in range(3):
+            if dr != 1 or dc != 1:
+                total += padded[dr : dr + rows, dc : dc + cols]
+                count += inside[dr : dr + rows, dc : dc + cols]
+    edges: F64 = np.divide(total, count, out=plane.copy(), where=count > 0) - plane
+    return edges
+
+
+def _focus_reference(change: F64, bg_edges: F64, m_edges: F64, at: tuple[int, int]) -> float:
+    """How far cell ``at`` of the window ``change`` (frame minus background) is from the
+    view softened or sharpened, or infinity if it is neither (``_focus``)."""
+    d, eb, em = float(change[at]), float(bg_edges[at]), float(m_edges[at])
+    soft = d * eb > 0.0 and 2.0 * abs(eb) * SOFTEN_MOST >= abs(d)
+    sharp = -d * em > 0.0 and 2.0 * abs(em) * SOFTEN_MOST >= abs(d)
+    if not (soft or sharp):
+        return math.inf
+    x, b, e = change.ravel(), bg_edges.ravel(), m_edges.ravel()
+    least, sdd = x.size * TEXTURE * TEXTURE, float(x @ x)
+    sbb, smm, sdb, sdm = float(b @ b), float(e @ e), float(x @ b), float(x @ e)
+    off = math.inf
+    if soft and sbb >= least and LIGHT_CORR * math.sqrt(sbb * sdd) < sdb <= SOFTEN_MOST * sbb:
+        off = abs(d - sdb / sbb * eb)
+    if sharp and smm >= least and LIGHT_CORR * math.sqrt(smm * sdd) < -sdm <= SOFTEN_MOST * smm:
+        off = min(off, abs(d - sdm / smm * em))
+    return off
+
+
 def light_cells_reference(m: F32, f: F32, u: U8, k: float, floor: float) -> int:
     """NumPy reference for ``light_cells``."""
     rows, cols = m.shape
     rad = LIGHT_RADIUS
     lit = np.zeros((rows, cols), bool)
+    bg = f[BG].astype(np.float64)
+    frame = m.astype(np.float64)
+    bg_edges, m_edges = _edges_reference(bg), _edges_reference(frame)
     for r, c in zip(*np.nonzero(u[CHANGED]), strict=True):
         win = np.s_[max(0, r - rad) : r + rad + 1, max(0, c - rad) : c + rad + 1]
-        x = f[BG][win].astype(np.float64).ravel()
-        y = m[win].astype(np.float64).ravel()
+        x, y = bg[win].ravel(), frame[win].ravel()
         vx, vy = x.var(), y.var()
-        if vx < TEXTURE * TEXTURE or vy <= 0.0:
+        if vx < TEXTURE * TEXTURE:
             continue
-        cxy = float(((x - x.mean()) * (y - y.mean())).mean())
-        corr, gain = cxy / np.sqrt(vx * vy), cxy / vx
-        if corr < LIGHT_CORR or not LIGHT_GAIN[0] <= gain <= LIGHT_GAIN[1]:
-            continue
-        predicted = y.mean() + gain * (f[BG, r, c] - x.mean())
         thr = max(floor, k * np.sqrt(f[NOISE, r, c]))
-        off = abs(m[r, c] - predicted)
-        if off <= thr and off <= 0.5 * abs(m[r, c] - f[BG, r, c]):
-            lit[r, c] = True
+        change = abs(frame[r, c] - bg[r, c])
+        if vy > 0.0:
+            cxy = float(((x - x.mean()) * (y - y.mean())).mean())
+            corr, gain = cxy / np.sqrt(vx * vy), cxy / vx
+            if corr >= LIGHT_CORR and LIGHT_GAIN[0] <= gain <= LIGHT_GAIN[1]:
+                predicted = y.mean() + gain * (bg[r, c] - x.mean())
+                off = abs(frame[r, c] - predicted)
+                if off <= thr and off <= 0.5 * change:
+                    lit[r, c] = True
+                    continue
+        at = (r - win[0].start, c - win[1].start)
+        off = _focus_reference(frame[win] - bg[win], bg_edges[win], m_edges[win], at)
+        lit[r, c] = off <= thr and off <= 0.5 * change
     u[LIGHT] = lit
     for plane in (CHANGED, PERSIST, PREV_CHANGED):
         u[plane][lit] = 0
