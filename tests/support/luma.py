@@ -60,3 +60,16 @@ def scene_results(
         result = det.process(LumaFrame(scene.render(index)[0], t, index % 30 == 0))
         results.append((t, result, det.explain.note if det.explain else ""))
     return results, scene
+
+
+def assert_found_and_nothing_else(
+    results: list[tuple[float, MotionResult, str]], scene: Scene
+) -> None:
+    """Every object interval of ``scene`` has motion in it, and there is no motion more than
+    half a second outside one (``results`` as ``scene_results`` gives them)."""
+    truth = scene.truth
+    moving = [t for t, r, _ in results if r.motion]
+    for interval in truth:
+        assert any(interval.start <= t < interval.end for t in moving), interval
+    stray = [t for t in moving if not any(i.start - 0.5 <= t < i.end + 0.5 for i in truth)]
+    assert stray == []

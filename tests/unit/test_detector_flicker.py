@@ -13,7 +13,7 @@ import pytest
 
 from privastead.media.detector import MotionDetector
 from privastead.media.settings import DetectionSettings
-from support.luma import camera_frame, scene_results
+from support.luma import assert_found_and_nothing_else, camera_frame, scene_results
 
 
 @pytest.mark.parametrize("seed", [0, 2])
@@ -29,11 +29,7 @@ def test_the_bands_of_a_mains_light_are_no_motion(seed: int) -> None:
 def test_people_under_a_banding_light_are_found_and_nothing_else(seed: int) -> None:
     # Both seeds' people were all missed before the rows had a light of their own.
     results, scene = scene_results("flickerwalk", seed)
-    moving = [t for t, r, _ in results if r.motion]
-    for interval in scene.truth:
-        assert any(interval.start <= t < interval.end for t in moving), interval
-    stray = [t for t in moving if not any(i.start - 0.5 <= t < i.end + 0.5 for i in scene.truth)]
-    assert stray == []
+    assert_found_and_nothing_else(results, scene)
 
 
 def test_bands_over_a_bright_sky_and_dark_ground_leave_the_whole_view_model_alone() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from support.luma import scene_results
+from support.luma import assert_found_and_nothing_else, scene_results
 
 
 @pytest.mark.parametrize("seed", [0, 4])
@@ -26,9 +26,4 @@ def test_a_lens_going_soft_and_sharp_again_is_not_an_object(seed: int) -> None:
 def test_people_crossing_while_the_lens_refocuses_are_found_and_nothing_else() -> None:
     results, scene = scene_results("focuswalk", 4)
     assert scene.phenomena.focus
-    truth = scene.truth
-    moving = [t for t, r, _ in results if r.motion]
-    for interval in truth:
-        assert any(interval.start <= t < interval.end for t in moving), interval
-    stray = [t for t in moving if not any(i.start - 0.5 <= t < i.end + 0.5 for i in truth)]
-    assert stray == []
+    assert_found_and_nothing_else(results, scene)

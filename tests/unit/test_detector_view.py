@@ -18,7 +18,7 @@ from privastead.media.decode import LumaFrame
 from privastead.media.detector import MotionDetector, MotionResult
 from privastead.media.settings import DetectionSettings
 from privastead.media.view import estimate
-from support.luma import scene_results
+from support.luma import assert_found_and_nothing_else, scene_results
 
 FPS = 15.0
 F32 = npt.NDArray[np.float32]
@@ -83,12 +83,7 @@ def test_a_knocked_camera_is_not_an_object(seed: int) -> None:
 
 def test_people_crossing_a_knocked_view_are_found_and_nothing_else() -> None:
     results, scene = scene_results("knockwalk", 1)
-    truth = scene.truth
-    moving = [t for t, r, _ in results if r.motion]
-    for interval in truth:
-        assert any(interval.start <= t < interval.end for t in moving), interval
-    stray = [t for t in moving if not any(i.start - 0.5 <= t < i.end + 0.5 for i in truth)]
-    assert stray == []
+    assert_found_and_nothing_else(results, scene)
 
 
 def test_a_person_stepping_into_view_is_not_a_move() -> None:
