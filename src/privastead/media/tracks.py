@@ -468,6 +468,42 @@ def _hold_shape(new: F64, tracks: F64, touch: B, came: npt.NDArray[np.intp], kep
     new[:, CX0] = np.where(shaped, place[:, 1], new[:, CX0])
 
 
+def _pieces(
+    boxes: F64, tracks: F64, touch: B, came: npt.NDArray[np.intp], kept: B
+) -> tuple[F64, F64]:
+    """Per blob: the box of the whole thing it is a piece of, now and in the previous frame.
+
+    A walker's blob breaks in two for a frame where a band of it matches what is behind (a
+    coat the colour of the wall, a belt, the light on a car's roof) and joins again in the
+    next. Each piece's centre lies off the whole's by up to half its size, so frame to frame
+    the centre hops across the body and back, and the way it went looks like wandering where
+    the walker went straight on. Now, the whole is the union of the blobs that came from the
+    same track (``came``); before, the union of the tracks this blob touches that were born
+    with the one it came from (the pieces of one thing keep its birth). A blob that is not a
+    piece, or did not continue its track (``kept``), is its own whole.
+    """
+
+    def union(member: B, lo: F64, hi: F64) -> F64:
+        """Per row of ``member``: the box around the members' boxes (``lo``/``hi``: k x 2)."""
+        inside = member[:, :, None]
+        united: F64 = np.concatenate(
+            [
+                np.where(inside, lo[None], np.inf).min(axis=1),
+                np.where(inside, hi[None], -np.inf).max(axis=1),
+            ],
+            axis=1,
+        )
+        return united
+
+    same: B = kept[:, None] & kept[None, :] & (came[:, None] == came[None, :])
+    kin: B = touch & (tracks[None, :, BORN] == tracks[came, BORN][:, None])
+    now = union(same, boxes[:, :2], boxes[:, 2:])
+    before = union(kin, tracks[:, R0 : C0 + 1], tracks[:, R1 : C1 + 1])
+    own = ~kept
+    now[own], before[own] = boxes[own], tracks[came[own], R0 : C1 + 1]
+    return now, before
+
+
 def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     new: F64,
     tracks: F64,
@@ -524,12 +560,16 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     # travel is measured (a jumped blob starts them again, with its own place). Both fade: a
     # walker whose first blobs were its head and body in turn, the centre hopping up and
     # down between them, goes steadily on once it walks on whole, as it would had it come in
-    # whole; a chain of chance blobs that goes this way and that does so all along.
+    # whole; a chain of chance blobs that goes this way and that does so all along. The way
+    # is the whole thing's (``_pieces``): a walker whose blob broke in two for a frame, where
+    # its coat matched the wall behind, walked on; each piece's centre did not hop.
     fade = np.exp(-(new[:, LAST] - origin[:, LAST]) / STEADY_SECONDS)
-    way = np.hypot(shift[:, 0], shift[:, 1])
+    now, before = _pieces(box, tracks, touch, came, kept)
+    went = _centre(now) - _centre(before)
+    way = np.hypot(went[:, 0], went[:, 1])
     new[:, PATH] = np.where(kept, fade * origin[:, PATH] + way, 0.0)
-    new[:, WY] = np.where(kept, fade * origin[:, WY] + shift[:, 0], 0.0)
-    new[:, WX] = np.where(kept, fade * origin[:, WX] + shift[:, 1], 0.0)
+    new[:, WY] = np.where(kept, fade * origin[:, WY] + went[:, 0], 0.0)
+    new[:, WX] = np.where(kept, fade * origin[:, WX] + went[:, 1], 0.0)
     new[:, STEPS] = np.where(kept, origin[:, STEPS] + 1, 0.0)
     new[:, SIZEMAX] = np.where(matched, np.maximum(best(SIZEMAX), size), size)
     steady = _steady(new, chronic, early=early, light_step=light_step)
