@@ -332,6 +332,34 @@ def test_a_walker_whose_blob_breaks_for_a_frame_goes_on_steadily_all_the_same() 
         assert _brisk_walker({frame}).index(True) == whole.index(True), frame
 
 
+def _leaping(step: tuple[float, float], size: tuple[float, float], fps: float) -> list[bool]:
+    """A blob of ``size`` (rows, columns) on a 640x360 view's grid (120 x 213) that moves by
+    ``step`` (rows, columns) every analysed frame, ``fps`` a second, never coherent."""
+    tracks = Tracks((120, 213))
+    seen = []
+    for i in range(int(3 * fps)):
+        r0, c0 = 10.0 + step[0] * i, 200.0 - size[1] + step[1] * i
+        boxes = np.array([[r0, c0, r0 + size[0], c0 + size[1]]])
+        motion, _, _ = tracks.update(boxes, NO, NO, NO, i / fps, 0.4, YES)
+        seen.append(bool(motion.any()))
+    return seen
+
+
+def test_a_thin_walker_that_clears_its_own_width_every_frame_is_an_object() -> None:
+    # traced from a small walker at 5 fps (640x360): two cells wide, three cells a frame,
+    # its blob never touches the one before; it was taken for a new thing lighting up beside
+    # the last, frame after frame, and never went anywhere
+    assert any(_leaping((0.0, -3.0), (6.0, 2.0), 5.0))
+
+
+def test_a_flake_falling_clear_of_itself_every_frame_is_not_an_object() -> None:
+    # traced from a blizzard at 7.5 fps: a big flake close to the lens falls a little more
+    # than its own height a frame, as straight as the walker walks; people and cars move
+    # across the view
+    assert not any(_leaping((9.0, -0.5), (6.0, 5.0), 7.5))
+    assert not any(_leaping((-9.0, 0.0), (6.0, 5.0), 7.5))
+
+
 def test_a_steady_chain_in_a_chronic_area_is_not_an_object() -> None:
     # (a guard: a chronic track must also be seen outside chronic areas) where rain or
     # foliage churns, a chain of its blobs that happens to go one way is not taken for a car

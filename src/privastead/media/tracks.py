@@ -13,7 +13,9 @@ size (an object moves at most about its size per analysed frame). A track become
   width since the previous analysed frame, ``_carried``; or its track goes steadily on, a
   size or more and nearly straight over a few frames, outside chronic areas: a small car far
   away at night that moves more than its own length between frames, and stretches and
-  shrinks with its headlights' smear, ``_steady``), and
+  shrinks with its headlights' smear, ``_steady``; the way the whole thing went: a walker
+  whose blob broke in two for a frame went on, its centre did not hop down its body and
+  back, ``_pieces``), and
 - been seen *sharp* in at least ``SHARP_FRAMES`` analysed frames (its change has sharp steps:
   an object's outline, not the smooth field of light or shadow; ``media.verdicts``), and
 - either moved (a side of its box has travelled by at least ``MOVED`` of the largest size
@@ -61,7 +63,11 @@ box its track had in the previous frame (a fragment of foliage lighting up besid
 a second thing appearing near the first; for a start-up track, that does not overlap it: a
 leaf lighting up at its corner) continues the track but has not carried it anywhere, so its
 own place becomes the place travel is measured from (a start-up track keeps the sum of its
-moves so far, without the jump). A blob that broke off from another
+moves so far, without the jump). Unless the thing leapt: a blob of the same height and width
+as the track's, across the view from it, where no blob of this frame touches the track's box
+any more (a walker two cells wide at 5 fps clears its own width every frame; a fragment
+lighting up beside another leaves the other where it was; a flake falling close to the lens
+leaps down, not across; ``_leapt``). A blob that broke off from another
 within the box they came from changed shape, not place: its centre lies off the whole's by
 up to half a size, so it keeps the displacement its track had, measured from a place
 shifted with it; pieces of a track judged by its centre alone that join again keep the mean
@@ -417,6 +423,37 @@ def _touch(boxes: F64, tracks: F64) -> B:
     return touch
 
 
+def _leapt(boxes: F64, tracks: F64, touch: B, *, early: bool, light_step: bool) -> B:
+    """blobs x tracks: the blob is the track's blob of the previous frame, moved clear of it.
+
+    A walker far away, two cells wide, that crosses the view at 5 analysed frames a second
+    moves three cells between frames: its blob never touches the one before, so each frame
+    it was taken for a second thing lighting up beside the first, its travel measured anew
+    from its own place, and it never went steadily on. What a thing that leapt leaves is its
+    place empty: no blob of this frame touches the track's box any more (a fragment of
+    foliage lighting up beside another leaves the other where it was), and it has the same
+    height and width (within ``SAME_SHAPE`` or a cell), and it went across the view, not up
+    or down it: what leaps clear of its own height from one frame to the next, up or down,
+    is a flake or a drop falling close to the lens (a big flake at 7.5 fps falls a little
+    more than its height a frame, as straight as a walker walks), while people and cars move
+    over the ground, which the view shows across; coming towards the camera or going away
+    from it, they move up or down the view slowly, growing or shrinking, and keep touching
+    their blob of the frame before. As for ``_steady``, not a track born
+    in the start-up while the start-up's frames are looked at again, nor one born as the
+    light over the whole view stepped in a frame where it steps: what blinks off in one place
+    and on in another then is a bush not yet known as one, or the light along the edges.
+    """
+    size, before = boxes[:, 2:] - boxes[:, :2], tracks[:, R1 : C1 + 1] - tracks[:, R0 : C0 + 1]
+    slack = np.maximum(1.0, SAME_SHAPE * before)[None]
+    same = np.all(np.abs(size[:, None] - before[None]) <= slack, axis=2)
+    went = _centre(boxes)[:, None] - _centre(tracks[:, R0 : C1 + 1])[None]
+    across = np.abs(went[:, :, 1]) >= np.abs(went[:, :, 0])
+    doubtful = ((tracks[:, EARLY] > 0) & early) | ((tracks[:, LIT] > 0) & light_step)
+    left = ~touch.any(axis=0) & ~doubtful
+    leapt: B = same & across & left[None, :]
+    return leapt
+
+
 def _hold_shape(new: F64, tracks: F64, touch: B, came: npt.NDArray[np.intp], kept: B) -> None:
     """Blobs that only changed shape keep their tracks' displacement (in place).
 
@@ -529,6 +566,7 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     # place is where the track's travel is measured from. (An object overlaps itself from
     # frame to frame, which the coherence test expects anyway.)
     touch = hit & _touch(new[:, R0 : C1 + 1], tracks)
+    touch |= hit & _leapt(new[:, R0 : C1 + 1], tracks, touch, early=early, light_step=light_step)
     jumped = matched & ~touch.any(axis=1)
     came = np.where(touch, tracks[None, :, BORN], np.inf).argmin(axis=1)
     origin = tracks[came]
