@@ -58,20 +58,20 @@ followed on like any track; at 5 analysed frames a second, where a brisk walker 
 of its width between frames and its blob never overlaps itself by half, that is what finds
 someone who came in during the start-up.
 
-Travel is measured from where the track's blob came from: a blob that does not touch the
-box its track had in the previous frame (a fragment of foliage lighting up beside another,
-a second thing appearing near the first; for a start-up track, that does not overlap it: a
+Travel is measured from where the track's blob came from: a blob that does not touch the box
+its track had in the previous frame (a fragment of foliage lighting up beside another, a
+second thing appearing near the first; for a start-up track, that does not overlap it: a
 leaf lighting up at its corner) continues the track but has not carried it anywhere, so its
 own place becomes the place travel is measured from (a start-up track keeps the sum of its
 moves so far, without the jump). Unless the thing leapt: a blob of the same height and width
-as the track's, across the view from it, where no blob of this frame touches the track's box
-any more (a walker two cells wide at 5 fps clears its own width every frame; a fragment
-lighting up beside another leaves the other where it was; a flake falling close to the lens
-leaps down, not across; ``_leapt``). A blob that broke off from another
-within the box they came from changed shape, not place: its centre lies off the whole's by
-up to half a size, so it keeps the displacement its track had, measured from a place
-shifted with it; pieces of a track judged by its centre alone that join again keep the mean
-of theirs (``_hold_shape``).
+as the track's, gone less far than its length, where no blob of this frame touches the
+track's box any more (a walker two cells wide at 5 fps clears its own
+width every frame; a fragment lighting up beside another leaves the other where it was; a
+flake falling close to the lens must go further than its length to clear its box;
+``_leapt``). A blob that broke off from another within the box they came from changed shape,
+not place: its centre lies off the whole's by up to half a size, so it keeps the
+displacement its track had, measured from a place shifted with it; pieces of a track judged
+by its centre alone that join again keep the mean of theirs (``_hold_shape``).
 
 A confirmed track stays confirmed while blobs keep matching it, so a person who stops stays
 an object (a standing person is coherent: the same cells stay flagged); its blob counts as
@@ -426,28 +426,27 @@ def _touch(boxes: F64, tracks: F64) -> B:
 def _leapt(boxes: F64, tracks: F64, touch: B, *, early: bool, light_step: bool) -> B:
     """blobs x tracks: the blob is the track's blob of the previous frame, moved clear of it.
 
-    A walker far away, two cells wide, that crosses the view at 5 analysed frames a second
-    moves three cells between frames: its blob never touches the one before, so each frame
-    it was taken for a second thing lighting up beside the first, its travel measured anew
-    from its own place, and it never went steadily on. What a thing that leapt leaves is its
-    place empty: no blob of this frame touches the track's box any more (a fragment of
-    foliage lighting up beside another leaves the other where it was), and it has the same
-    height and width (within ``SAME_SHAPE`` or a cell), and it went across the view, not up
-    or down it: what leaps clear of its own height from one frame to the next, up or down,
-    is a flake or a drop falling close to the lens (a big flake at 7.5 fps falls a little
-    more than its height a frame, as straight as a walker walks), while people and cars move
-    over the ground, which the view shows across; coming towards the camera or going away
-    from it, they move up or down the view slowly, growing or shrinking, and keep touching
-    their blob of the frame before. As for ``_steady``, not a track born
-    in the start-up while the start-up's frames are looked at again, nor one born as the
-    light over the whole view stepped in a frame where it steps: what blinks off in one place
-    and on in another then is a bush not yet known as one, or the light along the edges.
+    A walker far away, two cells wide, that crosses the view at 5 analysed frames a second moves
+    three cells between frames: its blob never touches the one before, so each frame it was
+    taken for a second thing lighting up beside the first, its travel measured anew from its own
+    place, and it never went steadily on. What a thing that leapt leaves is its place empty: no
+    blob of this frame touches the track's box any more (a fragment of foliage lighting up
+    beside another leaves the other where it was), and it has the same height and width (within
+    ``SAME_SHAPE`` or a cell), and it went less far than its own length: it cleared its box
+    across its thin side. A person is upright and narrow, and walking they clear their width,
+    never their height; a flake or a drop close to the lens is round, or drawn out along the way
+    it falls by motion blur, and to clear its box it must go further than its length (a big
+    flake at 7.5 fps falls a little more than its height a frame, as straight as a walker walks,
+    blown sideways or not). As for ``_steady``, not a track born in the start-up while the
+    start-up's frames are looked at again, nor one born as the light over the whole view stepped
+    in a frame where it steps: what blinks off in one place and on in another then is a bush not
+    yet known as one, or the light along the edges.
     """
     size, before = boxes[:, 2:] - boxes[:, :2], tracks[:, R1 : C1 + 1] - tracks[:, R0 : C0 + 1]
     slack = np.maximum(1.0, SAME_SHAPE * before)[None]
     same = np.all(np.abs(size[:, None] - before[None]) <= slack, axis=2)
     went = _centre(boxes)[:, None] - _centre(tracks[:, R0 : C1 + 1])[None]
-    across = np.abs(went[:, :, 1]) >= np.abs(went[:, :, 0])
+    across = np.hypot(went[:, :, 0], went[:, :, 1]) <= size.max(axis=1)[:, None]
     doubtful = ((tracks[:, EARLY] > 0) & early) | ((tracks[:, LIT] > 0) & light_step)
     left = ~touch.any(axis=0) & ~doubtful
     leapt: B = same & across & left[None, :]
