@@ -423,7 +423,7 @@ def _touch(boxes: F64, tracks: F64) -> B:
     return touch
 
 
-def _leapt(boxes: F64, tracks: F64, touch: B, *, early: bool, light_step: bool) -> B:
+def _leapt(boxes: F64, tracks: F64, hit: B, touch: B, *, early: bool, light_step: bool) -> B:
     """blobs x tracks: the blob is the track's blob of the previous frame, moved clear of it.
 
     A walker far away, two cells wide, that crosses the view at 5 analysed frames a second moves
@@ -442,14 +442,16 @@ def _leapt(boxes: F64, tracks: F64, touch: B, *, early: bool, light_step: bool) 
     in a frame where it steps: what blinks off in one place and on in another then is a bush not
     yet known as one, or the light along the edges.
     """
-    size, before = boxes[:, 2:] - boxes[:, :2], tracks[:, R1 : C1 + 1] - tracks[:, R0 : C0 + 1]
-    slack = np.maximum(1.0, SAME_SHAPE * before)[None]
-    same = np.all(np.abs(size[:, None] - before[None]) <= slack, axis=2)
-    went = _centre(boxes)[:, None] - _centre(tracks[:, R0 : C1 + 1])[None]
-    across = np.hypot(went[:, :, 0], went[:, :, 1]) <= size.max(axis=1)[:, None]
     doubtful = ((tracks[:, EARLY] > 0) & early) | ((tracks[:, LIT] > 0) & light_step)
-    left = ~touch.any(axis=0) & ~doubtful
-    leapt: B = same & across & left[None, :]
+    leapt: B = hit & ~touch & (~touch.any(axis=0) & ~doubtful)[None, :]
+    blob, track = np.nonzero(leapt)  # few pairs, if any: a track whose place is empty
+    if len(blob):
+        size = boxes[blob, 2:] - boxes[blob, :2]
+        before = tracks[track, R1 : C1 + 1] - tracks[track, R0 : C0 + 1]
+        same = np.all(np.abs(size - before) <= np.maximum(1.0, SAME_SHAPE * before), axis=1)
+        went = _centre(boxes[blob]) - _centre(tracks[track, R0 : C1 + 1])
+        short = np.hypot(went[:, 0], went[:, 1]) <= size.max(axis=1)
+        leapt[blob, track] = same & short
     return leapt
 
 
@@ -531,12 +533,17 @@ def _pieces(
         )
         return united
 
-    same: B = kept[:, None] & kept[None, :] & (came[:, None] == came[None, :])
-    kin: B = touch & (tracks[None, :, BORN] == tracks[came, BORN][:, None])
-    now = union(same, boxes[:, :2], boxes[:, 2:])
-    before = union(kin, tracks[:, R0 : C0 + 1], tracks[:, R1 : C1 + 1])
-    own = ~kept
-    now[own], before[own] = boxes[own], tracks[came[own], R0 : C1 + 1]
+    now, before = boxes, tracks[came, R0 : C1 + 1]
+    # Most frames have no pieces, and every blob is its own whole: the unions are worked out
+    # only for blobs that share their track with another, or touch more than one.
+    shared = np.bincount(came[kept], minlength=len(tracks))[came] > 1
+    whole = kept & (shared | (touch.sum(axis=1) > 1))
+    if whole.any():
+        same: B = kept[None, :] & (came[whole][:, None] == came[None, :])
+        kin: B = touch[whole] & (tracks[None, :, BORN] == tracks[came[whole], BORN][:, None])
+        now, before = now.copy(), before.copy()
+        now[whole] = union(same, boxes[:, :2], boxes[:, 2:])
+        before[whole] = union(kin, tracks[:, R0 : C0 + 1], tracks[:, R1 : C1 + 1])
     return now, before
 
 
@@ -565,7 +572,7 @@ def _inherit(  # noqa: PLR0917 -- per-blob arrays of one frame
     # place is where the track's travel is measured from. (An object overlaps itself from
     # frame to frame, which the coherence test expects anyway.)
     touch = hit & _touch(new[:, R0 : C1 + 1], tracks)
-    touch |= hit & _leapt(new[:, R0 : C1 + 1], tracks, touch, early=early, light_step=light_step)
+    touch |= _leapt(new[:, R0 : C1 + 1], tracks, hit, touch, early=early, light_step=light_step)
     jumped = matched & ~touch.any(axis=1)
     came = np.where(touch, tracks[None, :, BORN], np.inf).argmin(axis=1)
     origin = tracks[came]
