@@ -65,13 +65,13 @@ leaf lighting up at its corner) continues the track but has not carried it anywh
 own place becomes the place travel is measured from (a start-up track keeps the sum of its
 moves so far, without the jump). Unless the thing leapt: a blob of the same height and width
 as the track's, gone less far than its length, where no blob of this frame touches the
-track's box any more (a walker two cells wide at 5 fps clears its own
-width every frame; a fragment lighting up beside another leaves the other where it was; a
-flake falling close to the lens must go further than its length to clear its box;
-``_leapt``). A blob that broke off from another within the box they came from changed shape,
-not place: its centre lies off the whole's by up to half a size, so it keeps the
-displacement its track had, measured from a place shifted with it; pieces of a track judged
-by its centre alone that join again keep the mean of theirs (``_hold_shape``).
+track's box any more (a walker two cells wide at 5 fps clears its own width every frame; a
+fragment lighting up beside another leaves the other where it was; a flake falling close to
+the lens must go further than its length to clear its box; ``_leapt``). A blob that broke
+off from another within the box they came from changed shape, not place: its centre lies off
+the whole's by up to half a size, so it keeps the displacement its track had, measured from
+a place shifted with it; pieces of a track judged by its centre alone that join again keep
+the mean of theirs (``_hold_shape``).
 
 A confirmed track stays confirmed while blobs keep matching it, so a person who stops stays
 an object (a standing person is coherent: the same cells stay flagged); its blob counts as
