@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from privastead.camsim.lens import soften
@@ -317,6 +317,8 @@ def _calm(bg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     person=st.integers(0, 2),
     seed=st.integers(0, 2**32 - 1),
 )
+# a tie that NumPy 1.26 with Numba 0.60 broke the other way (one cell of 8,638)
+@example(patch=17, blur=7.0, sharpen=False, person=0, seed=2)
 def test_light_matches_reference_as_the_focus_changes(
     patch: int, blur: float, sharpen: bool, person: int, seed: int
 ) -> None:
@@ -333,8 +335,30 @@ def test_light_matches_reference_as_the_focus_changes(
     fb, ub = fa.copy(), ua.copy()
     k.compare_grid(m, fa, ua, 1.0, 0.0, 4.0, 1.2, 6.0)
     k.compare_grid_reference(m, fb, ub, 1.0, 0.0, 4.0, 1.2, 6.0)
-    assert k.light_cells(m, fa, ua, 4.0, 6.0) == k.light_cells_reference(m, fb, ub, 4.0, 6.0)
-    np.testing.assert_array_equal(ua, ub)
+    f0, u0 = fb.copy(), ub.copy()
+    lit = k.light_cells(m, fa, ua, 4.0, 6.0)
+    lit_reference = k.light_cells_reference(m, fb, ub, 4.0, 6.0)
+    ties = _ties(m, f0, u0, ua[G.LIGHT] != ub[G.LIGHT])
+    assert lit - lit_reference == int(ua[G.LIGHT][ties].sum()) - int(ub[G.LIGHT][ties].sum())
+    np.testing.assert_array_equal(ua[:, ~ties], ub[:, ~ties])
+
+
+def _ties(m: np.ndarray, f: np.ndarray, u: np.ndarray, differ: np.ndarray) -> np.ndarray:
+    """The cells of ``differ`` (where ``light_cells`` and its reference decided otherwise)
+    that are floating-point ties, or fail the test: on flat patches of whole grey levels a
+    cell's distance from the light model can come out equal to half its change, and the
+    kernel (fastmath, its own order of sums) and the reference break such a tie either way.
+    A cell is a tie when the reference itself decides it both ways with the frame or the
+    background nudged there by a thousandth of a grey level down and up."""
+    for r, c in np.argwhere(differ):
+        decided = set()
+        for plane, nudge in ((None, -1e-3), (None, 1e-3), (G.BG, -1e-3), (G.BG, 1e-3)):
+            mn, fn, un = m.copy(), f.copy(), u.copy()
+            (mn if plane is None else fn[plane])[r, c] += nudge
+            k.light_cells_reference(mn, fn, un, 4.0, 6.0)
+            decided.add(int(un[G.LIGHT, r, c]))
+        assert len(decided) == 2, f"cell ({r}, {c}) differs from the reference and is no tie"
+    return differ
 
 
 def test_focus_explains_a_view_gone_soft_or_sharp_again_not_a_person() -> None:
