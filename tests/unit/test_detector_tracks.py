@@ -306,7 +306,8 @@ def test_a_walker_that_came_in_as_head_and_body_goes_steadily_on_once_whole() ->
 
 def _brisk_walker(split: Container[int] = ()) -> list[bool]:
     """A walker crossing a 640x360 view right to left at 5 analysed frames a second, traced
-    from a lamp-lit scene: 5 cells wide, 2.6 cells a frame, never coherent. In the frames
+    from a lamp-lit scene onto a grid of 8-pixel cells (45 x 80): 5 cells wide, 2.6 cells a
+    frame, never coherent. In the frames
     ``split`` holds its blob breaks in two across its waist (a band of it matched what is
     behind) and joins again in the next."""
     tracks = Tracks((45, 80))
