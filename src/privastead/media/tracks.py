@@ -348,10 +348,16 @@ def _carried(whole: F64, boxes: F64, origin: F64, kept: B) -> B:
     """
     prev = origin[:, R0 : C1 + 1]
     size, before = boxes[:, 2:] - boxes[:, :2], prev[:, 2:] - prev[:, :2]
-    same = np.all(np.abs(size - before) <= np.maximum(1.0, SAME_SHAPE * before), axis=1)
+    same = _same_shape(size, before)
     far = np.abs(whole).max(axis=1) >= CARRIED
     carried: B = kept & same & far & (origin[:, COH] > 0)
     return carried
+
+
+def _same_shape(size: F64, before: F64) -> B:
+    """Per row: height and width (``size``) each within ``SAME_SHAPE`` (or a cell) of ``before``."""
+    same: B = np.all(np.abs(size - before) <= np.maximum(1.0, SAME_SHAPE * before), axis=1)
+    return same
 
 
 def _centre(boxes: F64) -> F64:
@@ -448,7 +454,7 @@ def _leapt(boxes: F64, tracks: F64, hit: B, touch: B, *, early: bool, light_step
     if len(blob):
         size = boxes[blob, 2:] - boxes[blob, :2]
         before = tracks[track, R1 : C1 + 1] - tracks[track, R0 : C0 + 1]
-        same = np.all(np.abs(size - before) <= np.maximum(1.0, SAME_SHAPE * before), axis=1)
+        same = _same_shape(size, before)
         went = _centre(boxes[blob]) - _centre(tracks[track, R0 : C1 + 1])
         short = np.hypot(went[:, 0], went[:, 1]) <= size.max(axis=1)
         leapt[blob, track] = same & short
